@@ -1,0 +1,67 @@
+package io.choir.server.storage;
+
+import io.choir.proto.Entry;
+import io.choir.proto.KeyValue;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Storage is the replica's durable state, in three key spaces (RocksDB column families): the log (op
+ * number to entry), the data (key to value and version) and meta (applied number, checksum, client
+ * table, view). Two implementations pass one contract test: {@code RocksDbStorage} and the in-memory
+ * twin {@code MemoryStorage}, whose {@code crash()} loses exactly what was not synced.
+ *
+ * <p>Durability contract: a call with {@code sync = true} returns only once that write and every
+ * earlier write are durable (fsync of the write-ahead log); an unsynced write becomes durable with the
+ * next synced one. Writes are applied in call order. One thread writes (the storage stage); reads
+ * (get, scan, readLog, getMeta) may come from any thread and see a consistent state.
+ */
+public interface Storage extends AutoCloseable {
+  /** Appends entries to the log (op order, no gaps expected by callers) as one atomic write. */
+  void appendLog(List<Entry> entries, boolean sync);
+
+  /**
+   * Returns the log entries with fromOp <= op <= toOp in op order, stopping before the total serialized
+   * size would exceed maxBytes (at least one entry is returned when there is one in range).
+   */
+  List<Entry> readLog(long fromOp, long toOp, int maxBytes);
+
+  /** Lowest op in the log, or 0 when the log is empty. */
+  long firstLogOp();
+
+  /** Highest op in the log, or 0 when the log is empty. */
+  long lastLogOp();
+
+  /** Removes every log entry with op < op (log compaction below the low watermark). */
+  void truncateLogBefore(long op, boolean sync);
+
+  /** Removes every log entry with op > op (a new view discards an uncommitted suffix). */
+  void truncateLogAfter(long op, boolean sync);
+
+  /** Returns the value and version of key, or null when absent. */
+  Versioned get(byte[] key);
+
+  /**
+   * Returns up to limit pairs with start <= key < end in unsigned byte order; an empty end means no
+   * upper bound.
+   */
+  List<KeyValue> scan(byte[] start, byte[] end, int limit);
+
+  /** Number of keys in the data space (may be an estimate for RocksDB). */
+  long approximateKeyCount();
+
+  /** Returns the meta value of key, or null. */
+  byte[] getMeta(byte[] key);
+
+  /** Returns every meta pair whose key starts with prefix, in key order. */
+  List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix);
+
+  /** Applies every change of set atomically. */
+  void write(WriteSet set, boolean sync);
+
+  /** Makes every earlier write durable. */
+  void sync();
+
+  @Override
+  void close();
+}
