@@ -18,13 +18,17 @@ import java.util.List;
  *       checksum and the changed client table rows.
  *   <li>checksum(n) = first 8 bytes (big-endian long) of SHA-256(checksum(n-1) as 8 bytes || the entry's
  *       serialized bytes); checksum(0) = 0.
- *   <li>Client table: an entry whose (client_id, request_id) is not newer than the table's row for that
- *       client is not executed again: its reply is the saved reply (same request id) or INVALID (older
- *       request id). Rows beyond maxClientSessions are evicted, the one with the lowest op first.
+ *   <li>Client table (Raft thesis 6.3): per client, the saved replies of request ids at or above its
+ *       first_incomplete. An entry whose request id has a saved reply is not executed again: the saved
+ *       reply is its reply. An entry whose request id is below the row's first_incomplete is refused
+ *       (INVALID, "already acknowledged"). Otherwise it executes, its reply is saved, first_incomplete
+ *       rises to the entry's, lower replies are dropped, at most maxRepliesPerClient are kept (lowest
+ *       dropped first). Rows beyond maxClientSessions are evicted, lowest last_op first. client_id 0
+ *       means "no session": executed, nothing saved.
  * </ul>
  */
 public final class KvStateMachine {
-  public KvStateMachine(Storage storage, int maxClientSessions) {
+  public KvStateMachine(Storage storage, int maxClientSessions, int maxRepliesPerClient) {
     throw new UnsupportedOperationException("TODO");
   }
 
