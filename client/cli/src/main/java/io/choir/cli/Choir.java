@@ -1,0 +1,60 @@
+package io.choir.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * Choir is the `choir` command: the server, the cluster helpers and the key-value client commands.
+ * Exit codes: 0 ok, 1 not found or CAS failed, 2 usage error, 3 unavailable or timeout, 4 other errors.
+ */
+@Command(
+    name = "choir",
+    mixinStandardHelpOptions = true,
+    versionProvider = Choir.Version.class,
+    description = "Choir: a replicated key-value store over IP multicast.",
+    subcommands = {
+      ServerCommand.class,
+      ClusterCommand.class,
+      PutCommand.class,
+      GetCommand.class,
+      DeleteCommand.class,
+      CasCommand.class,
+      ScanCommand.class,
+      StatusCommand.class,
+      CommandLine.HelpCommand.class
+    })
+public final class Choir implements Runnable {
+  public static final int EXIT_OK = 0;
+  public static final int EXIT_NOT_FOUND = 1;
+  public static final int EXIT_USAGE = 2;
+  public static final int EXIT_UNAVAILABLE = 3;
+  public static final int EXIT_ERROR = 4;
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
+  }
+
+  /** Builds the command line with every subcommand and its programmatic options. */
+  public static CommandLine commandLine() {
+    CommandLine cl = new CommandLine(new Choir());
+    ServerCommand.addSettingOptions(cl.getSubcommands().get("server").getCommandSpec());
+    cl.setExitCodeExceptionMapper(t -> EXIT_ERROR);
+    return cl;
+  }
+
+  public static void main(String[] args) {
+    System.exit(commandLine().execute(args));
+  }
+
+  /** Version from the jar manifest, or "dev". */
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Choir.class.getPackage().getImplementationVersion();
+      return new String[] {"choir " + (v == null ? "dev" : v)};
+    }
+  }
+}

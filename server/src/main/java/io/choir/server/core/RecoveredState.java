@@ -1,0 +1,25 @@
+package io.choir.server.core;
+
+import io.choir.proto.Entry;
+import java.util.List;
+
+/**
+ * RecoveredState is what a replica reads back from storage when it starts: its view, the applied
+ * number and checksum of its data, and the log entries above the applied number (in op order).
+ */
+public record RecoveredState(long view, long appliedOp, long checksum, List<Entry> unappliedLog) {
+  public RecoveredState {
+    unappliedLog = List.copyOf(unappliedLog);
+    for (int i = 0; i < unappliedLog.size(); i++) {
+      if (unappliedLog.get(i).getOp() != appliedOp + 1 + i) {
+        throw new IllegalArgumentException("log above applied " + appliedOp + " is not consecutive at "
+            + unappliedLog.get(i).getOp());
+      }
+    }
+  }
+
+  /** A fresh replica with nothing on disk. */
+  public static RecoveredState empty() {
+    return new RecoveredState(0, 0, 0, List.of());
+  }
+}

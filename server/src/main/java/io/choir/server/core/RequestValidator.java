@@ -1,0 +1,136 @@
+package io.choir.server.core;
+
+import com.google.protobuf.ByteString;
+import io.choir.proto.BatchOp;
+import io.choir.proto.CompareAndSet;
+import io.choir.proto.Request;
+import io.choir.proto.Response;
+import io.choir.proto.Status;
+
+/**
+ * RequestValidator refuses requests the core must not execute, before they reach the log: no
+ * operation, empty or oversized keys, oversized values, empty or oversized batches, a compare-and-set
+ * without an expectation. Each refusal is a reply with INVALID or TOO_LARGE and a message that says
+ * which limit and by how much, so a client (and its user) can tell what to fix.
+ */
+final class RequestValidator {
+  private final CoreConfig config;
+
+  RequestValidator(CoreConfig config) {
+    this.config = config;
+  }
+
+  /** Returns null when request may proceed, else the refusal to send. */
+  Response check(Request request) {
+    if (request.getClientId() != 0 && request.getRequestId() == 0) {
+      return refuse(request, Status.INVALID, "request_id must be positive when client_id is set");
+    }
+    if (request.getFirstIncomplete() > request.getRequestId()) {
+      return refuse(request, Status.INVALID, "first_incomplete " + request.getFirstIncomplete()
+          + " is above the request's own id " + request.getRequestId());
+    }
+    return switch (request.getOpCase()) {
+      case GET -> key(request, request.getGet().getKey(), "get");
+      case PUT -> put(request, request.getPut().getKey(), request.getPut().getValue(), "put");
+      case DELETE -> key(request, request.getDelete().getKey(), "delete");
+      case COMPARE_AND_SET -> cas(request, request.getCompareAndSet(), "compare_and_set");
+      case SCAN -> scan(request);
+      case BATCH -> batch(request);
+      case STATUS -> null;
+      case OP_NOT_SET -> refuse(request, Status.INVALID, "request has no operation (or an unknown one)");
+    };
+  }
+
+  private Response key(Request request, ByteString key, String what) {
+    if (key.isEmpty()) {
+      return refuse(request, Status.INVALID, what + ": the key is empty");
+    }
+    if (key.size() > config.maxKeyBytes()) {
+      return refuse(request, Status.TOO_LARGE, what + ": the key has " + key.size()
+          + " bytes, more than max_key_bytes " + config.maxKeyBytes());
+    }
+    return null;
+  }
+
+  private Response put(Request request, ByteString key, ByteString value, String what) {
+    Response r = key(request, key, what);
+    if (r != null) {
+      return r;
+    }
+    if (value.size() > config.maxValueBytes()) {
+      return refuse(request, Status.TOO_LARGE, what + ": the value has " + value.size()
+          + " bytes, more than max_value_bytes " + config.maxValueBytes());
+    }
+    return null;
+  }
+
+  private Response cas(Request request, CompareAndSet cas, String what) {
+    Response r = put(request, cas.getKey(), cas.getNewValue(), what);
+    if (r != null) {
+      return r;
+    }
+    switch (cas.getExpectedCase()) {
+      case EXPECTED_VALUE:
+        if (cas.getExpectedValue().size() > config.maxValueBytes()) {
+          return refuse(request, Status.TOO_LARGE, what + ": the expected value has "
+              + cas.getExpectedValue().size() + " bytes, more than max_value_bytes "
+              + config.maxValueBytes());
+        }
+        return null;
+      case EXPECTED_VERSION:
+        return null;
+      case EXPECT_ABSENT:
+        return cas.getExpectAbsent() ? null
+            : refuse(request, Status.INVALID, what + ": expect_absent must be true when set");
+      default:
+        return refuse(request, Status.INVALID,
+            what + ": no expectation (expected_value, expected_version or expect_absent)");
+    }
+  }
+
+  private Response scan(Request request) {
+    var scan = request.getScan();
+    if (scan.getStartKey().size() > config.maxKeyBytes() || scan.getEndKey().size() > config.maxKeyBytes()) {
+      return refuse(request, Status.TOO_LARGE, "scan: a bound is longer than max_key_bytes "
+          + config.maxKeyBytes());
+    }
+    if (!scan.getEndKey().isEmpty()
+        && ByteString.unsignedLexicographicalComparator().compare(scan.getStartKey(), scan.getEndKey()) > 0) {
+      return refuse(request, Status.INVALID, "scan: start key is after end key");
+    }
+    return null;
+  }
+
+  private Response batch(Request request) {
+    var ops = request.getBatch().getOpsList();
+    if (ops.isEmpty()) {
+      return refuse(request, Status.INVALID, "batch: no operations");
+    }
+    if (ops.size() > config.maxBatchOps()) {
+      return refuse(request, Status.TOO_LARGE, "batch: " + ops.size()
+          + " operations, more than max_batch_ops " + config.maxBatchOps());
+    }
+    for (int i = 0; i < ops.size(); i++) {
+      BatchOp op = ops.get(i);
+      String what = "batch op " + i;
+      Response r = switch (op.getOpCase()) {
+        case PUT -> put(request, op.getPut().getKey(), op.getPut().getValue(), what);
+        case DELETE -> key(request, op.getDelete().getKey(), what);
+        case COMPARE_AND_SET -> cas(request, op.getCompareAndSet(), what);
+        case OP_NOT_SET -> refuse(request, Status.INVALID, what + ": no operation (or an unknown one)");
+      };
+      if (r != null) {
+        return r;
+      }
+    }
+    return null;
+  }
+
+  static Response refuse(Request request, Status status, String error) {
+    return Response.newBuilder()
+        .setRequestId(request.getRequestId())
+        .setStatus(status)
+        .setError(error)
+        .build();
+  }
+}

@@ -1,0 +1,192 @@
+package io.choir.server.replica;
+
+import io.choir.proto.Request;
+import io.choir.proto.Response;
+import io.choir.proto.Status;
+import io.choir.server.core.Effects;
+import io.choir.server.core.Event;
+import io.choir.server.core.ReplicaCore;
+import io.choir.server.net.ClientConnections;
+import io.choir.server.net.RequestSink;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * ReplicaLoop is the one thread that owns the {@link ReplicaCore} (STYLE.md habit 3). Other threads hand
+ * it events: Netty's event loops client requests (bounded: event_queue_capacity queued requests at
+ * most, beyond that the edge answers BUSY), the storage stage Persisted and Applied events (bounded by
+ * the flow-control window, never dropped). It drains a burst of events, steps each, steps a Tick, then
+ * carries out the effects: storage tasks, reads on the read pool, replies grouped per connection.
+ */
+final class ReplicaLoop implements RequestSink, AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(ReplicaLoop.class);
+  private static final int MAX_BURST = 4096;
+
+  private final ReplicaCore core;
+  private final StorageStage storage;
+  private final ClientConnections connections;
+  private final ExecutorService readPool;
+  private final Function<Request, Response> reader;
+  private final Function<Request, Response> statusHandler;
+  private final LongSupplier clock;
+  private final int eventQueueCapacity;
+  private final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
+  private final AtomicInteger queuedRequests = new AtomicInteger();
+  private final Thread thread;
+  private volatile boolean running = true;
+  private volatile String unavailableReason;
+  private volatile boolean idle = true;
+
+  private record Incoming(long connectionId, Request request) {}
+
+  ReplicaLoop(ReplicaCore core, StorageStage storage, ClientConnections connections,
+      ExecutorService readPool, Function<Request, Response> reader,
+      Function<Request, Response> statusHandler, LongSupplier clock, int eventQueueCapacity) {
+    this.core = core;
+    this.storage = storage;
+    this.connections = connections;
+    this.readPool = readPool;
+    this.reader = reader;
+    this.statusHandler = statusHandler;
+    this.clock = clock;
+    this.eventQueueCapacity = eventQueueCapacity;
+    this.thread = new Thread(this::run, "choir-replica");
+    this.thread.setDaemon(true);
+  }
+
+  void start() {
+    thread.start();
+  }
+
+  @Override
+  public boolean offer(long connectionId, Request request) {
+    if (queuedRequests.incrementAndGet() > eventQueueCapacity) {
+      queuedRequests.decrementAndGet();
+      return false;
+    }
+    queue.add(new Incoming(connectionId, request));
+    return true;
+  }
+
+  /** Hands an internal event (from the storage stage) to the loop; never refused. */
+  void post(Event event) {
+    queue.add(event);
+  }
+
+  /** From now on every request is answered UNAVAILABLE with reason (shutdown or a fatal error). */
+  void refuseAll(String reason) {
+    unavailableReason = reason;
+  }
+
+  private void run() {
+    Effects effects = new Effects();
+    List<Object> burst = new ArrayList<>();
+    long nextTickNs = Long.MAX_VALUE;
+    // Apply whatever the log holds beyond the applied number (restart) before serving.
+    core.step(new Event.Tick(), clock.getAsLong(), effects);
+    nextTickNs = execute(effects);
+    while (running) {
+      try {
+        long now = clock.getAsLong();
+        long waitNs = nextTickNs == Long.MAX_VALUE ? TimeUnit.MILLISECONDS.toNanos(100) : nextTickNs - now;
+        Object first = waitNs > 0 ? queue.poll(waitNs, TimeUnit.NANOSECONDS) : queue.poll();
+        if (first != null) {
+          burst.add(first);
+          queue.drainTo(burst, MAX_BURST - 1);
+        }
+        now = clock.getAsLong();
+        effects.clear();
+        for (Object o : burst) {
+          if (o instanceof Incoming in) {
+            queuedRequests.decrementAndGet();
+            handleRequest(in, now, effects);
+          } else {
+            core.step((Event) o, now, effects);
+          }
+        }
+        burst.clear();
+        core.step(new Event.Tick(), now, effects);
+        nextTickNs = execute(effects);
+        idle = core.appliedOp() == core.lastOp() && core.queuedWrites() == 0 && core.pendingReads() == 0;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      } catch (RuntimeException e) {
+        // A broken invariant in the core: stop rather than risk diverging state (fail-stop).
+        log.atError().setCause(e).log("replica core failed; refusing all requests");
+        refuseAll("replica failed: " + e.getMessage());
+        running = false;
+      }
+    }
+  }
+
+  private void handleRequest(Incoming in, long now, Effects effects) {
+    String reason = unavailableReason;
+    if (reason != null) {
+      effects.replies.add(new Effects.Reply(in.connectionId(), Response.newBuilder()
+          .setRequestId(in.request().getRequestId()).setStatus(Status.UNAVAILABLE).setError(reason).build()));
+      return;
+    }
+    if (in.request().getOpCase() == Request.OpCase.STATUS) {
+      effects.replies.add(new Effects.Reply(in.connectionId(), statusHandler.apply(in.request())));
+      return;
+    }
+    core.step(new Event.ClientRequest(in.connectionId(), in.request()), now, effects);
+  }
+
+  private long execute(Effects effects) {
+    if (!effects.persist.isEmpty()) {
+      storage.persist(effects.persist);
+    }
+    if (!effects.apply.isEmpty()) {
+      storage.apply(effects.apply);
+    }
+    for (Effects.Read read : effects.reads) {
+      try {
+        readPool.execute(() -> connections.send(read.connectionId(), reader.apply(read.request())));
+      } catch (RejectedExecutionException e) {
+        connections.send(read.connectionId(), Response.newBuilder().setRequestId(read.request().getRequestId())
+            .setStatus(Status.UNAVAILABLE).setError("replica is shutting down").build());
+      }
+    }
+    if (!effects.replies.isEmpty()) {
+      Map<Long, List<Response>> byConnection = new HashMap<>();
+      for (Effects.Reply r : effects.replies) {
+        byConnection.computeIfAbsent(r.connectionId(), k -> new ArrayList<>()).add(r.response());
+      }
+      byConnection.forEach(connections::send);
+    }
+    if (effects.pauseIntake != null) {
+      connections.setIntakePaused(effects.pauseIntake);
+    }
+    return effects.nextTickNs;
+  }
+
+  /** True when, after the last burst, every admitted write was applied and no read waits. */
+  boolean idle() {
+    return idle && queue.isEmpty();
+  }
+
+  /** Stops the loop thread (after the current burst). */
+  @Override
+  public void close() {
+    running = false;
+    thread.interrupt();
+    try {
+      thread.join(2000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

@@ -1,0 +1,255 @@
+package io.choir.server.replica;
+
+import io.choir.proto.Entry;
+import io.choir.proto.ReplicaStatus;
+import io.choir.proto.Request;
+import io.choir.proto.Response;
+import io.choir.proto.Status;
+import io.choir.server.config.ServerConfig;
+import io.choir.server.core.CoreConfig;
+import io.choir.server.core.RecoveredState;
+import io.choir.server.core.ReplicaCore;
+import io.choir.server.net.ClientConnections;
+import io.choir.server.net.ClientServer;
+import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.storage.RocksDbStorage;
+import io.choir.server.storage.Storage;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * ReplicaServer is one running replica process: storage, state machine, the core on its own thread,
+ * the storage stage, the read pool and the client listener, wired as DESIGN.md "Code shape" describes.
+ * {@link #start} recovers from the data folder (applied state, then the log above it) before serving.
+ * {@link #close} shuts down gracefully: stop accepting, refuse new requests, let admitted writes finish
+ * (at most shutdown_timeout_ms), then close storage.
+ */
+public final class ReplicaServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
+  /** Meta key of the persisted view (VR: view and vote are persisted before answering). */
+  static final byte[] META_VIEW = "view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+
+  private final ServerConfig config;
+  private final MeterRegistry metrics = new SimpleMeterRegistry();
+  private final Storage storage;
+  private final KvStateMachine stateMachine;
+  private final ReplicaCore core;
+  private final StorageStage storageStage;
+  private final ReplicaLoop loop;
+  private final ClientConnections connections;
+  private final ExecutorService readPool;
+  private final ClientServer clientServer;
+  private final long startNs = System.nanoTime();
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private final CompletableFuture<Throwable> terminated = new CompletableFuture<>();
+  private final Counter readsRefused;
+
+  private ReplicaServer(ServerConfig config) throws InterruptedException {
+    this.config = config;
+    this.storage = RocksDbStorage.open(config.dataDir());
+    try {
+      this.stateMachine = new KvStateMachine(storage, config.maxClientSessions(), config.maxRepliesPerClient());
+      stateMachine.load();
+      RecoveredState recovered = recover();
+      CoreConfig coreConfig = new CoreConfig(config.replicaId(),
+          config.replicas().stream().map(r -> r.id()).toList(), config.maxKeyBytes(),
+          config.maxValueBytes(), config.maxBatchOps(), config.maxInFlightOps(),
+          config.maxInFlightBytes(), config.maxQueuedRequests(), config.maxBatchEntries(),
+          config.maxBatchBytes(), TimeUnit.MILLISECONDS.toNanos(config.readTimeoutMs()));
+      this.core = new ReplicaCore(coreConfig, recovered);
+      this.connections = new ClientConnections(config.maxInFlightPerConnection(), metrics);
+      this.readsRefused = metrics.counter("choir.reads.refused");
+      AtomicInteger readThreadIds = new AtomicInteger();
+      this.readPool = new ThreadPoolExecutor(config.readThreads(), config.readThreads(), 0,
+          TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(config.eventQueueCapacity()), r -> {
+            Thread t = new Thread(r, "choir-read-" + readThreadIds.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+          });
+      ReplicaLoop[] loopRef = new ReplicaLoop[1];
+      this.storageStage = new StorageStage(storage, stateMachine,
+          config.durability() == ServerConfig.Durability.FSYNC, config.maxBatchEntries(),
+          config.logRetentionOps(), 1 << 16, e -> loopRef[0].post(e), this::fatal);
+      this.loop = new ReplicaLoop(core, storageStage, connections, readPool, this::read, this::status,
+          System::nanoTime, config.eventQueueCapacity());
+      loopRef[0] = loop;
+      storageStage.start();
+      loop.start();
+      InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
+      this.clientServer = new ClientServer(bind,
+          new ClientServer.Limits(config.maxFrameBytes(), config.maxConnections(),
+              config.clientIdleTimeoutMs(), config.clientWriteBufferBytes()),
+          connections, loop, 2, metrics);
+    } catch (RuntimeException | InterruptedException e) {
+      storage.close();
+      throw e;
+    }
+    log.atInfo()
+        .addKeyValue("id", config.replicaId())
+        .addKeyValue("cluster", config.clusterId())
+        .addKeyValue("client", clientServer.localAddress())
+        .addKeyValue("data", config.dataDir().toAbsolutePath())
+        .addKeyValue("durability", config.durability().name().toLowerCase(Locale.ROOT))
+        .addKeyValue("applied", stateMachine.applied())
+        .addKeyValue("log", core.lastOp())
+        .log("replica started");
+  }
+
+  /** Opens the data folder, recovers and starts serving. */
+  public static ReplicaServer start(ServerConfig config) throws InterruptedException {
+    return new ReplicaServer(config);
+  }
+
+  private RecoveredState recover() {
+    byte[] v = storage.getMeta(META_VIEW);
+    long view = v == null ? 0 : ByteBuffer.wrap(v).getLong();
+    long applied = stateMachine.applied();
+    List<Entry> above = new ArrayList<>();
+    long last = storage.lastLogOp();
+    long next = applied + 1;
+    while (next <= last) {
+      List<Entry> chunk = storage.readLog(next, last, 16 << 20);
+      if (chunk.isEmpty() || chunk.get(0).getOp() != next) {
+        throw new IllegalStateException("log is missing op " + next + " (applied " + applied
+            + ", last " + last + ")");
+      }
+      above.addAll(chunk);
+      next = chunk.get(chunk.size() - 1).getOp() + 1;
+    }
+    if (!above.isEmpty()) {
+      log.atInfo().addKeyValue("from", applied + 1).addKeyValue("to", last)
+          .log("re-applying log entries beyond the applied state");
+    }
+    return new RecoveredState(view, applied, stateMachine.checksum(), above);
+  }
+
+  private Response read(Request request) {
+    try {
+      return stateMachine.read(request, config.maxScanLimit());
+    } catch (RuntimeException e) {
+      readsRefused.increment();
+      log.atWarn().setCause(e).log("read failed");
+      return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.UNAVAILABLE)
+          .setError("read failed: " + e.getMessage()).build();
+    }
+  }
+
+  /** Builds the status reply; runs on the replica loop's thread (it reads the core). */
+  private Response status(Request request) {
+    ReplicaStatus.Builder s = ReplicaStatus.newBuilder()
+        .setId(config.replicaId())
+        .setRole(core.role())
+        .setView(core.view())
+        .setOp(core.lastOp())
+        .setCommit(core.commitOp())
+        .setApplied(core.appliedOp())
+        .setChecksum(core.checksum())
+        .setUptimeMs(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startNs))
+        .setClusterId(config.clusterId())
+        .setPrimaryId(core.primaryId())
+        .setDurability(config.durability().name().toLowerCase(Locale.ROOT))
+        .setKeys(storage.approximateKeyCount())
+        .setVersion(version());
+    ReplicaCore.Counters c = core.counters();
+    s.putCounters("requests", c.requests)
+        .putCounters("writes", c.writes)
+        .putCounters("reads", c.reads)
+        .putCounters("busy", c.busy)
+        .putCounters("invalid", c.invalid)
+        .putCounters("too_large", c.tooLarge)
+        .putCounters("duplicates", c.duplicates)
+        .putCounters("read_timeouts", c.readTimeouts)
+        .putCounters("log_batches", c.batches)
+        .putCounters("fsyncs", storageStage.fsyncs())
+        .putCounters("connections", connections.size())
+        .putCounters("queued_writes", core.queuedWrites());
+    for (Meter m : metrics.getMeters()) {
+      if (m instanceof Counter counter) {
+        s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());
+      }
+    }
+    return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.OK)
+        .setReplicaStatus(s).build();
+  }
+
+  private static String version() {
+    String v = ReplicaServer.class.getPackage().getImplementationVersion();
+    return v == null ? "dev" : v;
+  }
+
+  private void fatal(Throwable t) {
+    loop.refuseAll("replica stopped after a storage failure: " + t.getMessage());
+    terminated.complete(t);
+  }
+
+  /** The address clients connect to (the real port). */
+  public InetSocketAddress clientAddress() {
+    return clientServer.localAddress();
+  }
+
+  public ServerConfig config() {
+    return config;
+  }
+
+  /**
+   * Completes when the replica stops by itself after a fatal error (with the cause), or with null after
+   * {@link #close()}.
+   */
+  public CompletableFuture<Throwable> terminated() {
+    return terminated;
+  }
+
+  /** Every counter, by name (tests and status). */
+  public Map<String, Long> counters() {
+    return status(Request.getDefaultInstance()).getReplicaStatus().getCountersMap();
+  }
+
+  @Override
+  public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    log.atInfo().addKeyValue("id", config.replicaId()).log("replica shutting down");
+    clientServer.stopAccepting();
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(config.shutdownTimeoutMs());
+    // Let admitted writes commit and apply, so their clients get answers; new requests are refused.
+    while (!loop.idle() && System.nanoTime() < deadline && !terminated.isDone()) {
+      try {
+        Thread.sleep(5);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    loop.refuseAll("replica is shutting down");
+    readPool.shutdown();
+    try {
+      readPool.awaitTermination(1, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    clientServer.close();
+    loop.close();
+    storageStage.close(config.shutdownTimeoutMs());
+    storage.close();
+    terminated.complete(null);
+    log.atInfo().addKeyValue("id", config.replicaId()).log("replica stopped");
+  }
+}

@@ -1,0 +1,360 @@
+package io.choir.server.storage;
+
+import com.google.protobuf.ByteString;
+import io.choir.proto.Entry;
+import io.choir.proto.KeyValue;
+import java.util.AbstractMap;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
+
+/**
+ * MemoryStorage is the in-memory twin of {@link RocksDbStorage} for tests and the deterministic
+ * simulator: the same contract (one contract test runs over both), keys in the same unsigned byte
+ * order, plus a model of durability.
+ *
+ * <p>Durability model: besides the current state it keeps the durable state, which is what an OS
+ * crash would leave on disk. A write with {@code sync = true} makes itself and every earlier write
+ * durable; {@link #sync()} makes every earlier write durable; an unsynced write stays pending until
+ * then. {@link #crash()} returns a new MemoryStorage holding exactly the durable state, as a replica
+ * restarted after a power loss would find it; {@link #crashKeeping(int)} also keeps a prefix of the
+ * pending writes, as RocksDB's point-in-time WAL recovery may (whatever reached the disk before the
+ * crash, always a prefix). A process kill loses nothing with RocksDB, so it is modelled by simply
+ * reusing this instance.
+ *
+ * <p>Threads: one writer and any number of readers; a read-write lock makes every call atomic.
+ * Arrays are copied on the way in and out, so callers may reuse or change theirs.
+ */
+public final class MemoryStorage implements Storage {
+  /** The three key spaces; the current and the durable state are two of these. */
+  private static final class State {
+    final TreeMap<Long, Entry> log = new TreeMap<>();
+    final TreeMap<byte[], Versioned> data = new TreeMap<>(Bytes.UNSIGNED);
+    final TreeMap<byte[], byte[]> meta = new TreeMap<>(Bytes.UNSIGNED);
+
+    State copy() {
+      // Arrays stored here are never mutated (copied on the way in and out), so sharing is safe.
+      State copy = new State();
+      copy.log.putAll(log);
+      copy.data.putAll(data);
+      copy.meta.putAll(meta);
+      return copy;
+    }
+  }
+
+  private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+  private final State current;
+  private final State durable;
+  /** Writes applied to current but not yet to durable, in call order. */
+  private final List<Consumer<State>> pending = new ArrayList<>();
+
+  private boolean closed; // guarded by lock
+
+  /** MemoryStorage creates an empty storage. */
+  public MemoryStorage() {
+    this(new State());
+  }
+
+  private MemoryStorage(State durable) {
+    this.durable = durable;
+    this.current = durable.copy();
+  }
+
+  /**
+   * Simulates an OS crash: returns a new storage holding exactly the durable state and closes this one
+   * (a crashed process writes nothing more; a stale reference fails loudly).
+   */
+  public MemoryStorage crash() {
+    return crashKeeping(0);
+  }
+
+  /**
+   * Simulates an OS crash in which the first {@code keptUnsyncedWrites} pending writes happened to
+   * reach the disk (at most {@link #unsyncedWriteCount()}): returns a new storage with the durable
+   * state plus that prefix, and closes this one.
+   */
+  public MemoryStorage crashKeeping(int keptUnsyncedWrites) {
+    lock.writeLock().lock();
+    try {
+      ensureOpen("crash");
+      if (keptUnsyncedWrites < 0 || keptUnsyncedWrites > pending.size()) {
+        throw new IllegalArgumentException(
+            "keptUnsyncedWrites must be in [0, " + pending.size() + "]: " + keptUnsyncedWrites);
+      }
+      State survivor = durable.copy();
+      for (Consumer<State> write : pending.subList(0, keptUnsyncedWrites)) {
+        write.accept(survivor);
+      }
+      closed = true;
+      return new MemoryStorage(survivor);
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** The number of writes a crash would lose now (writes made since the last synced one). */
+  public int unsyncedWriteCount() {
+    lock.readLock().lock();
+    try {
+      return pending.size();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void appendLog(List<Entry> entries, boolean sync) {
+    if (entries.isEmpty()) {
+      if (sync) {
+        sync();
+      }
+      return;
+    }
+    List<Entry> copy = List.copyOf(entries);
+    mutate(
+        "append to the log",
+        state -> {
+          for (Entry entry : copy) {
+            state.log.put(entry.getOp(), entry);
+          }
+        },
+        sync);
+  }
+
+  @Override
+  public List<Entry> readLog(long fromOp, long toOp, int maxBytes) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("read the log");
+      List<Entry> out = new ArrayList<>();
+      if (fromOp > toOp) {
+        return out;
+      }
+      long bytes = 0;
+      for (Entry entry : current.log.subMap(fromOp, true, toOp, true).values()) {
+        int size = entry.getSerializedSize();
+        if (!out.isEmpty() && bytes + size > maxBytes) {
+          break;
+        }
+        out.add(entry);
+        bytes += size;
+      }
+      return out;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public long firstLogOp() {
+    lock.readLock().lock();
+    try {
+      ensureOpen("read the first log op");
+      return current.log.isEmpty() ? 0 : current.log.firstKey();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public long lastLogOp() {
+    lock.readLock().lock();
+    try {
+      ensureOpen("read the last log op");
+      return current.log.isEmpty() ? 0 : current.log.lastKey();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void truncateLogBefore(long op, boolean sync) {
+    mutate("truncate the log", state -> state.log.headMap(op, false).clear(), sync);
+  }
+
+  @Override
+  public void truncateLogAfter(long op, boolean sync) {
+    if (op < 0) {
+      throw new IllegalArgumentException("op must not be negative: " + op);
+    }
+    mutate("truncate the log", state -> state.log.tailMap(op, false).clear(), sync);
+  }
+
+  @Override
+  public Versioned get(byte[] key) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("get a key");
+      Versioned stored = current.data.get(key);
+      return stored == null ? null : new Versioned(stored.value().clone(), stored.version());
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("scan the data");
+      List<KeyValue> out = new ArrayList<>();
+      if (limit <= 0 || (end.length > 0 && Arrays.compareUnsigned(start, end) >= 0)) {
+        return out;
+      }
+      NavigableMap<byte[], Versioned> range =
+          end.length == 0
+              ? current.data.tailMap(start, true)
+              : current.data.subMap(start, true, end, false);
+      for (Map.Entry<byte[], Versioned> pair : range.entrySet()) {
+        if (out.size() >= limit) {
+          break;
+        }
+        out.add(
+            KeyValue.newBuilder()
+                .setKey(ByteString.copyFrom(pair.getKey()))
+                .setValue(ByteString.copyFrom(pair.getValue().value()))
+                .setVersion(pair.getValue().version())
+                .build());
+      }
+      return out;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /** The exact number of keys (the RocksDB twin only estimates it). */
+  @Override
+  public long approximateKeyCount() {
+    lock.readLock().lock();
+    try {
+      ensureOpen("count the keys");
+      return current.data.size();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public byte[] getMeta(byte[] key) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("get a meta row");
+      byte[] value = current.meta.get(key);
+      return value == null ? null : value.clone();
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("scan the meta rows");
+      List<Map.Entry<byte[], byte[]>> out = new ArrayList<>();
+      for (Map.Entry<byte[], byte[]> pair : current.meta.tailMap(prefix, true).entrySet()) {
+        if (!Bytes.startsWith(pair.getKey(), prefix)) {
+          break;
+        }
+        out.add(
+            new AbstractMap.SimpleImmutableEntry<>(
+                pair.getKey().clone(), pair.getValue().clone()));
+      }
+      return out;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void write(WriteSet set, boolean sync) {
+    if (set.isEmpty()) {
+      if (sync) {
+        sync();
+      }
+      return;
+    }
+    List<WriteSet.Change> changes = new ArrayList<>(set.changes().size());
+    for (WriteSet.Change change : set.changes()) {
+      changes.add(
+          new WriteSet.Change(
+              change.space(),
+              change.key().clone(),
+              change.value() == null ? null : change.value().clone(),
+              change.version()));
+    }
+    mutate(
+        "write a write set",
+        state -> {
+          for (WriteSet.Change change : changes) {
+            if (change.space() == WriteSet.Space.DATA) {
+              if (change.value() == null) {
+                state.data.remove(change.key());
+              } else {
+                state.data.put(change.key(), new Versioned(change.value(), change.version()));
+              }
+            } else if (change.value() == null) {
+              state.meta.remove(change.key());
+            } else {
+              state.meta.put(change.key(), change.value());
+            }
+          }
+        },
+        sync);
+  }
+
+  @Override
+  public void sync() {
+    lock.writeLock().lock();
+    try {
+      ensureOpen("sync");
+      makeDurable();
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** Closes this storage; idempotent. Durable state is kept by crash(), not by close. */
+  @Override
+  public void close() {
+    lock.writeLock().lock();
+    try {
+      closed = true;
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /** Applies write to the current state now and to the durable state once synced. */
+  private void mutate(String what, Consumer<State> write, boolean sync) {
+    lock.writeLock().lock();
+    try {
+      ensureOpen(what);
+      write.accept(current);
+      pending.add(write);
+      if (sync) {
+        makeDurable();
+      }
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  private void makeDurable() {
+    for (Consumer<State> write : pending) {
+      write.accept(durable);
+    }
+    pending.clear();
+  }
+
+  private void ensureOpen(String what) {
+    if (closed) {
+      throw new StorageException("cannot " + what + ": memory storage is closed");
+    }
+  }
+}
