@@ -15,11 +15,11 @@ import picocli.CommandLine.Command;
     subcommands = {
       ServerCommand.class,
       ClusterCommand.class,
-      PutCommand.class,
-      GetCommand.class,
-      DeleteCommand.class,
-      CasCommand.class,
-      ScanCommand.class,
+      KvCommands.Put.class,
+      KvCommands.Get.class,
+      KvCommands.Delete.class,
+      KvCommands.Cas.class,
+      KvCommands.Scan.class,
       StatusCommand.class,
       CommandLine.HelpCommand.class
     })

@@ -1,0 +1,91 @@
+package io.choir.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.choir.client.BusyException;
+import io.choir.client.CasFailedException;
+import io.choir.client.ChoirClient;
+import io.choir.client.ChoirException;
+import io.choir.client.ChoirTimeoutException;
+import io.choir.client.InvalidRequestException;
+import io.choir.client.TooLargeException;
+import io.choir.client.UnavailableException;
+import java.io.PrintWriter;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/** ClientOptions are the options every client command shares: where the cluster is, timeout, output. */
+final class ClientOptions {
+  static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
+
+  @Option(names = {"-e", "--endpoints"}, paramLabel = "HOST:PORT,...",
+      description = "Replica client addresses (default: $CHOIR_ENDPOINTS or 127.0.0.1:7301).")
+  String endpoints;
+
+  @Option(names = "--timeout-ms", paramLabel = "MS", defaultValue = "5000",
+      description = "Time budget of the command, retries included. Default: ${DEFAULT-VALUE}")
+  long timeoutMs;
+
+  @Option(names = "--json", description = "Print one JSON object (for scripts).")
+  boolean json;
+
+  List<String> endpointList() {
+    String e = endpoints;
+    if (e == null || e.isBlank()) {
+      e = System.getenv().getOrDefault("CHOIR_ENDPOINTS", "127.0.0.1:7301");
+    }
+    return Arrays.stream(e.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
+  }
+
+  ChoirClient connect() {
+    return ChoirClient.builder()
+        .endpoints(endpointList())
+        .requestTimeout(Duration.ofMillis(timeoutMs))
+        .build();
+  }
+
+  void printJson(PrintWriter out, Object value) {
+    try {
+      out.println(JSON.writeValueAsString(value));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** Prints the error (as JSON with --json) and returns the command's exit code for it. */
+  int fail(PrintWriter out, PrintWriter err, ChoirException e) {
+    int code;
+    String kind;
+    if (e instanceof CasFailedException) {
+      code = Choir.EXIT_NOT_FOUND;
+      kind = "cas_failed";
+    } else if (e instanceof UnavailableException) {
+      code = Choir.EXIT_UNAVAILABLE;
+      kind = "unavailable";
+    } else if (e instanceof ChoirTimeoutException) {
+      code = Choir.EXIT_UNAVAILABLE;
+      kind = "timeout";
+    } else if (e instanceof BusyException) {
+      code = Choir.EXIT_UNAVAILABLE;
+      kind = "busy";
+    } else if (e instanceof TooLargeException) {
+      code = Choir.EXIT_USAGE;
+      kind = "too_large";
+    } else if (e instanceof InvalidRequestException) {
+      code = Choir.EXIT_USAGE;
+      kind = "invalid";
+    } else {
+      code = Choir.EXIT_ERROR;
+      kind = "error";
+    }
+    if (json) {
+      printJson(out, Map.of("ok", false, "error", kind, "message", String.valueOf(e.getMessage())));
+    } else {
+      err.println("choir: " + kind.replace('_', ' ') + ": " + e.getMessage());
+    }
+    return code;
+  }
+}

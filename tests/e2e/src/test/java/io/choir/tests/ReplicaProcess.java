@@ -1,0 +1,75 @@
+package io.choir.tests;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * ReplicaProcess runs `choir server --config FILE` as a real child process (the test JVM's classpath has
+ * every module), so tests can kill it with SIGKILL and restart it from the same data folder.
+ */
+final class ReplicaProcess implements AutoCloseable {
+  private final Path config;
+  private final Path logFile;
+  private final int clientPort;
+  private Process process;
+
+  ReplicaProcess(Path config, Path logFile, int clientPort) {
+    this.config = config;
+    this.logFile = logFile;
+    this.clientPort = clientPort;
+  }
+
+  /** Starts the process and waits (up to 30 s) until its client port accepts connections. */
+  void start() throws IOException, InterruptedException {
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd = new ArrayList<>(List.of(java, "-Xmx512m", "-cp", System.getProperty("java.class.path"),
+        "io.choir.cli.Choir", "server", "--config", config.toString()));
+    process = new ProcessBuilder(cmd).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (System.nanoTime() < deadline) {
+      if (!process.isAlive()) {
+        throw new IllegalStateException("replica exited with " + process.exitValue() + "; see " + logFile);
+      }
+      try (Socket s = new Socket()) {
+        s.connect(new InetSocketAddress("127.0.0.1", clientPort), 200);
+        return;
+      } catch (IOException notYet) {
+        TimeUnit.MILLISECONDS.sleep(50); // polling a port that is not open yet; no event to wait on
+      }
+    }
+    throw new IllegalStateException("replica did not open port " + clientPort + " in 30 s; see " + logFile);
+  }
+
+  /** kill -9: no shutdown hook, no flush; only what reached the OS (or the disk) survives. */
+  void kill() throws InterruptedException {
+    process.destroyForcibly();
+    process.waitFor(10, TimeUnit.SECONDS);
+  }
+
+  /** SIGTERM and wait for the graceful shutdown; returns the exit code. */
+  int terminate() throws InterruptedException {
+    process.destroy();
+    if (!process.waitFor(20, TimeUnit.SECONDS)) {
+      process.destroyForcibly();
+      return -1;
+    }
+    return process.exitValue();
+  }
+
+  long pid() {
+    return process.pid();
+  }
+
+  @Override
+  public void close() throws InterruptedException {
+    if (process != null && process.isAlive()) {
+      kill();
+    }
+  }
+}
