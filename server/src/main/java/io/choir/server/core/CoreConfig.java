@@ -1,35 +1,101 @@
 package io.choir.server.core;
 
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
- * CoreConfig is what the pure core needs to know: the membership and every bound it enforces. Built
- * from the server configuration, or directly by tests and the simulator.
+ * CoreConfig is what the pure core needs to know: the membership and every bound and timer it applies.
+ * Built from the server configuration, or by tests and the simulator through {@link #builder}.
+ * Durations are nanoseconds of whatever clock the caller passes to step().
  */
-public record CoreConfig(
-    int replicaId,
-    List<Integer> replicaIds,
-    int maxKeyBytes,
-    int maxValueBytes,
-    int maxBatchOps,
-    int maxInFlightOps,
-    long maxInFlightBytes,
-    int maxQueuedRequests,
-    int maxBatchEntries,
-    int maxBatchBytes,
-    long readTimeoutNs) {
+public final class CoreConfig {
+  private final int replicaId;
+  private final List<Integer> replicaIds;
+  private final Map<Integer, String> clientAddresses;
+  public final int maxKeyBytes;
+  public final int maxValueBytes;
+  public final int maxBatchOps;
+  public final int maxInFlightOps;
+  public final long maxInFlightBytes;
+  public final int maxQueuedRequests;
+  public final int maxBatchEntries;
+  public final int maxBatchBytes;
+  public final long readTimeoutNs;
+  /** Largest PREPARE body the core packs (the transport fragments a bigger single entry). */
+  public final int maxDatagramBytes;
+  public final long heartbeatIntervalNs;
+  /** A primary that heard from fewer than f backups for this long refuses writes (CheckQuorum). */
+  public final long quorumTimeoutNs;
+  /** First NACK after a gap waits a random delay in [0, nackDelayNs) (RFC 5401 NORM-style suppression). */
+  public final long nackDelayNs;
+  public final long nackBackoffMaxNs;
+  public final int maxNackRanges;
+  public final int maxOutOfOrderEntries;
+  /** Applied entries every replica keeps in memory for fast retransmission. */
+  public final int retransmitRingEntries;
+  /** A second replica asking for the same op within this window gets a multicast resend. */
+  public final long multicastRetransmitWindowNs;
+  /** The primary ignores a NACK for an op it resent to the same replica this recently. */
+  public final long resendSuppressNs;
+  public final int maxRetransmitEntriesPerNack;
+  public final long logRetentionMinOps;
+  public final long logRetentionMaxOps;
+  /** Seed of the core's random source (NACK delays); a run replays from it. */
+  public final long seed;
 
-  public CoreConfig {
-    replicaIds = List.copyOf(replicaIds.stream().sorted().toList());
+  private CoreConfig(Builder b) {
+    this.replicaId = b.replicaId;
+    this.replicaIds = List.copyOf(b.replicaIds.stream().sorted().toList());
     if (!replicaIds.contains(replicaId)) {
       throw new IllegalArgumentException("replica " + replicaId + " not in " + replicaIds);
     }
+    this.clientAddresses = Map.copyOf(new TreeMap<>(b.clientAddresses));
+    this.maxKeyBytes = b.maxKeyBytes;
+    this.maxValueBytes = b.maxValueBytes;
+    this.maxBatchOps = b.maxBatchOps;
+    this.maxInFlightOps = b.maxInFlightOps;
+    this.maxInFlightBytes = b.maxInFlightBytes;
+    this.maxQueuedRequests = b.maxQueuedRequests;
+    this.maxBatchEntries = b.maxBatchEntries;
+    this.maxBatchBytes = b.maxBatchBytes;
+    this.readTimeoutNs = b.readTimeoutNs;
+    this.maxDatagramBytes = b.maxDatagramBytes;
+    this.heartbeatIntervalNs = b.heartbeatIntervalNs;
+    this.quorumTimeoutNs = b.quorumTimeoutNs;
+    this.nackDelayNs = b.nackDelayNs;
+    this.nackBackoffMaxNs = b.nackBackoffMaxNs;
+    this.maxNackRanges = b.maxNackRanges;
+    this.maxOutOfOrderEntries = b.maxOutOfOrderEntries;
+    this.retransmitRingEntries = b.retransmitRingEntries;
+    this.multicastRetransmitWindowNs = b.multicastRetransmitWindowNs;
+    this.resendSuppressNs = b.resendSuppressNs;
+    this.maxRetransmitEntriesPerNack = b.maxRetransmitEntriesPerNack;
+    this.logRetentionMinOps = b.logRetentionMinOps;
+    this.logRetentionMaxOps = Math.max(b.logRetentionMaxOps, b.logRetentionMinOps);
+    this.seed = b.seed;
+  }
+
+  public static Builder builder(int replicaId, List<Integer> replicaIds) {
+    return new Builder(replicaId, replicaIds);
   }
 
   /** A single replica with the server's default limits (tests). */
   public static CoreConfig singleReplicaDefaults() {
-    return new CoreConfig(1, List.of(1), 4096, 1 << 20, 1000, 8192, 64L << 20, 16_384, 1024, 4 << 20,
-        5_000_000_000L);
+    return builder(1, List.of(1)).build();
+  }
+
+  public int replicaId() {
+    return replicaId;
+  }
+
+  public List<Integer> replicaIds() {
+    return replicaIds;
+  }
+
+  /** The client address of replica id (for NOT_PRIMARY hints), or "" when unknown. */
+  public String clientAddress(int id) {
+    return clientAddresses.getOrDefault(id, "");
   }
 
   /** f+1: how many replicas (the primary counted) must have an entry before it commits. */
@@ -40,5 +106,69 @@ public record CoreConfig(
   /** VR: the primary of view v is the replica at position v mod N of the sorted ids. */
   public int primaryOf(long view) {
     return replicaIds.get((int) (view % replicaIds.size()));
+  }
+
+  /** Builder with the server's defaults. */
+  public static final class Builder {
+    private final int replicaId;
+    private final List<Integer> replicaIds;
+    private Map<Integer, String> clientAddresses = Map.of();
+    private int maxKeyBytes = 4096;
+    private int maxValueBytes = 1 << 20;
+    private int maxBatchOps = 1000;
+    private int maxInFlightOps = 8192;
+    private long maxInFlightBytes = 64L << 20;
+    private int maxQueuedRequests = 16_384;
+    private int maxBatchEntries = 1024;
+    private int maxBatchBytes = 4 << 20;
+    private long readTimeoutNs = 5_000_000_000L;
+    private int maxDatagramBytes = 1400;
+    private long heartbeatIntervalNs = 50_000_000L;
+    private long quorumTimeoutNs = 500_000_000L;
+    private long nackDelayNs = 2_000_000L;
+    private long nackBackoffMaxNs = 100_000_000L;
+    private int maxNackRanges = 64;
+    private int maxOutOfOrderEntries = 16_384;
+    private int retransmitRingEntries = 8192;
+    private long multicastRetransmitWindowNs = 5_000_000L;
+    private long resendSuppressNs = 5_000_000L;
+    private int maxRetransmitEntriesPerNack = 4096;
+    private long logRetentionMinOps = 100_000;
+    private long logRetentionMaxOps = 10_000_000;
+    private long seed = 1;
+
+    private Builder(int replicaId, List<Integer> replicaIds) {
+      this.replicaId = replicaId;
+      this.replicaIds = replicaIds;
+    }
+
+    public Builder clientAddresses(Map<Integer, String> v) { clientAddresses = v; return this; }
+    public Builder maxKeyBytes(int v) { maxKeyBytes = v; return this; }
+    public Builder maxValueBytes(int v) { maxValueBytes = v; return this; }
+    public Builder maxBatchOps(int v) { maxBatchOps = v; return this; }
+    public Builder maxInFlightOps(int v) { maxInFlightOps = v; return this; }
+    public Builder maxInFlightBytes(long v) { maxInFlightBytes = v; return this; }
+    public Builder maxQueuedRequests(int v) { maxQueuedRequests = v; return this; }
+    public Builder maxBatchEntries(int v) { maxBatchEntries = v; return this; }
+    public Builder maxBatchBytes(int v) { maxBatchBytes = v; return this; }
+    public Builder readTimeoutNs(long v) { readTimeoutNs = v; return this; }
+    public Builder maxDatagramBytes(int v) { maxDatagramBytes = v; return this; }
+    public Builder heartbeatIntervalNs(long v) { heartbeatIntervalNs = v; return this; }
+    public Builder quorumTimeoutNs(long v) { quorumTimeoutNs = v; return this; }
+    public Builder nackDelayNs(long v) { nackDelayNs = v; return this; }
+    public Builder nackBackoffMaxNs(long v) { nackBackoffMaxNs = v; return this; }
+    public Builder maxNackRanges(int v) { maxNackRanges = v; return this; }
+    public Builder maxOutOfOrderEntries(int v) { maxOutOfOrderEntries = v; return this; }
+    public Builder retransmitRingEntries(int v) { retransmitRingEntries = v; return this; }
+    public Builder multicastRetransmitWindowNs(long v) { multicastRetransmitWindowNs = v; return this; }
+    public Builder resendSuppressNs(long v) { resendSuppressNs = v; return this; }
+    public Builder maxRetransmitEntriesPerNack(int v) { maxRetransmitEntriesPerNack = v; return this; }
+    public Builder logRetentionMinOps(long v) { logRetentionMinOps = v; return this; }
+    public Builder logRetentionMaxOps(long v) { logRetentionMaxOps = v; return this; }
+    public Builder seed(long v) { seed = v; return this; }
+
+    public CoreConfig build() {
+      return new CoreConfig(this);
+    }
   }
 }

@@ -1,5 +1,7 @@
 package io.choir.server.core;
 
+import com.google.protobuf.MessageLite;
+import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import java.util.List;
@@ -20,6 +22,18 @@ public sealed interface Event {
    * this step, in op order, starting at firstOp; checksum is the running checksum at op.
    */
   record Applied(long firstOp, long op, List<Response> replies, long checksum) implements Event {}
+
+  /**
+   * A peer message that passed the transport's checks (magic, version, cluster id, size): from replica
+   * from, stamped with the sender's view; body is the parsed protobuf of type.
+   */
+  record Peer(int from, long view, MessageType type, MessageLite body) implements Event {}
+
+  /** A state transfer finished: storage now holds the state at op with checksum, and no log. */
+  record StateInstalled(long op, long checksum) implements Event {}
+
+  /** A state transfer failed (source unreachable, snapshot inconsistent); the core will ask again. */
+  record StateTransferFailed(String reason) implements Event {}
 
   /**
    * Tick ends a burst of events: it sends what the burst batched and runs timers. The replica loop

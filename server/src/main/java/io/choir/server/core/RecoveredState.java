@@ -5,9 +5,10 @@ import java.util.List;
 
 /**
  * RecoveredState is what a replica reads back from storage when it starts: its view, the applied
- * number and checksum of its data, and the log entries above the applied number (in op order).
+ * number and checksum of its data, the lowest op its log still holds, and the log entries above the
+ * applied number (in op order).
  */
-public record RecoveredState(long view, long appliedOp, long checksum, List<Entry> unappliedLog) {
+public record RecoveredState(long view, long appliedOp, long checksum, long logFirstOp, List<Entry> unappliedLog) {
   public RecoveredState {
     unappliedLog = List.copyOf(unappliedLog);
     for (int i = 0; i < unappliedLog.size(); i++) {
@@ -18,8 +19,13 @@ public record RecoveredState(long view, long appliedOp, long checksum, List<Entr
     }
   }
 
+  public RecoveredState(long view, long appliedOp, long checksum, List<Entry> unappliedLog) {
+    this(view, appliedOp, checksum, unappliedLog.isEmpty() ? appliedOp + 1 : unappliedLog.get(0).getOp(),
+        unappliedLog);
+  }
+
   /** A fresh replica with nothing on disk. */
   public static RecoveredState empty() {
-    return new RecoveredState(0, 0, 0, List.of());
+    return new RecoveredState(0, 0, 0, 1, List.of());
   }
 }

@@ -45,9 +45,9 @@ final class RequestValidator {
     if (key.isEmpty()) {
       return refuse(request, Status.INVALID, what + ": the key is empty");
     }
-    if (key.size() > config.maxKeyBytes()) {
+    if (key.size() > config.maxKeyBytes) {
       return refuse(request, Status.TOO_LARGE, what + ": the key has " + key.size()
-          + " bytes, more than max_key_bytes " + config.maxKeyBytes());
+          + " bytes, more than max_key_bytes " + config.maxKeyBytes);
     }
     return null;
   }
@@ -57,9 +57,9 @@ final class RequestValidator {
     if (r != null) {
       return r;
     }
-    if (value.size() > config.maxValueBytes()) {
+    if (value.size() > config.maxValueBytes) {
       return refuse(request, Status.TOO_LARGE, what + ": the value has " + value.size()
-          + " bytes, more than max_value_bytes " + config.maxValueBytes());
+          + " bytes, more than max_value_bytes " + config.maxValueBytes);
     }
     return null;
   }
@@ -71,10 +71,10 @@ final class RequestValidator {
     }
     switch (cas.getExpectedCase()) {
       case EXPECTED_VALUE:
-        if (cas.getExpectedValue().size() > config.maxValueBytes()) {
+        if (cas.getExpectedValue().size() > config.maxValueBytes) {
           return refuse(request, Status.TOO_LARGE, what + ": the expected value has "
               + cas.getExpectedValue().size() + " bytes, more than max_value_bytes "
-              + config.maxValueBytes());
+              + config.maxValueBytes);
         }
         return null;
       case EXPECTED_VERSION:
@@ -90,9 +90,9 @@ final class RequestValidator {
 
   private Response scan(Request request) {
     var scan = request.getScan();
-    if (scan.getStartKey().size() > config.maxKeyBytes() || scan.getEndKey().size() > config.maxKeyBytes()) {
+    if (scan.getStartKey().size() > config.maxKeyBytes || scan.getEndKey().size() > config.maxKeyBytes) {
       return refuse(request, Status.TOO_LARGE, "scan: a bound is longer than max_key_bytes "
-          + config.maxKeyBytes());
+          + config.maxKeyBytes);
     }
     if (!scan.getEndKey().isEmpty()
         && ByteString.unsignedLexicographicalComparator().compare(scan.getStartKey(), scan.getEndKey()) > 0) {
@@ -106,9 +106,9 @@ final class RequestValidator {
     if (ops.isEmpty()) {
       return refuse(request, Status.INVALID, "batch: no operations");
     }
-    if (ops.size() > config.maxBatchOps()) {
+    if (ops.size() > config.maxBatchOps) {
       return refuse(request, Status.TOO_LARGE, "batch: " + ops.size()
-          + " operations, more than max_batch_ops " + config.maxBatchOps());
+          + " operations, more than max_batch_ops " + config.maxBatchOps);
     }
     for (int i = 0; i < ops.size(); i++) {
       BatchOp op = ops.get(i);

@@ -7,7 +7,14 @@ import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.net.ClientConnections;
+import io.choir.server.net.PeerSink;
+import io.choir.server.net.PeerTransport;
 import io.choir.server.net.RequestSink;
+import io.choir.server.storage.Storage;
+import com.google.protobuf.MessageLite;
+import io.choir.proto.Entry;
+import io.choir.proto.MessageType;
+import io.choir.proto.Prepare;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -29,7 +36,7 @@ import org.slf4j.LoggerFactory;
  * the flow-control window, never dropped). It drains a burst of events, steps each, steps a Tick, then
  * carries out the effects: storage tasks, reads on the read pool, replies grouped per connection.
  */
-final class ReplicaLoop implements RequestSink, AutoCloseable {
+final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaLoop.class);
   private static final int MAX_BURST = 4096;
 
@@ -43,6 +50,11 @@ final class ReplicaLoop implements RequestSink, AutoCloseable {
   private final int eventQueueCapacity;
   private final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
   private final AtomicInteger queuedRequests = new AtomicInteger();
+  private final AtomicInteger queuedPeerMessages = new AtomicInteger();
+  private volatile PeerTransport transport;
+  private volatile Storage logReader;
+  private volatile int maxDatagramBytes = 1400;
+  private volatile java.util.function.IntConsumer stateTransfer = from -> { };
   private final Thread thread;
   private volatile boolean running = true;
   private volatile String unavailableReason;
@@ -79,6 +91,25 @@ final class ReplicaLoop implements RequestSink, AutoCloseable {
     return true;
   }
 
+  /** Connects the peer side: where sends go, where resends are read from, who fetches state. */
+  void attachPeers(PeerTransport transport, Storage logReader, int maxDatagramBytes,
+      java.util.function.IntConsumer stateTransfer) {
+    this.transport = transport;
+    this.logReader = logReader;
+    this.maxDatagramBytes = maxDatagramBytes;
+    this.stateTransfer = stateTransfer;
+  }
+
+  @Override
+  public boolean offerPeer(int from, long view, MessageType type, MessageLite body) {
+    if (queuedPeerMessages.incrementAndGet() > eventQueueCapacity) {
+      queuedPeerMessages.decrementAndGet();
+      return false;
+    }
+    queue.add(new Event.Peer(from, view, type, body));
+    return true;
+  }
+
   /** Hands an internal event (from the storage stage) to the loop; never refused. */
   void post(Event event) {
     queue.add(event);
@@ -112,6 +143,9 @@ final class ReplicaLoop implements RequestSink, AutoCloseable {
             queuedRequests.decrementAndGet();
             handleRequest(in, now, effects);
           } else {
+            if (o instanceof Event.Peer) {
+              queuedPeerMessages.decrementAndGet();
+            }
             core.step((Event) o, now, effects);
           }
         }
@@ -149,8 +183,27 @@ final class ReplicaLoop implements RequestSink, AutoCloseable {
     if (!effects.persist.isEmpty()) {
       storage.persist(effects.persist);
     }
+    PeerTransport t = transport;
+    if (t != null) {
+      for (Effects.Send send : effects.sends) {
+        t.send(send.to(), send.view(), send.type(), send.body());
+      }
+    }
     if (!effects.apply.isEmpty()) {
       storage.apply(effects.apply);
+    }
+    if (effects.truncateLogBefore > 0) {
+      storage.truncateLogBefore(effects.truncateLogBefore);
+    }
+    for (Effects.Retransmit r : effects.retransmits) {
+      try {
+        readPool.execute(() -> resendFromLog(r));
+      } catch (RejectedExecutionException e) {
+        // shutting down: the replica will NACK again
+      }
+    }
+    if (effects.stateTransferFrom > 0) {
+      stateTransfer.accept(effects.stateTransferFrom);
     }
     for (Effects.Read read : effects.reads) {
       try {
@@ -171,6 +224,26 @@ final class ReplicaLoop implements RequestSink, AutoCloseable {
       connections.setIntakePaused(effects.pauseIntake);
     }
     return effects.nextTickNs;
+  }
+
+  /** Reads entries no longer in the core's memory from the log and resends them (read pool). */
+  private void resendFromLog(Effects.Retransmit r) {
+    PeerTransport t = transport;
+    Storage s = logReader;
+    if (t == null || s == null) {
+      return;
+    }
+    long next = Math.max(r.fromOp(), s.firstLogOp());
+    while (next <= r.toOp()) {
+      List<Entry> chunk = s.readLog(next, r.toOp(), 1 << 20);
+      if (chunk.isEmpty()) {
+        return;
+      }
+      for (Prepare.Builder p : ReplicaCore.packPrepares(chunk, maxDatagramBytes)) {
+        t.send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build());
+      }
+      next = chunk.get(chunk.size() - 1).getOp() + 1;
+    }
   }
 
   /** True when, after the last burst, every admitted write was applied and no read waits. */

@@ -15,39 +15,42 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * StorageStage is the one thread that writes to storage. It takes persist and apply tasks from the
- * replica loop, and groups everything that queued up while the previous write (and its fsync) ran:
- * consecutive persist tasks become one log write with one fsync (group commit, DESIGN.md "Normal case"
- * step 3), consecutive apply tasks one state-machine WriteBatch. It reports back with Event.Persisted and
+ * StorageStage is the one thread that writes to storage. It takes tasks from the replica loop in order
+ * and groups everything that queued up while the previous write (and its fsync) ran: consecutive
+ * persist tasks become one log write with one fsync (group commit, DESIGN.md "Normal case" step 3),
+ * consecutive apply tasks one state-machine WriteBatch. It reports back with Event.Persisted and
  * Event.Applied. Any storage failure is fatal (fail-stop): the replica must not go on as if an entry it
  * could not write were durable.
  */
 final class StorageStage implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StorageStage.class);
 
-  private record Task(boolean persist, List<Entry> entries) {}
+  private enum Kind {
+    PERSIST,
+    APPLY,
+    TRUNCATE,
+    RUN,
+    STOP
+  }
 
-  private static final Task STOP = new Task(false, List.of());
+  private record Task(Kind kind, List<Entry> entries, long op, Runnable action) {}
 
   private final Storage storage;
   private final KvStateMachine stateMachine;
   private final boolean fsync;
   private final int maxBatchEntries;
-  private final int logRetentionOps;
   private final Consumer<Event> events;
   private final Consumer<Throwable> onFatal;
   private final BlockingQueue<Task> tasks;
   private final Thread thread;
   private volatile long fsyncs;
-  private long lastTruncateAt;
 
   StorageStage(Storage storage, KvStateMachine stateMachine, boolean fsync, int maxBatchEntries,
-      int logRetentionOps, int queueCapacity, Consumer<Event> events, Consumer<Throwable> onFatal) {
+      int queueCapacity, Consumer<Event> events, Consumer<Throwable> onFatal) {
     this.storage = storage;
     this.stateMachine = stateMachine;
     this.fsync = fsync;
     this.maxBatchEntries = maxBatchEntries;
-    this.logRetentionOps = logRetentionOps;
     this.events = events;
     this.onFatal = onFatal;
     this.tasks = new ArrayBlockingQueue<>(queueCapacity);
@@ -61,12 +64,22 @@ final class StorageStage implements AutoCloseable {
 
   /** Queues entries to append to the log (blocks only if the bounded task queue is full). */
   void persist(List<Entry> entries) {
-    put(new Task(true, List.copyOf(entries)));
+    put(new Task(Kind.PERSIST, List.copyOf(entries), 0, null));
   }
 
   /** Queues committed entries to apply. */
   void apply(List<Entry> entries) {
-    put(new Task(false, List.copyOf(entries)));
+    put(new Task(Kind.APPLY, List.copyOf(entries), 0, null));
+  }
+
+  /** Queues removal of the log below op. */
+  void truncateLogBefore(long op) {
+    put(new Task(Kind.TRUNCATE, List.of(), op, null));
+  }
+
+  /** Runs action on the storage thread, in order with the other tasks (e.g. installing a snapshot). */
+  void run(Runnable action) {
+    put(new Task(Kind.RUN, List.of(), 0, action));
   }
 
   long fsyncs() {
@@ -86,35 +99,41 @@ final class StorageStage implements AutoCloseable {
     List<Task> drained = new ArrayList<>();
     try {
       while (true) {
-        Task first = tasks.take();
-        drained.add(first);
+        drained.add(tasks.take());
         tasks.drainTo(drained);
-        boolean stop = false;
         int i = 0;
         while (i < drained.size()) {
           Task t = drained.get(i);
-          if (t == STOP) {
-            stop = true;
-            break;
+          switch (t.kind()) {
+            case STOP -> {
+              return;
+            }
+            case TRUNCATE -> {
+              storage.truncateLogBefore(t.op(), false);
+              i++;
+            }
+            case RUN -> {
+              t.action().run();
+              i++;
+            }
+            case PERSIST, APPLY -> {
+              int j = i;
+              List<Entry> group = new ArrayList<>();
+              while (j < drained.size() && drained.get(j).kind() == t.kind()
+                  && (group.isEmpty() || group.size() + drained.get(j).entries().size() <= maxBatchEntries)) {
+                group.addAll(drained.get(j).entries());
+                j++;
+              }
+              if (t.kind() == Kind.PERSIST) {
+                persistGroup(group);
+              } else {
+                applyGroup(group);
+              }
+              i = j;
+            }
           }
-          int j = i;
-          List<Entry> group = new ArrayList<>();
-          while (j < drained.size() && drained.get(j) != STOP && drained.get(j).persist() == t.persist()
-              && (group.isEmpty() || group.size() + drained.get(j).entries().size() <= maxBatchEntries)) {
-            group.addAll(drained.get(j).entries());
-            j++;
-          }
-          if (t.persist()) {
-            persistGroup(group);
-          } else {
-            applyGroup(group);
-          }
-          i = j;
         }
         drained.clear();
-        if (stop) {
-          return;
-        }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -136,11 +155,6 @@ final class StorageStage implements AutoCloseable {
     List<Response> replies = stateMachine.apply(group, false);
     long last = group.get(group.size() - 1).getOp();
     events.accept(new Event.Applied(group.get(0).getOp(), last, replies, stateMachine.checksum()));
-    // Keep log_retention_ops applied entries for repair and catch-up; truncate in steps, not per batch.
-    if (last - lastTruncateAt >= Math.max(1000, logRetentionOps / 10) && last > logRetentionOps) {
-      storage.truncateLogBefore(last - logRetentionOps, false);
-      lastTruncateAt = last;
-    }
   }
 
   /** Finishes every queued task, then stops the thread (waits at most timeoutMs). */
@@ -154,7 +168,7 @@ final class StorageStage implements AutoCloseable {
       return;
     }
     try {
-      if (!tasks.offer(STOP, timeoutMs, TimeUnit.MILLISECONDS)) {
+      if (!tasks.offer(new Task(Kind.STOP, List.of(), 0, null), timeoutMs, TimeUnit.MILLISECONDS)) {
         thread.interrupt();
       }
       thread.join(timeoutMs);

@@ -22,8 +22,8 @@ class ReplicaCoreTest {
   private static final long T0 = 1_000_000_000L;
 
   private static CoreConfig config(int maxInFlightOps, int maxQueued) {
-    return new CoreConfig(1, List.of(1), 16, 64, 4, maxInFlightOps, 1 << 20, maxQueued, 1024, 1 << 20,
-        1_000_000L);
+    return CoreConfig.builder(1, List.of(1)).maxKeyBytes(16).maxValueBytes(64).maxBatchOps(4)
+        .maxInFlightOps(maxInFlightOps).maxQueuedRequests(maxQueued).readTimeoutNs(1_000_000L).build();
   }
 
   private static Request put(long clientId, long requestId, String key, String value) {

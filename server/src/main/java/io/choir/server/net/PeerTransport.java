@@ -1,0 +1,310 @@
+package io.choir.server.net;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
+import com.google.protobuf.Parser;
+import io.choir.proto.DoViewChange;
+import io.choir.proto.Fragment;
+import io.choir.proto.Heartbeat;
+import io.choir.proto.HeartbeatOk;
+import io.choir.proto.MessageType;
+import io.choir.proto.Nack;
+import io.choir.proto.Prepare;
+import io.choir.proto.PrepareOk;
+import io.choir.proto.Recovery;
+import io.choir.proto.RecoveryResponse;
+import io.choir.proto.StartView;
+import io.choir.proto.StartViewChange;
+import io.choir.proto.wire.DatagramHeader;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufInputStream;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFactory;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.FixedRecvByteBufAllocator;
+import io.netty.channel.IoHandlerFactory;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollChannelOption;
+import io.netty.channel.epoll.EpollDatagramChannel;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.DatagramChannel;
+import io.netty.channel.socket.DatagramPacket;
+import io.netty.channel.socket.SocketProtocolFamily;
+import io.netty.channel.socket.nio.NioDatagramChannel;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * PeerTransport moves peer datagrams: PREPAREs and HEARTBEATs by IP multicast to every replica, the
+ * rest (PREPARE_OK, NACK, resends) by UDP unicast to one replica's peer address. It only encodes,
+ * decodes and checks; protocol decisions belong to the core (STYLE.md habit 6).
+ *
+ * <p>Every datagram is a {@link DatagramHeader} and a protobuf body. A datagram is dropped and counted,
+ * by reason, when it is too short, has another magic or protocol version, another cluster id, an
+ * unknown sender (or is our own multicast looped back), an unknown type, or a body that does not parse;
+ * or when the replica's peer queue is full. A body bigger than max_datagram_bytes travels as FRAGMENTs
+ * and is reassembled with bounded memory.
+ *
+ * <p>Multicast stays where it is configured: the channels are created with the IPv4 family (an IPv6
+ * socket would ignore IP_MULTICAST_IF for an IPv4 group and send through the default route, see
+ * ../shared/ENVIRONMENT.md), IP_MULTICAST_IF and the group membership use the configured interface
+ * (loopback by default), IP_MULTICAST_ALL is off on Linux, and the TTL is configurable (1 by default).
+ */
+public final class PeerTransport implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(PeerTransport.class);
+
+  /** Settings of the transport. */
+  public record Settings(
+      int selfId,
+      long clusterIdHash,
+      Map<Integer, InetSocketAddress> peers,
+      InetSocketAddress group,
+      String interfaceName,
+      int ttl,
+      int maxDatagramBytes,
+      int receiveBufferBytes) {}
+
+  private static final Map<MessageType, Parser<? extends MessageLite>> PARSERS = new EnumMap<>(MessageType.class);
+
+  static {
+    PARSERS.put(MessageType.PREPARE, Prepare.parser());
+    PARSERS.put(MessageType.PREPARE_OK, PrepareOk.parser());
+    PARSERS.put(MessageType.HEARTBEAT, Heartbeat.parser());
+    PARSERS.put(MessageType.HEARTBEAT_OK, HeartbeatOk.parser());
+    PARSERS.put(MessageType.NACK, Nack.parser());
+    PARSERS.put(MessageType.START_VIEW_CHANGE, StartViewChange.parser());
+    PARSERS.put(MessageType.DO_VIEW_CHANGE, DoViewChange.parser());
+    PARSERS.put(MessageType.START_VIEW, StartView.parser());
+    PARSERS.put(MessageType.RECOVERY, Recovery.parser());
+    PARSERS.put(MessageType.RECOVERY_RESPONSE, RecoveryResponse.parser());
+    PARSERS.put(MessageType.FRAGMENT, Fragment.parser());
+  }
+
+  private final Settings settings;
+  private final PeerSink sink;
+  private final EventLoopGroup group;
+  private final DatagramChannel unicast;
+  private final DatagramChannel multicast;
+  private final NetworkInterface iface;
+  private final Reassembler reassembler;
+  private final MeterRegistry metrics;
+  private final Map<String, Counter> dropped = new ConcurrentHashMap<>();
+  private final Counter sent;
+  private final Counter sentMulticast;
+  private final Counter received;
+  private final Counter fragmentsSent;
+
+  public PeerTransport(Settings settings, PeerSink sink, MeterRegistry metrics)
+      throws InterruptedException, SocketException {
+    this.settings = settings;
+    this.sink = sink;
+    this.metrics = metrics;
+    this.sent = metrics.counter("choir.datagrams.sent");
+    this.sentMulticast = metrics.counter("choir.datagrams.sent_multicast");
+    this.received = metrics.counter("choir.datagrams.received");
+    this.fragmentsSent = metrics.counter("choir.datagrams.fragments_sent");
+    this.reassembler = new Reassembler(256, 256L << 20, 64 << 20);
+    this.iface = NetworkInterface.getByName(settings.interfaceName());
+    if (iface == null) {
+      throw new IllegalArgumentException("multicast_interface '" + settings.interfaceName()
+          + "' does not exist on this machine");
+    }
+    InetAddress ifaceAddress = iface.inetAddresses().filter(a -> a instanceof java.net.Inet4Address)
+        .findFirst().orElseThrow(() -> new IllegalArgumentException(
+            "multicast_interface '" + settings.interfaceName() + "' has no IPv4 address"));
+    boolean epoll = Epoll.isAvailable();
+    IoHandlerFactory factory = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
+    this.group = new MultiThreadIoEventLoopGroup(1, factory);
+    ChannelFactory<DatagramChannel> channels = epoll
+        ? () -> new EpollDatagramChannel(SocketProtocolFamily.INET)
+        : () -> new NioDatagramChannel(SocketProtocolFamily.INET);
+    Bootstrap base = new Bootstrap().group(group).channelFactory(channels)
+        .option(ChannelOption.SO_RCVBUF, settings.receiveBufferBytes())
+        .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(65_536))
+        .option(ChannelOption.IP_MULTICAST_IF, iface)
+        .option(ChannelOption.IP_MULTICAST_TTL, settings.ttl())
+        .option(ChannelOption.IP_MULTICAST_LOOP_DISABLED, false)
+        .handler(new Inbound());
+    if (epoll) {
+      base.option(EpollChannelOption.IP_MULTICAST_ALL, false);
+    }
+    InetSocketAddress self = settings.peers().get(settings.selfId());
+    try {
+      this.unicast = (DatagramChannel) base.clone().bind(self).sync().channel();
+      Bootstrap mc = base.clone().option(ChannelOption.SO_REUSEADDR, true);
+      if (epoll) {
+        mc.option(EpollChannelOption.SO_REUSEPORT, true);
+      }
+      this.multicast = (DatagramChannel) mc.bind(settings.group()).sync().channel();
+      multicast.joinGroup(settings.group(), iface).sync();
+    } catch (RuntimeException | InterruptedException e) {
+      group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
+      throw e;
+    }
+    int granted = unicast.config().getOption(ChannelOption.SO_RCVBUF);
+    if (granted < settings.receiveBufferBytes()) {
+      log.atWarn().addKeyValue("asked", settings.receiveBufferBytes()).addKeyValue("granted", granted)
+          .log("the OS clamped the UDP receive buffer (raise net.core.rmem_max); loss under bursts will be repaired by NACK");
+    }
+    log.atInfo().addKeyValue("peer", self).addKeyValue("group", settings.group())
+        .addKeyValue("interface", settings.interfaceName()).addKeyValue("interface_address", ifaceAddress)
+        .addKeyValue("epoll", epoll).log("peer transport up");
+  }
+
+  /** Sends body to replica to, or to all by multicast when to is 0 (any thread). */
+  public void send(int to, long view, MessageType type, MessageLite body) {
+    InetSocketAddress dest = to == 0 ? settings.group() : settings.peers().get(to);
+    if (dest == null) {
+      drop("unknown_destination");
+      return;
+    }
+    byte[] bytes = body.toByteArray();
+    int room = settings.maxDatagramBytes() - DatagramHeader.SIZE;
+    if (bytes.length <= room) {
+      write(dest, type, view, bytes, to == 0);
+      return;
+    }
+    long firstOp = body instanceof Prepare p ? p.getFirstOp() : 0;
+    // A Fragment adds its own fields (about 30 bytes) around the chunk.
+    for (Fragment f : Reassembler.split(firstOp, bytes, room - 40)) {
+      write(dest, MessageType.FRAGMENT, view, wrap(type, f), to == 0);
+      fragmentsSent.increment();
+    }
+  }
+
+  /** The fragment body is the original type's number followed by the Fragment. */
+  private static byte[] wrap(MessageType type, Fragment f) {
+    byte[] fb = f.toByteArray();
+    byte[] out = new byte[fb.length + 1];
+    out[0] = (byte) type.getNumber();
+    System.arraycopy(fb, 0, out, 1, fb.length);
+    return out;
+  }
+
+  private void write(InetSocketAddress dest, MessageType type, long view, byte[] body, boolean toGroup) {
+    ByteBuf buf = unicast.alloc().buffer(DatagramHeader.SIZE + body.length);
+    new DatagramHeader(DatagramHeader.PROTOCOL_VERSION, type.getNumber(), 0, settings.clusterIdHash(), view,
+        settings.selfId()).encode(buf);
+    buf.writeBytes(body);
+    unicast.writeAndFlush(new DatagramPacket(buf, dest), unicast.voidPromise());
+    sent.increment();
+    if (toGroup) {
+      sentMulticast.increment();
+    }
+  }
+
+  private void drop(String reason) {
+    dropped.computeIfAbsent(reason, r -> metrics.counter("choir.datagrams.dropped." + r)).increment();
+  }
+
+  /** Dropped datagrams by reason. */
+  public Map<String, Long> droppedByReason() {
+    Map<String, Long> out = new java.util.TreeMap<>();
+    dropped.forEach((k, v) -> out.put(k, (long) v.count()));
+    return out;
+  }
+
+  /** Decodes and checks datagrams; runs on the transport's event loop. */
+  private final class Inbound extends SimpleChannelInboundHandler<DatagramPacket> {
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, DatagramPacket packet) {
+      received.increment();
+      ByteBuf in = packet.content();
+      DatagramHeader h = DatagramHeader.decode(in);
+      if (h == null) {
+        drop("bad_magic");
+        return;
+      }
+      if (h.protocolVersion() != DatagramHeader.PROTOCOL_VERSION) {
+        drop("bad_version");
+        return;
+      }
+      if (h.clusterId() != settings.clusterIdHash()) {
+        drop("foreign_cluster");
+        return;
+      }
+      if (h.sender() == settings.selfId()) {
+        drop("own"); // our multicast looped back
+        return;
+      }
+      if (!settings.peers().containsKey(h.sender())) {
+        drop("unknown_sender");
+        return;
+      }
+      MessageType type = MessageType.forNumber(h.messageType());
+      if (type == null || type == MessageType.MESSAGE_TYPE_UNKNOWN) {
+        drop("unknown_type");
+        return;
+      }
+      try {
+        if (type == MessageType.FRAGMENT) {
+          if (!in.isReadable()) {
+            drop("malformed");
+            return;
+          }
+          MessageType inner = MessageType.forNumber(in.readUnsignedByte());
+          Fragment f = Fragment.parseFrom(new ByteBufInputStream(in));
+          byte[] whole = reassembler.add(h.sender(), h.view(), f);
+          if (whole == null || inner == null || !PARSERS.containsKey(inner) || inner == MessageType.FRAGMENT) {
+            if (inner == null || inner == MessageType.FRAGMENT) {
+              drop("malformed");
+            }
+            return;
+          }
+          deliver(h, inner, PARSERS.get(inner).parseFrom(whole));
+          return;
+        }
+        Parser<? extends MessageLite> parser = PARSERS.get(type);
+        if (parser == null) {
+          drop("unknown_type");
+          return;
+        }
+        deliver(h, type, parser.parseFrom(new ByteBufInputStream(in)));
+      } catch (InvalidProtocolBufferException e) {
+        drop("malformed");
+      } catch (IOException e) {
+        drop("malformed");
+      }
+    }
+
+    private void deliver(DatagramHeader h, MessageType type, MessageLite body) {
+      if (!sink.offerPeer(h.sender(), h.view(), type, body)) {
+        drop("queue_full");
+      }
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      log.atDebug().setCause(cause).log("peer channel error");
+    }
+  }
+
+  @Override
+  public void close() {
+    try {
+      multicast.leaveGroup(settings.group(), iface).awaitUninterruptibly(500, TimeUnit.MILLISECONDS);
+    } catch (RuntimeException ignored) {
+      // closing anyway
+    }
+    multicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
+    unicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
+    group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(2, TimeUnit.SECONDS);
+  }
+}

@@ -1,0 +1,193 @@
+package io.choir.server.core;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.choir.proto.Entry;
+import io.choir.proto.Heartbeat;
+import io.choir.proto.MessageType;
+import io.choir.proto.Nack;
+import io.choir.proto.OpRange;
+import io.choir.proto.Prepare;
+import io.choir.proto.PrepareOk;
+import io.choir.proto.Put;
+import io.choir.proto.Request;
+import io.choir.proto.Response;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Three cores stepped by hand: the normal case of VR Revisited 4.1 with multicast PREPAREs, and NACK
+ * repair (DESIGN.md "Loss, repair and flow"). Messages are carried, dropped or reordered by the test.
+ */
+class ReplicationCoreTest {
+  private static final long MS = 1_000_000L;
+
+  private static CoreConfig config(int id) {
+    return CoreConfig.builder(id, List.of(1, 2, 3)).nackDelayNs(2 * MS).heartbeatIntervalNs(50 * MS)
+        .quorumTimeoutNs(500 * MS).retransmitRingEntries(4).logRetentionMinOps(1000).seed(7).build();
+  }
+
+  private static Request put(long requestId, String key) {
+    return Request.newBuilder().setClientId(1).setRequestId(requestId)
+        .setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8(key)).setValue(ByteString.copyFromUtf8("v")))
+        .build();
+  }
+
+  private static Effects step(ReplicaCore core, Event e, long nowNs) {
+    Effects out = new Effects();
+    core.step(e, nowNs, out);
+    return out;
+  }
+
+  private static List<Effects.Send> sendsOf(Effects e, MessageType type) {
+    return e.sends.stream().filter(s -> s.type() == type).toList();
+  }
+
+  private static Event.Peer from(int sender, Effects.Send s) {
+    return new Event.Peer(sender, s.view(), s.type(), s.body());
+  }
+
+  private static Event.Applied applied(List<Entry> entries) {
+    List<Response> replies = new ArrayList<>();
+    for (Entry e : entries) {
+      replies.add(Response.newBuilder().setRequestId(e.getRequestId()).setVersion(e.getOp()).build());
+    }
+    return new Event.Applied(entries.get(0).getOp(), entries.get(entries.size() - 1).getOp(), replies, 0);
+  }
+
+  @Test
+  void shouldCommitOnlyWhenAMajorityPersistedAndAnswerAfterApply_VR41() {
+    ReplicaCore primary = new ReplicaCore(config(1), RecoveredState.empty());
+    ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    step(primary, new Event.ClientRequest(9, put(1, "a")), 0);
+    Effects flush = step(primary, new Event.Tick(), 0);
+    assertEquals(1, flush.persist.size(), "the primary persists while it multicasts");
+    Effects.Send prepare = sendsOf(flush, MessageType.PREPARE).get(0);
+    assertEquals(Effects.MULTICAST, prepare.to());
+    Effects own = step(primary, new Event.Persisted(1), 1 * MS);
+    assertTrue(own.apply.isEmpty(), "its own durable copy is 1 of the 2 needed");
+    Effects atBackup = step(backup, from(1, prepare), 1 * MS);
+    assertEquals(1, atBackup.persist.size());
+    assertTrue(atBackup.sends.isEmpty(), "no PREPARE_OK before the backup's own fsync");
+    Effects ok = step(backup, new Event.Persisted(1), 2 * MS);
+    Effects.Send ack = sendsOf(ok, MessageType.PREPARE_OK).get(0);
+    assertEquals(1, ack.to());
+    assertEquals(1, ((PrepareOk) ack.body()).getOp());
+    Effects commit = step(primary, from(2, ack), 2 * MS);
+    assertEquals(1, commit.apply.size(), "f+1 = 2 have op 1: commit");
+    Effects reply = step(primary, applied(commit.apply), 3 * MS);
+    assertEquals(9, reply.replies.get(0).connectionId());
+  }
+
+  @Test
+  void shouldApplyOnBackupUpToTheCommitThatTheNextHeartbeatCarries() {
+    ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    Entry e1 = Entry.newBuilder().setOp(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
+    step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(1).addEntries(e1).setCommit(0).build()), 0);
+    Effects hb = step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(1).setCommit(1).setLowWatermark(1).build()), MS);
+    assertEquals(List.of(1L), hb.apply.stream().map(Entry::getOp).toList());
+    assertEquals(1, sendsOf(hb, MessageType.HEARTBEAT_OK).size(), "heartbeats are answered");
+  }
+
+  @Test
+  void shouldNackEveryGapAfterHeartbeatRevealsTailLoss() {
+    ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    List<Entry> entries = new ArrayList<>();
+    for (int op = 1; op <= 6; op++) {
+      entries.add(Entry.newBuilder().setOp(op).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("k" + op))).build());
+    }
+    // ops 1-2 arrive, 3 is lost, 4 arrives, 5-6 (the last datagram) are lost: only the heartbeat tells.
+    step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(1).addAllEntries(entries.subList(0, 2)).build()), 0);
+    Effects gap = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(4).addEntries(entries.get(3)).build()), 0);
+    assertTrue(gap.nextTickNs <= 2 * MS, "a NACK is scheduled within the random delay");
+    step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(6).setCommit(2).setLowWatermark(1).build()), MS / 2);
+    Effects tick = step(backup, new Event.Tick(), 3 * MS);
+    Nack nack = (Nack) sendsOf(tick, MessageType.NACK).get(0).body();
+    assertEquals(List.of(range(3, 3), range(5, 6)), nack.getRangesList(), "all gaps, including the tail");
+    Effects noRepeat = step(backup, new Event.Tick(), 3 * MS + 1);
+    assertTrue(sendsOf(noRepeat, MessageType.NACK).isEmpty(), "backoff: no NACK storm");
+    Effects fill = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(3).addEntries(entries.get(2)).build()), 4 * MS);
+    assertEquals(List.of(3L, 4L), fill.persist.stream().map(Entry::getOp).toList(),
+        "the buffered op 4 follows the repaired op 3 in order");
+    Effects again = step(backup, new Event.Tick(), 500 * MS);
+    Nack second = (Nack) sendsOf(again, MessageType.NACK).get(0).body();
+    assertEquals(List.of(range(5, 6)), second.getRangesList(), "repeated until filled");
+  }
+
+  private static OpRange range(long first, long last) {
+    return OpRange.newBuilder().setFirst(first).setLast(last).build();
+  }
+
+  private static ReplicaCore primaryWith(int ops) {
+    ReplicaCore primary = new ReplicaCore(config(1), RecoveredState.empty());
+    for (int i = 1; i <= ops; i++) {
+      step(primary, new Event.ClientRequest(1, put(i, "k" + i)), 0);
+    }
+    step(primary, new Event.Tick(), 0);
+    return primary;
+  }
+
+  @Test
+  void shouldResendByUnicastThenByMulticastWhenASecondReplicaAsksForTheSameOps() {
+    ReplicaCore primary = primaryWith(5);
+    Nack nack = Nack.newBuilder().addRanges(range(2, 3)).build();
+    Effects first = step(primary, new Event.Peer(2, 0, MessageType.NACK, nack), 10 * MS);
+    Effects.Send resend = sendsOf(first, MessageType.PREPARE).get(0);
+    assertEquals(2, resend.to(), "one replica asked: unicast");
+    assertEquals(2, ((Prepare) resend.body()).getEntriesCount());
+    Effects dup = step(primary, new Event.Peer(2, 0, MessageType.NACK, nack), 11 * MS);
+    assertTrue(sendsOf(dup, MessageType.PREPARE).isEmpty(), "a repeated NACK right after the resend is ignored");
+    Effects second = step(primary, new Event.Peer(3, 0, MessageType.NACK, nack), 12 * MS);
+    assertEquals(Effects.MULTICAST, sendsOf(second, MessageType.PREPARE).get(0).to(),
+        "two replicas lost the same ops: one multicast repairs both");
+    Effects later = step(primary, new Event.Peer(2, 0, MessageType.NACK, nack), 100 * MS);
+    assertEquals(2, sendsOf(later, MessageType.PREPARE).get(0).to(), "after the suppression window it resends");
+  }
+
+  @Test
+  void shouldAskTheCallerToResendFromTheLogWhatLeftTheMemoryRing() {
+    ReplicaCore primary = primaryWith(10);
+    step(primary, new Event.Persisted(10), MS);
+    List<Entry> all = new ArrayList<>();
+    Effects commit = step(primary, new Event.Peer(2, 0, MessageType.PREPARE_OK,
+        PrepareOk.newBuilder().setOp(10).build()), MS);
+    all.addAll(commit.apply);
+    step(primary, applied(all), MS);
+    Effects resend = step(primary, new Event.Peer(3, 0, MessageType.NACK,
+        Nack.newBuilder().addRanges(range(1, 10)).build()), 2 * MS);
+    assertEquals(List.of(new Effects.Retransmit(3, 0, 1, 6, 10)), resend.retransmits,
+        "ops 1-6 left the ring of 4: read them from the log");
+    List<Long> fromMemory = new ArrayList<>();
+    sendsOf(resend, MessageType.PREPARE).forEach(s -> ((Prepare) s.body()).getEntriesList().forEach(e -> fromMemory.add(e.getOp())));
+    assertEquals(List.of(7L, 8L, 9L, 10L), fromMemory);
+  }
+
+  @Test
+  void shouldRefuseWritesWhenThePrimaryHasNotHeardFromAMajority() {
+    ReplicaCore primary = new ReplicaCore(config(1), RecoveredState.empty());
+    step(primary, new Event.Tick(), 0);
+    Effects late = step(primary, new Event.ClientRequest(1, put(1, "a")), 600 * MS);
+    assertEquals(io.choir.proto.Status.UNAVAILABLE, late.replies.get(0).response().getStatus());
+    step(primary, new Event.Peer(2, 0, MessageType.HEARTBEAT_OK, io.choir.proto.HeartbeatOk.newBuilder().build()), 601 * MS);
+    Effects ok = step(primary, new Event.ClientRequest(1, put(2, "b")), 602 * MS);
+    assertTrue(ok.replies.isEmpty(), "with one backup heard, 2 of 3 is a majority again");
+  }
+
+  @Test
+  void shouldDropMessagesOfAnotherViewAndCountThem() {
+    ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    Effects e = step(backup, new Event.Peer(1, 5, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(9).build()), 0);
+    assertTrue(e.isEmpty());
+    assertEquals(1, backup.counters().droppedFutureView);
+  }
+}
