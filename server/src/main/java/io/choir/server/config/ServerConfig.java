@@ -126,7 +126,7 @@ public final class ServerConfig {
       add(new Setting<>("max_client_sessions", "Rows of the client table; the oldest are evicted.",
           100_000, v -> intIn(v, 1, 100_000_000)));
   public static final Setting<Integer> MAX_REPLIES_PER_CLIENT =
-      add(new Setting<>("max_replies_per_client", "Saved replies kept per client for retries.", 1024,
+      add(new Setting<>("max_replies_per_client", "Saved replies kept per client for retries (above the client's max in flight).", 4096,
           v -> intIn(v, 1, 1_000_000)));
   public static final Setting<Integer> LOG_RETENTION_OPS =
       add(new Setting<>("log_retention_ops",

@@ -1,21 +1,48 @@
 package io.choir.server.statemachine;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.UnsafeByteOperations;
+import io.choir.proto.Batch;
+import io.choir.proto.BatchOp;
 import io.choir.proto.ClientRecord;
+import io.choir.proto.CompareAndSet;
 import io.choir.proto.Entry;
+import io.choir.proto.KeyValue;
+import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.SavedReply;
+import io.choir.proto.Scan;
+import io.choir.proto.Status;
+import io.choir.server.storage.Bytes;
 import io.choir.server.storage.Storage;
+import io.choir.server.storage.StorageException;
+import io.choir.server.storage.Versioned;
+import io.choir.server.storage.WriteSet;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * KvStateMachine applies committed log entries to the data, deterministically: the same entries in the
- * same order give the same data, replies, client table and checksum on every replica.
+ * same order give the same data, replies, client table and checksum on every replica, however the
+ * entries are grouped into {@link #apply} calls.
  *
- * <p>Contract (TODO: implement, see the storage helper's task):
+ * <p>Contract:
  * <ul>
  *   <li>{@link #apply} takes consecutive entries starting at applied() + 1 and writes, in ONE atomic
- *       {@link io.choir.server.storage.WriteSet}, their data changes, the new applied number, the new
- *       checksum and the changed client table rows.
+ *       {@link WriteSet}, their data changes, the new applied number, the new checksum and the changed
+ *       client table rows. Every entry is applied, even one whose command is invalid (it gets an
+ *       INVALID reply and changes no data), so applied() and the checksum always follow the log.
  *   <li>checksum(n) = first 8 bytes (big-endian long) of SHA-256(checksum(n-1) as 8 bytes || the entry's
  *       serialized bytes); checksum(0) = 0.
  *   <li>Client table (Raft thesis 6.3): per client, the saved replies of request ids at or above its
@@ -26,39 +53,582 @@ import java.util.List;
  *       dropped first). Rows beyond maxClientSessions are evicted, lowest last_op first. client_id 0
  *       means "no session": executed, nothing saved.
  * </ul>
+ *
+ * <p>Choices the contract leaves open, made here:
+ * <ul>
+ *   <li>When the maxRepliesPerClient bound drops a reply, first_incomplete rises above its request id,
+ *       so a late retry of it is refused rather than executed a second time (ClientRecord's meaning of
+ *       first_incomplete: "replies below this have been forgotten"). A client must therefore keep
+ *       fewer than maxRepliesPerClient requests in flight.
+ *   <li>A duplicate or a refused entry leaves its client's row unchanged (last_op included): only an
+ *       execution changes the row.
+ *   <li>Eviction runs after every entry that creates a row, so that replicas grouping entries into
+ *       apply calls differently still evict the same rows.
+ *   <li>CompareAndSet with expected_version 0 matches an absent key (an absent key has version 0);
+ *       expect_absent set to false is INVALID.
+ *   <li>An empty Batch is OK and writes nothing.
+ * </ul>
+ *
+ * <p>Threads: {@link #apply} and {@link #load} run on one thread (the storage stage). {@link
+ * #applied()}, {@link #checksum()}, {@link #appliedState()}, {@link #clientRecord} and {@link #read}
+ * may be called from any thread: the applied state and client rows are published only after the
+ * WriteSet is written, so a reader never sees an applied number ahead of the data.
  */
 public final class KvStateMachine {
-  public KvStateMachine(Storage storage, int maxClientSessions, int maxRepliesPerClient) {
-    throw new UnsupportedOperationException("TODO");
+  /** Meta key of the applied op number (8 bytes big-endian). */
+  public static final String APPLIED_KEY = "applied";
+
+  /** Meta key of the running checksum at the applied op (8 bytes big-endian). */
+  public static final String CHECKSUM_KEY = "checksum";
+
+  /** Meta key prefix of the client table rows; the row key adds the client id as 8 bytes BE. */
+  public static final String CLIENT_PREFIX = "client/";
+
+  private static final byte[] APPLIED = APPLIED_KEY.getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] CHECKSUM = CHECKSUM_KEY.getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] CLIENTS = CLIENT_PREFIX.getBytes(StandardCharsets.US_ASCII);
+
+  /** AppliedState is the applied op number and the checksum at it, read together. */
+  public record AppliedState(long applied, long checksum) {}
+
+  /** Rank orders client rows for eviction: lowest last_op first (ties, never expected, by id). */
+  private record Rank(long lastOp, long clientId) implements Comparable<Rank> {
+    @Override
+    public int compareTo(Rank other) {
+      int byOp = Long.compare(lastOp, other.lastOp);
+      return byOp != 0 ? byOp : Long.compareUnsigned(clientId, other.clientId);
+    }
   }
 
-  /** Loads applied, checksum and the client table from storage. */
+  private final Storage storage;
+  private final int maxClientSessions;
+  private final int maxRepliesPerClient;
+  private final MessageDigest sha256 = newSha256(); // apply thread only
+
+  private volatile AppliedState state = new AppliedState(0, 0);
+  private final ConcurrentHashMap<Long, ClientRecord> clients = new ConcurrentHashMap<>();
+  /** The rows of clients in eviction order; apply thread only, mutated during a call. */
+  private final TreeSet<Rank> evictionOrder = new TreeSet<>();
+  /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
+  private boolean needsLoad;
+
+  /**
+   * KvStateMachine over storage. Call {@link #load} before the first apply when storage may already
+   * hold state (a restart, an installed snapshot).
+   */
+  public KvStateMachine(Storage storage, int maxClientSessions, int maxRepliesPerClient) {
+    if (maxClientSessions < 1) {
+      throw new IllegalArgumentException("maxClientSessions must be at least 1: " + maxClientSessions);
+    }
+    if (maxRepliesPerClient < 1) {
+      throw new IllegalArgumentException(
+          "maxRepliesPerClient must be at least 1: " + maxRepliesPerClient);
+    }
+    this.storage = storage;
+    this.maxClientSessions = maxClientSessions;
+    this.maxRepliesPerClient = maxRepliesPerClient;
+  }
+
+  /**
+   * Loads applied, checksum and the client table from storage, replacing what is in memory (so it
+   * also recovers from a failed apply and follows an installed snapshot). Runs on the apply thread;
+   * readers may see a partly loaded client table meanwhile.
+   */
   public void load() {
-    throw new UnsupportedOperationException("TODO");
+    byte[] applied = storage.getMeta(APPLIED);
+    byte[] checksum = storage.getMeta(CHECKSUM);
+    clients.clear();
+    evictionOrder.clear();
+    for (Map.Entry<byte[], byte[]> row : storage.scanMeta(CLIENTS)) {
+      ClientRecord record;
+      try {
+        record = ClientRecord.parseFrom(row.getValue());
+      } catch (InvalidProtocolBufferException e) {
+        throw new StorageException("corrupt client table row " + Arrays.toString(row.getKey()), e);
+      }
+      if (!Arrays.equals(row.getKey(), clientKey(record.getClientId()))) {
+        throw new StorageException(
+            "client table row " + Arrays.toString(row.getKey()) + " holds client "
+                + Long.toUnsignedString(record.getClientId()));
+      }
+      clients.put(record.getClientId(), record);
+      evictionOrder.add(new Rank(record.getLastOp(), record.getClientId()));
+    }
+    state =
+        new AppliedState(
+            applied == null ? 0 : Bytes.bytesToLong(applied),
+            checksum == null ? 0 : Bytes.bytesToLong(checksum));
+    needsLoad = false;
   }
 
   /** Highest applied op (volatile read; any thread). */
   public long applied() {
-    throw new UnsupportedOperationException("TODO");
+    return state.applied();
   }
 
   /** Running checksum at applied() (any thread). */
   public long checksum() {
-    throw new UnsupportedOperationException("TODO");
+    return state.checksum();
   }
 
-  /** The client table row of clientId, or null. */
+  /** The applied op and the checksum at it, as one consistent pair (any thread). */
+  public AppliedState appliedState() {
+    return state;
+  }
+
+  /** The client table row of clientId, or null (any thread). */
   public ClientRecord clientRecord(long clientId) {
-    throw new UnsupportedOperationException("TODO");
+    return clients.get(clientId);
   }
 
-  /** Applies entries (see the class comment); returns one reply per entry, in order. */
+  /** The number of rows in the client table (any thread). */
+  public int clientCount() {
+    return clients.size();
+  }
+
+  /** The number of keys, estimated by RocksDB (any thread). */
+  public long keyCount() {
+    return storage.approximateKeyCount();
+  }
+
+  /** The meta key of clientId's client table row: "client/" followed by the id as 8 bytes BE. */
+  public static byte[] clientKey(long clientId) {
+    return Bytes.concat(CLIENTS, Bytes.longToBytes(clientId));
+  }
+
+  /** The checksum after applying entry at a state whose checksum is previous (see the contract). */
+  public static long nextChecksum(long previous, Entry entry) {
+    return nextChecksum(newSha256(), previous, entry);
+  }
+
+  /**
+   * Applies entries (see the class comment); returns one reply per entry, in order. Throws
+   * IllegalStateException when the entries do not continue from applied(): applying a gap or an op
+   * twice would silently diverge from the other replicas.
+   */
   public List<Response> apply(List<Entry> entries, boolean sync) {
-    throw new UnsupportedOperationException("TODO");
+    if (needsLoad) {
+      throw new IllegalStateException(
+          "an earlier apply failed; the state machine must be reloaded from storage");
+    }
+    AppliedState start = state;
+    for (int i = 0; i < entries.size(); i++) {
+      long expected = start.applied() + 1 + i;
+      if (entries.get(i).getOp() != expected) {
+        throw new IllegalStateException(
+            "entry " + i + " has op " + entries.get(i).getOp() + ", expected " + expected
+                + " (applied " + start.applied() + ")");
+      }
+    }
+    if (entries.isEmpty()) {
+      return List.of();
+    }
+    needsLoad = true; // until the WriteSet is written and the result published
+    Pass pass = new Pass();
+    List<Response> replies = new ArrayList<>(entries.size());
+    long checksum = start.checksum();
+    for (Entry entry : entries) {
+      replies.add(applyOne(entry, pass));
+      checksum = nextChecksum(sha256, checksum, entry);
+    }
+    long applied = entries.get(entries.size() - 1).getOp();
+
+    WriteSet set = new WriteSet();
+    pass.data.writeTo(set);
+    set.putMeta(APPLIED, Bytes.longToBytes(applied));
+    set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
+    for (Map.Entry<Long, ClientRecord> row : pass.clients.entrySet()) {
+      if (row.getValue() == null) {
+        set.deleteMeta(clientKey(row.getKey()));
+      } else {
+        set.putMeta(clientKey(row.getKey()), row.getValue().toByteArray());
+      }
+    }
+    storage.write(set, sync);
+
+    for (Map.Entry<Long, ClientRecord> row : pass.clients.entrySet()) {
+      if (row.getValue() == null) {
+        clients.remove(row.getKey());
+      } else {
+        clients.put(row.getKey(), row.getValue());
+      }
+    }
+    state = new AppliedState(applied, checksum); // last: readers see applied only after the data
+    needsLoad = false;
+    return replies;
   }
 
-  /** Answers a Get or Scan request from the applied state; Response.op = applied() seen before reading. */
+  /**
+   * Answers a Get or Scan request from the applied state. Response.op is applied() read BEFORE the
+   * data, so the data answered is at least as new as op: a client sending op back as min_op never
+   * reads older state. A Scan returns at most maxScanLimit pairs (the request's limit, or
+   * maxScanLimit when 0); more is true when the range holds more keys. Other requests are INVALID.
+   */
   public Response read(Request request, int maxScanLimit) {
-    throw new UnsupportedOperationException("TODO");
+    if (maxScanLimit < 1) {
+      throw new IllegalArgumentException("maxScanLimit must be at least 1: " + maxScanLimit);
+    }
+    long op = applied();
+    Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
+    switch (request.getOpCase()) {
+      case GET -> {
+        byte[] key = request.getGet().getKey().toByteArray();
+        if (key.length == 0) {
+          return reply.setStatus(Status.INVALID).setError("empty key").build();
+        }
+        Versioned found = storage.get(key);
+        if (found == null) {
+          return reply.setStatus(Status.NOT_FOUND).build();
+        }
+        return reply
+            .setStatus(Status.OK)
+            .setValue(UnsafeByteOperations.unsafeWrap(found.value()))
+            .setVersion(found.version())
+            .build();
+      }
+      case SCAN -> {
+        Scan scan = request.getScan();
+        int limit =
+            scan.getLimit() == 0
+                ? maxScanLimit
+                : (int) Math.min(Integer.toUnsignedLong(scan.getLimit()), maxScanLimit);
+        // One more than the limit tells whether the range goes on.
+        int fetch = limit == Integer.MAX_VALUE ? limit : limit + 1;
+        List<KeyValue> kvs =
+            storage.scan(scan.getStartKey().toByteArray(), scan.getEndKey().toByteArray(), fetch);
+        boolean more = kvs.size() > limit;
+        return reply
+            .setStatus(Status.OK)
+            .addAllKvs(more ? kvs.subList(0, limit) : kvs)
+            .setMore(more)
+            .build();
+      }
+      default -> {
+        return reply
+            .setStatus(Status.INVALID)
+            .setError("not a read request: " + request.getOpCase())
+            .build();
+      }
+    }
+  }
+
+  /** Applies one entry within a call: the client table check, then the command. */
+  private Response applyOne(Entry entry, Pass pass) {
+    long clientId = entry.getClientId();
+    if (clientId == 0) {
+      return execute(entry, pass.data);
+    }
+    ClientRecord row = pass.client(clientId);
+    if (row != null) {
+      for (SavedReply saved : row.getRepliesList()) {
+        if (saved.getRequestId() == entry.getRequestId()) {
+          return saved.getReply();
+        }
+      }
+      if (Long.compareUnsigned(entry.getRequestId(), row.getFirstIncomplete()) < 0) {
+        return reply(entry, Status.INVALID)
+            .setError(
+                "request " + Long.toUnsignedString(entry.getRequestId())
+                    + " already acknowledged (first_incomplete "
+                    + Long.toUnsignedString(row.getFirstIncomplete()) + ")")
+            .build();
+      }
+    }
+    Response reply = execute(entry, pass.data);
+    ClientRecord updated = remember(row, entry, reply);
+    pass.clients.put(clientId, updated);
+    if (row != null) {
+      evictionOrder.remove(new Rank(row.getLastOp(), clientId));
+    }
+    evictionOrder.add(new Rank(updated.getLastOp(), clientId));
+    while (evictionOrder.size() > maxClientSessions) {
+      Rank oldest = evictionOrder.pollFirst();
+      // The entry's own row has the highest last_op, and maxClientSessions >= 1.
+      assert oldest.clientId() != clientId;
+      pass.clients.put(oldest.clientId(), null);
+    }
+    return reply;
+  }
+
+  /** The row of entry's client after saving reply (row may be null: a new session). */
+  private ClientRecord remember(ClientRecord row, Entry entry, Response reply) {
+    long firstIncomplete = row == null ? 0 : row.getFirstIncomplete();
+    if (Long.compareUnsigned(entry.getFirstIncomplete(), firstIncomplete) > 0) {
+      firstIncomplete = entry.getFirstIncomplete();
+    }
+    TreeMap<Long, SavedReply> replies = new TreeMap<>(Long::compareUnsigned);
+    if (row != null) {
+      for (SavedReply saved : row.getRepliesList()) {
+        replies.put(saved.getRequestId(), saved);
+      }
+    }
+    replies.put(
+        entry.getRequestId(),
+        SavedReply.newBuilder()
+            .setRequestId(entry.getRequestId())
+            .setOp(entry.getOp())
+            .setReply(reply)
+            .build());
+    replies.headMap(firstIncomplete, false).clear();
+    while (replies.size() > maxRepliesPerClient) {
+      // Forgetting a reply raises first_incomplete past it: its retry is refused, never re-executed.
+      long dropped = replies.pollFirstEntry().getKey();
+      if (Long.compareUnsigned(dropped + 1, firstIncomplete) > 0) {
+        firstIncomplete = dropped + 1;
+      }
+    }
+    return ClientRecord.newBuilder()
+        .setClientId(entry.getClientId())
+        .setFirstIncomplete(firstIncomplete)
+        .setLastOp(entry.getOp())
+        .addAllReplies(replies.values())
+        .build();
+  }
+
+  /** Executes entry's command against data; the reply carries the entry's op and request id. */
+  private Response execute(Entry entry, Overlay data) {
+    long op = entry.getOp();
+    switch (entry.getCommandCase()) {
+      case PUT -> {
+        if (entry.getPut().getKey().isEmpty()) {
+          return invalid(entry, "empty key");
+        }
+        data.put(entry.getPut().getKey().toByteArray(), entry.getPut().getValue().toByteArray(), op);
+        return reply(entry, Status.OK).setVersion(op).build();
+      }
+      case DELETE -> {
+        if (entry.getDelete().getKey().isEmpty()) {
+          return invalid(entry, "empty key");
+        }
+        boolean existed = data.delete(entry.getDelete().getKey().toByteArray());
+        return reply(entry, Status.OK).setVersion(op).setExisted(existed).build();
+      }
+      case COMPARE_AND_SET -> {
+        String problem = invalidReason(entry.getCompareAndSet());
+        if (problem != null) {
+          return invalid(entry, problem);
+        }
+        Response.Builder failed = compareAndSet(entry.getCompareAndSet(), data, op);
+        return failed != null
+            ? failed.setRequestId(entry.getRequestId()).setOp(op).build()
+            : reply(entry, Status.OK).setVersion(op).build();
+      }
+      case BATCH -> {
+        return executeBatch(entry, entry.getBatch(), data);
+      }
+      case NOOP -> {
+        return reply(entry, Status.OK).build();
+      }
+      default -> {
+        return invalid(entry, "entry has no command");
+      }
+    }
+  }
+
+  /**
+   * Executes a batch all or nothing: its ops run in order on an overlay of data (later ops see the
+   * earlier ones), and the overlay reaches data only when no op failed.
+   */
+  private Response executeBatch(Entry entry, Batch batch, Overlay data) {
+    long op = entry.getOp();
+    // Validate every op first, so an invalid batch is INVALID whatever the data holds.
+    for (int i = 0; i < batch.getOpsCount(); i++) {
+      String problem = invalidReason(batch.getOps(i));
+      if (problem != null) {
+        return reply(entry, Status.INVALID)
+            .setFailedIndex(i)
+            .setError("batch op " + i + ": " + problem)
+            .build();
+      }
+    }
+    Overlay overlay = new Overlay(data);
+    for (int i = 0; i < batch.getOpsCount(); i++) {
+      BatchOp batchOp = batch.getOps(i);
+      switch (batchOp.getOpCase()) {
+        case PUT -> {
+          Put put = batchOp.getPut();
+          overlay.put(put.getKey().toByteArray(), put.getValue().toByteArray(), op);
+        }
+        case DELETE -> overlay.delete(batchOp.getDelete().getKey().toByteArray());
+        case COMPARE_AND_SET -> {
+          Response.Builder failed = compareAndSet(batchOp.getCompareAndSet(), overlay, op);
+          if (failed != null) {
+            return failed
+                .setRequestId(entry.getRequestId())
+                .setOp(op)
+                .setFailedIndex(i)
+                .setError("batch op " + i + ": " + failed.getError())
+                .build();
+          }
+        }
+        default -> throw new IllegalStateException("unvalidated batch op " + batchOp.getOpCase());
+      }
+    }
+    overlay.mergeIntoParent();
+    return reply(entry, Status.OK).setVersion(op).build();
+  }
+
+  /**
+   * Writes cas.new_value with version op when the expectation holds and returns null; otherwise
+   * returns a CAS_FAILED reply (without request id and op) with the current value and version.
+   */
+  private static Response.Builder compareAndSet(CompareAndSet cas, Overlay data, long op) {
+    byte[] key = cas.getKey().toByteArray();
+    Versioned current = data.get(key);
+    long currentVersion = current == null ? 0 : current.version();
+    String mismatch =
+        switch (cas.getExpectedCase()) {
+          case EXPECTED_VALUE -> {
+            if (current == null) {
+              yield "key is absent";
+            }
+            yield Arrays.equals(current.value(), cas.getExpectedValue().toByteArray())
+                ? null
+                : "value differs from the expected value";
+          }
+          case EXPECTED_VERSION ->
+              currentVersion == cas.getExpectedVersion()
+                  ? null
+                  : "version is " + currentVersion + ", expected " + cas.getExpectedVersion();
+          case EXPECT_ABSENT -> current == null ? null : "key exists (version " + currentVersion + ")";
+          default -> throw new IllegalStateException("unvalidated compare-and-set " + cas);
+        };
+    if (mismatch == null) {
+      data.put(key, cas.getNewValue().toByteArray(), op);
+      return null;
+    }
+    return Response.newBuilder()
+        .setStatus(Status.CAS_FAILED)
+        .setValue(
+            current == null ? ByteString.EMPTY : UnsafeByteOperations.unsafeWrap(current.value()))
+        .setVersion(currentVersion)
+        .setError("compare-and-set failed: " + mismatch);
+  }
+
+  private static String invalidReason(CompareAndSet cas) {
+    if (cas.getKey().isEmpty()) {
+      return "empty key";
+    }
+    return switch (cas.getExpectedCase()) {
+      case EXPECTED_NOT_SET -> "compare-and-set without an expectation";
+      case EXPECT_ABSENT -> cas.getExpectAbsent() ? null : "expect_absent must be true when set";
+      default -> null;
+    };
+  }
+
+  private static String invalidReason(BatchOp batchOp) {
+    return switch (batchOp.getOpCase()) {
+      case PUT -> batchOp.getPut().getKey().isEmpty() ? "empty key" : null;
+      case DELETE -> batchOp.getDelete().getKey().isEmpty() ? "empty key" : null;
+      case COMPARE_AND_SET -> invalidReason(batchOp.getCompareAndSet());
+      default -> "batch op has no operation";
+    };
+  }
+
+  private static Response.Builder reply(Entry entry, Status status) {
+    return Response.newBuilder()
+        .setRequestId(entry.getRequestId())
+        .setStatus(status)
+        .setOp(entry.getOp());
+  }
+
+  private static Response invalid(Entry entry, String error) {
+    return reply(entry, Status.INVALID).setError(error).build();
+  }
+
+  private static long nextChecksum(MessageDigest digest, long previous, Entry entry) {
+    digest.reset();
+    digest.update(Bytes.longToBytes(previous));
+    digest.update(entry.toByteArray());
+    return Bytes.getLong(digest.digest(), 0);
+  }
+
+  private static MessageDigest newSha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      // Every Java platform must provide SHA-256 (MessageDigest's Javadoc).
+      throw new IllegalStateException("SHA-256 is not available", e);
+    }
+  }
+
+  /** Pass is the working state of one apply call: the data overlay and the changed client rows. */
+  private final class Pass {
+    final Overlay data = new Overlay(null);
+    /** Changed rows in change order; a null value marks an evicted row. */
+    final Map<Long, ClientRecord> clients = new LinkedHashMap<>();
+
+    ClientRecord client(long clientId) {
+      return clients.containsKey(clientId)
+          ? clients.get(clientId)
+          : KvStateMachine.this.clients.get(clientId);
+    }
+  }
+
+  /** Key wraps a byte[] key with value equality, for hash maps. */
+  private record Key(byte[] bytes) {
+    @Override
+    public boolean equals(Object other) {
+      return other instanceof Key key && Arrays.equals(bytes, key.bytes);
+    }
+
+    @Override
+    public int hashCode() {
+      return Arrays.hashCode(bytes);
+    }
+
+    @Override
+    public String toString() {
+      return Arrays.toString(bytes);
+    }
+  }
+
+  /**
+   * Overlay holds data changes not yet written, on top of its parent (or of storage when the parent
+   * is null): the changes of an apply call, or of a batch on top of them.
+   */
+  private final class Overlay {
+    private final Overlay parent;
+    /** Changed keys in change order; a null value marks a deleted key. */
+    private final Map<Key, Versioned> changes = new LinkedHashMap<>();
+
+    Overlay(Overlay parent) {
+      this.parent = parent;
+    }
+
+    Versioned get(byte[] key) {
+      Key wrapped = new Key(key);
+      if (changes.containsKey(wrapped)) {
+        return changes.get(wrapped);
+      }
+      return parent != null ? parent.get(key) : storage.get(key);
+    }
+
+    void put(byte[] key, byte[] value, long version) {
+      changes.put(new Key(key), new Versioned(value, version));
+    }
+
+    /** Deletes key; returns whether it existed. */
+    boolean delete(byte[] key) {
+      boolean existed = get(key) != null;
+      if (existed) {
+        changes.put(new Key(key), null);
+      }
+      return existed;
+    }
+
+    void mergeIntoParent() {
+      parent.changes.putAll(changes);
+    }
+
+    void writeTo(WriteSet set) {
+      for (Map.Entry<Key, Versioned> change : changes.entrySet()) {
+        if (change.getValue() == null) {
+          set.deleteData(change.getKey().bytes());
+        } else {
+          set.putData(change.getKey().bytes(), change.getValue().value(), change.getValue().version());
+        }
+      }
+    }
   }
 }

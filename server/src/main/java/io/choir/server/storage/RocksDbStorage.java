@@ -88,7 +88,8 @@ public final class RocksDbStorage implements Storage {
       long blockCacheBytes, long writeBufferBytes, int backgroundJobs, long maxTotalWalBytes) {
     public Tuning {
       if (blockCacheBytes < 1 << 20) {
-        throw new IllegalArgumentException("blockCacheBytes must be at least 1 MiB: " + blockCacheBytes);
+        throw new IllegalArgumentException(
+            "blockCacheBytes must be at least 1 MiB: " + blockCacheBytes);
       }
       if (writeBufferBytes < 1 << 20) {
         throw new IllegalArgumentException(

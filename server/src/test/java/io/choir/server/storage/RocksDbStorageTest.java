@@ -1,0 +1,125 @@
+package io.choir.server.storage;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.rocksdb.ColumnFamilyDescriptor;
+import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.Options;
+import org.rocksdb.RocksDB;
+
+/**
+ * RocksDbStorageTest runs the storage contract over RocksDB in a temporary directory, and checks the
+ * on-disk layout other tools rely on (column families, key and value encodings).
+ */
+class RocksDbStorageTest extends StorageContractTest {
+  @TempDir Path tempDir;
+
+  private Path dbDir() {
+    return tempDir.resolve("db");
+  }
+
+  @Override
+  protected Storage newStorage() {
+    return RocksDbStorage.open(dbDir());
+  }
+
+  @Override
+  protected Storage reopen(Storage storage) {
+    storage.close();
+    return RocksDbStorage.open(dbDir());
+  }
+
+  @Test
+  void shouldCreateMissingDirectoriesAndColumnFamilies() throws Exception {
+    Path nested = tempDir.resolve("a/b/c");
+    RocksDbStorage.open(nested).close();
+
+    assertTrue(Files.isDirectory(nested));
+    try (Options options = new Options()) {
+      List<String> families =
+          RocksDB.listColumnFamilies(options, nested.toString()).stream()
+              .map(name -> new String(name, StandardCharsets.US_ASCII))
+              .sorted()
+              .toList();
+      assertEquals(List.of("data", "default", "log", "meta"), families);
+    }
+  }
+
+  @Test
+  void shouldStoreOpKeysAndVersionPrefixedValuesAsDocumented() throws Exception {
+    storage.appendLog(entries(258, 258), true);
+    storage.write(new WriteSet().putData(bytes("k"), bytes("val"), 0x0102L), true);
+    storage.close();
+
+    List<ColumnFamilyDescriptor> descriptors =
+        List.of(
+            new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY),
+            new ColumnFamilyDescriptor(bytes("log")),
+            new ColumnFamilyDescriptor(bytes("data")),
+            new ColumnFamilyDescriptor(bytes("meta")));
+    List<ColumnFamilyHandle> handles = new ArrayList<>();
+    try (RocksDB db = RocksDB.openReadOnly(dbDir().toString(), descriptors, handles)) {
+      try {
+        byte[] logged = db.get(handles.get(1), bytes(0, 0, 0, 0, 0, 0, 1, 2));
+        assertArrayEquals(entry(258).toByteArray(), logged);
+        byte[] stored = db.get(handles.get(2), bytes("k"));
+        assertArrayEquals(bytes(0, 0, 0, 0, 0, 0, 1, 2, 'v', 'a', 'l'), stored);
+      } finally {
+        handles.forEach(ColumnFamilyHandle::close);
+      }
+    }
+  }
+
+  @Test
+  void shouldFailWithAStorageExceptionNamingTheDirectoryWhenAlreadyOpen() {
+    StorageException e = assertThrows(StorageException.class, () -> RocksDbStorage.open(dbDir()));
+
+    assertTrue(e.getMessage().contains(dbDir().toString()), e.getMessage());
+  }
+
+  @Test
+  void shouldKeepUnsyncedWritesAcrossManyReopens() {
+    for (int round = 1; round <= 3; round++) {
+      storage.appendLog(entries(round, round), false);
+      storage.write(new WriteSet().putData(bytes("k"), bytes("v" + round), round), false);
+      storage = reopen(storage);
+    }
+
+    assertEquals(entries(1, 3), storage.readLog(1, 3, Integer.MAX_VALUE));
+    assertArrayEquals(bytes("v3"), storage.get(bytes("k")).value());
+  }
+
+  @Test
+  void shouldKeepTruncationsAcrossReopen() {
+    storage.appendLog(entries(1, 20), true);
+    storage.truncateLogBefore(5, true);
+    storage.truncateLogAfter(15, true);
+
+    storage = reopen(storage);
+
+    assertEquals(5, storage.firstLogOp());
+    assertEquals(15, storage.lastLogOp());
+    assertEquals(11, storage.readLog(0, 100, Integer.MAX_VALUE).size());
+  }
+
+  @Test
+  void shouldRefuseTuningBelowItsBounds() {
+    assertThrows(
+        IllegalArgumentException.class, () -> new RocksDbStorage.Tuning(0, 32L << 20, 2, 256L << 20));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> new RocksDbStorage.Tuning(64L << 20, 32L << 20, 0, 256L << 20));
+    RocksDbStorage.Tuning small = new RocksDbStorage.Tuning(8L << 20, 4L << 20, 1, 8L << 20);
+    RocksDbStorage.open(tempDir.resolve("tuned"), small).close();
+  }
+}
