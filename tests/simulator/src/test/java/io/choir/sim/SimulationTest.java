@@ -1,0 +1,51 @@
+package io.choir.sim;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * SimulationTest runs many seeded simulations (choir.sim.seeds, 500 by default in CI) or replays one
+ * (choir.sim.seed). Each must keep DESIGN.md's invariants, converge after healing, and produce a
+ * linearizable history. A failing seed prints the command that replays it.
+ */
+class SimulationTest {
+  @Test
+  void shouldKeepInvariantsAndLinearizabilityAcrossSeededFaultyRuns() {
+    String one = System.getProperty("choir.sim.seed", "");
+    long base = Long.getLong("choir.sim.base", 1L);
+    int count = Integer.getInteger("choir.sim.seeds", 500);
+    List<Long> seeds = new ArrayList<>();
+    if (!one.isBlank()) {
+      seeds.add(Long.parseLong(one.trim()));
+    } else {
+      for (int i = 0; i < count; i++) {
+        seeds.add(base + i);
+      }
+    }
+    long start = System.nanoTime();
+    List<String> failures = new ArrayList<>();
+    long ops = 0;
+    for (long seed : seeds) {
+      SimConfig cfg = SimConfig.fromSeed(seed);
+      SimResult r = new Simulation(cfg).run();
+      ops += r.history().size() / 2;
+      List<String> problems = new ArrayList<>(r.violations());
+      problems.addAll(SimChecks.linearizability(r));
+      if (!problems.isEmpty()) {
+        failures.add("seed " + seed + " (" + cfg + "): " + String.join("; ", problems)
+            + "\n  replay: mvn -pl tests/simulator test -Dchoir.sim.seed=" + seed + r.nodes());
+        if (failures.size() >= 5) {
+          break;
+        }
+      }
+    }
+    double secs = (System.nanoTime() - start) / 1e9;
+    System.out.printf("simulator: %d seeds (first %d), %d client ops, %.1f s%n", seeds.size(), seeds.get(0), ops, secs);
+    if (!failures.isEmpty()) {
+      fail(failures.size() + " failing seed(s):\n" + String.join("\n", failures));
+    }
+  }
+}
