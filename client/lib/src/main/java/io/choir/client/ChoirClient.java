@@ -1,0 +1,535 @@
+package io.choir.client;
+
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.Random;
+
+/**
+ * ChoirClient is the entry point to a Choir cluster: a thread-safe, blocking key-value API (with an
+ * async twin from {@link #async()}) that hides which replica is primary, failover and retries. Create
+ * one per application and share it: it keeps one multiplexed TCP connection per replica.
+ *
+ * <p>Every call has one budget, the request timeout, covering the wait for an in-flight slot, connects,
+ * redirects and retries. Retries reuse the request id, so a write is executed at most once however
+ * often it is resent. When the budget runs out the call throws {@link ChoirTimeoutException} if the
+ * request may have reached a replica (the outcome is unknown), {@link BusyException} if the replicas
+ * kept answering BUSY, and {@link UnavailableException} if it never got through. Not-found is a result
+ * (an empty Optional, false), never an exception.
+ *
+ * <pre>{@code
+ * try (ChoirClient client = ChoirClient.builder().endpoints("10.0.0.1:7000", "10.0.0.2:7000").build()) {
+ *   long version = client.put("greeting", "hello");
+ *   String greeting = client.get("greeting").map(VersionedValue::valueAsString).orElse("none");
+ * }
+ * }</pre>
+ */
+public final class ChoirClient implements AutoCloseable {
+  private final Dispatcher dispatcher;
+  private final AsyncChoirClient async;
+  private final long requestTimeoutMs;
+
+  private ChoirClient(ClientConfig config, long clientId) {
+    this.dispatcher = new Dispatcher(config, clientId);
+    this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
+    this.requestTimeoutMs = config.requestTimeoutMs();
+  }
+
+  /**
+   * A builder with the defaults: request timeout 5 s, connect timeout 1 s, 1024 requests in flight,
+   * frames up to 16 MiB + 64 KiB, linearizable reads.
+   *
+   * @return a new builder; at least one endpoint must be set before {@link Builder#build()}
+   */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * The non-blocking API over the same connections, ids and limits.
+   *
+   * @return the async client; closed together with this client
+   */
+  public AsyncChoirClient async() {
+    return async;
+  }
+
+  /**
+   * This client's random identity, which the replicas use to deduplicate retries; useful to find its
+   * requests in server logs.
+   *
+   * @return the client id, never 0
+   */
+  public long clientId() {
+    return dispatcher.clientId();
+  }
+
+  /**
+   * The highest op number any response has shown this client; sequential reads ask for at least this.
+   *
+   * @return the highest op seen, 0 before the first response
+   */
+  public long highestOpSeen() {
+    return dispatcher.highestOpSeen();
+  }
+
+  /**
+   * Reads key with the client's default read consistency.
+   *
+   * <p>Like every blocking method, it must not be called from a callback of an async call (those run
+   * on the client's I/O threads, which would have to read the answer): it throws
+   * IllegalStateException there.
+   *
+   * @param key the key, not empty
+   * @return the value and its version, or empty when the key is absent
+   */
+  public Optional<VersionedValue> get(byte[] key) {
+    return await(async.get(key));
+  }
+
+  /**
+   * Reads key (UTF-8) with the client's default read consistency.
+   *
+   * @param key the key, not empty
+   * @return the value and its version, or empty when the key is absent
+   */
+  public Optional<VersionedValue> get(String key) {
+    return await(async.get(key));
+  }
+
+  /**
+   * Reads key with the given consistency.
+   *
+   * @param key the key, not empty
+   * @param consistency how the read is served
+   * @return the value and its version, or empty when the key is absent
+   */
+  public Optional<VersionedValue> get(byte[] key, ReadConsistency consistency) {
+    return await(async.get(key, consistency));
+  }
+
+  /**
+   * Reads key (UTF-8) with the given consistency.
+   *
+   * @param key the key, not empty
+   * @param consistency how the read is served
+   * @return the value and its version, or empty when the key is absent
+   */
+  public Optional<VersionedValue> get(String key, ReadConsistency consistency) {
+    return await(async.get(key, consistency));
+  }
+
+  /**
+   * Writes value to key.
+   *
+   * @param key the key, not empty
+   * @param value the value, not null (may be empty)
+   * @return the op number of the write, which is the key's new version
+   */
+  public long put(byte[] key, byte[] value) {
+    return await(async.put(key, value));
+  }
+
+  /**
+   * Writes value to key, both encoded as UTF-8.
+   *
+   * @param key the key, not empty
+   * @param value the value, not null (may be empty)
+   * @return the op number of the write, which is the key's new version
+   */
+  public long put(String key, String value) {
+    return await(async.put(key, value));
+  }
+
+  /**
+   * Deletes key.
+   *
+   * @param key the key, not empty
+   * @return whether the key existed
+   */
+  public boolean delete(byte[] key) {
+    return await(async.delete(key));
+  }
+
+  /**
+   * Deletes key (UTF-8).
+   *
+   * @param key the key, not empty
+   * @return whether the key existed
+   */
+  public boolean delete(String key) {
+    return await(async.delete(key));
+  }
+
+  /**
+   * Writes newValue to key only when its current value equals expectedValue.
+   *
+   * @param key the key, not empty
+   * @param expectedValue the value the key must hold, not null (use putIfAbsent to expect absence)
+   * @param newValue the value to write, not null
+   * @return the op number of the write
+   * @throws CasFailedException when the key holds another value or is absent
+   */
+  public long compareAndSet(byte[] key, byte[] expectedValue, byte[] newValue) {
+    return await(async.compareAndSet(key, expectedValue, newValue));
+  }
+
+  /**
+   * UTF-8 form of {@link #compareAndSet(byte[], byte[], byte[])}.
+   *
+   * @param key the key, not empty
+   * @param expectedValue the value the key must hold, not null
+   * @param newValue the value to write, not null
+   * @return the op number of the write
+   * @throws CasFailedException when the key holds another value or is absent
+   */
+  public long compareAndSet(String key, String expectedValue, String newValue) {
+    return await(async.compareAndSet(key, expectedValue, newValue));
+  }
+
+  /**
+   * Writes newValue to key only when its current version equals expectedVersion (optimistic
+   * concurrency: read with get, compute, write back with the version read).
+   *
+   * @param key the key, not empty
+   * @param expectedVersion the version the key must have, positive
+   * @param newValue the value to write, not null
+   * @return the op number of the write
+   * @throws CasFailedException when the key changed since or is absent
+   */
+  public long compareAndSetVersion(byte[] key, long expectedVersion, byte[] newValue) {
+    return await(async.compareAndSetVersion(key, expectedVersion, newValue));
+  }
+
+  /**
+   * UTF-8 form of {@link #compareAndSetVersion(byte[], long, byte[])}.
+   *
+   * @param key the key, not empty
+   * @param expectedVersion the version the key must have, positive
+   * @param newValue the value to write, not null
+   * @return the op number of the write
+   * @throws CasFailedException when the key changed since or is absent
+   */
+  public long compareAndSetVersion(String key, long expectedVersion, String newValue) {
+    return await(async.compareAndSetVersion(key, expectedVersion, newValue));
+  }
+
+  /**
+   * Writes value to key only when the key is absent.
+   *
+   * @param key the key, not empty
+   * @param value the value to write, not null
+   * @return the op number of the write
+   * @throws CasFailedException when the key exists (carrying its value and version)
+   */
+  public long putIfAbsent(byte[] key, byte[] value) {
+    return await(async.putIfAbsent(key, value));
+  }
+
+  /**
+   * UTF-8 form of {@link #putIfAbsent(byte[], byte[])}.
+   *
+   * @param key the key, not empty
+   * @param value the value to write, not null
+   * @return the op number of the write
+   * @throws CasFailedException when the key exists (carrying its value and version)
+   */
+  public long putIfAbsent(String key, String value) {
+    return await(async.putIfAbsent(key, value));
+  }
+
+  /**
+   * Reads the pairs with keys in [startKey, endKey) in byte order.
+   *
+   * @param startKey the first key (inclusive); empty for the beginning
+   * @param endKey the end key (exclusive); empty or null for the end of the key space
+   * @param limit the most pairs to return; 0 for the server's default
+   * @return the pairs and whether more remain
+   */
+  public ScanResult scan(byte[] startKey, byte[] endKey, int limit) {
+    return await(async.scan(startKey, endKey, limit));
+  }
+
+  /**
+   * Reads the pairs with keys in [startKey, endKey) with the given consistency.
+   *
+   * @param startKey the first key (inclusive); empty for the beginning
+   * @param endKey the end key (exclusive); empty or null for the end of the key space
+   * @param limit the most pairs to return; 0 for the server's default
+   * @param consistency how the read is served
+   * @return the pairs and whether more remain
+   */
+  public ScanResult scan(byte[] startKey, byte[] endKey, int limit, ReadConsistency consistency) {
+    return await(async.scan(startKey, endKey, limit, consistency));
+  }
+
+  /**
+   * UTF-8 form of {@link #scan(byte[], byte[], int)}.
+   *
+   * @param startKey the first key (inclusive); empty for the beginning
+   * @param endKey the end key (exclusive); empty or null for the end of the key space
+   * @param limit the most pairs to return; 0 for the server's default
+   * @return the pairs and whether more remain
+   */
+  public ScanResult scan(String startKey, String endKey, int limit) {
+    return await(async.scan(startKey, endKey, limit));
+  }
+
+  /**
+   * UTF-8 form of {@link #scan(byte[], byte[], int, ReadConsistency)}.
+   *
+   * @param startKey the first key (inclusive); empty for the beginning
+   * @param endKey the end key (exclusive); empty or null for the end of the key space
+   * @param limit the most pairs to return; 0 for the server's default
+   * @param consistency how the read is served
+   * @return the pairs and whether more remain
+   */
+  public ScanResult scan(String startKey, String endKey, int limit, ReadConsistency consistency) {
+    return await(async.scan(startKey, endKey, limit, consistency));
+  }
+
+  /**
+   * Applies the batch's writes as one log entry, all or nothing.
+   *
+   * @param batch the writes
+   * @return the op number of the batch, the new version of every key it wrote
+   * @throws CasFailedException when a compare-and-set in the batch failed (see failedIndex); nothing
+   *     was written
+   */
+  public long batch(Batch batch) {
+    return await(async.batch(batch));
+  }
+
+  /**
+   * Asks every configured endpoint for its status, directly and in parallel. Does not throw for a
+   * replica that does not answer: its entry carries the error.
+   *
+   * @return one entry per configured endpoint, in configuration order
+   */
+  public List<ReplicaStatusResult> status() {
+    return await(async.status());
+  }
+
+  /**
+   * Asks one endpoint for its status.
+   *
+   * @param endpoint host:port of the replica (need not be configured)
+   * @return the replica's status, or the error that kept it from answering
+   */
+  public ReplicaStatusResult status(String endpoint) {
+    return await(async.status(endpoint));
+  }
+
+  /**
+   * Closes the client: pending calls fail with UnavailableException("client closed"), connections
+   * close and the I/O threads stop (within about a second). Idempotent; later calls fail the same way.
+   */
+  @Override
+  public void close() {
+    dispatcher.close();
+  }
+
+  private <T> T await(java.util.concurrent.CompletableFuture<T> f) {
+    if (!f.isDone() && dispatcher.inAnyEventLoop()) {
+      // The answer would be read by this very thread: waiting here would always end in a timeout.
+      throw new IllegalStateException("a blocking ChoirClient call was made on a Choir I/O thread (inside a"
+          + " callback of an async call); use async() there instead");
+    }
+    return Futures.await(f, requestTimeoutMs);
+  }
+
+  /**
+   * Builder configures a {@link ChoirClient}. Every setting has a default except the endpoints; each
+   * bound is a named setting so an operator can see and tune it.
+   */
+  public static final class Builder {
+    /** Default for {@link #requestTimeout}: long enough to ride out a view change. */
+    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(5);
+    /** Default for {@link #connectTimeout}: a replica on the same network answers a SYN much faster. */
+    public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(1);
+    /** Default for {@link #maxInFlight}. */
+    public static final int DEFAULT_MAX_IN_FLIGHT = 1024;
+    /** Default for {@link #maxFrameBytes}: a 16 MiB value plus room for the key and the envelope. */
+    public static final int DEFAULT_MAX_FRAME_BYTES = (16 << 20) + (64 << 10);
+
+    private final List<Endpoint> endpoints = new ArrayList<>();
+    private Duration requestTimeout = DEFAULT_REQUEST_TIMEOUT;
+    private Duration connectTimeout = DEFAULT_CONNECT_TIMEOUT;
+    private int maxInFlight = DEFAULT_MAX_IN_FLIGHT;
+    private int maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
+    private ReadConsistency readConsistency = ReadConsistency.LINEARIZABLE;
+    private int eventLoopThreads = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
+    private Random random;
+    private Long clientId;
+
+    private Builder() {}
+
+    /**
+     * The replicas' client addresses. Requests go to the first until it fails or names another
+     * primary; status() asks each of them. Replaces earlier endpoints.
+     *
+     * @param endpoints host:port strings ([v6-address]:port for IPv6), at least one
+     * @return this builder
+     * @throws IllegalArgumentException when the list is empty or an entry is not host:port
+     */
+    public Builder endpoints(List<String> endpoints) {
+      if (endpoints == null || endpoints.isEmpty()) {
+        throw new IllegalArgumentException("at least one endpoint is required");
+      }
+      List<Endpoint> parsed = new ArrayList<>();
+      for (String e : endpoints) {
+        Endpoint endpoint = Endpoint.parse(e);
+        if (!parsed.contains(endpoint)) {
+          parsed.add(endpoint);
+        }
+      }
+      this.endpoints.clear();
+      this.endpoints.addAll(parsed);
+      return this;
+    }
+
+    /**
+     * Varargs form of {@link #endpoints(List)}.
+     *
+     * @param endpoints host:port strings, at least one
+     * @return this builder
+     */
+    public Builder endpoints(String... endpoints) {
+      return endpoints(endpoints == null ? List.of() : Arrays.asList(endpoints));
+    }
+
+    /**
+     * The whole budget of one call, including the wait for an in-flight slot, connects and retries.
+     *
+     * @param requestTimeout positive, at least 1 ms
+     * @return this builder
+     */
+    public Builder requestTimeout(Duration requestTimeout) {
+      this.requestTimeout = positive(requestTimeout, "requestTimeout");
+      return this;
+    }
+
+    /**
+     * How long one TCP connect may take before the endpoint counts as down for this attempt.
+     *
+     * @param connectTimeout positive, at least 1 ms
+     * @return this builder
+     */
+    public Builder connectTimeout(Duration connectTimeout) {
+      this.connectTimeout = positive(connectTimeout, "connectTimeout");
+      return this;
+    }
+
+    /**
+     * The most requests this client has outstanding at once. A call beyond it waits (without blocking
+     * async callers) for a slot, in arrival order; if none frees while at least a tenth of its request
+     * timeout remains, it fails with {@link BusyException} without being sent. Bounds client memory and
+     * the replicas' saved-reply table per client.
+     *
+     * @param maxInFlight at least 1
+     * @return this builder
+     */
+    public Builder maxInFlight(int maxInFlight) {
+      if (maxInFlight < 1) {
+        throw new IllegalArgumentException("maxInFlight must be at least 1: " + maxInFlight);
+      }
+      this.maxInFlight = maxInFlight;
+      return this;
+    }
+
+    /**
+     * The largest frame this client sends or accepts. A request above it fails at once with
+     * {@link TooLargeException} instead of making the server close the connection; a response above
+     * it closes the connection.
+     *
+     * @param maxFrameBytes at least 1024
+     * @return this builder
+     */
+    public Builder maxFrameBytes(int maxFrameBytes) {
+      if (maxFrameBytes < 1024) {
+        throw new IllegalArgumentException("maxFrameBytes must be at least 1024: " + maxFrameBytes);
+      }
+      this.maxFrameBytes = maxFrameBytes;
+      return this;
+    }
+
+    /**
+     * The consistency of reads that do not name one.
+     *
+     * @param readConsistency LINEARIZABLE (default) or SEQUENTIAL
+     * @return this builder
+     */
+    public Builder readConsistency(ReadConsistency readConsistency) {
+      if (readConsistency == null) {
+        throw new IllegalArgumentException("readConsistency must not be null");
+      }
+      this.readConsistency = readConsistency;
+      return this;
+    }
+
+    /**
+     * The number of Netty I/O threads (default: the number of cores, at most 4). Futures complete on
+     * these threads.
+     *
+     * @param eventLoopThreads at least 1
+     * @return this builder
+     */
+    public Builder eventLoopThreads(int eventLoopThreads) {
+      if (eventLoopThreads < 1) {
+        throw new IllegalArgumentException("eventLoopThreads must be at least 1: " + eventLoopThreads);
+      }
+      this.eventLoopThreads = eventLoopThreads;
+      return this;
+    }
+
+    /** Test hook: the source of retry jitter, seeded so a test replays the same pauses. */
+    Builder random(Random random) {
+      this.random = random;
+      return this;
+    }
+
+    /** Test hook: a fixed client id. */
+    Builder clientId(long clientId) {
+      if (clientId == 0) {
+        throw new IllegalArgumentException("clientId must not be 0");
+      }
+      this.clientId = clientId;
+      return this;
+    }
+
+    /**
+     * Creates the client. It connects lazily, so this succeeds even when no replica is up yet.
+     *
+     * @return a new client; close it when done
+     * @throws IllegalArgumentException when no endpoint was set
+     */
+    public ChoirClient build() {
+      if (endpoints.isEmpty()) {
+        throw new IllegalArgumentException("at least one endpoint is required");
+      }
+      ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), connectTimeout.toMillis(),
+          maxInFlight, maxFrameBytes, readConsistency, eventLoopThreads,
+          random != null ? random : new Random());
+      return new ChoirClient(config, clientId != null ? clientId : newClientId());
+    }
+
+    private static long newClientId() {
+      SecureRandom random = new SecureRandom();
+      long id;
+      do {
+        id = random.nextLong();
+      } while (id == 0);
+      return id;
+    }
+
+    private static Duration positive(Duration d, String name) {
+      if (d == null || d.toMillis() < 1) {
+        throw new IllegalArgumentException(name + " must be at least 1 ms: " + d);
+      }
+      return d;
+    }
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The Choir Java client: a thread-safe blocking API ({@link io.choir.client.ChoirClient}) and an async
+ * one ({@link io.choir.client.AsyncChoirClient}) over one multiplexed TCP connection per replica. The
+ * client finds the primary by itself (following NOT_PRIMARY redirects), retries on failures with the
+ * same request id so every write happens at most once, and reports failures as typed, unchecked
+ * exceptions under {@link io.choir.client.ChoirException}.
+ *
+ * <pre>{@code
+ * try (ChoirClient client = ChoirClient.builder()
+ *     .endpoints("10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000")
+ *     .requestTimeout(Duration.ofSeconds(5))
+ *     .build()) {
+ *   long version = client.put("user/42", "alice");
+ *
+ *   Optional<VersionedValue> user = client.get("user/42");          // empty when absent
+ *   String name = user.map(VersionedValue::valueAsString).orElse("?");
+ *
+ *   try {
+ *     client.compareAndSetVersion("user/42", version, "alice smith"); // optimistic update
+ *   } catch (CasFailedException e) {
+ *     long current = e.currentVersion();                              // someone else wrote first
+ *   }
+ *
+ *   ScanResult page = client.scan("user/", "user0", 100);             // keys in [user/, user0)
+ *   for (KeyValueVersion kv : page.entries()) {
+ *     String key = kv.keyAsString();
+ *   }
+ *
+ *   client.async().put("counter", "1").thenAccept(v -> { });         // non-blocking form
+ * }                                                                     // close() on exit
+ * }</pre>
+ */
+package io.choir.client;
