@@ -41,7 +41,7 @@ public final class Choir implements Runnable {
   public static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Choir());
     ServerCommand.addSettingOptions(cl.getSubcommands().get("server").getCommandSpec());
-    cl.setExitCodeExceptionMapper(t -> EXIT_ERROR);
+    cl.setExitCodeExceptionMapper(t -> t instanceof CommandLine.ParameterException ? EXIT_USAGE : EXIT_ERROR);
     return cl;
   }
 

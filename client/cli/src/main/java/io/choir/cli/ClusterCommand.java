@@ -23,8 +23,8 @@ import picocli.CommandLine.Option;
 final class ClusterCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-  /** Replicas a local cluster has unless told otherwise (replication arrives with issue 3). */
-  static final int DEFAULT_REPLICAS = 1;
+  /** Replicas a local cluster has unless told otherwise: 2f+1 = 3 tolerates one failure. */
+  static final int DEFAULT_REPLICAS = 3;
 
   @Override
   public void run() {

@@ -72,7 +72,12 @@ final class ServerCommand implements Callable<Integer> {
       spec.commandLine().getErr().println("choir server: cannot start: " + e.getMessage());
       return Choir.EXIT_ERROR;
     }
-    Thread hook = new Thread(server::close, "choir-shutdown");
+    // SIGTERM or Ctrl-C: shut down gracefully, then end with status 0 (not the JVM's 143 for a signal),
+    // since a graceful stop is a success for supervisors such as systemd or `cluster up`.
+    Thread hook = new Thread(() -> {
+      server.close();
+      Runtime.getRuntime().halt(server.terminated().join() == null ? Choir.EXIT_OK : Choir.EXIT_ERROR);
+    }, "choir-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
     Throwable cause = server.terminated().join();
     if (cause != null) {

@@ -2,7 +2,7 @@ package io.choir.cli;
 
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaStatusResult;
-import io.choir.proto.ReplicaStatus;
+import io.choir.client.ReplicaInfo;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -31,41 +31,48 @@ final class StatusCommand extends KvCommands.Base {
     for (ReplicaStatusResult r : results) {
       Map<String, Object> m = new LinkedHashMap<>();
       m.put("endpoint", r.endpoint());
-      if (r.status() != null) {
+      if (r.isOk()) {
         answered++;
-        ReplicaStatus s = r.status();
-        m.put("id", s.getId());
-        m.put("role", s.getRole());
-        m.put("view", s.getView());
-        m.put("op", s.getOp());
-        m.put("commit", s.getCommit());
-        m.put("applied", s.getApplied());
-        m.put("checksum", String.format("%016x", s.getChecksum()));
-        m.put("primary_id", s.getPrimaryId());
-        m.put("cluster_id", s.getClusterId());
-        m.put("durability", s.getDurability());
-        m.put("keys", s.getKeys());
-        m.put("uptime_ms", s.getUptimeMs());
-        m.put("version", s.getVersion());
-        m.put("counters", new TreeMap<>(s.getCountersMap()));
+        ReplicaInfo s = r.info();
+        m.put("id", s.id());
+        m.put("role", s.role());
+        m.put("view", s.view());
+        m.put("op", s.op());
+        m.put("commit", s.commit());
+        m.put("applied", s.applied());
+        m.put("checksum", String.format("%016x", s.checksum()));
+        m.put("primary_id", s.primaryId());
+        m.put("cluster_id", s.clusterId());
+        m.put("durability", s.durability());
+        m.put("keys", s.keys());
+        m.put("uptime_ms", s.uptimeMs());
+        m.put("version", s.version());
+        m.put("lag", s.counters().getOrDefault("lag", 0L));
+        m.put("counters", new TreeMap<>(s.counters()));
       } else {
-        m.put("error", r.error());
+        m.put("error", String.valueOf(r.error() == null ? "no answer" : r.error().getMessage()));
       }
       rows.add(m);
     }
     if (options.json) {
       options.printJson(out, rows);
     } else {
-      out.printf("%-22s %3s %-8s %6s %10s %10s %10s %-16s %9s%n",
-          "ENDPOINT", "ID", "ROLE", "VIEW", "OP", "COMMIT", "APPLIED", "CHECKSUM", "UPTIME_S");
+      out.printf("%-22s %3s %-11s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s%n",
+          "ENDPOINT", "ID", "ROLE", "VIEW", "OP", "COMMIT", "APPLIED", "CHECKSUM", "LAG", "NACKS S/R",
+          "RETX", "GAPS", "DROPPED", "UPTIME_S");
       for (Map<String, Object> m : rows) {
         if (m.containsKey("error")) {
           out.printf("%-22s unreachable: %s%n", m.get("endpoint"), m.get("error"));
           continue;
         }
-        out.printf("%-22s %3s %-8s %6s %10s %10s %10s %-16s %9d%n", m.get("endpoint"), m.get("id"),
-            m.get("role"), m.get("view"), m.get("op"), m.get("commit"), m.get("applied"),
-            m.get("checksum"), ((Long) m.get("uptime_ms")) / 1000);
+        Map<?, ?> c = (Map<?, ?>) m.get("counters");
+        long dropped = c.entrySet().stream()
+            .filter(e -> String.valueOf(e.getKey()).startsWith("datagrams_dropped_"))
+            .mapToLong(e -> ((Number) e.getValue()).longValue()).sum();
+        out.printf("%-22s %3s %-11s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d%n", m.get("endpoint"),
+            m.get("id"), m.get("role"), m.get("view"), m.get("op"), m.get("commit"), m.get("applied"),
+            m.get("checksum"), c.get("lag"), c.get("nacks_sent") + "/" + c.get("nacks_received"),
+            c.get("retransmits"), c.get("gaps"), dropped, ((Long) m.get("uptime_ms")) / 1000);
         if (counters) {
           ((Map<?, ?>) m.get("counters")).forEach((k, v) -> out.printf("    %-28s %d%n", k, v));
         }

@@ -142,6 +142,10 @@ public final class ServerConfig {
   public static final Setting<Integer> SHUTDOWN_TIMEOUT_MS =
       add(new Setting<>("shutdown_timeout_ms", "How long a graceful shutdown waits for work in flight.",
           5000, v -> intIn(v, 0, 600_000)));
+  public static final Setting<Integer> TEST_MULTICAST_LOSS_PERCENT =
+      add(new Setting<>("test_multicast_loss_percent",
+          "TEST ONLY: drop this share of received multicast datagrams, to exercise NACK repair.", 0,
+          v -> intIn(v, 0, 100)));
   public static final Setting<String> LOG_LEVEL =
       add(new Setting<>("log_level", "error, warn, info or debug.", "info",
           v -> oneOf(v, "error", "warn", "info", "debug", "trace")));

@@ -79,7 +79,8 @@ public final class PeerTransport implements AutoCloseable {
       String interfaceName,
       int ttl,
       int maxDatagramBytes,
-      int receiveBufferBytes) {}
+      int receiveBufferBytes,
+      int testMulticastLossPercent) {}
 
   private static final Map<MessageType, Parser<? extends MessageLite>> PARSERS = new EnumMap<>(MessageType.class);
 
@@ -110,6 +111,8 @@ public final class PeerTransport implements AutoCloseable {
   private final Counter sentMulticast;
   private final Counter received;
   private final Counter fragmentsSent;
+  /** Only for test_multicast_loss_percent; used on the transport's one event loop. */
+  private final java.util.SplittableRandom lossRandom = new java.util.SplittableRandom();
 
   public PeerTransport(Settings settings, PeerSink sink, MeterRegistry metrics)
       throws InterruptedException, SocketException {
@@ -221,11 +224,18 @@ public final class PeerTransport implements AutoCloseable {
     return out;
   }
 
-  /** Decodes and checks datagrams; runs on the transport's event loop. */
+  /** Decodes and checks datagrams; shared by both channels, which run on the transport's one event loop. */
+  @io.netty.channel.ChannelHandler.Sharable
   private final class Inbound extends SimpleChannelInboundHandler<DatagramPacket> {
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, DatagramPacket packet) {
       received.increment();
+      if (settings.testMulticastLossPercent() > 0 && packet.recipient() != null
+          && packet.recipient().getAddress().isMulticastAddress()
+          && lossRandom.nextInt(100) < settings.testMulticastLossPercent()) {
+        drop("test_loss");
+        return;
+      }
       ByteBuf in = packet.content();
       DatagramHeader h = DatagramHeader.decode(in);
       if (h == null) {

@@ -95,7 +95,8 @@ public final class ReplicaServer implements AutoCloseable {
         this.transport = new PeerTransport(new PeerTransport.Settings(config.replicaId(), config.clusterIdHash(),
             peers, group.toSocketAddress(), config.get(ServerConfig.MULTICAST_INTERFACE),
             config.get(ServerConfig.MULTICAST_TTL), config.get(ServerConfig.MAX_DATAGRAM_BYTES),
-            config.get(ServerConfig.RECEIVE_BUFFER_BYTES)), loop, metrics);
+            config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
+            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT)), loop, metrics);
         loop.attachPeers(transport, storage, config.get(ServerConfig.MAX_DATAGRAM_BYTES), this::stateTransfer);
       } else {
         this.transport = null;

@@ -16,18 +16,20 @@ import io.choir.proto.SavedReply;
 import io.choir.proto.Scan;
 import io.choir.proto.Status;
 import io.choir.server.storage.Bytes;
+import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.Storage;
 import io.choir.server.storage.StorageException;
 import io.choir.server.storage.Versioned;
 import io.choir.server.storage.WriteSet;
-import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
@@ -69,24 +71,41 @@ import java.util.concurrent.ConcurrentHashMap;
  *   <li>An empty Batch is OK and writes nothing.
  * </ul>
  *
- * <p>Threads: {@link #apply} and {@link #load} run on one thread (the storage stage). {@link
- * #applied()}, {@link #checksum()}, {@link #appliedState()}, {@link #clientRecord} and {@link #read}
- * may be called from any thread: the applied state and client rows are published only after the
- * WriteSet is written, so a reader never sees an applied number ahead of the data.
+ * <p>State transfer (DESIGN.md "Loss, repair and flow"): a replica that needs ops its primary's log no
+ * longer holds replaces its whole state with a snapshot of the primary's, in three steps on the apply
+ * thread: {@link #beginInstall} (storage wipes the state and sets the "installing" marker, synced),
+ * {@link #installData} per received chunk (unsynced), {@link #installSnapshot} (client table, applied,
+ * checksum and marker removal in one synced write; the log is emptied). While installing, {@link
+ * #apply} is refused (it would build on a partial state) and {@link #read} answers UNAVAILABLE.
+ *
+ * <p>Crash in the middle of an install: {@link #load} finds the marker and wipes the replica to the
+ * empty state (applied 0, no data, no client rows, no log), so it simply fetches a state transfer
+ * again. That loses nothing acknowledged: the replica only installs a snapshot at an op above its
+ * applied number, fetched from a primary whose log had already dropped the ops it lacked, so every op
+ * it ever acknowledged is committed and held by a majority that does not include it. It does mean the
+ * replica must NOT take part in a view change as if its empty log were what it acknowledged (it would
+ * count as a member of a quorum missing committed ops): after {@link #wipedInterruptedInstall()} it
+ * must rejoin as recovering (VR section 4.3) and catch up before it votes. (Follow-up for the core.)
+ *
+ * <p>Threads: {@link #apply}, {@link #load} and the install methods run on one thread (the storage
+ * stage). {@link #applied()}, {@link #checksum()}, {@link #appliedState()}, {@link #clientRecord} and
+ * {@link #read} may be called from any thread: the applied state and client rows are published only
+ * after the WriteSet is written, so a reader never sees an applied number ahead of the data.
  */
 public final class KvStateMachine {
   /** Meta key of the applied op number (8 bytes big-endian). */
-  public static final String APPLIED_KEY = "applied";
+  public static final String APPLIED_KEY = MetaKeys.APPLIED;
 
   /** Meta key of the running checksum at the applied op (8 bytes big-endian). */
-  public static final String CHECKSUM_KEY = "checksum";
+  public static final String CHECKSUM_KEY = MetaKeys.CHECKSUM;
 
   /** Meta key prefix of the client table rows; the row key adds the client id as 8 bytes BE. */
-  public static final String CLIENT_PREFIX = "client/";
+  public static final String CLIENT_PREFIX = MetaKeys.CLIENT_PREFIX;
 
-  private static final byte[] APPLIED = APPLIED_KEY.getBytes(StandardCharsets.US_ASCII);
-  private static final byte[] CHECKSUM = CHECKSUM_KEY.getBytes(StandardCharsets.US_ASCII);
-  private static final byte[] CLIENTS = CLIENT_PREFIX.getBytes(StandardCharsets.US_ASCII);
+  private static final byte[] APPLIED = MetaKeys.bytes(MetaKeys.APPLIED);
+  private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
+  private static final byte[] CLIENTS = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
+  private static final byte[] INSTALLING = MetaKeys.bytes(MetaKeys.INSTALLING);
 
   /** AppliedState is the applied op number and the checksum at it, read together. */
   public record AppliedState(long applied, long checksum) {}
@@ -111,6 +130,14 @@ public final class KvStateMachine {
   private final TreeSet<Rank> evictionOrder = new TreeSet<>();
   /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
   private boolean needsLoad;
+  /**
+   * Even while the state is whole, odd from {@link #beginInstall} until the install is finished (or
+   * given up by {@link #load}): a reader that sees it odd, or changed across its read, refuses the
+   * read (a sequence lock). Written by the apply thread only.
+   */
+  private volatile long installEpoch;
+  /** Whether the last {@link #load} wiped an interrupted install (apply thread; volatile for status). */
+  private volatile boolean wipedInterruptedInstall;
 
   /**
    * KvStateMachine over storage. Call {@link #load} before the first apply when storage may already
@@ -133,8 +160,22 @@ public final class KvStateMachine {
    * Loads applied, checksum and the client table from storage, replacing what is in memory (so it
    * also recovers from a failed apply and follows an installed snapshot). Runs on the apply thread;
    * readers may see a partly loaded client table meanwhile.
+   *
+   * <p>When storage holds the "installing" marker (a crash, or a failed transfer given up, in the
+   * middle of an install), it first wipes the replica to the empty state: applied 0, checksum 0, no
+   * data, no client rows, no log, marker cleared; see the class comment for why that is safe and what
+   * the replica must then do ({@link #wipedInterruptedInstall()} tells). Each step is idempotent and
+   * the marker goes last, in a synced write, so a crash during the wipe just wipes again.
    */
   public void load() {
+    wipedInterruptedInstall = false;
+    if (storage.getMeta(INSTALLING) != null) {
+      storage.beginInstall(); // data, client rows, applied, checksum gone; marker kept, synced
+      storage.truncateLogAfter(0, false);
+      // Synced, so the log truncation before it is durable too when the marker is gone.
+      storage.write(new WriteSet().deleteMeta(INSTALLING), true);
+      wipedInterruptedInstall = true;
+    }
     byte[] applied = storage.getMeta(APPLIED);
     byte[] checksum = storage.getMeta(CHECKSUM);
     clients.clear();
@@ -159,6 +200,94 @@ public final class KvStateMachine {
             applied == null ? 0 : Bytes.bytesToLong(applied),
             checksum == null ? 0 : Bytes.bytesToLong(checksum));
     needsLoad = false;
+    if ((installEpoch & 1) != 0) {
+      installEpoch++; // the state is whole again (installed, or wiped to empty)
+    }
+  }
+
+  /**
+   * Starts installing a state transfer (apply thread): marks the in-memory state as being replaced
+   * (reads answer UNAVAILABLE, apply is refused), shows applied 0 and an empty client table, and calls
+   * {@link Storage#beginInstall()} (marker set and state wiped, synced). Calling it again while
+   * installing restarts the install from empty (a new fetch after a failed one).
+   */
+  public void beginInstall() {
+    if ((installEpoch & 1) == 0) {
+      installEpoch++; // before touching storage: readers must never see the wipe as a state
+    }
+    needsLoad = true;
+    clients.clear();
+    evictionOrder.clear();
+    state = new AppliedState(0, 0);
+    storage.beginInstall();
+  }
+
+  /**
+   * Writes one chunk of snapshot pairs (apply thread, between {@link #beginInstall} and {@link
+   * #installSnapshot}); unsynced, made durable by installSnapshot's synced write.
+   */
+  public void installData(List<KeyValue> kvs) {
+    if (!installing()) {
+      throw new IllegalStateException("no state transfer is being installed: call beginInstall first");
+    }
+    storage.installData(kvs);
+  }
+
+  /**
+   * Finishes installing a state transfer taken at op with checksum (apply thread): truncates the whole
+   * log, then in ONE synced WriteSet writes the client rows, applied = op, checksum and deletes the
+   * "installing" marker; then reloads the in-memory state from storage.
+   *
+   * <p>Crash safety: the log truncation comes first and unsynced. A crash before the synced WriteSet
+   * leaves the marker, so {@link #load} wipes and the replica fetches again, whether or not the
+   * truncation survived. Once the WriteSet is durable, so is the truncation before it (a synced write
+   * makes every earlier write durable), so no state ever pairs applied = op with stale log entries
+   * (which recovery would replay above op). Truncating after the WriteSet would leave exactly that
+   * window: marker gone, old entries still in the log.
+   *
+   * @throws IllegalStateException when storage holds no install marker (no beginInstall, or the
+   *     install was wiped by a restart in between)
+   * @throws IllegalArgumentException when op is below 1 or two client rows share a client id
+   */
+  public void installSnapshot(long op, long checksum, List<ClientRecord> clients) {
+    if (op < 1) {
+      throw new IllegalArgumentException("a snapshot is taken at op 1 or above: " + op);
+    }
+    Set<Long> ids = new HashSet<>();
+    for (ClientRecord record : clients) {
+      if (record.getClientId() == 0 || !ids.add(record.getClientId())) {
+        throw new IllegalArgumentException(
+            "snapshot client table has a zero or repeated client id "
+                + Long.toUnsignedString(record.getClientId()));
+      }
+    }
+    if (storage.getMeta(INSTALLING) == null) {
+      throw new IllegalStateException(
+          "no state transfer is being installed (no marker in storage): call beginInstall first");
+    }
+    storage.truncateLogAfter(0, false);
+    WriteSet set = new WriteSet();
+    for (ClientRecord record : clients) {
+      set.putMeta(clientKey(record.getClientId()), record.toByteArray());
+    }
+    set.putMeta(APPLIED, Bytes.longToBytes(op));
+    set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
+    set.deleteMeta(INSTALLING);
+    storage.write(set, true);
+    load();
+  }
+
+  /** True from {@link #beginInstall} until the install is finished or wiped (any thread). */
+  public boolean installing() {
+    return (installEpoch & 1) != 0;
+  }
+
+  /**
+   * True when the last {@link #load} found an interrupted install and wiped the replica to the empty
+   * state: the replica must catch up (state transfer) before it takes part in a view change.
+   */
+  public boolean wipedInterruptedInstall() {
+    return wipedInterruptedInstall;
   }
 
   /** Highest applied op (volatile read; any thread). */
@@ -207,6 +336,10 @@ public final class KvStateMachine {
    * twice would silently diverge from the other replicas.
    */
   public List<Response> apply(List<Entry> entries, boolean sync) {
+    if (installing()) {
+      throw new IllegalStateException(
+          "a state transfer is being installed; entries cannot be applied to a partial state");
+    }
     if (needsLoad) {
       throw new IllegalStateException(
           "an earlier apply failed; the state machine must be reloaded from storage");
@@ -263,11 +396,29 @@ public final class KvStateMachine {
    * data, so the data answered is at least as new as op: a client sending op back as min_op never
    * reads older state. A Scan returns at most maxScanLimit pairs (the request's limit, or
    * maxScanLimit when 0); more is true when the range holds more keys. Other requests are INVALID.
+   * While a state transfer is being installed (or when one began during the read) the answer is
+   * UNAVAILABLE: the data then is a partial snapshot, no state at any op.
    */
   public Response read(Request request, int maxScanLimit) {
     if (maxScanLimit < 1) {
       throw new IllegalArgumentException("maxScanLimit must be at least 1: " + maxScanLimit);
     }
+    long epoch = installEpoch;
+    if ((epoch & 1) == 0) {
+      Response answer = readState(request, maxScanLimit);
+      if (installEpoch == epoch) {
+        return answer;
+      }
+    }
+    return Response.newBuilder()
+        .setRequestId(request.getRequestId())
+        .setStatus(Status.UNAVAILABLE)
+        .setError("this replica is installing a state transfer")
+        .build();
+  }
+
+  /** The answer to a read from the current state, without the install check. */
+  private Response readState(Request request, int maxScanLimit) {
     long op = applied();
     Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
     switch (request.getOpCase()) {

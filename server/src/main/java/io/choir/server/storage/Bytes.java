@@ -57,6 +57,26 @@ public final class Bytes {
     return out;
   }
 
+  /**
+   * Returns the smallest key above every key that starts with prefix (the exclusive end of a prefix
+   * range), or null when there is none (prefix empty or all 0xFF bytes).
+   */
+  public static byte[] prefixEnd(byte[] prefix) {
+    for (int i = prefix.length - 1; i >= 0; i--) {
+      if (prefix[i] != (byte) 0xFF) {
+        byte[] end = Arrays.copyOf(prefix, i + 1);
+        end[i]++;
+        return end;
+      }
+    }
+    return null;
+  }
+
+  /** Returns the smallest key above key in unsigned byte order: key followed by one zero byte. */
+  public static byte[] successor(byte[] key) {
+    return Arrays.copyOf(key, key.length + 1);
+  }
+
   /** True when array starts with prefix. */
   public static boolean startsWith(byte[] array, byte[] prefix) {
     return array.length >= prefix.length

@@ -319,6 +319,62 @@ public final class MemoryStorage implements Storage {
     }
   }
 
+  /**
+   * Copies the data and meta maps under the read lock: O(keys) time and references, no value copies
+   * (stored arrays are never mutated). Like RocksDB's, the snapshot fails once this storage is closed
+   * (or crashed).
+   */
+  @Override
+  public StorageSnapshot snapshot() {
+    lock.readLock().lock();
+    try {
+      ensureOpen("take a snapshot");
+      return new Snapshot(new TreeMap<>(current.data), new TreeMap<>(current.meta));
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void beginInstall() {
+    byte[] installing = MetaKeys.bytes(MetaKeys.INSTALLING);
+    byte[] applied = MetaKeys.bytes(MetaKeys.APPLIED);
+    byte[] checksum = MetaKeys.bytes(MetaKeys.CHECKSUM);
+    byte[] clients = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
+    mutate(
+        "begin an install",
+        state -> {
+          state.data.clear();
+          state.meta.remove(applied);
+          state.meta.remove(checksum);
+          state.meta.subMap(clients, true, Bytes.prefixEnd(clients), false).clear();
+          state.meta.put(installing, new byte[] {1});
+        },
+        true);
+  }
+
+  @Override
+  public void installData(List<KeyValue> kvs) {
+    if (kvs.isEmpty()) {
+      return;
+    }
+    List<Map.Entry<byte[], Versioned>> copy = new ArrayList<>(kvs.size());
+    for (KeyValue kv : kvs) {
+      copy.add(
+          new AbstractMap.SimpleImmutableEntry<>(
+              kv.getKey().toByteArray(),
+              new Versioned(kv.getValue().toByteArray(), kv.getVersion())));
+    }
+    mutate(
+        "install data",
+        state -> {
+          for (Map.Entry<byte[], Versioned> pair : copy) {
+            state.data.put(pair.getKey(), pair.getValue());
+          }
+        },
+        false);
+  }
+
   /** Closes this storage; idempotent. Durable state is kept by crash(), not by close. */
   @Override
   public void close() {
@@ -327,6 +383,83 @@ public final class MemoryStorage implements Storage {
       closed = true;
     } finally {
       lock.writeLock().unlock();
+    }
+  }
+
+  /** Snapshot is a private copy of the data and meta maps; reads copy arrays on the way out. */
+  private final class Snapshot implements StorageSnapshot {
+    private final TreeMap<byte[], Versioned> data;
+    private final TreeMap<byte[], byte[]> meta;
+    private volatile boolean closed;
+
+    Snapshot(TreeMap<byte[], Versioned> data, TreeMap<byte[], byte[]> meta) {
+      this.data = data;
+      this.meta = meta;
+    }
+
+    @Override
+    public byte[] getMeta(byte[] key) {
+      ensureOpen();
+      byte[] value = meta.get(key);
+      return value == null ? null : value.clone();
+    }
+
+    @Override
+    public List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix) {
+      ensureOpen();
+      List<Map.Entry<byte[], byte[]>> out = new ArrayList<>();
+      for (Map.Entry<byte[], byte[]> pair : meta.tailMap(prefix, true).entrySet()) {
+        if (!Bytes.startsWith(pair.getKey(), prefix)) {
+          break;
+        }
+        out.add(
+            new AbstractMap.SimpleImmutableEntry<>(pair.getKey().clone(), pair.getValue().clone()));
+      }
+      return out;
+    }
+
+    @Override
+    public List<KeyValue> scanData(byte[] startInclusive, int maxPairs, int maxBytes) {
+      ensureOpen();
+      if (maxPairs < 1) {
+        throw new IllegalArgumentException("maxPairs must be at least 1: " + maxPairs);
+      }
+      List<KeyValue> out = new ArrayList<>();
+      long bytes = 0;
+      for (Map.Entry<byte[], Versioned> pair : data.tailMap(startInclusive, true).entrySet()) {
+        if (out.size() >= maxPairs) {
+          break;
+        }
+        long size = (long) pair.getKey().length + pair.getValue().value().length;
+        if (!out.isEmpty() && bytes + size > maxBytes) {
+          break;
+        }
+        out.add(
+            KeyValue.newBuilder()
+                .setKey(ByteString.copyFrom(pair.getKey()))
+                .setValue(ByteString.copyFrom(pair.getValue().value()))
+                .setVersion(pair.getValue().version())
+                .build());
+        bytes += size;
+      }
+      return out;
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+    }
+
+    private void ensureOpen() {
+      if (closed) {
+        throw new StorageException("cannot read a closed memory storage snapshot");
+      }
+      lock.readLock().lock();
+      try {
+        MemoryStorage.this.ensureOpen("read a snapshot");
+      } finally {
+        lock.readLock().unlock();
+      }
     }
   }
 

@@ -13,6 +13,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.rocksdb.BlockBasedTableConfig;
 import org.rocksdb.BloomFilter;
@@ -29,6 +31,7 @@ import org.rocksdb.RocksDB;
 import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.Slice;
+import org.rocksdb.Snapshot;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
 import org.slf4j.Logger;
@@ -123,6 +126,8 @@ public final class RocksDbStorage implements Storage {
   private final WriteOptions bufferedWrite;
   private final ReentrantReadWriteLock closeLock = new ReentrantReadWriteLock();
   private boolean closed; // guarded by closeLock's write lock
+  /** Snapshots not yet closed; close() releases them before closing the database. */
+  private final Set<RocksSnapshot> openSnapshots = ConcurrentHashMap.newKeySet();
 
   private RocksDbStorage(
       Path dir,
@@ -442,6 +447,77 @@ public final class RocksDbStorage implements Storage {
   }
 
   /**
+   * Takes a RocksDB snapshot (a sequence number: no copy) and reads through ReadOptions pinned to it.
+   * Until it is closed, RocksDB keeps every version the snapshot can see, so compaction reclaims less.
+   */
+  @Override
+  public StorageSnapshot snapshot() {
+    return run(
+        "take a snapshot",
+        () -> {
+          Snapshot snapshot = db.getSnapshot();
+          ReadOptions options = new ReadOptions().setSnapshot(snapshot);
+          RocksSnapshot taken = new RocksSnapshot(snapshot, options);
+          openSnapshots.add(taken);
+          return taken;
+        });
+  }
+
+  /**
+   * One WriteBatch, synced: the marker, a range deletion of the whole data space (from the empty key
+   * to the current last key, plus that key: user keys have no upper bound to name otherwise; the one
+   * writer means no key appears meanwhile), a range deletion of the client rows, and the applied and
+   * checksum rows.
+   */
+  @Override
+  public void beginInstall() {
+    byte[] clients = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
+    run(
+        "begin an install",
+        () -> {
+          try (WriteBatch batch = new WriteBatch()) {
+            byte[] lastKey;
+            try (RocksIterator it = db.newIterator(data)) {
+              it.seekToLast();
+              lastKey = it.isValid() ? it.key() : null;
+              it.status();
+            }
+            if (lastKey != null) {
+              batch.deleteRange(data, new byte[0], lastKey);
+              batch.delete(data, lastKey);
+            }
+            batch.deleteRange(meta, clients, Bytes.prefixEnd(clients));
+            batch.delete(meta, MetaKeys.bytes(MetaKeys.APPLIED));
+            batch.delete(meta, MetaKeys.bytes(MetaKeys.CHECKSUM));
+            batch.put(meta, MetaKeys.bytes(MetaKeys.INSTALLING), new byte[] {1});
+            db.write(syncWrite, batch);
+          }
+          return null;
+        });
+  }
+
+  @Override
+  public void installData(List<KeyValue> kvs) {
+    if (kvs.isEmpty()) {
+      return;
+    }
+    run(
+        "install data",
+        () -> {
+          try (WriteBatch batch = new WriteBatch()) {
+            for (KeyValue kv : kvs) {
+              byte[] stored = new byte[Long.BYTES + kv.getValue().size()];
+              Bytes.putLong(stored, 0, kv.getVersion());
+              kv.getValue().copyTo(stored, Long.BYTES);
+              batch.put(data, kv.getKey().toByteArray(), stored);
+            }
+            db.write(bufferedWrite, batch);
+          }
+          return null;
+        });
+  }
+
+  /**
    * Closes the database, its column family handles and every native option object; idempotent. The
    * WAL is synced first, so a clean shutdown keeps unsynced writes even across an OS crash.
    */
@@ -458,6 +534,11 @@ public final class RocksDbStorage implements Storage {
       } catch (RocksDBException e) {
         LOG.warn("cannot sync the WAL of {} on close: {}", dir, e.getMessage());
       }
+      // A database must not close with unreleased snapshots.
+      for (RocksSnapshot snapshot : openSnapshots) {
+        snapshot.release();
+      }
+      openSnapshots.clear();
       // Handles before the database, the database before the options it was opened with.
       for (ColumnFamilyHandle handle : handles) {
         handle.close();
@@ -466,6 +547,117 @@ public final class RocksDbStorage implements Storage {
       closeAll(natives);
     } finally {
       closeLock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * RocksSnapshot reads through ReadOptions pinned to one RocksDB snapshot. Its reads run under the
+   * storage's close lock like every other call; {@link #close} and the storage's close both release
+   * it, whichever comes first (the set of open snapshots decides who does).
+   */
+  private final class RocksSnapshot implements StorageSnapshot {
+    private final Snapshot snapshot;
+    private final ReadOptions options;
+    private boolean released; // guarded by this
+
+    RocksSnapshot(Snapshot snapshot, ReadOptions options) {
+      this.snapshot = snapshot;
+      this.options = options;
+    }
+
+    @Override
+    public byte[] getMeta(byte[] key) {
+      return read("get a meta row from a snapshot", () -> db.get(meta, options, key));
+    }
+
+    @Override
+    public List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix) {
+      return read(
+          "scan the meta rows of a snapshot",
+          () -> {
+            List<Map.Entry<byte[], byte[]>> out = new ArrayList<>();
+            try (RocksIterator it = db.newIterator(meta, options)) {
+              for (it.seek(prefix); it.isValid(); it.next()) {
+                byte[] key = it.key();
+                if (!Bytes.startsWith(key, prefix)) {
+                  break;
+                }
+                out.add(new AbstractMap.SimpleImmutableEntry<>(key, it.value()));
+              }
+              it.status();
+            }
+            return out;
+          });
+    }
+
+    @Override
+    public List<KeyValue> scanData(byte[] startInclusive, int maxPairs, int maxBytes) {
+      if (maxPairs < 1) {
+        throw new IllegalArgumentException("maxPairs must be at least 1: " + maxPairs);
+      }
+      return read(
+          "scan the data of a snapshot",
+          () -> {
+            List<KeyValue> out = new ArrayList<>();
+            long bytes = 0;
+            try (RocksIterator it = db.newIterator(data, options)) {
+              for (it.seek(startInclusive); it.isValid() && out.size() < maxPairs; it.next()) {
+                byte[] key = it.key();
+                byte[] stored = it.value();
+                long size = (long) key.length + stored.length - Long.BYTES;
+                if (!out.isEmpty() && bytes + size > maxBytes) {
+                  break;
+                }
+                out.add(
+                    KeyValue.newBuilder()
+                        .setKey(UnsafeByteOperations.unsafeWrap(key))
+                        .setValue(
+                            UnsafeByteOperations.unsafeWrap(
+                                stored, Long.BYTES, stored.length - Long.BYTES))
+                        .setVersion(Bytes.getLong(stored, 0))
+                        .build());
+                bytes += size;
+              }
+              it.status();
+            }
+            return out;
+          });
+    }
+
+    @Override
+    public void close() {
+      closeLock.readLock().lock();
+      try {
+        // When the storage closed first, it released this snapshot already.
+        if (!closed && openSnapshots.remove(this)) {
+          release();
+        }
+      } finally {
+        closeLock.readLock().unlock();
+      }
+    }
+
+    /** Releases the native snapshot and options once; the database must still be open. */
+    synchronized void release() {
+      if (released) {
+        return;
+      }
+      released = true;
+      db.releaseSnapshot(snapshot);
+      options.close();
+    }
+
+    private <T> T read(String what, RocksCall<T> call) {
+      return run(
+          what,
+          () -> {
+            synchronized (this) {
+              if (released) {
+                throw new StorageException("cannot " + what + ": the snapshot is closed");
+              }
+              return call.call();
+            }
+          });
     }
   }
 

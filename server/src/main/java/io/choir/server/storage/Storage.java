@@ -62,6 +62,29 @@ public interface Storage extends AutoCloseable {
   /** Makes every earlier write durable. */
   void sync();
 
+  /**
+   * Returns a consistent point-in-time view of the data and meta spaces (see {@link StorageSnapshot}),
+   * for streaming a state transfer while writes go on. Any thread; the caller closes it.
+   */
+  StorageSnapshot snapshot();
+
+  /**
+   * Starts installing a state transfer: in one atomic, synced write, sets the meta row {@link
+   * MetaKeys#INSTALLING} to 1 and deletes every data pair, every client table row ({@link
+   * MetaKeys#CLIENT_PREFIX}), {@link MetaKeys#APPLIED} and {@link MetaKeys#CHECKSUM}. Other meta rows
+   * (the persisted view and vote) and the log are kept. Synced so that a crash from here on finds the
+   * marker and never mistakes a partial snapshot for a state. Calling it again while installing
+   * restarts the install from empty.
+   */
+  void beginInstall();
+
+  /**
+   * Writes snapshot pairs (key, value, version) into the data space as one atomic, unsynced write: the
+   * state machine's finishing write is synced and makes them durable. Meant only between {@link
+   * #beginInstall()} and the end of the install; the storage does not check that.
+   */
+  void installData(List<KeyValue> kvs);
+
   @Override
   void close();
 }

@@ -28,6 +28,7 @@ import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MemoryStorage;
 import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
+import io.choir.server.storage.StorageSnapshot;
 import io.choir.server.storage.Versioned;
 import io.choir.server.storage.WriteSet;
 import java.nio.charset.StandardCharsets;
@@ -875,6 +876,21 @@ class KvStateMachineTest {
     @Override
     public void sync() {
       delegate.sync();
+    }
+
+    @Override
+    public StorageSnapshot snapshot() {
+      return delegate.snapshot();
+    }
+
+    @Override
+    public void beginInstall() {
+      delegate.beginInstall();
+    }
+
+    @Override
+    public void installData(List<KeyValue> kvs) {
+      delegate.installData(kvs);
     }
 
     @Override

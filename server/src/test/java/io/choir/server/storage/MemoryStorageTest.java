@@ -131,4 +131,17 @@ class MemoryStorageTest extends StorageContractTest {
     assertArrayEquals(bytes("abc"), storage.get(bytes("k")).value());
     assertEquals(List.of(), storage.scan(bytes("l"), new byte[0], 1));
   }
+
+  @Test
+  void shouldKeepTheSyncedInstallMarkerButNotUnsyncedInstalledDataOnCrash() {
+    storage.write(new WriteSet().putData(bytes("old"), bytes("x"), 1), true);
+    storage.beginInstall();
+    storage.installData(List.of(kv("a", "va", 5)));
+
+    storage = memory().crash();
+
+    assertArrayEquals(new byte[] {1}, storage.getMeta(bytes(MetaKeys.INSTALLING)));
+    assertNull(storage.get(bytes("old")));
+    assertNull(storage.get(bytes("a")));
+  }
 }

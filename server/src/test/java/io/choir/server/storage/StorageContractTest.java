@@ -415,6 +415,205 @@ abstract class StorageContractTest {
     assertNull(torn.get());
   }
 
+  // ---- snapshots ----
+
+  static KeyValue kv(String key, String value, long version) {
+    return KeyValue.newBuilder()
+        .setKey(ByteString.copyFromUtf8(key))
+        .setValue(ByteString.copyFromUtf8(value))
+        .setVersion(version)
+        .build();
+  }
+
+  /** Every data pair of snapshot, read in chunks of maxPairs and maxBytes from the start. */
+  static List<KeyValue> scanAll(StorageSnapshot snapshot, int maxPairs, int maxBytes) {
+    List<KeyValue> out = new ArrayList<>();
+    byte[] cursor = new byte[0];
+    for (int calls = 0; calls < 10_000; calls++) {
+      List<KeyValue> chunk = snapshot.scanData(cursor, maxPairs, maxBytes);
+      if (chunk.isEmpty()) {
+        return out;
+      }
+      out.addAll(chunk);
+      cursor = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
+    }
+    throw new AssertionError("scanData did not reach the end");
+  }
+
+  @Test
+  void shouldNotShowWritesMadeAfterTheSnapshotToIt() {
+    storage.write(
+        new WriteSet()
+            .putData(bytes("a"), bytes("a1"), 1)
+            .putData(bytes("c"), bytes("c1"), 1)
+            .putMeta(bytes("applied"), bytes("1"))
+            .putMeta(bytes("client/1"), bytes("row1")),
+        true);
+
+    try (StorageSnapshot snapshot = storage.snapshot()) {
+      storage.write(
+          new WriteSet()
+              .putData(bytes("a"), bytes("a2"), 2)
+              .putData(bytes("b"), bytes("b2"), 2)
+              .deleteData(bytes("c"))
+              .putMeta(bytes("applied"), bytes("2"))
+              .putMeta(bytes("client/2"), bytes("row2")),
+          false);
+
+      assertEquals(
+          List.of(kv("a", "a1", 1), kv("c", "c1", 1)),
+          snapshot.scanData(new byte[0], 100, Integer.MAX_VALUE));
+      assertArrayEquals(bytes("1"), snapshot.getMeta(bytes("applied")));
+      assertEquals(1, snapshot.scanMeta(bytes("client/")).size());
+      assertArrayEquals(bytes("client/1"), snapshot.scanMeta(bytes("client/")).get(0).getKey());
+      // The storage itself moved on.
+      assertEquals(2, storage.get(bytes("a")).version());
+      assertArrayEquals(bytes("2"), storage.getMeta(bytes("applied")));
+    }
+  }
+
+  @Test
+  void shouldKeepShowingTheOldStateThroughAnInstallThatStartsAfterTheSnapshot() {
+    storage.write(new WriteSet().putData(bytes("a"), bytes("a1"), 1), true);
+
+    try (StorageSnapshot snapshot = storage.snapshot()) {
+      storage.beginInstall();
+      storage.installData(List.of(kv("z", "z9", 9)));
+
+      assertEquals(List.of(kv("a", "a1", 1)), scanAll(snapshot, 10, Integer.MAX_VALUE));
+      assertNull(snapshot.getMeta(bytes(MetaKeys.INSTALLING)));
+    }
+  }
+
+  @Test
+  void shouldScanSnapshotDataInChunksBoundedByPairsAndBytes() {
+    WriteSet set = new WriteSet();
+    List<KeyValue> expected = new ArrayList<>();
+    for (int i = 0; i < 50; i++) {
+      String key = String.format("k%03d", i);
+      set.putData(bytes(key), bytes("value-" + i), i + 1);
+      expected.add(kv(key, "value-" + i, i + 1));
+    }
+    storage.write(set, true);
+
+    try (StorageSnapshot snapshot = storage.snapshot()) {
+      assertEquals(expected.subList(0, 7), snapshot.scanData(new byte[0], 7, Integer.MAX_VALUE));
+      // "k000" + "value-0" is 11 bytes, the next pairs 11 too: 30 bytes hold two.
+      assertEquals(expected.subList(0, 2), snapshot.scanData(new byte[0], 100, 30));
+      assertEquals(expected.subList(0, 1), snapshot.scanData(new byte[0], 100, 0));
+      assertEquals(expected.subList(10, 13), snapshot.scanData(bytes("k010"), 3, 1000));
+      assertEquals(expected.subList(11, 12), snapshot.scanData(bytes("k010\0"), 1, 1000));
+      assertEquals(expected, scanAll(snapshot, 4, 40));
+      assertEquals(List.of(), snapshot.scanData(bytes("l"), 10, 1000));
+      assertThrows(IllegalArgumentException.class, () -> snapshot.scanData(new byte[0], 0, 10));
+    }
+  }
+
+  @Test
+  void shouldScanSnapshotDataInUnsignedByteOrder() {
+    storage.write(
+        new WriteSet()
+            .putData(bytes(0xFF, 0xFF), bytes("top"), 3)
+            .putData(bytes(0x80), bytes("high"), 2)
+            .putData(bytes(0x10), bytes("low"), 1),
+        true);
+
+    try (StorageSnapshot snapshot = storage.snapshot()) {
+      assertEquals(
+          keys(bytes(0x10), bytes(0x80), bytes(0xFF, 0xFF)), keys(scanAll(snapshot, 1, 1)));
+    }
+  }
+
+  @Test
+  void shouldRefuseSnapshotReadsAfterTheSnapshotOrTheStorageIsClosed() {
+    storage.write(new WriteSet().putData(bytes("a"), bytes("1"), 1), true);
+    StorageSnapshot first = storage.snapshot();
+    first.close();
+    first.close();
+    assertThrows(StorageException.class, () -> first.getMeta(bytes("applied")));
+
+    StorageSnapshot second = storage.snapshot();
+    storage.close();
+
+    assertThrows(StorageException.class, () -> second.scanData(new byte[0], 10, 100));
+    second.close(); // harmless after the storage closed
+  }
+
+  // ---- installing a state transfer ----
+
+  @Test
+  void shouldWipeTheStateAndSetTheMarkerButKeepTheLogAndOtherMetaOnBeginInstall() {
+    storage.appendLog(entries(1, 3), true);
+    storage.write(
+        new WriteSet()
+            .putData(bytes(0x00), bytes("first"), 1)
+            .putData(bytes("m"), bytes("middle"), 2)
+            .putData(bytes(0xFF, 0xFF, 0xFF), bytes("last"), 3)
+            .putMeta(bytes(MetaKeys.APPLIED), Bytes.longToBytes(3))
+            .putMeta(bytes(MetaKeys.CHECKSUM), Bytes.longToBytes(42))
+            .putMeta(Bytes.concat(bytes(MetaKeys.CLIENT_PREFIX), Bytes.longToBytes(1)), bytes("r1"))
+            .putMeta(Bytes.concat(bytes(MetaKeys.CLIENT_PREFIX), Bytes.longToBytes(-1)), bytes("r2"))
+            .putMeta(bytes("clients"), bytes("not a client row"))
+            .putMeta(bytes("view"), Bytes.longToBytes(7)),
+        true);
+
+    storage.beginInstall();
+
+    assertEquals(List.of(), storage.scan(new byte[0], new byte[0], 10));
+    assertNull(storage.getMeta(bytes(MetaKeys.APPLIED)));
+    assertNull(storage.getMeta(bytes(MetaKeys.CHECKSUM)));
+    assertEquals(List.of(), storage.scanMeta(bytes(MetaKeys.CLIENT_PREFIX)));
+    assertArrayEquals(bytes(1), storage.getMeta(bytes(MetaKeys.INSTALLING)));
+    assertArrayEquals(bytes("not a client row"), storage.getMeta(bytes("clients")));
+    assertArrayEquals(Bytes.longToBytes(7), storage.getMeta(bytes("view")));
+    assertEquals(entries(1, 3), storage.readLog(1, 3, Integer.MAX_VALUE));
+  }
+
+  @Test
+  void shouldInstallDataWithItsVersionsAndKeepTheMarkerAcrossReopen() {
+    storage.write(new WriteSet().putData(bytes("old"), bytes("x"), 1), true);
+    storage.beginInstall();
+
+    storage.installData(List.of(kv("b", "vb", 7), kv("a", "va", 5)));
+    storage.installData(List.of());
+    storage.installData(List.of(kv("c", "", 9)));
+    storage = reopen(storage);
+
+    assertEquals(
+        List.of(kv("a", "va", 5), kv("b", "vb", 7), kv("c", "", 9)),
+        storage.scan(new byte[0], new byte[0], 10));
+    assertEquals(7, storage.get(bytes("b")).version());
+    assertArrayEquals(bytes(1), storage.getMeta(bytes(MetaKeys.INSTALLING)));
+  }
+
+  @Test
+  void shouldRestartAnInstallFromEmptyWhenBeginInstallRunsAgain() {
+    storage.beginInstall();
+    storage.installData(List.of(kv("a", "va", 5)));
+
+    storage.beginInstall();
+    storage.installData(List.of(kv("b", "vb", 6)));
+
+    assertEquals(List.of(kv("b", "vb", 6)), storage.scan(new byte[0], new byte[0], 10));
+  }
+
+  @Test
+  void shouldBeginAnInstallOnAnEmptyStorage() {
+    storage.beginInstall();
+
+    assertEquals(List.of(), storage.scan(new byte[0], new byte[0], 10));
+    assertArrayEquals(bytes(1), storage.getMeta(bytes(MetaKeys.INSTALLING)));
+  }
+
+  @Test
+  void shouldFindTheEndOfAPrefixRange() {
+    assertArrayEquals(bytes("client0"), Bytes.prefixEnd(bytes("client/")));
+    assertArrayEquals(bytes(0x02), Bytes.prefixEnd(bytes(0x01, 0xFF)));
+    assertNull(Bytes.prefixEnd(bytes(0xFF, 0xFF)));
+    assertNull(Bytes.prefixEnd(new byte[0]));
+    assertArrayEquals(bytes(0x61, 0x00), Bytes.successor(bytes(0x61)));
+  }
+
   // ---- lifecycle ----
 
   @Test

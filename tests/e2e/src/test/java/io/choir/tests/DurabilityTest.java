@@ -57,7 +57,7 @@ class DurabilityTest {
           lastVersion = Math.max(lastVersion, f.join());
         }
         assertTrue(lastVersion > v1);
-        checksumBefore = String.valueOf(c.status().get(0).status().getChecksum());
+        checksumBefore = String.valueOf(c.status().get(0).info().checksum());
       }
       replica.kill();
       replica.start();
@@ -68,9 +68,9 @@ class DurabilityTest {
           assertTrue(v.isPresent(), "acknowledged key-" + i + " lost after kill -9");
           assertEquals("value-" + i, v.get().valueAsString());
         }
-        var status = c.status().get(0).status();
-        assertEquals(lastVersion, status.getApplied(), "applied number survives the restart");
-        assertEquals(checksumBefore, String.valueOf(status.getChecksum()), "checksum survives the restart");
+        var status = c.status().get(0).info();
+        assertEquals(lastVersion, status.applied(), "applied number survives the restart");
+        assertEquals(checksumBefore, String.valueOf(status.checksum()), "checksum survives the restart");
         long next = c.put("after", "restart");
         assertEquals(lastVersion + 1, next, "op numbers continue after the restart");
       }

@@ -143,10 +143,10 @@ class EndToEndTest {
       pool.shutdownNow();
     }
     assertEquals(threads * perThread, client.scan("load/", "load0", 10_000).entries().size());
-    var status = client.status().get(0).status();
-    assertEquals(status.getCommit(), status.getApplied());
-    assertTrue(status.getCountersOrThrow("log_batches") < threads * perThread,
-        "group commit: fewer log writes than writes, got " + status.getCountersOrThrow("log_batches"));
+    var status = client.status().get(0).info();
+    assertEquals(status.commit(), status.applied());
+    assertTrue(status.counters().get("log_batches") < threads * perThread,
+        "group commit: fewer log writes than writes, got " + status.counters().get("log_batches"));
   }
 
   @Test

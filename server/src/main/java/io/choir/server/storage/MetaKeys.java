@@ -1,0 +1,30 @@
+package io.choir.server.storage;
+
+/**
+ * MetaKeys names the meta rows of the state machine that a state transfer replaces. They live here,
+ * next to {@link Storage}, because {@link Storage#beginInstall()} must clear exactly these rows (and
+ * keep the protocol's own rows, such as the persisted view) without depending on the state machine.
+ */
+public final class MetaKeys {
+  /** Meta key of the applied op number (8 bytes big-endian). */
+  public static final String APPLIED = "applied";
+
+  /** Meta key of the running checksum at the applied op (8 bytes big-endian). */
+  public static final String CHECKSUM = "checksum";
+
+  /** Meta key prefix of the client table rows; the row key adds the client id as 8 bytes BE. */
+  public static final String CLIENT_PREFIX = "client/";
+
+  /**
+   * Meta key present (value 1) from {@link Storage#beginInstall()} until the state machine finishes
+   * the install: while it is set, the data and client rows are a partial snapshot, not a state.
+   */
+  public static final String INSTALLING = "installing";
+
+  private MetaKeys() {}
+
+  /** The key as stored: its US-ASCII bytes (a new array each call, so callers may keep it). */
+  public static byte[] bytes(String key) {
+    return key.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+  }
+}

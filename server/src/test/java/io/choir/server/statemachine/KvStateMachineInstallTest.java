@@ -1,0 +1,396 @@
+package io.choir.server.statemachine;
+
+import static io.choir.server.statemachine.KvStateMachineTest.bytes;
+import static io.choir.server.statemachine.KvStateMachineTest.entriesFrom;
+import static io.choir.server.statemachine.KvStateMachineTest.put;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.choir.proto.ClientRecord;
+import io.choir.proto.Entry;
+import io.choir.proto.Get;
+import io.choir.proto.KeyValue;
+import io.choir.proto.Request;
+import io.choir.proto.Response;
+import io.choir.proto.Status;
+import io.choir.server.storage.Bytes;
+import io.choir.server.storage.MemoryStorage;
+import io.choir.server.storage.MetaKeys;
+import io.choir.server.storage.RocksDbStorage;
+import io.choir.server.storage.Storage;
+import io.choir.server.storage.StorageException;
+import io.choir.server.storage.StorageSnapshot;
+import io.choir.server.storage.Versioned;
+import io.choir.server.storage.WriteSet;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * KvStateMachineInstallTest checks installing a state transfer through the state machine: the full
+ * install equals the source, and a crash at any point of an install leaves either the old marker (so
+ * load() wipes to the empty state and the replica fetches again) or the whole installed state, never a
+ * partial snapshot taken for a state (DESIGN.md "Loss, repair and flow").
+ */
+class KvStateMachineInstallTest {
+  static final int MAX_SESSIONS = 4;
+  static final int MAX_REPLIES = 3;
+
+  @TempDir Path tempDir;
+  private final List<Storage> opened = new ArrayList<>();
+
+  @AfterEach
+  void closeAll() {
+    opened.forEach(Storage::close);
+  }
+
+  private <S extends Storage> S track(S storage) {
+    opened.add(storage);
+    return storage;
+  }
+
+  private KvStateMachine loaded(Storage storage) {
+    KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
+    sm.load();
+    return sm;
+  }
+
+  /** A source at op 6: three clients, five keys (one overwritten, one deleted). */
+  private static KvStateMachine source(Storage storage) {
+    KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
+    sm.load();
+    sm.apply(
+        entriesFrom(
+            1,
+            put(1, 1, "a", "a1"),
+            put(2, 1, "b", "b1"),
+            put(1, 2, "c", "c1"),
+            put(3, 1, "a", "a2"),
+            KvStateMachineTest.del(2, 2, "b"),
+            put(0, 0, "d", "d1")),
+        true);
+    return sm;
+  }
+
+  /** A target at op 2 with its own data and log, behind the source. */
+  private static KvStateMachine staleTarget(Storage storage) {
+    KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
+    sm.load();
+    List<Entry> entries = entriesFrom(1, put(9, 1, "stale", "x"), put(9, 2, "z", "old"));
+    storage.appendLog(entries, true);
+    sm.apply(entries, true);
+    return sm;
+  }
+
+  /** Every data pair of storage in key order. */
+  private static List<KeyValue> allData(Storage storage) {
+    return storage.scan(new byte[0], new byte[0], Integer.MAX_VALUE);
+  }
+
+  private static List<ClientRecord> clientRows(StorageSnapshot snapshot) throws Exception {
+    List<ClientRecord> out = new ArrayList<>();
+    for (Map.Entry<byte[], byte[]> row :
+        snapshot.scanMeta(MetaKeys.bytes(MetaKeys.CLIENT_PREFIX))) {
+      out.add(ClientRecord.parseFrom(row.getValue()));
+    }
+    return out;
+  }
+
+  /** Installs source's state into target through target's state machine, two pairs per chunk. */
+  private static void install(KvStateMachine source, Storage sourceStorage, KvStateMachine target)
+      throws Exception {
+    try (StorageSnapshot snapshot = sourceStorage.snapshot()) {
+      target.beginInstall();
+      byte[] cursor = new byte[0];
+      for (List<KeyValue> chunk = snapshot.scanData(cursor, 2, Integer.MAX_VALUE);
+          !chunk.isEmpty();
+          chunk = snapshot.scanData(cursor, 2, Integer.MAX_VALUE)) {
+        target.installData(chunk);
+        cursor = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
+      }
+      target.installSnapshot(source.applied(), source.checksum(), clientRows(snapshot));
+    }
+  }
+
+  private static void assertSameState(
+      KvStateMachine expected, Storage expectedStorage, KvStateMachine actual, Storage actualStorage) {
+    assertEquals(expected.appliedState(), actual.appliedState());
+    assertEquals(allData(expectedStorage), allData(actualStorage));
+    assertEquals(expected.clientCount(), actual.clientCount());
+    for (long client = 1; client <= 9; client++) {
+      assertEquals(expected.clientRecord(client), actual.clientRecord(client), "client " + client);
+    }
+  }
+
+  private static void assertEmptyState(KvStateMachine sm, Storage storage) {
+    assertEquals(new KvStateMachine.AppliedState(0, 0), sm.appliedState());
+    assertEquals(List.of(), allData(storage));
+    assertEquals(0, sm.clientCount());
+    assertEquals(List.of(), storage.scanMeta(MetaKeys.bytes(MetaKeys.CLIENT_PREFIX)));
+    assertEquals(0, storage.lastLogOp());
+    assertNull(storage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
+    assertFalse(sm.installing());
+  }
+
+  private static Response get(KvStateMachine sm, String key) {
+    return sm.read(
+        Request.newBuilder().setRequestId(7).setGet(Get.newBuilder().setKey(bs(key))).build(), 10);
+  }
+
+  private static KeyValue kv(String key, String value, long version) {
+    return KeyValue.newBuilder().setKey(bs(key)).setValue(bs(value)).setVersion(version).build();
+  }
+
+  private static ByteString bs(String text) {
+    return ByteString.copyFromUtf8(text);
+  }
+
+  @Test
+  void shouldInstallTheSourceStateAndContinueFromItOnMemoryStorage() throws Exception {
+    shouldInstallTheSourceStateAndContinueFromIt(
+        track(new MemoryStorage()), track(new MemoryStorage()));
+  }
+
+  @Test
+  void shouldInstallTheSourceStateAndContinueFromItOnRocksDb() throws Exception {
+    shouldInstallTheSourceStateAndContinueFromIt(
+        track(RocksDbStorage.open(tempDir.resolve("source"))),
+        track(RocksDbStorage.open(tempDir.resolve("target"))));
+  }
+
+  private void shouldInstallTheSourceStateAndContinueFromIt(Storage sourceStorage, Storage targetStorage)
+      throws Exception {
+    KvStateMachine source = source(sourceStorage);
+    KvStateMachine target = staleTarget(targetStorage);
+
+    install(source, sourceStorage, target);
+
+    assertSameState(source, sourceStorage, target, targetStorage);
+    assertNull(targetStorage.get(bytes("stale")));
+    assertEquals(0, targetStorage.lastLogOp());
+    assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
+    assertFalse(target.installing());
+    assertEquals("a2", get(target, "a").getValue().toStringUtf8());
+    // Both go on identically from the snapshot's op: a retry is answered from the installed table.
+    List<Entry> next = entriesFrom(7, put(1, 2, "c", "c1"), put(4, 1, "e", "e1"));
+    assertEquals(source.apply(next, true), target.apply(next, true));
+    assertSameState(source, sourceStorage, target, targetStorage);
+  }
+
+  @Test
+  void shouldWipeToTheEmptyStateOnLoadAfterACrashInTheMiddleOfAnInstall() {
+    MemoryStorage storage = new MemoryStorage();
+    KvStateMachine sm = staleTarget(storage);
+    sm.beginInstall();
+    sm.installData(List.of(kv("a", "v", 5)));
+
+    MemoryStorage restarted = track(storage.crash());
+    KvStateMachine reloaded = loaded(restarted);
+
+    assertTrue(reloaded.wipedInterruptedInstall());
+    assertEmptyState(reloaded, restarted);
+    // The wipe is durable: another crash right after it finds the empty state, no marker.
+    MemoryStorage again = track(restarted.crash());
+    KvStateMachine reloadedAgain = loaded(again);
+    assertFalse(reloadedAgain.wipedInterruptedInstall());
+    assertEmptyState(reloadedAgain, again);
+  }
+
+  @Test
+  void shouldWipeOnLoadAfterAnInstallInterruptedOnRocksDb() {
+    Path dir = tempDir.resolve("db");
+    RocksDbStorage storage = RocksDbStorage.open(dir);
+    KvStateMachine sm = staleTarget(storage);
+    sm.beginInstall();
+    sm.installData(List.of(kv("a", "v", 5)));
+    storage.close();
+
+    RocksDbStorage reopened = track(RocksDbStorage.open(dir));
+    KvStateMachine reloaded = loaded(reopened);
+
+    assertTrue(reloaded.wipedInterruptedInstall());
+    assertEmptyState(reloaded, reopened);
+  }
+
+  @Test
+  void shouldKeepAFullInstallAcrossACrash() throws Exception {
+    MemoryStorage sourceStorage = track(new MemoryStorage());
+    KvStateMachine source = source(sourceStorage);
+    MemoryStorage storage = new MemoryStorage();
+    KvStateMachine target = staleTarget(storage);
+    install(source, sourceStorage, target);
+
+    MemoryStorage restarted = track(storage.crash()); // installSnapshot synced everything
+    KvStateMachine reloaded = loaded(restarted);
+
+    assertFalse(reloaded.wipedInterruptedInstall());
+    assertSameState(source, sourceStorage, reloaded, restarted);
+    assertEquals(0, restarted.lastLogOp());
+  }
+
+  @Test
+  void shouldWipeWhenCrashingAfterTheLogTruncationButBeforeTheFinishingWrite() throws Exception {
+    MemoryStorage sourceStorage = track(new MemoryStorage());
+    KvStateMachine source = source(sourceStorage);
+    MemoryStorage memory = new MemoryStorage();
+    FailingWrites storage = new FailingWrites(memory);
+    KvStateMachine target = staleTarget(storage);
+    storage.failWrites = true; // the finishing WriteSet is where the machine dies
+    assertThrows(StorageException.class, () -> install(source, sourceStorage, target));
+
+    // Keep every unsynced write (the log truncation and the data): only the marker decides.
+    MemoryStorage restarted = track(memory.crashKeeping(memory.unsyncedWriteCount()));
+    KvStateMachine reloaded = loaded(restarted);
+
+    assertTrue(reloaded.wipedInterruptedInstall());
+    assertEmptyState(reloaded, restarted);
+  }
+
+  @Test
+  void shouldRefuseApplyAndAnswerReadsUnavailableWhileInstalling() {
+    MemoryStorage storage = track(new MemoryStorage());
+    KvStateMachine sm = staleTarget(storage);
+    assertEquals(Status.OK, get(sm, "z").getStatus());
+
+    sm.beginInstall();
+
+    assertTrue(sm.installing());
+    assertEquals(0, sm.applied());
+    assertEquals(Status.UNAVAILABLE, get(sm, "z").getStatus());
+    assertThrows(
+        IllegalStateException.class, () -> sm.apply(entriesFrom(3, put(9, 3, "y", "y")), true));
+
+    sm.installData(List.of(kv("k", "v", 40)));
+    sm.installSnapshot(40, 1234, List.of());
+
+    assertFalse(sm.installing());
+    assertEquals(new KvStateMachine.AppliedState(40, 1234), sm.appliedState());
+    Response read = get(sm, "k");
+    assertEquals(Status.OK, read.getStatus());
+    assertEquals(40, read.getOp());
+    assertEquals(41, sm.apply(entriesFrom(41, put(9, 3, "y", "y")), true).get(0).getOp());
+  }
+
+  @Test
+  void shouldRefuseToFinishAnInstallThatNeverBeganOrHasBadClientRows() {
+    MemoryStorage storage = track(new MemoryStorage());
+    KvStateMachine sm = loaded(storage);
+    ClientRecord row = ClientRecord.newBuilder().setClientId(5).setLastOp(3).build();
+
+    assertThrows(IllegalStateException.class, () -> sm.installSnapshot(10, 1, List.of(row)));
+    assertThrows(IllegalStateException.class, () -> sm.installData(List.of()));
+    sm.beginInstall();
+    assertThrows(IllegalArgumentException.class, () -> sm.installSnapshot(10, 1, List.of(row, row)));
+    assertThrows(IllegalArgumentException.class, () -> sm.installSnapshot(0, 1, List.of()));
+
+    sm.installSnapshot(10, 1, List.of(row));
+    assertEquals(row, sm.clientRecord(5));
+    assertEquals(1, sm.clientCount());
+  }
+
+  /** FailingWrites delegates to a storage but throws on write() once armed, like a dying machine. */
+  static final class FailingWrites implements Storage {
+    private final Storage delegate;
+    boolean failWrites;
+
+    FailingWrites(Storage delegate) {
+      this.delegate = delegate;
+    }
+
+    @Override
+    public void write(WriteSet set, boolean sync) {
+      if (failWrites) {
+        throw new StorageException("simulated crash before the write");
+      }
+      delegate.write(set, sync);
+    }
+
+    @Override
+    public void appendLog(List<Entry> entries, boolean sync) {
+      delegate.appendLog(entries, sync);
+    }
+
+    @Override
+    public List<Entry> readLog(long fromOp, long toOp, int maxBytes) {
+      return delegate.readLog(fromOp, toOp, maxBytes);
+    }
+
+    @Override
+    public long firstLogOp() {
+      return delegate.firstLogOp();
+    }
+
+    @Override
+    public long lastLogOp() {
+      return delegate.lastLogOp();
+    }
+
+    @Override
+    public void truncateLogBefore(long op, boolean sync) {
+      delegate.truncateLogBefore(op, sync);
+    }
+
+    @Override
+    public void truncateLogAfter(long op, boolean sync) {
+      delegate.truncateLogAfter(op, sync);
+    }
+
+    @Override
+    public Versioned get(byte[] key) {
+      return delegate.get(key);
+    }
+
+    @Override
+    public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
+      return delegate.scan(start, end, limit);
+    }
+
+    @Override
+    public long approximateKeyCount() {
+      return delegate.approximateKeyCount();
+    }
+
+    @Override
+    public byte[] getMeta(byte[] key) {
+      return delegate.getMeta(key);
+    }
+
+    @Override
+    public List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix) {
+      return delegate.scanMeta(prefix);
+    }
+
+    @Override
+    public void sync() {
+      delegate.sync();
+    }
+
+    @Override
+    public StorageSnapshot snapshot() {
+      return delegate.snapshot();
+    }
+
+    @Override
+    public void beginInstall() {
+      delegate.beginInstall();
+    }
+
+    @Override
+    public void installData(List<KeyValue> kvs) {
+      delegate.installData(kvs);
+    }
+
+    @Override
+    public void close() {
+      // The test crashes the delegate instead.
+    }
+  }
+}
