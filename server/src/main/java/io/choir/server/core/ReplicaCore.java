@@ -105,7 +105,10 @@ public final class ReplicaCore {
   private long primaryLogFirstOp = 1;
   private long nackDueNs = Long.MAX_VALUE;
   private int nackAttempts;
+  /** Set once this backup needs a state transfer; cleared only by a successful install. */
   private boolean stateTransferPending;
+  /** A fetch is under way (the caller reports StateInstalled or StateTransferFailed). */
+  private boolean stateTransferInFlight;
   private long stateTransferRetryNs = Long.MAX_VALUE;
 
   private final PriorityQueue<PendingRead> pendingReads =
@@ -202,8 +205,10 @@ public final class ReplicaCore {
     } else if (event instanceof Event.StateInstalled s) {
       onStateInstalled(s, nowNs, out);
     } else if (event instanceof Event.StateTransferFailed) {
-      stateTransferPending = false;
+      // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
+      stateTransferInFlight = false;
       stateTransferRetryNs = nowNs + config.heartbeatIntervalNs * 4;
+      out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
     } else {
       throw new IllegalArgumentException("unknown event " + event);
     }
@@ -724,14 +729,15 @@ public final class ReplicaCore {
 
   /** True when the ops this backup lacks are below what the primary's log still holds. */
   private boolean needsStateTransfer() {
-    return !stateTransferPending && lastOp + 1 < primaryLogFirstOp && knownLastOp > lastOp;
+    return stateTransferPending || (lastOp + 1 < primaryLogFirstOp && knownLastOp > lastOp);
   }
 
   private void requestStateTransfer(long nowNs, Effects out) {
-    if (stateTransferPending || nowNs < stateTransferRetryNs && stateTransferRetryNs != Long.MAX_VALUE) {
+    if (stateTransferInFlight || (stateTransferRetryNs != Long.MAX_VALUE && nowNs < stateTransferRetryNs)) {
       return;
     }
     stateTransferPending = true;
+    stateTransferInFlight = true;
     stateTransferRetryNs = Long.MAX_VALUE;
     counters.stateTransfers++;
     out.stateTransferFrom = config.primaryOf(view);
@@ -739,9 +745,13 @@ public final class ReplicaCore {
 
   private void onStateInstalled(Event.StateInstalled s, long nowNs, Effects out) {
     stateTransferPending = false;
+    stateTransferInFlight = false;
+    stateTransferRetryNs = Long.MAX_VALUE;
     if (s.op() <= appliedOp) {
       return;
     }
+    // The snapshot holds every op up to s.op(); this replica's log held less (it needed ops below the
+    // primary's log), so nothing it acknowledged is lost by replacing its log.
     appliedOp = s.op();
     applyRequestedOp = s.op();
     checksum = s.checksum();
@@ -896,11 +906,11 @@ public final class ReplicaCore {
       if (needsStateTransfer()) {
         requestStateTransfer(nowNs, out);
       }
-      if (nackDueNs != Long.MAX_VALUE) {
-        out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
-      }
       if (stateTransferRetryNs != Long.MAX_VALUE) {
         out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
+      }
+      if (nackDueNs != Long.MAX_VALUE) {
+        out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
       }
     }
     if (applyRequestedOp < commitOp && !stateTransferPending) {

@@ -111,6 +111,7 @@ public final class PeerTransport implements AutoCloseable {
   private final Counter sentMulticast;
   private final Counter received;
   private final Counter fragmentsSent;
+  private final Counter ownLooped;
   /** Only for test_multicast_loss_percent; used on the transport's one event loop. */
   private final java.util.SplittableRandom lossRandom = new java.util.SplittableRandom();
 
@@ -123,6 +124,7 @@ public final class PeerTransport implements AutoCloseable {
     this.sentMulticast = metrics.counter("choir.datagrams.sent_multicast");
     this.received = metrics.counter("choir.datagrams.received");
     this.fragmentsSent = metrics.counter("choir.datagrams.fragments_sent");
+    this.ownLooped = metrics.counter("choir.datagrams.own_looped_back");
     this.reassembler = new Reassembler(256, 256L << 20, 64 << 20);
     this.iface = NetworkInterface.getByName(settings.interfaceName());
     if (iface == null) {
@@ -251,7 +253,7 @@ public final class PeerTransport implements AutoCloseable {
         return;
       }
       if (h.sender() == settings.selfId()) {
-        drop("own"); // our multicast looped back
+        ownLooped.increment(); // our own multicast, looped back to our group socket: expected, not a drop
         return;
       }
       if (!settings.peers().containsKey(h.sender())) {

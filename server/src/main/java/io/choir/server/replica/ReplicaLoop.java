@@ -59,6 +59,7 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
   private volatile boolean running = true;
   private volatile String unavailableReason;
   private volatile boolean idle = true;
+  private volatile long view;
 
   private record Incoming(long connectionId, Request request) {}
 
@@ -152,6 +153,7 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
         burst.clear();
         core.step(new Event.Tick(), now, effects);
         nextTickNs = execute(effects);
+        view = core.view();
         idle = core.appliedOp() == core.lastOp() && core.queuedWrites() == 0 && core.pendingReads() == 0;
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
@@ -244,6 +246,11 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
       }
       next = chunk.get(chunk.size() - 1).getOp() + 1;
     }
+  }
+
+  /** The core's view after the last burst (any thread). */
+  long view() {
+    return view;
   }
 
   /** True when, after the last burst, every admitted write was applied and no read waits. */

@@ -58,6 +58,10 @@ public final class ReplicaServer implements AutoCloseable {
   private final ExecutorService readPool;
   private final ClientServer clientServer;
   private PeerTransport transport;
+  private io.choir.server.net.StateTransferServer stateTransferServer;
+  private final io.choir.server.net.StateTransferClient stateTransferClient =
+      new io.choir.server.net.StateTransferClient(io.choir.server.net.StateTransferClient.Limits.defaults());
+  private final Map<Integer, InetSocketAddress> peerAddresses = new java.util.HashMap<>();
   private final long startNs = System.nanoTime();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CompletableFuture<Throwable> terminated = new CompletableFuture<>();
@@ -98,6 +102,10 @@ public final class ReplicaServer implements AutoCloseable {
             config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
             config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT)), loop, metrics);
         loop.attachPeers(transport, storage, config.get(ServerConfig.MAX_DATAGRAM_BYTES), this::stateTransfer);
+        peerAddresses.putAll(peers);
+        this.stateTransferServer = new io.choir.server.net.StateTransferServer(
+            config.self().peer().toSocketAddress(), config.replicaId(), config.clusterIdHash(),
+            peers.keySet(), loop::view, storage, io.choir.server.net.StateTransferServer.Limits.defaults(), 1);
       } else {
         this.transport = null;
       }
@@ -109,9 +117,15 @@ public final class ReplicaServer implements AutoCloseable {
               config.clientIdleTimeoutMs(), config.clientWriteBufferBytes()),
           connections, loop, 2, metrics);
     } catch (java.net.SocketException e) {
+      if (transport != null) {
+        transport.close();
+      }
       storage.close();
       throw new IllegalStateException("cannot open the peer transport: " + e.getMessage(), e);
     } catch (RuntimeException | InterruptedException e) {
+      if (stateTransferServer != null) {
+        stateTransferServer.close();
+      }
       if (transport != null) {
         transport.close();
       }
@@ -249,12 +263,24 @@ public final class ReplicaServer implements AutoCloseable {
   }
 
   /**
-   * Fetches a state transfer from replica from. TODO(issue 3): the TCP snapshot stream; until then the
-   * core is told it failed and retries, and the replica keeps asking (it stays "catching-up").
+   * Fetches a state transfer from replica from over TCP and installs it on the storage thread (in order
+   * with the other storage tasks), then tells the core; a failure tells the core, which asks again.
    */
   private void stateTransfer(int from) {
-    log.atWarn().addKeyValue("from", from).log("state transfer needed but not implemented yet");
-    loop.post(new io.choir.server.core.Event.StateTransferFailed("state transfer not implemented"));
+    log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
+        .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
+    stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.replicaId(), loop.view(),
+            stateMachine.applied(), storageStage::run, stateMachine, java.time.Duration.ofMinutes(10))
+        .whenComplete((ok, err) -> {
+          if (err == null) {
+            log.atInfo().addKeyValue("op", ok.op()).log("state transfer installed");
+            loop.post(new io.choir.server.core.Event.StateInstalled(ok.op(), ok.checksum()));
+          } else {
+            log.atWarn().addKeyValue("from", from).addKeyValue("reason", err.getMessage())
+                .log("state transfer failed; will retry");
+            loop.post(new io.choir.server.core.Event.StateTransferFailed(String.valueOf(err.getMessage())));
+          }
+        });
   }
 
   private static String version() {
@@ -314,6 +340,10 @@ public final class ReplicaServer implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     clientServer.close();
+    if (stateTransferServer != null) {
+      stateTransferServer.close();
+    }
+    stateTransferClient.close();
     if (transport != null) {
       transport.close();
     }

@@ -16,7 +16,7 @@ public record SimConfig(
     long maxDelayNs,
     boolean faults,
     long faultPeriodNs,
-    long runNs) {
+    long logRetentionOps) {
 
   static final long MS = 1_000_000L;
 
@@ -29,13 +29,16 @@ public record SimConfig(
     double dup = r.nextInt(3) == 0 ? 0.05 : 0.0;
     long maxDelay = (1 + r.nextInt(5)) * MS;
     return new SimConfig(seed, replicas, 3 + r.nextInt(4), 2 + r.nextInt(3), 30 + r.nextInt(40), loss, dup,
-        50_000L, maxDelay, r.nextInt(5) != 0, (100 + r.nextInt(400)) * MS, 0);
+        50_000L, maxDelay, r.nextInt(5) != 0, (100 + r.nextInt(400)) * MS,
+        // A short log in a third of the runs: a backup that was away must catch up by state transfer.
+        r.nextInt(3) == 0 ? 10 + r.nextInt(40) : 1_000_000);
   }
 
   @Override
   public String toString() {
     return "seed=" + seed + " replicas=" + replicas + " clients=" + clients + " keys=" + keys
         + " ops/client=" + opsPerClient + " loss=" + lossRate + " dup=" + duplicateRate
-        + " delay=" + minDelayNs / 1000 + ".." + maxDelayNs / 1000 + "us faults=" + faults;
+        + " delay=" + minDelayNs / 1000 + ".." + maxDelayNs / 1000 + "us faults=" + faults
+        + " log_retention=" + logRetentionOps;
   }
 }

@@ -82,8 +82,9 @@ public final class Simulation {
           .quorumTimeoutNs(500 * MS)
           .nackDelayNs(2 * MS)
           .nackBackoffMaxNs(100 * MS)
-          .retransmitRingEntries(64)
-          .logRetentionMinOps(1_000_000)
+          .retransmitRingEntries(cfg.logRetentionOps() < 1000 ? 8 : 64)
+          .logRetentionMinOps(cfg.logRetentionOps())
+          .logRetentionMaxOps(cfg.logRetentionOps() * 2)
           .maxInFlightOps(256)
           .readTimeoutNs(1_000 * MS)
           .seed(cfg.seed())
@@ -149,6 +150,17 @@ public final class Simulation {
     }
     if (violations.isEmpty() && !clientsDone) {
       violations.add("clients did not finish: " + describeNodes());
+    }
+    for (int id = 1; id < nodes.length; id++) {
+      if (nodes[id].up) {
+        ReplicaCore.Counters c = nodes[id].core.counters();
+        stats.merge("nacks_sent", c.nacksSent, Long::sum);
+        stats.merge("retransmits", c.retransmits, Long::sum);
+        stats.merge("retransmits_multicast", c.retransmitsMulticast, Long::sum);
+        stats.merge("retransmits_from_log", c.retransmitsFromLog, Long::sum);
+        stats.merge("gaps", c.gapsDetected, Long::sum);
+        stats.merge("no_quorum", c.noQuorum, Long::sum);
+      }
     }
     stats.put("events", events);
     stats.put("sim_ms", now / MS);
@@ -239,8 +251,7 @@ public final class Simulation {
       }
     }
     if (fx.stateTransferFrom > 0) {
-      bump("state_transfer_requests");
-      atNode(node, 10 * MS, () -> step(node, new Event.StateTransferFailed("not simulated")));
+      stateTransfer(node, nodes[fx.stateTransferFrom]);
     }
     for (Effects.Read read : fx.reads) {
       Response r = node.stateMachine.read(read.request(), 1000);
@@ -259,6 +270,55 @@ public final class Simulation {
         }
       });
     }
+  }
+
+  /**
+   * A state transfer, as the TCP one does it: a consistent snapshot of the source, installed on the
+   * node's storage thread in chunks; it fails when the source is down or the link is cut.
+   */
+  private void stateTransfer(SimNode node, SimNode source) {
+    bump("state_transfers");
+    if (!source.up || cut[source.id][node.id] || cut[node.id][source.id] || repairCut[node.id]) {
+      atNode(node, 20 * MS, () -> step(node, new Event.StateTransferFailed("source unreachable")));
+      return;
+    }
+    io.choir.server.storage.StorageSnapshot snap = source.storage.snapshot();
+    long op = io.choir.server.storage.Bytes.bytesToLong(snap.getMeta(
+        io.choir.server.statemachine.KvStateMachine.APPLIED_KEY.getBytes(StandardCharsets.UTF_8)));
+    long checksum = io.choir.server.storage.Bytes.bytesToLong(snap.getMeta(
+        io.choir.server.statemachine.KvStateMachine.CHECKSUM_KEY.getBytes(StandardCharsets.UTF_8)));
+    List<io.choir.proto.KeyValue> kvs = new ArrayList<>();
+    byte[] from = new byte[0];
+    while (true) {
+      List<io.choir.proto.KeyValue> chunk = snap.scanData(from, 1000, 1 << 20);
+      if (chunk.isEmpty()) {
+        break;
+      }
+      kvs.addAll(chunk);
+      from = io.choir.server.storage.Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
+    }
+    List<io.choir.proto.ClientRecord> clientRows = new ArrayList<>();
+    for (Map.Entry<byte[], byte[]> e : snap.scanMeta(
+        io.choir.server.statemachine.KvStateMachine.CLIENT_PREFIX.getBytes(StandardCharsets.UTF_8))) {
+      try {
+        clientRows.add(io.choir.proto.ClientRecord.parseFrom(e.getValue()));
+      } catch (com.google.protobuf.InvalidProtocolBufferException ex) {
+        throw new IllegalStateException(ex);
+      }
+    }
+    snap.close();
+    boolean crashMidway = random.nextInt(4) == 0;
+    storageTask(node, 2 * MS, () -> {
+      node.stateMachine.beginInstall();
+      node.stateMachine.installData(kvs.subList(0, crashMidway ? kvs.size() / 2 : kvs.size()));
+      if (crashMidway) {
+        bump("state_transfers_interrupted");
+        step(node, new Event.StateTransferFailed("connection lost midway"));
+        return;
+      }
+      node.stateMachine.installSnapshot(op, checksum, clientRows);
+      step(node, new Event.StateInstalled(op, checksum));
+    });
   }
 
   /** Storage work runs in order on the node's one storage thread: each task starts after the last. */
@@ -360,7 +420,7 @@ public final class Simulation {
         if (node.up) {
           node.crash();
           bump("fault_crash_backup");
-          long downFor = 50 * MS + random.nextLong(700 * MS);
+          long downFor = 50 * MS + random.nextLong(1500 * MS);
           schedule(downFor, 0, 0, () -> {
             if (!node.up) {
               node.start();
@@ -385,7 +445,10 @@ public final class Simulation {
         bump("fault_one_way");
       }
     }
-    long duration = cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
+    // Mostly short faults, and some longer than the quorum timeout (the primary must stop acknowledging).
+    long duration = random.nextInt(4) == 0
+        ? 600 * MS + random.nextLong(1500 * MS)
+        : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
     schedule(duration, 0, 0, this::healAll);
     schedule(duration + cfg.faultPeriodNs(), 0, 0, this::injectFault);
   }

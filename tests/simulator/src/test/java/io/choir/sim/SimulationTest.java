@@ -28,10 +28,12 @@ class SimulationTest {
     long start = System.nanoTime();
     List<String> failures = new ArrayList<>();
     long ops = 0;
+    java.util.TreeMap<String, Long> totals = new java.util.TreeMap<>();
     for (long seed : seeds) {
       SimConfig cfg = SimConfig.fromSeed(seed);
       SimResult r = new Simulation(cfg).run();
       ops += r.history().size() / 2;
+      r.stats().forEach((k, v) -> totals.merge(k, v, Long::sum));
       List<String> problems = new ArrayList<>(r.violations());
       problems.addAll(SimChecks.linearizability(r));
       if (!problems.isEmpty()) {
@@ -44,6 +46,7 @@ class SimulationTest {
     }
     double secs = (System.nanoTime() - start) / 1e9;
     System.out.printf("simulator: %d seeds (first %d), %d client ops, %.1f s%n", seeds.size(), seeds.get(0), ops, secs);
+    System.out.println("simulator totals: " + totals);
     if (!failures.isEmpty()) {
       fail(failures.size() + " failing seed(s):\n" + String.join("\n", failures));
     }
