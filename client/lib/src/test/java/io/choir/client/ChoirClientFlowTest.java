@@ -227,15 +227,18 @@ class ChoirClientFlowTest {
   @Test
   void shouldFailAThousandsLongQueueOfWaitersWithoutDeepRecursion() throws Exception {
     int waiters = 20_000;
+    // The budget must dwarf the time it takes to queue the waiters (hundreds of ms on a loaded CI
+    // machine): a waiter queued late still has over a tenth of its budget when the slot frees, and
+    // would rightly be sent instead of failing with Busy.
     try (FakeServer server = FakeServer.start(FakeServer::hold);
-        ChoirClient client = clientFor(server).maxInFlight(1).requestTimeout(Duration.ofMillis(500)).build()) {
+        ChoirClient client = clientFor(server).maxInFlight(1).requestTimeout(Duration.ofMillis(8000)).build()) {
       CompletableFuture<Long> holder = client.async().put("a", "1");
       List<CompletableFuture<Long>> queued = new ArrayList<>();
       for (int i = 0; i < waiters; i++) {
         queued.add(client.async().put("k" + i, "v"));
       }
       server.awaitRequest();
-      ExecutionException first = assertThrows(ExecutionException.class, () -> holder.get(WAIT_MS, TimeUnit.MILLISECONDS));
+      ExecutionException first = assertThrows(ExecutionException.class, () -> holder.get(3 * WAIT_MS, TimeUnit.MILLISECONDS));
       assertTrue(first.getCause() instanceof ChoirTimeoutException, String.valueOf(first.getCause()));
       for (CompletableFuture<Long> f : queued) {
         ExecutionException e = assertThrows(ExecutionException.class, () -> f.get(WAIT_MS, TimeUnit.MILLISECONDS));
