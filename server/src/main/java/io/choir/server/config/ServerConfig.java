@@ -132,6 +132,10 @@ public final class ServerConfig {
       add(new Setting<>("log_retention_ops",
           "Applied log entries kept for repair and catch-up; older ones are truncated.", 100_000,
           v -> intIn(v, 1000, 100_000_000)));
+  public static final Setting<Integer> LOG_RETENTION_MAX_OPS =
+      add(new Setting<>("log_retention_max_ops",
+          "Most log entries kept behind commit for a replica that is away; beyond, it needs a state transfer.",
+          10_000_000, v -> intIn(v, 1000, 1_000_000_000)));
   public static final Setting<Integer> READ_TIMEOUT_MS =
       add(new Setting<>("read_timeout_ms",
           "How long a read may wait for the applied state to reach what it needs.", 5000,
@@ -234,6 +238,10 @@ public final class ServerConfig {
     if (maxFrameBytes() < maxKeyBytes() + maxValueBytes() + 256) {
       throw new ConfigException(MAX_FRAME_BYTES.key(), "must be at least max_key_bytes + max_value_bytes"
           + " + 256 (" + (maxKeyBytes() + maxValueBytes() + 256) + ") so the largest put fits a frame");
+    }
+    if (get(LOG_RETENTION_MAX_OPS) < logRetentionOps()) {
+      throw new ConfigException(LOG_RETENTION_MAX_OPS.key(), "must be at least log_retention_ops ("
+          + logRetentionOps() + ")");
     }
     if (electionTimeoutMs() <= 2 * heartbeatIntervalMs()) {
       throw new ConfigException(ELECTION_TIMEOUT_MS.key(),

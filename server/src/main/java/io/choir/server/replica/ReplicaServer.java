@@ -163,6 +163,7 @@ public final class ReplicaServer implements AutoCloseable {
         .heartbeatIntervalNs(config.heartbeatIntervalMs() * ms)
         .quorumTimeoutNs(config.electionTimeoutMs() * ms)
         .logRetentionMinOps(config.logRetentionOps())
+        .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
         .build();
   }

@@ -48,6 +48,11 @@ class ReplicationProcessTest {
   }
 
   private void startCluster(String extraYaml) throws Exception {
+    startCluster(extraYaml, 3);
+  }
+
+  /** Writes three configs and starts the first `running` replicas. */
+  private void startCluster(String extraYaml, int running) throws Exception {
     int base = 20_000 + (int) (ProcessHandle.current().pid() % 2000) * 20 + new java.util.Random().nextInt(10);
     StringWriter out = new StringWriter();
     var cl = Choir.commandLine();
@@ -65,8 +70,8 @@ class ReplicationProcessTest {
       ReplicaProcess p = new ReplicaProcess(yaml, dir.resolve("node" + i + ".log"), port);
       replicas.add(p);
     }
-    for (ReplicaProcess p : replicas) {
-      p.start();
+    for (int i = 0; i < running; i++) {
+      replicas.get(i).start();
     }
   }
 
@@ -186,6 +191,28 @@ class ReplicationProcessTest {
       System.out.println("20% multicast loss: nacks_sent=" + nacksSent + " retransmits=" + retransmits);
       assertTrue(nacksSent > 0, "backups NACKed the lost datagrams");
       assertTrue(retransmits > 0, "the primary resent them");
+    }
+  }
+
+  @Test
+  void shouldCatchUpAnEmptyReplicaStartedIntoARunningClusterByStateTransfer() throws Exception {
+    // A short log: the primary keeps at most 2000 entries for the absent third replica.
+    startCluster("log_retention_ops: 1000\nlog_retention_max_ops: 2000\n", 2);
+    try (ChoirClient c = client()) {
+      writeKeys("before/", 6_000);
+      replicas.get(2).start(); // empty: the ops it needs left the primary's log long ago
+      writeKeys("after/", 500);
+      List<ReplicaInfo> s = awaitConvergence(c, Duration.ofSeconds(60));
+      ReplicaInfo joined = s.get(2);
+      assertTrue(joined.counters().getOrDefault("state_transfers", 0L) >= 1,
+          "the empty replica caught up by state transfer: " + joined.counters());
+      try (ChoirClient only3 = ChoirClient.builder().endpoints(endpoints.get(2))
+          .requestTimeout(Duration.ofSeconds(10)).build()) {
+        for (int i = 0; i < 6_000; i += 97) {
+          assertEquals("value-" + i, only3.get("before/" + i, io.choir.client.ReadConsistency.SEQUENTIAL)
+              .orElseThrow(() -> new AssertionError("the joined replica lacks a key")).valueAsString());
+        }
+      }
     }
   }
 }
