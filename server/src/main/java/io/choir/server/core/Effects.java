@@ -9,7 +9,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Effects is everything one step of the {@link ReplicaCore} asks its caller to do: persist entries,
+ * Effects is everything one step of the {@link ReplicaCore} asks its caller to do, in this order:
+ * record the view, truncate the log after an op, persist entries, record the last normal view (these
+ * four in storage order), send messages, apply committed entries, and the rest: persist entries,
  * apply committed entries, execute reads, send replies and peer messages, resend entries from the log,
  * truncate the log, fetch a state transfer, pause or resume reading clients, and step a Tick again at
  * nextTickNs. Do them in field order: persisting before sending is what lets the primary's own ack
@@ -46,6 +48,26 @@ public final class Effects {
   public final List<Retransmit> retransmits = new ArrayList<>();
   /** When positive: remove log entries below this op (they are applied everywhere that matters). */
   public long truncateLogBefore;
+  /**
+   * When non-negative: remove log entries above this op BEFORE persisting this step's entries (a new
+   * view replaces an uncommitted suffix). Persist effects are tagged with logEpoch; report it back in
+   * Event.Persisted.
+   */
+  public long truncateLogAfter = -1;
+  /** The core's log epoch for this step's persist effect: it grows with every truncateLogAfter. */
+  public long logEpoch;
+  /**
+   * When true: durably record the view (storage meta, synced) BEFORE sending this step's messages (VR
+   * Revisited 4.2: a replica never goes back to an older view after a crash).
+   */
+  public boolean persistView;
+  public long view;
+  /**
+   * When true: durably record lastNormalView as a storage task AFTER this step's log writes (and every
+   * earlier one): a replica must never claim a last normal view whose log is not on disk yet.
+   */
+  public boolean persistLastNormalView;
+  public long lastNormalView;
   /** When positive: fetch a state transfer from this replica, then step Event.StateInstalled. */
   public int stateTransferFrom;
   /** Non-null when the core wants client intake paused (true) or resumed (false). */
@@ -61,6 +83,12 @@ public final class Effects {
     sends.clear();
     retransmits.clear();
     truncateLogBefore = 0;
+    truncateLogAfter = -1;
+    logEpoch = 0;
+    persistView = false;
+    view = 0;
+    persistLastNormalView = false;
+    lastNormalView = 0;
     stateTransferFrom = 0;
     pauseIntake = null;
     nextTickNs = Long.MAX_VALUE;
@@ -68,7 +96,8 @@ public final class Effects {
 
   public boolean isEmpty() {
     return persist.isEmpty() && apply.isEmpty() && reads.isEmpty() && replies.isEmpty()
-        && sends.isEmpty() && retransmits.isEmpty() && truncateLogBefore == 0
+        && sends.isEmpty() && retransmits.isEmpty() && truncateLogBefore == 0 && truncateLogAfter < 0
+        && !persistView && !persistLastNormalView
         && stateTransferFrom == 0 && pauseIntake == null;
   }
 }

@@ -14,8 +14,16 @@ public sealed interface Event {
   /** A client request read from connection connectionId (a process-local handle). */
   record ClientRequest(long connectionId, Request request) implements Event {}
 
-  /** The storage stage has made the log durable (per the durability setting) up to op. */
-  record Persisted(long op) implements Event {}
+  /**
+   * The storage stage has made the log durable (per the durability setting) up to op, for the persist
+   * effect of log epoch epoch (see Effects.logEpoch): a Persisted of an older epoch reports entries that
+   * a later truncation removed, and is ignored.
+   */
+  record Persisted(long op, long epoch) implements Event {
+    public Persisted(long op) {
+      this(op, 0);
+    }
+  }
 
   /**
    * The storage stage has applied every entry up to op; replies holds one reply per applied entry of

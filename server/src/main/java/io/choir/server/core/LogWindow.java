@@ -64,6 +64,17 @@ final class LogWindow {
     }
   }
 
+  /** Removes every entry above op (a new view replaces an uncommitted suffix). */
+  void truncateAfter(long op) {
+    if (op < base) {
+      throw new IllegalArgumentException("truncate after " + op + " below the window base " + base);
+    }
+    while (last() > op) {
+      ring[index(last())] = null;
+      size--;
+    }
+  }
+
   private int offset;
 
   private int index(long op) {

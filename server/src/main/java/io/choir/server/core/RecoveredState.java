@@ -4,11 +4,13 @@ import io.choir.proto.Entry;
 import java.util.List;
 
 /**
- * RecoveredState is what a replica reads back from storage when it starts: its view, the applied
- * number and checksum of its data, the lowest op its log still holds, and the log entries above the
- * applied number (in op order).
+ * RecoveredState is what a replica reads back from storage when it starts: its view and last normal
+ * view, whether it ran before (a restart, not a fresh replica), whether it must run the recovery protocol first (buffered durability: it may have lost entries
+ * it acknowledged, VR Revisited 4.3), the applied number and checksum of its data, the lowest op its log
+ * still holds, and the log entries above the applied number (in op order).
  */
-public record RecoveredState(long view, long appliedOp, long checksum, long logFirstOp, List<Entry> unappliedLog) {
+public record RecoveredState(long view, long lastNormalView, boolean restarted, boolean recovering, long appliedOp,
+    long checksum, long logFirstOp, List<Entry> unappliedLog) {
   public RecoveredState {
     unappliedLog = List.copyOf(unappliedLog);
     for (int i = 0; i < unappliedLog.size(); i++) {
@@ -19,13 +21,14 @@ public record RecoveredState(long view, long appliedOp, long checksum, long logF
     }
   }
 
+  /** A replica restarted with fsync durability in view 0 (tests). */
   public RecoveredState(long view, long appliedOp, long checksum, List<Entry> unappliedLog) {
-    this(view, appliedOp, checksum, unappliedLog.isEmpty() ? appliedOp + 1 : unappliedLog.get(0).getOp(),
-        unappliedLog);
+    this(view, view, false, false, appliedOp, checksum,
+        unappliedLog.isEmpty() ? appliedOp + 1 : unappliedLog.get(0).getOp(), unappliedLog);
   }
 
   /** A fresh replica with nothing on disk. */
   public static RecoveredState empty() {
-    return new RecoveredState(0, 0, 0, 1, List.of());
+    return new RecoveredState(0, 0, false, false, 0, 0, 1, List.of());
   }
 }

@@ -1,5 +1,6 @@
 package io.choir.server.core;
 
+import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
 import io.choir.proto.HeartbeatOk;
@@ -9,17 +10,23 @@ import io.choir.proto.OpRange;
 import io.choir.proto.Prepare;
 import io.choir.proto.PrepareOk;
 import io.choir.proto.ReadConsistency;
+import io.choir.proto.Recovery;
+import io.choir.proto.RecoveryResponse;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.StartView;
+import io.choir.proto.StartViewChange;
 import io.choir.proto.Status;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 
@@ -46,9 +53,25 @@ import java.util.TreeMap;
  * ({@link ResendTracker}). A backup that needs ops the primary's log no longer holds asks for a state
  * transfer.
  *
- * <p>The primary of view 0 is fixed in this version: view changes arrive with issue 4. A primary that
- * has heard from fewer than f backups within quorum_timeout refuses writes (UNAVAILABLE) rather than
- * queue them forever.
+ * <p>View change (VR Revisited 4.2): a backup that hears nothing from its primary for a randomized
+ * election timeout moves to view v+1 and multicasts START_VIEW_CHANGE; on f of them it sends
+ * DO_VIEW_CHANGE (its last normal view, op, commit and the entries above its commit) to the new
+ * primary, which on f+1 (its own counted) takes the log with the largest (last normal view, op), fetches
+ * from that replica any committed entries it lacks, and multicasts START_VIEW with the entries above the
+ * commit. Every replica persists its view before it says anything in it. A replica that adopts a newer
+ * view drops its entries above its commit number (they may be from an abandoned view) and repairs from
+ * the new primary; until its log reaches what the new primary had, its last normal view stays the old
+ * one and it does not acknowledge, so a partial log never outranks a complete one in a later view change.
+ *
+ * <p>CheckQuorum: a primary that has heard from fewer than f backups within the election timeout refuses
+ * writes and reads (UNAVAILABLE). Linearizable reads are confirmed by one heartbeat round acknowledged
+ * by f backups, shared by every read waiting at that moment (DESIGN.md "Reads"), and run once the
+ * applied number reaches the commit number noted on arrival.
+ *
+ * <p>Recovery (VR Revisited 4.3): a replica restarted with buffered durability may have lost entries it
+ * acknowledged; it answers nothing and votes for nothing until f+1 replicas, the primary of the newest
+ * view among them included, have answered its RECOVERY; then it rejoins as a backup whose log counts as
+ * older than any other (last normal view 0) until it has caught up.
  *
  * <p>Exactly-once: a retry of a request whose entry is still in flight waits for that entry; a retry of
  * an applied request gets a new entry whose application returns the saved reply (KvStateMachine).
@@ -58,7 +81,15 @@ public final class ReplicaCore {
 
   private record SessionKey(long clientId, long requestId) {}
 
-  private record PendingRead(long connectionId, Request request, long requiredOp, long deadlineNs, long seq) {}
+  private record PendingRead(long connectionId, Request request, long requiredOp, long round,
+      long deadlineNs, long seq) {}
+
+  /** The replica's status, VR Revisited figure 2. */
+  public enum Mode {
+    NORMAL,
+    VIEW_CHANGE,
+    RECOVERING
+  }
 
   /** Bytes of a PREPARE besides its entries (header and framing), for packing datagrams. */
   private static final int PREPARE_OVERHEAD_BYTES = 64;
@@ -69,8 +100,23 @@ public final class ReplicaCore {
   private final int n;
   private final int self;
   private long view;
+  private Mode mode;
+  /** The last view in which this replica's log was complete: it orders logs in a view change. */
+  private long lastNormalView;
+  /**
+   * In NORMAL mode as a backup: the op the log must reach to be complete in this view (0: complete;
+   * -1: not yet known, set by the next message from the primary).
+   */
+  private long completeAtOp;
 
   private long lastOp;
+  /**
+   * Ops up to this one are known to be in the current view's log. Above it (up to lastOp) sit entries
+   * of an older view that this replica had when it adopted the view: they are kept (they may be
+   * committed, and a replica must not forget what it acknowledged) until the new primary's entry for the
+   * same op confirms or replaces them (VR 4.2's state transfer, entry by entry).
+   */
+  private long verifiedOp;
   private long persistedOp;
   private long commitOp;
   private long applyRequestedOp;
@@ -79,6 +125,7 @@ public final class ReplicaCore {
   private long inFlightBytes;
   private long logFirstOp;
   private long lastTruncateRequest;
+  private long logEpoch;
 
   /** Entries window.base()+1 .. lastOp: unapplied ones plus a ring of applied ones for resending. */
   private LogWindow window;
@@ -90,12 +137,16 @@ public final class ReplicaCore {
   private final Map<SessionKey, Long> pendingRequests = new HashMap<>();
   private final ArrayDeque<Event.ClientRequest> queued = new ArrayDeque<>();
   private boolean intakePaused;
-  /** Highest op each replica (by position in replicaIds) has acknowledged as persisted. */
+  /** Highest op each replica (by position in replicaIds) has acknowledged as persisted, this view. */
   private final long[] acked;
   private final long[] lastHeardNs;
+  /** Highest heartbeat round each replica has answered, this view (linearizable reads). */
+  private final long[] roundAcked;
   private long lastMulticastNs = Long.MIN_VALUE / 2;
   private long commitAtLastMulticast;
   private long heartbeatRound;
+  /** Reads arrived since the last round was sent need a new one. */
+  private boolean readRoundWanted;
   private final ResendTracker resends;
 
   // Backup state.
@@ -110,12 +161,46 @@ public final class ReplicaCore {
   /** A fetch is under way (the caller reports StateInstalled or StateTransferFailed). */
   private boolean stateTransferInFlight;
   private long stateTransferRetryNs = Long.MAX_VALUE;
+  private long lastHeardFromPrimaryNs;
+  private long electionTimeoutNs;
+
+  // View change state (the current view).
+  private final Set<Integer> startViewChangeFrom = new HashSet<>();
+  private final Map<Integer, DoViewChange> doViewChanges = new HashMap<>();
+  private long viewChangeStartedNs;
+  private long viewChangeTimeoutNs;
+  private long lastViewChangeResendNs;
+  private boolean doViewChangeSent;
+  /** Restarted into VIEW_CHANGE: takes no part in forming the current view (see the constructor). */
+  private boolean restartLimbo;
+  /** At the new primary: the replica whose log was chosen, while committed entries are fetched from it. */
+  private int fillFrom;
+  private long fillUpTo;
+  private final TreeMap<Long, Entry> fill = new TreeMap<>();
+  private DoViewChange chosen;
+  private long chosenCommit;
+
+  // Recovery state.
+  private long recoveryNonce;
+  private long lastRecoverySentNs = Long.MIN_VALUE / 2;
+  private final Map<Integer, RecoveryResponse> recoveryResponses = new HashMap<>();
+  private final Map<Integer, Long> recoveryViews = new HashMap<>();
 
   private final PriorityQueue<PendingRead> pendingReads =
       new PriorityQueue<>((a, b) -> a.requiredOp != b.requiredOp
           ? Long.compare(a.requiredOp, b.requiredOp) : Long.compare(a.seq, b.seq));
   private long readSeq;
   private boolean started;
+  /** The time of the event being stepped. */
+  private long currentNs;
+  private long viewChanges;
+  private long lastViewChangeNs = -1;
+  /**
+   * The last op of the log when this replica last became primary (view change or restart): entries up
+   * to it may have been committed, and answered, by an earlier primary, so linearizable reads wait until
+   * this primary's commit covers them (Raft's "commit an entry of the current term first", thesis 6.4).
+   */
+  private long readFloorOp;
 
   private final Counters counters = new Counters();
 
@@ -146,6 +231,8 @@ public final class ReplicaCore {
     public long droppedFutureView;
     public long droppedUnexpected;
     public long stateTransfers;
+    public long viewChangesStarted;
+    public long readRounds;
   }
 
   public ReplicaCore(CoreConfig config, RecoveredState recovered) {
@@ -155,6 +242,7 @@ public final class ReplicaCore {
     this.self = config.replicaId();
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
     this.view = recovered.view();
+    this.lastNormalView = Math.min(recovered.lastNormalView(), recovered.view());
     this.appliedOp = recovered.appliedOp();
     this.applyRequestedOp = recovered.appliedOp();
     this.checksum = recovered.checksum();
@@ -169,12 +257,34 @@ public final class ReplicaCore {
     this.knownLastOp = lastOp;
     this.acked = new long[n];
     this.lastHeardNs = new long[n];
+    this.roundAcked = new long[n];
     this.acked[index(self)] = persistedOp;
     // A single replica is its own majority: its durable log is committed. With more, what is committed
     // beyond the applied number is learned again from the primary (or, at the primary, from the acks).
     this.commitOp = n == 1 ? lastOp : appliedOp;
     this.resends = new ResendTracker(config.resendSuppressNs, config.multicastRetransmitWindowNs,
         4 * config.maxRetransmitEntriesPerNack);
+    this.mode = recovered.recovering() && n > 1 ? Mode.RECOVERING : Mode.NORMAL;
+    if (mode == Mode.NORMAL && n > 1 && recovered.restarted()
+        && (lastNormalView < view || config.primaryOf(view) == self)) {
+      // Restarted in the middle of a view change, or before its log was complete in this view: entries
+      // above its commit may be from an abandoned view. It rejoins as in a view change, and adopts the
+      // view (dropping those entries) when it hears from that view's primary.
+      // A restarted primary never resumes its view either: its PREPAREs may have reached backups before
+      // its own fsync did, so its log can lack entries they hold, and reusing those op numbers would
+      // fork the log. A view change picks the longest log instead.
+      this.mode = Mode.VIEW_CHANGE;
+      // It never helps to form this same view again (its log may differ from what it said before the
+      // crash): it waits to hear from this view's primary, or joins a view change to a newer view.
+      this.restartLimbo = true;
+    }
+    this.readFloorOp = lastOp;
+    this.verifiedOp = mode == Mode.NORMAL ? lastOp : commitOp;
+    // A restarted backup whose last normal view is older than its view had not caught up in it.
+    this.completeAtOp = lastNormalView == view ? 0 : -1;
+    if (mode == Mode.RECOVERING) {
+      this.lastNormalView = 0;
+    }
   }
 
   private int index(int replicaId) {
@@ -182,20 +292,37 @@ public final class ReplicaCore {
   }
 
   public boolean isPrimary() {
-    return config.primaryOf(view) == self;
+    return mode == Mode.NORMAL && config.primaryOf(view) == self;
+  }
+
+  private boolean isBackup() {
+    return mode == Mode.NORMAL && config.primaryOf(view) != self;
+  }
+
+  private int f() {
+    return n / 2;
   }
 
   /** Steps one event at time nowNs, appending what to do to out. */
   public void step(Event event, long nowNs, Effects out) {
     currentNs = nowNs;
+    out.logEpoch = logEpoch;
     if (!started) {
       started = true;
       Arrays.fill(lastHeardNs, nowNs); // grace period: nobody is presumed dead at start
+      lastHeardFromPrimaryNs = nowNs;
+      electionTimeoutNs = randomizedTimeout();
+      viewChangeStartedNs = nowNs;
+      viewChangeTimeoutNs = randomizedTimeout();
+      lastViewChangeResendNs = nowNs;
+      if (mode == Mode.RECOVERING) {
+        recoveryNonce = random.nextLong() | 1;
+      }
     }
     if (event instanceof Event.ClientRequest r) {
       onClientRequest(r, nowNs, out);
     } else if (event instanceof Event.Persisted p) {
-      onPersisted(p, nowNs, out);
+      onPersisted(p, out);
     } else if (event instanceof Event.Applied a) {
       onApplied(a, out);
     } else if (event instanceof Event.Peer p) {
@@ -212,7 +339,13 @@ public final class ReplicaCore {
     } else {
       throw new IllegalArgumentException("unknown event " + event);
     }
+    out.logEpoch = logEpoch;
     checkInvariants();
+  }
+
+  /** An election timeout in [T, 2T): randomized so that replicas rarely time out together. */
+  private long randomizedTimeout() {
+    return config.quorumTimeoutNs + random.nextLong(Math.max(1, config.quorumTimeoutNs));
   }
 
   // ---------------------------------------------------------------- clients
@@ -230,6 +363,11 @@ public final class ReplicaCore {
       out.replies.add(new Effects.Reply(event.connectionId(), refusal));
       return;
     }
+    if (mode == Mode.RECOVERING) {
+      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
+          Status.UNAVAILABLE, "replica " + self + " is recovering")));
+      return;
+    }
     switch (request.getOpCase()) {
       case GET, SCAN -> onRead(event, nowNs, out);
       case PUT, DELETE, COMPARE_AND_SET, BATCH -> onWrite(event, nowNs, out);
@@ -244,8 +382,13 @@ public final class ReplicaCore {
   private Response notPrimary(Request request) {
     counters.notPrimary++;
     int primary = config.primaryOf(view);
-    return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.NOT_PRIMARY)
-        .setPrimaryAddress(config.clientAddress(primary))
+    Response.Builder b = Response.newBuilder().setRequestId(request.getRequestId());
+    if (mode == Mode.VIEW_CHANGE) {
+      // The next primary is not known for sure yet: the client retries with backoff.
+      return b.setStatus(Status.UNAVAILABLE)
+          .setError("replica " + self + " is in a view change to view " + view).build();
+    }
+    return b.setStatus(Status.NOT_PRIMARY).setPrimaryAddress(config.clientAddress(primary))
         .setError("replica " + self + " is a backup; the primary of view " + view + " is replica " + primary)
         .build();
   }
@@ -258,10 +401,22 @@ public final class ReplicaCore {
       out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
       return;
     }
-    // Linearizable: the commit number seen on arrival; with the primary fixed (no view change yet) no
-    // other replica can have committed more, so applied >= it makes the read linearizable.
-    long required = sequential ? request.getMinOp() : commitOp;
-    if (appliedOp >= required) {
+    if (!sequential && n > 1 && liveReplicas(nowNs) < config.quorum()) {
+      counters.noQuorum++;
+      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
+          Status.UNAVAILABLE, "no quorum: the primary has heard from " + liveReplicas(nowNs) + " of " + n
+              + " replicas (needs " + config.quorum() + ")")));
+      return;
+    }
+    // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after
+    // arrival that f backups answer, which proves no newer view had formed (ReadIndex).
+    long required = sequential ? request.getMinOp() : Math.max(commitOp, readFloorOp);
+    long round = 0;
+    if (!sequential && n > 1) {
+      round = heartbeatRound + 1;
+      readRoundWanted = true;
+    }
+    if (round == 0 && appliedOp >= required) {
       out.reads.add(new Effects.Read(event.connectionId(), request));
       return;
     }
@@ -272,7 +427,7 @@ public final class ReplicaCore {
               + config.maxQueuedRequests + ")")));
       return;
     }
-    pendingReads.add(new PendingRead(event.connectionId(), request, required,
+    pendingReads.add(new PendingRead(event.connectionId(), request, required, round,
         nowNs + config.readTimeoutNs, readSeq++));
     out.nextTickNs = Math.min(out.nextTickNs, nowNs + config.readTimeoutNs);
   }
@@ -317,7 +472,7 @@ public final class ReplicaCore {
     admit(event, out);
   }
 
-  /** Replicas (this one included) heard from within quorum_timeout. */
+  /** Replicas (this one included) heard from within the election timeout. */
   private int liveReplicas(long nowNs) {
     int live = 1;
     for (int i = 0; i < n; i++) {
@@ -360,6 +515,7 @@ public final class ReplicaCore {
       flushBatch(out);
     }
     lastOp = entry.getOp();
+    verifiedOp = lastOp;
     window.append(entry);
     inFlightBytes += size;
     addWaiter(lastOp, new Waiter(event.connectionId(), request.getRequestId()));
@@ -441,9 +597,6 @@ public final class ReplicaCore {
     }
   }
 
-  /** The time of the event being stepped. */
-  private long currentNs;
-
   private void noteMulticast(long nowNs) {
     lastMulticastNs = nowNs;
     commitAtLastMulticast = commitOp;
@@ -451,7 +604,10 @@ public final class ReplicaCore {
 
   // ---------------------------------------------------------------- storage events
 
-  private void onPersisted(Event.Persisted event, long nowNs, Effects out) {
+  private void onPersisted(Event.Persisted event, Effects out) {
+    if (event.epoch() != logEpoch) {
+      return; // reports entries that a later truncation removed
+    }
     if (event.op() > lastOp) {
       throw new IllegalStateException("persisted " + event.op() + " beyond last op " + lastOp);
     }
@@ -462,14 +618,14 @@ public final class ReplicaCore {
     acked[index(self)] = persistedOp;
     if (isPrimary()) {
       advanceCommit(quorumCommit(), out);
-    } else {
-      // Cumulative ack: every op up to persistedOp is durable here (VR 4.1 step 4).
+    } else if (isBackup() && completeAtOp == 0) {
+      // Cumulative ack: every op up to it is durable here and in this view's log (VR 4.1 step 4).
       out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.PREPARE_OK,
-          PrepareOk.newBuilder().setOp(persistedOp).build()));
+          PrepareOk.newBuilder().setOp(Math.min(persistedOp, verifiedOp)).build()));
     }
   }
 
-  /** The highest op that f+1 replicas (this primary counted) have persisted. */
+  /** The highest op that f+1 replicas (this primary counted) have persisted in this view. */
   private long quorumCommit() {
     long[] sorted = acked.clone();
     Arrays.sort(sorted);
@@ -552,11 +708,45 @@ public final class ReplicaCore {
     checksum = event.checksum();
     // Keep a ring of applied entries in memory for fast resends; older ones are read from the log.
     window.releaseUpTo(Math.max(window.base(), appliedOp - config.retransmitRingEntries));
+    releaseReads(out);
+    maybeTruncate(out);
+  }
+
+  /** Runs the reads whose op is applied and whose heartbeat round (if any) f backups confirmed. */
+  private void releaseReads(Effects out) {
+    if (pendingReads.isEmpty()) {
+      return;
+    }
+    long confirmed = confirmedRound();
+    List<PendingRead> blocked = new ArrayList<>();
     while (!pendingReads.isEmpty() && pendingReads.peek().requiredOp() <= appliedOp) {
       PendingRead r = pendingReads.poll();
-      out.reads.add(new Effects.Read(r.connectionId(), r.request()));
+      if (r.round() <= confirmed) {
+        out.reads.add(new Effects.Read(r.connectionId(), r.request()));
+      } else {
+        blocked.add(r);
+      }
     }
-    maybeTruncate(out);
+    pendingReads.addAll(blocked);
+  }
+
+  /** The highest heartbeat round that f backups have answered in this view. */
+  private long confirmedRound() {
+    if (!isPrimary()) {
+      return Long.MAX_VALUE; // sequential reads only: no round needed
+    }
+    if (n == 1) {
+      return Long.MAX_VALUE;
+    }
+    long[] rounds = new long[n - 1];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+      if (config.replicaIds().get(i) != self) {
+        rounds[k++] = roundAcked[i];
+      }
+    }
+    Arrays.sort(rounds);
+    return rounds[rounds.length - f()];
   }
 
   /**
@@ -565,7 +755,7 @@ public final class ReplicaCore {
    * log grow forever; never an unapplied entry (needed to recover after a crash).
    */
   private void maybeTruncate(Effects out) {
-    long lowWatermark = Arrays.stream(acked).min().orElse(0);
+    long lowWatermark = isPrimary() ? Arrays.stream(acked).min().orElse(0) : appliedOp;
     long keepFrom = Math.min(lowWatermark + 1, commitOp - config.logRetentionMinOps + 1);
     keepFrom = Math.max(keepFrom, commitOp - config.logRetentionMaxOps + 1);
     keepFrom = Math.min(keepFrom, appliedOp + 1);
@@ -585,48 +775,102 @@ public final class ReplicaCore {
       counters.droppedUnexpected++;
       return;
     }
-    if (p.view() < view) {
-      counters.droppedStaleView++; // fencing: a message of an older view never acts
+    if (mode == Mode.RECOVERING) {
+      if (p.type() == MessageType.RECOVERY_RESPONSE) {
+        onRecoveryResponse(p.from(), p.view(), (RecoveryResponse) p.body(), nowNs, out);
+      } else {
+        counters.droppedUnexpected++;
+      }
       return;
     }
-    if (p.view() > view) {
-      counters.droppedFutureView++; // catching up into a newer view arrives with view changes
+    if (p.type() == MessageType.RECOVERY) {
+      onRecovery(p.from(), (Recovery) p.body(), out);
+      return;
+    }
+    if (p.type() == MessageType.RECOVERY_RESPONSE) {
+      counters.droppedUnexpected++;
+      return;
+    }
+    if (p.view() < view) {
+      counters.droppedStaleView++; // fencing: a message of an older view never acts
+      if (isPrimary() && (p.type() == MessageType.PREPARE || p.type() == MessageType.HEARTBEAT
+          || p.type() == MessageType.START_VIEW)) {
+        // A deposed primary still talking in its old view: tell it where the cluster is.
+        out.sends.add(new Effects.Send(p.from(), view, MessageType.HEARTBEAT, heartbeat()));
+      }
       return;
     }
     lastHeardNs[fromIndex] = nowNs;
-    boolean primary = isPrimary();
-    boolean fromPrimary = p.from() == config.primaryOf(view);
+    boolean fromPrimaryOfItsView = p.from() == config.primaryOf(p.view());
+    if (p.view() > view) {
+      switch (p.type()) {
+        case START_VIEW_CHANGE, DO_VIEW_CHANGE -> startViewChange(p.view(), nowNs, out);
+        case START_VIEW -> { }
+        case PREPARE, HEARTBEAT -> {
+          if (!fromPrimaryOfItsView) {
+            counters.droppedUnexpected++;
+            return;
+          }
+          adoptView(p.view(), nowNs, out);
+        }
+        default -> {
+          counters.droppedFutureView++;
+          return;
+        }
+      }
+    }
     switch (p.type()) {
+      case START_VIEW_CHANGE -> onStartViewChange(p.from(), nowNs, out);
+      case DO_VIEW_CHANGE -> onDoViewChange(p.from(), (DoViewChange) p.body(), nowNs, out);
+      case START_VIEW -> {
+        if (fromPrimaryOfItsView) {
+          onStartView((StartView) p.body(), p.view(), nowNs, out);
+        } else {
+          counters.droppedUnexpected++;
+        }
+      }
       case PREPARE -> {
-        if (!primary && fromPrimary) {
+        if (mode == Mode.VIEW_CHANGE && fillFrom == p.from()) {
+          onFillEntries((Prepare) p.body(), nowNs, out);
+        } else if (fromPrimaryOfItsView && !isPrimary()) {
+          if (mode == Mode.VIEW_CHANGE) {
+            adoptView(view, nowNs, out); // we missed START_VIEW of this view
+          }
           onPrepare((Prepare) p.body(), nowNs, out);
         } else {
           counters.droppedUnexpected++;
         }
       }
       case HEARTBEAT -> {
-        if (!primary && fromPrimary) {
+        if (fromPrimaryOfItsView && !isPrimary()) {
+          if (mode == Mode.VIEW_CHANGE) {
+            adoptView(view, nowNs, out);
+          }
           onHeartbeat((Heartbeat) p.body(), nowNs, out);
         } else {
           counters.droppedUnexpected++;
         }
       }
       case PREPARE_OK -> {
-        if (primary) {
+        if (isPrimary()) {
           onAck(fromIndex, ((PrepareOk) p.body()).getOp(), out);
         } else {
           counters.droppedUnexpected++;
         }
       }
       case HEARTBEAT_OK -> {
-        if (primary) {
-          onAck(fromIndex, ((HeartbeatOk) p.body()).getOp(), out);
+        if (isPrimary()) {
+          HeartbeatOk ok = (HeartbeatOk) p.body();
+          roundAcked[fromIndex] = Math.max(roundAcked[fromIndex], ok.getRound());
+          onAck(fromIndex, ok.getOp(), out);
+          releaseReads(out);
         } else {
           counters.droppedUnexpected++;
         }
       }
       case NACK -> {
-        if (primary) {
+        if (isPrimary() || (mode == Mode.VIEW_CHANGE && !restartLimbo && p.from() == config.primaryOf(view))) {
+          // In a view change the new primary may fetch committed entries it lacks from the chosen log.
           onNack(p.from(), (Nack) p.body(), nowNs, out);
         } else {
           counters.droppedUnexpected++;
@@ -643,7 +887,10 @@ public final class ReplicaCore {
     }
   }
 
+  // ---------------------------------------------------------------- backups
+
   private void onPrepare(Prepare prepare, long nowNs, Effects out) {
+    lastHeardFromPrimaryNs = nowNs;
     List<Entry> entries = prepare.getEntriesList();
     for (int i = 0; i < entries.size(); i++) {
       Entry e = entries.get(i);
@@ -654,27 +901,30 @@ public final class ReplicaCore {
     }
     if (!entries.isEmpty()) {
       knownLastOp = Math.max(knownLastOp, entries.get(entries.size() - 1).getOp());
+      if (completeAtOp < 0) {
+        completeAtOp = knownLastOp;
+      }
     }
-    int before = out.persist.size();
     for (Entry e : entries) {
       acceptEntry(e, out);
     }
-    if (out.persist.size() > before) {
-      drainOutOfOrder(out);
-    }
+    drainOutOfOrder(out);
     learnCommit(prepare.getCommit(), out);
+    checkComplete(out);
     scheduleNack(nowNs, out);
   }
 
-  /** Appends e when it is the next op, buffers it (bounded) when it is beyond a gap. */
+  /**
+   * Places e when it is the next op to verify or append, buffers it (bounded) when it is beyond a gap.
+   */
   private void acceptEntry(Entry e, Effects out) {
     long op = e.getOp();
-    if (op <= lastOp || outOfOrder.containsKey(op)) {
+    if (op <= verifiedOp || outOfOrder.containsKey(op)) {
       counters.duplicateEntries++;
       return;
     }
-    if (op == lastOp + 1 && !stateTransferPending) {
-      append(e, out);
+    if (op == verifiedOp + 1 && !stateTransferPending) {
+      place(e, out);
       return;
     }
     if (outOfOrder.size() < config.maxOutOfOrderEntries) {
@@ -684,9 +934,27 @@ public final class ReplicaCore {
     }
   }
 
+  /**
+   * Puts the current view's entry for op verifiedOp + 1 in the log: appended after the end, confirmed
+   * when the entry there is the same, and otherwise the entry there and all after it (of an abandoned
+   * view, hence not committed) are dropped first.
+   */
+  private void place(Entry e, Effects out) {
+    long op = e.getOp();
+    if (op <= lastOp) {
+      if (window.get(op).equals(e)) {
+        verifiedOp = op;
+        return;
+      }
+      truncateAfter(op - 1, out);
+    }
+    append(e, out);
+  }
+
   private void append(Entry e, Effects out) {
     window.append(e);
     lastOp = e.getOp();
+    verifiedOp = lastOp;
     out.persist.add(e);
   }
 
@@ -697,10 +965,10 @@ public final class ReplicaCore {
     Iterator<Map.Entry<Long, Entry>> it = outOfOrder.entrySet().iterator();
     while (it.hasNext()) {
       Map.Entry<Long, Entry> next = it.next();
-      if (next.getKey() <= lastOp) {
+      if (next.getKey() <= verifiedOp) {
         it.remove();
-      } else if (next.getKey() == lastOp + 1) {
-        append(next.getValue(), out);
+      } else if (next.getKey() == verifiedOp + 1) {
+        place(next.getValue(), out);
         it.remove();
       } else {
         break;
@@ -711,16 +979,39 @@ public final class ReplicaCore {
   private void learnCommit(long commit, Effects out) {
     primaryCommit = Math.max(primaryCommit, commit);
     if (!stateTransferPending) {
-      advanceCommit(Math.min(primaryCommit, lastOp), out);
+      advanceCommit(Math.min(primaryCommit, verifiedOp), out);
+    }
+  }
+
+  /**
+   * A backup's log is complete in this view once its verified part reaches what the primary had when
+   * the backup learned of the view; anything of an older view beyond that is not committed (the new
+   * primary's log holds every committed op) and goes. Only then does its last normal view become this
+   * view, recorded after the log writes.
+   */
+  private void checkComplete(Effects out) {
+    if (completeAtOp > 0 && verifiedOp >= completeAtOp && !stateTransferPending) {
+      if (lastOp > verifiedOp) {
+        truncateAfter(verifiedOp, out);
+      }
+      completeAtOp = 0;
+      lastNormalView = view;
+      persistLastNormalView(out);
     }
   }
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
+    lastHeardFromPrimaryNs = nowNs;
     knownLastOp = Math.max(knownLastOp, hb.getLastOp());
+    if (completeAtOp < 0) {
+      completeAtOp = Math.max(1, knownLastOp);
+    }
     primaryLogFirstOp = Math.max(primaryLogFirstOp, hb.getLowWatermark());
     learnCommit(hb.getCommit(), out);
+    checkComplete(out);
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
-        HeartbeatOk.newBuilder().setRound(hb.getRound()).setOp(persistedOp).build()));
+        HeartbeatOk.newBuilder().setRound(hb.getRound())
+            .setOp(completeAtOp == 0 ? Math.min(persistedOp, verifiedOp) : 0).build()));
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
     }
@@ -729,7 +1020,7 @@ public final class ReplicaCore {
 
   /** True when the ops this backup lacks are below what the primary's log still holds. */
   private boolean needsStateTransfer() {
-    return stateTransferPending || (lastOp + 1 < primaryLogFirstOp && knownLastOp > lastOp);
+    return stateTransferPending || (verifiedOp + 1 < primaryLogFirstOp && knownLastOp > verifiedOp);
   }
 
   private void requestStateTransfer(long nowNs, Effects out) {
@@ -756,20 +1047,23 @@ public final class ReplicaCore {
     applyRequestedOp = s.op();
     checksum = s.checksum();
     lastOp = s.op();
+    verifiedOp = s.op();
     persistedOp = s.op();
     commitOp = Math.max(commitOp, s.op());
     logFirstOp = s.op() + 1;
+    logEpoch++;
     acked[index(self)] = persistedOp;
     window = new LogWindow(s.op());
     drainOutOfOrder(out);
     learnCommit(primaryCommit, out);
+    checkComplete(out);
     scheduleNack(nowNs, out);
   }
 
   /** The gaps between lastOp and knownLastOp, minus what waits in the out-of-order buffer. */
   private List<OpRange> missingRanges(int max) {
     List<OpRange> ranges = new ArrayList<>();
-    long from = lastOp + 1;
+    long from = verifiedOp + 1;
     for (long buffered : outOfOrder.keySet()) {
       if (ranges.size() >= max) {
         return ranges;
@@ -786,7 +1080,7 @@ public final class ReplicaCore {
   }
 
   private void scheduleNack(long nowNs, Effects out) {
-    boolean gap = !stateTransferPending && knownLastOp > lastOp;
+    boolean gap = isBackup() && !stateTransferPending && knownLastOp > verifiedOp;
     if (!gap) {
       nackDueNs = Long.MAX_VALUE;
       nackAttempts = 0;
@@ -825,9 +1119,13 @@ public final class ReplicaCore {
     List<Entry> unicast = new ArrayList<>();
     List<Entry> multicast = new ArrayList<>();
     boolean belowLog = false;
+    boolean mayMulticast = isPrimary();
+    // Only entries known to be in this view's log (a primary's whole log; in a view change, what is
+    // committed) are ever handed out.
+    long servable = isPrimary() ? lastOp : Math.min(commitOp, verifiedOp);
     for (OpRange r : nack.getRangesList()) {
       long first = Math.max(1, r.getFirst());
-      long last = Math.min(lastOp, r.getLast());
+      long last = Math.min(servable, r.getLast());
       for (long op = first; op <= last && budget > 0; op++) {
         if (op < logFirstOp) {
           belowLog = true;
@@ -837,6 +1135,9 @@ public final class ReplicaCore {
         ResendTracker.Decision d = resends.decide(op, from, nowNs);
         if (d == ResendTracker.Decision.SKIP) {
           continue;
+        }
+        if (!mayMulticast) {
+          d = ResendTracker.Decision.UNICAST;
         }
         budget--;
         if (op <= window.base()) {
@@ -860,7 +1161,7 @@ public final class ReplicaCore {
     counters.retransmitsMulticast += multicast.size();
     sendRuns(from, unicast, out);
     sendRuns(Effects.MULTICAST, multicast, out);
-    if (belowLog) {
+    if (belowLog && isPrimary()) {
       // Tell the replica where the log starts: it will ask for a state transfer.
       out.sends.add(new Effects.Send(from, view, MessageType.HEARTBEAT, heartbeat()));
     }
@@ -882,41 +1183,495 @@ public final class ReplicaCore {
         .setRound(heartbeatRound).build();
   }
 
+  // ---------------------------------------------------------------- view change (VR Revisited 4.2)
+
+  private void persistView(Effects out) {
+    out.persistView = true;
+    out.view = view;
+  }
+
+  private void persistLastNormalView(Effects out) {
+    out.persistLastNormalView = true;
+    out.lastNormalView = lastNormalView;
+  }
+
+  /** Moves to view newView in VIEW_CHANGE mode and tells everyone (persisting the view first). */
+  private void startViewChange(long newView, long nowNs, Effects out) {
+    if (newView <= view && mode == Mode.VIEW_CHANGE) {
+      return;
+    }
+    restartLimbo = false;
+    stepDown(newView, out);
+    view = newView;
+    mode = Mode.VIEW_CHANGE;
+    counters.viewChangesStarted++;
+    startViewChangeFrom.clear();
+    doViewChanges.clear();
+    doViewChangeSent = false;
+    fillFrom = 0;
+    fill.clear();
+    chosen = null;
+    viewChangeStartedNs = nowNs;
+    viewChangeTimeoutNs = randomizedTimeout();
+    lastViewChangeResendNs = nowNs;
+    persistView(out);
+    out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
+        StartViewChange.getDefaultInstance()));
+    if (config.primaryOf(view) == self) {
+      doViewChanges.put(self, ownDoViewChange());
+    }
+    maybeSendDoViewChange(out);
+  }
+
+  /**
+   * Leaving the primary role or a view: waiting clients learn it (they retry at the new primary with the
+   * same request id, so nothing executes twice), queued writes and batched entries are dropped.
+   */
+  private void stepDown(long newView, Effects out) {
+    boolean wasPrimary = isPrimary();
+    if (wasPrimary) {
+      Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
+          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView)))
+          .setError("replica " + self + " is no longer the primary (view " + newView + ")");
+      for (Map.Entry<Long, Object> w : waiters.entrySet()) {
+        if (w.getValue() instanceof Waiter single) {
+          out.replies.add(new Effects.Reply(single.connectionId(), hint.setRequestId(single.requestId()).build()));
+        } else {
+          @SuppressWarnings("unchecked")
+          List<Waiter> list = (List<Waiter>) w.getValue();
+          for (Waiter each : list) {
+            out.replies.add(new Effects.Reply(each.connectionId(), hint.setRequestId(each.requestId()).build()));
+          }
+        }
+      }
+      for (Event.ClientRequest q : queued) {
+        out.replies.add(new Effects.Reply(q.connectionId(),
+            hint.setRequestId(q.request().getRequestId()).build()));
+      }
+      if (!batch.isEmpty()) {
+        flushBatch(out); // the entries are in the log window already: keep log and storage in step
+      }
+    }
+    waiters.clear();
+    queued.clear();
+    batch.clear();
+    batchBytes = 0;
+    if (intakePaused) {
+      intakePaused = false;
+      out.pauseIntake = Boolean.FALSE;
+    }
+    for (PendingRead r : pendingReads) {
+      if (r.request().getConsistency() != ReadConsistency.SEQUENTIAL) {
+        out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
+            Status.NOT_PRIMARY, "replica " + self + " left view " + view).toBuilder()
+            .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).build()));
+      }
+    }
+    pendingReads.removeIf(r -> r.request().getConsistency() != ReadConsistency.SEQUENTIAL);
+    Arrays.fill(roundAcked, 0);
+  }
+
+  private DoViewChange ownDoViewChange() {
+    DoViewChange.Builder b = DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
+        .setCommit(commitOp);
+    for (long op = commitOp + 1; op <= lastOp; op++) {
+      b.addSuffix(window.get(op));
+    }
+    return b.build();
+  }
+
+  private void onStartViewChange(int from, long nowNs, Effects out) {
+    if (mode == Mode.NORMAL) {
+      if (isPrimary()) {
+        // Someone is behind: our START_VIEW brings it into this view.
+        out.sends.add(new Effects.Send(from, view, MessageType.START_VIEW, startView()));
+      }
+      return;
+    }
+    if (mode != Mode.VIEW_CHANGE || restartLimbo) {
+      return;
+    }
+    startViewChangeFrom.add(from);
+    maybeSendDoViewChange(out);
+  }
+
+  private void maybeSendDoViewChange(Effects out) {
+    if (doViewChangeSent || startViewChangeFrom.size() < f()) {
+      return;
+    }
+    doViewChangeSent = true;
+    int newPrimary = config.primaryOf(view);
+    if (newPrimary == self) {
+      doViewChanges.put(self, ownDoViewChange());
+      maybeFinishViewChange(out);
+    } else {
+      out.sends.add(new Effects.Send(newPrimary, view, MessageType.DO_VIEW_CHANGE, ownDoViewChange()));
+    }
+  }
+
+  private void onDoViewChange(int from, DoViewChange dvc, long nowNs, Effects out) {
+    if (config.primaryOf(view) != self) {
+      counters.droppedUnexpected++;
+      return;
+    }
+    if (mode == Mode.NORMAL) {
+      out.sends.add(new Effects.Send(from, view, MessageType.START_VIEW, startView()));
+      return;
+    }
+    if (mode != Mode.VIEW_CHANGE || restartLimbo) {
+      return;
+    }
+    doViewChanges.put(from, dvc);
+    startViewChangeFrom.add(from); // a DO_VIEW_CHANGE implies its sender's START_VIEW_CHANGE
+    maybeSendDoViewChange(out);
+    maybeFinishViewChange(out);
+  }
+
+  /**
+   * With f+1 DO_VIEW_CHANGEs (its own counted), the new primary takes the log of largest (last normal
+   * view, op) (VR 4.2 step 3). Entries up to its own commit number are committed and the same everywhere;
+   * above, the chosen log wins. If the chosen replica's committed prefix reaches beyond this replica's
+   * commit, the missing committed entries are fetched from it first (a NACK to that replica).
+   */
+  private void maybeFinishViewChange(Effects out) {
+    if (chosen != null || doViewChanges.size() < config.quorum() || !doViewChanges.containsKey(self)) {
+      return;
+    }
+    int best = -1;
+    DoViewChange bestDvc = null;
+    long maxCommit = 0;
+    for (Map.Entry<Integer, DoViewChange> e : doViewChanges.entrySet()) {
+      DoViewChange d = e.getValue();
+      maxCommit = Math.max(maxCommit, d.getCommit());
+      if (bestDvc == null || d.getLastNormalView() > bestDvc.getLastNormalView()
+          || (d.getLastNormalView() == bestDvc.getLastNormalView() && d.getLastOp() > bestDvc.getLastOp())
+          || (d.getLastNormalView() == bestDvc.getLastNormalView() && d.getLastOp() == bestDvc.getLastOp()
+              && e.getKey() == self)) {
+        best = e.getKey();
+        bestDvc = d;
+      }
+    }
+    if (bestDvc.getLastOp() < maxCommit) {
+      throw new IllegalStateException("view change " + view + ": the chosen log (replica " + best + ", op "
+          + bestDvc.getLastOp() + ") lacks committed op " + maxCommit);
+    }
+    chosen = bestDvc;
+    chosenCommit = maxCommit;
+    if (best == self || bestDvc.getCommit() <= commitOp) {
+      finishViewChange(out);
+      return;
+    }
+    // Fetch the committed entries (our commit, chosen commit] from the chosen replica.
+    fillFrom = best;
+    fillUpTo = bestDvc.getCommit();
+    requestFill(out);
+  }
+
+  private void requestFill(Effects out) {
+    long from = commitOp + 1;
+    while (fill.containsKey(from)) {
+      from++;
+    }
+    if (from > fillUpTo) {
+      finishViewChange(out);
+      return;
+    }
+    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, Nack.newBuilder()
+        .addRanges(OpRange.newBuilder().setFirst(from).setLast(fillUpTo)).build()));
+    counters.nacksSent++;
+  }
+
+  private void onFillEntries(Prepare p, long nowNs, Effects out) {
+    for (Entry e : p.getEntriesList()) {
+      if (e.getOp() > commitOp && e.getOp() <= fillUpTo) {
+        fill.put(e.getOp(), e);
+      }
+    }
+    long next = commitOp + 1;
+    while (fill.containsKey(next)) {
+      next++;
+    }
+    if (next > fillUpTo) {
+      finishViewChange(out);
+    }
+  }
+
+  /** Installs the chosen log, becomes primary of the view and multicasts START_VIEW (VR 4.2 step 4). */
+  private void finishViewChange(Effects out) {
+    DoViewChange c = chosen;
+    boolean own = c == doViewChanges.get(self);
+    if (!own) {
+      // Our entries up to our commit are committed, hence the same in the chosen log. Above, take the
+      // chosen log op by op: an entry equal to ours stays, the first different one and all after it go
+      // (they are uncommitted entries of an abandoned view).
+      verifiedOp = commitOp;
+      for (long op = commitOp + 1; op <= fillUpTo && fill.containsKey(op); op++) {
+        place(fill.get(op), out);
+      }
+      for (Entry e : c.getSuffixList()) {
+        if (e.getOp() == verifiedOp + 1) {
+          place(e, out);
+        }
+      }
+      if (lastOp > verifiedOp) {
+        truncateAfter(verifiedOp, out);
+      }
+      if (lastOp != c.getLastOp()) {
+        throw new IllegalStateException("view change " + view + ": rebuilt log ends at " + lastOp
+            + ", the chosen one at " + c.getLastOp());
+      }
+    }
+    mode = Mode.NORMAL;
+    lastNormalView = view;
+    completeAtOp = 0;
+    verifiedOp = lastOp;
+    readFloorOp = lastOp;
+    viewChanges++;
+    lastViewChangeNs = currentNs;
+    fillFrom = 0;
+    fill.clear();
+    Arrays.fill(acked, 0);
+    acked[index(self)] = persistedOp;
+    Arrays.fill(lastHeardNs, currentNs);
+    Arrays.fill(roundAcked, 0);
+    outOfOrder.clear();
+    knownLastOp = lastOp;
+    primaryCommit = 0;
+    nackDueNs = Long.MAX_VALUE;
+    // Entries above commit are re-prepared in this view: they commit once f backups acknowledge them.
+    inFlightBytes = 0;
+    pendingRequests.clear();
+    for (long op = Math.max(window.base() + 1, applyRequestedOp + 1); op <= lastOp; op++) {
+      Entry e = window.get(op);
+      if (op > commitOp) {
+        inFlightBytes += e.getSerializedSize();
+      }
+      if (e.getClientId() != 0) {
+        pendingRequests.put(new SessionKey(e.getClientId(), e.getRequestId()), op);
+      }
+    }
+    persistView(out);
+    persistLastNormalView(out);
+    advanceCommit(Math.min(chosenCommit, lastOp), out);
+    out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW, startView()));
+    noteMulticast(currentNs);
+    chosen = null;
+  }
+
+  private StartView startView() {
+    StartView.Builder b = StartView.newBuilder().setLastOp(lastOp).setCommit(commitOp);
+    for (long op = commitOp + 1; op <= lastOp; op++) {
+      b.addSuffix(window.get(op));
+    }
+    return b.build();
+  }
+
+  /** Drops every entry above op (in memory, and in storage before this step's appends). */
+  private void truncateAfter(long op, Effects out) {
+    if (op >= lastOp) {
+      return;
+    }
+    if (op < applyRequestedOp) {
+      throw new IllegalStateException("truncating to " + op + " below what was sent to apply (" + applyRequestedOp + ")");
+    }
+    window.truncateAfter(op);
+    lastOp = op;
+    verifiedOp = Math.min(verifiedOp, op);
+    persistedOp = Math.min(persistedOp, op);
+    acked[index(self)] = persistedOp;
+    logEpoch++;
+    out.logEpoch = logEpoch;
+    // Entries of this step not yet handed to storage are gone too.
+    out.persist.removeIf(e -> e.getOp() > op);
+    out.truncateLogAfter = out.truncateLogAfter < 0 ? op : Math.min(out.truncateLogAfter, op);
+  }
+
+  /**
+   * Adopts view v whose primary is already normal: our entries above commit may come from an abandoned
+   * view, so they go, and the log is repaired from the new primary; it is complete (and our last normal
+   * view becomes v) once it reaches what the primary had (VR 4.2: a replica that missed START_VIEW).
+   */
+  private void adoptView(long v, long nowNs, Effects out) {
+    stepDown(v, out);
+    view = v;
+    mode = Mode.NORMAL;
+    // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
+    verifiedOp = commitOp;
+    outOfOrder.clear();
+    knownLastOp = commitOp;
+    primaryCommit = commitOp;
+    primaryLogFirstOp = 1;
+    nackDueNs = Long.MAX_VALUE;
+    nackAttempts = 0;
+    completeAtOp = -1;
+    lastHeardFromPrimaryNs = nowNs;
+    electionTimeoutNs = randomizedTimeout();
+    startViewChangeFrom.clear();
+    doViewChanges.clear();
+    chosen = null;
+    fillFrom = 0;
+    fill.clear();
+    viewChanges++;
+    lastViewChangeNs = nowNs;
+    persistView(out);
+  }
+
+  private void onStartView(StartView sv, long v, long nowNs, Effects out) {
+    if (v == view && mode == Mode.NORMAL && completeAtOp == 0) {
+      lastHeardFromPrimaryNs = nowNs;
+      return; // already in this view with a complete log
+    }
+    if (config.primaryOf(v) == self) {
+      counters.droppedUnexpected++;
+      return;
+    }
+    if (!(v == view && mode == Mode.NORMAL)) {
+      adoptView(v, nowNs, out);
+    }
+    lastHeardFromPrimaryNs = nowNs;
+    completeAtOp = completeAtOp == 0 ? 0 : Math.max(1, sv.getLastOp());
+    knownLastOp = Math.max(knownLastOp, sv.getLastOp());
+    for (Entry e : sv.getSuffixList()) {
+      acceptEntry(e, out);
+    }
+    drainOutOfOrder(out);
+    learnCommit(sv.getCommit(), out);
+    checkComplete(out);
+    scheduleNack(nowNs, out);
+  }
+
+  // ---------------------------------------------------------------- recovery (VR Revisited 4.3)
+
+  private void onRecovery(int from, Recovery r, Effects out) {
+    if (mode != Mode.NORMAL) {
+      return; // only replicas in normal status answer
+    }
+    RecoveryResponse.Builder b = RecoveryResponse.newBuilder().setNonce(r.getNonce())
+        .setFromPrimary(isPrimary());
+    if (isPrimary()) {
+      b.setLastOp(lastOp).setCommit(commitOp);
+    }
+    out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE, b.build()));
+  }
+
+  private void onRecoveryResponse(int from, long v, RecoveryResponse r, long nowNs, Effects out) {
+    if (r.getNonce() != recoveryNonce) {
+      return;
+    }
+    recoveryResponses.put(from, r);
+    recoveryViews.put(from, v);
+    long maxView = recoveryViews.values().stream().mapToLong(Long::longValue).max().orElse(0);
+    int primary = config.primaryOf(maxView);
+    RecoveryResponse fromPrimary = recoveryResponses.get(primary);
+    // VR 4.3: f+1 answers from other replicas with our nonce, one of them from the primary of the newest
+    // view they name.
+    if (recoveryResponses.size() < f() + 1 || fromPrimary == null || !fromPrimary.getFromPrimary()
+        || recoveryViews.get(primary) != maxView) {
+      return;
+    }
+    // Rejoin as a backup of maxView: keep only what is committed for sure (the applied state), and
+    // count our log as older than any other until it has caught up.
+    view = maxView;
+    mode = Mode.NORMAL;
+    lastNormalView = 0;
+    commitOp = Math.max(commitOp, appliedOp);
+    verifiedOp = commitOp;
+    primaryCommit = fromPrimary.getCommit();
+    knownLastOp = Math.max(lastOp, fromPrimary.getLastOp());
+    completeAtOp = Math.max(1, fromPrimary.getLastOp());
+    lastHeardFromPrimaryNs = nowNs;
+    electionTimeoutNs = randomizedTimeout();
+    recoveryResponses.clear();
+    recoveryViews.clear();
+    persistView(out);
+    persistLastNormalView(out);
+    checkComplete(out);
+    scheduleNack(nowNs, out);
+  }
+
   // ---------------------------------------------------------------- timers
 
   private void onTick(long nowNs, Effects out) {
-    if (isPrimary()) {
-      flushBatch(out);
-      if (n > 1) {
-        boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
-        // A commit that advanced after the last multicast travels sooner than the next heartbeat, so
-        // backups apply (and serve sequential reads) promptly when the load stops.
-        boolean commitNews = commitOp > commitAtLastMulticast
-            && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
-        if (idle || commitNews) {
-          heartbeatRound++;
-          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.HEARTBEAT, heartbeat()));
-          counters.heartbeatsSent++;
-          noteMulticast(nowNs);
+    switch (mode) {
+      case RECOVERING -> {
+        if (nowNs - lastRecoverySentNs >= config.heartbeatIntervalNs) {
+          lastRecoverySentNs = nowNs;
+          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.RECOVERY,
+              Recovery.newBuilder().setNonce(recoveryNonce).build()));
         }
-        out.nextTickNs = Math.min(out.nextTickNs, lastMulticastNs + config.heartbeatIntervalNs);
+        out.nextTickNs = Math.min(out.nextTickNs, lastRecoverySentNs + config.heartbeatIntervalNs);
       }
-    } else {
-      sendNackIfDue(nowNs, out);
-      if (needsStateTransfer()) {
-        requestStateTransfer(nowNs, out);
+      case VIEW_CHANGE -> {
+        if (nowNs - viewChangeStartedNs >= viewChangeTimeoutNs) {
+          startViewChange(view + 1, nowNs, out); // this view change is stuck: try the next primary
+        } else if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
+          lastViewChangeResendNs = nowNs;
+          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
+              StartViewChange.getDefaultInstance()));
+          if (doViewChangeSent && config.primaryOf(view) != self) {
+            out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
+                ownDoViewChange()));
+          }
+          if (fillFrom != 0) {
+            requestFill(out);
+          }
+        }
+        long resendAt = restartLimbo ? Long.MAX_VALUE : lastViewChangeResendNs + config.heartbeatIntervalNs;
+        out.nextTickNs = Math.min(out.nextTickNs, Math.min(viewChangeStartedNs + viewChangeTimeoutNs, resendAt));
       }
-      if (stateTransferRetryNs != Long.MAX_VALUE) {
-        out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
-      }
-      if (nackDueNs != Long.MAX_VALUE) {
-        out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
+      case NORMAL -> {
+        if (isPrimary()) {
+          onPrimaryTick(nowNs, out);
+        } else {
+          onBackupTick(nowNs, out);
+        }
       }
     }
-    if (applyRequestedOp < commitOp && !stateTransferPending) {
+    if (mode != Mode.RECOVERING && applyRequestedOp < commitOp && !stateTransferPending) {
       requestApply(out); // the recovered log after a restart
     }
     expireReads(nowNs, out);
+  }
+
+  private void onPrimaryTick(long nowNs, Effects out) {
+    flushBatch(out);
+    if (n > 1) {
+      boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
+      // A commit that advanced after the last multicast travels sooner than the next heartbeat, so
+      // backups apply (and serve sequential reads) promptly when the load stops.
+      boolean commitNews = commitOp > commitAtLastMulticast
+          && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
+      if (idle || commitNews || readRoundWanted) {
+        heartbeatRound++;
+        if (readRoundWanted) {
+          counters.readRounds++;
+          readRoundWanted = false;
+        }
+        out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.HEARTBEAT, heartbeat()));
+        counters.heartbeatsSent++;
+        noteMulticast(nowNs);
+      }
+      out.nextTickNs = Math.min(out.nextTickNs, lastMulticastNs + config.heartbeatIntervalNs);
+    }
+  }
+
+  private void onBackupTick(long nowNs, Effects out) {
+    if (nowNs - lastHeardFromPrimaryNs >= electionTimeoutNs) {
+      // The primary is silent: start a view change (VR 4.2 step 1).
+      startViewChange(view + 1, nowNs, out);
+      return;
+    }
+    out.nextTickNs = Math.min(out.nextTickNs, lastHeardFromPrimaryNs + electionTimeoutNs);
+    sendNackIfDue(nowNs, out);
+    if (needsStateTransfer()) {
+      requestStateTransfer(nowNs, out);
+    }
+    if (stateTransferRetryNs != Long.MAX_VALUE) {
+      out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
+    }
+    if (nackDueNs != Long.MAX_VALUE) {
+      out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
+    }
   }
 
   private void expireReads(long nowNs, Effects out) {
@@ -937,13 +1692,15 @@ public final class ReplicaCore {
       counters.readTimeouts++;
       out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
           Status.UNAVAILABLE, "replica has applied op " + appliedOp + ", the read needs op "
-              + r.requiredOp() + "; gave up after read_timeout_ms")));
+              + r.requiredOp() + (r.round() > 0 ? " and heartbeat round " + r.round() : "")
+              + "; gave up after read_timeout_ms")));
     }
     out.nextTickNs = Math.min(out.nextTickNs, next);
   }
 
   private void checkInvariants() {
-    if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && commitOp <= lastOp
+    if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && commitOp <= verifiedOp
+        && verifiedOp <= lastOp
         && persistedOp <= lastOp && window.base() <= appliedOp && window.last() == lastOp)) {
       throw new IllegalStateException("core invariant broken: " + this);
     }
@@ -955,12 +1712,21 @@ public final class ReplicaCore {
     return view;
   }
 
-  /** "primary" or "backup" (or "catching-up" during a state transfer). */
+  public Mode mode() {
+    return mode;
+  }
+
+  public long lastNormalView() {
+    return lastNormalView;
+  }
+
+  /** "primary", "backup", "catching-up", "view-change" or "recovering". */
   public String role() {
-    if (isPrimary()) {
-      return "primary";
-    }
-    return stateTransferPending ? "catching-up" : "backup";
+    return switch (mode) {
+      case VIEW_CHANGE -> "view-change";
+      case RECOVERING -> "recovering";
+      case NORMAL -> isPrimary() ? "primary" : (stateTransferPending || completeAtOp != 0 ? "catching-up" : "backup");
+    };
   }
 
   public int primaryId() {
@@ -991,6 +1757,16 @@ public final class ReplicaCore {
     return logFirstOp;
   }
 
+  /** Completed view changes seen by this replica (as new primary, or by adopting a new view). */
+  public long viewChanges() {
+    return viewChanges;
+  }
+
+  /** The time (the step clock) of the last completed view change, or -1. */
+  public long lastViewChangeNs() {
+    return lastViewChangeNs;
+  }
+
   /** How far this replica is behind the highest op it knows of. */
   public long lag() {
     return Math.max(0, Math.max(knownLastOp, primaryCommit) - appliedOp);
@@ -1010,7 +1786,8 @@ public final class ReplicaCore {
 
   @Override
   public String toString() {
-    return "ReplicaCore{id=" + self + ", view=" + view + ", last=" + lastOp + ", persisted=" + persistedOp
+    return "ReplicaCore{id=" + self + ", view=" + view + ", mode=" + mode + ", lnv=" + lastNormalView
+        + ", complete@" + completeAtOp + ", last=" + lastOp + ", verified=" + verifiedOp + ", persisted=" + persistedOp
         + ", commit=" + commitOp + ", applyRequested=" + applyRequestedOp + ", applied=" + appliedOp
         + ", window=(" + window.base() + "," + window.last() + "], known=" + knownLastOp
         + ", ooo=" + outOfOrder.size() + ", queued=" + queued.size() + ", batch=" + batch.size() + "}";

@@ -55,6 +55,14 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
   private volatile Storage logReader;
   private volatile int maxDatagramBytes = 1400;
   private volatile java.util.function.IntConsumer stateTransfer = from -> { };
+  /** Durably records the view (synced, on this thread) and the last normal view (on the storage thread). */
+  private volatile java.util.function.LongConsumer viewStore = v -> { };
+  private volatile java.util.function.LongConsumer lastNormalViewStore = v -> { };
+
+  void setViewStores(java.util.function.LongConsumer view, java.util.function.LongConsumer lastNormalView) {
+    this.viewStore = view;
+    this.lastNormalViewStore = lastNormalView;
+  }
   private final Thread thread;
   private volatile boolean running = true;
   private volatile String unavailableReason;
@@ -182,8 +190,18 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
   }
 
   private long execute(Effects effects) {
+    if (effects.persistView) {
+      viewStore.accept(effects.view); // synced, before any message of the view
+    }
+    if (effects.truncateLogAfter >= 0) {
+      storage.truncateLogAfter(effects.truncateLogAfter);
+    }
     if (!effects.persist.isEmpty()) {
-      storage.persist(effects.persist);
+      storage.persist(effects.persist, effects.logEpoch);
+    }
+    if (effects.persistLastNormalView) {
+      long lnv = effects.lastNormalView;
+      storage.run(() -> lastNormalViewStore.accept(lnv)); // after the log writes it vouches for
     }
     PeerTransport t = transport;
     if (t != null) {

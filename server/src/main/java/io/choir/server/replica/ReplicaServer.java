@@ -46,6 +46,10 @@ public final class ReplicaServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
   /** Meta key of the persisted view (VR: view and vote are persisted before answering). */
   static final byte[] META_VIEW = "view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  /** Meta key written once, synced, when a replica first starts. */
+  static final byte[] META_INITIALIZED = "initialized".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  /** Meta key of the last view in which this replica's log was complete. */
+  static final byte[] META_LAST_NORMAL_VIEW = "last_normal_view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
 
   private final ServerConfig config;
   private final MeterRegistry metrics = new SimpleMeterRegistry();
@@ -92,6 +96,7 @@ public final class ReplicaServer implements AutoCloseable {
       this.loop = new ReplicaLoop(core, storageStage, connections, readPool, this::read, this::status,
           System::nanoTime, config.eventQueueCapacity());
       loopRef[0] = loop;
+      loop.setViewStores(this::storeView, this::storeLastNormalView);
       if (config.replicas().size() > 1) {
         Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
         config.replicas().forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
@@ -176,6 +181,8 @@ public final class ReplicaServer implements AutoCloseable {
   private RecoveredState recover() {
     byte[] v = storage.getMeta(META_VIEW);
     long view = v == null ? 0 : ByteBuffer.wrap(v).getLong();
+    byte[] lnv = storage.getMeta(META_LAST_NORMAL_VIEW);
+    long lastNormalView = lnv == null ? 0 : ByteBuffer.wrap(lnv).getLong();
     long applied = stateMachine.applied();
     List<Entry> above = new ArrayList<>();
     long last = storage.lastLogOp();
@@ -194,7 +201,30 @@ public final class ReplicaServer implements AutoCloseable {
           .log("re-applying log entries beyond the applied state");
     }
     long first = storage.firstLogOp();
-    return new RecoveredState(view, applied, stateMachine.checksum(), first == 0 ? applied + 1 : first, above);
+    // With buffered durability a crash may have lost entries this replica acknowledged: it must run the
+    // recovery protocol (VR Revisited 4.3) before it takes part again.
+    // A synced marker written at the first start tells a restart from a fresh replica, even when a crash
+    // under buffered durability lost everything else.
+    boolean restarted = storage.getMeta(META_INITIALIZED) != null;
+    if (!restarted) {
+      storage.write(new io.choir.server.storage.WriteSet().putMeta(META_INITIALIZED, new byte[] {1}), true);
+    }
+    boolean recovering = config.durability() == ServerConfig.Durability.BUFFERED && config.replicas().size() > 1
+        && restarted;
+    return new RecoveredState(view, lastNormalView, restarted, recovering, applied, stateMachine.checksum(),
+        first == 0 ? applied + 1 : first, above);
+  }
+
+  /** Durably records the view (a small synced write) before the core speaks in it. */
+  private void storeView(long view) {
+    storage.write(new io.choir.server.storage.WriteSet()
+        .putMeta(META_VIEW, ByteBuffer.allocate(8).putLong(view).array()), true);
+  }
+
+  /** Durably records the last normal view; runs on the storage thread after the log writes it vouches for. */
+  private void storeLastNormalView(long lastNormalView) {
+    storage.write(new io.choir.server.storage.WriteSet()
+        .putMeta(META_LAST_NORMAL_VIEW, ByteBuffer.allocate(8).putLong(lastNormalView).array()), true);
   }
 
   private Response read(Request request) {
@@ -253,7 +283,13 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("dropped_stale_view", c.droppedStaleView)
         .putCounters("dropped_future_view", c.droppedFutureView)
         .putCounters("dropped_unexpected", c.droppedUnexpected)
-        .putCounters("state_transfers", c.stateTransfers);
+        .putCounters("state_transfers", c.stateTransfers)
+        .putCounters("view_changes", core.viewChanges())
+        .putCounters("view_changes_started", c.viewChangesStarted)
+        .putCounters("last_view_change_unix_ms", core.lastViewChangeNs() < 0 ? 0
+            : System.currentTimeMillis() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - core.lastViewChangeNs()))
+        .putCounters("last_normal_view", core.lastNormalView())
+        .putCounters("read_rounds", c.readRounds);
     for (Meter m : metrics.getMeters()) {
       if (m instanceof Counter counter) {
         s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());

@@ -62,9 +62,17 @@ final class StorageStage implements AutoCloseable {
     thread.start();
   }
 
-  /** Queues entries to append to the log (blocks only if the bounded task queue is full). */
-  void persist(List<Entry> entries) {
-    put(new Task(Kind.PERSIST, List.copyOf(entries), 0, null));
+  /**
+   * Queues entries to append to the log (blocks only if the bounded task queue is full); epoch is the
+   * core's log epoch, reported back in Event.Persisted.
+   */
+  void persist(List<Entry> entries, long epoch) {
+    put(new Task(Kind.PERSIST, List.copyOf(entries), epoch, null));
+  }
+
+  /** Queues removal of every log entry above op (a new view replaced an uncommitted suffix). */
+  void truncateLogAfter(long op) {
+    put(new Task(Kind.RUN, List.of(), 0, () -> storage.truncateLogAfter(op, fsync)));
   }
 
   /** Queues committed entries to apply. */
@@ -119,13 +127,13 @@ final class StorageStage implements AutoCloseable {
             case PERSIST, APPLY -> {
               int j = i;
               List<Entry> group = new ArrayList<>();
-              while (j < drained.size() && drained.get(j).kind() == t.kind()
+              while (j < drained.size() && drained.get(j).kind() == t.kind() && drained.get(j).op() == t.op()
                   && (group.isEmpty() || group.size() + drained.get(j).entries().size() <= maxBatchEntries)) {
                 group.addAll(drained.get(j).entries());
                 j++;
               }
               if (t.kind() == Kind.PERSIST) {
-                persistGroup(group);
+                persistGroup(group, t.op());
               } else {
                 applyGroup(group);
               }
@@ -143,12 +151,12 @@ final class StorageStage implements AutoCloseable {
     }
   }
 
-  private void persistGroup(List<Entry> group) {
+  private void persistGroup(List<Entry> group, long epoch) {
     storage.appendLog(group, fsync);
     if (fsync) {
       fsyncs++;
     }
-    events.accept(new Event.Persisted(group.get(group.size() - 1).getOp()));
+    events.accept(new Event.Persisted(group.get(group.size() - 1).getOp(), epoch));
   }
 
   private void applyGroup(List<Entry> group) {

@@ -175,6 +175,7 @@ class ReplicationCoreTest {
   void shouldRefuseWritesWhenThePrimaryHasNotHeardFromAMajority() {
     ReplicaCore primary = new ReplicaCore(config(1), RecoveredState.empty());
     step(primary, new Event.Tick(), 0);
+    step(primary, new Event.Tick(), 400 * MS);
     Effects late = step(primary, new Event.ClientRequest(1, put(1, "a")), 600 * MS);
     assertEquals(io.choir.proto.Status.UNAVAILABLE, late.replies.get(0).response().getStatus());
     step(primary, new Event.Peer(2, 0, MessageType.HEARTBEAT_OK, io.choir.proto.HeartbeatOk.newBuilder().build()), 601 * MS);
@@ -185,9 +186,33 @@ class ReplicationCoreTest {
   @Test
   void shouldDropMessagesOfAnotherViewAndCountThem() {
     ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
-    Effects e = step(backup, new Event.Peer(1, 5, MessageType.HEARTBEAT,
-        Heartbeat.newBuilder().setLastOp(9).build()), 0);
+    Effects e = step(backup, new Event.Peer(1, 5, MessageType.PREPARE_OK, PrepareOk.newBuilder().setOp(9).build()), 0);
     assertTrue(e.isEmpty());
-    assertEquals(1, backup.counters().droppedFutureView);
+    assertEquals(1, backup.counters().droppedFutureView, "an ack of a newer view cannot act here");
+    Effects stale = step(backup, new Event.Peer(3, 0, MessageType.HEARTBEAT, Heartbeat.newBuilder().build()), 0);
+    assertTrue(stale.isEmpty(), "a heartbeat from a replica that is not the primary of its view is ignored");
+  }
+
+  @Test
+  void shouldAdoptANewerViewFromItsPrimaryKeepingUnverifiedEntriesUntilConfirmed_VR42() {
+    Entry e1 = Entry.newBuilder().setOp(1).setView(0).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
+    Entry old2 = Entry.newBuilder().setOp(2).setView(0).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("old"))).build();
+    ReplicaCore backup = new ReplicaCore(config(3), new RecoveredState(0, 0, 0, List.of(e1, old2)));
+    // View 1's primary (replica 2) speaks: replica 3 adopts view 1, keeps its entries unverified.
+    Effects hb = step(backup, new Event.Peer(2, 1, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(2).setCommit(2).setLowWatermark(1).build()), 0);
+    assertTrue(hb.apply.isEmpty(), "unverified entries are never applied");
+    assertTrue(hb.persistView, "the new view is recorded before anything is said in it");
+    assertEquals(1, backup.view());
+    Effects tick = step(backup, new Event.Tick(), 10 * MS);
+    Nack nack = (Nack) sendsOf(tick, MessageType.NACK).get(0).body();
+    assertEquals(List.of(range(1, 2)), nack.getRangesList(), "it asks for what it must verify");
+    Entry new2 = Entry.newBuilder().setOp(2).setView(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("new"))).build();
+    Effects fill = step(backup, new Event.Peer(2, 1, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(1).addEntries(e1).addEntries(new2).setCommit(2).build()), 11 * MS);
+    assertEquals(1, fill.truncateLogAfter, "op 2 differs: the old one goes");
+    assertEquals(List.of(new2), fill.persist);
+    assertEquals(List.of(1L, 2L), fill.apply.stream().map(Entry::getOp).toList());
+    assertTrue(fill.persistLastNormalView, "complete in view 1 once it reached the primary's log");
   }
 }

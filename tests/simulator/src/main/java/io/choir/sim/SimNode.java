@@ -33,10 +33,19 @@ final class SimNode {
     this.config = config;
   }
 
+  static final byte[] META_VIEW = "view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  static final byte[] META_LNV = "last_normal_view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  boolean buffered;
+  static final byte[] META_INITIALIZED = "initialized".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+
   /** Starts (or restarts) the process from what storage holds, as ReplicaServer does. */
   void start() {
     stateMachine = new KvStateMachine(storage, 10_000, 1024);
     stateMachine.load();
+    byte[] v = storage.getMeta(META_VIEW);
+    byte[] l = storage.getMeta(META_LNV);
+    long view = v == null ? 0 : io.choir.server.storage.Bytes.bytesToLong(v);
+    long lnv = l == null ? 0 : io.choir.server.storage.Bytes.bytesToLong(l);
     long applied = stateMachine.applied();
     List<Entry> above = new ArrayList<>();
     long last = storage.lastLogOp();
@@ -44,8 +53,15 @@ final class SimNode {
       above.addAll(storage.readLog(applied + 1, last, Integer.MAX_VALUE));
     }
     long first = storage.firstLogOp();
-    core = new ReplicaCore(config,
-        new RecoveredState(0, applied, stateMachine.checksum(), first == 0 ? applied + 1 : first, above));
+    // A synced marker written at first start tells a restart from a fresh replica, even when a crash
+    // under buffered durability lost everything else.
+    boolean initialized = storage.getMeta(META_INITIALIZED) != null;
+    if (!initialized) {
+      storage.write(new io.choir.server.storage.WriteSet().putMeta(META_INITIALIZED, new byte[] {1}), true);
+    }
+    boolean recovering = buffered && initialized;
+    core = new ReplicaCore(config, new RecoveredState(view, lnv, initialized, recovering, applied,
+        stateMachine.checksum(), first == 0 ? applied + 1 : first, above));
     up = true;
     incarnation++;
     nextTickAtNs = Long.MAX_VALUE;
@@ -53,8 +69,23 @@ final class SimNode {
     storageFreeAtNs = 0;
   }
 
+  /** Durably records the view, as ReplicaServer.storeView does. */
+  void storeView(long view) {
+    storage.write(new io.choir.server.storage.WriteSet()
+        .putMeta(META_VIEW, io.choir.server.storage.Bytes.longToBytes(view)), true);
+  }
+
+  /** Durably records the last normal view (on the storage thread, after the log writes). */
+  void storeLastNormalView(long lastNormalView) {
+    storage.write(new io.choir.server.storage.WriteSet()
+        .putMeta(META_LNV, io.choir.server.storage.Bytes.longToBytes(lastNormalView)), true);
+  }
+
   /** kill -9: the process and its unsynced writes are gone. */
   void crash() {
+    if (Boolean.getBoolean("choir.sim.trace")) {
+      System.out.println("CRASH n" + id + " " + core);
+    }
     up = false;
     incarnation++;
     storage = storage.crash();

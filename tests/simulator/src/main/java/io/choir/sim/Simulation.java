@@ -38,7 +38,7 @@ import java.util.SplittableRandom;
 public final class Simulation {
   static final long MS = 1_000_000L;
   private static final long CLIENT_ATTEMPT_TIMEOUT_NS = 300 * MS;
-  private static final long CLIENT_OP_DEADLINE_NS = 2_000 * MS;
+  private static final long CLIENT_OP_DEADLINE_NS = 4_000 * MS;
   private static final long CONVERGE_DEADLINE_NS = 30_000 * MS;
   private static final int MAX_EVENTS = 20_000_000;
 
@@ -51,7 +51,6 @@ public final class Simulation {
   private long seq;
   private long now;
   private final SimNode[] nodes;
-  private final int primaryId;
   private final List<SimClient> clients = new ArrayList<>();
   final SimHistory history = new SimHistory();
   final List<String> violations = new ArrayList<>();
@@ -76,7 +75,12 @@ public final class Simulation {
     }
     nodes = new SimNode[cfg.replicas() + 1];
     for (int id : ids) {
+      Map<Integer, String> addresses = new HashMap<>();
+      for (int a : ids) {
+        addresses.put(a, String.valueOf(a));
+      }
       CoreConfig c = CoreConfig.builder(id, ids)
+          .clientAddresses(addresses)
           .maxDatagramBytes(1400)
           .heartbeatIntervalNs(50 * MS)
           .quorumTimeoutNs(500 * MS)
@@ -90,8 +94,8 @@ public final class Simulation {
           .seed(cfg.seed())
           .build();
       nodes[id] = new SimNode(id, c);
+      nodes[id].buffered = cfg.buffered();
     }
-    primaryId = nodes[1].config.primaryOf(0);
     cut = new boolean[cfg.replicas() + 1][cfg.replicas() + 1];
     multicastCut = new boolean[cfg.replicas() + 1];
     repairCut = new boolean[cfg.replicas() + 1];
@@ -185,15 +189,28 @@ public final class Simulation {
     return sb.toString();
   }
 
-  /** All replicas are up, at the primary's commit, and agree on the checksum. */
+  /** The node that is primary in the highest view among the live ones, or null. */
+  private SimNode currentPrimary() {
+    SimNode best = null;
+    for (int id = 1; id < nodes.length; id++) {
+      SimNode n = nodes[id];
+      if (n.up && n.core.isPrimary() && (best == null || n.core.view() > best.core.view())) {
+        best = n;
+      }
+    }
+    return best;
+  }
+
+  /** All replicas are up in the primary's view, at its commit, and agree on the checksum. */
   private boolean converged() {
-    SimNode p = nodes[primaryId];
-    if (!p.up || p.core.lastOp() != p.core.commitOp() || p.core.appliedOp() != p.core.commitOp()) {
+    SimNode p = currentPrimary();
+    if (p == null || p.core.lastOp() != p.core.commitOp() || p.core.appliedOp() != p.core.commitOp()) {
       return false;
     }
     for (int id = 1; id < nodes.length; id++) {
       SimNode n = nodes[id];
-      if (!n.up || n.core.appliedOp() != p.core.appliedOp() || n.core.checksum() != p.core.checksum()) {
+      if (!n.up || n.core.view() != p.core.view() || n.core.mode() != ReplicaCore.Mode.NORMAL
+          || n.core.appliedOp() != p.core.appliedOp() || n.core.checksum() != p.core.checksum()) {
         return false;
       }
     }
@@ -210,10 +227,16 @@ public final class Simulation {
     schedule(delayNs, node.id, node.incarnation, action);
   }
 
+  private static final boolean TRACE = Boolean.getBoolean("choir.sim.trace");
+
   private void step(SimNode node, Event event) {
     Effects fx = node.effects;
     fx.clear();
     node.core.step(event, now, fx);
+    if (TRACE && !(event instanceof Event.Tick && fx.isEmpty())) {
+      System.out.println(String.format("%9.3f n%d %s -> %s", now / 1e6, node.id, describe(event), describe(fx))
+          + "\n            " + node.core);
+    }
     if (!(event instanceof Event.Tick) && !node.tickScheduledNow) {
       // End of a burst: everything that arrives at this same instant joins it, then a Tick flushes.
       node.tickScheduledNow = true;
@@ -226,12 +249,25 @@ public final class Simulation {
   }
 
   private void execute(SimNode node, Effects fx) {
+    if (fx.persistView) {
+      node.storeView(fx.view);
+    }
+    if (fx.truncateLogAfter >= 0) {
+      long after = fx.truncateLogAfter;
+      storageTask(node, 10_000, () -> node.storage.truncateLogAfter(after, !cfg.buffered()));
+    }
     if (!fx.persist.isEmpty()) {
       List<Entry> entries = List.copyOf(fx.persist);
-      storageTask(node, 50_000 + random.nextLong(450_000), () -> {
-        node.storage.appendLog(entries, true);
-        step(node, new Event.Persisted(entries.get(entries.size() - 1).getOp()));
+      long epoch = fx.logEpoch;
+      boolean sync = !cfg.buffered();
+      storageTask(node, sync ? 50_000 + random.nextLong(450_000) : 5_000 + random.nextLong(20_000), () -> {
+        node.storage.appendLog(entries, sync);
+        step(node, new Event.Persisted(entries.get(entries.size() - 1).getOp(), epoch));
       });
+    }
+    if (fx.persistLastNormalView) {
+      long lnv = fx.lastNormalView;
+      storageTask(node, 1000, () -> node.storeLastNormalView(lnv));
     }
     for (Effects.Send s : fx.sends) {
       send(node.id, s.to(), s.view(), s.type(), s.body());
@@ -283,8 +319,15 @@ public final class Simulation {
       return;
     }
     io.choir.server.storage.StorageSnapshot snap = source.storage.snapshot();
-    long op = io.choir.server.storage.Bytes.bytesToLong(snap.getMeta(
-        io.choir.server.statemachine.KvStateMachine.APPLIED_KEY.getBytes(StandardCharsets.UTF_8)));
+    byte[] appliedBytes = snap.getMeta(
+        io.choir.server.statemachine.KvStateMachine.APPLIED_KEY.getBytes(StandardCharsets.UTF_8));
+    long op = appliedBytes == null ? 0 : io.choir.server.storage.Bytes.bytesToLong(appliedBytes);
+    if (op <= node.stateMachine.applied()) {
+      // As the real server does: a source that is not ahead refuses.
+      snap.close();
+      atNode(node, 20 * MS, () -> step(node, new Event.StateTransferFailed("source not ahead")));
+      return;
+    }
     long checksum = io.choir.server.storage.Bytes.bytesToLong(snap.getMeta(
         io.choir.server.statemachine.KvStateMachine.CHECKSUM_KEY.getBytes(StandardCharsets.UTF_8)));
     List<io.choir.proto.KeyValue> kvs = new ArrayList<>();
@@ -319,6 +362,52 @@ public final class Simulation {
       node.stateMachine.installSnapshot(op, checksum, clientRows);
       step(node, new Event.StateInstalled(op, checksum));
     });
+  }
+
+  private static String describe(Event e) {
+    if (e instanceof Event.Peer p) {
+      return "peer(from " + p.from() + ", v" + p.view() + ", " + p.type() + " " + brief(p.body()) + ")";
+    }
+    if (e instanceof Event.ClientRequest c) {
+      return "client(" + c.request().getOpCase() + " rid=" + c.request().getRequestId() + ")";
+    }
+    return e.toString().length() > 120 ? e.toString().substring(0, 120) : e.toString();
+  }
+
+  private static String brief(MessageLite m) {
+    String s = m.toString().replace("\n", " ");
+    if (m instanceof Prepare p) {
+      s = "first=" + p.getFirstOp() + " n=" + p.getEntriesCount() + " commit=" + p.getCommit();
+    } else if (m instanceof io.choir.proto.DoViewChange d) {
+      s = "lnv=" + d.getLastNormalView() + " last=" + d.getLastOp() + " commit=" + d.getCommit() + " suffix=" + d.getSuffixCount();
+    } else if (m instanceof io.choir.proto.StartView sv) {
+      s = "last=" + sv.getLastOp() + " commit=" + sv.getCommit() + " suffix=" + sv.getSuffixCount()
+          + (sv.getSuffixCount() > 0 ? " from " + sv.getSuffix(0).getOp() : "");
+    }
+    return s.length() > 100 ? s.substring(0, 100) : s;
+  }
+
+  private static String describe(Effects fx) {
+    StringBuilder sb = new StringBuilder();
+    if (!fx.persist.isEmpty()) {
+      sb.append("persist ").append(fx.persist.get(0).getOp()).append("..").append(fx.persist.get(fx.persist.size() - 1).getOp()).append(" e").append(fx.logEpoch).append("; ");
+    }
+    if (!fx.apply.isEmpty()) {
+      sb.append("apply ").append(fx.apply.get(0).getOp()).append("..").append(fx.apply.get(fx.apply.size() - 1).getOp()).append("; ");
+    }
+    if (fx.truncateLogAfter >= 0) {
+      sb.append("truncAfter ").append(fx.truncateLogAfter).append("; ");
+    }
+    if (fx.persistView) {
+      sb.append("view ").append(fx.view).append("/lnv ").append(fx.lastNormalView).append("; ");
+    }
+    for (Effects.Send s : fx.sends) {
+      sb.append("send ").append(s.type()).append(" to ").append(s.to()).append(" v").append(s.view()).append(" [").append(brief(s.body())).append("]; ");
+    }
+    if (!fx.replies.isEmpty()) {
+      sb.append(fx.replies.size()).append(" replies; ");
+    }
+    return sb.toString();
   }
 
   /** Storage work runs in order on the node's one storage thread: each task starts after the last. */
@@ -386,11 +475,31 @@ public final class Simulation {
 
   // ------------------------------------------------------------------ faults
 
+  /** Replicas down or still recovering: at most one at a time may have lost its state (f >= 1). */
+  private int downCount() {
+    int down = 0;
+    for (int id = 1; id < nodes.length; id++) {
+      if (!nodes[id].up || nodes[id].core.mode() == ReplicaCore.Mode.RECOVERING) {
+        down++;
+      }
+    }
+    return down;
+  }
+
+  private void isolate(int victim) {
+    for (int id = 1; id < nodes.length; id++) {
+      cut[id][victim] = true;
+      cut[victim][id] = true;
+    }
+  }
+
   private void injectFault() {
     if (!faultsOn) {
       return;
     }
     healAll();
+    SimNode primary = currentPrimary();
+    int primaryId = primary == null ? 1 + random.nextInt(cfg.replicas()) : primary.id;
     List<Integer> backups = new ArrayList<>();
     for (int id = 1; id < nodes.length; id++) {
       if (id != primaryId) {
@@ -398,13 +507,10 @@ public final class Simulation {
       }
     }
     int victim = backups.get(random.nextInt(backups.size()));
-    int kind = random.nextInt(6);
+    int kind = random.nextInt(11);
     switch (kind) {
       case 0 -> {
-        for (int id = 1; id < nodes.length; id++) {
-          cut[id][victim] = true;
-          cut[victim][id] = true;
-        }
+        isolate(victim);
         bump("fault_isolate_backup");
       }
       case 1 -> {
@@ -415,50 +521,111 @@ public final class Simulation {
         repairCut[victim] = true;
         bump("fault_cut_repair");
       }
-      case 3 -> {
-        SimNode node = nodes[victim];
-        if (node.up) {
+      case 3, 4 -> {
+        // kill -9 of a backup or of the primary; one replica down at a time
+        int target = kind == 3 ? victim : primaryId;
+        SimNode node = nodes[target];
+        if (node.up && downCount() == 0) {
           node.crash();
-          bump("fault_crash_backup");
+          bump(kind == 3 ? "fault_crash_backup" : "fault_crash_primary");
           long downFor = 50 * MS + random.nextLong(1500 * MS);
-          schedule(downFor, 0, 0, () -> {
-            if (!node.up) {
-              node.start();
-              step(node, new Event.Tick());
-            }
-          });
+          schedule(downFor, 0, 0, () -> restart(node));
         }
       }
-      case 4 -> {
-        // The primary cut off from every backup (clients still reach it): it must stop acknowledging.
-        for (int id = 1; id < nodes.length; id++) {
-          if (id != primaryId) {
-            cut[primaryId][id] = true;
-            cut[id][primaryId] = true;
-          }
-        }
+      case 5 -> {
+        // The primary cut off from every backup (clients still reach it): the others elect a new one.
+        isolate(primaryId);
         bump("fault_isolate_primary");
       }
-      default -> {
+      case 6 -> {
         // one-way cut: the victim hears nothing from the primary, but can still talk to it
         cut[primaryId][victim] = true;
         bump("fault_one_way");
       }
+      case 7 -> {
+        // the primary hears nothing from anyone, but is still heard
+        for (int id = 1; id < nodes.length; id++) {
+          cut[id][primaryId] = true;
+        }
+        bump("fault_one_way_primary_deaf");
+      }
+      case 8 -> {
+        // a majority/minority split (the primary on a random side)
+        List<Integer> ids = new ArrayList<>();
+        for (int id = 1; id < nodes.length; id++) {
+          ids.add(id);
+        }
+        java.util.Collections.shuffle(ids, new java.util.Random(random.nextLong()));
+        int minority = cfg.replicas() / 2;
+        for (int i = 0; i < ids.size(); i++) {
+          for (int j = 0; j < ids.size(); j++) {
+            if ((i < minority) != (j < minority)) {
+              cut[ids.get(i)][ids.get(j)] = true;
+            }
+          }
+        }
+        bump("fault_split");
+      }
+      case 9 -> {
+        // flapping: the primary's links go down and up every few ms for a while
+        bump("fault_flapping");
+        int target = primaryId;
+        for (int k = 0; k < 10; k++) {
+          boolean down = k % 2 == 0;
+          schedule(k * (20 * MS + random.nextLong(60 * MS)), 0, 0, () -> {
+            if (faultsOn) {
+              for (int id = 1; id < nodes.length; id++) {
+                if (id != target) {
+                  cut[id][target] = down;
+                  cut[target][id] = down;
+                }
+              }
+            }
+          });
+        }
+      }
+      default -> {
+        // crash whoever is the new primary while a view change may be running
+        if (downCount() == 0) {
+          isolate(primaryId);
+          long when = 500 * MS + random.nextLong(700 * MS);
+          schedule(when, 0, 0, () -> {
+            SimNode p = currentPrimary();
+            if (faultsOn && p != null && p.id != primaryId && p.up && downCount() == 0) {
+              p.crash();
+              bump("fault_crash_new_primary");
+              schedule(100 * MS + random.nextLong(900 * MS), 0, 0, () -> restart(p));
+            }
+          });
+          bump("fault_isolate_then_crash_new_primary");
+        }
+      }
     }
-    // Mostly short faults, and some longer than the quorum timeout (the primary must stop acknowledging).
-    long duration = random.nextInt(4) == 0
+    // Mostly short faults, and some longer than the election timeout.
+    long duration = random.nextInt(3) == 0
         ? 600 * MS + random.nextLong(1500 * MS)
         : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
-    schedule(duration, 0, 0, this::healAll);
+    schedule(duration, 0, 0, this::healLinks);
     schedule(duration + cfg.faultPeriodNs(), 0, 0, this::injectFault);
   }
 
-  private void healAll() {
+  private void restart(SimNode node) {
+    if (!node.up) {
+      node.start();
+      step(node, new Event.Tick());
+    }
+  }
+
+  private void healLinks() {
     for (boolean[] row : cut) {
       java.util.Arrays.fill(row, false);
     }
     java.util.Arrays.fill(multicastCut, false);
     java.util.Arrays.fill(repairCut, false);
+  }
+
+  private void healAll() {
+    healLinks();
     for (int id = 1; id < nodes.length; id++) {
       SimNode node = nodes[id];
       if (!node.up && !faultsOn) {
@@ -485,6 +652,7 @@ public final class Simulation {
     long invokedAtNs;
     boolean maybeExecuted;
     int attempt;
+    int target = 1;
 
     SimClient(int index, int process, long clientId, int ops) {
       this.index = index;
@@ -537,16 +705,19 @@ public final class Simulation {
   private void attempt(SimClient c) {
     Request req = c.current;
     int attemptNo = ++c.attempt;
-    SimNode primary = nodes[primaryId];
+    SimNode primary = nodes[c.target];
     long delay = cfg.minDelayNs() + random.nextLong(Math.max(1, cfg.maxDelayNs() - cfg.minDelayNs()));
     if (primary.up) {
       if (req.getOpCase() != Request.OpCase.GET) {
         c.maybeExecuted = true;
       }
       atNode(primary, delay, () -> step(primary, new Event.ClientRequest(c.index, req)));
+    } else {
+      c.target = c.target % cfg.replicas() + 1; // connection refused: try the next replica
     }
     schedule(CLIENT_ATTEMPT_TIMEOUT_NS, 0, 0, () -> {
       if (c.current == req && c.attempt == attemptNo) {
+        c.target = c.target % cfg.replicas() + 1; // no answer: try the next replica
         retryOrGiveUp(c);
       }
     });
@@ -581,11 +752,13 @@ public final class Simulation {
       long op = r.getVersion();
       int durable = 0;
       for (int id = 1; id < nodes.length; id++) {
-        if (nodes[id].storage.lastLogOp() >= op) {
+        SimNode nd = nodes[id];
+        long applied = nd.up ? nd.stateMachine.applied() : 0;
+        if (nd.storage.lastLogOp() >= op || applied >= op) {
           durable++;
         }
       }
-      if (durable < nodes[primaryId].config.quorum()) {
+      if (!cfg.buffered() && durable < node.config.quorum()) {
         violations.add("write at op " + op + " acknowledged while only " + durable + " replicas had it on disk");
       }
     }
@@ -613,8 +786,25 @@ public final class Simulation {
         bump("ops_fail");
         finishOp(c);
       }
+      case NOT_PRIMARY -> {
+        bump("ops_redirect");
+        if (!r.getPrimaryAddress().isEmpty()) {
+          c.target = Integer.parseInt(r.getPrimaryAddress());
+        } else {
+          c.target = c.target % cfg.replicas() + 1;
+        }
+        int attemptNo = c.attempt;
+        schedule(random.nextLong(5 * MS), 0, 0, () -> {
+          if (c.current != null && c.attempt == attemptNo) {
+            retryOrGiveUp(c);
+          }
+        });
+      }
       case UNAVAILABLE, BUSY -> {
         bump("ops_retry_" + r.getStatus().name().toLowerCase(java.util.Locale.ROOT));
+        if (r.getStatus() == Status.UNAVAILABLE) {
+          c.target = c.target % cfg.replicas() + 1;
+        }
         int attemptNo = c.attempt;
         schedule(20 * MS + random.nextLong(30 * MS), 0, 0, () -> {
           if (c.current != null && c.attempt == attemptNo) {
