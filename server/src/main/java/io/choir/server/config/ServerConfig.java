@@ -150,6 +150,10 @@ public final class ServerConfig {
       add(new Setting<>("test_multicast_loss_percent",
           "TEST ONLY: drop this share of received multicast datagrams, to exercise NACK repair.", 0,
           v -> intIn(v, 0, 100)));
+  public static final Setting<String> TEST_FAULT_FILE =
+      add(new Setting<>("test_fault_file",
+          "TEST ONLY: a file listing peer ids to cut off (both ways), re-read every 100 ms.", "",
+          ServerConfig::string));
   public static final Setting<String> LOG_LEVEL =
       add(new Setting<>("log_level", "error, warn, info or debug.", "info",
           v -> oneOf(v, "error", "warn", "info", "debug", "trace")));

@@ -45,6 +45,7 @@ import java.net.InetSocketAddress;
 import java.net.NetworkInterface;
 import java.net.SocketException;
 import java.util.EnumMap;
+import java.util.Set;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -80,7 +81,8 @@ public final class PeerTransport implements AutoCloseable {
       int ttl,
       int maxDatagramBytes,
       int receiveBufferBytes,
-      int testMulticastLossPercent) {}
+      int testMulticastLossPercent,
+      String testFaultFile) {}
 
   private static final Map<MessageType, Parser<? extends MessageLite>> PARSERS = new EnumMap<>(MessageType.class);
 
@@ -114,6 +116,8 @@ public final class PeerTransport implements AutoCloseable {
   private final Counter ownLooped;
   /** Only for test_multicast_loss_percent; used on the transport's one event loop. */
   private final java.util.SplittableRandom lossRandom = new java.util.SplittableRandom();
+  /** TEST ONLY (test_fault_file): peers cut off from this replica, both ways. */
+  private volatile Set<Integer> blockedPeers = Set.of();
 
   public PeerTransport(Settings settings, PeerSink sink, MeterRegistry metrics)
       throws InterruptedException, SocketException {
@@ -163,6 +167,11 @@ public final class PeerTransport implements AutoCloseable {
       group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
       throw e;
     }
+    if (settings.testFaultFile() != null && !settings.testFaultFile().isEmpty()) {
+      java.nio.file.Path faults = java.nio.file.Path.of(settings.testFaultFile());
+      group.next().scheduleAtFixedRate(() -> readFaultFile(faults), 0, 100, TimeUnit.MILLISECONDS);
+      log.atWarn().addKeyValue("file", faults).log("TEST ONLY: peer partitions are read from a fault file");
+    }
     int granted = unicast.config().getOption(ChannelOption.SO_RCVBUF);
     if (granted < settings.receiveBufferBytes()) {
       log.atWarn().addKeyValue("asked", settings.receiveBufferBytes()).addKeyValue("granted", granted)
@@ -173,8 +182,28 @@ public final class PeerTransport implements AutoCloseable {
         .addKeyValue("epoll", epoll).log("peer transport up");
   }
 
+  /** Reads the comma-separated ids of the peers to cut off (a missing or empty file heals). */
+  private void readFaultFile(java.nio.file.Path file) {
+    try {
+      String text = java.nio.file.Files.exists(file) ? java.nio.file.Files.readString(file).trim() : "";
+      Set<Integer> ids = new java.util.HashSet<>();
+      for (String part : text.split("[,\\s]+")) {
+        if (!part.isEmpty()) {
+          ids.add(Integer.parseInt(part));
+        }
+      }
+      blockedPeers = Set.copyOf(ids);
+    } catch (IOException | NumberFormatException e) {
+      log.atWarn().addKeyValue("file", file).addKeyValue("reason", e.getMessage()).log("unreadable fault file");
+    }
+  }
+
   /** Sends body to replica to, or to all by multicast when to is 0 (any thread). */
   public void send(int to, long view, MessageType type, MessageLite body) {
+    if (to != 0 && blockedPeers.contains(to)) {
+      drop("test_partition_out");
+      return;
+    }
     InetSocketAddress dest = to == 0 ? settings.group() : settings.peers().get(to);
     if (dest == null) {
       drop("unknown_destination");
@@ -258,6 +287,10 @@ public final class PeerTransport implements AutoCloseable {
       }
       if (!settings.peers().containsKey(h.sender())) {
         drop("unknown_sender");
+        return;
+      }
+      if (blockedPeers.contains(h.sender())) {
+        drop("test_partition");
         return;
       }
       MessageType type = MessageType.forNumber(h.messageType());

@@ -48,6 +48,8 @@ public final class ReplicaServer implements AutoCloseable {
   static final byte[] META_VIEW = "view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
   /** Meta key written once, synced, when a replica first starts. */
   static final byte[] META_INITIALIZED = "initialized".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  /** Meta key written, synced, at the end of a graceful shutdown. */
+  static final byte[] META_CLEAN_SHUTDOWN = "clean_shutdown".getBytes(java.nio.charset.StandardCharsets.UTF_8);
   /** Meta key of the last view in which this replica's log was complete. */
   static final byte[] META_LAST_NORMAL_VIEW = "last_normal_view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
 
@@ -105,7 +107,8 @@ public final class ReplicaServer implements AutoCloseable {
             peers, group.toSocketAddress(), config.get(ServerConfig.MULTICAST_INTERFACE),
             config.get(ServerConfig.MULTICAST_TTL), config.get(ServerConfig.MAX_DATAGRAM_BYTES),
             config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
-            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT)), loop, metrics);
+            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT), config.get(ServerConfig.TEST_FAULT_FILE)),
+            loop, metrics);
         loop.attachPeers(transport, storage, config.get(ServerConfig.MAX_DATAGRAM_BYTES), this::stateTransfer);
         peerAddresses.putAll(peers);
         this.stateTransferServer = new io.choir.server.net.StateTransferServer(
@@ -209,8 +212,14 @@ public final class ReplicaServer implements AutoCloseable {
     if (!restarted) {
       storage.write(new io.choir.server.storage.WriteSet().putMeta(META_INITIALIZED, new byte[] {1}), true);
     }
+    // A graceful shutdown synced everything and left a marker: then nothing acknowledged can be lost and
+    // the recovery protocol is not needed (it could not even run if the whole cluster restarted at once).
+    boolean clean = storage.getMeta(META_CLEAN_SHUTDOWN) != null;
+    if (clean) {
+      storage.write(new io.choir.server.storage.WriteSet().deleteMeta(META_CLEAN_SHUTDOWN), true);
+    }
     boolean recovering = config.durability() == ServerConfig.Durability.BUFFERED && config.replicas().size() > 1
-        && restarted;
+        && restarted && !clean;
     return new RecoveredState(view, lastNormalView, restarted, recovering, applied, stateMachine.checksum(),
         first == 0 ? applied + 1 : first, above);
   }
@@ -386,6 +395,14 @@ public final class ReplicaServer implements AutoCloseable {
     }
     loop.close();
     storageStage.close(config.shutdownTimeoutMs());
+    if (!terminated.isDone()) {
+      try {
+        storage.sync();
+        storage.write(new io.choir.server.storage.WriteSet().putMeta(META_CLEAN_SHUTDOWN, new byte[] {1}), true);
+      } catch (RuntimeException e) {
+        log.atWarn().setCause(e).log("could not record a clean shutdown");
+      }
+    }
     storage.close();
     terminated.complete(null);
     log.atInfo().addKeyValue("id", config.replicaId()).log("replica stopped");

@@ -58,7 +58,7 @@ class PeerTransportTest {
       inboxes.put(id, inbox);
       int self = id;
       transports.add(new PeerTransport(new PeerTransport.Settings(self, CLUSTER, peers, group, "lo", 1, 1400,
-          1 << 20, 0), (from, view, type, body) -> inbox.add(new Got(from, view, type, body)),
+          1 << 20, 0, ""), (from, view, type, body) -> inbox.add(new Got(from, view, type, body)),
           new SimpleMeterRegistry()));
     }
   }
