@@ -48,6 +48,9 @@ final class StatusCommand extends KvCommands.Base {
         m.put("uptime_ms", s.uptimeMs());
         m.put("version", s.version());
         m.put("lag", s.counters().getOrDefault("lag", 0L));
+        m.put("view_changes", s.counters().getOrDefault("view_changes", 0L));
+        long last = s.counters().getOrDefault("last_view_change_unix_ms", 0L);
+        m.put("last_view_change", last == 0 ? null : java.time.Instant.ofEpochMilli(last).toString());
         m.put("counters", new TreeMap<>(s.counters()));
       } else {
         m.put("error", String.valueOf(r.error() == null ? "no answer" : r.error().getMessage()));
@@ -57,9 +60,9 @@ final class StatusCommand extends KvCommands.Base {
     if (options.json) {
       options.printJson(out, rows);
     } else {
-      out.printf("%-22s %3s %-11s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s%n",
-          "ENDPOINT", "ID", "ROLE", "VIEW", "OP", "COMMIT", "APPLIED", "CHECKSUM", "LAG", "NACKS S/R",
-          "RETX", "GAPS", "DROPPED", "UPTIME_S");
+      out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s%n",
+          "ENDPOINT", "ID", "ROLE", "VIEW", "PRIMARY", "VCS", "OP", "COMMIT", "APPLIED", "CHECKSUM", "LAG",
+          "NACKS S/R", "RETX", "GAPS", "DROPPED", "UPTIME_S");
       for (Map<String, Object> m : rows) {
         if (m.containsKey("error")) {
           out.printf("%-22s unreachable: %s%n", m.get("endpoint"), m.get("error"));
@@ -69,8 +72,9 @@ final class StatusCommand extends KvCommands.Base {
         long dropped = c.entrySet().stream()
             .filter(e -> String.valueOf(e.getKey()).startsWith("datagrams_dropped_"))
             .mapToLong(e -> ((Number) e.getValue()).longValue()).sum();
-        out.printf("%-22s %3s %-11s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d%n", m.get("endpoint"),
-            m.get("id"), m.get("role"), m.get("view"), m.get("op"), m.get("commit"), m.get("applied"),
+        out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d%n", m.get("endpoint"),
+            m.get("id"), m.get("role"), m.get("view"), m.get("primary_id"), c.get("view_changes"), m.get("op"),
+            m.get("commit"), m.get("applied"),
             m.get("checksum"), c.get("lag"), c.get("nacks_sent") + "/" + c.get("nacks_received"),
             c.get("retransmits"), c.get("gaps"), dropped, ((Long) m.get("uptime_ms")) / 1000);
         if (counters) {
