@@ -169,8 +169,10 @@ class FailoverProcessTest {
           TimeUnit.MILLISECONDS.sleep(20);
         }
         ReplicaProcess victim = replicas.get(primary - 1);
-        long killedAt = System.nanoTime();
         victim.kill();
+        // From the moment the primary is certainly dead (kill() waits for it): an acknowledgement after
+        // this comes from a new primary, not from the old one's last breath.
+        long killedAt = System.nanoTime();
         long deadline = killedAt + TimeUnit.SECONDS.toNanos(20);
         long first;
         while ((first = writer.firstAckAfter(killedAt)) < 0 && System.nanoTime() < deadline) {
