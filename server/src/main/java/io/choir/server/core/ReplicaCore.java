@@ -133,6 +133,8 @@ public final class ReplicaCore {
   // Primary state.
   private final List<Entry> batch = new ArrayList<>();
   private int batchBytes;
+  /** The highest op handed to storage: above persistedOp, a log write (and its fsync) is under way. */
+  private long flushedOp;
   private final Map<Long, Object> waiters = new HashMap<>();
   private final Map<SessionKey, Long> pendingRequests = new HashMap<>();
   private final ArrayDeque<Event.ClientRequest> queued = new ArrayDeque<>();
@@ -547,6 +549,7 @@ public final class ReplicaCore {
     if (batch.isEmpty()) {
       return;
     }
+    flushedOp = batch.get(batch.size() - 1).getOp();
     out.persist.addAll(batch);
     counters.batches++;
     if (n > 1) {
@@ -1476,6 +1479,7 @@ public final class ReplicaCore {
     }
     window.truncateAfter(op);
     lastOp = op;
+    flushedOp = Math.min(flushedOp, op);
     verifiedOp = Math.min(verifiedOp, op);
     persistedOp = Math.min(persistedOp, op);
     acked[index(self)] = persistedOp;
@@ -1634,7 +1638,13 @@ public final class ReplicaCore {
   }
 
   private void onPrimaryTick(long nowNs, Effects out) {
-    flushBatch(out);
+    // Self-clocking group commit (like Nagle's algorithm): while our previous log write is still
+    // syncing, the batch keeps growing (up to max_batch_entries / max_batch_bytes, which admit() flushes
+    // at); it goes out, as one log write and as few PREPAREs as fit, once that fsync is done. An idle
+    // primary sends at once.
+    if (flushedOp <= persistedOp) {
+      flushBatch(out);
+    }
     if (n > 1) {
       boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
       // A commit that advanced after the last multicast travels sooner than the next heartbeat, so

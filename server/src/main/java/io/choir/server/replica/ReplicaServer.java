@@ -316,7 +316,7 @@ public final class ReplicaServer implements AutoCloseable {
     log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
         .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
     stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.replicaId(), loop.view(),
-            stateMachine.applied(), storageStage::run, stateMachine, java.time.Duration.ofMinutes(10))
+            stateMachine.applied(), storageStage::runApply, stateMachine, java.time.Duration.ofMinutes(10))
         .whenComplete((ok, err) -> {
           if (err == null) {
             log.atInfo().addKeyValue("op", ok.op()).log("state transfer installed");
