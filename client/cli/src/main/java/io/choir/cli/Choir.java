@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
       KvCommands.Cas.class,
       KvCommands.Scan.class,
       StatusCommand.class,
+      io.choir.cli.bench.BenchCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Choir implements Runnable {
