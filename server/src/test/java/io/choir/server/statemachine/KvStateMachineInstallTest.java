@@ -297,12 +297,11 @@ class KvStateMachineInstallTest {
   }
 
   /** FailingWrites delegates to a storage but throws on write() once armed, like a dying machine. */
-  static final class FailingWrites implements Storage {
-    private final Storage delegate;
+  static final class FailingWrites extends io.choir.server.storage.ForwardingStorage {
     boolean failWrites;
 
     FailingWrites(Storage delegate) {
-      this.delegate = delegate;
+      super(delegate);
     }
 
     @Override
@@ -311,81 +310,6 @@ class KvStateMachineInstallTest {
         throw new StorageException("simulated crash before the write");
       }
       delegate.write(set, sync);
-    }
-
-    @Override
-    public void appendLog(List<Entry> entries, boolean sync) {
-      delegate.appendLog(entries, sync);
-    }
-
-    @Override
-    public List<Entry> readLog(long fromOp, long toOp, int maxBytes) {
-      return delegate.readLog(fromOp, toOp, maxBytes);
-    }
-
-    @Override
-    public long firstLogOp() {
-      return delegate.firstLogOp();
-    }
-
-    @Override
-    public long lastLogOp() {
-      return delegate.lastLogOp();
-    }
-
-    @Override
-    public void truncateLogBefore(long op, boolean sync) {
-      delegate.truncateLogBefore(op, sync);
-    }
-
-    @Override
-    public void truncateLogAfter(long op, boolean sync) {
-      delegate.truncateLogAfter(op, sync);
-    }
-
-    @Override
-    public Versioned get(byte[] key) {
-      return delegate.get(key);
-    }
-
-    @Override
-    public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
-      return delegate.scan(start, end, limit);
-    }
-
-    @Override
-    public long approximateKeyCount() {
-      return delegate.approximateKeyCount();
-    }
-
-    @Override
-    public byte[] getMeta(byte[] key) {
-      return delegate.getMeta(key);
-    }
-
-    @Override
-    public List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix) {
-      return delegate.scanMeta(prefix);
-    }
-
-    @Override
-    public void sync() {
-      delegate.sync();
-    }
-
-    @Override
-    public StorageSnapshot snapshot() {
-      return delegate.snapshot();
-    }
-
-    @Override
-    public void beginInstall() {
-      delegate.beginInstall();
-    }
-
-    @Override
-    public void installData(List<KeyValue> kvs) {
-      delegate.installData(kvs);
     }
 
     @Override
