@@ -905,7 +905,7 @@ public final class ReplicaCore {
     if (!entries.isEmpty()) {
       knownLastOp = Math.max(knownLastOp, entries.get(entries.size() - 1).getOp());
       if (completeAtOp < 0) {
-        completeAtOp = knownLastOp;
+        completeAtOp = Math.max(1, knownLastOp);
       }
     }
     for (Entry e : entries) {
@@ -992,22 +992,39 @@ public final class ReplicaCore {
    * primary's log holds every committed op) and goes. Only then does its last normal view become this
    * view, recorded after the log writes.
    */
+  /**
+   * Sets the op this backup's log must reach to be complete in this view (what the primary had when we
+   * learned of the view); an idle cluster's primary may have nothing, so it can be complete at once.
+   */
+  private void completeAt(long op, Effects out) {
+    if (op <= verifiedOp && !stateTransferPending) {
+      becomeComplete(out);
+    } else {
+      completeAtOp = Math.max(1, op);
+      checkComplete(out);
+    }
+  }
+
   private void checkComplete(Effects out) {
     if (completeAtOp > 0 && verifiedOp >= completeAtOp && !stateTransferPending) {
-      if (lastOp > verifiedOp) {
-        truncateAfter(verifiedOp, out);
-      }
-      completeAtOp = 0;
-      lastNormalView = view;
-      persistLastNormalView(out);
+      becomeComplete(out);
     }
+  }
+
+  private void becomeComplete(Effects out) {
+    if (lastOp > verifiedOp) {
+      truncateAfter(verifiedOp, out);
+    }
+    completeAtOp = 0;
+    lastNormalView = view;
+    persistLastNormalView(out);
   }
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
     lastHeardFromPrimaryNs = nowNs;
     knownLastOp = Math.max(knownLastOp, hb.getLastOp());
     if (completeAtOp < 0) {
-      completeAtOp = Math.max(1, knownLastOp);
+      completeAt(hb.getLastOp(), out);
     }
     primaryLogFirstOp = Math.max(primaryLogFirstOp, hb.getLowWatermark());
     learnCommit(hb.getCommit(), out);
@@ -1533,8 +1550,10 @@ public final class ReplicaCore {
       adoptView(v, nowNs, out);
     }
     lastHeardFromPrimaryNs = nowNs;
-    completeAtOp = completeAtOp == 0 ? 0 : Math.max(1, sv.getLastOp());
     knownLastOp = Math.max(knownLastOp, sv.getLastOp());
+    if (completeAtOp != 0) {
+      completeAt(sv.getLastOp(), out);
+    }
     for (Entry e : sv.getSuffixList()) {
       acceptEntry(e, out);
     }
@@ -1582,7 +1601,8 @@ public final class ReplicaCore {
     verifiedOp = commitOp;
     primaryCommit = fromPrimary.getCommit();
     knownLastOp = Math.max(lastOp, fromPrimary.getLastOp());
-    completeAtOp = Math.max(1, fromPrimary.getLastOp());
+    completeAtOp = -1;
+    completeAt(fromPrimary.getLastOp(), out);
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
     recoveryResponses.clear();

@@ -215,4 +215,13 @@ class ReplicationCoreTest {
     assertEquals(List.of(1L, 2L), fill.apply.stream().map(Entry::getOp).toList());
     assertTrue(fill.persistLastNormalView, "complete in view 1 once it reached the primary's log");
   }
+
+  @Test
+  void shouldCountABackupOfAnIdleNewViewAsCompleteAtOnce_VR42() {
+    ReplicaCore backup = new ReplicaCore(config(3), RecoveredState.empty());
+    Effects sv = step(backup, new Event.Peer(2, 1, MessageType.START_VIEW,
+        io.choir.proto.StartView.newBuilder().setLastOp(0).setCommit(0).build()), 0);
+    assertTrue(sv.persistLastNormalView, "nothing to catch up: its last normal view is the new view");
+    assertEquals("backup", backup.role());
+  }
 }
