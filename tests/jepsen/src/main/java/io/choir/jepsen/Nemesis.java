@@ -1,0 +1,32 @@
+package io.choir.jepsen;
+
+import java.util.List;
+import java.util.Random;
+
+/**
+ * Nemesis is one kind of fault. {@link #start} injects it into a running cluster (choosing its targets
+ * with the given, seeded random) and returns a handle that {@link Active#stop() stops} it; the
+ * {@link NemesisRunner} calls both on a seeded schedule and records each as a {@link NemesisEvent}.
+ *
+ * <p>The faults are listed in {@link Nemeses}; every fault must be undone by {@link Nemeses#healAll}
+ * as well, which the run calls at the end whatever happened.
+ */
+public interface Nemesis {
+  /** name is the fault's name on the command line, e.g. {@code partition-one}. */
+  String name();
+
+  /** start injects the fault; targets that depend on the cluster's state (the primary) are looked up now. */
+  Active start(Cluster cluster, Random random) throws Exception;
+
+  /** Active is an injected fault. */
+  interface Active {
+    /** nodes are the nodes the fault acts on. */
+    List<String> nodes();
+
+    /** detail says what was done, for the history and the report. */
+    String detail();
+
+    /** stop undoes the fault (heals the links, restarts or resumes the nodes). */
+    void stop() throws Exception;
+  }
+}
