@@ -43,12 +43,24 @@ class FailoverProcessTest {
   private final List<String> endpoints = new ArrayList<>();
 
   @AfterEach
-  void stopAll() {
+  void stopAll() throws Exception {
     replicas.forEach(ReplicaProcess::close);
+    // The replicas' warnings and errors, so a failure in CI can be read without the deleted folder.
+    for (int i = 1; i <= replicas.size(); i++) {
+      Path log = dir.resolve("node" + i + ".log");
+      if (Files.exists(log)) {
+        for (String line : Files.readAllLines(log)) {
+          if (line.contains(" WARN ") || line.contains(" ERROR ") || line.contains("Exception")) {
+            System.out.println("[node" + i + "] " + line);
+          }
+        }
+      }
+    }
   }
 
   private void startCluster() throws Exception {
-    int base = 30_000 + (int) (ProcessHandle.current().pid() % 500) * 60 + 3 * CLUSTERS.getAndIncrement();
+    // Fixed ports below the ephemeral range (32768+), so no outgoing connection can hold one of them.
+    int base = 10_000 + (int) (ProcessHandle.current().pid() % 100) * 60 + 3 * CLUSTERS.getAndIncrement();
     StringWriter out = new StringWriter();
     var cl = Choir.commandLine();
     cl.setOut(new PrintWriter(out));

@@ -55,7 +55,7 @@ class ReplicationProcessTest {
   /** Writes three configs and starts the first `running` replicas. */
   private void startCluster(String extraYaml, int running) throws Exception {
     // Each cluster of this JVM gets its own ports (client base..+2, peer +100..+102, multicast +199).
-    int base = 20_000 + (int) (ProcessHandle.current().pid() % 500) * 60 + 3 * CLUSTERS.getAndIncrement();
+    int base = 20_000 + (int) (ProcessHandle.current().pid() % 100) * 60 + 3 * CLUSTERS.getAndIncrement();
     StringWriter out = new StringWriter();
     var cl = Choir.commandLine();
     cl.setOut(new PrintWriter(out));
