@@ -14,12 +14,7 @@ import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.WriteBufferWaterMark;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollServerSocketChannel;
-import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.timeout.IdleStateHandler;
 import java.net.InetSocketAddress;
@@ -41,10 +36,8 @@ public final class ClientServer implements AutoCloseable {
 
   public ClientServer(InetSocketAddress bind, Limits limits, ClientConnections connections,
       RequestSink sink, int ioThreads, MeterRegistry metrics) throws InterruptedException {
-    boolean epoll = Epoll.isAvailable();
-    IoHandlerFactory factory = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
-    Class<? extends ServerChannel> channelType =
-        epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class;
+    IoHandlerFactory factory = NettyIo.ioHandlerFactory();
+    Class<? extends ServerChannel> channelType = NettyIo.serverChannelType();
     this.boss = new MultiThreadIoEventLoopGroup(1, factory);
     this.workers = new MultiThreadIoEventLoopGroup(ioThreads, factory);
     ProtobufFrameDecoder<Request> requestDecoder = new ProtobufFrameDecoder<>(Request.parser());

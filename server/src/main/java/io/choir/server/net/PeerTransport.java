@@ -30,11 +30,8 @@ import io.netty.channel.FixedRecvByteBufAllocator;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
-import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollDatagramChannel;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.SocketProtocolFamily;
@@ -138,8 +135,8 @@ public final class PeerTransport implements AutoCloseable {
     InetAddress ifaceAddress = iface.inetAddresses().filter(a -> a instanceof java.net.Inet4Address)
         .findFirst().orElseThrow(() -> new IllegalArgumentException(
             "multicast_interface '" + settings.interfaceName() + "' has no IPv4 address"));
-    boolean epoll = Epoll.isAvailable();
-    IoHandlerFactory factory = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
+    boolean epoll = NettyIo.epoll();
+    IoHandlerFactory factory = NettyIo.ioHandlerFactory();
     this.group = new MultiThreadIoEventLoopGroup(1, factory);
     ChannelFactory<DatagramChannel> channels = epoll
         ? () -> new EpollDatagramChannel(SocketProtocolFamily.INET)

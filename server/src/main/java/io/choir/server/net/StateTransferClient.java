@@ -22,12 +22,7 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollSocketChannel;
-import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -142,9 +137,8 @@ public final class StateTransferClient implements AutoCloseable {
   /** StateTransferClient starts its own one-thread event loop (epoll when available). */
   public StateTransferClient(Limits limits) {
     this.limits = limits;
-    boolean epoll = Epoll.isAvailable();
-    IoHandlerFactory factory = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
-    this.channelType = epoll ? EpollSocketChannel.class : NioSocketChannel.class;
+    IoHandlerFactory factory = NettyIo.ioHandlerFactory();
+    this.channelType = NettyIo.socketChannelType();
     this.group = new MultiThreadIoEventLoopGroup(1, factory);
   }
 

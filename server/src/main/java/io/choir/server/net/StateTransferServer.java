@@ -26,12 +26,7 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.WriteBufferWaterMark;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollServerSocketChannel;
-import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
@@ -183,10 +178,8 @@ public final class StateTransferServer implements AutoCloseable {
     this.view = view;
     this.storage = storage;
     this.limits = limits;
-    boolean epoll = Epoll.isAvailable();
-    IoHandlerFactory factory = epoll ? EpollIoHandler.newFactory() : NioIoHandler.newFactory();
-    Class<? extends ServerChannel> channelType =
-        epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class;
+    IoHandlerFactory factory = NettyIo.ioHandlerFactory();
+    Class<? extends ServerChannel> channelType = NettyIo.serverChannelType();
     this.boss = new MultiThreadIoEventLoopGroup(1, factory);
     this.workers = new MultiThreadIoEventLoopGroup(ioThreads, factory);
     int high = (int) Math.min(Integer.MAX_VALUE, 2L * limits.maxChunkBytes());
