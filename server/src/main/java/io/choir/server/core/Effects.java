@@ -10,13 +10,11 @@ import java.util.List;
 
 /**
  * Effects is everything one step of the {@link ReplicaCore} asks its caller to do, in this order:
- * record the view, truncate the log after an op, persist entries, record the last normal view (these
- * four in storage order), send messages, apply committed entries, and the rest: persist entries,
- * apply committed entries, execute reads, send replies and peer messages, resend entries from the log,
- * truncate the log, fetch a state transfer, pause or resume reading clients, and step a Tick again at
- * nextTickNs. Do them in field order: persisting before sending is what lets the primary's own ack
- * count only once its fsync is done. The caller owns the object and clears it between steps
- * (etcd-io/raft's Ready, without its channels).
+ * record the view (synced, before anything is sent); then, in storage order, truncate the log after an
+ * op, persist entries and record the last normal view; then send peer messages, apply committed
+ * entries, truncate the log's old end, resend entries from the log, fetch a state transfer, execute
+ * reads, send replies, pause or resume reading clients, and step a Tick again at nextTickNs. The caller
+ * owns the object and clears it between steps (etcd-io/raft's Ready, without its channels).
  */
 public final class Effects {
   /** Destination of a peer message sent to every replica by multicast. */
