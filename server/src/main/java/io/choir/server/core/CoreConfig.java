@@ -43,6 +43,12 @@ public final class CoreConfig {
   public final long logRetentionMaxOps;
   /** Seed of the core's random source (NACK delays); a run replays from it. */
   public final long seed;
+  /**
+   * TEST ONLY, breaks linearizability on purpose: every replica answers every read, linearizable ones
+   * included, from its own applied state at once. The failure-injection harness must then report an
+   * invalid history (issue 5, "prove the harness can fail").
+   */
+  public final boolean unsafeLocalReads;
 
   private CoreConfig(Builder b) {
     this.replicaId = b.replicaId;
@@ -74,6 +80,7 @@ public final class CoreConfig {
     this.logRetentionMinOps = b.logRetentionMinOps;
     this.logRetentionMaxOps = Math.max(b.logRetentionMaxOps, b.logRetentionMinOps);
     this.seed = b.seed;
+    this.unsafeLocalReads = b.unsafeLocalReads;
   }
 
   public static Builder builder(int replicaId, List<Integer> replicaIds) {
@@ -135,6 +142,7 @@ public final class CoreConfig {
     private int maxRetransmitEntriesPerNack = 4096;
     private long logRetentionMinOps = 100_000;
     private long logRetentionMaxOps = 10_000_000;
+    private boolean unsafeLocalReads;
     private long seed = 1;
 
     private Builder(int replicaId, List<Integer> replicaIds) {
@@ -166,6 +174,7 @@ public final class CoreConfig {
     public Builder logRetentionMinOps(long v) { logRetentionMinOps = v; return this; }
     public Builder logRetentionMaxOps(long v) { logRetentionMaxOps = v; return this; }
     public Builder seed(long v) { seed = v; return this; }
+    public Builder unsafeLocalReads(boolean v) { unsafeLocalReads = v; return this; }
 
     public CoreConfig build() {
       return new CoreConfig(this);

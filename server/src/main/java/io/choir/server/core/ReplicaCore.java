@@ -398,6 +398,10 @@ public final class ReplicaCore {
   private void onRead(Event.ClientRequest event, long nowNs, Effects out) {
     counters.reads++;
     Request request = event.request();
+    if (config.unsafeLocalReads) { // test_unsafe_reads: local, whatever was asked (a deliberate bug)
+      out.reads.add(new Effects.Read(event.connectionId(), request));
+      return;
+    }
     boolean sequential = request.getConsistency() == ReadConsistency.SEQUENTIAL;
     if (!sequential && !isPrimary()) {
       out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));

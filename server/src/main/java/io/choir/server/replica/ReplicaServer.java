@@ -149,6 +149,10 @@ public final class ReplicaServer implements AutoCloseable {
         .addKeyValue("applied", stateMachine.applied())
         .addKeyValue("log", core.lastOp())
         .log("replica started");
+    if (config.get(ServerConfig.TEST_UNSAFE_READS).equals("local")) {
+      log.atWarn().addKeyValue("test_unsafe_reads", "local")
+          .log("TEST ONLY setting on: reads are answered from local state, linearizability is broken on purpose");
+    }
   }
 
   /** Maps the server's settings to the pure core's configuration. */
@@ -173,6 +177,7 @@ public final class ReplicaServer implements AutoCloseable {
         .logRetentionMinOps(config.logRetentionOps())
         .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
+        .unsafeLocalReads(config.get(ServerConfig.TEST_UNSAFE_READS).equals("local"))
         .build();
   }
 

@@ -67,6 +67,14 @@ public final class Simulation {
   final Map<String, Long> stats = new HashMap<>();
 
   public Simulation(SimConfig cfg) {
+    this(cfg, b -> b);
+  }
+
+  /**
+   * A simulation whose replicas' configuration is changed by {@code tweak} (tests that break the
+   * protocol on purpose, e.g. {@code unsafeLocalReads}, to show the checks catch it).
+   */
+  public Simulation(SimConfig cfg, java.util.function.UnaryOperator<CoreConfig.Builder> tweak) {
     this.cfg = cfg;
     this.random = new SplittableRandom(cfg.seed());
     List<Integer> ids = new ArrayList<>();
@@ -79,7 +87,7 @@ public final class Simulation {
       for (int a : ids) {
         addresses.put(a, String.valueOf(a));
       }
-      CoreConfig c = CoreConfig.builder(id, ids)
+      CoreConfig c = tweak.apply(CoreConfig.builder(id, ids)
           .clientAddresses(addresses)
           .maxDatagramBytes(1400)
           .heartbeatIntervalNs(50 * MS)
@@ -91,7 +99,7 @@ public final class Simulation {
           .logRetentionMaxOps(cfg.logRetentionOps() * 2)
           .maxInFlightOps(256)
           .readTimeoutNs(1_000 * MS)
-          .seed(cfg.seed())
+          .seed(cfg.seed()))
           .build();
       nodes[id] = new SimNode(id, c);
       nodes[id].buffered = cfg.buffered();
