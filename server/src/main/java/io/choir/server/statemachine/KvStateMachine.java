@@ -25,8 +25,10 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -370,7 +372,8 @@ public final class KvStateMachine {
     pass.data.writeTo(set);
     set.putMeta(APPLIED, Bytes.longToBytes(applied));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
-    for (Map.Entry<Long, ClientRecord> row : pass.clients.entrySet()) {
+    Map<Long, ClientRecord> rows = pass.changedRows();
+    for (Map.Entry<Long, ClientRecord> row : rows.entrySet()) {
       if (row.getValue() == null) {
         set.deleteMeta(clientKey(row.getKey()));
       } else {
@@ -379,7 +382,7 @@ public final class KvStateMachine {
     }
     storage.write(set, sync);
 
-    for (Map.Entry<Long, ClientRecord> row : pass.clients.entrySet()) {
+    for (Map.Entry<Long, ClientRecord> row : rows.entrySet()) {
       if (row.getValue() == null) {
         clients.remove(row.getKey());
       } else {
@@ -469,71 +472,58 @@ public final class KvStateMachine {
     if (clientId == 0) {
       return execute(entry, pass.data);
     }
-    ClientRecord row = pass.client(clientId);
-    if (row != null) {
-      for (SavedReply saved : row.getRepliesList()) {
-        if (saved.getRequestId() == entry.getRequestId()) {
-          return saved.getReply();
-        }
+    Session session = pass.session(clientId);
+    if (session != null) {
+      SavedReply saved = session.replies.get(entry.getRequestId());
+      if (saved != null) {
+        return saved.getReply();
       }
-      if (Long.compareUnsigned(entry.getRequestId(), row.getFirstIncomplete()) < 0) {
+      if (Long.compareUnsigned(entry.getRequestId(), session.firstIncomplete) < 0) {
         return reply(entry, Status.INVALID)
             .setError(
                 "request " + Long.toUnsignedString(entry.getRequestId())
                     + " already acknowledged (first_incomplete "
-                    + Long.toUnsignedString(row.getFirstIncomplete()) + ")")
+                    + Long.toUnsignedString(session.firstIncomplete) + ")")
             .build();
       }
+      evictionOrder.remove(new Rank(session.lastOp, clientId));
+    } else {
+      session = new Session(clientId);
     }
     Response reply = execute(entry, pass.data);
-    ClientRecord updated = remember(row, entry, reply);
-    pass.clients.put(clientId, updated);
-    if (row != null) {
-      evictionOrder.remove(new Rank(row.getLastOp(), clientId));
-    }
-    evictionOrder.add(new Rank(updated.getLastOp(), clientId));
+    remember(session, entry, reply);
+    pass.changed(session);
+    evictionOrder.add(new Rank(session.lastOp, clientId));
     while (evictionOrder.size() > maxClientSessions) {
       Rank oldest = evictionOrder.pollFirst();
       // The entry's own row has the highest last_op, and maxClientSessions >= 1.
       assert oldest.clientId() != clientId;
-      pass.clients.put(oldest.clientId(), null);
+      pass.evicted(oldest.clientId());
     }
     return reply;
   }
 
-  /** The row of entry's client after saving reply (row may be null: a new session). */
-  private ClientRecord remember(ClientRecord row, Entry entry, Response reply) {
-    long firstIncomplete = row == null ? 0 : row.getFirstIncomplete();
-    if (Long.compareUnsigned(entry.getFirstIncomplete(), firstIncomplete) > 0) {
-      firstIncomplete = entry.getFirstIncomplete();
+  /** Saves reply in entry's client session (Raft thesis 6.3, with first_incomplete). */
+  private void remember(Session session, Entry entry, Response reply) {
+    if (Long.compareUnsigned(entry.getFirstIncomplete(), session.firstIncomplete) > 0) {
+      session.firstIncomplete = entry.getFirstIncomplete();
     }
-    TreeMap<Long, SavedReply> replies = new TreeMap<>(Long::compareUnsigned);
-    if (row != null) {
-      for (SavedReply saved : row.getRepliesList()) {
-        replies.put(saved.getRequestId(), saved);
-      }
-    }
-    replies.put(
+    session.replies.put(
         entry.getRequestId(),
         SavedReply.newBuilder()
             .setRequestId(entry.getRequestId())
             .setOp(entry.getOp())
             .setReply(reply)
             .build());
-    replies.headMap(firstIncomplete, false).clear();
-    while (replies.size() > maxRepliesPerClient) {
+    session.replies.headMap(session.firstIncomplete, false).clear();
+    while (session.replies.size() > maxRepliesPerClient) {
       // Forgetting a reply raises first_incomplete past it: its retry is refused, never re-executed.
-      long dropped = replies.pollFirstEntry().getKey();
-      if (Long.compareUnsigned(dropped + 1, firstIncomplete) > 0) {
-        firstIncomplete = dropped + 1;
+      long dropped = session.replies.pollFirstEntry().getKey();
+      if (Long.compareUnsigned(dropped + 1, session.firstIncomplete) > 0) {
+        session.firstIncomplete = dropped + 1;
       }
     }
-    return ClientRecord.newBuilder()
-        .setClientId(entry.getClientId())
-        .setFirstIncomplete(firstIncomplete)
-        .setLastOp(entry.getOp())
-        .addAllReplies(replies.values())
-        .build();
+    session.lastOp = entry.getOp();
   }
 
   /** Executes entry's command against data; the reply carries the entry's op and request id. */
@@ -703,16 +693,79 @@ public final class KvStateMachine {
     }
   }
 
-  /** Pass is the working state of one apply call: the data overlay and the changed client rows. */
+  /**
+   * Pass is the working state of one apply call: the data overlay and working copies of the client rows
+   * it read or changed. A row is copied once per call and turned back into a ClientRecord once at its
+   * end, so an entry costs O(log replies) in the client table, not a copy of its client's row.
+   */
   private final class Pass {
     final Overlay data = new Overlay(null);
-    /** Changed rows in change order; a null value marks an evicted row. */
-    final Map<Long, ClientRecord> clients = new LinkedHashMap<>();
+    /** Rows looked up or changed in this call; a null value: no row (absent, or evicted in this call). */
+    private final Map<Long, Session> sessions = new HashMap<>();
+    /** Ids of the rows this call changed or evicted, in change order. */
+    private final Set<Long> changed = new LinkedHashSet<>();
 
-    ClientRecord client(long clientId) {
-      return clients.containsKey(clientId)
-          ? clients.get(clientId)
-          : KvStateMachine.this.clients.get(clientId);
+    /** session is clientId's row as of this point of the call, or null when there is none. */
+    Session session(long clientId) {
+      if (sessions.containsKey(clientId)) {
+        return sessions.get(clientId);
+      }
+      ClientRecord record = KvStateMachine.this.clients.get(clientId);
+      Session s = record == null ? null : Session.of(record);
+      sessions.put(clientId, s);
+      return s;
+    }
+
+    void changed(Session s) {
+      sessions.put(s.clientId, s);
+      changed.add(s.clientId);
+    }
+
+    void evicted(long clientId) {
+      sessions.put(clientId, null);
+      changed.add(clientId);
+    }
+
+    /** changedRows are the rows to write, in change order; a null value deletes the row. */
+    Map<Long, ClientRecord> changedRows() {
+      Map<Long, ClientRecord> rows = new LinkedHashMap<>();
+      for (long id : changed) {
+        Session s = sessions.get(id);
+        rows.put(id, s == null ? null : s.toRecord());
+      }
+      return rows;
+    }
+  }
+
+  /** Session is a mutable working copy of a ClientRecord, used within one apply call. */
+  private static final class Session {
+    final long clientId;
+    long firstIncomplete;
+    long lastOp;
+    /** Saved replies by request id, in unsigned order. */
+    final TreeMap<Long, SavedReply> replies = new TreeMap<>(Long::compareUnsigned);
+
+    Session(long clientId) {
+      this.clientId = clientId;
+    }
+
+    static Session of(ClientRecord record) {
+      Session s = new Session(record.getClientId());
+      s.firstIncomplete = record.getFirstIncomplete();
+      s.lastOp = record.getLastOp();
+      for (SavedReply saved : record.getRepliesList()) {
+        s.replies.put(saved.getRequestId(), saved);
+      }
+      return s;
+    }
+
+    ClientRecord toRecord() {
+      return ClientRecord.newBuilder()
+          .setClientId(clientId)
+          .setFirstIncomplete(firstIncomplete)
+          .setLastOp(lastOp)
+          .addAllReplies(replies.values())
+          .build();
     }
   }
 
