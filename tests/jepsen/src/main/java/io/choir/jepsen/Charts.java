@@ -3,6 +3,7 @@ package io.choir.jepsen;
 import io.choir.checker.History;
 import io.choir.checker.Invocation;
 import io.choir.checker.Outcome;
+import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
 import java.awt.Graphics2D;
@@ -20,12 +21,14 @@ import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.internal.chartpart.Annotation;
 import org.knowm.xchart.style.Styler;
+import org.knowm.xchart.style.lines.SeriesLines;
+import org.knowm.xchart.style.markers.Marker;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /**
  * Charts draws the run's PNG plots with XChart, Jepsen style: every operation's latency over time
- * (latency-raw.png) and the completion rate per second (rate.png), by operation and outcome, with the
- * nemesis periods shaded.
+ * (latency-raw.png), latency quantiles per time window (latency-quantiles.png) and the completion rate
+ * per second (rate.png), by operation (and outcome), with the nemesis periods shaded.
  */
 public final class Charts {
   static final int WIDTH = 1200;
@@ -59,6 +62,103 @@ public final class Charts {
       XYSeries s = chart.addSeries(e.getKey(), xs, ys);
       s.setMarker(SeriesMarkers.CIRCLE);
       s.setMarkerColor(color(e.getKey()));
+    }
+    shade(chart, periods);
+    BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);
+  }
+
+  /** QUANTILES are the quantiles latency-quantiles.png draws per window (1.0 = the maximum). */
+  static final double[] QUANTILES = {0.5, 0.95, 0.99, 1.0};
+
+  /** QUANTILE_NAMES name {@link #QUANTILES} in the legend. */
+  static final String[] QUANTILE_NAMES = {"p50", "p95", "p99", "max"};
+
+  /** MAX_WINDOWS bounds the windows of latency-quantiles.png; a long run gets wider windows. */
+  static final int MAX_WINDOWS = 150;
+
+  /**
+   * Window is the latency quantiles of one operation type in one time window.
+   *
+   * @param f the operation ({@code read}, {@code write}, {@code cas})
+   * @param startNanos the window's start (invocation times from here to start + width)
+   * @param count operations invoked in it that completed
+   * @param latenciesMs the latency at each of {@link #QUANTILES}, in milliseconds
+   */
+  record Window(String f, long startNanos, int count, double[] latenciesMs) {}
+
+  /**
+   * quantileWindowNanos is the window width for a history ending at {@code endNanos}: 1 s, or whole
+   * seconds wide enough that there are at most {@link #MAX_WINDOWS}.
+   */
+  static long quantileWindowNanos(long endNanos) {
+    long seconds = Math.max(1, (endNanos / 1_000_000_000L + MAX_WINDOWS) / MAX_WINDOWS);
+    return seconds * 1_000_000_000L;
+  }
+
+  /**
+   * quantileWindows groups the completed operations (ok, fail, or info that completed) by type and by
+   * the window of their invocation, and computes {@link #QUANTILES} of their latency (nearest rank).
+   */
+  static List<Window> quantileWindows(History history, long windowNanos) {
+    Map<String, Map<Long, List<Double>>> groups = new TreeMap<>();
+    for (Invocation inv : history.invocations()) {
+      if (inv.completeNanos() < 0) {
+        continue;
+      }
+      groups.computeIfAbsent(inv.op().type().jsonName(), k -> new TreeMap<>())
+          .computeIfAbsent(inv.invokeNanos() / windowNanos, k -> new ArrayList<>())
+          .add((inv.completeNanos() - inv.invokeNanos()) / 1e6);
+    }
+    List<Window> out = new ArrayList<>();
+    groups.forEach((f, windows) -> windows.forEach((w, latencies) -> {
+      double[] sorted = latencies.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+      double[] q = new double[QUANTILES.length];
+      for (int i = 0; i < q.length; i++) {
+        int rank = (int) Math.ceil(QUANTILES[i] * sorted.length);
+        q[i] = sorted[Math.max(0, Math.min(sorted.length, rank) - 1)];
+      }
+      out.add(new Window(f, w * windowNanos, sorted.length, q));
+    }));
+    return out;
+  }
+
+  /**
+   * latencyQuantiles writes p50, p95, p99 and the maximum latency per time window and operation type
+   * (x: the window's middle in s, y: ms on a log scale), nemesis periods shaded.
+   */
+  public static void latencyQuantiles(History history, List<Periods.Period> periods, Path file) throws IOException {
+    long end = 0;
+    for (Invocation inv : history.invocations()) {
+      end = Math.max(end, inv.completeNanos());
+    }
+    long window = quantileWindowNanos(end);
+    XYChart chart = base(String.format(Locale.ROOT, "Latency quantiles per %d s window", window / 1_000_000_000L),
+        "time (s)", "latency (ms)");
+    chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+    chart.getStyler().setYAxisLogarithmic(true);
+    chart.getStyler().setMarkerSize(5);
+    Map<String, List<Window>> byF = new TreeMap<>();
+    for (Window w : quantileWindows(history, window)) {
+      byF.computeIfAbsent(w.f(), k -> new ArrayList<>()).add(w);
+    }
+    if (byF.isEmpty()) {
+      XYSeries s = chart.addSeries("no operations", new double[] {0}, new double[] {1});
+      s.setMarker(SeriesMarkers.NONE);
+    }
+    Marker[] markers = {SeriesMarkers.CIRCLE, SeriesMarkers.SQUARE, SeriesMarkers.DIAMOND, SeriesMarkers.TRIANGLE_UP};
+    BasicStroke[] lines = {SeriesLines.SOLID, SeriesLines.DASH_DASH, SeriesLines.DOT_DOT, SeriesLines.NONE};
+    for (Map.Entry<String, List<Window>> e : byF.entrySet()) {
+      double[] xs = e.getValue().stream().mapToDouble(w -> (w.startNanos() + window / 2.0) / 1e9).toArray();
+      for (int q = 0; q < QUANTILES.length; q++) {
+        int at = q;
+        double[] ys = e.getValue().stream().mapToDouble(w -> Math.max(0.01, w.latenciesMs()[at])).toArray();
+        XYSeries s = chart.addSeries(e.getKey() + " " + QUANTILE_NAMES[q], xs, ys);
+        s.setMarker(markers[q]);
+        s.setLineStyle(lines[q]);
+        Color c = color(e.getKey());
+        s.setLineColor(c);
+        s.setMarkerColor(c);
+      }
     }
     shade(chart, periods);
     BitmapEncoder.saveBitmap(chart, file.toString(), BitmapEncoder.BitmapFormat.PNG);

@@ -5,11 +5,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.choir.checker.CheckResult;
 import io.choir.checker.Checker;
 import io.choir.checker.History;
+import io.choir.client.ChoirClient;
+import io.choir.client.ReadConsistency;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,18 +26,26 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>plan the nemesis schedule from the seed (printed, so {@code --seed} replays it);
  *   <li>start the cluster (removing what dead runs left behind);
- *   <li>run the workload and the nemesis for the time limit;
+ *   <li>run the workload ({@link RegisterWorkload} or {@link SetWorkload}) and the nemesis for the time
+ *       limit;
  *   <li>heal everything (resume, restart, delete the nftables rules), wait for the replicas to recover;
- *   <li>final reads of every key;
- *   <li>check: linearizability per key (UNKNOWN is not a pass) and convergence (same applied number and
- *       checksum everywhere);
+ *   <li>final reads: register: every key through the primary; set: a linearizable scan of every element
+ *       through the primary, then, once the replicas converged, a sequential scan of each replica;
+ *   <li>check: register: linearizability per key (UNKNOWN is not a pass), garbage reads and convergence
+ *       (same applied number and checksum everywhere); set: the set checker and convergence;
  *   <li>write the report folder and remove the containers.
  * </ol>
  */
 public final class JepsenRun {
   private static final Logger log = LoggerFactory.getLogger(JepsenRun.class);
 
-  /** Options of a run. */
+  /** WORKLOADS are the workloads a run can drive. */
+  public static final List<String> WORKLOADS = List.of("register", "set");
+
+  /**
+   * Options of a run. {@code register} holds the workload's concurrency, rate and timeout for both
+   * workloads (the set workload takes them through {@link SetWorkload.Settings#from}).
+   */
   public record Options(
       int nodes,
       String workload,
@@ -52,14 +63,17 @@ public final class JepsenRun {
     /** Options checks what it can without Docker. */
     public Options {
       Objects.requireNonNull(workload, "workload");
-      if (!workload.equals("register")) {
-        throw new IllegalArgumentException("unknown workload '" + workload + "'; known: register");
+      if (!WORKLOADS.contains(workload)) {
+        throw new IllegalArgumentException("unknown workload '" + workload + "'; known: " + String.join(", ", WORKLOADS));
       }
       if (timeLimit.isNegative() || timeLimit.isZero()) {
         throw new IllegalArgumentException("time limit must be positive");
       }
       serverSettings = Map.copyOf(serverSettings);
       Nemeses.parse(nemesis, nodes); // fails early on unknown names
+      if (workload.equals("set")) {
+        SetWorkload.Settings.from(register); // fails early on bounds the set workload adds
+      }
     }
 
     /** defaults for {@code nodes} nodes under {@code nemesis} for {@code timeLimit}. */
@@ -68,6 +82,12 @@ public final class JepsenRun {
           NemesisSchedule.Timing.defaults(), Path.of(System.getProperty("choir.jepsen.reports", "target/jepsen")),
           System.getProperty("choir.jepsen.image", "choir:latest"), Map.of(), Duration.ofSeconds(60),
           Duration.ofSeconds(120), "");
+    }
+
+    /** withWorkload is these options with another workload. */
+    public Options withWorkload(String name) {
+      return new Options(nodes, name, nemesis, timeLimit, seed, register, timing, reportBase, image, serverSettings,
+          recoveryTimeout, checkTimeout, command);
     }
   }
 
@@ -116,10 +136,18 @@ public final class JepsenRun {
       run.put("command", o.command());
     }
     ObjectNode ws = run.putObject("workloadSettings");
-    ws.put("keys", o.register().keys());
-    ws.put("threadsPerKey", o.register().threadsPerKey());
-    ws.put("maxOpsPerKey", o.register().maxOpsPerKey());
-    ws.put("maxProcessesPerKey", o.register().maxProcessesPerKey());
+    if (isSet(o)) {
+      SetWorkload.Settings set = SetWorkload.Settings.from(o.register());
+      ws.put("processes", set.processes());
+      ws.put("prefix", SetWorkload.PREFIX);
+      ws.put("pageLimit", set.pageLimit());
+      ws.put("maxAdds", set.maxAdds());
+    } else {
+      ws.put("keys", o.register().keys());
+      ws.put("threadsPerKey", o.register().threadsPerKey());
+      ws.put("maxOpsPerKey", o.register().maxOpsPerKey());
+      ws.put("maxProcessesPerKey", o.register().maxProcessesPerKey());
+    }
     ws.put("opsPerSecond", o.register().opsPerSecond());
     ws.put("requestTimeoutMillis", o.register().requestTimeout().toMillis());
     if (!o.serverSettings().isEmpty()) {
@@ -148,8 +176,7 @@ public final class JepsenRun {
       out.println("cluster up: " + Cluster.describe(cluster.status()));
       Cluster c = cluster;
       recorder = new Recorder(dir.resolve("history.jsonl")); // time 0 of the history: the workload starts
-      RegisterWorkload workload = new RegisterWorkload(o.register(), recorder, Nemeses.names(c),
-          name -> RegisterWorkload.Client.of(c.client(c.node(name), o.register().requestTimeout())), o.seed());
+      Workload workload = isSet(o) ? new SetRun(o, c, recorder) : new RegisterRun(o, c, recorder);
       NemesisRunner nemesis = new NemesisRunner(c, recorder, plan, faults);
 
       long start = System.nanoTime();
@@ -158,7 +185,7 @@ public final class JepsenRun {
       long end = start + o.timeLimit().toNanos();
       for (long left = end - System.nanoTime(); left > 0; left = end - System.nanoTime()) {
         Thread.sleep(Math.max(1, Math.min(10_000, (left + 999_999) / 1_000_000)));
-        out.printf("  %5.1f s: %d keys so far%n", (System.nanoTime() - start) / 1e9, workload.keys().size());
+        out.printf("  %5.1f s: %s%n", (System.nanoTime() - start) / 1e9, workload.progress());
       }
       nemesis.stop();
       workload.stop();
@@ -173,27 +200,27 @@ public final class JepsenRun {
           + (recovery.converged() ? "" : ": " + recovery.problem()));
 
       String reader = c.primary().map(Cluster.Node::name).orElse("n1");
-      int keys = workload.keys().size();
-      int read = workload.finalReads(reader, 10, Duration.ofSeconds(60));
-      run.put("finalReads", read + " of " + keys + " keys");
-      out.println("final reads: " + read + " of " + keys + " keys");
+      String read = workload.finalReads(reader);
+      run.put("finalReads", read);
+      out.println("final reads: " + read);
       Convergence fin = Convergence.await(c, Duration.ofSeconds(30));
-      checkers.put("convergence", fin.toJson());
+      out.println("convergence: " + (fin.converged() ? "ok" : fin.problem()));
+      if (fin.converged()) {
+        String replicas = workload.replicaReads();
+        if (!replicas.isEmpty()) {
+          run.put("replicaReads", replicas);
+          out.println("replica reads: " + replicas);
+        }
+      }
 
       History history = recorder.history();
       out.println("checking " + history.invocations().size() + " operations on " + history.keys().size() + " keys...");
-      CheckResult lin = Checker.check(history, o.checkTimeout());
-      linJson = lin.toJson();
-      checkers.put("linearizable", Results.linearizable(lin));
-      out.println("linearizable: " + lin);
-      out.println("convergence: " + (fin.converged() ? "ok" : fin.problem()));
+      linJson = workload.check(checkers, out);
+      checkers.put("convergence", fin.toJson());
     } catch (RuntimeException e) {
       log.error("run {} failed", runId, e);
       run.put("error", e.toString());
-      ObjectNode failed = Json.MAPPER.createObjectNode();
-      failed.put("valid", Results.UNKNOWN);
-      failed.put("problem", "the run did not complete: " + e);
-      checkers.put("run", failed);
+      checkers.put("run", Results.unknown("the run did not complete: " + e));
     } finally {
       if (recorder == null) {
         recorder = new Recorder(dir.resolve("history.jsonl"));
@@ -210,9 +237,7 @@ public final class JepsenRun {
       }
     }
     if (checkers.isEmpty()) {
-      ObjectNode none = Json.MAPPER.createObjectNode();
-      none.put("valid", Results.UNKNOWN);
-      checkers.put("run", none);
+      checkers.put("run", Results.unknown("no checker ran"));
     }
     History history = recorder.history();
     ObjectNode results = Results.build(run, checkers, Results.stats(history), recorder.nemesisEvents());
@@ -221,6 +246,157 @@ public final class JepsenRun {
     Outcome outcome = new Outcome(results, dir);
     out.println("valid: " + outcome.verdict() + "  (" + dir.toAbsolutePath().resolve("index.html") + ")");
     return outcome;
+  }
+
+  private static boolean isSet(Options o) {
+    return o.workload().equals("set");
+  }
+
+  /**
+   * Workload is what execute needs of a workload: run it, read the final state once healed, and check
+   * what was recorded, putting its checkers' entries in the map.
+   */
+  private interface Workload {
+    void start();
+
+    void stop() throws InterruptedException;
+
+    /** progress is one line while it runs. */
+    String progress();
+
+    /** finalReads reads the final state through {@code reader}; returns a one-line account. */
+    String finalReads(String reader) throws InterruptedException;
+
+    /** replicaReads reads each replica's own state once they converged; returns an account or "". */
+    String replicaReads() throws InterruptedException;
+
+    /** check runs the workload's checkers into {@code checkers}; returns linearizability.json or null. */
+    String check(Map<String, ObjectNode> checkers, PrintStream out);
+  }
+
+  /** RegisterRun: linearizability per key, garbage reads. */
+  private static final class RegisterRun implements Workload {
+    private final Options o;
+    private final Recorder recorder;
+    private final RegisterWorkload workload;
+
+    RegisterRun(Options o, Cluster c, Recorder recorder) {
+      this.o = o;
+      this.recorder = recorder;
+      this.workload = new RegisterWorkload(o.register(), recorder, Nemeses.names(c),
+          name -> RegisterWorkload.Client.of(c.client(c.node(name), o.register().requestTimeout())), o.seed());
+    }
+
+    @Override
+    public void start() {
+      workload.start();
+    }
+
+    @Override
+    public void stop() throws InterruptedException {
+      workload.stop();
+    }
+
+    @Override
+    public String progress() {
+      return workload.keys().size() + " keys so far";
+    }
+
+    @Override
+    public String finalReads(String reader) {
+      int keys = workload.keys().size();
+      int read = workload.finalReads(reader, 10, Duration.ofSeconds(60));
+      return read + " of " + keys + " keys";
+    }
+
+    @Override
+    public String replicaReads() {
+      return "";
+    }
+
+    @Override
+    public String check(Map<String, ObjectNode> checkers, PrintStream out) {
+      History history = recorder.history();
+      CheckResult lin = Checker.check(history, o.checkTimeout());
+      checkers.put("linearizable", Results.linearizable(lin));
+      out.println("linearizable: " + lin);
+      GarbageReads garbage = GarbageReads.check(history);
+      checkers.put("garbage-reads", garbage.toJson());
+      out.println("garbage reads: " + garbage.summary());
+      return lin.toJson();
+    }
+  }
+
+  /** SetRun: final scans through the primary and of each replica, the set checker. */
+  private static final class SetRun implements Workload {
+    private final Cluster cluster;
+    private final Recorder recorder;
+    private final SetWorkload workload;
+    private final Duration timeout;
+
+    SetRun(Options o, Cluster c, Recorder recorder) {
+      this.cluster = c;
+      this.recorder = recorder;
+      this.timeout = o.register().requestTimeout();
+      this.workload = new SetWorkload(SetWorkload.Settings.from(o.register()), recorder, Nemeses.names(c),
+          name -> SetWorkload.Client.of(c.client(c.node(name), timeout)), o.seed());
+    }
+
+    @Override
+    public void start() {
+      workload.start();
+    }
+
+    @Override
+    public void stop() throws InterruptedException {
+      workload.stop();
+    }
+
+    @Override
+    public String progress() {
+      return workload.elementsDrawn() + " elements so far";
+    }
+
+    @Override
+    public String finalReads(String reader) throws InterruptedException {
+      try (SetWorkload.Client client = SetWorkload.Client.of(cluster.client(cluster.node(reader), timeout))) {
+        boolean ok = workload.read(reader, client, ReadConsistency.LINEARIZABLE, Duration.ofSeconds(60));
+        return describe(ok ? "linearizable scan through " + reader : "no linearizable scan succeeded in 60 s");
+      }
+    }
+
+    @Override
+    public String replicaReads() throws InterruptedException {
+      List<String> failed = new ArrayList<>();
+      for (Cluster.Node n : cluster.nodes()) {
+        // a client that knows only this replica: a sequential read is served from its own applied state
+        ChoirClient only = ChoirClient.builder().endpoints(List.of(n.endpoint())).requestTimeout(timeout)
+            .readConsistency(ReadConsistency.SEQUENTIAL).eventLoopThreads(1).build();
+        try (SetWorkload.Client client = SetWorkload.Client.of(only)) {
+          if (!workload.read(n.name(), client, ReadConsistency.SEQUENTIAL, Duration.ofSeconds(10))) {
+            failed.add(n.name());
+          }
+        }
+      }
+      return "sequential scan of " + cluster.nodes().size() + " replicas"
+          + (failed.isEmpty() ? "" : ", failed on " + String.join(",", failed));
+    }
+
+    private String describe(String what) {
+      List<SetRead> reads = recorder.setReads();
+      SetRead last = reads.isEmpty() ? null : reads.get(reads.size() - 1);
+      return what + (last != null && last.outcome() == io.choir.checker.Outcome.OK
+          ? ": " + last.elements().size() + " elements in " + last.pages() + " pages" : "")
+          + " (" + reads.size() + " attempts)";
+    }
+
+    @Override
+    public String check(Map<String, ObjectNode> checkers, PrintStream out) {
+      SetChecker.Result set = SetChecker.check(recorder.history(), recorder.setReads(), SetWorkload.PREFIX);
+      checkers.put("set", set.toJson());
+      out.println("set: " + Results.show(Results.valid(set.verdict())) + ": " + set.summary());
+      return null;
+    }
   }
 
   static String replayCommand(Options o) {

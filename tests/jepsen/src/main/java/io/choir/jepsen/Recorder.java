@@ -20,9 +20,9 @@ import java.util.function.LongSupplier;
 
 /**
  * Recorder is the history of a run as it happens: the clients' invocations and completions (into the
- * checker's {@link History.Builder}) and the nemesis events, each stamped with nanoseconds since the run
- * started, and each streamed as one JSON line to history.jsonl at once, so a run that dies still leaves
- * its history behind.
+ * checker's {@link History.Builder}), the set workload's final reads ({@link SetRead}) and the nemesis
+ * events, each stamped with nanoseconds since the run started, and each streamed as one JSON line to
+ * history.jsonl at once, so a run that dies still leaves its history behind.
  *
  * <p>Every method takes the timestamp and records under one lock: the order of the lines is the
  * real-time order the checker trusts (an operation's completion is recorded after its response arrived,
@@ -36,6 +36,8 @@ public final class Recorder implements AutoCloseable {
   private final Writer out;
   private final Map<Long, Operation> pending = new HashMap<>();
   private final List<NemesisEvent> nemesis = new ArrayList<>();
+  private final List<SetRead> setReads = new ArrayList<>();
+  private final Map<Long, Integer> openSetReads = new HashMap<>();
   private History built;
 
   /** Recorder streaming to {@code file} (replaced), on the system's nanosecond clock. */
@@ -112,6 +114,55 @@ public final class Recorder implements AutoCloseable {
     nemesis.add(e);
     write(e.toJson());
     return e;
+  }
+
+  /**
+   * setReadInvoke records {@code process} starting a final read of the set workload: a scan of every key
+   * under {@code prefix} with {@code consistency}, entering through {@code node}.
+   */
+  public synchronized long setReadInvoke(long process, String prefix, String consistency, String node) {
+    long t = now();
+    if (openSetReads.containsKey(process)) {
+      throw new IllegalArgumentException("p" + process + " already has a set read outstanding");
+    }
+    SetRead r = SetRead.invoked(process, prefix, consistency, node, t);
+    openSetReads.put(process, setReads.size());
+    setReads.add(r);
+    write(r.invokeLine());
+    return t;
+  }
+
+  /** setReadOk records the set read of {@code process} returning {@code elements} over {@code pages} pages. */
+  public synchronized long setReadOk(long process, List<Long> elements, int pages) {
+    long t = now();
+    int at = openSetRead(process);
+    SetRead r = setReads.get(at).ok(t, elements, pages);
+    setReads.set(at, r);
+    write(r.completionLine());
+    return t;
+  }
+
+  /** setReadFail records that the set read of {@code process} failed: it learnt nothing. */
+  public synchronized long setReadFail(long process, String error) {
+    long t = now();
+    int at = openSetRead(process);
+    SetRead r = setReads.get(at).failed(t, error);
+    setReads.set(at, r);
+    write(r.completionLine());
+    return t;
+  }
+
+  /** setReads are the set workload's final reads so far, in invocation order (open ones as INFO). */
+  public synchronized List<SetRead> setReads() {
+    return List.copyOf(setReads);
+  }
+
+  private int openSetRead(long process) {
+    Integer at = openSetReads.remove(process);
+    if (at == null) {
+      throw new IllegalArgumentException("p" + process + ": set read completion without an invocation");
+    }
+    return at;
   }
 
   /** nemesisEvents are the nemesis events so far, in order. */

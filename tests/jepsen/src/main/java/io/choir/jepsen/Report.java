@@ -11,6 +11,7 @@ import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -23,10 +24,11 @@ import java.util.stream.Stream;
  *
  * <pre>
  * index.html        summary, verdicts, nemesis events, plots, links
- * results.json      valid: true/false/"unknown", per checker and per key
- * history.jsonl     every invocation, completion and nemesis event (written while the run goes)
- * linearizability.json  the checker's full result (anomalies with the concurrent operations)
+ * results.json      valid: true/false/"unknown", per checker (and per key for linearizability)
+ * history.jsonl     every invocation, completion, set read and nemesis event (written while the run goes)
+ * linearizability.json  the checker's full result (anomalies with the concurrent operations; register)
  * latency-raw.png   latency of every operation over time, nemesis periods shaded
+ * latency-quantiles.png  p50/p95/p99/max latency per time window and operation, nemesis periods shaded
  * rate.png          completions per second, nemesis periods shaded
  * timeline.html     one column per process, one box per operation
  * nodes/nK.log      each replica's docker logs
@@ -37,6 +39,9 @@ import java.util.stream.Stream;
 public final class Report {
   /** MAX_TIMELINE_OPS bounds timeline.html (a browser struggles beyond). */
   static final int MAX_TIMELINE_OPS = 50_000;
+
+  /** PLOTS are the PNGs {@link #write} draws, shown and linked in index.html. */
+  static final List<String> PLOTS = List.of("latency-raw.png", "latency-quantiles.png", "rate.png");
 
   private Report() {}
 
@@ -74,6 +79,7 @@ public final class Report {
       Files.writeString(dir.resolve("linearizability.json"), linearizabilityJson + "\n");
     }
     Charts.latencyRaw(history, periods, dir.resolve("latency-raw.png"));
+    Charts.latencyQuantiles(history, periods, dir.resolve("latency-quantiles.png"));
     Charts.rate(history, periods, dir.resolve("rate.png"));
     Files.writeString(dir.resolve("timeline.html"), timeline(history, periods, end, runTitle(results)));
     Files.writeString(dir.resolve("index.html"), index(dir, results, nemesis));
@@ -122,7 +128,9 @@ public final class Report {
       Map.Entry<String, JsonNode> e = cs.next();
       JsonNode c = e.getValue();
       String detail;
-      if (c.has("keyCount")) {
+      if (c.has("summary")) {
+        detail = c.path("summary").asText();
+      } else if (c.has("keyCount")) {
         detail = c.path("keyCount").asText() + " keys, " + c.path("exploredStates").asText() + " states, "
             + c.path("elapsedMillis").asText() + " ms";
       } else if (c.has("problem")) {
@@ -144,6 +152,16 @@ public final class Report {
             .append(esc(p.path("verdict").asText())).append(" (").append(p.path("ops").asInt()).append(" ops) ")
             .append(esc(p.path("note").asText(""))).append("</summary><pre>")
             .append(esc(p.path("anomaly").asText(""))).append("</pre></details>\n");
+      }
+    }
+
+    Iterator<Map.Entry<String, JsonNode>> others = results.path("checkers").fields();
+    while (others.hasNext()) {
+      Map.Entry<String, JsonNode> e = others.next();
+      JsonNode v = e.getValue().get("valid");
+      if (!e.getKey().equals("linearizable") && (v == null || !v.isBoolean() || !v.booleanValue())) {
+        h.append("<details><summary>").append(esc(e.getKey())).append(": ").append(esc(Results.show(v)))
+            .append("</summary><pre>").append(esc(Json.MAPPER.writeValueAsString(e.getValue()))).append("</pre></details>\n");
       }
     }
 
@@ -169,10 +187,17 @@ public final class Report {
     }
     h.append("</table>\n");
 
-    h.append("<h2>Plots</h2>\n<p><img src=\"latency-raw.png\" alt=\"latency\"></p>\n<p><img src=\"rate.png\" alt=\"rate\"></p>\n");
+    h.append("<h2>Plots</h2>\n");
+    for (String png : PLOTS) {
+      h.append("<p><img src=\"").append(png).append("\" alt=\"").append(png, 0, png.length() - 4).append("\"></p>\n");
+    }
     h.append("<h2>Files</h2>\n<ul>\n");
-    for (String f : List.of("timeline.html", "history.jsonl", "results.json", "linearizability.json",
-        "latency-raw.png", "rate.png")) {
+    List<String> files = new ArrayList<>(List.of("timeline.html", "history.jsonl", "results.json"));
+    if (Files.exists(dir.resolve("linearizability.json"))) {
+      files.add("linearizability.json");
+    }
+    files.addAll(PLOTS);
+    for (String f : files) {
       h.append("<li><a href=\"").append(f).append("\">").append(f).append("</a></li>\n");
     }
     Path nodes = dir.resolve("nodes");

@@ -15,8 +15,18 @@ import java.util.TreeMap;
 
 /**
  * Results builds results.json: an overall {@code valid} (true, false or "unknown") and one entry per
- * checker, each with its own {@code valid}; the linearizability checker also per key. UNKNOWN (the
- * checker ran out of time or memory) is never a pass: it makes the run "unknown", not true.
+ * checker, each with its own {@code valid} (and, for the report, a one-line {@code summary} or
+ * {@code problem}):
+ *
+ * <ul>
+ *   <li>register workload: {@code linearizable} (also per key), {@code garbage-reads}
+ *       ({@link GarbageReads}), {@code convergence};
+ *   <li>set workload: {@code set} ({@link SetChecker}), {@code convergence};
+ *   <li>{@code run}, "unknown", when the run broke before its checkers ran.
+ * </ul>
+ *
+ * UNKNOWN (a checker ran out of time or memory, or had nothing to decide on) is never a pass: it makes
+ * the run "unknown", not true.
  */
 public final class Results {
   /** UNKNOWN is the JSON value of an undecided verdict. */
@@ -44,6 +54,14 @@ public final class Results {
       }
     }
     return unknown ? Json.MAPPER.getNodeFactory().textNode(UNKNOWN) : Json.MAPPER.getNodeFactory().booleanNode(true);
+  }
+
+  /** unknown is a checker entry with an undecided verdict and why. */
+  public static ObjectNode unknown(String problem) {
+    ObjectNode o = Json.MAPPER.createObjectNode();
+    o.put("valid", UNKNOWN);
+    o.put("problem", problem);
+    return o;
   }
 
   /** linearizable is the linearizability checker's entry: valid overall and per key, and the anomalies. */

@@ -21,8 +21,9 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "run.sh", mixinStandardHelpOptions = true, sortOptions = false,
     description = "Runs Choir replica containers under a nemesis while clients record a history, then checks it"
-        + " (linearizability per key, convergence) and writes a report under --report-dir/<timestamp>/ (and"
-        + " `latest`). Needs Docker and the image (deploy/docker/build-image.sh).",
+        + " (register: linearizability per key, garbage reads, convergence; set: lost/unexpected/duplicated"
+        + " elements, convergence) and writes a report under --report-dir/<timestamp>/ (and `latest`). Needs"
+        + " Docker and the image (deploy/docker/build-image.sh).",
     footer = {"", "Nemeses: partition-one, partition-primary, partition-halves, partition-ring (5 nodes),",
         "partition-bridge (5 nodes), partition-primary-oneway, multicast-cut, multicast-loss-5|20|50,",
         "kill-one, kill-primary, kill-minority, kill-all, pause-one, pause-primary;",
@@ -32,7 +33,8 @@ public final class Run implements Callable<Integer> {
   @Option(names = "--nodes", defaultValue = "3", description = "replicas: 3 or 5 (default ${DEFAULT-VALUE})")
   int nodes;
 
-  @Option(names = "--workload", defaultValue = "register", description = "workload: register (default)")
+  @Option(names = "--workload", defaultValue = "register",
+      description = "register (read/write/CAS per key) or set (unique adds, final scans) (default ${DEFAULT-VALUE})")
   String workload;
 
   @Option(names = "--nemesis", defaultValue = "partition-halves,kill-primary",
@@ -45,7 +47,8 @@ public final class Run implements Callable<Integer> {
   @Option(names = "--seed", description = "seed of the nemesis schedule and the op mix (default: random, printed)")
   Long seed;
 
-  @Option(names = "--keys", defaultValue = "2", description = "keys worked on at once (default ${DEFAULT-VALUE})")
+  @Option(names = "--keys", defaultValue = "2",
+      description = "keys worked on at once; set: processes = keys x threads-per-key (default ${DEFAULT-VALUE})")
   int keys;
 
   @Option(names = "--threads-per-key", defaultValue = "5", description = "processes per key at once, <= 10 (default ${DEFAULT-VALUE})")
@@ -98,10 +101,15 @@ public final class Run implements Callable<Integer> {
     serverSettings.forEach((k, v) -> server.put(k, v.matches("-?\\d+") ? (Object) Long.parseLong(v) : v));
     Duration[] fault = range(faultSeconds, "--fault-seconds");
     Duration[] quiet = range(quietSeconds, "--quiet-seconds");
-    JepsenRun.Options o = new JepsenRun.Options(nodes, workload, nemesis, Duration.ofSeconds(timeLimitSeconds), s,
-        new RegisterWorkload.Settings(keys, threadsPerKey, opsPerKey, 10, rate, Duration.ofMillis(requestTimeoutMs)),
-        new NemesisSchedule.Timing(quiet[0], quiet[1], fault[0], fault[1]), reportDir, image, server,
-        Duration.ofSeconds(60), Duration.ofSeconds(checkTimeoutSeconds), String.join(" ", args));
+    JepsenRun.Options o;
+    try {
+      o = new JepsenRun.Options(nodes, workload, nemesis, Duration.ofSeconds(timeLimitSeconds), s,
+          new RegisterWorkload.Settings(keys, threadsPerKey, opsPerKey, 10, rate, Duration.ofMillis(requestTimeoutMs)),
+          new NemesisSchedule.Timing(quiet[0], quiet[1], fault[0], fault[1]), reportDir, image, server,
+          Duration.ofSeconds(60), Duration.ofSeconds(checkTimeoutSeconds), String.join(" ", args));
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.ParameterException(new CommandLine(new Run()), e.getMessage(), e);
+    }
     JepsenRun.Outcome outcome = JepsenRun.execute(o, System.out);
     return switch (outcome.verdict()) {
       case "true" -> 0;

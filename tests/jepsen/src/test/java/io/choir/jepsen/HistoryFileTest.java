@@ -59,6 +59,37 @@ class HistoryFileTest {
   }
 
   @Test
+  void setReadsRoundTripApartFromTheOps() throws Exception {
+    StringWriter out = new StringWriter();
+    AtomicLong clock = new AtomicLong();
+    Recorder r = new Recorder(out, () -> clock.addAndGet(1_000));
+    r.invoke(Operation.write(0, SetWorkload.key(0), 0), "n1");
+    r.ok(0);
+    r.invoke(Operation.write(1, SetWorkload.key(1), 1), "n2");
+    r.info(1, "timeout");
+    r.nemesis(NemesisEvent.HEAL, "heal-all", List.of("n1", "n2"), "healed");
+    r.setReadInvoke(2, SetWorkload.PREFIX, "linearizable", "n1");
+    r.setReadFail(2, "ChoirTimeoutException: timed out");
+    r.setReadInvoke(2, SetWorkload.PREFIX, "linearizable", "n1");
+    r.setReadOk(2, List.of(0L, 1L), 1);
+    r.setReadInvoke(3, SetWorkload.PREFIX, "sequential", "n2");
+    r.setReadOk(3, List.of(0L), 1);
+    r.setReadInvoke(4, SetWorkload.PREFIX, "sequential", "n3"); // never completes
+    r.close();
+    assertTrue(out.toString().contains("\"f\":\"scan\""));
+    HistoryFile read = HistoryFile.read(new StringReader(out.toString()));
+    assertEquals(r.history().events(), read.history().events());
+    assertEquals(r.setReads(), read.setReads());
+    assertEquals(List.of(Outcome.FAIL, Outcome.OK, Outcome.OK, Outcome.INFO),
+        read.setReads().stream().map(SetRead::outcome).toList());
+    assertEquals(List.of(0L, 1L), read.setReads().get(1).elements());
+    assertEquals("ChoirTimeoutException: timed out", read.setReads().get(0).error());
+    assertEquals(1, read.nemesis().size());
+    assertEquals(Verdict.VALID,
+        SetChecker.check(read.history(), read.setReads(), SetWorkload.PREFIX).verdict(), "re-checkable from the file");
+  }
+
+  @Test
   void timesAreRelativeToTheStartAndOrdered() throws Exception {
     StringWriter out = new StringWriter();
     Recorder r = sample(out);

@@ -2,6 +2,7 @@ package io.choir.jepsen;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -19,6 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -73,6 +75,7 @@ class ReportTest {
     CheckResult lin = Checker.check(h, Duration.ofSeconds(10));
     Map<String, ObjectNode> checkers = new LinkedHashMap<>();
     checkers.put("linearizable", Results.linearizable(lin));
+    checkers.put("garbage-reads", GarbageReads.check(h).toJson());
     ObjectNode conv = Json.MAPPER.createObjectNode();
     conv.put("valid", converged);
     checkers.put("convergence", conv);
@@ -95,20 +98,20 @@ class ReportTest {
     Report.write(dir, h, r.nemesisEvents(), results, "{}");
     Report.linkLatest(dir);
 
-    for (String f : List.of("index.html", "results.json", "latency-raw.png", "rate.png", "timeline.html",
-        "linearizability.json")) {
+    for (String f : List.of("index.html", "results.json", "latency-raw.png", "latency-quantiles.png", "rate.png",
+        "timeline.html", "linearizability.json")) {
       assertTrue(Files.size(dir.resolve(f)) > 0, f);
     }
-    for (String png : List.of("latency-raw.png", "rate.png")) {
-      byte[] head = Files.readAllBytes(dir.resolve(png));
-      assertEquals((byte) 0x89, head[0]);
-      assertEquals('P', head[1]);
-    }
     String index = Files.readString(dir.resolve("index.html"));
-    for (String link : List.of("timeline.html", "history.jsonl", "results.json", "latency-raw.png", "rate.png",
-        "nodes/n1.log")) {
+    for (String png : List.of("latency-raw.png", "latency-quantiles.png", "rate.png")) {
+      assertNotNull(ImageIO.read(dir.resolve(png).toFile()), png);
+      assertTrue(index.contains("img src=\"" + png + "\""), png + " shown");
+    }
+    for (String link : List.of("timeline.html", "history.jsonl", "results.json", "linearizability.json",
+        "latency-raw.png", "latency-quantiles.png", "rate.png", "nodes/n1.log")) {
       assertTrue(index.contains("href=\"" + link + "\""), link);
     }
+    assertTrue(index.contains("garbage-reads"));
     assertTrue(index.contains("kill-primary"));
     String timeline = Files.readString(dir.resolve("timeline.html"));
     assertTrue(timeline.contains("class=\"op info\""));
@@ -138,6 +141,30 @@ class ReportTest {
     Path dir = Report.newRunDir(tmp);
     Report.write(dir, h, r.nemesisEvents(), results, null);
     assertTrue(Files.readString(dir.resolve("index.html")).contains("r00-0001"));
+  }
+
+  @Test
+  void aSetRunShowsTheSetCheckerAndItsAnomalies() throws Exception {
+    SetCheckerTest.H set = new SetCheckerTest.H().ok(0, 1, 2).info(3).read(0L, 2L, 3L);
+    History h = set.r.history();
+    Map<String, ObjectNode> checkers = new LinkedHashMap<>();
+    SetChecker.Result r = SetChecker.check(h, set.r.setReads(), SetWorkload.PREFIX);
+    checkers.put("set", r.toJson());
+    ObjectNode conv = Json.MAPPER.createObjectNode();
+    conv.put("valid", true);
+    checkers.put("convergence", conv);
+    ObjectNode run = Json.MAPPER.createObjectNode();
+    run.put("workload", "set");
+    ObjectNode results = Results.build(run, checkers, Results.stats(h), List.of());
+    assertEquals("false", Results.show(results.get("valid")));
+    Path dir = Report.newRunDir(tmp);
+    Report.write(dir, h, List.of(), results, null);
+    String index = Files.readString(dir.resolve("index.html"));
+    assertTrue(index.contains("Choir set"));
+    assertTrue(index.contains(Report.esc(r.summary())), "the summary is the checker's detail");
+    assertTrue(index.contains("&quot;lost&quot; : [ 1 ]"), "the invalid checker's entry is shown");
+    assertFalse(index.contains("href=\"linearizability.json\""), "no such file for a set run");
+    assertNotNull(ImageIO.read(dir.resolve("latency-quantiles.png").toFile()));
   }
 
   @Test
