@@ -1,10 +1,12 @@
 package io.choir.jepsen;
 
+import com.github.dockerjava.api.model.Bind;
 import com.github.dockerjava.api.model.Capability;
 import com.github.dockerjava.api.model.ExposedPort;
 import com.github.dockerjava.api.model.HostConfig;
 import com.github.dockerjava.api.model.PortBinding;
 import com.github.dockerjava.api.model.Ports;
+import com.github.dockerjava.api.model.Volume;
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaInfo;
 import io.choir.client.ReplicaStatusResult;
@@ -46,25 +48,51 @@ import org.testcontainers.utility.DockerImageName;
  *   <li>Containers get NET_ADMIN (nftables faults inside them), the labels of {@link Docker}, and their
  *       client port published on 127.0.0.1 only.
  *   <li>Killed replicas are restarted with {@code docker start}: same container, same data volume.
+ *   <li>Each replica's data folder is a small file system of its own on the host ({@link DataDisks},
+ *       {@link Settings#dataDiskMegabytes}), bind-mounted into the container: it survives kill and restart,
+ *       and the disk-full nemesis can fill it. Without root the image's volume is used instead.
  * </ul>
  */
 public final class Cluster implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Cluster.class);
 
-  /** Settings of a cluster. */
+  /**
+   * Settings of a cluster.
+   *
+   * @param dataDiskMegabytes size of each replica's own data file system ({@link DataDisks}); 0 keeps the
+   *     data in the image's volume (then disk-full cannot run)
+   */
   public record Settings(
       int nodes,
       String image,
       String runId,
       Map<String, Object> serverSettings,
       String javaOpts,
-      Duration startTimeout) {
+      Duration startTimeout,
+      long dataDiskMegabytes) {
+    /**
+     * DATA_DISK_MB_DEFAULT: 256 MiB holds well over a million register ops (about 200 bytes of WAL
+     * each), and the image is sparse, so it costs only what is written. System property
+     * {@code choir.jepsen.dataDiskMb} overrides it; 0 turns the data disks off.
+     */
+    public static final long DATA_DISK_MB_DEFAULT = 256;
+
     /** Settings checks the node count. */
     public Settings {
       if (nodes != 1 && nodes != 3 && nodes != 5 && nodes != 7) {
         throw new IllegalArgumentException("nodes must be 1, 3, 5 or 7, got " + nodes);
       }
+      if (dataDiskMegabytes != 0 && dataDiskMegabytes < 64) {
+        throw new IllegalArgumentException("a data disk needs at least 64 MiB (RocksDB's files), got " + dataDiskMegabytes);
+      }
       serverSettings = Collections.unmodifiableMap(new LinkedHashMap<>(serverSettings));
+    }
+
+    /** Settings with the default data disks ({@link #DATA_DISK_MB_DEFAULT} or the system property). */
+    public Settings(int nodes, String image, String runId, Map<String, Object> serverSettings, String javaOpts,
+        Duration startTimeout) {
+      this(nodes, image, runId, serverSettings, javaOpts, startTimeout,
+          Long.getLong("choir.jepsen.dataDiskMb", DATA_DISK_MB_DEFAULT));
     }
 
     /** defaults: {@code nodes} replicas of choir:latest with the server's defaults. */
@@ -75,7 +103,12 @@ public final class Cluster implements AutoCloseable {
 
     /** withServerSettings replaces the extra server settings. */
     public Settings withServerSettings(Map<String, Object> settings) {
-      return new Settings(nodes, image, runId, settings, javaOpts, startTimeout);
+      return new Settings(nodes, image, runId, settings, javaOpts, startTimeout, dataDiskMegabytes);
+    }
+
+    /** withDataDiskMegabytes replaces the data disks' size (0: none). */
+    public Settings withDataDiskMegabytes(long megabytes) {
+      return new Settings(nodes, image, runId, serverSettings, javaOpts, startTimeout, megabytes);
     }
   }
 
@@ -125,14 +158,17 @@ public final class Cluster implements AutoCloseable {
   private final String subnet;
   private final List<Node> nodes;
   private final ChoirClient admin;
+  private final DataDisks disks; // null: the image's volume
   private volatile boolean closed;
 
-  private Cluster(Settings settings, String clusterId, Network network, String subnet, List<Node> nodes) {
+  private Cluster(Settings settings, String clusterId, Network network, String subnet, List<Node> nodes,
+      DataDisks disks) {
     this.settings = settings;
     this.clusterId = clusterId;
     this.network = network;
     this.subnet = subnet;
     this.nodes = List.copyOf(nodes);
+    this.disks = disks;
     this.admin = ChoirClient.builder().endpoints(nodes.stream().map(Node::endpoint).toList())
         .requestTimeout(Duration.ofMillis(1500)).connectTimeout(Duration.ofMillis(500)).eventLoopThreads(1).build();
   }
@@ -180,11 +216,14 @@ public final class Cluster implements AutoCloseable {
     for (int i = 1; i <= settings.nodes(); i++) {
       specs.add(new NodeSpec(i, "n" + i, prefix(subnet) + "." + (10 + i), ports.get(i - 1)));
     }
+    DataDisks disks = DataDisks.create(runId, specs.stream().map(NodeSpec::name).toList(),
+        settings.dataDiskMegabytes()).orElse(null);
     List<Node> nodes = new ArrayList<>();
     for (NodeSpec spec : specs) {
-      nodes.add(new Node(spec, container(settings, clusterId, network, spec, specs, labels)));
+      Path data = disks == null ? null : disks.hostPath(spec.name());
+      nodes.add(new Node(spec, container(settings, clusterId, network, spec, specs, labels, data)));
     }
-    Cluster cluster = new Cluster(settings, clusterId, network, subnet, nodes);
+    Cluster cluster = new Cluster(settings, clusterId, network, subnet, nodes, disks);
     log.info("run {}: starting {} replicas of {} on {} ({})", runId, nodes.size(), settings.image(), subnet,
         String.join(", ", nodes.stream().map(n -> n.name() + "=" + n.ip() + " client " + n.endpoint()).toList()));
     try {
@@ -209,9 +248,10 @@ public final class Cluster implements AutoCloseable {
   }
 
   private static GenericContainer<?> container(Settings settings, String clusterId, Network network,
-      NodeSpec spec, List<NodeSpec> all, Map<String, String> labels) {
+      NodeSpec spec, List<NodeSpec> all, Map<String, String> labels, Path dataOnHost) {
     String yaml = spec.serverYaml(clusterId, all, settings.serverSettings());
     GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(settings.image()));
+
     c.withNetwork(network)
         .withNetworkAliases(spec.name())
         .withLabels(labels)
@@ -236,6 +276,11 @@ public final class Cluster implements AutoCloseable {
               .withIpv4Address(spec.ip())
               .withExposedPorts(client);
           HostConfig hc = cmd.getHostConfig();
+          if (dataOnHost != null) {
+            // a bind of the host folder, set on the create command: Testcontainers' withFileSystemBind
+            // would first probe with an alpine container whether binds work, and that image cannot be pulled
+            hc.withBinds(new Bind(dataOnHost.toString(), new Volume(NodeSpec.DATA_DIR)));
+          }
           hc.withCapAdd(Capability.NET_ADMIN)
               .withExtraHosts(hosts.toArray(String[]::new))
               .withPortBindings(new PortBinding(Ports.Binding.bindIpAndPort("127.0.0.1", spec.clientPort()), client));
@@ -400,6 +445,27 @@ public final class Cluster implements AutoCloseable {
     Docker.kill(n.containerId(), "KILL");
   }
 
+  /**
+   * stop stops a replica cleanly, like {@code docker stop}: SIGTERM (the image's STOPSIGNAL), then
+   * SIGKILL after {@code grace}; returns the container's exit code (0 for a clean shutdown, 137 when it
+   * had to be killed).
+   */
+  public long stop(Node n, Duration grace) {
+    Docker.stop(n.containerId(), grace);
+    return exitCode(n);
+  }
+
+  /** exitCode is the exit code of the node's container's last run (meaningful once it stopped). */
+  public long exitCode(Node n) {
+    Long code = Docker.state(n.containerId()).getExitCodeLong();
+    return code == null ? -1 : code;
+  }
+
+  /** dataDisks are the replicas' own data file systems, when the cluster has them. */
+  public Optional<DataDisks> dataDisks() {
+    return Optional.ofNullable(disks);
+  }
+
   /** restart starts a killed replica's container again: same data, IP and port. */
   public void restart(Node n) {
     Docker.start(n.containerId());
@@ -438,7 +504,10 @@ public final class Cluster implements AutoCloseable {
     }
   }
 
-  /** close stops the admin client and removes the run's containers (with volumes) and network. */
+  /**
+   * close stops the admin client, removes the run's containers (with volumes) and network, and
+   * unmounts and deletes the data disks.
+   */
   @Override
   public void close() {
     if (closed) {
@@ -455,6 +524,9 @@ public final class Cluster implements AutoCloseable {
       network.close();
     } catch (RuntimeException e) {
       log.debug("network close: {}", e.toString());
+    }
+    if (disks != null) {
+      disks.close(); // after the containers that bind-mounted them are gone
     }
   }
 

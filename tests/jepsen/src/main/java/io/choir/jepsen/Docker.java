@@ -126,6 +126,18 @@ public final class Docker {
     client().killContainerCmd(id).withSignal(signal).exec();
   }
 
+  /**
+   * stop stops a container like {@code docker stop}: its STOPSIGNAL (SIGTERM for the Choir image), then
+   * SIGKILL after {@code grace}; returns when it has stopped. Stopping a stopped container is a no-op.
+   */
+  public static void stop(String id, Duration grace) {
+    try {
+      client().stopContainerCmd(id).withTimeout((int) Math.max(1, grace.toSeconds())).exec();
+    } catch (com.github.dockerjava.api.exception.NotModifiedException e) {
+      // already stopped
+    }
+  }
+
   /** start starts a stopped container again (same file system, volumes, IP and port bindings). */
   public static void start(String id) {
     client().startContainerCmd(id).exec();
@@ -177,11 +189,13 @@ public final class Docker {
   }
 
   /**
-   * removeStale removes what harness runs left behind whose JVM is gone (a crash, a kill -9, a reboot);
-   * {@code all} removes every harness container and network, live runs included.
+   * removeStale removes what harness runs left behind whose JVM is gone (a crash, a kill -9, a reboot):
+   * containers, networks, then the data disks those containers used ({@link DataDisks#removeStale});
+   * {@code all} removes every harness container, network and disk, live runs included.
    */
   public static int removeStale(boolean all) {
-    return remove(LABEL + "=true", !all);
+    int removed = remove(LABEL + "=true", !all);
+    return removed + DataDisks.removeStale(all);
   }
 
   private static int remove(String labelFilter, boolean onlyDeadOwners) {

@@ -28,5 +28,14 @@ public interface Nemesis {
 
     /** stop undoes the fault (heals the links, restarts or resumes the nodes). */
     void stop() throws Exception;
+
+    /**
+     * stopDetail says, after {@link #stop}, what the fault did and what stop found and did (how many
+     * datagrams the rules dropped, the exit code of a replica that stopped by itself, ...), for the
+     * history's stop event.
+     */
+    default String stopDetail() {
+      return "stopped";
+    }
   }
 }

@@ -69,8 +69,9 @@ public final class NemesisRunner {
       sleepUntil(step.atMillis() + step.holdMillis());
       try {
         active.stop();
-        recorder.nemesis(NemesisEvent.STOP, step.fault(), active.nodes(), "stopped");
-        log.info("nemesis stop {} on {}", step.fault(), active.nodes());
+        String detail = stopDetail(active);
+        recorder.nemesis(NemesisEvent.STOP, step.fault(), active.nodes(), detail);
+        log.info("nemesis stop {} on {}: {}", step.fault(), active.nodes(), detail);
       } catch (Exception e) {
         log.warn("nemesis {} could not stop: {}", step.fault(), e.toString());
         recorder.nemesis(NemesisEvent.ERROR, step.fault(), active.nodes(), "could not stop (the final heal will): " + e);
@@ -78,6 +79,15 @@ public final class NemesisRunner {
       if (stopping) {
         return;
       }
+    }
+  }
+
+  private static String stopDetail(Nemesis.Active active) {
+    try {
+      String d = active.stopDetail();
+      return d == null || d.isBlank() ? "stopped" : d;
+    } catch (RuntimeException e) {
+      return "stopped (no detail: " + e + ")";
     }
   }
 

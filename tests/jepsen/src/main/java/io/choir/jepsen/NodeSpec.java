@@ -28,7 +28,10 @@ public record NodeSpec(int id, String name, String ip, int clientPort) {
   public static final int PEER_PORT = 7401;
   /** MULTICAST_GROUP is the group of PREPAREs; datagrams stay on the test network (TTL 1, eth0 of the containers). */
   public static final String MULTICAST_GROUP = "239.255.77.1:7500";
-  /** DATA_DIR is the replica's RocksDB folder; the image declares it a volume, kept across container restarts. */
+  /**
+   * DATA_DIR is the replica's RocksDB folder: the replica's own data disk on the host, bind-mounted
+   * ({@link DataDisks}), or else the image's volume; either is kept across container restarts.
+   */
   public static final String DATA_DIR = "/var/lib/choir";
   /** CONFIG_PATH is where the image's default command reads its configuration. */
   public static final String CONFIG_PATH = "/etc/choir/choir.yaml";

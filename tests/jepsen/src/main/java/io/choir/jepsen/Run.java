@@ -26,8 +26,11 @@ import picocli.CommandLine.Option;
         + " Docker and the image (deploy/docker/build-image.sh).",
     footer = {"", "Nemeses: partition-one, partition-primary, partition-halves, partition-ring (5 nodes),",
         "partition-bridge (5 nodes), partition-primary-oneway, multicast-cut, multicast-loss-5|20|50,",
-        "kill-one, kill-primary, kill-minority, kill-all, pause-one, pause-primary;",
-        "groups: none, all, partitions, kills, pauses, multicast.",
+        "repair-path-cut, repair-path-cut-all, duplicate, kill-one, kill-primary, kill-minority, kill-all,",
+        "restart-all, pause-one, pause-primary, pause-backup, pause-one-short, pause-primary-short, disk-full,",
+        "disk-full-primary (disk-full* need root: each replica's data is a loop-mounted ext2 on the host);",
+        "groups: none, all, partitions, kills (kill-* and restart-all), pauses, multicast, repair,",
+        "network (partitions, multicast, repair, duplicate), disk.",
         "Exit: 0 valid, 1 invalid, 3 unknown (or the run broke), 2 usage."})
 public final class Run implements Callable<Integer> {
   @Option(names = "--nodes", defaultValue = "3", description = "replicas: 3 or 5 (default ${DEFAULT-VALUE})")

@@ -22,7 +22,7 @@ class NemesesTest {
         Nemeses.parse("partition-one, kill-primary", 3).stream().map(Nemesis::name).toList());
     assertTrue(Nemeses.parse("none", 3).isEmpty());
     assertTrue(Nemeses.parse("", 3).isEmpty());
-    assertEquals(List.of("kill-one", "kill-primary", "kill-minority", "kill-all"),
+    assertEquals(List.of("kill-one", "kill-primary", "kill-minority", "kill-all", "restart-all"),
         Nemeses.parse("kills", 3).stream().map(Nemesis::name).toList());
     assertEquals(List.of("multicast-cut", "multicast-loss-5", "multicast-loss-20", "multicast-loss-50"),
         Nemeses.parse("multicast", 3).stream().map(Nemesis::name).toList());
@@ -40,9 +40,38 @@ class NemesesTest {
   void catalogueHasTheFaultsOfTheIssue() {
     for (String required : List.of("partition-one", "partition-primary", "partition-halves", "multicast-cut",
         "multicast-loss-5", "multicast-loss-20", "multicast-loss-50", "kill-one", "kill-primary", "pause-one",
-        "pause-primary")) {
+        "pause-primary", "repair-path-cut", "repair-path-cut-all", "duplicate", "disk-full", "disk-full-primary",
+        "restart-all", "pause-one-short", "pause-primary-short", "pause-backup")) {
       assertEquals(required, Nemeses.byName(required).name());
     }
+  }
+
+  @Test
+  void newGroupsCollectTheirFaults() {
+    assertEquals(List.of("repair-path-cut", "repair-path-cut-all"),
+        Nemeses.parse("repair", 3).stream().map(Nemesis::name).toList());
+    assertEquals(List.of("disk-full", "disk-full-primary"), Nemeses.parse("disk", 3).stream().map(Nemesis::name).toList());
+    assertEquals(List.of("pause-one", "pause-primary", "pause-backup", "pause-one-short", "pause-primary-short"),
+        Nemeses.parse("pauses", 3).stream().map(Nemesis::name).toList());
+    List<String> network = Nemeses.parse("network", 5).stream().map(Nemesis::name).toList();
+    assertTrue(network.containsAll(List.of("partition-ring", "multicast-cut", "repair-path-cut", "duplicate")), network.toString());
+    assertFalse(network.stream().anyMatch(n -> n.startsWith("kill-") || n.startsWith("pause-") || n.startsWith("disk-")));
+    // every fault is in some group besides all, so a group run can reach it
+    for (String name : Nemeses.names()) {
+      assertTrue(Nemeses.groups().stream().filter(g -> !g.equals("all"))
+          .anyMatch(g -> Nemeses.parse(g, 5).stream().anyMatch(n -> n.name().equals(name))), name + " is in a group");
+    }
+    assertEquals(Nemeses.names().size(), Nemeses.parse("all", 5).size());
+  }
+
+  @Test
+  void faultsThatNeedPeersRefuseOneNode() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Nemeses.parse("repair-path-cut", 1));
+    assertTrue(e.getMessage().contains("at least 3 nodes"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> Nemeses.parse("duplicate", 1));
+    assertEquals(List.of("disk-full", "disk-full-primary"), Nemeses.parse("disk", 1).stream().map(Nemesis::name).toList());
+    assertTrue(Nemeses.parse("all", 1).stream().noneMatch(n -> n.name().startsWith("repair-")));
+    assertEquals(2, Nemeses.parse("restart-all,pause-one-short", 1).size());
   }
 
   @Test
@@ -109,6 +138,137 @@ class NemesesTest {
     assertTrue(Nft.heal().contains("delete table inet jepsen"));
     String[] cmd = Nft.command("X\n");
     assertEquals(List.of("sh", "-c", "nft -f - <<'NFT'\nX\nNFT\n"), List.of(cmd));
+  }
+
+  /** The byte offsets of the repair cut are the wire's: encode a real header and look where nft looks. */
+  @Test
+  void repairCutMatchesTheDatagramHeaderOnTheWire() {
+    io.netty.buffer.ByteBuf udp = io.netty.buffer.Unpooled.buffer();
+    udp.writeZero(8); // the UDP header: @th counts from its first bit
+    new io.choir.proto.wire.DatagramHeader(io.choir.proto.wire.DatagramHeader.PROTOCOL_VERSION,
+        io.choir.proto.MessageType.FRAGMENT_VALUE, 0, 0x1234L, 7, 2).encode(udp);
+    udp.writeByte(io.choir.proto.MessageType.PREPARE_VALUE); // a fragment's body starts with the inner type
+    assertEquals(io.choir.proto.wire.DatagramHeader.MAGIC, udp.getInt(Nft.MAGIC_BIT / 8));
+    assertEquals(Long.decode(Nft.MAGIC).intValue(), io.choir.proto.wire.DatagramHeader.MAGIC);
+    assertEquals(io.choir.proto.MessageType.FRAGMENT_VALUE, udp.getUnsignedByte(Nft.TYPE_BIT / 8));
+    assertEquals(io.choir.proto.MessageType.PREPARE_VALUE, udp.getUnsignedByte(Nft.FRAGMENT_INNER_TYPE_BIT / 8));
+    assertEquals(8 + io.choir.proto.wire.DatagramHeader.SIZE, Nft.FRAGMENT_INNER_TYPE_BIT / 8);
+    assertEquals(io.choir.proto.MessageType.PREPARE_VALUE, Nft.PREPARE);
+    assertEquals(io.choir.proto.MessageType.NACK_VALUE, Nft.NACK);
+    assertEquals(io.choir.proto.MessageType.FRAGMENT_VALUE, Nft.FRAGMENT);
+  }
+
+  @Test
+  void repairCutRuleText() {
+    String peer = "ip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 ";
+    assertEquals("add rule inet jepsen in " + peer + "@th,104,8 { 1, 4 } counter drop\n"
+        + "add rule inet jepsen in " + peer + "@th,104,8 12 @th,288,8 1 counter drop\n"
+        + "add rule inet jepsen in tcp dport 7401 counter drop\n"
+        + "add rule inet jepsen in tcp sport 7401 counter drop\n", Nft.repairCut());
+    // what the cut leaves alone: PREPARE_OK (2), HEARTBEAT (3), HEARTBEAT_OK (13), the view change (5-7)
+    for (int type : new int[] {2, 3, 5, 6, 7, 13}) {
+      assertFalse(Nft.repairCut().contains("@th,104,8 " + type + " "), "type " + type);
+    }
+  }
+
+  @Test
+  void duplicateRuleText() {
+    assertEquals("table netdev jepsen {\n"
+        + "  chain egress { type filter hook egress device \"eth0\" priority 0; policy accept; }\n"
+        + "}\n"
+        + "add rule netdev jepsen egress meta mark 0x4a455053 counter accept\n"
+        + "add rule netdev jepsen egress udp sport 7401 numgen random mod 100 < 50 meta mark set 0x4a455053"
+        + " counter dup to \"eth0\"\n", Nft.duplicate(50));
+    assertFalse(Nft.duplicate(100).contains("numgen"), "100% needs no random draw");
+    assertThrows(IllegalArgumentException.class, () -> Nft.duplicate(0));
+    assertThrows(IllegalArgumentException.class, () -> Nft.duplicate(101));
+    // the mark test comes first: a copy passes the egress hook again and must not be copied again
+    String d = Nft.duplicate(50);
+    assertTrue(d.indexOf("meta mark 0x4a455053 counter accept") < d.indexOf("meta mark set"));
+  }
+
+  @Test
+  void healDeletesBothTables() {
+    assertTrue(Nft.heal().contains("delete table inet jepsen\n"));
+    assertTrue(Nft.heal().contains("table netdev jepsen\ndelete table netdev jepsen\n"));
+  }
+
+  @Test
+  void packetCountersAreSummedPerKindOfRule() {
+    String listing = "table inet jepsen {\n\tchain in {\n"
+        + "\t\tip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 @th,104,8 { 0x1, 0x4 } counter packets 12 bytes 900 drop\n"
+        + "\t\tip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 @th,104,8 0xc @th,288,8 0x1 counter packets 3 bytes 4000 drop\n"
+        + "\t\ttcp dport 7401 counter packets 5 bytes 300 drop\n"
+        + "\t\ttcp sport 7401 counter packets 1 bytes 60 drop\n"
+        + "\t\tip daddr 239.0.0.0/8 numgen random mod 100 < 20 counter packets 40 bytes 9999 drop\n\t}\n}\n";
+    assertEquals(15, Nft.packets(listing, "@th,"));
+    assertEquals(6, Nft.packets(listing, "tcp "));
+    assertEquals(40, Nft.packets(listing, "numgen"));
+    assertEquals(0, Nft.packets("", "numgen"));
+  }
+
+  @Test
+  void repairCutLossyNodeIsABackupChosenBySeed() {
+    List<String> three = List.of("n1", "n2", "n3");
+    Set<String> chosen = new TreeSet<>();
+    // step seeds come from the plan's nextLong() (NemesisSchedule): small consecutive seeds would all make
+    // the same first draw in java.util.Random
+    java.util.Random steps = new java.util.Random(42);
+    for (int i = 0; i < 50; i++) {
+      long seed = steps.nextLong();
+      String a = Nemeses.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
+      String b = Nemeses.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
+      assertEquals(a, b, "seed " + seed + " replays");
+      assertFalse(a.equals("n2"), "never the primary");
+      chosen.add(a);
+    }
+    assertEquals(Set.of("n1", "n3"), chosen, "both backups get their turn");
+    // no primary known: any node
+    Set<String> any = new TreeSet<>();
+    for (int i = 0; i < 50; i++) {
+      long seed = steps.nextLong();
+      any.add(Nemeses.pickBackup(three, java.util.Optional.empty(), new java.util.Random(seed)));
+    }
+    assertEquals(Set.copyOf(three), any);
+  }
+
+  @Test
+  void shortPausesAreHalfTheElectionTimeout() {
+    assertEquals((int) io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS.defaultValue(), Nemeses.ELECTION_TIMEOUT_MS_DEFAULT,
+        "the harness's copy of the server default");
+    assertEquals(250, Nemeses.shortPauseMillis(Map.of()));
+    assertEquals(400, Nemeses.shortPauseMillis(Map.of("election_timeout_ms", "800")), "a --server-setting is a string");
+    assertEquals(100, Nemeses.shortPauseMillis(Map.of("election_timeout_ms", 200)));
+    // the schedule's shortest hold is far longer: the short pause must end by itself
+    assertTrue(Nemeses.shortPauseMillis(Map.of()) < NemesisSchedule.Timing.defaults().holdMin().toMillis());
+  }
+
+  @Test
+  void restartExitCodesSayWhetherTheShutdownWasClean() {
+    Map<String, Long> exits = new java.util.LinkedHashMap<>();
+    exits.put("n1", 0L);
+    exits.put("n2", 137L);
+    exits.put("n3", 4L);
+    assertEquals("n1 exit 0, n2 exit 137 (SIGKILL: no clean shutdown), n3 exit 4 (error)", Nemeses.describeExits(exits));
+  }
+
+  @Test
+  void activeFaultsSayStoppedByDefault() {
+    Nemesis.Active a = new Nemesis.Active() {
+      @Override
+      public List<String> nodes() {
+        return List.of();
+      }
+
+      @Override
+      public String detail() {
+        return "";
+      }
+
+      @Override
+      public void stop() {}
+    };
+    assertEquals("stopped", a.stopDetail());
   }
 
   @Test
