@@ -1,41 +1,104 @@
 package io.choir.jepsen;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
- * Short versions of the harness's scenarios against real replica containers (Docker and the image
- * {@code choir.jepsen.image}, default choir:latest, are needed: these run only in the {@code jepsen}
- * profile). Each must come out valid: linearizable on every key and converged after healing.
+ * The CI suite of the harness: short versions of its scenarios against real replica containers (Docker
+ * and the image {@code choir.jepsen.image}, default choir:latest, are needed: these run only in the
+ * {@code jepsen} profile, which the README's test command runs). Each must come out valid: linearizable
+ * on every key, no garbage reads, converged after healing. The last one runs a deliberately broken server
+ * and must come out invalid: proof that the harness can fail.
  *
  * <p>Each scenario has a fixed default seed so CI replays the same nemesis plan; {@code
  * -Dchoir.jepsen.seed=N} runs another, {@code -Dchoir.jepsen.seconds=N} changes the time limit. The
- * report of each run is under target/jepsen/&lt;timestamp&gt;/.
+ * report of each run is under target/jepsen/&lt;timestamp&gt;/ (its path is printed). The same runs from
+ * the command line: {@code tests/jepsen/run.sh --nemesis kill-primary --time-limit 45 --seed 7}.
  */
 class JepsenScenariosTest {
+  private static final long SECONDS = 45;
 
-  private static JepsenRun.Outcome run(int nodes, String nemesis, long defaultSeconds, long defaultSeed)
+  private static JepsenRun.Outcome execute(int nodes, String nemesis, long defaultSeed, Map<String, Object> server)
       throws Exception {
+    return execute("register", nodes, nemesis, defaultSeed, server);
+  }
+
+  private static JepsenRun.Outcome execute(String workload, int nodes, String nemesis, long defaultSeed,
+      Map<String, Object> server) throws Exception {
     long seed = Long.getLong("choir.jepsen.seed", defaultSeed);
-    long seconds = Long.getLong("choir.jepsen.seconds", defaultSeconds);
-    JepsenRun.Options o = JepsenRun.Options.defaults(nodes, nemesis, Duration.ofSeconds(seconds), seed);
-    JepsenRun.Outcome outcome = JepsenRun.execute(o, System.out);
-    assertTrue(outcome.valid(), "valid: " + outcome.verdict() + " (seed " + seed + "); report "
+    long seconds = Long.getLong("choir.jepsen.seconds", SECONDS);
+    JepsenRun.Options d = JepsenRun.Options.defaults(nodes, nemesis, Duration.ofSeconds(seconds), seed);
+    JepsenRun.Options o = new JepsenRun.Options(d.nodes(), workload, d.nemesis(), d.timeLimit(), d.seed(),
+        d.register(), d.timing(), d.reportBase(), d.image(), server, d.recoveryTimeout(), d.checkTimeout(),
+        "JepsenScenariosTest " + workload + " " + nemesis + " seed " + seed);
+    return JepsenRun.execute(o, System.out);
+  }
+
+  private static void valid(int nodes, String nemesis, long defaultSeed) throws Exception {
+    valid("register", nodes, nemesis, defaultSeed);
+  }
+
+  private static void valid(String workload, int nodes, String nemesis, long defaultSeed) throws Exception {
+    JepsenRun.Outcome outcome = execute(workload, nodes, nemesis, defaultSeed, Map.of());
+    assertTrue(outcome.valid(), "valid: " + outcome.verdict() + " (" + workload + ") under " + nemesis + "; report "
         + outcome.dir().toAbsolutePath().resolve("index.html") + "\n" + outcome.results().path("checkers"));
-    return outcome;
   }
 
   /** A minority (1 of 3, primary or not) cut off from the majority, again and again, while clients write. */
   @Test
   void minorityPartitionDuringWrites() throws Exception {
-    run(3, "partition-halves", 60, 11); // seed 11 cuts off n3, n1, n2, n3 in turn
+    valid(3, "partition-halves", 11);
   }
 
   /** kill -9 of whichever replica is primary, restarted with its data, while clients write. */
   @Test
   void killOfThePrimary() throws Exception {
-    run(3, "kill-primary", 60, 7);
+    valid(3, "kill-primary", 7);
+  }
+
+  /** Every replica drops 20% of the multicast it receives: NACK repair must fill every gap. */
+  @Test
+  void multicastLoss20() throws Exception {
+    valid(3, "multicast-loss-20", 3);
+  }
+
+  /** A backup frozen (docker pause) for longer than the election timeout, then resumed. */
+  @Test
+  void backupPausedPastTheElectionTimeout() throws Exception {
+    valid(3, "pause-backup", 5);
+  }
+
+  /** Every replica killed (kill -9) or stopped cleanly at once, then started again: nothing acknowledged is lost. */
+  @Test
+  void restartOfAllNodes() throws Exception {
+    valid(3, "kill-all,restart-all", 13);
+  }
+
+  /** The others stop hearing the primary while it still hears them (a one-way cut). */
+  @Test
+  void primaryCutOffOneWay() throws Exception {
+    valid(3, "partition-primary-oneway", 17);
+  }
+
+  /** The set workload (unique adds, final reads) while a minority is cut off or the primary is killed. */
+  @Test
+  void setWorkloadUnderPartitionsAndKills() throws Exception {
+    valid("set", 3, "partition-halves,kill-primary", 19);
+  }
+
+  /**
+   * With {@code test_unsafe_reads: local} every replica answers reads from its own state, so an isolated
+   * old primary serves stale reads while the majority moves on: the verdict must be invalid (false, not
+   * unknown).
+   */
+  @Test
+  void aBrokenServerIsCaught() throws Exception {
+    JepsenRun.Outcome outcome = execute(3, "partition-primary", 23, Map.of("test_unsafe_reads", "local"));
+    assertEquals("false", outcome.verdict(), "a server that answers reads from local state must be caught; report "
+        + outcome.dir().toAbsolutePath().resolve("index.html") + "\n" + outcome.results().path("checkers"));
   }
 }
