@@ -121,7 +121,8 @@ final class ClusterCommand implements Runnable {
   }
 
   @Command(name = "up", description = "Start every replica of DIR in the foreground (init first when"
-      + " DIR has no configs); Ctrl-C stops them cleanly.", mixinStandardHelpOptions = true)
+      + " DIR has no configs); Ctrl-C stops them cleanly. The replicas' JVM options come from"
+      + " $CHOIR_SERVER_JAVA_OPTS (default -XX:+UseG1GC).", mixinStandardHelpOptions = true)
   static final class Up implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
     @CommandLine.Mixin Layout layout = new Layout();
@@ -145,8 +146,11 @@ final class ClusterCommand implements Runnable {
       Runtime.getRuntime().addShutdownHook(stopper);
       for (Path f : files) {
         String name = f.getFileName().toString().replace(".yaml", "");
-        ProcessBuilder pb = new ProcessBuilder(java, "-XX:+UseG1GC", "-cp", classpath,
-            Choir.class.getName(), "server", "--config", f.toString()).redirectErrorStream(true);
+        List<String> command = new ArrayList<>();
+        command.add(java);
+        command.addAll(serverJvmOptions(System.getenv("CHOIR_SERVER_JAVA_OPTS")));
+        command.addAll(List.of("-cp", classpath, Choir.class.getName(), "server", "--config", f.toString()));
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
         Process p = pb.start();
         children.add(p);
         Thread pump = new Thread(() -> prefix(name, p, out), "choir-cluster-" + name);
@@ -178,6 +182,17 @@ final class ClusterCommand implements Runnable {
         }
       }
       return out;
+    }
+
+    /**
+     * serverJvmOptions are the replicas' JVM options: {@code CHOIR_SERVER_JAVA_OPTS} split on blanks, or
+     * {@code -XX:+UseG1GC} when it is unset or blank.
+     */
+    static List<String> serverJvmOptions(String env) {
+      if (env == null || env.isBlank()) {
+        return List.of("-XX:+UseG1GC");
+      }
+      return List.of(env.trim().split("\\s+"));
     }
 
     private static void prefix(String name, Process p, PrintWriter out) {

@@ -154,11 +154,12 @@ public final class ServerConfig {
       add(new Setting<>("test_fault_file",
           "TEST ONLY: a file listing peer ids to cut off (both ways), re-read every 100 ms.", "",
           ServerConfig::string));
-  public static final Setting<String> TEST_UNSAFE_READS =
-      add(new Setting<>("test_unsafe_reads",
-          "TEST ONLY, breaks linearizability on purpose: 'local' answers every read, linearizable ones on a"
-              + " backup included, from this replica's applied state at once; 'off' is the only safe value.",
-          "off", v -> oneOf(v, "off", "local")));
+  public static final Setting<String> TEST_BREAK_PROTOCOL =
+      add(new Setting<>("test_break_protocol",
+          "TEST ONLY, breaks the protocol on purpose so tests can show their checks catch it: 'local-reads'"
+              + " answers every read from local state; 'commit-alone' acknowledges a write once the primary"
+              + " alone has it on disk. 'off' is the only safe value.",
+          "off", v -> oneOf(v, "off", "local-reads", "commit-alone")));
   public static final Setting<String> LOG_LEVEL =
       add(new Setting<>("log_level", "error, warn, info or debug.", "info",
           v -> oneOf(v, "error", "warn", "info", "debug", "trace")));

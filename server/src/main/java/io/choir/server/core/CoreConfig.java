@@ -43,12 +43,24 @@ public final class CoreConfig {
   public final long logRetentionMaxOps;
   /** Seed of the core's random source (NACK delays); a run replays from it. */
   public final long seed;
+  /** TEST ONLY: a deliberate protocol bug, so tests can prove that their checks catch one. */
+  public final Breakage breakage;
+
   /**
-   * TEST ONLY, breaks linearizability on purpose: every replica answers every read, linearizable ones
-   * included, from its own applied state at once. The failure-injection harness must then report an
-   * invalid history (issue 5, "prove the harness can fail").
+   * Breakage is a deliberate protocol bug (server setting {@code test_break_protocol}); the simulator's
+   * and the failure-injection harness's checks must report the histories it produces as invalid.
    */
-  public final boolean unsafeLocalReads;
+  public enum Breakage {
+    /** The protocol as designed. */
+    NONE,
+    /** Every replica answers every read, linearizable ones included, from its own applied state at once. */
+    LOCAL_READS,
+    /**
+     * The primary commits, applies and acknowledges a write once it alone has persisted it, without
+     * waiting for f backups: a primary cut off from the others acknowledges writes the next view loses.
+     */
+    COMMIT_ALONE
+  }
 
   private CoreConfig(Builder b) {
     this.replicaId = b.replicaId;
@@ -80,7 +92,7 @@ public final class CoreConfig {
     this.logRetentionMinOps = b.logRetentionMinOps;
     this.logRetentionMaxOps = Math.max(b.logRetentionMaxOps, b.logRetentionMinOps);
     this.seed = b.seed;
-    this.unsafeLocalReads = b.unsafeLocalReads;
+    this.breakage = b.breakage;
   }
 
   public static Builder builder(int replicaId, List<Integer> replicaIds) {
@@ -142,7 +154,7 @@ public final class CoreConfig {
     private int maxRetransmitEntriesPerNack = 4096;
     private long logRetentionMinOps = 100_000;
     private long logRetentionMaxOps = 10_000_000;
-    private boolean unsafeLocalReads;
+    private Breakage breakage = Breakage.NONE;
     private long seed = 1;
 
     private Builder(int replicaId, List<Integer> replicaIds) {
@@ -174,7 +186,7 @@ public final class CoreConfig {
     public Builder logRetentionMinOps(long v) { logRetentionMinOps = v; return this; }
     public Builder logRetentionMaxOps(long v) { logRetentionMaxOps = v; return this; }
     public Builder seed(long v) { seed = v; return this; }
-    public Builder unsafeLocalReads(boolean v) { unsafeLocalReads = v; return this; }
+    public Builder breakage(Breakage v) { breakage = v; return this; }
 
     public CoreConfig build() {
       return new CoreConfig(this);

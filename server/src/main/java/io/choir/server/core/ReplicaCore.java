@@ -398,7 +398,7 @@ public final class ReplicaCore {
   private void onRead(Event.ClientRequest event, long nowNs, Effects out) {
     counters.reads++;
     Request request = event.request();
-    if (config.unsafeLocalReads) { // test_unsafe_reads: local, whatever was asked (a deliberate bug)
+    if (config.breakage == CoreConfig.Breakage.LOCAL_READS) { // a deliberate bug, test_break_protocol
       out.reads.add(new Effects.Read(event.connectionId(), request));
       return;
     }
@@ -636,7 +636,8 @@ public final class ReplicaCore {
   private long quorumCommit() {
     long[] sorted = acked.clone();
     Arrays.sort(sorted);
-    long c = sorted[n - config.quorum()];
+    // COMMIT_ALONE (test_break_protocol: commit-alone) is a deliberate bug: a quorum of one.
+    long c = sorted[n - (config.breakage == CoreConfig.Breakage.COMMIT_ALONE ? 1 : config.quorum())];
     return Math.min(c, lastOp);
   }
 

@@ -149,9 +149,9 @@ public final class ReplicaServer implements AutoCloseable {
         .addKeyValue("applied", stateMachine.applied())
         .addKeyValue("log", core.lastOp())
         .log("replica started");
-    if (config.get(ServerConfig.TEST_UNSAFE_READS).equals("local")) {
-      log.atWarn().addKeyValue("test_unsafe_reads", "local")
-          .log("TEST ONLY setting on: reads are answered from local state, linearizability is broken on purpose");
+    if (!config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("off")) {
+      log.atWarn().addKeyValue("test_break_protocol", config.get(ServerConfig.TEST_BREAK_PROTOCOL))
+          .log("TEST ONLY setting on: the protocol is broken on purpose, this replica is not safe");
     }
   }
 
@@ -177,7 +177,11 @@ public final class ReplicaServer implements AutoCloseable {
         .logRetentionMinOps(config.logRetentionOps())
         .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
-        .unsafeLocalReads(config.get(ServerConfig.TEST_UNSAFE_READS).equals("local"))
+        .breakage(switch (config.get(ServerConfig.TEST_BREAK_PROTOCOL)) {
+          case "local-reads" -> CoreConfig.Breakage.LOCAL_READS;
+          case "commit-alone" -> CoreConfig.Breakage.COMMIT_ALONE;
+          default -> CoreConfig.Breakage.NONE;
+        })
         .build();
   }
 

@@ -91,14 +91,14 @@ class JepsenScenariosTest {
   }
 
   /**
-   * With {@code test_unsafe_reads: local} every replica answers reads from its own state, so an isolated
-   * old primary serves stale reads while the majority moves on: the verdict must be invalid (false, not
-   * unknown).
+   * With {@code test_break_protocol: commit-alone} the primary acknowledges a write once it alone has it on
+   * disk; cut off from the others, it acknowledges writes that the majority's next view never sees. The
+   * verdict must be invalid (false, not unknown): proof that the harness can fail.
    */
   @Test
   void aBrokenServerIsCaught() throws Exception {
-    JepsenRun.Outcome outcome = execute(3, "partition-primary", 23, Map.of("test_unsafe_reads", "local"));
-    assertEquals("false", outcome.verdict(), "a server that answers reads from local state must be caught; report "
+    JepsenRun.Outcome outcome = execute(3, "partition-primary", 23, Map.of("test_break_protocol", "commit-alone"));
+    assertEquals("false", outcome.verdict(), "a primary that acknowledges writes alone must be caught; report "
         + outcome.dir().toAbsolutePath().resolve("index.html") + "\n" + outcome.results().path("checkers"));
   }
 }

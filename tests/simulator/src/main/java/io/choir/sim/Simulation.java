@@ -72,7 +72,7 @@ public final class Simulation {
 
   /**
    * A simulation whose replicas' configuration is changed by {@code tweak} (tests that break the
-   * protocol on purpose, e.g. {@code unsafeLocalReads}, to show the checks catch it).
+   * protocol on purpose, e.g. {@code breakage}, to show the checks catch it).
    */
   public Simulation(SimConfig cfg, java.util.function.UnaryOperator<CoreConfig.Builder> tweak) {
     this.cfg = cfg;
