@@ -15,6 +15,7 @@
 #   ETCD_LEADER_ONLY [1]          etcd driver talks to the leader only (its fastest setup); 0 = all members
 #   ETCD_PORT [23791]             client ports ETCD_PORT..+2; peer ports ETCD_PEER_PORT [23801]..+2
 #   CHOIR_DURABILITY [fsync]      buffered only to see where Choir's time goes (not a fair comparison)
+#   CHOIR_SETTINGS []             extra replica settings, comma-separated key=value (e.g. max_unsynced_batches=2)
 #   CHOIR_PORT [27301]            Choir base port (clients 27301..27303, peers +100, multicast +199)
 #   OUT [bench-results/compare-<date>-<clients>c]   where results go
 #   ONLY [both]                   choir | etcd | both
@@ -38,6 +39,7 @@ ETCD_PORT="${ETCD_PORT:-23791}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23801}"
 CHOIR_PORT="${CHOIR_PORT:-27301}"
 CHOIR_DURABILITY="${CHOIR_DURABILITY:-fsync}"
+CHOIR_SETTINGS="${CHOIR_SETTINGS:-}"
 ONLY="${ONLY:-both}"
 BUILD="${BUILD:-1}"
 KEEP="${KEEP:-0}"
@@ -121,6 +123,15 @@ start_etcd() {
 start_choir() {
   log "starting choir x3 on $choir_endpoints (durability $CHOIR_DURABILITY)"
   "${choir[@]}" cluster init --replicas 3 --dir "$tmp/choir" --base-port "$CHOIR_PORT" --durability "$CHOIR_DURABILITY" >/dev/null
+  if [ -n "$CHOIR_SETTINGS" ]; then
+    local kv
+    for f in "$tmp"/choir/node*.yaml; do
+      IFS=, read -r -a kv <<<"$CHOIR_SETTINGS"
+      for setting in "${kv[@]}"; do
+        printf '%s: %s\n' "${setting%%=*}" "${setting#*=}" >>"$f"
+      done
+    done
+  fi
   setsid "${choir[@]}" cluster up --dir "$tmp/choir" >"$tmp/choir.log" 2>&1 &
   pids+=($!)
   # Healthy: all three answer status, one is primary, and a write commits (a majority has it on disk).
@@ -196,7 +207,7 @@ run_etcd() {
   echo "host: $(nproc) cpus, $(free -g | awk '/Mem:/{print $2}') GiB memory, $(uname -sr)"
   echo "java: $(java -version 2>&1 | head -1)"
   command -v etcd >/dev/null && echo "etcd: $(etcd --version 2>/dev/null | head -1)"
-  echo "command: CLIENTS=$CLIENTS DURATION=$DURATION WARMUP=$WARMUP VALUE_SIZE=$VALUE_SIZE WRITE_RATIO=$WRITE_RATIO KEYS=$KEYS SEED=$SEED CONNECTIONS=$CONNECTIONS ETCD_LEADER_ONLY=$ETCD_LEADER_ONLY CHOIR_DURABILITY=$CHOIR_DURABILITY ONLY=$ONLY deploy/bench/compare-etcd.sh"
+  echo "command: CLIENTS=$CLIENTS DURATION=$DURATION WARMUP=$WARMUP VALUE_SIZE=$VALUE_SIZE WRITE_RATIO=$WRITE_RATIO KEYS=$KEYS SEED=$SEED CONNECTIONS=$CONNECTIONS ETCD_LEADER_ONLY=$ETCD_LEADER_ONLY CHOIR_DURABILITY=$CHOIR_DURABILITY CHOIR_SETTINGS=$CHOIR_SETTINGS ONLY=$ONLY deploy/bench/compare-etcd.sh"
 } | tee "$OUT/environment.txt" >&2
 
 case "$ONLY" in
