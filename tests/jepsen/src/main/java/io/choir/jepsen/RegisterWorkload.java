@@ -15,9 +15,6 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -70,15 +67,12 @@ public final class RegisterWorkload {
   }
 
   /** A client the workload can drive: the real ChoirClient, or a fake in unit tests. */
-  public interface Client extends AutoCloseable {
+  public interface Client extends Workers.Client {
     Optional<String> get(String key);
 
     void put(String key, String value);
 
     void compareAndSet(String key, String expected, String newValue);
-
-    @Override
-    void close();
 
     /** of adapts a ChoirClient. */
     static Client of(ChoirClient c) {
@@ -108,13 +102,9 @@ public final class RegisterWorkload {
 
   private final Settings settings;
   private final Recorder recorder;
-  private final List<String> nodes;
   private final Function<String, Client> clients;
-  private final long seed;
   private final KeySlot[] slots;
-  private final AtomicLong nextProcess = new AtomicLong();
-  private final AtomicBoolean stopping = new AtomicBoolean();
-  private final List<Thread> threads = new ArrayList<>();
+  private final Workers<Client> workers;
 
   /**
    * RegisterWorkload over {@code nodes} (names); {@code clients} makes a fresh client entering through a
@@ -124,37 +114,23 @@ public final class RegisterWorkload {
       long seed) {
     this.settings = settings;
     this.recorder = recorder;
-    this.nodes = List.copyOf(nodes);
     this.clients = clients;
-    this.seed = seed;
     this.slots = new KeySlot[settings.keys()];
     for (int i = 0; i < slots.length; i++) {
       slots[i] = new KeySlot(i, settings.maxOpsPerKey(), settings.maxProcessesPerKey());
     }
+    this.workers = new Workers<>("register", settings.workers(), settings.opsPerSecond(), settings.requestTimeout(),
+        nodes, clients, seed, this::step);
   }
 
   /** start starts the worker threads. */
-  public synchronized void start() {
-    for (int w = 0; w < settings.workers(); w++) {
-      int worker = w;
-      Thread t = new Thread(() -> runWorker(worker), "register-" + w);
-      t.setDaemon(true);
-      threads.add(t);
-      t.start();
-    }
+  public void start() {
+    workers.start();
   }
 
   /** stop asks the workers to finish their current op and waits for them (at most the request timeout + 5 s). */
   public void stop() throws InterruptedException {
-    stopping.set(true);
-    long deadline = System.nanoTime() + settings.requestTimeout().toNanos() + TimeUnit.SECONDS.toNanos(5);
-    for (Thread t : threads) {
-      long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-      t.join(Math.max(1, left));
-      if (t.isAlive()) {
-        log.warn("{} still busy after stop; its op stays open (info)", t.getName());
-      }
-    }
+    workers.stop();
   }
 
   /** keys are every key the workload touched, sorted. */
@@ -166,35 +142,9 @@ public final class RegisterWorkload {
     return out;
   }
 
-  private void runWorker(int worker) {
-    Random random = new Random(seed * 31 + worker);
-    KeySlot slot = slots[worker / settings.threadsPerKey()];
-    String node = nodes.get(worker % nodes.size());
-    long process = nextProcess.getAndIncrement();
-    Client client = clients.apply(node);
-    double meanGapMs = settings.opsPerSecond() <= 0 ? 0 : 1000.0 * settings.workers() / settings.opsPerSecond();
-    try {
-      while (!stopping.get()) {
-        if (meanGapMs > 0) {
-          Thread.sleep((long) (random.nextDouble() * 2 * meanGapMs));
-          if (stopping.get()) {
-            break;
-          }
-        }
-        String key = slot.keyFor(process);
-        Operation op = generate(random, process, key);
-        boolean crashed = perform(client, op, node);
-        if (crashed) {
-          client.close();
-          process = nextProcess.getAndIncrement();
-          client = clients.apply(node);
-        }
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } finally {
-      client.close();
-    }
+  private Workers.Outcome step(int worker, Random random, long process, Client client, String node) {
+    String key = slots[worker / settings.threadsPerKey()].keyFor(process);
+    return perform(client, generate(random, process, key), node) ? Workers.Outcome.UNKNOWN : Workers.Outcome.NEXT;
   }
 
   /** generate picks read, write or cas with equal odds, values 0..4. */
@@ -263,7 +213,7 @@ public final class RegisterWorkload {
    */
   public int finalReads(String node, int attempts, Duration budget) {
     long deadline = System.nanoTime() + budget.toNanos();
-    long process = nextProcess.getAndIncrement();
+    long process = workers.nextProcess();
     Client client = clients.apply(node);
     int read = 0;
     try {

@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -71,13 +70,10 @@ public final class SetWorkload {
   }
 
   /** A client the workload can drive: the real ChoirClient, or a fake in unit tests. */
-  public interface Client extends AutoCloseable {
+  public interface Client extends Workers.Client {
     void put(String key, String value);
 
     ScanResult scan(String startKey, String endKey, int limit, ReadConsistency consistency);
-
-    @Override
-    void close();
 
     /** of adapts a ChoirClient. */
     static Client of(ChoirClient c) {
@@ -102,13 +98,9 @@ public final class SetWorkload {
 
   private final Settings settings;
   private final Recorder recorder;
-  private final List<String> nodes;
   private final Function<String, Client> clients;
-  private final long seed;
   private final AtomicLong nextElement = new AtomicLong();
-  private final AtomicLong nextProcess = new AtomicLong();
-  private final AtomicBoolean stopping = new AtomicBoolean();
-  private final List<Thread> threads = new ArrayList<>();
+  private final Workers<Client> workers;
 
   /**
    * SetWorkload over {@code nodes} (names); {@code clients} makes a fresh client entering through a node;
@@ -118,9 +110,9 @@ public final class SetWorkload {
       long seed) {
     this.settings = settings;
     this.recorder = recorder;
-    this.nodes = List.copyOf(nodes);
     this.clients = clients;
-    this.seed = seed;
+    this.workers = new Workers<>("set", settings.processes(), settings.opsPerSecond(), settings.requestTimeout(), nodes,
+        clients, seed, this::step);
   }
 
   /** key is the key of element {@code element}. */
@@ -129,27 +121,13 @@ public final class SetWorkload {
   }
 
   /** start starts the worker threads. */
-  public synchronized void start() {
-    for (int w = 0; w < settings.processes(); w++) {
-      int worker = w;
-      Thread t = new Thread(() -> runWorker(worker), "set-" + w);
-      t.setDaemon(true);
-      threads.add(t);
-      t.start();
-    }
+  public void start() {
+    workers.start();
   }
 
   /** stop asks the workers to finish their current add and waits for them (at most the request timeout + 5 s). */
   public void stop() throws InterruptedException {
-    stopping.set(true);
-    long deadline = System.nanoTime() + settings.requestTimeout().toNanos() + TimeUnit.SECONDS.toNanos(5);
-    for (Thread t : threads) {
-      long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-      t.join(Math.max(1, left));
-      if (t.isAlive()) {
-        log.warn("{} still busy after stop; its add stays open (info)", t.getName());
-      }
-    }
+    workers.stop();
   }
 
   /** elementsDrawn is how many elements the workers have taken so far (each is added at most once). */
@@ -157,35 +135,12 @@ public final class SetWorkload {
     return Math.min(nextElement.get(), settings.maxAdds());
   }
 
-  private void runWorker(int worker) {
-    Random random = new Random(seed * 31 + worker);
-    String node = nodes.get(worker % nodes.size());
-    long process = nextProcess.getAndIncrement();
-    Client client = clients.apply(node);
-    double meanGapMs = settings.opsPerSecond() <= 0 ? 0 : 1000.0 * settings.processes() / settings.opsPerSecond();
-    try {
-      while (!stopping.get()) {
-        if (meanGapMs > 0) {
-          Thread.sleep((long) (random.nextDouble() * 2 * meanGapMs));
-          if (stopping.get()) {
-            break;
-          }
-        }
-        long element = nextElement.getAndIncrement();
-        if (element >= settings.maxAdds()) {
-          break;
-        }
-        if (add(client, process, element, node)) {
-          client.close();
-          process = nextProcess.getAndIncrement();
-          client = clients.apply(node);
-        }
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } finally {
-      client.close();
+  private Workers.Outcome step(int worker, Random random, long process, Client client, String node) {
+    long element = nextElement.getAndIncrement();
+    if (element >= settings.maxAdds()) {
+      return Workers.Outcome.DONE;
     }
+    return add(client, process, element, node) ? Workers.Outcome.UNKNOWN : Workers.Outcome.NEXT;
   }
 
   /**
@@ -220,7 +175,7 @@ public final class SetWorkload {
   public boolean read(String node, Client client, ReadConsistency consistency, Duration budget)
       throws InterruptedException {
     long deadline = System.nanoTime() + budget.toNanos();
-    long process = nextProcess.getAndIncrement();
+    long process = workers.nextProcess();
     String mode = consistency.name().toLowerCase(Locale.ROOT);
     do {
       recorder.setReadInvoke(process, PREFIX, mode, node);
