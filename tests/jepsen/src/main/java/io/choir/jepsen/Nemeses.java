@@ -277,26 +277,11 @@ public final class Nemeses {
           List<String> ips = e.getValue().stream().map(x -> cluster.node(x).ip()).toList();
           nft(cluster, cluster.node(e.getKey()), Nft.ensureTable() + Nft.dropFrom(ips));
         }
-        List<String> nodes = targets.apply(cluster, g);
-        String detail = Nft.Grudge.describe(g);
-        return new Active() {
-          @Override
-          public List<String> nodes() {
-            return nodes;
+        return Active.of(targets.apply(cluster, g), Nft.Grudge.describe(g), () -> {
+          for (String n : g.keySet()) {
+            nft(cluster, cluster.node(n), Nft.heal());
           }
-
-          @Override
-          public String detail() {
-            return detail;
-          }
-
-          @Override
-          public void stop() {
-            for (String n : g.keySet()) {
-              nft(cluster, cluster.node(n), Nft.heal());
-            }
-          }
-        };
+        });
       }
     };
   }
@@ -307,25 +292,11 @@ public final class Nemeses {
       for (Cluster.Node n : cluster.nodes()) {
         nft(cluster, n, Nft.ensureTable() + rule);
       }
-      List<String> nodes = names(cluster);
-      return new Active() {
-        @Override
-        public List<String> nodes() {
-          return nodes;
+      return Active.of(names(cluster), detail, () -> {
+        for (Cluster.Node n : cluster.nodes()) {
+          nft(cluster, n, Nft.heal());
         }
-
-        @Override
-        public String detail() {
-          return detail;
-        }
-
-        @Override
-        public void stop() {
-          for (Cluster.Node n : cluster.nodes()) {
-            nft(cluster, n, Nft.heal());
-          }
-        }
-      };
+      });
     }
   }
 
@@ -337,26 +308,14 @@ public final class Nemeses {
         cluster.kill(n);
       }
       List<String> nodes = killed.stream().map(Cluster.Node::name).toList();
-      return new Active() {
-        @Override
-        public List<String> nodes() {
-          return nodes;
-        }
-
-        @Override
-        public String detail() {
-          return "kill -9 (docker kill -s KILL) of " + String.join(",", nodes) + "; restarted on stop";
-        }
-
-        @Override
-        public void stop() {
-          for (Cluster.Node n : killed) {
-            if (!cluster.isRunning(n)) {
-              cluster.restart(n);
+      return Active.of(nodes, "kill -9 (docker kill -s KILL) of " + String.join(",", nodes) + "; restarted on stop",
+          () -> {
+            for (Cluster.Node n : killed) {
+              if (!cluster.isRunning(n)) {
+                cluster.restart(n);
+              }
             }
-          }
-        }
-      };
+          });
     }
   }
 
@@ -365,24 +324,11 @@ public final class Nemeses {
     public Active start(Cluster cluster, Random random) {
       Cluster.Node n = victim.apply(cluster, random);
       cluster.pause(n);
-      return new Active() {
-        @Override
-        public List<String> nodes() {
-          return List.of(n.name());
+      return Active.of(List.of(n.name()), "docker pause of " + n.name() + "; unpaused on stop", () -> {
+        if (cluster.isPaused(n)) {
+          cluster.unpause(n);
         }
-
-        @Override
-        public String detail() {
-          return "docker pause of " + n.name() + "; unpaused on stop";
-        }
-
-        @Override
-        public void stop() {
-          if (cluster.isPaused(n)) {
-            cluster.unpause(n);
-          }
-        }
-      };
+      });
     }
   }
 

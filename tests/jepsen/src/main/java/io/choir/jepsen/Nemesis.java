@@ -37,5 +37,31 @@ public interface Nemesis {
     default String stopDetail() {
       return "stopped";
     }
+
+    /** of is a fault on {@code nodes}, described by {@code detail}, that {@code undo} stops. */
+    static Active of(List<String> nodes, String detail, Undo undo) {
+      return new Active() {
+        @Override
+        public List<String> nodes() {
+          return nodes;
+        }
+
+        @Override
+        public String detail() {
+          return detail;
+        }
+
+        @Override
+        public void stop() throws Exception {
+          undo.run();
+        }
+      };
+    }
+  }
+
+  /** Undo undoes a fault. */
+  @FunctionalInterface
+  interface Undo {
+    void run() throws Exception;
   }
 }
