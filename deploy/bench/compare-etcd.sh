@@ -11,7 +11,8 @@
 #   CLIENTS [64] DURATION [30] WARMUP [30] VALUE_SIZE [100] WRITE_RATIO [1.0] KEYS [100000] SEED [42]
 #                                 (the warmup is long because three fresh server JVMs need it; see
 #                                 docs/benchmarks.md)
-#   CONNECTIONS [min(CLIENTS,4)]  client connections (ChoirClients / jetcd clients) the workers share
+#   CONNECTIONS [1]               client connections (ChoirClients / jetcd clients) the workers share; both
+#                                 stores were measured fastest with 1 (docs/benchmarks.md); empty = min(CLIENTS,4)
 #   ETCD_LEADER_ONLY [1]          etcd driver talks to the leader only (its fastest setup); 0 = all members
 #   ETCD_PORT [23791]             client ports ETCD_PORT..+2; peer ports ETCD_PEER_PORT [23801]..+2
 #   CHOIR_DURABILITY [fsync]      buffered only to see where Choir's time goes (not a fair comparison)
@@ -33,7 +34,7 @@ VALUE_SIZE="${VALUE_SIZE:-100}"
 WRITE_RATIO="${WRITE_RATIO:-1.0}"
 KEYS="${KEYS:-100000}"
 SEED="${SEED:-42}"
-CONNECTIONS="${CONNECTIONS:-}"
+CONNECTIONS="${CONNECTIONS-1}"
 ETCD_LEADER_ONLY="${ETCD_LEADER_ONLY:-1}"
 ETCD_PORT="${ETCD_PORT:-23791}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23801}"
