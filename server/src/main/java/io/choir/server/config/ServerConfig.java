@@ -123,8 +123,13 @@ public final class ServerConfig {
       add(new Setting<>("max_batch_bytes", "Most bytes in one log write (group commit).", 4 << 20,
           v -> intIn(v, 1024, 1 << 30)));
   public static final Setting<Integer> MAX_CLIENT_SESSIONS =
-      add(new Setting<>("max_client_sessions", "Rows of the client table; the oldest are evicted.",
+      add(new Setting<>("max_client_sessions",
+          "Most client sessions at once; beyond, a new session is refused (BUSY), never a live one evicted.",
           100_000, v -> intIn(v, 1, 100_000_000)));
+  public static final Setting<Integer> SESSION_TIMEOUT_MS =
+      add(new Setting<>("session_timeout_ms",
+          "A client session with no write for this long (by the log's replicated clock) expires.", 60_000,
+          v -> intIn(v, 1000, 86_400_000)));
   public static final Setting<Integer> MAX_REPLIES_PER_CLIENT =
       add(new Setting<>("max_replies_per_client", "Saved replies kept per client for retries (above the client's max in flight).", 4096,
           v -> intIn(v, 1, 1_000_000)));
@@ -158,8 +163,9 @@ public final class ServerConfig {
       add(new Setting<>("test_break_protocol",
           "TEST ONLY, breaks the protocol on purpose so tests can show their checks catch it: 'local-reads'"
               + " answers every read from local state; 'commit-alone' acknowledges a write once the primary"
-              + " alone has it on disk. 'off' is the only safe value.",
-          "off", v -> oneOf(v, "off", "local-reads", "commit-alone")));
+              + " alone has it on disk; 'ack-before-fsync' acknowledges log writes before they are fsynced"
+              + " (and restarts as if they were). 'off' is the only safe value.",
+          "off", v -> oneOf(v, "off", "local-reads", "commit-alone", "ack-before-fsync")));
   public static final Setting<String> LOG_LEVEL =
       add(new Setting<>("log_level", "error, warn, info or debug.", "info",
           v -> oneOf(v, "error", "warn", "info", "debug", "trace")));

@@ -41,6 +41,12 @@ public final class CoreConfig {
   public final int maxRetransmitEntriesPerNack;
   public final long logRetentionMinOps;
   public final long logRetentionMaxOps;
+  /** Resend bytes one NACK may cause at most (the rest waits for the next NACK): bounds bursts. */
+  public final long maxRetransmitBytesPerNack;
+  /** Session inactivity timeout the primary writes into RegisterSession entries. */
+  public final long sessionTimeoutMs;
+  /** Most client sessions, written by the primary into RegisterSession entries. */
+  public final int maxClientSessions;
   /** Seed of the core's random source (NACK delays); a run replays from it. */
   public final long seed;
   /** TEST ONLY: a deliberate protocol bug, so tests can prove that their checks catch one. */
@@ -59,7 +65,12 @@ public final class CoreConfig {
      * The primary commits, applies and acknowledges a write once it alone has persisted it, without
      * waiting for f backups: a primary cut off from the others acknowledges writes the next view loses.
      */
-    COMMIT_ALONE
+    COMMIT_ALONE,
+    /**
+     * Not a core bug but the storage stage's (server setting {@code ack-before-fsync}): log writes are
+     * reported persisted before they are fsynced, so a power loss loses acknowledged writes.
+     */
+    ACK_BEFORE_FSYNC
   }
 
   private CoreConfig(Builder b) {
@@ -91,6 +102,9 @@ public final class CoreConfig {
     this.maxRetransmitEntriesPerNack = b.maxRetransmitEntriesPerNack;
     this.logRetentionMinOps = b.logRetentionMinOps;
     this.logRetentionMaxOps = Math.max(b.logRetentionMaxOps, b.logRetentionMinOps);
+    this.maxRetransmitBytesPerNack = b.maxRetransmitBytesPerNack;
+    this.sessionTimeoutMs = b.sessionTimeoutMs;
+    this.maxClientSessions = b.maxClientSessions;
     this.seed = b.seed;
     this.breakage = b.breakage;
   }
@@ -154,6 +168,9 @@ public final class CoreConfig {
     private int maxRetransmitEntriesPerNack = 4096;
     private long logRetentionMinOps = 100_000;
     private long logRetentionMaxOps = 10_000_000;
+    private long maxRetransmitBytesPerNack = 4L << 20;
+    private long sessionTimeoutMs = 60_000;
+    private int maxClientSessions = 100_000;
     private Breakage breakage = Breakage.NONE;
     private long seed = 1;
 
@@ -185,6 +202,9 @@ public final class CoreConfig {
     public Builder maxRetransmitEntriesPerNack(int v) { maxRetransmitEntriesPerNack = v; return this; }
     public Builder logRetentionMinOps(long v) { logRetentionMinOps = v; return this; }
     public Builder logRetentionMaxOps(long v) { logRetentionMaxOps = v; return this; }
+    public Builder maxRetransmitBytesPerNack(long v) { maxRetransmitBytesPerNack = v; return this; }
+    public Builder sessionTimeoutMs(long v) { sessionTimeoutMs = v; return this; }
+    public Builder maxClientSessions(int v) { maxClientSessions = v; return this; }
     public Builder seed(long v) { seed = v; return this; }
     public Builder breakage(Breakage v) { breakage = v; return this; }
 

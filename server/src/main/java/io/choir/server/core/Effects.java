@@ -66,6 +66,11 @@ public final class Effects {
    */
   public boolean persistLastNormalView;
   public long lastNormalView;
+  /**
+   * Only with persistLastNormalView: the replica's log is complete again after it had lost state
+   * (RecoveredState.mustCatchUp): clear the catching-up marker in the same write as the last normal view.
+   */
+  public boolean caughtUp;
   /** When positive: fetch a state transfer from this replica, then step Event.StateInstalled. */
   public int stateTransferFrom;
   /** Non-null when the core wants client intake paused (true) or resumed (false). */
@@ -87,6 +92,7 @@ public final class Effects {
     view = 0;
     persistLastNormalView = false;
     lastNormalView = 0;
+    caughtUp = false;
     stateTransferFrom = 0;
     pauseIntake = null;
     nextTickNs = Long.MAX_VALUE;

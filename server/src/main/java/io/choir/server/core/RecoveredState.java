@@ -5,12 +5,15 @@ import java.util.List;
 
 /**
  * RecoveredState is what a replica reads back from storage when it starts: its view and last normal
- * view, whether it ran before (a restart, not a fresh replica), whether it must run the recovery protocol first (buffered durability: it may have lost entries
- * it acknowledged, VR Revisited 4.3), the applied number and checksum of its data, the lowest op its log
- * still holds, and the log entries above the applied number (in op order).
+ * view, whether it ran before (a restart, not a fresh replica), whether it must run the recovery
+ * protocol first (buffered durability: it may have lost entries it acknowledged, VR Revisited 4.3),
+ * whether it lost state it may have acknowledged and must catch up before it votes or acknowledges
+ * again (mustCatchUp: the wipe of an interrupted state-transfer install, MetaKeys.CATCHING_UP), the
+ * applied number and checksum of its data, the lowest op its log still holds, and the log entries above
+ * the applied number (in op order).
  */
-public record RecoveredState(long view, long lastNormalView, boolean restarted, boolean recovering, long appliedOp,
-    long checksum, long logFirstOp, List<Entry> unappliedLog) {
+public record RecoveredState(long view, long lastNormalView, boolean restarted, boolean recovering,
+    boolean mustCatchUp, long appliedOp, long checksum, long logFirstOp, List<Entry> unappliedLog) {
   public RecoveredState {
     unappliedLog = List.copyOf(unappliedLog);
     for (int i = 0; i < unappliedLog.size(); i++) {
@@ -23,12 +26,12 @@ public record RecoveredState(long view, long lastNormalView, boolean restarted, 
 
   /** A replica restarted with fsync durability in view 0 (tests). */
   public RecoveredState(long view, long appliedOp, long checksum, List<Entry> unappliedLog) {
-    this(view, view, false, false, appliedOp, checksum,
+    this(view, view, false, false, false, appliedOp, checksum,
         unappliedLog.isEmpty() ? appliedOp + 1 : unappliedLog.get(0).getOp(), unappliedLog);
   }
 
   /** A fresh replica with nothing on disk. */
   public static RecoveredState empty() {
-    return new RecoveredState(0, 0, false, false, 0, 0, 1, List.of());
+    return new RecoveredState(0, 0, false, false, false, 0, 0, 1, List.of());
   }
 }

@@ -204,6 +204,16 @@ public final class ReplicaCore {
    */
   private long readFloorOp;
 
+  /**
+   * The replicated clock (Entry.time_ms): the time of the newest entry this replica knows, and the
+   * step time at which it learned it. clockMs(now) runs on from there at the local monotonic rate, so
+   * entry times never decrease along the log and never run ahead of the real time elapsed since the
+   * first entry (an entry is learned after it was made), the Raft thesis 6.3 session clock.
+   */
+  private long clockBaseMs;
+  private long clockBaseNs;
+  private boolean clockStarted;
+
   private final Counters counters = new Counters();
 
   /** Counters the core keeps for status; plain fields, read on the core's thread. */
@@ -311,6 +321,11 @@ public final class ReplicaCore {
     out.logEpoch = logEpoch;
     if (!started) {
       started = true;
+      clockBaseNs = nowNs;
+      clockStarted = true;
+      if (lastOp > window.base()) {
+        clockBaseMs = window.get(lastOp).getTimeMs(); // the restarted log's newest entry
+      }
       Arrays.fill(lastHeardNs, nowNs); // grace period: nobody is presumed dead at start
       lastHeardFromPrimaryNs = nowNs;
       electionTimeoutNs = randomizedTimeout();
@@ -345,6 +360,23 @@ public final class ReplicaCore {
     checkInvariants();
   }
 
+  /** The replicated clock at step time nowNs (see clockBaseMs). */
+  private long clockMs(long nowNs) {
+    if (!clockStarted) {
+      clockStarted = true;
+      clockBaseNs = nowNs;
+    }
+    return clockBaseMs + Math.max(0, nowNs - clockBaseNs) / 1_000_000L;
+  }
+
+  /** Moves the replicated clock up to entry e's time when e is newer than what the clock says. */
+  private void learnTime(Entry e) {
+    if (e.getTimeMs() > clockMs(currentNs)) {
+      clockBaseMs = e.getTimeMs();
+      clockBaseNs = currentNs;
+    }
+  }
+
   /** An election timeout in [T, 2T): randomized so that replicas rarely time out together. */
   private long randomizedTimeout() {
     return config.quorumTimeoutNs + random.nextLong(Math.max(1, config.quorumTimeoutNs));
@@ -372,7 +404,7 @@ public final class ReplicaCore {
     }
     switch (request.getOpCase()) {
       case GET, SCAN -> onRead(event, nowNs, out);
-      case PUT, DELETE, COMPARE_AND_SET, BATCH -> onWrite(event, nowNs, out);
+      case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION -> onWrite(event, nowNs, out);
       default -> {
         counters.invalid++;
         out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
@@ -500,12 +532,17 @@ public final class ReplicaCore {
         .setView(view)
         .setClientId(request.getClientId())
         .setRequestId(request.getRequestId())
-        .setFirstIncomplete(request.getFirstIncomplete());
+        .setFirstIncomplete(request.getFirstIncomplete())
+        .setTimeMs(clockMs(currentNs));
     switch (request.getOpCase()) {
       case PUT -> b.setPut(request.getPut());
       case DELETE -> b.setDelete(request.getDelete());
       case COMPARE_AND_SET -> b.setCompareAndSet(request.getCompareAndSet());
       case BATCH -> b.setBatch(request.getBatch());
+      // The primary, not the client, sets the session's terms, so every replica applies the same ones.
+      case REGISTER_SESSION -> b.setRegisterSession(io.choir.proto.RegisterSession.newBuilder()
+          .setTimeoutMs(config.sessionTimeoutMs).setMaxSessions(config.maxClientSessions));
+      case CLOSE_SESSION -> b.setCloseSession(io.choir.proto.CloseSession.getDefaultInstance());
       default -> throw new IllegalStateException("not a write: " + request.getOpCase());
     }
     Entry entry = b.build();
@@ -960,6 +997,7 @@ public final class ReplicaCore {
   }
 
   private void append(Entry e, Effects out) {
+    learnTime(e);
     window.append(e);
     lastOp = e.getOp();
     verifiedOp = lastOp;

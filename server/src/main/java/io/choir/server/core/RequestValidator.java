@@ -37,6 +37,8 @@ final class RequestValidator {
       case SCAN -> scan(request);
       case BATCH -> batch(request);
       case STATUS -> null;
+      case REGISTER_SESSION, CLOSE_SESSION -> request.getClientId() == 0
+          ? refuse(request, Status.INVALID, "a session needs a non-zero client_id") : null;
       case OP_NOT_SET -> refuse(request, Status.INVALID, "request has no operation (or an unknown one)");
     };
   }

@@ -95,6 +95,8 @@ public final class PeerTransport implements AutoCloseable {
     PARSERS.put(MessageType.RECOVERY, Recovery.parser());
     PARSERS.put(MessageType.RECOVERY_RESPONSE, RecoveryResponse.parser());
     PARSERS.put(MessageType.FRAGMENT, Fragment.parser());
+    PARSERS.put(MessageType.PRE_VIEW_CHANGE, io.choir.proto.PreViewChange.parser());
+    PARSERS.put(MessageType.PRE_VIEW_CHANGE_OK, io.choir.proto.PreViewChangeOk.parser());
   }
 
   private final Settings settings;

@@ -176,10 +176,13 @@ public final class ReplicaServer implements AutoCloseable {
         .quorumTimeoutNs(config.electionTimeoutMs() * ms)
         .logRetentionMinOps(config.logRetentionOps())
         .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
+        .sessionTimeoutMs(config.get(ServerConfig.SESSION_TIMEOUT_MS))
+        .maxClientSessions(config.maxClientSessions())
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
         .breakage(switch (config.get(ServerConfig.TEST_BREAK_PROTOCOL)) {
           case "local-reads" -> CoreConfig.Breakage.LOCAL_READS;
           case "commit-alone" -> CoreConfig.Breakage.COMMIT_ALONE;
+          case "ack-before-fsync" -> CoreConfig.Breakage.ACK_BEFORE_FSYNC;
           default -> CoreConfig.Breakage.NONE;
         })
         .build();
@@ -229,7 +232,7 @@ public final class ReplicaServer implements AutoCloseable {
     }
     boolean recovering = config.durability() == ServerConfig.Durability.BUFFERED && config.replicas().size() > 1
         && restarted && !clean;
-    return new RecoveredState(view, lastNormalView, restarted, recovering, applied, stateMachine.checksum(),
+    return new RecoveredState(view, lastNormalView, restarted, recovering, false, applied, stateMachine.checksum(),
         first == 0 ? applied + 1 : first, above);
   }
 

@@ -322,6 +322,23 @@ public final class KvStateMachine {
     return storage.approximateKeyCount();
   }
 
+  /**
+   * The client table as of snapshot, one self-contained record per session (its saved replies
+   * included), in client id order: what a state transfer streams and {@link #installSnapshot} takes.
+   * The one place that knows how the table is laid out in storage.
+   */
+  public static List<ClientRecord> clientTable(io.choir.server.storage.StorageSnapshot snapshot) {
+    List<ClientRecord> rows = new ArrayList<>();
+    for (Map.Entry<byte[], byte[]> row : snapshot.scanMeta(CLIENTS)) {
+      try {
+        rows.add(ClientRecord.parseFrom(row.getValue()));
+      } catch (InvalidProtocolBufferException e) {
+        throw new StorageException("corrupt client table row " + Arrays.toString(row.getKey()), e);
+      }
+    }
+    return rows;
+  }
+
   /** The meta key of clientId's client table row: "client/" followed by the id as 8 bytes BE. */
   public static byte[] clientKey(long clientId) {
     return Bytes.concat(CLIENTS, Bytes.longToBytes(clientId));

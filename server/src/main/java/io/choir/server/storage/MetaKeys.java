@@ -21,6 +21,14 @@ public final class MetaKeys {
    */
   public static final String INSTALLING = "installing";
 
+  /**
+   * Meta key present (value 1) from the moment a replica loses state it may have acknowledged (the
+   * wipe of an interrupted install, in the same synced write that clears {@link #INSTALLING}) until the
+   * replica has caught up again (the core's Effects.caughtUp, written with the last normal view). While
+   * it is set the replica neither votes in a view change nor acknowledges entries.
+   */
+  public static final String CATCHING_UP = "catching_up";
+
   private MetaKeys() {}
 
   /** The key as stored: its US-ASCII bytes (a new array each call, so callers may keep it). */

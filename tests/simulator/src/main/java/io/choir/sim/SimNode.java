@@ -60,7 +60,7 @@ final class SimNode {
       storage.write(new io.choir.server.storage.WriteSet().putMeta(META_INITIALIZED, new byte[] {1}), true);
     }
     boolean recovering = buffered && initialized;
-    core = new ReplicaCore(config, new RecoveredState(view, lnv, initialized, recovering, applied,
+    core = new ReplicaCore(config, new RecoveredState(view, lnv, initialized, recovering, false, applied,
         stateMachine.checksum(), first == 0 ? applied + 1 : first, above));
     up = true;
     incarnation++;
