@@ -92,8 +92,11 @@ public final class ReplicaServer implements AutoCloseable {
             return t;
           });
       ReplicaLoop[] loopRef = new ReplicaLoop[1];
-      this.storageStage = new StorageStage(storage, stateMachine,
-          config.durability() == ServerConfig.Durability.FSYNC, config.maxBatchEntries(),
+      // test_break_protocol: ack-before-fsync (a deliberate bug): log writes are reported persisted
+      // without an fsync, while recover() still takes the data folder for an fsync one.
+      boolean fsync = config.durability() == ServerConfig.Durability.FSYNC
+          && !config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
+      this.storageStage = new StorageStage(storage, stateMachine, fsync, config.maxBatchEntries(),
           1 << 16, e -> loopRef[0].post(e), this::fatal);
       this.loop = new ReplicaLoop(core, storageStage, connections, readPool, this::read, this::status,
           System::nanoTime, config.eventQueueCapacity());
