@@ -387,10 +387,9 @@ public final class Simulation {
     if (m instanceof Prepare p) {
       s = "first=" + p.getFirstOp() + " n=" + p.getEntriesCount() + " commit=" + p.getCommit();
     } else if (m instanceof io.choir.proto.DoViewChange d) {
-      s = "lnv=" + d.getLastNormalView() + " last=" + d.getLastOp() + " commit=" + d.getCommit() + " suffix=" + d.getSuffixCount();
+      s = "lnv=" + d.getLastNormalView() + " last=" + d.getLastOp() + " commit=" + d.getCommit();
     } else if (m instanceof io.choir.proto.StartView sv) {
-      s = "last=" + sv.getLastOp() + " commit=" + sv.getCommit() + " suffix=" + sv.getSuffixCount()
-          + (sv.getSuffixCount() > 0 ? " from " + sv.getSuffix(0).getOp() : "");
+      s = "last=" + sv.getLastOp() + " commit=" + sv.getCommit();
     }
     return s.length() > 100 ? s.substring(0, 100) : s;
   }
@@ -487,7 +486,7 @@ public final class Simulation {
   private int downCount() {
     int down = 0;
     for (int id = 1; id < nodes.length; id++) {
-      if (!nodes[id].up || nodes[id].core.mode() == ReplicaCore.Mode.RECOVERING) {
+      if (!nodes[id].up || nodes[id].core.mode() == ReplicaCore.Mode.RECOVERING || nodes[id].core.mustCatchUp()) {
         down++;
       }
     }
