@@ -40,43 +40,62 @@ import java.util.TreeMap;
  * and replay any run from its seed.
  *
  * <p>Normal case (Viewstamped Replication Revisited, Liskov &amp; Cowling 2012, section 4.1, with
- * PREPAREs multicast): the primary orders writes into entries with consecutive op numbers, groups a
- * burst into one log write and as few PREPARE datagrams as fit (group commit), counts its own durable
- * copy toward the f+1 quorum, commits when f+1 replicas have persisted an op, asks for committed entries
- * to be applied in order and answers each client after its entry is applied. Backups accept entries
- * only in op order, persist them and send cumulative PREPARE_OKs; commit numbers ride on every PREPARE
- * and HEARTBEAT, and backups apply up to them.
+ * PREPAREs multicast): the primary orders writes into entries with consecutive op numbers (each stamped
+ * with the replicated clock, see clockMs), groups a burst into one log write and as few PREPARE
+ * datagrams as fit (group commit), counts its own durable copy toward the f+1 quorum, commits when f+1
+ * replicas have persisted an op and answers each client after its entry is applied. Backups accept
+ * entries only in op order, persist them and send cumulative PREPARE_OKs; commit numbers ride on every
+ * PREPARE and HEARTBEAT. Every replica applies a committed entry only once its own log write of it is
+ * done, so the apply lane's writes never overtake the log lane's in the shared write-ahead log.
  *
  * <p>Repair (DESIGN.md "Loss, repair and flow"): a backup finds gaps from out-of-order entries and from
  * heartbeats whose last op is beyond its own (loss of the last datagram), waits a random delay from the
  * seeded source, NACKs every gap (capped), and repeats with exponential backoff until filled (RFC 5401
- * style). The primary resends from memory or, for older ops, asks its caller to read the log; by
- * unicast, or by multicast when several replicas asked for the same op within a short window
- * ({@link ResendTracker}). A backup that needs ops the primary's log no longer holds asks for a state
- * transfer.
+ * style). The primary resends at most maxRetransmitEntriesPerNack entries and about
+ * maxRetransmitBytesPerNack bytes per NACK, from memory or, for older ops, asks its caller to read the
+ * log; by unicast, or by multicast when several replicas asked for the same op within a short window
+ * ({@link ResendTracker}), except that an entry too big for one datagram always goes by unicast (the
+ * transport carries it over TCP). A backup that needs ops the primary's log no longer holds asks for a
+ * state transfer.
  *
- * <p>View change (VR Revisited 4.2): a backup that hears nothing from its primary for a randomized
- * election timeout moves to view v+1 and multicasts START_VIEW_CHANGE; on f of them it sends
- * DO_VIEW_CHANGE (its last normal view, op, commit and the entries above its commit) to the new
- * primary, which on f+1 (its own counted) takes the log with the largest (last normal view, op), fetches
- * from that replica any committed entries it lacks, and multicasts START_VIEW with the entries above the
- * commit. Every replica persists its view before it says anything in it. A replica that adopts a newer
- * view drops its entries above its commit number (they may be from an abandoned view) and repairs from
- * the new primary; until its log reaches what the new primary had, its last normal view stays the old
- * one and it does not acknowledge, so a partial log never outranks a complete one in a later view change.
+ * <p>View change (VR Revisited 4.2), behind a pre-vote: a backup that hears nothing from its primary for
+ * a randomized election timeout first asks the others whether they would support view v+1
+ * (PRE_VIEW_CHANGE; Raft thesis 9.6). Only a backup that has not heard its primary for the election
+ * timeout, or a replica already in a view change, grants; the primary never does. With f grants it
+ * moves to view v+1 and multicasts START_VIEW_CHANGE, so a replica that alone cannot hear the primary
+ * (cut off, or just restarted) never raises its view. A replica whose primary is alive ignores
+ * proposals for a newer view (leader stickiness). On f START_VIEW_CHANGEs a replica sends DO_VIEW_CHANGE
+ * (its last normal view, last op and commit, and no entries) to the new primary, which on f+1 (its own
+ * counted) chooses the log with the largest (last normal view, op), fetches that replica's entries above
+ * its own commit by NACK in bounded pieces, placing each in order (an entry equal to its own confirms
+ * it, a different one replaces it and everything after it), and multicasts START_VIEW (the last op and
+ * commit, no entries). Every replica persists its view before it says anything in it. A replica that
+ * adopts a newer view keeps its entries above its commit number as unverified (it must not forget what
+ * it acknowledged) and repairs from the new primary by NACK: each unverified entry is confirmed by an
+ * equal one or dropped with everything after it. Until its log reaches what the new primary had, its
+ * last normal view stays the old one and it does not acknowledge, so a partial log never outranks a
+ * complete one in a later view change. A replica that is stuck in a newer view than the others (the
+ * pre-vote passed but the view change did not) tells the old primary, which then follows it up.
  *
  * <p>CheckQuorum: a primary that has heard from fewer than f backups within the election timeout refuses
- * writes and reads (UNAVAILABLE). Linearizable reads are confirmed by one heartbeat round acknowledged
- * by f backups, shared by every read waiting at that moment (DESIGN.md "Reads"), and run once the
- * applied number reaches the commit number noted on arrival.
+ * writes and reads (UNAVAILABLE) and stops heartbeating, so backups that still hear it (it may be deaf)
+ * elect a primary that reaches a majority; it speaks again when it hears from f backups. Linearizable
+ * reads are confirmed by one heartbeat round acknowledged by f backups, shared by every read waiting at
+ * that moment (DESIGN.md "Reads"), and run once the applied number reaches the commit number noted on
+ * arrival. A backup whose primary has been silent for a while answers clients UNAVAILABLE rather than
+ * pointing them at that primary.
  *
  * <p>Recovery (VR Revisited 4.3): a replica restarted with buffered durability may have lost entries it
  * acknowledged; it answers nothing and votes for nothing until f+1 replicas, the primary of the newest
- * view among them included, have answered its RECOVERY; then it rejoins as a backup whose log counts as
- * older than any other (last normal view 0) until it has caught up.
+ * view among them included, have answered its RECOVERY. It then rejoins as a backup that must catch up
+ * (mustCatchUp), as does a replica whose interrupted state-transfer install was wiped: until its log is
+ * complete again it neither votes, nor grants pre-votes, nor acknowledges, and its log ranks below every
+ * other one.
  *
  * <p>Exactly-once: a retry of a request whose entry is still in flight waits for that entry; a retry of
- * an applied request gets a new entry whose application returns the saved reply (KvStateMachine).
+ * an applied request gets a new entry whose application returns the saved reply (KvStateMachine). A
+ * primary that steps down answers the requests whose entries it logged NOT_PRIMARY with outcome_unknown
+ * (the entry may still commit in the next view), and those it never logged plain NOT_PRIMARY.
  */
 public final class ReplicaCore {
   private record Waiter(long connectionId, long requestId) {}
@@ -1804,9 +1823,10 @@ public final class ReplicaCore {
   }
 
   /**
-   * Adopts view v whose primary is already normal: our entries above commit may come from an abandoned
-   * view, so they go, and the log is repaired from the new primary; it is complete (and our last normal
-   * view becomes v) once it reaches what the primary had (VR 4.2: a replica that missed START_VIEW).
+   * Adopts view v whose primary is already normal (VR 4.2; also a replica that missed START_VIEW): our
+   * entries above commit may come from an abandoned view, so they stay unverified until the new
+   * primary's entries confirm or replace them by NACK repair; the log is complete (and our last normal
+   * view becomes v) once it reaches what the primary had.
    */
   private void adoptView(long v, long nowNs, Effects out) {
     stepDown(v, out);
