@@ -34,6 +34,10 @@ final class ClosedLoopWriter extends Thread {
   final AtomicInteger errors = new AtomicInteger();
   final AtomicLong lastAckNs = new AtomicLong();
   private final Map<String, Integer> errorKinds = new ConcurrentHashMap<>();
+  /** Guards held and idle: a held writer sends nothing new (see hold). */
+  private final Object gate = new Object();
+  private boolean held;
+  private boolean idle;
 
   /** Writes keys prefix0, prefix1, ... with client until stopped; remembers up to maxAcks ack times. */
   ClosedLoopWriter(ChoirClient client, String prefix, int maxAcks) {
@@ -51,6 +55,9 @@ final class ClosedLoopWriter extends Thread {
   @Override
   public void run() {
     for (long i = 0; !stop.get(); i++) {
+      if (!awaitGate()) {
+        return;
+      }
       String k = prefix + i;
       try {
         long version = client.put(k, value(k));
@@ -69,6 +76,52 @@ final class ClosedLoopWriter extends Thread {
     }
   }
 
+  /** Blocks while the writer is held; false when it was stopped meanwhile. */
+  private boolean awaitGate() {
+    synchronized (gate) {
+      while (held && !stop.get()) {
+        idle = true;
+        gate.notifyAll();
+        try {
+          gate.wait();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return false;
+        }
+      }
+      idle = false;
+      return !stop.get();
+    }
+  }
+
+  /**
+   * Stops sending new requests and waits (up to timeout) until the one in flight is answered, so the
+   * cluster can settle; false if it is still waiting for an answer at the deadline.
+   */
+  boolean hold(java.time.Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    synchronized (gate) {
+      held = true;
+      while (!idle && isAlive()) {
+        long leftMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        if (leftMs <= 0) {
+          return false;
+        }
+        gate.wait(leftMs);
+      }
+      return true;
+    }
+  }
+
+  /** Lets a held writer go on. */
+  void release() {
+    synchronized (gate) {
+      held = false;
+      idle = false;
+      gate.notifyAll();
+    }
+  }
+
   int acks() {
     return ackCount.get();
   }
@@ -76,6 +129,9 @@ final class ClosedLoopWriter extends Thread {
   /** Stops the writer after its current request and waits for it. */
   void finish() throws InterruptedException {
     stop.set(true);
+    synchronized (gate) {
+      gate.notifyAll();
+    }
     join();
   }
 
