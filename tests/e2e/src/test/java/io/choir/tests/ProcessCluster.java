@@ -87,7 +87,7 @@ final class ProcessCluster implements AutoCloseable {
     for (int i = 1; i <= size; i++) {
       members.append("  - id: ").append(i).append('\n')
           .append("    client: 127.0.0.1:").append(clientPort(i)).append('\n')
-          .append("    peer: 127.0.0.1:").append(base + size + i - 1).append('\n');
+          .append("    peer: 127.0.0.1:").append(peerPort(i)).append('\n');
     }
     for (int i = 1; i <= size; i++) {
       Path yaml = dir.resolve("node" + i + ".yaml");
@@ -133,6 +133,11 @@ final class ProcessCluster implements AutoCloseable {
 
   private int clientPort(int id) {
     return base + id - 1;
+  }
+
+  /** Replica id's peer port (UDP datagrams and the TCP peer connection). */
+  int peerPort(int id) {
+    return base + size + id - 1;
   }
 
   private Path faultFile(int id) {
@@ -221,6 +226,12 @@ final class ProcessCluster implements AutoCloseable {
     return out;
   }
 
+  /** Replica id's status, or null if it did not answer. */
+  ReplicaInfo status(ChoirClient c, int id) {
+    ReplicaStatusResult r = c.status(endpoint(id));
+    return r.isOk() ? r.info() : null;
+  }
+
   /** The id of the replica that says it is primary in the highest view, waiting up to timeout. */
   int awaitPrimary(ChoirClient c, Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
@@ -279,11 +290,27 @@ final class ProcessCluster implements AutoCloseable {
   @Override
   public void close() {
     replicas.forEach(ReplicaProcess::close);
+    String keep = System.getProperty("choir.e2e.keepLogs", "");
+    if (!keep.isEmpty()) {
+      // -Dchoir.e2e.keepLogs=DIR: the whole replica logs, kept after the temporary folder is deleted.
+      try {
+        Path to = Path.of(keep).resolve(clusterId);
+        Files.createDirectories(to);
+        for (int i = 1; i <= replicas.size(); i++) {
+          if (Files.exists(log(i))) {
+            Files.copy(log(i), to.resolve("node" + i + ".log"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+          }
+        }
+        System.out.println("replica logs kept in " + to);
+      } catch (IOException e) {
+        System.out.println("could not keep the logs: " + e);
+      }
+    }
     for (int i = 1; i <= replicas.size(); i++) {
       try {
         if (Files.exists(log(i))) {
           List<String> lines = Files.readAllLines(log(i)).stream()
-              .filter(l -> l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("Exception"))
+              .filter(l -> l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("Exception") || l.contains("Error:"))
               .filter(l -> !l.contains("TEST ONLY: peer partitions are read from a fault file")).toList();
           int from = Math.max(0, lines.size() - 40);
           if (from > 0) {
