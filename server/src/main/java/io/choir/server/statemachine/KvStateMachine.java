@@ -79,8 +79,8 @@ import java.util.Set;
  * <p>Storage: the data space holds the keys; meta holds {@link #APPLIED_KEY}, {@link #CHECKSUM_KEY}
  * and the client table, one header row per session and one row per saved reply, so that an apply
  * writes the replies it adds and the small headers it changes, never a session's whole history (see
- * {@link ClientSessions}). {@link #clientTable} is the one reader that assembles self-contained
- * ClientRecords for a state transfer.
+ * {@link ClientSessions} and {@link ClientRows}). {@link #clientTable} is the one reader that
+ * assembles self-contained ClientRecords for a state transfer.
  *
  * <p>State transfer (DESIGN.md "Loss, repair and flow"): a replica that needs ops its primary's log no
  * longer holds replaces its whole state with a snapshot of the primary's, in three steps on the apply
@@ -113,7 +113,7 @@ public final class KvStateMachine {
   /** Meta key of the running checksum at the applied op (8 bytes big-endian). */
   public static final String CHECKSUM_KEY = MetaKeys.CHECKSUM;
 
-  /** Meta key prefix of the client table rows (see {@link ClientSessions} for the layout). */
+  /** Meta key prefix of the client table rows (see {@link ClientRows} for the layout). */
   public static final String CLIENT_PREFIX = MetaKeys.CLIENT_PREFIX;
 
   /** Session timeout for RegisterSession entries without one, unless the constructor says otherwise. */
@@ -204,7 +204,7 @@ public final class KvStateMachine {
     }
     byte[] applied = storage.getMeta(APPLIED);
     byte[] checksum = storage.getMeta(CHECKSUM);
-    WriteSet rewrite = sessions.load(storage.scanMeta(ClientSessions.PREFIX));
+    WriteSet rewrite = sessions.load(storage.scanMeta(ClientRows.PREFIX));
     if (!rewrite.isEmpty()) {
       storage.write(rewrite, true); // rows of the layout before explicit sessions, in this one
     }
@@ -270,7 +270,7 @@ public final class KvStateMachine {
     }
     Set<Long> ids = new HashSet<>();
     for (ClientRecord record : clients) {
-      String problem = ClientSessions.problem(record);
+      String problem = ClientRows.problem(record);
       if (problem == null && !ids.add(record.getClientId())) {
         problem = "client " + Long.toUnsignedString(record.getClientId()) + " appears twice";
       }
@@ -285,7 +285,7 @@ public final class KvStateMachine {
     storage.truncateLogAfter(0, false);
     WriteSet set = new WriteSet();
     for (ClientRecord record : clients) {
-      ClientSessions.writeRows(record, set);
+      ClientRows.write(record, set);
     }
     set.putMeta(APPLIED, Bytes.longToBytes(op));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
@@ -349,12 +349,12 @@ public final class KvStateMachine {
    * @throws io.choir.server.storage.StorageException on a malformed or orphan client table row
    */
   public static List<ClientRecord> clientTable(StorageSnapshot snapshot) {
-    return ClientSessions.records(snapshot.scanMeta(ClientSessions.PREFIX));
+    return ClientRows.records(snapshot.scanMeta(ClientRows.PREFIX));
   }
 
   /** The meta key of clientId's client table header row: "client/" and the id as 8 bytes BE. */
   public static byte[] clientKey(long clientId) {
-    return ClientSessions.clientKey(clientId);
+    return ClientRows.clientKey(clientId);
   }
 
   /**

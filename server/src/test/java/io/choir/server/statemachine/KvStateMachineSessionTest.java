@@ -177,7 +177,8 @@ class KvStateMachineSessionTest {
     List<Response> refused = apply(sm, register(3, 1, 2), put(3, 2, "k", "v"));
 
     assertEquals(Status.BUSY, refused.get(0).getStatus());
-    assertTrue(refused.get(0).getError().contains("too many client sessions"), refused.get(0).getError());
+    String error = refused.get(0).getError();
+    assertTrue(error.contains("too many client sessions"), error);
     assertEquals(Status.SESSION_EXPIRED, refused.get(1).getStatus());
     assertNull(value(sm, "k"), "a write outside a session is not executed");
     assertNull(sm.clientRecord(3));

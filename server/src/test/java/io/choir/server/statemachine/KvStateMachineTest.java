@@ -506,7 +506,7 @@ class KvStateMachineTest {
           row.toBuilder().clearReplies().build().toByteArray(),
           storage.getMeta(KvStateMachine.clientKey(2)));
       assertArrayEquals(
-          row.getReplies(0).toByteArray(), storage.getMeta(ClientSessions.replyKey(2, 2)));
+          row.getReplies(0).toByteArray(), storage.getMeta(ClientRows.replyKey(2, 2)));
       assertEquals(4, storage.scanMeta(bytes(KvStateMachine.CLIENT_PREFIX)).size());
     }
 
@@ -563,8 +563,8 @@ class KvStateMachineTest {
       assertEquals(
           List.of(
               hex(KvStateMachine.clientKey(1)),
-              hex(ClientSessions.replyKey(1, 2)),
-              hex(ClientSessions.replyKey(1, 3))),
+              hex(ClientRows.replyKey(1, 2)),
+              hex(ClientRows.replyKey(1, 3))),
           metaKeys(storage));
       ClientRecord header = ClientRecord.parseFrom(storage.getMeta(KvStateMachine.clientKey(1)));
       assertEquals(0, header.getRepliesCount());
@@ -577,8 +577,8 @@ class KvStateMachineTest {
       assertEquals(
           List.of(
               hex(KvStateMachine.clientKey(1)),
-              hex(ClientSessions.replyKey(1, 3)),
-              hex(ClientSessions.replyKey(1, 4))),
+              hex(ClientRows.replyKey(1, 3)),
+              hex(ClientRows.replyKey(1, 4))),
           metaKeys(storage));
 
       apply1(close(1, 5));
@@ -614,7 +614,7 @@ class KvStateMachineTest {
       ClientRecord header = ClientRecord.newBuilder().setClientId(5).build();
       Map<String, WriteSet> broken = new LinkedHashMap<>();
       broken.put(
-          "orphan", new WriteSet().putMeta(ClientSessions.replyKey(5, 1), reply.toByteArray()));
+          "orphan", new WriteSet().putMeta(ClientRows.replyKey(5, 1), reply.toByteArray()));
       broken.put(
           "neither a header",
           new WriteSet().putMeta(bytes(KvStateMachine.CLIENT_PREFIX + "abc"), new byte[0]));
@@ -628,7 +628,7 @@ class KvStateMachineTest {
           "holds the reply of request 1",
           new WriteSet()
               .putMeta(KvStateMachine.clientKey(5), header.toByteArray())
-              .putMeta(ClientSessions.replyKey(5, 2), reply.toByteArray()));
+              .putMeta(ClientRows.replyKey(5, 2), reply.toByteArray()));
 
       for (Map.Entry<String, WriteSet> row : broken.entrySet()) {
         Storage other = newStorage();
@@ -665,7 +665,7 @@ class KvStateMachineTest {
       assertArrayEquals(
           legacy.toBuilder().clearReplies().build().toByteArray(),
           storage.getMeta(KvStateMachine.clientKey(3)));
-      assertArrayEquals(reply.toByteArray(), storage.getMeta(ClientSessions.replyKey(3, 4)));
+      assertArrayEquals(reply.toByteArray(), storage.getMeta(ClientRows.replyKey(3, 4)));
       assertEquals(reply.getReply(), apply1(put(3, 4, "a", "retried")));
     }
 
