@@ -51,8 +51,10 @@ import java.util.Set;
  *             session is never evicted: max_sessions bounds the table by refusing registrations.
  *         <li>CloseSession: the session and its saved replies are removed (OK, also when absent).
  *         <li>Any other entry with client_id != 0 whose session is not registered (never, closed or
- *             expired): SESSION_EXPIRED, nothing executed, nothing saved. Its retry therefore never
- *             executes twice, however long it comes after the first attempt.
+ *             expired): SESSION_EXPIRED, nothing executed, nothing saved. So a late retry of an
+ *             executed request is never executed again, unless the client registers the same
+ *             client id anew: the new row has not seen the old requests, so a client re-registers
+ *             under a new id, or with first_incomplete above every id the old session executed.
  *         <li>Within a session: an entry whose request id has a saved reply is not executed again:
  *             the saved reply is its reply. An entry whose request id is below the session's
  *             first_incomplete is refused (INVALID, "already acknowledged"). Otherwise it executes,
