@@ -36,7 +36,9 @@ import java.util.concurrent.TimeoutException;
  * input, whose pipe this JVM holds), so no test leaves a mount behind.
  */
 final class LazyFs implements AutoCloseable {
-  private static final String PYTHON = "/usr/bin/python3";
+  /** Debian's python, where python3-fusepy lives (the python3 first on PATH may be another build). */
+  private static final String PYTHON = System.getProperty("lazyfs.python", "/usr/bin/python3");
+  private static Optional<String> unavailable;
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Path mountPoint;
@@ -62,7 +64,14 @@ final class LazyFs implements AutoCloseable {
    * Why this machine cannot mount the filesystem, or empty when it can. In CI (environment CI=true) a
    * missing python3-fusepy is not a reason but a failure: install-prereqs must have installed it.
    */
-  static Optional<String> unavailable() {
+  static synchronized Optional<String> unavailable() {
+    if (unavailable == null) {
+      unavailable = probe();
+    }
+    return unavailable;
+  }
+
+  private static Optional<String> probe() {
     if (!System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux")) {
       return Optional.of("FUSE power-loss tests need Linux; this is " + System.getProperty("os.name"));
     }

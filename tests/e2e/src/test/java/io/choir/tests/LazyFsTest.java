@@ -37,7 +37,9 @@ class LazyFsTest {
 
   @BeforeEach
   void requireFuse() throws Exception {
-    Assumptions.assumeTrue(LazyFs.unavailable().isEmpty(), () -> LazyFs.unavailable().orElse(""));
+    LazyFs.unavailable().ifPresent(why -> System.err.println("LazyFsTest SKIPPED: " + why));
+    Assumptions.assumeTrue(LazyFs.unavailable().isEmpty(),
+        () -> "FUSE filesystem test skipped: " + LazyFs.unavailable().orElse(""));
   }
 
   @AfterEach
@@ -134,7 +136,8 @@ class LazyFsTest {
           m.handles.remove(h);
           h.close();
         } else if (op < 96) { // rename, possibly over another file, while handles are open
-          String target = rnd.nextBoolean() || names.size() < 2 ? "f" + nextName++ : names.get(rnd.nextInt(names.size()));
+          String target = rnd.nextBoolean() || names.size() < 2
+              ? "f" + nextName++ : names.get(rnd.nextInt(names.size()));
           if (!target.equals(name)) {
             Files.move(mnt.resolve(name), mnt.resolve(target), StandardCopyOption.REPLACE_EXISTING);
             Model replaced = files.remove(target);
@@ -166,7 +169,8 @@ class LazyFsTest {
       }
       assertEquals(new ArrayList<>(files.keySet()), listing(mnt), "metadata is durable at once: the same names");
       // at least: a write may rewrite a byte with its own value, unsynced yet invisible to the model
-      assertTrue(after.get("last_drop_files") >= expectedDropped, expectedDropped + " files had unsynced data: " + after);
+      assertTrue(after.get("last_drop_files") >= expectedDropped,
+          expectedDropped + " files had unsynced data: " + after);
       assertTrue(expectedDropped == 0 || after.get("last_drop_bytes") > 0, "bytes dropped: " + after);
       droppedBytes += after.get("last_drop_bytes");
     }
@@ -185,7 +189,8 @@ class LazyFsTest {
     for (String name : List.of("a", "b", "c")) {
       byte[] data = new byte[(name.equals("b") ? 900 : 400) << 10];
       rnd.nextBytes(data);
-      try (FileChannel ch = FileChannel.open(mnt.resolve(name), StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      try (FileChannel ch = FileChannel.open(mnt.resolve(name), StandardOpenOption.CREATE_NEW,
+          StandardOpenOption.WRITE)) {
         writeFully(ch, data, 0);
       }
       written.put(name, data);

@@ -53,6 +53,7 @@ class PowerLossTest {
   @BeforeEach
   void requireFuse() {
     Optional<String> why = LazyFs.unavailable();
+    why.ifPresent(w -> System.err.println("PowerLossTest SKIPPED (no power-loss test on this machine): " + w));
     Assumptions.assumeTrue(why.isEmpty(), () -> "power-loss test skipped: " + why.orElse(""));
   }
 
@@ -162,7 +163,8 @@ class PowerLossTest {
         try {
           started.get(i).get(60, TimeUnit.SECONDS);
         } catch (java.util.concurrent.ExecutionException e) {
-          failed.add("replica " + (i + 1) + ": " + e.getCause().getMessage() + "\n" + tail(dir.resolve("node" + (i + 1) + ".log")));
+          failed.add("replica " + (i + 1) + ": " + e.getCause().getMessage() + "\n"
+              + tail(dir.resolve("node" + (i + 1) + ".log")));
         }
       }
       System.out.println(elapsed() + "PowerLossTest: replicas started (" + failed.size() + " failed)");
@@ -175,8 +177,8 @@ class PowerLossTest {
   private void restartAll() throws Exception {
     List<String> failed = startAll();
     if (!failed.isEmpty()) { // reported, not thrown: the read-back then counts what it cannot read as lost
-      System.out.println(elapsed() + "PowerLossTest: after the restart " + failed.size() + " replica(s) did not start:\n"
-          + String.join("\n", failed));
+      System.out.println(elapsed() + "PowerLossTest: after the restart " + failed.size()
+          + " replica(s) did not start:\n" + String.join("\n", failed));
     }
   }
 
@@ -235,8 +237,8 @@ class PowerLossTest {
       }
       CompletableFuture.allOf(all.toArray(new CompletableFuture[0])).exceptionally(e -> null).join();
     }
-    System.out.println(elapsed() + "PowerLossTest: wrote " + count + " keys " + prefix + "*: " + acked.size() + " acknowledged, "
-        + failed.get() + " failed");
+    System.out.println(elapsed() + "PowerLossTest: wrote " + count + " keys " + prefix + "*: " + acked.size()
+        + " acknowledged, " + failed.get() + " failed");
     return acked;
   }
 
