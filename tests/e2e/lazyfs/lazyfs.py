@@ -43,7 +43,7 @@ Semantics (what survives `drop`)
               written_back_bytes, drops, bytes_dropped, files_dropped, pending_bytes, pending_files,
               open_handles, mounted
     drop   -> drops every unsynced write of every file (the power loss); answers the counters, with
-              last_drop_bytes and last_drop_files for this drop
+              last_drop_bytes, last_drop_files and last_drop_paths (bytes per file) for this drop
     sync   -> writes every file's pending data back and syncs it (what sync(2) would do)
   Send `drop` only once the program under test is dead and open_handles is 0: a write still in flight
   from a dying process could otherwise land after the drop.
@@ -216,10 +216,14 @@ class LazyFs(fusepy.Operations):
 
     def drop(self):
         with self.mutex:
-            dropped = sum(p.nbytes for p in self.pending.values())
-            files = sum(1 for p in self.pending.values() if p.nbytes or p.size != os.fstat(p.fd).st_size)
+            dropped = 0
+            paths = {}
             for p in self.pending.values():
+                if p.nbytes or p.size != os.fstat(p.fd).st_size:
+                    dropped += p.nbytes
+                    paths[self._name_of(p.fd)] = p.nbytes
                 os.close(p.fd)
+            files = len(paths)
             self.pending.clear()
             self.pending_bytes = 0
             self.c["drops"] += 1
@@ -227,7 +231,16 @@ class LazyFs(fusepy.Operations):
             self.c["files_dropped"] += files
             self.c["last_drop_bytes"] = dropped
             self.c["last_drop_files"] = files
-            return self._stats()
+            out = self._stats()
+            out["last_drop_paths"] = paths
+            return out
+
+    def _name_of(self, fd):
+        """The file's path under the backing folder (for reports), from the descriptor we hold."""
+        try:
+            return os.path.relpath(os.readlink("/proc/self/fd/%d" % fd), self.backing)
+        except OSError:
+            return "fd %d" % fd
 
     def sync_all(self):
         with self.mutex:

@@ -153,7 +153,7 @@ final class LazyFs implements AutoCloseable {
       }
       if (Files.exists(control)) {
         try {
-          Map<String, Long> s = fs.command("stats");
+          Map<String, Long> s = fs.stats();
           if (s.get("mounted") == 1 && fs.isMounted()) {
             return fs;
           }
@@ -174,12 +174,20 @@ final class LazyFs implements AutoCloseable {
 
   /** The counters (see lazyfs.py: writes, fsyncs, fdatasyncs, bytes_synced, pending_bytes, open_handles...). */
   Map<String, Long> stats() throws IOException {
-    return command("stats");
+    return numbers(command("stats"));
   }
 
-  /** The power loss: every write that no fsync covered is gone. Answers the counters, with last_drop_bytes. */
-  Map<String, Long> drop() throws IOException {
-    return command("drop");
+  /** What one drop found: the counters after it (with last_drop_bytes) and the bytes each file lost. */
+  record Drop(Map<String, Long> stats, Map<String, Long> bytesByPath) {
+    long bytes() {
+      return stats.get("last_drop_bytes");
+    }
+  }
+
+  /** The power loss: every write that no fsync covered is gone. */
+  Drop drop() throws IOException {
+    JsonNode answer = command("drop");
+    return new Drop(numbers(answer), numbers(answer.path("last_drop_paths")));
   }
 
   /** Waits until no file is open on the mount, so that no write of a dead process is still in flight. */
@@ -197,7 +205,7 @@ final class LazyFs implements AutoCloseable {
   }
 
   /** Sends one command over the control socket and parses its one-line JSON answer (10 s at most). */
-  private Map<String, Long> command(String cmd) throws IOException {
+  private JsonNode command(String cmd) throws IOException {
     CompletableFuture<String> answer = CompletableFuture.supplyAsync(() -> {
       try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
         ch.connect(UnixDomainSocketAddress.of(control));
@@ -229,10 +237,19 @@ final class LazyFs implements AutoCloseable {
     if (node == null || node.has("error")) {
       throw new IOException("lazyfs control '" + cmd + "': " + line);
     }
+    return node;
+  }
+
+  /** The numeric and boolean fields of a JSON object (true is 1). */
+  private static Map<String, Long> numbers(JsonNode node) {
     Map<String, Long> out = new LinkedHashMap<>();
     for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
-      out.put(e.getKey(), e.getValue().isBoolean() ? (e.getValue().asBoolean() ? 1L : 0L) : e.getValue().asLong());
+      if (e.getValue().isBoolean()) {
+        out.put(e.getKey(), e.getValue().asBoolean() ? 1L : 0L);
+      } else if (e.getValue().isNumber()) {
+        out.put(e.getKey(), e.getValue().asLong());
+      }
     }
     return out;
   }

@@ -195,10 +195,11 @@ class PowerLossTest {
     StringBuilder perReplica = new StringBuilder();
     for (LazyFs fs : mounts) {
       fs.awaitNoOpenHandles(Duration.ofSeconds(10)); // no write of a dead process is still in flight
-      Map<String, Long> s = fs.drop();
-      dropped += s.get("last_drop_bytes");
-      perReplica.append(String.format(" [%s: %d bytes in %d files dropped; %d fsyncs + %d fdatasyncs, %d bytes synced]",
-          fs.mountPoint().getFileName(), s.get("last_drop_bytes"), s.get("last_drop_files"), s.get("fsyncs"),
+      LazyFs.Drop d = fs.drop();
+      Map<String, Long> s = d.stats();
+      dropped += d.bytes();
+      perReplica.append(String.format("%n  %s: %d unsynced bytes dropped %s; before it %d fsyncs + %d fdatasyncs"
+          + " had synced %d bytes", fs.mountPoint().getFileName(), d.bytes(), d.bytesByPath(), s.get("fsyncs"),
           s.get("fdatasyncs"), s.get("bytes_synced")));
     }
     System.out.println(elapsed() + "PowerLossTest: power loss of the whole cluster:" + perReplica);
