@@ -142,7 +142,8 @@ final class LazyFs implements AutoCloseable {
     cmd.addAll(List.of(extraArgs));
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
-    LazyFs fs = new LazyFs(mountPoint.toAbsolutePath(), control, log, p);
+    // the real path: /proc/self/mountinfo lists the mount under it, even if the temp folder is a symlink
+    LazyFs fs = new LazyFs(mountPoint.toRealPath(), control, log, p);
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
     String last = "no answer yet";
     while (System.nanoTime() < deadline) {
