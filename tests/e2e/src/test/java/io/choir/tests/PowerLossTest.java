@@ -96,6 +96,7 @@ class PowerLossTest {
     startCluster("fsync", "ack-before-fsync");
     // A process crash alone keeps everything: the unsynced writes are in the OS (here: the mount's memory).
     Map<String, String> beforeCrash = writeKeys("crash/", KEYS / 4);
+    assertEquals(KEYS / 4, beforeCrash.size(), "every write of a healthy cluster is acknowledged");
     killAll();
     restartAll();
     ReadBack crash = readBack(beforeCrash);
@@ -103,7 +104,9 @@ class PowerLossTest {
     assertEquals(0, crash.lost(), "kill -9 without a power loss loses nothing even unsynced: " + crash);
 
     Map<String, String> acked = new ConcurrentHashMap<>(beforeCrash);
-    acked.putAll(writeKeys("power/", KEYS));
+    Map<String, String> afterCrash = writeKeys("power/", KEYS);
+    assertEquals(KEYS, afterCrash.size(), "every write of the restarted cluster is acknowledged");
+    acked.putAll(afterCrash);
     long dropped = powerLoss();
     restartAll();
     ReadBack r = readBack(acked);
