@@ -22,6 +22,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
@@ -225,6 +226,7 @@ class PowerLossTest {
   private Map<String, String> writeKeys(String prefix, int count) {
     Map<String, String> acked = new ConcurrentHashMap<>();
     AtomicLong failed = new AtomicLong();
+    AtomicReference<Throwable> firstError = new AtomicReference<>();
     try (ChoirClient c = client(Duration.ofSeconds(30))) {
       awaitServing(c, Duration.ofSeconds(30));
       System.out.println(elapsed() + "PowerLossTest: serving");
@@ -240,6 +242,7 @@ class PowerLossTest {
             acked.put(key, value);
           } else {
             failed.incrementAndGet();
+            firstError.compareAndSet(null, e);
           }
           window.release();
         });
@@ -248,7 +251,8 @@ class PowerLossTest {
       CompletableFuture.allOf(all.toArray(new CompletableFuture[0])).exceptionally(e -> null).join();
     }
     System.out.println(elapsed() + "PowerLossTest: wrote " + count + " keys " + prefix + "*: " + acked.size()
-        + " acknowledged, " + failed.get() + " failed");
+        + " acknowledged, " + failed.get() + " failed"
+        + (firstError.get() == null ? "" : " (the first with " + firstError.get() + ")"));
     return acked;
   }
 
