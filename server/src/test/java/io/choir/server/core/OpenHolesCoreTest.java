@@ -36,7 +36,13 @@ import org.junit.jupiter.api.Test;
  * Holes found by reading the core after its issue 9 change, each as the behaviour the core must have.
  * Every test here fails on ReplicaCore at commit bb87e91 (the assertion marked EXPECTED states the
  * correct behaviour); the coordinator's fix makes it pass, and then it belongs in its topic's class.
- * The report of helper "coretests" describes each (scenario, what goes wrong, suggested fix).
+ * Findings: 1 a backup that first hears of a view from a resend calls its log complete too early and
+ * drops committed ops (safety); 2 a truncation hides an older write's Persisted report (liveness); 3 a
+ * late pre-vote grant deposes a primary that is heard again; 4 the fill resends entries still on their
+ * way (2e bandwidth); 5 after recovery, NACKs for ops no log has; 6 a view change finished twice in one
+ * step; 7 rejoining one's own view counted as a view change; 8 one NACK's resends from the log are not
+ * bounded by one byte budget. The report of helper "coretests" describes each (scenario, what goes
+ * wrong, suggested fix).
  */
 class OpenHolesCoreTest {
   private static Event.Peer prepare(int from, long view, long commit, List<Entry> entries) {
@@ -329,5 +335,56 @@ class OpenHolesCoreTest {
     // EXPECTED: one view change, one START_VIEW.
     assertEquals(1, sendsOf(e, MessageType.START_VIEW).size(), "START_VIEWs in one step");
     assertEquals(1, r2.viewChanges());
+  }
+
+  /**
+   * FINDING 7 (measure, minor). A backup restarted while it was catching up rejoins in a view change
+   * (restart limbo) and adopts its own view again when it hears that view's primary: no view changed,
+   * yet viewChanges() and lastViewChangeNs() count one, so the status counter the 2d measure ("a
+   * restarted replica causes 0 view changes") reads reports one for every such restart.
+   */
+  @Test
+  void shouldNotCountRejoiningItsOwnViewAsAViewChange() {
+    ReplicaCore c = new ReplicaCore(config(3, 3), state(1, 0, true, List.of()));
+    tick(c, 0);
+    assertEquals(ReplicaCore.Mode.VIEW_CHANGE, c.mode(), "restarted before its log was complete in view 1");
+    step(c, new Event.Peer(2, 1, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(0).setCommit(0).setLowWatermark(1).build()), 10 * MS);
+    assertEquals(1, c.view());
+    assertEquals(ReplicaCore.Mode.NORMAL, c.mode());
+    // EXPECTED: it is still view 1, which it was in before the restart.
+    assertEquals(0, c.viewChanges(), "counted as a view change");
+  }
+
+  /**
+   * FINDING 8 (bound). max_retransmit_bytes_per_nack "bounds bursts", but the core cannot charge
+   * resends from the log against it (it does not know their sizes): every run of old ops in a NACK
+   * gets a Retransmit effect with the whole remaining budget, and the in-memory entries after it get
+   * the whole budget again. A NACK with k ranges below the ring thus asks for k times the budget.
+   */
+  @Test
+  void shouldBoundEveryResendOfOneNackByOneByteBudget() {
+    CoreConfig cfg = builder(1, 3).retransmitRingEntries(4).maxRetransmitBytesPerNack(1000).build();
+    ReplicaCore a = new ReplicaCore(cfg, RecoveredState.empty());
+    tick(a, 0);
+    for (int i = 1; i <= 20; i++) {
+      step(a, new Event.ClientRequest(1, CoreKit.put(1, i, "k" + i)), MS);
+    }
+    tick(a, MS);
+    step(a, new Event.Persisted(20), 2 * MS);
+    Effects commit = step(a, new Event.Peer(2, 0, MessageType.PREPARE_OK,
+        io.choir.proto.PrepareOk.newBuilder().setOp(20).build()), 2 * MS);
+    step(a, CoreKit.applied(commit.apply), 3 * MS);
+    io.choir.proto.Nack.Builder nack = io.choir.proto.Nack.newBuilder();
+    for (long op = 1; op <= 11; op += 2) {
+      nack.addRanges(io.choir.proto.OpRange.newBuilder().setFirst(op).setLast(op));
+    }
+    Effects e = step(a, new Event.Peer(3, 0, MessageType.NACK, nack.build()), 10 * MS);
+    long asked = 0;
+    for (Effects.Retransmit rt : e.retransmits) {
+      asked += rt.maxBytes();
+    }
+    // EXPECTED: one NACK may cause at most max_retransmit_bytes_per_nack of resends from the log.
+    assertTrue(asked <= 1000, e.retransmits.size() + " resends from the log, allowed " + asked + " bytes in all");
   }
 }
