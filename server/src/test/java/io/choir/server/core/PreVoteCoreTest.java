@@ -123,10 +123,13 @@ class PreVoteCoreTest {
     step(c, startViewChange(2, 1), 2 * T);
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, c.mode());
     assertEquals(1, c.view());
-    Effects next = step(c, preVote(2, 1, 2), 2 * T + 10 * MS);
+    Effects early = step(c, preVote(2, 1, 2), 2 * T + 10 * MS);
+    assertTrue(sendsOf(early, MessageType.PRE_VIEW_CHANGE_OK).isEmpty(),
+        "its own view change has not stalled yet (it may be making progress): no grant");
+    Effects next = step(c, preVote(2, 1, 2), 4 * T + 10 * MS);
     assertEquals(2, ((PreViewChangeOk) only(next, MessageType.PRE_VIEW_CHANGE_OK).body()).getView(),
-        "a replica in a view change supports moving on at once");
-    Effects behind = step(c, preVote(1, 0, 1), 2 * T + 20 * MS);
+        "a replica whose own view change stalled supports moving on");
+    Effects behind = step(c, preVote(1, 0, 1), 4 * T + 20 * MS);
     assertTrue(sendsOf(behind, MessageType.PRE_VIEW_CHANGE_OK).isEmpty(), "view 1 is no news to a replica in it");
   }
 
@@ -289,6 +292,16 @@ class PreVoteCoreTest {
     assertEquals(2, ((PreViewChange) pv.body()).getView());
     Effects atA = deliver(pv, 3, a, 1, now);
     assertEquals(1, a.view(), "a pre-vote from a newer view brings the restarted replica up to it");
+    // It grants once its own (new) view change to view 1 has stalled too: replica 3 keeps asking.
+    while (sendsOf(atA, MessageType.PRE_VIEW_CHANGE_OK).isEmpty()) {
+      now += HB;
+      tick(a, now);
+      Effects again = tick(c, now);
+      for (Effects.Send p : sendsOf(again, MessageType.PRE_VIEW_CHANGE)) {
+        atA = deliver(p, 3, a, 1, now);
+      }
+      assertTrue(now < 10 * T, "replica 1 never granted");
+    }
     Effects.Send ok = only(atA, MessageType.PRE_VIEW_CHANGE_OK);
     Effects moved = deliver(ok, 1, c, 3, now);
     assertEquals(2, c.view(), "one grant (f = 1): on to view 2");

@@ -155,7 +155,9 @@ class RecoveryCoreTest {
     assertEquals(1, rest.lastNormalView);
     assertTrue(rest.caughtUp, "storage clears the catching-up marker with the last normal view");
     assertFalse(r.mustCatchUp());
-    Effects ack = step(r, new Event.Persisted(4, rest.logEpoch), 12 * MS);
+    Effects written = step(r, new Event.Persisted(4, rest.logEpoch), 12 * MS);
+    assertTrue(sendsOf(written, MessageType.PREPARE_OK).isEmpty(), "not before its last normal view is on disk");
+    Effects ack = step(r, new Event.LastNormalViewPersisted(1), 13 * MS);
     assertEquals(4, ((PrepareOk) only(ack, MessageType.PREPARE_OK).body()).getOp());
   }
 
@@ -210,7 +212,8 @@ class RecoveryCoreTest {
     assertEquals(1, complete.lastNormalView);
     assertTrue(complete.caughtUp);
     assertFalse(m.mustCatchUp());
-    Effects ack = step(m, new Event.Persisted(5, complete.logEpoch), now + 5 * MS);
+    step(m, new Event.Persisted(5, complete.logEpoch), now + 5 * MS);
+    Effects ack = step(m, new Event.LastNormalViewPersisted(1), now + 5 * MS);
     assertEquals(5, ((PrepareOk) only(ack, MessageType.PREPARE_OK).body()).getOp(), "caught up: it acknowledges");
     Effects grant = step(m, preVote(1, 1, 2), now + 4 * MS + T);
     assertEquals(1, only(grant, MessageType.PRE_VIEW_CHANGE_OK).to(), "and supports a view change again");

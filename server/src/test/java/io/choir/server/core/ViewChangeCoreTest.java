@@ -277,8 +277,10 @@ class ViewChangeCoreTest {
     assertTrue(persistedAtBackup.isEmpty(), "every entry was equal to its own: confirmed, not rewritten");
     assertEquals("backup", r[3].role());
     assertEquals(0, r[2].commitOp(), "nothing is committed in view 1 yet");
+    step(r[3], new Event.LastNormalViewPersisted(1), now);
     Effects own = step(r[2], new Event.Persisted(12, f.epoch), now);
     assertTrue(own.apply.isEmpty(), "its own copy is 1 of the 2 needed");
+    step(r[2], new Event.LastNormalViewPersisted(1), now);
     now += HB;
     Effects hb = tick(r[2], now);
     Effects ok = deliver(only(hb, MessageType.HEARTBEAT), 2, r[3], 3, now);

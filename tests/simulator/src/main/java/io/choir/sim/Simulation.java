@@ -275,7 +275,10 @@ public final class Simulation {
     }
     if (fx.persistLastNormalView) {
       long lnv = fx.lastNormalView;
-      storageTask(node, 1000, () -> node.storeLastNormalView(lnv));
+      storageTask(node, 1000, () -> {
+        node.storeLastNormalView(lnv);
+        step(node, new Event.LastNormalViewPersisted(lnv));
+      });
     }
     for (Effects.Send s : fx.sends) {
       send(node.id, s.to(), s.view(), s.type(), s.body());

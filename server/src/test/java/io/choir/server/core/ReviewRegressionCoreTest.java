@@ -33,18 +33,19 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * Holes found by reading the core after its issue 9 change, each as the behaviour the core must have.
- * Every test here fails on ReplicaCore at commit bb87e91 (the assertion marked EXPECTED states the
- * correct behaviour); the coordinator's fix makes it pass, and then it belongs in its topic's class.
- * Findings: 1 a backup that first hears of a view from a resend calls its log complete too early and
- * drops committed ops (safety); 2 a truncation hides an older write's Persisted report (liveness); 3 a
- * late pre-vote grant deposes a primary that is heard again; 4 the fill resends entries still on their
- * way (2e bandwidth); 5 after recovery, NACKs for ops no log has; 6 a view change finished twice in one
- * step; 7 rejoining one's own view counted as a view change; 8 one NACK's resends from the log are not
- * bounded by one byte budget. The report of helper "coretests" describes each (scenario, what goes
- * wrong, suggested fix).
+ * Holes found by a review of the core after its first issue 9 change, each kept as a regression: every
+ * test here failed on that version and passes since the fix. 1 a backup that first hears of a view from
+ * a resend called its log complete too early and dropped committed ops (safety; now only an entry made
+ * in the current view, a HEARTBEAT or a START_VIEW sets the op its log must reach); 2 a truncation hid
+ * an older write's Persisted report (liveness; now the report counts up to every truncation point since
+ * its epoch); 3 a late pre-vote grant deposed a primary that was heard again; 4 the fill of the chosen
+ * log resent entries still on their way (2e bandwidth; now the new primary asks for the next piece once
+ * a whole NACK budget has arrived, and the chosen replica suppresses resends to it for a heartbeat
+ * interval); 5 after recovery, NACKs for ops no log has; 6 a view change finished twice in one step; 7
+ * rejoining one's own view counted as a view change; 8 one NACK's resends from the log were not bounded
+ * by one byte budget.
  */
-class OpenHolesCoreTest {
+class ReviewRegressionCoreTest {
   private static Event.Peer prepare(int from, long view, long commit, List<Entry> entries) {
     return new Event.Peer(from, view, MessageType.PREPARE, Prepare.newBuilder()
         .setFirstOp(entries.get(0).getOp()).addAllEntries(entries).setCommit(commit).build());
@@ -115,7 +116,7 @@ class OpenHolesCoreTest {
     ReplicaCore[] r = committedOnOneTwoThree();
     Effects e = replica3LearnsViewOneFromAResend(r, 2 * T);
     assertEquals(1, r[3].view());
-    // EXPECTED: ops 3..6 stay (replica 3 acknowledged them; they are in view 1's log), and its last
+    // ops 3..6 stay (replica 3 acknowledged them; they are in view 1's log), and its last
     // normal view stays 0 until its log reaches op 6, what the primary of view 1 had.
     assertEquals(-1, e.truncateLogAfter, "replica 3 must not drop ops it acknowledged (it truncated after "
         + e.truncateLogAfter + ")");
@@ -153,7 +154,7 @@ class OpenHolesCoreTest {
     started.addAll(sendsOf(second, MessageType.START_VIEW));
     assertTrue(!started.isEmpty(), "view 2 forms");
     assertTrue(r[3].isPrimary());
-    // EXPECTED: every committed op survives a view change with f = 2 failures.
+    // every committed op survives a view change with f = 2 failures.
     assertTrue(r[3].lastOp() >= 6, "view 2's log ends at op " + r[3].lastOp() + ": committed ops 3..6 are lost");
   }
 
@@ -181,9 +182,10 @@ class OpenHolesCoreTest {
     assertEquals(2, complete.truncateLogAfter, "op 3 is not in view 1's log");
     assertTrue(complete.persistLastNormalView);
     step(c, new Event.Persisted(3, 0), 7 * MS); // the write of 1..3, done before the truncation ran
+    step(c, new Event.LastNormalViewPersisted(1), 7 * MS);
     Effects hb = step(c, new Event.Peer(2, 1, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(2).setCommit(2).setLowWatermark(1).build()), 8 * MS);
-    // EXPECTED: ops 1..2 are durable here: acknowledged and, once committed, applied.
+    // ops 1..2 are durable here: acknowledged and, once committed, applied.
     assertEquals(2, ((HeartbeatOk) only(hb, MessageType.HEARTBEAT_OK).body()).getOp(),
         "persisted op " + c.persistedOp() + " after the old-epoch report");
     assertEquals(List.of(1L, 2L), ops(hb.apply));
@@ -210,7 +212,7 @@ class OpenHolesCoreTest {
     Effects hb = tick(r[1], now + MS);
     deliver(only(hb, MessageType.HEARTBEAT), 1, r[2], 2, now + MS);
     Effects late = deliver(grant, 3, r[2], 2, now + 2 * MS);
-    // EXPECTED: it hears its primary, so the pre-vote is over.
+    // it hears its primary, so the pre-vote is over.
     assertEquals(0, r[2].view(), "a late grant deposed a primary that replica 2 hears");
     assertTrue(sendsOf(late, MessageType.START_VIEW_CHANGE).isEmpty());
   }
@@ -274,7 +276,7 @@ class OpenHolesCoreTest {
       started = pending.stream().anyMatch(e -> !sendsOf(e, MessageType.START_VIEW).isEmpty());
     }
     assertTrue(started, "the view change finishes");
-    // EXPECTED: about one copy of each entry.
+    // about one copy of each entry.
     assertTrue(entriesSent <= 12 + 3, "the chosen replica sent " + entriesSent + " entries for a 12-entry fill");
   }
 
@@ -309,7 +311,7 @@ class OpenHolesCoreTest {
             Heartbeat.newBuilder().setLastOp(3).setCommit(3).setLowWatermark(1).build()), now);
       }
     }
-    // EXPECTED: nothing is missing, so nothing is asked for.
+    // nothing is missing, so nothing is asked for.
     assertEquals(0, nacks, "NACKs for ops 4..5, which no log of view 3 has");
   }
 
@@ -332,7 +334,7 @@ class OpenHolesCoreTest {
     Effects e = step(r2, new Event.Peer(4, 1, MessageType.DO_VIEW_CHANGE,
         io.choir.proto.DoViewChange.newBuilder().build()), 2 * T + 2 * MS);
     assertTrue(r2.isPrimary());
-    // EXPECTED: one view change, one START_VIEW.
+    // one view change, one START_VIEW.
     assertEquals(1, sendsOf(e, MessageType.START_VIEW).size(), "START_VIEWs in one step");
     assertEquals(1, r2.viewChanges());
   }
@@ -352,7 +354,7 @@ class OpenHolesCoreTest {
         Heartbeat.newBuilder().setLastOp(0).setCommit(0).setLowWatermark(1).build()), 10 * MS);
     assertEquals(1, c.view());
     assertEquals(ReplicaCore.Mode.NORMAL, c.mode());
-    // EXPECTED: it is still view 1, which it was in before the restart.
+    // it is still view 1, which it was in before the restart.
     assertEquals(0, c.viewChanges(), "counted as a view change");
   }
 
@@ -384,7 +386,7 @@ class OpenHolesCoreTest {
     for (Effects.Retransmit rt : e.retransmits) {
       asked += rt.maxBytes();
     }
-    // EXPECTED: one NACK may cause at most max_retransmit_bytes_per_nack of resends from the log.
+    // one NACK may cause at most max_retransmit_bytes_per_nack of resends from the log.
     assertTrue(asked <= 1000, e.retransmits.size() + " resends from the log, allowed " + asked + " bytes in all");
   }
 }
