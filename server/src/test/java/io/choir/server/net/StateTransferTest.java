@@ -15,6 +15,8 @@ import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Put;
 import io.choir.proto.StateTransferRequest;
 import io.choir.proto.wire.DatagramHeader;
+import io.choir.server.net.transfer.StateTransferReceiver;
+import io.choir.server.net.transfer.TransferFailedException;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
@@ -188,7 +190,7 @@ class StateTransferTest {
     // 64 KiB chunks: about a hundred of them for the ~6 MB state, through the writability loop.
     StateTransferServer server =
         server(sourceStorage, new StateTransferServer.Limits(2, 8, 64 << 10, 65_536, 10_000, 60_000));
-    CompletableFuture<StateTransferClient.Installed> fetched =
+    CompletableFuture<StateTransferReceiver.Installed> fetched =
         client.fetch(
             server.localAddress(),
             CLUSTER,
@@ -197,10 +199,11 @@ class StateTransferTest {
             target.applied(),
             storageThread::execute,
             target,
+            targetStorage,
             Duration.ofSeconds(WAIT_SECONDS));
     // The source keeps applying during the transfer; the snapshot must not mix ops.
     applyAll(source, more);
-    StateTransferClient.Installed installed = fetched.get(WAIT_SECONDS, TimeUnit.SECONDS);
+    StateTransferReceiver.Installed installed = fetched.get(WAIT_SECONDS, TimeUnit.SECONDS);
 
     if (installed.op() != first.size()) {
       applyAll(twin, more);
@@ -246,6 +249,7 @@ class StateTransferTest {
                         0,
                         storageThread::execute,
                         target,
+                        targetStorage,
                         Duration.ofSeconds(WAIT_SECONDS))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
     ExecutionException nonMember =
@@ -261,12 +265,13 @@ class StateTransferTest {
                         0,
                         storageThread::execute,
                         target,
+                        targetStorage,
                         Duration.ofSeconds(WAIT_SECONDS))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
 
     for (ExecutionException e : List.of(otherCluster, nonMember)) {
-      StateTransferClient.TransferFailedException failure =
-          assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+      TransferFailedException failure =
+          assertInstanceOf(TransferFailedException.class, e.getCause());
       assertFalse(failure.installStarted());
     }
     assertEquals(2, server.transfersRefused());
@@ -299,11 +304,12 @@ class StateTransferTest {
                         target.applied(),
                         storageThread::execute,
                         target,
+                        targetStorage,
                         Duration.ofSeconds(WAIT_SECONDS))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
 
-    StateTransferClient.TransferFailedException failure =
-        assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+    TransferFailedException failure =
+        assertInstanceOf(TransferFailedException.class, e.getCause());
     assertFalse(failure.installStarted());
     assertEquals(1, server.chunksWritten()); // one empty last chunk, not the whole state
     assertEquals(20, target.applied());
@@ -353,10 +359,11 @@ class StateTransferTest {
                           0,
                           storageThread::execute,
                           target,
+                          targetStorage,
                           Duration.ofSeconds(WAIT_SECONDS))
                       .get(WAIT_SECONDS, TimeUnit.SECONDS));
 
-      assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+      assertInstanceOf(TransferFailedException.class, e.getCause());
       assertEquals(1, server.transfersRefused());
       assertEquals(0, target.applied());
       assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
@@ -402,19 +409,20 @@ class StateTransferTest {
                         0,
                         stalling,
                         target,
+                        targetStorage,
                         Duration.ofMillis(300))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
     gate.countDown();
     CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
 
-    StateTransferClient.TransferFailedException failure =
-        assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+    TransferFailedException failure =
+        assertInstanceOf(TransferFailedException.class, e.getCause());
     assertTrue(failure.installStarted());
     assertTrue(target.installing());
     assertEquals(List.of(), allData(targetStorage)); // later steps did nothing once failed
     assertEquals(1, targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length);
 
-    StateTransferClient.Installed installed =
+    StateTransferReceiver.Installed installed =
         client
             .fetch(
                 server.localAddress(),
@@ -424,6 +432,7 @@ class StateTransferTest {
                 target.applied(),
                 storageThread::execute,
                 target,
+                targetStorage,
                 Duration.ofSeconds(WAIT_SECONDS))
             .get(WAIT_SECONDS, TimeUnit.SECONDS);
 
