@@ -169,18 +169,34 @@ class PeerTransportTest {
     transports.get(1).send(2, 3, MessageType.PREPARE, p);
     Got g = inboxes.get(2).poll(WAIT_MS, TimeUnit.MILLISECONDS);
     assertEquals(new Got(1, 3, MessageType.PREPARE, p), g);
-    assertEquals(1, transports.get(1).streamMessagesSent());
-    assertEquals(1, transports.get(2).streamMessagesReceived());
-    assertEquals(1, servers.get(2).peerStreamsAccepted());
+    // Counted just after the hand-over, so wait for the counts rather than read them at once.
+    await(() -> transports.get(1).streamMessagesSent() == 1, "one stream message sent");
+    await(() -> transports.get(2).streamMessagesReceived() == 1, "one stream message received");
+    await(() -> servers.get(2).peerStreamsAccepted() == 1, "one stream accepted");
     // A small unicast still goes by datagram, and a second big one reuses the connection.
     Nack nack = Nack.newBuilder().addRanges(OpRange.newBuilder().setFirst(1).setLast(2)).build();
     transports.get(1).send(2, 3, MessageType.NACK, nack);
     assertEquals(new Got(1, 3, MessageType.NACK, nack), inboxes.get(2).poll(5, TimeUnit.SECONDS));
     transports.get(1).send(2, 3, MessageType.PREPARE, bigPrepare(10, 100_000, 3));
     assertEquals(MessageType.PREPARE, inboxes.get(2).poll(WAIT_MS, TimeUnit.MILLISECONDS).type());
-    assertEquals(2, transports.get(1).streamMessagesSent());
+    await(() -> transports.get(1).streamMessagesSent() == 2, "two stream messages sent");
     assertEquals(1, servers.get(2).peerStreamsAccepted());
     assertTrue(inboxes.get(3).isEmpty(), "unicast reaches only its destination");
+  }
+
+  @Test
+  void shouldDeliverEveryOneOfFiveTwoMebibyteUnicastPrepares() throws Exception {
+    // Hole 2e: as about 1,500 UDP fragments each, none of these arrived on the code before (the
+    // burst overflows the 1 MiB receive buffer even on loopback without loss: 0 of 5 delivered).
+    for (int i = 0; i < 5; i++) {
+      Prepare p = bigPrepare(20 + i, 2 << 20, 20 + i);
+      transports.get(1).send(2, 0, MessageType.PREPARE, p);
+      Got g = inboxes.get(2).poll(WAIT_MS, TimeUnit.MILLISECONDS);
+      assertNotNull(g, "prepare " + i + " arrived");
+      assertEquals(p, g.body());
+    }
+    assertEquals(Map.of(), transports.get(2).droppedByReason());
+    await(() -> transports.get(2).streamMessagesReceived() == 5, "five stream messages counted");
   }
 
   @Test
@@ -294,7 +310,7 @@ class PeerTransportTest {
     }
     assertNotNull(got, "a big unicast reached the restarted peer");
     assertEquals(MessageType.PREPARE, got.type());
-    assertEquals(1, servers.get(2).peerStreamsAccepted(), "over a new connection");
+    await(() -> servers.get(2).peerStreamsAccepted() == 1, "one stream accepted by the restarted peer");
   }
 
   @Test
