@@ -204,29 +204,36 @@ public final class StateTransferClient implements AutoCloseable {
                   }
                 });
     // Armed before connecting, so it bounds the connect too; runs on the transfer's loop.
-    transfer.timer =
-        loop.schedule(
-            () -> transfer.receiver.onTimeout("after " + timeoutMs + " ms"),
-            timeoutMs,
-            TimeUnit.MILLISECONDS);
-    loop.execute(
-        () -> {
-          ChannelFuture connect;
-          try {
-            connect = b.connect(source);
-          } catch (RuntimeException e) {
-            transfer.receiver.onError("cannot start connecting to " + source, e);
-            return;
-          }
-          connect.addListener(
-              (ChannelFutureListener)
-                  f -> {
-                    if (!f.isSuccess()) {
-                      transfer.receiver.onError("cannot connect to " + source, f.cause());
-                    }
-                  });
-        });
+    try {
+      transfer.timer =
+          loop.schedule(
+              () -> transfer.receiver.onTimeout("after " + timeoutMs + " ms"),
+              timeoutMs,
+              TimeUnit.MILLISECONDS);
+      loop.execute(() -> connect(b, source, transfer));
+    } catch (RejectedExecutionException e) {
+      // Closed: no loop will ever drive this transfer, so it fails here, before anything was queued.
+      transfer.receiver.onError("the state transfer client is closed", e);
+    }
     return transfer.receiver.result();
+  }
+
+  /** Connects (on the transfer's loop); a failure goes to the receiver. */
+  private static void connect(Bootstrap b, InetSocketAddress source, Transfer transfer) {
+    ChannelFuture connect;
+    try {
+      connect = b.connect(source);
+    } catch (RuntimeException e) {
+      transfer.receiver.onError("cannot start connecting to " + source, e);
+      return;
+    }
+    connect.addListener(
+        (ChannelFutureListener)
+            f -> {
+              if (!f.isSuccess()) {
+                transfer.receiver.onError("cannot connect to " + source, f.cause());
+              }
+            });
   }
 
   /** Stops the event loop; fetches in progress fail (their pending storage steps do nothing). */

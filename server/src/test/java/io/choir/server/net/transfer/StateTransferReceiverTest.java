@@ -88,7 +88,8 @@ class StateTransferReceiverTest {
     assertTrue(maxQueued <= 4, "queued " + maxQueued);
     assertFalse(r.wantsConnection());
     assertEquals(new StateTransferReceiver.Installed(source.applied(), source.checksum()), r.result().join());
-    assertEquals(sourceStorage.scan(new byte[0], new byte[0], 1000), targetStorage.scan(new byte[0], new byte[0], 1000));
+    byte[] all = new byte[0];
+    assertEquals(sourceStorage.scan(all, all, 1000), targetStorage.scan(all, all, 1000));
     assertEquals(source.clientCount(), target.clientCount());
   }
 
