@@ -1,18 +1,22 @@
 package io.choir.server.net;
 
+import io.choir.proto.MessageType;
 import io.choir.proto.wire.DatagramHeader;
 
 /**
  * PeerRouting decides how a peer message travels, and the bounds that follow from it (issue 9, hole
  * 2e). Pure and static, so the simulator routes exactly as the transport does.
  *
- * <p>Rule: a message to all (multicast: PREPAREs, HEARTBEATs, view-change announcements) goes by UDP
- * multicast, as FRAGMENTs when it does not fit one datagram. A message to one replica goes by UDP
- * unicast when its body fits one datagram (max_datagram_bytes minus the 28-byte header), and
- * otherwise as one PeerEnvelope frame over a TCP connection to that replica's peer address (where its
- * StateTransferServer listens). Why: a unicast resend of a 1 MiB entry is about 750 fragments, and at
- * 20% datagram loss the chance that all of them arrive is about 0.8^750, so a resend over UDP never
- * gets through (and it floods the receive buffer); TCP repairs its own loss.
+ * <p>Rule ({@link #route}): a body that fits one datagram (max_datagram_bytes minus the 28-byte
+ * header) goes by UDP, multicast or unicast. A bigger message to one replica goes as one PeerEnvelope
+ * frame over a TCP connection to that replica's peer address (where its StateTransferServer
+ * listens). A bigger PREPARE to all goes by multicast as FRAGMENTs (one send reaches every backup; a
+ * backup that loses a fragment NACKs, and the resend is unicast, so over TCP). Any other message to
+ * all that does not fit a datagram (a START_VIEW that still carries a suffix, say) goes over each
+ * other replica's TCP stream instead, so that only PREPAREs are ever fragmented. Why: a unicast
+ * resend of a 1 MiB entry is about 750 fragments of 1,400 bytes, and at 20% datagram loss the chance
+ * that all of them arrive is about 0.8^750, so a resend over UDP never gets through (and its burst
+ * overflows the receive buffer even without loss); TCP repairs its own loss.
  */
 public final class PeerRouting {
   /** The destination meaning "every replica" (Effects.MULTICAST). */
@@ -38,21 +42,44 @@ public final class PeerRouting {
 
   private PeerRouting() {}
 
+  /** How one message travels. */
+  public enum Route {
+    /** One UDP datagram (multicast or unicast). */
+    DATAGRAM,
+    /** UDP multicast FRAGMENTs (a PREPARE to all bigger than a datagram). */
+    FRAGMENTS,
+    /** One frame over the destination's TCP peer stream. */
+    STREAM,
+    /** One frame over the TCP peer stream of every other replica (a big non-PREPARE to all). */
+    STREAM_TO_EACH
+  }
+
+  /** The route of a message of type with bodyBytes of body to to (0: every replica). */
+  public static Route route(int to, MessageType type, int bodyBytes, int maxDatagramBytes) {
+    if (bodyBytes <= datagramRoom(maxDatagramBytes)) {
+      return Route.DATAGRAM;
+    }
+    if (to != MULTICAST) {
+      return Route.STREAM;
+    }
+    return type == MessageType.PREPARE ? Route.FRAGMENTS : Route.STREAM_TO_EACH;
+  }
+
   /** Bytes of body that fit one datagram after the header. */
   public static int datagramRoom(int maxDatagramBytes) {
     return maxDatagramBytes - DatagramHeader.SIZE;
   }
 
-  /** True when a message to to with bodyBytes of body goes over the peer TCP stream. */
+  /** True when a unicast message to to with bodyBytes of body goes over the peer TCP stream. */
   public static boolean viaStream(int to, int bodyBytes, int maxDatagramBytes) {
     return to != MULTICAST && bodyBytes > datagramRoom(maxDatagramBytes);
   }
 
   /**
-   * The largest fragmented message a receiver reassembles. Only multicast messages are fragmented now,
-   * and the multicast messages bigger than a datagram are PREPAREs, which the core packs to one
-   * datagram or to one entry alone; an entry is at most max_batch_bytes (the core refuses a write
-   * whose entry is bigger). So: max_batch_bytes plus {@link #PREPARE_SLACK_BYTES}.
+   * The largest fragmented message a receiver reassembles. Only multicast PREPAREs are fragmented now
+   * ({@link #route}), and the core packs a PREPARE to one datagram or to one entry alone; an entry is
+   * at most max_batch_bytes (the core refuses a write whose entry is bigger). So: max_batch_bytes
+   * plus {@link #PREPARE_SLACK_BYTES}.
    */
   public static int maxReassembledBytes(int maxBatchBytes) {
     return (int) Math.min(Integer.MAX_VALUE - 8, (long) maxBatchBytes + PREPARE_SLACK_BYTES);

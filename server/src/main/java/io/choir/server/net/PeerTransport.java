@@ -53,7 +53,9 @@ import org.slf4j.LoggerFactory;
 /**
  * PeerTransport moves peer messages: PREPAREs and HEARTBEATs by IP multicast to every replica, the
  * rest (PREPARE_OK, NACK, resends) to one replica's peer address: by UDP unicast when the body fits
- * one datagram, else over a TCP peer stream ({@link PeerRouting}, {@link PeerStreams}). It only
+ * one datagram, else over a TCP peer stream ({@link PeerRouting}, {@link PeerStreams}); a message to
+ * all that does not fit a datagram is fragmented when it is a PREPARE, and otherwise sent over every
+ * other replica's stream. It only
  * encodes, decodes and checks; protocol decisions belong to the core (STYLE.md habit 6).
  *
  * <p>Every datagram is a {@link DatagramHeader} and a protobuf body. A datagram is dropped and counted,
@@ -262,7 +264,9 @@ public final class PeerTransport implements AutoCloseable {
       drop("unknown_destination");
       return;
     }
-    if (PeerRouting.viaStream(to, body.getSerializedSize(), settings.maxDatagramBytes())) {
+    PeerRouting.Route route =
+        PeerRouting.route(to, type, body.getSerializedSize(), settings.maxDatagramBytes());
+    if (route == PeerRouting.Route.STREAM || route == PeerRouting.Route.STREAM_TO_EACH) {
       PeerEnvelope envelope;
       try {
         envelope = PeerEnvelopes.wrap(settings.clusterIdHash(), settings.selfId(), view, type, body);
@@ -270,7 +274,20 @@ public final class PeerTransport implements AutoCloseable {
         streamDrop("unknown_type");
         return;
       }
-      streams.send(to, envelope);
+      if (route == PeerRouting.Route.STREAM) {
+        streams.send(to, envelope);
+        return;
+      }
+      for (int peer : settings.peers().keySet()) {
+        if (peer == settings.selfId()) {
+          continue;
+        }
+        if (blockedPeers.contains(peer)) {
+          drop("test_partition_out");
+          continue;
+        }
+        streams.send(peer, envelope);
+      }
       return;
     }
     byte[] bytes = body.toByteArray();
@@ -279,8 +296,8 @@ public final class PeerTransport implements AutoCloseable {
       write(dest, type, view, bytes, to == 0);
       return;
     }
+    // Route.FRAGMENTS: a multicast PREPARE. A Fragment adds its own fields (about 30 bytes).
     long firstOp = body instanceof Prepare p ? p.getFirstOp() : 0;
-    // A Fragment adds its own fields (about 30 bytes) around the chunk.
     for (Fragment f : Reassembler.split(firstOp, bytes, room - 40)) {
       write(dest, MessageType.FRAGMENT, view, wrap(type, f), to == 0);
       fragmentsSent.increment();

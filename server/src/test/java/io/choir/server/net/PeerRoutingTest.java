@@ -41,6 +41,12 @@ class PeerRoutingTest {
     assertFalse(PeerRouting.viaStream(2, room, 1400), "a body that fits goes by datagram");
     assertTrue(PeerRouting.viaStream(2, room + 1, 1400));
     assertTrue(PeerRouting.viaStream(3, 2 << 20, 65_000));
+    assertEquals(PeerRouting.Route.DATAGRAM, PeerRouting.route(0, MessageType.START_VIEW, room, 1400));
+    assertEquals(PeerRouting.Route.DATAGRAM, PeerRouting.route(2, MessageType.PREPARE, room, 1400));
+    assertEquals(PeerRouting.Route.FRAGMENTS, PeerRouting.route(0, MessageType.PREPARE, room + 1, 1400));
+    assertEquals(PeerRouting.Route.STREAM_TO_EACH, PeerRouting.route(0, MessageType.START_VIEW, room + 1, 1400));
+    assertEquals(PeerRouting.Route.STREAM, PeerRouting.route(2, MessageType.PREPARE, room + 1, 1400));
+    assertEquals(PeerRouting.Route.STREAM, PeerRouting.route(2, MessageType.DO_VIEW_CHANGE, room + 1, 1400));
   }
 
   @Test

@@ -185,6 +185,20 @@ class PeerTransportTest {
   }
 
   @Test
+  void shouldSendABigMulticastThatIsNotAPrepareOverEveryPeerStreamInstead() throws Exception {
+    io.choir.proto.StartView.Builder sv = io.choir.proto.StartView.newBuilder().setLastOp(9).setCommit(8);
+    sv.addSuffix(bigPrepare(9, 50_000, 7).getEntries(0));
+    io.choir.proto.StartView startView = sv.build();
+    transports.get(1).send(0, 4, MessageType.START_VIEW, startView);
+    for (int id : new int[] {2, 3}) {
+      assertEquals(new Got(1, 4, MessageType.START_VIEW, startView),
+          inboxes.get(id).poll(WAIT_MS, TimeUnit.MILLISECONDS));
+    }
+    await(() -> transports.get(1).streamMessagesSent() == 2, "one stream message to each peer");
+    assertEquals(Map.of(), transports.get(2).droppedByReason(), "no fragment was involved");
+  }
+
+  @Test
   void shouldDeliverEveryOneOfFiveTwoMebibyteUnicastPrepares() throws Exception {
     // Hole 2e: as about 1,500 UDP fragments each, none of these arrived on the code before (the
     // burst overflows the 1 MiB receive buffer even on loopback without loss: 0 of 5 delivered).
