@@ -53,7 +53,9 @@ import org.junit.jupiter.api.io.TempDir;
  * 127.0.0.1 with RocksDB on both sides (DESIGN.md "Loss, repair and flow": a replica that needs ops
  * below its primary's log fetches a consistent snapshot over TCP): the receiver ends with the source's
  * data, applied number, checksum and client table; requests from outside the cluster, and beyond the
- * concurrency bound, are refused without touching the receiver's storage.
+ * concurrency bound, are refused without touching the receiver's storage; a stream that corrupts a
+ * value on the way, or a receiving storage that silently loses a write, is refused by the end-to-end
+ * digest (issue 9, hole 2g) with the "installing" marker kept.
  */
 class StateTransferTest {
   static final long CLUSTER = 0x5eedC0FFEEL;
