@@ -82,25 +82,27 @@ class PeerRoutingTest {
     int maxBatchBytes = 256 << 10;
     int bound = PeerRouting.maxStreamFrameBytes(window, ops, maxBatchBytes);
     // The window's bytes in ops - 1 entries, then the one admitted just below full, at max_batch_bytes.
-    RecoveryResponse.Builder r = RecoveryResponse.newBuilder().setNonce(Long.MAX_VALUE)
-        .setLastOp(Long.MAX_VALUE).setCommit(Long.MAX_VALUE).setFromPrimary(true);
+    // The largest peer message is a PREPARE: a resend packs entries up to one datagram, or one entry
+    // alone (at most max_batch_bytes); a whole window of entries in one PREPARE bounds it from above.
+    io.choir.proto.Prepare.Builder r = io.choir.proto.Prepare.newBuilder().setFirstOp(1)
+        .setCommit(Long.MAX_VALUE);
     long bytes = 0;
     for (int i = 0; i < ops - 1; i++) {
       Entry e = entryOf(i + 1, (window - 1) / (ops - 1));
       bytes += e.getSerializedSize();
-      r.addSuffix(e);
+      r.addEntries(e);
     }
     assertTrue(bytes < window);
-    r.addSuffix(entryOf(ops, maxBatchBytes));
+    r.addEntries(entryOf(ops, maxBatchBytes));
     PeerEnvelope envelope = PeerEnvelopes.wrap(Long.MAX_VALUE, Integer.MAX_VALUE, Long.MAX_VALUE,
-        MessageType.RECOVERY_RESPONSE, r.build());
+        MessageType.PREPARE, r.build());
     assertTrue(envelope.getSerializedSize() <= bound, envelope.getSerializedSize() + " fits " + bound);
     // Many tiny entries: the framing term covers them.
-    RecoveryResponse.Builder tiny = RecoveryResponse.newBuilder();
+    io.choir.proto.Prepare.Builder tiny = io.choir.proto.Prepare.newBuilder();
     for (int i = 0; i <= ops; i++) {
-      tiny.addSuffix(Entry.newBuilder().setOp(Long.MAX_VALUE - i));
+      tiny.addEntries(Entry.newBuilder().setOp(Long.MAX_VALUE - i));
     }
-    assertTrue(PeerEnvelopes.wrap(1, 1, 1, MessageType.RECOVERY_RESPONSE, tiny.build()).getSerializedSize()
+    assertTrue(PeerEnvelopes.wrap(1, 1, 1, MessageType.PREPARE, tiny.build()).getSerializedSize()
         <= PeerRouting.maxStreamFrameBytes(1024, ops, 1024));
     // Defaults: 64 MiB window, 8,192 ops, 4 MiB batches.
     assertEquals((64 << 20) + (4 << 20) + 16 * 8193 + (64 << 10),

@@ -186,9 +186,13 @@ class PeerTransportTest {
 
   @Test
   void shouldSendABigMulticastThatIsNotAPrepareOverEveryPeerStreamInstead() throws Exception {
-    io.choir.proto.StartView.Builder sv = io.choir.proto.StartView.newBuilder().setLastOp(9).setCommit(8);
-    sv.addSuffix(bigPrepare(9, 50_000, 7).getEntries(0));
-    io.choir.proto.StartView startView = sv.build();
+    // No multicast but a PREPARE is that big in this protocol (START_VIEW carries no entries): a
+    // START_VIEW padded with a large unknown field stands for one, to pin the routing rule.
+    io.choir.proto.StartView startView = io.choir.proto.StartView.newBuilder().setLastOp(9).setCommit(8)
+        .setUnknownFields(com.google.protobuf.UnknownFieldSet.newBuilder().addField(99,
+            com.google.protobuf.UnknownFieldSet.Field.newBuilder()
+                .addLengthDelimited(com.google.protobuf.ByteString.copyFrom(new byte[50_000])).build()).build())
+        .build();
     transports.get(1).send(0, 4, MessageType.START_VIEW, startView);
     for (int id : new int[] {2, 3}) {
       assertEquals(new Got(1, 4, MessageType.START_VIEW, startView),

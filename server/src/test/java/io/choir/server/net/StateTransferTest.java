@@ -130,6 +130,12 @@ class StateTransferTest {
               .setRequestId(op)
               .setFirstIncomplete(op);
       String key = String.format("key-%06d", random.nextInt(keyCount));
+      if (i < CLIENTS) {
+        // Writes run in a registered session (idempotent when the workload goes on from a later op).
+        out.add(entry.setClientId(1 + i).setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance())
+            .build());
+        continue;
+      }
       if (random.nextInt(50) == 0) {
         entry.setDelete(Delete.newBuilder().setKey(ByteString.copyFromUtf8(key)));
       } else {
