@@ -299,6 +299,7 @@ public final class ReplicaCore {
     public long droppedSticky;
     public long unstickNotices;
     public long viewChangesRefused;
+    public long viewChangesUnfetchable;
     public long readRounds;
   }
 
@@ -1653,7 +1654,7 @@ public final class ReplicaCore {
    */
   private DoViewChange ownDoViewChange() {
     return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
-        .setCommit(commitOp).build();
+        .setCommit(commitOp).setLogFirstOp(logFirstOp).build();
   }
 
   private void onStartViewChange(int from, long nowNs, Effects out) {
@@ -1743,6 +1744,15 @@ public final class ReplicaCore {
       counters.viewChangesRefused++;
       doViewChanges.clear();
       doViewChanges.put(self, ownDoViewChange());
+      return;
+    }
+    if (best != self && bestDvc.getLogFirstOp() > commitOp + 1) {
+      // The chosen log no longer holds the ops between our commit and its start (they are only in its
+      // applied state): we cannot rebuild it here. Give this view up at once: stop telling the others
+      // to wait for us, and ask for the next view, whose primary may hold the log itself.
+      counters.viewChangesUnfetchable++;
+      viewChangeStartedNs = currentNs - viewChangeTimeoutNs;
+      startPreVote(currentNs, out);
       return;
     }
     chosen = bestDvc;
@@ -2055,10 +2065,15 @@ public final class ReplicaCore {
           // at once; a replica that alone is stuck (cut off) asks in vain and keeps its view.
           startPreVote(nowNs, out);
         }
+        boolean alive = nowNs - viewChangeStartedNs < viewChangeTimeoutNs;
         if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
           lastViewChangeResendNs = nowNs;
-          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
-              StartViewChange.getDefaultInstance()));
+          if (alive || config.primaryOf(view) != self) {
+            // The new primary's START_VIEW_CHANGE keeps the others waiting for it; once its own view
+            // change has stalled it falls silent, so their timers run out and they grant the next view.
+            out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
+                StartViewChange.getDefaultInstance()));
+          }
           if (doViewChangeSent && config.primaryOf(view) != self) {
             out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
                 ownDoViewChange()));
