@@ -3,10 +3,11 @@ package io.choir.client;
 import java.util.List;
 import java.util.Random;
 
-/** ClientConfig is the validated settings of one {@link ChoirClient}, as the builder produced them. */
+/** ClientConfig is the validated settings of one client, as a builder produced them. */
 record ClientConfig(
     List<Endpoint> endpoints,
     long requestTimeoutMs,
+    long attemptTimeoutMs,
     long connectTimeoutMs,
     int maxInFlight,
     int maxFrameBytes,

@@ -1,59 +1,55 @@
 package io.choir.client;
 
+import io.choir.client.spi.ClientScheduler;
+import io.choir.client.spi.ClientTransport;
+import io.choir.proto.CloseSession;
+import io.choir.proto.RegisterSession;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
-import io.choir.proto.wire.FrameDecoder;
-import io.choir.proto.wire.FrameEncoder;
-import io.choir.proto.wire.ProtobufFrameDecoder;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.channel.Channel;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.nio.NioIoHandler;
-import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
-import io.netty.handler.flush.FlushConsolidationHandler;
-import io.netty.util.AttributeKey;
-import io.netty.util.concurrent.DefaultThreadFactory;
-import io.netty.util.concurrent.Future;
 import java.nio.channels.ClosedChannelException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Dispatcher sends requests and matches responses: it owns the request ids, the in-flight set behind
- * {@code first_incomplete}, the leader guess, one {@link Connection} per endpoint, retries with
- * backoff, and the deadline of every call. The public clients only build requests and map responses.
+ * {@code first_incomplete}, the session, retries with backoff, the attempt timeout and the deadline of
+ * every call. {@link Router} picks endpoints, {@link Links} keeps the connections, {@link Session} the
+ * session state; the public clients only build requests and map responses. Time and connections come
+ * from the two ports ({@link ClientScheduler}, {@link ClientTransport}): Netty and the system clock in
+ * production, a simulated clock and network in the deterministic simulator, where everything runs in one
+ * thread (no lock is held while calling out, and slots are passed on in a loop, not by recursion).
  *
  * <p>Exactly-once (Raft thesis 6.3; RIFL, Lee et al. 2015): a request keeps its id across every retry,
  * and every request carries the lowest id this client still waits for, so the replicas can keep one
  * saved reply per outstanding id and forget the rest. Ids are allocated and added to the in-flight set
  * under one lock; otherwise a request could announce a first_incomplete above an id that is allocated
- * but not yet registered, and the replicas would forget (or refuse) that id's reply.
+ * but not yet registered, and the replicas would forget (or refuse) that id's reply. Writes run inside
+ * a session, registered lazily before the first write (see {@link Session}).
  *
- * <p>Routing: writes and reads go to the leader guess. NOT_PRIMARY with an address moves the guess and
- * resends at once (up to {@link #MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two
- * replicas naming each other during a view change cannot spin a call). A lost connection, a failed
- * connect, NOT_PRIMARY without an address, UNAVAILABLE and BUSY retry the same request on the next
- * endpoint after {@link Backoff}. OK, NOT_FOUND, CAS_FAILED, TOO_LARGE and INVALID are final.
+ * <p>Routing: NOT_PRIMARY with a hint the {@link Router} accepts resends at once (up to
+ * {@link #MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two replicas naming each other
+ * during a view change cannot spin a call). A lost connection, a failed connect, a refusal without a
+ * usable hint and BUSY retry the same request elsewhere after {@link Backoff}. An attempt without an
+ * answer within the attempt timeout moves on at once to the next endpoint (fast failover from a paused
+ * or cut-off primary). OK, NOT_FOUND, CAS_FAILED, TOO_LARGE and INVALID are final.
+ *
+ * <p>What a failed call promises: an attempt that was written and then lost (connection closed, attempt
+ * timeout) or refused with outcome_unknown may have executed; such a call never ends in
+ * UnavailableException or BusyException ("not executed"), only in ChoirTimeoutException or
+ * SessionExpiredException (outcome unknown).
  */
-final class Dispatcher implements AutoCloseable {
+final class Dispatcher {
   private static final Logger log = LoggerFactory.getLogger(Dispatcher.class);
 
   /** Redirects a call follows without pausing before it starts backing off. */
@@ -65,18 +61,26 @@ final class Dispatcher implements AutoCloseable {
    * overload into "outcome unknown" timeouts.
    */
   static final int MIN_SEND_BUDGET_DIVISOR = 10;
-  /** Flushes a connection coalesces before it must flush anyway (Netty's FlushConsolidationHandler). */
-  static final int MAX_COALESCED_FLUSHES = 256;
-  /** The calls written to a channel and not yet answered: failed over when the channel closes. */
-  static final AttributeKey<Set<Call>> AWAITING = AttributeKey.valueOf("choir.client.awaiting");
+  /** Times one write re-registers after SESSION_EXPIRED before it gives up (not executed). */
+  static final int MAX_SESSION_RENEWALS = 3;
+  /** Most time close() spends on CloseSession: closing must not hang on a cluster that is down. */
+  static final long CLOSE_SESSION_BUDGET_MS = 1_000;
+
+  private static final Request REGISTER = Request.newBuilder()
+      .setRegisterSession(RegisterSession.getDefaultInstance()).build();
+  private static final Request CLOSE = Request.newBuilder()
+      .setCloseSession(CloseSession.getDefaultInstance()).build();
 
   private final ClientConfig config;
   private final long clientId;
   private final long requestTimeoutNs;
-  private final EventLoopGroup group;
-  private final Bootstrap bootstrap;
-  private final ConcurrentHashMap<Endpoint, Connection> connections = new ConcurrentHashMap<>();
-  private final AtomicReference<Endpoint> leaderGuess;
+  private final long attemptTimeoutNs;
+  private final long backoffCapMs;
+  private final ClientScheduler scheduler;
+  private final ClientTransport transport;
+  private final Links links;
+  private final Router router;
+  private final Session session = new Session();
   private final Object idLock = new Object();
   private final AtomicLong nextRequestId = new AtomicLong(1);
   private final ConcurrentSkipListSet<Long> inFlightIds = new ConcurrentSkipListSet<>();
@@ -85,37 +89,21 @@ final class Dispatcher implements AutoCloseable {
   private final InFlightLimiter limiter;
   private final Random random;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final AtomicBoolean warnedUnsupported = new AtomicBoolean();
+  private final CompletableFuture<Void> closeDone = new CompletableFuture<>();
 
-  Dispatcher(ClientConfig config, long clientId) {
+  Dispatcher(ClientConfig config, long clientId, ClientScheduler scheduler, ClientTransport transport) {
     this.config = config;
     this.clientId = clientId;
     this.requestTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.requestTimeoutMs());
+    this.attemptTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs());
+    this.backoffCapMs = Backoff.capMs(config.attemptTimeoutMs());
+    this.scheduler = scheduler;
+    this.transport = transport;
     this.random = config.random();
     this.limiter = new InFlightLimiter(config.maxInFlight());
-    this.leaderGuess = new AtomicReference<>(config.endpoints().get(0));
-    this.group = new MultiThreadIoEventLoopGroup(config.eventLoopThreads(),
-        new DefaultThreadFactory("choir-client", true), NioIoHandler.newFactory());
-    ResponseHandler handler = new ResponseHandler(this);
-    FrameEncoder encoder = new FrameEncoder();
-    ProtobufFrameDecoder<Response> decoder = new ProtobufFrameDecoder<>(Response.parser());
-    this.bootstrap = new Bootstrap()
-        .group(group)
-        .channel(NioSocketChannel.class)
-        .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.SO_KEEPALIVE, true)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE, config.connectTimeoutMs()))
-        .handler(new ChannelInitializer<SocketChannel>() {
-          @Override
-          protected void initChannel(SocketChannel ch) {
-            ch.attr(AWAITING).set(ConcurrentHashMap.newKeySet());
-            ch.pipeline()
-                .addLast("flush", new FlushConsolidationHandler(MAX_COALESCED_FLUSHES, true))
-                .addLast("frames", new FrameDecoder(config.maxFrameBytes()))
-                .addLast("decode", decoder)
-                .addLast("encode", encoder)
-                .addLast("handler", handler);
-          }
-        });
+    this.router = new Router(config.endpoints(), attemptTimeoutNs);
+    this.links = new Links(transport, this);
   }
 
   long clientId() {
@@ -130,11 +118,15 @@ final class Dispatcher implements AutoCloseable {
     return config.endpoints();
   }
 
+  Session.State sessionState() {
+    return session.state();
+  }
+
   /**
    * Sends base (an operation without ids) and completes with the final response: OK, NOT_FOUND,
    * CAS_FAILED, TOO_LARGE or INVALID (or an unknown status from a newer server). Completes
-   * exceptionally with ChoirTimeoutException, UnavailableException or BusyException when the request
-   * timeout ends first. A pinned call asks only that endpoint, once, and fails with its refusal.
+   * exceptionally with ChoirTimeoutException, SessionExpiredException, UnavailableException or
+   * BusyException. A pinned call asks only that endpoint, once, and fails with its refusal.
    */
   CompletableFuture<Response> submit(Request base, boolean sequentialRead, Endpoint pinned) {
     if (closed.get()) {
@@ -143,8 +135,8 @@ final class Dispatcher implements AutoCloseable {
     if (base.getSerializedSize() > config.maxFrameBytes()) {
       return CompletableFuture.failedFuture(tooLarge(base.getSerializedSize()));
     }
-    Call call = new Call(base, sequentialRead, pinned, System.nanoTime() + requestTimeoutNs, group.next());
-    call.deadlineTask = schedule(call, () -> onDeadline(call), requestTimeoutNs);
+    Call call = new Call(base, Call.Kind.APPLICATION, sequentialRead, pinned, scheduler.nanoTime() + requestTimeoutNs);
+    arm(call);
     if (call.isFinished()) {
       return call.future;
     }
@@ -159,22 +151,38 @@ final class Dispatcher implements AutoCloseable {
   }
 
   /**
-   * Gives call, which was just handed an in-flight slot, its id and sends the first attempt. Returns
-   * false when the call gave the slot straight back (it was already finished, or is refused now); the
-   * caller then passes the slot on, in a loop rather than by recursion, so a long queue of expiring
-   * waiters cannot overflow the stack.
+   * Sends one of the dispatcher's own session requests. It takes no in-flight slot (a registration
+   * must not wait behind the writes that wait for it), so at most maxInFlight + 1 requests are out.
+   */
+  private Call submitInternal(Request base, Call.Kind kind, long budgetNs) {
+    Call call = new Call(base, kind, false, null, scheduler.nanoTime() + budgetNs);
+    arm(call);
+    if (!call.isFinished()) {
+      start(call);
+    }
+    return call;
+  }
+
+  /**
+   * Gives call, which was just handed an in-flight slot (or is internal), its id and sends the first
+   * attempt. Returns false when the call gave the slot straight back (it was already finished, or is
+   * refused now); the caller then passes the slot on, in a loop rather than by recursion, so a long
+   * queue of expiring waiters cannot overflow the stack.
    */
   private boolean start(Call call) {
-    call.slotHeld.set(true);
+    boolean internal = call.kind != Call.Kind.APPLICATION;
     ChoirException refusal = null;
-    long remainingNs = call.deadlineNs - System.nanoTime();
-    if (closed.get()) {
-      refusal = new UnavailableException("client closed");
-    } else if (remainingNs < requestTimeoutNs / MIN_SEND_BUDGET_DIVISOR) {
-      // Waited for a slot nearly all its budget: sending now could only end in an unknown outcome.
-      refusal = new BusyException("an in-flight slot freed only " + TimeUnit.NANOSECONDS.toMillis(remainingNs)
-          + " ms before the request timeout of " + config.requestTimeoutMs() + " ms (maxInFlight "
-          + limiter.maxInFlight() + "); the request was not sent");
+    if (!internal) {
+      call.slotHeld.set(true);
+      long remainingNs = call.deadlineNs - scheduler.nanoTime();
+      if (closed.get()) {
+        refusal = new UnavailableException("client closed");
+      } else if (remainingNs < requestTimeoutNs / MIN_SEND_BUDGET_DIVISOR) {
+        // Waited for a slot nearly all its budget: sending now could only end in an unknown outcome.
+        refusal = new BusyException("an in-flight slot freed only " + TimeUnit.NANOSECONDS.toMillis(remainingNs)
+            + " ms before the request timeout of " + config.requestTimeoutMs() + " ms (maxInFlight "
+            + limiter.maxInFlight() + "); the request was not sent");
+      }
     }
     if (refusal != null || call.isFinished()) {
       boolean givenBack = call.slotHeld.compareAndSet(true, false);
@@ -191,7 +199,7 @@ final class Dispatcher implements AutoCloseable {
     call.requestId = id;
     calls.put(id, call);
     call.started = true;
-    if (closed.get()) {
+    if (!internal && closed.get()) {
       finish(call, null, new UnavailableException("client closed"));
       return true;
     }
@@ -200,7 +208,7 @@ final class Dispatcher implements AutoCloseable {
       cleanUp(call);
       return true;
     }
-    sendAttempt(call, call.pinned != null ? call.pinned : leaderGuess.get());
+    sendAttempt(call, call.pinned != null ? call.pinned : router.guess());
     return true;
   }
 
@@ -214,6 +222,27 @@ final class Dispatcher implements AutoCloseable {
   }
 
   private void sendAttempt(Call call, Endpoint target) {
+    if (call.isFinished()) {
+      return;
+    }
+    if (call.needsSession()) {
+      switch (session.admit(call)) {
+        case SEND -> { }
+        case WAIT -> {
+          park(call);
+          return;
+        }
+        case REGISTER -> {
+          park(call);
+          startRegistration();
+          return;
+        }
+        case EXPIRED -> {
+          finish(call, null, sessionExpired(call));
+          return;
+        }
+      }
+    }
     int attempt;
     synchronized (call) {
       if (call.isFinished()) {
@@ -221,34 +250,28 @@ final class Dispatcher implements AutoCloseable {
       }
       attempt = ++call.attempt;
       call.target = target;
-      call.channel = null;
+      call.link = null;
       call.delivered = false;
       call.retryTask = null;
+      call.attemptStartNs = scheduler.nanoTime();
     }
-    Connection connection;
-    try {
-      connection = connections.computeIfAbsent(target, e -> new Connection(e, bootstrap));
-    } catch (RuntimeException e) {
-      onAttemptFailed(call, attempt, e);
-      return;
-    }
-    CompletableFuture<Channel> channel;
-    try {
-      channel = connection.channel();
-    } catch (RejectedExecutionException e) {
-      finish(call, null, new UnavailableException("client closed", e));
-      return;
-    }
-    channel.whenComplete((ch, error) -> {
+    links.link(target).whenComplete((link, error) -> {
       if (error != null) {
-        onAttemptFailed(call, attempt, error);
+        onAttemptFailed(call, attempt, error, false);
       } else {
-        write(call, attempt, ch);
+        write(call, attempt, link);
       }
     });
   }
 
-  private void write(Call call, int attempt, Channel channel) {
+  private static void park(Call call) {
+    synchronized (call) {
+      call.attemptStartNs = 0;
+      call.lastError = new UnavailableException("the write waited for this client's session to be registered");
+    }
+  }
+
+  private void write(Call call, int attempt, Link link) {
     Request request = call.base.toBuilder()
         .setClientId(clientId)
         .setRequestId(call.requestId)
@@ -259,26 +282,27 @@ final class Dispatcher implements AutoCloseable {
       finish(call, null, tooLarge(request.getSerializedSize()));
       return;
     }
-    Set<Call> awaiting = channel.attr(AWAITING).get();
     synchronized (call) {
       if (call.isFinished() || call.attempt != attempt) {
         return;
       }
-      call.channel = channel;
-      // Added under the call's lock so finish() either sees the channel and removes the call, or this
+      call.link = link;
+      // From here on the request may reach the replica, even if this attempt is abandoned before the
+      // write completes: only a failed write proves it did not.
+      call.delivered = true;
+      // Added under the call's lock so finish() either sees the link and removes the call, or this
       // block sees the call finished.
-      awaiting.add(call);
+      link.awaiting.add(call);
     }
-    // A closed channel fails the write, so a call added after channelInactive ran is still failed over.
-    channel.writeAndFlush(request).addListener(f -> {
-      if (f.isSuccess()) {
-        synchronized (call) {
-          if (call.attempt == attempt && !call.isFinished()) {
-            call.delivered = true;
-          }
-        }
-      } else {
-        onAttemptFailed(call, attempt, f.cause());
+    CompletableFuture<Void> written;
+    try {
+      written = link.connection().write(request);
+    } catch (RuntimeException e) {
+      written = CompletableFuture.failedFuture(e);
+    }
+    written.whenComplete((v, error) -> {
+      if (error != null) {
+        onAttemptFailed(call, attempt, Futures.unwrap(error), true);
       }
     });
   }
@@ -289,19 +313,21 @@ final class Dispatcher implements AutoCloseable {
     return lowest != null ? lowest : nextRequestId.get();
   }
 
-  /** A connect or a write failed, or the connection carrying the attempt closed. */
-  private void onAttemptFailed(Call call, int attempt, Throwable cause) {
+  /**
+   * A connect or a write failed, or the link carrying the attempt closed. writeFailed: the write itself
+   * failed, so the replica never got the request whole from this attempt.
+   */
+  private void onAttemptFailed(Call call, int attempt, Throwable cause, boolean writeFailed) {
     Endpoint failed;
     synchronized (call) {
       if (call.isFinished() || call.attempt != attempt) {
         return;
       }
       call.attempt++; // any other event of this attempt is stale from now on
-      if (call.delivered) {
+      if (call.delivered && !writeFailed) {
         call.outcomeUnknown = true;
       }
-      call.delivered = false;
-      untrack(call);
+      endAttempt(call);
       call.lastError = cause;
       failed = call.target;
     }
@@ -311,18 +337,58 @@ final class Dispatcher implements AutoCloseable {
           : new UnavailableException(failed + " did not answer: " + cause, cause));
       return;
     }
-    leaderGuess.compareAndSet(failed, nextAfter(failed));
+    router.onFailure(failed);
     scheduleRetry(call, failed);
   }
 
-  /** Called by the handler for every response frame. */
-  void onResponse(Channel channel, Response response) {
+  /** The attempt got no answer within the attempt timeout: move on at once (issue 9 item 2i). */
+  private void onAttemptTimeout(Call call, int attempt, long nowNs) {
+    Endpoint failed;
+    synchronized (call) {
+      if (call.isFinished() || call.attempt != attempt) {
+        return;
+      }
+      failed = call.target;
+    }
+    router.suspect(failed, nowNs);
+    Endpoint next = router.retryTarget(failed);
+    synchronized (call) {
+      if (call.isFinished() || call.attempt != attempt) {
+        return;
+      }
+      if (next.equals(failed)) {
+        call.attemptStartNs = nowNs; // the only endpoint: nowhere to go, keep waiting on it
+        return;
+      }
+      call.attempt++;
+      if (call.delivered) {
+        call.outcomeUnknown = true; // it was written: the replica may execute it when it resumes
+      }
+      endAttempt(call);
+      call.lastError = new ChoirException(failed + " did not answer within the attempt timeout of "
+          + config.attemptTimeoutMs() + " ms");
+    }
+    log.debug("request {}: no answer from {} within {} ms, trying {}", call.requestId, failed,
+        config.attemptTimeoutMs(), next);
+    sendAttempt(call, next);
+  }
+
+  /** Ends the current attempt; caller holds the call's lock and has bumped call.attempt. */
+  private static void endAttempt(Call call) {
+    call.delivered = false;
+    call.attemptStartNs = 0;
+    untrack(call);
+  }
+
+  /** Called by a link for every response frame. */
+  void onResponse(Link link, Response response) {
+    router.onAnswer(link.endpoint);
     if (response.getOp() > 0) {
       highestOpSeen.accumulateAndGet(response.getOp(), Math::max);
     }
     long id = response.getRequestId();
     if (id == 0) {
-      onConnectionNotice(channel, response);
+      onConnectionNotice(link, response);
       return;
     }
     Call call = calls.get(id);
@@ -331,51 +397,163 @@ final class Dispatcher implements AutoCloseable {
       return;
     }
     switch (response.getStatus()) {
-      case NOT_PRIMARY, UNAVAILABLE, BUSY -> onRefusal(call, channel, response);
+      case NOT_PRIMARY, UNAVAILABLE -> onRefusal(call, link, response);
+      // BUSY to a registration means the session table is full: retrying within the deadline is
+      // pointless (no live session is evicted), and the waiting writes fail at once.
+      case BUSY -> {
+        if (call.kind == Call.Kind.REGISTER) {
+          finish(call, response, null);
+        } else {
+          onRefusal(call, link, response);
+        }
+      }
+      case SESSION_EXPIRED -> onSessionExpired(call, link, response);
       // Final answers. A late one from an attempt we moved past is still the request's one true
       // answer (the replicas execute an id once and save its reply), so it is accepted.
       default -> finish(call, response, null);
     }
   }
 
-  private void onRefusal(Call call, Channel channel, Response response) {
+  private void onRefusal(Call call, Link link, Response response) {
     Endpoint failed;
-    Endpoint hint = null;
-    boolean immediate = false;
     synchronized (call) {
-      if (call.isFinished() || call.channel != channel) {
+      if (response.getOutcomeUnknown() && !call.isFinished()) {
+        // Even from an attempt we moved past: that replica logged the request, it may still commit.
+        call.outcomeUnknown = true;
+      }
+      if (call.isFinished() || call.link != link) {
         return; // a refusal of an attempt already given up on
       }
       call.attempt++;
-      call.delivered = false; // answered: this attempt did not execute
-      untrack(call);
+      endAttempt(call); // answered: this attempt did not execute (unless outcome_unknown said otherwise)
       call.lastRefusal = response.getStatus();
       call.lastError = new ChoirException(call.target + " answered " + response.getStatus()
           + (response.getError().isEmpty() ? "" : ": " + response.getError()));
       failed = call.target;
-      if (response.getStatus() == Status.NOT_PRIMARY && call.pinned == null) {
-        hint = parseHint(response.getPrimaryAddress(), failed);
-        if (hint != null) {
-          immediate = ++call.immediateRedirects <= MAX_IMMEDIATE_REDIRECTS;
-        }
-      }
     }
+    log.debug("request {} refused by {}: {} view {} hint '{}'{}", call.requestId, failed, response.getStatus(),
+        response.getView(), response.getPrimaryAddress(), response.getOutcomeUnknown() ? " (outcome unknown)" : "");
     if (call.pinned != null) {
       finish(call, null, Responses.refusal(response, failed));
       return;
     }
-    if (hint != null) {
-      log.debug("request {}: {} says the primary is {}", call.requestId, failed, hint);
-      leaderGuess.set(hint);
-      if (immediate) {
-        sendAttempt(call, hint);
-      } else {
-        scheduleRetry(call, failed);
+    Endpoint hint = response.getStatus() == Status.BUSY
+        ? null : router.onRefusal(failed, response.getPrimaryAddress(), response.getView(), scheduler.nanoTime());
+    if (hint == null) {
+      if (response.getStatus() == Status.BUSY) {
+        router.onFailure(failed);
+      }
+      scheduleRetry(call, failed);
+      return;
+    }
+    boolean immediate;
+    synchronized (call) {
+      immediate = ++call.immediateRedirects <= MAX_IMMEDIATE_REDIRECTS;
+    }
+    log.debug("request {}: {} says the primary is {} (view {})", call.requestId, failed, hint, response.getView());
+    if (immediate) {
+      sendAttempt(call, hint);
+    } else {
+      scheduleRetry(call, failed);
+    }
+  }
+
+  /**
+   * SESSION_EXPIRED: this attempt was not executed, and the session it was sent in is gone. A write
+   * none of whose attempts may have executed re-registers and is resent transparently (same id: the
+   * new session has never seen it); otherwise its outcome is unknown.
+   */
+  private void onSessionExpired(Call call, Link link, Response response) {
+    boolean unknown;
+    int renewals;
+    Endpoint target;
+    synchronized (call) {
+      if (call.isFinished() || call.link != link) {
+        return;
+      }
+      call.attempt++;
+      endAttempt(call);
+      call.lastError = new ChoirException(call.target + " answered SESSION_EXPIRED"
+          + (response.getError().isEmpty() ? "" : ": " + response.getError()));
+      unknown = call.outcomeUnknown;
+      renewals = ++call.sessionRenewals;
+      target = call.target;
+    }
+    log.debug("request {}: {} answered SESSION_EXPIRED (outcome unknown before: {})", call.requestId, target, unknown);
+    if (call.kind != Call.Kind.APPLICATION) {
+      finish(call, response, null); // CloseSession: already gone; RegisterSession: a broken server
+      return;
+    }
+    session.expired(call);
+    if (unknown) {
+      finish(call, null, sessionExpired(call));
+    } else if (renewals > MAX_SESSION_RENEWALS) {
+      finish(call, null, new UnavailableException(call.describe() + " found this client's session expired "
+          + renewals + " times in a row; it was not executed (" + call.lastError.getMessage() + ")"));
+    } else {
+      sendAttempt(call, target); // the session gate parks it and registers again
+    }
+  }
+
+  private SessionExpiredException sessionExpired(Call call) {
+    Throwable cause;
+    synchronized (call) {
+      cause = call.lastError;
+    }
+    return new SessionExpiredException(call.describe() + ": this client's session expired while the request was"
+        + " in flight; it may or may not have executed: the outcome is unknown", cause);
+  }
+
+  private void startRegistration() {
+    Call registration = submitInternal(REGISTER, Call.Kind.REGISTER, requestTimeoutNs);
+    registration.future.whenComplete((response, error) -> onRegistered(registration, response, error));
+  }
+
+  private void onRegistered(Call registration, Response response, Throwable error) {
+    Status status = response == null ? null : response.getStatus();
+    if (status == Status.OK) {
+      log.debug("session {} registered", Long.toUnsignedString(clientId));
+      for (Call waiting : session.registered()) {
+        sendAttempt(waiting, router.guess());
       }
       return;
     }
-    leaderGuess.compareAndSet(failed, nextAfter(failed));
-    scheduleRetry(call, failed);
+    if (status == Status.INVALID) {
+      // Only a server from before sessions answers a registration INVALID (its state machine knows
+      // no such command); it executes writes without one, as before.
+      if (warnedUnsupported.compareAndSet(false, true)) {
+        log.warn("the replicas do not support client sessions ({}); writing without a session", response.getError());
+      }
+      for (Call waiting : session.unsupported()) {
+        sendAttempt(waiting, router.guess());
+      }
+      return;
+    }
+    boolean mayHaveExecuted;
+    synchronized (registration) {
+      mayHaveExecuted = registration.outcomeUnknown || registration.delivered;
+    }
+    ChoirException failure;
+    boolean retry = false;
+    if (status == Status.BUSY) {
+      failure = new BusyException("the replicas refused to open a session for this client ("
+          + response.getError() + "); the request was not executed");
+    } else {
+      String why = error != null ? String.valueOf(Futures.unwrap(error).getMessage())
+          : "answered " + status + (response.getError().isEmpty() ? "" : ": " + response.getError());
+      failure = new UnavailableException("could not register this client's session (" + why
+          + "); the request was not executed", error != null ? Futures.unwrap(error) : null);
+      retry = error != null && !closed.get();
+    }
+    List<Call> failedWrites = session.registrationFailed(retry, mayHaveExecuted);
+    if (failedWrites == null) {
+      log.debug("session registration failed ({}); registering again for the writes still waiting", failure.getMessage());
+      startRegistration();
+      return;
+    }
+    for (Call waiting : failedWrites) {
+      finish(waiting, null, failure);
+    }
   }
 
   /**
@@ -386,43 +564,36 @@ final class Dispatcher implements AutoCloseable {
    * it fails with TooLargeException instead of being retried (and killing the connection) until its
    * timeout. The others on the connection are retried when it closes.
    */
-  private void onConnectionNotice(Channel channel, Response response) {
-    log.warn("{} refused the connection: {} {}", channel.remoteAddress(), response.getStatus(), response.getError());
+  private void onConnectionNotice(Link link, Response response) {
+    log.warn("{} refused the connection: {} {}", link, response.getStatus(), response.getError());
     if (response.getStatus() != Status.TOO_LARGE) {
       return;
     }
-    Set<Call> awaiting = channel.attr(AWAITING).get();
     Call largest = null;
-    for (Call call : awaiting) {
+    for (Call call : link.awaiting) {
       if (largest == null || call.base.getSerializedSize() > largest.base.getSerializedSize()) {
         largest = call;
       }
     }
     if (largest != null) {
-      finish(largest, null, new TooLargeException(channel.remoteAddress() + " refused the request frame: "
-          + response.getError()));
+      finish(largest, null, new TooLargeException(link + " refused the request frame: " + response.getError()));
     }
   }
 
-  /** Called by the handler when a connection closes: its unanswered attempts move on. */
-  void onChannelClosed(Channel channel) {
-    Set<Call> awaiting = channel.attr(AWAITING).get();
-    if (awaiting == null) {
-      return;
-    }
-    List<Call> lost = new ArrayList<>(awaiting);
-    awaiting.clear();
+  /** Called by a link when its connection closes: its unanswered attempts move on. */
+  void onLinkClosed(Link link) {
+    List<Call> lost = new ArrayList<>(link.awaiting);
+    link.awaiting.clear();
     ClosedChannelException cause = new ClosedChannelException();
     for (Call call : lost) {
       int attempt;
       synchronized (call) {
-        if (call.channel != channel) {
+        if (call.link != link) {
           continue;
         }
         attempt = call.attempt;
       }
-      onAttemptFailed(call, attempt, new UnavailableException(
-          "connection to " + channel.remoteAddress() + " lost", cause));
+      onAttemptFailed(call, attempt, new UnavailableException("connection to " + link + " lost", cause), false);
     }
   }
 
@@ -434,43 +605,69 @@ final class Dispatcher implements AutoCloseable {
       }
       retry = ++call.retries;
     }
-    long delayNs = TimeUnit.MILLISECONDS.toNanos(Backoff.delayMs(retry, random));
-    if (System.nanoTime() + delayNs >= call.deadlineNs) {
+    long delayNs = TimeUnit.MILLISECONDS.toNanos(Backoff.delayMs(retry, backoffCapMs, random));
+    if (scheduler.nanoTime() + delayNs >= call.deadlineNs) {
       return; // the deadline fires first and reports what happened so far
     }
-    ScheduledFuture<?> task = schedule(call, () -> sendAttempt(call, retryTarget(failed)), delayNs);
+    ClientScheduler.Timer task = schedule(call, () -> sendAttempt(call, router.retryTarget(failed)), delayNs);
     synchronized (call) {
       if (!call.isFinished()) {
         call.retryTask = task;
       } else if (task != null) {
-        task.cancel(false);
+        task.cancel();
       }
     }
   }
 
-  private Endpoint retryTarget(Endpoint failed) {
-    Endpoint guess = leaderGuess.get();
-    return guess.equals(failed) ? nextAfter(failed) : guess;
+  /**
+   * Sets the call's one timer to the earlier of its deadline and its current attempt's timeout. With no
+   * attempt under way it is set one attempt timeout from now, which is never later than the timeout of
+   * an attempt that starts later; so the timer may fire early (and is set again), never late.
+   */
+  private void arm(Call call) {
+    long nowNs = scheduler.nanoTime();
+    long dueNs;
+    synchronized (call) {
+      if (call.isFinished()) {
+        return;
+      }
+      dueNs = call.deadlineNs;
+      if (call.pinned == null) {
+        long attemptStart = call.attemptStartNs != 0 ? call.attemptStartNs : nowNs;
+        dueNs = Math.min(dueNs, attemptStart + attemptTimeoutNs);
+      }
+    }
+    ClientScheduler.Timer timer = schedule(call, () -> onTimer(call), Math.max(0, dueNs - nowNs));
+    synchronized (call) {
+      if (!call.isFinished()) {
+        call.timer = timer;
+        return;
+      }
+    }
+    if (timer != null) {
+      timer.cancel();
+    }
   }
 
-  /** The configured endpoint after e, round robin; the first one when e was learned from a redirect. */
-  private Endpoint nextAfter(Endpoint e) {
-    List<Endpoint> all = config.endpoints();
-    int i = all.indexOf(e);
-    return all.get(i < 0 ? 0 : (i + 1) % all.size());
-  }
-
-  private static Endpoint parseHint(String address, Endpoint failed) {
-    if (address == null || address.isBlank()) {
-      return null;
+  private void onTimer(Call call) {
+    if (call.isFinished()) {
+      return;
     }
-    try {
-      Endpoint hint = Endpoint.parse(address);
-      return hint.equals(failed) ? null : hint;
-    } catch (IllegalArgumentException e) {
-      log.debug("ignoring a malformed primary address {}", address);
-      return null;
+    long nowNs = scheduler.nanoTime();
+    if (nowNs - call.deadlineNs >= 0) {
+      onDeadline(call);
+      return;
     }
+    int timedOut = -1;
+    synchronized (call) {
+      if (call.pinned == null && call.attemptStartNs != 0 && nowNs - call.attemptStartNs >= attemptTimeoutNs) {
+        timedOut = call.attempt;
+      }
+    }
+    if (timedOut >= 0) {
+      onAttemptTimeout(call, timedOut, nowNs);
+    }
+    arm(call);
   }
 
   private void onDeadline(Call call) {
@@ -489,7 +686,7 @@ final class Dispatcher implements AutoCloseable {
       if (call.isFinished()) {
         return;
       }
-      String what = "request " + call.requestId + " (" + call.base.getOpCase() + ")";
+      String what = call.describe();
       if (call.outcomeUnknown || call.delivered) {
         error = new ChoirTimeoutException(what + " got no answer within " + timeoutMs
             + " ms; the outcome is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""),
@@ -522,18 +719,21 @@ final class Dispatcher implements AutoCloseable {
 
   /** Idempotent: releases what a finished call holds. */
   private void cleanUp(Call call) {
-    ScheduledFuture<?> deadline;
-    ScheduledFuture<?> retry;
+    ClientScheduler.Timer timer;
+    ClientScheduler.Timer retry;
     synchronized (call) {
       untrack(call);
-      deadline = call.deadlineTask;
+      timer = call.timer;
       retry = call.retryTask;
     }
-    if (deadline != null) {
-      deadline.cancel(false);
+    if (timer != null) {
+      timer.cancel();
     }
     if (retry != null) {
-      retry.cancel(false);
+      retry.cancel();
+    }
+    if (call.needsSession()) {
+      session.forget(call);
     }
     long id = call.requestId;
     if (id != 0) {
@@ -545,21 +745,18 @@ final class Dispatcher implements AutoCloseable {
     }
   }
 
-  /** Removes call from its channel's awaiting set; caller holds the call's lock. */
+  /** Removes call from its link's awaiting set; caller holds the call's lock. */
   private static void untrack(Call call) {
-    Channel channel = call.channel;
-    if (channel != null) {
-      Set<Call> awaiting = channel.attr(AWAITING).get();
-      if (awaiting != null) {
-        awaiting.remove(call);
-      }
-      call.channel = null;
+    Link link = call.link;
+    if (link != null) {
+      link.awaiting.remove(call);
+      call.link = null;
     }
   }
 
-  private ScheduledFuture<?> schedule(Call call, Runnable task, long delayNs) {
+  private ClientScheduler.Timer schedule(Call call, Runnable task, long delayNs) {
     try {
-      return call.timerLoop.schedule(task, delayNs, TimeUnit.NANOSECONDS);
+      return scheduler.schedule(task, delayNs);
     } catch (RejectedExecutionException e) {
       finish(call, null, new UnavailableException("client closed", e));
       return null;
@@ -571,38 +768,55 @@ final class Dispatcher implements AutoCloseable {
         + config.maxFrameBytes() + "; it was not sent");
   }
 
+  /** What a call still pending at close learns: unknown if it may have executed, else not executed. */
+  private ChoirException closedError(Call call) {
+    boolean unknown;
+    synchronized (call) {
+      unknown = call.outcomeUnknown || call.delivered;
+    }
+    return unknown
+        ? new ChoirTimeoutException(call.describe() + " was still in flight when the client was closed; the outcome"
+            + " is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""))
+        : new UnavailableException("client closed");
+  }
+
   /**
-   * Fails every pending call with UnavailableException("client closed"), closes the connections and
-   * stops the event loops (no quiet period: nothing of ours runs on them any more).
+   * Closes the client: every pending call fails (UnavailableException "client closed" when it was not
+   * sent or cannot have executed, ChoirTimeoutException when it may have), then, when a session of
+   * ours may be open, a CloseSession is sent (best effort, within {@link #CLOSE_SESSION_BUDGET_MS} and
+   * the request timeout) so that no session is left behind; then the connections and the transport
+   * close. Idempotent; the future completes when all of that is done, never exceptionally.
    */
-  @Override
-  public void close() {
+  CompletableFuture<Void> closeAsync() {
     if (!closed.compareAndSet(false, true)) {
-      return;
+      return closeDone;
     }
     for (Call call : limiter.drainWaiting()) {
       finish(call, null, new UnavailableException("client closed"));
     }
     for (Call call : new ArrayList<>(calls.values())) {
-      finish(call, null, new UnavailableException("client closed"));
+      finish(call, null, closedError(call));
     }
-    for (Connection connection : connections.values()) {
-      connection.close();
+    CompletableFuture<?> closing = CompletableFuture.completedFuture(null);
+    if (session.mayExist() && session.state() != Session.State.UNSUPPORTED) {
+      long budgetNs = Math.min(requestTimeoutNs, TimeUnit.MILLISECONDS.toNanos(CLOSE_SESSION_BUDGET_MS));
+      Call close = submitInternal(CLOSE, Call.Kind.CLOSE, budgetNs);
+      closing = close.future.handle((response, error) -> {
+        if (response != null && (response.getStatus() == Status.OK || response.getStatus() == Status.SESSION_EXPIRED)) {
+          session.closed();
+          log.debug("session {} closed", Long.toUnsignedString(clientId));
+        } else {
+          log.debug("could not close session {}: {}", Long.toUnsignedString(clientId),
+              error != null ? error.toString() : response.getStatus());
+        }
+        return null;
+      });
     }
-    Future<?> terminated = group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
-    if (!inAnyEventLoop()) {
-      // Waiting on an event loop for the loops to end would wait for itself.
-      terminated.awaitUninterruptibly(2, TimeUnit.SECONDS);
-    }
-  }
-
-  /** Whether the current thread is one of this client's I/O threads (where blocking would deadlock). */
-  boolean inAnyEventLoop() {
-    for (var executor : group) {
-      if (executor.inEventLoop()) {
-        return true;
-      }
-    }
-    return false;
+    closing.whenComplete((v, e) -> {
+      links.close();
+      transport.close();
+      closeDone.complete(null);
+    });
+    return closeDone;
   }
 }
