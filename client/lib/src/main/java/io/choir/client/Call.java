@@ -34,6 +34,8 @@ final class Call {
   /** The endpoint a status request must ask (no failover, no redirect), or null for normal calls. */
   final Endpoint pinned;
   final long deadlineNs;
+  /** The call's whole budget (the request timeout, or the shorter one of a CloseSession). */
+  final long budgetMs;
   final CompletableFuture<Response> future = new CompletableFuture<>();
   final AtomicBoolean finished = new AtomicBoolean();
   final AtomicBoolean slotHeld = new AtomicBoolean();
@@ -48,6 +50,8 @@ final class Call {
   volatile boolean outcomeUnknown;
   /** The session generation the call was last sent in (0: never sent); guarded by the Session's lock. */
   long sessionGeneration;
+  /** The client id the call's next attempt carries (set by the session gate for writes, at start otherwise). */
+  volatile long clientId;
 
   // Guarded by this.
   int attempt;
@@ -68,12 +72,13 @@ final class Call {
   ClientScheduler.Timer timer;
   ClientScheduler.Timer retryTask;
 
-  Call(Request base, Kind kind, boolean sequentialRead, Endpoint pinned, long deadlineNs) {
+  Call(Request base, Kind kind, boolean sequentialRead, Endpoint pinned, long startNs, long budgetNs) {
     this.base = base;
     this.kind = kind;
     this.sequentialRead = sequentialRead;
     this.pinned = pinned;
-    this.deadlineNs = deadlineNs;
+    this.deadlineNs = startNs + budgetNs;
+    this.budgetMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(budgetNs);
   }
 
   boolean isFinished() {

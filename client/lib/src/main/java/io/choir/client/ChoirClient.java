@@ -61,7 +61,9 @@ public final class ChoirClient implements AutoCloseable {
 
   /**
    * This client's random identity, which the replicas use to deduplicate retries; useful to find its
-   * requests in server logs.
+   * requests in server logs. It is the id of the client's current session: when the replicas let the
+   * session expire (no write for their session_timeout_ms), the next write opens a new session under
+   * a new random id, so that no delayed copy of an old request can execute in the new session.
    *
    * @return the client id, never 0
    */
@@ -556,7 +558,7 @@ public final class ChoirClient implements AutoCloseable {
       ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
           connectTimeout.toMillis(),
           maxInFlight, maxFrameBytes, readConsistency, eventLoopThreads,
-          random != null ? random : new Random());
+          random != null ? random : new Random(), Builder::newClientId);
       return new ChoirClient(config, clientId != null ? clientId : newClientId());
     }
 

@@ -2,6 +2,7 @@ package io.choir.client;
 
 import java.util.List;
 import java.util.Random;
+import java.util.function.LongSupplier;
 
 /** ClientConfig is the validated settings of one client, as a builder produced them. */
 record ClientConfig(
@@ -13,7 +14,8 @@ record ClientConfig(
     int maxFrameBytes,
     ReadConsistency readConsistency,
     int eventLoopThreads,
-    Random random) {
+    Random random,
+    LongSupplier clientIds) {
   ClientConfig {
     endpoints = List.copyOf(endpoints);
   }

@@ -62,7 +62,9 @@ public final class DeterministicClient {
   }
 
   /**
-   * This client's id, as sent in every request.
+   * The id of this client's current session, as sent in every request. It starts as the builder's
+   * clientId; after the replicas let a session expire, the next session gets a new id drawn from the
+   * builder's random (so still a function of the seed).
    *
    * @return the client id
    */
@@ -265,8 +267,9 @@ public final class DeterministicClient {
       if (endpoints.isEmpty() || scheduler == null || transport == null || clientId == null || random == null) {
         throw new IllegalArgumentException("endpoints, scheduler, transport, clientId and random are required");
       }
+      Random jitter = random;
       ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
-          0, maxInFlight, maxFrameBytes, readConsistency, 0, random);
+          0, maxInFlight, maxFrameBytes, readConsistency, 0, jitter, jitter::nextLong);
       return new DeterministicClient(new Dispatcher(config, clientId, scheduler, transport), readConsistency);
     }
 

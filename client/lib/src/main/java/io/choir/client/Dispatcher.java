@@ -72,7 +72,6 @@ final class Dispatcher {
       .setCloseSession(CloseSession.getDefaultInstance()).build();
 
   private final ClientConfig config;
-  private final long clientId;
   private final long requestTimeoutNs;
   private final long attemptTimeoutNs;
   private final long backoffCapMs;
@@ -80,7 +79,7 @@ final class Dispatcher {
   private final ClientTransport transport;
   private final Links links;
   private final Router router;
-  private final Session session = new Session();
+  private final Session session;
   private final Object idLock = new Object();
   private final AtomicLong nextRequestId = new AtomicLong(1);
   private final ConcurrentSkipListSet<Long> inFlightIds = new ConcurrentSkipListSet<>();
@@ -94,7 +93,7 @@ final class Dispatcher {
 
   Dispatcher(ClientConfig config, long clientId, ClientScheduler scheduler, ClientTransport transport) {
     this.config = config;
-    this.clientId = clientId;
+    this.session = new Session(clientId, config.clientIds());
     this.requestTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.requestTimeoutMs());
     this.attemptTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs());
     this.backoffCapMs = Backoff.capMs(config.attemptTimeoutMs());
@@ -106,8 +105,9 @@ final class Dispatcher {
     this.links = new Links(transport, this);
   }
 
+  /** The id of the current session (a new session after an expiry has a new id; see Session). */
   long clientId() {
-    return clientId;
+    return session.clientId();
   }
 
   long highestOpSeen() {
@@ -135,7 +135,7 @@ final class Dispatcher {
     if (base.getSerializedSize() > config.maxFrameBytes()) {
       return CompletableFuture.failedFuture(tooLarge(base.getSerializedSize()));
     }
-    Call call = new Call(base, Call.Kind.APPLICATION, sequentialRead, pinned, scheduler.nanoTime() + requestTimeoutNs);
+    Call call = new Call(base, Call.Kind.APPLICATION, sequentialRead, pinned, scheduler.nanoTime(), requestTimeoutNs);
     arm(call);
     if (call.isFinished()) {
       return call.future;
@@ -155,7 +155,8 @@ final class Dispatcher {
    * must not wait behind the writes that wait for it), so at most maxInFlight + 1 requests are out.
    */
   private Call submitInternal(Request base, Call.Kind kind, long budgetNs) {
-    Call call = new Call(base, kind, false, null, scheduler.nanoTime() + budgetNs);
+    Call call = new Call(base, kind, false, null, scheduler.nanoTime(), budgetNs);
+    call.clientId = session.clientId();
     arm(call);
     if (!call.isFinished()) {
       start(call);
@@ -197,6 +198,9 @@ final class Dispatcher {
       inFlightIds.add(id);
     }
     call.requestId = id;
+    if (call.clientId == 0) {
+      call.clientId = session.clientId(); // writes get theirs from the session gate, before each attempt
+    }
     calls.put(id, call);
     call.started = true;
     if (!internal && closed.get()) {
@@ -273,7 +277,7 @@ final class Dispatcher {
 
   private void write(Call call, int attempt, Link link) {
     Request request = call.base.toBuilder()
-        .setClientId(clientId)
+        .setClientId(call.clientId)
         .setRequestId(call.requestId)
         .setFirstIncomplete(firstIncomplete())
         .setMinOp(call.sequentialRead ? highestOpSeen.get() : 0)
@@ -341,14 +345,20 @@ final class Dispatcher {
     scheduleRetry(call, failed);
   }
 
-  /** The attempt got no answer within the attempt timeout: move on at once (issue 9 item 2i). */
+  /**
+   * The attempt got no answer within the attempt timeout: move on at once (issue 9 item 2i). The link
+   * it was written on is closed (abortively), so what it still queues for the silent replica is
+   * discarded rather than delivered after the fault ends, and its other calls move on too.
+   */
   private void onAttemptTimeout(Call call, int attempt, long nowNs) {
     Endpoint failed;
+    Link link;
     synchronized (call) {
       if (call.isFinished() || call.attempt != attempt) {
         return;
       }
       failed = call.target;
+      link = call.link;
     }
     router.suspect(failed, nowNs);
     Endpoint next = router.retryTarget(failed);
@@ -370,6 +380,9 @@ final class Dispatcher {
     }
     log.debug("request {}: no answer from {} within {} ms, trying {}", call.requestId, failed,
         config.attemptTimeoutMs(), next);
+    if (link != null) {
+      link.close();
+    }
     sendAttempt(call, next);
   }
 
@@ -512,7 +525,7 @@ final class Dispatcher {
   private void onRegistered(Call registration, Response response, Throwable error) {
     Status status = response == null ? null : response.getStatus();
     if (status == Status.OK) {
-      log.debug("session {} registered", Long.toUnsignedString(clientId));
+      log.debug("session {} registered", Long.toUnsignedString(session.clientId()));
       for (Call waiting : session.registered()) {
         sendAttempt(waiting, router.guess());
       }
@@ -674,7 +687,7 @@ final class Dispatcher {
     if (call.isFinished()) {
       return;
     }
-    long timeoutMs = config.requestTimeoutMs();
+    long timeoutMs = call.budgetMs;
     if (!call.started) {
       limiter.remove(call);
       finish(call, null, new BusyException("no in-flight slot freed within the request timeout of "
@@ -804,9 +817,9 @@ final class Dispatcher {
       closing = close.future.handle((response, error) -> {
         if (response != null && (response.getStatus() == Status.OK || response.getStatus() == Status.SESSION_EXPIRED)) {
           session.closed();
-          log.debug("session {} closed", Long.toUnsignedString(clientId));
+          log.debug("session {} closed", Long.toUnsignedString(session.clientId()));
         } else {
-          log.debug("could not close session {}: {}", Long.toUnsignedString(clientId),
+          log.debug("could not close session {}: {}", Long.toUnsignedString(session.clientId()),
               error != null ? error.toString() : response.getStatus());
         }
         return null;

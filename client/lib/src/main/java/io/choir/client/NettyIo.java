@@ -144,8 +144,12 @@ final class NettyIo implements ClientTransport, ClientScheduler {
       return channel.isActive();
     }
 
+    /** A reset, not a FIN: the kernel drops what is queued instead of retransmitting it for minutes. */
     @Override
     public void close() {
+      if (channel.isActive()) {
+        channel.config().setOption(ChannelOption.SO_LINGER, 0);
+      }
       channel.close();
     }
   }

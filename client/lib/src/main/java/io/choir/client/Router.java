@@ -15,8 +15,9 @@ import org.slf4j.LoggerFactory;
  * older than one already seen names a deposed primary and is not followed. An endpoint whose attempt
  * timed out (a paused or cut-off primary: its connection stays up but nothing comes back) is a suspect:
  * retries skip it while another endpoint is not suspect, and a hint naming it is followed only when it
- * comes from a newer view than the one known when it timed out, or after {@code suspicionNs} (a GC pause
- * that ended without a view change). Any answer from a suspect clears it.
+ * comes from a newer view than the one known when it timed out (when none was known, than the view of
+ * the first hint naming it), or after {@code suspicionNs} (a pause that ended without a view change).
+ * Any answer from a suspect clears it.
  *
  * <p>Thread-safe; the lock is never held while calling out. Bounded by the endpoints the client knows.
  */
@@ -82,6 +83,14 @@ final class Router {
       return null;
     }
     Suspicion s = suspects.get(hint);
+    if (s != null && s.view() == 0 && nowNs - s.sinceNs() < suspicionNs) {
+      // It timed out before any view was seen (OK answers carry none): the first hint naming it
+      // tells the view it was primary in, which is no news; only a later view rehabilitates it.
+      suspects.put(hint, new Suspicion(s.sinceNs(), view));
+      log.debug("not following hint {} from {}: it timed out as the primary of view {}", hint, from, view);
+      moveOff(from);
+      return null;
+    }
     if (s != null) {
       if (view > s.view() || nowNs - s.sinceNs() >= suspicionNs) {
         suspects.remove(hint);

@@ -3,6 +3,7 @@ package io.choir.client;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.function.LongSupplier;
 
 /**
  * Session is this client's side of its session on the replicas (Raft thesis section 6.3; client.proto
@@ -15,6 +16,13 @@ import java.util.List;
  * registration starts a new <em>generation</em>. The gate ({@link #admit}) keeps exactly-once across
  * generations: a write that may have executed in one generation is never sent in another, because the
  * new session would execute it again; it fails with {@link SessionExpiredException} instead.
+ *
+ * <p>A new session after an expiry gets a new client id (Raft thesis section 6.3: RegisterClient
+ * returns a fresh id). Were the old id registered again, a copy of an old request still on its way
+ * (held in a paused replica's socket buffer, or retransmitted by TCP after a partition heals) would
+ * find a live session under its id with no saved reply, and execute a second time. Under a new id the
+ * old one is never registered again, so every such straggler is answered SESSION_EXPIRED. (The first
+ * registration, and one retried after an unknown outcome, keep the id: no session of it was lost.)
  *
  * <p>Thread-safe; the lock is never held while calling out, and never taken under a call's lock.
  * {@code waiting} is bounded by maxInFlight: every waiting call holds an in-flight slot.
@@ -44,21 +52,36 @@ final class Session {
     EXPIRED
   }
 
+  private final LongSupplier newClientId;
   private State state = State.NONE; // guarded by this
+  private long clientId; // guarded by this: the id of the current (or next) session
+  private boolean newIdNeeded; // guarded by this: the session of clientId expired
   private long generation; // guarded by this: successful registrations so far
   private boolean mayExist; // guarded by this: a session of ours may be open on the replicas
   private final LinkedHashSet<Call> waiting = new LinkedHashSet<>(); // guarded by this
+
+  Session(long clientId, LongSupplier newClientId) {
+    this.clientId = clientId;
+    this.newClientId = newClientId;
+  }
+
+  /** The client id requests carry now: the current session's, or the one the next registration opens. */
+  synchronized long clientId() {
+    return clientId;
+  }
 
   /** Decides whether call (a write about to be sent) may go now; records its generation when it may. */
   synchronized Gate admit(Call call) {
     switch (state) {
       case UNSUPPORTED:
+        call.clientId = clientId;
         return Gate.SEND;
       case REGISTERED:
         if (call.outcomeUnknown && call.sessionGeneration != generation) {
           return Gate.EXPIRED;
         }
         call.sessionGeneration = generation;
+        call.clientId = clientId;
         return Gate.SEND;
       default:
         // The session of every earlier generation is gone (or there never was one): a write that may
@@ -69,6 +92,14 @@ final class Session {
         waiting.add(call);
         if (state == State.NONE) {
           state = State.REGISTERING;
+          if (newIdNeeded) {
+            newIdNeeded = false;
+            long next;
+            do {
+              next = newClientId.getAsLong();
+            } while (next == 0 || next == clientId);
+            clientId = next;
+          }
           return Gate.REGISTER;
         }
         return Gate.WAIT;
@@ -115,6 +146,7 @@ final class Session {
     if (state == State.REGISTERED && call.sessionGeneration == generation) {
       state = State.NONE;
       mayExist = false;
+      newIdNeeded = true;
     }
   }
 

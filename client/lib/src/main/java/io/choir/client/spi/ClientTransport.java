@@ -15,7 +15,13 @@ import java.util.concurrent.CompletableFuture;
  *   <li>A request whose {@link Connection#write} future failed never reached the replica whole (so it
  *       was not executed through this write). A write that completed may or may not have arrived.
  *   <li>Once a connection closes (either side, or it breaks), every write not yet completed fails, no
- *       response arrives any more, and {@link Listener#onClosed()} is called once.
+ *       response arrives any more, and {@link Listener#onClosed()} is called once (only for a
+ *       connection whose connect future completed).
+ *   <li>{@link Connection#close()} is abortive (TCP: SO_LINGER 0, a reset): what the replica has not
+ *       yet received is discarded, never delivered later. The client closes a connection whose replica
+ *       stopped answering; a copy of an old request that a healed network delivered minutes later
+ *       could otherwise reach a replica that has become the primary after the request's session
+ *       expired.
  *   <li>Responses are delivered in the order the replica sent them, each once.
  *   <li>The listener is never called from inside {@link #connect} or {@link Connection#write} (deliver
  *       from the transport's own thread or a scheduled event): a response handled inline would complete
@@ -58,7 +64,10 @@ public interface ClientTransport {
      */
     boolean isActive();
 
-    /** Closes the connection (the listener then gets onClosed); idempotent. */
+    /**
+     * Closes the connection abortively: data not yet received by the replica is discarded (the
+     * listener then gets onClosed); idempotent.
+     */
     void close();
   }
 
