@@ -2,19 +2,13 @@ package io.choir.client;
 
 import io.choir.client.spi.ClientScheduler;
 import io.choir.client.spi.ClientTransport;
-import io.choir.proto.CloseSession;
-import io.choir.proto.RegisterSession;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
-import io.choir.proto.Status;
-import java.nio.channels.ClosedChannelException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListSet;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -23,9 +17,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Dispatcher sends requests and matches responses: it owns the request ids, the in-flight set behind
- * {@code first_incomplete}, the session, retries with backoff, the attempt timeout and the deadline of
- * every call. {@link Router} picks endpoints, {@link Links} keeps the connections, {@link Session} the
- * session state; the public clients only build requests and map responses. Time and connections come
+ * {@code first_incomplete}, the in-flight slots, and each call's attempts from start to finish. Its
+ * helpers: {@link Session} (the session gate) and {@link Registrar} (the session requests),
+ * {@link Failover} (what a failed attempt means, where the call goes next), {@link Router} (the leader
+ * guess, views, suspects), {@link CallTimers} (deadline, attempt timeout, backoff), {@link Links} (the
+ * connections), {@link Failures} (the exceptions and their promises). The public clients only build
+ * requests and map responses. Time and connections come
  * from the two ports ({@link ClientScheduler}, {@link ClientTransport}): Netty and the system clock in
  * production, a simulated clock and network in the deterministic simulator, where everything runs in one
  * thread (no lock is held while calling out, and slots are passed on in a loop, not by recursion).
@@ -38,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * a session, registered lazily before the first write (see {@link Session}).
  *
  * <p>Routing: NOT_PRIMARY with a hint the {@link Router} accepts resends at once (up to
- * {@link #MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two replicas naming each other
+ * {@link Failover#MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two replicas naming each other
  * during a view change cannot spin a call). A lost connection, a failed connect, a refusal without a
  * usable hint and BUSY retry the same request elsewhere after {@link Backoff}. An attempt without an
  * answer within the attempt timeout moves on at once to the next endpoint (fast failover from a paused
@@ -52,8 +49,6 @@ import org.slf4j.LoggerFactory;
 final class Dispatcher {
   private static final Logger log = LoggerFactory.getLogger(Dispatcher.class);
 
-  /** Redirects a call follows without pausing before it starts backing off. */
-  static final int MAX_IMMEDIATE_REDIRECTS = 3;
   /**
    * A call that gets its in-flight slot with less than 1/MIN_SEND_BUDGET_DIVISOR of the request timeout
    * left fails with BusyException instead of being sent: with FIFO slots and one timeout for all calls,
@@ -61,20 +56,11 @@ final class Dispatcher {
    * overload into "outcome unknown" timeouts.
    */
   static final int MIN_SEND_BUDGET_DIVISOR = 10;
-  /** Times one write re-registers after SESSION_EXPIRED before it gives up (not executed). */
-  static final int MAX_SESSION_RENEWALS = 3;
   /** Most time close() spends on CloseSession: closing must not hang on a cluster that is down. */
   static final long CLOSE_SESSION_BUDGET_MS = 1_000;
 
-  private static final Request REGISTER = Request.newBuilder()
-      .setRegisterSession(RegisterSession.getDefaultInstance()).build();
-  private static final Request CLOSE = Request.newBuilder()
-      .setCloseSession(CloseSession.getDefaultInstance()).build();
-
   private final ClientConfig config;
   private final long requestTimeoutNs;
-  private final long attemptTimeoutNs;
-  private final long backoffCapMs;
   private final ClientScheduler scheduler;
   private final ClientTransport transport;
   private final Links links;
@@ -86,26 +72,31 @@ final class Dispatcher {
   private final ConcurrentHashMap<Long, Call> calls = new ConcurrentHashMap<>();
   private final AtomicLong highestOpSeen = new AtomicLong();
   private final InFlightLimiter limiter;
-  private final Random random;
   private final AtomicBoolean closed = new AtomicBoolean();
-  private final AtomicBoolean warnedUnsupported = new AtomicBoolean();
+  private final Registrar registrar;
+  private final CallTimers timers;
+  private final Failover failover;
   private final CompletableFuture<Void> closeDone = new CompletableFuture<>();
 
   Dispatcher(ClientConfig config, long clientId, ClientScheduler scheduler, ClientTransport transport) {
     this.config = config;
     this.session = new Session(clientId, config.clientIds());
     this.requestTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.requestTimeoutMs());
-    this.attemptTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs());
-    this.backoffCapMs = Backoff.capMs(config.attemptTimeoutMs());
     this.scheduler = scheduler;
     this.transport = transport;
-    this.random = config.random();
     this.limiter = new InFlightLimiter(config.maxInFlight());
-    this.router = new Router(config.endpoints(), attemptTimeoutNs);
+    this.router = new Router(config.endpoints(), TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs()));
+    this.registrar = new Registrar(this, session, router, requestTimeoutNs);
+    this.timers = new CallTimers(this, scheduler, router, config.random(), config.attemptTimeoutMs());
+    this.failover = new Failover(this, router, timers, scheduler, config.attemptTimeoutMs());
     this.links = new Links(transport, this);
   }
 
   /** The id of the current session (a new session after an expiry has a new id; see Session). */
+  boolean isClosed() {
+    return closed.get();
+  }
+
   long clientId() {
     return session.clientId();
   }
@@ -133,10 +124,10 @@ final class Dispatcher {
       return CompletableFuture.failedFuture(new UnavailableException("client closed"));
     }
     if (base.getSerializedSize() > config.maxFrameBytes()) {
-      return CompletableFuture.failedFuture(tooLarge(base.getSerializedSize()));
+      return CompletableFuture.failedFuture(Failures.tooLarge(base.getSerializedSize(), config.maxFrameBytes()));
     }
     Call call = new Call(base, Call.Kind.APPLICATION, sequentialRead, pinned, scheduler.nanoTime(), requestTimeoutNs);
-    arm(call);
+    timers.arm(call);
     if (call.isFinished()) {
       return call.future;
     }
@@ -154,10 +145,10 @@ final class Dispatcher {
    * Sends one of the dispatcher's own session requests. It takes no in-flight slot (a registration
    * must not wait behind the writes that wait for it), so at most maxInFlight + 1 requests are out.
    */
-  private Call submitInternal(Request base, Call.Kind kind, long budgetNs) {
+  Call submitInternal(Request base, Call.Kind kind, long budgetNs) {
     Call call = new Call(base, kind, false, null, scheduler.nanoTime(), budgetNs);
     call.clientId = session.clientId();
-    arm(call);
+    timers.arm(call);
     if (!call.isFinished()) {
       start(call);
     }
@@ -225,7 +216,7 @@ final class Dispatcher {
     }
   }
 
-  private void sendAttempt(Call call, Endpoint target) {
+  void sendAttempt(Call call, Endpoint target) {
     if (call.isFinished()) {
       return;
     }
@@ -238,11 +229,11 @@ final class Dispatcher {
         }
         case REGISTER -> {
           park(call);
-          startRegistration();
+          registrar.register();
           return;
         }
         case EXPIRED -> {
-          finish(call, null, sessionExpired(call));
+          finish(call, null, Failures.sessionExpired(call));
           return;
         }
       }
@@ -261,7 +252,7 @@ final class Dispatcher {
     }
     links.link(target).whenComplete((link, error) -> {
       if (error != null) {
-        onAttemptFailed(call, attempt, error, false);
+        failover.onAttemptFailed(call, attempt, error, false);
       } else {
         write(call, attempt, link);
       }
@@ -283,7 +274,7 @@ final class Dispatcher {
         .setMinOp(call.sequentialRead ? highestOpSeen.get() : 0)
         .build();
     if (request.getSerializedSize() > config.maxFrameBytes()) {
-      finish(call, null, tooLarge(request.getSerializedSize()));
+      finish(call, null, Failures.tooLarge(request.getSerializedSize(), config.maxFrameBytes()));
       return;
     }
     synchronized (call) {
@@ -306,7 +297,7 @@ final class Dispatcher {
     }
     written.whenComplete((v, error) -> {
       if (error != null) {
-        onAttemptFailed(call, attempt, Futures.unwrap(error), true);
+        failover.onAttemptFailed(call, attempt, Futures.unwrap(error), true);
       }
     });
   }
@@ -317,80 +308,21 @@ final class Dispatcher {
     return lowest != null ? lowest : nextRequestId.get();
   }
 
-  /**
-   * A connect or a write failed, or the link carrying the attempt closed. writeFailed: the write itself
-   * failed, so the replica never got the request whole from this attempt.
-   */
-  private void onAttemptFailed(Call call, int attempt, Throwable cause, boolean writeFailed) {
-    Endpoint failed;
-    synchronized (call) {
-      if (call.isFinished() || call.attempt != attempt) {
-        return;
-      }
-      call.attempt++; // any other event of this attempt is stale from now on
-      if (call.delivered && !writeFailed) {
-        call.outcomeUnknown = true;
-      }
-      endAttempt(call);
-      call.lastError = cause;
-      failed = call.target;
-    }
-    log.debug("request {} to {} failed: {}", call.requestId, failed, cause.toString());
-    if (call.pinned != null) {
-      finish(call, null, cause instanceof ChoirException ce ? ce
-          : new UnavailableException(failed + " did not answer: " + cause, cause));
-      return;
-    }
-    router.onFailure(failed);
-    scheduleRetry(call, failed);
-  }
-
-  /**
-   * The attempt got no answer within the attempt timeout: move on at once (issue 9 item 2i). The link
-   * it was written on is closed (abortively), so what it still queues for the silent replica is
-   * discarded rather than delivered after the fault ends, and its other calls move on too.
-   */
-  private void onAttemptTimeout(Call call, int attempt, long nowNs) {
-    Endpoint failed;
-    Link link;
-    synchronized (call) {
-      if (call.isFinished() || call.attempt != attempt) {
-        return;
-      }
-      failed = call.target;
-      link = call.link;
-    }
-    router.suspect(failed, nowNs);
-    Endpoint next = router.retryTarget(failed);
-    synchronized (call) {
-      if (call.isFinished() || call.attempt != attempt) {
-        return;
-      }
-      if (next.equals(failed)) {
-        call.attemptStartNs = nowNs; // the only endpoint: nowhere to go, keep waiting on it
-        return;
-      }
-      call.attempt++;
-      if (call.delivered) {
-        call.outcomeUnknown = true; // it was written: the replica may execute it when it resumes
-      }
-      endAttempt(call);
-      call.lastError = new ChoirException(failed + " did not answer within the attempt timeout of "
-          + config.attemptTimeoutMs() + " ms");
-    }
-    log.debug("request {}: no answer from {} within {} ms, trying {}", call.requestId, failed,
-        config.attemptTimeoutMs(), next);
-    if (link != null) {
-      link.close();
-    }
-    sendAttempt(call, next);
-  }
-
   /** Ends the current attempt; caller holds the call's lock and has bumped call.attempt. */
-  private static void endAttempt(Call call) {
+  static void endAttempt(Call call) {
     call.delivered = false;
     call.attemptStartNs = 0;
     untrack(call);
+  }
+
+  /** Called by a link when its connection closes: its unanswered attempts move on. */
+  void onLinkClosed(Link link) {
+    failover.onLinkClosed(link);
+  }
+
+  /** The attempt timeout of call's current attempt passed (from CallTimers). */
+  void onAttemptTimeout(Call call, int attempt, long nowNs) {
+    failover.onAttemptTimeout(call, attempt, nowNs);
   }
 
   /** Called by a link for every response frame. */
@@ -401,7 +333,7 @@ final class Dispatcher {
     }
     long id = response.getRequestId();
     if (id == 0) {
-      onConnectionNotice(link, response);
+      failover.onConnectionNotice(link, response);
       return;
     }
     Call call = calls.get(id);
@@ -410,280 +342,25 @@ final class Dispatcher {
       return;
     }
     switch (response.getStatus()) {
-      case NOT_PRIMARY, UNAVAILABLE -> onRefusal(call, link, response);
+      case NOT_PRIMARY, UNAVAILABLE -> failover.onRefusal(call, link, response);
       // BUSY to a registration means the session table is full: retrying within the deadline is
       // pointless (no live session is evicted), and the waiting writes fail at once.
       case BUSY -> {
         if (call.kind == Call.Kind.REGISTER) {
           finish(call, response, null);
         } else {
-          onRefusal(call, link, response);
+          failover.onRefusal(call, link, response);
         }
       }
-      case SESSION_EXPIRED -> onSessionExpired(call, link, response);
+      case SESSION_EXPIRED -> registrar.onSessionExpired(call, link, response);
       // Final answers. A late one from an attempt we moved past is still the request's one true
       // answer (the replicas execute an id once and save its reply), so it is accepted.
       default -> finish(call, response, null);
     }
   }
 
-  private void onRefusal(Call call, Link link, Response response) {
-    Endpoint failed;
-    synchronized (call) {
-      if (response.getOutcomeUnknown() && !call.isFinished()) {
-        // Even from an attempt we moved past: that replica logged the request, it may still commit.
-        call.outcomeUnknown = true;
-      }
-      if (call.isFinished() || call.link != link) {
-        return; // a refusal of an attempt already given up on
-      }
-      call.attempt++;
-      endAttempt(call); // answered: this attempt did not execute (unless outcome_unknown said otherwise)
-      call.lastRefusal = response.getStatus();
-      call.lastError = new ChoirException(call.target + " answered " + response.getStatus()
-          + (response.getError().isEmpty() ? "" : ": " + response.getError()));
-      failed = call.target;
-    }
-    log.debug("request {} refused by {}: {} view {} hint '{}'{}", call.requestId, failed, response.getStatus(),
-        response.getView(), response.getPrimaryAddress(), response.getOutcomeUnknown() ? " (outcome unknown)" : "");
-    if (call.pinned != null) {
-      finish(call, null, Responses.refusal(response, failed));
-      return;
-    }
-    Endpoint hint = response.getStatus() == Status.BUSY
-        ? null : router.onRefusal(failed, response.getPrimaryAddress(), response.getView(), scheduler.nanoTime());
-    if (hint == null) {
-      if (response.getStatus() == Status.BUSY) {
-        router.onFailure(failed);
-      }
-      scheduleRetry(call, failed);
-      return;
-    }
-    boolean immediate;
-    synchronized (call) {
-      immediate = ++call.immediateRedirects <= MAX_IMMEDIATE_REDIRECTS;
-    }
-    log.debug("request {}: {} says the primary is {} (view {})", call.requestId, failed, hint, response.getView());
-    if (immediate) {
-      sendAttempt(call, hint);
-    } else {
-      scheduleRetry(call, failed);
-    }
-  }
-
-  /**
-   * SESSION_EXPIRED: this attempt was not executed, and the session it was sent in is gone. A write
-   * none of whose attempts may have executed re-registers and is resent transparently (same id: the
-   * new session has never seen it); otherwise its outcome is unknown.
-   */
-  private void onSessionExpired(Call call, Link link, Response response) {
-    boolean unknown;
-    int renewals;
-    Endpoint target;
-    synchronized (call) {
-      if (call.isFinished() || call.link != link) {
-        return;
-      }
-      call.attempt++;
-      endAttempt(call);
-      call.lastError = new ChoirException(call.target + " answered SESSION_EXPIRED"
-          + (response.getError().isEmpty() ? "" : ": " + response.getError()));
-      unknown = call.outcomeUnknown;
-      renewals = ++call.sessionRenewals;
-      target = call.target;
-    }
-    log.debug("request {}: {} answered SESSION_EXPIRED (outcome unknown before: {})", call.requestId, target, unknown);
-    if (call.kind != Call.Kind.APPLICATION) {
-      finish(call, response, null); // CloseSession: already gone; RegisterSession: a broken server
-      return;
-    }
-    session.expired(call);
-    if (unknown) {
-      finish(call, null, sessionExpired(call));
-    } else if (renewals > MAX_SESSION_RENEWALS) {
-      finish(call, null, new UnavailableException(call.describe() + " found this client's session expired "
-          + renewals + " times in a row; it was not executed (" + call.lastError.getMessage() + ")"));
-    } else {
-      sendAttempt(call, target); // the session gate parks it and registers again
-    }
-  }
-
-  private SessionExpiredException sessionExpired(Call call) {
-    Throwable cause;
-    synchronized (call) {
-      cause = call.lastError;
-    }
-    return new SessionExpiredException(call.describe() + ": this client's session expired while the request was"
-        + " in flight; it may or may not have executed: the outcome is unknown", cause);
-  }
-
-  private void startRegistration() {
-    Call registration = submitInternal(REGISTER, Call.Kind.REGISTER, requestTimeoutNs);
-    registration.future.whenComplete((response, error) -> onRegistered(registration, response, error));
-  }
-
-  private void onRegistered(Call registration, Response response, Throwable error) {
-    Status status = response == null ? null : response.getStatus();
-    if (status == Status.OK) {
-      log.debug("session {} registered", Long.toUnsignedString(session.clientId()));
-      for (Call waiting : session.registered()) {
-        sendAttempt(waiting, router.guess());
-      }
-      return;
-    }
-    if (status == Status.INVALID) {
-      // Only a server from before sessions answers a registration INVALID (its state machine knows
-      // no such command); it executes writes without one, as before.
-      if (warnedUnsupported.compareAndSet(false, true)) {
-        log.warn("the replicas do not support client sessions ({}); writing without a session", response.getError());
-      }
-      for (Call waiting : session.unsupported()) {
-        sendAttempt(waiting, router.guess());
-      }
-      return;
-    }
-    boolean mayHaveExecuted;
-    synchronized (registration) {
-      mayHaveExecuted = registration.outcomeUnknown || registration.delivered;
-    }
-    ChoirException failure;
-    boolean retry = false;
-    if (status == Status.BUSY) {
-      failure = new BusyException("the replicas refused to open a session for this client ("
-          + response.getError() + "); the request was not executed");
-    } else {
-      String why = error != null ? String.valueOf(Futures.unwrap(error).getMessage())
-          : "answered " + status + (response.getError().isEmpty() ? "" : ": " + response.getError());
-      failure = new UnavailableException("could not register this client's session (" + why
-          + "); the request was not executed", error != null ? Futures.unwrap(error) : null);
-      retry = error != null && !closed.get();
-    }
-    List<Call> failedWrites = session.registrationFailed(retry, mayHaveExecuted);
-    if (failedWrites == null) {
-      log.debug("session registration failed ({}); registering again for the writes still waiting", failure.getMessage());
-      startRegistration();
-      return;
-    }
-    for (Call waiting : failedWrites) {
-      finish(waiting, null, failure);
-    }
-  }
-
-  /**
-   * A response with request id 0 is about the connection, not a request: the server refused it (too
-   * many connections) or refused a frame it could not read, and closes the connection next. A frame
-   * over the server's max_frame_bytes cannot be matched to its id, but the largest request awaiting an
-   * answer on this connection is at least as large as the refused frame, so it is certainly too large:
-   * it fails with TooLargeException instead of being retried (and killing the connection) until its
-   * timeout. The others on the connection are retried when it closes.
-   */
-  private void onConnectionNotice(Link link, Response response) {
-    log.warn("{} refused the connection: {} {}", link, response.getStatus(), response.getError());
-    if (response.getStatus() != Status.TOO_LARGE) {
-      return;
-    }
-    Call largest = null;
-    for (Call call : link.awaiting) {
-      if (largest == null || call.base.getSerializedSize() > largest.base.getSerializedSize()) {
-        largest = call;
-      }
-    }
-    if (largest != null) {
-      finish(largest, null, new TooLargeException(link + " refused the request frame: " + response.getError()));
-    }
-  }
-
-  /** Called by a link when its connection closes: its unanswered attempts move on. */
-  void onLinkClosed(Link link) {
-    List<Call> lost = new ArrayList<>(link.awaiting);
-    link.awaiting.clear();
-    ClosedChannelException cause = new ClosedChannelException();
-    for (Call call : lost) {
-      int attempt;
-      synchronized (call) {
-        if (call.link != link) {
-          continue;
-        }
-        attempt = call.attempt;
-      }
-      onAttemptFailed(call, attempt, new UnavailableException("connection to " + link + " lost", cause), false);
-    }
-  }
-
-  private void scheduleRetry(Call call, Endpoint failed) {
-    int retry;
-    synchronized (call) {
-      if (call.isFinished()) {
-        return;
-      }
-      retry = ++call.retries;
-    }
-    long delayNs = TimeUnit.MILLISECONDS.toNanos(Backoff.delayMs(retry, backoffCapMs, random));
-    if (scheduler.nanoTime() + delayNs >= call.deadlineNs) {
-      return; // the deadline fires first and reports what happened so far
-    }
-    ClientScheduler.Timer task = schedule(call, () -> sendAttempt(call, router.retryTarget(failed)), delayNs);
-    synchronized (call) {
-      if (!call.isFinished()) {
-        call.retryTask = task;
-      } else if (task != null) {
-        task.cancel();
-      }
-    }
-  }
-
-  /**
-   * Sets the call's one timer to the earlier of its deadline and its current attempt's timeout. With no
-   * attempt under way it is set one attempt timeout from now, which is never later than the timeout of
-   * an attempt that starts later; so the timer may fire early (and is set again), never late.
-   */
-  private void arm(Call call) {
-    long nowNs = scheduler.nanoTime();
-    long dueNs;
-    synchronized (call) {
-      if (call.isFinished()) {
-        return;
-      }
-      dueNs = call.deadlineNs;
-      if (call.pinned == null) {
-        long attemptStart = call.attemptStartNs != 0 ? call.attemptStartNs : nowNs;
-        dueNs = Math.min(dueNs, attemptStart + attemptTimeoutNs);
-      }
-    }
-    ClientScheduler.Timer timer = schedule(call, () -> onTimer(call), Math.max(0, dueNs - nowNs));
-    synchronized (call) {
-      if (!call.isFinished()) {
-        call.timer = timer;
-        return;
-      }
-    }
-    if (timer != null) {
-      timer.cancel();
-    }
-  }
-
-  private void onTimer(Call call) {
-    if (call.isFinished()) {
-      return;
-    }
-    long nowNs = scheduler.nanoTime();
-    if (nowNs - call.deadlineNs >= 0) {
-      onDeadline(call);
-      return;
-    }
-    int timedOut = -1;
-    synchronized (call) {
-      if (call.pinned == null && call.attemptStartNs != 0 && nowNs - call.attemptStartNs >= attemptTimeoutNs) {
-        timedOut = call.attempt;
-      }
-    }
-    if (timedOut >= 0) {
-      onAttemptTimeout(call, timedOut, nowNs);
-    }
-    arm(call);
-  }
-
-  private void onDeadline(Call call) {
+  /** The call's request timeout ran out (from CallTimers). */
+  void onDeadline(Call call) {
     if (call.isFinished()) {
       return;
     }
@@ -699,26 +376,13 @@ final class Dispatcher {
       if (call.isFinished()) {
         return;
       }
-      String what = call.describe();
-      if (call.outcomeUnknown || call.delivered) {
-        error = new ChoirTimeoutException(what + " got no answer within " + timeoutMs
-            + " ms; the outcome is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""),
-            call.lastError);
-      } else if (call.lastRefusal == Status.BUSY) {
-        error = new BusyException(what + " was refused as busy until the request timeout of " + timeoutMs
-            + " ms ran out; it was not executed (" + call.lastError.getMessage() + ")");
-      } else {
-        error = new UnavailableException(what + " could not be delivered to any replica within "
-            + timeoutMs + " ms; it was not executed"
-            + (call.lastError == null ? "" : " (last error: " + call.lastError.getMessage() + ")"),
-            call.lastError);
-      }
+      error = Failures.deadline(call);
     }
     finish(call, null, error);
   }
 
   /** Completes call once: frees its id and slot first, so a callback can issue the next request. */
-  private void finish(Call call, Response response, Throwable error) {
+  void finish(Call call, Response response, Throwable error) {
     if (!call.finished.compareAndSet(false, true)) {
       return;
     }
@@ -767,32 +431,6 @@ final class Dispatcher {
     }
   }
 
-  private ClientScheduler.Timer schedule(Call call, Runnable task, long delayNs) {
-    try {
-      return scheduler.schedule(task, delayNs);
-    } catch (RejectedExecutionException e) {
-      finish(call, null, new UnavailableException("client closed", e));
-      return null;
-    }
-  }
-
-  private TooLargeException tooLarge(int bytes) {
-    return new TooLargeException("the request frame has " + bytes + " bytes, more than maxFrameBytes "
-        + config.maxFrameBytes() + "; it was not sent");
-  }
-
-  /** What a call still pending at close learns: unknown if it may have executed, else not executed. */
-  private ChoirException closedError(Call call) {
-    boolean unknown;
-    synchronized (call) {
-      unknown = call.outcomeUnknown || call.delivered;
-    }
-    return unknown
-        ? new ChoirTimeoutException(call.describe() + " was still in flight when the client was closed; the outcome"
-            + " is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""))
-        : new UnavailableException("client closed");
-  }
-
   /**
    * Closes the client: every pending call fails (UnavailableException "client closed" when it was not
    * sent or cannot have executed, ChoirTimeoutException when it may have), then, when a session of
@@ -808,23 +446,10 @@ final class Dispatcher {
       finish(call, null, new UnavailableException("client closed"));
     }
     for (Call call : new ArrayList<>(calls.values())) {
-      finish(call, null, closedError(call));
+      finish(call, null, Failures.closed(call));
     }
-    CompletableFuture<?> closing = CompletableFuture.completedFuture(null);
-    if (session.mayExist() && session.state() != Session.State.UNSUPPORTED) {
-      long budgetNs = Math.min(requestTimeoutNs, TimeUnit.MILLISECONDS.toNanos(CLOSE_SESSION_BUDGET_MS));
-      Call close = submitInternal(CLOSE, Call.Kind.CLOSE, budgetNs);
-      closing = close.future.handle((response, error) -> {
-        if (response != null && (response.getStatus() == Status.OK || response.getStatus() == Status.SESSION_EXPIRED)) {
-          session.closed();
-          log.debug("session {} closed", Long.toUnsignedString(session.clientId()));
-        } else {
-          log.debug("could not close session {}: {}", Long.toUnsignedString(session.clientId()),
-              error != null ? error.toString() : response.getStatus());
-        }
-        return null;
-      });
-    }
+    long budgetNs = Math.min(requestTimeoutNs, TimeUnit.MILLISECONDS.toNanos(CLOSE_SESSION_BUDGET_MS));
+    CompletableFuture<Void> closing = registrar.closeSession(budgetNs);
     closing.whenComplete((v, e) -> {
       links.close();
       transport.close();
