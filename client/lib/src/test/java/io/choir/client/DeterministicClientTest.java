@@ -255,6 +255,57 @@ class DeterministicClientTest {
   }
 
   @Test
+  void shouldResetTheConnectionOfATimedOutAttemptSoItsRequestIsNeverDeliveredLate() {
+    World w = new World(seed("reset on attempt timeout"), A, B);
+    FakeStore store = new FakeStore(1, 100);
+    List<Request> atA = new ArrayList<>();
+    List<Request> atB = new ArrayList<>();
+    w.net.replica(A, w.primary(store, "A", atA));
+    w.net.replica(B, w.primary(store, "B", atB));
+    w.clock.runUntilDone(w.client.async().put("warm", "up")); // A works, the session is open
+    // A firewall cuts the clients off from A for 10 s: TCP would deliver what is queued once it heals.
+    w.net.cut(A, 10_000 * MS);
+    CompletableFuture<Long> put = w.client.async().put("k", "v");
+    w.clock.runUntilDone(put);
+    assertEquals(1, atB.stream().filter(Request::hasPut).count(), "moved on to B after the attempt timeout");
+    w.clock.advance(20_000 * MS); // the cut heals
+    assertEquals(List.of("warm"), atA.stream().filter(Request::hasPut).map(r -> r.getPut().getKey().toStringUtf8()).toList(),
+        "the copy queued for A was discarded with the reset, not delivered 10 s late");
+  }
+
+  @Test
+  void shouldOpenANewSessionUnderANewClientIdAfterAnExpiry() {
+    World w = new World(seed("new id per session"), A);
+    FakeStore store = new FakeStore(1, 100).enforceSessions();
+    List<Request> atA = new ArrayList<>();
+    w.net.replica(A, w.primary(store, "A", atA));
+    w.clock.runUntilDone(w.client.async().put("a", "1"));
+    long first = w.client.clientId();
+    store.expireSessions();
+    CompletableFuture<Long> put = w.client.async().put("b", "2");
+    w.clock.runUntilDone(put);
+    assertEquals(101, put.join());
+    long second = w.client.clientId();
+    assertTrue(first != second && second != 0, "a new id: " + first + " then " + second);
+    List<Request> registrations = atA.stream().filter(Request::hasRegisterSession).toList();
+    assertEquals(List.of(first, second), registrations.stream().map(Request::getClientId).toList());
+    // Whatever still carries the old id can never execute again: its session is gone for good.
+    Response stale = store.apply(atA.stream().filter(Request::hasPut).findFirst().orElseThrow());
+    assertEquals(Status.SESSION_EXPIRED, stale.getStatus());
+    assertEquals(run2(seed("new id per session")), run2(seed("new id per session")), "the new id is a function of the seed");
+  }
+
+  private static long run2(long seed) {
+    World w = new World(seed, A);
+    FakeStore store = new FakeStore(1, 100).enforceSessions();
+    w.net.replica(A, w.primary(store, "A", new ArrayList<>()));
+    w.clock.runUntilDone(w.client.async().put("a", "1"));
+    store.expireSessions();
+    w.clock.runUntilDone(w.client.async().put("b", "2"));
+    return w.client.clientId();
+  }
+
+  @Test
   void shouldFollowTheHintOfTheNewestViewAndIgnoreOneFromAnOlderView() {
     World w = new World(seed("newest view"), A, B, C);
     FakeStore store = new FakeStore(3, 100);
