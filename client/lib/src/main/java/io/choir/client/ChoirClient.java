@@ -15,10 +15,19 @@ import java.util.Random;
  *
  * <p>Every call has one budget, the request timeout, covering the wait for an in-flight slot, connects,
  * redirects and retries. Retries reuse the request id, so a write is executed at most once however
- * often it is resent. When the budget runs out the call throws {@link ChoirTimeoutException} if the
- * request may have reached a replica (the outcome is unknown), {@link BusyException} if the replicas
- * kept answering BUSY, and {@link UnavailableException} if it never got through. Not-found is a result
- * (an empty Optional, false), never an exception.
+ * often it is resent. A replica that does not answer one attempt within the attempt timeout (a paused
+ * or cut-off primary) is left for the next one, with the same id. When the budget runs out the call
+ * throws {@link ChoirTimeoutException} if the request may have reached a replica (the outcome is
+ * unknown), {@link BusyException} if the replicas kept answering BUSY, and {@link UnavailableException}
+ * if it never got through; the last two mean it was not executed. Not-found is a result (an empty
+ * Optional, false), never an exception.
+ *
+ * <p>Writes run in a session on the replicas, which keeps the saved replies that make retries
+ * exactly-once: the client opens it before its first write (reads need none) and ends it on
+ * {@link #close()}. A session the replicas let expire (no write for their session_timeout_ms) is
+ * reopened by the next write, under a new client id, transparently; only a write in flight whose
+ * earlier attempt may have executed fails then, with {@link SessionExpiredException} (outcome unknown).
+ * When the replicas' session table is full, writes fail with {@link BusyException}.
  *
  * <pre>{@code
  * try (ChoirClient client = ChoirClient.builder().endpoints("10.0.0.1:7000", "10.0.0.2:7000").build()) {
