@@ -48,8 +48,8 @@ final class Call {
    * gate without it.
    */
   volatile boolean outcomeUnknown;
-  /** The session generation the call was last sent in (0: never sent); guarded by the Session's lock. */
-  long sessionGeneration;
+  /** The session generation the call was last sent in (0: never sent); written by the session gate. */
+  volatile long sessionGeneration;
   /** The client id the call's next attempt carries (set by the session gate for writes, at start otherwise). */
   volatile long clientId;
 

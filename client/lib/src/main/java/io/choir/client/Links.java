@@ -2,10 +2,9 @@ package io.choir.client;
 
 import io.choir.client.spi.ClientTransport;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Links keeps at most one connection per endpoint. It connects lazily on first use and again on the
@@ -16,8 +15,9 @@ import java.util.concurrent.CompletableFuture;
 final class Links {
   private final ClientTransport transport;
   private final Dispatcher dispatcher;
-  private final Map<Endpoint, CompletableFuture<Link>> current = new HashMap<>(); // guarded by this
-  private boolean closed; // guarded by this
+  /** Read without the lock on the fast path (an open link); changed only under it. */
+  private final ConcurrentHashMap<Endpoint, CompletableFuture<Link>> current = new ConcurrentHashMap<>();
+  private volatile boolean closed; // written under this
 
   Links(ClientTransport transport, Dispatcher dispatcher) {
     this.transport = transport;
@@ -26,6 +26,10 @@ final class Links {
 
   /** The open link to endpoint, or a connect in progress; fails with UnavailableException when it cannot connect. */
   CompletableFuture<Link> link(Endpoint endpoint) {
+    CompletableFuture<Link> open = current.get(endpoint);
+    if (!closed && open != null && open.isDone() && !open.isCompletedExceptionally() && open.getNow(null).isUsable()) {
+      return open;
+    }
     CompletableFuture<Link> next;
     Link link;
     synchronized (this) {
@@ -55,7 +59,7 @@ final class Links {
       link.connected(connection);
       boolean closeNow;
       synchronized (this) {
-        closeNow = closed;
+        closeNow = closed; // read under the lock: close() either sees this link in the map or sets closed first
       }
       if (closeNow) {
         connection.close();

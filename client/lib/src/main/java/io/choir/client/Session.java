@@ -24,7 +24,10 @@ import java.util.function.LongSupplier;
  * old one is never registered again, so every such straggler is answered SESSION_EXPIRED. (The first
  * registration, and one retried after an unknown outcome, keep the id: no session of it was lost.)
  *
- * <p>Thread-safe; the lock is never held while calling out, and never taken under a call's lock.
+ * <p>Thread-safe; the lock is never held while calling out, and never taken under a call's lock. A
+ * write to a registered session passes the gate without the lock, from a volatile snapshot: a stale
+ * snapshot (the session just expired) can only send the write under the old client id, whose session
+ * is gone for good, so the replicas refuse it (SESSION_EXPIRED) and it comes back to the gate.
  * {@code waiting} is bounded by maxInFlight: every waiting call holds an in-flight slot.
  */
 final class Session {
@@ -59,6 +62,10 @@ final class Session {
   private long generation; // guarded by this: successful registrations so far
   private boolean mayExist; // guarded by this: a session of ours may be open on the replicas
   private final LinkedHashSet<Call> waiting = new LinkedHashSet<>(); // guarded by this
+  /** The registered session, or null when not REGISTERED: the gate's lock-free fast path. */
+  private volatile Registered registered;
+
+  private record Registered(long generation, long clientId) {}
 
   Session(long clientId, LongSupplier newClientId) {
     this.clientId = clientId;
@@ -71,7 +78,20 @@ final class Session {
   }
 
   /** Decides whether call (a write about to be sent) may go now; records its generation when it may. */
-  synchronized Gate admit(Call call) {
+  Gate admit(Call call) {
+    Registered r = registered;
+    if (r != null) {
+      if (call.outcomeUnknown && call.sessionGeneration != r.generation()) {
+        return Gate.EXPIRED;
+      }
+      call.sessionGeneration = r.generation();
+      call.clientId = r.clientId();
+      return Gate.SEND;
+    }
+    return admitLocked(call);
+  }
+
+  private synchronized Gate admitLocked(Call call) {
     switch (state) {
       case UNSUPPORTED:
         call.clientId = clientId;
@@ -111,6 +131,7 @@ final class Session {
     state = State.REGISTERED;
     generation++;
     mayExist = true;
+    registered = new Registered(generation, clientId);
     return drain();
   }
 
@@ -145,6 +166,7 @@ final class Session {
   synchronized void expired(Call call) {
     if (state == State.REGISTERED && call.sessionGeneration == generation) {
       state = State.NONE;
+      registered = null;
       mayExist = false;
       newIdNeeded = true;
     }
@@ -153,6 +175,7 @@ final class Session {
   /** The session was closed (or found gone) on the replicas. */
   synchronized void closed() {
     state = State.NONE;
+    registered = null;
     mayExist = false;
   }
 
