@@ -92,11 +92,11 @@ final class Dispatcher {
     this.links = new Links(transport, this);
   }
 
-  /** The id of the current session (a new session after an expiry has a new id; see Session). */
   boolean isClosed() {
     return closed.get();
   }
 
+  /** The id of the current session (a new session after an expiry has a new id; see Session). */
   long clientId() {
     return session.clientId();
   }
@@ -355,7 +355,10 @@ final class Dispatcher {
       case SESSION_EXPIRED -> registrar.onSessionExpired(call, link, response);
       // Final answers. A late one from an attempt we moved past is still the request's one true
       // answer (the replicas execute an id once and save its reply), so it is accepted.
-      default -> finish(call, response, null);
+      default -> {
+        link.lastFinalAnswerNs = scheduler.nanoTime();
+        finish(call, response, null);
+      }
     }
   }
 

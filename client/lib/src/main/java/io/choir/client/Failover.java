@@ -68,6 +68,12 @@ final class Failover {
    * The attempt got no answer within the attempt timeout: move on at once (issue 9 item 2i). The link
    * it was written on is closed (abortively), so what it still queues for the silent replica is
    * discarded rather than delivered after the fault ends, and its other calls move on too.
+   *
+   * <p>Unless the replica is slow rather than silent: when a final answer to another request arrived
+   * on the same link since this attempt started, the replica is making progress (overloaded, not
+   * paused, cut off or without a quorum, none of which lets it answer anything final), and leaving it
+   * would move its whole load onto backups that only redirect back. The call waits one more attempt
+   * timeout.
    */
   void onAttemptTimeout(Call call, int attempt, long nowNs) {
     Endpoint failed;
@@ -78,6 +84,11 @@ final class Failover {
       }
       failed = call.target;
       link = call.link;
+      if (link != null && link.lastFinalAnswerNs - call.attemptStartNs > 0) {
+        log.debug("request {}: {} is slow but still answering; waiting on", call.requestId, failed);
+        call.attemptStartNs = nowNs;
+        return;
+      }
     }
     router.suspect(failed, nowNs);
     Endpoint next = router.retryTarget(failed);

@@ -16,6 +16,11 @@ final class Link implements ClientTransport.Listener {
   private final Dispatcher dispatcher;
   private volatile ClientTransport.Connection connection;
   private volatile boolean closed;
+  /**
+   * When the last final answer (not a refusal) arrived here, on the client's clock; 0 before any. A
+   * replica still answering is slow, not silent: the attempt timeout does not leave it.
+   */
+  volatile long lastFinalAnswerNs;
 
   Link(Endpoint endpoint, Dispatcher dispatcher) {
     this.endpoint = endpoint;

@@ -255,6 +255,48 @@ class DeterministicClientTest {
   }
 
   @Test
+  void shouldNotLeaveAPrimaryThatIsSlowButStillAnswering() {
+    World w = new World(seed("slow primary"), DeterministicClient.builder().requestTimeout(Duration.ofSeconds(10))
+        .attemptTimeout(Duration.ofSeconds(1)).maxInFlight(128), A, B);
+    FakeStore store = new FakeStore(1, 100);
+    List<Request> atA = new ArrayList<>();
+    List<Request> atB = new ArrayList<>();
+    // An overloaded primary: one answer every 50 ms, in arrival order, while writes arrive every 10 ms.
+    // Its latency grows to about 3 s, three attempt timeouts, yet answers never stop coming.
+    java.util.ArrayDeque<Runnable> queue = new java.util.ArrayDeque<>();
+    w.net.replica(A, (conn, r) -> {
+      atA.add(r);
+      queue.add(() -> conn.reply(store.apply(r)));
+    });
+    Runnable[] serve = new Runnable[1];
+    serve[0] = () -> {
+      Runnable next = queue.poll();
+      if (next != null) {
+        next.run();
+      }
+      w.clock.schedule(serve[0], 50 * MS);
+    };
+    w.clock.schedule(serve[0], 50 * MS);
+    w.net.replica(B, (conn, r) -> {
+      atB.add(r);
+      conn.reply(refusal(r, Status.NOT_PRIMARY, A, 1));
+    });
+    w.clock.runUntilDone(w.client.async().put("warm", "up"));
+    List<CompletableFuture<Long>> puts = new ArrayList<>();
+    for (int i = 0; i < 80; i++) {
+      puts.add(w.client.async().put("k" + i, "v"));
+      w.clock.advance(10 * MS);
+    }
+    long sentAtMs = w.nowMs();
+    w.clock.runUntil(() -> puts.stream().allMatch(CompletableFuture::isDone), w.clock.nanoTime() + 60_000 * MS);
+    System.out.println("slow primary: the last of 80 writes was answered " + (w.nowMs() - sentAtMs) + " ms after it was sent");
+    assertTrue(puts.stream().noneMatch(CompletableFuture::isCompletedExceptionally), "every write succeeded");
+    assertTrue(w.nowMs() - sentAtMs > 2_000, "the primary really was slower than the attempt timeout");
+    assertEquals(81, atA.stream().filter(Request::hasPut).count(), "each write sent once: none was moved off A");
+    assertEquals(0, atB.size(), "nothing was moved onto the backup");
+  }
+
+  @Test
   void shouldResetTheConnectionOfATimedOutAttemptSoItsRequestIsNeverDeliveredLate() {
     World w = new World(seed("reset on attempt timeout"), A, B);
     FakeStore store = new FakeStore(1, 100);
