@@ -164,6 +164,10 @@ final class Session {
    * (an answer about an older generation says nothing about the current one).
    */
   synchronized void expired(Call call) {
+    if (state == State.UNSUPPORTED) {
+      state = State.NONE; // the replicas were upgraded since: they do know sessions now
+      return;
+    }
     if (state == State.REGISTERED && call.sessionGeneration == generation) {
       state = State.NONE;
       registered = null;
