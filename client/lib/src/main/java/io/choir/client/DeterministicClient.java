@@ -15,6 +15,14 @@ import java.util.concurrent.CompletableFuture;
  * run from the same seed. It has only the async API (a blocking call would wait for the simulator's
  * own thread); futures complete inline on the thread that drives the scheduler and the transport.
  *
+ * <p>Give each client its own {@link ClientTransport} (closeAsync closes it), honouring that
+ * interface's contract: a failed write means "not received", close() is abortive (nothing queued is
+ * delivered later), and no listener call happens inside connect() or write(). The scheduler may be
+ * shared. The client's exceptions carry the promises a history should record: ChoirTimeoutException
+ * (and its subclass SessionExpiredException) means the outcome is unknown (info); UnavailableException,
+ * BusyException, TooLargeException and InvalidRequestException mean not executed (a fail if the write
+ * is seen to have happened); CasFailedException means executed with no effect.
+ *
  * <p><b>For deterministic simulation and tests; not a stable API.</b> Applications use
  * {@link ChoirClient}.
  *
@@ -244,7 +252,7 @@ public final class DeterministicClient {
     }
 
     /**
-     * The connections to the replicas.
+     * The connections to the replicas: this client's own (closeAsync closes it).
      *
      * @param transport not null
      * @return this builder
