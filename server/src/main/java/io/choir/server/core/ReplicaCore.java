@@ -157,6 +157,10 @@ public final class ReplicaCore {
 
   /** Entries window.base()+1 .. lastOp: unapplied ones plus a ring of applied ones for resending. */
   private LogWindow window;
+  /** Bytes of the applied entries the window keeps for resending (at most retransmitRingBytes). */
+  private long ringBytes;
+  /** Bytes of the entries waiting beyond a gap (at most maxInFlightBytes). */
+  private long outOfOrderBytes;
 
   // Primary state.
   private final List<Entry> batch = new ArrayList<>();
@@ -892,7 +896,16 @@ public final class ReplicaCore {
     appliedOp = event.op();
     checksum = event.checksum();
     // Keep a ring of applied entries in memory for fast resends; older ones are read from the log.
-    window.releaseUpTo(Math.max(window.base(), appliedOp - config.retransmitRingEntries));
+    // Bounded in entries and in bytes: many large values must not fill the heap (found by a process
+    // test with 1 MiB values: 8192 of them are 8 GiB).
+    for (long op = event.firstOp(); op <= event.op(); op++) {
+      ringBytes += window.get(op).getSerializedSize();
+    }
+    long keepFrom = Math.max(window.base(), appliedOp - config.retransmitRingEntries);
+    while (window.base() < appliedOp && (window.base() < keepFrom || ringBytes > config.retransmitRingBytes)) {
+      ringBytes -= window.get(window.base() + 1).getSerializedSize();
+      window.releaseUpTo(window.base() + 1);
+    }
     releaseReads(out);
     maybeTruncate(out);
   }
@@ -1258,8 +1271,10 @@ public final class ReplicaCore {
       place(e, out);
       return;
     }
-    if (outOfOrder.size() < config.maxOutOfOrderEntries) {
+    if (outOfOrder.size() < config.maxOutOfOrderEntries
+        && outOfOrderBytes + e.getSerializedSize() <= config.maxInFlightBytes) {
       outOfOrder.put(op, e);
+      outOfOrderBytes += e.getSerializedSize();
     } else {
       counters.outOfOrderDropped++; // bounded buffer: the NACK will bring it back
     }
@@ -1298,9 +1313,11 @@ public final class ReplicaCore {
     while (it.hasNext()) {
       Map.Entry<Long, Entry> next = it.next();
       if (next.getKey() <= verifiedOp) {
+        outOfOrderBytes -= next.getValue().getSerializedSize();
         it.remove();
       } else if (next.getKey() == verifiedOp + 1) {
         place(next.getValue(), out);
+        outOfOrderBytes -= next.getValue().getSerializedSize();
         it.remove();
       } else {
         break;
@@ -1405,6 +1422,7 @@ public final class ReplicaCore {
     noteTruncation(0); // the install emptied the log: no earlier write survives in it
     acked[index(self)] = persistedOp;
     window = new LogWindow(s.op());
+    ringBytes = 0;
     drainOutOfOrder(out);
     learnCommit(primaryCommit, out);
     checkComplete(out);
@@ -1867,6 +1885,7 @@ public final class ReplicaCore {
     Arrays.fill(lastHeardNs, currentNs);
     Arrays.fill(roundAcked, 0);
     outOfOrder.clear();
+    outOfOrderBytes = 0;
     knownLastOp = lastOp;
     primaryCommit = 0;
     nackDueNs = Long.MAX_VALUE;
@@ -1946,6 +1965,7 @@ public final class ReplicaCore {
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
     verifiedOp = commitOp;
     outOfOrder.clear();
+    outOfOrderBytes = 0;
     knownLastOp = commitOp;
     primaryCommit = commitOp;
     primaryLogFirstOp = 1;
