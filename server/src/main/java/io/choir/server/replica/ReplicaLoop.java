@@ -201,7 +201,10 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
     }
     if (effects.persistLastNormalView) {
       long lnv = effects.lastNormalView;
-      storage.run(() -> lastNormalViewStore.accept(lnv)); // after the log writes it vouches for
+      storage.run(() -> { // after the log writes it vouches for; acks in that view wait for it
+        lastNormalViewStore.accept(lnv);
+        post(new Event.LastNormalViewPersisted(lnv));
+      });
     }
     PeerTransport t = transport;
     if (t != null) {

@@ -275,7 +275,10 @@ public final class Simulation {
     }
     if (fx.persistLastNormalView) {
       long lnv = fx.lastNormalView;
-      storageTask(node, 1000, () -> node.storeLastNormalView(lnv));
+      storageTask(node, 1000, () -> {
+        node.storeLastNormalView(lnv);
+        step(node, new Event.LastNormalViewPersisted(lnv));
+      });
     }
     for (Effects.Send s : fx.sends) {
       send(node.id, s.to(), s.view(), s.type(), s.body());
@@ -348,15 +351,7 @@ public final class Simulation {
       kvs.addAll(chunk);
       from = io.choir.server.storage.Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
     }
-    List<io.choir.proto.ClientRecord> clientRows = new ArrayList<>();
-    for (Map.Entry<byte[], byte[]> e : snap.scanMeta(
-        io.choir.server.statemachine.KvStateMachine.CLIENT_PREFIX.getBytes(StandardCharsets.UTF_8))) {
-      try {
-        clientRows.add(io.choir.proto.ClientRecord.parseFrom(e.getValue()));
-      } catch (com.google.protobuf.InvalidProtocolBufferException ex) {
-        throw new IllegalStateException(ex);
-      }
-    }
+    List<io.choir.proto.ClientRecord> clientRows = io.choir.server.statemachine.KvStateMachine.clientTable(snap);
     snap.close();
     boolean crashMidway = random.nextInt(4) == 0;
     storageTask(node, 2 * MS, () -> {
@@ -668,6 +663,9 @@ public final class Simulation {
       this.opsLeft = ops;
     }
 
+    boolean registered;
+    boolean registering;
+
     boolean done() {
       return opsLeft == 0 && current == null;
     }
@@ -677,11 +675,21 @@ public final class Simulation {
     if (c.opsLeft == 0) {
       return;
     }
-    c.opsLeft--;
     c.key = "k" + random.nextInt(cfg.keys());
     long requestId = c.nextRequestId++;
     Request.Builder r = Request.newBuilder().setClientId(c.clientId).setRequestId(requestId)
         .setFirstIncomplete(requestId);
+    if (!c.registered) {
+      // Writes need a session (Raft thesis 6.3): the first request registers it, outside the history.
+      c.registered = true;
+      c.registering = true;
+      c.current = r.setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build();
+      c.invokedAtNs = now;
+      c.attempt = 0;
+      attempt(c);
+      return;
+    }
+    c.opsLeft--;
     ByteString key = ByteString.copyFromUtf8(c.key);
     int dice = random.nextInt(10);
     c.expected = null;
@@ -731,6 +739,10 @@ public final class Simulation {
   }
 
   private void retryOrGiveUp(SimClient c) {
+    if (c.registering) {
+      attempt(c); // a registration is retried until it succeeds (it is idempotent)
+      return;
+    }
     if (now - c.invokedAtNs >= CLIENT_OP_DEADLINE_NS) {
       // Unknown outcome: Jepsen's info. The process may still be executing, so a fresh one continues.
       history.complete(c.maybeExecuted ? SimHistory.Kind.INFO : SimHistory.Kind.FAIL, c.process, c.f, c.key,
@@ -776,6 +788,12 @@ public final class Simulation {
   private void onReply(SimClient c, Response r) {
     if (c.current == null || r.getRequestId() != c.current.getRequestId()) {
       return; // the answer to an earlier attempt of an op already completed
+    }
+    if (c.registering && r.getStatus() == Status.OK) {
+      c.registering = false;
+      c.current = null;
+      schedule(0, 0, 0, () -> nextOp(c));
+      return;
     }
     switch (r.getStatus()) {
       case OK, NOT_FOUND -> {
