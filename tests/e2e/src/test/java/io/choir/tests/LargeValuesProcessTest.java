@@ -48,7 +48,7 @@ class LargeValuesProcessTest {
 
   @Test
   void shouldStayUpWhileTakingSeveralHeapsWorthOfOneMebibyteValues() throws Exception {
-    int values = Integer.getInteger("choir.largevalues.count", 1500); // about 3 heaps of 512 MiB
+    int values = Integer.getInteger("choir.largevalues.count", 1024); // two heaps of 512 MiB
     cluster = new ProcessCluster(dir, "largevalues", "");
     cluster.startAll();
     try (ChoirClient c = cluster.client(Duration.ofSeconds(30))) {
