@@ -52,6 +52,8 @@ class FailoverProcessTest {
    * heartbeat it heard. They are counted and printed, and not taken as the first write after the fault.
    */
   private static final long RESIDUE_NS = TimeUnit.MILLISECONDS.toNanos(100);
+  /** No acknowledgement this long after a fault ended: print what the writers and the client do. */
+  private static final long STALL_NS = TimeUnit.SECONDS.toNanos(10);
 
   @TempDir Path dir;
   private ProcessCluster cluster;
@@ -140,28 +142,14 @@ class FailoverProcessTest {
     }
     long inPlace = System.nanoTime();
     long faultEnd = inPlace + TimeUnit.MILLISECONDS.toNanos(faultMs);
-    long deadline = faultEnd + TimeUnit.SECONDS.toNanos(30);
-    long first;
-    long endedAt = kind == Kind.KILL ? inPlace : -1;
-    while (true) {
-      first = ClosedLoopWriter.firstAckAfter(writers, inPlace + RESIDUE_NS);
-      if (endedAt < 0 && System.nanoTime() >= faultEnd) {
-        endedAt = System.nanoTime(); // from here on, a write may succeed because the fault is over
-        if (kind == Kind.PAUSE) {
-          victim.resume();
-        } else {
-          cluster.healAll();
-        }
-      }
-      if (first > 0 && endedAt >= 0) {
-        break;
-      }
-      if (System.nanoTime() > deadline) {
-        fail("no write acknowledged within 30 s after the " + kind + " of primary " + primary + " ended: "
-            + cluster.statuses(admin) + "; writers' errors " + writers.stream().map(ClosedLoopWriter::errorKinds).toList());
-      }
-      TimeUnit.MILLISECONDS.sleep(5); // polling the writers' acknowledgements
+    long[] firstAndEnd;
+    try {
+      firstAndEnd = awaitFirstAck(kind, primary, victim, inPlace, faultEnd, admin, writers);
+    } finally {
+      clientLogLevel(ch.qos.logback.classic.Level.WARN);
     }
+    long first = firstAndEnd[0];
+    long endedAt = firstAndEnd[1];
     int residue = 0;
     for (ClosedLoopWriter w : writers) {
       long a = w.firstAckAfter(inPlace);
@@ -174,6 +162,61 @@ class FailoverProcessTest {
     }
     return new Sample(kind, faultMs, (first - start) / 1e6, (inPlace - start) / 1e6,
         kind != Kind.KILL && first < endedAt, residue);
+  }
+
+  /**
+   * Waits for the first acknowledgement after the fault is in place (past the residue), ending a pause
+   * or a partition at faultEnd meanwhile; returns that acknowledgement's time and when the fault ended.
+   */
+  private long[] awaitFirstAck(Kind kind, int primary, ReplicaProcess victim, long inPlace, long faultEnd,
+      ChoirClient admin, List<ClosedLoopWriter> writers) throws Exception {
+    long deadline = faultEnd + TimeUnit.SECONDS.toNanos(30);
+    long endedAt = kind == Kind.KILL ? inPlace : -1;
+    boolean diagnosed = false;
+    while (true) {
+      long first = ClosedLoopWriter.firstAckAfter(writers, inPlace + RESIDUE_NS);
+      if (endedAt < 0 && System.nanoTime() >= faultEnd) {
+        endedAt = System.nanoTime(); // from here on, a write may succeed because the fault is over
+        if (kind == Kind.PAUSE) {
+          victim.resume();
+        } else {
+          cluster.healAll();
+        }
+      }
+      if (first > 0 && endedAt >= 0) {
+        return new long[] {first, endedAt};
+      }
+      if (!diagnosed && endedAt >= 0 && System.nanoTime() > Math.max(endedAt, inPlace) + STALL_NS) {
+        diagnosed = true;
+        diagnoseStall(kind, primary, admin);
+      }
+      if (System.nanoTime() > deadline) {
+        fail("no write acknowledged within 30 s after the " + kind + " of primary " + primary + " ended: "
+            + cluster.statuses(admin) + "; writers' errors " + writers.stream().map(ClosedLoopWriter::errorKinds).toList());
+      }
+      TimeUnit.MILLISECONDS.sleep(5); // polling the writers' acknowledgements
+    }
+  }
+
+  /**
+   * Prints what the writers are doing and turns the client's debug log on (where each attempt goes, the
+   * hints it follows or ignores), for a stall after a fault: a failure in CI can then be read.
+   */
+  private void diagnoseStall(Kind kind, int primary, ChoirClient admin) {
+    System.out.println("no acknowledgement " + TimeUnit.NANOSECONDS.toSeconds(STALL_NS) + " s after the " + kind
+        + " of primary " + primary + " ended; statuses: " + cluster.statuses(admin).stream()
+        .map(r -> r == null ? "-" : r.id() + ":" + r.role() + " v" + r.view() + " op " + r.op()).toList());
+    for (Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
+      if (e.getKey().getName().startsWith("writer-")) {
+        System.out.println("  " + e.getKey().getName() + " " + e.getKey().getState() + " at "
+            + java.util.Arrays.stream(e.getValue()).limit(12).map(String::valueOf).collect(Collectors.joining(" < ")));
+      }
+    }
+    clientLogLevel(ch.qos.logback.classic.Level.DEBUG);
+  }
+
+  private static void clientLogLevel(ch.qos.logback.classic.Level level) {
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.choir.client")).setLevel(level);
   }
 
   /** Waits until both backups drop the primary's datagrams (they read the fault file every 100 ms). */
