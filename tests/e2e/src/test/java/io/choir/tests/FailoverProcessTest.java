@@ -72,7 +72,7 @@ class FailoverProcessTest {
   @Test
   void shouldServeWritesAfterKillPauseAndPartitionOfThePrimaryAndLoseNoAcknowledgedWrite() throws Exception {
     int faults = Integer.getInteger("choir.failover.faults", 1);
-    List<Kind> kinds = java.util.Arrays.stream(System.getProperty("choir.failover.kinds", "kill,pause,partition")
+    List<Kind> kinds = java.util.Arrays.stream(System.getProperty("choir.failover.kinds", "pause,partition,kill")
         .split(",")).map(k -> Kind.valueOf(k.trim().toUpperCase(Locale.ROOT))).toList();
     long seed = Long.getLong("choir.failover.seed", new SecureRandom().nextLong());
     System.out.println("FailoverProcessTest seed " + seed + " (replay the fault durations with -Dchoir.failover.seed="

@@ -97,7 +97,11 @@ class FullWindowViewChangeProcessTest {
             + "election_timeout_ms: 2000\n", jvm);
     cluster.startAll();
     try (ChoirClient admin = cluster.client(Duration.ofSeconds(5));
-        ChoirClient writes = cluster.client(Duration.ofSeconds(60))) {
+        // An attempt may wait 10 s for an answer (the default is 1 s): with 128 MiB of puts in flight the
+        // replicas answer them seconds late, and a client whose attempts at every live replica timed out
+        // retries only the killed primary (the client's suspect rule; FailoverProcessTest shows it).
+        ChoirClient writes = ChoirClient.builder().endpoints(cluster.endpoints()).requestTimeout(Duration.ofSeconds(60))
+            .attemptTimeout(Duration.ofSeconds(10)).build()) {
       cluster.awaitConverged(admin, Duration.ofSeconds(30));
       // Twice the window in flight: the primary holds the excess as queued writes, so the window stays full.
       BigWriter writer = new BigWriter(writes, 2 * windowMiB);
@@ -131,8 +135,14 @@ class FullWindowViewChangeProcessTest {
       long resumed = -1;
       int newPrimary = -1;
       long firstAck;
+      boolean debugOn = false;
       while ((firstAck = writer.firstAckAfter(from)) < 0 || elected < 0) {
+        if (!debugOn && elected > 0 && System.nanoTime() > elected + TimeUnit.SECONDS.toNanos(10)) {
+          debugOn = true; // a stall after the election: show what the client does with its attempts
+          clientLogLevel(ch.qos.logback.classic.Level.DEBUG);
+        }
         if (System.nanoTime() > deadline) {
+          clientLogLevel(ch.qos.logback.classic.Level.WARN);
           fail("no new primary acknowledged a write within " + SERVE_BOUND + " of the " + (pause ? "pause" : "kill")
               + " (elected: " + (elected > 0) + "): " + cluster.statuses(admin) + "; client errors "
               + writer.errorKinds);
@@ -158,6 +168,7 @@ class FullWindowViewChangeProcessTest {
         }
         TimeUnit.MILLISECONDS.sleep(10); // polling status and the writer's acknowledgements
       }
+      clientLogLevel(ch.qos.logback.classic.Level.WARN);
       writer.finish(Duration.ofSeconds(90));
       long ended = System.nanoTime();
       if (!pause) {
@@ -174,12 +185,14 @@ class FullWindowViewChangeProcessTest {
           .collect(java.util.stream.Collectors.joining(", "));
       System.out.printf(Locale.ROOT, "full window of %d MiB, 20%% multicast loss, %s of primary %d: the backups held"
               + " the window %.0f ms after the primary went deaf to acknowledgements (%s; %d acknowledgements"
-              + " dropped); new primary %d elected %.0f ms after the fault (%.0f ms after a backup was first seen in"
-              + " the view change) and first write acknowledged %.0f ms after the fault%s; converged %.0f ms after"
+              + " dropped); new primary %d elected %.0f ms after the fault (%s) and first write acknowledged %.0f ms"
+              + " after the fault%s; converged %.0f ms after"
               + " the last write was answered (view %d); %d acknowledged writes read back; %d failed (%s);"
               + " nacks_sent %d, retransmits %d, multicast datagrams dropped %d; %s%n",
           windowMiB, pause ? "pause" : "kill -9", oldPrimary, fillMs, backups, acksDropped, newPrimary,
-          (elected - start) / 1e6, (elected - changeSeen) / 1e6, (firstAck - start) / 1e6,
+          (elected - start) / 1e6, changeSeen < 0 ? "the view change was over between two looks"
+              : String.format(Locale.ROOT, "%.0f ms after a backup was first seen in the view change",
+                  (elected - changeSeen) / 1e6), (firstAck - start) / 1e6,
           pause ? String.format(Locale.ROOT, " (the old primary resumed %.0f ms after the fault)", (resumed - start) / 1e6)
               : "", convergeMs, end.get(0).view(), checked, writer.failed.get(), writer.errorKinds,
           nacks, retransmits, lossDrops, Load.now());
@@ -238,6 +251,10 @@ class FullWindowViewChangeProcessTest {
     return backups;
   }
 
+  static void clientLogLevel(ch.qos.logback.classic.Level level) {
+    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.choir.client")).setLevel(level);
+  }
+
   /** The value written under key: its own key first, then a byte pattern that depends on it. */
   static byte[] value(String key) {
     byte[] k = key.getBytes(StandardCharsets.UTF_8);
@@ -273,6 +290,8 @@ class FullWindowViewChangeProcessTest {
     final ConcurrentLinkedQueue<Long> ackTimes = new ConcurrentLinkedQueue<>();
     final AtomicInteger failed = new AtomicInteger();
     final Map<String, Integer> errorKinds = new ConcurrentHashMap<>();
+    /** key -> when its put was sent, while it is unanswered. */
+    final Map<String, Long> outstanding = new ConcurrentHashMap<>();
 
     BigWriter(ChoirClient client, int maxInFlight) {
       super("big-writer");
@@ -294,7 +313,15 @@ class FullWindowViewChangeProcessTest {
           return;
         }
         String k = "big/" + i;
-        client.async().put(k.getBytes(StandardCharsets.UTF_8), value(k)).whenComplete((version, e) -> {
+        outstanding.put(k, System.nanoTime());
+        CompletableFuture<Long> put;
+        try {
+          put = client.async().put(k.getBytes(StandardCharsets.UTF_8), value(k));
+        } catch (RuntimeException e) {
+          put = CompletableFuture.failedFuture(e);
+        }
+        put.whenComplete((version, e) -> {
+          outstanding.remove(k);
           if (e == null) {
             acked.put(k, version);
             ackTimes.add(System.nanoTime());
@@ -324,7 +351,16 @@ class FullWindowViewChangeProcessTest {
       stop.set(true);
       join();
       if (!window.tryAcquire(maxInFlight, timeout.toMillis(), TimeUnit.MILLISECONDS)) {
-        fail("puts still unanswered " + timeout + " after the writer stopped");
+        long now = System.nanoTime();
+        String ages = outstanding.entrySet().stream().sorted(Map.Entry.comparingByValue()).limit(10)
+            .map(e -> e.getKey() + " " + TimeUnit.NANOSECONDS.toSeconds(now - e.getValue()) + " s")
+            .collect(java.util.stream.Collectors.joining(", "));
+        // What the client does with them (attempts, hints, timeouts), for a second.
+        clientLogLevel(ch.qos.logback.classic.Level.DEBUG);
+        TimeUnit.SECONDS.sleep(1);
+        clientLogLevel(ch.qos.logback.classic.Level.WARN);
+        fail(outstanding.size() + " puts still unanswered " + timeout + " after the writer stopped, although the"
+            + " client's request timeout is shorter; the oldest: " + ages);
       }
     }
   }
