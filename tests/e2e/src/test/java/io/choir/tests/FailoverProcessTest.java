@@ -35,9 +35,13 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>It asserts correctness only (no acknowledged write lost, convergence after every fault), never
  * timing: the figures depend on the machine's load. It prints, per kind, the time from the fault to the
- * first acknowledged write (p50, p99, max, every sample). By default it runs one fault of each kind (CI);
- * {@code -Dchoir.failover.faults=20} measures over 20 of each, {@code -Dchoir.failover.kinds=pause} picks
- * kinds, {@code -Dchoir.failover.seed=S} replays the durations.
+ * first acknowledged write (p50, p99, max, every sample). By default it runs one fault of each kind, in
+ * the order pause, partition, kill (CI): a kill that follows two faults in which the client's attempts
+ * timed out is the sequence that once left the client retrying only the dead primary.
+ * {@code -Dchoir.failover.faults=20} measures over 20 of each (interleaved),
+ * {@code -Dchoir.failover.kinds=kill} picks kinds and their order, {@code -Dchoir.failover.seed=S} replays
+ * the durations. A write not acknowledged 10 s after a fault ended prints the writers' stacks and turns
+ * the client's debug log on.
  */
 class FailoverProcessTest {
   enum Kind { KILL, PAUSE, PARTITION }
