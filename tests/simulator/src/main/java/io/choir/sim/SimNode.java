@@ -40,6 +40,7 @@ final class SimNode {
 
   /** Starts (or restarts) the process from what storage holds, as ReplicaServer does. */
   void start() {
+    storage.sync(); // what a kill -9 left in the page cache is the base of this start: make it durable
     stateMachine = new KvStateMachine(storage, 10_000, 1024);
     stateMachine.load();
     byte[] v = storage.getMeta(META_VIEW);
@@ -81,14 +82,17 @@ final class SimNode {
         .putMeta(META_LNV, io.choir.server.storage.Bytes.longToBytes(lastNormalView)), true);
   }
 
-  /** kill -9: the process and its unsynced writes are gone. */
-  void crash() {
+  /**
+   * The process stops: kill -9 (every completed write survives) or a power loss (the synced writes
+   * and a prefix, chosen by random, of the unsynced ones).
+   */
+  void crash(boolean powerLoss, java.util.random.RandomGenerator random) {
     if (Boolean.getBoolean("choir.sim.trace")) {
-      System.out.println("CRASH n" + id + " " + core);
+      System.out.println((powerLoss ? "POWER LOSS n" : "CRASH n") + id + " " + core);
     }
     up = false;
     incarnation++;
-    storage = storage.crash();
+    storage = powerLoss ? storage.powerLoss(random) : storage.processCrash();
     core = null;
     stateMachine = null;
   }

@@ -534,7 +534,7 @@ public final class Simulation {
         int target = kind == 3 ? victim : primaryId;
         SimNode node = nodes[target];
         if (node.up && downCount() == 0) {
-          node.crash();
+          crash(node);
           bump(kind == 3 ? "fault_crash_backup" : "fault_crash_primary");
           long downFor = 50 * MS + random.nextLong(1500 * MS);
           schedule(downFor, 0, 0, () -> restart(node));
@@ -600,7 +600,7 @@ public final class Simulation {
           schedule(when, 0, 0, () -> {
             SimNode p = currentPrimary();
             if (faultsOn && p != null && p.id != primaryId && p.up && downCount() == 0) {
-              p.crash();
+              crash(p);
               bump("fault_crash_new_primary");
               schedule(100 * MS + random.nextLong(900 * MS), 0, 0, () -> restart(p));
             }
@@ -615,6 +615,13 @@ public final class Simulation {
         : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
     schedule(duration, 0, 0, this::healLinks);
     schedule(duration + cfg.faultPeriodNs(), 0, 0, this::injectFault);
+  }
+
+  /** Stops node by kill -9 or by a power loss, as the seed chooses. */
+  private void crash(SimNode node) {
+    boolean powerLoss = random.nextBoolean();
+    bump(powerLoss ? "crash_power_loss" : "crash_process");
+    node.crash(powerLoss, random);
   }
 
   private void restart(SimNode node) {
