@@ -57,9 +57,14 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
   private volatile java.util.function.IntConsumer stateTransfer = from -> { };
   /** Durably records the view (synced, on this thread) and the last normal view (on the storage thread). */
   private volatile java.util.function.LongConsumer viewStore = v -> { };
-  private volatile java.util.function.LongConsumer lastNormalViewStore = v -> { };
+  private volatile LastNormalViewStore lastNormalViewStore = (v, caughtUp) -> { };
 
-  void setViewStores(java.util.function.LongConsumer view, java.util.function.LongConsumer lastNormalView) {
+  /** Records the last normal view and, when caughtUp, clears the catching-up marker in the same write. */
+  interface LastNormalViewStore {
+    void store(long lastNormalView, boolean caughtUp);
+  }
+
+  void setViewStores(java.util.function.LongConsumer view, LastNormalViewStore lastNormalView) {
     this.viewStore = view;
     this.lastNormalViewStore = lastNormalView;
   }
@@ -201,7 +206,8 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
     }
     if (effects.persistLastNormalView) {
       long lnv = effects.lastNormalView;
-      storage.run(() -> lastNormalViewStore.accept(lnv)); // after the log writes it vouches for
+      boolean caughtUp = effects.caughtUp;
+      storage.run(() -> lastNormalViewStore.store(lnv, caughtUp)); // after the log writes it vouches for
     }
     PeerTransport t = transport;
     if (t != null) {

@@ -1,6 +1,5 @@
 package io.choir.server.replica;
 
-import io.choir.proto.Entry;
 import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -20,9 +19,6 @@ import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -44,15 +40,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReplicaServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
-  /** Meta key of the persisted view (VR: view and vote are persisted before answering). */
-  static final byte[] META_VIEW = "view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-  /** Meta key written once, synced, when a replica first starts. */
-  static final byte[] META_INITIALIZED = "initialized".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-  /** Meta key written, synced, at the end of a graceful shutdown. */
-  static final byte[] META_CLEAN_SHUTDOWN = "clean_shutdown".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-  /** Meta key of the last view in which this replica's log was complete. */
-  static final byte[] META_LAST_NORMAL_VIEW = "last_normal_view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-
   private final ServerConfig config;
   private final MeterRegistry metrics = new SimpleMeterRegistry();
   private final Storage storage;
@@ -78,8 +65,9 @@ public final class ReplicaServer implements AutoCloseable {
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
       this.stateMachine = new KvStateMachine(storage, config.maxClientSessions(), config.maxRepliesPerClient());
-      stateMachine.load();
-      RecoveredState recovered = recover();
+      RecoveredState recovered = Recovery.recover(storage, stateMachine,
+          config.dataDir().toAbsolutePath().toString(), config.durability() == ServerConfig.Durability.BUFFERED,
+          config.replicas().size() > 1);
       CoreConfig coreConfig = coreConfig(config);
       this.core = new ReplicaCore(coreConfig, recovered);
       this.connections = new ClientConnections(config.maxInFlightPerConnection(), metrics);
@@ -101,7 +89,8 @@ public final class ReplicaServer implements AutoCloseable {
       this.loop = new ReplicaLoop(core, storageStage, connections, readPool, this::read, this::status,
           System::nanoTime, config.eventQueueCapacity());
       loopRef[0] = loop;
-      loop.setViewStores(this::storeView, this::storeLastNormalView);
+      loop.setViewStores(v -> ReplicaMeta.storeView(storage, v),
+          (lnv, caughtUp) -> ReplicaMeta.storeLastNormalView(storage, lnv, caughtUp));
       if (config.replicas().size() > 1) {
         Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
         config.replicas().forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
@@ -194,61 +183,6 @@ public final class ReplicaServer implements AutoCloseable {
   /** Opens the data folder, recovers and starts serving. */
   public static ReplicaServer start(ServerConfig config) throws InterruptedException {
     return new ReplicaServer(config);
-  }
-
-  private RecoveredState recover() {
-    byte[] v = storage.getMeta(META_VIEW);
-    long view = v == null ? 0 : ByteBuffer.wrap(v).getLong();
-    byte[] lnv = storage.getMeta(META_LAST_NORMAL_VIEW);
-    long lastNormalView = lnv == null ? 0 : ByteBuffer.wrap(lnv).getLong();
-    long applied = stateMachine.applied();
-    List<Entry> above = new ArrayList<>();
-    long last = storage.lastLogOp();
-    long next = applied + 1;
-    while (next <= last) {
-      List<Entry> chunk = storage.readLog(next, last, 16 << 20);
-      if (chunk.isEmpty() || chunk.get(0).getOp() != next) {
-        throw new IllegalStateException("log is missing op " + next + " (applied " + applied
-            + ", last " + last + ")");
-      }
-      above.addAll(chunk);
-      next = chunk.get(chunk.size() - 1).getOp() + 1;
-    }
-    if (!above.isEmpty()) {
-      log.atInfo().addKeyValue("from", applied + 1).addKeyValue("to", last)
-          .log("re-applying log entries beyond the applied state");
-    }
-    long first = storage.firstLogOp();
-    // With buffered durability a crash may have lost entries this replica acknowledged: it must run the
-    // recovery protocol (VR Revisited 4.3) before it takes part again.
-    // A synced marker written at the first start tells a restart from a fresh replica, even when a crash
-    // under buffered durability lost everything else.
-    boolean restarted = storage.getMeta(META_INITIALIZED) != null;
-    if (!restarted) {
-      storage.write(new io.choir.server.storage.WriteSet().putMeta(META_INITIALIZED, new byte[] {1}), true);
-    }
-    // A graceful shutdown synced everything and left a marker: then nothing acknowledged can be lost and
-    // the recovery protocol is not needed (it could not even run if the whole cluster restarted at once).
-    boolean clean = storage.getMeta(META_CLEAN_SHUTDOWN) != null;
-    if (clean) {
-      storage.write(new io.choir.server.storage.WriteSet().deleteMeta(META_CLEAN_SHUTDOWN), true);
-    }
-    boolean recovering = config.durability() == ServerConfig.Durability.BUFFERED && config.replicas().size() > 1
-        && restarted && !clean;
-    return new RecoveredState(view, lastNormalView, restarted, recovering, false, applied, stateMachine.checksum(),
-        first == 0 ? applied + 1 : first, above);
-  }
-
-  /** Durably records the view (a small synced write) before the core speaks in it. */
-  private void storeView(long view) {
-    storage.write(new io.choir.server.storage.WriteSet()
-        .putMeta(META_VIEW, ByteBuffer.allocate(8).putLong(view).array()), true);
-  }
-
-  /** Durably records the last normal view; runs on the storage thread after the log writes it vouches for. */
-  private void storeLastNormalView(long lastNormalView) {
-    storage.write(new io.choir.server.storage.WriteSet()
-        .putMeta(META_LAST_NORMAL_VIEW, ByteBuffer.allocate(8).putLong(lastNormalView).array()), true);
   }
 
   private Response read(Request request) {
@@ -413,7 +347,7 @@ public final class ReplicaServer implements AutoCloseable {
     if (!terminated.isDone()) {
       try {
         storage.sync();
-        storage.write(new io.choir.server.storage.WriteSet().putMeta(META_CLEAN_SHUTDOWN, new byte[] {1}), true);
+        ReplicaMeta.markCleanShutdown(storage);
       } catch (RuntimeException e) {
         log.atWarn().setCause(e).log("could not record a clean shutdown");
       }

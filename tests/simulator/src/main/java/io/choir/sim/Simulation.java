@@ -275,7 +275,8 @@ public final class Simulation {
     }
     if (fx.persistLastNormalView) {
       long lnv = fx.lastNormalView;
-      storageTask(node, 1000, () -> node.storeLastNormalView(lnv));
+      boolean caughtUp = fx.caughtUp;
+      storageTask(node, 1000, () -> node.storeLastNormalView(lnv, caughtUp));
     }
     for (Effects.Send s : fx.sends) {
       send(node.id, s.to(), s.view(), s.type(), s.body());
