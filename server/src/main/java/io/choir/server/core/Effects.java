@@ -31,10 +31,16 @@ public final class Effects {
 
   /**
    * Entries fromOp..toOp, no longer in the core's memory, to read from the log and send as PREPAREs
-   * (with commit) to a replica or by multicast. Ops the log no longer holds are skipped: the heartbeat's
-   * low watermark tells that replica to ask for a state transfer.
+   * (with commit) to a replica or by multicast, stopping once maxBytes of entries are sent (the rest is
+   * asked for again). Ops the log no longer holds are skipped: the heartbeat's low watermark tells that
+   * replica to ask for a state transfer.
    */
-  public record Retransmit(int to, long view, long fromOp, long toOp, long commit) {}
+  public record Retransmit(int to, long view, long fromOp, long toOp, long commit, long maxBytes) {
+    /** Entries fromOp..toOp with no byte bound (tests). */
+    public Retransmit(int to, long view, long fromOp, long toOp, long commit) {
+      this(to, view, fromOp, toOp, commit, Long.MAX_VALUE);
+    }
+  }
 
   /** Entries to append to the log, in op order; the caller reports back with Event.Persisted. */
   public final List<Entry> persist = new ArrayList<>();

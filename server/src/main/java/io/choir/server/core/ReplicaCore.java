@@ -7,6 +7,8 @@ import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
 import io.choir.proto.Nack;
 import io.choir.proto.OpRange;
+import io.choir.proto.PreViewChange;
+import io.choir.proto.PreViewChangeOk;
 import io.choir.proto.Prepare;
 import io.choir.proto.PrepareOk;
 import io.choir.proto.ReadConsistency;
@@ -38,43 +40,62 @@ import java.util.TreeMap;
  * and replay any run from its seed.
  *
  * <p>Normal case (Viewstamped Replication Revisited, Liskov &amp; Cowling 2012, section 4.1, with
- * PREPAREs multicast): the primary orders writes into entries with consecutive op numbers, groups a
- * burst into one log write and as few PREPARE datagrams as fit (group commit), counts its own durable
- * copy toward the f+1 quorum, commits when f+1 replicas have persisted an op, asks for committed entries
- * to be applied in order and answers each client after its entry is applied. Backups accept entries
- * only in op order, persist them and send cumulative PREPARE_OKs; commit numbers ride on every PREPARE
- * and HEARTBEAT, and backups apply up to them.
+ * PREPAREs multicast): the primary orders writes into entries with consecutive op numbers (each stamped
+ * with the replicated clock, see clockMs), groups a burst into one log write and as few PREPARE
+ * datagrams as fit (group commit), counts its own durable copy toward the f+1 quorum, commits when f+1
+ * replicas have persisted an op and answers each client after its entry is applied. Backups accept
+ * entries only in op order, persist them and send cumulative PREPARE_OKs; commit numbers ride on every
+ * PREPARE and HEARTBEAT. Every replica applies a committed entry only once its own log write of it is
+ * done, so the apply lane's writes never overtake the log lane's in the shared write-ahead log.
  *
  * <p>Repair (DESIGN.md "Loss, repair and flow"): a backup finds gaps from out-of-order entries and from
  * heartbeats whose last op is beyond its own (loss of the last datagram), waits a random delay from the
  * seeded source, NACKs every gap (capped), and repeats with exponential backoff until filled (RFC 5401
- * style). The primary resends from memory or, for older ops, asks its caller to read the log; by
- * unicast, or by multicast when several replicas asked for the same op within a short window
- * ({@link ResendTracker}). A backup that needs ops the primary's log no longer holds asks for a state
- * transfer.
+ * style). The primary resends at most maxRetransmitEntriesPerNack entries and about
+ * maxRetransmitBytesPerNack bytes per NACK, from memory or, for older ops, asks its caller to read the
+ * log; by unicast, or by multicast when several replicas asked for the same op within a short window
+ * ({@link ResendTracker}), except that an entry too big for one datagram always goes by unicast (the
+ * transport carries it over TCP). A backup that needs ops the primary's log no longer holds asks for a
+ * state transfer.
  *
- * <p>View change (VR Revisited 4.2): a backup that hears nothing from its primary for a randomized
- * election timeout moves to view v+1 and multicasts START_VIEW_CHANGE; on f of them it sends
- * DO_VIEW_CHANGE (its last normal view, op, commit and the entries above its commit) to the new
- * primary, which on f+1 (its own counted) takes the log with the largest (last normal view, op), fetches
- * from that replica any committed entries it lacks, and multicasts START_VIEW with the entries above the
- * commit. Every replica persists its view before it says anything in it. A replica that adopts a newer
- * view drops its entries above its commit number (they may be from an abandoned view) and repairs from
- * the new primary; until its log reaches what the new primary had, its last normal view stays the old
- * one and it does not acknowledge, so a partial log never outranks a complete one in a later view change.
+ * <p>View change (VR Revisited 4.2), behind a pre-vote: a backup that hears nothing from its primary for
+ * a randomized election timeout first asks the others whether they would support view v+1
+ * (PRE_VIEW_CHANGE; Raft thesis 9.6). Only a backup that has not heard its primary for the election
+ * timeout, or a replica already in a view change, grants; the primary never does. With f grants it
+ * moves to view v+1 and multicasts START_VIEW_CHANGE, so a replica that alone cannot hear the primary
+ * (cut off, or just restarted) never raises its view. A replica whose primary is alive ignores
+ * proposals for a newer view (leader stickiness). On f START_VIEW_CHANGEs a replica sends DO_VIEW_CHANGE
+ * (its last normal view, last op and commit, and no entries) to the new primary, which on f+1 (its own
+ * counted) chooses the log with the largest (last normal view, op), fetches that replica's entries above
+ * its own commit by NACK in bounded pieces, placing each in order (an entry equal to its own confirms
+ * it, a different one replaces it and everything after it), and multicasts START_VIEW (the last op and
+ * commit, no entries). Every replica persists its view before it says anything in it. A replica that
+ * adopts a newer view keeps its entries above its commit number as unverified (it must not forget what
+ * it acknowledged) and repairs from the new primary by NACK: each unverified entry is confirmed by an
+ * equal one or dropped with everything after it. Until its log reaches what the new primary had, its
+ * last normal view stays the old one and it does not acknowledge, so a partial log never outranks a
+ * complete one in a later view change. A replica that is stuck in a newer view than the others (the
+ * pre-vote passed but the view change did not) tells the old primary, which then follows it up.
  *
  * <p>CheckQuorum: a primary that has heard from fewer than f backups within the election timeout refuses
- * writes and reads (UNAVAILABLE). Linearizable reads are confirmed by one heartbeat round acknowledged
- * by f backups, shared by every read waiting at that moment (DESIGN.md "Reads"), and run once the
- * applied number reaches the commit number noted on arrival.
+ * writes and reads (UNAVAILABLE) and stops heartbeating, so backups that still hear it (it may be deaf)
+ * elect a primary that reaches a majority; it speaks again when it hears from f backups. Linearizable
+ * reads are confirmed by one heartbeat round acknowledged by f backups, shared by every read waiting at
+ * that moment (DESIGN.md "Reads"), and run once the applied number reaches the commit number noted on
+ * arrival. A backup whose primary has been silent for a while answers clients UNAVAILABLE rather than
+ * pointing them at that primary.
  *
  * <p>Recovery (VR Revisited 4.3): a replica restarted with buffered durability may have lost entries it
  * acknowledged; it answers nothing and votes for nothing until f+1 replicas, the primary of the newest
- * view among them included, have answered its RECOVERY; then it rejoins as a backup whose log counts as
- * older than any other (last normal view 0) until it has caught up.
+ * view among them included, have answered its RECOVERY. It then rejoins as a backup that must catch up
+ * (mustCatchUp), as does a replica whose interrupted state-transfer install was wiped: until its log is
+ * complete again it neither votes, nor grants pre-votes, nor acknowledges, and its log ranks below every
+ * other one.
  *
  * <p>Exactly-once: a retry of a request whose entry is still in flight waits for that entry; a retry of
- * an applied request gets a new entry whose application returns the saved reply (KvStateMachine).
+ * an applied request gets a new entry whose application returns the saved reply (KvStateMachine). A
+ * primary that steps down answers the requests whose entries it logged NOT_PRIMARY with outcome_unknown
+ * (the entry may still commit in the next view), and those it never logged plain NOT_PRIMARY.
  */
 public final class ReplicaCore {
   private record Waiter(long connectionId, long requestId) {}
@@ -173,11 +194,30 @@ public final class ReplicaCore {
   private long viewChangeTimeoutNs;
   private long lastViewChangeResendNs;
   private boolean doViewChangeSent;
-  /** Restarted into VIEW_CHANGE: takes no part in forming the current view (see the constructor). */
+  /**
+   * Takes no part in forming the current view: restarted into VIEW_CHANGE (see the constructor), or
+   * must catch up first (mustCatchUp). Such a replica sends no START_VIEW_CHANGE or DO_VIEW_CHANGE and
+   * waits to hear from a primary; it may ask for a view change by pre-vote when that stays silent.
+   */
   private boolean restartLimbo;
+  /**
+   * This replica lost state it may have acknowledged (an interrupted state-transfer install wiped it,
+   * or a crash under buffered durability lost unsynced log writes, VR 4.3): until its log is complete
+   * again in some view it neither votes in a view change nor acknowledges entries, else it could count
+   * toward a quorum that lacks a committed op (issue 9, 2b). Cleared by becomeComplete, which tells
+   * storage to clear its marker (Effects.caughtUp).
+   */
+  private boolean mustCatchUp;
+  /** PreVote (Raft thesis 9.6): the view this replica asks support for, or 0; and who granted it. */
+  private long preVoteView;
+  private final Set<Integer> preVotes = new HashSet<>();
+  private long lastPreVoteSentNs = Long.MIN_VALUE / 2;
+  private long lastUnstickNs = Long.MIN_VALUE / 2;
   /** At the new primary: the replica whose log was chosen, while committed entries are fetched from it. */
   private int fillFrom;
   private long fillUpTo;
+  private long fillBytes;
+  private long lastFillRequestNs;
   private final TreeMap<Long, Entry> fill = new TreeMap<>();
   private DoViewChange chosen;
   private long chosenCommit;
@@ -244,6 +284,10 @@ public final class ReplicaCore {
     public long droppedUnexpected;
     public long stateTransfers;
     public long viewChangesStarted;
+    public long preVotesStarted;
+    public long preVotesGranted;
+    public long droppedSticky;
+    public long unstickNotices;
     public long readRounds;
   }
 
@@ -294,7 +338,14 @@ public final class ReplicaCore {
     this.verifiedOp = mode == Mode.NORMAL ? lastOp : commitOp;
     // A restarted backup whose last normal view is older than its view had not caught up in it.
     this.completeAtOp = lastNormalView == view ? 0 : -1;
-    if (mode == Mode.RECOVERING) {
+    this.mustCatchUp = recovered.mustCatchUp() && n > 1;
+    if (mustCatchUp) {
+      // What its log says it has is not what it acknowledged: it votes for nothing and acknowledges
+      // nothing until it has caught up from a primary, and its log ranks below every other one.
+      this.completeAtOp = -1;
+      this.restartLimbo = mode == Mode.VIEW_CHANGE || restartLimbo;
+    }
+    if (mode == Mode.RECOVERING || mustCatchUp) {
       this.lastNormalView = 0;
     }
   }
@@ -334,6 +385,11 @@ public final class ReplicaCore {
       lastViewChangeResendNs = nowNs;
       if (mode == Mode.RECOVERING) {
         recoveryNonce = random.nextLong() | 1;
+      }
+      if (isBackup()) {
+        // Announce ourselves: a primary gone quiet for want of a quorum speaks again when it hears us.
+        out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
+            HeartbeatOk.newBuilder().setOp(completeAtOp == 0 ? Math.min(persistedOp, verifiedOp) : 0).build()));
       }
     }
     if (event instanceof Event.ClientRequest r) {
@@ -413,18 +469,35 @@ public final class ReplicaCore {
     }
   }
 
+  /**
+   * The answer of a replica that is not the primary: NOT_PRIMARY with the primary's address, or, when
+   * that hint would send the client to a primary this replica has not heard from lately (it may be
+   * dead, paused or cut off, and a view change may follow), UNAVAILABLE without an address, so the
+   * client tries another replica instead of waiting on a silent one (issue 9, 2i). Both carry the view.
+   */
   private Response notPrimary(Request request) {
     counters.notPrimary++;
     int primary = config.primaryOf(view);
-    Response.Builder b = Response.newBuilder().setRequestId(request.getRequestId());
+    Response.Builder b = Response.newBuilder().setRequestId(request.getRequestId()).setView(view);
     if (mode == Mode.VIEW_CHANGE) {
       // The next primary is not known for sure yet: the client retries with backoff.
       return b.setStatus(Status.UNAVAILABLE)
           .setError("replica " + self + " is in a view change to view " + view).build();
     }
+    long silentNs = currentNs - lastHeardFromPrimaryNs;
+    if (silentNs > primarySilentHintNs()) {
+      return b.setStatus(Status.UNAVAILABLE)
+          .setError("replica " + self + " has not heard from replica " + primary + ", the primary of view "
+              + view + ", for " + silentNs / 1_000_000 + " ms; a view change may follow").build();
+    }
     return b.setStatus(Status.NOT_PRIMARY).setPrimaryAddress(config.clientAddress(primary))
         .setError("replica " + self + " is a backup; the primary of view " + view + " is replica " + primary)
         .build();
+  }
+
+  /** How long a primary may be silent before a backup stops pointing clients at it. */
+  private long primarySilentHintNs() {
+    return Math.max(3 * config.heartbeatIntervalNs, config.quorumTimeoutNs / 2);
   }
 
   private void onRead(Event.ClientRequest event, long nowNs, Effects out) {
@@ -660,6 +733,9 @@ public final class ReplicaCore {
     }
     persistedOp = event.op();
     acked[index(self)] = persistedOp;
+    if (!stateTransferPending && applyRequestedOp < commitOp) {
+      requestApply(out); // committed entries that waited for their own log write
+    }
     if (isPrimary()) {
       advanceCommit(quorumCommit(), out);
     } else if (isBackup() && completeAtOp == 0) {
@@ -697,11 +773,18 @@ public final class ReplicaCore {
     }
   }
 
+  /**
+   * Asks for the committed entries this replica has persisted to be applied. Never beyond the persisted
+   * op: the log lane must have written an entry before the apply lane writes its effects, so that every
+   * prefix of the write-ahead log a power loss leaves holds the log of everything applied (the two lanes
+   * share RocksDB's one WAL; an apply that overtook the log write would leave applied above a hole).
+   */
   private void requestApply(Effects out) {
-    for (long op = applyRequestedOp + 1; op <= commitOp; op++) {
+    long upTo = Math.min(commitOp, persistedOp);
+    for (long op = applyRequestedOp + 1; op <= upTo; op++) {
       out.apply.add(window.get(op));
     }
-    applyRequestedOp = Math.max(applyRequestedOp, commitOp);
+    applyRequestedOp = Math.max(applyRequestedOp, upTo);
   }
 
   private void admitQueued(Effects out) {
@@ -836,12 +919,40 @@ public final class ReplicaCore {
       counters.droppedUnexpected++;
       return;
     }
+    if (p.type() == MessageType.PRE_VIEW_CHANGE || p.type() == MessageType.PRE_VIEW_CHANGE_OK) {
+      // Pre-votes change nothing at the receiver and are answered whatever view their sender is in.
+      if (p.view() >= view) {
+        lastHeardNs[fromIndex] = nowNs; // a quiet primary (no quorum) hears its backups again
+      }
+      if (p.view() > view) {
+        // The sender is in a newer view, which a majority once supported (views only rise behind a
+        // pre-vote): this replica is behind, whatever it hears from its own primary. Follow it up.
+        startViewChange(p.view(), nowNs, out);
+      }
+      if (p.type() == MessageType.PRE_VIEW_CHANGE) {
+        onPreViewChange(p.from(), ((PreViewChange) p.body()).getView(), nowNs, out);
+      } else {
+        onPreViewChangeOk(p.from(), ((PreViewChangeOk) p.body()).getView(), nowNs, out);
+      }
+      return;
+    }
     if (p.view() < view) {
       counters.droppedStaleView++; // fencing: a message of an older view never acts
-      if (isPrimary() && (p.type() == MessageType.PREPARE || p.type() == MessageType.HEARTBEAT
-          || p.type() == MessageType.START_VIEW)) {
+      boolean fromOldPrimary = p.from() == config.primaryOf(p.view())
+          && (p.type() == MessageType.PREPARE || p.type() == MessageType.HEARTBEAT
+              || p.type() == MessageType.START_VIEW);
+      if (fromOldPrimary && isPrimary()) {
         // A deposed primary still talking in its old view: tell it where the cluster is.
         out.sends.add(new Effects.Send(p.from(), view, MessageType.HEARTBEAT, heartbeat()));
+      } else if (fromOldPrimary && nowNs - lastUnstickNs >= config.heartbeatIntervalNs) {
+        // We moved to a newer view (a majority once granted it) but the others stayed with a primary
+        // of an older one, which stickiness keeps them to. Views never go back, so tell that primary
+        // we are in a newer view: it moves up and takes the cluster with it (etcd-io/raft frees a
+        // node stuck in a higher term the same way, at the price of one election).
+        lastUnstickNs = nowNs;
+        counters.unstickNotices++;
+        out.sends.add(new Effects.Send(p.from(), view, MessageType.HEARTBEAT_OK,
+            HeartbeatOk.getDefaultInstance()));
       }
       return;
     }
@@ -849,8 +960,26 @@ public final class ReplicaCore {
     boolean fromPrimaryOfItsView = p.from() == config.primaryOf(p.view());
     if (p.view() > view) {
       switch (p.type()) {
-        case START_VIEW_CHANGE, DO_VIEW_CHANGE -> startViewChange(p.view(), nowNs, out);
+        case START_VIEW_CHANGE, DO_VIEW_CHANGE -> {
+          if (hearsLivePrimary(nowNs) && p.from() != config.primaryOf(view)) {
+            // Leader stickiness (Raft thesis 4.2.3): while our primary is alive, a proposal for a newer
+            // view comes from a replica that cannot hear it, and must not depose it.
+            counters.droppedSticky++;
+            return;
+          }
+          startViewChange(p.view(), nowNs, out);
+        }
         case START_VIEW -> { }
+        case HEARTBEAT_OK, PREPARE_OK -> {
+          if (!isPrimary()) {
+            counters.droppedFutureView++;
+            return;
+          }
+          // A member answers our primary in a newer view: it is stuck there (see the stale-view case
+          // above). Not a proposal, so no stickiness: follow it up, and our backups follow us.
+          startViewChange(p.view(), nowNs, out);
+          return;
+        }
         case PREPARE, HEARTBEAT -> {
           if (!fromPrimaryOfItsView) {
             counters.droppedUnexpected++;
@@ -922,6 +1051,89 @@ public final class ReplicaCore {
         }
       }
       default -> counters.droppedUnexpected++;
+    }
+  }
+
+  // ---------------------------------------------------------------- PreVote (Raft thesis 9.6)
+
+  /**
+   * True when this replica is NORMAL and its primary is alive: as a backup it heard the primary within
+   * the election timeout; as the primary it heard from a quorum within it.
+   */
+  private boolean hearsLivePrimary(long nowNs) {
+    if (mode != Mode.NORMAL || n == 1) {
+      return false;
+    }
+    return isPrimary() ? liveReplicas(nowNs) >= config.quorum()
+        : nowNs - lastHeardFromPrimaryNs < config.quorumTimeoutNs;
+  }
+
+  /**
+   * Asks the others whether they would support a view change to view + 1, instead of starting one: a
+   * replica that alone cannot hear the primary (cut off, or just restarted) then never raises its view
+   * and never deposes a healthy primary when it comes back (issue 9, 2d). Resent until granted by f
+   * others or the primary is heard again.
+   */
+  private void startPreVote(long nowNs, Effects out) {
+    if (mustCatchUp) {
+      return; // it takes no part in forming a view; the others ask for themselves
+    }
+    long proposed = view + 1;
+    if (preVoteView != proposed) {
+      preVoteView = proposed;
+      preVotes.clear();
+      lastPreVoteSentNs = Long.MIN_VALUE / 2;
+      counters.preVotesStarted++;
+    }
+    if (nowNs - lastPreVoteSentNs >= preVoteResendNs()) {
+      lastPreVoteSentNs = nowNs;
+      out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.PRE_VIEW_CHANGE,
+          PreViewChange.newBuilder().setView(proposed).build()));
+    }
+    out.nextTickNs = Math.min(out.nextTickNs, lastPreVoteSentNs + preVoteResendNs());
+  }
+
+  private long preVoteResendNs() {
+    return 2 * config.heartbeatIntervalNs;
+  }
+
+  private void clearPreVote() {
+    preVoteView = 0;
+    preVotes.clear();
+  }
+
+  /**
+   * Grants a pre-vote for proposed when this replica would itself support it: it is in a view change
+   * already, or it is a backup that has not heard its primary for the (fixed) election timeout. The
+   * primary never grants. A replica that must catch up grants nothing (it does not vote).
+   */
+  private void onPreViewChange(int from, long proposed, long nowNs, Effects out) {
+    if (mustCatchUp) {
+      return;
+    }
+    if (proposed <= view) {
+      // The asker is behind: if we lead a newer view, our heartbeat brings it in.
+      if (isPrimary()) {
+        out.sends.add(new Effects.Send(from, view, MessageType.HEARTBEAT, heartbeat()));
+      }
+      return;
+    }
+    boolean grant = mode == Mode.VIEW_CHANGE
+        || (isBackup() && nowNs - lastHeardFromPrimaryNs >= config.quorumTimeoutNs);
+    if (grant) {
+      counters.preVotesGranted++;
+      out.sends.add(new Effects.Send(from, view, MessageType.PRE_VIEW_CHANGE_OK,
+          PreViewChangeOk.newBuilder().setView(proposed).build()));
+    }
+  }
+
+  private void onPreViewChangeOk(int from, long proposed, long nowNs, Effects out) {
+    if (preVoteView == 0 || proposed != preVoteView || proposed <= view) {
+      return;
+    }
+    preVotes.add(from);
+    if (preVotes.size() >= f()) {
+      startViewChange(proposed, nowNs, out); // f others and this replica: a majority wants it
     }
   }
 
@@ -1060,7 +1272,10 @@ public final class ReplicaCore {
     }
     completeAtOp = 0;
     lastNormalView = view;
+    mustCatchUp = false;
     persistLastNormalView(out);
+    // Caught up: storage clears its catching-up marker with the last normal view (a no-op when unset).
+    out.caughtUp = true;
   }
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
@@ -1179,17 +1394,18 @@ public final class ReplicaCore {
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
     int budget = config.maxRetransmitEntriesPerNack;
+    long bytesBudget = config.maxRetransmitBytesPerNack;
     List<Entry> unicast = new ArrayList<>();
     List<Entry> multicast = new ArrayList<>();
     boolean belowLog = false;
     boolean mayMulticast = isPrimary();
-    // Only entries known to be in this view's log (a primary's whole log; in a view change, what is
-    // committed) are ever handed out.
-    long servable = isPrimary() ? lastOp : Math.min(commitOp, verifiedOp);
+    // A primary hands out its whole log; in a view change, the chosen replica hands the new primary the
+    // log its DO_VIEW_CHANGE described (its log does not change while it waits in that view change).
+    long servable = lastOp;
     for (OpRange r : nack.getRangesList()) {
       long first = Math.max(1, r.getFirst());
       long last = Math.min(servable, r.getLast());
-      for (long op = first; op <= last && budget > 0; op++) {
+      for (long op = first; op <= last && budget > 0 && bytesBudget > 0; op++) {
         if (op < logFirstOp) {
           belowLog = true;
           op = logFirstOp - 1;
@@ -1212,12 +1428,18 @@ public final class ReplicaCore {
             budget--;
           }
           out.retransmits.add(new Effects.Retransmit(
-              d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, commitOp));
+              d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, commitOp,
+              bytesBudget));
           counters.retransmitsFromLog += runEnd - op + 1;
           op = runEnd;
           continue;
         }
-        (d == ResendTracker.Decision.MULTICAST ? multicast : unicast).add(window.get(op));
+        Entry e = window.get(op);
+        bytesBudget -= e.getSerializedSize();
+        // An entry that needs several datagrams goes by unicast (over the peer TCP connection): as
+        // multicast fragments under loss it would hardly ever arrive whole.
+        boolean big = e.getSerializedSize() + PREPARE_OVERHEAD_BYTES > config.maxDatagramBytes;
+        (d == ResendTracker.Decision.MULTICAST && !big ? multicast : unicast).add(e);
       }
     }
     counters.retransmits += unicast.size() + multicast.size();
@@ -1263,7 +1485,9 @@ public final class ReplicaCore {
     if (newView <= view && mode == Mode.VIEW_CHANGE) {
       return;
     }
-    restartLimbo = false;
+    clearPreVote();
+    // A replica that must catch up follows the cluster into the new view but takes no part in it.
+    restartLimbo = mustCatchUp;
     stepDown(newView, out);
     view = newView;
     mode = Mode.VIEW_CHANGE;
@@ -1278,6 +1502,9 @@ public final class ReplicaCore {
     viewChangeTimeoutNs = randomizedTimeout();
     lastViewChangeResendNs = nowNs;
     persistView(out);
+    if (restartLimbo) {
+      return;
+    }
     out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
         StartViewChange.getDefaultInstance()));
     if (config.primaryOf(view) == self) {
@@ -1293,17 +1520,25 @@ public final class ReplicaCore {
   private void stepDown(long newView, Effects out) {
     boolean wasPrimary = isPrimary();
     if (wasPrimary) {
+      // The waiters' entries are in the log and were multicast: they may still commit in the new view,
+      // so their answer must say the outcome is unknown (a retry with the same request id learns it).
+      Response.Builder unknown = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
+          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setOutcomeUnknown(true)
+          .setError("replica " + self + " is no longer the primary (view " + newView + "); the request was"
+              + " logged and may still commit: retry it to learn its outcome");
+      // Queued writes were never logged: they certainly did not execute.
       Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView)))
+          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
           .setError("replica " + self + " is no longer the primary (view " + newView + ")");
       for (Map.Entry<Long, Object> w : waiters.entrySet()) {
         if (w.getValue() instanceof Waiter single) {
-          out.replies.add(new Effects.Reply(single.connectionId(), hint.setRequestId(single.requestId()).build()));
+          out.replies.add(new Effects.Reply(single.connectionId(), unknown.setRequestId(single.requestId()).build()));
         } else {
           @SuppressWarnings("unchecked")
           List<Waiter> list = (List<Waiter>) w.getValue();
           for (Waiter each : list) {
-            out.replies.add(new Effects.Reply(each.connectionId(), hint.setRequestId(each.requestId()).build()));
+            out.replies.add(new Effects.Reply(each.connectionId(), unknown.setRequestId(each.requestId()).build()));
           }
         }
       }
@@ -1334,13 +1569,14 @@ public final class ReplicaCore {
     Arrays.fill(roundAcked, 0);
   }
 
+  /**
+   * What this replica tells the new primary: its last normal view, last op and commit, and no entries
+   * (issue 9, 2e): the new primary fetches the chosen log's entries in bounded, repairable pieces, so
+   * a DO_VIEW_CHANGE is one small datagram however full the window is.
+   */
   private DoViewChange ownDoViewChange() {
-    DoViewChange.Builder b = DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
-        .setCommit(commitOp);
-    for (long op = commitOp + 1; op <= lastOp; op++) {
-      b.addSuffix(window.get(op));
-    }
-    return b.build();
+    return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
+        .setCommit(commitOp).build();
   }
 
   private void onStartViewChange(int from, long nowNs, Effects out) {
@@ -1353,6 +1589,10 @@ public final class ReplicaCore {
     }
     if (mode != Mode.VIEW_CHANGE || restartLimbo) {
       return;
+    }
+    if (from == config.primaryOf(view)) {
+      // The new primary is alive and forming this view (it may be fetching a large log): wait for it.
+      viewChangeStartedNs = nowNs;
     }
     startViewChangeFrom.add(from);
     maybeSendDoViewChange(out);
@@ -1384,6 +1624,10 @@ public final class ReplicaCore {
     if (mode != Mode.VIEW_CHANGE || restartLimbo) {
       return;
     }
+    if (dvc.getCommit() > dvc.getLastOp()) {
+      counters.droppedUnexpected++; // malformed: a replica cannot know commits beyond its log
+      return;
+    }
     doViewChanges.put(from, dvc);
     startViewChangeFrom.add(from); // a DO_VIEW_CHANGE implies its sender's START_VIEW_CHANGE
     maybeSendDoViewChange(out);
@@ -1392,9 +1636,10 @@ public final class ReplicaCore {
 
   /**
    * With f+1 DO_VIEW_CHANGEs (its own counted), the new primary takes the log of largest (last normal
-   * view, op) (VR 4.2 step 3). Entries up to its own commit number are committed and the same everywhere;
-   * above, the chosen log wins. If the chosen replica's committed prefix reaches beyond this replica's
-   * commit, the missing committed entries are fetched from it first (a NACK to that replica).
+   * view, op) (VR 4.2 step 3). Entries up to its own commit number are committed and the same
+   * everywhere; above, the chosen log wins. When the chosen log is another replica's, the new primary
+   * fetches its entries above its own commit from it by NACK, in pieces bounded by the resend budget
+   * (large ones travel over the peer TCP connection), placing each in order as it arrives.
    */
   private void maybeFinishViewChange(Effects out) {
     if (chosen != null || doViewChanges.size() < config.quorum() || !doViewChanges.containsKey(self)) {
@@ -1420,42 +1665,77 @@ public final class ReplicaCore {
     }
     chosen = bestDvc;
     chosenCommit = maxCommit;
-    if (best == self || bestDvc.getCommit() <= commitOp) {
+    if (best == self) {
       finishViewChange(out);
       return;
     }
-    // Fetch the committed entries (our commit, chosen commit] from the chosen replica.
+    // Fetch the chosen log's entries (our commit, its last op] from the chosen replica. Ours above
+    // commit become unverified: each is confirmed by the chosen one at its op, or dropped with all
+    // after it where they differ (by log matching those are not committed).
     fillFrom = best;
-    fillUpTo = bestDvc.getCommit();
+    fillUpTo = bestDvc.getLastOp();
+    verifiedOp = commitOp;
+    fill.clear();
+    fillBytes = 0;
+    lastFillRequestNs = Long.MIN_VALUE / 2;
     requestFill(out);
   }
 
+  /** Asks the chosen replica for the rest of its log, or finishes when it is all placed. */
   private void requestFill(Effects out) {
-    long from = commitOp + 1;
-    while (fill.containsKey(from)) {
-      from++;
-    }
-    if (from > fillUpTo) {
+    if (verifiedOp >= fillUpTo) {
       finishViewChange(out);
       return;
     }
+    lastFillRequestNs = currentNs;
     out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, Nack.newBuilder()
-        .addRanges(OpRange.newBuilder().setFirst(from).setLast(fillUpTo)).build()));
+        .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)).build()));
     counters.nacksSent++;
   }
 
+  /**
+   * Entries of the chosen log, from the chosen replica: placed in op order as they come (entries beyond
+   * a gap wait in a bounded buffer). Committed ones advance the commit number at once. Progress keeps
+   * the view change from timing out and asks for the next piece; a lost piece is asked for again by
+   * the view-change timer.
+   */
   private void onFillEntries(Prepare p, long nowNs, Effects out) {
-    for (Entry e : p.getEntriesList()) {
-      if (e.getOp() > commitOp && e.getOp() <= fillUpTo) {
-        fill.put(e.getOp(), e);
+    List<Entry> entries = p.getEntriesList();
+    for (int i = 0; i < entries.size(); i++) {
+      if (entries.get(i).getOp() != p.getFirstOp() + i) {
+        counters.droppedUnexpected++;
+        return; // malformed: entries of a PREPARE are consecutive
       }
     }
-    long next = commitOp + 1;
-    while (fill.containsKey(next)) {
-      next++;
+    long before = verifiedOp;
+    for (Entry e : entries) {
+      long op = e.getOp();
+      if (op <= verifiedOp || op > fillUpTo || fill.containsKey(op)) {
+        continue;
+      }
+      if (op == verifiedOp + 1) {
+        place(e, out);
+        for (Entry next = fill.remove(verifiedOp + 1); next != null; next = fill.remove(verifiedOp + 1)) {
+          fillBytes -= next.getSerializedSize();
+          place(next, out);
+        }
+      } else if (fill.size() < config.maxOutOfOrderEntries
+          && fillBytes + e.getSerializedSize() <= 2 * config.maxRetransmitBytesPerNack) {
+        fill.put(op, e);
+        fillBytes += e.getSerializedSize();
+      }
     }
-    if (next > fillUpTo) {
+    if (verifiedOp == before) {
+      return;
+    }
+    viewChangeStartedNs = nowNs; // progress: this view change is alive
+    advanceCommit(Math.min(chosenCommit, verifiedOp), out);
+    if (verifiedOp >= fillUpTo) {
       finishViewChange(out);
+    } else if (fill.isEmpty() && nowNs - lastFillRequestNs >= config.resendSuppressNs) {
+      // No gap: the piece asked for arrived (or is arriving in order); ask for what follows. The chosen
+      // replica skips what it sent us within resendSuppress, so in-flight entries are not sent twice.
+      requestFill(out);
     }
   }
 
@@ -1464,18 +1744,8 @@ public final class ReplicaCore {
     DoViewChange c = chosen;
     boolean own = c == doViewChanges.get(self);
     if (!own) {
-      // Our entries up to our commit are committed, hence the same in the chosen log. Above, take the
-      // chosen log op by op: an entry equal to ours stays, the first different one and all after it go
-      // (they are uncommitted entries of an abandoned view).
-      verifiedOp = commitOp;
-      for (long op = commitOp + 1; op <= fillUpTo && fill.containsKey(op); op++) {
-        place(fill.get(op), out);
-      }
-      for (Entry e : c.getSuffixList()) {
-        if (e.getOp() == verifiedOp + 1) {
-          place(e, out);
-        }
-      }
+      // The fill placed the chosen log up to its last op (an entry equal to ours stayed, the first
+      // different one replaced ours and all after it); whatever of ours lies beyond it goes.
       if (lastOp > verifiedOp) {
         truncateAfter(verifiedOp, out);
       }
@@ -1485,6 +1755,7 @@ public final class ReplicaCore {
       }
     }
     mode = Mode.NORMAL;
+    clearPreVote();
     lastNormalView = view;
     completeAtOp = 0;
     verifiedOp = lastOp;
@@ -1493,6 +1764,7 @@ public final class ReplicaCore {
     lastViewChangeNs = currentNs;
     fillFrom = 0;
     fill.clear();
+    fillBytes = 0;
     Arrays.fill(acked, 0);
     acked[index(self)] = persistedOp;
     Arrays.fill(lastHeardNs, currentNs);
@@ -1521,12 +1793,12 @@ public final class ReplicaCore {
     chosen = null;
   }
 
+  /**
+   * START_VIEW carries the new log's last op and commit and no entries (issue 9, 2e): backups learn the
+   * gap from it and repair it by NACK like any other loss, in bounded pieces.
+   */
   private StartView startView() {
-    StartView.Builder b = StartView.newBuilder().setLastOp(lastOp).setCommit(commitOp);
-    for (long op = commitOp + 1; op <= lastOp; op++) {
-      b.addSuffix(window.get(op));
-    }
-    return b.build();
+    return StartView.newBuilder().setLastOp(lastOp).setCommit(commitOp).build();
   }
 
   /** Drops every entry above op (in memory, and in storage before this step's appends). */
@@ -1551,14 +1823,17 @@ public final class ReplicaCore {
   }
 
   /**
-   * Adopts view v whose primary is already normal: our entries above commit may come from an abandoned
-   * view, so they go, and the log is repaired from the new primary; it is complete (and our last normal
-   * view becomes v) once it reaches what the primary had (VR 4.2: a replica that missed START_VIEW).
+   * Adopts view v whose primary is already normal (VR 4.2; also a replica that missed START_VIEW): our
+   * entries above commit may come from an abandoned view, so they stay unverified until the new
+   * primary's entries confirm or replace them by NACK repair; the log is complete (and our last normal
+   * view becomes v) once it reaches what the primary had.
    */
   private void adoptView(long v, long nowNs, Effects out) {
     stepDown(v, out);
     view = v;
     mode = Mode.NORMAL;
+    clearPreVote();
+    restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
     verifiedOp = commitOp;
     outOfOrder.clear();
@@ -1596,9 +1871,6 @@ public final class ReplicaCore {
     knownLastOp = Math.max(knownLastOp, sv.getLastOp());
     if (completeAtOp != 0) {
       completeAt(sv.getLastOp(), out);
-    }
-    for (Entry e : sv.getSuffixList()) {
-      acceptEntry(e, out);
     }
     drainOutOfOrder(out);
     learnCommit(sv.getCommit(), out);
@@ -1640,6 +1912,8 @@ public final class ReplicaCore {
     view = maxView;
     mode = Mode.NORMAL;
     lastNormalView = 0;
+    // It may have lost entries it acknowledged: no vote and no acknowledgement until it has caught up.
+    mustCatchUp = true;
     commitOp = Math.max(commitOp, appliedOp);
     verifiedOp = commitOp;
     primaryCommit = fromPrimary.getCommit();
@@ -1670,8 +1944,11 @@ public final class ReplicaCore {
       }
       case VIEW_CHANGE -> {
         if (nowNs - viewChangeStartedNs >= viewChangeTimeoutNs) {
-          startViewChange(view + 1, nowNs, out); // this view change is stuck: try the next primary
-        } else if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
+          // This view change is stuck: ask to try the next primary. The others in the view change grant
+          // at once; a replica that alone is stuck (cut off) asks in vain and keeps its view.
+          startPreVote(nowNs, out);
+        }
+        if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
           lastViewChangeResendNs = nowNs;
           out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
               StartViewChange.getDefaultInstance()));
@@ -1679,12 +1956,16 @@ public final class ReplicaCore {
             out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
                 ownDoViewChange()));
           }
-          if (fillFrom != 0) {
-            requestFill(out);
+          if (fillFrom != 0 && nowNs - lastFillRequestNs >= config.heartbeatIntervalNs) {
+            requestFill(out); // the last piece, or part of it, was lost
           }
         }
         long resendAt = restartLimbo ? Long.MAX_VALUE : lastViewChangeResendNs + config.heartbeatIntervalNs;
-        out.nextTickNs = Math.min(out.nextTickNs, Math.min(viewChangeStartedNs + viewChangeTimeoutNs, resendAt));
+        long timeoutAt = viewChangeStartedNs + viewChangeTimeoutNs;
+        if (nowNs < timeoutAt) {
+          out.nextTickNs = Math.min(out.nextTickNs, timeoutAt); // past it, the pre-vote schedules itself
+        }
+        out.nextTickNs = Math.min(out.nextTickNs, resendAt);
       }
       case NORMAL -> {
         if (isPrimary()) {
@@ -1708,6 +1989,13 @@ public final class ReplicaCore {
     if (flushedOp <= persistedOp) {
       flushBatch(out);
     }
+    if (n > 1 && liveReplicas(nowNs) < config.quorum()) {
+      // CheckQuorum: a primary that has heard from fewer than f backups for the election timeout goes
+      // quiet (it already refuses writes and reads). Its heartbeats would keep backups that hear it
+      // from electing a primary that can reach a majority (it may be deaf, or alone); it speaks again
+      // once it hears from f backups (any message of theirs, a pre-vote included).
+      return;
+    }
     if (n > 1) {
       boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
       // A commit that advanced after the last multicast travels sooner than the next heartbeat, so
@@ -1730,11 +2018,12 @@ public final class ReplicaCore {
 
   private void onBackupTick(long nowNs, Effects out) {
     if (nowNs - lastHeardFromPrimaryNs >= electionTimeoutNs) {
-      // The primary is silent: start a view change (VR 4.2 step 1).
-      startViewChange(view + 1, nowNs, out);
-      return;
+      // The primary is silent: ask for a view change (VR 4.2 step 1, behind a pre-vote).
+      startPreVote(nowNs, out);
+    } else {
+      clearPreVote();
+      out.nextTickNs = Math.min(out.nextTickNs, lastHeardFromPrimaryNs + electionTimeoutNs);
     }
-    out.nextTickNs = Math.min(out.nextTickNs, lastHeardFromPrimaryNs + electionTimeoutNs);
     sendNackIfDue(nowNs, out);
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
@@ -1772,7 +2061,8 @@ public final class ReplicaCore {
   }
 
   private void checkInvariants() {
-    if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && commitOp <= verifiedOp
+    if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && applyRequestedOp <= persistedOp
+        && commitOp <= verifiedOp
         && verifiedOp <= lastOp
         && persistedOp <= lastOp && window.base() <= appliedOp && window.last() == lastOp)) {
       throw new IllegalStateException("core invariant broken: " + this);
@@ -1791,6 +2081,14 @@ public final class ReplicaCore {
 
   public long lastNormalView() {
     return lastNormalView;
+  }
+
+  /**
+   * True while this replica, having lost state it may have acknowledged, catches up: it counts as
+   * failed (it neither votes nor acknowledges) until its log is complete again.
+   */
+  public boolean mustCatchUp() {
+    return mustCatchUp;
   }
 
   /** "primary", "backup", "catching-up", "view-change" or "recovering". */

@@ -260,13 +260,17 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
       return;
     }
     long next = Math.max(r.fromOp(), s.firstLogOp());
-    while (next <= r.toOp()) {
-      List<Entry> chunk = s.readLog(next, r.toOp(), 1 << 20);
+    long left = r.maxBytes();
+    while (next <= r.toOp() && left > 0) {
+      List<Entry> chunk = s.readLog(next, r.toOp(), (int) Math.min(1 << 20, left));
       if (chunk.isEmpty()) {
         return;
       }
       for (Prepare.Builder p : ReplicaCore.packPrepares(chunk, maxDatagramBytes)) {
         t.send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build());
+      }
+      for (Entry e : chunk) {
+        left -= e.getSerializedSize();
       }
       next = chunk.get(chunk.size() - 1).getOp() + 1;
     }

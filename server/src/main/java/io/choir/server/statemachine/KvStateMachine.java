@@ -1,40 +1,24 @@
 package io.choir.server.statemachine;
 
 import com.google.protobuf.ByteString;
-import com.google.protobuf.InvalidProtocolBufferException;
-import com.google.protobuf.UnsafeByteOperations;
-import io.choir.proto.Batch;
-import io.choir.proto.BatchOp;
 import io.choir.proto.ClientRecord;
-import io.choir.proto.CompareAndSet;
 import io.choir.proto.Entry;
 import io.choir.proto.KeyValue;
-import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
-import io.choir.proto.SavedReply;
-import io.choir.proto.Scan;
 import io.choir.proto.Status;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.Storage;
-import io.choir.server.storage.StorageException;
-import io.choir.server.storage.Versioned;
+import io.choir.server.storage.StorageSnapshot;
 import io.choir.server.storage.WriteSet;
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
-import java.util.TreeSet;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * KvStateMachine applies committed log entries to the data, deterministically: the same entries in the
@@ -47,15 +31,38 @@ import java.util.concurrent.ConcurrentHashMap;
  *       {@link WriteSet}, their data changes, the new applied number, the new checksum and the changed
  *       client table rows. Every entry is applied, even one whose command is invalid (it gets an
  *       INVALID reply and changes no data), so applied() and the checksum always follow the log.
- *   <li>checksum(n) = first 8 bytes (big-endian long) of SHA-256(checksum(n-1) as 8 bytes || the entry's
- *       serialized bytes); checksum(0) = 0.
- *   <li>Client table (Raft thesis 6.3): per client, the saved replies of request ids at or above its
- *       first_incomplete. An entry whose request id has a saved reply is not executed again: the saved
- *       reply is its reply. An entry whose request id is below the row's first_incomplete is refused
- *       (INVALID, "already acknowledged"). Otherwise it executes, its reply is saved, first_incomplete
- *       rises to the entry's, lower replies are dropped, at most maxRepliesPerClient are kept (lowest
- *       dropped first). Rows beyond maxClientSessions are evicted, lowest last_op first. client_id 0
- *       means "no session": executed, nothing saved.
+ *   <li>checksum(n) = first 8 bytes (big-endian long) of SHA-256(checksum(n-1) as 8 bytes || the bytes
+ *       of entry n as stored in the log); checksum(0) = 0. {@link #nextChecksum(long, ByteString)}
+ *       hashes exactly the bytes it is given; the Entry-based path hashes entry.toByteString(), which
+ *       equals the stored bytes for an entry this code serialized (no unknown fields).
+ *   <li>Client sessions (Raft thesis section 6.3), decided at apply time from the log alone, so the
+ *       same on every replica. Each entry carries time_ms, the primary's replicated clock
+ *       (non-decreasing along the log, never ahead of real time).
+ *       <ul>
+ *         <li>Expiry: before an entry with time T is applied, every session whose last activity +
+ *             timeout is below T is removed with its saved replies (an ordered index: O(log n) per
+ *             entry plus the expiries). Activity is any entry of the session: executed, answered
+ *             from a saved reply, refused, or a registration; it moves the session's last activity up
+ *             to the entry's time, never back.
+ *         <li>RegisterSession: an existing session is refreshed (OK). A new one is refused (BUSY,
+ *             nothing changed) when the table holds max_sessions rows; otherwise created with the
+ *             entry's first_incomplete, last activity = time_ms and the entry's timeout_ms (OK). The
+ *             primary fills in the terms; 0 means this machine's defaults (constructor). A live
+ *             session is never evicted: max_sessions bounds the table by refusing registrations.
+ *         <li>CloseSession: the session and its saved replies are removed (OK, also when absent).
+ *         <li>Any other entry with client_id != 0 whose session is not registered (never, closed or
+ *             expired): SESSION_EXPIRED, nothing executed, nothing saved. So a late retry of an
+ *             executed request is never executed again, unless the client registers the same
+ *             client id anew: the new row has not seen the old requests, so a client re-registers
+ *             under a new id, or with first_incomplete above every id the old session executed.
+ *         <li>Within a session: an entry whose request id has a saved reply is not executed again:
+ *             the saved reply is its reply. An entry whose request id is below the session's
+ *             first_incomplete is refused (INVALID, "already acknowledged"). Otherwise it executes,
+ *             its reply is saved, first_incomplete rises to the entry's, lower replies are dropped,
+ *             at most maxRepliesPerClient are kept (lowest dropped first).
+ *         <li>client_id 0 means "no session": executed, nothing saved. RegisterSession or
+ *             CloseSession with client_id 0 is INVALID.
+ *       </ul>
  * </ul>
  *
  * <p>Choices the contract leaves open, made here:
@@ -64,14 +71,18 @@ import java.util.concurrent.ConcurrentHashMap;
  *       so a late retry of it is refused rather than executed a second time (ClientRecord's meaning of
  *       first_incomplete: "replies below this have been forgotten"). A client must therefore keep
  *       fewer than maxRepliesPerClient requests in flight.
- *   <li>A duplicate or a refused entry leaves its client's row unchanged (last_op included): only an
- *       execution changes the row.
- *   <li>Eviction runs after every entry that creates a row, so that replicas grouping entries into
- *       apply calls differently still evict the same rows.
- *   <li>CompareAndSet with expected_version 0 matches an absent key (an absent key has version 0);
- *       expect_absent set to false is INVALID.
- *   <li>An empty Batch is OK and writes nothing.
+ *   <li>Only an execution changes first_incomplete and the saved replies; any entry of the session
+ *       changes its last_op (the op of its latest entry) and last activity.
+ *   <li>A time below an earlier entry's (never produced by a correct primary) expires nothing that
+ *       was live at the earlier time and moves no session's activity back.
+ *   <li>Data commands: see {@link Commands}.
  * </ul>
+ *
+ * <p>Storage: the data space holds the keys; meta holds {@link #APPLIED_KEY}, {@link #CHECKSUM_KEY}
+ * and the client table, one header row per session and one row per saved reply, so that an apply
+ * writes the replies it adds and the small headers it changes, never a session's whole history (see
+ * {@link ClientSessions} and {@link ClientRows}). {@link #clientTable} is the one reader that
+ * assembles self-contained ClientRecords for a state transfer.
  *
  * <p>State transfer (DESIGN.md "Loss, repair and flow"): a replica that needs ops its primary's log no
  * longer holds replaces its whole state with a snapshot of the primary's, in three steps on the apply
@@ -86,13 +97,16 @@ import java.util.concurrent.ConcurrentHashMap;
  * applied number, fetched from a primary whose log had already dropped the ops it lacked, so every op
  * it ever acknowledged is committed and held by a majority that does not include it. It does mean the
  * replica must NOT take part in a view change as if its empty log were what it acknowledged (it would
- * count as a member of a quorum missing committed ops): after {@link #wipedInterruptedInstall()} it
- * must rejoin as recovering (VR section 4.3) and catch up before it votes. (Follow-up for the core.)
+ * count as a member of a quorum missing committed ops): the wipe writes {@link MetaKeys#CATCHING_UP}
+ * in the same synced write that removes the "installing" marker, so no crash can leave an emptied
+ * replica without it; the replica reads it at start (RecoveredState.mustCatchUp), neither votes nor
+ * acknowledges until it has caught up, and the core then clears it (Effects.caughtUp).
  *
- * <p>Threads: {@link #apply}, {@link #load} and the install methods run on one thread (the storage
- * stage). {@link #applied()}, {@link #checksum()}, {@link #appliedState()}, {@link #clientRecord} and
- * {@link #read} may be called from any thread: the applied state and client rows are published only
- * after the WriteSet is written, so a reader never sees an applied number ahead of the data.
+ * <p>Threads: {@link #apply}, {@link #load}, the install methods and {@link #clientRecord} run on one
+ * thread (the storage stage's apply lane). {@link #applied()}, {@link #checksum()}, {@link
+ * #appliedState()}, {@link #clientCount()} and {@link #read} may be called from any thread: the
+ * applied state is published only after the WriteSet is written, so a reader never sees an applied
+ * number ahead of the data.
  */
 public final class KvStateMachine {
   /** Meta key of the applied op number (8 bytes big-endian). */
@@ -101,35 +115,25 @@ public final class KvStateMachine {
   /** Meta key of the running checksum at the applied op (8 bytes big-endian). */
   public static final String CHECKSUM_KEY = MetaKeys.CHECKSUM;
 
-  /** Meta key prefix of the client table rows; the row key adds the client id as 8 bytes BE. */
+  /** Meta key prefix of the client table rows (see {@link ClientRows} for the layout). */
   public static final String CLIENT_PREFIX = MetaKeys.CLIENT_PREFIX;
+
+  /** Session timeout for RegisterSession entries without one, unless the constructor says otherwise. */
+  public static final long DEFAULT_SESSION_TIMEOUT_MS = 60_000;
 
   private static final byte[] APPLIED = MetaKeys.bytes(MetaKeys.APPLIED);
   private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
-  private static final byte[] CLIENTS = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
   private static final byte[] INSTALLING = MetaKeys.bytes(MetaKeys.INSTALLING);
+  private static final byte[] CATCHING_UP = MetaKeys.bytes(MetaKeys.CATCHING_UP);
 
   /** AppliedState is the applied op number and the checksum at it, read together. */
   public record AppliedState(long applied, long checksum) {}
 
-  /** Rank orders client rows for eviction: lowest last_op first (ties, never expected, by id). */
-  private record Rank(long lastOp, long clientId) implements Comparable<Rank> {
-    @Override
-    public int compareTo(Rank other) {
-      int byOp = Long.compare(lastOp, other.lastOp);
-      return byOp != 0 ? byOp : Long.compareUnsigned(clientId, other.clientId);
-    }
-  }
-
   private final Storage storage;
-  private final int maxClientSessions;
-  private final int maxRepliesPerClient;
+  private final ClientSessions sessions;
   private final MessageDigest sha256 = newSha256(); // apply thread only
 
   private volatile AppliedState state = new AppliedState(0, 0);
-  private final ConcurrentHashMap<Long, ClientRecord> clients = new ConcurrentHashMap<>();
-  /** The rows of clients in eviction order; apply thread only, mutated during a call. */
-  private final TreeSet<Rank> evictionOrder = new TreeSet<>();
   /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
   private boolean needsLoad;
   /**
@@ -142,10 +146,24 @@ public final class KvStateMachine {
   private volatile boolean wipedInterruptedInstall;
 
   /**
-   * KvStateMachine over storage. Call {@link #load} before the first apply when storage may already
-   * hold state (a restart, an installed snapshot).
+   * KvStateMachine over storage, with the default session timeout for RegisterSession entries that
+   * carry none. See {@link #KvStateMachine(Storage, int, int, long)}.
    */
   public KvStateMachine(Storage storage, int maxClientSessions, int maxRepliesPerClient) {
+    this(storage, maxClientSessions, maxRepliesPerClient, DEFAULT_SESSION_TIMEOUT_MS);
+  }
+
+  /**
+   * KvStateMachine over storage. Call {@link #load} before the first apply when storage may already
+   * hold state (a restart, an installed snapshot).
+   *
+   * @param maxClientSessions the table bound for RegisterSession entries without max_sessions (the
+   *     primary writes its own into every registration, so this is a default, as is the timeout)
+   * @param maxRepliesPerClient saved replies kept per session; must be the same on every replica
+   * @param defaultSessionTimeoutMs the timeout for RegisterSession entries without timeout_ms
+   */
+  public KvStateMachine(
+      Storage storage, int maxClientSessions, int maxRepliesPerClient, long defaultSessionTimeoutMs) {
     if (maxClientSessions < 1) {
       throw new IllegalArgumentException("maxClientSessions must be at least 1: " + maxClientSessions);
     }
@@ -153,49 +171,44 @@ public final class KvStateMachine {
       throw new IllegalArgumentException(
           "maxRepliesPerClient must be at least 1: " + maxRepliesPerClient);
     }
+    if (defaultSessionTimeoutMs < 1) {
+      throw new IllegalArgumentException(
+          "defaultSessionTimeoutMs must be at least 1: " + defaultSessionTimeoutMs);
+    }
     this.storage = storage;
-    this.maxClientSessions = maxClientSessions;
-    this.maxRepliesPerClient = maxRepliesPerClient;
+    this.sessions = new ClientSessions(maxClientSessions, defaultSessionTimeoutMs, maxRepliesPerClient);
   }
 
   /**
    * Loads applied, checksum and the client table from storage, replacing what is in memory (so it
-   * also recovers from a failed apply and follows an installed snapshot). Runs on the apply thread;
-   * readers may see a partly loaded client table meanwhile.
+   * also recovers from a failed apply and follows an installed snapshot). Runs on the apply thread.
    *
    * <p>When storage holds the "installing" marker (a crash, or a failed transfer given up, in the
    * middle of an install), it first wipes the replica to the empty state: applied 0, checksum 0, no
-   * data, no client rows, no log, marker cleared; see the class comment for why that is safe and what
-   * the replica must then do ({@link #wipedInterruptedInstall()} tells). Each step is idempotent and
-   * the marker goes last, in a synced write, so a crash during the wipe just wipes again.
+   * data, no client rows, no log; then, in one synced write, removes the marker and sets {@link
+   * MetaKeys#CATCHING_UP}; see the class comment for why that is safe and what the replica must then
+   * do ({@link #wipedInterruptedInstall()} tells too). Each step is idempotent and the markers change
+   * last, together, so a crash during the wipe just wipes again.
+   *
+   * @throws io.choir.server.storage.StorageException when a client table row is malformed or a saved
+   *     reply row has no session header
    */
   public void load() {
     wipedInterruptedInstall = false;
     if (storage.getMeta(INSTALLING) != null) {
       storage.beginInstall(); // data, client rows, applied, checksum gone; marker kept, synced
       storage.truncateLogAfter(0, false);
-      // Synced, so the log truncation before it is durable too when the marker is gone.
-      storage.write(new WriteSet().deleteMeta(INSTALLING), true);
+      // Synced, so the log truncation before it is durable too when the marker is gone; the
+      // catching-up marker comes in the same write, so an emptied replica always carries it.
+      storage.write(
+          new WriteSet().deleteMeta(INSTALLING).putMeta(CATCHING_UP, new byte[] {1}), true);
       wipedInterruptedInstall = true;
     }
     byte[] applied = storage.getMeta(APPLIED);
     byte[] checksum = storage.getMeta(CHECKSUM);
-    clients.clear();
-    evictionOrder.clear();
-    for (Map.Entry<byte[], byte[]> row : storage.scanMeta(CLIENTS)) {
-      ClientRecord record;
-      try {
-        record = ClientRecord.parseFrom(row.getValue());
-      } catch (InvalidProtocolBufferException e) {
-        throw new StorageException("corrupt client table row " + Arrays.toString(row.getKey()), e);
-      }
-      if (!Arrays.equals(row.getKey(), clientKey(record.getClientId()))) {
-        throw new StorageException(
-            "client table row " + Arrays.toString(row.getKey()) + " holds client "
-                + Long.toUnsignedString(record.getClientId()));
-      }
-      clients.put(record.getClientId(), record);
-      evictionOrder.add(new Rank(record.getLastOp(), record.getClientId()));
+    WriteSet rewrite = sessions.load(storage.scanMeta(ClientRows.PREFIX));
+    if (!rewrite.isEmpty()) {
+      storage.write(rewrite, true); // rows of the layout before explicit sessions, in this one
     }
     state =
         new AppliedState(
@@ -218,8 +231,7 @@ public final class KvStateMachine {
       installEpoch++; // before touching storage: readers must never see the wipe as a state
     }
     needsLoad = true;
-    clients.clear();
-    evictionOrder.clear();
+    sessions.clear();
     state = new AppliedState(0, 0);
     storage.beginInstall();
   }
@@ -237,8 +249,10 @@ public final class KvStateMachine {
 
   /**
    * Finishes installing a state transfer taken at op with checksum (apply thread): truncates the whole
-   * log, then in ONE synced WriteSet writes the client rows, applied = op, checksum and deletes the
-   * "installing" marker; then reloads the in-memory state from storage.
+   * log, then in ONE synced WriteSet writes the client table (clients: self-contained records, as
+   * {@link #clientTable} reads them, written back in the row-per-reply layout), applied = op, checksum
+   * and deletes the "installing" marker; then reloads the in-memory state from storage. It does not
+   * touch {@link MetaKeys#CATCHING_UP}: the core decides when the replica has caught up.
    *
    * <p>Crash safety: the log truncation comes first and unsynced. A crash before the synced WriteSet
    * leaves the marker, so {@link #load} wipes and the replica fetches again, whether or not the
@@ -249,7 +263,8 @@ public final class KvStateMachine {
    *
    * @throws IllegalStateException when storage holds no install marker (no beginInstall, or the
    *     install was wiped by a restart in between)
-   * @throws IllegalArgumentException when op is below 1 or two client rows share a client id
+   * @throws IllegalArgumentException when op is below 1, two client records share a client id, a
+   *     client id is 0 or a record holds two replies of one request
    */
   public void installSnapshot(long op, long checksum, List<ClientRecord> clients) {
     if (op < 1) {
@@ -257,10 +272,12 @@ public final class KvStateMachine {
     }
     Set<Long> ids = new HashSet<>();
     for (ClientRecord record : clients) {
-      if (record.getClientId() == 0 || !ids.add(record.getClientId())) {
-        throw new IllegalArgumentException(
-            "snapshot client table has a zero or repeated client id "
-                + Long.toUnsignedString(record.getClientId()));
+      String problem = ClientRows.problem(record);
+      if (problem == null && !ids.add(record.getClientId())) {
+        problem = "client " + Long.toUnsignedString(record.getClientId()) + " appears twice";
+      }
+      if (problem != null) {
+        throw new IllegalArgumentException("snapshot client table: " + problem);
       }
     }
     if (storage.getMeta(INSTALLING) == null) {
@@ -270,7 +287,7 @@ public final class KvStateMachine {
     storage.truncateLogAfter(0, false);
     WriteSet set = new WriteSet();
     for (ClientRecord record : clients) {
-      set.putMeta(clientKey(record.getClientId()), record.toByteArray());
+      ClientRows.write(record, set);
     }
     set.putMeta(APPLIED, Bytes.longToBytes(op));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
@@ -286,7 +303,8 @@ public final class KvStateMachine {
 
   /**
    * True when the last {@link #load} found an interrupted install and wiped the replica to the empty
-   * state: the replica must catch up (state transfer) before it takes part in a view change.
+   * state (and set {@link MetaKeys#CATCHING_UP}): the replica must catch up before it takes part in a
+   * view change.
    */
   public boolean wipedInterruptedInstall() {
     return wipedInterruptedInstall;
@@ -307,14 +325,17 @@ public final class KvStateMachine {
     return state;
   }
 
-  /** The client table row of clientId, or null (any thread). */
+  /**
+   * The self-contained client table row of clientId (its saved replies included), or null. Apply
+   * thread only (or while no apply, load or install runs): it reads the table the apply mutates.
+   */
   public ClientRecord clientRecord(long clientId) {
-    return clients.get(clientId);
+    return sessions.record(clientId);
   }
 
-  /** The number of rows in the client table (any thread). */
+  /** The number of client sessions as of the last written apply (any thread). */
   public int clientCount() {
-    return clients.size();
+    return sessions.count();
   }
 
   /** The number of keys, estimated by RocksDB (any thread). */
@@ -325,36 +346,52 @@ public final class KvStateMachine {
   /**
    * The client table as of snapshot, one self-contained record per session (its saved replies
    * included), in client id order: what a state transfer streams and {@link #installSnapshot} takes.
-   * The one place that knows how the table is laid out in storage.
+   * The one reader outside this package of how the table is laid out in storage.
+   *
+   * @throws io.choir.server.storage.StorageException on a malformed or orphan client table row
    */
-  public static List<ClientRecord> clientTable(io.choir.server.storage.StorageSnapshot snapshot) {
-    List<ClientRecord> rows = new ArrayList<>();
-    for (Map.Entry<byte[], byte[]> row : snapshot.scanMeta(CLIENTS)) {
-      try {
-        rows.add(ClientRecord.parseFrom(row.getValue()));
-      } catch (InvalidProtocolBufferException e) {
-        throw new StorageException("corrupt client table row " + Arrays.toString(row.getKey()), e);
-      }
-    }
-    return rows;
+  public static List<ClientRecord> clientTable(StorageSnapshot snapshot) {
+    return ClientRows.records(snapshot.scanMeta(ClientRows.PREFIX));
   }
 
-  /** The meta key of clientId's client table row: "client/" followed by the id as 8 bytes BE. */
+  /** The meta key of clientId's client table header row: "client/" and the id as 8 bytes BE. */
   public static byte[] clientKey(long clientId) {
-    return Bytes.concat(CLIENTS, Bytes.longToBytes(clientId));
-  }
-
-  /** The checksum after applying entry at a state whose checksum is previous (see the contract). */
-  public static long nextChecksum(long previous, Entry entry) {
-    return nextChecksum(newSha256(), previous, entry);
+    return ClientRows.clientKey(clientId);
   }
 
   /**
-   * Applies entries (see the class comment); returns one reply per entry, in order. Throws
-   * IllegalStateException when the entries do not continue from applied(): applying a gap or an op
-   * twice would silently diverge from the other replicas.
+   * The checksum after applying an entry whose stored bytes are entryBytes at a state whose checksum
+   * is previous: exactly those bytes are hashed (see the contract).
+   */
+  public static long nextChecksum(long previous, ByteString entryBytes) {
+    return nextChecksum(newSha256(), previous, entryBytes);
+  }
+
+  /**
+   * The checksum after applying entry at a state whose checksum is previous, hashing
+   * entry.toByteString(): equal to {@link #nextChecksum(long, ByteString)} over the entry's stored
+   * bytes when those are this serialization (true for entries without unknown fields).
+   */
+  public static long nextChecksum(long previous, Entry entry) {
+    return nextChecksum(previous, entry.toByteString());
+  }
+
+  /**
+   * Applies entries (see the class comment), hashing each entry's own serialization into the checksum;
+   * returns one reply per entry, in order. Throws IllegalStateException when the entries do not
+   * continue from applied(): applying a gap or an op twice would silently diverge from the other
+   * replicas.
    */
   public List<Response> apply(List<Entry> entries, boolean sync) {
+    return apply(entries, null, sync);
+  }
+
+  /**
+   * Applies entries like {@link #apply(List, boolean)}, with entryBytes.get(i) the bytes entry i is
+   * stored as in the log (what the checksum hashes), or entryBytes null to serialize each entry. The
+   * caller vouches that the bytes parse to the entries.
+   */
+  public List<Response> apply(List<Entry> entries, List<ByteString> entryBytes, boolean sync) {
     if (installing()) {
       throw new IllegalStateException(
           "a state transfer is being installed; entries cannot be applied to a partial state");
@@ -362,6 +399,10 @@ public final class KvStateMachine {
     if (needsLoad) {
       throw new IllegalStateException(
           "an earlier apply failed; the state machine must be reloaded from storage");
+    }
+    if (entryBytes != null && entryBytes.size() != entries.size()) {
+      throw new IllegalArgumentException(
+          entries.size() + " entries but " + entryBytes.size() + " stored byte strings");
     }
     AppliedState start = state;
     for (int i = 0; i < entries.size(); i++) {
@@ -375,40 +416,48 @@ public final class KvStateMachine {
     if (entries.isEmpty()) {
       return List.of();
     }
-    needsLoad = true; // until the WriteSet is written and the result published
-    Pass pass = new Pass();
+    needsLoad = true; // until the WriteSet is written: the table is changed in place meanwhile
+    Overlay data = new Overlay(storage);
     List<Response> replies = new ArrayList<>(entries.size());
     long checksum = start.checksum();
-    for (Entry entry : entries) {
-      replies.add(applyOne(entry, pass));
-      checksum = nextChecksum(sha256, checksum, entry);
+    for (int i = 0; i < entries.size(); i++) {
+      Entry entry = entries.get(i);
+      replies.add(applyOne(entry, data));
+      ByteString bytes = entryBytes != null ? entryBytes.get(i) : entry.toByteString();
+      checksum = nextChecksum(sha256, checksum, bytes);
     }
     long applied = entries.get(entries.size() - 1).getOp();
 
     WriteSet set = new WriteSet();
-    pass.data.writeTo(set);
+    data.writeTo(set);
     set.putMeta(APPLIED, Bytes.longToBytes(applied));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
-    Map<Long, ClientRecord> rows = pass.changedRows();
-    for (Map.Entry<Long, ClientRecord> row : rows.entrySet()) {
-      if (row.getValue() == null) {
-        set.deleteMeta(clientKey(row.getKey()));
-      } else {
-        set.putMeta(clientKey(row.getKey()), row.getValue().toByteArray());
-      }
-    }
+    sessions.writeTo(set);
     storage.write(set, sync);
 
-    for (Map.Entry<Long, ClientRecord> row : rows.entrySet()) {
-      if (row.getValue() == null) {
-        clients.remove(row.getKey());
-      } else {
-        clients.put(row.getKey(), row.getValue());
-      }
-    }
+    sessions.committed();
     state = new AppliedState(applied, checksum); // last: readers see applied only after the data
     needsLoad = false;
     return replies;
+  }
+
+  /** Applies one entry within a call: expiry by its time, the session rules, then the command. */
+  private Response applyOne(Entry entry, Overlay data) {
+    sessions.expireBefore(entry.getTimeMs());
+    switch (entry.getCommandCase()) {
+      case REGISTER_SESSION -> {
+        return sessions.register(entry);
+      }
+      case CLOSE_SESSION -> {
+        return sessions.close(entry);
+      }
+      default -> {
+        if (entry.getClientId() == 0) {
+          return Commands.execute(entry, data);
+        }
+        return sessions.executeOnce(entry, e -> Commands.execute(e, data));
+      }
+    }
   }
 
   /**
@@ -425,7 +474,7 @@ public final class KvStateMachine {
     }
     long epoch = installEpoch;
     if ((epoch & 1) == 0) {
-      Response answer = readState(request, maxScanLimit);
+      Response answer = Reads.answer(storage, request, applied(), maxScanLimit);
       if (installEpoch == epoch) {
         return answer;
       }
@@ -437,267 +486,12 @@ public final class KvStateMachine {
         .build();
   }
 
-  /** The answer to a read from the current state, without the install check. */
-  private Response readState(Request request, int maxScanLimit) {
-    long op = applied();
-    Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
-    switch (request.getOpCase()) {
-      case GET -> {
-        byte[] key = request.getGet().getKey().toByteArray();
-        if (key.length == 0) {
-          return reply.setStatus(Status.INVALID).setError("empty key").build();
-        }
-        Versioned found = storage.get(key);
-        if (found == null) {
-          return reply.setStatus(Status.NOT_FOUND).build();
-        }
-        return reply
-            .setStatus(Status.OK)
-            .setValue(UnsafeByteOperations.unsafeWrap(found.value()))
-            .setVersion(found.version())
-            .build();
-      }
-      case SCAN -> {
-        Scan scan = request.getScan();
-        int limit =
-            scan.getLimit() == 0
-                ? maxScanLimit
-                : (int) Math.min(Integer.toUnsignedLong(scan.getLimit()), maxScanLimit);
-        // One more than the limit tells whether the range goes on.
-        int fetch = limit == Integer.MAX_VALUE ? limit : limit + 1;
-        List<KeyValue> kvs =
-            storage.scan(scan.getStartKey().toByteArray(), scan.getEndKey().toByteArray(), fetch);
-        boolean more = kvs.size() > limit;
-        return reply
-            .setStatus(Status.OK)
-            .addAllKvs(more ? kvs.subList(0, limit) : kvs)
-            .setMore(more)
-            .build();
-      }
-      default -> {
-        return reply
-            .setStatus(Status.INVALID)
-            .setError("not a read request: " + request.getOpCase())
-            .build();
-      }
-    }
-  }
-
-  /** Applies one entry within a call: the client table check, then the command. */
-  private Response applyOne(Entry entry, Pass pass) {
-    long clientId = entry.getClientId();
-    if (clientId == 0) {
-      return execute(entry, pass.data);
-    }
-    Session session = pass.session(clientId);
-    if (session != null) {
-      SavedReply saved = session.replies.get(entry.getRequestId());
-      if (saved != null) {
-        return saved.getReply();
-      }
-      if (Long.compareUnsigned(entry.getRequestId(), session.firstIncomplete) < 0) {
-        return reply(entry, Status.INVALID)
-            .setError(
-                "request " + Long.toUnsignedString(entry.getRequestId())
-                    + " already acknowledged (first_incomplete "
-                    + Long.toUnsignedString(session.firstIncomplete) + ")")
-            .build();
-      }
-      evictionOrder.remove(new Rank(session.lastOp, clientId));
-    } else {
-      session = new Session(clientId);
-    }
-    Response reply = execute(entry, pass.data);
-    remember(session, entry, reply);
-    pass.changed(session);
-    evictionOrder.add(new Rank(session.lastOp, clientId));
-    while (evictionOrder.size() > maxClientSessions) {
-      Rank oldest = evictionOrder.pollFirst();
-      // The entry's own row has the highest last_op, and maxClientSessions >= 1.
-      assert oldest.clientId() != clientId;
-      pass.evicted(oldest.clientId());
-    }
-    return reply;
-  }
-
-  /** Saves reply in entry's client session (Raft thesis 6.3, with first_incomplete). */
-  private void remember(Session session, Entry entry, Response reply) {
-    if (Long.compareUnsigned(entry.getFirstIncomplete(), session.firstIncomplete) > 0) {
-      session.firstIncomplete = entry.getFirstIncomplete();
-    }
-    session.replies.put(
-        entry.getRequestId(),
-        SavedReply.newBuilder()
-            .setRequestId(entry.getRequestId())
-            .setOp(entry.getOp())
-            .setReply(reply)
-            .build());
-    session.replies.headMap(session.firstIncomplete, false).clear();
-    while (session.replies.size() > maxRepliesPerClient) {
-      // Forgetting a reply raises first_incomplete past it: its retry is refused, never re-executed.
-      long dropped = session.replies.pollFirstEntry().getKey();
-      if (Long.compareUnsigned(dropped + 1, session.firstIncomplete) > 0) {
-        session.firstIncomplete = dropped + 1;
-      }
-    }
-    session.lastOp = entry.getOp();
-  }
-
-  /** Executes entry's command against data; the reply carries the entry's op and request id. */
-  private Response execute(Entry entry, Overlay data) {
-    long op = entry.getOp();
-    switch (entry.getCommandCase()) {
-      case PUT -> {
-        if (entry.getPut().getKey().isEmpty()) {
-          return invalid(entry, "empty key");
-        }
-        data.put(entry.getPut().getKey().toByteArray(), entry.getPut().getValue().toByteArray(), op);
-        return reply(entry, Status.OK).setVersion(op).build();
-      }
-      case DELETE -> {
-        if (entry.getDelete().getKey().isEmpty()) {
-          return invalid(entry, "empty key");
-        }
-        boolean existed = data.delete(entry.getDelete().getKey().toByteArray());
-        return reply(entry, Status.OK).setVersion(op).setExisted(existed).build();
-      }
-      case COMPARE_AND_SET -> {
-        String problem = invalidReason(entry.getCompareAndSet());
-        if (problem != null) {
-          return invalid(entry, problem);
-        }
-        Response.Builder failed = compareAndSet(entry.getCompareAndSet(), data, op);
-        return failed != null
-            ? failed.setRequestId(entry.getRequestId()).setOp(op).build()
-            : reply(entry, Status.OK).setVersion(op).build();
-      }
-      case BATCH -> {
-        return executeBatch(entry, entry.getBatch(), data);
-      }
-      case NOOP -> {
-        return reply(entry, Status.OK).build();
-      }
-      default -> {
-        return invalid(entry, "entry has no command");
-      }
-    }
-  }
-
-  /**
-   * Executes a batch all or nothing: its ops run in order on an overlay of data (later ops see the
-   * earlier ones), and the overlay reaches data only when no op failed.
-   */
-  private Response executeBatch(Entry entry, Batch batch, Overlay data) {
-    long op = entry.getOp();
-    // Validate every op first, so an invalid batch is INVALID whatever the data holds.
-    for (int i = 0; i < batch.getOpsCount(); i++) {
-      String problem = invalidReason(batch.getOps(i));
-      if (problem != null) {
-        return reply(entry, Status.INVALID)
-            .setFailedIndex(i)
-            .setError("batch op " + i + ": " + problem)
-            .build();
-      }
-    }
-    Overlay overlay = new Overlay(data);
-    for (int i = 0; i < batch.getOpsCount(); i++) {
-      BatchOp batchOp = batch.getOps(i);
-      switch (batchOp.getOpCase()) {
-        case PUT -> {
-          Put put = batchOp.getPut();
-          overlay.put(put.getKey().toByteArray(), put.getValue().toByteArray(), op);
-        }
-        case DELETE -> overlay.delete(batchOp.getDelete().getKey().toByteArray());
-        case COMPARE_AND_SET -> {
-          Response.Builder failed = compareAndSet(batchOp.getCompareAndSet(), overlay, op);
-          if (failed != null) {
-            return failed
-                .setRequestId(entry.getRequestId())
-                .setOp(op)
-                .setFailedIndex(i)
-                .setError("batch op " + i + ": " + failed.getError())
-                .build();
-          }
-        }
-        default -> throw new IllegalStateException("unvalidated batch op " + batchOp.getOpCase());
-      }
-    }
-    overlay.mergeIntoParent();
-    return reply(entry, Status.OK).setVersion(op).build();
-  }
-
-  /**
-   * Writes cas.new_value with version op when the expectation holds and returns null; otherwise
-   * returns a CAS_FAILED reply (without request id and op) with the current value and version.
-   */
-  private static Response.Builder compareAndSet(CompareAndSet cas, Overlay data, long op) {
-    byte[] key = cas.getKey().toByteArray();
-    Versioned current = data.get(key);
-    long currentVersion = current == null ? 0 : current.version();
-    String mismatch =
-        switch (cas.getExpectedCase()) {
-          case EXPECTED_VALUE -> {
-            if (current == null) {
-              yield "key is absent";
-            }
-            yield Arrays.equals(current.value(), cas.getExpectedValue().toByteArray())
-                ? null
-                : "value differs from the expected value";
-          }
-          case EXPECTED_VERSION ->
-              currentVersion == cas.getExpectedVersion()
-                  ? null
-                  : "version is " + currentVersion + ", expected " + cas.getExpectedVersion();
-          case EXPECT_ABSENT -> current == null ? null : "key exists (version " + currentVersion + ")";
-          default -> throw new IllegalStateException("unvalidated compare-and-set " + cas);
-        };
-    if (mismatch == null) {
-      data.put(key, cas.getNewValue().toByteArray(), op);
-      return null;
-    }
-    return Response.newBuilder()
-        .setStatus(Status.CAS_FAILED)
-        .setValue(
-            current == null ? ByteString.EMPTY : UnsafeByteOperations.unsafeWrap(current.value()))
-        .setVersion(currentVersion)
-        .setError("compare-and-set failed: " + mismatch);
-  }
-
-  private static String invalidReason(CompareAndSet cas) {
-    if (cas.getKey().isEmpty()) {
-      return "empty key";
-    }
-    return switch (cas.getExpectedCase()) {
-      case EXPECTED_NOT_SET -> "compare-and-set without an expectation";
-      case EXPECT_ABSENT -> cas.getExpectAbsent() ? null : "expect_absent must be true when set";
-      default -> null;
-    };
-  }
-
-  private static String invalidReason(BatchOp batchOp) {
-    return switch (batchOp.getOpCase()) {
-      case PUT -> batchOp.getPut().getKey().isEmpty() ? "empty key" : null;
-      case DELETE -> batchOp.getDelete().getKey().isEmpty() ? "empty key" : null;
-      case COMPARE_AND_SET -> invalidReason(batchOp.getCompareAndSet());
-      default -> "batch op has no operation";
-    };
-  }
-
-  private static Response.Builder reply(Entry entry, Status status) {
-    return Response.newBuilder()
-        .setRequestId(entry.getRequestId())
-        .setStatus(status)
-        .setOp(entry.getOp());
-  }
-
-  private static Response invalid(Entry entry, String error) {
-    return reply(entry, Status.INVALID).setError(error).build();
-  }
-
-  private static long nextChecksum(MessageDigest digest, long previous, Entry entry) {
+  private static long nextChecksum(MessageDigest digest, long previous, ByteString entryBytes) {
     digest.reset();
     digest.update(Bytes.longToBytes(previous));
-    digest.update(entry.toByteArray());
+    for (ByteBuffer piece : entryBytes.asReadOnlyByteBufferList()) {
+      digest.update(piece);
+    }
     return Bytes.getLong(digest.digest(), 0);
   }
 
@@ -707,149 +501,6 @@ public final class KvStateMachine {
     } catch (NoSuchAlgorithmException e) {
       // Every Java platform must provide SHA-256 (MessageDigest's Javadoc).
       throw new IllegalStateException("SHA-256 is not available", e);
-    }
-  }
-
-  /**
-   * Pass is the working state of one apply call: the data overlay and working copies of the client rows
-   * it read or changed. A row is copied once per call and turned back into a ClientRecord once at its
-   * end, so an entry costs O(log replies) in the client table, not a copy of its client's row.
-   */
-  private final class Pass {
-    final Overlay data = new Overlay(null);
-    /** Rows looked up or changed in this call; a null value: no row (absent, or evicted in this call). */
-    private final Map<Long, Session> sessions = new HashMap<>();
-    /** Ids of the rows this call changed or evicted, in change order. */
-    private final Set<Long> changed = new LinkedHashSet<>();
-
-    /** session is clientId's row as of this point of the call, or null when there is none. */
-    Session session(long clientId) {
-      if (sessions.containsKey(clientId)) {
-        return sessions.get(clientId);
-      }
-      ClientRecord record = KvStateMachine.this.clients.get(clientId);
-      Session s = record == null ? null : Session.of(record);
-      sessions.put(clientId, s);
-      return s;
-    }
-
-    void changed(Session s) {
-      sessions.put(s.clientId, s);
-      changed.add(s.clientId);
-    }
-
-    void evicted(long clientId) {
-      sessions.put(clientId, null);
-      changed.add(clientId);
-    }
-
-    /** changedRows are the rows to write, in change order; a null value deletes the row. */
-    Map<Long, ClientRecord> changedRows() {
-      Map<Long, ClientRecord> rows = new LinkedHashMap<>();
-      for (long id : changed) {
-        Session s = sessions.get(id);
-        rows.put(id, s == null ? null : s.toRecord());
-      }
-      return rows;
-    }
-  }
-
-  /** Session is a mutable working copy of a ClientRecord, used within one apply call. */
-  private static final class Session {
-    final long clientId;
-    long firstIncomplete;
-    long lastOp;
-    /** Saved replies by request id, in unsigned order. */
-    final TreeMap<Long, SavedReply> replies = new TreeMap<>(Long::compareUnsigned);
-
-    Session(long clientId) {
-      this.clientId = clientId;
-    }
-
-    static Session of(ClientRecord record) {
-      Session s = new Session(record.getClientId());
-      s.firstIncomplete = record.getFirstIncomplete();
-      s.lastOp = record.getLastOp();
-      for (SavedReply saved : record.getRepliesList()) {
-        s.replies.put(saved.getRequestId(), saved);
-      }
-      return s;
-    }
-
-    ClientRecord toRecord() {
-      return ClientRecord.newBuilder()
-          .setClientId(clientId)
-          .setFirstIncomplete(firstIncomplete)
-          .setLastOp(lastOp)
-          .addAllReplies(replies.values())
-          .build();
-    }
-  }
-
-  /** Key wraps a byte[] key with value equality, for hash maps. */
-  private record Key(byte[] bytes) {
-    @Override
-    public boolean equals(Object other) {
-      return other instanceof Key key && Arrays.equals(bytes, key.bytes);
-    }
-
-    @Override
-    public int hashCode() {
-      return Arrays.hashCode(bytes);
-    }
-
-    @Override
-    public String toString() {
-      return Arrays.toString(bytes);
-    }
-  }
-
-  /**
-   * Overlay holds data changes not yet written, on top of its parent (or of storage when the parent
-   * is null): the changes of an apply call, or of a batch on top of them.
-   */
-  private final class Overlay {
-    private final Overlay parent;
-    /** Changed keys in change order; a null value marks a deleted key. */
-    private final Map<Key, Versioned> changes = new LinkedHashMap<>();
-
-    Overlay(Overlay parent) {
-      this.parent = parent;
-    }
-
-    Versioned get(byte[] key) {
-      Key wrapped = new Key(key);
-      if (changes.containsKey(wrapped)) {
-        return changes.get(wrapped);
-      }
-      return parent != null ? parent.get(key) : storage.get(key);
-    }
-
-    void put(byte[] key, byte[] value, long version) {
-      changes.put(new Key(key), new Versioned(value, version));
-    }
-
-    /** Deletes key; returns whether it existed. */
-    boolean delete(byte[] key) {
-      boolean existed = get(key) != null;
-      if (existed) {
-        changes.put(new Key(key), null);
-      }
-      return existed;
-    }
-
-    void mergeIntoParent() {
-      parent.changes.putAll(changes);
-    }
-
-    void writeTo(WriteSet set) {
-      for (Map.Entry<Key, Versioned> change : changes.entrySet()) {
-        if (change.getValue() == null) {
-          set.deleteData(change.getKey().bytes());
-        } else {
-          set.putData(change.getKey().bytes(), change.getValue().value(), change.getValue().version());
-        }
-      }
     }
   }
 }

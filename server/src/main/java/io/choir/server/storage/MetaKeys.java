@@ -12,7 +12,12 @@ public final class MetaKeys {
   /** Meta key of the running checksum at the applied op (8 bytes big-endian). */
   public static final String CHECKSUM = "checksum";
 
-  /** Meta key prefix of the client table rows; the row key adds the client id as 8 bytes BE. */
+  /**
+   * Meta key prefix of the client table rows: {@code client/<id8>} is a session's header (a
+   * ClientRecord without replies) and {@code client/<id8><request_id8>} one of its saved replies (a
+   * SavedReply), ids as 8 bytes big-endian; the state machine's ClientSessions owns the layout. Every
+   * row of the table starts with this prefix, so clearing the prefix clears the whole table.
+   */
   public static final String CLIENT_PREFIX = "client/";
 
   /**
@@ -23,9 +28,11 @@ public final class MetaKeys {
 
   /**
    * Meta key present (value 1) from the moment a replica loses state it may have acknowledged (the
-   * wipe of an interrupted install, in the same synced write that clears {@link #INSTALLING}) until the
-   * replica has caught up again (the core's Effects.caughtUp, written with the last normal view). While
-   * it is set the replica neither votes in a view change nor acknowledges entries.
+   * wipe of an interrupted install: KvStateMachine.load writes it in the same synced write that clears
+   * {@link #INSTALLING}, so no crash leaves an emptied replica without it) until the replica has caught
+   * up again (the core's Effects.caughtUp, cleared in the write of the last normal view). While it is
+   * set the replica neither votes in a view change nor acknowledges entries (RecoveredState.mustCatchUp).
+   * {@link Storage#beginInstall()} keeps it, and so does a finished install: only the core clears it.
    */
   public static final String CATCHING_UP = "catching_up";
 

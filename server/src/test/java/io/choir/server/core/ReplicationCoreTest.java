@@ -71,7 +71,7 @@ class ReplicationCoreTest {
     assertTrue(own.apply.isEmpty(), "its own durable copy is 1 of the 2 needed");
     Effects atBackup = step(backup, from(1, prepare), 1 * MS);
     assertEquals(1, atBackup.persist.size());
-    assertTrue(atBackup.sends.isEmpty(), "no PREPARE_OK before the backup's own fsync");
+    assertTrue(sendsOf(atBackup, MessageType.PREPARE_OK).isEmpty(), "no PREPARE_OK before the backup's own fsync");
     Effects ok = step(backup, new Event.Persisted(1), 2 * MS);
     Effects.Send ack = sendsOf(ok, MessageType.PREPARE_OK).get(0);
     assertEquals(1, ack.to());
@@ -88,10 +88,30 @@ class ReplicationCoreTest {
     Entry e1 = Entry.newBuilder().setOp(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
     step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(e1).setCommit(0).build()), 0);
+    step(backup, new Event.Persisted(1), MS / 2);
     Effects hb = step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(1).setCommit(1).setLowWatermark(1).build()), MS);
     assertEquals(List.of(1L), hb.apply.stream().map(Entry::getOp).toList());
     assertEquals(1, sendsOf(hb, MessageType.HEARTBEAT_OK).size(), "heartbeats are answered");
+  }
+
+  /**
+   * Issue 9, 2f: the apply lane's write must never overtake the log lane's in RocksDB's one WAL, so a
+   * committed entry is applied only once this replica's own log write of it is done.
+   */
+  @Test
+  void shouldApplyACommittedEntryOnlyAfterItsOwnLogWrite() {
+    ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    Entry e1 = Entry.newBuilder().setOp(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
+    Effects prepared = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(1).addEntries(e1).setCommit(1).build()), 0);
+    assertEquals(List.of(e1), prepared.persist);
+    assertTrue(prepared.apply.isEmpty(), "committed, but not yet in this replica's log: not applied");
+    Effects hb = step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(1).setCommit(1).setLowWatermark(1).build()), MS);
+    assertTrue(hb.apply.isEmpty(), "still not written");
+    Effects written = step(backup, new Event.Persisted(1), 2 * MS);
+    assertEquals(List.of(1L), written.apply.stream().map(Entry::getOp).toList(), "applied once logged");
   }
 
   @Test
@@ -164,7 +184,7 @@ class ReplicationCoreTest {
     step(primary, applied(all), MS);
     Effects resend = step(primary, new Event.Peer(3, 0, MessageType.NACK,
         Nack.newBuilder().addRanges(range(1, 10)).build()), 2 * MS);
-    assertEquals(List.of(new Effects.Retransmit(3, 0, 1, 6, 10)), resend.retransmits,
+    assertEquals(List.of(new Effects.Retransmit(3, 0, 1, 6, 10, 4L << 20)), resend.retransmits,
         "ops 1-6 left the ring of 4: read them from the log");
     List<Long> fromMemory = new ArrayList<>();
     sendsOf(resend, MessageType.PREPARE).forEach(s -> ((Prepare) s.body()).getEntriesList().forEach(e -> fromMemory.add(e.getOp())));
@@ -186,6 +206,7 @@ class ReplicationCoreTest {
   @Test
   void shouldDropMessagesOfAnotherViewAndCountThem() {
     ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    step(backup, new Event.Tick(), 0);
     Effects e = step(backup, new Event.Peer(1, 5, MessageType.PREPARE_OK, PrepareOk.newBuilder().setOp(9).build()), 0);
     assertTrue(e.isEmpty());
     assertEquals(1, backup.counters().droppedFutureView, "an ack of a newer view cannot act here");
@@ -212,8 +233,10 @@ class ReplicationCoreTest {
         Prepare.newBuilder().setFirstOp(1).addEntries(e1).addEntries(new2).setCommit(2).build()), 11 * MS);
     assertEquals(1, fill.truncateLogAfter, "op 2 differs: the old one goes");
     assertEquals(List.of(new2), fill.persist);
-    assertEquals(List.of(1L, 2L), fill.apply.stream().map(Entry::getOp).toList());
+    assertEquals(List.of(1L), fill.apply.stream().map(Entry::getOp).toList(), "op 1 is in the log already");
     assertTrue(fill.persistLastNormalView, "complete in view 1 once it reached the primary's log");
+    Effects written = step(backup, new Event.Persisted(2, fill.logEpoch), 12 * MS);
+    assertEquals(List.of(2L), written.apply.stream().map(Entry::getOp).toList(), "op 2 once it is logged");
   }
 
   @Test

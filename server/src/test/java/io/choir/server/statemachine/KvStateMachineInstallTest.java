@@ -3,6 +3,7 @@ package io.choir.server.statemachine;
 import static io.choir.server.statemachine.KvStateMachineTest.bytes;
 import static io.choir.server.statemachine.KvStateMachineTest.entriesFrom;
 import static io.choir.server.statemachine.KvStateMachineTest.put;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -12,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.protobuf.ByteString;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.Entry;
+import io.choir.proto.RegisterSession;
 import io.choir.proto.Get;
 import io.choir.proto.KeyValue;
 import io.choir.proto.Request;
@@ -63,28 +65,39 @@ class KvStateMachineInstallTest {
     return sm;
   }
 
-  /** A source at op 6: three clients, five keys (one overwritten, one deleted). */
+  /** A RegisterSession entry with a primary's terms. */
+  private static Entry.Builder register(long client) {
+    return KvStateMachineTest.session(client, 1)
+        .setRegisterSession(
+            RegisterSession.newBuilder().setTimeoutMs(60_000).setMaxSessions(MAX_SESSIONS));
+  }
+
+  /** A source at op 9: three sessions (replies saved), five keys (one overwritten, one deleted). */
   private static KvStateMachine source(Storage storage) {
     KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
     sm.load();
     sm.apply(
         entriesFrom(
             1,
-            put(1, 1, "a", "a1"),
-            put(2, 1, "b", "b1"),
-            put(1, 2, "c", "c1"),
-            put(3, 1, "a", "a2"),
-            KvStateMachineTest.del(2, 2, "b"),
+            register(1),
+            register(2),
+            register(3),
+            put(1, 2, "a", "a1"),
+            put(2, 2, "b", "b1"),
+            put(1, 3, "c", "c1"),
+            put(3, 2, "a", "a2"),
+            KvStateMachineTest.del(2, 3, "b"),
             put(0, 0, "d", "d1")),
         true);
     return sm;
   }
 
-  /** A target at op 2 with its own data and log, behind the source. */
+  /** A target at op 3 with its own data, session and log, behind the source. */
   private static KvStateMachine staleTarget(Storage storage) {
     KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
     sm.load();
-    List<Entry> entries = entriesFrom(1, put(9, 1, "stale", "x"), put(9, 2, "z", "old"));
+    List<Entry> entries =
+        entriesFrom(1, register(9), put(9, 2, "stale", "x"), put(9, 3, "z", "old"));
     storage.appendLog(entries, true);
     sm.apply(entries, true);
     return sm;
@@ -93,15 +106,6 @@ class KvStateMachineInstallTest {
   /** Every data pair of storage in key order. */
   private static List<KeyValue> allData(Storage storage) {
     return storage.scan(new byte[0], new byte[0], Integer.MAX_VALUE);
-  }
-
-  private static List<ClientRecord> clientRows(StorageSnapshot snapshot) throws Exception {
-    List<ClientRecord> out = new ArrayList<>();
-    for (Map.Entry<byte[], byte[]> row :
-        snapshot.scanMeta(MetaKeys.bytes(MetaKeys.CLIENT_PREFIX))) {
-      out.add(ClientRecord.parseFrom(row.getValue()));
-    }
-    return out;
   }
 
   /** Installs source's state into target through target's state machine, two pairs per chunk. */
@@ -116,7 +120,8 @@ class KvStateMachineInstallTest {
         target.installData(chunk);
         cursor = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
       }
-      target.installSnapshot(source.applied(), source.checksum(), clientRows(snapshot));
+      target.installSnapshot(
+          source.applied(), source.checksum(), KvStateMachine.clientTable(snapshot));
     }
   }
 
@@ -138,6 +143,10 @@ class KvStateMachineInstallTest {
     assertEquals(0, storage.lastLogOp());
     assertNull(storage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
     assertFalse(sm.installing());
+  }
+
+  private static void assertCatchingUp(Storage storage) {
+    assertArrayEquals(new byte[] {1}, storage.getMeta(MetaKeys.bytes(MetaKeys.CATCHING_UP)));
   }
 
   private static Response get(KvStateMachine sm, String key) {
@@ -180,7 +189,8 @@ class KvStateMachineInstallTest {
     assertFalse(target.installing());
     assertEquals("a2", get(target, "a").getValue().toStringUtf8());
     // Both go on identically from the snapshot's op: a retry is answered from the installed table.
-    List<Entry> next = entriesFrom(7, put(1, 2, "c", "c1"), put(4, 1, "e", "e1"));
+    List<Entry> next =
+        entriesFrom(source.applied() + 1, put(1, 3, "c", "c1"), register(4), put(4, 2, "e", "e1"));
     assertEquals(source.apply(next, true), target.apply(next, true));
     assertSameState(source, sourceStorage, target, targetStorage);
   }
@@ -197,11 +207,50 @@ class KvStateMachineInstallTest {
 
     assertTrue(reloaded.wipedInterruptedInstall());
     assertEmptyState(reloaded, restarted);
-    // The wipe is durable: another crash right after it finds the empty state, no marker.
+    assertCatchingUp(restarted);
+    // The wipe is durable: another crash right after it finds the empty state, no install marker,
+    // and still the catching-up marker (only the core clears it, once caught up).
     MemoryStorage again = track(restarted.crash());
     KvStateMachine reloadedAgain = loaded(again);
     assertFalse(reloadedAgain.wipedInterruptedInstall());
     assertEmptyState(reloadedAgain, again);
+    assertCatchingUp(again);
+  }
+
+  @Test
+  void shouldSetTheCatchingUpMarkerInTheSameSyncedWriteThatRemovesTheInstallMarker() {
+    MemoryStorage memory = new MemoryStorage();
+    KvStateMachine sm = staleTarget(memory);
+    sm.beginInstall();
+    sm.installData(List.of(kv("a", "v", 5)));
+    RecordingWrites recording = new RecordingWrites(track(memory.crash()));
+
+    loaded(recording);
+
+    List<RecordedWrite> clearing =
+        recording.writes.stream()
+            .filter(w -> w.deletes(MetaKeys.bytes(MetaKeys.INSTALLING)))
+            .toList();
+    assertEquals(1, clearing.size(), "one write removes the install marker");
+    assertTrue(clearing.get(0).sync(), "synced");
+    assertTrue(
+        clearing.get(0).puts(MetaKeys.bytes(MetaKeys.CATCHING_UP), new byte[] {1}),
+        "the same write sets the catching-up marker");
+  }
+
+  @Test
+  void shouldLeaveTheCatchingUpMarkerToTheCoreWhenAnInstallFinishes() throws Exception {
+    MemoryStorage sourceStorage = track(new MemoryStorage());
+    KvStateMachine source = source(sourceStorage);
+    MemoryStorage memory = new MemoryStorage();
+    staleTarget(memory).beginInstall();
+    MemoryStorage restarted = track(memory.crash());
+    KvStateMachine target = loaded(restarted); // wiped: catching up
+
+    install(source, sourceStorage, target);
+
+    assertSameState(source, sourceStorage, target, restarted);
+    assertCatchingUp(restarted);
   }
 
   @Test
@@ -234,6 +283,7 @@ class KvStateMachineInstallTest {
     assertFalse(reloaded.wipedInterruptedInstall());
     assertSameState(source, sourceStorage, reloaded, restarted);
     assertEquals(0, restarted.lastLogOp());
+    assertNull(restarted.getMeta(MetaKeys.bytes(MetaKeys.CATCHING_UP)), "nothing was lost");
   }
 
   @Test
@@ -252,6 +302,7 @@ class KvStateMachineInstallTest {
 
     assertTrue(reloaded.wipedInterruptedInstall());
     assertEmptyState(reloaded, restarted);
+    assertCatchingUp(restarted);
   }
 
   @Test
@@ -294,6 +345,41 @@ class KvStateMachineInstallTest {
     sm.installSnapshot(10, 1, List.of(row));
     assertEquals(row, sm.clientRecord(5));
     assertEquals(1, sm.clientCount());
+  }
+
+  /** RecordedWrite is one write() call: its changes and whether it was synced. */
+  record RecordedWrite(List<WriteSet.Change> changes, boolean sync) {
+    boolean deletes(byte[] metaKey) {
+      return changes.stream()
+          .anyMatch(c -> c.space() == WriteSet.Space.META && java.util.Arrays.equals(c.key(), metaKey)
+              && c.value() == null);
+    }
+
+    boolean puts(byte[] metaKey, byte[] value) {
+      return changes.stream()
+          .anyMatch(c -> c.space() == WriteSet.Space.META && java.util.Arrays.equals(c.key(), metaKey)
+              && java.util.Arrays.equals(c.value(), value));
+    }
+  }
+
+  /** RecordingWrites delegates to a storage and records every write() call. */
+  static final class RecordingWrites extends io.choir.server.storage.ForwardingStorage {
+    final List<RecordedWrite> writes = new ArrayList<>();
+
+    RecordingWrites(Storage delegate) {
+      super(delegate);
+    }
+
+    @Override
+    public void write(WriteSet set, boolean sync) {
+      writes.add(new RecordedWrite(List.copyOf(set.changes()), sync));
+      delegate.write(set, sync);
+    }
+
+    @Override
+    public void close() {
+      // The test closes the delegate.
+    }
   }
 
   /** FailingWrites delegates to a storage but throws on write() once armed, like a dying machine. */

@@ -16,7 +16,10 @@
  *       dropped. The process never completes anything again; a harness continues with a fresh process id.
  * </ul>
  *
- * An invocation that never completes is treated as info. The order of events, not their timestamps,
+ * An invocation that never completes is treated as info. A harness that drives the Choir client records
+ * an operation that ended in an exception through {@link io.choir.checker.ClientOutcomes}: fail only for
+ * the exceptions the client documents as "not executed" (and CAS_FAILED), info for every other one, so
+ * that a false "not executed" becomes a violation instead of a dropped operation. The order of events, not their timestamps,
  * defines real time: operation A precedes B when A's completion comes before B's invocation.
  *
  * <p>Each key is a register ({@link io.choir.checker.RegisterModel}): absent initially (configurable), a

@@ -16,7 +16,8 @@ import org.junit.jupiter.api.Test;
  * history stops being linearizable.
  */
 class CrossCheckTest {
-  private static final long SEED = Long.getLong("choir.checker.seed", System.nanoTime());
+  /** SEED has a fixed default; {@code -Dchoir.checker.seed=N} runs other histories or replays a failure. */
+  private static final long SEED = Seeds.seed("CrossCheckTest", 7_919L);
   private static final Long[] VALUES = {null, 1L, 2L, 3L};
 
   /**
@@ -137,11 +138,13 @@ class CrossCheckTest {
     return b.build();
   }
 
-  private static void compare(History h, int[] counts) {
+  /** compare checks history {@code n} of a test; a failure names the seed and {@code n}. */
+  private static void compare(History h, int n, int[] counts) {
     List<Invocation> ops = h.invocations();
     boolean expected = linearizable(ops, Integer.MAX_VALUE);
     CheckResult r = Checker.check(h, Duration.ofSeconds(30));
-    assertEquals(expected ? Verdict.VALID : Verdict.INVALID, r.verdict(), () -> "seed " + SEED + "\n" + h + r);
+    assertEquals(expected ? Verdict.VALID : Verdict.INVALID, r.verdict(),
+        () -> Seeds.replay(SEED) + ", history #" + n + "\n" + h + r);
     counts[expected ? 0 : 1]++;
     if (!expected) {
       Anomaly a = r.anomalies().get(0);
@@ -153,8 +156,8 @@ class CrossCheckTest {
         }
       }
       int firstFinal = first;
-      assertEquals(first, a.op().completeIndex(), () -> "seed " + SEED + ": first failing prefix ends at event "
-          + firstFinal + "\n" + h + a);
+      assertEquals(first, a.op().completeIndex(), () -> Seeds.replay(SEED) + ", history #" + n
+          + ": first failing prefix ends at event " + firstFinal + "\n" + h + a);
     }
   }
 
@@ -163,10 +166,10 @@ class CrossCheckTest {
     Random rnd = new Random(SEED);
     int[] counts = new int[2];
     for (int i = 0; i < 3000; i++) {
-      compare(randomHistory(rnd, 2 + rnd.nextInt(3), 3 + rnd.nextInt(6)), counts);
+      compare(randomHistory(rnd, 2 + rnd.nextInt(3), 3 + rnd.nextInt(6)), i, counts);
     }
     System.out.printf("cross-check (seed %d): %d valid, %d invalid random histories agree%n", SEED, counts[0], counts[1]);
-    assertTrue(counts[0] > 100 && counts[1] > 100, "both verdicts exercised");
+    assertTrue(counts[0] > 100 && counts[1] > 100, () -> Seeds.replay(SEED) + ": both verdicts exercised");
   }
 
   @Test
@@ -189,8 +192,8 @@ class CrossCheckTest {
         Long v = rnd.nextInt(4) == 0 ? null : (long) (1 + rnd.nextInt(6));
         events.set(e, new Event(ev.type(), ev.op().withValue(v), ev.timeNanos(), ev.node()));
       }
-      compare(History.of(events), counts);
+      compare(History.of(events), i, counts);
     }
-    System.out.printf("cross-check (seed %d): %d valid, %d invalid simulated histories agree%n", SEED + 1, counts[0], counts[1]);
+    System.out.printf("cross-check (seed %d): %d valid, %d invalid simulated histories agree%n", SEED, counts[0], counts[1]);
   }
 }

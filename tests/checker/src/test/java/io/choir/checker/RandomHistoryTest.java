@@ -1,6 +1,7 @@
 package io.choir.checker;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -9,24 +10,18 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
  * RandomHistoryTest checks simulated linearizable histories (which must be VALID) and corrupted copies of
- * them (which must be INVALID), and prints how long the checks take. The seed is printed; replay a run
- * with {@code -Dchoir.checker.seed=<seed>}.
+ * them (which must be INVALID), and prints how long the checks take. The seed has a fixed default and is
+ * printed; run other histories, or replay a failure, with {@code -Dchoir.checker.seed=<seed>}.
  */
 class RandomHistoryTest {
-  private static final long SEED = Long.getLong("choir.checker.seed", System.nanoTime());
+  private static final long SEED = Seeds.seed("RandomHistoryTest", 20_240_917L);
   private static final Duration TIMEOUT = Duration.ofSeconds(60);
   private static final RegisterSimulation.Config MANY_KEYS = new RegisterSimulation.Config(50, 200, 5, 10, 0.05, 0.02);
   private static final RegisterSimulation.Config HOT_KEY = new RegisterSimulation.Config(1, 200, 10, 10, 0.08, 0.02);
-
-  @BeforeAll
-  static void printSeed() {
-    System.out.println("RandomHistoryTest seed " + SEED + " (replay with -Dchoir.checker.seed=" + SEED + ")");
-  }
 
   private static Random random(int salt) {
     return new Random(SEED * 31 + salt);
@@ -45,9 +40,9 @@ class RandomHistoryTest {
   @Test
   void tenThousandOpsOverFiftyKeysAreValid() {
     History h = RegisterSimulation.generate(random(1), MANY_KEYS);
-    assertEquals(10_000, h.invocations().size());
+    assertEquals(10_000, h.invocations().size(), () -> Seeds.replay(SEED));
     CheckResult r = timed("50 keys", h);
-    assertEquals(Verdict.VALID, r.verdict(), () -> "seed " + SEED + "\n" + r);
+    assertEquals(Verdict.VALID, r.verdict(), () -> Seeds.replay(SEED) + "\n" + r);
   }
 
   @Test
@@ -55,7 +50,7 @@ class RandomHistoryTest {
     for (int i = 0; i < 5; i++) {
       History h = RegisterSimulation.generate(random(100 + i), HOT_KEY);
       CheckResult r = timed("hot key #" + i, h);
-      assertEquals(Verdict.VALID, r.verdict(), () -> "seed " + SEED + "\n" + r);
+      assertEquals(Verdict.VALID, r.verdict(), () -> Seeds.replay(SEED) + "\n" + r);
     }
   }
 
@@ -64,7 +59,7 @@ class RandomHistoryTest {
     // values 1..5 are written over and over, so a read no longer tells which write it saw
     History h = RegisterSimulation.generate(random(6), new RegisterSimulation.Config(50, 200, 5, 10, 0.05, 0.02, 5));
     CheckResult r = timed("50 keys, values 1..5", h);
-    assertEquals(Verdict.VALID, r.verdict(), () -> "seed " + SEED + "\n" + r);
+    assertEquals(Verdict.VALID, r.verdict(), () -> Seeds.replay(SEED) + "\n" + r);
   }
 
   @Test
@@ -74,14 +69,15 @@ class RandomHistoryTest {
       History h = RegisterSimulation.generate(rnd, HOT_KEY);
       Invocation victim = corruptibleRead(h, rnd);
       CheckResult r = timed("hot key #" + i + " corrupted", withReadValue(h, victim, -1L));
-      assertEquals(Verdict.INVALID, r.verdict(), () -> "seed " + SEED);
-      assertEquals(victim.id(), r.anomalies().get(0).op().id(), () -> "seed " + SEED + "\n" + r);
+      assertEquals(Verdict.INVALID, r.verdict(), () -> Seeds.replay(SEED));
+      assertEquals(victim.id(), r.anomalies().get(0).op().id(), () -> Seeds.replay(SEED) + "\n" + r);
     }
   }
 
   private static Invocation corruptibleRead(History h, Random rnd) {
     List<Invocation> reads = h.invocations().stream()
         .filter(i -> i.op().type() == OpType.READ && i.outcome() == Outcome.OK).toList();
+    assertFalse(reads.isEmpty(), () -> Seeds.replay(SEED) + ": no ok read to corrupt");
     return reads.get(rnd.nextInt(reads.size()));
   }
 
@@ -98,11 +94,11 @@ class RandomHistoryTest {
     History h = RegisterSimulation.generate(rnd, MANY_KEYS);
     Invocation victim = corruptibleRead(h, rnd);
     CheckResult r = timed("never-written read", withReadValue(h, victim, -1L));
-    assertEquals(Verdict.INVALID, r.verdict(), () -> "seed " + SEED);
-    assertEquals(1, r.anomalies().size(), r::toString);
+    assertEquals(Verdict.INVALID, r.verdict(), () -> Seeds.replay(SEED));
+    assertEquals(1, r.anomalies().size(), () -> Seeds.replay(SEED) + "\n" + r);
     Anomaly a = r.anomalies().get(0);
-    assertEquals(victim.op().key(), a.key());
-    assertEquals(victim.id(), a.op().id(), () -> "seed " + SEED + "\n" + a);
+    assertEquals(victim.op().key(), a.key(), () -> Seeds.replay(SEED));
+    assertEquals(victim.id(), a.op().id(), () -> Seeds.replay(SEED) + "\n" + a);
   }
 
   @Test
@@ -124,13 +120,14 @@ class RandomHistoryTest {
         }
       }
     }
+    assertFalse(seen.isEmpty(), () -> Seeds.replay(SEED) + ": no acknowledged write was read");
     Invocation victim = seen.get(rnd.nextInt(seen.size()));
     List<Event> events = new ArrayList<>(h.events());
     events.remove(victim.completeIndex());
     events.remove(victim.invokeIndex());
     CheckResult r = timed("write removed", History.of(events));
-    assertEquals(Verdict.INVALID, r.verdict(), () -> "seed " + SEED);
-    assertEquals(victim.op().key(), r.anomalies().get(0).key());
+    assertEquals(Verdict.INVALID, r.verdict(), () -> Seeds.replay(SEED));
+    assertEquals(victim.op().key(), r.anomalies().get(0).key(), () -> Seeds.replay(SEED));
   }
 
   @Test
@@ -138,11 +135,11 @@ class RandomHistoryTest {
     Random rnd = random(4);
     History h = RegisterSimulation.generate(rnd, MANY_KEYS);
     Optional<Invocation[]> found = findStaleReadCandidate(h, rnd);
-    Invocation read = found.orElseThrow()[0];
+    Invocation read = found.orElseThrow(() -> new AssertionError(Seeds.replay(SEED) + ": no stale-read candidate"))[0];
     Invocation old = found.get()[1];
     CheckResult r = timed("stale read", withReadValue(h, read, old.op().value()));
-    assertEquals(Verdict.INVALID, r.verdict(), () -> "seed " + SEED);
-    assertEquals(read.op().key(), r.anomalies().get(0).key());
+    assertEquals(Verdict.INVALID, r.verdict(), () -> Seeds.replay(SEED));
+    assertEquals(read.op().key(), r.anomalies().get(0).key(), () -> Seeds.replay(SEED));
   }
 
   /**
@@ -179,7 +176,7 @@ class RandomHistoryTest {
   void randomHistorySurvivesAJsonLinesRoundTrip() {
     History h = RegisterSimulation.generate(random(5), new RegisterSimulation.Config(5, 100, 3, 6, 0.1, 0.05));
     History back = History.fromJsonLines(h.toJsonLines());
-    assertEquals(h.events(), back.events());
-    assertEquals(Verdict.VALID, Checker.check(back, TIMEOUT).verdict());
+    assertEquals(h.events(), back.events(), () -> Seeds.replay(SEED));
+    assertEquals(Verdict.VALID, Checker.check(back, TIMEOUT).verdict(), () -> Seeds.replay(SEED));
   }
 }

@@ -142,11 +142,21 @@ public final class Recorder implements AutoCloseable {
     return t;
   }
 
-  /** setReadFail records that the set read of {@code process} failed: it learnt nothing. */
+  /** setReadFail records that the set read of {@code process} failed without executing: it learnt nothing. */
   public synchronized long setReadFail(long process, String error) {
     long t = now();
     int at = openSetRead(process);
     SetRead r = setReads.get(at).failed(t, error);
+    setReads.set(at, r);
+    write(r.completionLine());
+    return t;
+  }
+
+  /** setReadInfo records that the set read of {@code process} ended in an error of unknown outcome: it learnt nothing. */
+  public synchronized long setReadInfo(long process, String error) {
+    long t = now();
+    int at = openSetRead(process);
+    SetRead r = setReads.get(at).unknown(t, error);
     setReads.set(at, r);
     write(r.completionLine());
     return t;

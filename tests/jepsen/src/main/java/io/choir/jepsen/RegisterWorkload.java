@@ -1,11 +1,9 @@
 package io.choir.jepsen;
 
+import io.choir.checker.ClientOutcomes;
 import io.choir.checker.Operation;
-import io.choir.client.BusyException;
-import io.choir.client.CasFailedException;
+import io.choir.checker.Outcome;
 import io.choir.client.ChoirClient;
-import io.choir.client.ChoirTimeoutException;
-import io.choir.client.UnavailableException;
 import io.choir.client.VersionedValue;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -29,10 +27,11 @@ import org.slf4j.LoggerFactory;
  * {@code maxProcessesPerKey} processes, then the group moves to a fresh key. This bounds the checker's
  * search per key (Jepsen's independent generator does the same).
  *
- * <p>Outcomes: ok (the client returned), fail (the client says it certainly did not execute: CAS_FAILED,
- * unavailable, busy; and any error of a read, which changes nothing), info (a write or CAS whose outcome
- * is unknown: a timeout or any unexpected error). After info the process is done: the worker continues
- * as a fresh process with a fresh client.
+ * <p>Outcomes: ok (the client returned), fail (the client's exception promises that the request did not
+ * take effect: {@link ClientOutcomes}' allow-list, e.g. CAS_FAILED, unavailable, busy), info (anything
+ * else: a timeout, an exception type the allow-list does not name, any unexpected error). Reads follow
+ * the same rule: an info read constrains nothing in the checker, so it costs nothing but the process.
+ * After info the process is done: the worker continues as a fresh process with a fresh client.
  */
 public final class RegisterWorkload {
   private static final Logger log = LoggerFactory.getLogger(RegisterWorkload.class);
@@ -105,22 +104,30 @@ public final class RegisterWorkload {
   private final Function<String, Client> clients;
   private final KeySlot[] slots;
   private final Workers<Client> workers;
+  private final Clock clock;
 
   /**
    * RegisterWorkload over {@code nodes} (names); {@code clients} makes a fresh client entering through a
-   * node; {@code seed} drives the op mix.
+   * node; {@code seed} drives the op mix; on the system clock.
    */
   public RegisterWorkload(Settings settings, Recorder recorder, List<String> nodes, Function<String, Client> clients,
       long seed) {
+    this(settings, recorder, nodes, clients, seed, Clock.SYSTEM);
+  }
+
+  /** RegisterWorkload pacing its workers and spending its final-read budget on {@code clock}. */
+  RegisterWorkload(Settings settings, Recorder recorder, List<String> nodes, Function<String, Client> clients,
+      long seed, Clock clock) {
     this.settings = settings;
     this.recorder = recorder;
     this.clients = clients;
+    this.clock = clock;
     this.slots = new KeySlot[settings.keys()];
     for (int i = 0; i < slots.length; i++) {
       slots[i] = new KeySlot(i, settings.maxOpsPerKey(), settings.maxProcessesPerKey());
     }
     this.workers = new Workers<>("register", settings.workers(), settings.opsPerSecond(), settings.requestTimeout(),
-        nodes, clients, seed, this::step);
+        nodes, clients, seed, this::step, clock);
   }
 
   /** start starts the worker threads. */
@@ -131,6 +138,14 @@ public final class RegisterWorkload {
   /** stop asks the workers to finish their current op and waits for them (at most the request timeout + 5 s). */
   public void stop() throws InterruptedException {
     workers.stop();
+  }
+
+  /**
+   * runInterleaved runs the workers on the calling thread, a turn at a time in the order {@code order}
+   * draws, for {@code maxOps} ops (see {@link Workers#runInterleaved}): a replayable run for unit tests.
+   */
+  int runInterleaved(Random order, int maxOps) {
+    return workers.runInterleaved(order, maxOps);
   }
 
   /** keys are every key the workload touched, sorted. */
@@ -180,45 +195,44 @@ public final class RegisterWorkload {
         default -> throw new AssertionError(op.type());
       }
       return false;
-    } catch (CasFailedException e) {
-      recorder.fail(p, "cas-failed");
-      return false;
-    } catch (UnavailableException | BusyException e) {
-      recorder.fail(p, e.getClass().getSimpleName() + ": " + e.getMessage());
-      return false;
-    } catch (ChoirTimeoutException e) {
-      if (op.type() == io.choir.checker.OpType.READ) {
-        recorder.fail(p, "read timeout: " + e.getMessage());
-        return false;
-      }
-      recorder.info(p, "timeout: " + e.getMessage());
-      return true;
     } catch (RuntimeException e) {
-      if (op.type() == io.choir.checker.OpType.READ) {
-        recorder.fail(p, e.toString());
-        return false;
-      }
-      log.debug("{} -> unknown outcome: {}", op.describeInput(), e.toString());
-      recorder.info(p, e.toString());
-      return true;
+      return recordError(p, op, e);
     }
   }
 
   /**
-   * finalReads reads every key the workload touched, as a fresh process through {@code node}; a failed
-   * read is recorded as fail and tried again, up to {@code attempts} times per key, and all of it within
-   * {@code budget} (a cluster that did not recover must not hold the run for keys x attempts x timeout).
+   * recordError records the end of {@code process}'s {@code op} by {@code error} as {@link ClientOutcomes}
+   * says: fail only when the error promises the request did not take effect, else info. Returns true for
+   * info (the process is done).
+   */
+  private boolean recordError(long process, Operation op, RuntimeException error) {
+    String why = ClientOutcomes.describe(error);
+    if (ClientOutcomes.outcome(error) == Outcome.FAIL) {
+      recorder.fail(process, why);
+      return false;
+    }
+    log.debug("{} -> {}", op.describeInput(), why);
+    recorder.info(process, why);
+    return true;
+  }
+
+  /**
+   * finalReads reads every key the workload touched, as a fresh process through {@code node}; a read that
+   * fails is recorded as its error says (fail or info, as every op; after info the next attempt is a fresh
+   * process's, on the same client: no op of the old process is outstanding any more) and tried again, up
+   * to {@code attempts} times per key, and all of it within {@code budget} (a cluster that did not recover
+   * must not hold the run for keys x attempts x timeout).
    *
    * @return the number of keys whose final read succeeded
    */
   public int finalReads(String node, int attempts, Duration budget) {
-    long deadline = System.nanoTime() + budget.toNanos();
+    long deadline = clock.nanoTime() + budget.toNanos();
     long process = workers.nextProcess();
     Client client = clients.apply(node);
     int read = 0;
     try {
       for (String key : keys()) {
-        for (int a = 0; a < attempts && System.nanoTime() < deadline; a++) {
+        for (int a = 0; a < attempts && clock.nanoTime() - deadline < 0; a++) {
           Operation op = Operation.read(process, key);
           recorder.invoke(op, node);
           try {
@@ -226,7 +240,9 @@ public final class RegisterWorkload {
             read++;
             break;
           } catch (RuntimeException e) {
-            recorder.fail(process, "final read: " + e);
+            if (recordError(process, op, e)) {
+              process = workers.nextProcess();
+            }
           }
         }
       }

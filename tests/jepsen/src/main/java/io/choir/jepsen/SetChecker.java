@@ -68,7 +68,7 @@ public final class SetChecker {
    * @param failed adds that failed definitely
    * @param indeterminate adds of unknown outcome
    * @param reads one entry per successful read, linearizable first
-   * @param failedReads final read attempts that failed or never completed
+   * @param failedReads final read attempts that failed, ended of unknown outcome or never completed (none learnt anything)
    */
   public record Result(Verdict verdict, int attempted, int acknowledged, int failed, int indeterminate,
       List<ReadResult> reads, int failedReads) {

@@ -28,9 +28,10 @@ import java.util.Objects;
  * @param consistency {@code linearizable} (through the primary) or {@code sequential} (one replica's state)
  * @param node the node the read entered through (for a sequential read: the only node asked)
  * @param invokeNanos when it was invoked, on the history's clock
- * @param outcome OK (elements hold the result), FAIL (a page failed; nothing was learnt) or INFO (never
- *     completed)
- * @param completeNanos when it completed, or -1
+ * @param outcome OK (elements hold the result), FAIL (a page failed with an error that promises it was
+ *     not executed; nothing was learnt) or INFO (a page failed with an error of unknown outcome, or the
+ *     read never completed; nothing was learnt either)
+ * @param completeNanos when it completed (with ok, fail or info), or -1 when it never did
  * @param elements the elements read, in order, duplicates kept (empty unless OK)
  * @param pages how many scan pages the read took (0 unless OK)
  * @param error why it failed, or empty
@@ -73,6 +74,11 @@ public record SetRead(
     return new SetRead(process, prefix, consistency, node, invokeNanos, Outcome.FAIL, time, List.of(), 0, why);
   }
 
+  /** unknown is this read ended at {@code time} by an error of unknown outcome: it learnt nothing. */
+  public SetRead unknown(long time, String why) {
+    return new SetRead(process, prefix, consistency, node, invokeNanos, Outcome.INFO, time, List.of(), 0, why);
+  }
+
   /** isLinearizable tells whether the read went through the primary's linearizable path. */
   public boolean isLinearizable() {
     return consistency.equals("linearizable");
@@ -93,9 +99,9 @@ public record SetRead(
     return o;
   }
 
-  /** completionLine is the history line of the completion (ok with the elements, or fail with the error). */
+  /** completionLine is the history line of the completion (ok with the elements, or fail or info with the error). */
   public ObjectNode completionLine() {
-    if (outcome == Outcome.INFO) {
+    if (completeNanos < 0) {
       throw new IllegalStateException("p" + process + ": the read has not completed");
     }
     ObjectNode o = Json.MAPPER.createObjectNode();
@@ -146,6 +152,8 @@ public record SetRead(
         List<Long> read = new ArrayList<>();
         n.path("value").forEach(x -> read.add(x.asLong()));
         reads.set(at, r.ok(time, read, n.path("pages").asInt()));
+      } else if (type.equals(EventType.INFO.jsonName())) {
+        reads.set(at, r.unknown(time, n.path("error").asText(type)));
       } else {
         reads.set(at, r.failed(time, n.path("error").asText(type)));
       }

@@ -1,12 +1,12 @@
 package io.choir.jepsen;
 
+import io.choir.checker.ClientOutcomes;
 import io.choir.checker.Operation;
-import io.choir.client.BusyException;
+import io.choir.checker.Outcome;
 import io.choir.client.ChoirClient;
 import io.choir.client.KeyValueVersion;
 import io.choir.client.ReadConsistency;
 import io.choir.client.ScanResult;
-import io.choir.client.UnavailableException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,14 +27,15 @@ import org.slf4j.LoggerFactory;
  * {@code write} of that key and value, and a read of the set is a range scan of the prefix (the digits
  * keep the keys in numeric order). Elements come from one counter, so no element is added twice.
  *
- * <p>Outcomes of an add follow {@link RegisterWorkload}: ok (acknowledged), fail (unavailable or busy:
- * the client guarantees it was not sent or not executed), info (timeout or any other error: unknown;
- * the worker goes on as a fresh process with a fresh client).
+ * <p>Outcomes of an add follow {@link RegisterWorkload}: ok (acknowledged), fail (the client's exception
+ * promises it was not executed: {@link ClientOutcomes}' allow-list, e.g. unavailable, busy), info
+ * (timeout or any other error: unknown; the worker goes on as a fresh process with a fresh client).
  *
  * <p>A final read ({@link #read}) scans the whole prefix page by page ({@link Settings#pageLimit()} keys a
- * page, each next page from the last key plus a zero byte) and is recorded as one {@link SetRead}; a
- * failed page fails the read, which is tried again until it succeeds or its budget runs out. A key under
- * the prefix whose name or value is not an element is read as element -1, which no one added.
+ * page, each next page from the last key plus a zero byte) and is recorded as one {@link SetRead}; an
+ * error on a page ends the read (fail or info by the same rule; either way it learnt nothing), which is
+ * tried again until it succeeds or its budget runs out. A key under the prefix whose name or value is not
+ * an element is read as element -1, which no one added.
  */
 public final class SetWorkload {
   private static final Logger log = LoggerFactory.getLogger(SetWorkload.class);
@@ -101,18 +102,35 @@ public final class SetWorkload {
   private final Function<String, Client> clients;
   private final AtomicLong nextElement = new AtomicLong();
   private final Workers<Client> workers;
+  private final Clock clock;
 
   /**
    * SetWorkload over {@code nodes} (names); {@code clients} makes a fresh client entering through a node;
-   * {@code seed} drives the pauses between adds.
+   * {@code seed} drives the pauses between adds; on the system clock.
    */
   public SetWorkload(Settings settings, Recorder recorder, List<String> nodes, Function<String, Client> clients,
       long seed) {
+    this(settings, recorder, nodes, clients, seed, Clock.SYSTEM);
+  }
+
+  /** SetWorkload pacing its workers and its final reads on {@code clock}. */
+  SetWorkload(Settings settings, Recorder recorder, List<String> nodes, Function<String, Client> clients,
+      long seed, Clock clock) {
     this.settings = settings;
     this.recorder = recorder;
     this.clients = clients;
+    this.clock = clock;
     this.workers = new Workers<>("set", settings.processes(), settings.opsPerSecond(), settings.requestTimeout(), nodes,
-        clients, seed, this::step);
+        clients, seed, this::step, clock);
+  }
+
+  /**
+   * runInterleaved runs the workers on the calling thread, a turn at a time in the order {@code order}
+   * draws, until {@code maxOps} adds or every element is drawn (see {@link Workers#runInterleaved}): a
+   * replayable run for unit tests.
+   */
+  int runInterleaved(Random order, int maxOps) {
+    return workers.runInterleaved(order, maxOps);
   }
 
   /** key is the key of element {@code element}. */
@@ -154,27 +172,33 @@ public final class SetWorkload {
       client.put(op.key(), Long.toString(element));
       recorder.ok(process);
       return false;
-    } catch (UnavailableException | BusyException e) {
-      recorder.fail(process, e.getClass().getSimpleName() + ": " + e.getMessage());
-      return false;
     } catch (RuntimeException e) {
-      log.debug("add {} -> unknown outcome: {}", element, e.toString());
-      recorder.info(process, e.toString());
+      String why = ClientOutcomes.describe(e);
+      if (ClientOutcomes.outcome(e) == Outcome.FAIL) {
+        recorder.fail(process, why);
+        return false;
+      }
+      log.debug("add {} -> {}", element, why);
+      recorder.info(process, why);
       return true;
     }
   }
 
+  /** RETRY_PAUSE_NANOS is the longest pause between two attempts of a final read. */
+  static final long RETRY_PAUSE_NANOS = TimeUnit.MILLISECONDS.toNanos(500);
+
   /**
    * read scans every element through {@code client} (entering through, or for a sequential read only
-   * asking, {@code node}) as a fresh process, recorded as one {@link SetRead}; a failed attempt is
-   * recorded as fail and tried again after a short pause until one succeeds or {@code budget} is spent.
-   * The caller closes the client.
+   * asking, {@code node}) as a fresh process, recorded as one {@link SetRead}; an attempt that ends in an
+   * error is recorded as its error says (fail or info; after info the next attempt is a fresh process's)
+   * and tried again after a pause of at most {@link #RETRY_PAUSE_NANOS} until one succeeds or {@code
+   * budget} is spent. The caller closes the client.
    *
    * @return whether an attempt succeeded
    */
   public boolean read(String node, Client client, ReadConsistency consistency, Duration budget)
       throws InterruptedException {
-    long deadline = System.nanoTime() + budget.toNanos();
+    long deadline = clock.nanoTime() + budget.toNanos();
     long process = workers.nextProcess();
     String mode = consistency.name().toLowerCase(Locale.ROOT);
     do {
@@ -185,10 +209,16 @@ public final class SetWorkload {
         recorder.setReadOk(process, elements, pages);
         return true;
       } catch (RuntimeException e) {
-        recorder.setReadFail(process, e.toString());
+        String why = ClientOutcomes.describe(e);
+        if (ClientOutcomes.outcome(e) == Outcome.FAIL) {
+          recorder.setReadFail(process, why);
+        } else {
+          recorder.setReadInfo(process, why);
+          process = workers.nextProcess();
+        }
       }
-      Thread.sleep(Math.max(0, Math.min(500, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()))));
-    } while (System.nanoTime() < deadline);
+      clock.sleepNanos(Math.max(0, Math.min(RETRY_PAUSE_NANOS, deadline - clock.nanoTime())));
+    } while (clock.nanoTime() - deadline < 0);
     return false;
   }
 

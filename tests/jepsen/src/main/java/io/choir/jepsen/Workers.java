@@ -18,6 +18,12 @@ import org.slf4j.LoggerFactory;
  * outcome continues as a fresh process with a fresh client (Jepsen's rule: an info op stays open, so its
  * process may issue nothing more). The workload supplies one step.
  *
+ * <p>Each worker's state is a {@link Worker}, advanced op by op: by its own thread in a run
+ * ({@link #start}), or by {@link #runInterleaved} on the caller's thread in a unit test, where a seeded
+ * order of turns, seeded workers and a deterministic fake client make the whole history a function of the
+ * seeds, so a failing test replays exactly. The pauses between ops are drawn the same way in both (so a
+ * worker's sequence of ops does not depend on the mode) and spent on the {@link Clock}.
+ *
  * @param <C> the workload's client
  */
 final class Workers<C extends Workers.Client> {
@@ -52,13 +58,15 @@ final class Workers<C extends Workers.Client> {
   private final Function<String, C> clients;
   private final long seed;
   private final Step<C> step;
+  private final Clock clock;
   private final AtomicLong nextProcess = new AtomicLong();
   private final AtomicBoolean stopping = new AtomicBoolean();
   private final List<Thread> threads = new ArrayList<>();
 
   Workers(String name, int count, double opsPerSecond, Duration requestTimeout, List<String> nodes,
-      Function<String, C> clients, long seed, Step<C> step) {
+      Function<String, C> clients, long seed, Step<C> step, Clock clock) {
     this.name = name;
+    this.clock = clock;
     this.count = count;
     this.opsPerSecond = opsPerSecond;
     this.requestTimeout = requestTimeout;
@@ -101,33 +109,102 @@ final class Workers<C extends Workers.Client> {
     }
   }
 
-  private void run(int worker) {
-    Random random = new Random(seed * 31 + worker);
-    String node = nodes.get(worker % nodes.size());
-    long process = nextProcess();
-    C client = clients.apply(node);
-    double meanGapMs = opsPerSecond <= 0 ? 0 : 1000.0 * count / opsPerSecond;
+  private void run(int index) {
+    Worker w = new Worker(index);
     try {
       while (!stopping.get()) {
-        if (meanGapMs > 0) {
-          Thread.sleep((long) (random.nextDouble() * 2 * meanGapMs));
+        long gap = w.gapNanos();
+        if (gap > 0) {
+          clock.sleepNanos(gap);
           if (stopping.get()) {
             break;
           }
         }
-        Outcome outcome = step.run(worker, random, process, client, node);
-        if (outcome == Outcome.DONE) {
+        if (w.step() == Outcome.DONE) {
           break;
-        }
-        if (outcome == Outcome.UNKNOWN) {
-          client.close();
-          process = nextProcess();
-          client = clients.apply(node);
         }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } finally {
+      w.close();
+    }
+  }
+
+  /**
+   * runInterleaved runs the workers on the calling thread, without threads, one op at a time: each turn
+   * {@code order} picks one of the workers that are not done, which draws its pause (not spent: the ops
+   * of one thread cannot overlap anyway) and runs one op. It stops after {@code maxOps} ops or when every
+   * worker is done, closes every client and returns the number of ops run. Not together with
+   * {@link #start}.
+   */
+  int runInterleaved(Random order, int maxOps) {
+    List<Worker> live = new ArrayList<>();
+    List<Worker> all = new ArrayList<>();
+    try {
+      for (int w = 0; w < count; w++) {
+        Worker worker = new Worker(w);
+        all.add(worker);
+        live.add(worker);
+      }
+      int ops = 0;
+      while (ops < maxOps && !live.isEmpty()) {
+        int at = order.nextInt(live.size());
+        Worker w = live.get(at);
+        w.gapNanos();
+        Outcome outcome = w.step();
+        if (outcome == Outcome.DONE) {
+          live.remove(at);
+        } else {
+          ops++;
+        }
+      }
+      return ops;
+    } finally {
+      all.forEach(Worker::close);
+    }
+  }
+
+  /**
+   * Worker is one worker's state: its own seeded random ({@code seed * 31 + index}), the node it enters
+   * through, its current process and that process's client.
+   */
+  private final class Worker {
+    private final int index;
+    private final Random random;
+    private final String node;
+    private long process;
+    private C client;
+
+    Worker(int index) {
+      this.index = index;
+      this.random = new Random(seed * 31 + index);
+      this.node = nodes.get(index % nodes.size());
+      this.process = nextProcess();
+      this.client = clients.apply(node);
+    }
+
+    /** gapNanos draws the pause before the next op (random, averaging {@code count / opsPerSecond}). */
+    long gapNanos() {
+      if (opsPerSecond <= 0) {
+        return 0;
+      }
+      double meanGapMs = 1000.0 * count / opsPerSecond;
+      return TimeUnit.MILLISECONDS.toNanos((long) (random.nextDouble() * 2 * meanGapMs));
+    }
+
+    /** step runs one op; after an op of unknown outcome the next one is a fresh process's, with a fresh client. */
+    Outcome step() {
+      Outcome outcome = step.run(index, random, process, client, node);
+      if (outcome == Outcome.UNKNOWN) {
+        client.close();
+        process = nextProcess();
+        client = clients.apply(node);
+      }
+      return outcome;
+    }
+
+    void close() {
       client.close();
     }
   }

@@ -349,15 +349,7 @@ public final class Simulation {
       kvs.addAll(chunk);
       from = io.choir.server.storage.Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
     }
-    List<io.choir.proto.ClientRecord> clientRows = new ArrayList<>();
-    for (Map.Entry<byte[], byte[]> e : snap.scanMeta(
-        io.choir.server.statemachine.KvStateMachine.CLIENT_PREFIX.getBytes(StandardCharsets.UTF_8))) {
-      try {
-        clientRows.add(io.choir.proto.ClientRecord.parseFrom(e.getValue()));
-      } catch (com.google.protobuf.InvalidProtocolBufferException ex) {
-        throw new IllegalStateException(ex);
-      }
-    }
+    List<io.choir.proto.ClientRecord> clientRows = io.choir.server.statemachine.KvStateMachine.clientTable(snap);
     snap.close();
     boolean crashMidway = random.nextInt(4) == 0;
     storageTask(node, 2 * MS, () -> {
@@ -388,10 +380,9 @@ public final class Simulation {
     if (m instanceof Prepare p) {
       s = "first=" + p.getFirstOp() + " n=" + p.getEntriesCount() + " commit=" + p.getCommit();
     } else if (m instanceof io.choir.proto.DoViewChange d) {
-      s = "lnv=" + d.getLastNormalView() + " last=" + d.getLastOp() + " commit=" + d.getCommit() + " suffix=" + d.getSuffixCount();
+      s = "lnv=" + d.getLastNormalView() + " last=" + d.getLastOp() + " commit=" + d.getCommit();
     } else if (m instanceof io.choir.proto.StartView sv) {
-      s = "last=" + sv.getLastOp() + " commit=" + sv.getCommit() + " suffix=" + sv.getSuffixCount()
-          + (sv.getSuffixCount() > 0 ? " from " + sv.getSuffix(0).getOp() : "");
+      s = "last=" + sv.getLastOp() + " commit=" + sv.getCommit();
     }
     return s.length() > 100 ? s.substring(0, 100) : s;
   }
@@ -488,7 +479,7 @@ public final class Simulation {
   private int downCount() {
     int down = 0;
     for (int id = 1; id < nodes.length; id++) {
-      if (!nodes[id].up || nodes[id].core.mode() == ReplicaCore.Mode.RECOVERING) {
+      if (!nodes[id].up || nodes[id].core.mode() == ReplicaCore.Mode.RECOVERING || nodes[id].core.mustCatchUp()) {
         down++;
       }
     }
@@ -677,6 +668,9 @@ public final class Simulation {
       this.opsLeft = ops;
     }
 
+    boolean registered;
+    boolean registering;
+
     boolean done() {
       return opsLeft == 0 && current == null;
     }
@@ -686,11 +680,21 @@ public final class Simulation {
     if (c.opsLeft == 0) {
       return;
     }
-    c.opsLeft--;
     c.key = "k" + random.nextInt(cfg.keys());
     long requestId = c.nextRequestId++;
     Request.Builder r = Request.newBuilder().setClientId(c.clientId).setRequestId(requestId)
         .setFirstIncomplete(requestId);
+    if (!c.registered) {
+      // Writes need a session (Raft thesis 6.3): the first request registers it, outside the history.
+      c.registered = true;
+      c.registering = true;
+      c.current = r.setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build();
+      c.invokedAtNs = now;
+      c.attempt = 0;
+      attempt(c);
+      return;
+    }
+    c.opsLeft--;
     ByteString key = ByteString.copyFromUtf8(c.key);
     int dice = random.nextInt(10);
     c.expected = null;
@@ -740,6 +744,10 @@ public final class Simulation {
   }
 
   private void retryOrGiveUp(SimClient c) {
+    if (c.registering) {
+      attempt(c); // a registration is retried until it succeeds (it is idempotent)
+      return;
+    }
     if (now - c.invokedAtNs >= CLIENT_OP_DEADLINE_NS) {
       // Unknown outcome: Jepsen's info. The process may still be executing, so a fresh one continues.
       history.complete(c.maybeExecuted ? SimHistory.Kind.INFO : SimHistory.Kind.FAIL, c.process, c.f, c.key,
@@ -785,6 +793,12 @@ public final class Simulation {
   private void onReply(SimClient c, Response r) {
     if (c.current == null || r.getRequestId() != c.current.getRequestId()) {
       return; // the answer to an earlier attempt of an op already completed
+    }
+    if (c.registering && r.getStatus() == Status.OK) {
+      c.registering = false;
+      c.current = null;
+      schedule(0, 0, 0, () -> nextOp(c));
+      return;
     }
     switch (r.getStatus()) {
       case OK, NOT_FOUND -> {

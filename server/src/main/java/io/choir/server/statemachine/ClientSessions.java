@@ -1,0 +1,282 @@
+package io.choir.server.statemachine;
+
+import io.choir.proto.ClientRecord;
+import io.choir.proto.Entry;
+import io.choir.proto.RegisterSession;
+import io.choir.proto.Response;
+import io.choir.proto.SavedReply;
+import io.choir.proto.Status;
+import io.choir.server.storage.Bytes;
+import io.choir.server.storage.StorageException;
+import io.choir.server.storage.WriteSet;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.Function;
+
+/**
+ * ClientSessions is the client table (Raft thesis section 6.3): the registered client sessions, each
+ * with the saved replies of its requests at or above its first_incomplete, and the rules that decide,
+ * from the log alone, what an entry of a session does. See {@link KvStateMachine}'s class comment for
+ * the rules; this class keeps the table, its expiry order and its storage rows.
+ *
+ * <p>Storage ({@link ClientRows}): one header row per session and one row per saved reply. An apply
+ * call writes the reply rows it adds, deletes the ones it drops and rewrites the (small) headers of the
+ * sessions it touched: its bytes do not grow with the replies a session has saved.
+ *
+ * <p>Threads: the apply thread only, except {@link #count()}. Within an apply call the table is
+ * changed in place and the row changes are collected; {@link #writeTo} adds them to the call's
+ * WriteSet and {@link #committed} forgets them once it is written. When a call fails, the caller
+ * reloads the table from storage ({@link #load}).
+ */
+final class ClientSessions {
+  /** Deadline orders sessions for expiry: by expiresAfterMs, then client id (both unsigned). */
+  private record Deadline(long afterMs, long clientId) implements Comparable<Deadline> {
+    static Deadline of(Session s) {
+      return new Deadline(s.expiresAfterMs(), s.clientId);
+    }
+
+    @Override
+    public int compareTo(Deadline other) {
+      int byTime = Long.compareUnsigned(afterMs, other.afterMs);
+      return byTime != 0 ? byTime : Long.compareUnsigned(clientId, other.clientId);
+    }
+  }
+
+  private final int defaultMaxSessions;
+  private final long defaultTimeoutMs;
+  private final int maxRepliesPerClient;
+
+  private final Map<Long, Session> table = new HashMap<>();
+  /** Every session of the table, soonest expiry first: expiry looks at the head only. */
+  private final TreeSet<Deadline> byDeadline = new TreeSet<>();
+  /** Row changes of the current apply call (besides headers), in key order; null deletes the row. */
+  private final TreeMap<byte[], byte[]> pending = new TreeMap<>(Bytes.UNSIGNED);
+  /** Sessions the current apply call touched: their headers are rewritten when they still exist. */
+  private final Set<Session> touched = new LinkedHashSet<>();
+  /** Number of sessions as of the last written call (any thread). */
+  private volatile int count;
+
+  ClientSessions(int defaultMaxSessions, long defaultTimeoutMs, int maxRepliesPerClient) {
+    this.defaultMaxSessions = defaultMaxSessions;
+    this.defaultTimeoutMs = defaultTimeoutMs;
+    this.maxRepliesPerClient = maxRepliesPerClient;
+  }
+
+  // ---------------------------------------------------------------- the rules, one entry at a time
+
+  /**
+   * Expires every session whose last activity + timeout is below timeMs (an entry's time_ms), before
+   * that entry is applied. Looks at the head of the expiry order only, so an entry costs O(log n)
+   * plus the sessions it expires. A time below an earlier entry's expires nothing that was live at
+   * that earlier time: every such session expires after it.
+   */
+  void expireBefore(long timeMs) {
+    while (!byDeadline.isEmpty() && Long.compareUnsigned(byDeadline.first().afterMs(), timeMs) < 0) {
+      remove(table.get(byDeadline.first().clientId()));
+    }
+  }
+
+  /**
+   * A RegisterSession entry: refreshes an existing session (OK); refuses a new one when the table
+   * holds max_sessions (BUSY, nothing changed); otherwise creates it (OK). Idempotent.
+   */
+  Response register(Entry entry) {
+    long clientId = entry.getClientId();
+    if (clientId == 0) {
+      return Commands.invalid(entry, "a session needs a non-zero client id");
+    }
+    Session s = table.get(clientId);
+    if (s != null) {
+      touch(s, entry);
+      return Commands.reply(entry, Status.OK).build();
+    }
+    RegisterSession terms = entry.getRegisterSession();
+    long maxSessions =
+        terms.getMaxSessions() == 0
+            ? defaultMaxSessions
+            : Integer.toUnsignedLong(terms.getMaxSessions());
+    if (table.size() >= maxSessions) {
+      return Commands.reply(entry, Status.BUSY)
+          .setError(
+              "too many client sessions: the table holds " + table.size() + " of at most "
+                  + maxSessions)
+          .build();
+    }
+    s = new Session(clientId);
+    s.firstIncomplete = entry.getFirstIncomplete();
+    s.lastOp = entry.getOp();
+    s.lastActiveMs = entry.getTimeMs();
+    s.timeoutMs = terms.getTimeoutMs() == 0 ? defaultTimeoutMs : terms.getTimeoutMs();
+    table.put(clientId, s);
+    byDeadline.add(Deadline.of(s));
+    touched.add(s);
+    return Commands.reply(entry, Status.OK).build();
+  }
+
+  /** A CloseSession entry: removes the session and its saved replies; OK, also when it is absent. */
+  Response close(Entry entry) {
+    if (entry.getClientId() == 0) {
+      return Commands.invalid(entry, "a session needs a non-zero client id");
+    }
+    Session s = table.get(entry.getClientId());
+    if (s != null) {
+      remove(s);
+    }
+    return Commands.reply(entry, Status.OK).build();
+  }
+
+  /**
+   * Any other entry of a session (client_id != 0): SESSION_EXPIRED, not executed, when the session is
+   * not registered; else (the session is active) the saved reply when the request has one, INVALID
+   * when its id is below first_incomplete, and otherwise command's reply, saved.
+   */
+  Response executeOnce(Entry entry, Function<Entry, Response> command) {
+    Session s = table.get(entry.getClientId());
+    if (s == null) {
+      return Commands.reply(entry, Status.SESSION_EXPIRED)
+          .setError(
+              "session " + Long.toUnsignedString(entry.getClientId())
+                  + " is not registered (expired, closed or never registered): request not executed")
+          .build();
+    }
+    touch(s, entry);
+    SavedReply saved = s.replies.get(entry.getRequestId());
+    if (saved != null) {
+      return saved.getReply();
+    }
+    if (Long.compareUnsigned(entry.getRequestId(), s.firstIncomplete) < 0) {
+      return Commands.reply(entry, Status.INVALID)
+          .setError(
+              "request " + Long.toUnsignedString(entry.getRequestId())
+                  + " already acknowledged (first_incomplete "
+                  + Long.toUnsignedString(s.firstIncomplete) + ")")
+          .build();
+    }
+    Response reply = command.apply(entry);
+    remember(s, entry, reply);
+    return reply;
+  }
+
+  /** Activity: last activity moves up to the entry's time (never back), last_op to its op. */
+  private void touch(Session s, Entry entry) {
+    if (Long.compareUnsigned(entry.getTimeMs(), s.lastActiveMs) > 0) {
+      byDeadline.remove(Deadline.of(s));
+      s.lastActiveMs = entry.getTimeMs();
+      byDeadline.add(Deadline.of(s));
+    }
+    s.lastOp = entry.getOp();
+    touched.add(s);
+  }
+
+  /** Saves reply in the session (Raft thesis 6.3, with first_incomplete and the replies bound). */
+  private void remember(Session s, Entry entry, Response reply) {
+    if (Long.compareUnsigned(entry.getFirstIncomplete(), s.firstIncomplete) > 0) {
+      s.firstIncomplete = entry.getFirstIncomplete();
+    }
+    SavedReply saved =
+        SavedReply.newBuilder()
+            .setRequestId(entry.getRequestId())
+            .setOp(entry.getOp())
+            .setReply(reply)
+            .build();
+    s.replies.put(entry.getRequestId(), saved);
+    pending.put(ClientRows.replyKey(s.clientId, entry.getRequestId()), saved.toByteArray());
+    Map<Long, SavedReply> forgotten = s.replies.headMap(s.firstIncomplete, false);
+    for (long requestId : forgotten.keySet()) {
+      pending.put(ClientRows.replyKey(s.clientId, requestId), null);
+    }
+    forgotten.clear();
+    while (s.replies.size() > maxRepliesPerClient) {
+      // Forgetting a reply raises first_incomplete past it: its retry is refused, never re-executed.
+      long dropped = s.replies.pollFirstEntry().getKey();
+      pending.put(ClientRows.replyKey(s.clientId, dropped), null);
+      if (Long.compareUnsigned(dropped + 1, s.firstIncomplete) > 0) {
+        s.firstIncomplete = dropped + 1;
+      }
+    }
+  }
+
+  private void remove(Session s) {
+    table.remove(s.clientId);
+    byDeadline.remove(Deadline.of(s));
+    touched.remove(s);
+    pending.put(ClientRows.clientKey(s.clientId), null);
+    for (long requestId : s.replies.keySet()) {
+      pending.put(ClientRows.replyKey(s.clientId, requestId), null);
+    }
+  }
+
+  // ---------------------------------------------------------------- the apply call's rows
+
+  /** Adds the current call's row changes to set: reply rows, deleted rows, touched headers. */
+  void writeTo(WriteSet set) {
+    for (Session s : touched) {
+      // Only live sessions are here: remove() takes a session out of touched.
+      pending.put(ClientRows.clientKey(s.clientId), s.header().toByteArray());
+    }
+    for (Map.Entry<byte[], byte[]> row : pending.entrySet()) {
+      if (row.getValue() == null) {
+        set.deleteMeta(row.getKey());
+      } else {
+        set.putMeta(row.getKey(), row.getValue());
+      }
+    }
+  }
+
+  /** The current call's WriteSet is written: its row changes are forgotten, the count published. */
+  void committed() {
+    pending.clear();
+    touched.clear();
+    count = table.size();
+  }
+
+  // ---------------------------------------------------------------- the table as a whole
+
+  /** Empties the table in memory (a state transfer begins; storage is wiped by the caller). */
+  void clear() {
+    table.clear();
+    byDeadline.clear();
+    pending.clear();
+    touched.clear();
+    count = 0;
+  }
+
+  /**
+   * Replaces the table with storage's client rows (a prefix scan of {@link ClientRows#PREFIX}, in key
+   * order).
+   * Returns the rows that rewrite sessions still in the old layout (replies embedded in the header),
+   * empty when there are none; the caller writes them.
+   *
+   * @throws StorageException on a malformed row or a reply row without its session's header
+   */
+  WriteSet load(List<Map.Entry<byte[], byte[]>> rows) {
+    clear();
+    WriteSet rewrite = new WriteSet();
+    for (ClientRows.Parsed parsed : ClientRows.parse(rows)) {
+      Session s = parsed.session();
+      table.put(s.clientId, s);
+      byDeadline.add(Deadline.of(s));
+      if (parsed.legacy()) {
+        ClientRows.write(s, rewrite);
+      }
+    }
+    count = table.size();
+    return rewrite;
+  }
+
+  /** Number of sessions as of the last written apply call or load (any thread). */
+  int count() {
+    return count;
+  }
+
+  /** The self-contained record of clientId's session, or null (apply thread). */
+  ClientRecord record(long clientId) {
+    Session s = table.get(clientId);
+    return s == null ? null : s.record();
+  }
+}

@@ -1,0 +1,68 @@
+package io.choir.server.statemachine;
+
+import com.google.protobuf.UnsafeByteOperations;
+import io.choir.proto.KeyValue;
+import io.choir.proto.Request;
+import io.choir.proto.Response;
+import io.choir.proto.Scan;
+import io.choir.proto.Status;
+import io.choir.server.storage.Storage;
+import io.choir.server.storage.Versioned;
+import java.util.List;
+
+/**
+ * Reads answers Get and Scan requests from the data in storage (see {@link KvStateMachine#read} for
+ * the install check and what Response.op promises).
+ */
+final class Reads {
+  private Reads() {}
+
+  /**
+   * The answer to request (a Get or Scan) from storage's data, with Response.op = applied: the caller
+   * reads applied BEFORE calling, so the data answered is at least as new as op.
+   */
+  static Response answer(Storage storage, Request request, long applied, int maxScanLimit) {
+    long op = applied;
+    Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
+    switch (request.getOpCase()) {
+      case GET -> {
+        byte[] key = request.getGet().getKey().toByteArray();
+        if (key.length == 0) {
+          return reply.setStatus(Status.INVALID).setError("empty key").build();
+        }
+        Versioned found = storage.get(key);
+        if (found == null) {
+          return reply.setStatus(Status.NOT_FOUND).build();
+        }
+        return reply
+            .setStatus(Status.OK)
+            .setValue(UnsafeByteOperations.unsafeWrap(found.value()))
+            .setVersion(found.version())
+            .build();
+      }
+      case SCAN -> {
+        Scan scan = request.getScan();
+        int limit =
+            scan.getLimit() == 0
+                ? maxScanLimit
+                : (int) Math.min(Integer.toUnsignedLong(scan.getLimit()), maxScanLimit);
+        // One more than the limit tells whether the range goes on.
+        int fetch = limit == Integer.MAX_VALUE ? limit : limit + 1;
+        List<KeyValue> kvs =
+            storage.scan(scan.getStartKey().toByteArray(), scan.getEndKey().toByteArray(), fetch);
+        boolean more = kvs.size() > limit;
+        return reply
+            .setStatus(Status.OK)
+            .addAllKvs(more ? kvs.subList(0, limit) : kvs)
+            .setMore(more)
+            .build();
+      }
+      default -> {
+        return reply
+            .setStatus(Status.INVALID)
+            .setError("not a read request: " + request.getOpCase())
+            .build();
+      }
+    }
+  }
+}
