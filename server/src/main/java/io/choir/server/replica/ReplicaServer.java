@@ -40,6 +40,12 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReplicaServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
+  /**
+   * Whether the log lane makes a log write durable with one synced write (true) or with a write and
+   * then a WAL fsync (false, as the simulator steps them); see LogLane and docs/design.md.
+   */
+  static final boolean COMBINED_SYNC = false;
+
   private final ServerConfig config;
   private final MeterRegistry metrics = new SimpleMeterRegistry();
   private final Storage storage;
@@ -50,7 +56,7 @@ public final class ReplicaServer implements AutoCloseable {
   private final ClientConnections connections;
   private final ExecutorService readPool;
   private final ClientServer clientServer;
-  private PeerTransport transport;
+  private volatile PeerTransport transport;
   private io.choir.server.net.StateTransferServer stateTransferServer;
   private final io.choir.server.net.StateTransferClient stateTransferClient =
       new io.choir.server.net.StateTransferClient(io.choir.server.net.StateTransferClient.Limits.defaults());
@@ -64,7 +70,9 @@ public final class ReplicaServer implements AutoCloseable {
     this.config = config;
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
-      this.stateMachine = new KvStateMachine(storage, config.maxClientSessions(), config.maxRepliesPerClient());
+      // The state machine's own log changes (an install's truncation) go to the log lane, in order.
+      ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
+      this.stateMachine = new KvStateMachine(applyStorage, config.maxClientSessions(), config.maxRepliesPerClient());
       RecoveredState recovered = Recovery.recover(storage, stateMachine,
           config.dataDir().toAbsolutePath().toString(), config.durability() == ServerConfig.Durability.BUFFERED,
           config.replicas().size() > 1);
@@ -84,13 +92,39 @@ public final class ReplicaServer implements AutoCloseable {
       // without an fsync, while recover() still takes the data folder for an fsync one.
       boolean fsync = config.durability() == ServerConfig.Durability.FSYNC
           && !config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
-      this.storageStage = new StorageStage(storage, stateMachine, fsync, config.maxBatchEntries(),
-          1 << 16, e -> loopRef[0].post(e), this::fatal);
-      this.loop = new ReplicaLoop(core, storageStage, connections, readPool, this::read, this::status,
-          System::nanoTime, config.eventQueueCapacity());
+      this.storageStage = new StorageStage(storage, stateMachine, applyStorage, fsync, COMBINED_SYNC,
+          config.maxBatchEntries(), 1 << 16, e -> loopRef[0].post(e), this::fatal);
+      int maxDatagramBytes = config.get(ServerConfig.MAX_DATAGRAM_BYTES);
+      EffectExecutor.PeerPort peerPort = (to, view, type, body) -> {
+        PeerTransport t = transport;
+        if (t != null) {
+          t.send(to, view, type, body);
+        }
+      };
+      EffectExecutor executor = new EffectExecutor(core, new EffectExecutor.Ports(
+          v -> ReplicaMeta.storeView(storage, v),
+          storageStage.lanes(),
+          peerPort,
+          r -> onReadPool(() -> EffectExecutor.resendFromLog(storage, peerPort, maxDatagramBytes, r),
+              () -> { }), // shutting down: the replica will NACK again
+          this::stateTransfer,
+          read -> onReadPool(() -> connections.send(read.connectionId(), read(read.request())),
+              () -> connections.send(read.connectionId(), Response.newBuilder()
+                  .setRequestId(read.request().getRequestId()).setStatus(Status.UNAVAILABLE)
+                  .setError("replica is shutting down").build())),
+          new EffectExecutor.ClientPort() {
+            @Override
+            public void reply(long connectionId, java.util.List<Response> responses) {
+              connections.send(connectionId, responses);
+            }
+
+            @Override
+            public void pauseIntake(boolean paused) {
+              connections.setIntakePaused(paused);
+            }
+          }));
+      this.loop = new ReplicaLoop(executor, this::status, System::nanoTime, config.eventQueueCapacity());
       loopRef[0] = loop;
-      loop.setViewStores(v -> ReplicaMeta.storeView(storage, v),
-          (lnv, caughtUp) -> ReplicaMeta.storeLastNormalView(storage, lnv, caughtUp));
       if (config.replicas().size() > 1) {
         Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
         config.replicas().forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
@@ -101,7 +135,6 @@ public final class ReplicaServer implements AutoCloseable {
             config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
             config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT), config.get(ServerConfig.TEST_FAULT_FILE)),
             loop, metrics);
-        loop.attachPeers(transport, storage, config.get(ServerConfig.MAX_DATAGRAM_BYTES), this::stateTransfer);
         peerAddresses.putAll(peers);
         this.stateTransferServer = new io.choir.server.net.StateTransferServer(
             config.self().peer().toSocketAddress(), config.replicaId(), config.clusterIdHash(),
@@ -276,6 +309,15 @@ public final class ReplicaServer implements AutoCloseable {
             loop.post(new io.choir.server.core.Event.StateTransferFailed(String.valueOf(err.getMessage())));
           }
         });
+  }
+
+  /** Runs task on the read pool; runs refused (on this thread) when the pool refuses it. */
+  private void onReadPool(Runnable task, Runnable refused) {
+    try {
+      readPool.execute(task);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      refused.run();
+    }
   }
 
   private static String version() {

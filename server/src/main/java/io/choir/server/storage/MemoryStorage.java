@@ -144,6 +144,25 @@ public final class MemoryStorage implements Storage {
     return powerLossKeeping(keptUnsyncedWrites);
   }
 
+  /**
+   * True when a power loss now would keep op: the durable log holds it or the durable applied number
+   * ({@link MetaKeys#APPLIED}) is at least op (the simulator's check that an acknowledged write is on
+   * disk at a majority).
+   */
+  public boolean durablyHolds(long op) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("read the durable state");
+      if (durable.log.containsKey(op)) {
+        return true;
+      }
+      byte[] applied = durable.meta.get(MetaKeys.bytes(MetaKeys.APPLIED));
+      return applied != null && Bytes.bytesToLong(applied) >= op;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
   /** The number of writes a power loss may lose now (writes made since the last synced one). */
   public int unsyncedWriteCount() {
     lock.readLock().lock();
