@@ -31,11 +31,14 @@ final class SimClients {
   private final SplittableRandom random;
   private final List<Client> clients = new ArrayList<>();
   private int nextProcess;
+  private long nextClientId = 0x10000;
 
   /** One client: one operation at a time. */
   final class Client {
     final int index;
-    final long clientId;
+    /** The session's client id: a fresh one for every new session (a late retry of the old one's
+     * requests must never find a new row that has not seen them). */
+    long clientId;
     int process;
     int opsLeft;
     long nextRequestId = 1;
@@ -46,6 +49,8 @@ final class SimClients {
     Long expected;
     long invokedAtNs;
     boolean maybeExecuted;
+    /** Attempts of the current operation sent on a connection (a write may have executed from any). */
+    int sent;
     int attempt;
     int target = 1;
     SimStream.End connection;
@@ -109,6 +114,11 @@ final class SimClients {
       return;
     }
     c.opsLeft--;
+    if (random.nextInt(8) == 0) {
+      // Now and then a client starts over at any replica (a restarted client process, a new
+      // connection from its endpoint list): it must be redirected, and a backup must not answer it.
+      c.target = 1 + random.nextInt(cfg.replicas());
+    }
     ByteString key = ByteString.copyFromUtf8(c.key);
     int dice = random.nextInt(10);
     c.expected = null;
@@ -131,6 +141,7 @@ final class SimClients {
     c.current = r.build();
     c.invokedAtNs = sim.clock.now();
     c.maybeExecuted = false;
+    c.sent = 0;
     c.attempt = 0;
     sim.history.invoke(c.process, c.f, c.key, c.f == SimHistory.F.READ ? null : c.value, c.expected,
         sim.clock.now());
@@ -151,6 +162,7 @@ final class SimClients {
       if (req.getOpCase() != Request.OpCase.GET) {
         c.maybeExecuted = true;
       }
+      c.sent++;
       c.connection.send(req);
     }
     sim.clock.after(ATTEMPT_TIMEOUT_NS, () -> {
@@ -281,6 +293,20 @@ final class SimClients {
             retryOrGiveUp(c);
           }
         });
+      }
+      case SESSION_EXPIRED -> {
+        // Not executed, this attempt; an earlier one may have been, and its saved reply went with the
+        // session (client.proto). A fresh session under a new id goes on with the next operation.
+        sim.bump("ops_session_expired");
+        boolean unknown = c.sent > 1;
+        sim.history.complete(unknown ? SimHistory.Kind.INFO : SimHistory.Kind.FAIL, c.process, c.f, c.key,
+            c.f == SimHistory.F.READ ? null : c.value, c.expected, now);
+        if (unknown) {
+          c.process = nextProcess++;
+        }
+        c.clientId = nextClientId++;
+        c.registered = false;
+        finishOp(c);
       }
       default -> sim.violation("client " + c.index + " got " + r.getStatus() + ": " + r.getError());
     }

@@ -67,7 +67,7 @@ final class SimReplica {
   final CoreConfig config;
   final Host host;
   final boolean buffered;
-  final int maxClientSessions;
+  private final SimConfig cfg;
   /** Log writes reported persisted after an fsync (false: buffered, or the ack-before-fsync breakage). */
   final boolean fsync;
   MemoryStorage storage = new MemoryStorage();
@@ -87,12 +87,12 @@ final class SimReplica {
   private final java.util.Map<Long, SimStream.End> connections = new java.util.HashMap<>();
   private long nextConnectionId;
 
-  SimReplica(int id, CoreConfig config, Host host, boolean buffered, int maxClientSessions) {
+  SimReplica(int id, CoreConfig config, Host host, SimConfig cfg) {
     this.id = id;
     this.config = config;
     this.host = host;
-    this.buffered = buffered;
-    this.maxClientSessions = maxClientSessions;
+    this.cfg = cfg;
+    this.buffered = cfg.buffered();
     this.fsync = !buffered && config.breakage != CoreConfig.Breakage.ACK_BEFORE_FSYNC;
   }
 
@@ -104,7 +104,7 @@ final class SimReplica {
   void start() {
     incarnation++;
     ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
-    stateMachine = new KvStateMachine(applyStorage, maxClientSessions, 1024);
+    stateMachine = new KvStateMachine(applyStorage, cfg.maxClientSessions(), 1024, cfg.sessionTimeoutMs());
     core = new ReplicaCore(config, Recovery.recover(storage, stateMachine, "node " + id, buffered, true));
     int inc = incarnation;
     Consumer<Event> events = e -> {
@@ -350,8 +350,8 @@ final class SimReplica {
       SplittableRandom r = host.random();
       return switch (unit) {
         case IDLE -> 2 * US + r.nextLong(20 * US); // the thread wakes and takes its queue
-        case WRITE -> 5 * US + r.nextLong(20 * US);
-        case SYNC -> 50 * US + r.nextLong(450 * US);
+        case WRITE -> cfg.slowDisk() ? 50 * US + r.nextLong(2_000 * US) : 5 * US + r.nextLong(20 * US);
+        case SYNC -> cfg.slowDisk() ? 1_000 * US + r.nextLong(4_000 * US) : 50 * US + r.nextLong(450 * US);
         case REPORT -> US;
         case APPLY -> 10 * US + r.nextLong(40 * US);
         case RUN -> US + r.nextLong(10 * US);

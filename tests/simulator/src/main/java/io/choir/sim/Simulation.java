@@ -2,11 +2,15 @@ package io.choir.sim;
 
 import com.google.protobuf.MessageLite;
 import io.choir.proto.Entry;
+import io.choir.proto.KeyValue;
 import io.choir.proto.MessageType;
 import io.choir.proto.Response;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
+import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.storage.Bytes;
+import io.choir.server.storage.StorageSnapshot;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -87,9 +91,11 @@ public final class Simulation implements SimReplica.Host {
           .logRetentionMaxOps(cfg.logRetentionOps() * 2)
           .maxInFlightOps(256)
           .readTimeoutNs(1_000 * MS)
+          .maxClientSessions(cfg.maxClientSessions())
+          .sessionTimeoutMs(cfg.sessionTimeoutMs())
           .seed(cfg.seed()))
           .build();
-      nodes[id] = new SimReplica(id, c, this, cfg.buffered(), 10_000);
+      nodes[id] = new SimReplica(id, c, this, cfg);
     }
     net = new SimNetwork(cfg, clock, random, nodes, this::bump);
     clients = new SimClients(this, cfg, random);
@@ -127,6 +133,7 @@ public final class Simulation implements SimReplica.Host {
       }
       if (clientsDone) {
         if (converged()) {
+          compareStates();
           break;
         }
         if (clock.now() > convergeDeadline) {
@@ -216,6 +223,48 @@ public final class Simulation implements SimReplica.Host {
       }
     }
     return true;
+  }
+
+  /**
+   * At convergence every replica holds the same data (keys, values, versions) and the same client
+   * table (sessions and saved replies): equal checksums say the same log was applied, this says the
+   * same state came out of it, state transfers included.
+   */
+  private void compareStates() {
+    String first = null;
+    for (int id = 1; id < nodes.length; id++) {
+      String state = stateOf(nodes[id]);
+      if (first == null) {
+        first = state;
+      } else if (!state.equals(first)) {
+        violations.add("at convergence replica " + id + " holds another state than replica 1:\n  1: "
+            + abbreviate(first) + "\n  " + id + ": " + abbreviate(state));
+      }
+    }
+  }
+
+  private static String stateOf(SimReplica node) {
+    StringBuilder sb = new StringBuilder();
+    try (StorageSnapshot snap = node.storage.snapshot()) {
+      byte[] from = new byte[0];
+      while (true) {
+        List<KeyValue> chunk = snap.scanData(from, 1000, 1 << 20);
+        if (chunk.isEmpty()) {
+          break;
+        }
+        for (KeyValue kv : chunk) {
+          sb.append(kv.getKey().toStringUtf8()).append('=').append(kv.getValue().toStringUtf8()).append('@')
+              .append(kv.getVersion()).append(' ');
+        }
+        from = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
+      }
+      sb.append("| clients ").append(KvStateMachine.clientTable(snap).toString().replace('\n', ' '));
+    }
+    return sb.toString();
+  }
+
+  private static String abbreviate(String s) {
+    return s.length() > 600 ? s.substring(0, 600) + "..." : s;
   }
 
   void restart(SimReplica node) {
