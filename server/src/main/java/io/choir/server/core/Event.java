@@ -37,6 +37,12 @@ public sealed interface Event {
    */
   record Peer(int from, long view, MessageType type, MessageLite body) implements Event {}
 
+  /**
+   * Storage has durably recorded lastNormalView (the log lane, after the log writes it vouches for):
+   * from now on this replica may acknowledge in that view.
+   */
+  record LastNormalViewPersisted(long lastNormalView) implements Event {}
+
   /** A state transfer finished: storage now holds the state at op with checksum, and no log. */
   record StateInstalled(long op, long checksum) implements Event {}
 

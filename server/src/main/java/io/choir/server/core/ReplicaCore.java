@@ -147,6 +147,13 @@ public final class ReplicaCore {
   private long logFirstOp;
   private long lastTruncateRequest;
   private long logEpoch;
+  /** {epoch, op}: the log was truncated after op when it left epoch (oldest first, bounded). */
+  private final ArrayDeque<long[]> truncations = new ArrayDeque<>();
+  private static final int MAX_TRUNCATIONS_REMEMBERED = 64;
+  /** The last normal view storage has recorded (Event.LastNormalViewPersisted); acks wait for it. */
+  private long durableLastNormalView;
+  /** The highest view whose start this replica counted in viewChanges. */
+  private long lastCountedView;
 
   /** Entries window.base()+1 .. lastOp: unapplied ones plus a ring of applied ones for resending. */
   private LogWindow window;
@@ -218,6 +225,9 @@ public final class ReplicaCore {
   private long fillUpTo;
   private long fillBytes;
   private long lastFillRequestNs;
+  /** Entries of the chosen log received since the last fill request, and their bytes. */
+  private long fillBytesSinceRequest;
+  private int fillCountSinceRequest;
   private final TreeMap<Long, Entry> fill = new TreeMap<>();
   private DoViewChange chosen;
   private long chosenCommit;
@@ -288,6 +298,7 @@ public final class ReplicaCore {
     public long preVotesGranted;
     public long droppedSticky;
     public long unstickNotices;
+    public long viewChangesRefused;
     public long readRounds;
   }
 
@@ -338,6 +349,8 @@ public final class ReplicaCore {
     this.verifiedOp = mode == Mode.NORMAL ? lastOp : commitOp;
     // A restarted backup whose last normal view is older than its view had not caught up in it.
     this.completeAtOp = lastNormalView == view ? 0 : -1;
+    this.durableLastNormalView = lastNormalView;
+    this.lastCountedView = recovered.view();
     this.mustCatchUp = recovered.mustCatchUp() && n > 1;
     if (mustCatchUp) {
       // What its log says it has is not what it acknowledged: it votes for nothing and acknowledges
@@ -389,7 +402,7 @@ public final class ReplicaCore {
       if (isBackup()) {
         // Announce ourselves: a primary gone quiet for want of a quorum speaks again when it hears us.
         out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
-            HeartbeatOk.newBuilder().setOp(completeAtOp == 0 ? Math.min(persistedOp, verifiedOp) : 0).build()));
+            HeartbeatOk.newBuilder().setOp(ackableOp()).build()));
       }
     }
     if (event instanceof Event.ClientRequest r) {
@@ -398,6 +411,8 @@ public final class ReplicaCore {
       onPersisted(p, out);
     } else if (event instanceof Event.Applied a) {
       onApplied(a, out);
+    } else if (event instanceof Event.LastNormalViewPersisted l) {
+      onLastNormalViewPersisted(l, out);
     } else if (event instanceof Event.Peer p) {
       onPeer(p, nowNs, out);
     } else if (event instanceof Event.Tick) {
@@ -722,32 +737,73 @@ public final class ReplicaCore {
   // ---------------------------------------------------------------- storage events
 
   private void onPersisted(Event.Persisted event, Effects out) {
+    long op = event.op();
     if (event.epoch() != logEpoch) {
-      return; // reports entries that a later truncation removed
+      // A write issued before a truncation: what it wrote at or below every truncation point since is
+      // still this log's and durable; above, a later truncation removed it.
+      if (event.epoch() > logEpoch || truncations.isEmpty() || truncations.peekFirst()[0] > event.epoch()) {
+        return;
+      }
+      for (long[] t : truncations) {
+        if (t[0] >= event.epoch()) {
+          op = Math.min(op, t[1]);
+        }
+      }
     }
-    if (event.op() > lastOp) {
-      throw new IllegalStateException("persisted " + event.op() + " beyond last op " + lastOp);
+    if (op > lastOp) {
+      throw new IllegalStateException("persisted " + op + " beyond last op " + lastOp);
     }
-    if (event.op() <= persistedOp) {
+    if (op <= persistedOp) {
       return;
     }
-    persistedOp = event.op();
+    persistedOp = op;
     acked[index(self)] = persistedOp;
     if (!stateTransferPending && applyRequestedOp < commitOp) {
       requestApply(out); // committed entries that waited for their own log write
     }
     if (isPrimary()) {
       advanceCommit(quorumCommit(), out);
-    } else if (isBackup() && completeAtOp == 0) {
-      // Cumulative ack: every op up to it is durable here and in this view's log (VR 4.1 step 4).
+    } else {
+      sendPrepareOk(out);
+    }
+  }
+
+  /**
+   * A backup's cumulative ack: every op up to it is durable here and in this view's log (VR 4.1 step
+   * 4). Only once the log is complete in this view and that is on disk too (the last normal view): a
+   * replica whose ack counted toward a commit must come back from a crash ranking its log by this view,
+   * or a later view change could prefer a log that lacks the op.
+   */
+  private void sendPrepareOk(Effects out) {
+    if (isBackup() && completeAtOp == 0 && durableLastNormalView == lastNormalView) {
       out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.PREPARE_OK,
           PrepareOk.newBuilder().setOp(Math.min(persistedOp, verifiedOp)).build()));
     }
   }
 
-  /** The highest op that f+1 replicas (this primary counted) have persisted in this view. */
+  /** The op a backup may acknowledge now (0 while its log is incomplete or its last normal view is not durable). */
+  private long ackableOp() {
+    return completeAtOp == 0 && durableLastNormalView == lastNormalView ? Math.min(persistedOp, verifiedOp) : 0;
+  }
+
+  private void onLastNormalViewPersisted(Event.LastNormalViewPersisted event, Effects out) {
+    durableLastNormalView = event.lastNormalView();
+    if (isPrimary()) {
+      advanceCommit(quorumCommit(), out); // its own copy counts from now on
+    } else {
+      sendPrepareOk(out);
+    }
+  }
+
+  /**
+   * The highest op that f+1 replicas (this primary counted once its last normal view of this view is on
+   * disk, as for a backup's ack) have persisted in this view.
+   */
   private long quorumCommit() {
     long[] sorted = acked.clone();
+    if (durableLastNormalView != lastNormalView) {
+      sorted[index(self)] = 0;
+    }
     Arrays.sort(sorted);
     // COMMIT_ALONE (test_break_protocol: commit-alone) is a deliberate bug: a quorum of one.
     long c = sorted[n - (config.breakage == CoreConfig.Breakage.COMMIT_ALONE ? 1 : config.quorum())];
@@ -1118,7 +1174,9 @@ public final class ReplicaCore {
       }
       return;
     }
-    boolean grant = mode == Mode.VIEW_CHANGE
+    // In a view change it grants only once its own has stalled: a view change making progress (a
+    // long fetch of the chosen log) must not be cut short by one replica's impatience.
+    boolean grant = (mode == Mode.VIEW_CHANGE && nowNs - viewChangeStartedNs >= viewChangeTimeoutNs)
         || (isBackup() && nowNs - lastHeardFromPrimaryNs >= config.quorumTimeoutNs);
     if (grant) {
       counters.preVotesGranted++;
@@ -1129,6 +1187,10 @@ public final class ReplicaCore {
 
   private void onPreViewChangeOk(int from, long proposed, long nowNs, Effects out) {
     if (preVoteView == 0 || proposed != preVoteView || proposed <= view) {
+      return;
+    }
+    if (hearsLivePrimary(nowNs)) {
+      clearPreVote(); // a late grant: our primary spoke again meanwhile
       return;
     }
     preVotes.add(from);
@@ -1157,17 +1219,28 @@ public final class ReplicaCore {
       }
     }
     if (!entries.isEmpty()) {
-      knownLastOp = Math.max(knownLastOp, entries.get(entries.size() - 1).getOp());
-      if (completeAtOp < 0) {
+      Entry newest = entries.get(entries.size() - 1);
+      knownLastOp = Math.max(knownLastOp, newest.getOp());
+      if (completeAtOp < 0 && newest.getView() == view) {
+        // An entry made in this view lies beyond the log this view started with, which holds every op
+        // committed before it. A resend of older entries (the answer to a NACK) says nothing of the
+        // primary's log: wait for one of this view's entries, a HEARTBEAT or START_VIEW.
         completeAtOp = Math.max(1, knownLastOp);
       }
     }
+    long before = verifiedOp;
     for (Entry e : entries) {
       acceptEntry(e, out);
     }
     drainOutOfOrder(out);
     learnCommit(prepare.getCommit(), out);
     checkComplete(out);
+    if (verifiedOp > before && knownLastOp > verifiedOp && nackDueNs != Long.MAX_VALUE) {
+      // A repair is arriving piece by piece (each NACK answer is bounded): ask for the next piece soon
+      // rather than after the backoff the earlier NACKs built up.
+      nackAttempts = 0;
+      nackDueNs = Math.min(nackDueNs, nowNs + (config.nackDelayNs > 0 ? random.nextLong(config.nackDelayNs) : 0));
+    }
     scheduleNack(nowNs, out);
   }
 
@@ -1288,8 +1361,7 @@ public final class ReplicaCore {
     learnCommit(hb.getCommit(), out);
     checkComplete(out);
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
-        HeartbeatOk.newBuilder().setRound(hb.getRound())
-            .setOp(completeAtOp == 0 ? Math.min(persistedOp, verifiedOp) : 0).build()));
+        HeartbeatOk.newBuilder().setRound(hb.getRound()).setOp(ackableOp()).build()));
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
     }
@@ -1329,7 +1401,7 @@ public final class ReplicaCore {
     persistedOp = s.op();
     commitOp = Math.max(commitOp, s.op());
     logFirstOp = s.op() + 1;
-    logEpoch++;
+    noteTruncation(0); // the install emptied the log: no earlier write survives in it
     acked[index(self)] = persistedOp;
     window = new LogWindow(s.op());
     drainOutOfOrder(out);
@@ -1402,6 +1474,10 @@ public final class ReplicaCore {
     // A primary hands out its whole log; in a view change, the chosen replica hands the new primary the
     // log its DO_VIEW_CHANGE described (its log does not change while it waits in that view change).
     long servable = lastOp;
+    // Serving the new primary's fetch of our log in a view change, the new primary asks for the next
+    // piece while the last one is still arriving: what went to it within a heartbeat interval is on
+    // its way, and its view-change timer asks again for what was lost.
+    long suppressNs = isPrimary() ? config.resendSuppressNs : Math.max(config.resendSuppressNs, config.heartbeatIntervalNs);
     for (OpRange r : nack.getRangesList()) {
       long first = Math.max(1, r.getFirst());
       long last = Math.min(servable, r.getLast());
@@ -1411,7 +1487,7 @@ public final class ReplicaCore {
           op = logFirstOp - 1;
           continue;
         }
-        ResendTracker.Decision d = resends.decide(op, from, nowNs);
+        ResendTracker.Decision d = resends.decide(op, from, nowNs, suppressNs);
         if (d == ResendTracker.Decision.SKIP) {
           continue;
         }
@@ -1423,7 +1499,7 @@ public final class ReplicaCore {
           // Older than the in-memory ring: the caller reads it from the log.
           long runEnd = op;
           while (runEnd + 1 <= Math.min(last, window.base()) && budget > 0
-              && resends.decide(runEnd + 1, from, nowNs) != ResendTracker.Decision.SKIP) {
+              && resends.decide(runEnd + 1, from, nowNs, suppressNs) != ResendTracker.Decision.SKIP) {
             runEnd++;
             budget--;
           }
@@ -1432,6 +1508,7 @@ public final class ReplicaCore {
               bytesBudget));
           counters.retransmitsFromLog += runEnd - op + 1;
           op = runEnd;
+          bytesBudget = 0; // the log read may spend all that is left (its sizes are unknown here)
           continue;
         }
         Entry e = window.get(op);
@@ -1642,7 +1719,8 @@ public final class ReplicaCore {
    * (large ones travel over the peer TCP connection), placing each in order as it arrives.
    */
   private void maybeFinishViewChange(Effects out) {
-    if (chosen != null || doViewChanges.size() < config.quorum() || !doViewChanges.containsKey(self)) {
+    if (mode != Mode.VIEW_CHANGE || chosen != null || doViewChanges.size() < config.quorum()
+        || !doViewChanges.containsKey(self)) {
       return;
     }
     int best = -1;
@@ -1660,8 +1738,12 @@ public final class ReplicaCore {
       }
     }
     if (bestDvc.getLastOp() < maxCommit) {
-      throw new IllegalStateException("view change " + view + ": the chosen log (replica " + best + ", op "
-          + bestDvc.getLastOp() + ") lacks committed op " + maxCommit);
+      // Impossible unless a DO_VIEW_CHANGE lies: refuse to form this view (it times out, and the next
+      // view change collects fresh ones) rather than lose a committed op or stop the replica.
+      counters.viewChangesRefused++;
+      doViewChanges.clear();
+      doViewChanges.put(self, ownDoViewChange());
+      return;
     }
     chosen = bestDvc;
     chosenCommit = maxCommit;
@@ -1688,6 +1770,8 @@ public final class ReplicaCore {
       return;
     }
     lastFillRequestNs = currentNs;
+    fillBytesSinceRequest = 0;
+    fillCountSinceRequest = 0;
     out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, Nack.newBuilder()
         .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)).build()));
     counters.nacksSent++;
@@ -1713,6 +1797,8 @@ public final class ReplicaCore {
       if (op <= verifiedOp || op > fillUpTo || fill.containsKey(op)) {
         continue;
       }
+      fillBytesSinceRequest += e.getSerializedSize();
+      fillCountSinceRequest++;
       if (op == verifiedOp + 1) {
         place(e, out);
         for (Entry next = fill.remove(verifiedOp + 1); next != null; next = fill.remove(verifiedOp + 1)) {
@@ -1732,9 +1818,11 @@ public final class ReplicaCore {
     advanceCommit(Math.min(chosenCommit, verifiedOp), out);
     if (verifiedOp >= fillUpTo) {
       finishViewChange(out);
-    } else if (fill.isEmpty() && nowNs - lastFillRequestNs >= config.resendSuppressNs) {
-      // No gap: the piece asked for arrived (or is arriving in order); ask for what follows. The chosen
-      // replica skips what it sent us within resendSuppress, so in-flight entries are not sent twice.
+    } else if (fillBytesSinceRequest >= config.maxRetransmitBytesPerNack
+        || fillCountSinceRequest >= config.maxRetransmitEntriesPerNack) {
+      // The piece asked for is in: the chosen replica answers a NACK with entries until its byte or
+      // entry budget (the same settings) is spent, so this much means the answer is complete. Ask for
+      // the next piece; asking earlier would have it resend entries still on their way.
       requestFill(out);
     }
   }
@@ -1760,11 +1848,10 @@ public final class ReplicaCore {
     completeAtOp = 0;
     verifiedOp = lastOp;
     readFloorOp = lastOp;
-    viewChanges++;
-    lastViewChangeNs = currentNs;
     fillFrom = 0;
     fill.clear();
     fillBytes = 0;
+    countViewChange();
     Arrays.fill(acked, 0);
     acked[index(self)] = persistedOp;
     Arrays.fill(lastHeardNs, currentNs);
@@ -1801,6 +1888,18 @@ public final class ReplicaCore {
     return StartView.newBuilder().setLastOp(lastOp).setCommit(commitOp).build();
   }
 
+  /**
+   * Starts a new log epoch after a truncation at op (entries above op are gone), remembering op so that
+   * a write issued in an earlier epoch can still count for what it wrote at or below it.
+   */
+  private void noteTruncation(long op) {
+    truncations.addLast(new long[] {logEpoch, op});
+    if (truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
+      truncations.removeFirst();
+    }
+    logEpoch++;
+  }
+
   /** Drops every entry above op (in memory, and in storage before this step's appends). */
   private void truncateAfter(long op, Effects out) {
     if (op >= lastOp) {
@@ -1815,7 +1914,7 @@ public final class ReplicaCore {
     verifiedOp = Math.min(verifiedOp, op);
     persistedOp = Math.min(persistedOp, op);
     acked[index(self)] = persistedOp;
-    logEpoch++;
+    noteTruncation(op);
     out.logEpoch = logEpoch;
     // Entries of this step not yet handed to storage are gone too.
     out.persist.removeIf(e -> e.getOp() > op);
@@ -1850,9 +1949,17 @@ public final class ReplicaCore {
     chosen = null;
     fillFrom = 0;
     fill.clear();
-    viewChanges++;
-    lastViewChangeNs = nowNs;
+    countViewChange();
     persistView(out);
+  }
+
+  /** Counts the completion of a view change into this view, once per view (not a rejoin of the same). */
+  private void countViewChange() {
+    if (view > lastCountedView) {
+      lastCountedView = view;
+      viewChanges++;
+      lastViewChangeNs = currentNs;
+    }
   }
 
   private void onStartView(StartView sv, long v, long nowNs, Effects out) {
@@ -1917,7 +2024,7 @@ public final class ReplicaCore {
     commitOp = Math.max(commitOp, appliedOp);
     verifiedOp = commitOp;
     primaryCommit = fromPrimary.getCommit();
-    knownLastOp = Math.max(lastOp, fromPrimary.getLastOp());
+    knownLastOp = Math.max(commitOp, fromPrimary.getLastOp()); // our own tail above commit may be gone
     completeAtOp = -1;
     completeAt(fromPrimary.getLastOp(), out);
     lastHeardFromPrimaryNs = nowNs;

@@ -41,6 +41,11 @@ final class ResendTracker {
 
   /** Decides for op requested by replica from at nowNs, and records the resend it decides. */
   Decision decide(long op, int from, long nowNs) {
+    return decide(op, from, nowNs, suppressNs);
+  }
+
+  /** As {@link #decide(long, int, long)}, with a suppression window of its own. */
+  Decision decide(long op, int from, long nowNs, long suppressNs) {
     Resend r = recent.get(op);
     if (r != null) {
       long age = nowNs - r.atNs();

@@ -9,6 +9,7 @@ import io.choir.proto.Heartbeat;
 import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
 import io.choir.proto.Nack;
+import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Prepare;
 import io.choir.proto.PrepareOk;
 import io.choir.proto.Recovery;
@@ -50,15 +51,26 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * PeerTransport moves peer datagrams: PREPAREs and HEARTBEATs by IP multicast to every replica, the
- * rest (PREPARE_OK, NACK, resends) by UDP unicast to one replica's peer address. It only encodes,
- * decodes and checks; protocol decisions belong to the core (STYLE.md habit 6).
+ * PeerTransport moves peer messages: PREPAREs and HEARTBEATs by IP multicast to every replica, the
+ * rest (PREPARE_OK, NACK, resends) to one replica's peer address: by UDP unicast when the body fits
+ * one datagram, else over a TCP peer stream ({@link PeerRouting}, {@link PeerStreams}); a message to
+ * all that does not fit a datagram is fragmented when it is a PREPARE, and otherwise sent over every
+ * other replica's stream. It only
+ * encodes, decodes and checks; protocol decisions belong to the core (STYLE.md habit 6).
  *
  * <p>Every datagram is a {@link DatagramHeader} and a protobuf body. A datagram is dropped and counted,
  * by reason, when it is too short, has another magic or protocol version, another cluster id, an
  * unknown sender (or is our own multicast looped back), an unknown type, or a body that does not parse;
- * or when the replica's peer queue is full. A body bigger than max_datagram_bytes travels as FRAGMENTs
- * and is reassembled with bounded memory.
+ * or when the replica's peer queue is full. A multicast body bigger than max_datagram_bytes travels as
+ * FRAGMENTs and is reassembled with bounded memory: at most maxReassembledBytes per message (one
+ * PREPARE of one entry: max_batch_bytes plus slack, see {@link PeerRouting#maxReassembledBytes}), 64
+ * partial messages and 4 of the largest in total.
+ *
+ * <p>Peer streams: the envelopes that arrive over TCP (accepted by the {@link StateTransferServer} on
+ * the same port and handed to {@link #streamSink()}) pass the same checks as datagrams (protocol
+ * version, cluster id, sender a member and not this replica, a known type, a frame at most
+ * maxStreamFrameBytes) and are counted by reason under choir.peer_stream.dropped.*
+ * ({@link #streamDroppedByReason()}).
  *
  * <p>Multicast stays where it is configured: the channels are created with the IPv4 family (an IPv6
  * socket would ignore IP_MULTICAST_IF for an IPv4 group and send through the default route, see
@@ -68,7 +80,15 @@ import org.slf4j.LoggerFactory;
 public final class PeerTransport implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(PeerTransport.class);
 
-  /** Settings of the transport. */
+  /**
+   * Settings of the transport.
+   *
+   * @param maxReassembledBytes largest fragmented message reassembled ({@link
+   *     PeerRouting#maxReassembledBytes} of max_batch_bytes)
+   * @param maxStreamFrameBytes largest envelope sent or accepted on a peer stream ({@link
+   *     PeerRouting#maxStreamFrameBytes})
+   * @param streamBufferBytes queued and unwritten bytes per peer stream before messages are dropped
+   */
   public record Settings(
       int selfId,
       long clusterIdHash,
@@ -79,7 +99,30 @@ public final class PeerTransport implements AutoCloseable {
       int maxDatagramBytes,
       int receiveBufferBytes,
       int testMulticastLossPercent,
-      String testFaultFile) {}
+      String testFaultFile,
+      int maxReassembledBytes,
+      int maxStreamFrameBytes,
+      long streamBufferBytes) {
+    /** Default per-peer stream buffer: 16 MiB (four NACKs' worth of resends, 4 MiB each). */
+    public static final long DEFAULT_STREAM_BUFFER_BYTES = 16L << 20;
+
+    public Settings {
+      peers = Map.copyOf(peers);
+      if (maxReassembledBytes < 1 || maxStreamFrameBytes < 1 || streamBufferBytes < 1) {
+        throw new IllegalArgumentException("transport bounds must be positive: " + maxReassembledBytes
+            + ", " + maxStreamFrameBytes + ", " + streamBufferBytes);
+      }
+    }
+
+    /** Settings with the bounds derived from the server's defaults (4 MiB batches, a 64 MiB window). */
+    public Settings(int selfId, long clusterIdHash, Map<Integer, InetSocketAddress> peers,
+        InetSocketAddress group, String interfaceName, int ttl, int maxDatagramBytes, int receiveBufferBytes,
+        int testMulticastLossPercent, String testFaultFile) {
+      this(selfId, clusterIdHash, peers, group, interfaceName, ttl, maxDatagramBytes, receiveBufferBytes,
+          testMulticastLossPercent, testFaultFile, PeerRouting.maxReassembledBytes(4 << 20),
+          PeerRouting.maxStreamFrameBytes(64 << 20, 8192, 4 << 20), DEFAULT_STREAM_BUFFER_BYTES);
+    }
+  }
 
   private static final Map<MessageType, Parser<? extends MessageLite>> PARSERS = new EnumMap<>(MessageType.class);
 
@@ -106,8 +149,12 @@ public final class PeerTransport implements AutoCloseable {
   private final DatagramChannel multicast;
   private final NetworkInterface iface;
   private final Reassembler reassembler;
+  private final PeerStreams streams;
   private final MeterRegistry metrics;
   private final Map<String, Counter> dropped = new ConcurrentHashMap<>();
+  private final Map<String, Counter> streamDropped = new ConcurrentHashMap<>();
+  private final Counter streamSent;
+  private final Counter streamReceived;
   private final Counter sent;
   private final Counter sentMulticast;
   private final Counter received;
@@ -128,7 +175,13 @@ public final class PeerTransport implements AutoCloseable {
     this.received = metrics.counter("choir.datagrams.received");
     this.fragmentsSent = metrics.counter("choir.datagrams.fragments_sent");
     this.ownLooped = metrics.counter("choir.datagrams.own_looped_back");
-    this.reassembler = new Reassembler(256, 256L << 20, 64 << 20);
+    this.streamSent = metrics.counter("choir.peer_stream.sent");
+    this.streamReceived = metrics.counter("choir.peer_stream.received");
+    // Only multicast PREPAREs are fragmented now (big unicast goes over a peer stream), and one holds
+    // at most one entry: see PeerRouting.maxReassembledBytes.
+    this.reassembler = new Reassembler(PeerRouting.REASSEMBLY_MESSAGES,
+        (long) PeerRouting.REASSEMBLY_LARGEST_MESSAGES * settings.maxReassembledBytes(),
+        settings.maxReassembledBytes());
     this.iface = NetworkInterface.getByName(settings.interfaceName());
     if (iface == null) {
       throw new IllegalArgumentException("multicast_interface '" + settings.interfaceName()
@@ -154,6 +207,8 @@ public final class PeerTransport implements AutoCloseable {
       base.option(EpollChannelOption.IP_MULTICAST_ALL, false);
     }
     InetSocketAddress self = settings.peers().get(settings.selfId());
+    this.streams = new PeerStreams(settings.peers(), settings.maxStreamFrameBytes(),
+        settings.streamBufferBytes(), System::nanoTime, this::streamDrop, streamSent::increment);
     try {
       this.unicast = (DatagramChannel) base.clone().bind(self).sync().channel();
       Bootstrap mc = base.clone().option(ChannelOption.SO_REUSEADDR, true);
@@ -163,6 +218,7 @@ public final class PeerTransport implements AutoCloseable {
       this.multicast = (DatagramChannel) mc.bind(settings.group()).sync().channel();
       multicast.joinGroup(settings.group(), iface).sync();
     } catch (RuntimeException | InterruptedException e) {
+      streams.close();
       group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
       throw e;
     }
@@ -208,14 +264,40 @@ public final class PeerTransport implements AutoCloseable {
       drop("unknown_destination");
       return;
     }
+    PeerRouting.Route route =
+        PeerRouting.route(to, type, body.getSerializedSize(), settings.maxDatagramBytes());
+    if (route == PeerRouting.Route.STREAM || route == PeerRouting.Route.STREAM_TO_EACH) {
+      PeerEnvelope envelope;
+      try {
+        envelope = PeerEnvelopes.wrap(settings.clusterIdHash(), settings.selfId(), view, type, body);
+      } catch (IllegalArgumentException e) {
+        streamDrop("unknown_type");
+        return;
+      }
+      if (route == PeerRouting.Route.STREAM) {
+        streams.send(to, envelope);
+        return;
+      }
+      for (int peer : settings.peers().keySet()) {
+        if (peer == settings.selfId()) {
+          continue;
+        }
+        if (blockedPeers.contains(peer)) {
+          drop("test_partition_out");
+          continue;
+        }
+        streams.send(peer, envelope);
+      }
+      return;
+    }
     byte[] bytes = body.toByteArray();
     int room = settings.maxDatagramBytes() - DatagramHeader.SIZE;
     if (bytes.length <= room) {
       write(dest, type, view, bytes, to == 0);
       return;
     }
+    // Route.FRAGMENTS: a multicast PREPARE. A Fragment adds its own fields (about 30 bytes).
     long firstOp = body instanceof Prepare p ? p.getFirstOp() : 0;
-    // A Fragment adds its own fields (about 30 bytes) around the chunk.
     for (Fragment f : Reassembler.split(firstOp, bytes, room - 40)) {
       write(dest, MessageType.FRAGMENT, view, wrap(type, f), to == 0);
       fragmentsSent.increment();
@@ -252,6 +334,87 @@ public final class PeerTransport implements AutoCloseable {
     Map<String, Long> out = new java.util.TreeMap<>();
     dropped.forEach((k, v) -> out.put(k, (long) v.count()));
     return out;
+  }
+
+  private void streamDrop(String reason) {
+    streamDropped.computeIfAbsent(reason, r -> metrics.counter("choir.peer_stream.dropped." + r)).increment();
+  }
+
+  /** Peer stream messages dropped (sent or received) by reason. */
+  public Map<String, Long> streamDroppedByReason() {
+    Map<String, Long> out = new java.util.TreeMap<>();
+    streamDropped.forEach((k, v) -> out.put(k, (long) v.count()));
+    return out;
+  }
+
+  /** The outbound peer streams (tests). */
+  PeerStreams streams() {
+    return streams;
+  }
+
+  /** Envelopes sent over peer streams (written to a socket). */
+  public long streamMessagesSent() {
+    return (long) streamSent.count();
+  }
+
+  /** Envelopes received over peer streams and handed to the core. */
+  public long streamMessagesReceived() {
+    return (long) streamReceived.count();
+  }
+
+  /**
+   * The sink of peer streams: give it to this replica's {@link StateTransferServer}, which accepts
+   * peer streams on the same port and hands their envelopes here.
+   */
+  public PeerStreamSink streamSink() {
+    return new PeerStreamSink() {
+      @Override
+      public int maxFrameBytes() {
+        return settings.maxStreamFrameBytes();
+      }
+
+      @Override
+      public Verdict onEnvelope(PeerEnvelope envelope) {
+        return acceptStream(envelope);
+      }
+
+      @Override
+      public void dropped(String reason) {
+        streamDrop(reason);
+      }
+    };
+  }
+
+  /** Checks one envelope from a peer stream like a datagram and hands it to the core (any thread). */
+  private PeerStreamSink.Verdict acceptStream(PeerEnvelope envelope) {
+    if (envelope.getProtocolVersion() != DatagramHeader.PROTOCOL_VERSION) {
+      streamDrop("bad_version");
+      return PeerStreamSink.Verdict.REFUSED;
+    }
+    if (envelope.getClusterId() != settings.clusterIdHash()) {
+      streamDrop("foreign_cluster");
+      return PeerStreamSink.Verdict.REFUSED;
+    }
+    int sender = envelope.getSender();
+    if (sender == settings.selfId() || !settings.peers().containsKey(sender)) {
+      streamDrop("unknown_sender");
+      return PeerStreamSink.Verdict.REFUSED;
+    }
+    if (blockedPeers.contains(sender)) {
+      streamDrop("test_partition");
+      return PeerStreamSink.Verdict.DROPPED;
+    }
+    MessageType type = PeerEnvelopes.type(envelope);
+    if (type == null) {
+      streamDrop("unknown_type");
+      return PeerStreamSink.Verdict.DROPPED;
+    }
+    if (!sink.offerPeer(sender, envelope.getView(), type, PeerEnvelopes.body(envelope))) {
+      streamDrop("queue_full");
+      return PeerStreamSink.Verdict.DROPPED;
+    }
+    streamReceived.increment();
+    return PeerStreamSink.Verdict.DELIVERED;
   }
 
   /** Decodes and checks datagrams; shared by both channels, which run on the transport's one event loop. */
@@ -349,6 +512,7 @@ public final class PeerTransport implements AutoCloseable {
     }
     multicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
     unicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
+    streams.close();
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(2, TimeUnit.SECONDS);
   }
 }

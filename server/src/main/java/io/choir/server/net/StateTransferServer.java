@@ -1,18 +1,12 @@
 package io.choir.server.net;
 
-import com.google.protobuf.InvalidProtocolBufferException;
-import io.choir.proto.ClientRecord;
-import io.choir.proto.KeyValue;
 import io.choir.proto.PeerEnvelope;
-import io.choir.proto.StateTransferChunk;
-import io.choir.proto.wire.DatagramHeader;
 import io.choir.proto.wire.FrameDecoder;
 import io.choir.proto.wire.FrameEncoder;
+import io.choir.proto.wire.FrameException;
 import io.choir.proto.wire.ProtobufFrameDecoder;
-import io.choir.server.storage.Bytes;
-import io.choir.server.storage.MetaKeys;
+import io.choir.server.net.transfer.StateTransferSender;
 import io.choir.server.storage.Storage;
-import io.choir.server.storage.StorageSnapshot;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -28,10 +22,9 @@ import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import java.net.InetSocketAddress;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -41,45 +34,46 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * StateTransferServer serves state transfers (DESIGN.md "Loss, repair and flow"): a replica that needs
- * ops this replica's log no longer holds connects over TCP to this replica's peer address, sends one
+ * StateTransferServer is the listener on a replica's peer address (TCP): it serves state transfers
+ * (DESIGN.md "Loss, repair and flow") and accepts peer streams (the unicast peer messages too big for
+ * one datagram, see {@link PeerRouting}). A connection's first envelope decides which it is.
+ *
+ * <p>State transfer: a replica that needs ops this replica's log no longer holds connects, sends one
  * {@link PeerEnvelope} with a StateTransferRequest, and receives a consistent snapshot of this
- * replica's applied state as a stream of StateTransferChunk envelopes, then the server closes.
+ * replica's applied state as a stream of StateTransferChunk envelopes, then the server closes. The
+ * stream itself (chunking, the snapshot's consistency, the digest in the last chunk) is the pure
+ * {@link StateTransferSender}'s; this class is its Netty driver: it asks the sender for the next chunk
+ * only while the channel is writable, and owns the bounds and timeouts below.
  *
- * <p>Stream: every chunk carries the snapshot's op (applied number) and checksum; first the data pairs
- * in key order (each chunk at most maxChunkPairs pairs and about maxChunkBytes of keys and values; a
- * single larger pair goes alone), then the client table rows (spread over chunks by the same byte
- * bound); the final chunk has last = true (it may carry nothing else). When the snapshot's op is not
- * above the request's applied number, the answer is that one empty last chunk: the asker refuses it
- * (installing it would move the asker back), and nothing else is read or sent.
- *
- * <p>Why a snapshot and not the live state: the replica keeps applying while it streams, and a
- * receiver that installed keys from different ops under one applied number would silently diverge.
- * The storage snapshot reads applied, checksum, data and clients as of one instant, and they were
- * written together in one WriteSet, so they agree.
- *
- * <p>Bounds: at most maxConnections open connections and maxConcurrentTransfers snapshots at a time
- * (a snapshot pins old RocksDB versions); more are refused by closing. A connection must send its
- * request within requestTimeoutMs and finish within transferTimeoutMs, else it is closed (a receiver
- * that stops reading must not pin a snapshot forever). Memory: chunks are read from the snapshot only
- * while the channel is writable (write-buffer high watermark 2 * maxChunkBytes), so the database is
- * never buffered, only about three chunks per transfer.
+ * <p>Bounds: at most maxConnections open connections not yet known as peer streams and
+ * maxConcurrentTransfers snapshots at a time (a snapshot pins old RocksDB versions); more are refused
+ * by closing. A connection must send its first envelope within requestTimeoutMs and a transfer finish
+ * within transferTimeoutMs, else it is closed (a receiver that stops reading must not pin a snapshot
+ * forever). Memory: chunks are read from the snapshot only while the channel is writable
+ * (write-buffer high watermark 2 * maxChunkBytes), so the database is never buffered, only about
+ * three chunks per transfer.
  *
  * <p>Refusals (closing without an answer): another protocol version or cluster id, a sender that is
- * not a member, a body that is not a state transfer request, a second request on one connection, a
- * transfer limit reached, or a snapshot that is itself mid-install (this replica is catching up).
+ * not a member, a request envelope above 4 KiB, a second request on one connection, a transfer limit
+ * reached, or a snapshot that is itself mid-install (this replica is catching up); without a peer
+ * stream sink, also any first envelope that is not a state transfer request.
+ *
+ * <p>Peer streams (only with a {@link PeerStreamSink}): a connection whose first envelope is a peer
+ * message becomes a peer stream: every envelope on it goes to the sink, which checks it like a
+ * datagram (version, cluster id, member sender, type) and counts drops by reason. A stream whose first
+ * envelope the sink refuses is closed; so is a stream whose frame is above the sink's maxFrameBytes
+ * (counted frame_too_large) or does not parse (malformed). Envelopes naming another sender than the
+ * stream's first are dropped (sender_changed). One stream per sender: a new one (the peer restarted
+ * and reconnected) closes the older, so peer streams are at most one per other member, besides the
+ * maxConnections bound. Memory per connection: at most one frame being assembled, so every frame
+ * limit here is the sink's maxFrameBytes when a sink is given (4 KiB without).
  *
  * <p>Threads: a dedicated event loop group (state transfers are rare and their storage reads block,
- * so they must not share the client or peer loops); every transfer's snapshot is used and closed on
- * its channel's event loop.
+ * so they must not share the client or peer datagram loops); every transfer's snapshot is used and
+ * closed on its channel's event loop.
  */
 public final class StateTransferServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StateTransferServer.class);
-
-  private static final byte[] APPLIED = MetaKeys.bytes(MetaKeys.APPLIED);
-  private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
-  private static final byte[] CLIENTS = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
-  private static final byte[] INSTALLING = MetaKeys.bytes(MetaKeys.INSTALLING);
 
   /** A request envelope is tiny; anything bigger is not one. */
   private static final int MAX_REQUEST_FRAME_BYTES = 4096;
@@ -131,9 +125,8 @@ public final class StateTransferServer implements AutoCloseable {
     }
   }
 
-  private final int selfId;
-  private final long clusterIdHash;
-  private final Set<Integer> memberIds;
+  private final StateTransferSender.Config senderConfig;
+  private final PeerStreamSink peerStreams;
   private final LongSupplier view;
   private final Storage storage;
   private final Limits limits;
@@ -149,15 +142,13 @@ public final class StateTransferServer implements AutoCloseable {
   private final AtomicLong served = new AtomicLong();
   private final AtomicLong refused = new AtomicLong();
   private final AtomicLong chunksWritten = new AtomicLong();
+  private final AtomicLong streamsAccepted = new AtomicLong();
+  /** The open peer stream of each sender (one each: a newer one closes the older). */
+  private final Map<Integer, Channel> streamsBySender = new ConcurrentHashMap<>();
 
   /**
-   * StateTransferServer binds bind (the replica's peer address, TCP) and serves snapshots of storage.
-   *
-   * @param selfId this replica's id (the sender of every chunk)
-   * @param clusterIdHash the cluster id a request must carry
-   * @param memberIds the replica ids allowed to ask
-   * @param view the current view, stamped on chunks (informational: the snapshot is of committed state)
-   * @param ioThreads worker event loop threads (1 is plenty)
+   * StateTransferServer binds bind (the replica's peer address, TCP) and serves snapshots of storage;
+   * no peer streams (a first envelope that is not a state transfer request is refused).
    */
   public StateTransferServer(
       InetSocketAddress bind,
@@ -169,12 +160,39 @@ public final class StateTransferServer implements AutoCloseable {
       Limits limits,
       int ioThreads)
       throws InterruptedException {
+    this(bind, selfId, clusterIdHash, memberIds, view, storage, limits, ioThreads, null);
+  }
+
+  /**
+   * StateTransferServer binds bind (the replica's peer address, TCP), serves snapshots of storage,
+   * and hands peer streams to peerStreams.
+   *
+   * @param selfId this replica's id (the sender of every chunk)
+   * @param clusterIdHash the cluster id a request must carry
+   * @param memberIds the replica ids allowed to ask
+   * @param view the current view, stamped on chunks (informational: the snapshot is of committed state)
+   * @param ioThreads worker event loop threads (1 is plenty)
+   * @param peerStreams where peer stream envelopes go ({@link PeerTransport#streamSink()}), or null to
+   *     refuse peer streams
+   */
+  public StateTransferServer(
+      InetSocketAddress bind,
+      int selfId,
+      long clusterIdHash,
+      Set<Integer> memberIds,
+      LongSupplier view,
+      Storage storage,
+      Limits limits,
+      int ioThreads,
+      PeerStreamSink peerStreams)
+      throws InterruptedException {
     if (ioThreads < 1) {
       throw new IllegalArgumentException("ioThreads must be at least 1: " + ioThreads);
     }
-    this.selfId = selfId;
-    this.clusterIdHash = clusterIdHash;
-    this.memberIds = Set.copyOf(memberIds);
+    this.senderConfig =
+        new StateTransferSender.Config(
+            selfId, clusterIdHash, memberIds, limits.maxChunkBytes(), limits.maxChunkPairs());
+    this.peerStreams = peerStreams;
     this.view = view;
     this.storage = storage;
     this.limits = limits;
@@ -183,6 +201,10 @@ public final class StateTransferServer implements AutoCloseable {
     this.boss = new MultiThreadIoEventLoopGroup(1, factory);
     this.workers = new MultiThreadIoEventLoopGroup(ioThreads, factory);
     int high = (int) Math.min(Integer.MAX_VALUE, 2L * limits.maxChunkBytes());
+    int maxFrameBytes =
+        peerStreams == null
+            ? MAX_REQUEST_FRAME_BYTES
+            : Math.max(MAX_REQUEST_FRAME_BYTES, peerStreams.maxFrameBytes());
     ServerBootstrap b =
         new ServerBootstrap()
             .group(boss, workers)
@@ -198,7 +220,7 @@ public final class StateTransferServer implements AutoCloseable {
                   @Override
                   protected void initChannel(SocketChannel ch) {
                     ch.pipeline()
-                        .addLast("frames", new FrameDecoder(MAX_REQUEST_FRAME_BYTES))
+                        .addLast("frames", new FrameDecoder(maxFrameBytes))
                         .addLast("decode", decoder)
                         .addLast("encode", encoder)
                         .addLast("handler", new TransferHandler());
@@ -233,6 +255,16 @@ public final class StateTransferServer implements AutoCloseable {
     return chunksWritten.get();
   }
 
+  /** Connections accepted as peer streams. */
+  public long peerStreamsAccepted() {
+    return streamsAccepted.get();
+  }
+
+  /** Peer streams open now. */
+  public int openPeerStreams() {
+    return streamsBySender.size();
+  }
+
   /** Transfers streaming now. */
   public int activeTransfers() {
     return transfers.get();
@@ -247,23 +279,19 @@ public final class StateTransferServer implements AutoCloseable {
   }
 
   /**
-   * TransferHandler serves one connection: it waits for the request, checks it, then streams the
-   * snapshot chunk by chunk as the channel drains. All its state is confined to the channel's loop.
+   * TransferHandler serves one connection: it waits for the first envelope, then either streams the
+   * snapshot chunk by chunk as the channel drains (driving a {@link StateTransferSender}), or passes
+   * every envelope of a peer stream to the sink. All its state is confined to the channel's loop.
    */
   private final class TransferHandler extends SimpleChannelInboundHandler<PeerEnvelope> {
     private boolean counted;
     private boolean requested;
     private boolean holdsPermit;
     private ScheduledFuture<?> deadline;
-    private StorageSnapshot snapshot;
-    private long op;
-    private long checksum;
-    /** Next data key to read; null once the data is exhausted. */
-    private byte[] cursor = new byte[0];
-    private List<ClientRecord> clients;
-    private int nextClient;
+    private StateTransferSender sender;
     private boolean lastWritten;
-    private long chunks;
+    /** The sender of a peer stream, once this connection is one; else -1. */
+    private int streamSender = -1;
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -275,7 +303,7 @@ public final class StateTransferServer implements AutoCloseable {
       deadline =
           ctx.executor()
               .schedule(
-                  () -> refuse(ctx, "no state transfer request within the request timeout"),
+                  () -> refuse(ctx, "no first envelope within the request timeout"),
                   limits.requestTimeoutMs(),
                   TimeUnit.MILLISECONDS);
       ctx.fireChannelActive();
@@ -283,12 +311,25 @@ public final class StateTransferServer implements AutoCloseable {
 
     @Override
     protected void channelRead0(ChannelHandlerContext ctx, PeerEnvelope envelope) {
+      if (streamSender >= 0) {
+        stream(ctx, envelope);
+        return;
+      }
       if (requested) {
         refuse(ctx, "a second request on one connection");
         return;
       }
       requested = true;
-      String problem = check(envelope);
+      if (peerStreams != null
+          && envelope.getBodyCase() != PeerEnvelope.BodyCase.STATE_TRANSFER_REQUEST) {
+        becomeStream(ctx, envelope);
+        return;
+      }
+      if (envelope.getSerializedSize() > MAX_REQUEST_FRAME_BYTES) {
+        refuse(ctx, "a request of " + envelope.getSerializedSize() + " bytes");
+        return;
+      }
+      String problem = StateTransferSender.refusal(senderConfig, envelope);
       if (problem != null) {
         refuse(ctx, problem);
         return;
@@ -307,40 +348,67 @@ public final class StateTransferServer implements AutoCloseable {
                   limits.transferTimeoutMs(),
                   TimeUnit.MILLISECONDS);
       try {
-        snapshot = storage.snapshot();
-        if (snapshot.getMeta(INSTALLING) != null) {
-          refuse(ctx, "this replica is installing a state transfer itself");
-          return;
+        sender = StateTransferSender.open(senderConfig, envelope, storage.snapshot());
+      } catch (RuntimeException e) {
+        if (!(e instanceof StateTransferSender.Refused)) {
+          log.atWarn().setCause(e).log("cannot snapshot the state for a state transfer");
         }
-        op = metaLong(APPLIED);
-        checksum = metaLong(CHECKSUM);
-        clients = new ArrayList<>();
-        if (op <= envelope.getStateTransferRequest().getApplied()) {
-          // Not ahead of the asker: one empty last chunk tells it so, instead of the whole state.
-          cursor = null;
-        } else {
-          for (Map.Entry<byte[], byte[]> row : snapshot.scanMeta(CLIENTS)) {
-            clients.add(ClientRecord.parseFrom(row.getValue()));
-          }
-        }
-      } catch (InvalidProtocolBufferException | RuntimeException e) {
-        log.atWarn().setCause(e).log("cannot snapshot the state for a state transfer");
-        refuse(ctx, "cannot snapshot the state: " + e.getMessage());
+        refuse(ctx, e.getMessage());
         return;
       }
       log.atInfo()
           .addKeyValue("to", envelope.getSender())
-          .addKeyValue("op", op)
-          .addKeyValue("their_applied", envelope.getStateTransferRequest().getApplied())
+          .addKeyValue("op", sender.op())
+          .addKeyValue("their_applied", sender.requesterApplied())
           .log("serving a state transfer");
       // Stop reading: nothing more is expected, and a peer that sends more is ignored, not buffered.
       ctx.channel().config().setAutoRead(false);
       pump(ctx);
     }
 
+    /** The first envelope is a peer message: this connection is a peer stream from now on. */
+    private void becomeStream(ChannelHandlerContext ctx, PeerEnvelope first) {
+      if (peerStreams.onEnvelope(first) == PeerStreamSink.Verdict.REFUSED) {
+        // Counted by reason in the transport; a log line per connection would let a misconfigured
+        // peer flood the log.
+        refused.incrementAndGet();
+        lastWritten = true;
+        log.atDebug().addKeyValue("remote", ctx.channel().remoteAddress())
+            .log("peer stream refused by its first envelope");
+        release();
+        ctx.close();
+        return;
+      }
+      streamSender = first.getSender();
+      deadline.cancel(false);
+      deadline = null;
+      // A stream no longer counts against maxConnections; one per sender bounds them instead.
+      counted = false;
+      connections.decrementAndGet();
+      streamsAccepted.incrementAndGet();
+      Channel channel = ctx.channel();
+      Channel older = streamsBySender.put(streamSender, channel);
+      if (older != null && older != channel) {
+        older.close();
+      }
+      log.atDebug()
+          .addKeyValue("from", streamSender)
+          .addKeyValue("remote", channel.remoteAddress())
+          .log("peer stream accepted");
+    }
+
+    /** One more envelope on a peer stream. */
+    private void stream(ChannelHandlerContext ctx, PeerEnvelope envelope) {
+      if (envelope.getSender() != streamSender) {
+        peerStreams.dropped("sender_changed");
+        return;
+      }
+      peerStreams.onEnvelope(envelope); // dropped envelopes are counted there; the stream goes on
+    }
+
     @Override
     public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-      if (snapshot != null && ctx.channel().isWritable()) {
+      if (sender != null && ctx.channel().isWritable()) {
         pump(ctx);
       }
       ctx.fireChannelWritabilityChanged();
@@ -348,58 +416,48 @@ public final class StateTransferServer implements AutoCloseable {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+      if (streamSender >= 0) {
+        streamsBySender.remove(streamSender, ctx.channel());
+      }
       release();
       ctx.fireChannelInactive();
     }
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      if (peerStreams != null && (streamSender >= 0 || !requested)
+          && cause instanceof FrameException frame) {
+        // On a peer stream, or on a connection that could have been one (its frame limit is the
+        // stream's): the transport counts it with the stream drops.
+        peerStreams.dropped(
+            frame.kind() == FrameException.Kind.TOO_LARGE ? "frame_too_large" : "malformed");
+      }
+      if (streamSender >= 0) {
+        ctx.close();
+        return;
+      }
       refuse(ctx, "connection failed: " + cause.getMessage());
-    }
-
-    /** Returns why envelope is refused, or null when it is a valid request from a member. */
-    private String check(PeerEnvelope envelope) {
-      if (envelope.getProtocolVersion() != DatagramHeader.PROTOCOL_VERSION) {
-        return "protocol version " + envelope.getProtocolVersion();
-      }
-      if (envelope.getClusterId() != clusterIdHash) {
-        return "another cluster id " + Long.toHexString(envelope.getClusterId());
-      }
-      if (!memberIds.contains(envelope.getSender())) {
-        return "sender " + envelope.getSender() + " is not a member";
-      }
-      if (envelope.getBodyCase() != PeerEnvelope.BodyCase.STATE_TRANSFER_REQUEST) {
-        return "not a state transfer request: " + envelope.getBodyCase();
-      }
-      return null;
     }
 
     /** Writes chunks while the channel is writable; the last one closes the connection. */
     private void pump(ChannelHandlerContext ctx) {
       Channel channel = ctx.channel();
-      while (!lastWritten && channel.isActive() && channel.isWritable()) {
-        StateTransferChunk chunk;
+      while (!lastWritten && sender != null && channel.isActive() && channel.isWritable()) {
+        PeerEnvelope chunk;
         try {
-          chunk = nextChunk();
+          chunk = sender.next(view.getAsLong());
         } catch (RuntimeException e) {
           log.atWarn().setCause(e).log("cannot read the snapshot for a state transfer");
           refuse(ctx, "cannot read the snapshot: " + e.getMessage());
           return;
         }
-        chunks++;
         chunksWritten.incrementAndGet();
-        ChannelFuture written =
-            ctx.writeAndFlush(
-                PeerEnvelope.newBuilder()
-                    .setProtocolVersion(DatagramHeader.PROTOCOL_VERSION)
-                    .setClusterId(clusterIdHash)
-                    .setView(view.getAsLong())
-                    .setSender(selfId)
-                    .setStateTransferChunk(chunk)
-                    .build());
+        ChannelFuture written = ctx.writeAndFlush(chunk);
         written.addListener(ChannelFutureListener.CLOSE_ON_FAILURE);
-        if (chunk.getLast()) {
+        if (sender.done()) {
           lastWritten = true;
+          long op = sender.op();
+          long chunks = sender.chunks();
           written.addListener(
               (ChannelFutureListener)
                   f -> {
@@ -412,43 +470,11 @@ public final class StateTransferServer implements AutoCloseable {
                     }
                     f.channel().close();
                   });
-          // Every chunk is read; the snapshot is no longer needed while the last bytes drain (the
-          // deadline still bounds the drain).
+          // Every chunk is read (the sender closed its snapshot); the permit is no longer needed
+          // while the last bytes drain (the deadline still bounds the drain).
           releaseSnapshot();
         }
       }
-    }
-
-    /** Reads the next chunk: data pairs first, then client rows; last once both are exhausted. */
-    private StateTransferChunk nextChunk() {
-      StateTransferChunk.Builder chunk =
-          StateTransferChunk.newBuilder().setOp(op).setChecksum(checksum);
-      if (cursor != null) {
-        List<KeyValue> kvs =
-            snapshot.scanData(cursor, limits.maxChunkPairs(), limits.maxChunkBytes());
-        if (!kvs.isEmpty()) {
-          cursor = Bytes.successor(kvs.get(kvs.size() - 1).getKey().toByteArray());
-          return chunk.addAllKvs(kvs).build();
-        }
-        cursor = null; // data exhausted: this chunk carries client rows
-      }
-      long bytes = 0;
-      while (nextClient < clients.size()) {
-        ClientRecord record = clients.get(nextClient);
-        int size = record.getSerializedSize();
-        if (chunk.getClientsCount() > 0 && bytes + size > limits.maxChunkBytes()) {
-          break;
-        }
-        chunk.addClients(record);
-        bytes += size;
-        nextClient++;
-      }
-      return chunk.setLast(nextClient == clients.size()).build();
-    }
-
-    private long metaLong(byte[] key) {
-      byte[] value = snapshot.getMeta(key);
-      return value == null ? 0 : Bytes.bytesToLong(value);
     }
 
     private void refuse(ChannelHandlerContext ctx, String why) {
@@ -478,13 +504,13 @@ public final class StateTransferServer implements AutoCloseable {
 
     /** Closes the snapshot and gives back the transfer permit, once. */
     private void releaseSnapshot() {
-      if (snapshot != null) {
+      if (sender != null) {
         try {
-          snapshot.close();
+          sender.close();
         } catch (RuntimeException e) {
           log.atWarn().setCause(e).log("cannot close a state transfer snapshot");
         }
-        snapshot = null;
+        sender = null;
       }
       if (holdsPermit) {
         holdsPermit = false;

@@ -133,12 +133,17 @@ public final class ReplicaServer implements AutoCloseable {
             peers, group.toSocketAddress(), config.get(ServerConfig.MULTICAST_INTERFACE),
             config.get(ServerConfig.MULTICAST_TTL), config.get(ServerConfig.MAX_DATAGRAM_BYTES),
             config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
-            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT), config.get(ServerConfig.TEST_FAULT_FILE)),
+            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT), config.get(ServerConfig.TEST_FAULT_FILE),
+            io.choir.server.net.PeerRouting.maxReassembledBytes(config.maxBatchBytes()),
+            io.choir.server.net.PeerRouting.maxStreamFrameBytes(config.maxInFlightBytes(), config.maxInFlightOps(),
+                config.maxBatchBytes()),
+            PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
             loop, metrics);
         peerAddresses.putAll(peers);
         this.stateTransferServer = new io.choir.server.net.StateTransferServer(
             config.self().peer().toSocketAddress(), config.replicaId(), config.clusterIdHash(),
-            peers.keySet(), loop::view, storage, io.choir.server.net.StateTransferServer.Limits.defaults(), 1);
+            peers.keySet(), loop::view, storage, io.choir.server.net.StateTransferServer.Limits.defaults(), 1,
+            transport.streamSink());
       } else {
         this.transport = null;
       }
@@ -298,7 +303,7 @@ public final class ReplicaServer implements AutoCloseable {
     log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
         .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
     stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.replicaId(), loop.view(),
-            stateMachine.applied(), storageStage::runApply, stateMachine, java.time.Duration.ofMinutes(10))
+            stateMachine.applied(), storageStage::runApply, stateMachine, storage, java.time.Duration.ofMinutes(10))
         .whenComplete((ok, err) -> {
           if (err == null) {
             log.atInfo().addKeyValue("op", ok.op()).log("state transfer installed");

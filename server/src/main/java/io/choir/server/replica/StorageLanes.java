@@ -1,8 +1,10 @@
 package io.choir.server.replica;
 
 import io.choir.proto.Entry;
+import io.choir.server.core.Event;
 import io.choir.server.storage.Storage;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * StorageLanes is the storage stage's front: it turns the executor's storage effects into tasks for
@@ -54,16 +56,19 @@ public final class StorageLanes implements EffectExecutor.StoragePort {
   private final boolean fsync;
   private final Inbox logInbox;
   private final Inbox applyInbox;
+  private final Consumer<Event> events;
 
   /**
    * StorageLanes over storage; fsync tells whether log truncations above an op are synced writes (the
-   * log lane's appends sync by their own SYNC unit).
+   * log lane's appends sync by their own SYNC unit); events is the replica loop's queue (for
+   * Event.LastNormalViewPersisted).
    */
-  public StorageLanes(Storage storage, boolean fsync, Inbox logInbox, Inbox applyInbox) {
+  public StorageLanes(Storage storage, boolean fsync, Inbox logInbox, Inbox applyInbox, Consumer<Event> events) {
     this.storage = storage;
     this.fsync = fsync;
     this.logInbox = logInbox;
     this.applyInbox = applyInbox;
+    this.events = events;
   }
 
   @Override
@@ -76,10 +81,13 @@ public final class StorageLanes implements EffectExecutor.StoragePort {
     logInbox.put(new Persist(List.copyOf(entries), epoch));
   }
 
+  /** After the log writes it vouches for; the core acknowledges in that view only once it is durable. */
   @Override
   public void storeLastNormalView(long lastNormalView, boolean caughtUp) {
-    logInbox.put(new Run("store the last normal view " + lastNormalView,
-        () -> ReplicaMeta.storeLastNormalView(storage, lastNormalView, caughtUp)));
+    logInbox.put(new Run("store the last normal view " + lastNormalView, () -> {
+      ReplicaMeta.storeLastNormalView(storage, lastNormalView, caughtUp);
+      events.accept(new Event.LastNormalViewPersisted(lastNormalView));
+    }));
   }
 
   @Override

@@ -55,7 +55,7 @@ final class StorageStage implements AutoCloseable {
     this.logThread = new LaneThread("choir-log", queueCapacity, logLane::take, logLane::hasWork, logLane::step);
     this.applyThread = new LaneThread("choir-apply", queueCapacity, applyLane::take, applyLane::hasWork,
         applyLane::step);
-    this.lanes = new StorageLanes(storage, fsync, logThread::put, applyThread::put);
+    this.lanes = new StorageLanes(storage, fsync, logThread::put, applyThread::put, events);
     applyStorage.attach(this::runOnLogLaneAndWait);
   }
 

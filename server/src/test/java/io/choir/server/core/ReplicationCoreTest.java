@@ -186,8 +186,12 @@ class ReplicationCoreTest {
         Nack.newBuilder().addRanges(range(1, 10)).build()), 2 * MS);
     assertEquals(List.of(new Effects.Retransmit(3, 0, 1, 6, 10, 4L << 20)), resend.retransmits,
         "ops 1-6 left the ring of 4: read them from the log");
+    assertTrue(sendsOf(resend, MessageType.PREPARE).isEmpty(),
+        "the log read may spend the whole byte budget of this NACK: the rest waits for the next one");
+    Effects next = step(primary, new Event.Peer(3, 0, MessageType.NACK,
+        Nack.newBuilder().addRanges(range(7, 10)).build()), 3 * MS);
     List<Long> fromMemory = new ArrayList<>();
-    sendsOf(resend, MessageType.PREPARE).forEach(s -> ((Prepare) s.body()).getEntriesList().forEach(e -> fromMemory.add(e.getOp())));
+    sendsOf(next, MessageType.PREPARE).forEach(s -> ((Prepare) s.body()).getEntriesList().forEach(e -> fromMemory.add(e.getOp())));
     assertEquals(List.of(7L, 8L, 9L, 10L), fromMemory);
   }
 

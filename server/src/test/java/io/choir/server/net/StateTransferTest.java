@@ -15,6 +15,8 @@ import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Put;
 import io.choir.proto.StateTransferRequest;
 import io.choir.proto.wire.DatagramHeader;
+import io.choir.server.net.transfer.StateTransferReceiver;
+import io.choir.server.net.transfer.TransferFailedException;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
@@ -25,6 +27,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -50,7 +53,9 @@ import org.junit.jupiter.api.io.TempDir;
  * 127.0.0.1 with RocksDB on both sides (DESIGN.md "Loss, repair and flow": a replica that needs ops
  * below its primary's log fetches a consistent snapshot over TCP): the receiver ends with the source's
  * data, applied number, checksum and client table; requests from outside the cluster, and beyond the
- * concurrency bound, are refused without touching the receiver's storage.
+ * concurrency bound, are refused without touching the receiver's storage; a stream that corrupts a
+ * value on the way, or a receiving storage that silently loses a write, is refused by the end-to-end
+ * digest (issue 9, hole 2g) with the "installing" marker kept.
  */
 class StateTransferTest {
   static final long CLUSTER = 0x5eedC0FFEEL;
@@ -125,6 +130,12 @@ class StateTransferTest {
               .setRequestId(op)
               .setFirstIncomplete(op);
       String key = String.format("key-%06d", random.nextInt(keyCount));
+      if (i < CLIENTS) {
+        // Writes run in a registered session (idempotent when the workload goes on from a later op).
+        out.add(entry.setClientId(1 + i).setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance())
+            .build());
+        continue;
+      }
       if (random.nextInt(50) == 0) {
         entry.setDelete(Delete.newBuilder().setKey(ByteString.copyFromUtf8(key)));
       } else {
@@ -188,7 +199,7 @@ class StateTransferTest {
     // 64 KiB chunks: about a hundred of them for the ~6 MB state, through the writability loop.
     StateTransferServer server =
         server(sourceStorage, new StateTransferServer.Limits(2, 8, 64 << 10, 65_536, 10_000, 60_000));
-    CompletableFuture<StateTransferClient.Installed> fetched =
+    CompletableFuture<StateTransferReceiver.Installed> fetched =
         client.fetch(
             server.localAddress(),
             CLUSTER,
@@ -197,10 +208,11 @@ class StateTransferTest {
             target.applied(),
             storageThread::execute,
             target,
+            targetStorage,
             Duration.ofSeconds(WAIT_SECONDS));
     // The source keeps applying during the transfer; the snapshot must not mix ops.
     applyAll(source, more);
-    StateTransferClient.Installed installed = fetched.get(WAIT_SECONDS, TimeUnit.SECONDS);
+    StateTransferReceiver.Installed installed = fetched.get(WAIT_SECONDS, TimeUnit.SECONDS);
 
     if (installed.op() != first.size()) {
       applyAll(twin, more);
@@ -246,6 +258,7 @@ class StateTransferTest {
                         0,
                         storageThread::execute,
                         target,
+                        targetStorage,
                         Duration.ofSeconds(WAIT_SECONDS))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
     ExecutionException nonMember =
@@ -261,12 +274,13 @@ class StateTransferTest {
                         0,
                         storageThread::execute,
                         target,
+                        targetStorage,
                         Duration.ofSeconds(WAIT_SECONDS))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
 
     for (ExecutionException e : List.of(otherCluster, nonMember)) {
-      StateTransferClient.TransferFailedException failure =
-          assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+      TransferFailedException failure =
+          assertInstanceOf(TransferFailedException.class, e.getCause());
       assertFalse(failure.installStarted());
     }
     assertEquals(2, server.transfersRefused());
@@ -299,11 +313,12 @@ class StateTransferTest {
                         target.applied(),
                         storageThread::execute,
                         target,
+                        targetStorage,
                         Duration.ofSeconds(WAIT_SECONDS))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
 
-    StateTransferClient.TransferFailedException failure =
-        assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+    TransferFailedException failure =
+        assertInstanceOf(TransferFailedException.class, e.getCause());
     assertFalse(failure.installStarted());
     assertEquals(1, server.chunksWritten()); // one empty last chunk, not the whole state
     assertEquals(20, target.applied());
@@ -353,10 +368,11 @@ class StateTransferTest {
                           0,
                           storageThread::execute,
                           target,
+                          targetStorage,
                           Duration.ofSeconds(WAIT_SECONDS))
                       .get(WAIT_SECONDS, TimeUnit.SECONDS));
 
-      assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+      assertInstanceOf(TransferFailedException.class, e.getCause());
       assertEquals(1, server.transfersRefused());
       assertEquals(0, target.applied());
       assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
@@ -402,19 +418,20 @@ class StateTransferTest {
                         0,
                         stalling,
                         target,
+                        targetStorage,
                         Duration.ofMillis(300))
                     .get(WAIT_SECONDS, TimeUnit.SECONDS));
     gate.countDown();
     CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
 
-    StateTransferClient.TransferFailedException failure =
-        assertInstanceOf(StateTransferClient.TransferFailedException.class, e.getCause());
+    TransferFailedException failure =
+        assertInstanceOf(TransferFailedException.class, e.getCause());
     assertTrue(failure.installStarted());
     assertTrue(target.installing());
     assertEquals(List.of(), allData(targetStorage)); // later steps did nothing once failed
     assertEquals(1, targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length);
 
-    StateTransferClient.Installed installed =
+    StateTransferReceiver.Installed installed =
         client
             .fetch(
                 server.localAddress(),
@@ -424,11 +441,189 @@ class StateTransferTest {
                 target.applied(),
                 storageThread::execute,
                 target,
+                targetStorage,
                 Duration.ofSeconds(WAIT_SECONDS))
             .get(WAIT_SECONDS, TimeUnit.SECONDS);
 
     assertEquals(3000, installed.op());
     assertSameState(source, sourceStorage, target, targetStorage);
+  }
+
+  /**
+   * A TCP proxy between the client and the server that flips one byte of the first value it sees in
+   * a chunk (a stream that corrupts data on the way: a bad NIC, a bug in either side's framing).
+   */
+  private static final class CorruptingProxy implements AutoCloseable {
+    final ServerSocket listener;
+    final List<Socket> sockets = new java.util.concurrent.CopyOnWriteArrayList<>();
+    volatile boolean corrupted;
+
+    CorruptingProxy(InetSocketAddress server) throws Exception {
+      listener = new ServerSocket(0, 4, java.net.InetAddress.getLoopbackAddress());
+      Thread accept = new Thread(() -> {
+        try {
+          Socket client = listener.accept();
+          Socket upstream = new Socket(server.getAddress(), server.getPort());
+          sockets.add(client);
+          sockets.add(upstream);
+          Thread up = new Thread(() -> copy(client, upstream), "proxy-up");
+          up.setDaemon(true);
+          up.start();
+          relayChunks(upstream, client);
+        } catch (Exception e) {
+          // closed
+        }
+      }, "proxy");
+      accept.setDaemon(true);
+      accept.start();
+    }
+
+    InetSocketAddress address() {
+      return (InetSocketAddress) listener.getLocalSocketAddress();
+    }
+
+    private static void copy(Socket from, Socket to) {
+      try {
+        from.getInputStream().transferTo(to.getOutputStream());
+        to.shutdownOutput();
+      } catch (Exception e) {
+        // closed
+      }
+    }
+
+    private void relayChunks(Socket from, Socket to) throws Exception {
+      DataInputStream in = new DataInputStream(from.getInputStream());
+      DataOutputStream out = new DataOutputStream(to.getOutputStream());
+      while (true) {
+        int length;
+        try {
+          length = in.readInt();
+        } catch (java.io.EOFException end) {
+          to.shutdownOutput();
+          return;
+        }
+        byte[] body = new byte[length];
+        in.readFully(body);
+        PeerEnvelope envelope = PeerEnvelope.parseFrom(body);
+        if (!corrupted && envelope.getStateTransferChunk().getKvsCount() > 0) {
+          corrupted = true;
+          KeyValue kv = envelope.getStateTransferChunk().getKvs(0);
+          byte[] value = kv.getValue().toByteArray();
+          value[0] ^= 1;
+          envelope = envelope.toBuilder().setStateTransferChunk(envelope.getStateTransferChunk().toBuilder()
+              .setKvs(0, kv.toBuilder().setValue(ByteString.copyFrom(value)))).build();
+          body = envelope.toByteArray();
+        }
+        out.writeInt(body.length);
+        out.write(body);
+        out.flush();
+      }
+    }
+
+    @Override
+    public void close() throws Exception {
+      listener.close();
+      for (Socket s : sockets) {
+        s.close();
+      }
+    }
+  }
+
+  @Test
+  void shouldRefuseATransferWhoseStreamCorruptedAValueAndInstallNothing() throws Exception {
+    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
+    KvStateMachine source = loaded(sourceStorage);
+    applyAll(source, workload(new Random(6), 1, 2000, 1000));
+    RocksDbStorage targetStorage = track(RocksDbStorage.open(tempDir.resolve("target")));
+    KvStateMachine target = loaded(targetStorage);
+    StateTransferServer server =
+        server(sourceStorage, new StateTransferServer.Limits(2, 8, 16 << 10, 65_536, 10_000, 60_000));
+    CorruptingProxy proxy = track(new CorruptingProxy(server.localAddress()));
+
+    ExecutionException e =
+        assertThrows(
+            ExecutionException.class,
+            () ->
+                client
+                    .fetch(
+                        proxy.address(),
+                        CLUSTER,
+                        TARGET_ID,
+                        1,
+                        0,
+                        storageThread::execute,
+                        target,
+                        targetStorage,
+                        Duration.ofSeconds(WAIT_SECONDS))
+                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
+    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
+
+    assertTrue(proxy.corrupted);
+    TransferFailedException failure =
+        assertInstanceOf(TransferFailedException.class, e.getCause());
+    assertTrue(failure.installStarted());
+    assertTrue(failure.getMessage().contains("does not verify"), failure.getMessage());
+    assertTrue(target.installing(), "nothing may be applied");
+    assertEquals(1, targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length, "the marker stays");
+    assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.APPLIED)));
+  }
+
+  @Test
+  void shouldRefuseATransferIntoAStorageThatSilentlyDroppedAWrite() throws Exception {
+    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
+    KvStateMachine source = loaded(sourceStorage);
+    applyAll(source, workload(new Random(7), 1, 2000, 1000));
+    RocksDbStorage targetDisk = track(RocksDbStorage.open(tempDir.resolve("target")));
+    Storage targetStorage = dropsOnePairOfTheSecondInstall(targetDisk);
+    KvStateMachine target = loaded(targetStorage);
+    StateTransferServer server =
+        server(sourceStorage, new StateTransferServer.Limits(2, 8, 16 << 10, 65_536, 10_000, 60_000));
+
+    ExecutionException e =
+        assertThrows(
+            ExecutionException.class,
+            () ->
+                client
+                    .fetch(
+                        server.localAddress(),
+                        CLUSTER,
+                        TARGET_ID,
+                        1,
+                        0,
+                        storageThread::execute,
+                        target,
+                        targetStorage,
+                        Duration.ofSeconds(WAIT_SECONDS))
+                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
+    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
+
+    TransferFailedException failure =
+        assertInstanceOf(TransferFailedException.class, e.getCause());
+    assertTrue(failure.installStarted());
+    assertTrue(failure.getMessage().contains("does not verify"), failure.getMessage());
+    assertTrue(target.installing());
+    assertEquals(1, targetDisk.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length, "the marker stays");
+  }
+
+  /** A storage (a proxy, so any Storage method passes through) whose second installData loses a pair. */
+  @SuppressWarnings("unchecked")
+  private static Storage dropsOnePairOfTheSecondInstall(Storage delegate) {
+    int[] installs = {0};
+    return (Storage) java.lang.reflect.Proxy.newProxyInstance(
+        Storage.class.getClassLoader(),
+        new Class<?>[] {Storage.class},
+        (proxy, method, args) -> {
+          Object[] actual = args;
+          if (method.getName().equals("installData") && ++installs[0] == 2) {
+            List<KeyValue> kvs = (List<KeyValue>) args[0];
+            actual = new Object[] {new ArrayList<>(kvs.subList(0, kvs.size() - 1))};
+          }
+          try {
+            return method.invoke(delegate, actual);
+          } catch (java.lang.reflect.InvocationTargetException ex) {
+            throw ex.getCause();
+          }
+        });
   }
 
   /** Writes one framed request envelope, as the client does, on a plain socket. */

@@ -18,6 +18,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * DurabilityTest runs the server as a real process, kills it with SIGKILL and restarts it from the same
  * folder: every acknowledged write must be there, with the same version and the same checksum.
+ *
+ * <p>This covers a process crash only: after kill -9 the OS still holds everything the process wrote,
+ * fsynced or not, so this test would pass even if nothing were ever fsynced. A power loss, which keeps
+ * only what was fsynced, is {@link PowerLossTest}'s (on the {@link LazyFs} FUSE filesystem).
  */
 class DurabilityTest {
   @TempDir Path dir;

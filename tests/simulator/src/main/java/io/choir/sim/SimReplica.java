@@ -119,7 +119,7 @@ final class SimReplica {
     ApplyLane applyLane = new ApplyLane(stateMachine, config.maxBatchEntries, events);
     logActor = new LaneActor(logLane::take, logLane::hasWork, logLane::next, logLane::step);
     applyActor = new LaneActor(applyLane::take, applyLane::hasWork, applyLane::next, applyLane::step);
-    lanes = new StorageLanes(storage, fsync, logActor::put, applyActor::put);
+    lanes = new StorageLanes(storage, fsync, logActor::put, applyActor::put, events);
     applyStorage.attach(logActor::runAndWait);
     EffectExecutor.PeerPort peers = (to, view, type, body) -> host.send(id, to, view, type, body);
     executor = new EffectExecutor(core, new EffectExecutor.Ports(
