@@ -64,9 +64,19 @@ final class SimStream {
       });
     }
 
-    /** Closes the connection (both ends hear onClosed). */
+    /**
+     * Closes the connection abortively (TCP with SO_LINGER 0: a reset): what the other end has not
+     * received yet is discarded; both ends hear onClosed.
+     */
     void close() {
       breakWith("closed by node " + node);
+    }
+
+    /** Closes the connection gracefully (TCP FIN): everything sent arrives first, then the close. */
+    void closeAfterDelivery() {
+      End to = other();
+      long at = Math.max(clock.now(), to.lastArrivalNs);
+      clock.after(at - clock.now(), () -> breakWith("closed by node " + node));
     }
 
     private boolean alive() {

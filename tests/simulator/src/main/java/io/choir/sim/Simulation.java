@@ -100,7 +100,7 @@ public final class Simulation implements SimReplica.Host {
     net = new SimNetwork(cfg, clock, random, nodes, this::bump);
     clients = new SimClients(this, cfg, random);
     faults = new SimFaults(this, cfg, random, net);
-    stateTransfers = new SimStateTransfer(this, random);
+    stateTransfers = new SimStateTransfer(this, cfg, random);
   }
 
   /** Runs the simulation to the end; returns the result with the history and any violation. */
