@@ -72,7 +72,8 @@ public final class ReplicaServer implements AutoCloseable {
     try {
       // The state machine's own log changes (an install's truncation) go to the log lane, in order.
       ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
-      this.stateMachine = new KvStateMachine(applyStorage, config.maxClientSessions(), config.maxRepliesPerClient());
+      this.stateMachine = new KvStateMachine(applyStorage, config.maxClientSessions(), config.maxRepliesPerClient(),
+          config.get(ServerConfig.SESSION_TIMEOUT_MS));
       RecoveredState recovered = Recovery.recover(storage, stateMachine,
           config.dataDir().toAbsolutePath().toString(), config.durability() == ServerConfig.Durability.BUFFERED,
           config.replicas().size() > 1);
