@@ -9,7 +9,33 @@ import java.util.PriorityQueue;
  * scheduled (a dead process does nothing more).
  */
 final class SimScheduler {
-  private record Scheduled(long atNs, long seq, SimReplica owner, int incarnation, Runnable action) {}
+  private static final class Scheduled implements Timer {
+    final long atNs;
+    final long seq;
+    final SimReplica owner;
+    final int incarnation;
+    final Runnable action;
+    boolean cancelled;
+
+    Scheduled(long atNs, long seq, SimReplica owner, int incarnation, Runnable action) {
+      this.atNs = atNs;
+      this.seq = seq;
+      this.owner = owner;
+      this.incarnation = incarnation;
+      this.action = action;
+    }
+
+    @Override
+    public void cancel() {
+      cancelled = true;
+    }
+  }
+
+  /** A scheduled action that can still be called off (the client library's ClientScheduler.Timer). */
+  interface Timer {
+    /** Calls the action off if it has not run yet; does nothing otherwise. */
+    void cancel();
+  }
 
   private final PriorityQueue<Scheduled> queue = new PriorityQueue<>(
       (a, b) -> a.atNs != b.atNs ? Long.compare(a.atNs, b.atNs) : Long.compare(a.seq, b.seq));
@@ -27,14 +53,18 @@ final class SimScheduler {
     return ran;
   }
 
-  /** Runs action delayNs from now (negative delays mean now). */
-  void after(long delayNs, Runnable action) {
-    queue.add(new Scheduled(now + Math.max(0, delayNs), seq++, null, 0, action));
+  /** Runs action delayNs from now (negative delays mean now), never inside this call. */
+  Timer after(long delayNs, Runnable action) {
+    Scheduled s = new Scheduled(now + Math.max(0, delayNs), seq++, null, 0, action);
+    queue.add(s);
+    return s;
   }
 
   /** Runs action delayNs from now unless owner's process has crashed (or restarted) by then. */
-  void after(long delayNs, SimReplica owner, Runnable action) {
-    queue.add(new Scheduled(now + Math.max(0, delayNs), seq++, owner, owner.incarnation, action));
+  Timer after(long delayNs, SimReplica owner, Runnable action) {
+    Scheduled s = new Scheduled(now + Math.max(0, delayNs), seq++, owner, owner.incarnation, action);
+    queue.add(s);
+    return s;
   }
 
   /** Runs the next live action; false when nothing is left. */
@@ -45,6 +75,9 @@ final class SimScheduler {
         return false;
       }
       now = s.atNs;
+      if (s.cancelled) {
+        continue;
+      }
       if (s.owner != null && (!s.owner.up || s.owner.incarnation != s.incarnation)) {
         continue; // scheduled for a process that has since crashed
       }

@@ -49,10 +49,13 @@ final class SimStream {
       return this == a ? b : a;
     }
 
-    /** Sends message to the other end; ignored once broken (the sender hears onClosed). */
-    void send(Object message) {
+    /**
+     * Sends message to the other end; returns false (and sends nothing) once the connection is broken
+     * (the sender hears onClosed), as a failed write on a closed socket.
+     */
+    boolean send(Object message) {
       if (!check()) {
-        return;
+        return false;
       }
       End to = other();
       long at = Math.max(clock.now() + network.delay(), to.lastArrivalNs);
@@ -62,6 +65,7 @@ final class SimStream {
           to.onMessage.accept(message);
         }
       });
+      return true;
     }
 
     /**
