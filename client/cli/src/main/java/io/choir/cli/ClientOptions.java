@@ -8,6 +8,7 @@ import io.choir.client.ChoirClient;
 import io.choir.client.ChoirException;
 import io.choir.client.ChoirTimeoutException;
 import io.choir.client.InvalidRequestException;
+import io.choir.client.SessionExpiredException;
 import io.choir.client.TooLargeException;
 import io.choir.client.UnavailableException;
 import java.io.PrintWriter;
@@ -40,6 +41,11 @@ final class ClientOptions {
     return Arrays.stream(e.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
   }
 
+  /**
+   * The client of one command. Every command closes it (try-with-resources in KvCommands.Base), and
+   * close() ends the session a write opened (CloseSession), so a CLI call leaves no session behind to
+   * take a row of the replicas' session table; reads open none.
+   */
   ChoirClient connect() {
     return ChoirClient.builder()
         .endpoints(endpointList())
@@ -65,6 +71,9 @@ final class ClientOptions {
     } else if (e instanceof UnavailableException) {
       code = Choir.EXIT_UNAVAILABLE;
       kind = "unavailable";
+    } else if (e instanceof SessionExpiredException) {
+      code = Choir.EXIT_UNAVAILABLE; // outcome unknown, like a timeout, but for its own reason
+      kind = "session_expired";
     } else if (e instanceof ChoirTimeoutException) {
       code = Choir.EXIT_UNAVAILABLE;
       kind = "timeout";

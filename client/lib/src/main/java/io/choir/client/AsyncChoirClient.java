@@ -15,6 +15,8 @@ import java.util.function.Function;
  *
  * <p>Failures complete the future exceptionally with the {@link ChoirException} subclass itself (not
  * wrapped), so {@code future.exceptionally(e -> ...)} sees e.g. a {@link CasFailedException} directly.
+ * {@link ChoirTimeoutException} (and its subclass {@link SessionExpiredException}) means the outcome is
+ * unknown; {@link UnavailableException} and {@link BusyException} mean the request was not executed.
  * Argument errors (null or empty keys) throw IllegalArgumentException at the call instead, since they
  * are programming errors, not outcomes.
  *

@@ -15,10 +15,19 @@ import java.util.Random;
  *
  * <p>Every call has one budget, the request timeout, covering the wait for an in-flight slot, connects,
  * redirects and retries. Retries reuse the request id, so a write is executed at most once however
- * often it is resent. When the budget runs out the call throws {@link ChoirTimeoutException} if the
- * request may have reached a replica (the outcome is unknown), {@link BusyException} if the replicas
- * kept answering BUSY, and {@link UnavailableException} if it never got through. Not-found is a result
- * (an empty Optional, false), never an exception.
+ * often it is resent. A replica that does not answer one attempt within the attempt timeout (a paused
+ * or cut-off primary) is left for the next one, with the same id. When the budget runs out the call
+ * throws {@link ChoirTimeoutException} if the request may have reached a replica (the outcome is
+ * unknown), {@link BusyException} if the replicas kept answering BUSY, and {@link UnavailableException}
+ * if it never got through; the last two mean it was not executed. Not-found is a result (an empty
+ * Optional, false), never an exception.
+ *
+ * <p>Writes run in a session on the replicas, which keeps the saved replies that make retries
+ * exactly-once: the client opens it before its first write (reads need none) and ends it on
+ * {@link #close()}. A session the replicas let expire (no write for their session_timeout_ms) is
+ * reopened by the next write, under a new client id, transparently; only a write in flight whose
+ * earlier attempt may have executed fails then, with {@link SessionExpiredException} (outcome unknown).
+ * When the replicas' session table is full, writes fail with {@link BusyException}.
  *
  * <pre>{@code
  * try (ChoirClient client = ChoirClient.builder().endpoints("10.0.0.1:7000", "10.0.0.2:7000").build()) {
@@ -28,19 +37,21 @@ import java.util.Random;
  * }</pre>
  */
 public final class ChoirClient implements AutoCloseable {
+  private final NettyIo io;
   private final Dispatcher dispatcher;
   private final AsyncChoirClient async;
   private final long requestTimeoutMs;
 
   private ChoirClient(ClientConfig config, long clientId) {
-    this.dispatcher = new Dispatcher(config, clientId);
+    this.io = new NettyIo(config);
+    this.dispatcher = new Dispatcher(config, clientId, io, io);
     this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
     this.requestTimeoutMs = config.requestTimeoutMs();
   }
 
   /**
-   * A builder with the defaults: request timeout 5 s, connect timeout 1 s, 1024 requests in flight,
-   * frames up to 16 MiB + 64 KiB, linearizable reads.
+   * A builder with the defaults: request timeout 5 s, attempt timeout 1 s, connect timeout 1 s, 1024
+   * requests in flight, frames up to 16 MiB + 64 KiB, linearizable reads.
    *
    * @return a new builder; at least one endpoint must be set before {@link Builder#build()}
    */
@@ -59,7 +70,9 @@ public final class ChoirClient implements AutoCloseable {
 
   /**
    * This client's random identity, which the replicas use to deduplicate retries; useful to find its
-   * requests in server logs.
+   * requests in server logs. It is the id of the client's current session: when the replicas let the
+   * session expire (no write for their session_timeout_ms), the next write opens a new session under
+   * a new random id, so that no delayed copy of an old request can execute in the new session.
    *
    * @return the client id, never 0
    */
@@ -324,16 +337,31 @@ public final class ChoirClient implements AutoCloseable {
   }
 
   /**
-   * Closes the client: pending calls fail with UnavailableException("client closed"), connections
-   * close and the I/O threads stop (within about a second). Idempotent; later calls fail the same way.
+   * Closes the client: pending calls fail (with UnavailableException("client closed") when they cannot
+   * have executed, with ChoirTimeoutException when they may have), then, if this client opened a
+   * session on the replicas (it does before its first write), a CloseSession ends it (best effort,
+   * within {@code min(1 s, request timeout)}), then the connections close and the I/O threads stop
+   * (within about a second). Idempotent; later calls fail with UnavailableException.
    */
   @Override
   public void close() {
-    dispatcher.close();
+    java.util.concurrent.CompletableFuture<Void> done = dispatcher.closeAsync();
+    if (io.inAnyEventLoop()) {
+      return; // called from a callback: waiting here would wait for this very thread
+    }
+    try {
+      done.get(Dispatcher.CLOSE_SESSION_BUDGET_MS + Futures.SAFETY_MARGIN_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      // closeAsync never fails; a lost completion must not keep the caller from closing
+      io.close();
+    }
+    io.awaitTermination(2_000);
   }
 
   private <T> T await(java.util.concurrent.CompletableFuture<T> f) {
-    if (!f.isDone() && dispatcher.inAnyEventLoop()) {
+    if (!f.isDone() && io.inAnyEventLoop()) {
       // The answer would be read by this very thread: waiting here would always end in a timeout.
       throw new IllegalStateException("a blocking ChoirClient call was made on a Choir I/O thread (inside a"
           + " callback of an async call); use async() there instead");
@@ -348,6 +376,12 @@ public final class ChoirClient implements AutoCloseable {
   public static final class Builder {
     /** Default for {@link #requestTimeout}: long enough to ride out a view change. */
     public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(5);
+    /**
+     * Default for {@link #attemptTimeout}: twice the replicas' default election timeout (500 ms). A
+     * primary that has not answered for that long is paused or cut off, and its backups have started
+     * electing a new one by then, so the client tries them rather than keep waiting.
+     */
+    public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(1);
     /** Default for {@link #connectTimeout}: a replica on the same network answers a SYN much faster. */
     public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(1);
     /** Default for {@link #maxInFlight}. */
@@ -357,6 +391,7 @@ public final class ChoirClient implements AutoCloseable {
 
     private final List<Endpoint> endpoints = new ArrayList<>();
     private Duration requestTimeout = DEFAULT_REQUEST_TIMEOUT;
+    private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
     private Duration connectTimeout = DEFAULT_CONNECT_TIMEOUT;
     private int maxInFlight = DEFAULT_MAX_IN_FLIGHT;
     private int maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
@@ -409,6 +444,25 @@ public final class ChoirClient implements AutoCloseable {
      */
     public Builder requestTimeout(Duration requestTimeout) {
       this.requestTimeout = positive(requestTimeout, "requestTimeout");
+      return this;
+    }
+
+    /**
+     * How long one attempt waits for an answer from one replica before the call moves on to the next
+     * one, with the same request id (so the write still happens at most once). This is what makes
+     * failover fast when the primary is paused or cut off rather than dead: its connection stays up,
+     * but nothing comes back. Set it to about twice the replicas' {@code election_timeout_ms} (the
+     * default 1 s matches their default 500 ms): shorter, and a slow but healthy primary is left for
+     * backups that only redirect back; longer, and writes wait longer after a failure. A call whose
+     * attempt timed out after the request was sent may end in ChoirTimeoutException (outcome unknown)
+     * rather than UnavailableException. It also caps the pause between retries at a quarter of it.
+     * Status requests, which ask one replica, wait for the request timeout instead.
+     *
+     * @param attemptTimeout positive, at least 1 ms
+     * @return this builder
+     */
+    public Builder attemptTimeout(Duration attemptTimeout) {
+      this.attemptTimeout = positive(attemptTimeout, "attemptTimeout");
       return this;
     }
 
@@ -510,13 +564,14 @@ public final class ChoirClient implements AutoCloseable {
       if (endpoints.isEmpty()) {
         throw new IllegalArgumentException("at least one endpoint is required");
       }
-      ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), connectTimeout.toMillis(),
+      ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
+          connectTimeout.toMillis(),
           maxInFlight, maxFrameBytes, readConsistency, eventLoopThreads,
-          random != null ? random : new Random());
+          random != null ? random : new Random(), Builder::newClientId);
       return new ChoirClient(config, clientId != null ? clientId : newClientId());
     }
 
-    private static long newClientId() {
+    static long newClientId() {
       SecureRandom random = new SecureRandom();
       long id;
       do {

@@ -2,17 +2,20 @@ package io.choir.client;
 
 import java.util.List;
 import java.util.Random;
+import java.util.function.LongSupplier;
 
-/** ClientConfig is the validated settings of one {@link ChoirClient}, as the builder produced them. */
+/** ClientConfig is the validated settings of one client, as a builder produced them. */
 record ClientConfig(
     List<Endpoint> endpoints,
     long requestTimeoutMs,
+    long attemptTimeoutMs,
     long connectTimeoutMs,
     int maxInFlight,
     int maxFrameBytes,
     ReadConsistency readConsistency,
     int eventLoopThreads,
-    Random random) {
+    Random random,
+    LongSupplier clientIds) {
   ClientConfig {
     endpoints = List.copyOf(endpoints);
   }

@@ -1,63 +1,54 @@
 package io.choir.client;
 
+import io.choir.client.spi.ClientScheduler;
+import io.choir.client.spi.ClientTransport;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
-import io.choir.proto.Status;
-import io.choir.proto.wire.FrameDecoder;
-import io.choir.proto.wire.FrameEncoder;
-import io.choir.proto.wire.ProtobufFrameDecoder;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.channel.Channel;
-import io.netty.channel.ChannelInitializer;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.nio.NioIoHandler;
-import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
-import io.netty.handler.flush.FlushConsolidationHandler;
-import io.netty.util.AttributeKey;
-import io.netty.util.concurrent.DefaultThreadFactory;
-import io.netty.util.concurrent.Future;
-import java.nio.channels.ClosedChannelException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListSet;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Dispatcher sends requests and matches responses: it owns the request ids, the in-flight set behind
- * {@code first_incomplete}, the leader guess, one {@link Connection} per endpoint, retries with
- * backoff, and the deadline of every call. The public clients only build requests and map responses.
+ * {@code first_incomplete}, the in-flight slots, and each call's attempts from start to finish. Its
+ * helpers: {@link Session} (the session gate) and {@link Registrar} (the session requests),
+ * {@link Failover} (what a failed attempt means, where the call goes next), {@link Router} (the leader
+ * guess, views, suspects), {@link CallTimers} (deadline, attempt timeout, backoff), {@link Links} (the
+ * connections), {@link Failures} (the exceptions and their promises). The public clients only build
+ * requests and map responses. Time and connections come
+ * from the two ports ({@link ClientScheduler}, {@link ClientTransport}): Netty and the system clock in
+ * production, a simulated clock and network in the deterministic simulator, where everything runs in one
+ * thread (no lock is held while calling out, and slots are passed on in a loop, not by recursion).
  *
  * <p>Exactly-once (Raft thesis 6.3; RIFL, Lee et al. 2015): a request keeps its id across every retry,
  * and every request carries the lowest id this client still waits for, so the replicas can keep one
  * saved reply per outstanding id and forget the rest. Ids are allocated and added to the in-flight set
  * under one lock; otherwise a request could announce a first_incomplete above an id that is allocated
- * but not yet registered, and the replicas would forget (or refuse) that id's reply.
+ * but not yet registered, and the replicas would forget (or refuse) that id's reply. Writes run inside
+ * a session, registered lazily before the first write (see {@link Session}).
  *
- * <p>Routing: writes and reads go to the leader guess. NOT_PRIMARY with an address moves the guess and
- * resends at once (up to {@link #MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two
- * replicas naming each other during a view change cannot spin a call). A lost connection, a failed
- * connect, NOT_PRIMARY without an address, UNAVAILABLE and BUSY retry the same request on the next
- * endpoint after {@link Backoff}. OK, NOT_FOUND, CAS_FAILED, TOO_LARGE and INVALID are final.
+ * <p>Routing: NOT_PRIMARY with a hint the {@link Router} accepts resends at once (up to
+ * {@link Failover#MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two replicas naming each other
+ * during a view change cannot spin a call). A lost connection, a failed connect, a refusal without a
+ * usable hint and BUSY retry the same request elsewhere after {@link Backoff}. An attempt without an
+ * answer within the attempt timeout moves on at once to the next endpoint (fast failover from a paused
+ * or cut-off primary). OK, NOT_FOUND, CAS_FAILED, TOO_LARGE and INVALID are final.
+ *
+ * <p>What a failed call promises: an attempt that was written and then lost (connection closed, attempt
+ * timeout) or refused with outcome_unknown may have executed; such a call never ends in
+ * UnavailableException or BusyException ("not executed"), only in ChoirTimeoutException or
+ * SessionExpiredException (outcome unknown).
  */
-final class Dispatcher implements AutoCloseable {
+final class Dispatcher {
   private static final Logger log = LoggerFactory.getLogger(Dispatcher.class);
 
-  /** Redirects a call follows without pausing before it starts backing off. */
-  static final int MAX_IMMEDIATE_REDIRECTS = 3;
   /**
    * A call that gets its in-flight slot with less than 1/MIN_SEND_BUDGET_DIVISOR of the request timeout
    * left fails with BusyException instead of being sent: with FIFO slots and one timeout for all calls,
@@ -65,61 +56,49 @@ final class Dispatcher implements AutoCloseable {
    * overload into "outcome unknown" timeouts.
    */
   static final int MIN_SEND_BUDGET_DIVISOR = 10;
-  /** Flushes a connection coalesces before it must flush anyway (Netty's FlushConsolidationHandler). */
-  static final int MAX_COALESCED_FLUSHES = 256;
-  /** The calls written to a channel and not yet answered: failed over when the channel closes. */
-  static final AttributeKey<Set<Call>> AWAITING = AttributeKey.valueOf("choir.client.awaiting");
+  /** Most time close() spends on CloseSession: closing must not hang on a cluster that is down. */
+  static final long CLOSE_SESSION_BUDGET_MS = 1_000;
 
   private final ClientConfig config;
-  private final long clientId;
   private final long requestTimeoutNs;
-  private final EventLoopGroup group;
-  private final Bootstrap bootstrap;
-  private final ConcurrentHashMap<Endpoint, Connection> connections = new ConcurrentHashMap<>();
-  private final AtomicReference<Endpoint> leaderGuess;
+  private final ClientScheduler scheduler;
+  private final ClientTransport transport;
+  private final Links links;
+  private final Router router;
+  private final Session session;
   private final Object idLock = new Object();
   private final AtomicLong nextRequestId = new AtomicLong(1);
   private final ConcurrentSkipListSet<Long> inFlightIds = new ConcurrentSkipListSet<>();
   private final ConcurrentHashMap<Long, Call> calls = new ConcurrentHashMap<>();
   private final AtomicLong highestOpSeen = new AtomicLong();
   private final InFlightLimiter limiter;
-  private final Random random;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final Registrar registrar;
+  private final CallTimers timers;
+  private final Failover failover;
+  private final CompletableFuture<Void> closeDone = new CompletableFuture<>();
 
-  Dispatcher(ClientConfig config, long clientId) {
+  Dispatcher(ClientConfig config, long clientId, ClientScheduler scheduler, ClientTransport transport) {
     this.config = config;
-    this.clientId = clientId;
+    this.session = new Session(clientId, config.clientIds());
     this.requestTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.requestTimeoutMs());
-    this.random = config.random();
+    this.scheduler = scheduler;
+    this.transport = transport;
     this.limiter = new InFlightLimiter(config.maxInFlight());
-    this.leaderGuess = new AtomicReference<>(config.endpoints().get(0));
-    this.group = new MultiThreadIoEventLoopGroup(config.eventLoopThreads(),
-        new DefaultThreadFactory("choir-client", true), NioIoHandler.newFactory());
-    ResponseHandler handler = new ResponseHandler(this);
-    FrameEncoder encoder = new FrameEncoder();
-    ProtobufFrameDecoder<Response> decoder = new ProtobufFrameDecoder<>(Response.parser());
-    this.bootstrap = new Bootstrap()
-        .group(group)
-        .channel(NioSocketChannel.class)
-        .option(ChannelOption.TCP_NODELAY, true)
-        .option(ChannelOption.SO_KEEPALIVE, true)
-        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE, config.connectTimeoutMs()))
-        .handler(new ChannelInitializer<SocketChannel>() {
-          @Override
-          protected void initChannel(SocketChannel ch) {
-            ch.attr(AWAITING).set(ConcurrentHashMap.newKeySet());
-            ch.pipeline()
-                .addLast("flush", new FlushConsolidationHandler(MAX_COALESCED_FLUSHES, true))
-                .addLast("frames", new FrameDecoder(config.maxFrameBytes()))
-                .addLast("decode", decoder)
-                .addLast("encode", encoder)
-                .addLast("handler", handler);
-          }
-        });
+    this.router = new Router(config.endpoints(), TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs()));
+    this.registrar = new Registrar(this, session, router, requestTimeoutNs);
+    this.timers = new CallTimers(this, scheduler, router, config.random(), config.attemptTimeoutMs());
+    this.failover = new Failover(this, router, timers, scheduler, config.attemptTimeoutMs());
+    this.links = new Links(transport, this);
   }
 
+  boolean isClosed() {
+    return closed.get();
+  }
+
+  /** The id of the current session (a new session after an expiry has a new id; see Session). */
   long clientId() {
-    return clientId;
+    return session.clientId();
   }
 
   long highestOpSeen() {
@@ -130,21 +109,25 @@ final class Dispatcher implements AutoCloseable {
     return config.endpoints();
   }
 
+  Session.State sessionState() {
+    return session.state();
+  }
+
   /**
    * Sends base (an operation without ids) and completes with the final response: OK, NOT_FOUND,
    * CAS_FAILED, TOO_LARGE or INVALID (or an unknown status from a newer server). Completes
-   * exceptionally with ChoirTimeoutException, UnavailableException or BusyException when the request
-   * timeout ends first. A pinned call asks only that endpoint, once, and fails with its refusal.
+   * exceptionally with ChoirTimeoutException, SessionExpiredException, UnavailableException or
+   * BusyException. A pinned call asks only that endpoint, once, and fails with its refusal.
    */
   CompletableFuture<Response> submit(Request base, boolean sequentialRead, Endpoint pinned) {
     if (closed.get()) {
       return CompletableFuture.failedFuture(new UnavailableException("client closed"));
     }
     if (base.getSerializedSize() > config.maxFrameBytes()) {
-      return CompletableFuture.failedFuture(tooLarge(base.getSerializedSize()));
+      return CompletableFuture.failedFuture(Failures.tooLarge(base.getSerializedSize(), config.maxFrameBytes()));
     }
-    Call call = new Call(base, sequentialRead, pinned, System.nanoTime() + requestTimeoutNs, group.next());
-    call.deadlineTask = schedule(call, () -> onDeadline(call), requestTimeoutNs);
+    Call call = new Call(base, Call.Kind.APPLICATION, sequentialRead, pinned, scheduler.nanoTime(), requestTimeoutNs);
+    timers.arm(call);
     if (call.isFinished()) {
       return call.future;
     }
@@ -159,22 +142,39 @@ final class Dispatcher implements AutoCloseable {
   }
 
   /**
-   * Gives call, which was just handed an in-flight slot, its id and sends the first attempt. Returns
-   * false when the call gave the slot straight back (it was already finished, or is refused now); the
-   * caller then passes the slot on, in a loop rather than by recursion, so a long queue of expiring
-   * waiters cannot overflow the stack.
+   * Sends one of the dispatcher's own session requests. It takes no in-flight slot (a registration
+   * must not wait behind the writes that wait for it), so at most maxInFlight + 1 requests are out.
+   */
+  Call submitInternal(Request base, Call.Kind kind, long budgetNs) {
+    Call call = new Call(base, kind, false, null, scheduler.nanoTime(), budgetNs);
+    call.clientId = session.clientId();
+    timers.arm(call);
+    if (!call.isFinished()) {
+      start(call);
+    }
+    return call;
+  }
+
+  /**
+   * Gives call, which was just handed an in-flight slot (or is internal), its id and sends the first
+   * attempt. Returns false when the call gave the slot straight back (it was already finished, or is
+   * refused now); the caller then passes the slot on, in a loop rather than by recursion, so a long
+   * queue of expiring waiters cannot overflow the stack.
    */
   private boolean start(Call call) {
-    call.slotHeld.set(true);
+    boolean internal = call.kind != Call.Kind.APPLICATION;
     ChoirException refusal = null;
-    long remainingNs = call.deadlineNs - System.nanoTime();
-    if (closed.get()) {
-      refusal = new UnavailableException("client closed");
-    } else if (remainingNs < requestTimeoutNs / MIN_SEND_BUDGET_DIVISOR) {
-      // Waited for a slot nearly all its budget: sending now could only end in an unknown outcome.
-      refusal = new BusyException("an in-flight slot freed only " + TimeUnit.NANOSECONDS.toMillis(remainingNs)
-          + " ms before the request timeout of " + config.requestTimeoutMs() + " ms (maxInFlight "
-          + limiter.maxInFlight() + "); the request was not sent");
+    if (!internal) {
+      call.slotHeld.set(true);
+      long remainingNs = call.deadlineNs - scheduler.nanoTime();
+      if (closed.get()) {
+        refusal = new UnavailableException("client closed");
+      } else if (remainingNs < requestTimeoutNs / MIN_SEND_BUDGET_DIVISOR) {
+        // Waited for a slot nearly all its budget: sending now could only end in an unknown outcome.
+        refusal = new BusyException("an in-flight slot freed only " + TimeUnit.NANOSECONDS.toMillis(remainingNs)
+            + " ms before the request timeout of " + config.requestTimeoutMs() + " ms (maxInFlight "
+            + limiter.maxInFlight() + "); the request was not sent");
+      }
     }
     if (refusal != null || call.isFinished()) {
       boolean givenBack = call.slotHeld.compareAndSet(true, false);
@@ -189,9 +189,12 @@ final class Dispatcher implements AutoCloseable {
       inFlightIds.add(id);
     }
     call.requestId = id;
+    if (call.clientId == 0) {
+      call.clientId = session.clientId(); // writes get theirs from the session gate, before each attempt
+    }
     calls.put(id, call);
     call.started = true;
-    if (closed.get()) {
+    if (!internal && closed.get()) {
       finish(call, null, new UnavailableException("client closed"));
       return true;
     }
@@ -200,7 +203,7 @@ final class Dispatcher implements AutoCloseable {
       cleanUp(call);
       return true;
     }
-    sendAttempt(call, call.pinned != null ? call.pinned : leaderGuess.get());
+    sendAttempt(call, call.pinned != null ? call.pinned : router.guess());
     return true;
   }
 
@@ -213,7 +216,28 @@ final class Dispatcher implements AutoCloseable {
     }
   }
 
-  private void sendAttempt(Call call, Endpoint target) {
+  void sendAttempt(Call call, Endpoint target) {
+    if (call.isFinished()) {
+      return;
+    }
+    if (call.needsSession()) {
+      switch (session.admit(call)) {
+        case SEND -> { }
+        case WAIT -> {
+          park(call);
+          return;
+        }
+        case REGISTER -> {
+          park(call);
+          registrar.register();
+          return;
+        }
+        case EXPIRED -> {
+          finish(call, null, Failures.sessionExpired(call));
+          return;
+        }
+      }
+    }
     int attempt;
     synchronized (call) {
       if (call.isFinished()) {
@@ -221,64 +245,59 @@ final class Dispatcher implements AutoCloseable {
       }
       attempt = ++call.attempt;
       call.target = target;
-      call.channel = null;
+      call.link = null;
       call.delivered = false;
       call.retryTask = null;
+      call.attemptStartNs = scheduler.nanoTime();
     }
-    Connection connection;
-    try {
-      connection = connections.computeIfAbsent(target, e -> new Connection(e, bootstrap));
-    } catch (RuntimeException e) {
-      onAttemptFailed(call, attempt, e);
-      return;
-    }
-    CompletableFuture<Channel> channel;
-    try {
-      channel = connection.channel();
-    } catch (RejectedExecutionException e) {
-      finish(call, null, new UnavailableException("client closed", e));
-      return;
-    }
-    channel.whenComplete((ch, error) -> {
+    links.link(target).whenComplete((link, error) -> {
       if (error != null) {
-        onAttemptFailed(call, attempt, error);
+        failover.onAttemptFailed(call, attempt, error, false);
       } else {
-        write(call, attempt, ch);
+        write(call, attempt, link);
       }
     });
   }
 
-  private void write(Call call, int attempt, Channel channel) {
+  private static void park(Call call) {
+    synchronized (call) {
+      call.attemptStartNs = 0;
+      call.lastError = new UnavailableException("the write waited for this client's session to be registered");
+    }
+  }
+
+  private void write(Call call, int attempt, Link link) {
     Request request = call.base.toBuilder()
-        .setClientId(clientId)
+        .setClientId(call.clientId)
         .setRequestId(call.requestId)
         .setFirstIncomplete(firstIncomplete())
         .setMinOp(call.sequentialRead ? highestOpSeen.get() : 0)
         .build();
     if (request.getSerializedSize() > config.maxFrameBytes()) {
-      finish(call, null, tooLarge(request.getSerializedSize()));
+      finish(call, null, Failures.tooLarge(request.getSerializedSize(), config.maxFrameBytes()));
       return;
     }
-    Set<Call> awaiting = channel.attr(AWAITING).get();
     synchronized (call) {
       if (call.isFinished() || call.attempt != attempt) {
         return;
       }
-      call.channel = channel;
-      // Added under the call's lock so finish() either sees the channel and removes the call, or this
+      call.link = link;
+      // From here on the request may reach the replica, even if this attempt is abandoned before the
+      // write completes: only a failed write proves it did not.
+      call.delivered = true;
+      // Added under the call's lock so finish() either sees the link and removes the call, or this
       // block sees the call finished.
-      awaiting.add(call);
+      link.awaiting.add(call);
     }
-    // A closed channel fails the write, so a call added after channelInactive ran is still failed over.
-    channel.writeAndFlush(request).addListener(f -> {
-      if (f.isSuccess()) {
-        synchronized (call) {
-          if (call.attempt == attempt && !call.isFinished()) {
-            call.delivered = true;
-          }
-        }
-      } else {
-        onAttemptFailed(call, attempt, f.cause());
+    CompletableFuture<Void> written;
+    try {
+      written = link.connection().write(request);
+    } catch (RuntimeException e) {
+      written = CompletableFuture.failedFuture(e);
+    }
+    written.whenComplete((v, error) -> {
+      if (error != null) {
+        failover.onAttemptFailed(call, attempt, Futures.unwrap(error), true);
       }
     });
   }
@@ -289,40 +308,32 @@ final class Dispatcher implements AutoCloseable {
     return lowest != null ? lowest : nextRequestId.get();
   }
 
-  /** A connect or a write failed, or the connection carrying the attempt closed. */
-  private void onAttemptFailed(Call call, int attempt, Throwable cause) {
-    Endpoint failed;
-    synchronized (call) {
-      if (call.isFinished() || call.attempt != attempt) {
-        return;
-      }
-      call.attempt++; // any other event of this attempt is stale from now on
-      if (call.delivered) {
-        call.outcomeUnknown = true;
-      }
-      call.delivered = false;
-      untrack(call);
-      call.lastError = cause;
-      failed = call.target;
-    }
-    log.debug("request {} to {} failed: {}", call.requestId, failed, cause.toString());
-    if (call.pinned != null) {
-      finish(call, null, cause instanceof ChoirException ce ? ce
-          : new UnavailableException(failed + " did not answer: " + cause, cause));
-      return;
-    }
-    leaderGuess.compareAndSet(failed, nextAfter(failed));
-    scheduleRetry(call, failed);
+  /** Ends the current attempt; caller holds the call's lock and has bumped call.attempt. */
+  static void endAttempt(Call call) {
+    call.delivered = false;
+    call.attemptStartNs = 0;
+    untrack(call);
   }
 
-  /** Called by the handler for every response frame. */
-  void onResponse(Channel channel, Response response) {
+  /** Called by a link when its connection closes: its unanswered attempts move on. */
+  void onLinkClosed(Link link) {
+    failover.onLinkClosed(link);
+  }
+
+  /** The attempt timeout of call's current attempt passed (from CallTimers). */
+  void onAttemptTimeout(Call call, int attempt, long nowNs) {
+    failover.onAttemptTimeout(call, attempt, nowNs);
+  }
+
+  /** Called by a link for every response frame. */
+  void onResponse(Link link, Response response) {
+    router.onAnswer(link.endpoint);
     if (response.getOp() > 0) {
       highestOpSeen.accumulateAndGet(response.getOp(), Math::max);
     }
     long id = response.getRequestId();
     if (id == 0) {
-      onConnectionNotice(channel, response);
+      failover.onConnectionNotice(link, response);
       return;
     }
     Call call = calls.get(id);
@@ -331,153 +342,32 @@ final class Dispatcher implements AutoCloseable {
       return;
     }
     switch (response.getStatus()) {
-      case NOT_PRIMARY, UNAVAILABLE, BUSY -> onRefusal(call, channel, response);
+      case NOT_PRIMARY, UNAVAILABLE -> failover.onRefusal(call, link, response);
+      // BUSY to a registration means the session table is full: retrying within the deadline is
+      // pointless (no live session is evicted), and the waiting writes fail at once.
+      case BUSY -> {
+        if (call.kind == Call.Kind.REGISTER) {
+          finish(call, response, null);
+        } else {
+          failover.onRefusal(call, link, response);
+        }
+      }
+      case SESSION_EXPIRED -> registrar.onSessionExpired(call, link, response);
       // Final answers. A late one from an attempt we moved past is still the request's one true
       // answer (the replicas execute an id once and save its reply), so it is accepted.
-      default -> finish(call, response, null);
-    }
-  }
-
-  private void onRefusal(Call call, Channel channel, Response response) {
-    Endpoint failed;
-    Endpoint hint = null;
-    boolean immediate = false;
-    synchronized (call) {
-      if (call.isFinished() || call.channel != channel) {
-        return; // a refusal of an attempt already given up on
-      }
-      call.attempt++;
-      call.delivered = false; // answered: this attempt did not execute
-      untrack(call);
-      call.lastRefusal = response.getStatus();
-      call.lastError = new ChoirException(call.target + " answered " + response.getStatus()
-          + (response.getError().isEmpty() ? "" : ": " + response.getError()));
-      failed = call.target;
-      if (response.getStatus() == Status.NOT_PRIMARY && call.pinned == null) {
-        hint = parseHint(response.getPrimaryAddress(), failed);
-        if (hint != null) {
-          immediate = ++call.immediateRedirects <= MAX_IMMEDIATE_REDIRECTS;
-        }
-      }
-    }
-    if (call.pinned != null) {
-      finish(call, null, Responses.refusal(response, failed));
-      return;
-    }
-    if (hint != null) {
-      log.debug("request {}: {} says the primary is {}", call.requestId, failed, hint);
-      leaderGuess.set(hint);
-      if (immediate) {
-        sendAttempt(call, hint);
-      } else {
-        scheduleRetry(call, failed);
-      }
-      return;
-    }
-    leaderGuess.compareAndSet(failed, nextAfter(failed));
-    scheduleRetry(call, failed);
-  }
-
-  /**
-   * A response with request id 0 is about the connection, not a request: the server refused it (too
-   * many connections) or refused a frame it could not read, and closes the connection next. A frame
-   * over the server's max_frame_bytes cannot be matched to its id, but the largest request awaiting an
-   * answer on this connection is at least as large as the refused frame, so it is certainly too large:
-   * it fails with TooLargeException instead of being retried (and killing the connection) until its
-   * timeout. The others on the connection are retried when it closes.
-   */
-  private void onConnectionNotice(Channel channel, Response response) {
-    log.warn("{} refused the connection: {} {}", channel.remoteAddress(), response.getStatus(), response.getError());
-    if (response.getStatus() != Status.TOO_LARGE) {
-      return;
-    }
-    Set<Call> awaiting = channel.attr(AWAITING).get();
-    Call largest = null;
-    for (Call call : awaiting) {
-      if (largest == null || call.base.getSerializedSize() > largest.base.getSerializedSize()) {
-        largest = call;
-      }
-    }
-    if (largest != null) {
-      finish(largest, null, new TooLargeException(channel.remoteAddress() + " refused the request frame: "
-          + response.getError()));
-    }
-  }
-
-  /** Called by the handler when a connection closes: its unanswered attempts move on. */
-  void onChannelClosed(Channel channel) {
-    Set<Call> awaiting = channel.attr(AWAITING).get();
-    if (awaiting == null) {
-      return;
-    }
-    List<Call> lost = new ArrayList<>(awaiting);
-    awaiting.clear();
-    ClosedChannelException cause = new ClosedChannelException();
-    for (Call call : lost) {
-      int attempt;
-      synchronized (call) {
-        if (call.channel != channel) {
-          continue;
-        }
-        attempt = call.attempt;
-      }
-      onAttemptFailed(call, attempt, new UnavailableException(
-          "connection to " + channel.remoteAddress() + " lost", cause));
-    }
-  }
-
-  private void scheduleRetry(Call call, Endpoint failed) {
-    int retry;
-    synchronized (call) {
-      if (call.isFinished()) {
-        return;
-      }
-      retry = ++call.retries;
-    }
-    long delayNs = TimeUnit.MILLISECONDS.toNanos(Backoff.delayMs(retry, random));
-    if (System.nanoTime() + delayNs >= call.deadlineNs) {
-      return; // the deadline fires first and reports what happened so far
-    }
-    ScheduledFuture<?> task = schedule(call, () -> sendAttempt(call, retryTarget(failed)), delayNs);
-    synchronized (call) {
-      if (!call.isFinished()) {
-        call.retryTask = task;
-      } else if (task != null) {
-        task.cancel(false);
+      default -> {
+        link.lastFinalAnswerNs = scheduler.nanoTime();
+        finish(call, response, null);
       }
     }
   }
 
-  private Endpoint retryTarget(Endpoint failed) {
-    Endpoint guess = leaderGuess.get();
-    return guess.equals(failed) ? nextAfter(failed) : guess;
-  }
-
-  /** The configured endpoint after e, round robin; the first one when e was learned from a redirect. */
-  private Endpoint nextAfter(Endpoint e) {
-    List<Endpoint> all = config.endpoints();
-    int i = all.indexOf(e);
-    return all.get(i < 0 ? 0 : (i + 1) % all.size());
-  }
-
-  private static Endpoint parseHint(String address, Endpoint failed) {
-    if (address == null || address.isBlank()) {
-      return null;
-    }
-    try {
-      Endpoint hint = Endpoint.parse(address);
-      return hint.equals(failed) ? null : hint;
-    } catch (IllegalArgumentException e) {
-      log.debug("ignoring a malformed primary address {}", address);
-      return null;
-    }
-  }
-
-  private void onDeadline(Call call) {
+  /** The call's request timeout ran out (from CallTimers). */
+  void onDeadline(Call call) {
     if (call.isFinished()) {
       return;
     }
-    long timeoutMs = config.requestTimeoutMs();
+    long timeoutMs = call.budgetMs;
     if (!call.started) {
       limiter.remove(call);
       finish(call, null, new BusyException("no in-flight slot freed within the request timeout of "
@@ -489,26 +379,13 @@ final class Dispatcher implements AutoCloseable {
       if (call.isFinished()) {
         return;
       }
-      String what = "request " + call.requestId + " (" + call.base.getOpCase() + ")";
-      if (call.outcomeUnknown || call.delivered) {
-        error = new ChoirTimeoutException(what + " got no answer within " + timeoutMs
-            + " ms; the outcome is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""),
-            call.lastError);
-      } else if (call.lastRefusal == Status.BUSY) {
-        error = new BusyException(what + " was refused as busy until the request timeout of " + timeoutMs
-            + " ms ran out; it was not executed (" + call.lastError.getMessage() + ")");
-      } else {
-        error = new UnavailableException(what + " could not be delivered to any replica within "
-            + timeoutMs + " ms; it was not executed"
-            + (call.lastError == null ? "" : " (last error: " + call.lastError.getMessage() + ")"),
-            call.lastError);
-      }
+      error = Failures.deadline(call);
     }
     finish(call, null, error);
   }
 
   /** Completes call once: frees its id and slot first, so a callback can issue the next request. */
-  private void finish(Call call, Response response, Throwable error) {
+  void finish(Call call, Response response, Throwable error) {
     if (!call.finished.compareAndSet(false, true)) {
       return;
     }
@@ -522,18 +399,21 @@ final class Dispatcher implements AutoCloseable {
 
   /** Idempotent: releases what a finished call holds. */
   private void cleanUp(Call call) {
-    ScheduledFuture<?> deadline;
-    ScheduledFuture<?> retry;
+    ClientScheduler.Timer timer;
+    ClientScheduler.Timer retry;
     synchronized (call) {
       untrack(call);
-      deadline = call.deadlineTask;
+      timer = call.timer;
       retry = call.retryTask;
     }
-    if (deadline != null) {
-      deadline.cancel(false);
+    if (timer != null) {
+      timer.cancel();
     }
     if (retry != null) {
-      retry.cancel(false);
+      retry.cancel();
+    }
+    if (call.needsSession()) {
+      session.forget(call);
     }
     long id = call.requestId;
     if (id != 0) {
@@ -545,64 +425,39 @@ final class Dispatcher implements AutoCloseable {
     }
   }
 
-  /** Removes call from its channel's awaiting set; caller holds the call's lock. */
+  /** Removes call from its link's awaiting set; caller holds the call's lock. */
   private static void untrack(Call call) {
-    Channel channel = call.channel;
-    if (channel != null) {
-      Set<Call> awaiting = channel.attr(AWAITING).get();
-      if (awaiting != null) {
-        awaiting.remove(call);
-      }
-      call.channel = null;
+    Link link = call.link;
+    if (link != null) {
+      link.awaiting.remove(call);
+      call.link = null;
     }
-  }
-
-  private ScheduledFuture<?> schedule(Call call, Runnable task, long delayNs) {
-    try {
-      return call.timerLoop.schedule(task, delayNs, TimeUnit.NANOSECONDS);
-    } catch (RejectedExecutionException e) {
-      finish(call, null, new UnavailableException("client closed", e));
-      return null;
-    }
-  }
-
-  private TooLargeException tooLarge(int bytes) {
-    return new TooLargeException("the request frame has " + bytes + " bytes, more than maxFrameBytes "
-        + config.maxFrameBytes() + "; it was not sent");
   }
 
   /**
-   * Fails every pending call with UnavailableException("client closed"), closes the connections and
-   * stops the event loops (no quiet period: nothing of ours runs on them any more).
+   * Closes the client: every pending call fails (UnavailableException "client closed" when it was not
+   * sent or cannot have executed, ChoirTimeoutException when it may have), then, when a session of
+   * ours may be open, a CloseSession is sent (best effort, within {@link #CLOSE_SESSION_BUDGET_MS} and
+   * the request timeout) so that no session is left behind; then the connections and the transport
+   * close. Idempotent; the future completes when all of that is done, never exceptionally.
    */
-  @Override
-  public void close() {
+  CompletableFuture<Void> closeAsync() {
     if (!closed.compareAndSet(false, true)) {
-      return;
+      return closeDone;
     }
     for (Call call : limiter.drainWaiting()) {
       finish(call, null, new UnavailableException("client closed"));
     }
     for (Call call : new ArrayList<>(calls.values())) {
-      finish(call, null, new UnavailableException("client closed"));
+      finish(call, null, Failures.closed(call));
     }
-    for (Connection connection : connections.values()) {
-      connection.close();
-    }
-    Future<?> terminated = group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
-    if (!inAnyEventLoop()) {
-      // Waiting on an event loop for the loops to end would wait for itself.
-      terminated.awaitUninterruptibly(2, TimeUnit.SECONDS);
-    }
-  }
-
-  /** Whether the current thread is one of this client's I/O threads (where blocking would deadlock). */
-  boolean inAnyEventLoop() {
-    for (var executor : group) {
-      if (executor.inEventLoop()) {
-        return true;
-      }
-    }
-    return false;
+    long budgetNs = Math.min(requestTimeoutNs, TimeUnit.MILLISECONDS.toNanos(CLOSE_SESSION_BUDGET_MS));
+    CompletableFuture<Void> closing = registrar.closeSession(budgetNs);
+    closing.whenComplete((v, e) -> {
+      links.close();
+      transport.close();
+      closeDone.complete(null);
+    });
+    return closeDone;
   }
 }

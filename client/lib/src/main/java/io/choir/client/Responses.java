@@ -78,6 +78,8 @@ final class Responses {
       case UNAVAILABLE -> new UnavailableException("the replica is unavailable" + detail(r));
       case BUSY -> new BusyException("the replica is busy" + detail(r));
       case NOT_PRIMARY -> new UnavailableException("the replica is not the primary" + detail(r));
+      case SESSION_EXPIRED -> new SessionExpiredException("the session of this client expired; the outcome"
+          + " is unknown" + detail(r), null);
       default -> new ChoirException("unexpected response status " + r.getStatus() + detail(r));
     };
   }

@@ -1,9 +1,12 @@
 /**
  * The Choir Java client: a thread-safe blocking API ({@link io.choir.client.ChoirClient}) and an async
  * one ({@link io.choir.client.AsyncChoirClient}) over one multiplexed TCP connection per replica. The
- * client finds the primary by itself (following NOT_PRIMARY redirects), retries on failures with the
- * same request id so every write happens at most once, and reports failures as typed, unchecked
- * exceptions under {@link io.choir.client.ChoirException}.
+ * client finds the primary by itself (following NOT_PRIMARY redirects and the newest view's hints,
+ * leaving a replica that does not answer within the attempt timeout), retries on failures with the
+ * same request id inside a session on the replicas so every write happens at most once, and reports
+ * failures as typed, unchecked exceptions under {@link io.choir.client.ChoirException}: a
+ * {@link io.choir.client.ChoirTimeoutException} (or {@link io.choir.client.SessionExpiredException})
+ * when the outcome is unknown, every other one when it is certain.
  *
  * <pre>{@code
  * try (ChoirClient client = ChoirClient.builder()

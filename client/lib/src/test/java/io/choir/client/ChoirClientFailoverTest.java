@@ -51,13 +51,16 @@ class ChoirClientFailoverTest {
     try (FakeServer primary = FakeServer.start();
         FakeServer backup = FakeServer.start((s, ch, req) -> FakeServer.reply(ch, Response.newBuilder()
             .setRequestId(req.getRequestId()).setStatus(Status.NOT_PRIMARY)
-            .setPrimaryAddress(primary.address()).build()));
+            .setPrimaryAddress(primary.address()).build())).scriptSessions();
         ChoirClient client = clientFor(backup.address()).build()) {
       long version = client.put("k", "v");
       assertEquals(version, client.get("k").orElseThrow().version());
 
-      assertEquals(List.of(1L), ids(backup), "after the redirect the client goes straight to the primary");
-      assertEquals(List.of(1L, 2L), ids(primary), "the redirected request keeps its id");
+      // The put is id 1; the session registration it waits for is id 2 and is redirected like any write.
+      assertEquals(List.of(2L), ids(backup), "after the redirect the client goes straight to the primary");
+      assertEquals(List.of(2L), primary.sessionRequests().stream().map(Request::getRequestId).toList(),
+          "the redirected registration keeps its id");
+      assertEquals(List.of(1L, 3L), ids(primary));
     }
   }
 
@@ -97,7 +100,8 @@ class ChoirClientFailoverTest {
         ChoirClient client = clientFor(deadEndpoint(), alive.address()).build()) {
       client.put("k", "v");
       client.put("k2", "v2");
-      assertEquals(List.of(1L, 2L), ids(alive), "the leader guess moved to the live endpoint");
+      // The first put (id 1) waits for the session registration (id 2); the second put is id 3.
+      assertEquals(List.of(1L, 3L), ids(alive), "the leader guess moved to the live endpoint");
     }
   }
 

@@ -30,6 +30,10 @@ import java.util.concurrent.TimeUnit;
  * protocol's framing, whose answer to each request is decided by the test's {@link Script} (answer
  * from the {@link FakeStore}, hold, drop the connection, refuse...). It records every request it
  * receives, in order, and lets a test wait for the next one without sleeping.
+ *
+ * <p>Session requests (RegisterSession, CloseSession) are answered from the store before the script
+ * sees them, and recorded in {@link #sessionRequests()} rather than {@link #received()}, so tests of
+ * other behaviour need not script the session; {@link #scriptSessions()} hands them to the script too.
  */
 final class FakeServer implements AutoCloseable {
   /** Script decides what the fake does with one request; it runs on the fake's I/O thread. */
@@ -44,6 +48,8 @@ final class FakeServer implements AutoCloseable {
   private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
   private final Channel serverChannel;
   private final List<Request> received = new CopyOnWriteArrayList<>();
+  private final List<Request> sessionRequests = new CopyOnWriteArrayList<>();
+  private volatile boolean scriptSessions;
   private final LinkedBlockingQueue<Request> arrivals = new LinkedBlockingQueue<>();
   private final Set<Channel> connections = ConcurrentHashMap.newKeySet();
   private volatile Script script;
@@ -66,6 +72,14 @@ final class FakeServer implements AutoCloseable {
                 .addLast(new SimpleChannelInboundHandler<Request>() {
                   @Override
                   protected void channelRead0(ChannelHandlerContext ctx, Request request) {
+                    boolean session = request.hasRegisterSession() || request.hasCloseSession();
+                    if (session) {
+                      sessionRequests.add(request);
+                    }
+                    if (session && !scriptSessions) {
+                      ctx.channel().writeAndFlush(store.apply(request));
+                      return;
+                    }
                     received.add(request);
                     arrivals.add(request);
                     FakeServer.this.script.onRequest(FakeServer.this, ctx.channel(), request);
@@ -99,6 +113,17 @@ final class FakeServer implements AutoCloseable {
 
   void script(Script script) {
     this.script = script;
+  }
+
+  /** From now on session requests go to the script (and into received()) like any other. */
+  FakeServer scriptSessions() {
+    this.scriptSessions = true;
+    return this;
+  }
+
+  /** Every RegisterSession and CloseSession received, in arrival order. */
+  List<Request> sessionRequests() {
+    return List.copyOf(sessionRequests);
   }
 
   String address() {

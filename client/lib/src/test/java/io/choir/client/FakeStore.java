@@ -14,7 +14,12 @@ import java.util.TreeMap;
 
 /**
  * FakeStore answers requests the way a Choir replica would, from an in-memory sorted map, so client
- * tests can check round trips without a cluster. Every write takes the next op number.
+ * tests can check round trips without a cluster. Every data write takes the next op number. After
+ * {@link #enforceSessions()} it executes a write with a client id only inside a registered session,
+ * like the real state machine (RegisterSession opens one, CloseSession ends it, {@link #expireSessions}
+ * drops them all), and answers SESSION_EXPIRED otherwise; by default it only records them, since each
+ * fake server has its own store and a real cluster shares one session table. Session requests take no
+ * op number, so versions stay simple.
  */
 final class FakeStore {
   record Entry(ByteString value, long version) {}
@@ -22,6 +27,8 @@ final class FakeStore {
   private final NavigableMap<ByteString, Entry> data =
       new TreeMap<>(ByteString.unsignedLexicographicalComparator());
   private final int replicaId;
+  private final java.util.Set<Long> sessions = new java.util.HashSet<>();
+  private boolean enforceSessions;
   private long lastOp;
 
   FakeStore(int replicaId, long firstOp) {
@@ -33,9 +40,40 @@ final class FakeStore {
     return lastOp;
   }
 
+  /** From now on a write outside a registered session is answered SESSION_EXPIRED. */
+  synchronized FakeStore enforceSessions() {
+    enforceSessions = true;
+    return this;
+  }
+
+  /** Every session is gone (as after session_timeout_ms without a write). */
+  synchronized void expireSessions() {
+    sessions.clear();
+  }
+
+  synchronized boolean hasSession(long clientId) {
+    return sessions.contains(clientId);
+  }
+
   synchronized Response apply(Request req) {
     Response.Builder r = Response.newBuilder().setRequestId(req.getRequestId());
     switch (req.getOpCase()) {
+      case PUT, DELETE, COMPARE_AND_SET, BATCH -> {
+        if (enforceSessions && req.getClientId() != 0 && !sessions.contains(req.getClientId())) {
+          return r.setStatus(Status.SESSION_EXPIRED).setError("session not registered").build();
+        }
+      }
+      default -> { }
+    }
+    switch (req.getOpCase()) {
+      case REGISTER_SESSION -> {
+        sessions.add(req.getClientId());
+        r.setStatus(Status.OK);
+      }
+      case CLOSE_SESSION -> {
+        sessions.remove(req.getClientId());
+        r.setStatus(Status.OK);
+      }
       case GET -> {
         Entry e = data.get(req.getGet().getKey());
         if (e == null) {

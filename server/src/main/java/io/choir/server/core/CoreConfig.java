@@ -43,6 +43,8 @@ public final class CoreConfig {
   public final long logRetentionMaxOps;
   /** Resend bytes one NACK may cause at most (the rest waits for the next NACK): bounds bursts. */
   public final long maxRetransmitBytesPerNack;
+  /** Bytes of applied entries kept in memory for fast resends (besides retransmitRingEntries). */
+  public final long retransmitRingBytes;
   /** Session inactivity timeout the primary writes into RegisterSession entries. */
   public final long sessionTimeoutMs;
   /** Most client sessions, written by the primary into RegisterSession entries. */
@@ -103,6 +105,7 @@ public final class CoreConfig {
     this.logRetentionMinOps = b.logRetentionMinOps;
     this.logRetentionMaxOps = Math.max(b.logRetentionMaxOps, b.logRetentionMinOps);
     this.maxRetransmitBytesPerNack = b.maxRetransmitBytesPerNack;
+    this.retransmitRingBytes = b.retransmitRingBytes;
     this.sessionTimeoutMs = b.sessionTimeoutMs;
     this.maxClientSessions = b.maxClientSessions;
     this.seed = b.seed;
@@ -169,6 +172,7 @@ public final class CoreConfig {
     private long logRetentionMinOps = 100_000;
     private long logRetentionMaxOps = 10_000_000;
     private long maxRetransmitBytesPerNack = 4L << 20;
+    private long retransmitRingBytes = 64L << 20;
     private long sessionTimeoutMs = 60_000;
     private int maxClientSessions = 100_000;
     private Breakage breakage = Breakage.NONE;
@@ -203,6 +207,7 @@ public final class CoreConfig {
     public Builder logRetentionMinOps(long v) { logRetentionMinOps = v; return this; }
     public Builder logRetentionMaxOps(long v) { logRetentionMaxOps = v; return this; }
     public Builder maxRetransmitBytesPerNack(long v) { maxRetransmitBytesPerNack = v; return this; }
+    public Builder retransmitRingBytes(long v) { retransmitRingBytes = v; return this; }
     public Builder sessionTimeoutMs(long v) { sessionTimeoutMs = v; return this; }
     public Builder maxClientSessions(int v) { maxClientSessions = v; return this; }
     public Builder seed(long v) { seed = v; return this; }

@@ -157,6 +157,10 @@ public final class ReplicaCore {
 
   /** Entries window.base()+1 .. lastOp: unapplied ones plus a ring of applied ones for resending. */
   private LogWindow window;
+  /** Bytes of the applied entries the window keeps for resending (at most retransmitRingBytes). */
+  private long ringBytes;
+  /** Bytes of the entries waiting beyond a gap (at most maxInFlightBytes). */
+  private long outOfOrderBytes;
 
   // Primary state.
   private final List<Entry> batch = new ArrayList<>();
@@ -299,6 +303,7 @@ public final class ReplicaCore {
     public long droppedSticky;
     public long unstickNotices;
     public long viewChangesRefused;
+    public long viewChangesUnfetchable;
     public long readRounds;
   }
 
@@ -891,7 +896,16 @@ public final class ReplicaCore {
     appliedOp = event.op();
     checksum = event.checksum();
     // Keep a ring of applied entries in memory for fast resends; older ones are read from the log.
-    window.releaseUpTo(Math.max(window.base(), appliedOp - config.retransmitRingEntries));
+    // Bounded in entries and in bytes: many large values must not fill the heap (found by a process
+    // test with 1 MiB values: 8192 of them are 8 GiB).
+    for (long op = event.firstOp(); op <= event.op(); op++) {
+      ringBytes += window.get(op).getSerializedSize();
+    }
+    long keepFrom = Math.max(window.base(), appliedOp - config.retransmitRingEntries);
+    while (window.base() < appliedOp && (window.base() < keepFrom || ringBytes > config.retransmitRingBytes)) {
+      ringBytes -= window.get(window.base() + 1).getSerializedSize();
+      window.releaseUpTo(window.base() + 1);
+    }
     releaseReads(out);
     maybeTruncate(out);
   }
@@ -1257,8 +1271,10 @@ public final class ReplicaCore {
       place(e, out);
       return;
     }
-    if (outOfOrder.size() < config.maxOutOfOrderEntries) {
+    if (outOfOrder.size() < config.maxOutOfOrderEntries
+        && outOfOrderBytes + e.getSerializedSize() <= config.maxInFlightBytes) {
       outOfOrder.put(op, e);
+      outOfOrderBytes += e.getSerializedSize();
     } else {
       counters.outOfOrderDropped++; // bounded buffer: the NACK will bring it back
     }
@@ -1297,9 +1313,11 @@ public final class ReplicaCore {
     while (it.hasNext()) {
       Map.Entry<Long, Entry> next = it.next();
       if (next.getKey() <= verifiedOp) {
+        outOfOrderBytes -= next.getValue().getSerializedSize();
         it.remove();
       } else if (next.getKey() == verifiedOp + 1) {
         place(next.getValue(), out);
+        outOfOrderBytes -= next.getValue().getSerializedSize();
         it.remove();
       } else {
         break;
@@ -1404,6 +1422,7 @@ public final class ReplicaCore {
     noteTruncation(0); // the install emptied the log: no earlier write survives in it
     acked[index(self)] = persistedOp;
     window = new LogWindow(s.op());
+    ringBytes = 0;
     drainOutOfOrder(out);
     learnCommit(primaryCommit, out);
     checkComplete(out);
@@ -1653,7 +1672,7 @@ public final class ReplicaCore {
    */
   private DoViewChange ownDoViewChange() {
     return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
-        .setCommit(commitOp).build();
+        .setCommit(commitOp).setLogFirstOp(logFirstOp).build();
   }
 
   private void onStartViewChange(int from, long nowNs, Effects out) {
@@ -1743,6 +1762,15 @@ public final class ReplicaCore {
       counters.viewChangesRefused++;
       doViewChanges.clear();
       doViewChanges.put(self, ownDoViewChange());
+      return;
+    }
+    if (best != self && bestDvc.getLogFirstOp() > commitOp + 1) {
+      // The chosen log no longer holds the ops between our commit and its start (they are only in its
+      // applied state): we cannot rebuild it here. Give this view up at once: stop telling the others
+      // to wait for us, and ask for the next view, whose primary may hold the log itself.
+      counters.viewChangesUnfetchable++;
+      viewChangeStartedNs = currentNs - viewChangeTimeoutNs;
+      startPreVote(currentNs, out);
       return;
     }
     chosen = bestDvc;
@@ -1857,6 +1885,7 @@ public final class ReplicaCore {
     Arrays.fill(lastHeardNs, currentNs);
     Arrays.fill(roundAcked, 0);
     outOfOrder.clear();
+    outOfOrderBytes = 0;
     knownLastOp = lastOp;
     primaryCommit = 0;
     nackDueNs = Long.MAX_VALUE;
@@ -1936,6 +1965,7 @@ public final class ReplicaCore {
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
     verifiedOp = commitOp;
     outOfOrder.clear();
+    outOfOrderBytes = 0;
     knownLastOp = commitOp;
     primaryCommit = commitOp;
     primaryLogFirstOp = 1;
@@ -2055,10 +2085,15 @@ public final class ReplicaCore {
           // at once; a replica that alone is stuck (cut off) asks in vain and keeps its view.
           startPreVote(nowNs, out);
         }
+        boolean alive = nowNs - viewChangeStartedNs < viewChangeTimeoutNs;
         if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
           lastViewChangeResendNs = nowNs;
-          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
-              StartViewChange.getDefaultInstance()));
+          if (alive || config.primaryOf(view) != self) {
+            // The new primary's START_VIEW_CHANGE keeps the others waiting for it; once its own view
+            // change has stalled it falls silent, so their timers run out and they grant the next view.
+            out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
+                StartViewChange.getDefaultInstance()));
+          }
           if (doViewChangeSent && config.primaryOf(view) != self) {
             out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
                 ownDoViewChange()));

@@ -195,6 +195,29 @@ class ReplicationCoreTest {
     assertEquals(List.of(7L, 8L, 9L, 10L), fromMemory);
   }
 
+  /** The in-memory resend ring is bounded in bytes too: 1 MiB values must not fill the heap. */
+  @Test
+  void shouldKeepAppliedEntriesInMemoryOnlyUpToTheRingsByteBound() {
+    CoreConfig cfg = CoreConfig.builder(1, List.of(1, 2, 3)).retransmitRingEntries(1000)
+        .retransmitRingBytes(3 * 1100).seed(7).build();
+    ReplicaCore primary = new ReplicaCore(cfg, RecoveredState.empty());
+    for (int i = 1; i <= 10; i++) {
+      step(primary, new Event.ClientRequest(1, Request.newBuilder().setClientId(1).setRequestId(i)
+          .setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("k" + i))
+              .setValue(ByteString.copyFrom(new byte[1000]))).build()), 0);
+    }
+    step(primary, new Event.Tick(), 0);
+    step(primary, new Event.Persisted(10), MS);
+    Effects commit = step(primary, new Event.Peer(2, 0, MessageType.PREPARE_OK,
+        PrepareOk.newBuilder().setOp(10).build()), MS);
+    step(primary, applied(commit.apply), MS);
+    Effects resend = step(primary, new Event.Peer(3, 0, MessageType.NACK,
+        Nack.newBuilder().addRanges(range(1, 10)).build()), 2 * MS);
+    assertEquals(1, resend.retransmits.size());
+    assertEquals(1, resend.retransmits.get(0).fromOp());
+    assertEquals(7, resend.retransmits.get(0).toOp(), "only the 3 newest entries (about 3.3 KB) stay in memory");
+  }
+
   @Test
   void shouldRefuseWritesWhenThePrimaryHasNotHeardFromAMajority() {
     ReplicaCore primary = new ReplicaCore(config(1), RecoveredState.empty());

@@ -87,9 +87,9 @@ class ViewChangeCoreTest {
     Effects.Send dvc = only(second, MessageType.DO_VIEW_CHANGE);
     assertEquals(2, dvc.to(), "to the primary of view 1 only");
     assertEquals(1, dvc.view());
-    assertEquals(DoViewChange.newBuilder().setLastNormalView(0).setLastOp(3).setCommit(0).build(), dvc.body(),
-        "last normal view, last op and commit: no entries");
-    assertTrue(dvc.body().getSerializedSize() < 16, "one small datagram however full the log");
+    assertEquals(DoViewChange.newBuilder().setLastNormalView(0).setLastOp(3).setCommit(0).setLogFirstOp(1).build(),
+        dvc.body(), "last normal view, last op, commit and where its log starts: no entries");
+    assertTrue(dvc.body().getSerializedSize() < 24, "one small datagram however full the log");
     Effects resend = tick(r3, 2 * T + HB);
     assertEquals(1, sendsOf(resend, MessageType.START_VIEW_CHANGE).size(), "repeated while waiting");
     assertEquals(2, only(resend, MessageType.DO_VIEW_CHANGE).to());

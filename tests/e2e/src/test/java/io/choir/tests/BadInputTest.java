@@ -96,13 +96,13 @@ class BadInputTest {
 
   private void assertStillServes() throws IOException {
     try (Raw ok = new Raw()) {
-      long id = System.nanoTime() & 0xffffffL | 1;
-      Request p = Request.newBuilder().setClientId(5000 + id).setRequestId(1)
+      // client_id 0: a write outside any session (executed, no saved reply), so no registration first.
+      Request p = Request.newBuilder().setClientId(0).setRequestId(1)
           .setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("alive")).setValue(ByteString.copyFromUtf8("yes"))).build();
       ok.send(p);
       Response r = ok.receive();
       assertEquals(Status.OK, r.getStatus(), r.getError());
-      ok.send(Request.newBuilder().setClientId(5000 + id).setRequestId(2)
+      ok.send(Request.newBuilder().setClientId(0).setRequestId(2)
           .setGet(Get.newBuilder().setKey(ByteString.copyFromUtf8("alive"))).build());
       Response g = ok.receive();
       assertEquals(Status.OK, g.getStatus());
@@ -166,8 +166,11 @@ class BadInputTest {
       assertTrue(bigValue.getError().contains("max_value_bytes"), bigValue.getError());
       raw.send(Request.newBuilder().setClientId(77).setRequestId(4).build());
       assertEquals(Status.INVALID, raw.receive().getStatus());
-      raw.send(put(5, "k", "fine".getBytes()));
+      raw.send(Request.newBuilder().setClientId(77).setRequestId(5)
+          .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build());
       assertEquals(Status.OK, raw.receive().getStatus(), "the same connection still works");
+      raw.send(put(6, "k", "fine".getBytes()));
+      assertEquals(Status.OK, raw.receive().getStatus(), "and a write in the new session executes");
     }
   }
 

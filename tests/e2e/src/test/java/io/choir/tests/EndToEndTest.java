@@ -151,11 +151,14 @@ class EndToEndTest {
 
   @Test
   void shouldExecuteARetriedRequestOnceAndAnswerItWithTheSavedReply() throws Exception {
-    Request first = Request.newBuilder().setClientId(4242).setRequestId(1).setFirstIncomplete(1)
+    Request register = Request.newBuilder().setClientId(4242).setRequestId(1).setFirstIncomplete(1)
+        .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build();
+    Request first = Request.newBuilder().setClientId(4242).setRequestId(2).setFirstIncomplete(2)
         .setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("x")).setValue(ByteString.copyFromUtf8("from-A"))).build();
     try (Socket s = new Socket("127.0.0.1", port)) {
       DataOutputStream out = new DataOutputStream(s.getOutputStream());
       DataInputStream in = new DataInputStream(s.getInputStream());
+      assertEquals(Status.OK, roundTrip(out, in, register).getStatus(), "writes run in a registered session");
       Response r1 = roundTrip(out, in, first);
       assertEquals(Status.OK, r1.getStatus());
       client.put("x", "from-B"); // another client overwrites

@@ -1,0 +1,60 @@
+package io.choir.client;
+
+import io.choir.proto.Status;
+
+/**
+ * Failures builds the exceptions a call ends in, and with them the client's promise about the request
+ * (the one rule: a call that may have executed never ends in an exception that says "not executed").
+ * A call may have executed when an attempt was written and then lost (its connection closed, its
+ * attempt timed out, the client closed) or refused with outcome_unknown: {@code outcomeUnknown}, or
+ * {@code delivered} for the attempt under way.
+ */
+final class Failures {
+  private Failures() {}
+
+  /** The request timeout of a started call ran out. Caller holds the call's lock. */
+  static ChoirException deadline(Call call) {
+    String what = call.describe();
+    long timeoutMs = call.budgetMs;
+    if (call.outcomeUnknown || call.delivered) {
+      return new ChoirTimeoutException(what + " got no answer within " + timeoutMs
+          + " ms; the outcome is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""),
+          call.lastError);
+    }
+    if (call.lastRefusal == Status.BUSY) {
+      return new BusyException(what + " was refused as busy until the request timeout of " + timeoutMs
+          + " ms ran out; it was not executed (" + call.lastError.getMessage() + ")");
+    }
+    return new UnavailableException(what + " could not be delivered to any replica within "
+        + timeoutMs + " ms; it was not executed"
+        + (call.lastError == null ? "" : " (last error: " + call.lastError.getMessage() + ")"),
+        call.lastError);
+  }
+
+  /** What a call still pending at close learns: unknown if it may have executed, else not executed. */
+  static ChoirException closed(Call call) {
+    boolean unknown;
+    synchronized (call) {
+      unknown = call.outcomeUnknown || call.delivered;
+    }
+    return unknown
+        ? new ChoirTimeoutException(call.describe() + " was still in flight when the client was closed; the outcome"
+            + " is unknown" + (call.isWrite() ? ": the write may or may not have happened" : ""))
+        : new UnavailableException("client closed");
+  }
+
+  /** A write that may have executed, in a session that is gone (see Session). */
+  static SessionExpiredException sessionExpired(Call call) {
+    Throwable cause;
+    synchronized (call) {
+      cause = call.lastError;
+    }
+    return new SessionExpiredException(call.describe() + ": this client's session expired while the request was"
+        + " in flight; it may or may not have executed: the outcome is unknown", cause);
+  }
+
+  static TooLargeException tooLarge(int bytes, int maxFrameBytes) {
+    return new TooLargeException("the request frame has " + bytes + " bytes, more than maxFrameBytes "
+        + maxFrameBytes + "; it was not sent");
+  }
+}
