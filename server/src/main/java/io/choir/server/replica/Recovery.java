@@ -81,6 +81,12 @@ public final class Recovery {
       ReplicaMeta.delete(storage, ReplicaMeta.CLEAN_SHUTDOWN);
     }
     boolean recovering = buffered && replicated && restarted && !clean;
+    if (recovering && storage.getMeta(CATCHING_UP) == null) {
+      // After recovery it rejoins as a replica that must catch up (it may have lost what it
+      // acknowledged); recorded now, synced, so a clean stop before it has caught up cannot bring it
+      // back as a voter with that log. The core clears it once caught up (Effects.caughtUp).
+      ReplicaMeta.markCatchingUp(storage);
+    }
     // The wipe of an interrupted install lost state this replica may have acknowledged: it must not
     // vote or acknowledge until it has caught up (issue 9, 2b). The state machine's load records the
     // marker in the wipe's own synced write; recording it here too covers a load that does not.
