@@ -1,6 +1,5 @@
 package io.choir.server.replica;
 
-import io.choir.proto.Entry;
 import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -20,9 +19,6 @@ import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -44,14 +40,11 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReplicaServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
-  /** Meta key of the persisted view (VR: view and vote are persisted before answering). */
-  static final byte[] META_VIEW = "view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-  /** Meta key written once, synced, when a replica first starts. */
-  static final byte[] META_INITIALIZED = "initialized".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-  /** Meta key written, synced, at the end of a graceful shutdown. */
-  static final byte[] META_CLEAN_SHUTDOWN = "clean_shutdown".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-  /** Meta key of the last view in which this replica's log was complete. */
-  static final byte[] META_LAST_NORMAL_VIEW = "last_normal_view".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+  /**
+   * Whether the log lane makes a log write durable with one synced write (true) or with a write and
+   * then a WAL fsync (false, as the simulator steps them); see LogLane and docs/design.md.
+   */
+  static final boolean COMBINED_SYNC = false;
 
   private final ServerConfig config;
   private final MeterRegistry metrics = new SimpleMeterRegistry();
@@ -63,7 +56,7 @@ public final class ReplicaServer implements AutoCloseable {
   private final ClientConnections connections;
   private final ExecutorService readPool;
   private final ClientServer clientServer;
-  private PeerTransport transport;
+  private volatile PeerTransport transport;
   private io.choir.server.net.StateTransferServer stateTransferServer;
   private final io.choir.server.net.StateTransferClient stateTransferClient =
       new io.choir.server.net.StateTransferClient(io.choir.server.net.StateTransferClient.Limits.defaults());
@@ -77,9 +70,13 @@ public final class ReplicaServer implements AutoCloseable {
     this.config = config;
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
-      this.stateMachine = new KvStateMachine(storage, config.maxClientSessions(), config.maxRepliesPerClient());
-      stateMachine.load();
-      RecoveredState recovered = recover();
+      // The state machine's own log changes (an install's truncation) go to the log lane, in order.
+      ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
+      this.stateMachine = new KvStateMachine(applyStorage, config.maxClientSessions(), config.maxRepliesPerClient(),
+          config.get(ServerConfig.SESSION_TIMEOUT_MS));
+      RecoveredState recovered = Recovery.recover(storage, stateMachine,
+          config.dataDir().toAbsolutePath().toString(), config.durability() == ServerConfig.Durability.BUFFERED,
+          config.replicas().size() > 1);
       CoreConfig coreConfig = coreConfig(config);
       this.core = new ReplicaCore(coreConfig, recovered);
       this.connections = new ClientConnections(config.maxInFlightPerConnection(), metrics);
@@ -96,12 +93,39 @@ public final class ReplicaServer implements AutoCloseable {
       // without an fsync, while recover() still takes the data folder for an fsync one.
       boolean fsync = config.durability() == ServerConfig.Durability.FSYNC
           && !config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
-      this.storageStage = new StorageStage(storage, stateMachine, fsync, config.maxBatchEntries(),
-          1 << 16, e -> loopRef[0].post(e), this::fatal);
-      this.loop = new ReplicaLoop(core, storageStage, connections, readPool, this::read, this::status,
-          System::nanoTime, config.eventQueueCapacity());
+      this.storageStage = new StorageStage(storage, stateMachine, applyStorage, fsync, COMBINED_SYNC,
+          config.maxBatchEntries(), 1 << 16, e -> loopRef[0].post(e), this::fatal);
+      int maxDatagramBytes = config.get(ServerConfig.MAX_DATAGRAM_BYTES);
+      EffectExecutor.PeerPort peerPort = (to, view, type, body) -> {
+        PeerTransport t = transport;
+        if (t != null) {
+          t.send(to, view, type, body);
+        }
+      };
+      EffectExecutor executor = new EffectExecutor(core, new EffectExecutor.Ports(
+          v -> ReplicaMeta.storeView(storage, v),
+          storageStage.lanes(),
+          peerPort,
+          r -> onReadPool(() -> EffectExecutor.resendFromLog(storage, peerPort, maxDatagramBytes, r),
+              () -> { }), // shutting down: the replica will NACK again
+          this::stateTransfer,
+          read -> onReadPool(() -> connections.send(read.connectionId(), read(read.request())),
+              () -> connections.send(read.connectionId(), Response.newBuilder()
+                  .setRequestId(read.request().getRequestId()).setStatus(Status.UNAVAILABLE)
+                  .setError("replica is shutting down").build())),
+          new EffectExecutor.ClientPort() {
+            @Override
+            public void reply(long connectionId, java.util.List<Response> responses) {
+              connections.send(connectionId, responses);
+            }
+
+            @Override
+            public void pauseIntake(boolean paused) {
+              connections.setIntakePaused(paused);
+            }
+          }));
+      this.loop = new ReplicaLoop(executor, this::status, System::nanoTime, config.eventQueueCapacity());
       loopRef[0] = loop;
-      loop.setViewStores(this::storeView, this::storeLastNormalView);
       if (config.replicas().size() > 1) {
         Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
         config.replicas().forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
@@ -116,7 +140,6 @@ public final class ReplicaServer implements AutoCloseable {
                 config.maxBatchBytes()),
             PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
             loop, metrics);
-        loop.attachPeers(transport, storage, config.get(ServerConfig.MAX_DATAGRAM_BYTES), this::stateTransfer);
         peerAddresses.putAll(peers);
         this.stateTransferServer = new io.choir.server.net.StateTransferServer(
             config.self().peer().toSocketAddress(), config.replicaId(), config.clusterIdHash(),
@@ -201,61 +224,6 @@ public final class ReplicaServer implements AutoCloseable {
     return new ReplicaServer(config);
   }
 
-  private RecoveredState recover() {
-    byte[] v = storage.getMeta(META_VIEW);
-    long view = v == null ? 0 : ByteBuffer.wrap(v).getLong();
-    byte[] lnv = storage.getMeta(META_LAST_NORMAL_VIEW);
-    long lastNormalView = lnv == null ? 0 : ByteBuffer.wrap(lnv).getLong();
-    long applied = stateMachine.applied();
-    List<Entry> above = new ArrayList<>();
-    long last = storage.lastLogOp();
-    long next = applied + 1;
-    while (next <= last) {
-      List<Entry> chunk = storage.readLog(next, last, 16 << 20);
-      if (chunk.isEmpty() || chunk.get(0).getOp() != next) {
-        throw new IllegalStateException("log is missing op " + next + " (applied " + applied
-            + ", last " + last + ")");
-      }
-      above.addAll(chunk);
-      next = chunk.get(chunk.size() - 1).getOp() + 1;
-    }
-    if (!above.isEmpty()) {
-      log.atInfo().addKeyValue("from", applied + 1).addKeyValue("to", last)
-          .log("re-applying log entries beyond the applied state");
-    }
-    long first = storage.firstLogOp();
-    // With buffered durability a crash may have lost entries this replica acknowledged: it must run the
-    // recovery protocol (VR Revisited 4.3) before it takes part again.
-    // A synced marker written at the first start tells a restart from a fresh replica, even when a crash
-    // under buffered durability lost everything else.
-    boolean restarted = storage.getMeta(META_INITIALIZED) != null;
-    if (!restarted) {
-      storage.write(new io.choir.server.storage.WriteSet().putMeta(META_INITIALIZED, new byte[] {1}), true);
-    }
-    // A graceful shutdown synced everything and left a marker: then nothing acknowledged can be lost and
-    // the recovery protocol is not needed (it could not even run if the whole cluster restarted at once).
-    boolean clean = storage.getMeta(META_CLEAN_SHUTDOWN) != null;
-    if (clean) {
-      storage.write(new io.choir.server.storage.WriteSet().deleteMeta(META_CLEAN_SHUTDOWN), true);
-    }
-    boolean recovering = config.durability() == ServerConfig.Durability.BUFFERED && config.replicas().size() > 1
-        && restarted && !clean;
-    return new RecoveredState(view, lastNormalView, restarted, recovering, false, applied, stateMachine.checksum(),
-        first == 0 ? applied + 1 : first, above);
-  }
-
-  /** Durably records the view (a small synced write) before the core speaks in it. */
-  private void storeView(long view) {
-    storage.write(new io.choir.server.storage.WriteSet()
-        .putMeta(META_VIEW, ByteBuffer.allocate(8).putLong(view).array()), true);
-  }
-
-  /** Durably records the last normal view; runs on the storage thread after the log writes it vouches for. */
-  private void storeLastNormalView(long lastNormalView) {
-    storage.write(new io.choir.server.storage.WriteSet()
-        .putMeta(META_LAST_NORMAL_VIEW, ByteBuffer.allocate(8).putLong(lastNormalView).array()), true);
-  }
-
   private Response read(Request request) {
     try {
       return stateMachine.read(request, config.maxScanLimit());
@@ -318,7 +286,14 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("last_view_change_unix_ms", core.lastViewChangeNs() < 0 ? 0
             : System.currentTimeMillis() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - core.lastViewChangeNs()))
         .putCounters("last_normal_view", core.lastNormalView())
-        .putCounters("read_rounds", c.readRounds);
+        .putCounters("read_rounds", c.readRounds)
+        .putCounters("pre_votes_started", c.preVotesStarted)
+        .putCounters("pre_votes_granted", c.preVotesGranted)
+        .putCounters("dropped_sticky", c.droppedSticky)
+        .putCounters("unstick_notices", c.unstickNotices)
+        .putCounters("view_changes_refused", c.viewChangesRefused)
+        .putCounters("view_changes_unfetchable", c.viewChangesUnfetchable)
+        .putCounters("non_canonical_entries", c.nonCanonicalEntries);
     for (Meter m : metrics.getMeters()) {
       if (m instanceof Counter counter) {
         s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());
@@ -347,6 +322,15 @@ public final class ReplicaServer implements AutoCloseable {
             loop.post(new io.choir.server.core.Event.StateTransferFailed(String.valueOf(err.getMessage())));
           }
         });
+  }
+
+  /** Runs task on the read pool; runs refused (on this thread) when the pool refuses it. */
+  private void onReadPool(Runnable task, Runnable refused) {
+    try {
+      readPool.execute(task);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      refused.run();
+    }
   }
 
   private static String version() {
@@ -418,7 +402,7 @@ public final class ReplicaServer implements AutoCloseable {
     if (!terminated.isDone()) {
       try {
         storage.sync();
-        storage.write(new io.choir.server.storage.WriteSet().putMeta(META_CLEAN_SHUTDOWN, new byte[] {1}), true);
+        ReplicaMeta.markCleanShutdown(storage);
       } catch (RuntimeException e) {
         log.atWarn().setCause(e).log("could not record a clean shutdown");
       }

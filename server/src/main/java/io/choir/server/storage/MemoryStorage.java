@@ -12,22 +12,32 @@ import java.util.NavigableMap;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
+import java.util.random.RandomGenerator;
 
 /**
  * MemoryStorage is the in-memory twin of {@link RocksDbStorage} for tests and the deterministic
  * simulator: the same contract (one contract test runs over both), keys in the same unsigned byte
- * order, plus a model of durability.
+ * order, plus a model of durability with two kinds of crash.
  *
- * <p>Durability model: besides the current state it keeps the durable state, which is what an OS
- * crash would leave on disk. A write with {@code sync = true} makes itself and every earlier write
- * durable; {@link #sync()} makes every earlier write durable; an unsynced write stays pending until
- * then. {@link #crash()} returns a new MemoryStorage holding exactly the durable state, as a replica
- * restarted after a power loss would find it; {@link #crashKeeping(int)} also keeps a prefix of the
- * pending writes, as RocksDB's point-in-time WAL recovery may (whatever reached the disk before the
- * crash, always a prefix). A process kill loses nothing with RocksDB, so it is modelled by simply
- * reusing this instance.
+ * <p>Durability model. RocksDB has one write-ahead log for all its column families: every write (of
+ * either storage lane, log or state) is one atomic record appended to it in call order, and an fsync
+ * of the WAL (a synced write, or {@link #sync()}) makes that record and every earlier one durable.
+ * This class keeps the current state, the durable state (everything up to the last fsync) and the
+ * unsynced records since then, in call order (the WAL's tail), and offers the two crashes:
  *
- * <p>Threads: one writer and any number of readers; a read-write lock makes every call atomic.
+ * <ul>
+ *   <li>{@link #processCrash()} (kill -9): every completed write had reached the OS, so the new
+ *       instance holds the current state. The tail is still unsynced (it sits in the page cache): a
+ *       later power loss may still drop it, unless something syncs first.
+ *   <li>{@link #powerLoss(RandomGenerator)} (the machine loses power): only the durable state
+ *       survives, plus any prefix of the unsynced tail (RocksDB's point-in-time WAL recovery replays
+ *       the WAL up to the first record that did not fully reach the disk; what reached it is always a
+ *       prefix), the prefix's length chosen by the given seeded random source; {@link
+ *       #powerLossKeeping(int)} names the length.
+ * </ul>
+ *
+ * <p>Threads: one writer per lane and any number of readers; a read-write lock makes every call
+ * atomic, so concurrent writers' records enter the WAL in one order, as they do in RocksDB.
  * Arrays are copied on the way in and out, so callers may reuse or change theirs.
  */
 public final class MemoryStorage implements Storage {
@@ -50,35 +60,59 @@ public final class MemoryStorage implements Storage {
   private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
   private final State current;
   private final State durable;
-  /** Writes applied to current but not yet to durable, in call order. */
-  private final List<Consumer<State>> pending = new ArrayList<>();
+  /** Writes applied to current but not yet to durable, in call order: the WAL's unsynced tail. */
+  private final List<Consumer<State>> pending;
 
   private boolean closed; // guarded by lock
 
   /** MemoryStorage creates an empty storage. */
   public MemoryStorage() {
-    this(new State());
+    this(new State(), new State(), new ArrayList<>());
   }
 
-  private MemoryStorage(State durable) {
+  private MemoryStorage(State durable, State current, List<Consumer<State>> pending) {
     this.durable = durable;
-    this.current = durable.copy();
+    this.current = current;
+    this.pending = pending;
   }
 
   /**
-   * Simulates an OS crash: returns a new storage holding exactly the durable state and closes this one
-   * (a crashed process writes nothing more; a stale reference fails loudly).
+   * Simulates kill -9 of the process: returns a new storage holding every completed write (they
+   * reached the OS), with the same unsynced tail still unsynced, and closes this one (a crashed
+   * process writes nothing more; a stale reference fails loudly).
    */
-  public MemoryStorage crash() {
-    return crashKeeping(0);
+  public MemoryStorage processCrash() {
+    lock.writeLock().lock();
+    try {
+      ensureOpen("crash");
+      closed = true;
+      return new MemoryStorage(durable.copy(), current.copy(), new ArrayList<>(pending));
+    } finally {
+      lock.writeLock().unlock();
+    }
   }
 
   /**
-   * Simulates an OS crash in which the first {@code keptUnsyncedWrites} pending writes happened to
+   * Simulates a power loss: returns a new storage holding the durable state plus a prefix of the
+   * unsynced writes whose length random chooses uniformly in [0, {@link #unsyncedWriteCount()}], and
+   * closes this one.
+   */
+  public MemoryStorage powerLoss(RandomGenerator random) {
+    lock.writeLock().lock();
+    try {
+      ensureOpen("crash");
+      return powerLossKeeping(random.nextInt(pending.size() + 1));
+    } finally {
+      lock.writeLock().unlock();
+    }
+  }
+
+  /**
+   * Simulates a power loss in which the first {@code keptUnsyncedWrites} unsynced writes happened to
    * reach the disk (at most {@link #unsyncedWriteCount()}): returns a new storage with the durable
-   * state plus that prefix, and closes this one.
+   * state plus that prefix, all of it durable now (it is on the disk), and closes this one.
    */
-  public MemoryStorage crashKeeping(int keptUnsyncedWrites) {
+  public MemoryStorage powerLossKeeping(int keptUnsyncedWrites) {
     lock.writeLock().lock();
     try {
       ensureOpen("crash");
@@ -91,13 +125,45 @@ public final class MemoryStorage implements Storage {
         write.accept(survivor);
       }
       closed = true;
-      return new MemoryStorage(survivor);
+      return new MemoryStorage(survivor, survivor.copy(), new ArrayList<>());
     } finally {
       lock.writeLock().unlock();
     }
   }
 
-  /** The number of writes a crash would lose now (writes made since the last synced one). */
+  /**
+   * The harshest power loss: nothing unsynced survives ({@code powerLossKeeping(0)}). Kept for the
+   * callers written before the two crash models; prefer {@link #powerLoss} or {@link #processCrash}.
+   */
+  public MemoryStorage crash() {
+    return powerLossKeeping(0);
+  }
+
+  /** {@link #powerLossKeeping(int)} under its older name, for the callers written before it. */
+  public MemoryStorage crashKeeping(int keptUnsyncedWrites) {
+    return powerLossKeeping(keptUnsyncedWrites);
+  }
+
+  /**
+   * True when a power loss now would keep op: the durable log holds it or the durable applied number
+   * ({@link MetaKeys#APPLIED}) is at least op (the simulator's check that an acknowledged write is on
+   * disk at a majority).
+   */
+  public boolean durablyHolds(long op) {
+    lock.readLock().lock();
+    try {
+      ensureOpen("read the durable state");
+      if (durable.log.containsKey(op)) {
+        return true;
+      }
+      byte[] applied = durable.meta.get(MetaKeys.bytes(MetaKeys.APPLIED));
+      return applied != null && Bytes.bytesToLong(applied) >= op;
+    } finally {
+      lock.readLock().unlock();
+    }
+  }
+
+  /** The number of writes a power loss may lose now (writes made since the last synced one). */
   public int unsyncedWriteCount() {
     lock.readLock().lock();
     try {
@@ -375,7 +441,11 @@ public final class MemoryStorage implements Storage {
         false);
   }
 
-  /** Closes this storage; idempotent. Durable state is kept by crash(), not by close. */
+  /**
+   * Closes this storage; idempotent. The instance's state goes with it: a restart after a clean
+   * shutdown (RocksDB's close syncs the WAL) is {@code powerLossKeeping(unsyncedWriteCount())} before
+   * the close, a restart after kill -9 is {@link #processCrash()}.
+   */
   @Override
   public void close() {
     lock.writeLock().lock();

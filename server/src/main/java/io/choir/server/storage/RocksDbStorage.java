@@ -54,7 +54,8 @@ import org.slf4j.LoggerFactory;
  * fsync). An unsynced write still goes through the WAL, so a killed process loses nothing; only an OS
  * crash or power loss may drop it (RocksDB then recovers a consistent prefix of the writes).
  *
- * <p>Threads: one writer; readers on any thread. Every call holds a read lock that {@link #close}
+ * <p>Threads: writers and readers on any thread (RocksDB serializes the writes into its one WAL in
+ * call order; the replica writes from its loop and its two storage lanes). Every call holds a read lock that {@link #close}
  * takes exclusively, so a read racing with close fails with a StorageException instead of touching
  * freed native memory.
  */
@@ -465,9 +466,9 @@ public final class RocksDbStorage implements Storage {
 
   /**
    * One WriteBatch, synced: the marker, a range deletion of the whole data space (from the empty key
-   * to the current last key, plus that key: user keys have no upper bound to name otherwise; the one
-   * writer means no key appears meanwhile), a range deletion of the client rows, and the applied and
-   * checksum rows.
+   * to the current last key, plus that key: user keys have no upper bound to name otherwise; only the
+   * caller's thread, the apply lane, writes the data space, so no key appears meanwhile), a range
+   * deletion of the client rows, and the applied and checksum rows.
    */
   @Override
   public void beginInstall() {

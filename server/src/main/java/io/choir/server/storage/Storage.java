@@ -9,12 +9,20 @@ import java.util.Map;
  * Storage is the replica's durable state, in three key spaces (RocksDB column families): the log (op
  * number to entry), the data (key to value and version) and meta (applied number, checksum, client
  * table, view). Two implementations pass one contract test: {@code RocksDbStorage} and the in-memory
- * twin {@code MemoryStorage}, whose {@code crash()} loses exactly what was not synced.
+ * twin {@code MemoryStorage}, which also models the two crashes (a killed process keeps every
+ * completed write; a power loss keeps what was synced and a prefix of the rest).
  *
- * <p>Durability contract: a call with {@code sync = true} returns only once that write and every
- * earlier write are durable (fsync of the write-ahead log); an unsynced write becomes durable with the
- * next synced one. Writes are applied in call order. One thread writes (the storage stage); reads
- * (get, scan, readLog, getMeta) may come from any thread and see a consistent state.
+ * <p>Durability contract: every write is one atomic record of one write-ahead log shared by the three
+ * key spaces, in call order. A call with {@code sync = true} returns only once that write and every
+ * earlier write are durable (fsync of the write-ahead log); {@link #sync()} makes every earlier write
+ * durable; an unsynced write becomes durable with the next sync. After a power loss the storage holds
+ * the synced writes plus a prefix of the unsynced ones, never a later write without an earlier one.
+ *
+ * <p>Threads: several threads write, each its own kind of record (the replica loop the view, the
+ * storage stage's log lane the log and the last normal view, its apply lane the state and installs);
+ * every call is atomic and calls are applied in the order they happen. Reads (get, scan, readLog,
+ * getMeta) may come from any thread and see a consistent state. Ordering between the writers is the
+ * callers' (see StorageStage).
  */
 public interface Storage extends AutoCloseable {
   /** Appends entries to the log (op order, no gaps expected by callers) as one atomic write. */

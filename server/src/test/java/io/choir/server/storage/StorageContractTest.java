@@ -36,6 +36,12 @@ abstract class StorageContractTest {
    */
   protected abstract Storage reopen(Storage storage);
 
+  /**
+   * Returns what a restart after kill -9 of the process finds (every completed write reached the OS,
+   * synced or not); storage is not used afterwards.
+   */
+  protected abstract Storage afterProcessCrash(Storage storage);
+
   protected Storage storage;
 
   @BeforeEach
@@ -632,6 +638,29 @@ abstract class StorageContractTest {
     assertEquals(entries(2, 7), storage.readLog(1, 10, Integer.MAX_VALUE));
     assertEquals(5, storage.get(bytes("a")).version());
     assertArrayEquals(bytes("5"), storage.getMeta(bytes("applied")));
+  }
+
+  @Test
+  void shouldKeepEveryCompletedWriteOfEveryKindAcrossAProcessCrash() {
+    storage.appendLog(entries(1, 6), true);
+    storage.appendLog(entries(7, 9), false);
+    storage.truncateLogAfter(8, false);
+    storage.truncateLogBefore(3, false);
+    storage.write(
+        new WriteSet().putData(bytes("a"), bytes("1"), 5).putMeta(bytes("applied"), bytes("5")),
+        false);
+    storage.beginInstall();
+    storage.installData(List.of(kv("b", "vb", 7)));
+
+    storage = afterProcessCrash(storage);
+
+    assertEquals(entries(3, 8), storage.readLog(1, 10, Integer.MAX_VALUE));
+    assertNull(storage.get(bytes("a")));
+    assertEquals(List.of(kv("b", "vb", 7)), storage.scan(new byte[0], new byte[0], 10));
+    assertArrayEquals(bytes(1), storage.getMeta(bytes(MetaKeys.INSTALLING)));
+    assertNull(storage.getMeta(bytes("applied")));
+    storage.appendLog(entries(9, 9), true);
+    assertEquals(9, storage.lastLogOp());
   }
 
   @Test

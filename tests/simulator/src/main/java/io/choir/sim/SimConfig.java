@@ -17,11 +17,18 @@ public record SimConfig(
     boolean faults,
     long faultPeriodNs,
     long logRetentionOps,
-    boolean buffered) {
+    boolean buffered,
+    int maxClientSessions,
+    long sessionTimeoutMs,
+    boolean slowDisk) {
 
   static final long MS = 1_000_000L;
 
-  /** The run of a seed: 3 or 5 replicas, 0-50% loss, duplication, reordering, and a fault schedule. */
+  /**
+   * The run of a seed: 3 or 5 replicas, 0-50% loss, duplication, reordering, a fault schedule, and in
+   * some runs a short log, buffered durability, a small client table with a short session timeout, or
+   * a slow log disk.
+   */
   public static SimConfig fromSeed(long seed) {
     java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
     int replicas = r.nextInt(4) == 0 ? 5 : 3;
@@ -29,12 +36,24 @@ public record SimConfig(
     double loss = losses[r.nextInt(losses.length)];
     double dup = r.nextInt(3) == 0 ? 0.05 : 0.0;
     long maxDelay = (1 + r.nextInt(5)) * MS;
-    return new SimConfig(seed, replicas, 3 + r.nextInt(4), 2 + r.nextInt(3), 30 + r.nextInt(40), loss, dup,
-        50_000L, maxDelay, r.nextInt(5) != 0, (100 + r.nextInt(400)) * MS,
-        // A short log in a third of the runs: a backup that was away must catch up by state transfer.
-        r.nextInt(3) == 0 ? 10 + r.nextInt(40) : 1_000_000,
-        // Buffered durability in a fifth of the runs: restarted replicas must run recovery (VR 4.3).
-        r.nextInt(5) == 0);
+    int clients = 3 + r.nextInt(4);
+    int keys = 2 + r.nextInt(3);
+    int opsPerClient = 30 + r.nextInt(40);
+    boolean faults = r.nextInt(5) != 0;
+    long faultPeriodNs = (100 + r.nextInt(400)) * MS;
+    // A short log in a third of the runs: a backup that was away must catch up by state transfer.
+    long logRetentionOps = r.nextInt(3) == 0 ? 10 + r.nextInt(40) : 1_000_000;
+    // Buffered durability in a fifth of the runs: restarted replicas must run recovery (VR 4.3).
+    boolean buffered = r.nextInt(5) == 0;
+    // A small client table and a short session timeout in a fifth of the runs: registrations are
+    // refused while the table is full, and sessions of clients that wait too long expire.
+    boolean smallTable = r.nextInt(5) == 0;
+    int maxClientSessions = smallTable ? Math.max(1, clients - 1 - r.nextInt(2)) : 10_000;
+    long sessionTimeoutMs = smallTable ? 150 + r.nextInt(1000) : 60_000;
+    // A slow log disk in a quarter of the runs: the apply lane and the loop run far ahead of it.
+    boolean slowDisk = r.nextInt(4) == 0;
+    return new SimConfig(seed, replicas, clients, keys, opsPerClient, loss, dup, 50_000L, maxDelay, faults,
+        faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk);
   }
 
   @Override
@@ -42,6 +61,9 @@ public record SimConfig(
     return "seed=" + seed + " replicas=" + replicas + " clients=" + clients + " keys=" + keys
         + " ops/client=" + opsPerClient + " loss=" + lossRate + " dup=" + duplicateRate
         + " delay=" + minDelayNs / 1000 + ".." + maxDelayNs / 1000 + "us faults=" + faults
-        + " log_retention=" + logRetentionOps + (buffered ? " durability=buffered" : "");
+        + " log_retention=" + logRetentionOps + (buffered ? " durability=buffered" : "")
+        + (maxClientSessions < 10_000 ? " max_sessions=" + maxClientSessions + " session_timeout="
+            + sessionTimeoutMs + "ms" : "")
+        + (slowDisk ? " slow_disk" : "");
   }
 }

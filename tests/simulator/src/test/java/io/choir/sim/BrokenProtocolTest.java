@@ -11,13 +11,15 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * BrokenProtocolTest proves that the simulator's checks can fail: with a deliberate bug in the core
  * (the server setting {@code test_break_protocol}), seeded histories must be found invalid, by the
- * linearizability checker or by the invariants. {@code -Dchoir.sim.base=B} starts at another seed.
+ * linearizability checker or by the invariants (ACK_BEFORE_FSYNC: the storage lanes report log writes
+ * persisted before their fsync, which the durability check and power losses catch). {@code
+ * -Dchoir.sim.base=B} starts at another seed.
  */
 class BrokenProtocolTest {
   private static final int SEEDS = 200;
 
   @ParameterizedTest
-  @EnumSource(value = CoreConfig.Breakage.class, names = {"LOCAL_READS", "COMMIT_ALONE"})
+  @EnumSource(value = CoreConfig.Breakage.class, names = {"LOCAL_READS", "COMMIT_ALONE", "ACK_BEFORE_FSYNC"})
   void shouldFindInvalidHistoriesWhenTheProtocolIsBroken(CoreConfig.Breakage breakage) {
     long base = Long.getLong("choir.sim.base", 1L);
     List<Long> caught = new ArrayList<>();

@@ -1,0 +1,197 @@
+package io.choir.server.replica;
+
+import com.google.protobuf.MessageLite;
+import io.choir.proto.Entry;
+import io.choir.proto.MessageType;
+import io.choir.proto.Prepare;
+import io.choir.proto.Response;
+import io.choir.server.core.Effects;
+import io.choir.server.core.Event;
+import io.choir.server.core.ReplicaCore;
+import io.choir.server.storage.Storage;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * EffectExecutor is the replica loop's logic without its thread: it owns the {@link ReplicaCore} and
+ * carries out its {@link Effects} through small ports, so the server (ports are threads, queues and
+ * sockets) and the simulator (ports are scheduled actors) run the same code.
+ *
+ * <p>Burst policy (DESIGN.md "Replication": batching without a linger timer): the caller drains a
+ * burst of events (at most {@link #MAX_BURST}), {@link #begin}s, {@link #step}s each, then {@link
+ * #end}s: a Tick is stepped (it sends what the burst batched and runs the timers), the effects are
+ * carried out in the order Effects documents, and the time of the next Tick is returned.
+ *
+ * <p>Order of the effects: the view is stored (synced) before anything else, so no message of a view
+ * leaves before a crash could forget the view (VR Revisited 4.2); then, in log-lane order, the
+ * truncation of an abandoned suffix, the new entries and the last normal view (after the log writes it
+ * vouches for); then peer sends, applies (apply lane), the truncation of the log's old end (log lane),
+ * resends from the log, the start of a state transfer, reads, replies (one call per connection) and
+ * client intake.
+ *
+ * <p>One thread at a time (the replica loop's) calls it.
+ */
+public final class EffectExecutor {
+  /** The most events one burst takes from the loop's queue. */
+  public static final int MAX_BURST = 4096;
+
+  /** Durably records the view: a synced write that returns once it is on disk. */
+  public interface ViewStore {
+    void storeView(long view);
+  }
+
+  /** The storage stage's two lanes: each call queues a task on one of them, in call order. */
+  public interface StoragePort {
+    /** Log lane: remove the log above op (before this burst's new entries). */
+    void truncateLogAfter(long op);
+
+    /** Log lane: append entries, make them durable, report Event.Persisted(last op, epoch). */
+    void persist(List<Entry> entries, long epoch);
+
+    /** Log lane: record the last normal view (and, when caughtUp, clear the catching-up marker). */
+    void storeLastNormalView(long lastNormalView, boolean caughtUp);
+
+    /** Apply lane: apply committed entries, report Event.Applied. */
+    void apply(List<Entry> entries);
+
+    /** Log lane: remove the log below op. */
+    void truncateLogBefore(long op);
+  }
+
+  /** Sends one peer message (to a replica id or {@link Effects#MULTICAST}). */
+  public interface PeerPort {
+    void send(int to, long view, MessageType type, MessageLite body);
+  }
+
+  /** Reads entries the core no longer holds from the log and resends them (see resendFromLog). */
+  public interface ResendPort {
+    void resend(Effects.Retransmit retransmit);
+  }
+
+  /** Starts fetching a state transfer from a replica; the result comes back as an event. */
+  public interface StateTransferPort {
+    void fetch(int from);
+  }
+
+  /** Executes a read the core released against the applied state and answers it. */
+  public interface ReadPort {
+    void read(Effects.Read read);
+  }
+
+  /** The client side: replies (all of one burst for one connection at once) and intake. */
+  public interface ClientPort {
+    void reply(long connectionId, List<Response> responses);
+
+    void pauseIntake(boolean paused);
+  }
+
+  /** Every port the executor talks to. */
+  public record Ports(ViewStore views, StoragePort storage, PeerPort peers, ResendPort resends,
+      StateTransferPort stateTransfers, ReadPort reads, ClientPort clients) {}
+
+  private final ReplicaCore core;
+  private final Ports ports;
+  private final Effects effects = new Effects();
+
+  public EffectExecutor(ReplicaCore core, Ports ports) {
+    this.core = core;
+    this.ports = ports;
+  }
+
+  public ReplicaCore core() {
+    return core;
+  }
+
+  /** Starts a burst; returns its effects, to which the caller may add replies of its own. */
+  public Effects begin() {
+    effects.clear();
+    return effects;
+  }
+
+  /** Steps one event of the burst. */
+  public void step(Event event, long nowNs) {
+    core.step(event, nowNs, effects);
+  }
+
+  /**
+   * Ends the burst: steps a Tick, carries out the burst's effects and returns when the core wants its
+   * next Tick (absolute, the clock of nowNs; Long.MAX_VALUE: no timer).
+   */
+  public long end(long nowNs) {
+    core.step(new Event.Tick(), nowNs, effects);
+    execute(effects);
+    return effects.nextTickNs;
+  }
+
+  /** Carries out fx in the documented order. */
+  void execute(Effects fx) {
+    if (fx.persistView) {
+      ports.views().storeView(fx.view);
+    }
+    StoragePort storage = ports.storage();
+    if (fx.truncateLogAfter >= 0) {
+      storage.truncateLogAfter(fx.truncateLogAfter);
+    }
+    if (!fx.persist.isEmpty()) {
+      storage.persist(List.copyOf(fx.persist), fx.logEpoch);
+    }
+    if (fx.persistLastNormalView) {
+      storage.storeLastNormalView(fx.lastNormalView, fx.caughtUp);
+    }
+    for (Effects.Send send : fx.sends) {
+      ports.peers().send(send.to(), send.view(), send.type(), send.body());
+    }
+    if (!fx.apply.isEmpty()) {
+      storage.apply(List.copyOf(fx.apply));
+    }
+    if (fx.truncateLogBefore > 0) {
+      storage.truncateLogBefore(fx.truncateLogBefore);
+    }
+    for (Effects.Retransmit r : fx.retransmits) {
+      ports.resends().resend(r);
+    }
+    if (fx.stateTransferFrom > 0) {
+      ports.stateTransfers().fetch(fx.stateTransferFrom);
+    }
+    for (Effects.Read read : fx.reads) {
+      ports.reads().read(read);
+    }
+    if (!fx.replies.isEmpty()) {
+      Map<Long, List<Response>> byConnection = new LinkedHashMap<>();
+      for (Effects.Reply r : fx.replies) {
+        byConnection.computeIfAbsent(r.connectionId(), k -> new ArrayList<>()).add(r.response());
+      }
+      byConnection.forEach(ports.clients()::reply);
+    }
+    if (fx.pauseIntake != null) {
+      ports.clients().pauseIntake(fx.pauseIntake);
+    }
+  }
+
+  /**
+   * Reads entries fromOp..toOp of r from the log and sends them as PREPAREs (with r's commit) packed
+   * into datagrams of at most maxDatagramBytes, stopping once r.maxBytes() of entries are sent (the
+   * replica asks again for the rest); ops the log no longer holds are skipped (the heartbeat's low
+   * watermark sends that replica to a state transfer). Reads at most 1 MiB at a time.
+   */
+  public static void resendFromLog(Storage log, PeerPort peers, int maxDatagramBytes,
+      Effects.Retransmit r) {
+    long next = Math.max(r.fromOp(), log.firstLogOp());
+    long left = r.maxBytes();
+    while (next <= r.toOp() && left > 0) {
+      List<Entry> chunk = log.readLog(next, r.toOp(), (int) Math.min(1 << 20, left));
+      if (chunk.isEmpty()) {
+        return;
+      }
+      for (Prepare.Builder p : ReplicaCore.packPrepares(chunk, maxDatagramBytes)) {
+        peers.send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build());
+      }
+      for (Entry e : chunk) {
+        left -= e.getSerializedSize();
+      }
+      next = chunk.get(chunk.size() - 1).getOp() + 1;
+    }
+  }
+}

@@ -1,0 +1,176 @@
+package io.choir.sim;
+
+import io.choir.server.core.ReplicaCore;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import java.util.SplittableRandom;
+
+/**
+ * SimFaults injects one fault every fault period, healed after a while: a backup isolated, multicast
+ * to a backup cut, a backup's repair path cut, a crash of a backup or of the primary (kill -9 or power
+ * loss, the seed chooses) restarted later, the primary cut off from the backups, one-way cuts, a
+ * majority/minority split, a flapping primary, or the new primary crashed in the middle of a view
+ * change. At most one replica is down (or recovering) at a time, so f = 1 always holds.
+ */
+final class SimFaults {
+  static final long MS = 1_000_000L;
+
+  private final Simulation sim;
+  private final SimConfig cfg;
+  private final SplittableRandom random;
+  private final SimNetwork net;
+  boolean on;
+
+  SimFaults(Simulation sim, SimConfig cfg, SplittableRandom random, SimNetwork net) {
+    this.sim = sim;
+    this.cfg = cfg;
+    this.random = random;
+    this.net = net;
+  }
+
+  void start() {
+    on = cfg.faults();
+    if (on) {
+      sim.clock.after(cfg.faultPeriodNs() / 3, this::inject);
+    }
+  }
+
+  /**
+   * Replicas down, recovering or still catching up after a restart (their log is not complete yet):
+   * at most one at a time may lack what it acknowledged (f >= 1; under buffered durability a power
+   * loss of a second replica while the first catches up loses committed writes, VR's assumption).
+   */
+  private int downCount() {
+    int down = 0;
+    for (int id = 1; id <= cfg.replicas(); id++) {
+      SimReplica n = sim.node(id);
+      if (!n.up || n.core.mode() == ReplicaCore.Mode.RECOVERING || n.core.mustCatchUp()
+          || n.core.role().equals("catching-up")) {
+        down++;
+      }
+    }
+    return down;
+  }
+
+  /** Stops node by kill -9 or by a power loss, as the seed chooses, and restarts it after downForNs. */
+  private void crash(SimReplica node, long downForNs) {
+    boolean powerLoss = random.nextBoolean();
+    sim.bump(powerLoss ? "crash_power_loss" : "crash_process");
+    node.crash(powerLoss, random);
+    sim.clock.after(downForNs, () -> sim.restart(node));
+  }
+
+  private void inject() {
+    if (!on) {
+      return;
+    }
+    sim.healAll();
+    SimReplica primary = sim.currentPrimary();
+    int primaryId = primary == null ? 1 + random.nextInt(cfg.replicas()) : primary.id;
+    List<Integer> backups = new ArrayList<>();
+    for (int id = 1; id <= cfg.replicas(); id++) {
+      if (id != primaryId) {
+        backups.add(id);
+      }
+    }
+    int victim = backups.get(random.nextInt(backups.size()));
+    int kind = random.nextInt(11);
+    switch (kind) {
+      case 0 -> {
+        net.isolate(victim);
+        sim.bump("fault_isolate_backup");
+      }
+      case 1 -> {
+        net.multicastCut[victim] = true;
+        sim.bump("fault_cut_multicast");
+      }
+      case 2 -> {
+        net.repairCut[victim] = true;
+        sim.bump("fault_cut_repair");
+      }
+      case 3, 4 -> {
+        // a crash of a backup or of the primary; one replica down at a time
+        SimReplica node = sim.node(kind == 3 ? victim : primaryId);
+        if (node.up && downCount() == 0) {
+          sim.bump(kind == 3 ? "fault_crash_backup" : "fault_crash_primary");
+          crash(node, 50 * MS + random.nextLong(1500 * MS));
+        }
+      }
+      case 5 -> {
+        // The primary cut off from every backup (clients still reach it): the others elect a new one.
+        net.isolate(primaryId);
+        sim.bump("fault_isolate_primary");
+      }
+      case 6 -> {
+        // one-way cut: the victim hears nothing from the primary, but can still talk to it
+        net.cut[primaryId][victim] = true;
+        sim.bump("fault_one_way");
+      }
+      case 7 -> {
+        // the primary hears nothing from anyone, but is still heard
+        for (int id = 1; id <= cfg.replicas(); id++) {
+          net.cut[id][primaryId] = true;
+        }
+        sim.bump("fault_one_way_primary_deaf");
+      }
+      case 8 -> {
+        // a majority/minority split (the primary on a random side)
+        List<Integer> ids = new ArrayList<>();
+        for (int id = 1; id <= cfg.replicas(); id++) {
+          ids.add(id);
+        }
+        Collections.shuffle(ids, new Random(random.nextLong()));
+        int minority = cfg.replicas() / 2;
+        for (int i = 0; i < ids.size(); i++) {
+          for (int j = 0; j < ids.size(); j++) {
+            if ((i < minority) != (j < minority)) {
+              net.cut[ids.get(i)][ids.get(j)] = true;
+            }
+          }
+        }
+        sim.bump("fault_split");
+      }
+      case 9 -> {
+        // flapping: the primary's links go down and up every few ms for a while
+        sim.bump("fault_flapping");
+        int target = primaryId;
+        for (int k = 0; k < 10; k++) {
+          boolean down = k % 2 == 0;
+          sim.clock.after(k * (20 * MS + random.nextLong(60 * MS)), () -> {
+            if (on) {
+              for (int id = 1; id <= cfg.replicas(); id++) {
+                if (id != target) {
+                  net.cut[id][target] = down;
+                  net.cut[target][id] = down;
+                }
+              }
+            }
+          });
+        }
+      }
+      default -> {
+        // crash whoever is the new primary while a view change may be running
+        if (downCount() == 0) {
+          net.isolate(primaryId);
+          long when = 500 * MS + random.nextLong(700 * MS);
+          sim.clock.after(when, () -> {
+            SimReplica p = sim.currentPrimary();
+            if (on && p != null && p.id != primaryId && p.up && downCount() == 0) {
+              sim.bump("fault_crash_new_primary");
+              crash(p, 100 * MS + random.nextLong(900 * MS));
+            }
+          });
+          sim.bump("fault_isolate_then_crash_new_primary");
+        }
+      }
+    }
+    // Mostly short faults, and some longer than the election timeout.
+    long duration = random.nextInt(3) == 0
+        ? 600 * MS + random.nextLong(1500 * MS)
+        : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
+    sim.clock.after(duration, net::healLinks);
+    sim.clock.after(duration + cfg.faultPeriodNs(), this::inject);
+  }
+}

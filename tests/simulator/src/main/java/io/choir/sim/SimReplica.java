@@ -1,0 +1,361 @@
+package io.choir.sim;
+
+import com.google.protobuf.MessageLite;
+import io.choir.proto.Entry;
+import io.choir.proto.MessageType;
+import io.choir.proto.Response;
+import io.choir.server.core.CoreConfig;
+import io.choir.server.core.Effects;
+import io.choir.server.core.Event;
+import io.choir.server.core.ReplicaCore;
+import io.choir.server.replica.ApplyLane;
+import io.choir.server.replica.ApplyLaneStorage;
+import io.choir.server.replica.EffectExecutor;
+import io.choir.server.replica.LogLane;
+import io.choir.server.replica.Recovery;
+import io.choir.server.replica.ReplicaMeta;
+import io.choir.server.replica.StorageLanes;
+import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.storage.MemoryStorage;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+
+/**
+ * SimReplica is one simulated replica process running the server's own code: {@link Recovery} at
+ * every start, the {@link EffectExecutor} with its burst policy, the storage stage's {@link LogLane}
+ * and {@link ApplyLane} (with {@link ApplyLaneStorage} ordering an install's log truncation), the real
+ * {@link ReplicaCore} and {@link KvStateMachine} over the in-memory storage twin. The process's
+ * threads become actors on the {@link SimScheduler}: the replica loop (woken by an event or its next
+ * timer), the two lanes (each doing one unit of work per step: take its inbox, write, fsync, report,
+ * apply, run, with seeded random durations, so their writes interleave in every order the threads
+ * allow) and the read pool. A crash (kill -9 or power loss, {@link MemoryStorage}'s two models) bumps
+ * the incarnation, so everything scheduled for the dead process is dropped.
+ */
+final class SimReplica {
+  /** What the replica needs from the simulated world around it. */
+  interface Host {
+    SimScheduler scheduler();
+
+    SplittableRandom random();
+
+    /** Sends a peer datagram through the simulated network. */
+    void send(int from, int to, long view, MessageType type, MessageLite body);
+
+    /** node is about to send response on the client connection whose client end is to (checks). */
+    void replying(SimReplica node, SimStream.End to, Response response);
+
+    /** Starts a state transfer into node from replica from (the result comes back as an event). */
+    void fetchState(SimReplica node, int from);
+
+    /** The core asked to apply entries (checked: no two replicas apply different entries at an op). */
+    void applying(SimReplica node, List<Entry> entries);
+
+    /** The apply lane applied (checked: equal applied numbers give equal checksums). */
+    void applied(SimReplica node, Event.Applied applied);
+  }
+
+  static final long US = 1_000L;
+  private static final long MAX_LOOP_WAIT_NS = 100_000 * US;
+
+  final int id;
+  final CoreConfig config;
+  final Host host;
+  final boolean buffered;
+  private final SimConfig cfg;
+  /** Log writes reported persisted after an fsync (false: buffered, or the ack-before-fsync breakage). */
+  final boolean fsync;
+  MemoryStorage storage = new MemoryStorage();
+  KvStateMachine stateMachine;
+  ReplicaCore core;
+  StorageLanes lanes;
+  boolean up;
+  int incarnation;
+  private EffectExecutor executor;
+  private LaneActor logActor;
+  private LaneActor applyActor;
+  private final ArrayDeque<Event> inbox = new ArrayDeque<>();
+  /** When the loop's one pending wake-up is due (Long.MAX_VALUE: none). */
+  private long loopWakeAtNs = Long.MAX_VALUE;
+  private final List<Event> burst = new ArrayList<>();
+  /** Open client connections by id (the server's ClientConnections). */
+  private final java.util.Map<Long, SimStream.End> connections = new java.util.HashMap<>();
+  private long nextConnectionId;
+
+  SimReplica(int id, CoreConfig config, Host host, SimConfig cfg) {
+    this.id = id;
+    this.config = config;
+    this.host = host;
+    this.cfg = cfg;
+    this.buffered = cfg.buffered();
+    this.fsync = !buffered && config.breakage != CoreConfig.Breakage.ACK_BEFORE_FSYNC;
+  }
+
+  private SimScheduler clock() {
+    return host.scheduler();
+  }
+
+  /** Starts (or restarts) the process from what storage holds, with the server's own recovery. */
+  void start() {
+    incarnation++;
+    ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
+    stateMachine = new KvStateMachine(applyStorage, cfg.maxClientSessions(), 1024, cfg.sessionTimeoutMs());
+    core = new ReplicaCore(config, Recovery.recover(storage, stateMachine, "node " + id, buffered, true));
+    int inc = incarnation;
+    Consumer<Event> events = e -> {
+      if (inc == incarnation) {
+        if (e instanceof Event.Applied a) {
+          host.applied(this, a);
+        }
+        post(e);
+      }
+    };
+    LogLane logLane = new LogLane(storage, fsync, false, config.maxBatchEntries, events);
+    ApplyLane applyLane = new ApplyLane(stateMachine, config.maxBatchEntries, events);
+    logActor = new LaneActor(logLane::take, logLane::hasWork, logLane::next, logLane::step);
+    applyActor = new LaneActor(applyLane::take, applyLane::hasWork, applyLane::next, applyLane::step);
+    lanes = new StorageLanes(storage, fsync, logActor::put, applyActor::put, events);
+    applyStorage.attach(logActor::runAndWait);
+    EffectExecutor.PeerPort peers = (to, view, type, body) -> host.send(id, to, view, type, body);
+    executor = new EffectExecutor(core, new EffectExecutor.Ports(
+        v -> ReplicaMeta.storeView(storage, v),
+        new EffectExecutor.StoragePort() {
+          @Override
+          public void truncateLogAfter(long op) {
+            lanes.truncateLogAfter(op);
+          }
+
+          @Override
+          public void persist(List<Entry> entries, long epoch) {
+            lanes.persist(entries, epoch);
+          }
+
+          @Override
+          public void storeLastNormalView(long lastNormalView, boolean caughtUp) {
+            lanes.storeLastNormalView(lastNormalView, caughtUp);
+          }
+
+          @Override
+          public void apply(List<Entry> entries) {
+            host.applying(SimReplica.this, entries);
+            lanes.apply(entries);
+          }
+
+          @Override
+          public void truncateLogBefore(long op) {
+            lanes.truncateLogBefore(op);
+          }
+        },
+        peers,
+        r -> onReadPool(() -> EffectExecutor.resendFromLog(storage, peers, config.maxDatagramBytes, r)),
+        from -> host.fetchState(this, from),
+        read -> onReadPool(() -> reply(read.connectionId(), stateMachine.read(read.request(), 1000))),
+        new EffectExecutor.ClientPort() {
+          @Override
+          public void reply(long connectionId, List<Response> responses) {
+            for (Response r : responses) {
+              SimReplica.this.reply(connectionId, r);
+            }
+          }
+
+          @Override
+          public void pauseIntake(boolean paused) {
+            // Simulated clients send one request at a time: nothing to pause.
+          }
+        }));
+    inbox.clear();
+    connections.clear();
+    loopWakeAtNs = Long.MAX_VALUE;
+    up = true; // only now: a start that recovery refused leaves the process down
+    // The server's loop starts with an empty burst: it applies what the log holds beyond applied.
+    wakeLoop(0);
+  }
+
+  /**
+   * The client endpoint (ClientServer): takes a new client connection; its requests go to the loop
+   * as ClientRequest events with this connection's id, replies go back on it.
+   */
+  void acceptClient(SimStream.End serverEnd) {
+    long connectionId = ++nextConnectionId;
+    connections.put(connectionId, serverEnd);
+    serverEnd.handle(m -> post(new Event.ClientRequest(connectionId, (io.choir.proto.Request) m)),
+        why -> connections.remove(connectionId));
+  }
+
+  private void reply(long connectionId, Response r) {
+    SimStream.End end = connections.get(connectionId);
+    if (end != null) {
+      host.replying(this, end.other(), r);
+      end.send(r);
+    }
+  }
+
+  /** A read-pool thread picks task up shortly. */
+  private void onReadPool(Runnable task) {
+    clock().after(2 * US + host.random().nextLong(30 * US), this, task);
+  }
+
+  /** Hands an event to the replica loop (as the storage stage, the transport or a client does). */
+  void post(Event event) {
+    inbox.add(event);
+    wakeLoop(host.random().nextLong(5 * US));
+  }
+
+  /** Makes the loop run a burst delayNs from now, unless it runs sooner anyway. */
+  private void wakeLoop(long delayNs) {
+    long at = clock().now() + delayNs;
+    if (at >= loopWakeAtNs) {
+      return;
+    }
+    loopWakeAtNs = at;
+    clock().after(delayNs, this, () -> {
+      if (loopWakeAtNs == at) {
+        runBurst();
+      }
+    });
+  }
+
+  /** One turn of ReplicaLoop.run: drain a burst, step it, Tick, execute, wait for the next timer. */
+  private void runBurst() {
+    loopWakeAtNs = Long.MAX_VALUE;
+    long now = clock().now();
+    while (!inbox.isEmpty() && burst.size() < EffectExecutor.MAX_BURST) {
+      burst.add(inbox.poll());
+    }
+    Effects fx = executor.begin();
+    for (Event e : burst) {
+      executor.step(e, now);
+    }
+    long nextTickNs = executor.end(now);
+    if (Simulation.TRACE) {
+      SimTrace.burst(now, id, burst, fx, core);
+    }
+    burst.clear();
+    if (!inbox.isEmpty()) {
+      wakeLoop(0);
+    } else {
+      long wait = nextTickNs == Long.MAX_VALUE ? MAX_LOOP_WAIT_NS : Math.max(0, nextTickNs - now);
+      wakeLoop(Math.min(wait, MAX_LOOP_WAIT_NS));
+    }
+  }
+
+  /** Runs action on the apply lane (a step of a state-transfer install). */
+  void runApply(String what, Runnable action) {
+    lanes.runApply(what, action);
+  }
+
+  /** True when nothing waits on either lane (a quiet storage stage). */
+  boolean lanesIdle() {
+    return logActor.idle() && applyActor.idle();
+  }
+
+  /**
+   * The process stops: kill -9 (every completed write survives) or a power loss (the synced writes
+   * and a prefix, chosen by random, of the unsynced ones). Queued lane work is lost either way.
+   */
+  void crash(boolean powerLoss, java.util.random.RandomGenerator random) {
+    if (Simulation.TRACE) {
+      System.out.println((powerLoss ? "POWER LOSS n" : "CRASH n") + id + " " + core);
+    }
+    if (!powerLoss) {
+      // The OS closes a killed process's sockets: its peers hear of it at once. After a power loss
+      // they hear nothing, and find out when they send or time out.
+      for (SimStream.End end : connections.values()) {
+        end.close();
+      }
+    }
+    connections.clear();
+    up = false;
+    incarnation++;
+    storage = powerLoss ? storage.powerLoss(random) : storage.processCrash();
+    core = null;
+    stateMachine = null;
+    executor = null;
+    lanes = null;
+  }
+
+  /**
+   * One storage lane's thread as an actor: what is put waits in the inbox; each step the actor either
+   * takes the inbox (when the lane has no work left) or does the lane's next unit, after a random
+   * duration that depends on the unit (an fsync takes longest).
+   */
+  private final class LaneActor {
+    private final ArrayDeque<StorageLanes.Task> waiting = new ArrayDeque<>();
+    private final Consumer<Collection<StorageLanes.Task>> take;
+    private final BooleanSupplier hasWork;
+    private final Supplier<StorageLanes.Unit> next;
+    private final Runnable step;
+    private boolean scheduled;
+
+    LaneActor(Consumer<Collection<StorageLanes.Task>> take, BooleanSupplier hasWork,
+        Supplier<StorageLanes.Unit> next, Runnable step) {
+      this.take = take;
+      this.hasWork = hasWork;
+      this.next = next;
+      this.step = step;
+    }
+
+    void put(StorageLanes.Task task) {
+      waiting.add(task);
+      schedule();
+    }
+
+    boolean idle() {
+      return waiting.isEmpty() && !hasWork.getAsBoolean();
+    }
+
+    private void schedule() {
+      if (scheduled || idle()) {
+        return;
+      }
+      scheduled = true;
+      clock().after(duration(hasWork.getAsBoolean() ? next.get() : StorageLanes.Unit.IDLE), SimReplica.this, () -> {
+        scheduled = false;
+        act();
+        schedule();
+      });
+    }
+
+    private void act() {
+      if (hasWork.getAsBoolean()) {
+        step.run();
+      } else if (!waiting.isEmpty()) {
+        take.accept(new ArrayList<>(waiting));
+        waiting.clear();
+      }
+    }
+
+    /**
+     * Runs action on this lane after what waits before it, and returns once it ran: the waiting lane
+     * (the apply lane, for an install's log truncation) does nothing meanwhile, so this lane's steps
+     * run here and now, which is one of the orders the real threads allow.
+     */
+    void runAndWait(String what, Runnable action) {
+      boolean[] done = new boolean[1];
+      put(new StorageLanes.Run(what, () -> {
+        action.run();
+        done[0] = true;
+      }));
+      while (!done[0]) {
+        act();
+      }
+    }
+
+    private long duration(StorageLanes.Unit unit) {
+      SplittableRandom r = host.random();
+      return switch (unit) {
+        case IDLE -> 2 * US + r.nextLong(20 * US); // the thread wakes and takes its queue
+        case WRITE -> cfg.slowDisk() ? 50 * US + r.nextLong(2_000 * US) : 5 * US + r.nextLong(20 * US);
+        case SYNC -> cfg.slowDisk() ? 1_000 * US + r.nextLong(4_000 * US) : 50 * US + r.nextLong(450 * US);
+        case REPORT -> US;
+        case APPLY -> 10 * US + r.nextLong(40 * US);
+        case RUN -> US + r.nextLong(10 * US);
+      };
+    }
+  }
+}
