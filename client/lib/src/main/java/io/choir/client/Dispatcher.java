@@ -93,7 +93,8 @@ final class Dispatcher {
     this.scheduler = scheduler;
     this.transport = transport;
     this.limiter = new InFlightLimiter(config.maxInFlight());
-    this.router = new Router(config.endpoints(), TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs()));
+    this.router = new Router(config.endpoints(), TimeUnit.MILLISECONDS.toNanos(config.attemptTimeoutMs()),
+        () -> this.scheduler.nanoTime());
     this.registrar = new Registrar(this, session, router, requestTimeoutNs);
     this.timers = new CallTimers(this, scheduler, router, config.random(), config.attemptTimeoutMs());
     this.failover = new Failover(this, router, timers, scheduler, config.attemptTimeoutMs());

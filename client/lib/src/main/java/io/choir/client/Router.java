@@ -33,9 +33,17 @@ final class Router {
   private long maxViewSeen; // guarded by this
   private volatile int suspectCount; // suspects.size(), for the lock-free check in onAnswer
 
+  private final java.util.function.LongSupplier clock;
+
   Router(List<Endpoint> endpoints, long suspicionNs) {
+    this(endpoints, suspicionNs, () -> Long.MIN_VALUE / 2);
+  }
+
+  /** clock gives the time suspicions age by (the dispatcher's scheduler). */
+  Router(List<Endpoint> endpoints, long suspicionNs, java.util.function.LongSupplier clock) {
     this.endpoints = List.copyOf(endpoints);
     this.suspicionNs = suspicionNs;
+    this.clock = clock;
     this.guess = endpoints.get(0);
   }
 
@@ -125,6 +133,7 @@ final class Router {
    * failed is the only endpoint.
    */
   synchronized Endpoint retryTarget(Endpoint failed) {
+    expireSuspicions(clock.getAsLong());
     if (!guess.equals(failed) && !suspects.containsKey(guess)) {
       return guess;
     }
@@ -138,6 +147,11 @@ final class Router {
   }
 
   private Endpoint nextNonSuspect(Endpoint from) {
+    // A suspicion older than suspicionNs has lapsed: a replica that timed out during one fault must not
+    // stay avoided forever because the client, talking only to the primary, never hears from it again
+    // (found by a process test: pause, partition, then kill of the new primary left every attempt on the
+    // dead endpoint while both live ones were still suspects).
+    expireSuspicions(clock.getAsLong());
     int n = endpoints.size();
     int i = endpoints.indexOf(from);
     for (int k = 1; k <= n; k++) {
@@ -148,6 +162,14 @@ final class Router {
       }
     }
     return endpoints.get(i < 0 ? 0 : (i + 1) % n);
+  }
+
+  private void expireSuspicions(long nowNs) {
+    if (suspects.isEmpty()) {
+      return;
+    }
+    suspects.values().removeIf(s -> nowNs - s.sinceNs() >= suspicionNs);
+    suspectCount = suspects.size();
   }
 
   private static Endpoint parseHint(String address, Endpoint from) {

@@ -32,6 +32,25 @@ class RouterTest {
     assertEquals(6, router.maxViewSeen());
   }
 
+  /**
+   * Suspicions lapse with time, not only with an answer: after a pause of A and a partition of B (both
+   * suspects, never heard from again since the client talks to the primary only), a kill of the new
+   * primary C must send retries to A or B, not back to the dead C (a process test stalled on this).
+   */
+  @Test
+  void shouldLetOldSuspicionsLapseSoThatAKilledPrimaryIsNotTheOnlyTarget() {
+    long[] now = {0};
+    Router r = new Router(List.of(A, B, C), SUSPICION_NS, () -> now[0]);
+    r.suspect(A, 0);
+    r.suspect(B, 10);
+    assertEquals(C, r.guess());
+    assertEquals(C, r.retryTarget(C), "both others are fresh suspects: C is all there is");
+    now[0] = 10 + SUSPICION_NS;
+    r.onFailure(C); // connection refused: C is dead
+    Endpoint next = r.retryTarget(C);
+    assertTrue(next.equals(A) || next.equals(B), "old suspicions lapsed, so the retry leaves the dead C: " + next);
+  }
+
   @Test
   void shouldLearnTheViewFromUnavailableWithoutAHint() {
     assertEquals(C, router.onRefusal(A, "c:1", 5, 0));

@@ -728,9 +728,13 @@ public final class ReplicaCore {
 
   private void emitPrepare(int to, Prepare.Builder p, Effects out) {
     p.setCommit(commitOp);
-    out.sends.add(new Effects.Send(to, view, MessageType.PREPARE, p.build()));
+    Prepare prepare = p.build();
+    out.sends.add(new Effects.Send(to, view, MessageType.PREPARE, prepare));
     counters.preparesSent++;
-    if (to == Effects.MULTICAST) {
+    // A multicast PREPARE stands in for a heartbeat only when it fits one datagram: one that travels as
+    // fragments reaches a backup only if every fragment does (under loss, 1 MiB values may hardly ever
+    // arrive whole), and backups that hear nothing whole would depose a primary that is busy, not dead.
+    if (to == Effects.MULTICAST && prepare.getSerializedSize() + PREPARE_OVERHEAD_BYTES <= config.maxDatagramBytes) {
       noteMulticast(currentNs);
     }
   }
