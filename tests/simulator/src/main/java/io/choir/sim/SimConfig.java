@@ -3,6 +3,10 @@ package io.choir.sim;
 /**
  * SimConfig is one simulated run's shape, all derived from its seed so that the seed alone replays it.
  * Times are simulated nanoseconds.
+ *
+ * @param faultPlan which faults the run injects ({@link FaultPlan})
+ * @param valueBytes size of the values written (small decimal numbers when below 64)
+ * @param maxInFlightBytes the primary's flow-control window in bytes (CoreConfig.maxInFlightBytes)
  */
 public record SimConfig(
     long seed,
@@ -20,9 +24,26 @@ public record SimConfig(
     boolean buffered,
     int maxClientSessions,
     long sessionTimeoutMs,
-    boolean slowDisk) {
+    boolean slowDisk,
+    FaultPlan faultPlan,
+    int valueBytes,
+    long maxInFlightBytes) {
 
   static final long MS = 1_000_000L;
+  /** The server's default flow-control window. */
+  static final long DEFAULT_WINDOW_BYTES = 64L << 20;
+
+  /** Which faults a run injects. */
+  public enum FaultPlan {
+    /** Every kind of fault SimFaults knows, the primary's included. */
+    MIXED,
+    /**
+     * Only faults of one backup that must not disturb a healthy primary (hole 2d): cut off (both ways
+     * or one way) for several election timeouts and healed, or crashed (kill -9 or power loss) and
+     * restarted. A run of this plan must end without a single view change.
+     */
+    BACKUPS_ONLY
+  }
 
   /**
    * The run of a seed: 3 or 5 replicas, 0-50% loss, duplication, reordering, a fault schedule, and in
@@ -53,7 +74,28 @@ public record SimConfig(
     // A slow log disk in a quarter of the runs: the apply lane and the loop run far ahead of it.
     boolean slowDisk = r.nextInt(4) == 0;
     return new SimConfig(seed, replicas, clients, keys, opsPerClient, loss, dup, 50_000L, maxDelay, faults,
-        faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk);
+        faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk,
+        FaultPlan.MIXED, 0, DEFAULT_WINDOW_BYTES);
+  }
+
+  /**
+   * A run of the hole-2d family: the seed's shape with low loss (at most 5%: a healthy primary's
+   * heartbeats get through, so any view change is the faulty backup's doing), always faults, and only
+   * the faults of {@link FaultPlan#BACKUPS_ONLY}, each lasting several election timeouts.
+   */
+  public static SimConfig backupFaultsFromSeed(long seed) {
+    SimConfig c = fromSeed(seed);
+    java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ 0x2DL);
+    double[] losses = {0.0, 0.01, 0.05};
+    // Longer runs than the mixed ones (100 to 200 operations per client), so several faults come and go.
+    return new SimConfig(seed, c.replicas, c.clients, c.keys, 100 + r.nextInt(100), losses[r.nextInt(losses.length)],
+        c.duplicateRate, c.minDelayNs, c.maxDelayNs, true, (200 + r.nextInt(600)) * MS, c.logRetentionOps,
+        c.buffered, 10_000, 60_000, c.slowDisk, FaultPlan.BACKUPS_ONLY, 0, DEFAULT_WINDOW_BYTES);
+  }
+
+  /** True when values are big (padded), not small decimal numbers. */
+  boolean bigValues() {
+    return valueBytes >= 64;
   }
 
   @Override
@@ -61,9 +103,12 @@ public record SimConfig(
     return "seed=" + seed + " replicas=" + replicas + " clients=" + clients + " keys=" + keys
         + " ops/client=" + opsPerClient + " loss=" + lossRate + " dup=" + duplicateRate
         + " delay=" + minDelayNs / 1000 + ".." + maxDelayNs / 1000 + "us faults=" + faults
+        + (faultPlan != FaultPlan.MIXED ? " plan=" + faultPlan : "")
         + " log_retention=" + logRetentionOps + (buffered ? " durability=buffered" : "")
         + (maxClientSessions < 10_000 ? " max_sessions=" + maxClientSessions + " session_timeout="
             + sessionTimeoutMs + "ms" : "")
-        + (slowDisk ? " slow_disk" : "");
+        + (slowDisk ? " slow_disk" : "")
+        + (bigValues() ? " values=" + valueBytes + "B" : "")
+        + (maxInFlightBytes != DEFAULT_WINDOW_BYTES ? " window=" + maxInFlightBytes + "B" : "");
   }
 }

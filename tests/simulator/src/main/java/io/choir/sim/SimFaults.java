@@ -58,12 +58,16 @@ final class SimFaults {
   private void crash(SimReplica node, long downForNs) {
     boolean powerLoss = random.nextBoolean();
     sim.bump(powerLoss ? "crash_power_loss" : "crash_process");
-    node.crash(powerLoss, random);
+    sim.crash(node, powerLoss);
     sim.clock.after(downForNs, () -> sim.restart(node));
   }
 
   private void inject() {
     if (!on) {
+      return;
+    }
+    if (cfg.faultPlan() == SimConfig.FaultPlan.BACKUPS_ONLY) {
+      injectBackupFault();
       return;
     }
     sim.healAll();
@@ -76,7 +80,7 @@ final class SimFaults {
       }
     }
     int victim = backups.get(random.nextInt(backups.size()));
-    int kind = random.nextInt(11);
+    int kind = random.nextInt(13);
     switch (kind) {
       case 0 -> {
         net.isolate(victim);
@@ -150,6 +154,19 @@ final class SimFaults {
           });
         }
       }
+      case 11 -> {
+        // The clients cannot reach the primary (a firewall between them), which still leads its
+        // backups: what the clients send waits, connects time out, and their calls must move on.
+        net.clientCut[primaryId] = true;
+        sim.bump("fault_clients_cut_from_primary");
+      }
+      case 12 -> {
+        // The primary cut off from everyone, clients included (as good as paused): the backups elect a
+        // new primary, and the clients must leave the silent one by their attempt timeout.
+        net.isolate(primaryId);
+        net.clientCut[primaryId] = true;
+        sim.bump("fault_silent_primary");
+      }
       default -> {
         // crash whoever is the new primary while a view change may be running
         if (downCount() == 0) {
@@ -172,5 +189,63 @@ final class SimFaults {
         : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
     sim.clock.after(duration, net::healLinks);
     sim.clock.after(duration + cfg.faultPeriodNs(), this::inject);
+  }
+
+  /**
+   * One fault of the hole-2d family: a backup of a healthy primary cut off both ways, or one way (it
+   * hears nobody, or nobody hears it), for 3 to 8 election timeouts, or crashed (kill -9 or power loss)
+   * and restarted after up to 8 election timeouts; then a quiet period before the next. None of them
+   * may cause a view change: the primary is alive and reaches a majority all along.
+   */
+  private void injectBackupFault() {
+    sim.healAll();
+    SimReplica primary = sim.currentPrimary();
+    long electionNs = sim.node(1).config.quorumTimeoutNs;
+    long next = cfg.faultPeriodNs() + random.nextLong(cfg.faultPeriodNs());
+    if (primary != null && downCount() == 0) {
+      List<Integer> backups = new ArrayList<>();
+      for (int id = 1; id <= cfg.replicas(); id++) {
+        if (id != primary.id) {
+          backups.add(id);
+        }
+      }
+      int victim = backups.get(random.nextInt(backups.size()));
+      long duration = 3 * electionNs + random.nextLong(5 * electionNs);
+      switch (random.nextInt(4)) {
+        case 0 -> {
+          net.isolate(victim);
+          sim.bump("2d_isolations");
+          sim.bump("2d_isolations_both_ways");
+        }
+        case 1 -> {
+          for (int id = 1; id <= cfg.replicas(); id++) {
+            net.cut[id][victim] = true; // it hears nobody: it times out and asks for a new view
+          }
+          sim.bump("2d_isolations");
+          sim.bump("2d_isolations_deaf");
+        }
+        case 2 -> {
+          for (int id = 1; id <= cfg.replicas(); id++) {
+            net.cut[victim][id] = true; // nobody hears it
+          }
+          sim.bump("2d_isolations");
+          sim.bump("2d_isolations_mute");
+        }
+        default -> {
+          boolean powerLoss = random.nextBoolean();
+          sim.bump(powerLoss ? "2d_restarts_power_loss" : "2d_restarts_process_crash");
+          sim.bump("2d_restarts");
+          SimReplica node = sim.node(victim);
+          sim.crash(node, powerLoss);
+          sim.clock.after(duration, () -> sim.restart(node));
+          duration = 0;
+        }
+      }
+      if (duration > 0) {
+        sim.clock.after(duration, net::healLinks);
+      }
+      next += duration;
+    }
+    sim.clock.after(next, this::inject);
   }
 }
