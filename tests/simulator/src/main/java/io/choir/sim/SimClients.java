@@ -174,8 +174,8 @@ final class SimClients {
     c.opsLeft--;
     w.busy = true;
     String key = "k" + c.rnd.nextInt(cfg.keys());
-    // Big values: writes only, and each worker's last operation reads the key back.
-    int dice = cfg.bigValues() ? (c.opsLeft < c.workers.size() ? 0 : 5) : c.rnd.nextInt(10);
+    // Writes only (the full-window scenario), and each worker's last operation reads a key back.
+    int dice = cfg.writesOnly() ? (c.opsLeft < c.workers.size() ? 0 : 5) : c.rnd.nextInt(10);
     long now = sim.clock.now();
     if (dice < 4) {
       sim.history.invoke(w.process, SimHistory.F.READ, key, null, null, now);

@@ -42,7 +42,13 @@ public record SimConfig(
      * or one way) for several election timeouts and healed, or crashed (kill -9 or power loss) and
      * restarted. A run of this plan must end without a single view change.
      */
-    BACKUPS_ONLY
+    BACKUPS_ONLY,
+    /**
+     * The full-window view change of hole 2e: clients only write (big values) until the primary's
+     * flow-control window is full, then the scenario ({@code SimFullWindow}) crashes or isolates the
+     * primary itself; no other fault.
+     */
+    FULL_WINDOW
   }
 
   /**
@@ -73,9 +79,12 @@ public record SimConfig(
     long sessionTimeoutMs = smallTable ? 150 + r.nextInt(1000) : 60_000;
     // A slow log disk in a quarter of the runs: the apply lane and the loop run far ahead of it.
     boolean slowDisk = r.nextInt(4) == 0;
+    // Values bigger than a datagram in an eighth of the runs: PREPAREs travel as fragments (lost when
+    // any one is) and resends over the peer streams, as the transport routes them.
+    int valueBytes = r.nextInt(8) == 0 ? 1_500 + r.nextInt(6_000) : 0;
     return new SimConfig(seed, replicas, clients, keys, opsPerClient, loss, dup, 50_000L, maxDelay, faults,
         faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk,
-        FaultPlan.MIXED, 0, DEFAULT_WINDOW_BYTES);
+        FaultPlan.MIXED, valueBytes, DEFAULT_WINDOW_BYTES);
   }
 
   /**
@@ -90,12 +99,17 @@ public record SimConfig(
     // Longer runs than the mixed ones (100 to 200 operations per client), so several faults come and go.
     return new SimConfig(seed, c.replicas, c.clients, c.keys, 100 + r.nextInt(100), losses[r.nextInt(losses.length)],
         c.duplicateRate, c.minDelayNs, c.maxDelayNs, true, (200 + r.nextInt(600)) * MS, c.logRetentionOps,
-        c.buffered, 10_000, 60_000, c.slowDisk, FaultPlan.BACKUPS_ONLY, 0, DEFAULT_WINDOW_BYTES);
+        c.buffered, 10_000, 60_000, c.slowDisk, FaultPlan.BACKUPS_ONLY, c.valueBytes, DEFAULT_WINDOW_BYTES);
   }
 
   /** True when values are big (padded), not small decimal numbers. */
   boolean bigValues() {
     return valueBytes >= 64;
+  }
+
+  /** True when the clients only write (and read each key back at the end). */
+  boolean writesOnly() {
+    return faultPlan == FaultPlan.FULL_WINDOW;
   }
 
   @Override

@@ -26,6 +26,8 @@ class SimulationTest {
       }
     }
     long start = System.nanoTime();
+    java.lang.management.ThreadMXBean threads = java.lang.management.ManagementFactory.getThreadMXBean();
+    long cpuStart = threads.getCurrentThreadCpuTime();
     List<String> failures = new ArrayList<>();
     long ops = 0;
     java.util.TreeMap<String, Long> totals = new java.util.TreeMap<>();
@@ -45,8 +47,10 @@ class SimulationTest {
       }
     }
     double secs = (System.nanoTime() - start) / 1e9;
-    System.out.printf("simulator: %d seeds (first %d), %d client ops, %.1f s, %.0f seeds/minute%n", seeds.size(),
-        seeds.get(0), ops, secs, seeds.size() / secs * 60);
+    double cpuSecs = (threads.getCurrentThreadCpuTime() - cpuStart) / 1e9;
+    System.out.printf("simulator: %d seeds (first %d), %d client ops, %.1f s (%.1f s of CPU on this thread),"
+            + " %.0f seeds/minute, %d failing%n", seeds.size(), seeds.get(0), ops, secs, cpuSecs,
+        seeds.size() / secs * 60, failures.size());
     System.out.println("simulator totals: " + totals);
     if (!failures.isEmpty()) {
       fail(failures.size() + " failing seed(s):\n" + String.join("\n", failures));
