@@ -82,6 +82,8 @@ final class SimClients {
     final Client client;
     int process;
     boolean busy;
+    /** A key to read next: a write of it just failed, and a read tells the history what happened. */
+    String readBack;
     /** Stopped: no operation in flight and none scheduled (until the client process restarts). */
     boolean parked;
 
@@ -136,6 +138,12 @@ final class SimClients {
     // short one; a request timeout of a few election timeouts, up to some longer than most faults.
     long attemptMs = r.nextInt(3) == 0 ? 300 : 1000;
     long requestMs = new long[] {2_000, 4_000, 8_000}[r.nextInt(3)];
+    if (cfg.clientAttemptTimeoutMs() > 0) {
+      attemptMs = cfg.clientAttemptTimeoutMs();
+    }
+    if (cfg.clientRequestTimeoutMs() > 0) {
+      requestMs = cfg.clientRequestTimeoutMs() * 2 / 5 + r.nextLong(cfg.clientRequestTimeoutMs() * 3 / 5 + 1);
+    }
     // Fewer slots than workers now and then: calls wait for a slot (and may give up as busy).
     int maxInFlight = Math.max(1, c.workers.size() - r.nextInt(2));
     c.transport = io.new Transport();
@@ -173,9 +181,15 @@ final class SimClients {
     }
     c.opsLeft--;
     w.busy = true;
-    String key = "k" + c.rnd.nextInt(cfg.keys());
+    String drawn = "k" + c.rnd.nextInt(cfg.keys());
     // Writes only (the full-window scenario), and each worker's last operation reads a key back.
     int dice = cfg.writesOnly() ? (c.opsLeft < c.workers.size() ? 0 : 5) : c.rnd.nextInt(10);
+    if (w.readBack != null) {
+      drawn = w.readBack; // a failed write is read back at once, before another write hides it
+      w.readBack = null;
+      dice = 0;
+    }
+    String key = drawn;
     long now = sim.clock.now();
     if (dice < 4) {
       sim.history.invoke(w.process, SimHistory.F.READ, key, null, null, now);
@@ -239,6 +253,9 @@ final class SimClients {
       if (!DOCUMENTED.contains(e.getClass())) {
         sim.violation("client " + w.client.index + " got an exception the client does not document for this: " + e);
       }
+      if (f != SimHistory.F.READ && !(e instanceof CasFailedException)) {
+        w.readBack = key;
+      }
       if (kind == SimHistory.Kind.INFO) {
         // Unknown outcome: Jepsen's info. The operation may still take effect, so this process never
         // completes; a fresh one continues.
@@ -247,7 +264,7 @@ final class SimClients {
     }
     w.busy = false;
     // Think time spreads a run over a few simulated seconds, so faults come and go while it runs.
-    sim.clock.after(w.client.rnd.nextLong(60 * MS), () -> nextOp(w));
+    sim.clock.after(w.readBack != null ? 0 : w.client.rnd.nextLong(60 * MS), () -> nextOp(w));
   }
 
   /** A worker of c stopped: once all have, c restarts or closes. */

@@ -7,6 +7,8 @@ package io.choir.sim;
  * @param faultPlan which faults the run injects ({@link FaultPlan})
  * @param valueBytes size of the values written (small decimal numbers when below 64)
  * @param maxInFlightBytes the primary's flow-control window in bytes (CoreConfig.maxInFlightBytes)
+ * @param clientAttemptTimeoutMs every client's attempt timeout, or 0: each client draws its own
+ * @param clientRequestTimeoutMs the most of every client's request timeout, or 0: each draws its own
  */
 public record SimConfig(
     long seed,
@@ -27,7 +29,9 @@ public record SimConfig(
     boolean slowDisk,
     FaultPlan faultPlan,
     int valueBytes,
-    long maxInFlightBytes) {
+    long maxInFlightBytes,
+    long clientAttemptTimeoutMs,
+    long clientRequestTimeoutMs) {
 
   static final long MS = 1_000_000L;
   /** The server's default flow-control window. */
@@ -48,7 +52,14 @@ public record SimConfig(
      * flow-control window is full, then the scenario ({@code SimFullWindow}) crashes or isolates the
      * primary itself; no other fault.
      */
-    FULL_WINDOW
+    FULL_WINDOW,
+    /**
+     * Primaries that step down while writes they logged wait (hole 2a): the primary stops hearing the
+     * backups (they still hear it) for about the time the others take to start a view change, then
+     * hears again, and learns of the new view while its waiters wait. With long attempt timeouts and
+     * short request timeouts, the step-down answer decides what a call's failure promises.
+     */
+    STEP_DOWNS
   }
 
   /**
@@ -84,7 +95,7 @@ public record SimConfig(
     int valueBytes = r.nextInt(8) == 0 ? 1_500 + r.nextInt(6_000) : 0;
     return new SimConfig(seed, replicas, clients, keys, opsPerClient, loss, dup, 50_000L, maxDelay, faults,
         faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk,
-        FaultPlan.MIXED, valueBytes, DEFAULT_WINDOW_BYTES);
+        FaultPlan.MIXED, valueBytes, DEFAULT_WINDOW_BYTES, 0, 0);
   }
 
   /**
@@ -99,7 +110,22 @@ public record SimConfig(
     // Longer runs than the mixed ones (100 to 200 operations per client), so several faults come and go.
     return new SimConfig(seed, c.replicas, c.clients, c.keys, 100 + r.nextInt(100), losses[r.nextInt(losses.length)],
         c.duplicateRate, c.minDelayNs, c.maxDelayNs, true, (200 + r.nextInt(600)) * MS, c.logRetentionOps,
-        c.buffered, 10_000, 60_000, c.slowDisk, FaultPlan.BACKUPS_ONLY, c.valueBytes, DEFAULT_WINDOW_BYTES);
+        c.buffered, 10_000, 60_000, c.slowDisk, FaultPlan.BACKUPS_ONLY, c.valueBytes, DEFAULT_WINDOW_BYTES, 0, 0);
+  }
+
+  /**
+   * A run of {@link FaultPlan#STEP_DOWNS}: the seed's shape with at most 5% loss, always faults, attempt
+   * timeouts of 3 s (longer than a step-down takes) and request timeouts of 1 to 2.5 s (so some calls
+   * end while the next view is still forming).
+   */
+  public static SimConfig stepDownsFromSeed(long seed) {
+    SimConfig c = fromSeed(seed);
+    java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ 0x2AL);
+    double[] losses = {0.0, 0.01, 0.05};
+    return new SimConfig(seed, c.replicas, c.clients + 2, c.keys + 4, c.opsPerClient * 2,
+        losses[r.nextInt(losses.length)], c.duplicateRate, c.minDelayNs, c.maxDelayNs, true, 2_000 * MS,
+        c.logRetentionOps, c.buffered, 10_000, 60_000, c.slowDisk, FaultPlan.STEP_DOWNS, c.valueBytes,
+        DEFAULT_WINDOW_BYTES, 3_000, 2_500);
   }
 
   /** True when values are big (padded), not small decimal numbers. */
@@ -123,6 +149,8 @@ public record SimConfig(
             + sessionTimeoutMs + "ms" : "")
         + (slowDisk ? " slow_disk" : "")
         + (bigValues() ? " values=" + valueBytes + "B" : "")
-        + (maxInFlightBytes != DEFAULT_WINDOW_BYTES ? " window=" + maxInFlightBytes + "B" : "");
+        + (maxInFlightBytes != DEFAULT_WINDOW_BYTES ? " window=" + maxInFlightBytes + "B" : "")
+        + (clientAttemptTimeoutMs > 0 ? " attempt_timeout=" + clientAttemptTimeoutMs + "ms" : "")
+        + (clientRequestTimeoutMs > 0 ? " request_timeout<=" + clientRequestTimeoutMs + "ms" : "");
   }
 }

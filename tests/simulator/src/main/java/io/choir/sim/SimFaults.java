@@ -70,6 +70,10 @@ final class SimFaults {
       injectBackupFault();
       return;
     }
+    if (cfg.faultPlan() == SimConfig.FaultPlan.STEP_DOWNS) {
+      injectStepDown();
+      return;
+    }
     sim.healAll();
     SimReplica primary = sim.currentPrimary();
     int primaryId = primary == null ? 1 + random.nextInt(cfg.replicas()) : primary.id;
@@ -247,5 +251,38 @@ final class SimFaults {
       next += duration;
     }
     sim.clock.after(next, this::inject);
+  }
+
+  /**
+   * One fault of {@link SimConfig.FaultPlan#STEP_DOWNS}: the primary hears nobody (everyone still hears
+   * it) for 2 to 3.2 election timeouts, about when the backups have gone through the next view change:
+   * the writes it logged before it went quiet reached the backups and commit in the next view, and the
+   * primary, hearing again, steps down while they wait. Meanwhile, and for a while after, the clients
+   * cannot reach the next view's primary (a firewall between them), so a call redirected there does
+   * not get its answer before its deadline: what the step-down answer said decides what its failure
+   * promises.
+   */
+  private void injectStepDown() {
+    sim.healAll();
+    SimReplica primary = sim.currentPrimary();
+    long electionNs = sim.node(1).config.quorumTimeoutNs;
+    long duration = 0;
+    if (primary != null && downCount() == 0) {
+      for (int id = 1; id <= cfg.replicas(); id++) {
+        net.cut[id][primary.id] = true;
+      }
+      int next = primary.config.primaryOf(primary.core.view() + 1);
+      net.clientCut[next] = true;
+      sim.bump("fault_primary_deaf_until_view_change");
+      duration = 2 * electionNs + random.nextLong(6 * electionNs / 5);
+      sim.clock.after(duration, () -> {
+        for (boolean[] row : net.cut) {
+          java.util.Arrays.fill(row, false);
+        }
+      });
+      duration += random.nextLong(2 * electionNs);
+      sim.clock.after(duration, net::healLinks);
+    }
+    sim.clock.after(duration + cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs()), this::inject);
   }
 }
