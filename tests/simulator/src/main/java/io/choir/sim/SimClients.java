@@ -106,7 +106,8 @@ final class SimClients {
     for (int i = 0; i < cfg.clients(); i++) {
       Client c = new Client(i, random.nextLong(), cfg.opsPerClient());
       clients.add(c);
-      int workers = 1 + c.rnd.nextInt(4);
+      // The full-window scenario needs more writes in flight than its window holds.
+      int workers = cfg.writesOnly() ? 10 + c.rnd.nextInt(6) : 1 + c.rnd.nextInt(4);
       for (int w = 0; w < workers; w++) {
         c.workers.add(new Worker(c));
       }

@@ -40,6 +40,8 @@ final class SimNetwork {
   private final SimReplica[] nodes;
   private final ToLongFunction<String> stats;
   private final int maxDatagramBytes;
+  /** The breakage UDP_ONLY_PEERS: no peer streams, big unicast messages go as fragments too. */
+  private final boolean udpOnly;
   final boolean[][] cut;
   final boolean[] multicastCut;
   final boolean[] repairCut;
@@ -103,7 +105,8 @@ final class SimNetwork {
   }
 
   SimNetwork(SimConfig cfg, SimScheduler clock, SplittableRandom random, SimReplica[] nodes,
-      ToLongFunction<String> stats, int maxDatagramBytes) {
+      ToLongFunction<String> stats, int maxDatagramBytes, boolean udpOnly) {
+    this.udpOnly = udpOnly;
     this.cfg = cfg;
     this.clock = clock;
     this.random = random;
@@ -131,7 +134,18 @@ final class SimNetwork {
   void send(int from, int to, long view, MessageType type, MessageLite body) {
     int bytes = body.getSerializedSize();
     int dest = to == Effects.MULTICAST ? PeerRouting.MULTICAST : to;
-    switch (PeerRouting.route(dest, type, bytes, maxDatagramBytes)) {
+    PeerRouting.Route route = PeerRouting.route(dest, type, bytes, maxDatagramBytes);
+    if (udpOnly && (route == PeerRouting.Route.STREAM || route == PeerRouting.Route.STREAM_TO_EACH)) {
+      int room = PeerRouting.datagramRoom(maxDatagramBytes) - FRAGMENT_OVERHEAD_BYTES;
+      stats.applyAsLong("unicast_sends_fragmented");
+      for (int id = 1; id < nodes.length; id++) {
+        if (id != from && (to == Effects.MULTICAST || id == to)) {
+          deliver(from, id, view, type, body, false, (bytes + room - 1) / room);
+        }
+      }
+      return;
+    }
+    switch (route) {
       case DATAGRAM -> {
         if (to == Effects.MULTICAST) {
           stats.applyAsLong("multicast_sends");
