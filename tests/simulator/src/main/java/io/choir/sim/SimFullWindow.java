@@ -34,7 +34,7 @@ final class SimFullWindow implements SimObserver {
   static final int VALUE_BYTES = 1 << 20;
   static final long WINDOW_BYTES = 32L * VALUE_BYTES;
   /** Each measured step must happen within this much simulated time of the fault. */
-  static final long BOUND_NS = 30_000 * MS;
+  static final long BOUND_NS = 10_000 * MS;
   /** How long the old primary stays down or cut off. */
   private static final long FAULT_NS = 4_000 * MS;
 

@@ -35,8 +35,11 @@ import java.util.function.Supplier;
  * threads become actors on the {@link SimScheduler}: the replica loop (woken by an event or its next
  * timer), the two lanes (each doing one unit of work per step: take its inbox, write, fsync, report,
  * apply, run, with seeded random durations, so their writes interleave in every order the threads
- * allow) and the read pool. A crash (kill -9 or power loss, {@link MemoryStorage}'s two models) bumps
- * the incarnation, so everything scheduled for the dead process is dropped.
+ * allow) and the read pool. Its client endpoint behaves as ClientServer's: it reads a connection only
+ * while the core has not paused intake (flow control) and the connection has fewer than
+ * max_in_flight_per_connection requests unanswered; what it does not read waits on the connection. A
+ * crash (kill -9 or power loss, {@link MemoryStorage}'s two models) bumps the incarnation, so
+ * everything scheduled for the dead process is dropped.
  */
 final class SimReplica {
   /** What the replica needs from the simulated world around it. */

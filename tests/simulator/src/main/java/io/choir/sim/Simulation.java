@@ -22,23 +22,30 @@ import java.util.SplittableRandom;
 import java.util.function.UnaryOperator;
 
 /**
- * Simulation runs N replica processes and a few clients in one thread on simulated time, with a
- * seeded random source for everything: network delay, loss, duplication and reordering, partitions
- * (whole links, only multicast, only the repair path), the interleaving of each replica's loop and two
- * storage lanes, fsync latency, crashes (kill -9 or power loss) and restarts, and client timing
- * (FoundationDB-style deterministic simulation). The same seed gives the same run, event for event.
+ * Simulation runs N replica processes and a few client processes in one thread on simulated time,
+ * with a seeded random source for everything: network delay, loss, duplication and reordering,
+ * partitions (whole links, only multicast, only the repair path, between the clients and a replica),
+ * the interleaving of each replica's loop and two storage lanes, fsync latency, crashes (kill -9 or
+ * power loss) and restarts, and client timing (FoundationDB-style deterministic simulation). The same
+ * seed gives the same run, event for event (ReplayTest).
  *
  * <p>The replicas run the server's own code ({@link SimReplica}): recovery at every start, the effect
- * executor, the storage lanes, the core and the state machine. What is simulated: the scheduler and
- * clock ({@link SimScheduler}), the datagram network ({@link SimNetwork}), reliable connections that a
- * cut or crash breaks ({@link SimStream}) for clients ({@link SimClients}) and state transfers
- * ({@link SimStateTransfer}), the faults ({@link SimFaults}) and the storage ({@code MemoryStorage}).
+ * executor, the storage lanes, the core and the state machine, the state-transfer sender and receiver,
+ * and the client endpoint's flow control. The clients run the client library's own code ({@link
+ * SimClients}: {@code DeterministicClient}, the production dispatcher with its sessions, pipelining,
+ * redirects, retries, attempt timeouts and deadlines). What is simulated: the scheduler and clock
+ * ({@link SimScheduler}), the network ({@link SimNetwork}: datagrams, fragments and peer streams, routed
+ * by the transport's own PeerRouting), reliable connections that a cut or crash breaks ({@link
+ * SimStream}) for clients ({@link SimClientIo}), peer streams and state transfers ({@link
+ * SimStateTransfer}), the faults ({@link SimFaults}) and the storage ({@code MemoryStorage}).
  *
  * <p>Checked while it runs: no two replicas apply different entries at one op, equal applied numbers
  * give equal checksums, a write is acknowledged only when a majority has it durable (synced: what a
- * power loss keeps), every core invariant (the core throws), and every restart finds a log without a
- * hole (recovery refuses otherwise). At the end, after healing everything, every replica converges to
- * the primary's commit with the same checksum. The client history goes to the linearizability checker.
+ * power loss keeps), every core invariant (the core throws), every restart finds a log without a hole
+ * (recovery refuses otherwise), and the client throws only exceptions it documents. At the end, after
+ * healing everything, every replica converges to the primary's commit with the same checksum and the
+ * same data and client table. The client history, with each failure recorded as its exception
+ * promises (ClientOutcomes), goes to the linearizability checker.
  */
 public final class Simulation implements SimReplica.Host {
   static final long MS = 1_000_000L;
