@@ -93,9 +93,13 @@ public record SimConfig(
     // Values bigger than a datagram in an eighth of the runs: PREPAREs travel as fragments (lost when
     // any one is) and resends over the peer streams, as the transport routes them.
     int valueBytes = r.nextInt(8) == 0 ? 1_500 + r.nextInt(6_000) : 0;
+    // A small flow-control window in a sixth of the runs (a few dozen entries): the primary fills it,
+    // queues writes and pauses client intake, and the connections wait until it drains.
+    long window = r.nextInt(6) == 0 ? (valueBytes > 0 ? 4L * valueBytes : 1_000 + r.nextInt(2_000))
+        : DEFAULT_WINDOW_BYTES;
     return new SimConfig(seed, replicas, clients, keys, opsPerClient, loss, dup, 50_000L, maxDelay, faults,
         faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk,
-        FaultPlan.MIXED, valueBytes, DEFAULT_WINDOW_BYTES, 0, 0);
+        FaultPlan.MIXED, valueBytes, window, 0, 0);
   }
 
   /**
