@@ -11,8 +11,10 @@ import java.util.SplittableRandom;
  * SimFaults injects one fault every fault period, healed after a while: a backup isolated, multicast
  * to a backup cut, a backup's repair path cut, a crash of a backup or of the primary (kill -9 or power
  * loss, the seed chooses) restarted later, the primary cut off from the backups, one-way cuts, a
- * majority/minority split, a flapping primary, or the new primary crashed in the middle of a view
- * change. At most one replica is down (or recovering) at a time, so f = 1 always holds.
+ * majority/minority split, a flapping primary, the new primary crashed in the middle of a view change,
+ * the clients cut off from the primary (or the primary cut off from everyone), or the primary process
+ * stopped (SIGSTOP) and resumed. At most one replica is down (or recovering) at a time, so f = 1
+ * always holds. Other plans ({@link SimConfig.FaultPlan}) inject only the faults of one hole.
  */
 final class SimFaults {
   static final long MS = 1_000_000L;
@@ -84,7 +86,7 @@ final class SimFaults {
       }
     }
     int victim = backups.get(random.nextInt(backups.size()));
-    int kind = random.nextInt(13);
+    int kind = random.nextInt(14);
     switch (kind) {
       case 0 -> {
         net.isolate(victim);
@@ -171,6 +173,16 @@ final class SimFaults {
         net.clientCut[primaryId] = true;
         sim.bump("fault_silent_primary");
       }
+      case 13 -> {
+        // The primary process stopped (SIGSTOP), its sockets open: nothing answers, nothing breaks. The
+        // backups elect a new primary, the clients leave it by their attempt timeout; when it resumes it
+        // works off what waited for it, in its old view.
+        SimReplica p = sim.node(primaryId);
+        if (p.up) {
+          p.pause(true);
+          sim.bump("fault_pause_primary");
+        }
+      }
       default -> {
         // crash whoever is the new primary while a view change may be running
         if (downCount() == 0) {
@@ -191,7 +203,12 @@ final class SimFaults {
     long duration = random.nextInt(3) == 0
         ? 600 * MS + random.nextLong(1500 * MS)
         : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
-    sim.clock.after(duration, net::healLinks);
+    sim.clock.after(duration, () -> {
+      net.healLinks();
+      for (int id = 1; id <= cfg.replicas(); id++) {
+        sim.node(id).pause(false);
+      }
+    });
     sim.clock.after(duration + cfg.faultPeriodNs(), this::inject);
   }
 

@@ -88,6 +88,8 @@ final class SimReplica {
   StorageLanes lanes;
   boolean up;
   int incarnation;
+  /** Stopped (SIGSTOP): its actions wait in the scheduler until it resumes; its sockets stay open. */
+  boolean paused;
   private EffectExecutor executor;
   private LaneActor logActor;
   private LaneActor applyActor;
@@ -313,7 +315,19 @@ final class SimReplica {
    * The process stops: kill -9 (every completed write survives) or a power loss (the synced writes
    * and a prefix, chosen by random, of the unsynced ones). Queued lane work is lost either way.
    */
+  /** Stops the process (SIGSTOP) or lets it go on (SIGCONT): time runs on meanwhile, it does nothing. */
+  void pause(boolean stop) {
+    if (paused == stop) {
+      return;
+    }
+    paused = stop;
+    if (!stop) {
+      clock().resume(this);
+    }
+  }
+
   void crash(boolean powerLoss, java.util.random.RandomGenerator random) {
+    paused = false;
     if (Simulation.TRACE) {
       System.out.println((powerLoss ? "POWER LOSS n" : "CRASH n") + id + " " + core);
     }
@@ -327,6 +341,7 @@ final class SimReplica {
     connections.clear();
     up = false;
     incarnation++;
+    clock().resume(this); // what a pause held belongs to the dead process: dropped
     storage = powerLoss ? storage.powerLoss(random) : storage.processCrash();
     core = null;
     stateMachine = null;

@@ -362,6 +362,9 @@ public final class Simulation implements SimReplica.Host {
 
   void healAll() {
     net.healLinks();
+    for (int id = 1; id < nodes.length; id++) {
+      nodes[id].pause(false);
+    }
     if (!faults.on) {
       for (int id = 1; id < nodes.length; id++) {
         restart(nodes[id]);
