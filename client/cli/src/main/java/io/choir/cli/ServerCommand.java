@@ -33,6 +33,11 @@ final class ServerCommand implements Callable<Integer> {
   @Option(names = "--print-config", description = "Print the effective settings and exit.")
   boolean printConfig;
 
+  @Option(names = "--rejoin", description = "This replica lost its data (or its folder was refused as"
+      + " damaged): move the data folder aside, start empty, fetch the state from the others and take no"
+      + " part in votes until caught up. Use once, while a majority of the others is healthy.")
+  boolean rejoin;
+
   /** Adds one option per setting to the server command's spec. */
   static void addSettingOptions(CommandSpec server) {
     for (Setting<?> s : ServerConfig.settings().values()) {
@@ -67,6 +72,11 @@ final class ServerCommand implements Callable<Integer> {
     setLogLevel(cfg.logLevel());
     ReplicaServer server;
     try {
+      if (rejoin) {
+        java.nio.file.Path aside = io.choir.server.replica.Recovery.prepareRejoin(cfg.dataDir());
+        spec.commandLine().getErr().println("choir server: rejoining with an empty data folder"
+            + (aside == null ? "" : "; the old one is kept at " + aside));
+      }
       server = ReplicaServer.start(cfg);
     } catch (RuntimeException e) {
       spec.commandLine().getErr().println("choir server: cannot start: " + e.getMessage());

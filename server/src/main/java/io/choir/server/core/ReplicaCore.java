@@ -292,6 +292,7 @@ public final class ReplicaCore {
     public long retransmitsFromLog;
     public long gapsDetected;
     public long duplicateEntries;
+    public long nonCanonicalEntries;
     public long outOfOrderDropped;
     public long droppedStaleView;
     public long droppedFutureView;
@@ -1263,6 +1264,10 @@ public final class ReplicaCore {
    */
   private void acceptEntry(Entry e, Effects out) {
     long op = e.getOp();
+    if (!EntryBytes.canonical(e)) {
+      counters.nonCanonicalEntries++; // it would be stored and hashed differently here (see EntryBytes)
+      return;
+    }
     if (op <= verifiedOp || outOfOrder.containsKey(op)) {
       counters.duplicateEntries++;
       return;
@@ -1823,6 +1828,10 @@ public final class ReplicaCore {
     for (Entry e : entries) {
       long op = e.getOp();
       if (op <= verifiedOp || op > fillUpTo || fill.containsKey(op)) {
+        continue;
+      }
+      if (!EntryBytes.canonical(e)) {
+        counters.nonCanonicalEntries++;
         continue;
       }
       fillBytesSinceRequest += e.getSerializedSize();

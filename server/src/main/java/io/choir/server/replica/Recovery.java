@@ -81,6 +81,12 @@ public final class Recovery {
       ReplicaMeta.delete(storage, ReplicaMeta.CLEAN_SHUTDOWN);
     }
     boolean recovering = buffered && replicated && restarted && !clean;
+    if (recovering && storage.getMeta(CATCHING_UP) == null) {
+      // After recovery it rejoins as a replica that must catch up (it may have lost what it
+      // acknowledged); recorded now, synced, so a clean stop before it has caught up cannot bring it
+      // back as a voter with that log. The core clears it once caught up (Effects.caughtUp).
+      ReplicaMeta.markCatchingUp(storage);
+    }
     // The wipe of an interrupted install lost state this replica may have acknowledged: it must not
     // vote or acknowledge until it has caught up (issue 9, 2b). The state machine's load records the
     // marker in the wipe's own synced write; recording it here too covers a load that does not.
@@ -95,6 +101,30 @@ public final class Recovery {
     }
     return new RecoveredState(view, lastNormalView, restarted, recovering, mustCatchUp, applied,
         stateMachine.checksum(), first == 0 ? applied + 1 : first, above);
+  }
+
+  /**
+   * Prepares a data folder for a replica that lost its state (`choir server --rejoin`): moves what is
+   * there aside (to a sibling folder named after the time, kept for diagnosis), creates an empty one and
+   * marks it, synced, as initialized and catching up. Started on it, the replica fetches the state from
+   * the others and neither votes nor acknowledges until it has caught up (RecoveredState.mustCatchUp):
+   * a replica that simply started empty would count as a new one and vote with a log it does not hold.
+   * Returns the folder the old data was moved to, or null when there was none.
+   */
+  public static java.nio.file.Path prepareRejoin(java.nio.file.Path dataDir) throws java.io.IOException {
+    java.nio.file.Path aside = null;
+    if (java.nio.file.Files.exists(dataDir)) {
+      aside = dataDir.resolveSibling(dataDir.getFileName() + ".lost-" + System.currentTimeMillis());
+      java.nio.file.Files.move(dataDir, aside);
+    }
+    java.nio.file.Files.createDirectories(dataDir);
+    try (Storage storage = io.choir.server.storage.RocksDbStorage.open(dataDir)) {
+      ReplicaMeta.put(storage, ReplicaMeta.INITIALIZED);
+      ReplicaMeta.markCatchingUp(storage);
+    }
+    log.atWarn().addKeyValue("data", dataDir.toAbsolutePath()).addKeyValue("old_data", aside)
+        .log("rejoining with an empty data folder: catching up before voting or acknowledging");
+    return aside;
   }
 
   /**
@@ -141,8 +171,10 @@ public final class Recovery {
       long applied) {
     return new InconsistentDataException("refusing to start on data folder " + where + ": " + what
         + " (log ops " + first + ".." + last + ", applied " + applied + "). This replica's log has a hole,"
-        + " so it holds no state it could vote or serve with. To recover: keep this folder for"
-        + " diagnosis (move it aside), and while a majority of the other replicas is up and healthy,"
-        + " start this replica with an empty data folder: it then fetches the state from them.");
+        + " so it holds no state it could vote or serve with. To recover, while a majority of the other"
+        + " replicas is up and healthy, start this replica once with `choir server --rejoin`: that moves"
+        + " this folder aside (kept for diagnosis), starts from an empty one and fetches the state from"
+        + " the others, voting and acknowledging nothing until it has caught up. Do not just empty the"
+        + " folder: a replica with an empty folder counts as a new one and would vote with an empty log.");
   }
 }

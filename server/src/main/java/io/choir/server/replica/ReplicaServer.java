@@ -286,7 +286,14 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("last_view_change_unix_ms", core.lastViewChangeNs() < 0 ? 0
             : System.currentTimeMillis() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - core.lastViewChangeNs()))
         .putCounters("last_normal_view", core.lastNormalView())
-        .putCounters("read_rounds", c.readRounds);
+        .putCounters("read_rounds", c.readRounds)
+        .putCounters("pre_votes_started", c.preVotesStarted)
+        .putCounters("pre_votes_granted", c.preVotesGranted)
+        .putCounters("dropped_sticky", c.droppedSticky)
+        .putCounters("unstick_notices", c.unstickNotices)
+        .putCounters("view_changes_refused", c.viewChangesRefused)
+        .putCounters("view_changes_unfetchable", c.viewChangesUnfetchable)
+        .putCounters("non_canonical_entries", c.nonCanonicalEntries);
     for (Meter m : metrics.getMeters()) {
       if (m instanceof Counter counter) {
         s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());

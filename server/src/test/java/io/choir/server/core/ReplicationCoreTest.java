@@ -195,6 +195,28 @@ class ReplicationCoreTest {
     assertEquals(List.of(7L, 8L, 9L, 10L), fromMemory);
   }
 
+  /**
+   * Issue 9, 2g: the log stores, and the checksum hashes, an entry's protobuf serialization; an entry
+   * with fields this replica does not know would serialize to other bytes than the primary's, so it is
+   * dropped and counted, never stored or hashed.
+   */
+  @Test
+  void shouldDropAnEntryWhoseBytesWouldNotSerializeBackTheSame() {
+    ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
+    Entry odd = Entry.newBuilder().setOp(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a")))
+        .setUnknownFields(com.google.protobuf.UnknownFieldSet.newBuilder().addField(99,
+            com.google.protobuf.UnknownFieldSet.Field.newBuilder().addVarint(1).build()).build())
+        .build();
+    Effects e = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(1).addEntries(odd).build()), 0);
+    assertTrue(e.persist.isEmpty(), "not stored");
+    assertEquals(1, backup.counters().nonCanonicalEntries);
+    Entry fine = odd.toBuilder().setUnknownFields(com.google.protobuf.UnknownFieldSet.getDefaultInstance()).build();
+    Effects ok = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
+        Prepare.newBuilder().setFirstOp(1).addEntries(fine).build()), MS);
+    assertEquals(List.of(fine), ok.persist);
+  }
+
   /** The in-memory resend ring is bounded in bytes too: 1 MiB values must not fill the heap. */
   @Test
   void shouldKeepAppliedEntriesInMemoryOnlyUpToTheRingsByteBound() {

@@ -83,7 +83,20 @@ class RecoveryTest {
     String message = refused();
 
     assertTrue(message.contains("missing ops 4..4"), message);
-    assertTrue(message.contains("empty data folder"), message);
+    assertTrue(message.contains("choir server --rejoin"), message);
+  }
+
+  /**
+   * A replica that runs recovery (buffered durability, unclean stop) rejoins as one that must catch
+   * up; that is recorded at start, so a clean stop before it has caught up does not make it a voter.
+   */
+  @Test
+  void shouldRecordTheCatchingUpMarkerWhenItMustRunRecovery() {
+    storage.write(new io.choir.server.storage.WriteSet().putMeta(ReplicaMeta.INITIALIZED, new byte[] {1}), true);
+    assertTrue(recover(true).recovering());
+    ReplicaMeta.markCleanShutdown(storage);
+    var again = recover(true);
+    assertTrue(!again.recovering() && again.mustCatchUp(), "clean now, but still catching up");
   }
 
   @Test

@@ -71,6 +71,26 @@ class ReplicaServerRecoveryTest {
     assertTrue(e.getMessage().contains("that the log lost"), e.getMessage());
   }
 
+  /**
+   * The way out the refusal names: --rejoin moves the damaged folder aside and starts from an empty one
+   * marked as catching up, so the replica takes no part in votes until it has the state again (an
+   * empty folder alone would make it count as a new replica that votes with nothing).
+   */
+  @Test
+  void shouldRejoinFromAnEmptyFolderAsACatchingUpReplicaKeepingTheOldOneAside() throws Exception {
+    dataFolder(6, new long[] {1, 3}, new long[] {5, 8});
+    Path aside = Recovery.prepareRejoin(dir.resolve("data"));
+    assertTrue(java.nio.file.Files.isDirectory(aside), "the old folder is kept");
+    try (RocksDbStorage storage = RocksDbStorage.open(dir.resolve("data"))) {
+      var recovered = Recovery.recover(storage, new io.choir.server.statemachine.KvStateMachine(storage, 100, 10),
+          "test", false, true);
+      assertTrue(recovered.mustCatchUp(), "it must catch up before it votes or acknowledges");
+      assertTrue(recovered.restarted(), "not a new replica");
+      org.junit.jupiter.api.Assertions.assertEquals(0, recovered.appliedOp());
+    }
+    ReplicaServer.start(config()).close();
+  }
+
   @Test
   void shouldStartOnAContinuousLog() throws Exception {
     dataFolder(5, new long[] {1, 8});
