@@ -1,5 +1,6 @@
 package io.choir.sim;
 
+import io.choir.checker.ClientOutcomes;
 import io.choir.client.BusyException;
 import io.choir.client.CasFailedException;
 import io.choir.client.ChoirTimeoutException;
@@ -192,6 +193,10 @@ final class SimClients {
     }
     String key = drawn;
     long now = sim.clock.now();
+    if (Simulation.TRACE) {
+      System.out.printf("%9.3f client %d p%d invokes %s %s%n", now / 1e6, c.index, w.process,
+          dice < 4 ? "read" : dice < 8 || !lastSeen.containsKey(key) ? "write" : "cas", key);
+    }
     if (dice < 4) {
       sim.history.invoke(w.process, SimHistory.F.READ, key, null, null, now);
       c.lib.async().get(key).whenComplete((v, e) -> done(w, SimHistory.F.READ, key, null, null, v, e));
@@ -237,6 +242,10 @@ final class SimClients {
   private void done(Worker w, SimHistory.F f, String key, Long value, Long expected,
       Optional<VersionedValue> read, Throwable error) {
     long now = sim.clock.now();
+    if (Simulation.TRACE) {
+      System.out.printf("%9.3f client %d p%d %s %s %s: %s%n", now / 1e6, w.client.index, w.process, f, key,
+          value, error == null ? "ok " + read : ClientOutcomes.describe(error));
+    }
     if (error == null) {
       Long result = value;
       if (f == SimHistory.F.READ) {
