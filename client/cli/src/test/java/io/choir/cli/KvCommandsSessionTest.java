@@ -31,6 +31,8 @@ import picocli.CommandLine;
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class KvCommandsSessionTest {
+  private static final long SESSION_ID = 6;
+
   private ServerSocket server;
   private final List<Request> received = new CopyOnWriteArrayList<>();
   private Thread acceptor;
@@ -72,6 +74,8 @@ class KvCommandsSessionTest {
         switch (r.getOpCase()) {
           case GET -> reply.setStatus(Status.NOT_FOUND).setOp(7);
           case PUT -> reply.setStatus(Status.OK).setVersion(7).setOp(7);
+          // A session's id comes from the replicas (the op of its registration).
+          case REGISTER_SESSION -> reply.setStatus(Status.OK).setSessionId(SESSION_ID).setOp(SESSION_ID);
           default -> reply.setStatus(Status.OK);
         }
         byte[] bytes = reply.build().toByteArray();
@@ -103,8 +107,9 @@ class KvCommandsSessionTest {
     assertEquals(Choir.EXIT_OK, run("put", "k", "v"));
     List<Request.OpCase> ops = received.stream().map(Request::getOpCase).toList();
     assertEquals(List.of(Request.OpCase.REGISTER_SESSION, Request.OpCase.PUT, Request.OpCase.CLOSE_SESSION), ops);
-    long id = received.get(0).getClientId();
-    assertTrue(received.stream().allMatch(r -> r.getClientId() == id), "one session, one id");
+    assertTrue(received.get(0).getClientId() != SESSION_ID, "the registration carries the instance id");
+    assertEquals(SESSION_ID, received.get(1).getClientId(), "the write carries the session's id");
+    assertEquals(SESSION_ID, received.get(2).getClientId(), "and so does the CloseSession that ends it");
   }
 
   @Test

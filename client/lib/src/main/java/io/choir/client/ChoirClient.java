@@ -24,9 +24,10 @@ import java.util.Random;
  *
  * <p>Writes run in a session on the replicas, which keeps the saved replies that make retries
  * exactly-once: the client opens it before its first write (reads need none) and ends it on
- * {@link #close()}. A session the replicas let expire (no write for their session_timeout_ms) is
- * reopened by the next write, under a new client id, transparently; only a write in flight whose
- * earlier attempt may have executed fails then, with {@link SessionExpiredException} (outcome unknown).
+ * {@link #close()}. The replicas assign each session a new id, never reused. A session the replicas
+ * let expire (no write for their session_timeout_ms) is replaced by a new one at the next write,
+ * transparently; only a write in flight whose earlier attempt may have executed fails then, with
+ * {@link SessionExpiredException} (outcome unknown).
  * When the replicas' session table is full, writes fail with {@link BusyException}.
  *
  * <pre>{@code
@@ -69,15 +70,28 @@ public final class ChoirClient implements AutoCloseable {
   }
 
   /**
-   * This client's random identity, which the replicas use to deduplicate retries; useful to find its
-   * requests in server logs. It is the id of the client's current session: when the replicas let the
-   * session expire (no write for their session_timeout_ms), the next write opens a new session under
-   * a new random id, so that no delayed copy of an old request can execute in the new session.
+   * This client instance's random identity, fixed for its lifetime: the client_id of its
+   * RegisterSession requests (the replicas use it to recognise a registration's retries) and of its
+   * reads. Its writes carry the id of its current session instead, {@link #sessionId()}, which the
+   * replicas assign. The top bit is always set, so it never equals a session id (an op number).
    *
-   * @return the client id, never 0
+   * @return the client instance id, never 0 (negative as a signed long)
    */
   public long clientId() {
     return dispatcher.clientId();
+  }
+
+  /**
+   * The id of this client's current session on the replicas, as its writes carry it in client_id;
+   * useful to find them in server logs. The replicas assign it (the op number of the session's
+   * registration: unique, never reused), so each new session has a new id: after an expiry, the next
+   * write opens another session, and no delayed copy of a request of the old one can ever execute.
+   *
+   * @return the session id, or 0 when this client has no session (before its first write, after
+   *     an expiry until the next write, after close)
+   */
+  public long sessionId() {
+    return dispatcher.sessionId();
   }
 
   /**
@@ -545,7 +559,7 @@ public final class ChoirClient implements AutoCloseable {
       return this;
     }
 
-    /** Test hook: a fixed client id. */
+    /** Test hook: a fixed client instance id (its top bit is set, see {@link ChoirClient#clientId()}). */
     Builder clientId(long clientId) {
       if (clientId == 0) {
         throw new IllegalArgumentException("clientId must not be 0");
@@ -567,17 +581,23 @@ public final class ChoirClient implements AutoCloseable {
       ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
           connectTimeout.toMillis(),
           maxInFlight, maxFrameBytes, readConsistency, eventLoopThreads,
-          random != null ? random : new Random(), Builder::newClientId);
-      return new ChoirClient(config, clientId != null ? clientId : newClientId());
+          random != null ? random : new Random());
+      return new ChoirClient(config, clientId != null ? instanceId(clientId) : newClientId());
     }
 
+    /** A random client instance id, with the top bit set (so never 0). */
     static long newClientId() {
-      SecureRandom random = new SecureRandom();
-      long id;
-      do {
-        id = random.nextLong();
-      } while (id == 0);
-      return id;
+      return instanceId(new SecureRandom().nextLong());
+    }
+
+    /**
+     * id as a client instance id: its top bit set, so that it never equals a session id (an op
+     * number, far below 2^63). Were they equal, a registration and a write of a session could share
+     * a (client_id, request_id) pair while both are in flight, and the primary would join one to
+     * the other's log entry.
+     */
+    static long instanceId(long id) {
+      return id | Long.MIN_VALUE;
     }
 
     private static Duration positive(Duration d, String name) {

@@ -2,7 +2,6 @@ package io.choir.client;
 
 import java.util.List;
 import java.util.Random;
-import java.util.function.LongSupplier;
 
 /** ClientConfig is the validated settings of one client, as a builder produced them. */
 record ClientConfig(
@@ -14,8 +13,7 @@ record ClientConfig(
     int maxFrameBytes,
     ReadConsistency readConsistency,
     int eventLoopThreads,
-    Random random,
-    LongSupplier clientIds) {
+    Random random) {
   ClientConfig {
     endpoints = List.copyOf(endpoints);
   }

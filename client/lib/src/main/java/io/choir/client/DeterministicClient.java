@@ -70,14 +70,24 @@ public final class DeterministicClient {
   }
 
   /**
-   * The id of this client's current session, as sent in every request. It starts as the builder's
-   * clientId; after the replicas let a session expire, the next session gets a new id drawn from the
-   * builder's random (so still a function of the seed).
+   * This client instance's id, fixed for its lifetime: the builder's clientId with its top bit set
+   * (see {@link ChoirClient#clientId()}). It is the client_id of its RegisterSession requests and of
+   * its reads; its writes carry {@link #sessionId()}.
    *
-   * @return the client id
+   * @return the client instance id (negative as a signed long)
    */
   public long clientId() {
     return dispatcher.clientId();
+  }
+
+  /**
+   * The id of this client's current session, as the replicas assigned it (the op of its registration)
+   * and as its writes carry it; each new session (after an expiry) has a new one.
+   *
+   * @return the session id, or 0 when the client has none
+   */
+  public long sessionId() {
+    return dispatcher.sessionId();
   }
 
   /**
@@ -210,7 +220,10 @@ public final class DeterministicClient {
     }
 
     /**
-     * The client id (the replicas' session key); distinct per simulated client.
+     * The client instance's id: the client_id of its RegisterSession requests, by which the primary
+     * recognises a registration's retries (the replicas assign the session's own id). It must be
+     * distinct per simulated client in its low 63 bits: the client sets its top bit, so that it
+     * never equals a session id (see {@link ChoirClient#clientId()}).
      *
      * @param clientId not 0
      * @return this builder
@@ -277,8 +290,9 @@ public final class DeterministicClient {
       }
       Random jitter = random;
       ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
-          0, maxInFlight, maxFrameBytes, readConsistency, 0, jitter, jitter::nextLong);
-      return new DeterministicClient(new Dispatcher(config, clientId, scheduler, transport), readConsistency);
+          0, maxInFlight, maxFrameBytes, readConsistency, 0, jitter);
+      return new DeterministicClient(
+          new Dispatcher(config, ChoirClient.Builder.instanceId(clientId), scheduler, transport), readConsistency);
     }
 
     private static Duration positive(Duration d, String name) {

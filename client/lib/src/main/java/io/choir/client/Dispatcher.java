@@ -32,7 +32,8 @@ import org.slf4j.LoggerFactory;
  * saved reply per outstanding id and forget the rest. Ids are allocated and added to the in-flight set
  * under one lock; otherwise a request could announce a first_incomplete above an id that is allocated
  * but not yet registered, and the replicas would forget (or refuse) that id's reply. Writes run inside
- * a session, registered lazily before the first write (see {@link Session}).
+ * a session, registered lazily before the first write, and carry its id, which the replicas assign;
+ * registrations and reads carry the client instance's id (see {@link Session}).
  *
  * <p>Routing: NOT_PRIMARY with a hint the {@link Router} accepts resends at once (up to
  * {@link Failover#MAX_IMMEDIATE_REDIRECTS} times a call, then with backoff, so two replicas naming each other
@@ -78,9 +79,16 @@ final class Dispatcher {
   private final Failover failover;
   private final CompletableFuture<Void> closeDone = new CompletableFuture<>();
 
-  Dispatcher(ClientConfig config, long clientId, ClientScheduler scheduler, ClientTransport transport) {
+  /**
+   * @param instanceId this client instance's id (see {@link Session#instanceId}): not 0, and with
+   *     its top bit set, so that it never equals a session id (an op number, below 2^63)
+   */
+  Dispatcher(ClientConfig config, long instanceId, ClientScheduler scheduler, ClientTransport transport) {
+    if (instanceId >= 0) {
+      throw new IllegalArgumentException("a client instance id has its top bit set: " + instanceId);
+    }
     this.config = config;
-    this.session = new Session(clientId, config.clientIds());
+    this.session = new Session(instanceId);
     this.requestTimeoutNs = TimeUnit.MILLISECONDS.toNanos(config.requestTimeoutMs());
     this.scheduler = scheduler;
     this.transport = transport;
@@ -96,9 +104,14 @@ final class Dispatcher {
     return closed.get();
   }
 
-  /** The id of the current session (a new session after an expiry has a new id; see Session). */
+  /** This client instance's id: the client_id of its registrations (see Session). */
   long clientId() {
-    return session.clientId();
+    return session.instanceId();
+  }
+
+  /** The id of the current session, as the replicas assigned it, or 0 when none is registered. */
+  long sessionId() {
+    return session.sessionId();
   }
 
   long highestOpSeen() {
@@ -142,12 +155,13 @@ final class Dispatcher {
   }
 
   /**
-   * Sends one of the dispatcher's own session requests. It takes no in-flight slot (a registration
-   * must not wait behind the writes that wait for it), so at most maxInFlight + 1 requests are out.
+   * Sends one of the dispatcher's own session requests under clientId (the instance's id for a
+   * registration, the session's for a close). It takes no in-flight slot (a registration must not
+   * wait behind the writes that wait for it), so at most maxInFlight + 1 requests are out.
    */
-  Call submitInternal(Request base, Call.Kind kind, long budgetNs) {
+  Call submitInternal(Request base, Call.Kind kind, long budgetNs, long clientId) {
     Call call = new Call(base, kind, false, null, scheduler.nanoTime(), budgetNs);
-    call.clientId = session.clientId();
+    call.clientId = clientId;
     timers.arm(call);
     if (!call.isFinished()) {
       start(call);
@@ -190,7 +204,9 @@ final class Dispatcher {
     }
     call.requestId = id;
     if (call.clientId == 0) {
-      call.clientId = session.clientId(); // writes get theirs from the session gate, before each attempt
+      // Reads carry the instance's id (no session needed); writes get the session's from the gate,
+      // before each attempt.
+      call.clientId = session.instanceId();
     }
     calls.put(id, call);
     call.started = true;

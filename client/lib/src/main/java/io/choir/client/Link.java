@@ -3,7 +3,8 @@ package io.choir.client;
 import io.choir.client.spi.ClientTransport;
 import io.choir.proto.Response;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.Comparator;
+import java.util.concurrent.ConcurrentSkipListSet;
 
 /**
  * Link is one transport connection to one endpoint, with the calls written to it and not yet answered
@@ -11,8 +12,13 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 final class Link implements ClientTransport.Listener {
   final Endpoint endpoint;
-  /** The calls written on this link whose answer is still awaited; bounded by maxInFlight (+2 internal calls). */
-  final Set<Call> awaiting = ConcurrentHashMap.newKeySet();
+  /**
+   * The calls written on this link whose answer is still awaited; bounded by maxInFlight (+2 internal
+   * calls). In request id order (a call has its id before it is written), so that a closed link fails
+   * them over in the same order on every run: a hash set of calls iterates in identity-hash order,
+   * which differs from run to run, and a deterministic simulation would not replay from its seed.
+   */
+  final Set<Call> awaiting = new ConcurrentSkipListSet<>(Comparator.comparingLong((Call c) -> c.requestId));
   private final Dispatcher dispatcher;
   private volatile ClientTransport.Connection connection;
   private volatile boolean closed;

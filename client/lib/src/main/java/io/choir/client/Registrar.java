@@ -13,9 +13,21 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Registrar carries out the session requests of the {@link Dispatcher}, as {@link Session} decides
- * them: it sends RegisterSession (a normal call with its own id from the same sequence, the same
- * retries and deadline, but no in-flight slot), releases or fails the writes waiting for it, handles
- * SESSION_EXPIRED answers, and sends CloseSession when the client closes.
+ * them: it sends RegisterSession (a normal call under the client instance's id, with its own request
+ * id from the same sequence, the same retries and deadline, but no in-flight slot), takes the new
+ * session's id from the answer (Response.session_id: the replicas assign it), releases or fails the
+ * writes waiting for it, handles SESSION_EXPIRED answers, and sends CloseSession (under the session's
+ * id) when the client closes.
+ *
+ * <p>How many sessions one registration can open: its retries keep its request id, so the primary
+ * joins a retry to the entry while that is in flight; only a retry that arrives after the entry
+ * committed, its answer lost (a connection lost or an attempt timed out after the commit), gets an
+ * entry of its own and opens another session. So a registration call opens at most one session per
+ * attempt that lost its answer after its entry committed, bounded by the attempts that fit in its
+ * request timeout (with the defaults, 5 s and retries backing off to 250 ms: a few dozen at the very
+ * worst, one or two across a failover); the one whose answer arrives is used, the others expire
+ * unused after the replicas' session timeout, each holding one table row meanwhile. The replicas'
+ * max_sessions bounds them all together: beyond it registrations are refused BUSY.
  */
 final class Registrar {
   private static final Logger log = LoggerFactory.getLogger(Registrar.class);
@@ -43,15 +55,16 @@ final class Registrar {
 
   /** Sends a RegisterSession; the session gate asked for it (one at a time). */
   void register() {
-    Call registration = dispatcher.submitInternal(REGISTER, Call.Kind.REGISTER, requestTimeoutNs);
+    Call registration =
+        dispatcher.submitInternal(REGISTER, Call.Kind.REGISTER, requestTimeoutNs, session.instanceId());
     registration.future.whenComplete((response, error) -> onRegistered(registration, response, error));
   }
 
   private void onRegistered(Call registration, Response response, Throwable error) {
     Status status = response == null ? null : response.getStatus();
-    if (status == Status.OK) {
-      log.debug("session {} registered", Long.toUnsignedString(session.clientId()));
-      for (Call waiting : session.registered()) {
+    if (status == Status.OK && response.getSessionId() != 0) {
+      log.debug("session {} registered", Long.toUnsignedString(response.getSessionId()));
+      for (Call waiting : session.registered(response.getSessionId())) {
         dispatcher.sendAttempt(waiting, router.guess());
       }
       return;
@@ -67,13 +80,15 @@ final class Registrar {
       }
       return;
     }
-    boolean mayHaveExecuted;
-    synchronized (registration) {
-      mayHaveExecuted = registration.outcomeUnknown || registration.delivered;
-    }
     ChoirException failure;
     boolean retry = false;
-    if (status == Status.BUSY) {
+    if (status == Status.OK) {
+      // OK without a session id: replicas from before the log assigned session ids (they opened a
+      // session under this instance's id, which this client no longer writes under).
+      failure = new UnavailableException("the replicas opened a session without answering its id (a server"
+          + " version from before server-assigned session ids: upgrade the replicas); the request was not"
+          + " executed");
+    } else if (status == Status.BUSY) {
       failure = new BusyException("the replicas refused to open a session for this client ("
           + response.getError() + "); the request was not executed");
     } else {
@@ -83,7 +98,7 @@ final class Registrar {
           + "); the request was not executed", error != null ? Futures.unwrap(error) : null);
       retry = error != null && !dispatcher.isClosed();
     }
-    List<Call> failedWrites = session.registrationFailed(retry, mayHaveExecuted);
+    List<Call> failedWrites = session.registrationFailed(retry);
     if (failedWrites == null) {
       log.debug("session registration failed ({}); registering again for the writes still waiting", failure.getMessage());
       register();
@@ -96,8 +111,9 @@ final class Registrar {
 
   /**
    * SESSION_EXPIRED: this attempt was not executed, and the session it was sent in is gone. A write
-   * none of whose attempts may have executed re-registers and is resent transparently (same request
-   * id: the new session has never seen it); otherwise its outcome is unknown.
+   * none of whose attempts may have executed re-registers (a new session, under a new id from the
+   * replicas) and is resent transparently (same request id: the new session has never seen it);
+   * otherwise its outcome is unknown.
    */
   void onSessionExpired(Call call, Link link, Response response) {
     boolean unknown;
@@ -136,16 +152,18 @@ final class Registrar {
    * completes, never exceptionally, when the CloseSession is answered or has failed.
    */
   CompletableFuture<Void> closeSession(long budgetNs) {
-    if (!session.mayExist() || session.state() == Session.State.UNSUPPORTED) {
+    long sessionId = session.sessionId();
+    if (sessionId == 0) {
+      // None open, as far as this client knows (one a lost registration answer opened expires unused).
       return CompletableFuture.completedFuture(null);
     }
-    Call close = dispatcher.submitInternal(CLOSE, Call.Kind.CLOSE, budgetNs);
+    Call close = dispatcher.submitInternal(CLOSE, Call.Kind.CLOSE, budgetNs, sessionId);
     return close.future.handle((response, error) -> {
       if (response != null && (response.getStatus() == Status.OK || response.getStatus() == Status.SESSION_EXPIRED)) {
-        session.closed();
-        log.debug("session {} closed", Long.toUnsignedString(session.clientId()));
+        session.closed(sessionId);
+        log.debug("session {} closed", Long.toUnsignedString(sessionId));
       } else {
-        log.debug("could not close session {}: {}", Long.toUnsignedString(session.clientId()),
+        log.debug("could not close session {}: {}", Long.toUnsignedString(sessionId),
             error != null ? error.toString() : response.getStatus());
       }
       return null;

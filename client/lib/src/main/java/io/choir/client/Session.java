@@ -3,7 +3,6 @@ package io.choir.client;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.function.LongSupplier;
 
 /**
  * Session is this client's side of its session on the replicas (Raft thesis section 6.3; client.proto
@@ -11,23 +10,32 @@ import java.util.function.LongSupplier;
  * replies that make retries exactly-once in it; when the session expires or is closed, those replies
  * are gone, and a retry of a write that may have executed can no longer be told apart from a new one.
  *
+ * <p>Ids: the replicas assign each session its id, the op of its RegisterSession entry (unique, never
+ * reused), and answer it as Response.session_id; the session's writes (and its CloseSession) carry it
+ * as client_id. The registration itself carries this client instance's own random id ({@link
+ * #instanceId}), which only names that request, so that the primary recognises its retries while its
+ * entry is in flight. Because a session's id is never registered again, no late copy of an old
+ * request (held in a paused replica's socket buffer, or resent by TCP after a partition heals) can
+ * run in a later session: not even after a late copy of the old registration, which opens a session
+ * of its own under a new id. (With client-chosen ids it re-created the old one, and the old write
+ * ran again.)
+ *
  * <p>The client registers lazily, before its first write (one registration in flight; writes wait for
  * it, reads need none), and again when a write is answered SESSION_EXPIRED. Each successful
  * registration starts a new <em>generation</em>. The gate ({@link #admit}) keeps exactly-once across
  * generations: a write that may have executed in one generation is never sent in another, because the
- * new session would execute it again; it fails with {@link SessionExpiredException} instead.
+ * new session would execute it again; it fails with {@link SessionExpiredException} instead. A write
+ * that cannot have executed is resent in the new session under its old request id: that session has
+ * never seen it.
  *
- * <p>A new session after an expiry gets a new client id (Raft thesis section 6.3: RegisterClient
- * returns a fresh id). Were the old id registered again, a copy of an old request still on its way
- * (held in a paused replica's socket buffer, or retransmitted by TCP after a partition heals) would
- * find a live session under its id with no saved reply, and execute a second time. Under a new id the
- * old one is never registered again, so every such straggler is answered SESSION_EXPIRED. (The first
- * registration, and one retried after an unknown outcome, keep the id: no session of it was lost.)
+ * <p>A registration whose answer is lost after its entry committed may have opened a session this
+ * client never learns the id of: it cannot close it, and it expires unused after the replicas'
+ * session timeout (one table row meanwhile; see KvStateMachine).
  *
  * <p>Thread-safe; the lock is never held while calling out, and never taken under a call's lock. A
  * write to a registered session passes the gate without the lock, from a volatile snapshot: a stale
- * snapshot (the session just expired) can only send the write under the old client id, whose session
- * is gone for good, so the replicas refuse it (SESSION_EXPIRED) and it comes back to the gate.
+ * snapshot (the session just expired) can only send the write under the old session id, which is
+ * gone for good, so the replicas refuse it (SESSION_EXPIRED) and it comes back to the gate.
  * {@code waiting} is bounded by maxInFlight: every waiting call holds an in-flight slot.
  */
 final class Session {
@@ -55,26 +63,35 @@ final class Session {
     EXPIRED
   }
 
-  private final LongSupplier newClientId;
+  private final long instanceId;
   private State state = State.NONE; // guarded by this
-  private long clientId; // guarded by this: the id of the current (or next) session
-  private boolean newIdNeeded; // guarded by this: the session of clientId expired
+  private long sessionId; // guarded by this: the current session's id, from the replicas; 0 when none
   private long generation; // guarded by this: successful registrations so far
-  private boolean mayExist; // guarded by this: a session of ours may be open on the replicas
   private final LinkedHashSet<Call> waiting = new LinkedHashSet<>(); // guarded by this
   /** The registered session, or null when not REGISTERED: the gate's lock-free fast path. */
   private volatile Registered registered;
 
-  private record Registered(long generation, long clientId) {}
+  private record Registered(long generation, long sessionId) {}
 
-  Session(long clientId, LongSupplier newClientId) {
-    this.clientId = clientId;
-    this.newClientId = newClientId;
+  /**
+   * @param instanceId this client instance's id, not 0: the client_id of its registrations (and of
+   *     its writes on replicas from before sessions)
+   */
+  Session(long instanceId) {
+    if (instanceId == 0) {
+      throw new IllegalArgumentException("the client instance id must not be 0");
+    }
+    this.instanceId = instanceId;
   }
 
-  /** The client id requests carry now: the current session's, or the one the next registration opens. */
-  synchronized long clientId() {
-    return clientId;
+  /** This client instance's id: the client_id of its RegisterSession requests. */
+  long instanceId() {
+    return instanceId;
+  }
+
+  /** The id of the current session (as the replicas assigned it), or 0 when none is registered. */
+  synchronized long sessionId() {
+    return state == State.REGISTERED ? sessionId : 0;
   }
 
   /** Decides whether call (a write about to be sent) may go now; records its generation when it may. */
@@ -85,7 +102,7 @@ final class Session {
         return Gate.EXPIRED;
       }
       call.sessionGeneration = r.generation();
-      call.clientId = r.clientId();
+      call.clientId = r.sessionId();
       return Gate.SEND;
     }
     return admitLocked(call);
@@ -94,14 +111,14 @@ final class Session {
   private synchronized Gate admitLocked(Call call) {
     switch (state) {
       case UNSUPPORTED:
-        call.clientId = clientId;
+        call.clientId = instanceId;
         return Gate.SEND;
       case REGISTERED:
         if (call.outcomeUnknown && call.sessionGeneration != generation) {
           return Gate.EXPIRED;
         }
         call.sessionGeneration = generation;
-        call.clientId = clientId;
+        call.clientId = sessionId;
         return Gate.SEND;
       default:
         // The session of every earlier generation is gone (or there never was one): a write that may
@@ -112,26 +129,24 @@ final class Session {
         waiting.add(call);
         if (state == State.NONE) {
           state = State.REGISTERING;
-          if (newIdNeeded) {
-            newIdNeeded = false;
-            long next;
-            do {
-              next = newClientId.getAsLong();
-            } while (next == 0 || next == clientId);
-            clientId = next;
-          }
           return Gate.REGISTER;
         }
         return Gate.WAIT;
     }
   }
 
-  /** The registration succeeded: a new generation; returns the writes to send now. */
-  synchronized List<Call> registered() {
+  /**
+   * The registration succeeded and the replicas opened session newSessionId: a new generation;
+   * returns the writes to send now.
+   */
+  synchronized List<Call> registered(long newSessionId) {
+    if (newSessionId == 0) {
+      throw new IllegalArgumentException("a session id is never 0");
+    }
     state = State.REGISTERED;
     generation++;
-    mayExist = true;
-    registered = new Registered(generation, clientId);
+    sessionId = newSessionId;
+    registered = new Registered(generation, newSessionId);
     return drain();
   }
 
@@ -145,11 +160,8 @@ final class Session {
    * The registration failed. When retry is true and some waiting write is still unfinished, the writes
    * keep waiting and the caller must start another registration (returns null); otherwise the state is
    * NONE and the waiting writes are returned, for the caller to fail.
-   *
-   * @param mayHaveExecuted the registration may have reached the replicas (its outcome is unknown)
    */
-  synchronized List<Call> registrationFailed(boolean retry, boolean mayHaveExecuted) {
-    mayExist |= mayHaveExecuted;
+  synchronized List<Call> registrationFailed(boolean retry) {
     waiting.removeIf(Call::isFinished);
     if (retry && !waiting.isEmpty()) {
       state = State.REGISTERING;
@@ -169,28 +181,26 @@ final class Session {
       return;
     }
     if (state == State.REGISTERED && call.sessionGeneration == generation) {
-      state = State.NONE;
-      registered = null;
-      mayExist = false;
-      newIdNeeded = true;
+      forgetSession();
     }
   }
 
-  /** The session was closed (or found gone) on the replicas. */
-  synchronized void closed() {
+  /** The session closedId was closed (or found gone) on the replicas; a newer one is kept. */
+  synchronized void closed(long closedId) {
+    if (state == State.REGISTERED && sessionId == closedId) {
+      forgetSession();
+    }
+  }
+
+  private void forgetSession() {
     state = State.NONE;
     registered = null;
-    mayExist = false;
+    sessionId = 0;
   }
 
   /** A finished call leaves the queue at once, so the queue stays within maxInFlight. */
   synchronized void forget(Call call) {
     waiting.remove(call);
-  }
-
-  /** Whether a session of ours may be open on the replicas (then close() ends it). */
-  synchronized boolean mayExist() {
-    return mayExist || state == State.REGISTERED;
   }
 
   synchronized State state() {

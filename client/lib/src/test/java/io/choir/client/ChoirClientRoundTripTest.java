@@ -60,8 +60,11 @@ class ChoirClientRoundTripTest {
     client.get("a");
     List<Request> seen = server.received();
     assertEquals(2, seen.size());
-    assertEquals(client.clientId(), seen.get(0).getClientId());
+    assertEquals(client.sessionId(), seen.get(0).getClientId(), "a write carries its session's id");
+    assertEquals(client.clientId(), seen.get(1).getClientId(), "a read carries the instance id");
+    assertEquals(client.clientId(), server.sessionRequests().get(0).getClientId());
     assertTrue(client.clientId() != 0);
+    assertTrue(client.sessionId() != 0);
     assertEquals(1, seen.get(0).getRequestId());
     // Id 2 went to the RegisterSession the first write needed (same id sequence, so first_incomplete
     // stays right); the read needs no session.

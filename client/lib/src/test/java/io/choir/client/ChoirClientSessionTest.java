@@ -19,10 +19,12 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * Explicit sessions (issue 9 item 2c, client side), against scripted fake replicas whose store runs
- * writes only inside a registered session: lazy registration before the first write, transparent
- * re-registration under a new id when a write that cannot have executed finds the session expired,
- * SessionExpiredException (outcome unknown) when an earlier attempt may have executed, BUSY from a full
- * session table, and CloseSession on close.
+ * writes only inside a registered session and assigns each session its id: lazy registration before
+ * the first write (under the instance id; the writes then carry the session id from the answer),
+ * transparent re-registration into a new session, with a new id, when a write that cannot have
+ * executed finds the session expired, SessionExpiredException (outcome unknown) when an earlier
+ * attempt may have executed, BUSY from a full session table, a registration answered without an id,
+ * and CloseSession on close.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class ChoirClientSessionTest {
@@ -49,22 +51,28 @@ class ChoirClientSessionTest {
       assertEquals(1, sessions.size(), "one registration for all writes");
       Request registration = sessions.get(0);
       assertTrue(registration.hasRegisterSession());
-      assertEquals(client.clientId(), registration.getClientId());
+      assertEquals(client.clientId(), registration.getClientId(), "a registration carries the instance id");
       assertEquals(0, registration.getRegisterSession().getTimeoutMs(), "the primary fills in the terms");
-      assertTrue(server.store.hasSession(client.clientId()));
-      Request firstPut = server.received().stream().filter(Request::hasPut).findFirst().orElseThrow();
-      assertTrue(registration.getFirstIncomplete() <= firstPut.getRequestId(),
+      assertEquals(FakeStore.FIRST_SESSION_ID, client.sessionId(), "the id the replicas answered");
+      assertTrue(server.store.hasSession(client.sessionId()));
+      List<Request> puts = server.received().stream().filter(Request::hasPut).toList();
+      for (Request put : puts) {
+        assertEquals(client.sessionId(), put.getClientId(), "writes carry the session id");
+      }
+      assertTrue(registration.getFirstIncomplete() <= puts.get(0).getRequestId(),
           "the registration announces no first_incomplete above the write waiting for it");
+      Request read = server.received().get(0);
+      assertEquals(client.clientId(), read.getClientId(), "reads carry the instance id");
     }
   }
 
   @Test
-  void shouldReRegisterUnderANewIdAndResendTransparentlyWhenTheSessionExpiredBeforeTheWrite() throws Exception {
+  void shouldOpenANewSessionAndResendTransparentlyWhenTheSessionExpiredBeforeTheWrite() throws Exception {
     try (FakeServer server = FakeServer.start();
         ChoirClient client = clientFor(server).build()) {
       server.store.enforceSessions();
       client.put("a", "1");
-      long oldId = client.clientId();
+      long oldId = client.sessionId();
       server.store.expireSessions(); // e.g. the client was idle longer than session_timeout_ms
 
       long version = client.put("b", "2");
@@ -74,12 +82,34 @@ class ChoirClientSessionTest {
       assertEquals(2, puts.size(), "refused with SESSION_EXPIRED (not executed), then resent");
       assertEquals(puts.get(0).getRequestId(), puts.get(1).getRequestId(), "resent with the same request id");
       assertEquals(oldId, puts.get(0).getClientId());
-      assertNotEquals(oldId, puts.get(1).getClientId(), "the new session has a new client id");
-      assertEquals(puts.get(1).getClientId(), client.clientId());
+      assertNotEquals(oldId, puts.get(1).getClientId(), "the new session has a new id");
+      assertEquals(FakeStore.FIRST_SESSION_ID + 1, client.sessionId(), "the id the replicas answered");
+      assertEquals(puts.get(1).getClientId(), client.sessionId());
       List<Request> sessions = server.sessionRequests();
       assertEquals(2, sessions.size());
-      assertEquals(client.clientId(), sessions.get(1).getClientId(), "the new session was registered under the new id");
-      assertTrue(server.store.hasSession(client.clientId()));
+      assertEquals(List.of(client.clientId(), client.clientId()),
+          sessions.stream().map(Request::getClientId).toList(), "both registrations carry the instance id");
+      assertTrue(server.store.hasSession(client.sessionId()));
+    }
+  }
+
+  @Test
+  void shouldFailTheWritesAsNotExecutedWhenTheRegistrationIsAnsweredWithoutASessionId() throws Exception {
+    try (FakeServer server = FakeServer.start((s, ch, req) -> {
+          if (req.hasRegisterSession()) {
+            // A server from before server-assigned ids: OK, and a session under the client's own id.
+            FakeServer.reply(ch, Response.newBuilder().setRequestId(req.getRequestId()).setStatus(Status.OK).build());
+          } else {
+            FakeServer.answer(s, ch, req);
+          }
+        }).scriptSessions();
+        ChoirClient client = clientFor(server).build()) {
+      UnavailableException e = assertThrows(UnavailableException.class, () -> client.put("a", "1"));
+
+      assertTrue(e.getMessage().contains("not executed"), e.getMessage());
+      assertTrue(e.getMessage().contains("session id"), e.getMessage());
+      assertEquals(0, server.received().stream().filter(Request::hasPut).count(), "no write was sent");
+      assertEquals(0, client.sessionId());
     }
   }
 
@@ -148,14 +178,15 @@ class ChoirClientSessionTest {
 
       ChoirClient writer = clientFor(server).build();
       writer.put("k", "v");
-      long id = writer.clientId();
+      long id = writer.sessionId();
       assertTrue(server.store.hasSession(id));
       writer.close();
       List<Request> sessions = server.sessionRequests();
       assertEquals(2, sessions.size());
       assertTrue(sessions.get(1).hasCloseSession());
-      assertEquals(id, sessions.get(1).getClientId());
+      assertEquals(id, sessions.get(1).getClientId(), "CloseSession names the session by its id");
       assertTrue(!server.store.hasSession(id), "no session left behind");
+      assertEquals(0, writer.sessionId());
     }
   }
 

@@ -94,7 +94,7 @@ class ChoirClientUncertaintyTest {
       ChoirClient client = clientFor(primary, next).requestTimeout(Duration.ofSeconds(5))
           .attemptTimeout(Duration.ofMillis(400)).build();
       client.put("warm", "again"); // the primary works (and this client's session is open)...
-      assertEquals(1, primary.received().stream().filter(r -> r.hasPut() && r.getClientId() == client.clientId()).count());
+      assertEquals(1, primary.received().stream().filter(r -> r.hasPut() && r.getClientId() == client.sessionId()).count());
       primary.script(FakeServer::hold); // ...then it freezes: the connection stays up, nothing comes back
       long nextOpBefore = next.store.lastOp();
 

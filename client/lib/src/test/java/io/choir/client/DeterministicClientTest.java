@@ -316,35 +316,29 @@ class DeterministicClientTest {
   }
 
   @Test
-  void shouldOpenANewSessionUnderANewClientIdAfterAnExpiry() {
+  void shouldOpenANewSessionUnderTheIdTheReplicasAssignAfterAnExpiry() {
     World w = new World(seed("new id per session"), A);
     FakeStore store = new FakeStore(1, 100).enforceSessions();
     List<Request> atA = new ArrayList<>();
     w.net.replica(A, w.primary(store, "A", atA));
     w.clock.runUntilDone(w.client.async().put("a", "1"));
-    long first = w.client.clientId();
+    long first = w.client.sessionId();
     store.expireSessions();
     CompletableFuture<Long> put = w.client.async().put("b", "2");
     w.clock.runUntilDone(put);
     assertEquals(101, put.join());
-    long second = w.client.clientId();
-    assertTrue(first != second && second != 0, "a new id: " + first + " then " + second);
+    long second = w.client.sessionId();
+    assertEquals(List.of(FakeStore.FIRST_SESSION_ID, FakeStore.FIRST_SESSION_ID + 1), List.of(first, second),
+        "each session has the id the replicas answered");
     List<Request> registrations = atA.stream().filter(Request::hasRegisterSession).toList();
-    assertEquals(List.of(first, second), registrations.stream().map(Request::getClientId).toList());
+    assertEquals(List.of(w.client.clientId(), w.client.clientId()),
+        registrations.stream().map(Request::getClientId).toList(), "registrations carry the instance id");
+    assertEquals(0xC11E47L | Long.MIN_VALUE, w.client.clientId(), "the builder's id, top bit set");
+    List<Long> putSessions = atA.stream().filter(Request::hasPut).map(Request::getClientId).toList();
+    assertEquals(List.of(first, first, second), putSessions, "b refused in the old session, resent in the new");
     // Whatever still carries the old id can never execute again: its session is gone for good.
     Response stale = store.apply(atA.stream().filter(Request::hasPut).findFirst().orElseThrow());
     assertEquals(Status.SESSION_EXPIRED, stale.getStatus());
-    assertEquals(run2(seed("new id per session")), run2(seed("new id per session")), "the new id is a function of the seed");
-  }
-
-  private static long run2(long seed) {
-    World w = new World(seed, A);
-    FakeStore store = new FakeStore(1, 100).enforceSessions();
-    w.net.replica(A, w.primary(store, "A", new ArrayList<>()));
-    w.clock.runUntilDone(w.client.async().put("a", "1"));
-    store.expireSessions();
-    w.clock.runUntilDone(w.client.async().put("b", "2"));
-    return w.client.clientId();
   }
 
   @Test

@@ -14,12 +14,14 @@ import java.util.TreeMap;
 
 /**
  * FakeStore answers requests the way a Choir replica would, from an in-memory sorted map, so client
- * tests can check round trips without a cluster. Every data write takes the next op number. After
- * {@link #enforceSessions()} it executes a write with a client id only inside a registered session,
- * like the real state machine (RegisterSession opens one, CloseSession ends it, {@link #expireSessions}
- * drops them all), and answers SESSION_EXPIRED otherwise; by default it only records them, since each
- * fake server has its own store and a real cluster shares one session table. Session requests take no
- * op number, so versions stay simple.
+ * tests can check round trips without a cluster. Every data write takes the next op number. Like the
+ * real state machine, RegisterSession always opens a new session and answers its id (session_id);
+ * the id comes from a sequence of its own ({@link #FIRST_SESSION_ID} on), not from the ops, so that
+ * session requests take no op number and versions stay simple. CloseSession (client_id = the session
+ * id) ends it, {@link #expireSessions} drops them all. After {@link #enforceSessions()} it executes a
+ * write with a client id only inside an open session and answers SESSION_EXPIRED otherwise; by
+ * default it does not check, since each fake server has its own store and a real cluster shares one
+ * session table.
  */
 final class FakeStore {
   record Entry(ByteString value, long version) {}
@@ -27,7 +29,11 @@ final class FakeStore {
   private final NavigableMap<ByteString, Entry> data =
       new TreeMap<>(ByteString.unsignedLexicographicalComparator());
   private final int replicaId;
+  /** The id of the first session a store opens. */
+  static final long FIRST_SESSION_ID = 5_000;
+
   private final java.util.Set<Long> sessions = new java.util.HashSet<>();
+  private long nextSessionId = FIRST_SESSION_ID;
   private boolean enforceSessions;
   private long lastOp;
 
@@ -51,8 +57,8 @@ final class FakeStore {
     sessions.clear();
   }
 
-  synchronized boolean hasSession(long clientId) {
-    return sessions.contains(clientId);
+  synchronized boolean hasSession(long sessionId) {
+    return sessions.contains(sessionId);
   }
 
   synchronized Response apply(Request req) {
@@ -67,8 +73,9 @@ final class FakeStore {
     }
     switch (req.getOpCase()) {
       case REGISTER_SESSION -> {
-        sessions.add(req.getClientId());
-        r.setStatus(Status.OK);
+        long id = nextSessionId++;
+        sessions.add(id);
+        r.setStatus(Status.OK).setSessionId(id);
       }
       case CLOSE_SESSION -> {
         sessions.remove(req.getClientId());

@@ -45,6 +45,8 @@ final class ModelCluster {
   final List<String> violations = new ArrayList<>();
   int stragglers;
   final Map<Long, ModelSession> sessions = new HashMap<>();
+  /** Every session id a request other than a registration has carried: the sessions clients knew. */
+  final Set<Long> usedSessions = new HashSet<>();
   final List<String> faults = new ArrayList<>();
   /** Every request and execution, when tracing (for replaying a failing seed). */
   final List<String> trace = new ArrayList<>();
@@ -93,6 +95,9 @@ final class ModelCluster {
     if (paused.contains(replica)) {
       held.computeIfAbsent(replica, k -> new ArrayList<>()).add(() -> onRequest(replica, conn, request));
       return;
+    }
+    if (!request.hasRegisterSession() && !request.hasGet() && !request.hasScan()) {
+      usedSessions.add(request.getClientId());
     }
     if (clock.nanoTime() < viewChangeUntilNs) {
       conn.reply(refusal(request, Status.UNAVAILABLE, "", view));
@@ -189,15 +194,15 @@ final class ModelCluster {
     ModelSession session = sessions.get(client);
     switch (r.getOpCase()) {
       case REGISTER_SESSION -> {
-        if (session == null && sessions.size() >= maxSessions) {
+        // A new session every time, whose id is the registration's op (never reused).
+        if (sessions.size() >= maxSessions) {
           return reply.setStatus(Status.BUSY).setError("session table full").build();
         }
-        if (session == null) {
-          session = new ModelSession();
-          session.firstIncomplete = r.getFirstIncomplete();
-          sessions.put(client, session);
-        }
-        return reply.setStatus(Status.OK).build();
+        session = new ModelSession();
+        session.firstIncomplete = r.getFirstIncomplete();
+        long id = ++lastOp;
+        sessions.put(id, session);
+        return reply.setStatus(Status.OK).setSessionId(id).setOp(id).build();
       }
       case CLOSE_SESSION -> {
         sessions.remove(client);

@@ -69,6 +69,8 @@ class PureLogicTest {
         ChoirClient b = ChoirClient.builder().endpoints("127.0.0.1:1").build()) {
       assertNotEquals(0, a.clientId());
       assertNotEquals(a.clientId(), b.clientId());
+      assertTrue(a.clientId() < 0 && b.clientId() < 0, "the top bit is set: never a session id (an op)");
+      assertEquals(0, a.sessionId(), "no session before the first write");
     }
   }
 

@@ -66,9 +66,9 @@ final class ClientRows {
 
   /** Adds the rows of s (its header, then one per saved reply) to set. */
   static void write(Session s, WriteSet set) {
-    set.putMeta(clientKey(s.clientId), s.header().toByteArray());
+    set.putMeta(clientKey(s.id), s.header().toByteArray());
     for (SavedReply saved : s.replies.values()) {
-      set.putMeta(replyKey(s.clientId, saved.getRequestId()), saved.toByteArray());
+      set.putMeta(replyKey(s.id, saved.getRequestId()), saved.toByteArray());
     }
   }
 
@@ -119,7 +119,7 @@ final class ClientRows {
       } else if (key.length == REPLY_KEY_BYTES) {
         long clientId = Bytes.getLong(key, PREFIX.length);
         long requestId = Bytes.getLong(key, HEADER_KEY_BYTES);
-        if (current == null || current.clientId != clientId) {
+        if (current == null || current.id != clientId) {
           throw corrupt(key, "is a saved reply of client " + Long.toUnsignedString(clientId)
               + ", which has no client table header row (an orphan reply row)");
         }

@@ -34,16 +34,16 @@ import java.util.function.Function;
  * reloads the table from storage ({@link #load}).
  */
 final class ClientSessions {
-  /** Deadline orders sessions for expiry: by expiresAfterMs, then client id (both unsigned). */
-  private record Deadline(long afterMs, long clientId) implements Comparable<Deadline> {
+  /** Deadline orders sessions for expiry: by expiresAfterMs, then session id (both unsigned). */
+  private record Deadline(long afterMs, long sessionId) implements Comparable<Deadline> {
     static Deadline of(Session s) {
-      return new Deadline(s.expiresAfterMs(), s.clientId);
+      return new Deadline(s.expiresAfterMs(), s.id);
     }
 
     @Override
     public int compareTo(Deadline other) {
       int byTime = Long.compareUnsigned(afterMs, other.afterMs);
-      return byTime != 0 ? byTime : Long.compareUnsigned(clientId, other.clientId);
+      return byTime != 0 ? byTime : Long.compareUnsigned(sessionId, other.sessionId);
     }
   }
 
@@ -77,24 +77,24 @@ final class ClientSessions {
    */
   void expireBefore(long timeMs) {
     while (!byDeadline.isEmpty() && Long.compareUnsigned(byDeadline.first().afterMs(), timeMs) < 0) {
-      remove(table.get(byDeadline.first().clientId()));
+      remove(table.get(byDeadline.first().sessionId()));
     }
   }
 
   /**
-   * A RegisterSession entry: refreshes an existing session (OK); refuses a new one when the table
-   * holds max_sessions (BUSY, nothing changed); otherwise creates it (OK). Idempotent.
+   * A RegisterSession entry opens a NEW session whose id is the entry's op (Raft thesis 6.3: the log
+   * assigns it, so it is unique, rises along the log and is never reused); the reply carries it as
+   * session_id. The entry's client_id only named the registration request (for the primary's in-flight
+   * deduplication); it is not the session's id, and an existing session is never refreshed or
+   * re-created by a registration. Refused (BUSY, nothing changed) when the table holds max_sessions.
+   * The new session starts with the entry's first_incomplete, last activity = time_ms and the entry's
+   * timeout (0 = this machine's defaults).
    */
   Response register(Entry entry) {
-    long clientId = entry.getClientId();
-    if (clientId == 0) {
-      return Commands.invalid(entry, "a session needs a non-zero client id");
+    if (entry.getClientId() == 0) {
+      return Commands.invalid(entry, "a registration needs a non-zero client id");
     }
-    Session s = table.get(clientId);
-    if (s != null) {
-      touch(s, entry);
-      return Commands.reply(entry, Status.OK).build();
-    }
+    long sessionId = entry.getOp();
     RegisterSession terms = entry.getRegisterSession();
     long maxSessions =
         terms.getMaxSessions() == 0
@@ -107,21 +107,34 @@ final class ClientSessions {
                   + maxSessions)
           .build();
     }
-    s = new Session(clientId);
+    if (sessionId == 0 || table.containsKey(sessionId)) {
+      // Never for a log of this code: ops are unique and every session id is an op below this one.
+      // Only a row written under client-chosen ids (before ids came from the log) can hold it; that
+      // live session is not replaced. BUSY, so the client registers again (at another op).
+      return Commands.reply(entry, Status.BUSY)
+          .setError(
+              "session id " + Long.toUnsignedString(sessionId)
+                  + " is taken by a session opened under a client-chosen id; register again")
+          .build();
+    }
+    Session s = new Session(sessionId);
     s.firstIncomplete = entry.getFirstIncomplete();
     s.lastOp = entry.getOp();
     s.lastActiveMs = entry.getTimeMs();
     s.timeoutMs = terms.getTimeoutMs() == 0 ? defaultTimeoutMs : terms.getTimeoutMs();
-    table.put(clientId, s);
+    table.put(sessionId, s);
     byDeadline.add(Deadline.of(s));
     touched.add(s);
-    return Commands.reply(entry, Status.OK).build();
+    return Commands.reply(entry, Status.OK).setSessionId(sessionId).build();
   }
 
-  /** A CloseSession entry: removes the session and its saved replies; OK, also when it is absent. */
+  /**
+   * A CloseSession entry (client_id = the session's id): removes the session and its saved replies;
+   * OK, also when it is absent (expired, closed before, never opened). Its id is never used again.
+   */
   Response close(Entry entry) {
     if (entry.getClientId() == 0) {
-      return Commands.invalid(entry, "a session needs a non-zero client id");
+      return Commands.invalid(entry, "a session id is never 0");
     }
     Session s = table.get(entry.getClientId());
     if (s != null) {
@@ -131,8 +144,9 @@ final class ClientSessions {
   }
 
   /**
-   * Any other entry of a session (client_id != 0): SESSION_EXPIRED, not executed, when the session is
-   * not registered; else (the session is active) the saved reply when the request has one, INVALID
+   * Any other entry of a session (client_id = a session id, != 0): SESSION_EXPIRED, not executed, when
+   * no such session is in the table (expired, closed, or never opened: ids are never reused, so a
+   * late copy of a request of a session that is gone can never run again); else (the session is active) the saved reply when the request has one, INVALID
    * when its id is below first_incomplete, and otherwise command's reply, saved.
    */
   Response executeOnce(Entry entry, Function<Entry, Response> command) {
@@ -141,7 +155,8 @@ final class ClientSessions {
       return Commands.reply(entry, Status.SESSION_EXPIRED)
           .setError(
               "session " + Long.toUnsignedString(entry.getClientId())
-                  + " is not registered (expired, closed or never registered): request not executed")
+                  + " is not open (expired, closed or never opened): request not executed; register"
+                  + " a new session")
           .build();
     }
     touch(s, entry);
@@ -185,16 +200,16 @@ final class ClientSessions {
             .setReply(reply)
             .build();
     s.replies.put(entry.getRequestId(), saved);
-    pending.put(ClientRows.replyKey(s.clientId, entry.getRequestId()), saved.toByteArray());
+    pending.put(ClientRows.replyKey(s.id, entry.getRequestId()), saved.toByteArray());
     Map<Long, SavedReply> forgotten = s.replies.headMap(s.firstIncomplete, false);
     for (long requestId : forgotten.keySet()) {
-      pending.put(ClientRows.replyKey(s.clientId, requestId), null);
+      pending.put(ClientRows.replyKey(s.id, requestId), null);
     }
     forgotten.clear();
     while (s.replies.size() > maxRepliesPerClient) {
       // Forgetting a reply raises first_incomplete past it: its retry is refused, never re-executed.
       long dropped = s.replies.pollFirstEntry().getKey();
-      pending.put(ClientRows.replyKey(s.clientId, dropped), null);
+      pending.put(ClientRows.replyKey(s.id, dropped), null);
       if (Long.compareUnsigned(dropped + 1, s.firstIncomplete) > 0) {
         s.firstIncomplete = dropped + 1;
       }
@@ -202,12 +217,12 @@ final class ClientSessions {
   }
 
   private void remove(Session s) {
-    table.remove(s.clientId);
+    table.remove(s.id);
     byDeadline.remove(Deadline.of(s));
     touched.remove(s);
-    pending.put(ClientRows.clientKey(s.clientId), null);
+    pending.put(ClientRows.clientKey(s.id), null);
     for (long requestId : s.replies.keySet()) {
-      pending.put(ClientRows.replyKey(s.clientId, requestId), null);
+      pending.put(ClientRows.replyKey(s.id, requestId), null);
     }
   }
 
@@ -217,7 +232,7 @@ final class ClientSessions {
   void writeTo(WriteSet set) {
     for (Session s : touched) {
       // Only live sessions are here: remove() takes a session out of touched.
-      pending.put(ClientRows.clientKey(s.clientId), s.header().toByteArray());
+      pending.put(ClientRows.clientKey(s.id), s.header().toByteArray());
     }
     for (Map.Entry<byte[], byte[]> row : pending.entrySet()) {
       if (row.getValue() == null) {
@@ -259,7 +274,7 @@ final class ClientSessions {
     WriteSet rewrite = new WriteSet();
     for (ClientRows.Parsed parsed : ClientRows.parse(rows)) {
       Session s = parsed.session();
-      table.put(s.clientId, s);
+      table.put(s.id, s);
       byDeadline.add(Deadline.of(s));
       if (parsed.legacy()) {
         ClientRows.write(s, rewrite);

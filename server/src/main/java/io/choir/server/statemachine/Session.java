@@ -9,7 +9,11 @@ import java.util.TreeMap;
  * (see {@link ClientSessions} for the rules and {@link ClientRows} for how it is stored).
  */
 final class Session {
-  final long clientId;
+  /**
+   * The session's id: the op of the RegisterSession entry that opened it (stored as
+   * ClientRecord.client_id; the client sends it as client_id on the session's requests).
+   */
+  final long id;
   long firstIncomplete;
   long lastOp;
   long lastActiveMs;
@@ -17,8 +21,8 @@ final class Session {
   /** Saved replies by request id, in unsigned order. */
   final TreeMap<Long, SavedReply> replies = new TreeMap<>(Long::compareUnsigned);
 
-  Session(long clientId) {
-    this.clientId = clientId;
+  Session(long id) {
+    this.id = id;
   }
 
   /** The time (unsigned ms, saturating) after which the session expires: last activity + timeout. */
@@ -29,7 +33,7 @@ final class Session {
 
   ClientRecord header() {
     return ClientRecord.newBuilder()
-        .setClientId(clientId)
+        .setClientId(id)
         .setFirstIncomplete(firstIncomplete)
         .setLastOp(lastOp)
         .setLastActiveMs(lastActiveMs)

@@ -115,24 +115,26 @@ class StateTransferTest {
 
   /**
    * Entries firstOp.. of puts (values of 200 to 400 random bytes over keyCount keys, so some are
-   * overwritten) and a few deletes, from CLIENTS session clients with rising request ids.
+   * overwritten) and a few deletes, from CLIENTS session clients with rising request ids. The first
+   * CLIENTS entries register the sessions (client instances 1001..); a session's id is the op of its
+   * registration, so the writes that follow carry firstOp .. firstOp + CLIENTS - 1 as client ids.
    */
   private static List<Entry> workload(Random random, long firstOp, int count, int keyCount) {
     List<Entry> out = new ArrayList<>(count);
     for (int i = 0; i < count; i++) {
       long op = firstOp + i;
-      long clientId = 1 + (op % CLIENTS);
+      long sessionId = firstOp + (op % CLIENTS);
       Entry.Builder entry =
           Entry.newBuilder()
               .setOp(op)
               .setView(1)
-              .setClientId(clientId)
+              .setClientId(sessionId)
               .setRequestId(op)
               .setFirstIncomplete(op);
       String key = String.format("key-%06d", random.nextInt(keyCount));
       if (i < CLIENTS) {
-        // Writes run in a registered session (idempotent when the workload goes on from a later op).
-        out.add(entry.setClientId(1 + i).setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance())
+        out.add(entry.setClientId(1001 + i)
+            .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance())
             .build());
         continue;
       }
@@ -149,9 +151,13 @@ class StateTransferTest {
     return out;
   }
 
+  /** Applies entries (a workload) in calls of 1000; every one of them must succeed. */
   private static void applyAll(KvStateMachine sm, List<Entry> entries) {
     for (int from = 0; from < entries.size(); from += 1000) {
-      sm.apply(entries.subList(from, Math.min(entries.size(), from + 1000)), false);
+      for (io.choir.proto.Response reply
+          : sm.apply(entries.subList(from, Math.min(entries.size(), from + 1000)), false)) {
+        assertEquals(io.choir.proto.Status.OK, reply.getStatus(), reply.toString());
+      }
     }
   }
 
@@ -163,8 +169,9 @@ class StateTransferTest {
       KvStateMachine expected, Storage expectedStorage, KvStateMachine actual, Storage actualStorage) {
     assertEquals(expected.appliedState(), actual.appliedState());
     assertEquals(expected.clientCount(), actual.clientCount());
-    for (long clientId = 1; clientId <= CLIENTS + 1; clientId++) {
-      assertEquals(expected.clientRecord(clientId), actual.clientRecord(clientId), "client " + clientId);
+    try (var want = expectedStorage.snapshot();
+        var got = actualStorage.snapshot()) {
+      assertEquals(KvStateMachine.clientTable(want), KvStateMachine.clientTable(got));
     }
     List<KeyValue> want = allData(expectedStorage);
     List<KeyValue> got = allData(actualStorage);

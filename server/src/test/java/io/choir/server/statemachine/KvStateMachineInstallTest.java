@@ -65,7 +65,7 @@ class KvStateMachineInstallTest {
     return sm;
   }
 
-  /** A RegisterSession entry with a primary's terms. */
+  /** A RegisterSession entry with a primary's terms: applied as op n, it opens session n. */
   private static Entry.Builder register(long client) {
     return KvStateMachineTest.session(client, 1)
         .setRegisterSession(
@@ -97,7 +97,7 @@ class KvStateMachineInstallTest {
     KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
     sm.load();
     List<Entry> entries =
-        entriesFrom(1, register(9), put(9, 2, "stale", "x"), put(9, 3, "z", "old"));
+        entriesFrom(1, register(9), put(1, 2, "stale", "x"), put(1, 3, "z", "old"));
     storage.appendLog(entries, true);
     sm.apply(entries, true);
     return sm;
@@ -130,7 +130,7 @@ class KvStateMachineInstallTest {
     assertEquals(expected.appliedState(), actual.appliedState());
     assertEquals(allData(expectedStorage), allData(actualStorage));
     assertEquals(expected.clientCount(), actual.clientCount());
-    for (long client = 1; client <= 9; client++) {
+    for (long client = 1; client <= 12; client++) {
       assertEquals(expected.clientRecord(client), actual.clientRecord(client), "client " + client);
     }
   }
@@ -190,8 +190,13 @@ class KvStateMachineInstallTest {
     assertEquals("a2", get(target, "a").getValue().toStringUtf8());
     // Both go on identically from the snapshot's op: a retry is answered from the installed table.
     List<Entry> next =
-        entriesFrom(source.applied() + 1, put(1, 3, "c", "c1"), register(4), put(4, 2, "e", "e1"));
-    assertEquals(source.apply(next, true), target.apply(next, true));
+        entriesFrom(source.applied() + 1, put(1, 3, "c", "c1"), register(4), put(11, 2, "e", "e1"));
+    List<Response> replies = target.apply(next, true);
+    assertEquals(source.apply(next, true), replies);
+    assertEquals(
+        List.of(Status.OK, Status.OK, Status.OK),
+        replies.stream().map(Response::getStatus).toList());
+    assertEquals(11, replies.get(1).getSessionId());
     assertSameState(source, sourceStorage, target, targetStorage);
   }
 

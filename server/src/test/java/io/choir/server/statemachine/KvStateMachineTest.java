@@ -52,7 +52,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * KvStateMachineTest checks the state machine's contract (see {@link KvStateMachine}) over both
- * storages: the same cases run on the in-memory twin and on RocksDB.
+ * storages: the same cases run on the in-memory twin and on RocksDB. A session's id is the op of its
+ * RegisterSession entry: where a case applies register(i, ...) as op i, it opens session i, and
+ * put(i, ...) then writes in it.
  */
 class KvStateMachineTest {
   static final int MAX_SCAN = 3;
@@ -588,8 +590,8 @@ class KvStateMachineTest {
     @Test
     void shouldReadTheClientTableOfASnapshotAsSelfContainedRecords() {
       apply(
-          register(2, 1),
-          register(1, 1),
+          register(20, 1), // session 1
+          register(10, 1), // session 2
           put(1, 2, "a", "1"),
           put(2, 2, "b", "2"),
           put(2, 3, "c", "3"));
@@ -766,8 +768,8 @@ class KvStateMachineTest {
       String replay = "replay with -Dchoir.test.seed=" + seed;
       assertEquals(wholeReplies, groupedReplies, replay);
       assertEquals(whole.appliedState(), grouped.appliedState(), replay);
-      for (long client = 0; client <= RANDOM_CLIENTS; client++) {
-        assertEquals(whole.clientRecord(client), grouped.clientRecord(client), replay);
+      for (long session : sessionIds(entries)) {
+        assertEquals(whole.clientRecord(session), grouped.clientRecord(session), replay);
       }
       assertEquals(whole.clientCount(), grouped.clientCount(), replay);
       assertTrue(whole.clientCount() <= 3, replay);
@@ -802,8 +804,8 @@ class KvStateMachineTest {
       String replay = "replay with -Dchoir.test.seed=" + seed;
       assertEquals(expected, replies, replay);
       assertEquals(never.appliedState(), sm.appliedState(), replay);
-      for (long client = 0; client <= RANDOM_CLIENTS; client++) {
-        assertEquals(never.clientRecord(client), sm.clientRecord(client), replay);
+      for (long session : sessionIds(entries)) {
+        assertEquals(never.clientRecord(session), sm.clientRecord(session), replay);
       }
     }
 
@@ -945,15 +947,21 @@ class KvStateMachineTest {
   }
 
   /**
-   * Random entries from RANDOM_CLIENTS session clients and client 0 over four keys: registrations
-   * (with maxSessions as the table bound, so some are refused) and closes, every command kind, invalid
-   * ones, retries of earlier requests, rising first_incomplete values, and a replicated clock that
-   * mostly creeps, sometimes jumps past the session timeout (expiring sessions) and rarely steps back.
+   * Random entries from RANDOM_CLIENTS session clients and client 0 over four keys, as clients of
+   * server-assigned sessions send them: a client registers under its instance id (1000 + c; some
+   * registrations are refused, maxSessions being the table bound) and then writes under the id of
+   * its latest registration, which is that entry's op (before its first one, under an id no
+   * registration ever had); it closes its session now and then. Every command kind, invalid ones,
+   * retries and late copies of earlier requests (also of registrations, which open a session of
+   * their own, and of writes of older sessions), rising first_incomplete values, and a replicated
+   * clock that mostly creeps, sometimes jumps past the session timeout (expiring sessions) and
+   * rarely steps back.
    */
   static List<Entry> randomEntries(Random random, int count, int maxSessions) {
     String[] keys = {"a", "b", "c", "d"};
     Map<Long, Long> nextRequest = new HashMap<>();
     Map<Long, Long> firstIncomplete = new HashMap<>();
+    Map<Long, Long> sessionOf = new HashMap<>();
     Map<Long, List<Entry.Builder>> sent = new HashMap<>();
     List<Entry> out = new ArrayList<>();
     long timeMs = 0;
@@ -975,17 +983,26 @@ class KvStateMachineTest {
         command = history.get(history.size() - back).clone();
       } else {
         long request = nextRequest.merge(client, 1L, Long::sum);
+        long session = client == 0 ? 0 : sessionOf.getOrDefault(client, (1L << 40) + client);
         String key = keys[random.nextInt(keys.length)];
+        // Without a session a client mostly registers first; with one, it rarely registers again.
+        boolean hasSession = sessionOf.containsKey(client);
+        int kind = random.nextInt(client == 0 ? 8 : 10);
+        if (client != 0 && !hasSession && random.nextInt(4) != 0) {
+          kind = 8;
+        } else if (kind == 8 && hasSession && random.nextInt(4) != 0) {
+          kind = 0;
+        }
         command =
-            switch (random.nextInt(client == 0 ? 8 : 11)) {
-              case 0 -> put(client, request, key, "v" + op);
-              case 1 -> del(client, request, key);
-              case 2 -> casValue(client, request, key, "v" + random.nextInt(op), "v" + op);
-              case 3 -> casVersion(client, request, key, random.nextInt(op), "v" + op);
-              case 4 -> casAbsent(client, request, key, "v" + op);
+            switch (kind) {
+              case 0 -> put(session, request, key, "v" + op);
+              case 1 -> del(session, request, key);
+              case 2 -> casValue(session, request, key, "v" + random.nextInt(op), "v" + op);
+              case 3 -> casVersion(session, request, key, random.nextInt(op), "v" + op);
+              case 4 -> casAbsent(session, request, key, "v" + op);
               case 5 ->
                   batch(
-                      client,
+                      session,
                       request,
                       opPut(key, "v" + op),
                       opCas(
@@ -993,10 +1010,16 @@ class KvStateMachineTest {
                               .setExpectAbsent(true)
                               .setNewValue(bs("b" + op))),
                       opDelete(keys[random.nextInt(keys.length)]));
-              case 6 -> put(client, request, "", "invalid");
-              case 7 -> noop().setClientId(client).setRequestId(request);
-              case 8, 9 -> register(client, request, maxSessions);
-              default -> close(client, request);
+              case 6 -> put(session, request, "", "invalid");
+              case 7 -> noop().setClientId(session).setRequestId(request);
+              case 8 -> {
+                sessionOf.put(client, (long) op);
+                yield register(1000 + client, request, maxSessions);
+              }
+              default -> {
+                sessionOf.remove(client);
+                yield close(session, request);
+              }
             };
         if (client != 0) {
           long previous = firstIncomplete.getOrDefault(client, 1L);
@@ -1008,6 +1031,11 @@ class KvStateMachineTest {
       out.add(command.clone().setOp(op).setView(1).setTimeMs(timeMs).build());
     }
     return out;
+  }
+
+  /** The ids of every session entries may open: the ops of their registrations. */
+  static List<Long> sessionIds(List<Entry> entries) {
+    return entries.stream().filter(Entry::hasRegisterSession).map(Entry::getOp).toList();
   }
 
   /** The client table's row keys in storage, in key order, as hex. */

@@ -89,8 +89,13 @@ class BadInputTest {
     }
   }
 
+  /** A put under client id 77, which no session has: refused before the log, or SESSION_EXPIRED. */
   private static Request put(long id, String key, byte[] value) {
-    return Request.newBuilder().setClientId(77).setRequestId(id)
+    return put(77, id, key, value);
+  }
+
+  private static Request put(long clientId, long id, String key, byte[] value) {
+    return Request.newBuilder().setClientId(clientId).setRequestId(id)
         .setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8(key)).setValue(ByteString.copyFrom(value))).build();
   }
 
@@ -168,8 +173,14 @@ class BadInputTest {
       assertEquals(Status.INVALID, raw.receive().getStatus());
       raw.send(Request.newBuilder().setClientId(77).setRequestId(5)
           .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build());
-      assertEquals(Status.OK, raw.receive().getStatus(), "the same connection still works");
-      raw.send(put(6, "k", "fine".getBytes()));
+      Response registered = raw.receive();
+      assertEquals(Status.OK, registered.getStatus(), "the same connection still works");
+      long session = registered.getSessionId();
+      assertTrue(session != 0 && session != 77, "the log assigns the session's id: " + session);
+      raw.send(put(6, "k", "under the registration's id".getBytes()));
+      Response outside = raw.receive();
+      assertEquals(Status.SESSION_EXPIRED, outside.getStatus(), "77 names the registration, not a session");
+      raw.send(put(session, 7, "k", "fine".getBytes()));
       assertEquals(Status.OK, raw.receive().getStatus(), "and a write in the new session executes");
     }
   }

@@ -16,18 +16,28 @@ final class ReplicaProcess implements AutoCloseable {
   private final Path config;
   private final Path logFile;
   private final int clientPort;
+  private final List<String> jvmOptions;
   private Process process;
 
   ReplicaProcess(Path config, Path logFile, int clientPort) {
+    this(config, logFile, clientPort, List.of("-Xmx512m"));
+  }
+
+  /** A replica whose JVM gets jvmOptions (e.g. a larger -Xmx for a window of large values). */
+  ReplicaProcess(Path config, Path logFile, int clientPort, List<String> jvmOptions) {
     this.config = config;
     this.logFile = logFile;
     this.clientPort = clientPort;
+    this.jvmOptions = List.copyOf(jvmOptions);
   }
 
   /** Starts the process and waits (up to 30 s) until its client port accepts connections. */
   void start() throws IOException, InterruptedException {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd = new ArrayList<>(List.of(java, "-Xmx512m", "-cp", System.getProperty("java.class.path"),
+    List<String> cmd = new ArrayList<>();
+    cmd.add(java);
+    cmd.addAll(jvmOptions);
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"),
         "io.choir.cli.Choir", "server", "--config", config.toString()));
     process = new ProcessBuilder(cmd).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
@@ -64,6 +74,44 @@ final class ReplicaProcess implements AutoCloseable {
 
   long pid() {
     return process.pid();
+  }
+
+  boolean isAlive() {
+    return process != null && process.isAlive();
+  }
+
+  /**
+   * SIGSTOP, and waits (up to 5 s) until the kernel reports the process stopped ('T' in
+   * /proc/PID/stat), so the caller knows the pause is in place when this returns.
+   */
+  void pause() throws IOException, InterruptedException {
+    signal("STOP");
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    while (!isStopped()) {
+      if (System.nanoTime() > deadline) {
+        throw new IllegalStateException("replica " + pid() + " did not stop after SIGSTOP");
+      }
+      TimeUnit.MILLISECONDS.sleep(1); // polling /proc: the kernel gives no event for a stopped process
+    }
+  }
+
+  /** SIGCONT after pause(). */
+  void resume() throws IOException, InterruptedException {
+    signal("CONT");
+  }
+
+  private void signal(String name) throws IOException, InterruptedException {
+    Process kill = new ProcessBuilder("kill", "-" + name, String.valueOf(pid())).redirectErrorStream(true).start();
+    if (!kill.waitFor(5, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+      throw new IllegalStateException("kill -" + name + " " + pid() + " failed");
+    }
+  }
+
+  private boolean isStopped() throws IOException {
+    String stat = java.nio.file.Files.readString(Path.of("/proc", String.valueOf(pid()), "stat"));
+    // The state is the first field after the command name, which is in parentheses and may hold spaces.
+    char state = stat.charAt(stat.lastIndexOf(')') + 2);
+    return state == 'T' || state == 't';
   }
 
   @Override
