@@ -1,72 +1,96 @@
 package io.choir.sim;
 
-import com.google.protobuf.ByteString;
-import io.choir.proto.CompareAndSet;
-import io.choir.proto.Get;
-import io.choir.proto.Put;
-import io.choir.proto.RegisterSession;
-import io.choir.proto.Request;
-import io.choir.proto.Response;
-import io.choir.proto.Status;
+import io.choir.checker.ClientOutcomes;
+import io.choir.client.BusyException;
+import io.choir.client.CasFailedException;
+import io.choir.client.ChoirTimeoutException;
+import io.choir.client.DeterministicClient;
+import io.choir.client.SessionExpiredException;
+import io.choir.client.UnavailableException;
+import io.choir.client.VersionedValue;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 
 /**
- * SimClients are the simulated clients: each runs one operation at a time (a read, a write or a
- * compare-and-set on a few keys), over a {@link SimStream} connection to one replica at a time,
- * retried with the same request id (on a redirect, a refusal, a broken connection or no answer) until
- * its deadline, and records the history the linearizability checker reads: ok, fail (certainly not
- * executed) or info (unknown: it may have executed).
+ * SimClients are the simulated clients: each is the real client library ({@link DeterministicClient}:
+ * the production dispatcher, session gate, router, retries, attempt timeout and deadline) on simulated
+ * time ({@link SimClientIo#scheduler}) over its own simulated connections ({@link SimClientIo.Transport}
+ * over {@link SimStream}s to each replica's client endpoint). Each client runs a few workers, each one
+ * operation at a time (a read, a write or a compare-and-set on a few keys), so a client has several
+ * requests in flight on one connection (pipelining, first_incomplete); a client's timing, its
+ * settings (in-flight limit, request and attempt timeout, endpoint order) and the client library's own
+ * jitter come from a Random seeded per client. Now and then a client process ends (closing its session,
+ * or simply going away) and a new one takes its place.
+ *
+ * <p>The history records what the library's answers promise: OK with its result; an exception through
+ * {@link SimHistory#fail} (the checker's ClientOutcomes: fail only when documented "not executed",
+ * else info). Every value written is unique, so a write that the client called not executed and that
+ * did execute is read back later, and the checker finds it.
  */
 final class SimClients {
   static final long MS = 1_000_000L;
-  private static final long ATTEMPT_TIMEOUT_NS = 300 * MS;
-  private static final long OP_DEADLINE_NS = 4_000 * MS;
 
   private final Simulation sim;
   private final SimConfig cfg;
   private final SplittableRandom random;
+  private final SimClientIo io;
   private final List<Client> clients = new ArrayList<>();
   private int nextProcess;
-  private long nextClientId = 0x10000;
+  private long nextValue = 1;
+  private long nextClientId = 0x1000;
+  /** The last value written or read per key: what a compare-and-set expects, so that some succeed. */
+  private final Map<String, Long> lastSeen = new HashMap<>();
+  private final String padding;
 
-  /** One client: one operation at a time. */
+  /** One client process slot: a library client at a time, its workers, its operations left. */
   final class Client {
     final int index;
-    /** The session's client id: a fresh one for every new session (a late retry of the old one's
-     * requests must never find a new row that has not seen them). */
-    long clientId;
-    int process;
+    final SplittableRandom rnd;
+    final List<Worker> workers = new ArrayList<>();
+    DeterministicClient lib;
+    SimClientIo.Transport transport;
     int opsLeft;
-    long nextRequestId = 1;
-    Request current;
-    SimHistory.F f;
-    String key;
-    Long value;
-    Long expected;
-    long invokedAtNs;
-    boolean maybeExecuted;
-    /** Attempts of the current operation sent on a connection (a write may have executed from any). */
-    int sent;
-    int attempt;
-    int target = 1;
-    SimStream.End connection;
-    /** The session is registered, or its registration is under way (registering). */
-    boolean registered;
-    boolean registering;
+    /** A restart of the client process is due: workers stop when their operation ends. */
+    boolean restarting;
+    boolean restarted;
+    boolean closing;
+    boolean done;
 
-    Client(int index, long clientId, int ops) {
+    Client(int index, long seed, int ops) {
       this.index = index;
-      this.process = nextProcess++;
-      this.clientId = clientId;
+      this.rnd = new SplittableRandom(seed);
       this.opsLeft = ops;
     }
 
-    boolean done() {
-      return opsLeft == 0 && current == null;
+    /** Every worker has stopped (none has an operation in flight or its next one scheduled). */
+    boolean idle() {
+      return workers.stream().allMatch(w -> w.parked);
+    }
+  }
+
+  /** One worker of a client: one operation at a time, as one process of the history. */
+  final class Worker {
+    final Client client;
+    int process;
+    boolean busy;
+    /** A key to read next: a write of it just failed, and a read tells the history what happened. */
+    String readBack;
+    /** Stopped: no operation in flight and none scheduled (until the client process restarts). */
+    boolean parked;
+
+    Worker(Client client) {
+      this.client = client;
+      this.process = nextProcess++;
     }
   }
 
@@ -74,241 +98,215 @@ final class SimClients {
     this.sim = sim;
     this.cfg = cfg;
     this.random = random;
+    this.io = new SimClientIo(sim, cfg);
+    this.padding = cfg.bigValues() ? "x".repeat(cfg.valueBytes()) : "";
   }
 
   /** Starts every client a few ms into the run. */
   void start() {
     for (int i = 0; i < cfg.clients(); i++) {
-      Client c = new Client(i, 0x1000L + i, cfg.opsPerClient());
+      Client c = new Client(i, random.nextLong(), cfg.opsPerClient());
       clients.add(c);
-      sim.clock.after(random.nextLong(5 * MS), () -> nextOp(c));
+      // The full-window scenario needs more writes in flight than its window holds.
+      int workers = cfg.writesOnly() ? 10 + c.rnd.nextInt(6) : 1 + c.rnd.nextInt(4);
+      for (int w = 0; w < workers; w++) {
+        c.workers.add(new Worker(c));
+      }
+      open(c);
+      for (Worker w : c.workers) {
+        sim.clock.after(c.rnd.nextLong(5 * MS), () -> nextOp(w));
+      }
     }
   }
 
   boolean allDone() {
-    return clients.stream().allMatch(Client::done);
+    for (Client c : clients) {
+      if (!c.done) {
+        return false;
+      }
+    }
+    return true;
   }
 
-  /** True when r, sent on the connection whose client end is clientEnd, acknowledges a write. */
-  boolean acknowledgesWrite(SimStream.End clientEnd, Response r) {
-    return clientEnd.tag instanceof Client c && r.getStatus() == Status.OK && c.current != null
-        && !c.registering && c.f != SimHistory.F.READ && r.getRequestId() == c.current.getRequestId();
+  /** A new client process in slot c: a library client with settings of its own. */
+  private void open(Client c) {
+    SplittableRandom r = c.rnd;
+    List<String> endpoints = new ArrayList<>();
+    int first = r.nextInt(cfg.replicas());
+    for (int k = 0; k < cfg.replicas(); k++) {
+      endpoints.add(SimClientIo.address(1 + (first + k) % cfg.replicas()));
+    }
+    // Mostly the defaults' ratio (an attempt timeout of twice the election timeout), sometimes a
+    // short one; a request timeout of a few election timeouts, up to some longer than most faults.
+    long attemptMs = r.nextInt(3) == 0 ? 300 : 1000;
+    long requestMs = new long[] {2_000, 4_000, 8_000}[r.nextInt(3)];
+    if (cfg.clientAttemptTimeoutMs() > 0) {
+      attemptMs = cfg.clientAttemptTimeoutMs();
+    }
+    if (cfg.clientRequestTimeoutMs() > 0) {
+      requestMs = cfg.clientRequestTimeoutMs() * 2 / 5 + r.nextLong(cfg.clientRequestTimeoutMs() * 3 / 5 + 1);
+    }
+    // Fewer slots than workers now and then: calls wait for a slot (and may give up as busy).
+    int maxInFlight = Math.max(1, c.workers.size() - r.nextInt(2));
+    c.transport = io.new Transport();
+    c.lib = DeterministicClient.builder()
+        .endpoints(endpoints)
+        .requestTimeout(Duration.ofMillis(requestMs))
+        .attemptTimeout(Duration.ofMillis(attemptMs))
+        .maxInFlight(maxInFlight)
+        .clientId(nextClientId++)
+        .random(new Random(r.nextLong()))
+        .scheduler(io.scheduler)
+        .transport(c.transport)
+        .build();
+    sim.bump("client_processes");
   }
 
-  private void nextOp(Client c) {
-    if (c.opsLeft == 0) {
+  private void nextOp(Worker w) {
+    Client c = w.client;
+    if (c.opsLeft == 0 || c.restarting || c.closing || c.done) {
+      w.parked = true;
+      afterIdle(c);
       return;
     }
-    c.key = "k" + random.nextInt(cfg.keys());
-    long requestId = c.nextRequestId++;
-    Request.Builder r = Request.newBuilder().setClientId(c.clientId).setRequestId(requestId)
-        .setFirstIncomplete(requestId);
-    if (!c.registered) {
-      // Writes need a session (Raft thesis 6.3): the first request registers it, outside the history.
-      c.registered = true;
-      c.registering = true;
-      c.current = r.setRegisterSession(RegisterSession.getDefaultInstance()).build();
-      c.invokedAtNs = sim.clock.now();
-      c.attempt = 0;
-      attempt(c);
+    if (!c.restarted && c.opsLeft == cfg.opsPerClient() / 2 && c.rnd.nextInt(3) == 0) {
+      // The client process ends midway (closing its session, or going away without a word: the session
+      // stays until it expires) and a new one, with a new client id, goes on.
+      c.restarted = true;
+      c.restarting = true;
+      w.parked = true;
+      afterIdle(c);
       return;
+    }
+    if (w.busy) {
+      throw new IllegalStateException("worker " + w.process + " of client " + c.index + " is busy");
     }
     c.opsLeft--;
-    if (random.nextInt(8) == 0) {
-      // Now and then a client starts over at any replica (a restarted client process, a new
-      // connection from its endpoint list): it must be redirected, and a backup must not answer it.
-      c.target = 1 + random.nextInt(cfg.replicas());
+    w.busy = true;
+    String drawn = "k" + c.rnd.nextInt(cfg.keys());
+    // Writes only (the full-window scenario), and each worker's last operation reads a key back.
+    int dice = cfg.writesOnly() ? (c.opsLeft < c.workers.size() ? 0 : 5) : c.rnd.nextInt(10);
+    if (w.readBack != null) {
+      drawn = w.readBack; // a failed write is read back at once, before another write hides it
+      w.readBack = null;
+      dice = 0;
     }
-    ByteString key = ByteString.copyFromUtf8(c.key);
-    int dice = random.nextInt(10);
-    c.expected = null;
-    if (dice < 4) {
-      c.f = SimHistory.F.READ;
-      c.value = null;
-      r.setGet(Get.newBuilder().setKey(key));
-    } else if (dice < 8) {
-      c.f = SimHistory.F.WRITE;
-      c.value = (long) random.nextInt(5);
-      r.setPut(Put.newBuilder().setKey(key).setValue(ByteString.copyFromUtf8(String.valueOf(c.value))));
-    } else {
-      c.f = SimHistory.F.CAS;
-      c.expected = (long) random.nextInt(5);
-      c.value = (long) random.nextInt(5);
-      r.setCompareAndSet(CompareAndSet.newBuilder().setKey(key)
-          .setExpectedValue(ByteString.copyFromUtf8(String.valueOf(c.expected)))
-          .setNewValue(ByteString.copyFromUtf8(String.valueOf(c.value))));
-    }
-    c.current = r.build();
-    c.invokedAtNs = sim.clock.now();
-    c.maybeExecuted = false;
-    c.sent = 0;
-    c.attempt = 0;
-    sim.history.invoke(c.process, c.f, c.key, c.f == SimHistory.F.READ ? null : c.value, c.expected,
-        sim.clock.now());
-    attempt(c);
-  }
-
-  private void nextTarget(Client c) {
-    c.target = c.target % cfg.replicas() + 1;
-  }
-
-  private void attempt(Client c) {
-    Request req = c.current;
-    int attemptNo = ++c.attempt;
-    if (c.connection == null || c.connection.broken() || connectedTo(c) != c.target) {
-      connect(c);
-    }
-    if (c.connection != null) {
-      if (req.getOpCase() != Request.OpCase.GET) {
-        c.maybeExecuted = true;
-      }
-      c.sent++;
-      c.connection.send(req);
-    }
-    sim.clock.after(ATTEMPT_TIMEOUT_NS, () -> {
-      if (c.current == req && c.attempt == attemptNo) {
-        nextTarget(c); // no answer: try the next replica
-        retryOrGiveUp(c);
-      }
-    });
-  }
-
-  private int connectedTo(Client c) {
-    return c.connection == null ? 0 : c.connection.other().node;
-  }
-
-  /** Opens a connection to c's target; a replica that is down refuses it (the next is tried). */
-  private void connect(Client c) {
-    if (c.connection != null) {
-      c.connection.close();
-      c.connection = null;
-    }
-    SimReplica node = sim.node(c.target);
-    if (!node.up) {
-      nextTarget(c); // connection refused: the attempt times out and goes to the next one
-      return;
-    }
-    SimStream stream = sim.connect(0, c.target);
-    SimStream.End mine = stream.a;
-    mine.tag = c;
-    mine.handle(m -> onReply(c, (Response) m), why -> {
-      if (c.connection == mine) {
-        c.connection = null;
-        onConnectionLost(c);
-      }
-    });
-    node.acceptClient(stream.b);
-    c.connection = mine;
-  }
-
-  /** The connection broke while an attempt waited: the request may have executed; try the next. */
-  private void onConnectionLost(Client c) {
-    if (c.current == null) {
-      return;
-    }
-    sim.bump("client_connections_lost");
-    nextTarget(c);
-    int attemptNo = c.attempt;
-    sim.clock.after(random.nextLong(5 * MS), () -> {
-      if (c.current != null && c.attempt == attemptNo) {
-        retryOrGiveUp(c);
-      }
-    });
-  }
-
-  private void retryOrGiveUp(Client c) {
-    if (c.registering) {
-      attempt(c); // a registration is retried until it succeeds (it is idempotent)
-      return;
-    }
-    if (sim.clock.now() - c.invokedAtNs >= OP_DEADLINE_NS) {
-      // Unknown outcome: Jepsen's info. The process may still be executing, so a fresh one continues.
-      sim.history.complete(c.maybeExecuted ? SimHistory.Kind.INFO : SimHistory.Kind.FAIL, c.process, c.f, c.key,
-          c.f == SimHistory.F.READ ? null : c.value, c.expected, sim.clock.now());
-      sim.bump("ops_info");
-      if (c.maybeExecuted) {
-        c.process = nextProcess++;
-      }
-      finishOp(c);
-      return;
-    }
-    attempt(c);
-  }
-
-  private void finishOp(Client c) {
-    c.current = null;
-    // Think time spreads a run over a few simulated seconds, so faults come and go while it runs.
-    sim.clock.after(random.nextLong(60 * MS), () -> nextOp(c));
-  }
-
-  private void onReply(Client c, Response r) {
-    if (c.current == null || r.getRequestId() != c.current.getRequestId()) {
-      return; // the answer to an earlier attempt of an op already completed
-    }
+    String key = drawn;
     long now = sim.clock.now();
-    if (c.registering && r.getStatus() == Status.OK) {
-      c.registering = false;
-      c.current = null;
-      sim.clock.after(0, () -> nextOp(c));
+    if (Simulation.TRACE) {
+      System.out.printf("%9.3f client %d p%d invokes %s %s%n", now / 1e6, c.index, w.process,
+          dice < 4 ? "read" : dice < 8 || !lastSeen.containsKey(key) ? "write" : "cas", key);
+    }
+    if (dice < 4) {
+      sim.history.invoke(w.process, SimHistory.F.READ, key, null, null, now);
+      c.lib.async().get(key).whenComplete((v, e) -> done(w, SimHistory.F.READ, key, null, null, v, e));
+    } else if (dice < 8 || !lastSeen.containsKey(key)) {
+      long value = nextValue++;
+      lastSeen.put(key, value);
+      sim.history.invoke(w.process, SimHistory.F.WRITE, key, value, null, now);
+      c.lib.async().put(key.getBytes(StandardCharsets.UTF_8), encode(value))
+          .whenComplete((v, e) -> done(w, SimHistory.F.WRITE, key, value, null, null, e));
+    } else {
+      long expected = lastSeen.get(key);
+      long value = nextValue++;
+      sim.history.invoke(w.process, SimHistory.F.CAS, key, value, expected, now);
+      c.lib.async().compareAndSet(key.getBytes(StandardCharsets.UTF_8), encode(expected), encode(value))
+          .whenComplete((v, e) -> done(w, SimHistory.F.CAS, key, value, expected, null, e));
+    }
+  }
+
+  /** Small values are decimal numbers; big ones a number, a bar and padding up to valueBytes. */
+  private byte[] encode(long value) {
+    String s = String.valueOf(value);
+    if (cfg.bigValues()) {
+      s = s + "|" + padding.substring(0, Math.max(0, cfg.valueBytes() - s.length() - 1));
+    }
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static long decode(byte[] bytes) {
+    long v = 0;
+    for (byte b : bytes) {
+      if (b < '0' || b > '9') {
+        break;
+      }
+      v = v * 10 + (b - '0');
+    }
+    return v;
+  }
+
+  /** Documented exceptions of the client library; anything else is a bug the run reports. */
+  private static final Set<Class<?>> DOCUMENTED = Set.of(ChoirTimeoutException.class,
+      SessionExpiredException.class, UnavailableException.class, BusyException.class, CasFailedException.class);
+
+  private void done(Worker w, SimHistory.F f, String key, Long value, Long expected,
+      Optional<VersionedValue> read, Throwable error) {
+    long now = sim.clock.now();
+    if (Simulation.TRACE) {
+      System.out.printf("%9.3f client %d p%d %s %s %s: %s%n", now / 1e6, w.client.index, w.process, f, key,
+          value, error == null ? "ok " + read : ClientOutcomes.describe(error));
+    }
+    if (error == null) {
+      Long result = value;
+      if (f == SimHistory.F.READ) {
+        result = read.isPresent() ? decode(read.get().value()) : null;
+        if (result != null) {
+          lastSeen.put(key, result);
+        }
+      }
+      sim.history.complete(SimHistory.Kind.OK, w.process, f, key, result, expected, now);
+      sim.bump("ops_ok");
+    } else {
+      Throwable e = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+      SimHistory.Kind kind = sim.history.fail(e, w.process, f, key, value, expected, now);
+      sim.bump("ops_" + kind.name().toLowerCase(java.util.Locale.ROOT) + "_" + e.getClass().getSimpleName());
+      if (!DOCUMENTED.contains(e.getClass())) {
+        sim.violation("client " + w.client.index + " got an exception the client does not document for this: " + e);
+      }
+      if (f != SimHistory.F.READ && !(e instanceof CasFailedException)) {
+        w.readBack = key;
+      }
+      if (kind == SimHistory.Kind.INFO) {
+        // Unknown outcome: Jepsen's info. The operation may still take effect, so this process never
+        // completes; a fresh one continues.
+        w.process = nextProcess++;
+      }
+    }
+    w.busy = false;
+    // Think time spreads a run over a few simulated seconds, so faults come and go while it runs.
+    sim.clock.after(w.readBack != null ? 0 : w.client.rnd.nextLong(60 * MS), () -> nextOp(w));
+  }
+
+  /** A worker of c stopped: once all have, c restarts or closes. */
+  private void afterIdle(Client c) {
+    if (!c.idle() || c.closing || c.done) {
       return;
     }
-    switch (r.getStatus()) {
-      case OK, NOT_FOUND -> {
-        Long read = null;
-        if (c.f == SimHistory.F.READ && r.getStatus() == Status.OK) {
-          read = Long.parseLong(r.getValue().toString(StandardCharsets.UTF_8));
-        }
-        sim.history.complete(SimHistory.Kind.OK, c.process, c.f, c.key,
-            c.f == SimHistory.F.READ ? read : c.value, c.expected, now);
-        sim.bump("ops_ok");
-        finishOp(c);
+    c.closing = true;
+    if (c.restarting && c.rnd.nextBoolean()) {
+      // Gone without a word (a crashed client process): its connections drop, no CloseSession.
+      sim.bump("client_processes_vanished");
+      c.transport.close();
+      reopen(c);
+      return;
+    }
+    c.lib.closeAsync().whenComplete((v, e) -> {
+      sim.bump("client_processes_closed");
+      if (c.restarting) {
+        reopen(c);
+      } else {
+        c.done = true;
       }
-      case CAS_FAILED -> {
-        sim.history.complete(SimHistory.Kind.FAIL, c.process, c.f, c.key, c.value, c.expected, now);
-        sim.bump("ops_fail");
-        finishOp(c);
-      }
-      case NOT_PRIMARY -> {
-        sim.bump("ops_redirect");
-        if (!r.getPrimaryAddress().isEmpty()) {
-          c.target = Integer.parseInt(r.getPrimaryAddress());
-        } else {
-          nextTarget(c);
-        }
-        int attemptNo = c.attempt;
-        sim.clock.after(random.nextLong(5 * MS), () -> {
-          if (c.current != null && c.attempt == attemptNo) {
-            retryOrGiveUp(c);
-          }
-        });
-      }
-      case UNAVAILABLE, BUSY -> {
-        sim.bump("ops_retry_" + r.getStatus().name().toLowerCase(Locale.ROOT));
-        if (r.getStatus() == Status.UNAVAILABLE) {
-          nextTarget(c);
-        }
-        int attemptNo = c.attempt;
-        sim.clock.after(20 * MS + random.nextLong(30 * MS), () -> {
-          if (c.current != null && c.attempt == attemptNo) {
-            retryOrGiveUp(c);
-          }
-        });
-      }
-      case SESSION_EXPIRED -> {
-        // Not executed, this attempt; an earlier one may have been, and its saved reply went with the
-        // session (client.proto). A fresh session under a new id goes on with the next operation.
-        sim.bump("ops_session_expired");
-        boolean unknown = c.sent > 1;
-        sim.history.complete(unknown ? SimHistory.Kind.INFO : SimHistory.Kind.FAIL, c.process, c.f, c.key,
-            c.f == SimHistory.F.READ ? null : c.value, c.expected, now);
-        if (unknown) {
-          c.process = nextProcess++;
-        }
-        c.clientId = nextClientId++;
-        c.registered = false;
-        finishOp(c);
-      }
-      default -> sim.violation("client " + c.index + " got " + r.getStatus() + ": " + r.getError());
+    });
+  }
+
+  private void reopen(Client c) {
+    c.restarting = false;
+    c.closing = false;
+    open(c);
+    for (Worker w : c.workers) {
+      w.parked = false;
+      sim.clock.after(c.rnd.nextLong(20 * MS), () -> nextOp(w));
     }
   }
 }

@@ -11,8 +11,10 @@ import java.util.SplittableRandom;
  * SimFaults injects one fault every fault period, healed after a while: a backup isolated, multicast
  * to a backup cut, a backup's repair path cut, a crash of a backup or of the primary (kill -9 or power
  * loss, the seed chooses) restarted later, the primary cut off from the backups, one-way cuts, a
- * majority/minority split, a flapping primary, or the new primary crashed in the middle of a view
- * change. At most one replica is down (or recovering) at a time, so f = 1 always holds.
+ * majority/minority split, a flapping primary, the new primary crashed in the middle of a view change,
+ * the clients cut off from the primary (or the primary cut off from everyone), or the primary process
+ * stopped (SIGSTOP) and resumed. At most one replica is down (or recovering) at a time, so f = 1
+ * always holds. Other plans ({@link SimConfig.FaultPlan}) inject only the faults of one hole.
  */
 final class SimFaults {
   static final long MS = 1_000_000L;
@@ -58,12 +60,20 @@ final class SimFaults {
   private void crash(SimReplica node, long downForNs) {
     boolean powerLoss = random.nextBoolean();
     sim.bump(powerLoss ? "crash_power_loss" : "crash_process");
-    node.crash(powerLoss, random);
+    sim.crash(node, powerLoss);
     sim.clock.after(downForNs, () -> sim.restart(node));
   }
 
   private void inject() {
     if (!on) {
+      return;
+    }
+    if (cfg.faultPlan() == SimConfig.FaultPlan.BACKUPS_ONLY) {
+      injectBackupFault();
+      return;
+    }
+    if (cfg.faultPlan() == SimConfig.FaultPlan.STEP_DOWNS) {
+      injectStepDown();
       return;
     }
     sim.healAll();
@@ -76,7 +86,7 @@ final class SimFaults {
       }
     }
     int victim = backups.get(random.nextInt(backups.size()));
-    int kind = random.nextInt(11);
+    int kind = random.nextInt(14);
     switch (kind) {
       case 0 -> {
         net.isolate(victim);
@@ -150,6 +160,29 @@ final class SimFaults {
           });
         }
       }
+      case 11 -> {
+        // The clients cannot reach the primary (a firewall between them), which still leads its
+        // backups: what the clients send waits, connects time out, and their calls must move on.
+        net.clientCut[primaryId] = true;
+        sim.bump("fault_clients_cut_from_primary");
+      }
+      case 12 -> {
+        // The primary cut off from everyone, clients included (as good as paused): the backups elect a
+        // new primary, and the clients must leave the silent one by their attempt timeout.
+        net.isolate(primaryId);
+        net.clientCut[primaryId] = true;
+        sim.bump("fault_silent_primary");
+      }
+      case 13 -> {
+        // The primary process stopped (SIGSTOP), its sockets open: nothing answers, nothing breaks. The
+        // backups elect a new primary, the clients leave it by their attempt timeout; when it resumes it
+        // works off what waited for it, in its old view.
+        SimReplica p = sim.node(primaryId);
+        if (p.up) {
+          p.pause(true);
+          sim.bump("fault_pause_primary");
+        }
+      }
       default -> {
         // crash whoever is the new primary while a view change may be running
         if (downCount() == 0) {
@@ -170,7 +203,103 @@ final class SimFaults {
     long duration = random.nextInt(3) == 0
         ? 600 * MS + random.nextLong(1500 * MS)
         : cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs());
-    sim.clock.after(duration, net::healLinks);
+    sim.clock.after(duration, () -> {
+      net.healLinks();
+      for (int id = 1; id <= cfg.replicas(); id++) {
+        sim.node(id).pause(false);
+      }
+    });
     sim.clock.after(duration + cfg.faultPeriodNs(), this::inject);
+  }
+
+  /**
+   * One fault of the hole-2d family: a backup of a healthy primary cut off both ways, or one way (it
+   * hears nobody, or nobody hears it), for 3 to 8 election timeouts, or crashed (kill -9 or power loss)
+   * and restarted after up to 8 election timeouts; then a quiet period before the next. None of them
+   * may cause a view change: the primary is alive and reaches a majority all along.
+   */
+  private void injectBackupFault() {
+    sim.healAll();
+    SimReplica primary = sim.currentPrimary();
+    long electionNs = sim.node(1).config.quorumTimeoutNs;
+    long next = cfg.faultPeriodNs() + random.nextLong(cfg.faultPeriodNs());
+    if (primary != null && downCount() == 0) {
+      List<Integer> backups = new ArrayList<>();
+      for (int id = 1; id <= cfg.replicas(); id++) {
+        if (id != primary.id) {
+          backups.add(id);
+        }
+      }
+      int victim = backups.get(random.nextInt(backups.size()));
+      long duration = 3 * electionNs + random.nextLong(5 * electionNs);
+      switch (random.nextInt(4)) {
+        case 0 -> {
+          net.isolate(victim);
+          sim.bump("2d_isolations");
+          sim.bump("2d_isolations_both_ways");
+        }
+        case 1 -> {
+          for (int id = 1; id <= cfg.replicas(); id++) {
+            net.cut[id][victim] = true; // it hears nobody: it times out and asks for a new view
+          }
+          sim.bump("2d_isolations");
+          sim.bump("2d_isolations_deaf");
+        }
+        case 2 -> {
+          for (int id = 1; id <= cfg.replicas(); id++) {
+            net.cut[victim][id] = true; // nobody hears it
+          }
+          sim.bump("2d_isolations");
+          sim.bump("2d_isolations_mute");
+        }
+        default -> {
+          boolean powerLoss = random.nextBoolean();
+          sim.bump(powerLoss ? "2d_restarts_power_loss" : "2d_restarts_process_crash");
+          sim.bump("2d_restarts");
+          SimReplica node = sim.node(victim);
+          sim.crash(node, powerLoss);
+          sim.clock.after(duration, () -> sim.restart(node));
+          duration = 0;
+        }
+      }
+      if (duration > 0) {
+        sim.clock.after(duration, net::healLinks);
+      }
+      next += duration;
+    }
+    sim.clock.after(next, this::inject);
+  }
+
+  /**
+   * One fault of {@link SimConfig.FaultPlan#STEP_DOWNS}: the primary hears nobody (everyone still hears
+   * it) for 2 to 3.2 election timeouts, about when the backups have gone through the next view change:
+   * the writes it logged before it went quiet reached the backups and commit in the next view, and the
+   * primary, hearing again, steps down while they wait. Meanwhile, and for a while after, the clients
+   * cannot reach the next view's primary (a firewall between them), so a call redirected there does
+   * not get its answer before its deadline: what the step-down answer said decides what its failure
+   * promises.
+   */
+  private void injectStepDown() {
+    sim.healAll();
+    SimReplica primary = sim.currentPrimary();
+    long electionNs = sim.node(1).config.quorumTimeoutNs;
+    long duration = 0;
+    if (primary != null && downCount() == 0) {
+      for (int id = 1; id <= cfg.replicas(); id++) {
+        net.cut[id][primary.id] = true;
+      }
+      int next = primary.config.primaryOf(primary.core.view() + 1);
+      net.clientCut[next] = true;
+      sim.bump("fault_primary_deaf_until_view_change");
+      duration = 2 * electionNs + random.nextLong(6 * electionNs / 5);
+      sim.clock.after(duration, () -> {
+        for (boolean[] row : net.cut) {
+          java.util.Arrays.fill(row, false);
+        }
+      });
+      duration += random.nextLong(2 * electionNs);
+      sim.clock.after(duration, net::healLinks);
+    }
+    sim.clock.after(duration + cfg.faultPeriodNs() / 2 + random.nextLong(cfg.faultPeriodNs()), this::inject);
   }
 }

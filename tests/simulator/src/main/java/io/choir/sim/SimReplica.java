@@ -3,6 +3,7 @@ package io.choir.sim;
 import com.google.protobuf.MessageLite;
 import io.choir.proto.Entry;
 import io.choir.proto.MessageType;
+import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Effects;
@@ -34,8 +35,11 @@ import java.util.function.Supplier;
  * threads become actors on the {@link SimScheduler}: the replica loop (woken by an event or its next
  * timer), the two lanes (each doing one unit of work per step: take its inbox, write, fsync, report,
  * apply, run, with seeded random durations, so their writes interleave in every order the threads
- * allow) and the read pool. A crash (kill -9 or power loss, {@link MemoryStorage}'s two models) bumps
- * the incarnation, so everything scheduled for the dead process is dropped.
+ * allow) and the read pool. Its client endpoint behaves as ClientServer's: it reads a connection only
+ * while the core has not paused intake (flow control) and the connection has fewer than
+ * max_in_flight_per_connection requests unanswered; what it does not read waits on the connection. A
+ * crash (kill -9 or power loss, {@link MemoryStorage}'s two models) bumps the incarnation, so
+ * everything scheduled for the dead process is dropped.
  */
 final class SimReplica {
   /** What the replica needs from the simulated world around it. */
@@ -47,8 +51,14 @@ final class SimReplica {
     /** Sends a peer datagram through the simulated network. */
     void send(int from, int to, long view, MessageType type, MessageLite body);
 
-    /** node is about to send response on the client connection whose client end is to (checks). */
-    void replying(SimReplica node, SimStream.End to, Response response);
+    /**
+     * node is about to answer request (of this op) on a client connection with response: the checks
+     * look at it, and a deliberate breakage of the simulator may change it (returns what is sent).
+     */
+    Response replying(SimReplica node, Request.OpCase op, Response response);
+
+    /** node's core paused (true) or resumed (false) client intake (counted). */
+    void intakePaused(SimReplica node, boolean paused);
 
     /** Starts a state transfer into node from replica from (the result comes back as an event). */
     void fetchState(SimReplica node, int from);
@@ -62,6 +72,8 @@ final class SimReplica {
 
   static final long US = 1_000L;
   private static final long MAX_LOOP_WAIT_NS = 100_000 * US;
+  /** The server's default max_in_flight_per_connection. */
+  static final int MAX_IN_FLIGHT_PER_CONNECTION = 1024;
 
   final int id;
   final CoreConfig config;
@@ -76,6 +88,8 @@ final class SimReplica {
   StorageLanes lanes;
   boolean up;
   int incarnation;
+  /** Stopped (SIGSTOP): its actions wait in the scheduler until it resumes; its sockets stay open. */
+  boolean paused;
   private EffectExecutor executor;
   private LaneActor logActor;
   private LaneActor applyActor;
@@ -84,8 +98,38 @@ final class SimReplica {
   private long loopWakeAtNs = Long.MAX_VALUE;
   private final List<Event> burst = new ArrayList<>();
   /** Open client connections by id (the server's ClientConnections). */
-  private final java.util.Map<Long, SimStream.End> connections = new java.util.HashMap<>();
+  private final java.util.Map<Long, ClientConnection> connections = new java.util.HashMap<>();
   private long nextConnectionId;
+  /** The core paused client intake (flow control): no connection is read meanwhile. */
+  private boolean intakePaused;
+
+  /**
+   * One client connection as ClientConnections and ClientHandler keep it: requests are read only while
+   * intake is open and the connection has fewer than max_in_flight_per_connection unanswered (what is
+   * not read waits in the socket, here {@code unread}, bounded by what the client has in flight).
+   */
+  private final class ClientConnection {
+    final long id;
+    final SimStream.End end;
+    final ArrayDeque<Request> unread = new ArrayDeque<>();
+    /** The op of each request read and not yet answered, by request id (what the checks need). */
+    final java.util.Map<Long, Request.OpCase> ops = new java.util.HashMap<>();
+    int inFlight;
+
+    ClientConnection(long id, SimStream.End end) {
+      this.id = id;
+      this.end = end;
+    }
+
+    void readWhatItMay() {
+      while (!unread.isEmpty() && !intakePaused && inFlight < MAX_IN_FLIGHT_PER_CONNECTION) {
+        Request r = unread.poll();
+        inFlight++;
+        ops.put(r.getRequestId(), r.getOpCase());
+        post(new Event.ClientRequest(id, r));
+      }
+    }
+  }
 
   SimReplica(int id, CoreConfig config, Host host, SimConfig cfg) {
     this.id = id;
@@ -165,11 +209,18 @@ final class SimReplica {
 
           @Override
           public void pauseIntake(boolean paused) {
-            // Simulated clients send one request at a time: nothing to pause.
+            host.intakePaused(SimReplica.this, paused);
+            intakePaused = paused;
+            if (!paused) {
+              for (ClientConnection c : new ArrayList<>(connections.values())) {
+                c.readWhatItMay();
+              }
+            }
           }
         }));
     inbox.clear();
     connections.clear();
+    intakePaused = false;
     loopWakeAtNs = Long.MAX_VALUE;
     up = true; // only now: a start that recovery refused leaves the process down
     // The server's loop starts with an empty burst: it applies what the log holds beyond applied.
@@ -181,18 +232,24 @@ final class SimReplica {
    * as ClientRequest events with this connection's id, replies go back on it.
    */
   void acceptClient(SimStream.End serverEnd) {
-    long connectionId = ++nextConnectionId;
-    connections.put(connectionId, serverEnd);
-    serverEnd.handle(m -> post(new Event.ClientRequest(connectionId, (io.choir.proto.Request) m)),
-        why -> connections.remove(connectionId));
+    ClientConnection c = new ClientConnection(++nextConnectionId, serverEnd);
+    connections.put(c.id, c);
+    serverEnd.handle(m -> {
+      c.unread.add((Request) m);
+      c.readWhatItMay();
+    }, why -> connections.remove(c.id));
   }
 
   private void reply(long connectionId, Response r) {
-    SimStream.End end = connections.get(connectionId);
-    if (end != null) {
-      host.replying(this, end.other(), r);
-      end.send(r);
+    ClientConnection c = connections.get(connectionId);
+    if (c == null) {
+      return; // the connection closed: the reply is dropped (choir.replies.dropped)
     }
+    Request.OpCase op = c.ops.remove(r.getRequestId());
+    Response sent = host.replying(this, op == null ? Request.OpCase.OP_NOT_SET : op, r);
+    c.end.send(sent);
+    c.inFlight = Math.max(0, c.inFlight - 1);
+    c.readWhatItMay();
   }
 
   /** A read-pool thread picks task up shortly. */
@@ -258,20 +315,33 @@ final class SimReplica {
    * The process stops: kill -9 (every completed write survives) or a power loss (the synced writes
    * and a prefix, chosen by random, of the unsynced ones). Queued lane work is lost either way.
    */
+  /** Stops the process (SIGSTOP) or lets it go on (SIGCONT): time runs on meanwhile, it does nothing. */
+  void pause(boolean stop) {
+    if (paused == stop) {
+      return;
+    }
+    paused = stop;
+    if (!stop) {
+      clock().resume(this);
+    }
+  }
+
   void crash(boolean powerLoss, java.util.random.RandomGenerator random) {
+    paused = false;
     if (Simulation.TRACE) {
       System.out.println((powerLoss ? "POWER LOSS n" : "CRASH n") + id + " " + core);
     }
     if (!powerLoss) {
       // The OS closes a killed process's sockets: its peers hear of it at once. After a power loss
       // they hear nothing, and find out when they send or time out.
-      for (SimStream.End end : connections.values()) {
-        end.close();
+      for (ClientConnection c : connections.values()) {
+        c.end.close();
       }
     }
     connections.clear();
     up = false;
     incarnation++;
+    clock().resume(this); // what a pause held belongs to the dead process: dropped
     storage = powerLoss ? storage.powerLoss(random) : storage.processCrash();
     core = null;
     stateMachine = null;

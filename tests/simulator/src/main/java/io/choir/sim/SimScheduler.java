@@ -37,6 +37,9 @@ final class SimScheduler {
     void cancel();
   }
 
+  /** Actions of paused processes, held in the order they were due until the process resumes. */
+  private final java.util.Map<SimReplica, java.util.ArrayList<Scheduled>> held = new java.util.HashMap<>();
+
   private final PriorityQueue<Scheduled> queue = new PriorityQueue<>(
       (a, b) -> a.atNs != b.atNs ? Long.compare(a.atNs, b.atNs) : Long.compare(a.seq, b.seq));
   private long seq;
@@ -67,6 +70,21 @@ final class SimScheduler {
     return s;
   }
 
+  /**
+   * owner's process resumes (SIGCONT): everything that fell due while it was paused runs now, in the
+   * order it was due.
+   */
+  void resume(SimReplica owner) {
+    java.util.List<Scheduled> due = held.remove(owner);
+    if (due == null) {
+      return;
+    }
+    for (Scheduled s : due) {
+      Scheduled again = new Scheduled(now, seq++, s.owner, s.incarnation, s.action);
+      queue.add(again);
+    }
+  }
+
   /** Runs the next live action; false when nothing is left. */
   boolean runNext() {
     while (true) {
@@ -80,6 +98,10 @@ final class SimScheduler {
       }
       if (s.owner != null && (!s.owner.up || s.owner.incarnation != s.incarnation)) {
         continue; // scheduled for a process that has since crashed
+      }
+      if (s.owner != null && s.owner.paused) {
+        held.computeIfAbsent(s.owner, k -> new java.util.ArrayList<>()).add(s); // a stopped process does nothing
+        continue;
       }
       ran++;
       s.action.run();

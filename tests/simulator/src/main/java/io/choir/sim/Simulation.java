@@ -4,7 +4,9 @@ import com.google.protobuf.MessageLite;
 import io.choir.proto.Entry;
 import io.choir.proto.KeyValue;
 import io.choir.proto.MessageType;
+import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.Status;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
@@ -20,29 +22,38 @@ import java.util.SplittableRandom;
 import java.util.function.UnaryOperator;
 
 /**
- * Simulation runs N replica processes and a few clients in one thread on simulated time, with a
- * seeded random source for everything: network delay, loss, duplication and reordering, partitions
- * (whole links, only multicast, only the repair path), the interleaving of each replica's loop and two
- * storage lanes, fsync latency, crashes (kill -9 or power loss) and restarts, and client timing
- * (FoundationDB-style deterministic simulation). The same seed gives the same run, event for event.
+ * Simulation runs N replica processes and a few client processes in one thread on simulated time,
+ * with a seeded random source for everything: network delay, loss, duplication and reordering,
+ * partitions (whole links, only multicast, only the repair path, between the clients and a replica),
+ * the interleaving of each replica's loop and two storage lanes, fsync latency, crashes (kill -9 or
+ * power loss) and restarts, and client timing (FoundationDB-style deterministic simulation). The same
+ * seed gives the same run, event for event (ReplayTest).
  *
  * <p>The replicas run the server's own code ({@link SimReplica}): recovery at every start, the effect
- * executor, the storage lanes, the core and the state machine. What is simulated: the scheduler and
- * clock ({@link SimScheduler}), the datagram network ({@link SimNetwork}), reliable connections that a
- * cut or crash breaks ({@link SimStream}) for clients ({@link SimClients}) and state transfers
- * ({@link SimStateTransfer}), the faults ({@link SimFaults}) and the storage ({@code MemoryStorage}).
+ * executor, the storage lanes, the core and the state machine, the state-transfer sender and receiver,
+ * and the client endpoint's flow control. The clients run the client library's own code ({@link
+ * SimClients}: {@code DeterministicClient}, the production dispatcher with its sessions, pipelining,
+ * redirects, retries, attempt timeouts and deadlines). What is simulated: the scheduler and clock
+ * ({@link SimScheduler}), the network ({@link SimNetwork}: datagrams, fragments and peer streams, routed
+ * by the transport's own PeerRouting), reliable connections that a cut or crash breaks ({@link
+ * SimStream}) for clients ({@link SimClientIo}), peer streams and state transfers ({@link
+ * SimStateTransfer}), the faults ({@link SimFaults}) and the storage ({@code MemoryStorage}).
  *
  * <p>Checked while it runs: no two replicas apply different entries at one op, equal applied numbers
  * give equal checksums, a write is acknowledged only when a majority has it durable (synced: what a
- * power loss keeps), every core invariant (the core throws), and every restart finds a log without a
- * hole (recovery refuses otherwise). At the end, after healing everything, every replica converges to
- * the primary's commit with the same checksum. The client history goes to the linearizability checker.
+ * power loss keeps), every core invariant (the core throws), every restart finds a log without a hole
+ * (recovery refuses otherwise), and the client throws only exceptions it documents. At the end, after
+ * healing everything, every replica converges to the primary's commit with the same checksum and the
+ * same data and client table. The client history, with each failure recorded as its exception
+ * promises (ClientOutcomes), goes to the linearizability checker.
  */
 public final class Simulation implements SimReplica.Host {
   static final long MS = 1_000_000L;
   static final boolean TRACE = Boolean.getBoolean("choir.sim.trace");
   private static final long CONVERGE_DEADLINE_NS = 30_000 * MS;
   private static final int MAX_EVENTS = 20_000_000;
+  /** The datagram size of the simulated network (a typical MTU's worth), as max_datagram_bytes. */
+  static final int MAX_DATAGRAM_BYTES = 1400;
 
   private final SimConfig cfg;
   private final SplittableRandom random;
@@ -58,8 +69,36 @@ public final class Simulation implements SimReplica.Host {
   private final Map<Long, Long> checksumAt = new HashMap<>();
   private final Map<String, Long> stats = new HashMap<>();
 
+  /**
+   * A deliberate bug of the simulated replica process outside its core, so that a test can prove the
+   * checks catch it (as CoreConfig.Breakage does for the core's).
+   */
+  public enum SimBreakage {
+    /** The protocol as designed. */
+    NONE,
+    /**
+     * A replica's client endpoint drops outcome_unknown from its refusals: a primary that steps down
+     * answers the requests it had logged (and may still commit) with a plain NOT_PRIMARY, which the
+     * client takes for "not executed" (hole 2a as it was). The client's UnavailableException then
+     * promises "not executed" for writes that did execute.
+     */
+    PLAIN_NOT_PRIMARY,
+    /**
+     * The peer transport without its TCP streams: a unicast message bigger than a datagram goes as UDP
+     * fragments too (each lost on its own), as big messages all did before hole 2e was closed. A resend
+     * of a 1 MiB entry then practically never arrives under loss.
+     */
+    UDP_ONLY_PEERS
+  }
+
+  private final SimBreakage simBreakage;
+  private SimObserver observer = SimObserver.NONE;
+  /** View changes completed by every incarnation of every replica, and the highest view any reached. */
+  private long viewChangesCompleted;
+  private long maxView;
+
   public Simulation(SimConfig cfg) {
-    this(cfg, b -> b);
+    this(cfg, b -> b, SimBreakage.NONE);
   }
 
   /**
@@ -67,7 +106,17 @@ public final class Simulation implements SimReplica.Host {
    * protocol on purpose, e.g. {@code breakage}, to show the checks catch it).
    */
   public Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak) {
+    this(cfg, tweak, SimBreakage.NONE);
+  }
+
+  /** A simulation with a deliberate bug of the replica process outside the core. */
+  public Simulation(SimConfig cfg, SimBreakage breakage) {
+    this(cfg, b -> b, breakage);
+  }
+
+  private Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage) {
     this.cfg = cfg;
+    this.simBreakage = breakage;
     this.random = new SplittableRandom(cfg.seed());
     List<Integer> ids = new ArrayList<>();
     for (int i = 1; i <= cfg.replicas(); i++) {
@@ -77,11 +126,11 @@ public final class Simulation implements SimReplica.Host {
     for (int id : ids) {
       Map<Integer, String> addresses = new HashMap<>();
       for (int a : ids) {
-        addresses.put(a, String.valueOf(a));
+        addresses.put(a, SimClientIo.address(a));
       }
       CoreConfig c = tweak.apply(CoreConfig.builder(id, ids)
           .clientAddresses(addresses)
-          .maxDatagramBytes(1400)
+          .maxDatagramBytes(MAX_DATAGRAM_BYTES)
           .heartbeatIntervalNs(50 * MS)
           .quorumTimeoutNs(500 * MS)
           .nackDelayNs(2 * MS)
@@ -90,6 +139,7 @@ public final class Simulation implements SimReplica.Host {
           .logRetentionMinOps(cfg.logRetentionOps())
           .logRetentionMaxOps(cfg.logRetentionOps() * 2)
           .maxInFlightOps(256)
+          .maxInFlightBytes(cfg.maxInFlightBytes())
           .readTimeoutNs(1_000 * MS)
           .maxClientSessions(cfg.maxClientSessions())
           .sessionTimeoutMs(cfg.sessionTimeoutMs())
@@ -97,7 +147,8 @@ public final class Simulation implements SimReplica.Host {
           .build();
       nodes[id] = new SimReplica(id, c, this, cfg);
     }
-    net = new SimNetwork(cfg, clock, random, nodes, this::bump);
+    net = new SimNetwork(cfg, clock, random, nodes, this::bump, MAX_DATAGRAM_BYTES,
+        breakage == SimBreakage.UDP_ONLY_PEERS);
     clients = new SimClients(this, cfg, random);
     faults = new SimFaults(this, cfg, random, net);
     stateTransfers = new SimStateTransfer(this, cfg, random);
@@ -125,6 +176,7 @@ public final class Simulation implements SimReplica.Host {
         violations.add("exception at t=" + clock.now() / MS + "ms: " + e + stackTop(e));
         break;
       }
+      observer.afterEvent(this);
       if (!clientsDone && clients.allDone()) {
         clientsDone = true;
         faults.on = false;
@@ -147,16 +199,10 @@ public final class Simulation implements SimReplica.Host {
       violations.add("clients did not finish: " + describeNodes());
     }
     for (int id = 1; id < nodes.length; id++) {
-      if (nodes[id].up) {
-        ReplicaCore.Counters c = nodes[id].core.counters();
-        stats.merge("nacks_sent", c.nacksSent, Long::sum);
-        stats.merge("retransmits", c.retransmits, Long::sum);
-        stats.merge("retransmits_multicast", c.retransmitsMulticast, Long::sum);
-        stats.merge("retransmits_from_log", c.retransmitsFromLog, Long::sum);
-        stats.merge("gaps", c.gapsDetected, Long::sum);
-        stats.merge("no_quorum", c.noQuorum, Long::sum);
-      }
+      noteCounters(nodes[id]);
     }
+    stats.put("view_changes", viewChangesCompleted);
+    stats.put("max_view", maxView);
     stats.put("events", clock.ran());
     stats.put("sim_ms", clock.now() / MS);
     return new SimResult(cfg, history, violations, describeNodes(), stats);
@@ -267,6 +313,47 @@ public final class Simulation implements SimReplica.Host {
     return s.length() > 600 ? s.substring(0, 600) + "..." : s;
   }
 
+  /** Adds what node's current incarnation counted to the run's totals (before a crash, at the end). */
+  private void noteCounters(SimReplica node) {
+    if (!node.up) {
+      return;
+    }
+    ReplicaCore.Counters c = node.core.counters();
+    stats.merge("nacks_sent", c.nacksSent, Long::sum);
+    stats.merge("retransmits", c.retransmits, Long::sum);
+    stats.merge("retransmits_multicast", c.retransmitsMulticast, Long::sum);
+    stats.merge("retransmits_from_log", c.retransmitsFromLog, Long::sum);
+    stats.merge("gaps", c.gapsDetected, Long::sum);
+    stats.merge("no_quorum", c.noQuorum, Long::sum);
+    stats.merge("view_changes_started", c.viewChangesStarted, Long::sum);
+    stats.merge("pre_votes_started", c.preVotesStarted, Long::sum);
+    stats.merge("dropped_sticky", c.droppedSticky, Long::sum);
+    stats.merge("busy", c.busy, Long::sum);
+    viewChangesCompleted += node.core.viewChanges();
+    maxView = Math.max(maxView, node.core.view());
+  }
+
+  /** Stops node by kill -9 (false) or a power loss (true), keeping its counters for the totals. */
+  void crash(SimReplica node, boolean powerLoss) {
+    noteCounters(node);
+    node.crash(powerLoss, random);
+  }
+
+  /** Watches the run (a scenario that injects its own fault at the right moment). */
+  void observe(SimObserver observer) {
+    this.observer = observer;
+  }
+
+  /** The configuration of the run. */
+  SimConfig config() {
+    return cfg;
+  }
+
+  /** Stops the fault schedule (a scenario that ends its own fault). */
+  SimFaults faults() {
+    return faults;
+  }
+
   void restart(SimReplica node) {
     if (!node.up) {
       node.start();
@@ -275,6 +362,9 @@ public final class Simulation implements SimReplica.Host {
 
   void healAll() {
     net.healLinks();
+    for (int id = 1; id < nodes.length; id++) {
+      nodes[id].pause(false);
+    }
     if (!faults.on) {
       for (int id = 1; id < nodes.length; id++) {
         restart(nodes[id]);
@@ -324,22 +414,52 @@ public final class Simulation implements SimReplica.Host {
     }
   }
 
-  /** Invariant: a write is acknowledged only once a majority has it durable (fsync durability). */
+  /**
+   * Looks at every client reply: counts the session paths, applies the simulator's breakage, and checks
+   * that a write is acknowledged only once a majority has it durable (fsync durability).
+   */
   @Override
-  public void replying(SimReplica node, SimStream.End to, Response r) {
-    if (cfg.buffered() || !clients.acknowledgesWrite(to, r)) {
-      return;
+  public Response replying(SimReplica node, Request.OpCase op, Response r) {
+    observer.replying(this, node, op, r);
+    if (r.getStatus() == Status.SESSION_EXPIRED) {
+      bump("replies_session_expired");
     }
-    long op = r.getVersion();
+    if (op == Request.OpCase.REGISTER_SESSION) {
+      bump(r.getStatus() == Status.OK ? "sessions_registered" : "registrations_" + r.getStatus().name().toLowerCase(
+          java.util.Locale.ROOT));
+    }
+    if (r.getOutcomeUnknown()) {
+      bump("replies_outcome_unknown");
+      if (simBreakage == SimBreakage.PLAIN_NOT_PRIMARY) {
+        r = r.toBuilder().setOutcomeUnknown(false).build();
+      }
+    }
+    boolean write = switch (op) {
+      case PUT, DELETE, COMPARE_AND_SET, BATCH -> true;
+      default -> false;
+    };
+    if (cfg.buffered() || !write || r.getStatus() != Status.OK) {
+      return r;
+    }
+    long at = r.getVersion();
     int durable = 0;
     for (int id = 1; id < nodes.length; id++) {
-      if (nodes[id].storage.durablyHolds(op)) {
+      if (nodes[id].storage.durablyHolds(at)) {
         durable++;
       }
     }
     if (durable < node.config.quorum()) {
-      violations.add("write at op " + op + " acknowledged by node " + node.id + " while only " + durable
+      violations.add("write at op " + at + " acknowledged by node " + node.id + " while only " + durable
           + " replicas had it durable");
     }
+    return r;
+  }
+
+  @Override
+  public void intakePaused(SimReplica node, boolean paused) {
+    if (paused) {
+      bump("intake_paused");
+    }
+    observer.intakePaused(this, node, paused);
   }
 }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.choir.server.core.CoreConfig;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -33,5 +34,42 @@ class BrokenProtocolTest {
         SEEDS, base, caught.subList(0, Math.min(5, caught.size())));
     assertTrue(caught.size() >= 5, breakage + " went unnoticed: only seeds " + caught + " of " + SEEDS + " from "
         + base + " were found invalid");
+  }
+
+  /**
+   * A replica's client endpoint that drops outcome_unknown (a primary stepping down answers the writes
+   * it had logged with a plain NOT_PRIMARY, as before hole 2a was closed): the client then ends some
+   * calls in UnavailableException, "never executed", for writes that did execute, and the history
+   * (which records that promise as a fail) must be found invalid. The runs are of the step-down plan
+   * ({@link SimConfig#stepDownsFromSeed}); each one must also pass without the breakage, so what is
+   * caught is the breakage and nothing else.
+   */
+  @Test
+  void shouldFindInvalidHistoriesWhenAReplicaHidesThatALoggedRequestMayStillCommit() {
+    long base = Long.getLong("choir.sim.base", 1L);
+    List<Long> caught = new ArrayList<>();
+    List<String> honestFailures = new ArrayList<>();
+    long stripped = 0;
+    for (long seed = base; seed < base + SEEDS; seed++) {
+      SimConfig cfg = SimConfig.stepDownsFromSeed(seed);
+      SimResult honest = new Simulation(cfg).run();
+      List<String> problems = new ArrayList<>(honest.violations());
+      problems.addAll(SimChecks.linearizability(honest));
+      if (!problems.isEmpty()) {
+        honestFailures.add("seed " + seed + " (" + cfg + "): " + String.join("; ", problems));
+      }
+      SimResult r = new Simulation(cfg, Simulation.SimBreakage.PLAIN_NOT_PRIMARY).run();
+      stripped += r.stats().getOrDefault("replies_outcome_unknown", 0L);
+      if (!r.violations().isEmpty() || !SimChecks.linearizability(r).isEmpty()) {
+        caught.add(seed);
+      }
+    }
+    System.out.printf("broken protocol (PLAIN_NOT_PRIMARY): %d of %d step-down seeds from %d invalid, e.g. %s (%d"
+        + " outcome_unknown flags dropped); without the breakage %d invalid%n", caught.size(), SEEDS, base,
+        caught.subList(0, Math.min(5, caught.size())), stripped, honestFailures.size());
+    assertTrue(honestFailures.isEmpty(), "step-down seeds fail without the breakage:\n"
+        + String.join("\n", honestFailures));
+    assertTrue(caught.size() >= 5, "PLAIN_NOT_PRIMARY went unnoticed: only seeds " + caught + " of " + SEEDS
+        + " from " + base + " were found invalid");
   }
 }

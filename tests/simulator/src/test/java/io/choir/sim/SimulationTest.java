@@ -26,6 +26,8 @@ class SimulationTest {
       }
     }
     long start = System.nanoTime();
+    java.lang.management.ThreadMXBean threads = java.lang.management.ManagementFactory.getThreadMXBean();
+    long cpuStart = threads.getCurrentThreadCpuTime();
     List<String> failures = new ArrayList<>();
     long ops = 0;
     java.util.TreeMap<String, Long> totals = new java.util.TreeMap<>();
@@ -45,11 +47,44 @@ class SimulationTest {
       }
     }
     double secs = (System.nanoTime() - start) / 1e9;
-    System.out.printf("simulator: %d seeds (first %d), %d client ops, %.1f s, %.0f seeds/minute%n", seeds.size(),
-        seeds.get(0), ops, secs, seeds.size() / secs * 60);
+    double cpuSecs = (threads.getCurrentThreadCpuTime() - cpuStart) / 1e9;
+    System.out.printf("simulator: %d seeds (first %d), %d client ops, %.1f s (%.1f s of CPU on this thread),"
+            + " %.0f seeds/minute, %d failing%n", seeds.size(), seeds.get(0), ops, secs, cpuSecs,
+        seeds.size() / secs * 60, failures.size());
     System.out.println("simulator totals: " + totals);
+    // The session paths (item 2 of issue 9): registrations refused while a small table is full, writes
+    // of expired sessions refused, and the client's exception for a write whose session expired in flight.
+    System.out.printf("sessions: %d registered, %d registrations refused BUSY (table full), %d SESSION_EXPIRED"
+            + " replies, %d SessionExpiredException, %d BusyException; %d client processes (%d closed, %d vanished)%n",
+        totals.getOrDefault("sessions_registered", 0L), totals.getOrDefault("registrations_busy", 0L),
+        totals.getOrDefault("replies_session_expired", 0L), totals.getOrDefault("ops_info_SessionExpiredException", 0L),
+        totals.getOrDefault("ops_fail_BusyException", 0L), totals.getOrDefault("client_processes", 0L),
+        totals.getOrDefault("client_processes_closed", 0L), totals.getOrDefault("client_processes_vanished", 0L));
+    System.out.printf("client outcomes: %d ok, %d fail (%d CasFailed, %d Unavailable, %d Busy), %d info (%d timeout,"
+            + " %d session expired); %d outcome_unknown refusals; peer messages: %d multicast, %d fragmented, %d"
+            + " unicast datagrams, %d over peer streams%n",
+        totals.getOrDefault("ops_ok", 0L),
+        totals.getOrDefault("ops_fail_CasFailedException", 0L) + totals.getOrDefault("ops_fail_UnavailableException", 0L)
+            + totals.getOrDefault("ops_fail_BusyException", 0L),
+        totals.getOrDefault("ops_fail_CasFailedException", 0L), totals.getOrDefault("ops_fail_UnavailableException", 0L),
+        totals.getOrDefault("ops_fail_BusyException", 0L),
+        totals.getOrDefault("ops_info_ChoirTimeoutException", 0L) + totals.getOrDefault("ops_info_SessionExpiredException", 0L),
+        totals.getOrDefault("ops_info_ChoirTimeoutException", 0L), totals.getOrDefault("ops_info_SessionExpiredException", 0L),
+        totals.getOrDefault("replies_outcome_unknown", 0L), totals.getOrDefault("multicast_sends", 0L),
+        totals.getOrDefault("multicast_sends_fragmented", 0L), totals.getOrDefault("unicast_sends", 0L),
+        totals.getOrDefault("stream_sends", 0L));
     if (!failures.isEmpty()) {
       fail(failures.size() + " failing seed(s):\n" + String.join("\n", failures));
+    }
+    if (seeds.size() >= 1000) {
+      // Enough runs exercise every client path that a reader of the totals expects to see.
+      for (String path : List.of("registrations_busy", "replies_session_expired", "ops_info_SessionExpiredException",
+          "ops_info_ChoirTimeoutException", "ops_fail_UnavailableException", "replies_outcome_unknown",
+          "multicast_sends_fragmented", "stream_sends", "intake_paused")) {
+        if (totals.getOrDefault(path, 0L) == 0) {
+          fail(seeds.size() + " seeds never exercised " + path + ": " + totals);
+        }
+      }
     }
   }
 }
