@@ -1,12 +1,9 @@
 package io.choir.server.replica;
 
 import io.choir.proto.Entry;
-import io.choir.proto.KeyValue;
+import io.choir.server.storage.ForwardingStorage;
 import io.choir.server.storage.Storage;
-import io.choir.server.storage.StorageSnapshot;
-import io.choir.server.storage.WriteSet;
 import java.util.List;
-import java.util.Map;
 
 /**
  * ApplyLaneStorage is the storage as the state machine on the apply lane sees it: every change to the
@@ -19,17 +16,16 @@ import java.util.Map;
  * <p>Until {@link #attach} (while the replica starts: the state machine's load), log changes go
  * straight to the storage too: no lane runs yet.
  */
-public final class ApplyLaneStorage implements Storage {
+public final class ApplyLaneStorage extends ForwardingStorage {
   /** Runs an action on the log lane after what is queued there, and returns once it ran. */
   public interface LogLaneRunner {
     void runAndWait(String what, Runnable action);
   }
 
-  private final Storage delegate;
   private volatile LogLaneRunner logLane;
 
   public ApplyLaneStorage(Storage delegate) {
-    this.delegate = delegate;
+    super(delegate);
   }
 
   /** From now on, log changes run on the log lane. */
@@ -61,72 +57,7 @@ public final class ApplyLaneStorage implements Storage {
     onLogLane("truncate the log after " + op, () -> delegate.truncateLogAfter(op, sync));
   }
 
-  @Override
-  public List<Entry> readLog(long fromOp, long toOp, int maxBytes) {
-    return delegate.readLog(fromOp, toOp, maxBytes);
-  }
-
-  @Override
-  public long firstLogOp() {
-    return delegate.firstLogOp();
-  }
-
-  @Override
-  public long lastLogOp() {
-    return delegate.lastLogOp();
-  }
-
-  @Override
-  public io.choir.server.storage.Versioned get(byte[] key) {
-    return delegate.get(key);
-  }
-
-  @Override
-  public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
-    return delegate.scan(start, end, limit);
-  }
-
-  @Override
-  public long approximateKeyCount() {
-    return delegate.approximateKeyCount();
-  }
-
-  @Override
-  public byte[] getMeta(byte[] key) {
-    return delegate.getMeta(key);
-  }
-
-  @Override
-  public List<Map.Entry<byte[], byte[]>> scanMeta(byte[] prefix) {
-    return delegate.scanMeta(prefix);
-  }
-
-  @Override
-  public void write(WriteSet set, boolean sync) {
-    delegate.write(set, sync);
-  }
-
-  @Override
-  public void sync() {
-    delegate.sync();
-  }
-
-  @Override
-  public StorageSnapshot snapshot() {
-    return delegate.snapshot();
-  }
-
-  @Override
-  public void beginInstall() {
-    delegate.beginInstall();
-  }
-
-  @Override
-  public void installData(List<KeyValue> kvs) {
-    delegate.installData(kvs);
-  }
-
-  /** Closes nothing: the replica closes the storage itself. */
+  /** Closes nothing: the replica closes the storage it opened itself. */
   @Override
   public void close() {}
 }

@@ -6,8 +6,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * ForwardingStorage passes every call to a delegate; tests extend it and override the one or two calls
- * they watch or break (counting writes, failing them like a dying machine).
+ * ForwardingStorage passes every call to a delegate; a subclass overrides the calls it changes (the
+ * replica's ApplyLaneStorage sends log changes to the log lane; tests count writes or fail them like a
+ * dying machine).
  */
 public abstract class ForwardingStorage implements Storage {
   protected final Storage delegate;
