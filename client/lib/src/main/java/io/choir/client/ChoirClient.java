@@ -2,7 +2,6 @@ package io.choir.client;
 
 import java.security.SecureRandom;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
@@ -387,7 +386,7 @@ public final class ChoirClient implements AutoCloseable {
    * Builder configures a {@link ChoirClient}. Every setting has a default except the endpoints; each
    * bound is a named setting so an operator can see and tune it.
    */
-  public static final class Builder {
+  public static final class Builder extends ClientBuilder<Builder> {
     /** Default for {@link #requestTimeout}: long enough to ride out a view change. */
     public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(5);
     /**
@@ -403,40 +402,14 @@ public final class ChoirClient implements AutoCloseable {
     /** Default for {@link #maxFrameBytes}: a 16 MiB value plus room for the key and the envelope. */
     public static final int DEFAULT_MAX_FRAME_BYTES = (16 << 20) + (64 << 10);
 
-    private final List<Endpoint> endpoints = new ArrayList<>();
-    private Duration requestTimeout = DEFAULT_REQUEST_TIMEOUT;
-    private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
     private Duration connectTimeout = DEFAULT_CONNECT_TIMEOUT;
-    private int maxInFlight = DEFAULT_MAX_IN_FLIGHT;
-    private int maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
-    private ReadConsistency readConsistency = ReadConsistency.LINEARIZABLE;
     private int eventLoopThreads = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
     private Random random;
-    private Long clientId;
 
     private Builder() {}
 
-    /**
-     * The replicas' client addresses. Requests go to the first until it fails or names another
-     * primary; status() asks each of them. Replaces earlier endpoints.
-     *
-     * @param endpoints host:port strings ([v6-address]:port for IPv6), at least one
-     * @return this builder
-     * @throws IllegalArgumentException when the list is empty or an entry is not host:port
-     */
-    public Builder endpoints(List<String> endpoints) {
-      if (endpoints == null || endpoints.isEmpty()) {
-        throw new IllegalArgumentException("at least one endpoint is required");
-      }
-      List<Endpoint> parsed = new ArrayList<>();
-      for (String e : endpoints) {
-        Endpoint endpoint = Endpoint.parse(e);
-        if (!parsed.contains(endpoint)) {
-          parsed.add(endpoint);
-        }
-      }
-      this.endpoints.clear();
-      this.endpoints.addAll(parsed);
+    @Override
+    Builder self() {
       return this;
     }
 
@@ -451,36 +424,6 @@ public final class ChoirClient implements AutoCloseable {
     }
 
     /**
-     * The whole budget of one call, including the wait for an in-flight slot, connects and retries.
-     *
-     * @param requestTimeout positive, at least 1 ms
-     * @return this builder
-     */
-    public Builder requestTimeout(Duration requestTimeout) {
-      this.requestTimeout = positive(requestTimeout, "requestTimeout");
-      return this;
-    }
-
-    /**
-     * How long one attempt waits for an answer from one replica before the call moves on to the next
-     * one, with the same request id (so the write still happens at most once). This is what makes
-     * failover fast when the primary is paused or cut off rather than dead: its connection stays up,
-     * but nothing comes back. Set it to about twice the replicas' {@code election_timeout_ms} (the
-     * default 1 s matches their default 500 ms): shorter, and a slow but healthy primary is left for
-     * backups that only redirect back; longer, and writes wait longer after a failure. A call whose
-     * attempt timed out after the request was sent may end in ChoirTimeoutException (outcome unknown)
-     * rather than UnavailableException. It also caps the pause between retries at a quarter of it.
-     * Status requests, which ask one replica, wait for the request timeout instead.
-     *
-     * @param attemptTimeout positive, at least 1 ms
-     * @return this builder
-     */
-    public Builder attemptTimeout(Duration attemptTimeout) {
-      this.attemptTimeout = positive(attemptTimeout, "attemptTimeout");
-      return this;
-    }
-
-    /**
      * How long one TCP connect may take before the endpoint counts as down for this attempt.
      *
      * @param connectTimeout positive, at least 1 ms
@@ -488,53 +431,6 @@ public final class ChoirClient implements AutoCloseable {
      */
     public Builder connectTimeout(Duration connectTimeout) {
       this.connectTimeout = positive(connectTimeout, "connectTimeout");
-      return this;
-    }
-
-    /**
-     * The most requests this client has outstanding at once. A call beyond it waits (without blocking
-     * async callers) for a slot, in arrival order; if none frees while at least a tenth of its request
-     * timeout remains, it fails with {@link BusyException} without being sent. Bounds client memory and
-     * the replicas' saved-reply table per client.
-     *
-     * @param maxInFlight at least 1
-     * @return this builder
-     */
-    public Builder maxInFlight(int maxInFlight) {
-      if (maxInFlight < 1) {
-        throw new IllegalArgumentException("maxInFlight must be at least 1: " + maxInFlight);
-      }
-      this.maxInFlight = maxInFlight;
-      return this;
-    }
-
-    /**
-     * The largest frame this client sends or accepts. A request above it fails at once with
-     * {@link TooLargeException} instead of making the server close the connection; a response above
-     * it closes the connection.
-     *
-     * @param maxFrameBytes at least 1024
-     * @return this builder
-     */
-    public Builder maxFrameBytes(int maxFrameBytes) {
-      if (maxFrameBytes < 1024) {
-        throw new IllegalArgumentException("maxFrameBytes must be at least 1024: " + maxFrameBytes);
-      }
-      this.maxFrameBytes = maxFrameBytes;
-      return this;
-    }
-
-    /**
-     * The consistency of reads that do not name one.
-     *
-     * @param readConsistency LINEARIZABLE (default) or SEQUENTIAL
-     * @return this builder
-     */
-    public Builder readConsistency(ReadConsistency readConsistency) {
-      if (readConsistency == null) {
-        throw new IllegalArgumentException("readConsistency must not be null");
-      }
-      this.readConsistency = readConsistency;
       return this;
     }
 
@@ -561,11 +457,7 @@ public final class ChoirClient implements AutoCloseable {
 
     /** Test hook: a fixed client instance id (its top bit is set, see {@link ChoirClient#clientId()}). */
     Builder clientId(long clientId) {
-      if (clientId == 0) {
-        throw new IllegalArgumentException("clientId must not be 0");
-      }
-      this.clientId = clientId;
-      return this;
+      return setClientId(clientId);
     }
 
     /**
@@ -575,14 +467,12 @@ public final class ChoirClient implements AutoCloseable {
      * @throws IllegalArgumentException when no endpoint was set
      */
     public ChoirClient build() {
-      if (endpoints.isEmpty()) {
+      if (!hasEndpoints()) {
         throw new IllegalArgumentException("at least one endpoint is required");
       }
-      ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
-          connectTimeout.toMillis(),
-          maxInFlight, maxFrameBytes, readConsistency, eventLoopThreads,
-          random != null ? random : new Random());
-      return new ChoirClient(config, clientId != null ? instanceId(clientId) : newClientId());
+      ClientConfig config = config(connectTimeout.toMillis(), eventLoopThreads, random != null ? random : new Random());
+      Long instanceId = instanceIdOrNull();
+      return new ChoirClient(config, instanceId != null ? instanceId : newClientId());
     }
 
     /** A random client instance id, with the top bit set (so never 0). */
@@ -598,13 +488,6 @@ public final class ChoirClient implements AutoCloseable {
      */
     static long instanceId(long id) {
       return id | Long.MIN_VALUE;
-    }
-
-    private static Duration positive(Duration d, String name) {
-      if (d == null || d.toMillis() < 1) {
-        throw new IllegalArgumentException(name + " must be at least 1 ms: " + d);
-      }
-      return d;
     }
   }
 }

@@ -2,9 +2,6 @@ package io.choir.client;
 
 import io.choir.client.spi.ClientScheduler;
 import io.choir.client.spi.ClientTransport;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 
@@ -119,103 +116,20 @@ public final class DeterministicClient {
     return dispatcher.closeAsync();
   }
 
-  /** Builder configures a DeterministicClient; validation is as strict as ChoirClient.Builder's. */
-  public static final class Builder {
-    private final List<Endpoint> endpoints = new ArrayList<>();
-    private Duration requestTimeout = ChoirClient.Builder.DEFAULT_REQUEST_TIMEOUT;
-    private Duration attemptTimeout = ChoirClient.Builder.DEFAULT_ATTEMPT_TIMEOUT;
-    private int maxInFlight = ChoirClient.Builder.DEFAULT_MAX_IN_FLIGHT;
-    private int maxFrameBytes = ChoirClient.Builder.DEFAULT_MAX_FRAME_BYTES;
-    private ReadConsistency readConsistency = ReadConsistency.LINEARIZABLE;
-    private Long clientId;
+  /**
+   * Builder configures a DeterministicClient: the settings and validation of {@link ChoirClient.Builder}
+   * (endpoints, timeouts, in-flight and frame bounds, read consistency), plus the clock, the network, the
+   * client id and the jitter source, which it requires.
+   */
+  public static final class Builder extends ClientBuilder<Builder> {
     private Random random;
     private ClientScheduler scheduler;
     private ClientTransport transport;
 
     private Builder() {}
 
-    /**
-     * The replicas' client addresses, host:port, as the transport will be asked to connect to them and
-     * as the replicas name each other in NOT_PRIMARY hints.
-     *
-     * @param endpoints at least one
-     * @return this builder
-     */
-    public Builder endpoints(List<String> endpoints) {
-      if (endpoints == null || endpoints.isEmpty()) {
-        throw new IllegalArgumentException("at least one endpoint is required");
-      }
-      this.endpoints.clear();
-      for (String e : endpoints) {
-        Endpoint endpoint = Endpoint.parse(e);
-        if (!this.endpoints.contains(endpoint)) {
-          this.endpoints.add(endpoint);
-        }
-      }
-      return this;
-    }
-
-    /**
-     * The whole budget of one call, on the scheduler's clock.
-     *
-     * @param requestTimeout at least 1 ms
-     * @return this builder
-     */
-    public Builder requestTimeout(Duration requestTimeout) {
-      this.requestTimeout = positive(requestTimeout, "requestTimeout");
-      return this;
-    }
-
-    /**
-     * How long one attempt waits before moving on (see {@link ChoirClient.Builder#attemptTimeout}).
-     *
-     * @param attemptTimeout at least 1 ms
-     * @return this builder
-     */
-    public Builder attemptTimeout(Duration attemptTimeout) {
-      this.attemptTimeout = positive(attemptTimeout, "attemptTimeout");
-      return this;
-    }
-
-    /**
-     * The most requests outstanding at once (see {@link ChoirClient.Builder#maxInFlight}).
-     *
-     * @param maxInFlight at least 1
-     * @return this builder
-     */
-    public Builder maxInFlight(int maxInFlight) {
-      if (maxInFlight < 1) {
-        throw new IllegalArgumentException("maxInFlight must be at least 1: " + maxInFlight);
-      }
-      this.maxInFlight = maxInFlight;
-      return this;
-    }
-
-    /**
-     * The largest request frame sent (see {@link ChoirClient.Builder#maxFrameBytes}).
-     *
-     * @param maxFrameBytes at least 1024
-     * @return this builder
-     */
-    public Builder maxFrameBytes(int maxFrameBytes) {
-      if (maxFrameBytes < 1024) {
-        throw new IllegalArgumentException("maxFrameBytes must be at least 1024: " + maxFrameBytes);
-      }
-      this.maxFrameBytes = maxFrameBytes;
-      return this;
-    }
-
-    /**
-     * The consistency of reads that do not name one.
-     *
-     * @param readConsistency not null
-     * @return this builder
-     */
-    public Builder readConsistency(ReadConsistency readConsistency) {
-      if (readConsistency == null) {
-        throw new IllegalArgumentException("readConsistency must not be null");
-      }
-      this.readConsistency = readConsistency;
+    @Override
+    Builder self() {
       return this;
     }
 
@@ -229,11 +143,7 @@ public final class DeterministicClient {
      * @return this builder
      */
     public Builder clientId(long clientId) {
-      if (clientId == 0) {
-        throw new IllegalArgumentException("clientId must not be 0");
-      }
-      this.clientId = clientId;
-      return this;
+      return setClientId(clientId);
     }
 
     /**
@@ -243,10 +153,7 @@ public final class DeterministicClient {
      * @return this builder
      */
     public Builder random(Random random) {
-      if (random == null) {
-        throw new IllegalArgumentException("random must not be null");
-      }
-      this.random = random;
+      this.random = required(random, "random");
       return this;
     }
 
@@ -257,10 +164,7 @@ public final class DeterministicClient {
      * @return this builder
      */
     public Builder scheduler(ClientScheduler scheduler) {
-      if (scheduler == null) {
-        throw new IllegalArgumentException("scheduler must not be null");
-      }
-      this.scheduler = scheduler;
+      this.scheduler = required(scheduler, "scheduler");
       return this;
     }
 
@@ -271,10 +175,7 @@ public final class DeterministicClient {
      * @return this builder
      */
     public Builder transport(ClientTransport transport) {
-      if (transport == null) {
-        throw new IllegalArgumentException("transport must not be null");
-      }
-      this.transport = transport;
+      this.transport = required(transport, "transport");
       return this;
     }
 
@@ -285,21 +186,20 @@ public final class DeterministicClient {
      * @throws IllegalArgumentException when a required setting is missing
      */
     public DeterministicClient build() {
-      if (endpoints.isEmpty() || scheduler == null || transport == null || clientId == null || random == null) {
+      Long instanceId = instanceIdOrNull();
+      if (!hasEndpoints() || scheduler == null || transport == null || instanceId == null || random == null) {
         throw new IllegalArgumentException("endpoints, scheduler, transport, clientId and random are required");
       }
-      Random jitter = random;
-      ClientConfig config = new ClientConfig(endpoints, requestTimeout.toMillis(), attemptTimeout.toMillis(),
-          0, maxInFlight, maxFrameBytes, readConsistency, 0, jitter);
-      return new DeterministicClient(
-          new Dispatcher(config, ChoirClient.Builder.instanceId(clientId), scheduler, transport), readConsistency);
+      // Connect timeout and I/O threads are NettyIo's settings; the caller's transport has its own.
+      ClientConfig config = config(0, 0, random);
+      return new DeterministicClient(new Dispatcher(config, instanceId, scheduler, transport), config.readConsistency());
     }
 
-    private static Duration positive(Duration d, String name) {
-      if (d == null || d.toMillis() < 1) {
-        throw new IllegalArgumentException(name + " must be at least 1 ms: " + d);
+    private static <T> T required(T value, String name) {
+      if (value == null) {
+        throw new IllegalArgumentException(name + " must not be null");
       }
-      return d;
+      return value;
     }
   }
 }
