@@ -107,10 +107,85 @@ class StateTransferTest {
             1));
   }
 
+  private static StateTransferServer.Limits limits(
+      int maxConcurrentTransfers, int maxConnections, int maxChunkBytes) {
+    return new StateTransferServer.Limits(
+        maxConcurrentTransfers, maxConnections, maxChunkBytes, 65_536, 10_000, 60_000);
+  }
+
   private static KvStateMachine loaded(Storage storage) {
     KvStateMachine sm = new KvStateMachine(storage, MAX_SESSIONS, MAX_REPLIES);
     sm.load();
     return sm;
+  }
+
+  /** One side of a transfer: a storage and the state machine loaded over it. */
+  private record Node(Storage storage, KvStateMachine sm) {
+    static Node over(Storage storage) {
+      return new Node(storage, loaded(storage));
+    }
+  }
+
+  /** A node over a RocksDB store under tempDir/name, closed after the test. */
+  private Node open(String name) {
+    return Node.over(track(RocksDbStorage.open(tempDir.resolve(name))));
+  }
+
+  /** The source node, with entries applied. */
+  private Node source(List<Entry> entries) {
+    Node source = open("source");
+    applyAll(source.sm(), entries);
+    return source;
+  }
+
+  /**
+   * Fetches from address into target as member TARGET_ID of CLUSTER in view 1, installing on the
+   * storage thread, within WAIT_SECONDS.
+   */
+  private CompletableFuture<StateTransferReceiver.Installed> fetch(
+      InetSocketAddress address, Node target, long applied) {
+    return fetch(
+        address, CLUSTER, TARGET_ID, applied, storageThread::execute, target, Duration.ofSeconds(WAIT_SECONDS));
+  }
+
+  private CompletableFuture<StateTransferReceiver.Installed> fetch(
+      InetSocketAddress address,
+      long clusterId,
+      int selfId,
+      long applied,
+      Consumer<Runnable> onStorageThread,
+      Node target,
+      Duration timeout) {
+    return client.fetch(
+        address, clusterId, selfId, 1, applied, onStorageThread, target.sm(), target.storage(), timeout);
+  }
+
+  /** Waits for a fetch that must fail, and returns why it failed. */
+  private static TransferFailedException failure(CompletableFuture<?> fetch) {
+    ExecutionException e =
+        assertThrows(ExecutionException.class, () -> fetch.get(WAIT_SECONDS, TimeUnit.SECONDS));
+    return assertInstanceOf(TransferFailedException.class, e.getCause());
+  }
+
+  /** Waits until every step queued on the storage thread so far has run. */
+  private void awaitStorageThreadIdle() throws Exception {
+    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
+  }
+
+  private static byte[] installingMarker(Storage storage) {
+    return storage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING));
+  }
+
+  /**
+   * The end-to-end digest refused an install that had begun: nothing is applied and the "installing"
+   * marker stays in markerStorage, so a restart wipes the partial data (issue 9, hole 2g).
+   */
+  private static void assertRefusedByTheDigest(
+      TransferFailedException failure, Node target, Storage markerStorage) {
+    assertTrue(failure.installStarted());
+    assertTrue(failure.getMessage().contains("does not verify"), failure.getMessage());
+    assertTrue(target.sm().installing(), "nothing may be applied");
+    assertEquals(1, installingMarker(markerStorage).length, "the marker stays");
   }
 
   /**
@@ -165,16 +240,15 @@ class StateTransferTest {
     return storage.scan(new byte[0], new byte[0], Integer.MAX_VALUE);
   }
 
-  private static void assertSameState(
-      KvStateMachine expected, Storage expectedStorage, KvStateMachine actual, Storage actualStorage) {
-    assertEquals(expected.appliedState(), actual.appliedState());
-    assertEquals(expected.clientCount(), actual.clientCount());
-    try (var want = expectedStorage.snapshot();
-        var got = actualStorage.snapshot()) {
+  private static void assertSameState(Node expected, Node actual) {
+    assertEquals(expected.sm().appliedState(), actual.sm().appliedState());
+    assertEquals(expected.sm().clientCount(), actual.sm().clientCount());
+    try (var want = expected.storage().snapshot();
+        var got = actual.storage().snapshot()) {
       assertEquals(KvStateMachine.clientTable(want), KvStateMachine.clientTable(got));
     }
-    List<KeyValue> want = allData(expectedStorage);
-    List<KeyValue> got = allData(actualStorage);
+    List<KeyValue> want = allData(expected.storage());
+    List<KeyValue> got = allData(actual.storage());
     assertEquals(want.size(), got.size());
     assertTrue(want.equals(got), "the installed data differs from the source's");
   }
@@ -187,149 +261,81 @@ class StateTransferTest {
     List<Entry> first = workload(random, 1, 24_000, 20_000);
     List<Entry> more = workload(random, first.size() + 1, 500, 20_000);
 
-    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
-    KvStateMachine source = loaded(sourceStorage);
-    applyAll(source, first);
+    Node source = source(first);
     // The reference twin follows the source op by op, so whichever op the snapshot is taken at,
     // the receiver can be compared with the state at exactly that op.
-    RocksDbStorage twinStorage = track(RocksDbStorage.open(tempDir.resolve("twin")));
-    KvStateMachine twin = loaded(twinStorage);
-    applyAll(twin, first);
+    Node twin = open("twin");
+    applyAll(twin.sm(), first);
 
-    Path targetDir = tempDir.resolve("target");
-    RocksDbStorage targetStorage = RocksDbStorage.open(targetDir);
-    KvStateMachine target = loaded(targetStorage);
+    Node target = Node.over(RocksDbStorage.open(tempDir.resolve("target"))); // closed below, then reopened
     List<Entry> stale = workload(new Random(seed + 1), 1, 50, 100);
-    targetStorage.appendLog(stale, true);
-    applyAll(target, stale);
+    target.storage().appendLog(stale, true);
+    applyAll(target.sm(), stale);
 
     // 64 KiB chunks: about a hundred of them for the ~6 MB state, through the writability loop.
-    StateTransferServer server =
-        server(sourceStorage, new StateTransferServer.Limits(2, 8, 64 << 10, 65_536, 10_000, 60_000));
+    StateTransferServer server = server(source.storage(), limits(2, 8, 64 << 10));
     CompletableFuture<StateTransferReceiver.Installed> fetched =
-        client.fetch(
-            server.localAddress(),
-            CLUSTER,
-            TARGET_ID,
-            1,
-            target.applied(),
-            storageThread::execute,
-            target,
-            targetStorage,
-            Duration.ofSeconds(WAIT_SECONDS));
+        fetch(server.localAddress(), target, target.sm().applied());
     // The source keeps applying during the transfer; the snapshot must not mix ops.
-    applyAll(source, more);
+    applyAll(source.sm(), more);
     StateTransferReceiver.Installed installed = fetched.get(WAIT_SECONDS, TimeUnit.SECONDS);
 
     if (installed.op() != first.size()) {
-      applyAll(twin, more);
+      applyAll(twin.sm(), more);
     }
     assertEquals(
-        twin.appliedState(), new KvStateMachine.AppliedState(installed.op(), installed.checksum()));
-    assertTrue(twinStorage.approximateKeyCount() > 10_000);
+        twin.sm().appliedState(), new KvStateMachine.AppliedState(installed.op(), installed.checksum()));
+    assertTrue(twin.storage().approximateKeyCount() > 10_000);
     // The state machine is read on the storage thread's side of the install: wait for it to settle.
-    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
-    assertSameState(twin, twinStorage, target, targetStorage);
-    assertEquals(0, targetStorage.lastLogOp());
-    assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
+    awaitStorageThreadIdle();
+    assertSameState(twin, target);
+    assertEquals(0, target.storage().lastLogOp());
+    assertNull(installingMarker(target.storage()));
     assertEquals(0, server.transfersRefused());
     assertTrue(server.chunksWritten() > 50, "chunks: " + server.chunksWritten());
 
     // The install is durable: a restart loads the same state.
-    targetStorage.close();
-    RocksDbStorage reopened = track(RocksDbStorage.open(targetDir));
-    KvStateMachine reloaded = loaded(reopened);
-    assertFalse(reloaded.wipedInterruptedInstall());
-    assertSameState(twin, twinStorage, reloaded, reopened);
+    target.storage().close();
+    Node reloaded = open("target");
+    assertFalse(reloaded.sm().wipedInterruptedInstall());
+    assertSameState(twin, reloaded);
   }
 
   @Test
   void shouldRefuseARequestWithAnotherClusterIdOrFromANonMember() throws Exception {
-    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
-    KvStateMachine source = loaded(sourceStorage);
-    applyAll(source, workload(new Random(1), 1, 100, 50));
-    RocksDbStorage targetStorage = track(RocksDbStorage.open(tempDir.resolve("target")));
-    KvStateMachine target = loaded(targetStorage);
-    StateTransferServer server = server(sourceStorage, StateTransferServer.Limits.defaults());
+    Node source = source(workload(new Random(1), 1, 100, 50));
+    Node target = open("target");
+    StateTransferServer server = server(source.storage(), StateTransferServer.Limits.defaults());
+    Duration timeout = Duration.ofSeconds(WAIT_SECONDS);
 
-    ExecutionException otherCluster =
-        assertThrows(
-            ExecutionException.class,
-            () ->
-                client
-                    .fetch(
-                        server.localAddress(),
-                        CLUSTER + 1,
-                        TARGET_ID,
-                        1,
-                        0,
-                        storageThread::execute,
-                        target,
-                        targetStorage,
-                        Duration.ofSeconds(WAIT_SECONDS))
-                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
-    ExecutionException nonMember =
-        assertThrows(
-            ExecutionException.class,
-            () ->
-                client
-                    .fetch(
-                        server.localAddress(),
-                        CLUSTER,
-                        7,
-                        1,
-                        0,
-                        storageThread::execute,
-                        target,
-                        targetStorage,
-                        Duration.ofSeconds(WAIT_SECONDS))
-                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
+    TransferFailedException otherCluster =
+        failure(fetch(server.localAddress(), CLUSTER + 1, TARGET_ID, 0, storageThread::execute, target, timeout));
+    TransferFailedException nonMember =
+        failure(fetch(server.localAddress(), CLUSTER, 7, 0, storageThread::execute, target, timeout));
 
-    for (ExecutionException e : List.of(otherCluster, nonMember)) {
-      TransferFailedException failure =
-          assertInstanceOf(TransferFailedException.class, e.getCause());
+    for (TransferFailedException failure : List.of(otherCluster, nonMember)) {
       assertFalse(failure.installStarted());
     }
     assertEquals(2, server.transfersRefused());
     assertEquals(0, server.transfersServed());
-    assertEquals(0, target.applied());
-    assertFalse(target.installing());
-    assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
+    assertEquals(0, target.sm().applied());
+    assertFalse(target.sm().installing());
+    assertNull(installingMarker(target.storage()));
   }
 
   @Test
   void shouldRefuseASnapshotThatIsNotAheadWithoutTouchingStorage() throws Exception {
-    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
-    KvStateMachine source = loaded(sourceStorage);
-    applyAll(source, workload(new Random(2), 1, 10, 50));
-    RocksDbStorage targetStorage = track(RocksDbStorage.open(tempDir.resolve("target")));
-    KvStateMachine target = loaded(targetStorage);
-    applyAll(target, workload(new Random(3), 1, 20, 50));
-    StateTransferServer server = server(sourceStorage, StateTransferServer.Limits.defaults());
+    Node source = source(workload(new Random(2), 1, 10, 50));
+    Node target = open("target");
+    applyAll(target.sm(), workload(new Random(3), 1, 20, 50));
+    StateTransferServer server = server(source.storage(), StateTransferServer.Limits.defaults());
 
-    ExecutionException e =
-        assertThrows(
-            ExecutionException.class,
-            () ->
-                client
-                    .fetch(
-                        server.localAddress(),
-                        CLUSTER,
-                        TARGET_ID,
-                        1,
-                        target.applied(),
-                        storageThread::execute,
-                        target,
-                        targetStorage,
-                        Duration.ofSeconds(WAIT_SECONDS))
-                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
+    TransferFailedException failure = failure(fetch(server.localAddress(), target, target.sm().applied()));
 
-    TransferFailedException failure =
-        assertInstanceOf(TransferFailedException.class, e.getCause());
     assertFalse(failure.installStarted());
     assertEquals(1, server.chunksWritten()); // one empty last chunk, not the whole state
-    assertEquals(20, target.applied());
-    assertFalse(target.installing());
+    assertEquals(20, target.sm().applied());
+    assertFalse(target.sm().installing());
   }
 
   @Test
@@ -347,10 +353,8 @@ class StateTransferTest {
         new WriteSet()
             .putMeta(MetaKeys.bytes(MetaKeys.APPLIED), Bytes.longToBytes(24)),
         true);
-    RocksDbStorage targetStorage = track(RocksDbStorage.open(tempDir.resolve("target")));
-    KvStateMachine target = loaded(targetStorage);
-    StateTransferServer server =
-        server(sourceStorage, new StateTransferServer.Limits(1, 4, 1 << 20, 65_536, 10_000, 60_000));
+    Node target = open("target");
+    StateTransferServer server = server(sourceStorage, limits(1, 4, 1 << 20));
 
     try (Socket holder = new Socket()) {
       holder.setReceiveBufferSize(4096);
@@ -362,39 +366,19 @@ class StateTransferTest {
       assertTrue(length > 0);
       assertEquals(1, server.activeTransfers());
 
-      ExecutionException e =
-          assertThrows(
-              ExecutionException.class,
-              () ->
-                  client
-                      .fetch(
-                          server.localAddress(),
-                          CLUSTER,
-                          TARGET_ID,
-                          1,
-                          0,
-                          storageThread::execute,
-                          target,
-                          targetStorage,
-                          Duration.ofSeconds(WAIT_SECONDS))
-                      .get(WAIT_SECONDS, TimeUnit.SECONDS));
+      failure(fetch(server.localAddress(), target, 0));
 
-      assertInstanceOf(TransferFailedException.class, e.getCause());
       assertEquals(1, server.transfersRefused());
-      assertEquals(0, target.applied());
-      assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)));
+      assertEquals(0, target.sm().applied());
+      assertNull(installingMarker(target.storage()));
     }
   }
 
   @Test
   void shouldFailATimedOutFetchAfterTheInstallBeganAndLetTheNextFetchStartOver() throws Exception {
-    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
-    KvStateMachine source = loaded(sourceStorage);
-    applyAll(source, workload(new Random(5), 1, 3000, 2000));
-    RocksDbStorage targetStorage = track(RocksDbStorage.open(tempDir.resolve("target")));
-    KvStateMachine target = loaded(targetStorage);
-    StateTransferServer server =
-        server(sourceStorage, new StateTransferServer.Limits(2, 8, 16 << 10, 65_536, 10_000, 60_000));
+    Node source = source(workload(new Random(5), 1, 3000, 2000));
+    Node target = open("target");
+    StateTransferServer server = server(source.storage(), limits(2, 8, 16 << 10));
     // The storage thread runs beginInstall, then stalls until the gate opens: the fetch times out.
     CountDownLatch gate = new CountDownLatch(1);
     int[] steps = {0};
@@ -412,48 +396,25 @@ class StateTransferTest {
                   step.run();
                 });
 
-    ExecutionException e =
-        assertThrows(
-            ExecutionException.class,
-            () ->
-                client
-                    .fetch(
-                        server.localAddress(),
-                        CLUSTER,
-                        TARGET_ID,
-                        1,
-                        0,
-                        stalling,
-                        target,
-                        targetStorage,
-                        Duration.ofMillis(300))
-                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
-    gate.countDown();
-    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
+    TransferFailedException failure;
+    try {
+      failure =
+          failure(fetch(server.localAddress(), CLUSTER, TARGET_ID, 0, stalling, target, Duration.ofMillis(300)));
+    } finally {
+      gate.countDown();
+    }
+    awaitStorageThreadIdle();
 
-    TransferFailedException failure =
-        assertInstanceOf(TransferFailedException.class, e.getCause());
     assertTrue(failure.installStarted());
-    assertTrue(target.installing());
-    assertEquals(List.of(), allData(targetStorage)); // later steps did nothing once failed
-    assertEquals(1, targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length);
+    assertTrue(target.sm().installing());
+    assertEquals(List.of(), allData(target.storage())); // later steps did nothing once failed
+    assertEquals(1, installingMarker(target.storage()).length);
 
     StateTransferReceiver.Installed installed =
-        client
-            .fetch(
-                server.localAddress(),
-                CLUSTER,
-                TARGET_ID,
-                1,
-                target.applied(),
-                storageThread::execute,
-                target,
-                targetStorage,
-                Duration.ofSeconds(WAIT_SECONDS))
-            .get(WAIT_SECONDS, TimeUnit.SECONDS);
+        fetch(server.localAddress(), target, target.sm().applied()).get(WAIT_SECONDS, TimeUnit.SECONDS);
 
     assertEquals(3000, installed.op());
-    assertSameState(source, sourceStorage, target, targetStorage);
+    assertSameState(source, target);
   }
 
   /**
@@ -528,7 +489,7 @@ class StateTransferTest {
     }
 
     @Override
-    public void close() throws Exception {
+    public void close() throws java.io.IOException {
       listener.close();
       for (Socket s : sockets) {
         s.close();
@@ -538,78 +499,30 @@ class StateTransferTest {
 
   @Test
   void shouldRefuseATransferWhoseStreamCorruptedAValueAndInstallNothing() throws Exception {
-    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
-    KvStateMachine source = loaded(sourceStorage);
-    applyAll(source, workload(new Random(6), 1, 2000, 1000));
-    RocksDbStorage targetStorage = track(RocksDbStorage.open(tempDir.resolve("target")));
-    KvStateMachine target = loaded(targetStorage);
-    StateTransferServer server =
-        server(sourceStorage, new StateTransferServer.Limits(2, 8, 16 << 10, 65_536, 10_000, 60_000));
+    Node source = source(workload(new Random(6), 1, 2000, 1000));
+    Node target = open("target");
+    StateTransferServer server = server(source.storage(), limits(2, 8, 16 << 10));
     CorruptingProxy proxy = track(new CorruptingProxy(server.localAddress()));
 
-    ExecutionException e =
-        assertThrows(
-            ExecutionException.class,
-            () ->
-                client
-                    .fetch(
-                        proxy.address(),
-                        CLUSTER,
-                        TARGET_ID,
-                        1,
-                        0,
-                        storageThread::execute,
-                        target,
-                        targetStorage,
-                        Duration.ofSeconds(WAIT_SECONDS))
-                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
-    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
+    TransferFailedException failure = failure(fetch(proxy.address(), target, 0));
+    awaitStorageThreadIdle();
 
     assertTrue(proxy.corrupted);
-    TransferFailedException failure =
-        assertInstanceOf(TransferFailedException.class, e.getCause());
-    assertTrue(failure.installStarted());
-    assertTrue(failure.getMessage().contains("does not verify"), failure.getMessage());
-    assertTrue(target.installing(), "nothing may be applied");
-    assertEquals(1, targetStorage.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length, "the marker stays");
-    assertNull(targetStorage.getMeta(MetaKeys.bytes(MetaKeys.APPLIED)));
+    assertRefusedByTheDigest(failure, target, target.storage());
+    assertNull(target.storage().getMeta(MetaKeys.bytes(MetaKeys.APPLIED)));
   }
 
   @Test
   void shouldRefuseATransferIntoAStorageThatSilentlyDroppedAWrite() throws Exception {
-    RocksDbStorage sourceStorage = track(RocksDbStorage.open(tempDir.resolve("source")));
-    KvStateMachine source = loaded(sourceStorage);
-    applyAll(source, workload(new Random(7), 1, 2000, 1000));
+    Node source = source(workload(new Random(7), 1, 2000, 1000));
     RocksDbStorage targetDisk = track(RocksDbStorage.open(tempDir.resolve("target")));
-    Storage targetStorage = dropsOnePairOfTheSecondInstall(targetDisk);
-    KvStateMachine target = loaded(targetStorage);
-    StateTransferServer server =
-        server(sourceStorage, new StateTransferServer.Limits(2, 8, 16 << 10, 65_536, 10_000, 60_000));
+    Node target = Node.over(dropsOnePairOfTheSecondInstall(targetDisk));
+    StateTransferServer server = server(source.storage(), limits(2, 8, 16 << 10));
 
-    ExecutionException e =
-        assertThrows(
-            ExecutionException.class,
-            () ->
-                client
-                    .fetch(
-                        server.localAddress(),
-                        CLUSTER,
-                        TARGET_ID,
-                        1,
-                        0,
-                        storageThread::execute,
-                        target,
-                        targetStorage,
-                        Duration.ofSeconds(WAIT_SECONDS))
-                    .get(WAIT_SECONDS, TimeUnit.SECONDS));
-    CompletableFuture.runAsync(() -> {}, storageThread).get(WAIT_SECONDS, TimeUnit.SECONDS);
+    TransferFailedException failure = failure(fetch(server.localAddress(), target, 0));
+    awaitStorageThreadIdle();
 
-    TransferFailedException failure =
-        assertInstanceOf(TransferFailedException.class, e.getCause());
-    assertTrue(failure.installStarted());
-    assertTrue(failure.getMessage().contains("does not verify"), failure.getMessage());
-    assertTrue(target.installing());
-    assertEquals(1, targetDisk.getMeta(MetaKeys.bytes(MetaKeys.INSTALLING)).length, "the marker stays");
+    assertRefusedByTheDigest(failure, target, targetDisk);
   }
 
   /** A storage (a proxy, so any Storage method passes through) whose second installData loses a pair. */
