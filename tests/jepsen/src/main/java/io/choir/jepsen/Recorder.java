@@ -134,37 +134,37 @@ public final class Recorder implements AutoCloseable {
 
   /** setReadOk records the set read of {@code process} returning {@code elements} over {@code pages} pages. */
   public synchronized long setReadOk(long process, List<Long> elements, int pages) {
-    long t = now();
-    int at = openSetRead(process);
-    SetRead r = setReads.get(at).ok(t, elements, pages);
-    setReads.set(at, r);
-    write(r.completionLine());
-    return t;
+    return completeSetRead(process, (r, t) -> r.ok(t, elements, pages));
   }
 
   /** setReadFail records that the set read of {@code process} failed without executing: it learnt nothing. */
   public synchronized long setReadFail(long process, String error) {
-    long t = now();
-    int at = openSetRead(process);
-    SetRead r = setReads.get(at).failed(t, error);
-    setReads.set(at, r);
-    write(r.completionLine());
-    return t;
+    return completeSetRead(process, (r, t) -> r.failed(t, error));
   }
 
   /** setReadInfo records that the set read of {@code process} ended in an error of unknown outcome: it learnt nothing. */
   public synchronized long setReadInfo(long process, String error) {
-    long t = now();
-    int at = openSetRead(process);
-    SetRead r = setReads.get(at).unknown(t, error);
-    setReads.set(at, r);
-    write(r.completionLine());
-    return t;
+    return completeSetRead(process, (r, t) -> r.unknown(t, error));
   }
 
   /** setReads are the set workload's final reads so far, in invocation order (open ones as INFO). */
   public synchronized List<SetRead> setReads() {
     return List.copyOf(setReads);
+  }
+
+  /** How a set read completes: the open read and the completion time give the completed read. */
+  private interface SetReadCompletion {
+    SetRead complete(SetRead open, long time);
+  }
+
+  /** Completes the open set read of {@code process} now, as {@code completion} says, and streams it. */
+  private long completeSetRead(long process, SetReadCompletion completion) {
+    long t = now();
+    int at = openSetRead(process);
+    SetRead r = completion.complete(setReads.get(at), t);
+    setReads.set(at, r);
+    write(r.completionLine());
+    return t;
   }
 
   private int openSetRead(long process) {
