@@ -77,13 +77,7 @@ public final class StateTransferClient implements AutoCloseable {
       if (maxFrameBytes < 1024) {
         throw new IllegalArgumentException("maxFrameBytes must be at least 1 KiB: " + maxFrameBytes);
       }
-      if (maxClientTableBytes < 0) {
-        throw new IllegalArgumentException(
-            "maxClientTableBytes must not be negative: " + maxClientTableBytes);
-      }
-      if (maxQueuedChunks < 1) {
-        throw new IllegalArgumentException("maxQueuedChunks must be at least 1: " + maxQueuedChunks);
-      }
+      receiverLimits(maxClientTableBytes, maxQueuedChunks); // the receiver's Limits checks these two
       if (connectTimeoutMs < 1) {
         throw new IllegalArgumentException("connectTimeoutMs must be positive: " + connectTimeoutMs);
       }
@@ -96,6 +90,10 @@ public final class StateTransferClient implements AutoCloseable {
 
     /** The receiver's limits (its read-back pages are 4 MiB). */
     StateTransferReceiver.Limits receiverLimits() {
+      return receiverLimits(maxClientTableBytes, maxQueuedChunks);
+    }
+
+    private static StateTransferReceiver.Limits receiverLimits(long maxClientTableBytes, int maxQueuedChunks) {
       return new StateTransferReceiver.Limits(
           maxClientTableBytes, maxQueuedChunks, StateTransferReceiver.Limits.defaults().readBackBytes());
     }
