@@ -22,17 +22,21 @@ import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import java.io.DataOutputStream;
 import java.io.InputStream;
+import java.net.BindException;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketException;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -62,14 +66,21 @@ class PeerTransportTest {
   private final List<AutoCloseable> extra = new ArrayList<>();
   private InetSocketAddress group;
 
-  /** A port free for both UDP and TCP on loopback (the peer address serves both). */
-  static int freeUdpAndTcpPort() throws Exception {
+  /**
+   * A port free for both UDP and TCP on loopback (the peer address serves both) and not in {@code
+   * taken}: the ports are probed and released, so two probes may otherwise hand out the same number.
+   */
+  static int freeUdpAndTcpPort(Set<Integer> taken) throws Exception {
     for (int attempt = 0; attempt < 100; attempt++) {
       try (ServerSocket tcp = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
         int port = tcp.getLocalPort();
+        if (taken.contains(port)) {
+          continue;
+        }
         try (DatagramSocket udp = new DatagramSocket(port, InetAddress.getLoopbackAddress())) {
+          taken.add(port);
           return port;
-        } catch (java.net.SocketException taken) {
+        } catch (SocketException inUse) {
           // try another
         }
       }
@@ -77,18 +88,45 @@ class PeerTransportTest {
     throw new IllegalStateException("no port free for both UDP and TCP");
   }
 
+  /**
+   * Picks the group port and three peer ports, all distinct, and starts the replicas. A probed port
+   * can still be taken by someone else before the replica binds it (the probe had to release it), so
+   * a start that fails to bind picks new ports and tries again, a bounded number of times.
+   */
   @BeforeEach
   void start() throws Exception {
-    try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
-      group = new InetSocketAddress("239.255.77.9", s.getLocalPort());
+    for (int attempt = 1; ; attempt++) {
+      Set<Integer> taken = new HashSet<>();
+      group = new InetSocketAddress("239.255.77.9", freeUdpAndTcpPort(taken));
+      for (int id = 1; id <= 3; id++) {
+        peers.put(id, new InetSocketAddress("127.0.0.1", freeUdpAndTcpPort(taken)));
+      }
+      try {
+        for (int id = 1; id <= 3; id++) {
+          inboxes.put(id, new LinkedBlockingQueue<>());
+          startReplica(id, PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES);
+        }
+        return;
+      } catch (Exception bindFailed) {
+        stop();
+        servers.clear();
+        transports.clear();
+        inboxes.clear();
+        if (attempt == 5 || !isAddressInUse(bindFailed)) {
+          throw bindFailed;
+        }
+      }
     }
-    for (int id = 1; id <= 3; id++) {
-      peers.put(id, new InetSocketAddress("127.0.0.1", freeUdpAndTcpPort()));
+  }
+
+  private static boolean isAddressInUse(Throwable t) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (c instanceof BindException
+          || String.valueOf(c.getMessage()).contains("Address already in use")) {
+        return true;
+      }
     }
-    for (int id = 1; id <= 3; id++) {
-      inboxes.put(id, new LinkedBlockingQueue<>());
-      startReplica(id, PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES);
-    }
+    return false;
   }
 
   private void startReplica(int id, long streamBufferBytes) throws Exception {
