@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
     subcommands = {
       ServerCommand.class,
       ClusterCommand.class,
+      KeygenCommand.class,
       KvCommands.Put.class,
       KvCommands.Get.class,
       KvCommands.Delete.class,

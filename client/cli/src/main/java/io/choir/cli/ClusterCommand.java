@@ -1,5 +1,6 @@
 package io.choir.cli;
 
+import io.choir.server.security.ClusterKeys;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -7,6 +8,7 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -73,6 +75,12 @@ final class ClusterCommand implements Runnable {
       throw new IllegalArgumentException(l.dir + " already holds a cluster (use --force to overwrite)");
     }
     Files.createDirectories(l.dir);
+    // One fresh key per cluster: every replica seals its datagrams and proves its peer streams with it.
+    Path keyFile = l.dir.toAbsolutePath().resolve("cluster.key");
+    if (force || !Files.exists(keyFile)) {
+      ClusterKeys.generate(1, new SecureRandom()).write(keyFile);
+      out.println("wrote " + keyFile);
+    }
     StringBuilder members = new StringBuilder();
     for (int i = 1; i <= l.replicas; i++) {
       members.append("  - id: ").append(i).append('\n')
@@ -92,7 +100,9 @@ final class ClusterCommand implements Runnable {
           + "# Multicast stays on loopback unless you name a LAN interface.\n"
           + "multicast_group: 239.255.77.1:" + (l.basePort + 199) + "\n"
           + "multicast_interface: lo\n"
-          + "max_datagram_bytes: 60000\n";
+          + "max_datagram_bytes: 60000\n"
+          + "# The cluster's secret key (peer datagrams sealed, peer streams proven): keep it private.\n"
+          + "cluster_key_file: " + keyFile + "\n";
       Files.writeString(file, yaml, StandardCharsets.UTF_8);
       written.add(file);
       out.println("wrote " + file);

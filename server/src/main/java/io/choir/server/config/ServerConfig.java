@@ -3,7 +3,12 @@ package io.choir.server.config;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.choir.server.config.ReplicaAddress.HostPort;
+import io.choir.server.security.ClusterKeys;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.NetworkInterface;
+import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -59,6 +64,16 @@ public final class ServerConfig {
       add(new Setting<>("multicast_interface",
           "Network interface for multicast; loopback by default, a LAN interface only when set.", "lo",
           ServerConfig::nonEmptyString));
+  public static final Setting<String> CLUSTER_KEY_FILE =
+      add(new Setting<>("cluster_key_file",
+          "File of the cluster's secret keys (`choir keygen` writes one): peer datagrams are sealed with it"
+              + " and peer streams proven with it. Empty: no key (peers unauthenticated).", "",
+          ServerConfig::string));
+  public static final Setting<Boolean> ACCEPT_UNAUTHENTICATED_PEERS =
+      add(new Setting<>("accept_unauthenticated_peers",
+          "Start without cluster_key_file although multicast or a peer address is not on loopback, so that"
+              + " any host of that network can forge peer messages. Off: such a replica refuses to start.",
+          false, ServerConfig::bool));
   public static final Setting<Integer> MULTICAST_TTL =
       add(new Setting<>("multicast_ttl", "IP TTL of multicast datagrams.", 1, v -> intIn(v, 0, 255)));
   public static final Setting<Integer> MAX_DATAGRAM_BYTES =
@@ -171,6 +186,7 @@ public final class ServerConfig {
           v -> oneOf(v, "error", "warn", "info", "debug", "trace")));
 
   private final Map<String, Object> values;
+  private ClusterKeys keys;
 
   private ServerConfig(Map<String, Object> values) {
     this.values = values;
@@ -264,6 +280,74 @@ public final class ServerConfig {
           "must exceed twice heartbeat_interval_ms (" + heartbeatIntervalMs() + ")");
     }
     checkDataDir();
+    checkPeerTrust();
+  }
+
+  /**
+   * Without a key, any host that can reach the multicast group or a peer port can forge peer messages.
+   * On loopback only local users can; anywhere else a key is required unless the operator says, by
+   * the setting's name, that unauthenticated peers are accepted.
+   */
+  private void checkPeerTrust() {
+    if (!get(CLUSTER_KEY_FILE).isEmpty()) {
+      clusterKeys(); // a broken key file fails the configuration, not the first datagram
+      return;
+    }
+    if (get(ACCEPT_UNAUTHENTICATED_PEERS)) {
+      return;
+    }
+    String exposed = null;
+    if (!isLoopbackInterface(get(MULTICAST_INTERFACE))) {
+      exposed = "multicast_interface " + get(MULTICAST_INTERFACE) + " is not loopback";
+    } else {
+      for (ReplicaAddress r : replicas()) {
+        if (!isLoopbackHost(r.peer().host())) {
+          exposed = "replica " + r.id() + "'s peer address " + r.peer() + " is not on loopback";
+          break;
+        }
+      }
+    }
+    if (exposed != null) {
+      throw new ConfigException(CLUSTER_KEY_FILE.key(), exposed + ", so any host of that network could"
+          + " forge peer messages: set cluster_key_file (`choir keygen --out FILE` writes one), or set "
+          + ACCEPT_UNAUTHENTICATED_PEERS.key() + ": true to accept that");
+    }
+  }
+
+  private static boolean isLoopbackInterface(String name) {
+    try {
+      NetworkInterface nif = NetworkInterface.getByName(name);
+      return nif != null ? nif.isLoopback() : name.equals("lo");
+    } catch (SocketException e) {
+      return false;
+    }
+  }
+
+  private static boolean isLoopbackHost(String host) {
+    if (host.equals("localhost")) {
+      return true;
+    }
+    try {
+      return InetAddress.getByName(host).isLoopbackAddress();
+    } catch (UnknownHostException e) {
+      return false;
+    }
+  }
+
+  /** The cluster's keys, or null when cluster_key_file is empty. Loaded once. */
+  public ClusterKeys clusterKeys() {
+    String file = get(CLUSTER_KEY_FILE);
+    if (file.isEmpty()) {
+      return null;
+    }
+    if (keys == null) {
+      try {
+        keys = ClusterKeys.load(Path.of(file));
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException(CLUSTER_KEY_FILE.key(), e.getMessage());
+      }
+    }
+    return keys;
   }
 
   private void checkDataDir() {
@@ -441,6 +525,17 @@ public final class ServerConfig {
       throw new IllegalArgumentException("must be a single value, got " + v);
     }
     return String.valueOf(v).trim();
+  }
+
+  private static boolean bool(Object v) {
+    if (v instanceof Boolean b) {
+      return b;
+    }
+    String s = string(v).toLowerCase(Locale.ROOT);
+    if (s.equals("true") || s.equals("false")) {
+      return Boolean.parseBoolean(s);
+    }
+    throw new IllegalArgumentException("must be true or false, got '" + s + "'");
   }
 
   private static String nonEmptyString(Object v) {

@@ -4,8 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.choir.server.security.ClusterKeys;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
+import java.util.HashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -78,5 +82,33 @@ class ServerConfigTest {
       assertTrue(s.flag().startsWith("--") && !s.flag().contains("_"), s.flag());
       assertTrue(!s.description().isBlank(), s.key());
     }
+  }
+
+  @Test
+  void shouldRefuseToStartOffLoopbackWithoutAKeyUnlessToldByName() throws Exception {
+    Path f = yaml("");
+    Map<String, Object> lan = Map.of("replicas", "1=127.0.0.1:9001/192.0.2.10:9101");
+    ConfigException e = refused(f, lan);
+    assertEquals("cluster_key_file", e.key());
+    assertTrue(e.getMessage().contains("accept_unauthenticated_peers"), e.getMessage());
+    assertEquals("cluster_key_file", refused(f, Map.of("multicast_interface", "nosuch0")).key());
+    Map<String, Object> accepted = new HashMap<>(lan);
+    accepted.put("accept_unauthenticated_peers", "true");
+    assertEquals(null, ServerConfig.load(f, accepted).clusterKeys());
+    Path keyFile = dir.resolve("cluster.key");
+    ClusterKeys.generate(3, new SecureRandom()).write(keyFile);
+    Map<String, Object> keyed = new HashMap<>(lan);
+    keyed.put("cluster_key_file", keyFile.toString());
+    assertEquals(3, ServerConfig.load(f, keyed).clusterKeys().sendingKeyId());
+  }
+
+  @Test
+  void shouldRefuseABrokenKeyFileAtConfigurationTime() throws Exception {
+    Path keyFile = dir.resolve("bad.key");
+    Files.writeString(keyFile, "1 not-base64!\n");
+    Files.setPosixFilePermissions(keyFile, PosixFilePermissions.fromString("rw-------"));
+    ConfigException e = refused(yaml(""), Map.of("cluster_key_file", keyFile.toString()));
+    assertEquals("cluster_key_file", e.key());
+    assertTrue(e.getMessage().contains("line 1"), e.getMessage());
   }
 }
