@@ -14,7 +14,9 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.NetworkInterface;
 import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -219,9 +221,10 @@ public final class Cluster implements AutoCloseable {
     DataDisks disks = DataDisks.create(runId, specs.stream().map(NodeSpec::name).toList(),
         settings.dataDiskMegabytes()).orElse(null);
     List<Node> nodes = new ArrayList<>();
+    String clusterKey = NodeSpec.clusterKeyFile(new SecureRandom());
     for (NodeSpec spec : specs) {
       Path data = disks == null ? null : disks.hostPath(spec.name());
-      nodes.add(new Node(spec, container(settings, clusterId, network, spec, specs, labels, data)));
+      nodes.add(new Node(spec, container(settings, clusterId, network, spec, specs, labels, data, clusterKey)));
     }
     Cluster cluster = new Cluster(settings, clusterId, network, subnet, nodes, disks);
     log.info("run {}: starting {} replicas of {} on {} ({})", runId, nodes.size(), settings.image(), subnet,
@@ -248,7 +251,7 @@ public final class Cluster implements AutoCloseable {
   }
 
   private static GenericContainer<?> container(Settings settings, String clusterId, Network network,
-      NodeSpec spec, List<NodeSpec> all, Map<String, String> labels, Path dataOnHost) {
+      NodeSpec spec, List<NodeSpec> all, Map<String, String> labels, Path dataOnHost, String clusterKey) {
     String yaml = spec.serverYaml(clusterId, all, settings.serverSettings());
     GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(settings.image()));
 
@@ -257,6 +260,7 @@ public final class Cluster implements AutoCloseable {
         .withLabels(labels)
         .withEnv("CHOIR_JAVA_OPTS", settings.javaOpts())
         .withCopyToContainer(Transferable.of(yaml), NodeSpec.CONFIG_PATH)
+        .withCopyToContainer(Transferable.of(clusterKey.getBytes(StandardCharsets.UTF_8), 0600), NodeSpec.KEY_PATH)
         .waitingFor(new AbstractWaitStrategy() {
           @Override
           protected void waitUntilReady() {

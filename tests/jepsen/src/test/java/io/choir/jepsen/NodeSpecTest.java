@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.choir.server.config.ServerConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.SecureRandom;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -25,8 +27,14 @@ class NodeSpecTest {
     String yaml = THREE.get(1).serverYaml("jepsen-x", THREE, Map.of("election_timeout_ms", 800));
     Path file = tmp.resolve("choir.yaml");
     Files.writeString(file, yaml);
-    // data_dir points into the container; the host test redirects it
-    ServerConfig c = ServerConfig.load(file, Map.of("data_dir", tmp.resolve("data").toString()));
+    // data_dir and the key file point into the container; the host test redirects them
+    Path key = tmp.resolve("cluster.key");
+    Files.writeString(key, NodeSpec.clusterKeyFile(new SecureRandom()));
+    Files.setPosixFilePermissions(key, PosixFilePermissions.fromString("rw-------"));
+    assertTrue(yaml.contains("cluster_key_file: \"" + NodeSpec.KEY_PATH + "\""), yaml);
+    ServerConfig c = ServerConfig.load(file,
+        Map.of("data_dir", tmp.resolve("data").toString(), "cluster_key_file", key.toString()));
+    assertEquals(1, c.clusterKeys().sendingKeyId(), "the harness's key file is one the replica reads");
     assertEquals(2, c.replicaId());
     assertEquals("jepsen-x", c.clusterId());
     assertEquals("0.0.0.0", c.listenHost());
