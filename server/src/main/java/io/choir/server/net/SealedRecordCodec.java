@@ -1,0 +1,141 @@
+package io.choir.server.net;
+
+import io.choir.server.security.PeerHandshake;
+import io.choir.server.security.SealedRecords;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.ChannelDuplexHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.handler.codec.ByteToMessageDecoder;
+import io.netty.util.ReferenceCountUtil;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+/**
+ * SealedRecordCodec is the Netty side of one connection's {@link SealedRecords}, once its {@link
+ * PeerHandshake} is done: {@link #opener()} turns the records that arrive into the plaintext bytes
+ * the frame decoder reads, and {@link #sealer()} seals every ByteBuf written (a frame above a
+ * record's maximum spans several records). A record that does not open closes the connection,
+ * counted bad_frame; nothing of it reaches the handlers above.
+ *
+ * <p>Memory: the opener holds at most one record ({@link SealedRecords#MAX_CIPHERTEXT_BYTES}) beyond
+ * what the handlers above take; a header announcing more is refused before its body is read.
+ */
+final class SealedRecordCodec {
+  private final PeerTcpAuth auth;
+  private final boolean connector;
+  private SealedRecords.Sealer sealer;
+  private SealedRecords.Opener opener;
+  private boolean broken;
+
+  SealedRecordCodec(PeerTcpAuth auth, boolean connector) {
+    this.auth = auth;
+    this.connector = connector;
+  }
+
+  /** The keys, from the finished handshake (on the channel's loop, before any record). */
+  void start(PeerHandshake.SessionKeys keys) {
+    this.sealer = keys.sealer();
+    this.opener = keys.opener();
+  }
+
+  ByteToMessageDecoder opener() {
+    return new Opener();
+  }
+
+  ChannelDuplexHandler sealer() {
+    return new Sealer();
+  }
+
+  private void refuse(ChannelHandlerContext ctx, String why) {
+    if (broken) {
+      return;
+    }
+    broken = true;
+    if (connector) {
+      auth.connectFailed("bad_frame", ctx.channel().remoteAddress());
+      ctx.fireExceptionCaught(new PeerTcpRefusedException("bad_frame", why));
+    } else {
+      auth.refused("bad_frame", ctx.channel().remoteAddress());
+    }
+    ctx.close();
+  }
+
+  private final class Opener extends ByteToMessageDecoder {
+    @Override
+    protected void decode(ChannelHandlerContext ctx, ByteBuf in, List<Object> out) {
+      if (broken) {
+        in.skipBytes(in.readableBytes());
+        return;
+      }
+      if (opener == null) {
+        in.skipBytes(in.readableBytes());
+        refuse(ctx, "a record before the handshake finished");
+        return;
+      }
+      while (in.readableBytes() >= SealedRecords.LENGTH_BYTES) {
+        int header = in.getInt(in.readerIndex());
+        int length;
+        try {
+          length = opener.ciphertextBytes(header);
+        } catch (SealedRecords.BadRecordException e) {
+          in.skipBytes(in.readableBytes());
+          refuse(ctx, e.getMessage());
+          return;
+        }
+        if (in.readableBytes() < SealedRecords.LENGTH_BYTES + length) {
+          return; // wait for the rest of the record
+        }
+        in.skipBytes(SealedRecords.LENGTH_BYTES);
+        ByteBuf plain = ctx.alloc().heapBuffer(length - SealedRecords.TAG_BYTES);
+        try {
+          ByteBuffer target = plain.nioBuffer(0, length - SealedRecords.TAG_BYTES);
+          opener.open(header, in.nioBuffer(in.readerIndex(), length), target);
+          in.skipBytes(length);
+          plain.writerIndex(length - SealedRecords.TAG_BYTES);
+        } catch (SealedRecords.BadRecordException e) {
+          plain.release();
+          in.skipBytes(in.readableBytes());
+          refuse(ctx, e.getMessage());
+          return;
+        }
+        out.add(plain);
+      }
+    }
+  }
+
+  private final class Sealer extends ChannelDuplexHandler {
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+      if (!(msg instanceof ByteBuf plain)) {
+        ctx.write(msg, promise);
+        return;
+      }
+      if (sealer == null || broken) {
+        ReferenceCountUtil.release(msg);
+        promise.setFailure(new PeerTcpRefusedException("not_ready", "a write before the handshake finished"));
+        return;
+      }
+      ByteBuf sealed;
+      try {
+        int n = plain.readableBytes();
+        sealed = ctx.alloc().heapBuffer((int) SealedRecords.sealedBytes(n));
+        int at = 0;
+        while (at < n) {
+          int chunk = Math.min(SealedRecords.MAX_PLAINTEXT_BYTES, n - at);
+          int recordBytes = SealedRecords.LENGTH_BYTES + chunk + SealedRecords.TAG_BYTES;
+          ByteBuffer target = sealed.nioBuffer(sealed.writerIndex(), recordBytes);
+          sealer.seal(plain.nioBuffer(plain.readerIndex() + at, chunk), target);
+          sealed.writerIndex(sealed.writerIndex() + recordBytes);
+          at += chunk;
+        }
+      } catch (RuntimeException e) {
+        plain.release();
+        promise.setFailure(e);
+        return;
+      }
+      plain.release();
+      ctx.write(sealed, promise);
+    }
+  }
+}
