@@ -2,6 +2,7 @@ package io.choir.server.net;
 
 import io.choir.server.security.ClusterKeys;
 import io.choir.server.security.PeerHandshake;
+import io.choir.server.security.SealedRecords;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -66,6 +67,15 @@ public final class PeerTcpAuth {
   /** Refusals of one reason are logged at most once per this interval (they are counted always). */
   static final long LOG_INTERVAL_NS = TimeUnit.SECONDS.toNanos(10);
 
+  /**
+   * Small records sealed and opened once per process at the first keyed PeerTcpAuth, in a background
+   * thread, so a state transfer runs at AES-GCM's intrinsic speed from its first byte
+   * ({@link SealedRecords#warmUp}).
+   */
+  static final int WARM_UP_RECORDS = 20_000;
+  private static final java.util.concurrent.atomic.AtomicBoolean WARMED_UP =
+      new java.util.concurrent.atomic.AtomicBoolean();
+
   /** The peer id a connection proved (set once its handshake is done; absent without a key). */
   static final AttributeKey<Integer> PEER_ID = AttributeKey.valueOf("choir.peer_tcp.peer_id");
   /** Completes when a connection is ready for the handlers above: proven, or admitted without a key. */
@@ -118,6 +128,12 @@ public final class PeerTcpAuth {
         ? null : self.getAddress();
     this.memberHosts = checkAddresses ? Set.copyOf(hosts) : null;
     this.keys = keys;
+    if (keys != null && WARMED_UP.compareAndSet(false, true)) {
+      Thread t = new Thread(() -> SealedRecords.warmUp(WARM_UP_RECORDS), "choir-aes-gcm-warm-up");
+      t.setDaemon(true);
+      t.setPriority(Thread.MIN_PRIORITY);
+      t.start();
+    }
     this.handshakeTimeoutMs = handshakeTimeoutMs;
     this.maxPendingHandshakes = maxPendingHandshakes;
     this.metrics = metrics;

@@ -68,7 +68,7 @@ class SealedRecordsTest {
     assertEquals(6, keys[0].sealer().records());
     assertEquals(6, keys[1].opener().records());
     assertEquals(100 + 20, SealedRecords.sealedBytes(100));
-    assertEquals((1 << 20) + 16 * 20, SealedRecords.sealedBytes(1 << 20));
+    assertEquals((1 << 20) + (1 << 20) / SealedRecords.MAX_PLAINTEXT_BYTES * 20, SealedRecords.sealedBytes(1 << 20));
   }
 
   @Test
