@@ -112,7 +112,9 @@ final class SealedRecordCodec {
     @Override
     public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
       if (!(msg instanceof ByteBuf plain)) {
-        ctx.write(msg, promise);
+        // Never in the clear: whatever is not bytes to seal (a FileRegion, say) is refused.
+        ReferenceCountUtil.release(msg);
+        promise.setFailure(new IllegalArgumentException("only ByteBufs are sealed, not " + msg.getClass()));
         return;
       }
       if (sealer == null || broken) {

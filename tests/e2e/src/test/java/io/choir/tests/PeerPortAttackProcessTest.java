@@ -13,7 +13,6 @@ import io.choir.proto.Put;
 import io.choir.proto.StateTransferRequest;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.config.ServerConfig;
-import io.choir.server.security.ClusterKeys;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
@@ -58,9 +57,7 @@ class PeerPortAttackProcessTest {
 
   /** Starts three replicas sharing a fresh key file, with SECRETS keys written and replicated. */
   private long startWithSecrets(ChoirClient[] client) throws Exception {
-    Path key = dir.resolve("cluster.key");
-    ClusterKeys.generate(1, new SecureRandom()).write(key);
-    cluster = new ProcessCluster(dir, "peerport", "cluster_key_file: " + key.toAbsolutePath() + "\n");
+    cluster = new ProcessCluster(dir, "peerport", ClusterKeyFile.yaml(dir));
     cluster.startAll();
     client[0] = cluster.client(Duration.ofSeconds(10));
     cluster.awaitConverged(client[0], Duration.ofSeconds(30));
