@@ -35,12 +35,15 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 
 /**
  * What proving and sealing the peer TCP port costs, on loopback: the time from connect to the first
  * peer message delivered, with and without the handshake, and the throughput of a large state
  * transfer, sealed and in the clear. Prints the figures (no timing is asserted: the machine is shared).
+ * About a minute, so only on demand: {@code -Dchoir.peertcp.cost=true -Dtest=PeerTcpCostTest}.
  */
+@EnabledIfSystemProperty(named = "choir.peertcp.cost", matches = "true")
 class PeerTcpCostTest {
   static final long CLUSTER = 0xC057L;
   static final ClusterKeys KEY = ClusterKeys.generate(1, new SecureRandom());
