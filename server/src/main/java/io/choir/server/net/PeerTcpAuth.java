@@ -43,13 +43,14 @@ import org.slf4j.LoggerFactory;
  * </ul>
  *
  * <p>Bounds: at most maxPendingHandshakes connections of one listener may be mid-handshake at a time
- * (more are closed at once, counted too_many_handshakes), and each must finish within
+ * (more are closed at once, counted too_many_handshakes), at most half of them from one source
+ * address (too_many_from_address), and each must finish within
  * handshakeTimeoutMs (else closed, timeout); an acceptor reads at most {@link
  * PeerHandshake#MAX_HANDSHAKE_BYTES} from a connection that has not proven itself.
  *
  * <p>Counters (status: peer_tcp_...): {@code peer_tcp.refused.<reason>} for connections this replica
  * accepted and then closed (bad_hello, foreign_cluster, unknown_member, wrong_target, unknown_key,
- * bad_proof, timeout, closed_in_handshake, too_many_handshakes, unknown_address, bad_frame,
+ * bad_proof, timeout, closed_in_handshake, too_many_handshakes, too_many_from_address, unknown_address, bad_frame,
  * sender_mismatch); {@code peer_tcp.connect_failed.<reason>} for connections this replica opened
  * whose other end failed to prove itself or refused (bad_proof, timeout, refused, bad_frame);
  * {@code peer_tcp.accepted} and {@code peer_tcp.connected} for proven connections. A refusal is
@@ -92,6 +93,7 @@ public final class PeerTcpAuth {
   private final MeterRegistry metrics;
   private final SecureRandom random = new SecureRandom();
   private final AtomicInteger pending = new AtomicInteger();
+  private final Map<InetAddress, AtomicInteger> pendingByAddress = new ConcurrentHashMap<>();
   private final Map<String, Counter> counters = new ConcurrentHashMap<>();
   private final Map<String, AtomicLong> lastLogNs = new ConcurrentHashMap<>();
 
@@ -241,17 +243,37 @@ public final class PeerTcpAuth {
     return memberHosts == null || (remote != null && memberHosts.contains(remote.getAddress()));
   }
 
-  /** Takes a handshake slot; false (and nothing taken) when maxPendingHandshakes are in use. */
-  boolean beginHandshake() {
+  /**
+   * Takes a handshake slot for a connection from remote: null when taken, else the refusal's reason
+   * (too_many_handshakes: maxPendingHandshakes are in use; too_many_from_address: remote's address
+   * holds {@link #perAddressLimit} of them already, so one stranger host cannot take every slot and
+   * shut the members out).
+   */
+  String beginHandshake(InetAddress remote) {
     if (pending.incrementAndGet() > maxPendingHandshakes) {
       pending.decrementAndGet();
-      return false;
+      return "too_many_handshakes";
     }
-    return true;
+    if (remote != null) {
+      AtomicInteger n = pendingByAddress.computeIfAbsent(remote, a -> new AtomicInteger());
+      if (n.incrementAndGet() > perAddressLimit()) {
+        endHandshake(remote);
+        return "too_many_from_address";
+      }
+    }
+    return null;
   }
 
-  void endHandshake() {
+  void endHandshake(InetAddress remote) {
     pending.decrementAndGet();
+    if (remote != null) {
+      pendingByAddress.computeIfPresent(remote, (a, n) -> n.decrementAndGet() <= 0 ? null : n);
+    }
+  }
+
+  /** Handshake slots one source address may hold: half of them (at least one). */
+  int perAddressLimit() {
+    return Math.max(1, maxPendingHandshakes / 2);
   }
 
   /** Connections in their handshake now (tests). */

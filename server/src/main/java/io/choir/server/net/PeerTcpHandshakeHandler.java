@@ -8,6 +8,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Promise;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.util.concurrent.ScheduledFuture;
@@ -34,6 +35,7 @@ final class PeerTcpHandshakeHandler extends ChannelInboundHandlerAdapter {
   private PeerHandshake handshake;
   private ScheduledFuture<?> timer;
   private boolean holdsSlot;
+  private InetAddress slotAddress;
   /** True once proven: bytes pass through. */
   private boolean done;
   /** True once refused: nothing more is read or said. */
@@ -51,11 +53,15 @@ final class PeerTcpHandshakeHandler extends ChannelInboundHandlerAdapter {
   @Override
   public void channelActive(ChannelHandlerContext ctx) {
     if (!connector) {
-      if (!auth.beginHandshake()) {
-        fail(ctx, "too_many_handshakes", "too many peer TCP handshakes in progress");
+      InetSocketAddress remote = (InetSocketAddress) ctx.channel().remoteAddress();
+      InetAddress from = remote == null ? null : remote.getAddress();
+      String refusal = auth.beginHandshake(from);
+      if (refusal != null) {
+        fail(ctx, refusal, "too many peer TCP handshakes in progress");
         return;
       }
       holdsSlot = true;
+      slotAddress = from;
     }
     timer = ctx.executor().schedule(
         () -> fail(ctx, "timeout", "no proven handshake within " + auth.handshakeTimeoutMs() + " ms"),
@@ -175,7 +181,7 @@ final class PeerTcpHandshakeHandler extends ChannelInboundHandlerAdapter {
     }
     if (holdsSlot) {
       holdsSlot = false;
-      auth.endHandshake();
+      auth.endHandshake(slotAddress);
     }
   }
 

@@ -504,14 +504,29 @@ class PeerTcpAttackTest {
   }
 
   @Test
-  void shouldBoundTheConnectionsInTheirHandshake() throws Exception {
+  void shouldBoundTheConnectionsInTheirHandshakeInAllAndPerSourceAddress() throws Exception {
     List<Socket> idle = new ArrayList<>();
     try {
-      for (int i = 0; i < MAX_PENDING; i++) {
+      // One source address takes half the slots, then no more...
+      for (int i = 0; i < MAX_PENDING / 2; i++) {
         idle.add(new Socket(peers.get(2).getAddress(), peers.get(2).getPort()));
       }
-      await(() -> auths.get(2).pendingHandshakes() == MAX_PENDING, "the slots to fill");
+      await(() -> auths.get(2).pendingHandshakes() == MAX_PENDING / 2, "half the slots to fill");
       try (Socket oneMore = new Socket(peers.get(2).getAddress(), peers.get(2).getPort())) {
+        assertEquals(0, readUntilClosed(oneMore).length);
+      }
+      assertEquals(1, refused(2, "too_many_from_address"));
+      // ...while other addresses get the rest, up to the bound in all.
+      for (int i = MAX_PENDING / 2; i < MAX_PENDING; i++) {
+        Socket s = new Socket();
+        s.bind(new InetSocketAddress(InetAddress.getByName("127.0.0." + (20 + i)), 0));
+        s.connect(peers.get(2));
+        idle.add(s);
+      }
+      await(() -> auths.get(2).pendingHandshakes() == MAX_PENDING, "the slots to fill");
+      try (Socket oneMore = new Socket()) {
+        oneMore.bind(new InetSocketAddress(InetAddress.getByName("127.0.0.60"), 0));
+        oneMore.connect(peers.get(2));
         assertEquals(0, readUntilClosed(oneMore).length);
       }
       assertEquals(1, refused(2, "too_many_handshakes"));
