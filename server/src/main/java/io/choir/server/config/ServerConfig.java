@@ -89,8 +89,9 @@ public final class ServerConfig {
           v -> intIn(v, 50, 60_000)));
   public static final Setting<Integer> MAX_PEER_HANDSHAKES =
       add(new Setting<>("max_peer_handshakes",
-          "Peer TCP connections that may be in their handshake at once; more are closed at once (counted"
-              + " peer_tcp_refused_too_many_handshakes), so strangers cannot hold the peer port.", 16,
+          "Peer TCP connections that may be in their handshake at once, at most half of them from one source"
+              + " address; more are closed at once (counted peer_tcp_refused_too_many_handshakes or"
+              + " peer_tcp_refused_too_many_from_address), so strangers cannot hold the peer port.", 16,
           v -> intIn(v, 1, 1024)));
   public static final Setting<Integer> HEARTBEAT_INTERVAL_MS =
       add(new Setting<>("heartbeat_interval_ms", "The primary's heartbeat period when idle.", 50,
