@@ -82,6 +82,17 @@ public final class ServerConfig {
   public static final Setting<Integer> RECEIVE_BUFFER_BYTES =
       add(new Setting<>("receive_buffer_bytes", "UDP socket receive buffer asked of the OS.",
           4 << 20, v -> intIn(v, 64 << 10, 256 << 20)));
+  public static final Setting<Integer> PEER_HANDSHAKE_TIMEOUT_MS =
+      add(new Setting<>("peer_handshake_timeout_ms",
+          "Time a peer TCP connection (peer stream or state transfer) has to prove itself with the cluster"
+              + " key; a connection still unproven then is closed (counted peer_tcp_refused_timeout).", 2_000,
+          v -> intIn(v, 50, 60_000)));
+  public static final Setting<Integer> MAX_PEER_HANDSHAKES =
+      add(new Setting<>("max_peer_handshakes",
+          "Peer TCP connections that may be in their handshake at once, at most half of them from one source"
+              + " address; more are closed at once (counted peer_tcp_refused_too_many_handshakes or"
+              + " peer_tcp_refused_too_many_from_address), so strangers cannot hold the peer port.", 16,
+          v -> intIn(v, 1, 1024)));
   public static final Setting<Integer> HEARTBEAT_INTERVAL_MS =
       add(new Setting<>("heartbeat_interval_ms", "The primary's heartbeat period when idle.", 50,
           v -> intIn(v, 1, 60_000)));

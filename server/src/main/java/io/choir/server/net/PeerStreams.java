@@ -11,6 +11,7 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
@@ -66,7 +67,10 @@ final class PeerStreams implements AutoCloseable {
   private final EventLoopGroup group;
   private final EventLoop loop;
   private final Bootstrap bootstrap;
+  private static final Discard DISCARD = new Discard();
   private final Map<Integer, Link> links = new HashMap<>();
+  /** How each new connection opens; null: plain and unchecked (tests of the transport alone). */
+  private volatile PeerTcpAuth auth;
   private volatile boolean closed;
 
   /**
@@ -99,7 +103,7 @@ final class PeerStreams implements AutoCloseable {
             .option(ChannelOption.TCP_NODELAY, true)
             .option(ChannelOption.SO_KEEPALIVE, true)
             .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, CONNECT_TIMEOUT_MS)
-            .handler(new Discard());
+            .handler(DISCARD);
     peers.forEach((id, address) -> links.put(id, new Link(id, address)));
   }
 
@@ -142,6 +146,20 @@ final class PeerStreams implements AutoCloseable {
       return false;
     }
     return true;
+  }
+
+  /**
+   * From now on, every new connection opens as auth says: proven with the cluster key and sealed, or
+   * without a key from this replica's peer host. Set it before the first send; connections already
+   * open are closed, so none goes on unproven.
+   */
+  void authenticate(PeerTcpAuth auth) {
+    this.auth = auth;
+    try {
+      loop.submit(() -> links.values().forEach(Link::disconnect)).awaitUninterruptibly(1, TimeUnit.SECONDS);
+    } catch (RejectedExecutionException e) {
+      // closed
+    }
   }
 
   /** Bytes queued or unwritten for peer to (tests and status). */
@@ -219,14 +237,39 @@ final class PeerStreams implements AutoCloseable {
     }
 
     private void connect() {
-      ChannelFuture f = bootstrap.connect(address);
+      PeerTcpAuth a = auth;
+      Bootstrap b = bootstrap;
+      if (a != null) {
+        b = bootstrap.clone().handler(new ChannelInitializer<Channel>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            ch.pipeline().addLast("discard", DISCARD);
+            a.addConnector(ch.pipeline(), id);
+          }
+        });
+        if (a.connectorLocalAddress() != null) {
+          b.localAddress(a.connectorLocalAddress());
+        }
+      }
+      ChannelFuture f = b.connect(address);
       connecting = f;
-      f.addListener((ChannelFutureListener) this::connected);
+      // Connected is not enough: the link is up once the handshake proved the peer.
+      f.addListener((ChannelFutureListener) c -> {
+        if (!c.isSuccess()) {
+          connected(c, c.cause());
+          return;
+        }
+        PeerTcpAuth.ready(c.channel()).addListener(r -> connected(c, r.cause()));
+      });
     }
 
-    private void connected(ChannelFuture f) {
+    private void connected(ChannelFuture f, Throwable failure) {
+      if (connecting != f) {
+        f.channel().close(); // a connect abandoned meanwhile (disconnect, shutdown)
+        return;
+      }
       connecting = null;
-      if (f.isSuccess() && !closed) {
+      if (failure == null && !closed) {
         Channel ch = f.channel();
         channel = ch;
         backingOff = false;
@@ -239,19 +282,33 @@ final class PeerStreams implements AutoCloseable {
         }
         return;
       }
-      if (f.isSuccess()) {
-        f.channel().close(); // closed meanwhile
-      }
+      f.channel().close(); // refused, failed its handshake, or closed meanwhile
       backingOff = true;
       retryAtNs = nanoClock.getAsLong() + backoffNs;
       backoffNs = Math.min(MAX_BACKOFF_NS, backoffNs * 2);
       log.atDebug()
           .addKeyValue("peer", id)
           .addKeyValue("address", address)
-          .addKeyValue("reason", f.cause() == null ? "closed" : f.cause().getMessage())
+          .addKeyValue("reason", failure == null ? "closed" : failure.getMessage())
           .log("cannot connect a peer stream; backing off");
       while (!waiting.isEmpty()) {
         drop(waiting.poll(), "unreachable");
+      }
+    }
+
+    /** Closes the connection (the next message reconnects); waiting frames wait for the new one. */
+    void disconnect() {
+      if (connecting != null) {
+        connecting.channel().close();
+        connecting = null;
+        backingOff = false;
+        if (!waiting.isEmpty()) {
+          connect();
+        }
+      }
+      if (channel != null) {
+        channel.close();
+        channel = null;
       }
     }
 

@@ -347,6 +347,14 @@ public final class PeerTransport implements AutoCloseable {
     return out;
   }
 
+  /**
+   * Opens every later peer stream connection as auth says (proven with the cluster key, or from this
+   * replica's peer host without one); call it before the first send (peertcp, issue 10).
+   */
+  public void authenticateStreams(PeerTcpAuth auth) {
+    streams.authenticate(auth);
+  }
+
   /** The outbound peer streams (tests). */
   PeerStreams streams() {
     return streams;

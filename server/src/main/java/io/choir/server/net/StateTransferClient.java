@@ -100,14 +100,30 @@ public final class StateTransferClient implements AutoCloseable {
   }
 
   private final Limits limits;
+  /** Null: plain, unchecked connections (tests only). */
+  private final PeerTcpAuth auth;
   private final EventLoopGroup group;
   private final Class<? extends SocketChannel> channelType;
   private final FrameEncoder encoder = new FrameEncoder();
   private final ProtobufFrameDecoder<PeerEnvelope> decoder =
       new ProtobufFrameDecoder<>(PeerEnvelope.parser());
 
-  /** StateTransferClient starts its own one-thread event loop (epoll when available). */
+  /**
+   * StateTransferClient starts its own one-thread event loop (epoll when available); its connections
+   * are not authenticated (tests of the transfer alone: a replica passes its {@link PeerTcpAuth}).
+   */
   public StateTransferClient(Limits limits) {
+    this(limits, null);
+  }
+
+  /**
+   * StateTransferClient whose every connection opens as auth says: with the cluster key, the
+   * handshake proves both ends before the request is sent, and every byte after it is sealed; a
+   * source that fails to prove itself fails the fetch (a {@link PeerTcpRefusedException} cause).
+   * Without a key, it connects from this replica's own peer host.
+   */
+  public StateTransferClient(Limits limits, PeerTcpAuth auth) {
+    this.auth = auth;
     this.limits = limits;
     IoHandlerFactory factory = NettyIo.ioHandlerFactory();
     this.channelType = NettyIo.socketChannelType();
@@ -164,6 +180,10 @@ public final class StateTransferClient implements AutoCloseable {
       throw new IllegalArgumentException("timeout must be positive: " + timeout);
     }
     long timeoutMs = Math.max(1, timeout.toMillis());
+    if (auth != null && auth.selfId() != selfId) {
+      throw new IllegalArgumentException("auth is replica " + auth.selfId() + "'s, not " + selfId + "'s");
+    }
+    int sourceId = auth == null ? -1 : auth.idOf(source);
     EventLoop loop = group.next();
     Transfer transfer = new Transfer(source, loop);
     transfer.receiver =
@@ -199,8 +219,19 @@ public final class StateTransferClient implements AutoCloseable {
                         .addLast("decode", decoder)
                         .addLast("encode", encoder)
                         .addLast("transfer", transfer);
+                    if (auth != null) {
+                      auth.addConnector(ch.pipeline(), sourceId); // first: it proves the source
+                    }
                   }
                 });
+    if (auth != null && auth.connectorLocalAddress() != null) {
+      b.localAddress(auth.connectorLocalAddress());
+    }
+    if (auth != null && auth.authenticated() && sourceId < 0) {
+      transfer.receiver.onError("cannot prove a state transfer source that is not a member's peer address: "
+          + source, null);
+      return transfer.receiver.result();
+    }
     // Armed before connecting, so it bounds the connect too; runs on the transfer's loop.
     try {
       transfer.timer =

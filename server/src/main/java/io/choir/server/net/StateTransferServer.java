@@ -53,6 +53,11 @@ import org.slf4j.LoggerFactory;
  * (write-buffer high watermark 2 * maxChunkBytes), so the database is never buffered, only about
  * three chunks per transfer.
  *
+ * <p>Admission ({@link PeerTcpAuth}): with the cluster key, a connection is read only once it has
+ * proven itself (the mutual handshake, then sealed records), and its envelopes must name the sender
+ * it proved; without a key, only from a member host. The bounds and timeouts below start once a
+ * connection is admitted (the handshake has its own).
+ *
  * <p>Refusals (closing without an answer): another protocol version or cluster id, a sender that is
  * not a member, a request envelope above 4 KiB, a second request on one connection, a transfer limit
  * reached, or a snapshot that is itself mid-install (this replica is catching up); without a peer
@@ -126,6 +131,7 @@ public final class StateTransferServer implements AutoCloseable {
   }
 
   private final StateTransferSender.Config senderConfig;
+  private final PeerTcpAuth auth;
   private final PeerStreamSink peerStreams;
   private final LongSupplier view;
   private final Storage storage;
@@ -186,6 +192,32 @@ public final class StateTransferServer implements AutoCloseable {
       int ioThreads,
       PeerStreamSink peerStreams)
       throws InterruptedException {
+    this(bind, selfId, clusterIdHash, memberIds, view, storage, limits, ioThreads, peerStreams,
+        PeerTcpAuth.unchecked(selfId, clusterIdHash, memberIds));
+  }
+
+  /**
+   * StateTransferServer binds bind, serves snapshots of storage and hands peer streams to peerStreams
+   * (or null), admitting only the connections auth admits: proven with the cluster key, or without a
+   * key from a member host (see {@link PeerTcpAuth}); others are closed before their first envelope
+   * is read.
+   */
+  public StateTransferServer(
+      InetSocketAddress bind,
+      int selfId,
+      long clusterIdHash,
+      Set<Integer> memberIds,
+      LongSupplier view,
+      Storage storage,
+      Limits limits,
+      int ioThreads,
+      PeerStreamSink peerStreams,
+      PeerTcpAuth auth)
+      throws InterruptedException {
+    if (auth.selfId() != selfId) {
+      throw new IllegalArgumentException("auth is replica " + auth.selfId() + "'s, not " + selfId + "'s");
+    }
+    this.auth = auth;
     if (ioThreads < 1) {
       throw new IllegalArgumentException("ioThreads must be at least 1: " + ioThreads);
     }
@@ -224,6 +256,7 @@ public final class StateTransferServer implements AutoCloseable {
                         .addLast("decode", decoder)
                         .addLast("encode", encoder)
                         .addLast("handler", new TransferHandler());
+                    auth.addAcceptor(ch.pipeline()); // first: nothing is read before it admits
                   }
                 });
     try {
@@ -320,6 +353,13 @@ public final class StateTransferServer implements AutoCloseable {
         return;
       }
       requested = true;
+      Integer proven = PeerTcpAuth.provenPeer(ctx.channel());
+      if (proven != null && envelope.getSender() != proven) {
+        // A member proved it is replica `proven` and then speaks as another.
+        auth.refused("sender_mismatch", ctx.channel().remoteAddress());
+        refuse(ctx, "sender " + envelope.getSender() + " on a connection proven by " + proven);
+        return;
+      }
       if (peerStreams != null
           && envelope.getBodyCase() != PeerEnvelope.BodyCase.STATE_TRANSFER_REQUEST) {
         becomeStream(ctx, envelope);

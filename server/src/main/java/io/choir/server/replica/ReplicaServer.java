@@ -58,8 +58,7 @@ public final class ReplicaServer implements AutoCloseable {
   private final ClientServer clientServer;
   private volatile PeerTransport transport;
   private io.choir.server.net.StateTransferServer stateTransferServer;
-  private final io.choir.server.net.StateTransferClient stateTransferClient =
-      new io.choir.server.net.StateTransferClient(io.choir.server.net.StateTransferClient.Limits.defaults());
+  private io.choir.server.net.StateTransferClient stateTransferClient;
   private final Map<Integer, InetSocketAddress> peerAddresses = new java.util.HashMap<>();
   private final long startNs = System.nanoTime();
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -141,12 +140,21 @@ public final class ReplicaServer implements AutoCloseable {
             PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
             loop, metrics);
         peerAddresses.putAll(peers);
+        // The peer TCP port (state transfers, peer streams), both ends: proven with the cluster key,
+        // or without one only from member hosts.
+        var peerTcp = new io.choir.server.net.PeerTcpAuth(config.replicaId(), config.clusterIdHash(), peers,
+            config.clusterKeys(), config.get(ServerConfig.PEER_HANDSHAKE_TIMEOUT_MS),
+            config.get(ServerConfig.MAX_PEER_HANDSHAKES), metrics);
+        transport.authenticateStreams(peerTcp);
+        this.stateTransferClient = new io.choir.server.net.StateTransferClient(
+            io.choir.server.net.StateTransferClient.Limits.defaults(), peerTcp);
         this.stateTransferServer = new io.choir.server.net.StateTransferServer(
             config.self().peer().toSocketAddress(), config.replicaId(), config.clusterIdHash(),
             peers.keySet(), loop::view, storage, io.choir.server.net.StateTransferServer.Limits.defaults(), 1,
-            transport.streamSink());
+            transport.streamSink(), peerTcp);
       } else {
         this.transport = null;
+        this.stateTransferClient = null; // a single replica never fetches
       }
       storageStage.start();
       loop.start();
@@ -164,6 +172,9 @@ public final class ReplicaServer implements AutoCloseable {
     } catch (RuntimeException | InterruptedException e) {
       if (stateTransferServer != null) {
         stateTransferServer.close();
+      }
+      if (stateTransferClient != null) {
+        stateTransferClient.close();
       }
       if (transport != null) {
         transport.close();
@@ -393,7 +404,9 @@ public final class ReplicaServer implements AutoCloseable {
     if (stateTransferServer != null) {
       stateTransferServer.close();
     }
-    stateTransferClient.close();
+    if (stateTransferClient != null) {
+      stateTransferClient.close();
+    }
     if (transport != null) {
       transport.close();
     }

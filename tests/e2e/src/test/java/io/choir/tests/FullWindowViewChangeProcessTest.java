@@ -90,7 +90,7 @@ class FullWindowViewChangeProcessTest {
     List<String> jvm = List.of(System.getProperty("choir.fullwindow.jvm", "-Xmx2g").split("\\s+"));
     assertTrue(windowMiB >= MIN_WINDOW_ENTRIES + 2, "the window must hold many 1 MiB entries");
     cluster = new ProcessCluster(dir, "fullwindow", 3,
-        "test_multicast_loss_percent: 20\n"
+        ClusterKeyFile.yaml(dir) + "test_multicast_loss_percent: 20\n"
             + (windowMiB == 64 ? "" : "max_in_flight_bytes: " + ((long) windowMiB << 20) + "\n")
             // Long enough that the deaf primary (below) stays primary, by CheckQuorum, until the test sees
             // the backups hold its whole window, and kills it then; the view change itself is untouched.

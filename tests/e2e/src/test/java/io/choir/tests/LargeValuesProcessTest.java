@@ -49,7 +49,7 @@ class LargeValuesProcessTest {
   @Test
   void shouldStayUpWhileTakingSeveralHeapsWorthOfOneMebibyteValues() throws Exception {
     int values = Integer.getInteger("choir.largevalues.count", 1024); // two heaps of 512 MiB
-    cluster = new ProcessCluster(dir, "largevalues", "");
+    cluster = new ProcessCluster(dir, "largevalues", ClusterKeyFile.yaml(dir));
     cluster.startAll();
     try (ChoirClient c = cluster.client(Duration.ofSeconds(30))) {
       cluster.awaitConverged(c, Duration.ofSeconds(30));

@@ -42,7 +42,7 @@ class RejoinWithoutViewChangeProcessTest {
 
   @Test
   void shouldCauseNoViewChangeWhenACutOffBackupHeals() throws Exception {
-    cluster = new ProcessCluster(dir, "rejoin-heal", "");
+    cluster = new ProcessCluster(dir, "rejoin-heal", ClusterKeyFile.yaml(dir));
     cluster.startAll();
     try (ChoirClient admin = cluster.client(Duration.ofSeconds(5));
         ChoirClient writes = cluster.client(Duration.ofSeconds(15))) {
@@ -76,7 +76,7 @@ class RejoinWithoutViewChangeProcessTest {
 
   @Test
   void shouldCauseNoViewChangeWhenAKilledBackupRestarts() throws Exception {
-    cluster = new ProcessCluster(dir, "rejoin-restart", "");
+    cluster = new ProcessCluster(dir, "rejoin-restart", ClusterKeyFile.yaml(dir));
     cluster.startAll();
     try (ChoirClient admin = cluster.client(Duration.ofSeconds(5));
         ChoirClient writes = cluster.client(Duration.ofSeconds(15))) {
