@@ -109,6 +109,9 @@ final class ConnectGate extends ChannelInboundHandlerAdapter {
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    if (open.isCompletedExceptionally()) {
+      return; // the failure the gate already reported (a handshake failure comes as an event and an exception)
+    }
     if (open.isDone()) {
       ctx.fireExceptionCaught(cause);
       return;

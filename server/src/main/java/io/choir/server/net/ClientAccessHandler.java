@@ -9,11 +9,13 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.handler.codec.DecoderException;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
 import java.security.Principal;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.security.auth.x500.X500Principal;
 import org.slf4j.Logger;
@@ -155,6 +157,23 @@ final class ClientAccessHandler extends ChannelInboundHandlerAdapter {
           .addKeyValue("reason", denial.message())
           .log("requests denied by the access file");
     }
+  }
+
+  /**
+   * A TLS failure (a client without an acceptable certificate, a broken record) closes the connection
+   * quietly: it is counted (tls_failed, by the handshake event) and logged at debug, not a warning with
+   * a stack trace per stranger. Anything else goes on to the connection's handler.
+   */
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    Throwable c = cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+    if (c instanceof SSLException) {
+      log.atDebug().addKeyValue("remote", ctx.channel().remoteAddress()).addKeyValue("reason", c.toString())
+          .log("closing a client connection after a TLS error");
+      ctx.close();
+      return;
+    }
+    ctx.fireExceptionCaught(cause);
   }
 
   @Override
