@@ -557,6 +557,10 @@ public final class ChoirClient implements AutoCloseable {
       if (tls == null && (trustCertificates != null || clientCertificate != null)) {
         tls = ClientSecurity.fromFiles(trustCertificates, clientCertificate, clientKey);
       }
+      if (token != null && tls == null) {
+        org.slf4j.LoggerFactory.getLogger(ChoirClient.class).warn("a token is set without TLS: anyone on the"
+            + " network path can read it (set trustCertificates or sslContext)");
+      }
       ClientConfig config = config(connectTimeout.toMillis(), eventLoopThreads, random != null ? random : new Random());
       Long instanceId = instanceIdOrNull();
       return new ChoirClient(config, instanceId != null ? instanceId : newClientId(), new ClientSecurity(tls, token));

@@ -75,6 +75,10 @@ public final class ClientServer implements AutoCloseable {
           throw new ConfigException(ServerConfig.ACCESS_FILE.key(), e.getMessage());
         }
       }
+      if (access.namesCertificates() && (tls == null || tls.auth() == ClientTls.Auth.NONE)) {
+        log.atWarn().addKeyValue("access_file", file).log("the access file names identities by certificate, but"
+            + " client_auth is none: no client sends a certificate, so those identities never match");
+      }
       log.atInfo().addKeyValue("tls", tls == null ? "off" : tls.provider())
           .addKeyValue("client_auth", tls == null ? "none" : tls.auth().name().toLowerCase(Locale.ROOT))
           .addKeyValue("access_file", file.isEmpty() ? "none (everyone may do everything)" : file)

@@ -211,6 +211,11 @@ public final class AccessControl {
     }
   }
 
+  /** Whether some identity is named by a certificate (cert_cn or cert_dn): they need client_auth. */
+  public boolean namesCertificates() {
+    return entries.stream().anyMatch(e -> e.cn() != null || e.dn() != null);
+  }
+
   /** The identity of a connection with this certificate subject (null: no certificate). */
   public Identity forCertificate(X500Principal subject) {
     if (subject != null) {
