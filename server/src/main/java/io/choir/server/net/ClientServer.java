@@ -115,6 +115,7 @@ public final class ClientServer implements AutoCloseable {
             if (security.tls() != null) {
               // First, so that everything after it sees plaintext (or nothing, for a plaintext client).
               ch.pipeline().addLast("tls-detect", new ClientTlsHandler(security.tls().context(), plaintextRefused));
+              ch.pipeline().addLast(ClientTlsHandler.HOLD, new ClientTlsHandler.WriteHold());
             }
             ch.pipeline()
                 .addLast("idle", new IdleStateHandler(0, 0, limits.idleTimeoutMs(), TimeUnit.MILLISECONDS))

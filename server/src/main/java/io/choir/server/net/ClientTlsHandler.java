@@ -8,6 +8,9 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOutboundHandlerAdapter;
+import io.netty.channel.ChannelPromise;
+import io.netty.channel.PendingWriteQueue;
 import io.netty.handler.ssl.OptionalSslHandler;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
@@ -25,9 +28,13 @@ import java.util.concurrent.TimeUnit;
  * handshake timeout is closed.
  */
 final class ClientTlsHandler extends OptionalSslHandler {
+  /** The name of the {@link WriteHold} right after this handler in the pipeline. */
+  static final String HOLD = "tls-hold";
+
   private final SslContext context;
   private final Counter plaintextRefused;
   private ScheduledFuture<?> deadline;
+  private boolean tls;
 
   ClientTlsHandler(SslContext context, Counter plaintextRefused) {
     super(context);
@@ -50,11 +57,20 @@ final class ClientTlsHandler extends OptionalSslHandler {
     if (deadline != null) {
       deadline.cancel(false);
     }
+    // Replaced by the SslHandler: what the handlers behind wrote meanwhile goes to it, to be sent
+    // encrypted after the handshake. (A plaintext client's hold was dropped in newNonSslHandler; a
+    // connection closed undecided drops it here.)
+    WriteHold hold = (WriteHold) ctx.pipeline().get(HOLD);
+    if (hold != null) {
+      hold.release(tls);
+      ctx.pipeline().remove(hold);
+    }
     super.handlerRemoved0(ctx);
   }
 
   @Override
   protected SslHandler newSslHandler(ChannelHandlerContext ctx, SslContext sslContext) {
+    tls = true;
     SslHandler h = context.newHandler(ctx.alloc());
     h.setHandshakeTimeoutMillis(ClientTls.HANDSHAKE_TIMEOUT_MS);
     return h;
@@ -68,7 +84,61 @@ final class ClientTlsHandler extends OptionalSslHandler {
   @Override
   protected ChannelHandler newNonSslHandler(ChannelHandlerContext ctx) {
     plaintextRefused.increment();
+    // Dropped before the refusal is written, so that the refusal itself is not held.
+    WriteHold hold = (WriteHold) ctx.pipeline().get(HOLD);
+    if (hold != null) {
+      hold.release(false);
+      ctx.pipeline().remove(hold);
+    }
     return new PlaintextRefusal();
+  }
+
+  /**
+   * WriteHold keeps what the handlers behind write before it is known whether the client speaks TLS
+   * (a refusal at connect, such as max_connections): written then, it would go out as plaintext on a
+   * TLS connection. Once decided, it passes them on to the SslHandler (which sends them encrypted after
+   * the handshake) or, for a plaintext client, drops them (it gets the TLS refusal instead). Holds at
+   * most what the handlers write at connect: they read nothing before the decision.
+   */
+  static final class WriteHold extends ChannelOutboundHandlerAdapter {
+    private PendingWriteQueue queue;
+    private ChannelHandlerContext ctx;
+    private boolean flushRequested;
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+      this.ctx = ctx;
+      this.queue = new PendingWriteQueue(ctx);
+    }
+
+    @Override
+    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
+      queue.add(msg, promise);
+    }
+
+    @Override
+    public void flush(ChannelHandlerContext ctx) {
+      flushRequested = true;
+    }
+
+    @Override
+    public void handlerRemoved(ChannelHandlerContext ctx) {
+      if (!queue.isEmpty()) {
+        queue.removeAndFailAll(new java.nio.channels.ClosedChannelException()); // closed undecided
+      }
+    }
+
+    /** Sends (towards the SslHandler) or drops what is held. */
+    void release(boolean send) {
+      if (send) {
+        queue.removeAndWriteAll();
+        if (flushRequested) {
+          ctx.flush();
+        }
+      } else {
+        queue.removeAndFailAll(new java.nio.channels.ClosedChannelException());
+      }
+    }
   }
 
   /** Answers a plaintext client once, in its own framing, and closes; reads nothing of what it sent. */

@@ -71,7 +71,12 @@ class ClientTlsTest {
   }
 
   private void startServer(String clientAuth) throws InterruptedException {
+    startServer(clientAuth, Map.of());
+  }
+
+  private void startServer(String clientAuth, Map<String, Object> extra) throws InterruptedException {
     Map<String, Object> s = TestCluster.singleReplica(dir.resolve("data"), port);
+    s.putAll(extra);
     s.put("client_tls_cert_file", tls.resolve("node.crt").toString());
     s.put("client_tls_key_file", tls.resolve("node.key").toString());
     s.put("client_tls_ca_file", tls.resolve("ca.crt").toString());
@@ -160,6 +165,24 @@ class ClientTlsTest {
     try (ChoirClient plain = builder().token(APP_TOKEN).build()) {
       PermissionDeniedException e = failsFast(PermissionDeniedException.class, () -> plain.get("app/k"));
       assertTrue(e.getMessage().contains("requires TLS"), "a token over plaintext is refused too: " + e.getMessage());
+    }
+  }
+
+  @Test
+  void shouldSendARefusalAtConnectEncryptedNotAsPlaintextOnTheTlsConnection() throws Exception {
+    server.close();
+    startServer("require", Map.of("max_connections", 1));
+    try (ChoirClient first = as("root");
+        ChoirClient second = ChoirClient.builder().endpoints(endpoint).requestTimeout(Duration.ofMillis(1500))
+            .trustCertificates(tls.resolve("ca.crt"))
+            .clientCertificate(tls.resolve("root.crt"), tls.resolve("root.key")).build()) {
+      first.put("k", "v"); // holds the only connection
+      // The replica refuses the second connection as it opens, before the TLS handshake: that refusal
+      // must reach the client inside TLS (a retryable UNAVAILABLE), not as plaintext bytes that the
+      // client's TLS engine takes for a plaintext port.
+      io.choir.client.UnavailableException e =
+          assertThrows(io.choir.client.UnavailableException.class, () -> second.get("k"));
+      assertTrue(e.getMessage().contains("too many connections"), e.getMessage());
     }
   }
 
