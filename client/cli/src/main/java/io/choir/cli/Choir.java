@@ -23,6 +23,7 @@ import picocli.CommandLine.Command;
       KvCommands.Scan.class,
       StatusCommand.class,
       io.choir.cli.bench.BenchCommand.class,
+      TokenCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Choir implements Runnable {
@@ -31,6 +32,8 @@ public final class Choir implements Runnable {
   public static final int EXIT_USAGE = 2;
   public static final int EXIT_UNAVAILABLE = 3;
   public static final int EXIT_ERROR = 4;
+  /** The replicas denied the request (access file, token) or TLS could not be set up: not executed. */
+  public static final int EXIT_DENIED = 5;
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

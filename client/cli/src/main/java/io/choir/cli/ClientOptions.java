@@ -8,7 +8,9 @@ import io.choir.client.ChoirClient;
 import io.choir.client.ChoirException;
 import io.choir.client.ChoirTimeoutException;
 import io.choir.client.InvalidRequestException;
+import io.choir.client.PermissionDeniedException;
 import io.choir.client.SessionExpiredException;
+import io.choir.client.TlsException;
 import io.choir.client.TooLargeException;
 import io.choir.client.UnavailableException;
 import java.io.PrintWriter;
@@ -16,9 +18,13 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** ClientOptions are the options every client command shares: where the cluster is, timeout, output. */
+/**
+ * ClientOptions are the options every client command shares: where the cluster is, timeout, output,
+ * and TLS and token ({@link SecurityOptions}).
+ */
 final class ClientOptions {
   static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
 
@@ -32,6 +38,8 @@ final class ClientOptions {
 
   @Option(names = "--json", description = "Print one JSON object (for scripts).")
   boolean json;
+
+  @Mixin SecurityOptions security = new SecurityOptions();
 
   List<String> endpointList() {
     String e = endpoints;
@@ -47,9 +55,9 @@ final class ClientOptions {
    * take a row of the replicas' session table; reads open none.
    */
   ChoirClient connect() {
-    return ChoirClient.builder()
+    return security.apply(ChoirClient.builder()
         .endpoints(endpointList())
-        .requestTimeout(Duration.ofMillis(timeoutMs))
+        .requestTimeout(Duration.ofMillis(timeoutMs)))
         .build();
   }
 
@@ -83,6 +91,12 @@ final class ClientOptions {
     } else if (e instanceof TooLargeException) {
       code = Choir.EXIT_USAGE;
       kind = "too_large";
+    } else if (e instanceof PermissionDeniedException) {
+      code = Choir.EXIT_DENIED;
+      kind = "permission_denied";
+    } else if (e instanceof TlsException) {
+      code = Choir.EXIT_DENIED;
+      kind = "tls";
     } else if (e instanceof InvalidRequestException) {
       code = Choir.EXIT_USAGE;
       kind = "invalid";

@@ -52,6 +52,11 @@ final class ClusterCommand implements Runnable {
 
     @Option(names = "--durability", defaultValue = "fsync", description = "fsync or buffered.")
     String durability;
+
+    @Option(names = "--tls", description = "Also write a CA, a certificate per replica and a client certificate"
+        + " (CN=root) into DIR/tls, turn on TLS with client certificates required, and write an access file"
+        + " that lets root read and write everything.")
+    boolean tls;
   }
 
   static List<Path> configs(Path dir) throws IOException {
@@ -81,6 +86,7 @@ final class ClusterCommand implements Runnable {
       ClusterKeys.generate(1, new SecureRandom()).write(keyFile);
       out.println("wrote " + keyFile);
     }
+    String tlsYaml = l.tls ? LocalTls.write(l.dir.toAbsolutePath().resolve("tls"), l.replicas, out) : null;
     StringBuilder members = new StringBuilder();
     for (int i = 1; i <= l.replicas; i++) {
       members.append("  - id: ").append(i).append('\n')
@@ -102,7 +108,8 @@ final class ClusterCommand implements Runnable {
           + "multicast_interface: lo\n"
           + "max_datagram_bytes: 60000\n"
           + "# The cluster's secret key (peer datagrams sealed, peer streams proven): keep it private.\n"
-          + "cluster_key_file: " + keyFile + "\n";
+          + "cluster_key_file: " + keyFile + "\n"
+          + (tlsYaml == null ? "" : tlsYaml.replace("NODE", "node" + i));
       Files.writeString(file, yaml, StandardCharsets.UTF_8);
       written.add(file);
       out.println("wrote " + file);
@@ -121,7 +128,11 @@ final class ClusterCommand implements Runnable {
     @Override
     public Integer call() throws IOException {
       try {
-        writeConfigs(layout, force, spec.commandLine().getOut());
+        List<Path> files = writeConfigs(layout, force, spec.commandLine().getOut());
+        String flags = LocalTls.clientFlags(files.get(0));
+        if (flags != null) {
+          spec.commandLine().getOut().println("TLS is on: connect with " + flags);
+        }
         return Choir.EXIT_OK;
       } catch (IllegalArgumentException e) {
         spec.commandLine().getErr().println("choir cluster init: " + e.getMessage());
@@ -170,6 +181,10 @@ final class ClusterCommand implements Runnable {
       }
       out.println("cluster up: " + children.size() + " replica(s); endpoints "
           + String.join(",", endpoints(files)) + "; Ctrl-C stops them");
+      String flags = LocalTls.clientFlags(files.get(0));
+      if (flags != null) {
+        out.println("TLS is on: connect with " + flags);
+      }
       out.flush();
       int failed = 0;
       for (Process p : children) {

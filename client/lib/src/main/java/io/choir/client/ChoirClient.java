@@ -1,11 +1,14 @@
 package io.choir.client;
 
+import io.netty.handler.ssl.SslContext;
+import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.Random;
+import javax.net.ssl.SSLContext;
 
 /**
  * ChoirClient is the entry point to a Choir cluster: a thread-safe, blocking key-value API (with an
@@ -42,8 +45,8 @@ public final class ChoirClient implements AutoCloseable {
   private final AsyncChoirClient async;
   private final long requestTimeoutMs;
 
-  private ChoirClient(ClientConfig config, long clientId) {
-    this.io = new NettyIo(config);
+  private ChoirClient(ClientConfig config, long clientId, ClientSecurity security) {
+    this.io = new NettyIo(config, security);
     this.dispatcher = new Dispatcher(config, clientId, io, io);
     this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
     this.requestTimeoutMs = config.requestTimeoutMs();
@@ -405,8 +408,85 @@ public final class ChoirClient implements AutoCloseable {
     private Duration connectTimeout = DEFAULT_CONNECT_TIMEOUT;
     private int eventLoopThreads = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
     private Random random;
+    private Path trustCertificates;
+    private Path clientCertificate;
+    private Path clientKey;
+    private SslContext sslContext;
+    private String token;
 
     private Builder() {}
+
+    /**
+     * Connects with TLS, trusting the replicas' certificates only when caFile's CA signed them. The
+     * certificate must also name the host of the endpoint connected to (a DNS name or IP address in its
+     * subject alternative names), as HTTPS checks it.
+     *
+     * @param caFile PEM file of the CA certificate(s)
+     * @return this builder
+     */
+    public Builder trustCertificates(Path caFile) {
+      this.trustCertificates = java.util.Objects.requireNonNull(caFile, "caFile");
+      return this;
+    }
+
+    /**
+     * Connects with TLS and presents this client certificate (mutual TLS): the replicas' access file
+     * may name its subject (CN or whole DN) as an identity. Without {@link #trustCertificates}, the
+     * replicas' certificates must be signed by a CA of the JDK's default trust store.
+     *
+     * @param certFile PEM certificate (chain) of this client
+     * @param keyFile its PEM private key (PKCS#8, unencrypted)
+     * @return this builder
+     */
+    public Builder clientCertificate(Path certFile, Path keyFile) {
+      this.clientCertificate = java.util.Objects.requireNonNull(certFile, "certFile");
+      this.clientKey = java.util.Objects.requireNonNull(keyFile, "keyFile");
+      return this;
+    }
+
+    /**
+     * Connects with TLS as this Netty client context says (its trust, its key, its engine), instead of
+     * {@link #trustCertificates} and {@link #clientCertificate}. Host names are verified regardless.
+     *
+     * @param sslContext a client context
+     * @return this builder
+     */
+    public Builder sslContext(SslContext sslContext) {
+      if (sslContext == null || sslContext.isServer()) {
+        throw new IllegalArgumentException("sslContext must be a client context");
+      }
+      this.sslContext = sslContext;
+      return this;
+    }
+
+    /**
+     * Connects with TLS as this JDK context says (its trust and key managers), instead of
+     * {@link #trustCertificates} and {@link #clientCertificate}. Only TLS 1.3 and 1.2 are offered and
+     * host names are verified regardless.
+     *
+     * @param sslContext an initialised JDK SSLContext
+     * @return this builder
+     */
+    public Builder sslContext(SSLContext sslContext) {
+      return sslContext(ClientSecurity.fromJdk(java.util.Objects.requireNonNull(sslContext, "sslContext")));
+    }
+
+    /**
+     * A token the replicas' access file knows (by its SHA-256): every connection presents it first (a
+     * reconnect too), and its requests are then checked against the token's identity. A token is a
+     * secret: use it with TLS, since without TLS anyone on the network path can read it. A token the
+     * replicas do not know fails calls with {@link PermissionDeniedException}.
+     *
+     * @param token the token (not empty)
+     * @return this builder
+     */
+    public Builder token(String token) {
+      if (token == null || token.isEmpty()) {
+        throw new IllegalArgumentException("token must not be empty");
+      }
+      this.token = token;
+      return this;
+    }
 
     @Override
     Builder self() {
@@ -464,15 +544,26 @@ public final class ChoirClient implements AutoCloseable {
      * Creates the client. It connects lazily, so this succeeds even when no replica is up yet.
      *
      * @return a new client; close it when done
-     * @throws IllegalArgumentException when no endpoint was set
+     * @throws IllegalArgumentException when no endpoint was set, or a TLS file cannot be read or used
      */
     public ChoirClient build() {
       if (!hasEndpoints()) {
         throw new IllegalArgumentException("at least one endpoint is required");
       }
+      if (sslContext != null && (trustCertificates != null || clientCertificate != null)) {
+        throw new IllegalArgumentException("set either sslContext or trustCertificates/clientCertificate, not both");
+      }
+      SslContext tls = sslContext;
+      if (tls == null && (trustCertificates != null || clientCertificate != null)) {
+        tls = ClientSecurity.fromFiles(trustCertificates, clientCertificate, clientKey);
+      }
+      if (token != null && tls == null) {
+        org.slf4j.LoggerFactory.getLogger(ChoirClient.class).warn("a token is set without TLS: anyone on the"
+            + " network path can read it (set trustCertificates or sslContext)");
+      }
       ClientConfig config = config(connectTimeout.toMillis(), eventLoopThreads, random != null ? random : new Random());
       Long instanceId = instanceIdOrNull();
-      return new ChoirClient(config, instanceId != null ? instanceId : newClientId());
+      return new ChoirClient(config, instanceId != null ? instanceId : newClientId(), new ClientSecurity(tls, token));
     }
 
     /** A random client instance id, with the top bit set (so never 0). */

@@ -40,7 +40,8 @@ import org.slf4j.LoggerFactory;
  * during a view change cannot spin a call). A lost connection, a failed connect, a refusal without a
  * usable hint and BUSY retry the same request elsewhere after {@link Backoff}. An attempt without an
  * answer within the attempt timeout moves on at once to the next endpoint (fast failover from a paused
- * or cut-off primary). OK, NOT_FOUND, CAS_FAILED, TOO_LARGE and INVALID are final.
+ * or cut-off primary). OK, NOT_FOUND, CAS_FAILED, TOO_LARGE, INVALID and PERMISSION_DENIED are final; a
+ * connect refused for good (TLS failed, token refused: {@link ConnectRefusal}) ends the call at once.
  *
  * <p>What a failed call promises: an attempt that was written and then lost (connection closed, attempt
  * timeout) or refused with outcome_unknown may have executed; such a call never ends in

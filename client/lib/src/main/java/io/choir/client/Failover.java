@@ -55,6 +55,12 @@ final class Failover {
       failed = call.target;
     }
     log.debug("request {} to {} failed: {}", call.requestId, failed, cause.toString());
+    if (cause instanceof ConnectRefusal refusal) {
+      // TLS failed or the token was refused: no request went out on that connection, and retrying
+      // cannot fix a configuration.
+      dispatcher.finish(call, null, refusal.failure());
+      return;
+    }
     if (call.pinned != null) {
       dispatcher.finish(call, null, cause instanceof ChoirException ce ? ce
           : new UnavailableException(failed + " did not answer: " + cause, cause));
@@ -170,6 +176,14 @@ final class Failover {
    */
   void onConnectionNotice(Link link, Response response) {
     log.warn("{} refused the connection: {} {}", link, response.getStatus(), response.getError());
+    if (response.getStatus() == Status.PERMISSION_DENIED) {
+      // A TLS port answering a plaintext client: it read none of the requests, and none can succeed.
+      for (Call call : new ArrayList<>(link.awaiting)) {
+        dispatcher.finish(call, null, new PermissionDeniedException(link + " refused the connection: "
+            + response.getError() + "; the request was not executed", -1));
+      }
+      return;
+    }
     if (response.getStatus() != Status.TOO_LARGE) {
       return;
     }

@@ -18,6 +18,7 @@ import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.flush.FlushConsolidationHandler;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AttributeKey;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.Future;
@@ -26,11 +27,15 @@ import java.net.InetSocketAddress;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.SSLParameters;
 
 /**
  * NettyIo is the production implementation of both client ports: TCP connections with the client
  * protocol's framing (4-byte length + protobuf), and timers on the same event loops with
- * {@link System#nanoTime()}. Connections are thread-safe as Netty's channels are; futures and listener
+ * {@link System#nanoTime()}. With {@link ClientSecurity}: TLS first in every pipeline, and a
+ * {@link ConnectGate} that completes a connect only once the handshake is done and the replica answered
+ * the connection's Authenticate. Connections are thread-safe as Netty's channels are; futures and listener
  * calls complete on the event loops.
  */
 final class NettyIo implements ClientTransport, ClientScheduler {
@@ -38,11 +43,27 @@ final class NettyIo implements ClientTransport, ClientScheduler {
   static final int MAX_COALESCED_FLUSHES = 256;
   /** The dispatcher's listener of one channel, set before the channel is registered. */
   static final AttributeKey<Listener> LISTENER = AttributeKey.valueOf("choir.client.listener");
+  /**
+   * Time a new connection may take, beyond the connect timeout, for its TLS handshake and its
+   * Authenticate round trip: a replica on the same network needs a few milliseconds; this only bounds
+   * one that accepted the connection and then went silent.
+   */
+  static final long TLS_SETUP_MS = 5_000;
+  /** The endpoint a channel connects to (the TLS peer name) and its gate's future, set before registration. */
+  static final AttributeKey<Endpoint> ENDPOINT = AttributeKey.valueOf("choir.client.endpoint");
+  static final AttributeKey<CompletableFuture<Void>> OPEN = AttributeKey.valueOf("choir.client.open");
 
   private final EventLoopGroup group;
   private final Bootstrap bootstrap;
 
+  private final ClientSecurity security;
+
   NettyIo(ClientConfig config) {
+    this(config, ClientSecurity.NONE);
+  }
+
+  NettyIo(ClientConfig config, ClientSecurity security) {
+    this.security = security;
     this.group = new MultiThreadIoEventLoopGroup(config.eventLoopThreads(),
         new DefaultThreadFactory("choir-client", true), NioIoHandler.newFactory());
     ResponseHandler handler = new ResponseHandler();
@@ -57,14 +78,33 @@ final class NettyIo implements ClientTransport, ClientScheduler {
         .handler(new ChannelInitializer<SocketChannel>() {
           @Override
           protected void initChannel(SocketChannel ch) {
+            Endpoint endpoint = ch.attr(ENDPOINT).get();
+            if (security.tls() != null) {
+              ch.pipeline().addLast("tls", tlsHandler(ch, endpoint));
+            }
             ch.pipeline()
                 .addLast("flush", new FlushConsolidationHandler(MAX_COALESCED_FLUSHES, true))
                 .addLast("frames", new FrameDecoder(config.maxFrameBytes()))
                 .addLast("decode", decoder)
-                .addLast("encode", encoder)
-                .addLast("handler", handler);
+                .addLast("encode", encoder);
+            if (security.gated()) {
+              ch.pipeline().addLast("gate",
+                  new ConnectGate(endpoint, security.tls() != null, security.token(), ch.attr(OPEN).get(),
+                      config.connectTimeoutMs() + TLS_SETUP_MS));
+            }
+            ch.pipeline().addLast("handler", handler);
           }
         });
+  }
+
+  /** The TLS handler of a connection to endpoint: its certificate must name endpoint's host (RFC 6125). */
+  private SslHandler tlsHandler(SocketChannel ch, Endpoint endpoint) {
+    SslHandler h = security.tls().newHandler(ch.alloc(), endpoint.host(), endpoint.port());
+    SSLEngine engine = h.engine();
+    SSLParameters p = engine.getSSLParameters();
+    p.setEndpointIdentificationAlgorithm("HTTPS");
+    engine.setSSLParameters(p);
+    return h;
   }
 
   @Override
@@ -81,18 +121,28 @@ final class NettyIo implements ClientTransport, ClientScheduler {
   @Override
   public CompletableFuture<Connection> connect(String host, int port, Listener listener) {
     CompletableFuture<Connection> result = new CompletableFuture<>();
+    CompletableFuture<Void> open = new CompletableFuture<>();
     ChannelFuture connect;
     try {
       // Unresolved, so the name is resolved by Netty on the event loop rather than on the caller. The
       // listener is a channel attribute so the shared handler finds it from the first event on.
-      connect = bootstrap.clone().attr(LISTENER, listener)
-          .connect(InetSocketAddress.createUnresolved(host, port));
+      connect = bootstrap.clone().attr(LISTENER, listener).attr(ENDPOINT, new Endpoint(host, port))
+          .attr(OPEN, open).connect(InetSocketAddress.createUnresolved(host, port));
     } catch (RejectedExecutionException e) {
       return CompletableFuture.failedFuture(new UnavailableException("client closed", e));
     }
     connect.addListener(f -> {
-      if (f.isSuccess()) {
+      if (f.isSuccess() && !security.gated()) {
         result.complete(new NettyConnection(connect.channel()));
+      } else if (f.isSuccess()) {
+        // Usable once the gate opens (TLS handshake, Authenticate answered).
+        open.whenComplete((v, e) -> {
+          if (e == null) {
+            result.complete(new NettyConnection(connect.channel()));
+          } else {
+            result.completeExceptionally(e);
+          }
+        });
       } else {
         result.completeExceptionally(new UnavailableException(
             "cannot connect to " + new Endpoint(host, port) + ": " + f.cause(), f.cause()));

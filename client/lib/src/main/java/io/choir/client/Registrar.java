@@ -88,6 +88,13 @@ final class Registrar {
       failure = new UnavailableException("the replicas opened a session without answering its id (a server"
           + " version from before server-assigned session ids: upgrade the replicas); the request was not"
           + " executed");
+    } else if (status == Status.PERMISSION_DENIED) {
+      failure = new PermissionDeniedException("the replicas refused to open a session for this client's writes ("
+          + response.getError() + "); the request was not executed", -1);
+    } else if (error != null && (Futures.unwrap(error) instanceof PermissionDeniedException
+        || Futures.unwrap(error) instanceof TlsException)) {
+      // The connection was refused for good (token, TLS): registering again cannot help.
+      failure = (ChoirException) Futures.unwrap(error);
     } else if (status == Status.BUSY) {
       failure = new BusyException("the replicas refused to open a session for this client ("
           + response.getError() + "); the request was not executed");

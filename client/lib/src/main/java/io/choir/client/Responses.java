@@ -78,6 +78,8 @@ final class Responses {
       case UNAVAILABLE -> new UnavailableException("the replica is unavailable" + detail(r));
       case BUSY -> new BusyException("the replica is busy" + detail(r));
       case NOT_PRIMARY -> new UnavailableException("the replica is not the primary" + detail(r));
+      case PERMISSION_DENIED -> new PermissionDeniedException("the server denied the request: it was not executed"
+          + detail(r), failedIndex);
       case SESSION_EXPIRED -> new SessionExpiredException("the session of this client expired; the outcome"
           + " is unknown" + detail(r), null);
       default -> new ChoirException("unexpected response status " + r.getStatus() + detail(r));
@@ -87,6 +89,9 @@ final class Responses {
   /** The exception for a refusal from an endpoint that is asked directly (status requests). */
   static ChoirException refusal(Response r, Endpoint endpoint) {
     ChoirException e = failure(r, -1);
+    if (e instanceof PermissionDeniedException) {
+      return new PermissionDeniedException(endpoint + ": " + e.getMessage(), -1);
+    }
     return e instanceof BusyException
         ? new BusyException(endpoint + ": " + e.getMessage())
         : new UnavailableException(endpoint + ": " + e.getMessage());

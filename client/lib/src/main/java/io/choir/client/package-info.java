@@ -6,12 +6,19 @@
  * same request id inside a session on the replicas so every write happens at most once, and reports
  * failures as typed, unchecked exceptions under {@link io.choir.client.ChoirException}: a
  * {@link io.choir.client.ChoirTimeoutException} (or {@link io.choir.client.SessionExpiredException})
- * when the outcome is unknown, every other one when it is certain.
+ * when the outcome is unknown, every other one when it is certain. With TLS
+ * ({@code trustCertificates}, {@code clientCertificate} or {@code sslContext} on the builder) and a
+ * {@code token}, every connection is set up (handshake, then the token) before it carries a request,
+ * and again after every reconnect; a request the replicas' access file does not allow fails with
+ * {@link io.choir.client.PermissionDeniedException} (not executed), a TLS failure with
+ * {@link io.choir.client.TlsException} (not executed), both at once rather than after the timeout.
  *
  * <pre>{@code
  * try (ChoirClient client = ChoirClient.builder()
  *     .endpoints("10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000")
  *     .requestTimeout(Duration.ofSeconds(5))
+ *     .trustCertificates(Path.of("ca.crt"))                          // TLS; the replicas' CA
+ *     .clientCertificate(Path.of("client.crt"), Path.of("client.key")) // mutual TLS (optional)
  *     .build()) {
  *   long version = client.put("user/42", "alice");
  *

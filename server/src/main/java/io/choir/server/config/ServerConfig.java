@@ -51,6 +51,35 @@ public final class ServerConfig {
       add(new Setting<>("listen_host",
           "Address the client port binds to (default: the host of this replica's client address).", "",
           ServerConfig::string));
+  public static final Setting<String> CLIENT_TLS_CERT_FILE =
+      add(new Setting<>("client_tls_cert_file",
+          "PEM certificate chain of the client port (TLS 1.2/1.3). Empty: plaintext clients.", "",
+          ServerConfig::string));
+  public static final Setting<String> CLIENT_TLS_KEY_FILE =
+      add(new Setting<>("client_tls_key_file", "PEM (PKCS#8) private key of client_tls_cert_file.", "",
+          ServerConfig::string));
+  public static final Setting<String> CLIENT_TLS_CA_FILE =
+      add(new Setting<>("client_tls_ca_file",
+          "PEM CA certificates that sign client certificates (needed for client_auth optional/require).", "",
+          ServerConfig::string));
+  public static final Setting<String> CLIENT_AUTH =
+      add(new Setting<>("client_auth",
+          "Client certificates: none, optional (verified when sent) or require (mutual TLS).", "none",
+          v -> oneOf(v, "none", "optional", "require")));
+  public static final Setting<String> CLIENT_TLS_PROVIDER =
+      add(new Setting<>("client_tls_provider",
+          "TLS engine of the client port: auto (OpenSSL through netty-tcnative when it loads, else the JDK),"
+              + " openssl or jdk.", "auto", v -> oneOf(v, "auto", "openssl", "jdk")));
+  public static final Setting<Boolean> ACCEPT_PLAINTEXT_CLIENTS =
+      add(new Setting<>("accept_plaintext_clients",
+          "Start without client TLS although the client port is not on loopback, so that anyone on that"
+              + " network can read and forge client traffic. Off: such a replica refuses to start.",
+          false, ServerConfig::bool));
+  public static final Setting<String> ACCESS_FILE =
+      add(new Setting<>("access_file",
+          "YAML file of client identities (certificate subject or token hash) and their read or read-write"
+              + " key prefixes; requests outside them get PERMISSION_DENIED. Empty: everyone may do everything.",
+          "", ServerConfig::string));
   public static final Setting<String> DATA_DIR =
       add(new Setting<>("data_dir", "Folder of this replica's RocksDB database.", "data",
           ServerConfig::nonEmptyString));

@@ -66,6 +66,8 @@ public final class ReplicaServer implements AutoCloseable {
   private final Counter readsRefused;
 
   private ReplicaServer(ServerConfig config) throws InterruptedException {
+    // Client TLS and the access file first: a replica that refuses them opens nothing.
+    ClientServer.Security clientSecurity = ClientServer.Security.fromConfig(config);
     this.config = config;
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
@@ -162,7 +164,7 @@ public final class ReplicaServer implements AutoCloseable {
       this.clientServer = new ClientServer(bind,
           new ClientServer.Limits(config.maxFrameBytes(), config.maxConnections(),
               config.clientIdleTimeoutMs(), config.clientWriteBufferBytes()),
-          connections, loop, 2, metrics);
+          connections, loop, 2, metrics, clientSecurity);
     } catch (java.net.SocketException e) {
       if (transport != null) {
         transport.close();

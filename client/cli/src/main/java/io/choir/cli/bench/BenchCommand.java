@@ -22,6 +22,7 @@ import picocli.CommandLine.Option;
 public final class BenchCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
   @Mixin BenchOptions options = new BenchOptions();
+  @Mixin io.choir.cli.SecurityOptions security = new io.choir.cli.SecurityOptions();
 
   @Option(names = {"-e", "--endpoints"}, paramLabel = "HOST:PORT,...",
       description = "Replica client addresses (default: $CHOIR_ENDPOINTS or 127.0.0.1:7301).")
@@ -55,7 +56,7 @@ public final class BenchCommand implements Callable<Integer> {
     ChoirDriver driver;
     try {
       driver = new ChoirDriver(list, conns, perClient, Duration.ofMillis(timeoutMs),
-          sequential ? ReadConsistency.SEQUENTIAL : ReadConsistency.LINEARIZABLE);
+          sequential ? ReadConsistency.SEQUENTIAL : ReadConsistency.LINEARIZABLE, security::apply, security.tls());
     } catch (IllegalArgumentException ex) {
       err.println("choir bench: " + ex.getMessage());
       err.flush();

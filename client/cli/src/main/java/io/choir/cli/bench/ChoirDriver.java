@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 
 /**
  * ChoirDriver spreads the benchmark over a few {@link ChoirClient}s (each one connection per replica
@@ -22,15 +23,24 @@ public final class ChoirDriver implements BenchDriver {
 
   public ChoirDriver(List<String> endpoints, int connections, int maxInFlight, Duration timeout,
       ReadConsistency consistency) {
+    this(endpoints, connections, maxInFlight, timeout, consistency, UnaryOperator.identity(), false);
+  }
+
+  /**
+   * @param security sets TLS and the token on each client's builder
+   * @param tls whether security turns TLS on (for the report)
+   */
+  public ChoirDriver(List<String> endpoints, int connections, int maxInFlight, Duration timeout,
+      ReadConsistency consistency, UnaryOperator<ChoirClient.Builder> security, boolean tls) {
     this.consistency = consistency;
     try {
       for (int i = 0; i < connections; i++) {
-        clients.add(ChoirClient.builder()
+        clients.add(security.apply(ChoirClient.builder()
             .endpoints(endpoints)
             .requestTimeout(timeout)
             .maxInFlight(maxInFlight)
             .readConsistency(consistency)
-            .eventLoopThreads(1)
+            .eventLoopThreads(1))
             .build());
       }
     } catch (RuntimeException e) {
@@ -41,6 +51,7 @@ public final class ChoirDriver implements BenchDriver {
     info.put("connections", connections);
     info.put("reads", consistency.name().toLowerCase(java.util.Locale.ROOT));
     info.put("timeout_ms", timeout.toMillis());
+    info.put("tls", tls);
   }
 
   private ChoirClient pick() {
