@@ -1,7 +1,6 @@
 package io.choir.server.net;
 
 import io.choir.proto.Request;
-import io.choir.proto.wire.FrameDecoder;
 import io.choir.proto.wire.FrameEncoder;
 import io.choir.proto.wire.ProtobufFrameDecoder;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -55,7 +54,7 @@ public final class ClientServer implements AutoCloseable {
             ch.pipeline()
                 .addLast("idle", new IdleStateHandler(0, 0, limits.idleTimeoutMs(), TimeUnit.MILLISECONDS))
                 .addLast("flush", new FlushConsolidationHandler(256, true))
-                .addLast("frames", new FrameDecoder(limits.maxFrameBytes()))
+                .addLast("frames", connections.frameDecoder(ch, limits.maxFrameBytes()))
                 .addLast("decode", requestDecoder)
                 .addLast("encode", encoder)
                 .addLast("handler", new ClientHandler(connections, sink, limits.maxConnections(), metrics));
