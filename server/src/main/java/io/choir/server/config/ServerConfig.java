@@ -126,8 +126,15 @@ public final class ServerConfig {
   public static final Setting<Integer> MAX_REPLY_BYTES_TOTAL =
       add(new Setting<>("max_reply_bytes_total",
           "Reply bytes computed and not yet taken by a socket, over all connections, above which every"
-              + " connection holding reply bytes is paused as if over its own bound.",
-          64 << 20, v -> intIn(v, 4096, Integer.MAX_VALUE)));
+              + " connection holding reply bytes is paused as if over its own bound; 0: a quarter of the JVM's"
+              + " direct memory limit (-XX:MaxDirectMemorySize), where unsent replies are held.",
+          0, v -> {
+            int n = intIn(v, 0, Integer.MAX_VALUE);
+            if (n != 0 && n < 4096) {
+              throw new IllegalArgumentException(n + " is neither 0 (a quarter of the direct memory limit) nor 4096 or more");
+            }
+            return n;
+          }));
   public static final Setting<Integer> CLIENT_FRAME_TIMEOUT_MS =
       add(new Setting<>("client_frame_timeout_ms",
           "A client frame started and not completed within this long closes its connection (slowloris).",

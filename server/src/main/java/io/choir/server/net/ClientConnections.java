@@ -16,8 +16,9 @@ import java.net.SocketAddress;
 import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
+import java.util.Comparator;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -30,17 +31,20 @@ import java.util.function.Function;
  * <p>Bounds (issue 10, item 7), so that no client can grow the replica's memory by not reading:
  * <ul>
  *   <li>Reply bytes in flight, counted from the moment a reply is computed until the socket took it
- *       (waiting for the event loop or in Netty's outbound buffer): per connection
- *       (maxReplyBytesPerConnection) and in total (maxReplyBytesTotal). A connection over its bound, or
- *       holding reply bytes while the total is over its bound, is not read (autoRead off, and its
- *       already-read frames stay undecoded in {@link ClientFrameDecoder}) and none of its reads is
- *       executed: the reads the core released for it wait here (as requests, a few bytes each) until its
- *       socket drains. A connection holding no reply bytes may always run one read, whatever its size,
- *       so a value above the bound is still served; so the total can exceed its bound by at most one
- *       reply per connection that holds none, plus maxReadsPerConnection replies being computed per
- *       connection under its own bound.
- *   <li>Requests in flight per connection (maxInFlightPerConnection): decoded and not answered.
- *   <li>Connections per source address (maxConnectionsPerAddress) and in all (max_connections).
+ *       (waiting for the event loop or in Netty's outbound buffer, in direct memory): per connection
+ *       (max_reply_bytes_per_connection) and in total (max_reply_bytes_total). A connection over its
+ *       bound, or holding reply bytes while the total is at its bound, is not read (autoRead off, and its
+ *       already-read frames stay undecoded in {@link ClientFrameDecoder}) and none of its reads starts:
+ *       the reads the core released for it wait here, as requests of a few bytes, until its replies
+ *       drain. A computed read reply is admitted only if it fits (compare-and-set on both counters): a
+ *       connection holding none may always take one reply of any size under its own bound; the total
+ *       admits a reply only if it fits, except a reply of at most {@link #SMALL_REPLY_BYTES} to a
+ *       connection holding none (so well-behaved clients are served while attackers fill the total) and
+ *       a reply larger than the whole bound when nothing else is in flight. A reply that does not fit is
+ *       dropped and its read deferred again, first in line, with its size remembered so it is not
+ *       computed again before it fits. Write replies (their writes are done) are always admitted.
+ *   <li>Requests in flight per connection (max_in_flight_per_connection): decoded and not answered.
+ *   <li>Connections per source address (max_connections_per_address) and in all (max_connections).
  * </ul>
  * Per-connection state is owned by the connection's event loop; reply bytes are counted with atomics,
  * because replies are computed on the read pool and the replica thread.
@@ -55,9 +59,24 @@ public final class ClientConnections {
         throw new IllegalArgumentException("bad client connection limits: " + this);
       }
     }
+
+    /**
+     * max_reply_bytes_total as set, or for 0 a quarter of the JVM's direct memory limit: unsent replies
+     * are held in direct buffers, and near that limit every allocation stalls (the JDK calls System.gc()
+     * and waits), so the bound leaves room for request buffers, peer traffic and the allocator's slack.
+     */
+    public static long totalReplyBytes(int setting) {
+      return setting != 0 ? setting : Math.max(4096, DirectMemory.max() / 4);
+    }
   }
 
   static final AttributeKey<Connection> CONNECTION = AttributeKey.valueOf("choir.client.connection");
+  /**
+   * A read reply at most this large is sent to a connection holding no reply bytes even when the
+   * replica-wide total is full: well-behaved clients (small values, replies read at once) keep being
+   * served while attackers hold the total. At most one such reply per connection is outside the total.
+   */
+  static final long SMALL_REPLY_BYTES = 64 << 10;
 
   /** Per-connection state; fields without atomics are touched on the connection's event loop only. */
   static final class Connection {
@@ -70,10 +89,15 @@ public final class ClientConnections {
     final AtomicLong replyBytes = new AtomicLong();
     /** Reads handed to the read pool whose reply has not reached the event loop yet. */
     int readsRunning;
+    /**
+     * The size of the reply the first deferred read came to when it was computed and found no room (0
+     * when none): the estimate that keeps it from being computed again before there is room for it.
+     */
+    long needBytes;
     /** Reads released by the core, waiting until this connection's replies drain. */
     final ArrayDeque<Request> deferredReads = new ArrayDeque<>();
-    /** Whether it sits in totalWaiters. */
-    boolean waitingForTotal;
+    /** Its entry in totalWaiters, if any. */
+    Waiter waiter;
     /** Set when the connection is being closed for bad input: nothing more of it is decoded. */
     boolean closing;
     ClientFrameDecoder decoder;
@@ -91,7 +115,9 @@ public final class ClientConnections {
 
   private final Map<Long, Connection> open = new ConcurrentHashMap<>();
   private final Map<InetAddress, Integer> perAddress = new ConcurrentHashMap<>();
-  private final Set<Connection> totalWaiters = ConcurrentHashMap.newKeySet();
+  private final ConcurrentSkipListSet<Waiter> totalWaiters = new ConcurrentSkipListSet<>(
+      Comparator.comparingLong(Waiter::threshold).thenComparingLong(Waiter::seq));
+  private final AtomicLong waiterSeq = new AtomicLong();
   private final AtomicLong nextId = new AtomicLong(1);
   private final AtomicLong totalReplyBytes = new AtomicLong();
   private final Limits limits;
@@ -168,7 +194,9 @@ public final class ClientConnections {
       return;
     }
     perAddress.computeIfPresent(c.address, (a, n) -> n <= 1 ? null : n - 1);
-    totalWaiters.remove(c);
+    if (c.waiter != null) {
+      totalWaiters.remove(c.waiter);
+    }
     repliesDropped.increment(c.deferredReads.size());
     c.deferredReads.clear();
   }
@@ -202,6 +230,7 @@ public final class ClientConnections {
     List<Response> one = List.of(reply);
     write(c, one, reserve(c, one));
   }
+
 
   /**
    * Executes a read the core released for connectionId (any thread): on the read pool as soon as the
@@ -244,7 +273,12 @@ public final class ClientConnections {
     }
   }
 
-  /** On the read pool: computes the reply and counts its bytes before it is handed to the event loop. */
+  /**
+   * On the read pool: computes the reply and reserves its bytes before it is handed to the event loop.
+   * A reply that finds no room under the bounds is dropped and its read deferred again (first in line)
+   * until the connection's or the replica's replies drain: computing it again costs a read, holding it
+   * would cost the memory the bounds are for.
+   */
   private void runRead(Connection c, Request r) {
     Response reply;
     try {
@@ -254,11 +288,52 @@ public final class ClientConnections {
           .setError("read failed: " + e.getMessage()).build();
     }
     List<Response> one = List.of(reply);
-    long bytes = reserve(c, one);
+    long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
+    Room room = tryReserve(c, bytes);
     c.channel.eventLoop().execute(() -> {
       c.readsRunning--;
-      write(c, one, bytes);
+      if (room == Room.YES) {
+        c.needBytes = 0;
+        write(c, one, bytes);
+        return;
+      }
+      readsDeferred.increment();
+      c.needBytes = bytes;
+      c.deferredReads.addFirst(r);
+      if (room == Room.NOT_IN_TOTAL) {
+        waitForTotal(c);
+      }
+      startReads(c);
     });
+  }
+
+  private enum Room { YES, NOT_IN_CONNECTION, NOT_IN_TOTAL }
+
+  /**
+   * Reserves bytes of a read reply for c if the bounds have room: under c's bound (or c holds none: one
+   * reply of any size), and under the replica's total (or the reply is at most
+   * {@link #SMALL_REPLY_BYTES} and c holds none, so well-behaved clients are served while attackers
+   * hold the total). Any thread; compare-and-set, so the bounds hold with reads racing.
+   */
+  private Room tryReserve(Connection c, long bytes) {
+    long mine;
+    do {
+      mine = c.replyBytes.get();
+      if (mine > 0 && mine + bytes > limits.maxReplyBytesPerConnection()) {
+        return Room.NOT_IN_CONNECTION;
+      }
+    } while (!c.replyBytes.compareAndSet(mine, mine + bytes));
+    boolean exempt = mine == 0 && bytes <= SMALL_REPLY_BYTES;
+    long total;
+    do {
+      total = totalReplyBytes.get();
+      // A reply above the whole bound goes out only when nothing else is in flight.
+      if (!exempt && total + bytes > limits.maxReplyBytesTotal() && total > 0) {
+        c.replyBytes.addAndGet(-bytes);
+        return Room.NOT_IN_TOTAL;
+      }
+    } while (!totalReplyBytes.compareAndSet(total, total + bytes));
+    return Room.YES;
   }
 
   private long reserve(Connection c, List<Response> replies) {
@@ -288,21 +363,45 @@ public final class ClientConnections {
   private void release(Connection c, long bytes) {
     c.replyBytes.addAndGet(-bytes);
     long after = totalReplyBytes.addAndGet(-bytes);
-    if (after < limits.maxReplyBytesTotal() && after + bytes >= limits.maxReplyBytesTotal()) {
-      wakeTotalWaiters();
+    if (!totalWaiters.isEmpty()) {
+      // Every waiter whose threshold the total is now at or under; only those (no thundering herd).
+      for (Waiter w : totalWaiters.tailSet(new Waiter(after, Long.MIN_VALUE, null))) {
+        if (totalWaiters.remove(w)) {
+          w.connection().channel.eventLoop().execute(() -> wake(w));
+        }
+      }
     }
     updateAutoRead(c);
     startReads(c);
   }
 
-  /** True when c holds reply bytes while the replica-wide total is over its bound. */
-  private boolean overTotal(Connection c) {
-    return totalReplyBytes.get() >= limits.maxReplyBytesTotal() && (c.replyBytes.get() > 0 || c.readsRunning > 0);
+  /**
+   * The highest replica-wide total at which c may go on (Long.MAX_VALUE: the total does not hold it):
+   * a connection holding reply bytes waits while the total is at its bound; one whose next read is known
+   * to need {@code need} bytes waits until they fit (unless small and it holds none: exempt); a reply
+   * larger than the whole bound waits until nothing else is in flight.
+   */
+  private long totalThreshold(long mine, int running, long need) {
+    long max = limits.maxReplyBytesTotal();
+    long threshold = mine > 0 || running > 0 ? max - 1 : Long.MAX_VALUE;
+    boolean exempt = mine == 0 && need <= SMALL_REPLY_BYTES;
+    if (!exempt && need > 0) {
+      threshold = Math.min(threshold, need > max ? 0 : max - need);
+    }
+    return threshold;
   }
 
+  /** True when the replica-wide total has no room for c now. */
+  private boolean overTotal(Connection c) {
+    return totalReplyBytes.get() > totalThreshold(c.replyBytes.get(), c.readsRunning, c.needBytes);
+  }
+
+  /** Whether c's first deferred read may be handed to the read pool now (event loop). */
   private boolean mayStartRead(Connection c) {
+    long mine = c.replyBytes.get();
     return c.readsRunning < limits.maxReadsPerConnection()
-        && c.replyBytes.get() < limits.maxReplyBytesPerConnection()
+        && mine < limits.maxReplyBytesPerConnection()
+        && (mine == 0 || mine + c.needBytes <= limits.maxReplyBytesPerConnection())
         && !overTotal(c);
   }
 
@@ -319,30 +418,36 @@ public final class ClientConnections {
     return true;
   }
 
+  /** A connection waiting for the total to drop to threshold or under; ordered by threshold. */
+  private record Waiter(long threshold, long seq, Connection connection) {}
+
   /**
-   * Puts c among the connections to wake when the total drops under its bound. It joins the set before
-   * the total is read again, so a drop that happens meanwhile finds it there (no lost wake-up).
+   * Puts c among the connections to wake when the total drops to its threshold (event loop). It joins
+   * the set before the total is read again, so a drop that happens meanwhile finds it there (no lost
+   * wake-up).
    */
   private void waitForTotal(Connection c) {
-    if (!c.waitingForTotal) {
-      c.waitingForTotal = true;
-      totalWaiters.add(c);
-    }
-    if (totalReplyBytes.get() < limits.maxReplyBytesTotal() && totalWaiters.remove(c)) {
-      c.channel.eventLoop().execute(() -> wake(c));
-    }
-  }
-
-  private void wakeTotalWaiters() {
-    for (Connection c : totalWaiters) {
-      if (totalWaiters.remove(c)) {
-        c.channel.eventLoop().execute(() -> wake(c));
+    long threshold = totalThreshold(c.replyBytes.get(), c.readsRunning, c.needBytes);
+    Waiter old = c.waiter;
+    if (old != null) {
+      if (old.threshold() == threshold && totalWaiters.contains(old)) {
+        return;
       }
+      totalWaiters.remove(old);
+    }
+    Waiter w = new Waiter(threshold, waiterSeq.incrementAndGet(), c);
+    c.waiter = w;
+    totalWaiters.add(w);
+    if (totalReplyBytes.get() <= threshold && totalWaiters.remove(w)) {
+      c.channel.eventLoop().execute(() -> wake(w));
     }
   }
 
-  private void wake(Connection c) {
-    c.waitingForTotal = false;
+  private void wake(Waiter w) {
+    Connection c = w.connection();
+    if (c.waiter == w) {
+      c.waiter = null;
+    }
     updateAutoRead(c);
     startReads(c);
   }

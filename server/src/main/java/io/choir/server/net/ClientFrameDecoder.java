@@ -23,8 +23,9 @@ import java.util.function.BooleanSupplier;
  *       own when autoRead is off, so a paused connection holds at most what one socket read brought plus
  *       one partial frame (at most max_frame_bytes).
  *   <li>A frame timeout (slowloris): a frame that has started and is not complete within frameTimeoutMs
- *       raises {@link FrameTimeoutException}; the handler closes the connection and counts it. Bytes that
- *       wait only because the gate is closed are the replica's doing, not the client's, and do not count.
+ *       raises {@link FrameTimeoutException}; the handler closes the connection and counts it. While the
+ *       gate is closed the replica does not read the socket, so the clock stops (that wait is the
+ *       replica's doing, not the client's) and restarts when decoding resumes.
  * </ul>
  *
  * A length above maxFrameBytes or below zero raises a {@link FrameException} once and everything after it
@@ -143,7 +144,8 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
     if (frameTimeoutNs == 0) {
       return;
     }
-    if (cumulation == null || gated) {
+    // Closed, the gate also keeps the socket unread (autoRead off): the rest of the frame cannot come.
+    if (cumulation == null || gated || !gate.getAsBoolean()) {
       partialSinceNs = -1;
       return;
     }
@@ -162,6 +164,10 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
   private void check(ChannelHandlerContext ctx) {
     timer = null;
     if (partialSinceNs < 0 || failed || !ctx.channel().isActive()) {
+      return;
+    }
+    if (!gate.getAsBoolean()) {
+      partialSinceNs = -1; // paused by the replica since: the clock restarts when decoding resumes
       return;
     }
     long waitedNs = ctx.executor().ticker().nanoTime() - partialSinceNs;

@@ -88,7 +88,8 @@ public final class ReplicaServer implements AutoCloseable {
             return t;
           });
       this.connections = new ClientConnections(new ClientConnections.Limits(config.maxInFlightPerConnection(),
-          config.get(ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION), config.get(ServerConfig.MAX_REPLY_BYTES_TOTAL),
+          config.get(ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION),
+          ClientConnections.Limits.totalReplyBytes(config.get(ServerConfig.MAX_REPLY_BYTES_TOTAL)),
           config.get(ServerConfig.MAX_CONNECTIONS_PER_ADDRESS), config.get(ServerConfig.CLIENT_FRAME_TIMEOUT_MS),
           config.readThreads()), readPool, this::read, metrics);
       ReplicaLoop[] loopRef = new ReplicaLoop[1];
@@ -265,6 +266,8 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("fsyncs", storageStage.fsyncs())
         .putCounters("connections", connections.size())
         .putCounters("client_reply_bytes", connections.replyBytes())
+        .putCounters("direct_memory_netty_bytes", io.choir.server.net.DirectMemory.netty())
+        .putCounters("direct_memory_jdk_bytes", io.choir.server.net.DirectMemory.jdk())
         .putCounters("queued_writes", core.queuedWrites())
         .putCounters("lag", core.lag())
         .putCounters("not_primary", c.notPrimary)
