@@ -1,6 +1,7 @@
 package io.choir.tests;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -171,6 +172,9 @@ class HostileClientProcessTest {
         + " + direct " + DIRECT_MIB + " + allowance " + ALLOWANCE_MIB + ")");
     for (int id = 1; id <= 3; id++) {
       assertTrue(cluster.replica(id).isAlive(), "replica " + id + " died under attack " + title + "; see " + cluster.log(id));
+      // Before the bounds, (a) filled the primary's heap (read threads) and direct memory (unsent replies).
+      String log = java.nio.file.Files.readString(cluster.log(id));
+      assertFalse(log.contains("OutOfMemoryError"), "replica " + id + " ran out of memory under attack " + title);
     }
     assertTrue(good.failures().isEmpty(), "the good client's operations failed under attack " + title + ": "
         + good.failures().subList(0, Math.min(5, good.failures().size())));
@@ -412,6 +416,7 @@ class HostileClientProcessTest {
         }
       }
     });
+    assertTrue(closedSeen.get() >= tricklers, "the server closed only " + closedSeen.get() + " trickling connections");
     assertTrue(ProcessCluster.counter(after, "client_closed_frame_timeout") >= tricklers,
         "fewer than " + tricklers + " trickling connections were closed for their frame timeout: " + clientCounters(after));
     assertTrue(ProcessCluster.counter(after, "client_closed_idle") >= silent,
