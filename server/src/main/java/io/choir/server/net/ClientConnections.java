@@ -7,6 +7,8 @@ import io.choir.proto.wire.FrameDecoder;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.util.AttributeKey;
@@ -164,7 +166,45 @@ public final class ClientConnections {
       return new Admission(null, ClientDrops.Reason.REFUSED_MAX_CONNECTIONS,
           "max_connections " + maxConnections);
     }
-    InetAddress address = address(channel.remoteAddress());
+    Connection c = new Connection(nextId.getAndIncrement(), channel, address(channel.remoteAddress()));
+    open.put(c.id, c);
+    channel.attr(CONNECTION).set(c);
+    return new Admission(c, null, null);
+  }
+
+  /**
+   * The handler of the listening channel: it counts each accepted connection against its source
+   * address and closes one beyond max_connections_per_address at once, before it gets a pipeline, an
+   * event loop or a reply, so that a flood of connections costs the replica an accept and a close each.
+   */
+  public ChannelHandler acceptGate() {
+    return acceptGate;
+  }
+
+  private final ChannelHandler acceptGate = new AcceptGate();
+
+  @ChannelHandler.Sharable
+  private final class AcceptGate extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (!(msg instanceof Channel child)) {
+        ctx.fireChannelRead(msg);
+        return;
+      }
+      InetAddress address = address(child.remoteAddress());
+      if (!admitAddress(address)) {
+        drops.count(ClientDrops.Reason.REFUSED_PER_ADDRESS, child.remoteAddress(),
+            "max_connections_per_address " + limits.maxConnectionsPerAddress());
+        child.unsafe().closeForcibly();
+        return;
+      }
+      child.closeFuture().addListener(f -> releaseAddress(address));
+      ctx.fireChannelRead(child);
+    }
+  }
+
+  /** Counts one more connection from address, unless it already has max_connections_per_address. */
+  boolean admitAddress(InetAddress address) {
     boolean[] admitted = {false};
     perAddress.compute(address, (a, n) -> {
       int count = n == null ? 0 : n;
@@ -174,14 +214,11 @@ public final class ClientConnections {
       admitted[0] = true;
       return count + 1;
     });
-    if (!admitted[0]) {
-      return new Admission(null, ClientDrops.Reason.REFUSED_PER_ADDRESS,
-          "max_connections_per_address " + limits.maxConnectionsPerAddress());
-    }
-    Connection c = new Connection(nextId.getAndIncrement(), channel, address);
-    open.put(c.id, c);
-    channel.attr(CONNECTION).set(c);
-    return new Admission(c, null, null);
+    return admitted[0];
+  }
+
+  void releaseAddress(InetAddress address) {
+    perAddress.computeIfPresent(address, (a, n) -> n <= 1 ? null : n - 1);
   }
 
   private static InetAddress address(SocketAddress remote) {
@@ -193,7 +230,6 @@ public final class ClientConnections {
     if (open.remove(c.id) == null) {
       return;
     }
-    perAddress.computeIfPresent(c.address, (a, n) -> n <= 1 ? null : n - 1);
     if (c.waiter != null) {
       totalWaiters.remove(c.waiter);
     }

@@ -18,8 +18,8 @@ import org.slf4j.LoggerFactory;
  * ClientHandler is the edge for one client connection: it hands decoded requests to the replica thread
  * and turns bad input into a reply and a close. No protocol logic lives here (STYLE.md habit 6).
  *
- * <p>A connection beyond max_connections, or beyond max_connections_per_address from its address, is
- * answered UNAVAILABLE and closed. A frame too large or not parseable gets TOO_LARGE or INVALID (request
+ * <p>A connection beyond max_connections is answered UNAVAILABLE and closed (one beyond
+ * max_connections_per_address never gets here: {@link ClientConnections#acceptGate()} closes it at accept). A frame too large or not parseable gets TOO_LARGE or INVALID (request
  * id 0: the frame's own id is unknown) and the connection is closed, since the stream may no longer be
  * aligned on frames; so does a frame not completed within client_frame_timeout_ms (slowloris). After
  * client_idle_timeout_ms without traffic a connection with nothing in flight is closed (idle), and so is

@@ -45,6 +45,7 @@ public final class ClientServer implements AutoCloseable {
         .channel(channelType)
         .option(ChannelOption.SO_BACKLOG, 1024)
         .option(ChannelOption.SO_REUSEADDR, true)
+        .handler(connections.acceptGate()) // connections per source address, refused before a pipeline
         .childOption(ChannelOption.TCP_NODELAY, true)
         .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
             new WriteBufferWaterMark(limits.writeBufferBytes() / 2, limits.writeBufferBytes()))

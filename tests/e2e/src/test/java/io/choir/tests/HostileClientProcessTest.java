@@ -201,7 +201,8 @@ class HostileClientProcessTest {
   private static Map<String, Long> clientCounters(ReplicaInfo r) {
     Map<String, Long> out = new TreeMap<>();
     r.counters().forEach((k, v) -> {
-      if (k.startsWith("client_") || k.equals("connections") || k.equals("replies_dropped") || k.equals("reads")) {
+      if (k.startsWith("client_") || k.equals("connections") || k.equals("replies_dropped") || k.equals("reads")
+          || k.equals("busy") || k.equals("read_timeouts")) {
         out.put(k, v);
       }
     });
