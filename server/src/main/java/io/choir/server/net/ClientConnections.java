@@ -254,7 +254,7 @@ public final class ClientConnections {
       return;
     }
     long bytes = reserve(c, replies);
-    c.channel.eventLoop().execute(() -> write(c, replies, bytes));
+    onLoop(c, () -> write(c, replies, bytes), replies.size());
   }
 
   public void send(long connectionId, Response reply) {
@@ -278,7 +278,7 @@ public final class ClientConnections {
       repliesDropped.increment();
       return;
     }
-    c.channel.eventLoop().execute(() -> {
+    onLoop(c, () -> {
       if (!c.channel.isActive()) {
         repliesDropped.increment();
         return;
@@ -288,7 +288,7 @@ public final class ClientConnections {
       }
       c.deferredReads.add(request);
       startReads(c);
-    });
+    }, 1);
   }
 
   /** Starts c's deferred reads while its bounds allow (event loop). */
@@ -326,7 +326,7 @@ public final class ClientConnections {
     List<Response> one = List.of(reply);
     long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
     Room room = tryReserve(c, bytes);
-    c.channel.eventLoop().execute(() -> {
+    onLoop(c, () -> {
       c.readsRunning--;
       if (room == Room.YES) {
         c.needBytes = 0;
@@ -340,7 +340,7 @@ public final class ClientConnections {
         waitForTotal(c);
       }
       startReads(c);
-    });
+    }, 1);
   }
 
   private enum Room { YES, NOT_IN_CONNECTION, NOT_IN_TOTAL }
@@ -370,6 +370,18 @@ public final class ClientConnections {
       }
     } while (!totalReplyBytes.compareAndSet(total, total + bytes));
     return Room.YES;
+  }
+
+  /**
+   * Runs task on c's event loop; once the event loops are shut down (the replica is closing) it is
+   * dropped, and the replies it would have sent are counted as dropped.
+   */
+  private void onLoop(Connection c, Runnable task, int replies) {
+    try {
+      c.channel.eventLoop().execute(task);
+    } catch (RejectedExecutionException shuttingDown) {
+      repliesDropped.increment(replies);
+    }
   }
 
   private long reserve(Connection c, List<Response> replies) {
@@ -403,7 +415,7 @@ public final class ClientConnections {
       // Every waiter whose threshold the total is now at or under; only those (no thundering herd).
       for (Waiter w : totalWaiters.tailSet(new Waiter(after, Long.MIN_VALUE, null))) {
         if (totalWaiters.remove(w)) {
-          w.connection().channel.eventLoop().execute(() -> wake(w));
+          onLoop(w.connection(), () -> wake(w), 0);
         }
       }
     }
@@ -475,7 +487,7 @@ public final class ClientConnections {
     c.waiter = w;
     totalWaiters.add(w);
     if (totalReplyBytes.get() <= threshold && totalWaiters.remove(w)) {
-      c.channel.eventLoop().execute(() -> wake(w));
+      onLoop(c, () -> wake(w), 0);
     }
   }
 
@@ -492,7 +504,7 @@ public final class ClientConnections {
   public void setIntakePaused(boolean paused) {
     intakePaused = paused;
     for (Connection c : open.values()) {
-      c.channel.eventLoop().execute(() -> updateAutoRead(c));
+      onLoop(c, () -> updateAutoRead(c), 0);
     }
   }
 
