@@ -8,7 +8,6 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
-import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.util.AttributeKey;
@@ -116,7 +115,6 @@ public final class ClientConnections {
   record Admission(Connection connection, ClientDrops.Reason refusal, String detail) {}
 
   private final Map<Long, Connection> open = new ConcurrentHashMap<>();
-  private final Map<InetAddress, Integer> perAddress = new ConcurrentHashMap<>();
   private final ConcurrentSkipListSet<Waiter> totalWaiters = new ConcurrentSkipListSet<>(
       Comparator.comparingLong(Waiter::threshold).thenComparingLong(Waiter::seq));
   private final AtomicLong waiterSeq = new AtomicLong();
@@ -129,6 +127,7 @@ public final class ClientConnections {
   private final Counter repliesDropped;
   private final Counter readsDeferred;
   private final ClientDrops drops;
+  private final ConnectionsPerAddress perAddress;
 
   /**
    * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
@@ -142,6 +141,7 @@ public final class ClientConnections {
     this.repliesDropped = metrics.counter("choir.replies.dropped");
     this.readsDeferred = metrics.counter("choir.client_reads.deferred");
     this.drops = new ClientDrops(metrics);
+    this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
   }
 
   Limits limits() {
@@ -173,55 +173,14 @@ public final class ClientConnections {
   }
 
   /**
-   * The handler of the listening channel: it counts each accepted connection against its source
-   * address and closes one beyond max_connections_per_address at once, before it gets a pipeline, an
-   * event loop or a reply, so that a flood of connections costs the replica an accept and a close each.
+   * The handler of the listening channel: connections beyond max_connections_per_address from one
+   * source address are closed at accept ({@link ConnectionsPerAddress}).
    */
   public ChannelHandler acceptGate() {
-    return acceptGate;
+    return perAddress.gate();
   }
 
-  private final ChannelHandler acceptGate = new AcceptGate();
-
-  @ChannelHandler.Sharable
-  private final class AcceptGate extends ChannelInboundHandlerAdapter {
-    @Override
-    public void channelRead(ChannelHandlerContext ctx, Object msg) {
-      if (!(msg instanceof Channel child)) {
-        ctx.fireChannelRead(msg);
-        return;
-      }
-      InetAddress address = address(child.remoteAddress());
-      if (!admitAddress(address)) {
-        drops.count(ClientDrops.Reason.REFUSED_PER_ADDRESS, child.remoteAddress(),
-            "max_connections_per_address " + limits.maxConnectionsPerAddress());
-        child.unsafe().closeForcibly();
-        return;
-      }
-      child.closeFuture().addListener(f -> releaseAddress(address));
-      ctx.fireChannelRead(child);
-    }
-  }
-
-  /** Counts one more connection from address, unless it already has max_connections_per_address. */
-  boolean admitAddress(InetAddress address) {
-    boolean[] admitted = {false};
-    perAddress.compute(address, (a, n) -> {
-      int count = n == null ? 0 : n;
-      if (count >= limits.maxConnectionsPerAddress()) {
-        return n;
-      }
-      admitted[0] = true;
-      return count + 1;
-    });
-    return admitted[0];
-  }
-
-  void releaseAddress(InetAddress address) {
-    perAddress.computeIfPresent(address, (a, n) -> n <= 1 ? null : n - 1);
-  }
-
-  private static InetAddress address(SocketAddress remote) {
+  static InetAddress address(SocketAddress remote) {
     return remote instanceof InetSocketAddress inet ? inet.getAddress() : InetAddress.getLoopbackAddress();
   }
 
