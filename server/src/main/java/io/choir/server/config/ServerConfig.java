@@ -157,6 +157,32 @@ public final class ServerConfig {
       add(new Setting<>("client_write_buffer_bytes",
           "Unsent reply bytes per connection above which the replica stops reading it (slow reader).",
           1 << 20, v -> intIn(v, 4096, 1 << 30)));
+  // Hostile clients (issue 10, item 7): reply bytes in flight, slowloris, connections per address.
+  public static final Setting<Integer> MAX_REPLY_BYTES_PER_CONNECTION =
+      add(new Setting<>("max_reply_bytes_per_connection",
+          "Reply bytes computed and not yet taken by the socket, per connection, above which the replica stops"
+              + " reading it and executing its reads (one reply of any size is always allowed).",
+          4 << 20, v -> intIn(v, 4096, 1 << 30)));
+  public static final Setting<Integer> MAX_REPLY_BYTES_TOTAL =
+      add(new Setting<>("max_reply_bytes_total",
+          "Reply bytes computed and not yet taken by a socket, over all connections, above which every"
+              + " connection holding reply bytes is paused as if over its own bound; 0: a quarter of the JVM's"
+              + " direct memory limit (-XX:MaxDirectMemorySize), where unsent replies are held.",
+          0, v -> {
+            int n = intIn(v, 0, Integer.MAX_VALUE);
+            if (n != 0 && n < 4096) {
+              throw new IllegalArgumentException(n + " is neither 0 (a quarter of the direct memory limit) nor 4096 or more");
+            }
+            return n;
+          }));
+  public static final Setting<Integer> CLIENT_FRAME_TIMEOUT_MS =
+      add(new Setting<>("client_frame_timeout_ms",
+          "A client frame started and not completed within this long closes its connection (slowloris).",
+          10_000, v -> intIn(v, 100, Integer.MAX_VALUE)));
+  public static final Setting<Integer> MAX_CONNECTIONS_PER_ADDRESS =
+      add(new Setting<>("max_connections_per_address",
+          "Most client connections at once from one source address; more are refused.", 1024,
+          v -> intIn(v, 1, 1_000_000)));
   public static final Setting<Integer> EVENT_QUEUE_CAPACITY =
       add(new Setting<>("event_queue_capacity",
           "Bound of the replica thread's event queue; a request that finds it full gets BUSY.", 65_536,

@@ -1,55 +1,208 @@
 package io.choir.server.net;
 
+import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.Status;
+import io.choir.proto.wire.FrameDecoder;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelPromise;
+import io.netty.util.AttributeKey;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Map;
+import java.util.Comparator;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListSet;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 
 /**
  * ClientConnections maps connection ids to open client connections, so the replica thread can answer a
- * request without holding Netty objects in the core, and applies intake pausing (flow control) to all
- * of them. Thread-safe.
+ * request without holding Netty objects in the core, and bounds what each connection may hold. Thread-safe.
+ *
+ * <p>Bounds (issue 10, item 7), so that no client can grow the replica's memory by not reading:
+ * <ul>
+ *   <li>Reply bytes in flight, counted from the moment a reply is computed until the socket took it
+ *       (waiting for the event loop or in Netty's outbound buffer, in direct memory): per connection
+ *       (max_reply_bytes_per_connection) and in total (max_reply_bytes_total). A connection over its
+ *       bound, or holding reply bytes while the total is at its bound, is not read (autoRead off, and its
+ *       already-read frames stay undecoded in {@link ClientFrameDecoder}) and none of its reads starts:
+ *       the reads the core released for it wait here, as requests of a few bytes, until its replies
+ *       drain. A computed read reply is admitted only if it fits (compare-and-set on both counters): a
+ *       connection holding none may always take one reply of any size under its own bound; the total
+ *       admits a reply only if it fits, except a reply of at most {@link #SMALL_REPLY_BYTES} to a
+ *       connection holding none (so well-behaved clients are served while attackers fill the total) and
+ *       a reply larger than the whole bound when nothing else is in flight. A reply that does not fit is
+ *       dropped and its read deferred again, first in line, with its size remembered so it is not
+ *       computed again before it fits. Write replies (their writes are done) are always admitted.
+ *   <li>Requests in flight per connection (max_in_flight_per_connection): decoded and not answered.
+ *   <li>Connections per source address (max_connections_per_address) and in all (max_connections).
+ * </ul>
+ * Per-connection state is owned by the connection's event loop; reply bytes are counted with atomics,
+ * because replies are computed on the read pool and the replica thread.
  */
 public final class ClientConnections {
-  /** Per-connection state; mutated on the connection's event loop only, except the paused flag. */
-  static final class Connection {
-    final long id;
-    final Channel channel;
-    int inFlight;
+  /** The bounds on client connections (settings of the same names). */
+  public record Limits(int maxInFlightPerConnection, long maxReplyBytesPerConnection, long maxReplyBytesTotal,
+      int maxConnectionsPerAddress, int frameTimeoutMs, int maxReadsPerConnection) {
+    public Limits {
+      if (maxInFlightPerConnection < 1 || maxReplyBytesPerConnection < 1 || maxReplyBytesTotal < 1
+          || maxConnectionsPerAddress < 1 || frameTimeoutMs < 0 || maxReadsPerConnection < 1) {
+        throw new IllegalArgumentException("bad client connection limits: " + this);
+      }
+    }
 
-    Connection(long id, Channel channel) {
-      this.id = id;
-      this.channel = channel;
+    /**
+     * max_reply_bytes_total as set, or for 0 a quarter of the JVM's direct memory limit: unsent replies
+     * are held in direct buffers, and near that limit every allocation stalls (the JDK calls System.gc()
+     * and waits), so the bound leaves room for request buffers, peer traffic and the allocator's slack.
+     */
+    public static long totalReplyBytes(int setting) {
+      return setting != 0 ? setting : Math.max(4096, DirectMemory.max() / 4);
     }
   }
 
+  static final AttributeKey<Connection> CONNECTION = AttributeKey.valueOf("choir.client.connection");
+  /**
+   * A read reply at most this large is sent to a connection holding no reply bytes even when the
+   * replica-wide total is full: well-behaved clients (small values, replies read at once) keep being
+   * served while attackers hold the total. At most one such reply per connection is outside the total.
+   */
+  static final long SMALL_REPLY_BYTES = 64 << 10;
+
+  /** Per-connection state; fields without atomics are touched on the connection's event loop only. */
+  static final class Connection {
+    final long id;
+    final Channel channel;
+    final InetAddress address;
+    /** Requests decoded and not yet answered. */
+    int inFlight;
+    /** Reply bytes computed and not yet taken by the socket. */
+    final AtomicLong replyBytes = new AtomicLong();
+    /** Reads handed to the read pool whose reply has not reached the event loop yet. */
+    int readsRunning;
+    /**
+     * The size of the reply the first deferred read came to when it was computed and found no room (0
+     * when none): the estimate that keeps it from being computed again before there is room for it.
+     */
+    long needBytes;
+    /** Reads released by the core, waiting until this connection's replies drain. */
+    final ArrayDeque<Request> deferredReads = new ArrayDeque<>();
+    /** Its entry in totalWaiters, if any. */
+    Waiter waiter;
+    /** Set when the connection is being closed for bad input: nothing more of it is decoded. */
+    boolean closing;
+    ClientFrameDecoder decoder;
+    ChannelHandlerContext decoderContext;
+
+    Connection(long id, Channel channel, InetAddress address) {
+      this.id = id;
+      this.channel = channel;
+      this.address = address;
+    }
+  }
+
+  /** The outcome of {@link #register}: a connection, or why there is none. */
+  record Admission(Connection connection, ClientDrops.Reason refusal, String detail) {}
+
   private final Map<Long, Connection> open = new ConcurrentHashMap<>();
+  private final ConcurrentSkipListSet<Waiter> totalWaiters = new ConcurrentSkipListSet<>(
+      Comparator.comparingLong(Waiter::threshold).thenComparingLong(Waiter::seq));
+  private final AtomicLong waiterSeq = new AtomicLong();
   private final AtomicLong nextId = new AtomicLong(1);
-  private final int maxInFlightPerConnection;
+  private final AtomicLong totalReplyBytes = new AtomicLong();
+  private final Limits limits;
+  private final Executor readPool;
+  private final Function<Request, Response> reader;
   private volatile boolean intakePaused;
   private final Counter repliesDropped;
+  private final Counter readsDeferred;
+  private final ClientDrops drops;
+  private final ConnectionsPerAddress perAddress;
 
-  public ClientConnections(int maxInFlightPerConnection, MeterRegistry metrics) {
-    this.maxInFlightPerConnection = maxInFlightPerConnection;
+  /**
+   * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
+   * @param reader executes one read against the applied state (on the read pool)
+   */
+  public ClientConnections(Limits limits, Executor readPool, Function<Request, Response> reader,
+      MeterRegistry metrics) {
+    this.limits = limits;
+    this.readPool = readPool;
+    this.reader = reader;
     this.repliesDropped = metrics.counter("choir.replies.dropped");
+    this.readsDeferred = metrics.counter("choir.client_reads.deferred");
+    this.drops = new ClientDrops(metrics);
+    this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
   }
 
-  Connection register(Channel channel) {
-    Connection c = new Connection(nextId.getAndIncrement(), channel);
+  Limits limits() {
+    return limits;
+  }
+
+  ClientDrops drops() {
+    return drops;
+  }
+
+  /** A frame decoder for a new client channel, gated by that channel's bounds. */
+  public ClientFrameDecoder frameDecoder(Channel channel, int maxFrameBytes) {
+    return new ClientFrameDecoder(maxFrameBytes, limits.frameTimeoutMs(), () -> {
+      Connection c = channel.attr(CONNECTION).get();
+      return c != null && acceptsRequests(c);
+    });
+  }
+
+  /** Registers channel unless max_connections or the per-address bound is reached. */
+  Admission register(Channel channel, int maxConnections) {
+    if (open.size() >= maxConnections) {
+      return new Admission(null, ClientDrops.Reason.REFUSED_MAX_CONNECTIONS,
+          "max_connections " + maxConnections);
+    }
+    Connection c = new Connection(nextId.getAndIncrement(), channel, address(channel.remoteAddress()));
     open.put(c.id, c);
-    return c;
+    channel.attr(CONNECTION).set(c);
+    return new Admission(c, null, null);
   }
 
+  /**
+   * The handler of the listening channel: connections beyond max_connections_per_address from one
+   * source address are closed at accept ({@link ConnectionsPerAddress}).
+   */
+  public ChannelHandler acceptGate() {
+    return perAddress.gate();
+  }
+
+  static InetAddress address(SocketAddress remote) {
+    return remote instanceof InetSocketAddress inet ? inet.getAddress() : InetAddress.getLoopbackAddress();
+  }
+
+  /** Forgets c (its channel closed): its deferred reads are dropped, its reply bytes drain as writes fail. */
   void unregister(Connection c) {
-    open.remove(c.id);
+    if (open.remove(c.id) == null) {
+      return;
+    }
+    if (c.waiter != null) {
+      totalWaiters.remove(c.waiter);
+    }
+    repliesDropped.increment(c.deferredReads.size());
+    c.deferredReads.clear();
   }
 
   public int size() {
     return open.size();
+  }
+
+  /** Reply bytes computed and not yet taken by a socket, over all connections. */
+  public long replyBytes() {
+    return totalReplyBytes.get();
   }
 
   /** Sends replies to connectionId (any thread); a reply to a closed connection is dropped and counted. */
@@ -59,39 +212,272 @@ public final class ClientConnections {
       repliesDropped.increment(replies.size());
       return;
     }
-    if (c.channel.eventLoop().inEventLoop()) {
-      writeAll(c, replies);
-    } else {
-      c.channel.eventLoop().execute(() -> writeAll(c, replies));
-    }
+    long bytes = reserve(c, replies);
+    onLoop(c, () -> write(c, replies, bytes), replies.size());
   }
 
   public void send(long connectionId, Response reply) {
     send(connectionId, List.of(reply));
   }
 
-  private void writeAll(Connection c, List<Response> replies) {
-    for (Response r : replies) {
-      c.channel.write(r, c.channel.voidPromise());
+  /** Answers one request of c on its event loop (BUSY and the like), counted as any reply. */
+  void reply(Connection c, Response reply) {
+    List<Response> one = List.of(reply);
+    write(c, one, reserve(c, one));
+  }
+
+
+  /**
+   * Executes a read the core released for connectionId (any thread): on the read pool as soon as the
+   * connection's reply bytes allow it, in the order the core released them.
+   */
+  public void read(long connectionId, Request request) {
+    Connection c = open.get(connectionId);
+    if (c == null) {
+      repliesDropped.increment();
+      return;
     }
+    onLoop(c, () -> {
+      if (!c.channel.isActive()) {
+        repliesDropped.increment();
+        return;
+      }
+      if (!c.deferredReads.isEmpty() || !mayStartRead(c)) {
+        readsDeferred.increment();
+      }
+      c.deferredReads.add(request);
+      startReads(c);
+    }, 1);
+  }
+
+  /** Starts c's deferred reads while its bounds allow (event loop). */
+  private void startReads(Connection c) {
+    while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)) {
+      Request r = c.deferredReads.poll();
+      c.readsRunning++;
+      try {
+        readPool.execute(() -> runRead(c, r));
+      } catch (RejectedExecutionException e) {
+        c.readsRunning--;
+        reply(c, Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
+            .setError("replica overloaded or shutting down: the read pool refused the read").build());
+      }
+    }
+    if (!c.deferredReads.isEmpty() && overTotal(c)) {
+      waitForTotal(c);
+    }
+  }
+
+  /**
+   * On the read pool: computes the reply and reserves its bytes before it is handed to the event loop.
+   * A reply that finds no room under the bounds is dropped and its read deferred again (first in line)
+   * until the connection's or the replica's replies drain: computing it again costs a read, holding it
+   * would cost the memory the bounds are for.
+   */
+  private void runRead(Connection c, Request r) {
+    Response reply;
+    try {
+      reply = reader.apply(r);
+    } catch (RuntimeException e) {
+      reply = Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
+          .setError("read failed: " + e.getMessage()).build();
+    }
+    List<Response> one = List.of(reply);
+    long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
+    Room room = tryReserve(c, bytes);
+    onLoop(c, () -> {
+      c.readsRunning--;
+      if (room == Room.YES) {
+        c.needBytes = 0;
+        write(c, one, bytes);
+        return;
+      }
+      readsDeferred.increment();
+      c.needBytes = bytes;
+      c.deferredReads.addFirst(r);
+      if (room == Room.NOT_IN_TOTAL) {
+        waitForTotal(c);
+      }
+      startReads(c);
+    }, 1);
+  }
+
+  private enum Room { YES, NOT_IN_CONNECTION, NOT_IN_TOTAL }
+
+  /**
+   * Reserves bytes of a read reply for c if the bounds have room: under c's bound (or c holds none: one
+   * reply of any size), and under the replica's total (or the reply is at most
+   * {@link #SMALL_REPLY_BYTES} and c holds none, so well-behaved clients are served while attackers
+   * hold the total). Any thread; compare-and-set, so the bounds hold with reads racing.
+   */
+  private Room tryReserve(Connection c, long bytes) {
+    long mine;
+    do {
+      mine = c.replyBytes.get();
+      if (mine > 0 && mine + bytes > limits.maxReplyBytesPerConnection()) {
+        return Room.NOT_IN_CONNECTION;
+      }
+    } while (!c.replyBytes.compareAndSet(mine, mine + bytes));
+    boolean exempt = mine == 0 && bytes <= SMALL_REPLY_BYTES;
+    long total;
+    do {
+      total = totalReplyBytes.get();
+      // A reply above the whole bound goes out only when nothing else is in flight.
+      if (!exempt && total + bytes > limits.maxReplyBytesTotal() && total > 0) {
+        c.replyBytes.addAndGet(-bytes);
+        return Room.NOT_IN_TOTAL;
+      }
+    } while (!totalReplyBytes.compareAndSet(total, total + bytes));
+    return Room.YES;
+  }
+
+  /**
+   * Runs task on c's event loop; once the event loops are shut down (the replica is closing) it is
+   * dropped, and the replies it would have sent are counted as dropped.
+   */
+  private void onLoop(Connection c, Runnable task, int replies) {
+    try {
+      c.channel.eventLoop().execute(task);
+    } catch (RejectedExecutionException shuttingDown) {
+      repliesDropped.increment(replies);
+    }
+  }
+
+  private long reserve(Connection c, List<Response> replies) {
+    long bytes = 0;
+    for (Response r : replies) {
+      bytes += FrameDecoder.LENGTH_BYTES + r.getSerializedSize();
+    }
+    c.replyBytes.addAndGet(bytes);
+    totalReplyBytes.addAndGet(bytes);
+    return bytes;
+  }
+
+  /** Writes replies (event loop); their bytes are released when the socket has taken the last one. */
+  private void write(Connection c, List<Response> replies, long bytes) {
+    int last = replies.size() - 1;
+    for (int i = 0; i < last; i++) {
+      c.channel.write(replies.get(i), c.channel.voidPromise());
+    }
+    ChannelPromise done = c.channel.newPromise();
+    done.addListener(f -> release(c, bytes)); // success or failure (closed): the bytes are gone either way
+    c.channel.write(replies.get(last), done);
     c.channel.flush();
     c.inFlight = Math.max(0, c.inFlight - replies.size());
     updateAutoRead(c);
+  }
+
+  private void release(Connection c, long bytes) {
+    c.replyBytes.addAndGet(-bytes);
+    long after = totalReplyBytes.addAndGet(-bytes);
+    if (!totalWaiters.isEmpty()) {
+      // Every waiter whose threshold the total is now at or under; only those (no thundering herd).
+      for (Waiter w : totalWaiters.tailSet(new Waiter(after, Long.MIN_VALUE, null))) {
+        if (totalWaiters.remove(w)) {
+          onLoop(w.connection(), () -> wake(w), 0);
+        }
+      }
+    }
+    updateAutoRead(c);
+    startReads(c);
+  }
+
+  /**
+   * The highest replica-wide total at which c may go on (Long.MAX_VALUE: the total does not hold it):
+   * a connection holding reply bytes waits while the total is at its bound; one whose next read is known
+   * to need {@code need} bytes waits until they fit (unless small and it holds none: exempt); a reply
+   * larger than the whole bound waits until nothing else is in flight.
+   */
+  private long totalThreshold(long mine, int running, long need) {
+    long max = limits.maxReplyBytesTotal();
+    long threshold = mine > 0 || running > 0 ? max - 1 : Long.MAX_VALUE;
+    boolean exempt = mine == 0 && need <= SMALL_REPLY_BYTES;
+    if (!exempt && need > 0) {
+      threshold = Math.min(threshold, need > max ? 0 : max - need);
+    }
+    return threshold;
+  }
+
+  /** True when the replica-wide total has no room for c now. */
+  private boolean overTotal(Connection c) {
+    return totalReplyBytes.get() > totalThreshold(c.replyBytes.get(), c.readsRunning, c.needBytes);
+  }
+
+  /** Whether c's first deferred read may be handed to the read pool now (event loop). */
+  private boolean mayStartRead(Connection c) {
+    long mine = c.replyBytes.get();
+    return c.readsRunning < limits.maxReadsPerConnection()
+        && mine < limits.maxReplyBytesPerConnection()
+        && (mine == 0 || mine + c.needBytes <= limits.maxReplyBytesPerConnection())
+        && !overTotal(c);
+  }
+
+  /** Whether c may take one more request now (event loop): the gate of its frame decoder. */
+  boolean acceptsRequests(Connection c) {
+    if (c.closing || intakePaused || c.inFlight >= limits.maxInFlightPerConnection() || !c.channel.isWritable()
+        || c.replyBytes.get() >= limits.maxReplyBytesPerConnection()) {
+      return false;
+    }
+    if (overTotal(c)) {
+      waitForTotal(c);
+      return false;
+    }
+    return true;
+  }
+
+  /** A connection waiting for the total to drop to threshold or under; ordered by threshold. */
+  private record Waiter(long threshold, long seq, Connection connection) {}
+
+  /**
+   * Puts c among the connections to wake when the total drops to its threshold (event loop). It joins
+   * the set before the total is read again, so a drop that happens meanwhile finds it there (no lost
+   * wake-up).
+   */
+  private void waitForTotal(Connection c) {
+    long threshold = totalThreshold(c.replyBytes.get(), c.readsRunning, c.needBytes);
+    Waiter old = c.waiter;
+    if (old != null) {
+      if (old.threshold() == threshold && totalWaiters.contains(old)) {
+        return;
+      }
+      totalWaiters.remove(old);
+    }
+    Waiter w = new Waiter(threshold, waiterSeq.incrementAndGet(), c);
+    c.waiter = w;
+    totalWaiters.add(w);
+    if (totalReplyBytes.get() <= threshold && totalWaiters.remove(w)) {
+      onLoop(c, () -> wake(w), 0);
+    }
+  }
+
+  private void wake(Waiter w) {
+    Connection c = w.connection();
+    if (c.waiter == w) {
+      c.waiter = null;
+    }
+    updateAutoRead(c);
+    startReads(c);
   }
 
   /** Pauses (true) or resumes (false) reading every client connection: the core's flow control. */
   public void setIntakePaused(boolean paused) {
     intakePaused = paused;
     for (Connection c : open.values()) {
-      c.channel.eventLoop().execute(() -> updateAutoRead(c));
+      onLoop(c, () -> updateAutoRead(c), 0);
     }
   }
 
-  /** Reads from c only while intake is open, c is under its in-flight limit and its writes drain. */
+  /**
+   * Reads from c only while it may take requests (event loop); when it may, the frames its decoder held
+   * back are decoded first.
+   */
   void updateAutoRead(Connection c) {
-    boolean read = !intakePaused && c.inFlight < maxInFlightPerConnection && c.channel.isWritable();
+    boolean read = acceptsRequests(c);
     if (c.channel.config().isAutoRead() != read) {
       c.channel.config().setAutoRead(read);
+    }
+    if (read && c.decoder != null) {
+      c.decoder.resume(c.decoderContext);
     }
   }
 }

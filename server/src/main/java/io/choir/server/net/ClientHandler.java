@@ -18,9 +18,13 @@ import org.slf4j.LoggerFactory;
  * ClientHandler is the edge for one client connection: it hands decoded requests to the replica thread
  * and turns bad input into a reply and a close. No protocol logic lives here (STYLE.md habit 6).
  *
- * <p>A frame too large or not parseable gets TOO_LARGE or INVALID (request id 0: the frame's own id is
- * unknown) and the connection is closed, since the stream may no longer be aligned on frames; every
- * other connection is unaffected. An idle connection (no traffic, nothing in flight) is closed.
+ * <p>A connection beyond max_connections is answered UNAVAILABLE and closed (one beyond
+ * max_connections_per_address never gets here: {@link ClientConnections#acceptGate()} closes it at accept). A frame too large or not parseable gets TOO_LARGE or INVALID (request
+ * id 0: the frame's own id is unknown) and the connection is closed, since the stream may no longer be
+ * aligned on frames; so does a frame not completed within client_frame_timeout_ms (slowloris). After
+ * client_idle_timeout_ms without traffic a connection with nothing in flight is closed (idle), and so is
+ * one whose replies wait unread (stalled); one waiting for the replica is left alone. Every refusal and
+ * close is counted by reason ({@link ClientDrops}); every other connection is unaffected.
  */
 final class ClientHandler extends SimpleChannelInboundHandler<Request> {
   private static final Logger log = LoggerFactory.getLogger(ClientHandler.class);
@@ -28,34 +32,33 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
   private final ClientConnections connections;
   private final RequestSink sink;
   private final int maxConnections;
-  private final Counter tooLarge;
-  private final Counter malformed;
   private final Counter busy;
-  private final Counter refused;
-  private final Counter idleClosed;
+  private final ClientDrops drops;
   private ClientConnections.Connection connection;
 
   ClientHandler(ClientConnections connections, RequestSink sink, int maxConnections, MeterRegistry metrics) {
     this.connections = connections;
     this.sink = sink;
     this.maxConnections = maxConnections;
-    this.tooLarge = metrics.counter("choir.frames.too_large");
-    this.malformed = metrics.counter("choir.frames.malformed");
     this.busy = metrics.counter("choir.requests.busy_queue_full");
-    this.refused = metrics.counter("choir.connections.refused");
-    this.idleClosed = metrics.counter("choir.connections.idle_closed");
+    this.drops = connections.drops();
   }
 
   @Override
   public void channelActive(ChannelHandlerContext ctx) {
-    if (connections.size() >= maxConnections) {
-      refused.increment();
+    ClientConnections.Admission admission = connections.register(ctx.channel(), maxConnections);
+    if (admission.connection() == null) {
+      drops.count(admission.refusal(), ctx.channel().remoteAddress(), admission.detail());
+      ctx.channel().config().setAutoRead(false);
       ctx.writeAndFlush(Response.newBuilder().setStatus(Status.UNAVAILABLE)
-              .setError("too many connections (max_connections " + maxConnections + ")").build())
+              .setError("too many connections (" + admission.detail() + ")").build())
           .addListener(ChannelFutureListener.CLOSE);
       return;
     }
-    connection = connections.register(ctx.channel());
+    connection = admission.connection();
+    connection.decoderContext = ctx.pipeline().context(ClientFrameDecoder.class);
+    connection.decoder = connection.decoderContext == null ? null
+        : (ClientFrameDecoder) connection.decoderContext.handler();
     ctx.fireChannelActive();
   }
 
@@ -69,15 +72,14 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
 
   @Override
   protected void channelRead0(ChannelHandlerContext ctx, Request request) {
-    if (connection == null) {
+    if (connection == null || connection.closing) {
       return;
     }
     connection.inFlight++;
     if (!sink.offer(connection.id, request)) {
-      connection.inFlight--;
       busy.increment();
-      ctx.writeAndFlush(Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.BUSY)
-          .setError("replica overloaded: event queue full (event_queue_capacity)").build());
+      connections.reply(connection, Response.newBuilder().setRequestId(request.getRequestId())
+          .setStatus(Status.BUSY).setError("replica overloaded: event queue full (event_queue_capacity)").build());
     }
     connections.updateAutoRead(connection);
   }
@@ -92,23 +94,46 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
 
   @Override
   public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-    if (evt instanceof IdleStateEvent && (connection == null || connection.inFlight == 0)) {
-      idleClosed.increment();
+    if (!(evt instanceof IdleStateEvent)) {
+      ctx.fireUserEventTriggered(evt);
+      return;
+    }
+    if (connection == null || connection.inFlight == 0) {
+      drops.count(ClientDrops.Reason.CLOSED_IDLE, ctx.channel().remoteAddress(), "client_idle_timeout_ms");
+      ctx.close();
+    } else if (connection.replyBytes.get() > 0) {
+      // Nothing read and no reply taken by the socket for the whole timeout: the client does not read.
+      drops.count(ClientDrops.Reason.CLOSED_STALLED, ctx.channel().remoteAddress(),
+          connection.replyBytes.get() + " reply bytes unread for client_idle_timeout_ms");
       ctx.close();
     }
   }
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-    if (cause instanceof FrameException fe) {
-      boolean large = fe.kind() == FrameException.Kind.TOO_LARGE;
-      (large ? tooLarge : malformed).increment();
-      log.atDebug().addKeyValue("remote", ctx.channel().remoteAddress()).addKeyValue("reason", fe.getMessage())
-          .log("closing client connection after a bad frame");
+    if (cause instanceof FrameException || cause instanceof ClientFrameDecoder.FrameTimeoutException) {
+      ClientDrops.Reason reason;
+      Status status;
+      if (cause instanceof FrameException fe) {
+        boolean large = fe.kind() == FrameException.Kind.TOO_LARGE;
+        reason = large ? ClientDrops.Reason.CLOSED_TOO_LARGE : ClientDrops.Reason.CLOSED_MALFORMED;
+        status = large ? Status.TOO_LARGE : Status.INVALID;
+      } else {
+        reason = ClientDrops.Reason.CLOSED_FRAME_TIMEOUT;
+        status = Status.INVALID;
+      }
+      if (connection != null && connection.closing) {
+        return; // already answered and closing
+      }
+      drops.count(reason, ctx.channel().remoteAddress(), cause.getMessage());
+      if (connection != null) {
+        connection.closing = true; // the frames after a bad one are not decoded: the stream is not aligned
+      }
+      ctx.channel().config().setAutoRead(false);
       if (ctx.channel().isActive()) {
         ctx.writeAndFlush(Response.newBuilder()
-                .setStatus(large ? Status.TOO_LARGE : Status.INVALID)
-                .setError(fe.getMessage() + "; closing the connection")
+                .setStatus(status)
+                .setError(cause.getMessage() + "; closing the connection")
                 .build())
             .addListener(ChannelFutureListener.CLOSE);
       }

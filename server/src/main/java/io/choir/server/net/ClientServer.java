@@ -1,7 +1,6 @@
 package io.choir.server.net;
 
 import io.choir.proto.Request;
-import io.choir.proto.wire.FrameDecoder;
 import io.choir.proto.wire.FrameEncoder;
 import io.choir.proto.wire.ProtobufFrameDecoder;
 import io.choir.server.config.ConfigException;
@@ -106,6 +105,7 @@ public final class ClientServer implements AutoCloseable {
         .channel(channelType)
         .option(ChannelOption.SO_BACKLOG, 1024)
         .option(ChannelOption.SO_REUSEADDR, true)
+        .handler(connections.acceptGate()) // connections per source address, refused before a pipeline
         .childOption(ChannelOption.TCP_NODELAY, true)
         .childOption(ChannelOption.WRITE_BUFFER_WATER_MARK,
             new WriteBufferWaterMark(limits.writeBufferBytes() / 2, limits.writeBufferBytes()))
@@ -120,7 +120,7 @@ public final class ClientServer implements AutoCloseable {
             ch.pipeline()
                 .addLast("idle", new IdleStateHandler(0, 0, limits.idleTimeoutMs(), TimeUnit.MILLISECONDS))
                 .addLast("flush", new FlushConsolidationHandler(256, true))
-                .addLast("frames", new FrameDecoder(limits.maxFrameBytes()))
+                .addLast("frames", connections.frameDecoder(ch, limits.maxFrameBytes()))
                 .addLast("decode", requestDecoder)
                 .addLast("encode", encoder)
                 .addLast("access", new ClientAccessHandler(access))

@@ -80,7 +80,6 @@ public final class ReplicaServer implements AutoCloseable {
           config.replicas().size() > 1);
       CoreConfig coreConfig = coreConfig(config);
       this.core = new ReplicaCore(coreConfig, recovered);
-      this.connections = new ClientConnections(config.maxInFlightPerConnection(), metrics);
       this.readsRefused = metrics.counter("choir.reads.refused");
       AtomicInteger readThreadIds = new AtomicInteger();
       this.readPool = new ThreadPoolExecutor(config.readThreads(), config.readThreads(), 0,
@@ -89,6 +88,11 @@ public final class ReplicaServer implements AutoCloseable {
             t.setDaemon(true);
             return t;
           });
+      this.connections = new ClientConnections(new ClientConnections.Limits(config.maxInFlightPerConnection(),
+          config.get(ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION),
+          ClientConnections.Limits.totalReplyBytes(config.get(ServerConfig.MAX_REPLY_BYTES_TOTAL)),
+          config.get(ServerConfig.MAX_CONNECTIONS_PER_ADDRESS), config.get(ServerConfig.CLIENT_FRAME_TIMEOUT_MS),
+          config.readThreads()), readPool, this::read, metrics);
       ReplicaLoop[] loopRef = new ReplicaLoop[1];
       // test_break_protocol: ack-before-fsync (a deliberate bug): log writes are reported persisted
       // without an fsync, while recover() still takes the data folder for an fsync one.
@@ -110,10 +114,8 @@ public final class ReplicaServer implements AutoCloseable {
           r -> onReadPool(() -> EffectExecutor.resendFromLog(storage, peerPort, maxDatagramBytes, r),
               () -> { }), // shutting down: the replica will NACK again
           this::stateTransfer,
-          read -> onReadPool(() -> connections.send(read.connectionId(), read(read.request())),
-              () -> connections.send(read.connectionId(), Response.newBuilder()
-                  .setRequestId(read.request().getRequestId()).setStatus(Status.UNAVAILABLE)
-                  .setError("replica is shutting down").build())),
+          // Reads run on the read pool once their connection's replies drain (ClientConnections' bounds).
+          read -> connections.read(read.connectionId(), read.request()),
           new EffectExecutor.ClientPort() {
             @Override
             public void reply(long connectionId, java.util.List<Response> responses) {
@@ -276,6 +278,9 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("log_batches", c.batches)
         .putCounters("fsyncs", storageStage.fsyncs())
         .putCounters("connections", connections.size())
+        .putCounters("client_reply_bytes", connections.replyBytes())
+        .putCounters("direct_memory_netty_bytes", io.choir.server.net.DirectMemory.netty())
+        .putCounters("direct_memory_jdk_bytes", io.choir.server.net.DirectMemory.jdk())
         .putCounters("queued_writes", core.queuedWrites())
         .putCounters("lag", core.lag())
         .putCounters("not_primary", c.notPrimary)

@@ -1,0 +1,69 @@
+package io.choir.server.net;
+
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import java.net.InetAddress;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * ConnectionsPerAddress counts open client connections by source address. Its {@link #gate()} is the
+ * listening channel's handler: it sees each accepted connection before it gets a pipeline, an event
+ * loop or a reply, and closes one beyond the bound at once (counted as client_refused.per_address), so
+ * a flood of connections from one host costs the replica an accept and a close each. Thread-safe.
+ */
+final class ConnectionsPerAddress {
+  private final int maxPerAddress;
+  private final ClientDrops drops;
+  private final Map<InetAddress, Integer> open = new ConcurrentHashMap<>();
+  private final ChannelHandler gate = new Gate();
+
+  ConnectionsPerAddress(int maxPerAddress, ClientDrops drops) {
+    this.maxPerAddress = maxPerAddress;
+    this.drops = drops;
+  }
+
+  ChannelHandler gate() {
+    return gate;
+  }
+
+  @ChannelHandler.Sharable
+  private final class Gate extends ChannelInboundHandlerAdapter {
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (!(msg instanceof Channel child)) {
+        ctx.fireChannelRead(msg);
+        return;
+      }
+      InetAddress address = ClientConnections.address(child.remoteAddress());
+      if (!admit(address)) {
+        drops.count(ClientDrops.Reason.REFUSED_PER_ADDRESS, child.remoteAddress(),
+            "max_connections_per_address " + maxPerAddress);
+        child.unsafe().closeForcibly();
+        return;
+      }
+      child.closeFuture().addListener(f -> release(address));
+      ctx.fireChannelRead(child);
+    }
+  }
+
+  /** Counts one more connection from address, unless it already has maxPerAddress. */
+  boolean admit(InetAddress address) {
+    boolean[] admitted = {false};
+    open.compute(address, (a, n) -> {
+      int count = n == null ? 0 : n;
+      if (count >= maxPerAddress) {
+        return n;
+      }
+      admitted[0] = true;
+      return count + 1;
+    });
+    return admitted[0];
+  }
+
+  void release(InetAddress address) {
+    open.computeIfPresent(address, (a, n) -> n <= 1 ? null : n - 1);
+  }
+}
