@@ -20,7 +20,9 @@ import java.util.Set;
  * epochs do not (they only grow) and replica ids are distinct. Any key of the file opens. A receiver
  * keeps a {@link ReplayWindow} per member (bounded: members only) and drops an unsealed datagram
  * ("unsealed"), an unknown key id ("unknown_key"), a replay or a datagram of an older epoch of its
- * sender ("replay"), and a tag that does not match ("bad_seal"). Without a key a sealed datagram is
+ * sender ("replay"), one more than {@link ReplayWindow#WINDOW_BITS} counters below the newest of its
+ * sender ("below_window": a replay, or a real datagram so late that NACK repairs it), and a tag that
+ * does not match ("bad_seal"). Without a key a sealed datagram is
  * dropped ("sealed_without_key"): the two sides are configured differently, and nothing of it can
  * be read anyway.
  *
@@ -51,7 +53,8 @@ public final class DatagramCodec {
 
   /** Every reason {@link #decode} drops a datagram for (the transport registers their counters). */
   public static final Set<String> REASONS = Set.of("bad_magic", "bad_version", "bad_checksum", "bad_flags",
-      "foreign_cluster", "unknown_sender", "unsealed", "unknown_key", "replay", "bad_seal", "sealed_without_key");
+      "foreign_cluster", "unknown_sender", "unsealed", "unknown_key", "replay", "below_window", "bad_seal",
+      "sealed_without_key");
 
   private static final Own OWN = new Own();
 
@@ -176,7 +179,11 @@ public final class DatagramCodec {
       return new Dropped("unknown_key", sender);
     }
     ReplayWindow window = windows.get(sender);
-    if (!window.isFresh(h.epoch(), h.counter())) {
+    ReplayWindow.Check check = window.check(h.epoch(), h.counter());
+    if (check == ReplayWindow.Check.BELOW_WINDOW) {
+      return new Dropped("below_window", sender);
+    }
+    if (check != ReplayWindow.Check.FRESH) {
       return new Dropped("replay", sender);
     }
     byte[] body = sealer.open(h.keyId(), nonce(datagram, sender), datagram, length);

@@ -13,35 +13,55 @@ package io.choir.server.security;
  *
  * <p>Use: {@link #isFresh} before opening the seal (cheap, and refuses a replay without the cost of
  * AES-GCM), {@link #accept} only after the seal opened, so that forgeries never move the window. Not
- * thread-safe: the transport's one receiving thread owns it. State is fixed: about 0.5 KiB.
+ * thread-safe: the transport's one receiving thread owns it. State is fixed: about 2 KiB.
  */
 public final class ReplayWindow {
   /**
    * Counters remembered below the highest. Multicast and unicast of one sender arrive on two sockets
-   * whose datagrams the event loop interleaves, and a receive buffer holds thousands: 4096 keeps every
-   * reordering those buffers allow inside the window, at 512 bytes per member.
+   * whose datagrams the event loop interleaves, so one socket's backlog can be overtaken by the other's
+   * newer datagrams: the default receive buffer (receive_buffer_bytes 4 MiB, which Linux doubles, at
+   * about 1 KiB of kernel memory per small datagram) holds about 8,000, and 16,384 keeps that whole
+   * backlog inside the window, at 2 KiB per member. A datagram later than that is dropped as
+   * below_window and repaired by NACK like a lost one.
    */
-  public static final int WINDOW_BITS = 4096;
+  public static final int WINDOW_BITS = 16_384;
+
+  /** What the window says of a datagram (epoch, counter) of its sender. */
+  public enum Check {
+    /** Not accepted before: may be opened. */
+    FRESH,
+    /** Accepted before: a replay. */
+    SEEN,
+    /** Of an earlier epoch than the newest accepted: a replay of an earlier start of the sender. */
+    OLD_EPOCH,
+    /** More than WINDOW_BITS below the highest counter: a replay, or a datagram far too late. */
+    BELOW_WINDOW
+  }
 
   private final long[] bits = new long[WINDOW_BITS / 64];
   private long epoch = -1;
   private long highest = -1;
 
-  /** True when a datagram (epoch, counter) of this sender has not been accepted and may be. */
-  public boolean isFresh(long epoch, long counter) {
+  /** What the window says of a datagram (epoch, counter) of this sender. */
+  public Check check(long epoch, long counter) {
     if (this.epoch < 0 || epoch > this.epoch) {
-      return true;
+      return Check.FRESH;
     }
     if (epoch < this.epoch) {
-      return false;
+      return Check.OLD_EPOCH;
     }
     if (counter > highest) {
-      return true;
+      return Check.FRESH;
     }
     if (highest - counter >= WINDOW_BITS) {
-      return false;
+      return Check.BELOW_WINDOW;
     }
-    return !bit(counter);
+    return bit(counter) ? Check.SEEN : Check.FRESH;
+  }
+
+  /** True when a datagram (epoch, counter) of this sender has not been accepted and may be. */
+  public boolean isFresh(long epoch, long counter) {
+    return check(epoch, counter) == Check.FRESH;
   }
 
   /** Records (epoch, counter) as accepted; call only when {@link #isFresh} said so and the seal opened. */

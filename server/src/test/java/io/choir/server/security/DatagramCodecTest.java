@@ -223,6 +223,19 @@ class DatagramCodecTest {
   }
 
   @Test
+  void shouldDropADatagramFarBelowTheNewestOfItsSenderAsBelowTheWindow() {
+    DatagramCodec a = codec(1, KEY_1, 5);
+    DatagramCodec b = codec(2, KEY_1, 1);
+    byte[] late = a.encode(MessageType.PREPARE_VALUE, 1, BODY);
+    byte[] last = null;
+    for (int i = 0; i <= ReplayWindow.WINDOW_BITS; i++) {
+      last = a.encode(MessageType.HEARTBEAT_VALUE, 1, BODY);
+    }
+    accepted(b.decode(last, last.length));
+    assertEquals("below_window", reason(b.decode(late, late.length)));
+  }
+
+  @Test
   void shouldNeverRepeatANonceWithinAnEpoch() {
     DatagramCodec a = codec(1, KEY_1, 5);
     Set<String> nonces = new HashSet<>();

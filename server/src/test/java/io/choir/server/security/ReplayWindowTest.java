@@ -23,6 +23,9 @@ class ReplayWindowTest {
     assertFalse(w.isFresh(3, 5));
     w.accept(3, 10 + ReplayWindow.WINDOW_BITS);
     assertFalse(w.isFresh(3, 10), "now below the window");
+    assertEquals(ReplayWindow.Check.BELOW_WINDOW, w.check(3, 9));
+    assertEquals(ReplayWindow.Check.SEEN, w.check(3, 10 + ReplayWindow.WINDOW_BITS));
+    assertEquals(ReplayWindow.Check.OLD_EPOCH, w.check(2, 10 + ReplayWindow.WINDOW_BITS));
     assertTrue(w.isFresh(3, 11), "just inside the window");
     assertFalse(w.isFresh(2, 1_000_000), "an older epoch");
     assertTrue(w.isFresh(4, 0), "a newer epoch");
