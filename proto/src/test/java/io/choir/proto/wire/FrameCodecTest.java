@@ -1,5 +1,6 @@
 package io.choir.proto.wire;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -85,5 +86,32 @@ class FrameCodecTest {
     assertEquals(h, DatagramHeader.decode(buf));
     assertNull(DatagramHeader.decode(Unpooled.wrappedBuffer(new byte[DatagramHeader.SIZE])), "wrong magic");
     assertNull(DatagramHeader.decode(Unpooled.wrappedBuffer(new byte[5])), "too short");
+  }
+
+  @Test
+  void shouldCarryEpochCounterAndKeyIdAndChecksumEveryByteButTheChecksumItself() {
+    DatagramHeader h = new DatagramHeader(DatagramHeader.PROTOCOL_VERSION, 12, DatagramHeader.FLAG_SEALED,
+        0x0102030405060708L, Long.MAX_VALUE, 255, DatagramHeader.MAX_EPOCH, DatagramHeader.MAX_COUNTER, 7);
+    byte[] d = new byte[DatagramHeader.SIZE + 3];
+    h.encode(d);
+    d[DatagramHeader.SIZE] = 9;
+    DatagramHeader.writeChecksum(d, d.length);
+    assertEquals(h, DatagramHeader.decode(d, d.length));
+    ByteBuf viaBuf = Unpooled.buffer();
+    h.encode(viaBuf);
+    byte[] fromBuf = new byte[DatagramHeader.SIZE];
+    viaBuf.readBytes(fromBuf);
+    assertArrayEquals(java.util.Arrays.copyOf(d, DatagramHeader.SIZE - 4), java.util.Arrays.copyOf(fromBuf,
+        DatagramHeader.SIZE - 4), "the ByteBuf and byte[] encodings agree");
+    org.junit.jupiter.api.Assertions.assertTrue(DatagramHeader.checksumMatches(d, d.length));
+    for (int i = 0; i < d.length; i++) {
+      for (int bit = 0; bit < 8; bit++) {
+        d[i] ^= (byte) (1 << bit);
+        org.junit.jupiter.api.Assertions.assertFalse(DatagramHeader.checksumMatches(d, d.length),
+            "a flip of bit " + bit + " of byte " + i + " is caught");
+        d[i] ^= (byte) (1 << bit);
+      }
+    }
+    org.junit.jupiter.api.Assertions.assertFalse(DatagramHeader.checksumMatches(d, d.length - 1), "truncation");
   }
 }

@@ -1,16 +1,15 @@
 package io.choir.server.net;
 
 import io.choir.proto.MessageType;
-import io.choir.proto.wire.DatagramHeader;
 
 /**
  * PeerRouting decides how a peer message travels, and the bounds that follow from it (issue 9, hole
  * 2e). Pure and static, so the simulator routes exactly as the transport does.
  *
- * <p>Rule ({@link #route}): a body that fits one datagram (max_datagram_bytes minus the 28-byte
- * header) goes by UDP, multicast or unicast. A bigger message to one replica goes as one PeerEnvelope
- * frame over a TCP connection to that replica's peer address (where its StateTransferServer
- * listens). A bigger PREPARE to all goes by multicast as FRAGMENTs (one send reaches every backup; a
+ * <p>Rule ({@link #route}): a body that fits one datagram (max_datagram_bytes minus the 44-byte
+ * header and the 16-byte seal tag) goes by UDP, multicast or unicast. A bigger message to one
+ * replica goes as one PeerEnvelope frame over a TCP connection to that replica's peer address (where
+ * its StateTransferServer listens). A bigger PREPARE to all goes by multicast as FRAGMENTs (one send reaches every backup; a
  * backup that loses a fragment NACKs, and the resend is unicast, so over TCP). Any other message to
  * all that does not fit a datagram (a START_VIEW that still carries a suffix, say) goes over each
  * other replica's TCP stream instead, so that only PREPAREs are ever fragmented. Why: a unicast
@@ -65,9 +64,9 @@ public final class PeerRouting {
     return type == MessageType.PREPARE ? Route.FRAGMENTS : Route.STREAM_TO_EACH;
   }
 
-  /** Bytes of body that fit one datagram after the header. */
+  /** Bytes of body that fit one datagram after the header and, sealed, the GCM tag. */
   public static int datagramRoom(int maxDatagramBytes) {
-    return maxDatagramBytes - DatagramHeader.SIZE;
+    return maxDatagramBytes - io.choir.server.security.DatagramCodec.MAX_OVERHEAD_BYTES;
   }
 
   /** True when a unicast message to to with bodyBytes of body goes over the peer TCP stream. */

@@ -17,11 +17,14 @@ import io.choir.proto.RecoveryResponse;
 import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import io.choir.proto.wire.DatagramHeader;
+import io.choir.server.security.ClusterKeys;
+import io.choir.server.security.DatagramCodec;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufInputStream;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
@@ -38,6 +41,7 @@ import io.netty.channel.socket.DatagramPacket;
 import io.netty.channel.socket.SocketProtocolFamily;
 import io.netty.channel.socket.nio.NioDatagramChannel;
 import java.io.IOException;
+import java.util.concurrent.TimeUnit;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.NetworkInterface;
@@ -46,7 +50,6 @@ import java.util.EnumMap;
 import java.util.Set;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -58,10 +61,14 @@ import org.slf4j.LoggerFactory;
  * other replica's stream. It only
  * encodes, decodes and checks; protocol decisions belong to the core (STYLE.md habit 6).
  *
- * <p>Every datagram is a {@link DatagramHeader} and a protobuf body. A datagram is dropped and counted,
- * by reason, when it is too short, has another magic or protocol version, another cluster id, an
- * unknown sender (or is our own multicast looped back), an unknown type, or a body that does not parse;
- * or when the replica's peer queue is full. A multicast body bigger than max_datagram_bytes travels as
+ * <p>Every datagram is a {@link DatagramHeader} and a protobuf body, with a CRC32C, and sealed with
+ * AES-GCM when the cluster has a key: {@link DatagramCodec} encodes every datagram this transport
+ * sends (whole messages and FRAGMENTs alike) and judges every one it receives before anything of it is
+ * interpreted. A datagram is dropped and counted, by reason, when the codec refuses it (see its
+ * reasons: bad_checksum, unsealed, unknown_key, replay, bad_seal, sealed_without_key, ...; our own
+ * multicast looped back is counted apart), has an unknown type, or a body that does not parse; or when
+ * the replica's peer queue is full. A drop is logged as a warning with the sender's address at most
+ * once per {@link DropLog#DEFAULT_INTERVAL_NS} per reason. A multicast body bigger than max_datagram_bytes travels as
  * FRAGMENTs and is reassembled with bounded memory: at most maxReassembledBytes per message (one
  * PREPARE of one entry: max_batch_bytes plus slack, see {@link PeerRouting#maxReassembledBytes}), 64
  * partial messages and 4 of the largest in total.
@@ -149,6 +156,8 @@ public final class PeerTransport implements AutoCloseable {
   private final DatagramChannel multicast;
   private final NetworkInterface iface;
   private final Reassembler reassembler;
+  private final DatagramCodec codec;
+  private final DropLog dropLog = new DropLog(DropLog.DEFAULT_INTERVAL_NS);
   private final PeerStreams streams;
   private final MeterRegistry metrics;
   private final Map<String, Counter> dropped = new ConcurrentHashMap<>();
@@ -165,9 +174,21 @@ public final class PeerTransport implements AutoCloseable {
   /** TEST ONLY (test_fault_file): peers cut off from this replica, both ways. */
   private volatile Set<Integer> blockedPeers = Set.of();
 
+  /** A transport without a cluster key (datagrams checksummed, not sealed), in epoch 1 (tests). */
   public PeerTransport(Settings settings, PeerSink sink, MeterRegistry metrics)
       throws InterruptedException, SocketException {
+    this(settings, null, 1, sink, metrics);
+  }
+
+  /**
+   * A transport that seals with keys (null: no key) in epoch (this start's datagram epoch, already
+   * persisted: see DatagramEpochs).
+   */
+  public PeerTransport(Settings settings, ClusterKeys keys, long epoch, PeerSink sink, MeterRegistry metrics)
+      throws InterruptedException, SocketException {
     this.settings = settings;
+    this.codec = new DatagramCodec(settings.selfId(), settings.clusterIdHash(), settings.peers().keySet(), keys,
+        epoch);
     this.sink = sink;
     this.metrics = metrics;
     this.sent = metrics.counter("choir.datagrams.sent");
@@ -177,6 +198,9 @@ public final class PeerTransport implements AutoCloseable {
     this.ownLooped = metrics.counter("choir.datagrams.own_looped_back");
     this.streamSent = metrics.counter("choir.peer_stream.sent");
     this.streamReceived = metrics.counter("choir.peer_stream.received");
+    for (String reason : DatagramCodec.REASONS) {
+      dropped.computeIfAbsent(reason, r -> metrics.counter("choir.datagrams.dropped." + r)); // shown at 0 too
+    }
     // Only multicast PREPAREs are fragmented now (big unicast goes over a peer stream), and one holds
     // at most one entry: see PeerRouting.maxReassembledBytes.
     this.reassembler = new Reassembler(PeerRouting.REASSEMBLY_MESSAGES,
@@ -234,7 +258,8 @@ public final class PeerTransport implements AutoCloseable {
     }
     log.atInfo().addKeyValue("peer", self).addKeyValue("group", settings.group())
         .addKeyValue("interface", settings.interfaceName()).addKeyValue("interface_address", ifaceAddress)
-        .addKeyValue("epoll", epoll).log("peer transport up");
+        .addKeyValue("epoll", epoll).addKeyValue("sealed", codec.sealing())
+        .addKeyValue("datagram_epoch", epoch).log("peer transport up");
   }
 
   /** Reads the comma-separated ids of the peers to cut off (a missing or empty file heals). */
@@ -291,7 +316,7 @@ public final class PeerTransport implements AutoCloseable {
       return;
     }
     byte[] bytes = body.toByteArray();
-    int room = settings.maxDatagramBytes() - DatagramHeader.SIZE;
+    int room = PeerRouting.datagramRoom(settings.maxDatagramBytes());
     if (bytes.length <= room) {
       write(dest, type, view, bytes, to == 0);
       return;
@@ -314,10 +339,14 @@ public final class PeerTransport implements AutoCloseable {
   }
 
   private void write(InetSocketAddress dest, MessageType type, long view, byte[] body, boolean toGroup) {
-    ByteBuf buf = unicast.alloc().buffer(DatagramHeader.SIZE + body.length);
-    new DatagramHeader(DatagramHeader.PROTOCOL_VERSION, type.getNumber(), 0, settings.clusterIdHash(), view,
-        settings.selfId()).encode(buf);
-    buf.writeBytes(body);
+    byte[] datagram;
+    try {
+      datagram = codec.encode(type.getNumber(), view, body);
+    } catch (IllegalStateException exhausted) {
+      drop("counter_exhausted", null); // 2^48 datagrams in one start: a restart takes a new epoch
+      return;
+    }
+    ByteBuf buf = Unpooled.wrappedBuffer(datagram);
     unicast.writeAndFlush(new DatagramPacket(buf, dest), unicast.voidPromise());
     sent.increment();
     if (toGroup) {
@@ -329,10 +358,25 @@ public final class PeerTransport implements AutoCloseable {
     dropped.computeIfAbsent(reason, r -> metrics.counter("choir.datagrams.dropped." + r)).increment();
   }
 
-  /** Dropped datagrams by reason. */
+  /** Counts a dropped received datagram and logs it (rate-limited per reason) with its source. */
+  private void drop(String reason, InetSocketAddress from) {
+    drop(reason);
+    long unlogged = dropLog.onDrop(reason, System.nanoTime());
+    if (unlogged >= 0) {
+      log.atWarn().addKeyValue("reason", reason).addKeyValue("from", from)
+          .addKeyValue("unlogged_since_last", unlogged)
+          .log("dropped a peer datagram (logged at most once per 10 s per reason)");
+    }
+  }
+
+  /** Dropped datagrams by reason (the reasons with at least one drop; status shows every counter). */
   public Map<String, Long> droppedByReason() {
     Map<String, Long> out = new java.util.TreeMap<>();
-    dropped.forEach((k, v) -> out.put(k, (long) v.count()));
+    dropped.forEach((k, v) -> {
+      if (v.count() > 0) {
+        out.put(k, (long) v.count());
+      }
+    });
     return out;
   }
 
@@ -438,49 +482,43 @@ public final class PeerTransport implements AutoCloseable {
         return;
       }
       ByteBuf in = packet.content();
-      DatagramHeader h = DatagramHeader.decode(in);
-      if (h == null) {
-        drop("bad_magic");
-        return;
-      }
-      if (h.protocolVersion() != DatagramHeader.PROTOCOL_VERSION) {
-        drop("bad_version");
-        return;
-      }
-      if (h.clusterId() != settings.clusterIdHash()) {
-        drop("foreign_cluster");
-        return;
-      }
-      if (h.sender() == settings.selfId()) {
+      InetSocketAddress from = packet.sender();
+      byte[] bytes = ByteBufUtil.getBytes(in);
+      DatagramCodec.Verdict verdict = codec.decode(bytes, bytes.length);
+      if (verdict instanceof DatagramCodec.Own) {
         ownLooped.increment(); // our own multicast, looped back to our group socket: expected, not a drop
         return;
       }
-      if (!settings.peers().containsKey(h.sender())) {
-        drop("unknown_sender");
+      if (verdict instanceof DatagramCodec.Dropped d) {
+        drop(d.reason(), from);
         return;
       }
+      DatagramCodec.Accepted accepted = (DatagramCodec.Accepted) verdict;
+      DatagramHeader h = accepted.header();
+      byte[] body = accepted.body();
       if (blockedPeers.contains(h.sender())) {
         drop("test_partition");
         return;
       }
       MessageType type = MessageType.forNumber(h.messageType());
       if (type == null || type == MessageType.MESSAGE_TYPE_UNKNOWN) {
-        drop("unknown_type");
+        drop("unknown_type", from);
         return;
       }
       try {
         if (type == MessageType.FRAGMENT) {
-          if (!in.isReadable()) {
-            drop("malformed");
+          if (body.length == 0) {
+            drop("malformed", from);
             return;
           }
-          MessageType inner = MessageType.forNumber(in.readUnsignedByte());
-          Fragment f = Fragment.parseFrom(new ByteBufInputStream(in));
+          MessageType inner = MessageType.forNumber(body[0] & 0xff);
+          if (inner == null || inner == MessageType.FRAGMENT || !PARSERS.containsKey(inner)) {
+            drop("malformed", from);
+            return;
+          }
+          Fragment f = Fragment.parser().parseFrom(body, 1, body.length - 1);
           byte[] whole = reassembler.add(h.sender(), h.view(), f);
-          if (whole == null || inner == null || !PARSERS.containsKey(inner) || inner == MessageType.FRAGMENT) {
-            if (inner == null || inner == MessageType.FRAGMENT) {
-              drop("malformed");
-            }
+          if (whole == null) {
             return;
           }
           deliver(h, inner, PARSERS.get(inner).parseFrom(whole));
@@ -488,14 +526,12 @@ public final class PeerTransport implements AutoCloseable {
         }
         Parser<? extends MessageLite> parser = PARSERS.get(type);
         if (parser == null) {
-          drop("unknown_type");
+          drop("unknown_type", from);
           return;
         }
-        deliver(h, type, parser.parseFrom(new ByteBufInputStream(in)));
-      } catch (InvalidProtocolBufferException e) {
-        drop("malformed");
-      } catch (IOException e) {
-        drop("malformed");
+        deliver(h, type, parser.parseFrom(body));
+      } catch (InvalidProtocolBufferException | RuntimeException e) {
+        drop("malformed", from); // an authentic sender's bug or a forger's: either way nothing to act on
       }
     }
 

@@ -133,6 +133,9 @@ public final class ReplicaServer implements AutoCloseable {
         Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
         config.replicas().forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
         var group = io.choir.server.config.ReplicaAddress.HostPort.parse(config.get(ServerConfig.MULTICAST_GROUP));
+        // A new datagram epoch for this start, synced before the first datagram (nonces never repeat).
+        long datagramEpoch = io.choir.server.security.DatagramEpochs.advance(storage,
+            System.currentTimeMillis() / 1000);
         this.transport = new PeerTransport(new PeerTransport.Settings(config.replicaId(), config.clusterIdHash(),
             peers, group.toSocketAddress(), config.get(ServerConfig.MULTICAST_INTERFACE),
             config.get(ServerConfig.MULTICAST_TTL), config.get(ServerConfig.MAX_DATAGRAM_BYTES),
@@ -142,7 +145,7 @@ public final class ReplicaServer implements AutoCloseable {
             io.choir.server.net.PeerRouting.maxStreamFrameBytes(config.maxInFlightBytes(), config.maxInFlightOps(),
                 config.maxBatchBytes()),
             PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
-            loop, metrics);
+            config.clusterKeys(), datagramEpoch, loop, metrics);
         peerAddresses.putAll(peers);
         // The peer TCP port (state transfers, peer streams), both ends: proven with the cluster key,
         // or without one only from member hosts.

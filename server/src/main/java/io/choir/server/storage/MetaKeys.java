@@ -36,6 +36,13 @@ public final class MetaKeys {
    */
   public static final String CATCHING_UP = "catching_up";
 
+  /**
+   * Meta key of the datagram epoch of this replica's latest start (8 bytes big-endian; see the
+   * security package's DatagramEpochs): part of every sealed datagram's nonce, written synced before
+   * the first datagram of a start. A protocol row: an install keeps it.
+   */
+  public static final String DATAGRAM_EPOCH = "datagram_epoch";
+
   private MetaKeys() {}
 
   /** The key as stored: its US-ASCII bytes (a new array each call, so callers may keep it). */

@@ -410,6 +410,7 @@ class PeerTransportTest {
     b.writeBytes(body);
     byte[] out = new byte[b.readableBytes()];
     b.readBytes(out);
+    DatagramHeader.writeChecksum(out, out.length); // a well-formed datagram: only the tested field is off
     return out;
   }
 

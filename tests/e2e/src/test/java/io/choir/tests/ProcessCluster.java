@@ -108,6 +108,20 @@ final class ProcessCluster implements AutoCloseable {
     }
   }
 
+  /**
+   * Like the main constructor, with every replica's cluster_key_file set to keyFile (written with
+   * {@link #writeKeyFile}; rewrite it and restart a replica to rotate keys).
+   */
+  ProcessCluster(Path dir, String name, int size, String extraYaml, List<String> jvmOptions, Path keyFile)
+      throws IOException {
+    this(dir, name, size, "cluster_key_file: " + keyFile.toAbsolutePath() + "\n" + extraYaml, jvmOptions);
+  }
+
+  /** Writes keys to file, owner-only, as `choir keygen` does. */
+  static void writeKeyFile(Path file, io.choir.server.security.ClusterKeys keys) throws IOException {
+    keys.write(file);
+  }
+
   /** Three replicas with the default JVM options (-Xmx512m). */
   ProcessCluster(Path dir, String name, String extraYaml) throws IOException {
     this(dir, name, 3, extraYaml, List.of("-Xmx512m"));
@@ -146,6 +160,11 @@ final class ProcessCluster implements AutoCloseable {
 
   Path log(int id) {
     return dir.resolve("node" + id + ".log");
+  }
+
+  /** The multicast group's port (the group is 239.255.77.1 on lo). */
+  int multicastPort() {
+    return base + 2 * size;
   }
 
   int size() {

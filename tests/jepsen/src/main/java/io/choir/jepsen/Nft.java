@@ -19,10 +19,11 @@ import java.util.TreeSet;
  *
  * <p>The repair cut ({@link #repairCut()}) tells the peer messages apart by the raw bytes of the datagram
  * header (io.choir.proto.wire.DatagramHeader: magic u32 'CHOR' at 0, version u8 at 4, message type u8 at
- * 5, ...; a FRAGMENT's body starts with the fragmented message's type, at 28). nft's {@code @th,OFFSET,BITS}
+ * 5, ...; the header is 44 bytes, and an unsealed FRAGMENT's body starts with the fragmented message's
+ * type, at 44; sealed with a cluster key, that byte is ciphertext). nft's {@code @th,OFFSET,BITS}
  * counts bits from the start of the transport header, so payload byte {@code b} is at bit
  * {@code (8 + b) * 8}: the magic at {@code @th,64,32}, the type at {@code @th,104,8}, a fragment's inner
- * type at {@code @th,288,8}. The type numbers are peer.proto's MessageType, stable on the wire.
+ * type at {@code @th,416,8}. The type numbers are peer.proto's MessageType, stable on the wire.
  */
 public final class Nft {
   /** TABLE is the harness's table (family inet). */
@@ -41,7 +42,7 @@ public final class Nft {
   /** Bit offsets from the UDP header's start: 8 bytes of UDP header, then the datagram header. */
   static final int MAGIC_BIT = (8 + 0) * 8;
   static final int TYPE_BIT = (8 + 5) * 8;
-  static final int FRAGMENT_INNER_TYPE_BIT = (8 + 28) * 8;
+  static final int FRAGMENT_INNER_TYPE_BIT = (8 + 44) * 8;
   /** peer.proto MessageType numbers. */
   static final int PREPARE = 1;
   static final int NACK = 4;

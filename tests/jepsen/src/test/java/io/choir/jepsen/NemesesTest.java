@@ -162,7 +162,7 @@ class NemesesTest {
   void repairCutRuleText() {
     String peer = "ip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 ";
     assertEquals("add rule inet jepsen in " + peer + "@th,104,8 { 1, 4 } counter drop\n"
-        + "add rule inet jepsen in " + peer + "@th,104,8 12 @th,288,8 1 counter drop\n"
+        + "add rule inet jepsen in " + peer + "@th,104,8 12 @th,416,8 1 counter drop\n"
         + "add rule inet jepsen in tcp dport 7401 counter drop\n"
         + "add rule inet jepsen in tcp sport 7401 counter drop\n", Nft.repairCut());
     // what the cut leaves alone: PREPARE_OK (2), HEARTBEAT (3), HEARTBEAT_OK (13), the view change (5-7)
@@ -197,7 +197,7 @@ class NemesesTest {
   void packetCountersAreSummedPerKindOfRule() {
     String listing = "table inet jepsen {\n\tchain in {\n"
         + "\t\tip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 @th,104,8 { 0x1, 0x4 } counter packets 12 bytes 900 drop\n"
-        + "\t\tip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 @th,104,8 0xc @th,288,8 0x1 counter packets 3 bytes 4000 drop\n"
+        + "\t\tip daddr != 224.0.0.0/4 udp dport 7401 @th,64,32 0x43484f52 @th,104,8 0xc @th,416,8 0x1 counter packets 3 bytes 4000 drop\n"
         + "\t\ttcp dport 7401 counter packets 5 bytes 300 drop\n"
         + "\t\ttcp sport 7401 counter packets 1 bytes 60 drop\n"
         + "\t\tip daddr 239.0.0.0/8 numgen random mod 100 < 20 counter packets 40 bytes 9999 drop\n\t}\n}\n";
