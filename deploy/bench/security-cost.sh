@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# security-cost.sh: what sealing and TLS cost. Runs `choir bench` against a fresh local 3-replica cluster
+# (loopback, fsync) in four set-ups, ROUNDS times each, interleaved so that a change of the machine's load
+# hits every set-up alike:
+#   plain     no cluster key (datagrams carry only their CRC32C), plaintext client port
+#   key       the cluster key: every datagram sealed with AES-GCM, peer streams proven and sealed
+#   tls       no key, mutual TLS on the client port (client certificate, access file)
+#   key+tls   both (what `choir cluster init --tls` writes)
+# Prints one table (median of the rounds per set-up, and each set-up against plain) and writes it, with
+# every run's result.json, plots and summary, to $OUT.
+#
+#   deploy/bench/security-cost.sh
+#   ROUNDS=3 DURATION=20 deploy/bench/security-cost.sh
+#
+# Environment (defaults in brackets): ROUNDS [2] CLIENTS [64] DURATION [20] WARMUP [20] VALUE_SIZE [100]
+#   CONNECTIONS [1] CHOIR_PORT [27401] OUT [bench-results/security-<date>] BUILD [1] MODES [plain key tls key+tls]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROUNDS="${ROUNDS:-2}"
+CLIENTS="${CLIENTS:-64}"
+DURATION="${DURATION:-20}"
+WARMUP="${WARMUP:-20}"
+VALUE_SIZE="${VALUE_SIZE:-100}"
+CONNECTIONS="${CONNECTIONS:-1}"
+CHOIR_PORT="${CHOIR_PORT:-27401}"
+BUILD="${BUILD:-1}"
+MODES="${MODES:-plain key tls key+tls}"
+OUT="${OUT:-bench-results/security-$(date +%Y%m%d-%H%M%S)}"
+
+log() { echo "security-cost: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+command -v java >/dev/null || die "java is missing: run deploy/bin/install-prereqs"
+if [ "$BUILD" = 1 ]; then
+  log "building the distribution (mvn install -pl deploy -am, no tests)"
+  (cd "$root" && mvn -q -B -Dstyle.color=never -DskipTests install -pl deploy -am) >&2
+fi
+choir=("$root/deploy/bin/choir")
+export CHOIR_NO_BUILD=1
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+tmp="$(mktemp -d /tmp/choir-security-cost.XXXXXX)"
+endpoints="127.0.0.1:${CHOIR_PORT},127.0.0.1:$((CHOIR_PORT + 1)),127.0.0.1:$((CHOIR_PORT + 2))"
+cluster_pid=
+
+stop_cluster() {
+  [ -n "$cluster_pid" ] || return 0
+  kill -TERM -- "-$cluster_pid" 2>/dev/null || kill -TERM "$cluster_pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$cluster_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- "-$cluster_pid" 2>/dev/null || true
+  cluster_pid=
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_cluster
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# client flags of a set-up (TLS ones need the files init wrote)
+client_flags() {
+  case "$1" in
+    tls|key+tls) echo "--cacert $2/tls/ca.crt --cert $2/tls/client.crt --key $2/tls/client.key" ;;
+    *) echo "" ;;
+  esac
+}
+
+start_cluster() {
+  local mode="$1" dir="$2" init=(cluster init --replicas 3 --dir "$dir" --base-port "$CHOIR_PORT")
+  case "$mode" in tls|key+tls) init+=(--tls) ;; esac
+  "${choir[@]}" "${init[@]}" >/dev/null
+  if [ "$mode" = plain ] || [ "$mode" = tls ]; then
+    # no key: loopback only, so the replica accepts it without a further setting
+    sed -i '/^cluster_key_file:/d' "$dir"/node*.yaml
+  fi
+  setsid "${choir[@]}" cluster up --dir "$dir" >"$dir/cluster.log" 2>&1 &
+  cluster_pid=$!
+  local flags
+  read -r -a flags <<<"$(client_flags "$mode" "$dir")"
+  for _ in $(seq 1 120); do
+    if "${choir[@]}" put security-cost/health ok --endpoints "$endpoints" --timeout-ms 2000 "${flags[@]}" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "the $mode cluster did not become healthy (log: $dir/cluster.log)"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in $MODES; do
+    dir="$tmp/$mode-$round"
+    log "round $round/$ROUNDS: $mode (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    start_cluster "$mode" "$dir"
+    read -r -a flags <<<"$(client_flags "$mode" "$dir")"
+    CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench --endpoints "$endpoints" "${flags[@]}" \
+      --clients "$CLIENTS" --duration "$DURATION" --warmup "$WARMUP" --value-size "$VALUE_SIZE" \
+      --connections "$CONNECTIONS" --out "$OUT/$mode-$round" >"$OUT/$mode-$round.txt"
+    cat "$OUT/$mode-$round.txt" >&2
+    stop_cluster
+  done
+done
+
+python3 - "$OUT" "$ROUNDS" $MODES <<'EOF' | tee "$OUT/summary.md"
+import json, statistics, sys
+out, rounds, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rows = {}
+for m in modes:
+    runs = [json.load(open(f"{out}/{m}-{r}/result.json")) for r in range(1, rounds + 1)]
+    rows[m] = {
+        "tput": statistics.median(x["throughput_ops_per_sec"] for x in runs),
+        "each": [round(x["throughput_ops_per_sec"]) for x in runs],
+        "p99": statistics.median(x["latency_ms"]["p99"] for x in runs),
+        "errors": sum(x["errors"]["total"] for x in runs),
+        "load": [x["machine"]["load_average_at_end"] for x in runs],
+    }
+base = rows.get("plain")
+print("| set-up | writes/s (median) | each round | p99 ms (median) | vs plain writes/s | vs plain p99 | errors | load at end |")
+print("|---|---|---|---|---|---|---|---|")
+for m, r in rows.items():
+    vs = f"{r['tput'] / base['tput'] - 1:+.1%}" if base else "-"
+    vp = f"{r['p99'] / base['p99']:.2f}x" if base and base["p99"] else "-"
+    print(f"| {m} | {r['tput']:,.0f} | {r['each']} | {r['p99']:.2f} | {vs} | {vp} | {r['errors']} | {r['load']} |")
+EOF
+log "results in $OUT (summary.md, one folder and summary per run)"
