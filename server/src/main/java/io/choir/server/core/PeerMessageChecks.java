@@ -102,6 +102,8 @@ final class PeerMessageChecks {
   private final EnumMap<Reason, Long> rejected = new EnumMap<>(Reason.class);
   private long total;
   private String last = "";
+  /** While true, {@link #reject} counts nothing ({@link #wouldAdmit}). */
+  private boolean dry;
 
   PeerMessageChecks(CoreConfig config, RequestValidator validator) {
     this.config = config;
@@ -110,6 +112,9 @@ final class PeerMessageChecks {
 
   /** Counts a rejection and returns false (so a handler can {@code return checks.reject(...)}). */
   boolean reject(Reason reason, Event.Peer p) {
+    if (dry) {
+      return false;
+    }
     rejected.merge(reason, 1L, Long::sum);
     total++;
     last = reason.name().toLowerCase(Locale.ROOT) + ": " + p.type() + " from " + p.from() + " in view " + p.view();
@@ -306,6 +311,16 @@ final class PeerMessageChecks {
       }
     }
     return true;
+  }
+
+  /** As {@link #admit}, counting nothing: would this message pass the checks of the message itself? */
+  boolean wouldAdmit(Event.Peer p, long ourView) {
+    dry = true;
+    try {
+      return admit(p, ourView);
+    } finally {
+      dry = false;
+    }
   }
 
   /** True when body is the protobuf class that type names (the transport parses by type; a test may not). */

@@ -2276,6 +2276,33 @@ public final class ReplicaCore {
     }
   }
 
+  /**
+   * Null when every buffer the core keeps within its bound, else which is not (the simulator's fuzz
+   * asks after every event: no input may grow the core's memory without bound).
+   */
+  public String boundsViolation() {
+    if (outOfOrder.size() > config.maxOutOfOrderEntries || outOfOrderBytes > config.maxInFlightBytes) {
+      return "out-of-order buffer " + outOfOrder.size() + " entries, " + outOfOrderBytes + " bytes";
+    }
+    if (fill.size() > config.maxOutOfOrderEntries) {
+      return "fill buffer " + fill.size() + " entries";
+    }
+    if (queued.size() > config.maxQueuedRequests || pendingReads.size() > config.maxQueuedRequests) {
+      return "queues: " + queued.size() + " writes, " + pendingReads.size() + " reads";
+    }
+    if (resends.size() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
+      return "resend records " + resends.size() + ", truncations " + truncations.size();
+    }
+    if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVotes.size() > n
+        || recoveryResponses.size() > n || recoveryViews.size() > n) {
+      return "per-replica sets beyond " + n + " members";
+    }
+    if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || lastOp > PeerMessageChecks.MAX_NUMBER) {
+      return "view " + view + " or op " + lastOp + " out of range";
+    }
+    return null;
+  }
+
   // ---------------------------------------------------------------- status
 
   public long view() {
@@ -2360,6 +2387,15 @@ public final class ReplicaCore {
    */
   public Map<String, Long> peerRejections() {
     return checks.counts();
+  }
+
+  /**
+   * True when peer message p would pass the checks of the message itself and of its view against ours
+   * (PeerMessageChecks.admit; not those of its handler), counting nothing: the simulator's fuzz uses it
+   * to tell a mutation the checks catch from a plausible lie.
+   */
+  public boolean wouldAdmit(Event.Peer p) {
+    return checks.wouldAdmit(p, view);
   }
 
   /** The last peer message rejection in words (reason, type, sender, view), or "" (a rate-limited log line). */
