@@ -1929,8 +1929,18 @@ public final class ReplicaCore {
         truncateAfter(verifiedOp, out);
       }
       if (lastOp != c.getLastOp()) {
-        throw new IllegalStateException("view change " + view + ": rebuilt log ends at " + lastOp
-            + ", the chosen one at " + c.getLastOp());
+        // Our commit passed the chosen log's end after we chose it (a state transfer installed
+        // meanwhile): forming the view could lose what we applied. Refuse it, as a lying
+        // DO_VIEW_CHANGE is refused (it times out and the next one collects fresh ones), rather than
+        // stop the replica.
+        counters.viewChangesRefused++;
+        chosen = null;
+        fillFrom = 0;
+        fill.clear();
+        fillBytes = 0;
+        doViewChanges.clear();
+        doViewChanges.put(self, ownDoViewChange());
+        return;
       }
     }
     mode = Mode.NORMAL;

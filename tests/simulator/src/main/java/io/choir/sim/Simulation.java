@@ -408,6 +408,9 @@ public final class Simulation implements SimReplica.Host {
     stats.merge("dropped_sticky", c.droppedSticky, Long::sum);
     stats.merge("busy", c.busy, Long::sum);
     stats.merge("peer_rejected", c.peerRejected, Long::sum);
+    stats.merge("resends_throttled", c.resendsThrottled, Long::sum);
+    stats.merge("resends_already_acked", c.resendsAlreadyAcked, Long::sum);
+    stats.merge("view_changes_refused", c.viewChangesRefused, Long::sum);
     node.core.peerRejections().forEach((reason, count) -> {
       if (count > 0) {
         stats.merge("peer_rejected_" + reason, count, Long::sum);
