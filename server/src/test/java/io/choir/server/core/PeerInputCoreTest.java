@@ -216,4 +216,26 @@ class PeerInputCoreTest {
     assertFalse(c.cores[1].peerRejections().isEmpty());
     keepsServing(c, 100, 1, 2, 3);
   }
+
+  @Test
+  void shouldRefuseTheViewRatherThanStopWhenAStateInstallOvertakesTheChosenLog() {
+    // Failed before: "view change 1: rebuilt log ends at 70, the chosen one at 60" (IllegalStateException,
+    // a fail-stop). Replica 2 fetches a state transfer (op 70) while it forms view 1 from replica 3's
+    // DO_VIEW_CHANGE (last op 60, a log that cannot hold what a quorum committed up to 70: a lie, or a
+    // state source ahead of every voter); the install lands before the fill ends.
+    ReplicaCore r2 = CoreKit.fresh(2, 3);
+    CoreKit.tick(r2, 0);
+    Effects hb = CoreKit.step(r2, new Event.Peer(1, 0, MessageType.HEARTBEAT,
+        Heartbeat.newBuilder().setLastOp(80).setCommit(80).setLowWatermark(75).build()), MS);
+    assertEquals(1, hb.stateTransferFrom, "its gap is below the primary's log: a state transfer");
+    CoreKit.step(r2, new Event.Peer(3, 1, MessageType.START_VIEW_CHANGE, StartViewChange.getDefaultInstance()), 3 * T);
+    Effects fetch = CoreKit.step(r2, new Event.Peer(3, 1, MessageType.DO_VIEW_CHANGE, DoViewChange.newBuilder()
+        .setLastNormalView(0).setLastOp(60).setCommit(0).setLogFirstOp(1).build()), 3 * T + MS);
+    assertEquals(3, CoreKit.only(fetch, MessageType.NACK).to(), "fetching the chosen log from replica 3");
+    CoreKit.step(r2, new Event.StateInstalled(70, 0x70), 3 * T + 2 * MS);
+    CoreKit.tick(r2, 3 * T + 3 * CoreKit.HB);
+    assertEquals(ReplicaCore.Mode.VIEW_CHANGE, r2.mode(), r2.toString());
+    assertEquals(1, r2.counters().viewChangesRefused);
+    assertEquals(70, r2.appliedOp());
+  }
 }
