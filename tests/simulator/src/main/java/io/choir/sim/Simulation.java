@@ -105,6 +105,9 @@ public final class Simulation implements SimReplica.Host {
   private SimMutator mutator;
   /** Fuzz: the primary's applied op when the final write went in (-1: not yet sent). */
   private long finalWriteAfter = -1;
+  /** Fuzz: when the final write was last sent (it is sent again while it has not applied: it may be refused). */
+  private long finalWriteAtNs;
+  private static final long FINAL_WRITE_RETRY_NS = 500 * MS;
 
   public Simulation(SimConfig cfg) {
     this(cfg, b -> b, SimBreakage.NONE);
@@ -220,6 +223,11 @@ public final class Simulation implements SimReplica.Host {
             finalWriteAfter = finalWrite();
             continue;
           }
+          if (mutator != null && currentPrimary().core.appliedOp() <= finalWriteAfter
+              && clock.now() - finalWriteAtNs >= FINAL_WRITE_RETRY_NS) {
+            finalWrite(); // refused (a view change, no quorum yet) or lost with the primary: again
+            continue;
+          }
           if (mutator == null || currentPrimary().core.appliedOp() > finalWriteAfter) {
             if (!lying()) {
               compareStates();
@@ -279,6 +287,7 @@ public final class Simulation implements SimReplica.Host {
   private long finalWrite() {
     SimReplica p = currentPrimary();
     long before = p.core.appliedOp();
+    finalWriteAtNs = clock.now();
     p.post(new Event.ClientRequest(Long.MAX_VALUE - 1, Request.newBuilder().setRequestId(1)
         .setPut(io.choir.proto.Put.newBuilder().setKey(com.google.protobuf.ByteString.copyFromUtf8("final"))
             .setValue(com.google.protobuf.ByteString.copyFromUtf8("written after the fuzz")))
