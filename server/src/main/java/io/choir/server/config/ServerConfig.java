@@ -222,6 +222,11 @@ public final class ServerConfig {
       add(new Setting<>("log_retention_max_ops",
           "Most log entries kept behind commit for a replica that is away; beyond, it needs a state transfer.",
           10_000_000, v -> intIn(v, 1000, 1_000_000_000)));
+  // Issue 10, item 6 (core): what NACKs can make a replica resend.
+  public static final Setting<Integer> RESEND_BYTES_PER_PEER_PER_SEC =
+      add(new Setting<>("resend_bytes_per_peer_per_sec",
+          "Resend bytes one replica's NACKs may cause per second (a token bucket holding 250 ms of it); 0: unbounded.",
+          32 << 20, v -> intIn(v, 0, Integer.MAX_VALUE)));
   public static final Setting<Integer> READ_TIMEOUT_MS =
       add(new Setting<>("read_timeout_ms",
           "How long a read may wait for the applied state to reach what it needs.", 5000,

@@ -45,6 +45,11 @@ public final class CoreConfig {
   public final long maxRetransmitBytesPerNack;
   /** Bytes of applied entries kept in memory for fast resends (besides retransmitRingEntries). */
   public final long retransmitRingBytes;
+  /**
+   * Resend bytes one asker may cause per second, a token bucket holding ResendBudget.BURST_MS of it
+   * (issue 10, item 6); 0 or less: unbounded (only the per-NACK bounds apply).
+   */
+  public final long resendBytesPerPeerPerSec;
   /** Session inactivity timeout the primary writes into RegisterSession entries. */
   public final long sessionTimeoutMs;
   /** Most client sessions, written by the primary into RegisterSession entries. */
@@ -106,6 +111,7 @@ public final class CoreConfig {
     this.logRetentionMaxOps = Math.max(b.logRetentionMaxOps, b.logRetentionMinOps);
     this.maxRetransmitBytesPerNack = b.maxRetransmitBytesPerNack;
     this.retransmitRingBytes = b.retransmitRingBytes;
+    this.resendBytesPerPeerPerSec = b.resendBytesPerPeerPerSec;
     this.sessionTimeoutMs = b.sessionTimeoutMs;
     this.maxClientSessions = b.maxClientSessions;
     this.seed = b.seed;
@@ -139,9 +145,13 @@ public final class CoreConfig {
     return replicaIds.size() / 2 + 1;
   }
 
-  /** VR: the primary of view v is the replica at position v mod N of the sorted ids. */
+  /**
+   * VR: the primary of view v is the replica at position v mod N of the sorted ids. floorMod keeps the
+   * position within the ids for any long (the core never holds a view outside 0..2^62, see
+   * PeerMessageChecks.MAX_NUMBER, but a negative one must not index outside the list either).
+   */
   public int primaryOf(long view) {
-    return replicaIds.get((int) (view % replicaIds.size()));
+    return replicaIds.get((int) Math.floorMod(view, (long) replicaIds.size()));
   }
 
   /** Builder with the server's defaults. */
@@ -173,6 +183,7 @@ public final class CoreConfig {
     private long logRetentionMaxOps = 10_000_000;
     private long maxRetransmitBytesPerNack = 4L << 20;
     private long retransmitRingBytes = 64L << 20;
+    private long resendBytesPerPeerPerSec = 32L << 20;
     private long sessionTimeoutMs = 60_000;
     private int maxClientSessions = 100_000;
     private Breakage breakage = Breakage.NONE;
@@ -208,6 +219,7 @@ public final class CoreConfig {
     public Builder logRetentionMaxOps(long v) { logRetentionMaxOps = v; return this; }
     public Builder maxRetransmitBytesPerNack(long v) { maxRetransmitBytesPerNack = v; return this; }
     public Builder retransmitRingBytes(long v) { retransmitRingBytes = v; return this; }
+    public Builder resendBytesPerPeerPerSec(long v) { resendBytesPerPeerPerSec = v; return this; }
     public Builder sessionTimeoutMs(long v) { sessionTimeoutMs = v; return this; }
     public Builder maxClientSessions(int v) { maxClientSessions = v; return this; }
     public Builder seed(long v) { seed = v; return this; }

@@ -117,6 +117,10 @@ public final class ReplicaCore {
 
   private final CoreConfig config;
   private final RequestValidator validator;
+  /** Every field of every peer message, checked before a handler acts on it (issue 10, item 5). */
+  private final PeerMessageChecks checks;
+  /** What NACKs may make this replica resend, per asker (issue 10, item 6). */
+  private final ResendBudget resendBudget;
   private final SplittableRandom random;
   private final int n;
   private final int self;
@@ -306,11 +310,19 @@ public final class ReplicaCore {
     public long viewChangesRefused;
     public long viewChangesUnfetchable;
     public long readRounds;
+    /** Peer messages dropped by PeerMessageChecks (by reason: {@link ReplicaCore#peerRejections()}). */
+    public long peerRejected;
+    /** NACKs answered with nothing: the asker's resend budget was spent (ResendBudget). */
+    public long resendsThrottled;
+    /** Ops a NACK asked for that the asker had acknowledged already (not resent). */
+    public long resendsAlreadyAcked;
   }
 
   public ReplicaCore(CoreConfig config, RecoveredState recovered) {
     this.config = config;
     this.validator = new RequestValidator(config);
+    this.checks = new PeerMessageChecks(config, validator);
+    this.resendBudget = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec);
     this.n = config.replicaIds().size();
     this.self = config.replicaId();
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
@@ -978,6 +990,10 @@ public final class ReplicaCore {
       counters.droppedUnexpected++;
       return;
     }
+    if (!checks.admit(p, view)) {
+      counters.peerRejected = checks.total();
+      return;
+    }
     if (mode == Mode.RECOVERING) {
       if (p.type() == MessageType.RECOVERY_RESPONSE) {
         onRecoveryResponse(p.from(), p.view(), (RecoveryResponse) p.body(), nowNs, out);
@@ -1082,6 +1098,10 @@ public final class ReplicaCore {
         if (mode == Mode.VIEW_CHANGE && fillFrom == p.from()) {
           onFillEntries((Prepare) p.body(), nowNs, out);
         } else if (fromPrimaryOfItsView && !isPrimary()) {
+          if (!checks.entriesFit(p, (Prepare) p.body(), verifiedOp, commitOp, window)) {
+            counters.peerRejected = checks.total();
+            return;
+          }
           if (mode == Mode.VIEW_CHANGE) {
             adoptView(view, nowNs, out); // we missed START_VIEW of this view
           }
@@ -1102,7 +1122,12 @@ public final class ReplicaCore {
       }
       case PREPARE_OK -> {
         if (isPrimary()) {
-          onAck(fromIndex, ((PrepareOk) p.body()).getOp(), out);
+          long op = ((PrepareOk) p.body()).getOp();
+          if (!checks.ackWithin(p, op, 0, lastOp, heartbeatRound)) {
+            counters.peerRejected = checks.total();
+            return;
+          }
+          onAck(fromIndex, op, out);
         } else {
           counters.droppedUnexpected++;
         }
@@ -1110,6 +1135,10 @@ public final class ReplicaCore {
       case HEARTBEAT_OK -> {
         if (isPrimary()) {
           HeartbeatOk ok = (HeartbeatOk) p.body();
+          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), lastOp, heartbeatRound)) {
+            counters.peerRejected = checks.total();
+            return;
+          }
           roundAcked[fromIndex] = Math.max(roundAcked[fromIndex], ok.getRound());
           onAck(fromIndex, ok.getOp(), out);
           releaseReads(out);
@@ -1152,6 +1181,9 @@ public final class ReplicaCore {
   private void startPreVote(long nowNs, Effects out) {
     if (mustCatchUp) {
       return; // it takes no part in forming a view; the others ask for themselves
+    }
+    if (view >= PeerMessageChecks.MAX_NUMBER) {
+      return; // no view beyond: the others would drop the proposal (never reached but by lying members)
     }
     long proposed = view + 1;
     if (preVoteView != proposed) {
@@ -1219,6 +1251,7 @@ public final class ReplicaCore {
   }
 
   private void onAck(int fromIndex, long op, Effects out) {
+    resendBudget.acknowledged(fromIndex, op);
     if (op > acked[fromIndex]) {
       acked[fromIndex] = Math.min(op, lastOp);
       advanceCommit(quorumCommit(), out);
@@ -1493,8 +1526,19 @@ public final class ReplicaCore {
 
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
+    int fromIndex = index(from);
+    long allowance = resendBudget.available(fromIndex, nowNs);
+    if (allowance <= 0) {
+      counters.resendsThrottled++; // the asker's bytes for now are spent: it asks again after its backoff
+      return;
+    }
     int budget = config.maxRetransmitEntriesPerNack;
-    long bytesBudget = config.maxRetransmitBytesPerNack;
+    long bytesBudget = Math.min(config.maxRetransmitBytesPerNack, allowance);
+    long bytesAllowed = bytesBudget;
+    // Ops this NACK may look at, skipped ones included: huge ranges cost bounded work.
+    long examine = 2L * Math.max(1, budget);
+    // A primary's backup has every op up to what it last acknowledged in this view (ResendBudget).
+    long firstMissing = isPrimary() ? resendBudget.firstMissing(fromIndex) : 1;
     List<Entry> unicast = new ArrayList<>();
     List<Entry> multicast = new ArrayList<>();
     boolean belowLog = false;
@@ -1508,8 +1552,12 @@ public final class ReplicaCore {
     long suppressNs = isPrimary() ? config.resendSuppressNs : Math.max(config.resendSuppressNs, config.heartbeatIntervalNs);
     for (OpRange r : nack.getRangesList()) {
       long first = Math.max(1, r.getFirst());
+      if (first < firstMissing) {
+        counters.resendsAlreadyAcked += Math.min(r.getLast(), firstMissing - 1) - first + 1;
+        first = firstMissing;
+      }
       long last = Math.min(servable, r.getLast());
-      for (long op = first; op <= last && budget > 0 && bytesBudget > 0; op++) {
+      for (long op = first; op <= last && budget > 0 && bytesBudget > 0 && examine-- > 0; op++) {
         if (op < logFirstOp) {
           belowLog = true;
           op = logFirstOp - 1;
@@ -1526,7 +1574,7 @@ public final class ReplicaCore {
         if (op <= window.base()) {
           // Older than the in-memory ring: the caller reads it from the log.
           long runEnd = op;
-          while (runEnd + 1 <= Math.min(last, window.base()) && budget > 0
+          while (runEnd + 1 <= Math.min(last, window.base()) && budget > 0 && examine-- > 0
               && resends.decide(runEnd + 1, from, nowNs, suppressNs) != ResendTracker.Decision.SKIP) {
             runEnd++;
             budget--;
@@ -1547,6 +1595,7 @@ public final class ReplicaCore {
         (d == ResendTracker.Decision.MULTICAST && !big ? multicast : unicast).add(e);
       }
     }
+    resendBudget.spend(fromIndex, bytesAllowed - bytesBudget);
     counters.retransmits += unicast.size() + multicast.size();
     counters.retransmitsMulticast += multicast.size();
     sendRuns(from, unicast, out);
@@ -1596,6 +1645,7 @@ public final class ReplicaCore {
     stepDown(newView, out);
     view = newView;
     mode = Mode.VIEW_CHANGE;
+    resendBudget.newView();
     counters.viewChangesStarted++;
     startViewChangeFrom.clear();
     doViewChanges.clear();
@@ -1879,8 +1929,18 @@ public final class ReplicaCore {
         truncateAfter(verifiedOp, out);
       }
       if (lastOp != c.getLastOp()) {
-        throw new IllegalStateException("view change " + view + ": rebuilt log ends at " + lastOp
-            + ", the chosen one at " + c.getLastOp());
+        // Our commit passed the chosen log's end after we chose it (a state transfer installed
+        // meanwhile): forming the view could lose what we applied. Refuse it, as a lying
+        // DO_VIEW_CHANGE is refused (it times out and the next one collects fresh ones), rather than
+        // stop the replica.
+        counters.viewChangesRefused++;
+        chosen = null;
+        fillFrom = 0;
+        fill.clear();
+        fillBytes = 0;
+        doViewChanges.clear();
+        doViewChanges.put(self, ownDoViewChange());
+        return;
       }
     }
     mode = Mode.NORMAL;
@@ -1894,6 +1954,7 @@ public final class ReplicaCore {
     fillBytes = 0;
     countViewChange();
     Arrays.fill(acked, 0);
+    resendBudget.newView();
     acked[index(self)] = persistedOp;
     Arrays.fill(lastHeardNs, currentNs);
     Arrays.fill(roundAcked, 0);
@@ -1973,6 +2034,7 @@ public final class ReplicaCore {
     stepDown(v, out);
     view = v;
     mode = Mode.NORMAL;
+    resendBudget.newView();
     clearPreVote();
     restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
@@ -2224,6 +2286,33 @@ public final class ReplicaCore {
     }
   }
 
+  /**
+   * Null when every buffer the core keeps within its bound, else which is not (the simulator's fuzz
+   * asks after every event: no input may grow the core's memory without bound).
+   */
+  public String boundsViolation() {
+    if (outOfOrder.size() > config.maxOutOfOrderEntries || outOfOrderBytes > config.maxInFlightBytes) {
+      return "out-of-order buffer " + outOfOrder.size() + " entries, " + outOfOrderBytes + " bytes";
+    }
+    if (fill.size() > config.maxOutOfOrderEntries) {
+      return "fill buffer " + fill.size() + " entries";
+    }
+    if (queued.size() > config.maxQueuedRequests || pendingReads.size() > config.maxQueuedRequests) {
+      return "queues: " + queued.size() + " writes, " + pendingReads.size() + " reads";
+    }
+    if (resends.size() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
+      return "resend records " + resends.size() + ", truncations " + truncations.size();
+    }
+    if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVotes.size() > n
+        || recoveryResponses.size() > n || recoveryViews.size() > n) {
+      return "per-replica sets beyond " + n + " members";
+    }
+    if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || lastOp > PeerMessageChecks.MAX_NUMBER) {
+      return "view " + view + " or op " + lastOp + " out of range";
+    }
+    return null;
+  }
+
   // ---------------------------------------------------------------- status
 
   public long view() {
@@ -2300,6 +2389,28 @@ public final class ReplicaCore {
 
   public Counters counters() {
     return counters;
+  }
+
+  /**
+   * Peer messages dropped by their checks, by reason (status: peer_rejected_ and the reason; see
+   * PeerMessageChecks.Reason), every reason listed.
+   */
+  public Map<String, Long> peerRejections() {
+    return checks.counts();
+  }
+
+  /**
+   * True when peer message p would pass the checks of the message itself and of its view against ours
+   * (PeerMessageChecks.admit; not those of its handler), counting nothing: the simulator's fuzz uses it
+   * to tell a mutation the checks catch from a plausible lie.
+   */
+  public boolean wouldAdmit(Event.Peer p) {
+    return checks.wouldAdmit(p, view);
+  }
+
+  /** The last peer message rejection in words (reason, type, sender, view), or "" (a rate-limited log line). */
+  public String lastPeerRejection() {
+    return checks.last();
   }
 
   public int queuedWrites() {

@@ -126,6 +126,7 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
         nextTickNs = executor.end(now);
         view = core.view();
         idle = core.appliedOp() == core.lastOp() && core.queuedWrites() == 0 && core.pendingReads() == 0;
+        logPeerRejections(now);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         return;
@@ -135,6 +136,21 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
         refuseAll("replica failed: " + e.getMessage());
         running = false;
       }
+    }
+  }
+
+  /** At most one log line per this interval about peer messages the core's checks dropped (issue 10). */
+  private static final long PEER_REJECTION_LOG_INTERVAL_NS = TimeUnit.SECONDS.toNanos(10);
+  private long peerRejectionsLogged;
+  private long peerRejectionLoggedNs = Long.MIN_VALUE / 2;
+
+  private void logPeerRejections(long nowNs) {
+    long rejected = core.counters().peerRejected;
+    if (rejected > peerRejectionsLogged && nowNs - peerRejectionLoggedNs >= PEER_REJECTION_LOG_INTERVAL_NS) {
+      log.atWarn().addKeyValue("dropped", rejected - peerRejectionsLogged).addKeyValue("last", core.lastPeerRejection())
+          .log("peer messages failed the core's checks and were dropped (status: peer_rejected_*)");
+      peerRejectionsLogged = rejected;
+      peerRejectionLoggedNs = nowNs;
     }
   }
 

@@ -225,6 +225,7 @@ public final class ReplicaServer implements AutoCloseable {
         .quorumTimeoutNs(config.electionTimeoutMs() * ms)
         .logRetentionMinOps(config.logRetentionOps())
         .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
+        .resendBytesPerPeerPerSec(config.get(ServerConfig.RESEND_BYTES_PER_PEER_PER_SEC))
         .sessionTimeoutMs(config.get(ServerConfig.SESSION_TIMEOUT_MS))
         .maxClientSessions(config.maxClientSessions())
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
@@ -314,7 +315,11 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("unstick_notices", c.unstickNotices)
         .putCounters("view_changes_refused", c.viewChangesRefused)
         .putCounters("view_changes_unfetchable", c.viewChangesUnfetchable)
-        .putCounters("non_canonical_entries", c.nonCanonicalEntries);
+        .putCounters("non_canonical_entries", c.nonCanonicalEntries)
+        .putCounters("peer_rejected", c.peerRejected)
+        .putCounters("resends_throttled", c.resendsThrottled)
+        .putCounters("resends_already_acked", c.resendsAlreadyAcked);
+    core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
     for (Meter m : metrics.getMeters()) {
       if (m instanceof Counter counter) {
         s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());

@@ -47,6 +47,8 @@ final class SimNetwork {
   final boolean[] repairCut;
   final boolean[] clientCut;
   private final PeerLink[][] links;
+  /** The message-level fuzz (null: messages arrive as sent). */
+  SimMutator mutator;
 
   /** A peer message as it travels over a peer stream. */
   private record Envelope(int from, long view, MessageType type, MessageLite body) {}
@@ -91,7 +93,7 @@ final class SimNetwork {
         SimReplica target = nodes[to];
         stream.b.handle(m -> {
           Envelope in = (Envelope) m;
-          target.post(new Event.Peer(in.from(), in.view(), in.type(), in.body()));
+          arrive(target, new Event.Peer(in.from(), in.view(), in.type(), in.body()));
         }, why -> { });
       }
       if (stream.a.unreceivedBytes() > 0 && stream.a.unreceivedBytes() + bytes > STREAM_BUFFER_BYTES) {
@@ -199,7 +201,7 @@ final class SimNetwork {
       SimReplica target = nodes[to];
       if (target.up) {
         long slowest = delay() + (long) (fragments * (long) maxDatagramBytes * SimStream.NS_PER_BYTE);
-        clock.after(slowest, target, () -> target.post(new Event.Peer(from, view, type, body)));
+        clock.after(slowest, target, () -> arrive(target, new Event.Peer(from, view, type, body)));
       }
       return;
     }
@@ -211,8 +213,16 @@ final class SimNetwork {
     for (int i = 0; i < copies; i++) {
       SimReplica target = nodes[to];
       if (target.up) {
-        clock.after(delay(), target, () -> target.post(new Event.Peer(from, view, type, body)));
+        clock.after(delay(), target, () -> arrive(target, new Event.Peer(from, view, type, body)));
       }
+    }
+  }
+
+  /** Hands a peer message to its destination's loop, through the fuzz when one runs. */
+  private void arrive(SimReplica target, Event.Peer p) {
+    Event.Peer m = mutator == null ? p : mutator.inFlight(target.up ? target.core : null, p);
+    if (m != null) {
+      target.post(m);
     }
   }
 

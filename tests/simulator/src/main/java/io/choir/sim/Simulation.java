@@ -96,6 +96,18 @@ public final class Simulation implements SimReplica.Host {
   /** View changes completed by every incarnation of every replica, and the highest view any reached. */
   private long viewChangesCompleted;
   private long maxView;
+  /**
+   * The message-level fuzz (null: none): it mutates peer messages while the clients run, and the run
+   * then checks that no core fails, memory stays bounded, and after it stops that the cluster converges
+   * and a final write commits everywhere. A fuzzed run's history is not linearizable in general (the
+   * mutations are lies of members), so its test does not check that.
+   */
+  private SimMutator mutator;
+  /** Fuzz: the primary's applied op when the final write went in (-1: not yet sent). */
+  private long finalWriteAfter = -1;
+  /** Fuzz: when the final write was last sent (it is sent again while it has not applied: it may be refused). */
+  private long finalWriteAtNs;
+  private static final long FINAL_WRITE_RETRY_NS = 500 * MS;
 
   public Simulation(SimConfig cfg) {
     this(cfg, b -> b, SimBreakage.NONE);
@@ -107,6 +119,22 @@ public final class Simulation implements SimReplica.Host {
    */
   public Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak) {
     this(cfg, tweak, SimBreakage.NONE);
+  }
+
+  /**
+   * A run of the message-level fuzz: the seed's run, with a share rate of the peer messages mutated
+   * in flight ({@link SimMutator}) while the clients run. With lies, plausible lies are delivered too:
+   * members that lie about commits, acknowledgements or logs may split the replicas' states for good
+   * (VR does not survive Byzantine members), so such a run checks that no core fails, memory stays
+   * bounded and the cluster serves again (one view, the final write applied at every replica), but not
+   * equal checksums; without, only mutations the checks catch are delivered and the run must converge
+   * to equal checksums, data and client tables.
+   */
+  public static Simulation fuzzed(SimConfig cfg, double rate, boolean lies) {
+    Simulation sim = new Simulation(cfg);
+    sim.mutator = new SimMutator(cfg.seed(), rate, cfg.replicas(), lies);
+    sim.net.mutator = sim.mutator;
+    return sim;
   }
 
   /** A simulation with a deliberate bug of the replica process outside the core. */
@@ -177,16 +205,35 @@ public final class Simulation implements SimReplica.Host {
         break;
       }
       observer.afterEvent(this);
+      if (mutator != null) {
+        checkBounds();
+      }
       if (!clientsDone && clients.allDone()) {
         clientsDone = true;
         faults.on = false;
+        if (mutator != null) {
+          mutator.on = false;
+        }
         healAll();
         convergeDeadline = clock.now() + CONVERGE_DEADLINE_NS;
       }
       if (clientsDone) {
         if (converged()) {
-          compareStates();
-          break;
+          if (mutator != null && finalWriteAfter < 0) {
+            finalWriteAfter = finalWrite();
+            continue;
+          }
+          if (mutator != null && currentPrimary().core.appliedOp() <= finalWriteAfter
+              && clock.now() - finalWriteAtNs >= FINAL_WRITE_RETRY_NS) {
+            finalWrite(); // refused (a view change, no quorum yet) or lost with the primary: again
+            continue;
+          }
+          if (mutator == null || currentPrimary().core.appliedOp() > finalWriteAfter) {
+            if (!lying()) {
+              compareStates();
+            }
+            break;
+          }
         }
         if (clock.now() > convergeDeadline) {
           violations.add("replicas did not converge within " + CONVERGE_DEADLINE_NS / MS + " ms after healing: "
@@ -201,11 +248,51 @@ public final class Simulation implements SimReplica.Host {
     for (int id = 1; id < nodes.length; id++) {
       noteCounters(nodes[id]);
     }
+    if (mutator != null) {
+      stats.put("fuzz_messages", mutator.seen);
+      stats.put("fuzz_mutated", mutator.mutated());
+      stats.put("fuzz_field_mutations", mutator.fieldMutations);
+      stats.put("fuzz_byte_mutations", mutator.byteMutations);
+      stats.put("fuzz_unparseable", mutator.unparseable);
+      stats.put("fuzz_excluded", mutator.excluded);
+    }
     stats.put("view_changes", viewChangesCompleted);
     stats.put("max_view", maxView);
     stats.put("events", clock.ran());
     stats.put("sim_ms", clock.now() / MS);
     return new SimResult(cfg, history, violations, describeNodes(), stats);
+  }
+
+  /** True in a fuzzed run whose mutations include plausible lies (states may split for good). */
+  private boolean lying() {
+    return mutator != null && mutator.lies;
+  }
+
+  /** Fuzz: every live core's buffers within their bounds (SimMutator: no input grows memory without bound). */
+  private void checkBounds() {
+    for (int id = 1; id < nodes.length; id++) {
+      if (nodes[id].up) {
+        String why = nodes[id].core.boundsViolation();
+        if (why != null) {
+          violations.add("replica " + id + " at t=" + clock.now() / MS + "ms: " + why);
+        }
+      }
+    }
+  }
+
+  /**
+   * Fuzz: after convergence, one more write at the primary, on no client connection (its reply is
+   * dropped); the run ends once it has applied everywhere. Returns the primary's applied op before it.
+   */
+  private long finalWrite() {
+    SimReplica p = currentPrimary();
+    long before = p.core.appliedOp();
+    finalWriteAtNs = clock.now();
+    p.post(new Event.ClientRequest(Long.MAX_VALUE - 1, Request.newBuilder().setRequestId(1)
+        .setPut(io.choir.proto.Put.newBuilder().setKey(com.google.protobuf.ByteString.copyFromUtf8("final"))
+            .setValue(com.google.protobuf.ByteString.copyFromUtf8("written after the fuzz")))
+        .build()));
+    return before;
   }
 
   private static String stackTop(RuntimeException e) {
@@ -264,7 +351,7 @@ public final class Simulation implements SimReplica.Host {
     for (int id = 1; id < nodes.length; id++) {
       SimReplica n = nodes[id];
       if (!n.up || n.core.view() != p.core.view() || n.core.mode() != ReplicaCore.Mode.NORMAL
-          || n.core.appliedOp() != p.core.appliedOp() || n.core.checksum() != p.core.checksum()) {
+          || n.core.appliedOp() != p.core.appliedOp() || n.core.checksum() != p.core.checksum() && !lying()) {
         return false;
       }
     }
@@ -329,6 +416,15 @@ public final class Simulation implements SimReplica.Host {
     stats.merge("pre_votes_started", c.preVotesStarted, Long::sum);
     stats.merge("dropped_sticky", c.droppedSticky, Long::sum);
     stats.merge("busy", c.busy, Long::sum);
+    stats.merge("peer_rejected", c.peerRejected, Long::sum);
+    stats.merge("resends_throttled", c.resendsThrottled, Long::sum);
+    stats.merge("resends_already_acked", c.resendsAlreadyAcked, Long::sum);
+    stats.merge("view_changes_refused", c.viewChangesRefused, Long::sum);
+    node.core.peerRejections().forEach((reason, count) -> {
+      if (count > 0) {
+        stats.merge("peer_rejected_" + reason, count, Long::sum);
+      }
+    });
     viewChangesCompleted += node.core.viewChanges();
     maxView = Math.max(maxView, node.core.view());
   }
@@ -399,8 +495,11 @@ public final class Simulation implements SimReplica.Host {
     for (Entry e : entries) {
       long hash = Arrays.hashCode(e.toByteArray());
       Long seen = entryHashAt.putIfAbsent(e.getOp(), hash);
-      if (seen != null && seen != hash) {
-        violations.add("replica " + node.id + " applied a different entry at op " + e.getOp() + " than another replica");
+      if (seen != null && seen != hash && lying()) {
+        bump("fuzz_split_entries");
+      } else if (seen != null && seen != hash) {
+        violations.add("replica " + node.id + " applied a different entry at op " + e.getOp() + " than another replica"
+            + " (t=" + clock.now() / MS + "ms)");
       }
     }
   }
@@ -408,7 +507,9 @@ public final class Simulation implements SimReplica.Host {
   @Override
   public void applied(SimReplica node, Event.Applied applied) {
     Long seen = checksumAt.putIfAbsent(applied.op(), applied.checksum());
-    if (seen != null && seen != applied.checksum()) {
+    if (seen != null && seen != applied.checksum() && lying()) {
+      bump("fuzz_split_checksums");
+    } else if (seen != null && seen != applied.checksum()) {
       violations.add("replica " + node.id + " has checksum " + Long.toHexString(applied.checksum()) + " at applied "
           + applied.op() + ", another had " + Long.toHexString(seen));
     }
@@ -438,7 +539,8 @@ public final class Simulation implements SimReplica.Host {
       case PUT, DELETE, COMPARE_AND_SET, BATCH -> true;
       default -> false;
     };
-    if (cfg.buffered() || !write || r.getStatus() != Status.OK) {
+    if (cfg.buffered() || !write || r.getStatus() != Status.OK || mutator != null) {
+      // (A fuzzed run's members lie about acknowledgements: a write may be answered too early.)
       return r;
     }
     long at = r.getVersion();

@@ -1,0 +1,178 @@
+package io.choir.server.core;
+
+import io.choir.proto.Entry;
+import io.choir.proto.MessageType;
+import io.choir.proto.Response;
+import io.choir.proto.Status;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+
+/**
+ * A few cores wired together on a hand-driven clock, for tests that need a working cluster rather
+ * than single hand-carried messages (CoreKit's style otherwise): every send is delivered at once,
+ * every persist reports Persisted at once, every apply reports Applied at once (checksum: the op), and
+ * resends from the log are served from what each core was told to persist. A message may be dropped
+ * by a filter, and a test may inject any peer message of its own (an attacker with a member's id).
+ */
+final class CoreCluster {
+  final int n;
+  final ReplicaCore[] cores;
+  /** Each replica's log as it told storage to persist it (for resends from the log). */
+  private final List<Map<Long, Entry>> logs = new ArrayList<>();
+  private final ArrayDeque<Runnable> pending = new ArrayDeque<>();
+  /** Drops a send when true (from, send). */
+  Predicate<Effects.Send> drop = s -> false;
+  /** A replica cut off from the others (0: none): nothing it sends or is sent gets through. */
+  int dropFrom;
+  long now;
+  /** Bytes of PREPARE bodies each replica sent, to whom (index: destination, 0 multicast). */
+  final long[][] prepareBytesSent;
+  final List<Response> replies = new ArrayList<>();
+  /** Reads the cores released to execute (connection, request). */
+  final List<Effects.Read> reads = new ArrayList<>();
+
+  CoreCluster(int n) {
+    this(n, id -> CoreKit.config(id, n));
+  }
+
+  CoreCluster(int n, java.util.function.IntFunction<CoreConfig> config) {
+    this.n = n;
+    cores = new ReplicaCore[n + 1];
+    prepareBytesSent = new long[n + 1][n + 1];
+    logs.add(null);
+    for (int id = 1; id <= n; id++) {
+      cores[id] = new ReplicaCore(config.apply(id), RecoveredState.empty());
+      logs.add(new HashMap<>());
+    }
+  }
+
+  /** Steps event at replica id now and runs everything it leads to. */
+  void step(int id, Event event) {
+    stepOnly(id, event);
+    drain();
+  }
+
+  /** A tick at every replica, at time t, and everything it leads to. */
+  void tickAll(long t) {
+    now = t;
+    for (int id = 1; id <= n; id++) {
+      stepOnly(id, new Event.Tick());
+    }
+    drain();
+  }
+
+  /** Runs the cluster for duration with ticks every step, from now. */
+  void run(long duration, long stepNs) {
+    long end = now + duration;
+    while (now < end) {
+      tickAll(now + stepNs);
+    }
+  }
+
+  /** A client write at replica id (the primary, hopefully). */
+  void write(int id, long clientId, long requestId, String key) {
+    step(id, new Event.ClientRequest(requestId, CoreKit.put(clientId, requestId, key)));
+    step(id, new Event.Tick());
+  }
+
+  int primary() {
+    for (int id = 1; id <= n; id++) {
+      if (cores[id].isPrimary()) {
+        return id;
+      }
+    }
+    return 0;
+  }
+
+  private void drain() {
+    int guard = 0;
+    while (!pending.isEmpty()) {
+      if (++guard > 10_000_000) {
+        throw new IllegalStateException("the cluster does not settle");
+      }
+      pending.poll().run();
+    }
+  }
+
+  private void stepOnly(int id, Event event) {
+    Effects out = new Effects();
+    cores[id].step(event, now, out);
+    execute(id, out);
+  }
+
+  private void execute(int id, Effects out) {
+    Map<Long, Entry> log = logs.get(id);
+    if (out.truncateLogAfter >= 0) {
+      log.keySet().removeIf(op -> op > out.truncateLogAfter);
+    }
+    for (Entry e : out.persist) {
+      log.put(e.getOp(), e);
+    }
+    if (!out.persist.isEmpty()) {
+      long last = out.persist.get(out.persist.size() - 1).getOp();
+      long epoch = out.logEpoch;
+      pending.add(() -> stepOnly(id, new Event.Persisted(last, epoch)));
+    }
+    if (out.persistLastNormalView) {
+      long lnv = out.lastNormalView;
+      pending.add(() -> stepOnly(id, new Event.LastNormalViewPersisted(lnv)));
+    }
+    if (!out.apply.isEmpty()) {
+      List<Entry> apply = new ArrayList<>(out.apply);
+      List<Response> rs = new ArrayList<>();
+      for (Entry e : apply) {
+        rs.add(Response.newBuilder().setRequestId(e.getRequestId()).setStatus(Status.OK).setVersion(e.getOp()).build());
+      }
+      long lastOp = apply.get(apply.size() - 1).getOp();
+      pending.add(() -> stepOnly(id, new Event.Applied(apply.get(0).getOp(), lastOp, rs, lastOp)));
+    }
+    for (Effects.Send s : out.sends) {
+      send(id, s);
+    }
+    for (Effects.Retransmit r : out.retransmits) {
+      List<Entry> entries = new ArrayList<>();
+      long bytes = 0;
+      for (long op = r.fromOp(); op <= r.toOp() && bytes < r.maxBytes(); op++) {
+        Entry e = log.get(op);
+        if (e != null) {
+          entries.add(e);
+          bytes += e.getSerializedSize();
+        }
+      }
+      for (var p : ReplicaCore.packPrepares(entries, 1400)) {
+        send(id, new Effects.Send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build()));
+      }
+    }
+    replies.addAll(out.replies.stream().map(Effects.Reply::response).toList());
+    reads.addAll(out.reads);
+  }
+
+  private void send(int from, Effects.Send s) {
+    if (s.type() == MessageType.PREPARE) {
+      prepareBytesSent[from][s.to()] += s.body().getSerializedSize();
+    }
+    if (drop.test(s) || from == dropFrom) {
+      return;
+    }
+    for (int to = 1; to <= n; to++) {
+      if (to != from && to != dropFrom && (s.to() == Effects.MULTICAST || s.to() == to)) {
+        int dest = to;
+        pending.add(() -> stepOnly(dest, new Event.Peer(from, s.view(), s.type(), s.body())));
+      }
+    }
+  }
+
+  /** Bytes of PREPAREs replica from sent by unicast to replica to, plus by multicast. */
+  long prepareBytesTo(int from, int to) {
+    return prepareBytesSent[from][to] + prepareBytesSent[from][Effects.MULTICAST];
+  }
+
+  /** Delivers an injected peer message (as if from member from) to replica to. */
+  void inject(int to, Event.Peer p) {
+    step(to, p);
+  }
+}
