@@ -142,6 +142,12 @@ public final class ServerConfig {
   public static final Setting<Integer> MAX_SCAN_LIMIT =
       add(new Setting<>("max_scan_limit", "Most pairs one scan returns (also the default limit).",
           10_000, v -> intIn(v, 1, 1_000_000)));
+  public static final Setting<Integer> MAX_SCAN_REPLY_BYTES =
+      add(new Setting<>("max_scan_reply_bytes",
+          "Most bytes of pairs one scan reply holds (and never more than max_frame_bytes - 1024; a first pair"
+              + " always fits); the client continues from the last key, so one scan over large values cannot"
+              + " build a huge reply.",
+          2 << 20, v -> intIn(v, 1024, 1 << 30)));
   public static final Setting<Integer> MAX_CONNECTIONS =
       add(new Setting<>("max_connections", "Most client connections at once; more are closed.", 10_000,
           v -> intIn(v, 1, 1_000_000)));

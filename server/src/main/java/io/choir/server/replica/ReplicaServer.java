@@ -47,6 +47,8 @@ public final class ReplicaServer implements AutoCloseable {
   static final boolean COMBINED_SYNC = false;
 
   private final ServerConfig config;
+  /** A scan reply's pairs hold at most this: the setting, within a client frame with room to spare. */
+  private final long scanReplyBytes;
   private final MeterRegistry metrics = new SimpleMeterRegistry();
   private final Storage storage;
   private final KvStateMachine stateMachine;
@@ -69,6 +71,7 @@ public final class ReplicaServer implements AutoCloseable {
     // Client TLS and the access file first: a replica that refuses them opens nothing.
     ClientServer.Security clientSecurity = ClientServer.Security.fromConfig(config);
     this.config = config;
+    this.scanReplyBytes = Math.min(config.get(ServerConfig.MAX_SCAN_REPLY_BYTES), config.maxFrameBytes() - 1024L);
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
       // The state machine's own log changes (an install's truncation) go to the log lane, in order.
@@ -245,7 +248,7 @@ public final class ReplicaServer implements AutoCloseable {
 
   private Response read(Request request) {
     try {
-      return stateMachine.read(request, config.maxScanLimit());
+      return stateMachine.read(request, config.maxScanLimit(), scanReplyBytes);
     } catch (RuntimeException e) {
       readsRefused.increment();
       log.atWarn().setCause(e).log("read failed");

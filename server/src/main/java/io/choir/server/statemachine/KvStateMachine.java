@@ -491,12 +491,21 @@ public final class KvStateMachine {
    * UNAVAILABLE: the data then is a partial snapshot, no state at any op.
    */
   public Response read(Request request, int maxScanLimit) {
+    return read(request, maxScanLimit, Long.MAX_VALUE);
+  }
+
+  /**
+   * Like {@link #read(Request, int)}, and a Scan's pairs also hold at most maxScanBytes (counted by
+   * {@link io.choir.server.storage.Storage#pairBytes}), except that a first pair is always returned:
+   * more is then true as well, and the client continues from the last key it got.
+   */
+  public Response read(Request request, int maxScanLimit, long maxScanBytes) {
     if (maxScanLimit < 1) {
       throw new IllegalArgumentException("maxScanLimit must be at least 1: " + maxScanLimit);
     }
     long epoch = installEpoch;
     if ((epoch & 1) == 0) {
-      Response answer = Reads.answer(storage, request, applied(), maxScanLimit);
+      Response answer = Reads.answer(storage, request, applied(), maxScanLimit, maxScanBytes);
       if (installEpoch == epoch) {
         return answer;
       }

@@ -8,6 +8,7 @@ import io.choir.proto.Scan;
 import io.choir.proto.Status;
 import io.choir.server.storage.Storage;
 import io.choir.server.storage.Versioned;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -21,7 +22,7 @@ final class Reads {
    * The answer to request (a Get or Scan) from storage's data, with Response.op = applied: the caller
    * reads applied BEFORE calling, so the data answered is at least as new as op.
    */
-  static Response answer(Storage storage, Request request, long applied, int maxScanLimit) {
+  static Response answer(Storage storage, Request request, long applied, int maxScanLimit, long maxScanBytes) {
     long op = applied;
     Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
     switch (request.getOpCase()) {
@@ -46,14 +47,31 @@ final class Reads {
             scan.getLimit() == 0
                 ? maxScanLimit
                 : (int) Math.min(Integer.toUnsignedLong(scan.getLimit()), maxScanLimit);
-        // One more than the limit tells whether the range goes on.
+        // One more than the limit tells whether the range goes on; so does the pair that crossed the
+        // byte bound (storage returns it), which the reply leaves out unless it is the only one.
         int fetch = limit == Integer.MAX_VALUE ? limit : limit + 1;
-        List<KeyValue> kvs =
-            storage.scan(scan.getStartKey().toByteArray(), scan.getEndKey().toByteArray(), fetch);
-        boolean more = kvs.size() > limit;
+        List<KeyValue> kvs = storage.scan(
+            scan.getStartKey().toByteArray(), scan.getEndKey().toByteArray(), fetch, maxScanBytes);
+        int taken = 0;
+        long bytes = 0;
+        while (taken < kvs.size() && taken < limit) {
+          long size = Storage.pairBytes(kvs.get(taken));
+          if (taken > 0 && bytes + size > maxScanBytes) {
+            break;
+          }
+          bytes += size;
+          taken++;
+        }
+        boolean more = kvs.size() > taken;
+        if (!more && taken < limit && bytes >= maxScanBytes) {
+          // Storage stopped at the byte bound right after the last pair taken: look one key further.
+          byte[] last = kvs.get(taken - 1).getKey().toByteArray();
+          byte[] next = Arrays.copyOf(last, last.length + 1); // the smallest key after last
+          more = !storage.scan(next, scan.getEndKey().toByteArray(), 1).isEmpty();
+        }
         return reply
             .setStatus(Status.OK)
-            .addAllKvs(more ? kvs.subList(0, limit) : kvs)
+            .addAllKvs(more ? kvs.subList(0, taken) : kvs)
             .setMore(more)
             .build();
       }

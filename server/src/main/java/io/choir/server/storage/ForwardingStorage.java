@@ -53,8 +53,8 @@ public abstract class ForwardingStorage implements Storage {
   }
 
   @Override
-  public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
-    return delegate.scan(start, end, limit);
+  public List<KeyValue> scan(byte[] start, byte[] end, int limit, long maxBytes) {
+    return delegate.scan(start, end, limit, maxBytes);
   }
 
   @Override

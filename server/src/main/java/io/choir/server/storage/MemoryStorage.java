@@ -264,7 +264,7 @@ public final class MemoryStorage implements Storage {
   }
 
   @Override
-  public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
+  public List<KeyValue> scan(byte[] start, byte[] end, int limit, long maxBytes) {
     lock.readLock().lock();
     try {
       ensureOpen("scan the data");
@@ -276,16 +276,19 @@ public final class MemoryStorage implements Storage {
           end.length == 0
               ? current.data.tailMap(start, true)
               : current.data.subMap(start, true, end, false);
+      long bytes = 0;
       for (Map.Entry<byte[], Versioned> pair : range.entrySet()) {
-        if (out.size() >= limit) {
+        if (out.size() >= limit || bytes >= maxBytes) {
           break;
         }
-        out.add(
+        KeyValue kv =
             KeyValue.newBuilder()
                 .setKey(ByteString.copyFrom(pair.getKey()))
                 .setValue(ByteString.copyFrom(pair.getValue().value()))
                 .setVersion(pair.getValue().version())
-                .build());
+                .build();
+        out.add(kv);
+        bytes += Storage.pairBytes(kv);
       }
       return out;
     } finally {

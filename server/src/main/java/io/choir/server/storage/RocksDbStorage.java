@@ -342,7 +342,7 @@ public final class RocksDbStorage implements Storage {
   }
 
   @Override
-  public List<KeyValue> scan(byte[] start, byte[] end, int limit) {
+  public List<KeyValue> scan(byte[] start, byte[] end, int limit, long maxBytes) {
     if (limit <= 0 || (end.length > 0 && Arrays.compareUnsigned(start, end) >= 0)) {
       return List.of();
     }
@@ -357,16 +357,19 @@ public final class RocksDbStorage implements Storage {
               options.setIterateUpperBound(upper);
             }
             try (RocksIterator it = db.newIterator(data, options)) {
-              for (it.seek(start); it.isValid() && out.size() < limit; it.next()) {
+              long bytes = 0;
+              for (it.seek(start); it.isValid() && out.size() < limit && bytes < maxBytes; it.next()) {
                 byte[] stored = it.value();
-                out.add(
+                KeyValue pair =
                     KeyValue.newBuilder()
                         .setKey(UnsafeByteOperations.unsafeWrap(it.key()))
                         .setValue(
                             UnsafeByteOperations.unsafeWrap(
                                 stored, Long.BYTES, stored.length - Long.BYTES))
                         .setVersion(Bytes.getLong(stored, 0))
-                        .build());
+                        .build();
+                out.add(pair);
+                bytes += Storage.pairBytes(pair);
               }
               it.status();
             }

@@ -53,7 +53,21 @@ public interface Storage extends AutoCloseable {
    * Returns up to limit pairs with start <= key < end in unsigned byte order; an empty end means no
    * upper bound.
    */
-  List<KeyValue> scan(byte[] start, byte[] end, int limit);
+  default List<KeyValue> scan(byte[] start, byte[] end, int limit) {
+    return scan(start, end, limit, Long.MAX_VALUE);
+  }
+
+  /**
+   * Like {@link #scan(byte[], byte[], int)}, but stops once the pairs returned hold maxBytes or more
+   * ({@link #pairBytes} each): the last pair may cross the bound, so one pair is returned whenever the
+   * range holds one, and a caller that needs a hard bound drops the pair that crossed it.
+   */
+  List<KeyValue> scan(byte[] start, byte[] end, int limit, long maxBytes);
+
+  /** What one scanned pair counts towards a scan's byte bound: key, value and 32 bytes of framing. */
+  static long pairBytes(KeyValue pair) {
+    return pair.getKey().size() + (long) pair.getValue().size() + 32;
+  }
 
   /** Number of keys in the data space (may be an estimate for RocksDB). */
   long approximateKeyCount();

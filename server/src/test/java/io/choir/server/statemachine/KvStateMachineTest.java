@@ -844,6 +844,35 @@ class KvStateMachineTest {
     }
 
     @Test
+    void shouldBoundAScanReplyInBytesAndLetTheClientContinue() {
+      // Issue 10: a scan over large values used to be bounded by pairs only (10,000 of 1 MiB each).
+      String kib = "x".repeat(1000);
+      apply(put(0, 1, "a", kib), put(0, 2, "b", kib), put(0, 3, "c", kib), put(0, 4, "d", "small"));
+      long twoPairs = 2 * (1 + 1000 + 32);
+
+      Response first = scanBytes("", 10, twoPairs + 10);
+      assertEquals(List.of("a", "b"), keys(first.getKvsList()), "the third pair would cross the bound");
+      assertTrue(first.getMore(), "cut by bytes, so more");
+
+      Response rest = scanBytes("b\0", 10, twoPairs + 10);
+      assertEquals(List.of("c", "d"), keys(rest.getKvsList()));
+      assertFalse(rest.getMore());
+
+      Response alone = scanBytes("", 10, 100);
+      assertEquals(List.of("a"), keys(alone.getKvsList()), "a first pair is always returned");
+      assertTrue(alone.getMore());
+
+      Response unbounded = scan("", "", 10);
+      assertEquals(List.of("a", "b", "c"), keys(unbounded.getKvsList()), "MAX_SCAN pairs, no byte bound");
+    }
+
+    private Response scanBytes(String start, int limit, long maxBytes) {
+      return sm.read(Request.newBuilder().setRequestId(97)
+          .setScan(Scan.newBuilder().setStartKey(ByteString.copyFromUtf8(start)).setLimit(limit)).build(),
+          MAX_SCAN + 10, maxBytes);
+    }
+
+    @Test
     void shouldAnswerInvalidToWritesAndEmptyKeysOnTheReadPath() {
       Request put =
           Request.newBuilder()
