@@ -57,8 +57,8 @@ final class Failover {
     log.debug("request {} to {} failed: {}", call.requestId, failed, cause.toString());
     if (cause instanceof ConnectRefusal refusal) {
       // TLS failed or the token was refused: no request went out on that connection, and retrying
-      // cannot fix a configuration.
-      dispatcher.finish(call, null, refusal.failure());
+      // cannot fix a configuration. An earlier attempt, to another replica, may still have executed.
+      dispatcher.finish(call, null, Failures.refusedForGood(call, refusal.failure()));
       return;
     }
     if (call.pinned != null) {
@@ -179,8 +179,8 @@ final class Failover {
     if (response.getStatus() == Status.PERMISSION_DENIED) {
       // A TLS port answering a plaintext client: it read none of the requests, and none can succeed.
       for (Call call : new ArrayList<>(link.awaiting)) {
-        dispatcher.finish(call, null, new PermissionDeniedException(link + " refused the connection: "
-            + response.getError() + "; the request was not executed", -1));
+        dispatcher.finish(call, null, Failures.refusedForGood(call, new PermissionDeniedException(link
+            + " refused the connection: " + response.getError() + "; the request was not executed", -1)));
       }
       return;
     }

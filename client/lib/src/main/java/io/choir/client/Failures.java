@@ -31,6 +31,25 @@ final class Failures {
         call.lastError);
   }
 
+  /**
+   * A call ended because a replica refused this client for good (TLS failed, the token or a plaintext
+   * connection refused): this attempt did not execute, so notExecuted, unless an earlier attempt to
+   * another replica was lost after it was written (it may have executed there): then the outcome is
+   * unknown, with the refusal as the cause.
+   */
+  static ChoirException refusedForGood(Call call, ChoirException notExecuted) {
+    boolean unknown;
+    synchronized (call) {
+      unknown = call.outcomeUnknown;
+    }
+    if (!unknown) {
+      return notExecuted;
+    }
+    return new ChoirTimeoutException(call.describe() + " was refused by the replica it retried on ("
+        + notExecuted.getMessage() + "), but an earlier attempt may have executed: the outcome is unknown"
+        + (call.isWrite() ? ": the write may or may not have happened" : ""), notExecuted);
+  }
+
   /** What a call still pending at close learns: unknown if it may have executed, else not executed. */
   static ChoirException closed(Call call) {
     boolean unknown;

@@ -3,6 +3,8 @@ package io.choir.checker;
 import io.choir.client.BusyException;
 import io.choir.client.CasFailedException;
 import io.choir.client.InvalidRequestException;
+import io.choir.client.PermissionDeniedException;
+import io.choir.client.TlsException;
 import io.choir.client.TooLargeException;
 import io.choir.client.UnavailableException;
 import java.util.Map;
@@ -29,6 +31,8 @@ import java.util.concurrent.ExecutionException;
  *   <li>{@link BusyException}: "refused for overload and not executed";
  *   <li>{@link TooLargeException}: over a size limit, "the request was not executed";
  *   <li>{@link InvalidRequestException}: refused as malformed, "the request was not executed";
+ *   <li>{@link PermissionDeniedException}: refused by the access check before the core, "NOT executed";
+ *   <li>{@link TlsException}: no TLS connection, "no request was sent ... NOT executed";
  *   <li>{@link CasFailedException}: a definite answer: the compare-and-set found another state and
  *       "nothing was written".
  * </ul>
@@ -48,6 +52,8 @@ public final class ClientOutcomes {
       BusyException.class, "not executed: busy",
       TooLargeException.class, "not executed: too large",
       InvalidRequestException.class, "not executed: invalid request",
+      PermissionDeniedException.class, "not executed: permission denied",
+      TlsException.class, "not executed: TLS failed",
       CasFailedException.class, "cas-failed: nothing written");
 
   private ClientOutcomes() {}
