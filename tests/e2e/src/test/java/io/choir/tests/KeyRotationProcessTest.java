@@ -56,7 +56,10 @@ class KeyRotationProcessTest {
     try (ProcessCluster cluster = new ProcessCluster(dir, "rotate", 3, "", List.of("-Xmx256m"), keyFile);
         PeerWire wire = new PeerWire(cluster)) {
       cluster.startAll();
-      try (ChoirClient c = cluster.client(Duration.ofSeconds(5))) {
+      // A generous request timeout: on a loaded machine the first session registration alone has taken
+      // over 5 s; the gaps the test measures are between acknowledged writes, not bounded by it.
+      try (ChoirClient c = cluster.client(Duration.ofSeconds(20))) {
+        cluster.awaitPrimary(c, Duration.ofSeconds(30));
         c.put("before", "rotation");
         cluster.awaitConverged(c, Duration.ofSeconds(30));
 
