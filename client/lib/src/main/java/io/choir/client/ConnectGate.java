@@ -71,8 +71,15 @@ final class ConnectGate extends ChannelInboundHandlerAdapter {
     if (evt instanceof SslHandshakeCompletionEvent done) {
       if (done.isSuccess()) {
         authenticate(ctx);
-      } else {
+      } else if (unwrap(done.cause()) instanceof SSLException) {
         fail(ctx, tlsFailure(done.cause()));
+      } else {
+        // Closed before any TLS answer (no alert): a replica that is down behind a port that still
+        // accepts (a proxy, a restarting container), or one shedding connections. Not a configuration
+        // error, so not a TlsException that ends the call: the caller tries another replica, as it
+        // does when a plaintext connection closes.
+        Throwable c = unwrap(done.cause());
+        fail(ctx, new UnavailableException("connection to " + endpoint + " closed during the TLS handshake: " + c, c));
       }
       return;
     }
@@ -142,9 +149,13 @@ final class ConnectGate extends ChannelInboundHandlerAdapter {
     }
   }
 
+  private static Throwable unwrap(Throwable cause) {
+    return cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+  }
+
   /** What a TLS failure tells the user: which replica, and the likely cause. */
   private ConnectRefusal tlsFailure(Throwable cause) {
-    Throwable c = cause instanceof DecoderException && cause.getCause() != null ? cause.getCause() : cause;
+    Throwable c = unwrap(cause);
     String hint;
     if (c instanceof NotSslRecordException) {
       hint = "it answered without TLS: its client port is plaintext (connect without --cacert/--cert/--key, or"

@@ -63,6 +63,8 @@ public final class Cluster implements AutoCloseable {
    *
    * @param dataDiskMegabytes size of each replica's own data file system ({@link DataDisks}); 0 keeps the
    *     data in the image's volume (then disk-full cannot run)
+   * @param tls true (the default): TLS on the client port, client certificates required, an access file
+   *     ({@link ClusterTls}); false: plaintext clients
    */
   public record Settings(
       int nodes,
@@ -71,7 +73,8 @@ public final class Cluster implements AutoCloseable {
       Map<String, Object> serverSettings,
       String javaOpts,
       Duration startTimeout,
-      long dataDiskMegabytes) {
+      long dataDiskMegabytes,
+      boolean tls) {
     /**
      * DATA_DISK_MB_DEFAULT: 256 MiB holds well over a million register ops (about 200 bytes of WAL
      * each), and the image is sparse, so it costs only what is written. System property
@@ -90,11 +93,14 @@ public final class Cluster implements AutoCloseable {
       serverSettings = Collections.unmodifiableMap(new LinkedHashMap<>(serverSettings));
     }
 
-    /** Settings with the default data disks ({@link #DATA_DISK_MB_DEFAULT} or the system property). */
+    /**
+     * Settings with the default data disks ({@link #DATA_DISK_MB_DEFAULT} or the system property) and TLS
+     * on.
+     */
     public Settings(int nodes, String image, String runId, Map<String, Object> serverSettings, String javaOpts,
         Duration startTimeout) {
       this(nodes, image, runId, serverSettings, javaOpts, startTimeout,
-          Long.getLong("choir.jepsen.dataDiskMb", DATA_DISK_MB_DEFAULT));
+          Long.getLong("choir.jepsen.dataDiskMb", DATA_DISK_MB_DEFAULT), true);
     }
 
     /** defaults: {@code nodes} replicas of choir:latest with the server's defaults. */
@@ -105,12 +111,17 @@ public final class Cluster implements AutoCloseable {
 
     /** withServerSettings replaces the extra server settings. */
     public Settings withServerSettings(Map<String, Object> settings) {
-      return new Settings(nodes, image, runId, settings, javaOpts, startTimeout, dataDiskMegabytes);
+      return new Settings(nodes, image, runId, settings, javaOpts, startTimeout, dataDiskMegabytes, tls);
     }
 
     /** withDataDiskMegabytes replaces the data disks' size (0: none). */
     public Settings withDataDiskMegabytes(long megabytes) {
-      return new Settings(nodes, image, runId, serverSettings, javaOpts, startTimeout, megabytes);
+      return new Settings(nodes, image, runId, serverSettings, javaOpts, startTimeout, megabytes, tls);
+    }
+
+    /** withTls turns TLS on the client port on or off. */
+    public Settings withTls(boolean on) {
+      return new Settings(nodes, image, runId, serverSettings, javaOpts, startTimeout, dataDiskMegabytes, on);
     }
   }
 
@@ -161,17 +172,19 @@ public final class Cluster implements AutoCloseable {
   private final List<Node> nodes;
   private final ChoirClient admin;
   private final DataDisks disks; // null: the image's volume
+  private final ClusterTls tls; // null: plaintext clients
   private volatile boolean closed;
 
   private Cluster(Settings settings, String clusterId, Network network, String subnet, List<Node> nodes,
-      DataDisks disks) {
+      DataDisks disks, ClusterTls tls) {
     this.settings = settings;
     this.clusterId = clusterId;
     this.network = network;
     this.subnet = subnet;
     this.nodes = List.copyOf(nodes);
     this.disks = disks;
-    this.admin = ChoirClient.builder().endpoints(nodes.stream().map(Node::endpoint).toList())
+    this.tls = tls;
+    this.admin = clientBuilder(nodes.stream().map(Node::endpoint).toList())
         .requestTimeout(Duration.ofMillis(1500)).connectTimeout(Duration.ofMillis(500)).eventLoopThreads(1).build();
   }
 
@@ -221,14 +234,17 @@ public final class Cluster implements AutoCloseable {
     DataDisks disks = DataDisks.create(runId, specs.stream().map(NodeSpec::name).toList(),
         settings.dataDiskMegabytes()).orElse(null);
     List<Node> nodes = new ArrayList<>();
-    String clusterKey = NodeSpec.clusterKeyFile(new SecureRandom());
+    SecureRandom secure = new SecureRandom();
+    String clusterKey = NodeSpec.clusterKeyFile(secure);
+    ClusterTls tls = settings.tls() ? ClusterTls.issue(runId, specs, secure) : null;
     for (NodeSpec spec : specs) {
       Path data = disks == null ? null : disks.hostPath(spec.name());
-      nodes.add(new Node(spec, container(settings, clusterId, network, spec, specs, labels, data, clusterKey)));
+      nodes.add(new Node(spec, container(settings, clusterId, network, spec, specs, labels, data, clusterKey, tls)));
     }
-    Cluster cluster = new Cluster(settings, clusterId, network, subnet, nodes, disks);
-    log.info("run {}: starting {} replicas of {} on {} ({})", runId, nodes.size(), settings.image(), subnet,
-        String.join(", ", nodes.stream().map(n -> n.name() + "=" + n.ip() + " client " + n.endpoint()).toList()));
+    Cluster cluster = new Cluster(settings, clusterId, network, subnet, nodes, disks, tls);
+    log.info("run {}: starting {} replicas of {} on {} ({}), clients {}", runId, nodes.size(), settings.image(),
+        subnet, String.join(", ", nodes.stream().map(n -> n.name() + "=" + n.ip() + " client " + n.endpoint()).toList()),
+        tls == null ? "in plaintext" : "over TLS with certificate CN=" + ClusterTls.CLIENT_CN);
     try {
       ExecutorService pool = Executors.newFixedThreadPool(nodes.size());
       try {
@@ -251,9 +267,18 @@ public final class Cluster implements AutoCloseable {
   }
 
   private static GenericContainer<?> container(Settings settings, String clusterId, Network network,
-      NodeSpec spec, List<NodeSpec> all, Map<String, String> labels, Path dataOnHost, String clusterKey) {
-    String yaml = spec.serverYaml(clusterId, all, settings.serverSettings());
+      NodeSpec spec, List<NodeSpec> all, Map<String, String> labels, Path dataOnHost, String clusterKey,
+      ClusterTls tls) {
+    String yaml = spec.serverYaml(clusterId, all, tls != null, settings.serverSettings());
     GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(settings.image()));
+    if (tls != null) {
+      // the container runs as root, the replica too: root owns the copies; keys are readable by it alone
+      c.withCopyToContainer(Transferable.of(ClusterTls.read(tls.serverCertFile(spec.name())), 0644), NodeSpec.TLS_CERT_PATH)
+          .withCopyToContainer(Transferable.of(ClusterTls.read(tls.serverKeyFile(spec.name())), 0600), NodeSpec.TLS_KEY_PATH)
+          .withCopyToContainer(Transferable.of(ClusterTls.read(tls.caFile()), 0644), NodeSpec.TLS_CA_PATH)
+          .withCopyToContainer(Transferable.of(ClusterTls.accessFile().getBytes(StandardCharsets.UTF_8), 0644),
+              NodeSpec.ACCESS_PATH);
+    }
 
     c.withNetwork(network)
         .withNetworkAliases(spec.name())
@@ -328,6 +353,20 @@ public final class Cluster implements AutoCloseable {
     return nodes.stream().map(Node::endpoint).toList();
   }
 
+  /** tls is the run's certificates, when the clients use TLS. */
+  public Optional<ClusterTls> tls() {
+    return Optional.ofNullable(tls);
+  }
+
+  /**
+   * clientBuilder is a client builder for {@code endpoints} with the run's client security: every
+   * ChoirClient of the harness is built from one, so all of them use TLS when the cluster does.
+   */
+  public ChoirClient.Builder clientBuilder(List<String> endpoints) {
+    ChoirClient.Builder b = ChoirClient.builder().endpoints(endpoints);
+    return tls == null ? b : tls.apply(b);
+  }
+
   /**
    * client builds a client of the cluster whose first endpoint is {@code first} (the others follow in
    * ring order), so that different workers enter through different replicas.
@@ -337,7 +376,7 @@ public final class Cluster implements AutoCloseable {
     for (int i = 0; i < nodes.size(); i++) {
       eps.add(nodes.get((first.id() - 1 + i) % nodes.size()).endpoint());
     }
-    return ChoirClient.builder().endpoints(eps).requestTimeout(requestTimeout)
+    return clientBuilder(eps).requestTimeout(requestTimeout)
         .connectTimeout(Duration.ofMillis(Math.min(1000, requestTimeout.toMillis()))).eventLoopThreads(1).build();
   }
 
@@ -531,6 +570,9 @@ public final class Cluster implements AutoCloseable {
     }
     if (disks != null) {
       disks.close(); // after the containers that bind-mounted them are gone
+    }
+    if (tls != null) {
+      tls.close();
     }
   }
 

@@ -44,7 +44,9 @@ public final class JepsenRun {
 
   /**
    * Options of a run. {@code register} holds the workload's concurrency, rate and timeout for both
-   * workloads (the set workload takes them through {@link SetWorkload.Settings#from}).
+   * workloads (the set workload takes them through {@link SetWorkload.Settings#from}). {@code tls}: the
+   * clients use TLS with a client certificate and the replicas check it against an access file
+   * ({@link ClusterTls}); false runs them in plaintext ({@code --plaintext}).
    */
   public record Options(
       int nodes,
@@ -59,7 +61,8 @@ public final class JepsenRun {
       Map<String, Object> serverSettings,
       Duration recoveryTimeout,
       Duration checkTimeout,
-      String command) {
+      String command,
+      boolean tls) {
     /** Options checks what it can without Docker. */
     public Options {
       Objects.requireNonNull(workload, "workload");
@@ -76,18 +79,21 @@ public final class JepsenRun {
       }
     }
 
-    /** defaults for {@code nodes} nodes under {@code nemesis} for {@code timeLimit}. */
+    /**
+     * defaults for {@code nodes} nodes under {@code nemesis} for {@code timeLimit}; TLS on unless the system
+     * property {@code choir.jepsen.tls} is false.
+     */
     public static Options defaults(int nodes, String nemesis, Duration timeLimit, long seed) {
       return new Options(nodes, "register", nemesis, timeLimit, seed, RegisterWorkload.Settings.defaults(),
           NemesisSchedule.Timing.defaults(), Path.of(System.getProperty("choir.jepsen.reports", "target/jepsen")),
           System.getProperty("choir.jepsen.image", "choir:latest"), Map.of(), Duration.ofSeconds(60),
-          Duration.ofSeconds(120), "");
+          Duration.ofSeconds(120), "", !"false".equalsIgnoreCase(System.getProperty("choir.jepsen.tls", "true")));
     }
 
     /** withWorkload is these options with another workload. */
     public Options withWorkload(String name) {
       return new Options(nodes, name, nemesis, timeLimit, seed, register, timing, reportBase, image, serverSettings,
-          recoveryTimeout, checkTimeout, command);
+          recoveryTimeout, checkTimeout, command, tls);
     }
   }
 
@@ -130,6 +136,7 @@ public final class JepsenRun {
     run.put("nemesis", o.nemesis());
     run.put("timeLimitSeconds", o.timeLimit().toSeconds());
     run.put("image", o.image());
+    run.put("tls", o.tls());
     run.put("startedAt", Instant.now().toString());
     run.put("replay", replayCommand(o));
     if (!o.command().isEmpty()) {
@@ -170,7 +177,7 @@ public final class JepsenRun {
     String linJson = null;
     try {
       Cluster.Settings cs = new Cluster.Settings(o.nodes(), o.image(), runId, o.serverSettings(), "-Xms64m -Xmx256m",
-          Duration.ofSeconds(90));
+          Duration.ofSeconds(90)).withTls(o.tls());
       cluster = Cluster.start(cs);
       run.put("subnet", cluster.subnet());
       out.println("cluster up: " + Cluster.describe(cluster.status()));
@@ -370,7 +377,7 @@ public final class JepsenRun {
       List<String> failed = new ArrayList<>();
       for (Cluster.Node n : cluster.nodes()) {
         // a client that knows only this replica: a sequential read is served from its own applied state
-        ChoirClient only = ChoirClient.builder().endpoints(List.of(n.endpoint())).requestTimeout(timeout)
+        ChoirClient only = cluster.clientBuilder(List.of(n.endpoint())).requestTimeout(timeout)
             .readConsistency(ReadConsistency.SEQUENTIAL).eventLoopThreads(1).build();
         try (SetWorkload.Client client = SetWorkload.Client.of(only)) {
           if (!workload.read(n.name(), client, ReadConsistency.SEQUENTIAL, Duration.ofSeconds(10))) {
@@ -402,6 +409,6 @@ public final class JepsenRun {
   static String replayCommand(Options o) {
     return "tests/jepsen/run.sh --nodes " + o.nodes() + " --workload " + o.workload() + " --nemesis "
         + (o.nemesis().isBlank() ? "none" : o.nemesis()) + " --time-limit " + o.timeLimit().toSeconds()
-        + " --seed " + o.seed();
+        + " --seed " + o.seed() + (o.tls() ? "" : " --plaintext");
   }
 }

@@ -84,6 +84,11 @@ public final class Run implements Callable<Integer> {
   @Option(names = "--image", defaultValue = "choir:latest", description = "server image (default ${DEFAULT-VALUE})")
   String image;
 
+  @Option(names = "--plaintext",
+      description = "clients without TLS (the replicas accept plaintext clients by name); default: TLS with a"
+          + " client certificate of the run's own CA, checked against an access file")
+  boolean plaintext;
+
   @Option(names = "--cleanup", description = "remove every harness container and network (label choir.jepsen=true), then exit")
   boolean cleanup;
 
@@ -109,7 +114,7 @@ public final class Run implements Callable<Integer> {
       o = new JepsenRun.Options(nodes, workload, nemesis, Duration.ofSeconds(timeLimitSeconds), s,
           new RegisterWorkload.Settings(keys, threadsPerKey, opsPerKey, 10, rate, Duration.ofMillis(requestTimeoutMs)),
           new NemesisSchedule.Timing(quiet[0], quiet[1], fault[0], fault[1]), reportDir, image, server,
-          Duration.ofSeconds(60), Duration.ofSeconds(checkTimeoutSeconds), String.join(" ", args));
+          Duration.ofSeconds(60), Duration.ofSeconds(checkTimeoutSeconds), String.join(" ", args), !plaintext);
     } catch (IllegalArgumentException e) {
       throw new CommandLine.ParameterException(new CommandLine(new Run()), e.getMessage(), e);
     }

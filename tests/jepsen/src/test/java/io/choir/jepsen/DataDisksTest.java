@@ -1,6 +1,7 @@
 package io.choir.jepsen;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -56,5 +57,7 @@ class DataDisksTest {
     assertEquals(0, s.withDataDiskMegabytes(0).dataDiskMegabytes(), "0 turns the disks off");
     assertThrows(IllegalArgumentException.class, () -> s.withDataDiskMegabytes(16), "too small for RocksDB");
     assertEquals(s.dataDiskMegabytes(), Cluster.Settings.defaults(3, "r").dataDiskMegabytes());
+    assertTrue(s.tls(), "clients over TLS by default");
+    assertFalse(s.withTls(false).withDataDiskMegabytes(0).withServerSettings(Map.of()).tls(), "kept by every with*");
   }
 }

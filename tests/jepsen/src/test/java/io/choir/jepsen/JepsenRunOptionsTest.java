@@ -1,6 +1,7 @@
 package io.choir.jepsen;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -35,6 +36,25 @@ class JepsenRunOptionsTest {
     assertEquals(10, s.processes(), "2 keys x 5 threads");
     assertEquals(100, s.opsPerSecond());
     assertEquals(Duration.ofSeconds(2), s.requestTimeout());
+  }
+
+  @Test
+  void shouldUseTlsUnlessPlaintextIsAsked() {
+    JepsenRun.Options d = defaults();
+    if (System.getProperty("choir.jepsen.tls") == null) {
+      assertTrue(d.tls(), "TLS is the default");
+    }
+    JepsenRun.Options plain = new JepsenRun.Options(d.nodes(), d.workload(), d.nemesis(), d.timeLimit(), d.seed(),
+        d.register(), d.timing(), d.reportBase(), d.image(), d.serverSettings(), d.recoveryTimeout(),
+        d.checkTimeout(), d.command(), false);
+    assertTrue(JepsenRun.replayCommand(plain).endsWith(" --plaintext"), JepsenRun.replayCommand(plain));
+    assertFalse(plain.withWorkload("set").tls(), "withWorkload keeps the security");
+    Run run = new Run();
+    new CommandLine(run).parseArgs("--plaintext");
+    assertTrue(run.plaintext);
+    Run tls = new Run();
+    new CommandLine(tls).parseArgs("--nodes", "3");
+    assertFalse(tls.plaintext, "without --plaintext the clients use TLS");
   }
 
   @Test

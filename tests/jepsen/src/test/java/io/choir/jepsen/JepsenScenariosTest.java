@@ -16,6 +16,8 @@ import org.junit.jupiter.api.Test;
  *
  * <p>Each scenario has a fixed default seed so CI replays the same nemesis plan; {@code
  * -Dchoir.jepsen.seed=N} runs another, {@code -Dchoir.jepsen.seconds=N} changes the time limit. The
+ * clients use TLS with a client certificate (and the replicas an access file) unless {@code
+ * -Dchoir.jepsen.tls=false}. The
  * report of each run is under target/jepsen/&lt;timestamp&gt;/ (its path is printed). The same runs from
  * the command line: {@code tests/jepsen/run.sh --nemesis kill-primary --time-limit 45 --seed 7}.
  */
@@ -34,7 +36,7 @@ class JepsenScenariosTest {
     JepsenRun.Options d = JepsenRun.Options.defaults(nodes, nemesis, Duration.ofSeconds(seconds), seed);
     JepsenRun.Options o = new JepsenRun.Options(d.nodes(), workload, d.nemesis(), d.timeLimit(), d.seed(),
         d.register(), d.timing(), d.reportBase(), d.image(), server, d.recoveryTimeout(), d.checkTimeout(),
-        "JepsenScenariosTest " + workload + " " + nemesis + " seed " + seed);
+        "JepsenScenariosTest " + workload + " " + nemesis + " seed " + seed, d.tls());
     return JepsenRun.execute(o, System.out);
   }
 
