@@ -14,6 +14,7 @@
 #
 # Environment (defaults in brackets): ROUNDS [2] CLIENTS [64] DURATION [20] WARMUP [20] VALUE_SIZE [100]
 #   CONNECTIONS [1] CHOIR_PORT [27401] OUT [bench-results/security-<date>] BUILD [1] MODES [plain key tls key+tls]
+#   CHOIR_SERVER_JAVA_OPTS [-XX:+UseG1GC] (the replicas' JVM options, e.g. to profile them)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROUNDS="${ROUNDS:-2}"
@@ -32,9 +33,14 @@ die() { log "$*"; exit 1; }
 
 command -v java >/dev/null || die "java is missing: run deploy/bin/install-prereqs"
 if [ "$BUILD" = 1 ]; then
-  log "building the distribution (mvn install -pl deploy -am, no tests)"
-  (cd "$root" && mvn -q -B -Dstyle.color=never -DskipTests install -pl deploy -am) >&2
+  # package, not install: the distribution is deploy/target/choir of this checkout, and install would
+  # overwrite the SNAPSHOT artifacts in ~/.m2 that other checkouts resolve.
+  log "building the distribution (mvn package -pl deploy -am, no tests)"
+  (cd "$root" && mvn -q -B -Dstyle.color=never -DskipTests package -pl deploy -am) >&2
+  touch "$root/deploy/target/choir/.built" # the launcher's stamp: without it, it would build (install) again
 fi
+[ -f "$root/deploy/target/choir/.built" ] \
+  || die "no distribution in $root/deploy/target/choir (its .built stamp is missing): run with BUILD=1"
 choir=("$root/deploy/bin/choir")
 export CHOIR_NO_BUILD=1
 mkdir -p "$OUT"
