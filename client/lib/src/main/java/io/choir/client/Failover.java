@@ -178,6 +178,7 @@ final class Failover {
     log.warn("{} refused the connection: {} {}", link, response.getStatus(), response.getError());
     if (response.getStatus() == Status.PERMISSION_DENIED) {
       // A TLS port answering a plaintext client: it read none of the requests, and none can succeed.
+      link.readNothing = true;
       for (Call call : new ArrayList<>(link.awaiting)) {
         dispatcher.finish(call, null, Failures.refusedForGood(call, new PermissionDeniedException(link
             + " refused the connection: " + response.getError() + "; the request was not executed", -1)));
@@ -211,7 +212,9 @@ final class Failover {
         }
         attempt = call.attempt;
       }
-      onAttemptFailed(call, attempt, new UnavailableException("connection to " + link + " lost", cause), false);
+      // On a connection whose replica read nothing, no attempt reached it whole: as if its write failed.
+      onAttemptFailed(call, attempt, new UnavailableException("connection to " + link + " lost", cause),
+          link.readNothing);
     }
   }
 }

@@ -27,6 +27,12 @@ final class Link implements ClientTransport.Listener {
    * replica still answering is slow, not silent: the attempt timeout does not leave it.
    */
   volatile long lastFinalAnswerNs;
+  /**
+   * True once the replica said it reads nothing from this connection (a TLS port answering a plaintext
+   * client): the requests written here were never read, so losing them with the connection leaves their
+   * outcome known (not executed).
+   */
+  volatile boolean readNothing;
 
   Link(Endpoint endpoint, Dispatcher dispatcher) {
     this.endpoint = endpoint;

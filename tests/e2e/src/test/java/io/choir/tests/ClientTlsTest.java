@@ -180,9 +180,12 @@ class ClientTlsTest {
       // The replica refuses the second connection as it opens, before the TLS handshake: that refusal
       // must reach the client inside TLS (a retryable UNAVAILABLE), not as plaintext bytes that the
       // client's TLS engine takes for a plaintext port.
+      // The client may read the refusal, or only see the connection close before the handshake ends
+      // (the replica closes right after writing it): either way UNAVAILABLE, not executed, retried.
       io.choir.client.UnavailableException e =
           assertThrows(io.choir.client.UnavailableException.class, () -> second.get("k"));
-      assertTrue(e.getMessage().contains("too many connections"), e.getMessage());
+      assertTrue(e.getMessage().contains("too many connections") || e.getMessage().contains("not executed"),
+          e.getMessage());
     }
   }
 
