@@ -12,7 +12,7 @@
 #   deploy/bench/security-cost.sh
 #   ROUNDS=3 DURATION=20 deploy/bench/security-cost.sh
 #
-# Environment (defaults in brackets): ROUNDS [2] CLIENTS [64] DURATION [20] WARMUP [20] VALUE_SIZE [100]
+# Environment (defaults in brackets): ROUNDS [2] CLIENTS [64] DURATION [20] WARMUP [60: three fresh replica JVMs are still compiling after 20 s, and sealing's code warms later than the rest] VALUE_SIZE [100]
 #   CONNECTIONS [1] CHOIR_PORT [27401] OUT [bench-results/security-<date>] BUILD [1] MODES [plain key tls key+tls]
 #   CHOIR_SERVER_JAVA_OPTS [-XX:+UseG1GC] (the replicas' JVM options, e.g. to profile them)
 set -euo pipefail
@@ -20,7 +20,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ROUNDS="${ROUNDS:-2}"
 CLIENTS="${CLIENTS:-64}"
 DURATION="${DURATION:-20}"
-WARMUP="${WARMUP:-20}"
+WARMUP="${WARMUP:-60}"
 VALUE_SIZE="${VALUE_SIZE:-100}"
 CONNECTIONS="${CONNECTIONS:-1}"
 CHOIR_PORT="${CHOIR_PORT:-27401}"
