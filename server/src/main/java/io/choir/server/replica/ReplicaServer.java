@@ -71,7 +71,8 @@ public final class ReplicaServer implements AutoCloseable {
     // Client TLS and the access file first: a replica that refuses them opens nothing.
     ClientServer.Security clientSecurity = ClientServer.Security.fromConfig(config);
     this.config = config;
-    this.scanReplyBytes = Math.min(config.get(ServerConfig.MAX_SCAN_REPLY_BYTES), config.maxFrameBytes() - 1024L);
+    // At least 1: a bound of 0 would make storage return no pair at all (a first pair always fits).
+    this.scanReplyBytes = Math.max(1, Math.min(config.get(ServerConfig.MAX_SCAN_REPLY_BYTES), config.maxFrameBytes() - 1024L));
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
       // The state machine's own log changes (an install's truncation) go to the log lane, in order.
