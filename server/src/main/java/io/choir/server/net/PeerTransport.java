@@ -3,19 +3,10 @@ package io.choir.server.net;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageLite;
 import com.google.protobuf.Parser;
-import io.choir.proto.DoViewChange;
 import io.choir.proto.Fragment;
-import io.choir.proto.Heartbeat;
-import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
-import io.choir.proto.Nack;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Prepare;
-import io.choir.proto.PrepareOk;
-import io.choir.proto.Recovery;
-import io.choir.proto.RecoveryResponse;
-import io.choir.proto.StartView;
-import io.choir.proto.StartViewChange;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.security.ClusterKeys;
 import io.choir.server.security.DatagramCodec;
@@ -25,7 +16,6 @@ import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.Channel;
 import io.netty.channel.ChannelFactory;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOption;
@@ -46,7 +36,6 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.NetworkInterface;
 import java.net.SocketException;
-import java.util.EnumMap;
 import java.util.Set;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -131,23 +120,6 @@ public final class PeerTransport implements AutoCloseable {
     }
   }
 
-  private static final Map<MessageType, Parser<? extends MessageLite>> PARSERS = new EnumMap<>(MessageType.class);
-
-  static {
-    PARSERS.put(MessageType.PREPARE, Prepare.parser());
-    PARSERS.put(MessageType.PREPARE_OK, PrepareOk.parser());
-    PARSERS.put(MessageType.HEARTBEAT, Heartbeat.parser());
-    PARSERS.put(MessageType.HEARTBEAT_OK, HeartbeatOk.parser());
-    PARSERS.put(MessageType.NACK, Nack.parser());
-    PARSERS.put(MessageType.START_VIEW_CHANGE, StartViewChange.parser());
-    PARSERS.put(MessageType.DO_VIEW_CHANGE, DoViewChange.parser());
-    PARSERS.put(MessageType.START_VIEW, StartView.parser());
-    PARSERS.put(MessageType.RECOVERY, Recovery.parser());
-    PARSERS.put(MessageType.RECOVERY_RESPONSE, RecoveryResponse.parser());
-    PARSERS.put(MessageType.FRAGMENT, Fragment.parser());
-    PARSERS.put(MessageType.PRE_VIEW_CHANGE, io.choir.proto.PreViewChange.parser());
-    PARSERS.put(MessageType.PRE_VIEW_CHANGE_OK, io.choir.proto.PreViewChangeOk.parser());
-  }
 
   private final Settings settings;
   private final PeerSink sink;
@@ -512,7 +484,7 @@ public final class PeerTransport implements AutoCloseable {
             return;
           }
           MessageType inner = MessageType.forNumber(body[0] & 0xff);
-          if (inner == null || inner == MessageType.FRAGMENT || !PARSERS.containsKey(inner)) {
+          if (inner == null || inner == MessageType.FRAGMENT || PeerMessageParsers.parser(inner) == null) {
             drop("malformed", from);
             return;
           }
@@ -521,10 +493,10 @@ public final class PeerTransport implements AutoCloseable {
           if (whole == null) {
             return;
           }
-          deliver(h, inner, PARSERS.get(inner).parseFrom(whole));
+          deliver(h, inner, PeerMessageParsers.parser(inner).parseFrom(whole));
           return;
         }
-        Parser<? extends MessageLite> parser = PARSERS.get(type);
+        Parser<? extends MessageLite> parser = PeerMessageParsers.parser(type);
         if (parser == null) {
           drop("unknown_type", from);
           return;

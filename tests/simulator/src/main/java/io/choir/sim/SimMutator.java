@@ -1,30 +1,17 @@
 package io.choir.sim;
 
+import io.choir.server.net.PeerMessageParsers;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.MessageLite;
-import com.google.protobuf.Parser;
-import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
-import io.choir.proto.Heartbeat;
-import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
-import io.choir.proto.Nack;
 import io.choir.proto.OpRange;
-import io.choir.proto.PreViewChange;
-import io.choir.proto.PreViewChangeOk;
 import io.choir.proto.Prepare;
-import io.choir.proto.PrepareOk;
-import io.choir.proto.Recovery;
-import io.choir.proto.RecoveryResponse;
-import io.choir.proto.StartView;
-import io.choir.proto.StartViewChange;
 import io.choir.server.core.Event;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -53,24 +40,8 @@ import java.util.SplittableRandom;
  * lying members).
  */
 final class SimMutator {
-  private static final Map<MessageType, Parser<? extends MessageLite>> PARSERS = new EnumMap<>(MessageType.class);
 
-  static {
-    PARSERS.put(MessageType.PREPARE, Prepare.parser());
-    PARSERS.put(MessageType.PREPARE_OK, PrepareOk.parser());
-    PARSERS.put(MessageType.HEARTBEAT, Heartbeat.parser());
-    PARSERS.put(MessageType.HEARTBEAT_OK, HeartbeatOk.parser());
-    PARSERS.put(MessageType.NACK, Nack.parser());
-    PARSERS.put(MessageType.START_VIEW_CHANGE, StartViewChange.parser());
-    PARSERS.put(MessageType.DO_VIEW_CHANGE, DoViewChange.parser());
-    PARSERS.put(MessageType.START_VIEW, StartView.parser());
-    PARSERS.put(MessageType.RECOVERY, Recovery.parser());
-    PARSERS.put(MessageType.RECOVERY_RESPONSE, RecoveryResponse.parser());
-    PARSERS.put(MessageType.PRE_VIEW_CHANGE, PreViewChange.parser());
-    PARSERS.put(MessageType.PRE_VIEW_CHANGE_OK, PreViewChangeOk.parser());
-  }
-
-  private static final MessageType[] TYPES = PARSERS.keySet().toArray(new MessageType[0]);
+  private static final MessageType[] TYPES = PeerMessageParsers.types().toArray(new MessageType[0]);
 
   private static final boolean TRACE = Boolean.getBoolean("choir.sim.fuzz.trace");
   private final SplittableRandom random;
@@ -105,7 +76,7 @@ final class SimMutator {
   /** The message as it arrives: p itself, a mutated copy, or null (a mutation that does not parse). */
   Event.Peer inFlight(io.choir.server.core.ReplicaCore target, Event.Peer p) {
     seen++;
-    if (!on || random.nextDouble() >= rate || !PARSERS.containsKey(p.type())) {
+    if (!on || random.nextDouble() >= rate || PeerMessageParsers.parser(p.type()) == null) {
       return p;
     }
     Event.Peer m;
@@ -272,7 +243,7 @@ final class SimMutator {
 
   private static MessageLite parse(MessageType type, ByteString bytes) {
     try {
-      return PARSERS.get(type).parseFrom(bytes);
+      return PeerMessageParsers.parser(type).parseFrom(bytes);
     } catch (InvalidProtocolBufferException e) {
       return null;
     }
