@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.embedded.EmbeddedChannel;
 import org.junit.jupiter.api.Test;
 
@@ -37,6 +39,44 @@ class ClientAcceptGateTest {
     for (Channel c : new Channel[] {second, fourth}) {
       c.close();
     }
+    listener.finishAndReleaseAll();
+  }
+
+  /**
+   * A closed connection keeps its place until its pipeline has torn down. Its socket's close (the
+   * close future) comes before its channelInactive, where the replica forgets the connection; freeing
+   * the place at the close let a flood that closes and opens connections register more than the bound
+   * at once (HostileClientProcessTest (c) saw 281 open with a bound of 256).
+   */
+  @Test
+  void shouldKeepAClosedConnectionsPlaceUntilItsInactiveEventHasRun() {
+    SimpleMeterRegistry metrics = new SimpleMeterRegistry();
+    ClientConnections connections = new ClientConnections(new ClientConnections.Limits(16, 4096, 1 << 20, 1, 0, 1),
+        Runnable::run, r -> null, metrics);
+    EmbeddedChannel listener = new EmbeddedChannel(connections.acceptGate());
+    EmbeddedChannel first = new EmbeddedChannel();
+    boolean[] admittedWhileFirstWasClosing = {false, false};
+    first.pipeline().addLast(new ChannelInboundHandlerAdapter() {
+      @Override
+      public void channelInactive(ChannelHandlerContext ctx) {
+        // Here the replica's ClientHandler unregisters the connection: its place must still be held.
+        EmbeddedChannel during = new EmbeddedChannel();
+        listener.writeInbound(during);
+        admittedWhileFirstWasClosing[0] = listener.readInbound() != null;
+        admittedWhileFirstWasClosing[1] = true;
+        ctx.fireChannelInactive();
+      }
+    });
+    listener.writeInbound(first);
+    assertSame(first, listener.readInbound());
+    first.close();
+    assertTrue(admittedWhileFirstWasClosing[1], "the first connection's inactive event did not run");
+    assertFalse(admittedWhileFirstWasClosing[0],
+        "a second connection was admitted while the first, closed, was still being torn down");
+    EmbeddedChannel after = new EmbeddedChannel();
+    listener.writeInbound(after);
+    assertSame(after, listener.readInbound(), "the place was not freed once the first was unregistered");
+    after.close();
     listener.finishAndReleaseAll();
   }
 }
