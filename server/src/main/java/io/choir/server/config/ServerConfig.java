@@ -181,6 +181,18 @@ public final class ServerConfig {
             }
             return n;
           }));
+  public static final Setting<Integer> MAX_FRAME_BYTES_TOTAL =
+      add(new Setting<>("max_frame_bytes_total",
+          "Bytes of unfinished client frames buffered over all connections (beyond 4 KiB each); a connection"
+              + " whose frame would pass it is answered UNAVAILABLE and closed; 0: a quarter of the JVM's direct"
+              + " memory limit.",
+          0, v -> {
+            int n = intIn(v, 0, Integer.MAX_VALUE);
+            if (n != 0 && n < 4096) {
+              throw new IllegalArgumentException(n + " is neither 0 (a quarter of the direct memory limit) nor 4096 or more");
+            }
+            return n;
+          }));
   public static final Setting<Integer> CLIENT_FRAME_TIMEOUT_MS =
       add(new Setting<>("client_frame_timeout_ms",
           "A client frame started and not completed within this long closes its connection (slowloris).",
@@ -233,6 +245,10 @@ public final class ServerConfig {
       add(new Setting<>("resend_bytes_per_peer_per_sec",
           "Resend bytes one replica's NACKs may cause per second (a token bucket holding 250 ms of it); 0: unbounded.",
           32 << 20, v -> intIn(v, 0, Integer.MAX_VALUE)));
+  public static final Setting<Integer> RESEND_AMPLIFICATION_LIMIT =
+      add(new Setting<>("resend_amplification_limit",
+          "Without a cluster key: datagram resends to a replica at most this many times the bytes received in its name, and NACKs padded to earn them; 0: off.",
+          10, v -> intIn(v, 0, 1000)));
   public static final Setting<Integer> READ_TIMEOUT_MS =
       add(new Setting<>("read_timeout_ms",
           "How long a read may wait for the applied state to reach what it needs.", 5000,

@@ -50,6 +50,13 @@ public final class CoreConfig {
    * (issue 10, item 6); 0 or less: unbounded (only the per-NACK bounds apply).
    */
   public final long resendBytesPerPeerPerSec;
+  /**
+   * Anti-amplification for clusters without a key (issue 10, item 6): when above 0, resends by
+   * datagram to an asker are at most this many times the bytes received from it (every message
+   * counts), and this replica pads its NACKs so that asking earns the answer (QUIC's rule, RFC 9000
+   * 8.1). 0: off (with a cluster key only members can send, and the byte budget suffices).
+   */
+  public final int resendAmplificationLimit;
   /** Session inactivity timeout the primary writes into RegisterSession entries. */
   public final long sessionTimeoutMs;
   /** Most client sessions, written by the primary into RegisterSession entries. */
@@ -112,6 +119,7 @@ public final class CoreConfig {
     this.maxRetransmitBytesPerNack = b.maxRetransmitBytesPerNack;
     this.retransmitRingBytes = b.retransmitRingBytes;
     this.resendBytesPerPeerPerSec = b.resendBytesPerPeerPerSec;
+    this.resendAmplificationLimit = b.resendAmplificationLimit;
     this.sessionTimeoutMs = b.sessionTimeoutMs;
     this.maxClientSessions = b.maxClientSessions;
     this.seed = b.seed;
@@ -184,6 +192,7 @@ public final class CoreConfig {
     private long maxRetransmitBytesPerNack = 4L << 20;
     private long retransmitRingBytes = 64L << 20;
     private long resendBytesPerPeerPerSec = 32L << 20;
+    private int resendAmplificationLimit = 0;
     private long sessionTimeoutMs = 60_000;
     private int maxClientSessions = 100_000;
     private Breakage breakage = Breakage.NONE;
@@ -220,6 +229,7 @@ public final class CoreConfig {
     public Builder maxRetransmitBytesPerNack(long v) { maxRetransmitBytesPerNack = v; return this; }
     public Builder retransmitRingBytes(long v) { retransmitRingBytes = v; return this; }
     public Builder resendBytesPerPeerPerSec(long v) { resendBytesPerPeerPerSec = v; return this; }
+    public Builder resendAmplificationLimit(int v) { resendAmplificationLimit = v; return this; }
     public Builder sessionTimeoutMs(long v) { sessionTimeoutMs = v; return this; }
     public Builder maxClientSessions(int v) { maxClientSessions = v; return this; }
     public Builder seed(long v) { seed = v; return this; }

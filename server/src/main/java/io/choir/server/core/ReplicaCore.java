@@ -1,5 +1,6 @@
 package io.choir.server.core;
 
+import com.google.protobuf.ByteString;
 import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
@@ -114,6 +115,13 @@ public final class ReplicaCore {
 
   /** Bytes of a PREPARE besides its entries (header and framing), for packing datagrams. */
   private static final int PREPARE_OVERHEAD_BYTES = 64;
+  /** Bytes of a datagram's header (DatagramCodec, version 2, unsealed): counted as received with each message. */
+  static final int DATAGRAM_HEADER_BYTES = 44;
+  /**
+   * Size a NACK is padded to on a cluster without a key, header included: the smallest datagram every
+   * IPv4 path carries whole (RFC 791: 576) is too small to earn a useful answer; 1,200 is QUIC's.
+   */
+  static final int NACK_PADDED_BYTES = 1200;
 
   private final CoreConfig config;
   private final RequestValidator validator;
@@ -235,6 +243,8 @@ public final class ReplicaCore {
   private long lastFillRequestNs;
   /** Entries of the chosen log received since the last fill request, and their bytes. */
   private long fillBytesSinceRequest;
+  /** Of those, the bytes of entries that travel by datagram, as the answering replica charges them to its credit. */
+  private long fillCreditedBytesSinceRequest;
   private int fillCountSinceRequest;
   private final TreeMap<Long, Entry> fill = new TreeMap<>();
   private DoViewChange chosen;
@@ -314,6 +324,8 @@ public final class ReplicaCore {
     public long peerRejected;
     /** NACKs answered with nothing: the asker's resend budget was spent (ResendBudget). */
     public long resendsThrottled;
+    /** NACK answers cut short by the asker's credit (a cluster without a key; ResendBudget). */
+    public long resendsOverCredit;
     /** Ops a NACK asked for that the asker had acknowledged already (not resent). */
     public long resendsAlreadyAcked;
   }
@@ -322,7 +334,12 @@ public final class ReplicaCore {
     this.config = config;
     this.validator = new RequestValidator(config);
     this.checks = new PeerMessageChecks(config, validator);
-    this.resendBudget = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec);
+    this.resendBudget = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec,
+        config.resendAmplificationLimit,
+        // Credit for two padded NACKs' answers: enough that asking is never slower than one round trip
+        // per answer, and little enough that what a member earned before it went away buys a forger
+        // in its name next to nothing.
+        2L * config.resendAmplificationLimit * Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes));
     this.n = config.replicaIds().size();
     this.self = config.replicaId();
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
@@ -990,6 +1007,8 @@ public final class ReplicaCore {
       counters.droppedUnexpected++;
       return;
     }
+    // Every message in a replica's name earns it resend credit on a cluster without a key (ResendBudget).
+    resendBudget.received(fromIndex, DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
     if (!checks.admit(p, view)) {
       counters.peerRejected = checks.total();
       return;
@@ -1516,12 +1535,36 @@ public final class ReplicaCore {
       return;
     }
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.NACK,
-        Nack.newBuilder().addAllRanges(ranges).build()));
+        padded(Nack.newBuilder().addAllRanges(ranges))));
     counters.nacksSent++;
     nackAttempts++;
     long backoff = Math.min(config.nackBackoffMaxNs,
         Math.max(config.nackDelayNs, 1_000_000L) << Math.min(nackAttempts, 20));
     nackDueNs = nowNs + backoff / 2 + random.nextLong(Math.max(1, backoff / 2));
+  }
+
+  /**
+   * A NACK, padded on a cluster without a key to {@link #NACK_PADDED_BYTES} on the wire (at most a
+   * datagram): the asked replica answers at most resend_amplification_limit times what it received.
+   */
+  private Nack padded(Nack.Builder nack) {
+    if (!resendBudget.limited()) {
+      return nack.build();
+    }
+    int target = Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes) - DATAGRAM_HEADER_BYTES;
+    // Field 2's tag and length take at most 3 bytes for a pad below 16 KiB.
+    int pad = target - nack.build().getSerializedSize() - 3;
+    return pad <= 0 ? nack.build() : nack.setPadding(ByteString.copyFrom(new byte[pad])).build();
+  }
+
+  /**
+   * What a padded NACK is answered with at least, when the answer is limited by the credit it earned
+   * (a datagram's worth less, as the answer stops before an entry that does not fit): the view
+   * change's fill asks for its next piece once that much has come.
+   */
+  private long creditedAnswerBytes() {
+    long earned = (long) config.resendAmplificationLimit * Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes);
+    return Math.max(1, Math.min(config.maxRetransmitBytesPerNack, earned - config.maxDatagramBytes));
   }
 
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
@@ -1550,6 +1593,11 @@ public final class ReplicaCore {
     // piece while the last one is still arriving: what went to it within a heartbeat interval is on
     // its way, and its view-change timer asks again for what was lost.
     long suppressNs = isPrimary() ? config.resendSuppressNs : Math.max(config.resendSuppressNs, config.heartbeatIntervalNs);
+    // Without a key: datagram resends spend the credit the asker earned, never beyond (ResendBudget).
+    boolean limited = resendBudget.limited();
+    long creditLeft = resendBudget.credit(fromIndex);
+    long creditBefore = creditLeft;
+    scan:
     for (OpRange r : nack.getRangesList()) {
       long first = Math.max(1, r.getFirst());
       if (first < firstMissing) {
@@ -1562,6 +1610,16 @@ public final class ReplicaCore {
           belowLog = true;
           op = logFirstOp - 1;
           continue;
+        }
+        if (limited) {
+          // Stop before what the credit does not cover (decided before the tracker records a resend).
+          long cost = op <= window.base() ? config.maxDatagramBytes + 1
+              : window.get(op).getSerializedSize() + PREPARE_OVERHEAD_BYTES;
+          boolean byStream = op > window.base() && cost > config.maxDatagramBytes;
+          if (!byStream && cost > creditLeft) {
+            counters.resendsOverCredit++;
+            break scan;
+          }
         }
         ResendTracker.Decision d = resends.decide(op, from, nowNs, suppressNs);
         if (d == ResendTracker.Decision.SKIP) {
@@ -1579,12 +1637,16 @@ public final class ReplicaCore {
             runEnd++;
             budget--;
           }
+          // The log read stops once it has sent its bytes, overshooting by at most one entry: with the
+          // credit rule, a datagram's worth of the credit is kept for that overshoot.
+          long logBytes = limited ? Math.min(bytesBudget, creditLeft - config.maxDatagramBytes) : bytesBudget;
           out.retransmits.add(new Effects.Retransmit(
               d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, commitOp,
-              bytesBudget));
+              logBytes));
           counters.retransmitsFromLog += runEnd - op + 1;
           op = runEnd;
           bytesBudget = 0; // the log read may spend all that is left (its sizes are unknown here)
+          creditLeft = 0;
           continue;
         }
         Entry e = window.get(op);
@@ -1592,10 +1654,14 @@ public final class ReplicaCore {
         // An entry that needs several datagrams goes by unicast (over the peer TCP connection): as
         // multicast fragments under loss it would hardly ever arrive whole.
         boolean big = e.getSerializedSize() + PREPARE_OVERHEAD_BYTES > config.maxDatagramBytes;
+        if (!big) {
+          creditLeft -= e.getSerializedSize() + PREPARE_OVERHEAD_BYTES;
+        }
         (d == ResendTracker.Decision.MULTICAST && !big ? multicast : unicast).add(e);
       }
     }
     resendBudget.spend(fromIndex, bytesAllowed - bytesBudget);
+    resendBudget.spendCredit(fromIndex, creditBefore - creditLeft);
     counters.retransmits += unicast.size() + multicast.size();
     counters.retransmitsMulticast += multicast.size();
     sendRuns(from, unicast, out);
@@ -1858,9 +1924,10 @@ public final class ReplicaCore {
     }
     lastFillRequestNs = currentNs;
     fillBytesSinceRequest = 0;
+    fillCreditedBytesSinceRequest = 0;
     fillCountSinceRequest = 0;
-    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, Nack.newBuilder()
-        .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)).build()));
+    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, padded(Nack.newBuilder()
+        .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)))));
     counters.nacksSent++;
   }
 
@@ -1889,6 +1956,9 @@ public final class ReplicaCore {
         continue;
       }
       fillBytesSinceRequest += e.getSerializedSize();
+      if (e.getSerializedSize() + PREPARE_OVERHEAD_BYTES <= config.maxDatagramBytes) {
+        fillCreditedBytesSinceRequest += e.getSerializedSize() + PREPARE_OVERHEAD_BYTES;
+      }
       fillCountSinceRequest++;
       if (op == verifiedOp + 1) {
         place(e, out);
@@ -1910,9 +1980,11 @@ public final class ReplicaCore {
     if (verifiedOp >= fillUpTo) {
       finishViewChange(out);
     } else if (fillBytesSinceRequest >= config.maxRetransmitBytesPerNack
+        || (resendBudget.limited() && fillCreditedBytesSinceRequest >= creditedAnswerBytes())
         || fillCountSinceRequest >= config.maxRetransmitEntriesPerNack) {
       // The piece asked for is in: the chosen replica answers a NACK with entries until its byte or
-      // entry budget (the same settings) is spent, so this much means the answer is complete. Ask for
+      // entry budget (the same settings) is spent, or, on a cluster without a key, the credit the NACK
+      // earned for entries that go by datagram, so this much means the answer is complete. Ask for
       // the next piece; asking earlier would have it resend entries still on their way.
       requestFill(out);
     }

@@ -17,6 +17,13 @@ import java.util.Arrays;
  *       holding at most {@link #BURST_MS} ms worth, driven by the step time the core is given. A NACK
  *       that finds the bucket empty is dropped (counted); one that finds some is answered with at most
  *       that many bytes.</li>
+ *   <li>On a cluster without a key, anti-amplification (resend_amplification_limit, QUIC's rule of
+ *       RFC 9000 8.1): every message from the asker earns it that many times its bytes in credit (up
+ *       to {@link #creditCap}: two padded NACKs' worth), and datagram resends spend it, never beyond. A stranger who forges
+ *       NACKs in a member's name (nothing stops that without a key) so makes the replica send at most
+ *       that many times what the stranger sent. Resends over the peer TCP stream (entries too big
+ *       for a datagram) need no credit: a stream only carries bytes to a member that completed a TCP
+ *       connection from its own address.</li>
  * </ol>
  *
  * <p>Pure data with time as an argument: no clock of its own (STYLE.md habit 2).
@@ -34,9 +41,23 @@ final class ResendBudget {
   private final long[] refilledAtNs;
   /** The op each replica last acknowledged to us in this view (its latest word, which may go down). */
   private final long[] acknowledged;
+  private final int amplification;
+  private final long creditCap;
+  private final long[] credit;
 
   /** bytesPerSec <= 0: no byte budget (only the first two rules). */
   ResendBudget(int replicas, long bytesPerSec) {
+    this(replicas, bytesPerSec, 0, 0);
+  }
+
+  /**
+   * amplification <= 0: no credit rule; else each asker's credit, earned at that many times its bytes,
+   * holds at most creditCap bytes.
+   */
+  ResendBudget(int replicas, long bytesPerSec, int amplification, long creditCap) {
+    this.amplification = Math.max(0, amplification);
+    this.creditCap = Math.max(1, creditCap);
+    this.credit = new long[replicas];
     this.bytesPerSec = bytesPerSec;
     this.capacity = bytesPerSec <= 0 ? Long.MAX_VALUE : Math.max(1, bytesPerSec / 1000 * BURST_MS);
     this.tokens = new long[replicas];
@@ -44,6 +65,30 @@ final class ResendBudget {
     this.acknowledged = new long[replicas];
     Arrays.fill(tokens, capacity);
     Arrays.fill(refilledAtNs, Long.MIN_VALUE);
+  }
+
+  /** Whether datagram resends are limited by credit earned (a cluster without a key). */
+  boolean limited() {
+    return amplification > 0;
+  }
+
+  /** A message of wireBytes arrived from the asker: it earns amplification times that in credit. */
+  void received(int index, long wireBytes) {
+    if (amplification > 0) {
+      credit[index] = Math.min(creditCap, credit[index] + amplification * Math.max(0, Math.min(wireBytes, creditCap)));
+    }
+  }
+
+  /** Credit the asker has for datagram resends (Long.MAX_VALUE without the credit rule). */
+  long credit(int index) {
+    return amplification > 0 ? credit[index] : Long.MAX_VALUE;
+  }
+
+  /** Spends bytes of the asker's credit (never below zero: callers send only what fits). */
+  void spendCredit(int index, long bytes) {
+    if (amplification > 0) {
+      credit[index] = Math.max(0, credit[index] - bytes);
+    }
   }
 
   /** The asker's latest acknowledgement in this view (PREPARE_OK or HEARTBEAT_OK op). */

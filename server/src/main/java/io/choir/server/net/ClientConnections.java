@@ -53,12 +53,20 @@ import java.util.function.Function;
 public final class ClientConnections {
   /** The bounds on client connections (settings of the same names). */
   public record Limits(int maxInFlightPerConnection, long maxReplyBytesPerConnection, long maxReplyBytesTotal,
-      int maxConnectionsPerAddress, int frameTimeoutMs, int maxReadsPerConnection) {
+      int maxConnectionsPerAddress, int frameTimeoutMs, int maxReadsPerConnection, long maxFrameBytesTotal) {
     public Limits {
       if (maxInFlightPerConnection < 1 || maxReplyBytesPerConnection < 1 || maxReplyBytesTotal < 1
-          || maxConnectionsPerAddress < 1 || frameTimeoutMs < 0 || maxReadsPerConnection < 1) {
+          || maxConnectionsPerAddress < 1 || frameTimeoutMs < 0 || maxReadsPerConnection < 1
+          || maxFrameBytesTotal < 1) {
         throw new IllegalArgumentException("bad client connection limits: " + this);
       }
+    }
+
+    /** Without a bound on buffered frame bytes over all connections (tests). */
+    public Limits(int maxInFlightPerConnection, long maxReplyBytesPerConnection, long maxReplyBytesTotal,
+        int maxConnectionsPerAddress, int frameTimeoutMs, int maxReadsPerConnection) {
+      this(maxInFlightPerConnection, maxReplyBytesPerConnection, maxReplyBytesTotal, maxConnectionsPerAddress,
+          frameTimeoutMs, maxReadsPerConnection, Long.MAX_VALUE);
     }
 
     /**
@@ -68,6 +76,11 @@ public final class ClientConnections {
      */
     public static long totalReplyBytes(int setting) {
       return setting != 0 ? setting : Math.max(4096, DirectMemory.max() / 4);
+    }
+
+    /** max_frame_bytes_total as set, or for 0 a quarter of the JVM's direct memory limit (sockets read into it). */
+    public static long totalFrameBytes(int setting) {
+      return FrameMemory.limit(setting);
     }
   }
 
@@ -128,6 +141,7 @@ public final class ClientConnections {
   private final Counter readsDeferred;
   private final ClientDrops drops;
   private final ConnectionsPerAddress perAddress;
+  private final FrameMemory frameMemory;
 
   /**
    * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
@@ -142,6 +156,7 @@ public final class ClientConnections {
     this.readsDeferred = metrics.counter("choir.client_reads.deferred");
     this.drops = new ClientDrops(metrics);
     this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
+    this.frameMemory = new FrameMemory(limits.maxFrameBytesTotal());
   }
 
   Limits limits() {
@@ -157,7 +172,7 @@ public final class ClientConnections {
     return new ClientFrameDecoder(maxFrameBytes, limits.frameTimeoutMs(), () -> {
       Connection c = channel.attr(CONNECTION).get();
       return c != null && acceptsRequests(c);
-    });
+    }, frameMemory);
   }
 
   /** Registers channel unless max_connections or the per-address bound is reached. */
@@ -194,6 +209,11 @@ public final class ClientConnections {
     }
     repliesDropped.increment(c.deferredReads.size());
     c.deferredReads.clear();
+  }
+
+  /** Bytes of unfinished client frames held beyond each connection's free share (status). */
+  public long frameBytesHeld() {
+    return frameMemory.held();
   }
 
   public int size() {

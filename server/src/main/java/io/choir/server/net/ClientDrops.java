@@ -34,6 +34,8 @@ final class ClientDrops {
     CLOSED_STALLED("client_closed.stalled", Level.WARN),
     /** A started frame was not completed within client_frame_timeout_ms (slowloris). */
     CLOSED_FRAME_TIMEOUT("client_closed.frame_timeout", Level.WARN),
+    /** Its unfinished frame would have passed max_frame_bytes_total (over all connections). */
+    CLOSED_FRAME_MEMORY("client_closed.frame_memory", Level.WARN),
     /** A frame's length was above max_frame_bytes. */
     CLOSED_TOO_LARGE("client_closed.too_large", Level.WARN),
     /** A frame's length was negative or its body did not parse. */

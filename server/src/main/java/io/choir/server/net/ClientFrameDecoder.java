@@ -26,6 +26,9 @@ import java.util.function.BooleanSupplier;
  *       raises {@link FrameTimeoutException}; the handler closes the connection and counts it. While the
  *       gate is closed the replica does not read the socket, so the clock stops (that wait is the
  *       replica's doing, not the client's) and restarts when decoding resumes.
+ *   <li>A share of a replica-wide bound ({@link FrameMemory}, max_frame_bytes_total): what it holds
+ *       beyond {@link FrameMemory#FREE_BYTES} after decoding it reserves there; when the bound is
+ *       reached it raises {@link FrameMemoryException} and holds nothing more.
  * </ul>
  *
  * A length above maxFrameBytes or below zero raises a {@link FrameException} once and everything after it
@@ -41,7 +44,19 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
     }
   }
 
+  /** Raised (through exceptionCaught) when the connection's buffered frame would pass max_frame_bytes_total. */
+  static final class FrameMemoryException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    FrameMemoryException(String message) {
+      super(message, null, false, false);
+    }
+  }
+
   private final int maxFrameBytes;
+  private final FrameMemory memory;
+  /** Bytes reserved in memory for what this connection holds beyond FrameMemory.FREE_BYTES. */
+  private long reserved;
   private final long frameTimeoutNs;
   private final BooleanSupplier gate;
   private ByteBuf cumulation;
@@ -56,6 +71,11 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
    * @param gate whether the connection may take one more request now (called on the event loop)
    */
   ClientFrameDecoder(int maxFrameBytes, int frameTimeoutMs, BooleanSupplier gate) {
+    this(maxFrameBytes, frameTimeoutMs, gate, null);
+  }
+
+  /** @param memory the replica-wide bound on buffered frame bytes, or null for none */
+  ClientFrameDecoder(int maxFrameBytes, int frameTimeoutMs, BooleanSupplier gate, FrameMemory memory) {
     if (maxFrameBytes <= 0) {
       throw new IllegalArgumentException("maxFrameBytes must be positive: " + maxFrameBytes);
     }
@@ -65,6 +85,7 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
     this.maxFrameBytes = maxFrameBytes;
     this.frameTimeoutNs = TimeUnit.MILLISECONDS.toNanos(frameTimeoutMs);
     this.gate = gate;
+    this.memory = memory;
   }
 
   @Override
@@ -133,6 +154,9 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
     } else if (cumulation != null && cumulation.readerIndex() > 0 && emitted) {
       cumulation.discardSomeReadBytes();
     }
+    if (!account(ctx)) {
+      return;
+    }
     trackPartialFrame(ctx, emitted, gated);
   }
 
@@ -182,6 +206,31 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
         + TimeUnit.NANOSECONDS.toMillis(frameTimeoutNs) + " (" + have + " bytes of it received)"));
   }
 
+  /**
+   * Reserves (or gives back) what this connection now holds beyond FrameMemory.FREE_BYTES; false, and
+   * the connection failed, when the replica-wide bound has no room for it.
+   */
+  private boolean account(ChannelHandlerContext ctx) {
+    if (memory == null) {
+      return true;
+    }
+    long want = Math.max(0, bufferedBytes() - FrameMemory.FREE_BYTES);
+    if (want > reserved) {
+      if (!memory.reserve(want - reserved)) {
+        int have = bufferedBytes();
+        failed = true;
+        releaseCumulation();
+        ctx.fireExceptionCaught(new FrameMemoryException("the replica holds max_frame_bytes_total " + memory.limit()
+            + " of unfinished frames already (" + have + " bytes of this connection's); try again"));
+        return false;
+      }
+    } else if (want < reserved) {
+      memory.release(reserved - want);
+    }
+    reserved = want;
+    return true;
+  }
+
   private void fail(ChannelHandlerContext ctx, FrameException e) {
     failed = true;
     releaseCumulation();
@@ -193,6 +242,10 @@ final class ClientFrameDecoder extends ChannelInboundHandlerAdapter {
     if (cumulation != null) {
       cumulation.release();
       cumulation = null;
+    }
+    if (reserved > 0) {
+      memory.release(reserved);
+      reserved = 0;
     }
   }
 

@@ -111,13 +111,17 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
 
   @Override
   public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-    if (cause instanceof FrameException || cause instanceof ClientFrameDecoder.FrameTimeoutException) {
+    if (cause instanceof FrameException || cause instanceof ClientFrameDecoder.FrameTimeoutException
+        || cause instanceof ClientFrameDecoder.FrameMemoryException) {
       ClientDrops.Reason reason;
       Status status;
       if (cause instanceof FrameException fe) {
         boolean large = fe.kind() == FrameException.Kind.TOO_LARGE;
         reason = large ? ClientDrops.Reason.CLOSED_TOO_LARGE : ClientDrops.Reason.CLOSED_MALFORMED;
         status = large ? Status.TOO_LARGE : Status.INVALID;
+      } else if (cause instanceof ClientFrameDecoder.FrameMemoryException) {
+        reason = ClientDrops.Reason.CLOSED_FRAME_MEMORY;
+        status = Status.UNAVAILABLE; // not executed: the frame was never decoded
       } else {
         reason = ClientDrops.Reason.CLOSED_FRAME_TIMEOUT;
         status = Status.INVALID;

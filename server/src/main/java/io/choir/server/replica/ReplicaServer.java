@@ -96,7 +96,8 @@ public final class ReplicaServer implements AutoCloseable {
           config.get(ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION),
           ClientConnections.Limits.totalReplyBytes(config.get(ServerConfig.MAX_REPLY_BYTES_TOTAL)),
           config.get(ServerConfig.MAX_CONNECTIONS_PER_ADDRESS), config.get(ServerConfig.CLIENT_FRAME_TIMEOUT_MS),
-          config.readThreads()), readPool, this::read, metrics);
+          config.readThreads(), ClientConnections.Limits.totalFrameBytes(config.get(ServerConfig.MAX_FRAME_BYTES_TOTAL))),
+          readPool, this::read, metrics);
       ReplicaLoop[] loopRef = new ReplicaLoop[1];
       // test_break_protocol: ack-before-fsync (a deliberate bug): log writes are reported persisted
       // without an fsync, while recover() still takes the data folder for an fsync one.
@@ -230,6 +231,8 @@ public final class ReplicaServer implements AutoCloseable {
         .logRetentionMinOps(config.logRetentionOps())
         .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
         .resendBytesPerPeerPerSec(config.get(ServerConfig.RESEND_BYTES_PER_PEER_PER_SEC))
+        // With a key only members can send, so only an unkeyed cluster needs the anti-amplification rule.
+        .resendAmplificationLimit(config.clusterKeys() == null ? config.get(ServerConfig.RESEND_AMPLIFICATION_LIMIT) : 0)
         .sessionTimeoutMs(config.get(ServerConfig.SESSION_TIMEOUT_MS))
         .maxClientSessions(config.maxClientSessions())
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
@@ -287,6 +290,7 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("fsyncs", storageStage.fsyncs())
         .putCounters("connections", connections.size())
         .putCounters("client_reply_bytes", connections.replyBytes())
+        .putCounters("client_frame_bytes", connections.frameBytesHeld())
         .putCounters("direct_memory_netty_bytes", io.choir.server.net.DirectMemory.netty())
         .putCounters("direct_memory_jdk_bytes", io.choir.server.net.DirectMemory.jdk())
         .putCounters("queued_writes", core.queuedWrites())
@@ -322,6 +326,7 @@ public final class ReplicaServer implements AutoCloseable {
         .putCounters("non_canonical_entries", c.nonCanonicalEntries)
         .putCounters("peer_rejected", c.peerRejected)
         .putCounters("resends_throttled", c.resendsThrottled)
+        .putCounters("resends_over_credit", c.resendsOverCredit)
         .putCounters("resends_already_acked", c.resendsAlreadyAcked);
     core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
     for (Meter m : metrics.getMeters()) {

@@ -31,6 +31,7 @@ final class CoreCluster {
   long now;
   /** Bytes of PREPARE bodies each replica sent, to whom (index: destination, 0 multicast). */
   final long[][] prepareBytesSent;
+  final long[][] prepareWireBytesSent;
   final List<Response> replies = new ArrayList<>();
   /** Reads the cores released to execute (connection, request). */
   final List<Effects.Read> reads = new ArrayList<>();
@@ -43,6 +44,7 @@ final class CoreCluster {
     this.n = n;
     cores = new ReplicaCore[n + 1];
     prepareBytesSent = new long[n + 1][n + 1];
+    prepareWireBytesSent = new long[n + 1][n + 1];
     logs.add(null);
     for (int id = 1; id <= n; id++) {
       cores[id] = new ReplicaCore(config.apply(id), RecoveredState.empty());
@@ -154,6 +156,7 @@ final class CoreCluster {
   private void send(int from, Effects.Send s) {
     if (s.type() == MessageType.PREPARE) {
       prepareBytesSent[from][s.to()] += s.body().getSerializedSize();
+      prepareWireBytesSent[from][s.to()] += ReplicaCore.DATAGRAM_HEADER_BYTES + s.body().getSerializedSize();
     }
     if (drop.test(s) || from == dropFrom) {
       return;
@@ -169,6 +172,11 @@ final class CoreCluster {
   /** Bytes of PREPAREs replica from sent by unicast to replica to, plus by multicast. */
   long prepareBytesTo(int from, int to) {
     return prepareBytesSent[from][to] + prepareBytesSent[from][Effects.MULTICAST];
+  }
+
+  /** As {@link #prepareBytesTo}, on the wire: each PREPARE with its datagram header. */
+  long prepareWireBytesTo(int from, int to) {
+    return prepareWireBytesSent[from][to] + prepareWireBytesSent[from][Effects.MULTICAST];
   }
 
   /** Delivers an injected peer message (as if from member from) to replica to. */

@@ -25,7 +25,12 @@ class ResendAmplificationCoreTest {
   private static final long STORM_BYTES = 3_000;
 
   private static CoreCluster loaded(int cutOff) {
-    CoreCluster c = new CoreCluster(3);
+    return loaded(cutOff, 0);
+  }
+
+  /** amplificationLimit: resend_amplification_limit of every replica (a cluster without a key), 0: off. */
+  private static CoreCluster loaded(int cutOff, int amplificationLimit) {
+    CoreCluster c = new CoreCluster(3, id -> CoreKit.builder(id, 3).resendAmplificationLimit(amplificationLimit).build());
     c.tickAll(0);
     c.dropFrom = cutOff;
     String kb = "x".repeat(1_000);
@@ -93,5 +98,53 @@ class ResendAmplificationCoreTest {
     long amplification = storm(c, 3, "asker misses every op, then catches up");
     assertTrue(c.cores[3].appliedOp() == OPS, c.cores[3].toString());
     assertTrue(amplification < 2 * OPS * 1_000L / STORM_BYTES, amplification + "x");
+  }
+
+  /**
+   * Without a key a stranger can send NACKs in the name of a member that is away (it never
+   * acknowledges, so it can be missing everything): with resend_amplification_limit 10 the primary
+   * resends at most 10 times the bytes that arrived in that member's name. Before the credit rule, the
+   * same storm made it resend 7,639 times what was sent (bounded only by the byte budget).
+   */
+  @Test
+  void shouldResendAtMostTenTimesWhatArrivedInAnAwayMembersNameWithoutAKey() {
+    CoreCluster c = loaded(3, 10);
+    long before = c.prepareWireBytesTo(1, 3);
+    long in = 0;
+    Nack nack = Nack.newBuilder().addRanges(OpRange.newBuilder().setFirst(1).setLast(OPS)).build();
+    Nack padded = nack.toBuilder().setPadding(ByteString.copyFrom(new byte[1_100])).build();
+    int nacks = 0;
+    while (in < 20 * STORM_BYTES) {
+      c.now += MS;
+      // Small NACKs and padded ones, as a stranger would mix them: each earns ten times its bytes.
+      Nack n = nacks % 2 == 0 ? nack : padded;
+      c.inject(1, new Event.Peer(3, 0, MessageType.NACK, n));
+      in += ReplicaCore.DATAGRAM_HEADER_BYTES + n.getSerializedSize();
+      nacks++;
+    }
+    long out = c.prepareWireBytesTo(1, 3) - before;
+    System.out.printf("NACK storm without a key (asker away, limit 10): %d NACKs, %d bytes in, %d bytes resent,"
+            + " amplification %.2fx (answers cut by credit %d)%n", nacks, in, out, (double) out / in,
+        c.cores[1].counters().resendsOverCredit);
+    assertTrue(out > 0, "nothing was resent: the rule must answer what was earned");
+    assertTrue(out <= 10 * in, "resent " + out + " bytes for " + in + " bytes in: over 10x");
+  }
+
+  /**
+   * The same rule does not stall a member's own repair: replica 3 comes back missing all 2,000 ops
+   * (2 MB) and catches up by padded NACKs, each earning its answer.
+   */
+  @Test
+  void shouldLetAMemberThatComesBackRepairItsGapByPaddedNacksWithoutAKey() {
+    CoreCluster c = loaded(3, 10);
+    c.dropFrom = 0;
+    long start = c.now;
+    long nacksBefore = c.cores[3].counters().nacksSent;
+    for (int i = 0; i < 20_000 && c.cores[3].appliedOp() < OPS; i++) {
+      c.tickAll(c.now + MS);
+    }
+    System.out.printf("repair of %d ops of 1 KB without a key (limit 10): %d ms of simulated time, %d NACKs%n",
+        OPS, (c.now - start) / MS, c.cores[3].counters().nacksSent - nacksBefore);
+    assertEquals(OPS, c.cores[3].appliedOp(), c.cores[3].toString());
   }
 }

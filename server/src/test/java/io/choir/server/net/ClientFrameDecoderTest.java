@@ -167,4 +167,64 @@ class ClientFrameDecoderTest {
     assertEquals(FrameException.Kind.MALFORMED, e.kind());
     ch.finishAndReleaseAll();
   }
+
+  /** A channel whose decoder shares memory; errors go to sink. */
+  private static EmbeddedChannel sharing(FrameMemory memory, List<Throwable> sink) {
+    ClientFrameDecoder d = new ClientFrameDecoder(1 << 20, 0, () -> true, memory);
+    return new EmbeddedChannel(d, new ChannelInboundHandlerAdapter() {
+      @Override
+      public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        sink.add(cause);
+      }
+    });
+  }
+
+  /** The first bytes of a frame announcing length, with have bytes of its body. */
+  private static ByteBuf started(int length, int have) {
+    ByteBuf b = Unpooled.buffer();
+    b.writeInt(length);
+    b.writeZero(have);
+    return b;
+  }
+
+  /**
+   * max_frame_bytes_total: unfinished frames over all connections are bounded. Before, each connection
+   * could hold up to max_frame_bytes of a frame it never finished, so max_connections of them held
+   * max_connections times max_frame_bytes (40 GB with the defaults) until their frame timeouts.
+   */
+  @Test
+  void shouldRefuseAConnectionWhoseUnfinishedFramePassesTheBoundOverAllConnections() {
+    FrameMemory memory = new FrameMemory(100_000);
+    List<Throwable> errorsA = new ArrayList<>();
+    List<Throwable> errorsB = new ArrayList<>();
+    List<Throwable> errorsC = new ArrayList<>();
+    EmbeddedChannel a = sharing(memory, errorsA);
+    EmbeddedChannel b = sharing(memory, errorsB);
+    EmbeddedChannel c = sharing(memory, errorsC);
+    a.writeInbound(started(1 << 20, 80_000));
+    assertEquals(80_004 - FrameMemory.FREE_BYTES, memory.held(), "beyond its free share, a reserves what it holds");
+    assertTrue(errorsA.isEmpty(), errorsA.toString());
+    // Small requests stay within each connection's free share: never refused, whatever the others hold.
+    c.writeInbound(frame(1, 2, 3));
+    assertEquals(1, firstByte(c));
+    b.writeInbound(started(1 << 20, 30_000));
+    assertEquals(1, errorsB.size(), "b's frame passed the bound and was not refused");
+    assertInstanceOf(ClientFrameDecoder.FrameMemoryException.class, errorsB.get(0));
+    assertEquals(80_004 - FrameMemory.FREE_BYTES, memory.held(), "b keeps nothing reserved");
+    // a completes its frame: its bytes go on and its reservation is given back.
+    a.writeInbound(Unpooled.wrappedBuffer(new byte[(1 << 20) - 80_000]));
+    ByteBuf done = a.readInbound();
+    assertEquals(1 << 20, done.readableBytes());
+    done.release();
+    assertEquals(0, memory.held());
+    // And a closed connection gives back what it held.
+    EmbeddedChannel d = sharing(memory, new ArrayList<>());
+    d.writeInbound(started(1 << 20, 50_000));
+    assertTrue(memory.held() > 0);
+    d.close();
+    assertEquals(0, memory.held(), "a closed connection kept its reservation");
+    for (EmbeddedChannel ch : new EmbeddedChannel[] {a, b, c}) {
+      ch.finishAndReleaseAll();
+    }
+  }
 }

@@ -132,6 +132,16 @@ public record SimConfig(
         DEFAULT_WINDOW_BYTES, 3_000, 2_500);
   }
 
+  /**
+   * The replicas' resend_amplification_limit, drawn from the seed apart from the shape so that older
+   * seeds keep theirs: 0 (a keyed cluster), 10 (a cluster without a key, the server's default then) or
+   * 2 (credit so scarce that answers are cut often), a third of the runs each.
+   */
+  public int resendAmplificationLimit() {
+    int[] limits = {0, 10, 2};
+    return limits[new java.util.SplittableRandom(seed ^ 0xA3A3L).nextInt(limits.length)];
+  }
+
   /** True when values are big (padded), not small decimal numbers. */
   boolean bigValues() {
     return valueBytes >= 64;
@@ -152,6 +162,7 @@ public record SimConfig(
         + (maxClientSessions < 10_000 ? " max_sessions=" + maxClientSessions + " session_timeout="
             + sessionTimeoutMs + "ms" : "")
         + (slowDisk ? " slow_disk" : "")
+        + (resendAmplificationLimit() > 0 ? " amplification_limit=" + resendAmplificationLimit() : "")
         + (bigValues() ? " values=" + valueBytes + "B" : "")
         + (maxInFlightBytes != DEFAULT_WINDOW_BYTES ? " window=" + maxInFlightBytes + "B" : "")
         + (clientAttemptTimeoutMs > 0 ? " attempt_timeout=" + clientAttemptTimeoutMs + "ms" : "")

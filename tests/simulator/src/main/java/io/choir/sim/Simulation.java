@@ -171,6 +171,7 @@ public final class Simulation implements SimReplica.Host {
           .readTimeoutNs(1_000 * MS)
           .maxClientSessions(cfg.maxClientSessions())
           .sessionTimeoutMs(cfg.sessionTimeoutMs())
+          .resendAmplificationLimit(cfg.resendAmplificationLimit())
           .seed(cfg.seed()))
           .build();
       nodes[id] = new SimReplica(id, c, this, cfg);
@@ -418,6 +419,7 @@ public final class Simulation implements SimReplica.Host {
     stats.merge("busy", c.busy, Long::sum);
     stats.merge("peer_rejected", c.peerRejected, Long::sum);
     stats.merge("resends_throttled", c.resendsThrottled, Long::sum);
+    stats.merge("resends_over_credit", c.resendsOverCredit, Long::sum);
     stats.merge("resends_already_acked", c.resendsAlreadyAcked, Long::sum);
     stats.merge("view_changes_refused", c.viewChangesRefused, Long::sum);
     node.core.peerRejections().forEach((reason, count) -> {
