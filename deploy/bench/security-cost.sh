@@ -6,8 +6,12 @@
 #   key       the cluster key: every datagram sealed with AES-GCM, peer streams proven and sealed
 #   tls       no key, mutual TLS on the client port (client certificate, access file)
 #   key+tls   both (what `choir cluster init --tls` writes)
+# Each run also reads the three replicas' CPU time (user + system, /proc) when the bench prints its first
+# second of measurement and when it ends: server CPU per write (over the writes after that first second)
+# is the figure least moved by the disk's fsync latency, which makes writes/s vary by a third between
+# runs of the same set-up on this kind of machine.
 # Prints one table (median of the rounds per set-up, and each set-up against plain) and writes it, with
-# every run's result.json, plots and summary, to $OUT.
+# every run's result.json, server-cpu.json, plots and summary, to $OUT.
 #
 #   deploy/bench/security-cost.sh
 #   ROUNDS=3 DURATION=20 deploy/bench/security-cost.sh
@@ -74,6 +78,19 @@ client_flags() {
   esac
 }
 
+# CPU seconds (user + system) used so far by the replicas of the cluster in folder $1.
+servers_cpu() {
+  local dir="$1" tck total=0 t p
+  tck="$(getconf CLK_TCK)"
+  for p in $(pgrep -f -- "$dir/node"); do
+    [ -r "/proc/$p/stat" ] || continue
+    # fields 14 and 15 (utime, stime) counted after the command name, which may hold spaces
+    t="$(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')"
+    total=$((total + t))
+  done
+  awk -v t="$total" -v h="$tck" 'BEGIN{printf "%.3f\n", t / h}'
+}
+
 start_cluster() {
   local mode="$1" dir="$2" init=(cluster init --replicas 3 --dir "$dir" --base-port "$CHOIR_PORT")
   case "$mode" in tls|key+tls) init+=(--tls) ;; esac
@@ -97,14 +114,25 @@ start_cluster() {
 
 for round in $(seq 1 "$ROUNDS"); do
   for mode in $MODES; do
-    dir="$tmp/$mode-$round"
+    dir="$tmp/${mode//+/_}-$round" # no "+" in the folder: pgrep takes it as a pattern
     log "round $round/$ROUNDS: $mode (load $(cut -d' ' -f1-3 /proc/loadavg))"
     start_cluster "$mode" "$dir"
     read -r -a flags <<<"$(client_flags "$mode" "$dir")"
+    [ "$(pgrep -fc -- "$dir/node")" -ge 3 ] || die "found $(pgrep -fc -- "$dir/node") replica processes of $dir, not 3"
+    progress="$tmp/progress-${mode//+/_}-$round" # its own file: a previous run's lines must not count
+    : >"$progress"
     CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench --endpoints "$endpoints" "${flags[@]}" \
       --clients "$CLIENTS" --duration "$DURATION" --warmup "$WARMUP" --value-size "$VALUE_SIZE" \
-      --connections "$CONNECTIONS" --out "$OUT/$mode-$round" >"$OUT/$mode-$round.txt"
+      --connections "$CONNECTIONS" --out "$OUT/$mode-$round" >"$OUT/$mode-$round.txt" 2>"$progress" &
+    bench_pid=$!
+    # the progress line of the first measured second (the JVM's output is line-buffered)
+    while kill -0 "$bench_pid" 2>/dev/null && ! grep -q '\] measure' "$progress"; do sleep 0.1; done
+    cpu0="$(servers_cpu "$dir")"
+    wait "$bench_pid" || die "the bench of $mode round $round failed: $(tail -5 "$progress")"
+    cpu1="$(servers_cpu "$dir")"
+    echo "{\"server_cpu_seconds\": $(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN{printf "%.3f", a - b}')}" >"$OUT/$mode-$round/server-cpu.json"
     cat "$OUT/$mode-$round.txt" >&2
+    log "  the replicas used $(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN{printf "%.1f", a - b}') CPU-s during the measurement"
     stop_cluster
   done
 done
@@ -115,7 +143,12 @@ out, rounds, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 rows = {}
 for m in modes:
     runs = [json.load(open(f"{out}/{m}-{r}/result.json")) for r in range(1, rounds + 1)]
+    cpus = [json.load(open(f"{out}/{m}-{r}/server-cpu.json"))["server_cpu_seconds"] for r in range(1, rounds + 1)]
+    # CPU was read after the first measured second: per write over the writes after it
+    us = [c * 1e6 / max(1, x["ops"] - x["series"][0]["ops"]) for c, x in zip(cpus, runs)]
     rows[m] = {
+        "us": statistics.median(us),
+        "us_each": [round(u, 1) for u in us],
         "tput": statistics.median(x["throughput_ops_per_sec"] for x in runs),
         "each": [round(x["throughput_ops_per_sec"]) for x in runs],
         "p99": statistics.median(x["latency_ms"]["p99"] for x in runs),
@@ -123,11 +156,11 @@ for m in modes:
         "load": [x["machine"]["load_average_at_end"] for x in runs],
     }
 base = rows.get("plain")
-print("| set-up | writes/s (median) | each round | p99 ms (median) | vs plain writes/s | vs plain p99 | errors | load at end |")
-print("|---|---|---|---|---|---|---|---|")
+print("| set-up | writes/s (median) | each round | vs plain writes/s | server CPU µs/write (median) | each round | vs plain CPU | p99 ms (median) | errors | load at end |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for m, r in rows.items():
     vs = f"{r['tput'] / base['tput'] - 1:+.1%}" if base else "-"
-    vp = f"{r['p99'] / base['p99']:.2f}x" if base and base["p99"] else "-"
-    print(f"| {m} | {r['tput']:,.0f} | {r['each']} | {r['p99']:.2f} | {vs} | {vp} | {r['errors']} | {r['load']} |")
+    vc = f"{r['us'] / base['us'] - 1:+.1%}" if base and base["us"] else "-"
+    print(f"| {m} | {r['tput']:,.0f} | {r['each']} | {vs} | {r['us']:.1f} | {r['us_each']} | {vc} | {r['p99']:.2f} | {r['errors']} | {r['load']} |")
 EOF
 log "results in $OUT (summary.md, one folder and summary per run)"
