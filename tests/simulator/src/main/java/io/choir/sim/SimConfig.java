@@ -140,9 +140,8 @@ public record SimConfig(
    */
   public int resendAmplificationLimit() {
     if (faultPlan == FaultPlan.FULL_WINDOW) {
-      // Its values (1 MiB) all go over the peer streams, which need no credit, and its histories (short
-      // attempt timeouts under 20% loss) are at the edge of what the checker decides in time: the credit
-      // rule is exercised by the other plans.
+      // Its values (1 MiB) all go over the peer streams, which need no credit: the credit rule is
+      // exercised by the other plans, and this scenario keeps the histories its figures were measured on.
       return 0;
     }
     int[] limits = {0, 10, 2};
