@@ -156,8 +156,7 @@ public final class ReplicaCore {
   private long appliedOp;
   private long checksum;
   private long inFlightBytes;
-  private long logFirstOp;
-  private long lastTruncateRequest;
+  private final LogRetention retention;
   private long logEpoch;
   /** {epoch, op}: the log was truncated after op when it left epoch (oldest first, bounded). */
   private final ArrayDeque<long[]> truncations = new ArrayDeque<>();
@@ -302,7 +301,8 @@ public final class ReplicaCore {
     this.appliedOp = recovered.appliedOp();
     this.applyRequestedOp = recovered.appliedOp();
     this.checksum = recovered.checksum();
-    this.logFirstOp = Math.min(recovered.logFirstOp(), appliedOp + 1);
+    this.retention = new LogRetention(Math.min(recovered.logFirstOp(), appliedOp + 1),
+        config.logRetentionMinOps, config.logRetentionMaxOps);
     this.window = new LogWindow(appliedOp);
     for (Entry e : recovered.unappliedLog()) {
       window.append(e);
@@ -942,15 +942,7 @@ public final class ReplicaCore {
    */
   private void maybeTruncate(Effects out) {
     long lowWatermark = isPrimary() ? Arrays.stream(acked).min().orElse(0) : appliedOp;
-    long keepFrom = Math.min(lowWatermark + 1, commitOp - config.logRetentionMinOps + 1);
-    keepFrom = Math.max(keepFrom, commitOp - config.logRetentionMaxOps + 1);
-    keepFrom = Math.min(keepFrom, appliedOp + 1);
-    long step = Math.max(1, config.logRetentionMinOps / 10);
-    if (keepFrom > logFirstOp && keepFrom - Math.max(lastTruncateRequest, logFirstOp) >= step) {
-      out.truncateLogBefore = keepFrom;
-      logFirstOp = keepFrom;
-      lastTruncateRequest = keepFrom;
-    }
+    retention.truncate(lowWatermark, commitOp, appliedOp).ifPresent(op -> out.truncateLogBefore = op);
   }
 
   // ---------------------------------------------------------------- peers
@@ -1433,7 +1425,7 @@ public final class ReplicaCore {
     verifiedOp = s.op();
     persistedOp = s.op();
     commitOp = Math.max(commitOp, s.op());
-    logFirstOp = s.op() + 1;
+    retention.installed(s.op());
     noteTruncation(0); // the install emptied the log: no earlier write survives in it
     acked[index(self)] = persistedOp;
     window = new LogWindow(s.op());
@@ -1560,9 +1552,9 @@ public final class ReplicaCore {
       }
       long last = Math.min(servable, r.getLast());
       for (long op = first; op <= last && budget > 0 && bytesBudget > 0 && examine-- > 0; op++) {
-        if (op < logFirstOp) {
+        if (op < retention.firstOp()) {
           belowLog = true;
-          op = logFirstOp - 1;
+          op = retention.firstOp() - 1;
           continue;
         }
         if (limited) {
@@ -1638,7 +1630,7 @@ public final class ReplicaCore {
   }
 
   private Heartbeat heartbeat() {
-    return Heartbeat.newBuilder().setLastOp(lastOp).setCommit(commitOp).setLowWatermark(logFirstOp)
+    return Heartbeat.newBuilder().setLastOp(lastOp).setCommit(commitOp).setLowWatermark(retention.firstOp())
         .setRound(heartbeatRound).build();
   }
 
@@ -1751,7 +1743,7 @@ public final class ReplicaCore {
    */
   private DoViewChange ownDoViewChange() {
     return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
-        .setCommit(commitOp).setLogFirstOp(logFirstOp).build();
+        .setCommit(commitOp).setLogFirstOp(retention.firstOp()).build();
   }
 
   private void onStartViewChange(int from, long nowNs, Effects out) {
@@ -2395,7 +2387,7 @@ public final class ReplicaCore {
   }
 
   public long logFirstOp() {
-    return logFirstOp;
+    return retention.firstOp();
   }
 
   /** Completed view changes seen by this replica (as new primary, or by adopting a new view). */
