@@ -28,7 +28,6 @@ import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.PriorityQueue;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
@@ -102,9 +101,6 @@ public final class ReplicaCore {
   private record Waiter(long connectionId, long requestId) {}
 
   private record SessionKey(long clientId, long requestId) {}
-
-  private record PendingRead(long connectionId, Request request, long requiredOp, long round,
-      long deadlineNs, long seq) {}
 
   /** The replica's status, VR Revisited figure 2. */
   public enum Mode {
@@ -190,8 +186,6 @@ public final class ReplicaCore {
   private long lastMulticastNs = Long.MIN_VALUE / 2;
   private long commitAtLastMulticast;
   private long heartbeatRound;
-  /** Reads arrived since the last round was sent need a new one. */
-  private boolean readRoundWanted;
   private final ResendTracker resends;
 
   // Backup state.
@@ -255,21 +249,12 @@ public final class ReplicaCore {
   private final Map<Integer, RecoveryResponse> recoveryResponses = new HashMap<>();
   private final Map<Integer, Long> recoveryViews = new HashMap<>();
 
-  private final PriorityQueue<PendingRead> pendingReads =
-      new PriorityQueue<>((a, b) -> a.requiredOp != b.requiredOp
-          ? Long.compare(a.requiredOp, b.requiredOp) : Long.compare(a.seq, b.seq));
-  private long readSeq;
+  private final ReadIndex readIndex;
   private boolean started;
   /** The time of the event being stepped. */
   private long currentNs;
   private long viewChanges;
   private long lastViewChangeNs = -1;
-  /**
-   * The last op of the log when this replica last became primary (view change or restart): entries up
-   * to it may have been committed, and answered, by an earlier primary, so linearizable reads wait until
-   * this primary's commit covers them (Raft's "commit an entry of the current term first", thesis 6.4).
-   */
-  private long readFloorOp;
 
   /**
    * The replicated clock (Entry.time_ms): the time of the newest entry this replica knows, and the
@@ -334,7 +319,7 @@ public final class ReplicaCore {
       // crash): it waits to hear from this view's primary, or joins a view change to a newer view.
       this.restartLimbo = true;
     }
-    this.readFloorOp = lastOp;
+    this.readIndex = new ReadIndex(config.maxQueuedRequests, config.readTimeoutNs, lastOp);
     this.verifiedOp = mode == Mode.NORMAL ? lastOp : commitOp;
     // A restarted backup whose last normal view is older than its view had not caught up in it.
     this.completeAtOp = lastNormalView == view ? 0 : -1;
@@ -525,26 +510,24 @@ public final class ReplicaCore {
     }
     // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after
     // arrival that f backups answer, which proves no newer view had formed (ReadIndex).
-    long required = sequential ? request.getMinOp() : Math.max(commitOp, readFloorOp);
-    long round = 0;
+    long required = sequential ? request.getMinOp() : readIndex.linearizableOp(commitOp);
+    long round = ReadIndex.NO_ROUND;
     if (!sequential && n > 1) {
-      round = heartbeatRound + 1;
-      readRoundWanted = true;
+      round = readIndex.nextRound(heartbeatRound);
     }
-    if (round == 0 && appliedOp >= required) {
+    if (round == ReadIndex.NO_ROUND && appliedOp >= required) {
       out.reads.add(new Effects.Read(event.connectionId(), request));
       return;
     }
-    if (pendingReads.size() >= config.maxQueuedRequests) {
+    if (readIndex.isFull()) {
       counters.busy++;
       out.replies.add(new Effects.Reply(event.connectionId(),
           RequestValidator.refuse(request, Status.BUSY, "too many reads waiting (max_queued_requests "
               + config.maxQueuedRequests + ")")));
       return;
     }
-    pendingReads.add(new PendingRead(event.connectionId(), request, required, round,
-        nowNs + config.readTimeoutNs, readSeq++));
-    out.nextTickNs = Math.min(out.nextTickNs, nowNs + config.readTimeoutNs);
+    long deadlineNs = readIndex.add(event.connectionId(), request, required, round, nowNs);
+    out.nextTickNs = Math.min(out.nextTickNs, deadlineNs);
   }
 
   private void onWrite(Event.ClientRequest event, long nowNs, Effects out) {
@@ -900,20 +883,9 @@ public final class ReplicaCore {
 
   /** Runs the reads whose op is applied and whose heartbeat round (if any) f backups confirmed. */
   private void releaseReads(Effects out) {
-    if (pendingReads.isEmpty()) {
-      return;
+    if (!readIndex.isEmpty()) {
+      readIndex.release(appliedOp, confirmedRound(), out);
     }
-    long confirmed = confirmedRound();
-    List<PendingRead> blocked = new ArrayList<>();
-    while (!pendingReads.isEmpty() && pendingReads.peek().requiredOp() <= appliedOp) {
-      PendingRead r = pendingReads.poll();
-      if (r.round() <= confirmed) {
-        out.reads.add(new Effects.Read(r.connectionId(), r.request()));
-      } else {
-        blocked.add(r);
-      }
-    }
-    pendingReads.addAll(blocked);
   }
 
   /** The highest heartbeat round that f backups have answered in this view. */
@@ -1725,14 +1697,7 @@ public final class ReplicaCore {
       intakePaused = false;
       out.pauseIntake = Boolean.FALSE;
     }
-    for (PendingRead r : pendingReads) {
-      if (r.request().getConsistency() != ReadConsistency.SEQUENTIAL) {
-        out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
-            Status.NOT_PRIMARY, "replica " + self + " left view " + view).toBuilder()
-            .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).build()));
-      }
-    }
-    pendingReads.removeIf(r -> r.request().getConsistency() != ReadConsistency.SEQUENTIAL);
+    readIndex.leaveView("replica " + self + " left view " + view, config.clientAddress(config.primaryOf(newView)), out);
     Arrays.fill(roundAcked, 0);
   }
 
@@ -1966,7 +1931,7 @@ public final class ReplicaCore {
     lastNormalView = view;
     completeAtOp = 0;
     verifiedOp = lastOp;
-    readFloorOp = lastOp;
+    readIndex.newFloor(lastOp);
     fillFrom = 0;
     fill.clear();
     fillBytes = 0;
@@ -2213,7 +2178,7 @@ public final class ReplicaCore {
     if (mode != Mode.RECOVERING && applyRequestedOp < commitOp && !stateTransferPending) {
       requestApply(out); // the recovered log after a restart
     }
-    expireReads(nowNs, out);
+    readIndex.expire(nowNs, appliedOp, counters, out);
   }
 
   private void onPrimaryTick(long nowNs, Effects out) {
@@ -2237,11 +2202,11 @@ public final class ReplicaCore {
       // backups apply (and serve sequential reads) promptly when the load stops.
       boolean commitNews = commitOp > commitAtLastMulticast
           && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
-      if (idle || commitNews || readRoundWanted) {
+      if (idle || commitNews || readIndex.roundWanted()) {
         heartbeatRound++;
-        if (readRoundWanted) {
+        if (readIndex.roundWanted()) {
           counters.readRounds++;
-          readRoundWanted = false;
+          readIndex.roundSent();
         }
         out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.HEARTBEAT, heartbeat()));
         counters.heartbeatsSent++;
@@ -2271,30 +2236,6 @@ public final class ReplicaCore {
     }
   }
 
-  private void expireReads(long nowNs, Effects out) {
-    if (pendingReads.isEmpty()) {
-      return;
-    }
-    List<PendingRead> expired = new ArrayList<>();
-    long next = Long.MAX_VALUE;
-    for (PendingRead r : pendingReads) {
-      if (r.deadlineNs() <= nowNs) {
-        expired.add(r);
-      } else {
-        next = Math.min(next, r.deadlineNs());
-      }
-    }
-    for (PendingRead r : expired) {
-      pendingReads.remove(r);
-      counters.readTimeouts++;
-      out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
-          Status.UNAVAILABLE, "replica has applied op " + appliedOp + ", the read needs op "
-              + r.requiredOp() + (r.round() > 0 ? " and heartbeat round " + r.round() : "")
-              + "; gave up after read_timeout_ms")));
-    }
-    out.nextTickNs = Math.min(out.nextTickNs, next);
-  }
-
   private void checkInvariants() {
     if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && applyRequestedOp <= persistedOp
         && commitOp <= verifiedOp
@@ -2315,8 +2256,8 @@ public final class ReplicaCore {
     if (fill.size() > config.maxOutOfOrderEntries) {
       return "fill buffer " + fill.size() + " entries";
     }
-    if (queued.size() > config.maxQueuedRequests || pendingReads.size() > config.maxQueuedRequests) {
-      return "queues: " + queued.size() + " writes, " + pendingReads.size() + " reads";
+    if (queued.size() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
+      return "queues: " + queued.size() + " writes, " + readIndex.size() + " reads";
     }
     if (resends.size() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
       return "resend records " + resends.size() + ", truncations " + truncations.size();
@@ -2436,7 +2377,7 @@ public final class ReplicaCore {
   }
 
   public int pendingReads() {
-    return pendingReads.size();
+    return readIndex.size();
   }
 
   @Override
