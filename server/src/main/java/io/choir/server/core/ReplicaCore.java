@@ -22,7 +22,6 @@ import io.choir.proto.StartViewChange;
 import io.choir.proto.Status;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Iterator;
@@ -178,14 +177,9 @@ public final class ReplicaCore {
   private final Map<SessionKey, Long> pendingRequests = new HashMap<>();
   private final ArrayDeque<Event.ClientRequest> queued = new ArrayDeque<>();
   private boolean intakePaused;
-  /** Highest op each replica (by position in replicaIds) has acknowledged as persisted, this view. */
-  private final long[] acked;
-  private final long[] lastHeardNs;
-  /** Highest heartbeat round each replica has answered, this view (linearizable reads). */
-  private final long[] roundAcked;
+  private final QuorumTracker quorum;
   private long lastMulticastNs = Long.MIN_VALUE / 2;
   private long commitAtLastMulticast;
-  private long heartbeatRound;
   private final ResendTracker resends;
 
   // Backup state.
@@ -296,10 +290,8 @@ public final class ReplicaCore {
     // Everything in the local log survived a restart, so it is durable here.
     this.persistedOp = lastOp;
     this.knownLastOp = lastOp;
-    this.acked = new long[n];
-    this.lastHeardNs = new long[n];
-    this.roundAcked = new long[n];
-    this.acked[index(self)] = persistedOp;
+    this.quorum = new QuorumTracker(config);
+    this.quorum.selfPersisted(persistedOp);
     // A single replica is its own majority: its durable log is committed. With more, what is committed
     // beyond the applied number is learned again from the primary (or, at the primary, from the acks).
     this.commitOp = n == 1 ? lastOp : appliedOp;
@@ -337,10 +329,6 @@ public final class ReplicaCore {
     }
   }
 
-  private int index(int replicaId) {
-    return config.replicaIds().indexOf(replicaId);
-  }
-
   public boolean isPrimary() {
     return mode == Mode.NORMAL && config.primaryOf(view) == self;
   }
@@ -364,7 +352,7 @@ public final class ReplicaCore {
       if (lastOp > window.base()) {
         clockBaseMs = window.get(lastOp).getTimeMs(); // the restarted log's newest entry
       }
-      Arrays.fill(lastHeardNs, nowNs); // grace period: nobody is presumed dead at start
+      quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
       lastHeardFromPrimaryNs = nowNs;
       electionTimeoutNs = randomizedTimeout();
       viewChangeStartedNs = nowNs;
@@ -501,10 +489,10 @@ public final class ReplicaCore {
       out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
       return;
     }
-    if (!sequential && n > 1 && liveReplicas(nowNs) < config.quorum()) {
+    if (!sequential && n > 1 && quorum.live(nowNs) < config.quorum()) {
       counters.noQuorum++;
       out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
-          Status.UNAVAILABLE, "no quorum: the primary has heard from " + liveReplicas(nowNs) + " of " + n
+          Status.UNAVAILABLE, "no quorum: the primary has heard from " + quorum.live(nowNs) + " of " + n
               + " replicas (needs " + config.quorum() + ")")));
       return;
     }
@@ -513,7 +501,7 @@ public final class ReplicaCore {
     long required = sequential ? request.getMinOp() : readIndex.linearizableOp(commitOp);
     long round = ReadIndex.NO_ROUND;
     if (!sequential && n > 1) {
-      round = readIndex.nextRound(heartbeatRound);
+      round = readIndex.nextRound(quorum.round());
     }
     if (round == ReadIndex.NO_ROUND && appliedOp >= required) {
       out.reads.add(new Effects.Read(event.connectionId(), request));
@@ -545,7 +533,7 @@ public final class ReplicaCore {
         return;
       }
     }
-    int live = liveReplicas(nowNs);
+    int live = quorum.live(nowNs);
     if (live < config.quorum()) {
       counters.noQuorum++;
       out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
@@ -568,17 +556,6 @@ public final class ReplicaCore {
       return;
     }
     admit(event, out);
-  }
-
-  /** Replicas (this one included) heard from within the election timeout. */
-  private int liveReplicas(long nowNs) {
-    int live = 1;
-    for (int i = 0; i < n; i++) {
-      if (config.replicaIds().get(i) != self && nowNs - lastHeardNs[i] < config.quorumTimeoutNs) {
-        live++;
-      }
-    }
-    return live;
   }
 
   private boolean windowFull() {
@@ -733,12 +710,12 @@ public final class ReplicaCore {
       return;
     }
     persistedOp = op;
-    acked[index(self)] = persistedOp;
+    quorum.selfPersisted(persistedOp);
     if (!stateTransferPending && applyRequestedOp < commitOp) {
       requestApply(out); // committed entries that waited for their own log write
     }
     if (isPrimary()) {
-      advanceCommit(quorumCommit(), out);
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out);
     } else {
       sendPrepareOk(out);
     }
@@ -765,25 +742,10 @@ public final class ReplicaCore {
   private void onLastNormalViewPersisted(Event.LastNormalViewPersisted event, Effects out) {
     durableLastNormalView = event.lastNormalView();
     if (isPrimary()) {
-      advanceCommit(quorumCommit(), out); // its own copy counts from now on
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out); // its own copy counts from now on
     } else {
       sendPrepareOk(out);
     }
-  }
-
-  /**
-   * The highest op that f+1 replicas (this primary counted once its last normal view of this view is on
-   * disk, as for a backup's ack) have persisted in this view.
-   */
-  private long quorumCommit() {
-    long[] sorted = acked.clone();
-    if (durableLastNormalView != lastNormalView) {
-      sorted[index(self)] = 0;
-    }
-    Arrays.sort(sorted);
-    // COMMIT_ALONE (test_break_protocol: commit-alone) is a deliberate bug: a quorum of one.
-    long c = sorted[n - (config.breakage == CoreConfig.Breakage.COMMIT_ALONE ? 1 : config.quorum())];
-    return Math.min(c, lastOp);
   }
 
   private void advanceCommit(long newCommit, Effects out) {
@@ -893,18 +855,7 @@ public final class ReplicaCore {
     if (!isPrimary()) {
       return Long.MAX_VALUE; // sequential reads only: no round needed
     }
-    if (n == 1) {
-      return Long.MAX_VALUE;
-    }
-    long[] rounds = new long[n - 1];
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-      if (config.replicaIds().get(i) != self) {
-        rounds[k++] = roundAcked[i];
-      }
-    }
-    Arrays.sort(rounds);
-    return rounds[rounds.length - f()];
+    return quorum.confirmedRound();
   }
 
   /**
@@ -913,14 +864,14 @@ public final class ReplicaCore {
    * log grow forever; never an unapplied entry (needed to recover after a crash).
    */
   private void maybeTruncate(Effects out) {
-    long lowWatermark = isPrimary() ? Arrays.stream(acked).min().orElse(0) : appliedOp;
+    long lowWatermark = isPrimary() ? quorum.lowWatermark() : appliedOp;
     retention.truncate(lowWatermark, commitOp, appliedOp).ifPresent(op -> out.truncateLogBefore = op);
   }
 
   // ---------------------------------------------------------------- peers
 
   private void onPeer(Event.Peer p, long nowNs, Effects out) {
-    int fromIndex = index(p.from());
+    int fromIndex = quorum.indexOf(p.from());
     if (fromIndex < 0 || p.from() == self) {
       counters.droppedUnexpected++;
       return;
@@ -950,7 +901,7 @@ public final class ReplicaCore {
     if (p.type() == MessageType.PRE_VIEW_CHANGE || p.type() == MessageType.PRE_VIEW_CHANGE_OK) {
       // Pre-votes change nothing at the receiver and are answered whatever view their sender is in.
       if (p.view() >= view) {
-        lastHeardNs[fromIndex] = nowNs; // a quiet primary (no quorum) hears its backups again
+        quorum.heard(fromIndex, nowNs); // a quiet primary (no quorum) hears its backups again
       }
       if (p.view() > view) {
         // The sender is in a newer view, which a majority once supported (views only rise behind a
@@ -984,7 +935,7 @@ public final class ReplicaCore {
       }
       return;
     }
-    lastHeardNs[fromIndex] = nowNs;
+    quorum.heard(fromIndex, nowNs);
     boolean fromPrimaryOfItsView = p.from() == config.primaryOf(p.view());
     if (p.view() > view) {
       switch (p.type()) {
@@ -1060,7 +1011,7 @@ public final class ReplicaCore {
       case PREPARE_OK -> {
         if (isPrimary()) {
           long op = ((PrepareOk) p.body()).getOp();
-          if (!checks.ackWithin(p, op, 0, lastOp, heartbeatRound)) {
+          if (!checks.ackWithin(p, op, 0, lastOp, quorum.round())) {
             counters.peerRejected = checks.total();
             return;
           }
@@ -1072,11 +1023,11 @@ public final class ReplicaCore {
       case HEARTBEAT_OK -> {
         if (isPrimary()) {
           HeartbeatOk ok = (HeartbeatOk) p.body();
-          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), lastOp, heartbeatRound)) {
+          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), lastOp, quorum.round())) {
             counters.peerRejected = checks.total();
             return;
           }
-          roundAcked[fromIndex] = Math.max(roundAcked[fromIndex], ok.getRound());
+          quorum.roundAnswered(fromIndex, ok.getRound());
           onAck(fromIndex, ok.getOp(), out);
           releaseReads(out);
         } else {
@@ -1105,7 +1056,7 @@ public final class ReplicaCore {
     if (mode != Mode.NORMAL || n == 1) {
       return false;
     }
-    return isPrimary() ? liveReplicas(nowNs) >= config.quorum()
+    return isPrimary() ? quorum.live(nowNs) >= config.quorum()
         : nowNs - lastHeardFromPrimaryNs < config.quorumTimeoutNs;
   }
 
@@ -1189,9 +1140,8 @@ public final class ReplicaCore {
 
   private void onAck(int fromIndex, long op, Effects out) {
     resendBudget.acknowledged(fromIndex, op);
-    if (op > acked[fromIndex]) {
-      acked[fromIndex] = Math.min(op, lastOp);
-      advanceCommit(quorumCommit(), out);
+    if (quorum.ack(fromIndex, op, lastOp)) {
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out);
     }
   }
 
@@ -1399,7 +1349,7 @@ public final class ReplicaCore {
     commitOp = Math.max(commitOp, s.op());
     retention.installed(s.op());
     noteTruncation(0); // the install emptied the log: no earlier write survives in it
-    acked[index(self)] = persistedOp;
+    quorum.selfPersisted(persistedOp);
     window = new LogWindow(s.op());
     ringBytes = 0;
     drainOutOfOrder(out);
@@ -1487,7 +1437,7 @@ public final class ReplicaCore {
 
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
-    int fromIndex = index(from);
+    int fromIndex = quorum.indexOf(from);
     long allowance = resendBudget.available(fromIndex, nowNs);
     if (allowance <= 0) {
       counters.resendsThrottled++; // the asker's bytes for now are spent: it asks again after its backoff
@@ -1603,7 +1553,7 @@ public final class ReplicaCore {
 
   private Heartbeat heartbeat() {
     return Heartbeat.newBuilder().setLastOp(lastOp).setCommit(commitOp).setLowWatermark(retention.firstOp())
-        .setRound(heartbeatRound).build();
+        .setRound(quorum.round()).build();
   }
 
   // ---------------------------------------------------------------- view change (VR Revisited 4.2)
@@ -1698,7 +1648,7 @@ public final class ReplicaCore {
       out.pauseIntake = Boolean.FALSE;
     }
     readIndex.leaveView("replica " + self + " left view " + view, config.clientAddress(config.primaryOf(newView)), out);
-    Arrays.fill(roundAcked, 0);
+    quorum.forgetRounds();
   }
 
   /**
@@ -1936,11 +1886,8 @@ public final class ReplicaCore {
     fill.clear();
     fillBytes = 0;
     countViewChange();
-    Arrays.fill(acked, 0);
+    quorum.startView(persistedOp, currentNs);
     resendBudget.newView();
-    acked[index(self)] = persistedOp;
-    Arrays.fill(lastHeardNs, currentNs);
-    Arrays.fill(roundAcked, 0);
     outOfOrder.clear();
     outOfOrderBytes = 0;
     knownLastOp = lastOp;
@@ -1999,7 +1946,7 @@ public final class ReplicaCore {
     flushedOp = Math.min(flushedOp, op);
     verifiedOp = Math.min(verifiedOp, op);
     persistedOp = Math.min(persistedOp, op);
-    acked[index(self)] = persistedOp;
+    quorum.selfPersisted(persistedOp);
     noteTruncation(op);
     out.logEpoch = logEpoch;
     // Entries of this step not yet handed to storage are gone too.
@@ -2189,7 +2136,7 @@ public final class ReplicaCore {
     if (flushedOp <= persistedOp) {
       flushBatch(out);
     }
-    if (n > 1 && liveReplicas(nowNs) < config.quorum()) {
+    if (n > 1 && quorum.live(nowNs) < config.quorum()) {
       // CheckQuorum: a primary that has heard from fewer than f backups for the election timeout goes
       // quiet (it already refuses writes and reads). Its heartbeats would keep backups that hear it
       // from electing a primary that can reach a majority (it may be deaf, or alone); it speaks again
@@ -2203,7 +2150,7 @@ public final class ReplicaCore {
       boolean commitNews = commitOp > commitAtLastMulticast
           && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
       if (idle || commitNews || readIndex.roundWanted()) {
-        heartbeatRound++;
+        quorum.nextRound();
         if (readIndex.roundWanted()) {
           counters.readRounds++;
           readIndex.roundSent();
