@@ -189,11 +189,7 @@ public final class ReplicaCore {
   private long primaryLogFirstOp = 1;
   private long nackDueNs = Long.MAX_VALUE;
   private int nackAttempts;
-  /** Set once this backup needs a state transfer; cleared only by a successful install. */
-  private boolean stateTransferPending;
-  /** A fetch is under way (the caller reports StateInstalled or StateTransferFailed). */
-  private boolean stateTransferInFlight;
-  private long stateTransferRetryNs = Long.MAX_VALUE;
+  private final CatchUp catchUp;
   private long lastHeardFromPrimaryNs;
   private long electionTimeoutNs;
 
@@ -290,6 +286,7 @@ public final class ReplicaCore {
     // Everything in the local log survived a restart, so it is durable here.
     this.persistedOp = lastOp;
     this.knownLastOp = lastOp;
+    this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
     this.quorum.selfPersisted(persistedOp);
     // A single replica is its own majority: its durable log is committed. With more, what is committed
@@ -383,9 +380,7 @@ public final class ReplicaCore {
       onStateInstalled(s, nowNs, out);
     } else if (event instanceof Event.StateTransferFailed) {
       // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
-      stateTransferInFlight = false;
-      stateTransferRetryNs = nowNs + config.heartbeatIntervalNs * 4;
-      out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
+      out.nextTickNs = Math.min(out.nextTickNs, catchUp.failed(nowNs));
     } else {
       throw new IllegalArgumentException("unknown event " + event);
     }
@@ -711,7 +706,7 @@ public final class ReplicaCore {
     }
     persistedOp = op;
     quorum.selfPersisted(persistedOp);
-    if (!stateTransferPending && applyRequestedOp < commitOp) {
+    if (!catchUp.pending() && applyRequestedOp < commitOp) {
       requestApply(out); // committed entries that waited for their own log write
     }
     if (isPrimary()) {
@@ -759,7 +754,7 @@ public final class ReplicaCore {
       }
     }
     commitOp = newCommit;
-    if (!stateTransferPending) {
+    if (!catchUp.pending()) {
       requestApply(out);
     }
     if (isPrimary()) {
@@ -1196,7 +1191,7 @@ public final class ReplicaCore {
       counters.duplicateEntries++;
       return;
     }
-    if (op == verifiedOp + 1 && !stateTransferPending) {
+    if (op == verifiedOp + 1 && !catchUp.pending()) {
       place(e, out);
       return;
     }
@@ -1235,7 +1230,7 @@ public final class ReplicaCore {
   }
 
   private void drainOutOfOrder(Effects out) {
-    if (stateTransferPending) {
+    if (catchUp.pending()) {
       return;
     }
     Iterator<Map.Entry<Long, Entry>> it = outOfOrder.entrySet().iterator();
@@ -1256,7 +1251,7 @@ public final class ReplicaCore {
 
   private void learnCommit(long commit, Effects out) {
     primaryCommit = Math.max(primaryCommit, commit);
-    if (!stateTransferPending) {
+    if (!catchUp.pending()) {
       advanceCommit(Math.min(primaryCommit, verifiedOp), out);
     }
   }
@@ -1272,7 +1267,7 @@ public final class ReplicaCore {
    * learned of the view); an idle cluster's primary may have nothing, so it can be complete at once.
    */
   private void completeAt(long op, Effects out) {
-    if (op <= verifiedOp && !stateTransferPending) {
+    if (op <= verifiedOp && !catchUp.pending()) {
       becomeComplete(out);
     } else {
       completeAtOp = Math.max(1, op);
@@ -1281,7 +1276,7 @@ public final class ReplicaCore {
   }
 
   private void checkComplete(Effects out) {
-    if (completeAtOp > 0 && verifiedOp >= completeAtOp && !stateTransferPending) {
+    if (completeAtOp > 0 && verifiedOp >= completeAtOp && !catchUp.pending()) {
       becomeComplete(out);
     }
   }
@@ -1317,24 +1312,19 @@ public final class ReplicaCore {
 
   /** True when the ops this backup lacks are below what the primary's log still holds. */
   private boolean needsStateTransfer() {
-    return stateTransferPending || (verifiedOp + 1 < primaryLogFirstOp && knownLastOp > verifiedOp);
+    return catchUp.pending() || (verifiedOp + 1 < primaryLogFirstOp && knownLastOp > verifiedOp);
   }
 
   private void requestStateTransfer(long nowNs, Effects out) {
-    if (stateTransferInFlight || (stateTransferRetryNs != Long.MAX_VALUE && nowNs < stateTransferRetryNs)) {
+    if (!catchUp.start(nowNs)) {
       return;
     }
-    stateTransferPending = true;
-    stateTransferInFlight = true;
-    stateTransferRetryNs = Long.MAX_VALUE;
     counters.stateTransfers++;
     out.stateTransferFrom = config.primaryOf(view);
   }
 
   private void onStateInstalled(Event.StateInstalled s, long nowNs, Effects out) {
-    stateTransferPending = false;
-    stateTransferInFlight = false;
-    stateTransferRetryNs = Long.MAX_VALUE;
+    catchUp.installed();
     if (s.op() <= appliedOp) {
       return;
     }
@@ -1378,7 +1368,7 @@ public final class ReplicaCore {
   }
 
   private void scheduleNack(long nowNs, Effects out) {
-    boolean gap = isBackup() && !stateTransferPending && knownLastOp > verifiedOp;
+    boolean gap = isBackup() && !catchUp.pending() && knownLastOp > verifiedOp;
     if (!gap) {
       nackDueNs = Long.MAX_VALUE;
       nackAttempts = 0;
@@ -2122,7 +2112,7 @@ public final class ReplicaCore {
         }
       }
     }
-    if (mode != Mode.RECOVERING && applyRequestedOp < commitOp && !stateTransferPending) {
+    if (mode != Mode.RECOVERING && applyRequestedOp < commitOp && !catchUp.pending()) {
       requestApply(out); // the recovered log after a restart
     }
     readIndex.expire(nowNs, appliedOp, counters, out);
@@ -2175,8 +2165,8 @@ public final class ReplicaCore {
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
     }
-    if (stateTransferRetryNs != Long.MAX_VALUE) {
-      out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
+    if (catchUp.retryAtNs().isPresent()) {
+      out.nextTickNs = Math.min(out.nextTickNs, catchUp.retryAtNs().getAsLong());
     }
     if (nackDueNs != Long.MAX_VALUE) {
       out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
@@ -2246,7 +2236,7 @@ public final class ReplicaCore {
     return switch (mode) {
       case VIEW_CHANGE -> "view-change";
       case RECOVERING -> "recovering";
-      case NORMAL -> isPrimary() ? "primary" : (stateTransferPending || completeAtOp != 0 ? "catching-up" : "backup");
+      case NORMAL -> isPrimary() ? "primary" : (catchUp.pending() || completeAtOp != 0 ? "catching-up" : "backup");
     };
   }
 
