@@ -233,11 +233,7 @@ public final class ReplicaCore {
   private DoViewChange chosen;
   private long chosenCommit;
 
-  // Recovery state.
-  private long recoveryNonce;
-  private long lastRecoverySentNs = Long.MIN_VALUE / 2;
-  private final Map<Integer, RecoveryResponse> recoveryResponses = new HashMap<>();
-  private final Map<Integer, Long> recoveryViews = new HashMap<>();
+  private final RecoveryProtocol recovery;
 
   private final ReadIndex readIndex;
   private boolean started;
@@ -286,6 +282,7 @@ public final class ReplicaCore {
     // Everything in the local log survived a restart, so it is durable here.
     this.persistedOp = lastOp;
     this.knownLastOp = lastOp;
+    this.recovery = new RecoveryProtocol(config);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
     this.quorum.selfPersisted(persistedOp);
@@ -356,7 +353,7 @@ public final class ReplicaCore {
       viewChangeTimeoutNs = randomizedTimeout();
       lastViewChangeResendNs = nowNs;
       if (mode == Mode.RECOVERING) {
-        recoveryNonce = random.nextLong() | 1;
+        recovery.begin(random.nextLong() | 1);
       }
       if (isBackup()) {
         // Announce ourselves: a primary gone quiet for want of a quorum speaks again when it hears us.
@@ -2016,29 +2013,17 @@ public final class ReplicaCore {
     if (mode != Mode.NORMAL) {
       return; // only replicas in normal status answer
     }
-    RecoveryResponse.Builder b = RecoveryResponse.newBuilder().setNonce(r.getNonce())
-        .setFromPrimary(isPrimary());
-    if (isPrimary()) {
-      b.setLastOp(lastOp).setCommit(commitOp);
-    }
-    out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE, b.build()));
+    out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE,
+        RecoveryProtocol.answer(r, isPrimary(), lastOp, commitOp)));
   }
 
   private void onRecoveryResponse(int from, long v, RecoveryResponse r, long nowNs, Effects out) {
-    if (r.getNonce() != recoveryNonce) {
+    RecoveryProtocol.Outcome outcome = recovery.answered(from, v, r).orElse(null);
+    if (outcome == null) {
       return;
     }
-    recoveryResponses.put(from, r);
-    recoveryViews.put(from, v);
-    long maxView = recoveryViews.values().stream().mapToLong(Long::longValue).max().orElse(0);
-    int primary = config.primaryOf(maxView);
-    RecoveryResponse fromPrimary = recoveryResponses.get(primary);
-    // VR 4.3: f+1 answers from other replicas with our nonce, one of them from the primary of the newest
-    // view they name.
-    if (recoveryResponses.size() < f() + 1 || fromPrimary == null || !fromPrimary.getFromPrimary()
-        || recoveryViews.get(primary) != maxView) {
-      return;
-    }
+    long maxView = outcome.view();
+    RecoveryResponse fromPrimary = outcome.fromPrimary();
     // Rejoin as a backup of maxView: keep only what is committed for sure (the applied state), and
     // count our log as older than any other until it has caught up.
     view = maxView;
@@ -2054,8 +2039,6 @@ public final class ReplicaCore {
     completeAt(fromPrimary.getLastOp(), out);
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
-    recoveryResponses.clear();
-    recoveryViews.clear();
     persistView(out);
     persistLastNormalView(out);
     checkComplete(out);
@@ -2067,12 +2050,7 @@ public final class ReplicaCore {
   private void onTick(long nowNs, Effects out) {
     switch (mode) {
       case RECOVERING -> {
-        if (nowNs - lastRecoverySentNs >= config.heartbeatIntervalNs) {
-          lastRecoverySentNs = nowNs;
-          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.RECOVERY,
-              Recovery.newBuilder().setNonce(recoveryNonce).build()));
-        }
-        out.nextTickNs = Math.min(out.nextTickNs, lastRecoverySentNs + config.heartbeatIntervalNs);
+        recovery.tick(nowNs, view, out);
       }
       case VIEW_CHANGE -> {
         if (nowNs - viewChangeStartedNs >= viewChangeTimeoutNs) {
@@ -2200,7 +2178,7 @@ public final class ReplicaCore {
       return "resend records " + resends.size() + ", truncations " + truncations.size();
     }
     if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVotes.size() > n
-        || recoveryResponses.size() > n || recoveryViews.size() > n) {
+        || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";
     }
     if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || lastOp > PeerMessageChecks.MAX_NUMBER) {
