@@ -24,7 +24,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -165,8 +164,6 @@ public final class ReplicaCore {
   private LogWindow window;
   /** Bytes of the applied entries the window keeps for resending (at most retransmitRingBytes). */
   private long ringBytes;
-  /** Bytes of the entries waiting beyond a gap (at most maxInFlightBytes). */
-  private long outOfOrderBytes;
 
   // Primary state.
   private final List<Entry> batch = new ArrayList<>();
@@ -183,12 +180,7 @@ public final class ReplicaCore {
   private final ResendTracker resends;
 
   // Backup state.
-  private final TreeMap<Long, Entry> outOfOrder = new TreeMap<>();
-  private long knownLastOp;
-  private long primaryCommit;
-  private long primaryLogFirstOp = 1;
-  private long nackDueNs = Long.MAX_VALUE;
-  private int nackAttempts;
+  private final GapRepair repair;
   private final CatchUp catchUp;
   private long lastHeardFromPrimaryNs;
   private long electionTimeoutNs;
@@ -281,7 +273,7 @@ public final class ReplicaCore {
     this.lastOp = window.last();
     // Everything in the local log survived a restart, so it is durable here.
     this.persistedOp = lastOp;
-    this.knownLastOp = lastOp;
+    this.repair = new GapRepair(config, random, lastOp);
     this.recovery = new RecoveryProtocol(config);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
@@ -1151,12 +1143,12 @@ public final class ReplicaCore {
     }
     if (!entries.isEmpty()) {
       Entry newest = entries.get(entries.size() - 1);
-      knownLastOp = Math.max(knownLastOp, newest.getOp());
+      repair.learnLastOp(newest.getOp());
       if (completeAtOp < 0 && newest.getView() == view) {
         // An entry made in this view lies beyond the log this view started with, which holds every op
         // committed before it. A resend of older entries (the answer to a NACK) says nothing of the
         // primary's log: wait for one of this view's entries, a HEARTBEAT or START_VIEW.
-        completeAtOp = Math.max(1, knownLastOp);
+        completeAtOp = Math.max(1, repair.knownLastOp());
       }
     }
     long before = verifiedOp;
@@ -1166,11 +1158,8 @@ public final class ReplicaCore {
     drainOutOfOrder(out);
     learnCommit(prepare.getCommit(), out);
     checkComplete(out);
-    if (verifiedOp > before && knownLastOp > verifiedOp && nackDueNs != Long.MAX_VALUE) {
-      // A repair is arriving piece by piece (each NACK answer is bounded): ask for the next piece soon
-      // rather than after the backoff the earlier NACKs built up.
-      nackAttempts = 0;
-      nackDueNs = Math.min(nackDueNs, nowNs + (config.nackDelayNs > 0 ? random.nextLong(config.nackDelayNs) : 0));
+    if (verifiedOp > before && repair.knownLastOp() > verifiedOp) {
+      repair.progressed(nowNs); // a repair arriving piece by piece: ask for the next piece soon
     }
     scheduleNack(nowNs, out);
   }
@@ -1184,7 +1173,7 @@ public final class ReplicaCore {
       counters.nonCanonicalEntries++; // it would be stored and hashed differently here (see EntryBytes)
       return;
     }
-    if (op <= verifiedOp || outOfOrder.containsKey(op)) {
+    if (op <= verifiedOp || repair.buffered(op)) {
       counters.duplicateEntries++;
       return;
     }
@@ -1192,13 +1181,7 @@ public final class ReplicaCore {
       place(e, out);
       return;
     }
-    if (outOfOrder.size() < config.maxOutOfOrderEntries
-        && outOfOrderBytes + e.getSerializedSize() <= config.maxInFlightBytes) {
-      outOfOrder.put(op, e);
-      outOfOrderBytes += e.getSerializedSize();
-    } else {
-      counters.outOfOrderDropped++; // bounded buffer: the NACK will bring it back
-    }
+    repair.buffer(e, counters);
   }
 
   /**
@@ -1230,24 +1213,13 @@ public final class ReplicaCore {
     if (catchUp.pending()) {
       return;
     }
-    Iterator<Map.Entry<Long, Entry>> it = outOfOrder.entrySet().iterator();
-    while (it.hasNext()) {
-      Map.Entry<Long, Entry> next = it.next();
-      if (next.getKey() <= verifiedOp) {
-        outOfOrderBytes -= next.getValue().getSerializedSize();
-        it.remove();
-      } else if (next.getKey() == verifiedOp + 1) {
-        place(next.getValue(), out);
-        outOfOrderBytes -= next.getValue().getSerializedSize();
-        it.remove();
-      } else {
-        break;
-      }
+    for (Entry next = repair.takeNext(verifiedOp); next != null; next = repair.takeNext(verifiedOp)) {
+      place(next, out);
     }
   }
 
   private void learnCommit(long commit, Effects out) {
-    primaryCommit = Math.max(primaryCommit, commit);
+    long primaryCommit = repair.learnPrimaryCommit(commit);
     if (!catchUp.pending()) {
       advanceCommit(Math.min(primaryCommit, verifiedOp), out);
     }
@@ -1292,11 +1264,11 @@ public final class ReplicaCore {
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
     lastHeardFromPrimaryNs = nowNs;
-    knownLastOp = Math.max(knownLastOp, hb.getLastOp());
+    repair.learnLastOp(hb.getLastOp());
     if (completeAtOp < 0) {
       completeAt(hb.getLastOp(), out);
     }
-    primaryLogFirstOp = Math.max(primaryLogFirstOp, hb.getLowWatermark());
+    repair.learnPrimaryLogFirstOp(hb.getLowWatermark());
     learnCommit(hb.getCommit(), out);
     checkComplete(out);
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
@@ -1309,7 +1281,7 @@ public final class ReplicaCore {
 
   /** True when the ops this backup lacks are below what the primary's log still holds. */
   private boolean needsStateTransfer() {
-    return catchUp.pending() || (verifiedOp + 1 < primaryLogFirstOp && knownLastOp > verifiedOp);
+    return catchUp.pending() || repair.belowPrimaryLog(verifiedOp);
   }
 
   private void requestStateTransfer(long nowNs, Effects out) {
@@ -1340,62 +1312,24 @@ public final class ReplicaCore {
     window = new LogWindow(s.op());
     ringBytes = 0;
     drainOutOfOrder(out);
-    learnCommit(primaryCommit, out);
+    learnCommit(repair.primaryCommit(), out);
     checkComplete(out);
     scheduleNack(nowNs, out);
   }
 
-  /** The gaps between lastOp and knownLastOp, minus what waits in the out-of-order buffer. */
-  private List<OpRange> missingRanges(int max) {
-    List<OpRange> ranges = new ArrayList<>();
-    long from = verifiedOp + 1;
-    for (long buffered : outOfOrder.keySet()) {
-      if (ranges.size() >= max) {
-        return ranges;
-      }
-      if (buffered > from) {
-        ranges.add(OpRange.newBuilder().setFirst(from).setLast(buffered - 1).build());
-      }
-      from = Math.max(from, buffered + 1);
-    }
-    if (from <= knownLastOp && ranges.size() < max) {
-      ranges.add(OpRange.newBuilder().setFirst(from).setLast(knownLastOp).build());
-    }
-    return ranges;
-  }
-
   private void scheduleNack(long nowNs, Effects out) {
-    boolean gap = isBackup() && !catchUp.pending() && knownLastOp > verifiedOp;
-    if (!gap) {
-      nackDueNs = Long.MAX_VALUE;
-      nackAttempts = 0;
-      return;
-    }
-    if (nackDueNs == Long.MAX_VALUE) {
-      counters.gapsDetected++;
-      // A random first delay lets a multicast resend to another replica fill this gap too (RFC 5401).
-      nackDueNs = nowNs + (config.nackDelayNs > 0 ? random.nextLong(config.nackDelayNs) : 0);
-    }
-    out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
+    boolean gap = isBackup() && !catchUp.pending() && repair.knownLastOp() > verifiedOp;
+    repair.schedule(gap, nowNs, counters, out);
   }
 
   private void sendNackIfDue(long nowNs, Effects out) {
-    if (nackDueNs == Long.MAX_VALUE || nowNs < nackDueNs) {
-      return;
-    }
-    List<OpRange> ranges = missingRanges(config.maxNackRanges);
+    List<OpRange> ranges = repair.dueNack(nowNs, verifiedOp);
     if (ranges.isEmpty()) {
-      nackDueNs = Long.MAX_VALUE;
-      nackAttempts = 0;
       return;
     }
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.NACK,
         padded(Nack.newBuilder().addAllRanges(ranges))));
     counters.nacksSent++;
-    nackAttempts++;
-    long backoff = Math.min(config.nackBackoffMaxNs,
-        Math.max(config.nackDelayNs, 1_000_000L) << Math.min(nackAttempts, 20));
-    nackDueNs = nowNs + backoff / 2 + random.nextLong(Math.max(1, backoff / 2));
   }
 
   /**
@@ -1875,11 +1809,7 @@ public final class ReplicaCore {
     countViewChange();
     quorum.startView(persistedOp, currentNs);
     resendBudget.newView();
-    outOfOrder.clear();
-    outOfOrderBytes = 0;
-    knownLastOp = lastOp;
-    primaryCommit = 0;
-    nackDueNs = Long.MAX_VALUE;
+    repair.becamePrimary(lastOp);
     // Entries above commit are re-prepared in this view: they commit once f backups acknowledge them.
     inFlightBytes = 0;
     pendingRequests.clear();
@@ -1956,13 +1886,7 @@ public final class ReplicaCore {
     restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
     verifiedOp = commitOp;
-    outOfOrder.clear();
-    outOfOrderBytes = 0;
-    knownLastOp = commitOp;
-    primaryCommit = commitOp;
-    primaryLogFirstOp = 1;
-    nackDueNs = Long.MAX_VALUE;
-    nackAttempts = 0;
+    repair.newView(commitOp);
     completeAtOp = -1;
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
@@ -1997,7 +1921,7 @@ public final class ReplicaCore {
       adoptView(v, nowNs, out);
     }
     lastHeardFromPrimaryNs = nowNs;
-    knownLastOp = Math.max(knownLastOp, sv.getLastOp());
+    repair.learnLastOp(sv.getLastOp());
     if (completeAtOp != 0) {
       completeAt(sv.getLastOp(), out);
     }
@@ -2033,8 +1957,8 @@ public final class ReplicaCore {
     mustCatchUp = true;
     commitOp = Math.max(commitOp, appliedOp);
     verifiedOp = commitOp;
-    primaryCommit = fromPrimary.getCommit();
-    knownLastOp = Math.max(commitOp, fromPrimary.getLastOp()); // our own tail above commit may be gone
+    // Our own tail above commit may be gone: what we know of the log is what the primary said.
+    repair.rejoin(Math.max(commitOp, fromPrimary.getLastOp()), fromPrimary.getCommit());
     completeAtOp = -1;
     completeAt(fromPrimary.getLastOp(), out);
     lastHeardFromPrimaryNs = nowNs;
@@ -2146,8 +2070,8 @@ public final class ReplicaCore {
     if (catchUp.retryAtNs().isPresent()) {
       out.nextTickNs = Math.min(out.nextTickNs, catchUp.retryAtNs().getAsLong());
     }
-    if (nackDueNs != Long.MAX_VALUE) {
-      out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
+    if (repair.nackDueNs().isPresent()) {
+      out.nextTickNs = Math.min(out.nextTickNs, repair.nackDueNs().getAsLong());
     }
   }
 
@@ -2165,8 +2089,9 @@ public final class ReplicaCore {
    * asks after every event: no input may grow the core's memory without bound).
    */
   public String boundsViolation() {
-    if (outOfOrder.size() > config.maxOutOfOrderEntries || outOfOrderBytes > config.maxInFlightBytes) {
-      return "out-of-order buffer " + outOfOrder.size() + " entries, " + outOfOrderBytes + " bytes";
+    String repairViolation = repair.boundsViolation();
+    if (repairViolation != null) {
+      return repairViolation;
     }
     if (fill.size() > config.maxOutOfOrderEntries) {
       return "fill buffer " + fill.size() + " entries";
@@ -2258,7 +2183,7 @@ public final class ReplicaCore {
 
   /** How far this replica is behind the highest op it knows of. */
   public long lag() {
-    return Math.max(0, Math.max(knownLastOp, primaryCommit) - appliedOp);
+    return Math.max(0, Math.max(repair.knownLastOp(), repair.primaryCommit()) - appliedOp);
   }
 
   public Counters counters() {
@@ -2300,7 +2225,7 @@ public final class ReplicaCore {
     return "ReplicaCore{id=" + self + ", view=" + view + ", mode=" + mode + ", lnv=" + lastNormalView
         + ", complete@" + completeAtOp + ", last=" + lastOp + ", verified=" + verifiedOp + ", persisted=" + persistedOp
         + ", commit=" + commitOp + ", applyRequested=" + applyRequestedOp + ", applied=" + appliedOp
-        + ", window=(" + window.base() + "," + window.last() + "], known=" + knownLastOp
-        + ", ooo=" + outOfOrder.size() + ", queued=" + queued.size() + ", batch=" + batch.size() + "}";
+        + ", window=(" + window.base() + "," + window.last() + "], known=" + repair.knownLastOp()
+        + ", ooo=" + repair.buffered() + ", queued=" + queued.size() + ", batch=" + batch.size() + "}";
   }
 }
