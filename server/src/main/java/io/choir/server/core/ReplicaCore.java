@@ -1,6 +1,5 @@
 package io.choir.server.core;
 
-import com.google.protobuf.ByteString;
 import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
@@ -108,7 +107,7 @@ public final class ReplicaCore {
   }
 
   /** Bytes of a PREPARE besides its entries (header and framing), for packing datagrams. */
-  private static final int PREPARE_OVERHEAD_BYTES = 64;
+  static final int PREPARE_OVERHEAD_BYTES = 64;
   /** Bytes of a datagram's header (DatagramCodec, version 2, unsealed): counted as received with each message. */
   static final int DATAGRAM_HEADER_BYTES = 44;
   /**
@@ -122,7 +121,7 @@ public final class ReplicaCore {
   /** Every field of every peer message, checked before a handler acts on it (issue 10, item 5). */
   private final PeerMessageChecks checks;
   /** What NACKs may make this replica resend, per asker (issue 10, item 6). */
-  private final ResendBudget resendBudget;
+  private final Resender resender;
   private final SplittableRandom random;
   private final int n;
   private final int self;
@@ -177,7 +176,6 @@ public final class ReplicaCore {
   private final QuorumTracker quorum;
   private long lastMulticastNs = Long.MIN_VALUE / 2;
   private long commitAtLastMulticast;
-  private final ResendTracker resends;
 
   // Backup state.
   private final GapRepair repair;
@@ -250,12 +248,7 @@ public final class ReplicaCore {
     this.config = config;
     this.validator = new RequestValidator(config);
     this.checks = new PeerMessageChecks(config, validator);
-    this.resendBudget = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec,
-        config.resendAmplificationLimit,
-        // Credit for two padded NACKs' answers: enough that asking is never slower than one round trip
-        // per answer, and little enough that what a member earned before it went away buys a forger
-        // in its name next to nothing.
-        2L * config.resendAmplificationLimit * Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes));
+    this.resender = new Resender(config);
     this.n = config.replicaIds().size();
     this.self = config.replicaId();
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
@@ -281,8 +274,6 @@ public final class ReplicaCore {
     // A single replica is its own majority: its durable log is committed. With more, what is committed
     // beyond the applied number is learned again from the primary (or, at the primary, from the acks).
     this.commitOp = n == 1 ? lastOp : appliedOp;
-    this.resends = new ResendTracker(config.resendSuppressNs, config.multicastRetransmitWindowNs,
-        4 * config.maxRetransmitEntriesPerNack);
     this.mode = recovered.recovering() && n > 1 ? Mode.RECOVERING : Mode.NORMAL;
     if (mode == Mode.NORMAL && n > 1 && recovered.restarted()
         && (lastNormalView < view || config.primaryOf(view) == self)) {
@@ -861,7 +852,7 @@ public final class ReplicaCore {
       return;
     }
     // Every message in a replica's name earns it resend credit on a cluster without a key (ResendBudget).
-    resendBudget.received(fromIndex, DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
+    resender.received(fromIndex, DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
     if (!checks.admit(p, view)) {
       counters.peerRejected = checks.total();
       return;
@@ -1123,7 +1114,7 @@ public final class ReplicaCore {
   }
 
   private void onAck(int fromIndex, long op, Effects out) {
-    resendBudget.acknowledged(fromIndex, op);
+    resender.acknowledged(fromIndex, op);
     if (quorum.ack(fromIndex, op, lastOp)) {
       advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out);
     }
@@ -1328,134 +1319,22 @@ public final class ReplicaCore {
       return;
     }
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.NACK,
-        padded(Nack.newBuilder().addAllRanges(ranges))));
+        resender.padded(Nack.newBuilder().addAllRanges(ranges))));
     counters.nacksSent++;
-  }
-
-  /**
-   * A NACK, padded on a cluster without a key to {@link #NACK_PADDED_BYTES} on the wire (at most a
-   * datagram): the asked replica answers at most resend_amplification_limit times what it received.
-   */
-  private Nack padded(Nack.Builder nack) {
-    if (!resendBudget.limited()) {
-      return nack.build();
-    }
-    int target = Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes) - DATAGRAM_HEADER_BYTES;
-    // Field 2's tag and length take at most 3 bytes for a pad below 16 KiB.
-    int pad = target - nack.build().getSerializedSize() - 3;
-    return pad <= 0 ? nack.build() : nack.setPadding(ByteString.copyFrom(new byte[pad])).build();
-  }
-
-  /**
-   * What a padded NACK is answered with at least, when the answer is limited by the credit it earned
-   * (a datagram's worth less, as the answer stops before an entry that does not fit): the view
-   * change's fill asks for its next piece once that much has come.
-   */
-  private long creditedAnswerBytes() {
-    long earned = (long) config.resendAmplificationLimit * Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes);
-    return Math.max(1, Math.min(config.maxRetransmitBytesPerNack, earned - config.maxDatagramBytes));
   }
 
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
-    int fromIndex = quorum.indexOf(from);
-    long allowance = resendBudget.available(fromIndex, nowNs);
-    if (allowance <= 0) {
-      counters.resendsThrottled++; // the asker's bytes for now are spent: it asks again after its backoff
+    Resender.Answer a = resender.answer(from, quorum.indexOf(from), nack, nowNs, isPrimary(), lastOp,
+        retention.firstOp(), window, view, commitOp, counters, out);
+    if (a == null) {
       return;
     }
-    int budget = config.maxRetransmitEntriesPerNack;
-    long bytesBudget = Math.min(config.maxRetransmitBytesPerNack, allowance);
-    long bytesAllowed = bytesBudget;
-    // Ops this NACK may look at, skipped ones included: huge ranges cost bounded work.
-    long examine = 2L * Math.max(1, budget);
-    // A primary's backup has every op up to what it last acknowledged in this view (ResendBudget).
-    long firstMissing = isPrimary() ? resendBudget.firstMissing(fromIndex) : 1;
-    List<Entry> unicast = new ArrayList<>();
-    List<Entry> multicast = new ArrayList<>();
-    boolean belowLog = false;
-    boolean mayMulticast = isPrimary();
-    // A primary hands out its whole log; in a view change, the chosen replica hands the new primary the
-    // log its DO_VIEW_CHANGE described (its log does not change while it waits in that view change).
-    long servable = lastOp;
-    // Serving the new primary's fetch of our log in a view change, the new primary asks for the next
-    // piece while the last one is still arriving: what went to it within a heartbeat interval is on
-    // its way, and its view-change timer asks again for what was lost.
-    long suppressNs = isPrimary() ? config.resendSuppressNs : Math.max(config.resendSuppressNs, config.heartbeatIntervalNs);
-    // Without a key: datagram resends spend the credit the asker earned, never beyond (ResendBudget).
-    boolean limited = resendBudget.limited();
-    long creditLeft = resendBudget.credit(fromIndex);
-    long creditBefore = creditLeft;
-    scan:
-    for (OpRange r : nack.getRangesList()) {
-      long first = Math.max(1, r.getFirst());
-      if (first < firstMissing) {
-        counters.resendsAlreadyAcked += Math.min(r.getLast(), firstMissing - 1) - first + 1;
-        first = firstMissing;
-      }
-      long last = Math.min(servable, r.getLast());
-      for (long op = first; op <= last && budget > 0 && bytesBudget > 0 && examine-- > 0; op++) {
-        if (op < retention.firstOp()) {
-          belowLog = true;
-          op = retention.firstOp() - 1;
-          continue;
-        }
-        if (limited) {
-          // Stop before what the credit does not cover (decided before the tracker records a resend).
-          long cost = op <= window.base() ? config.maxDatagramBytes + 1
-              : window.get(op).getSerializedSize() + PREPARE_OVERHEAD_BYTES;
-          boolean byStream = op > window.base() && cost > config.maxDatagramBytes;
-          if (!byStream && cost > creditLeft) {
-            counters.resendsOverCredit++;
-            break scan;
-          }
-        }
-        ResendTracker.Decision d = resends.decide(op, from, nowNs, suppressNs);
-        if (d == ResendTracker.Decision.SKIP) {
-          continue;
-        }
-        if (!mayMulticast) {
-          d = ResendTracker.Decision.UNICAST;
-        }
-        budget--;
-        if (op <= window.base()) {
-          // Older than the in-memory ring: the caller reads it from the log.
-          long runEnd = op;
-          while (runEnd + 1 <= Math.min(last, window.base()) && budget > 0 && examine-- > 0
-              && resends.decide(runEnd + 1, from, nowNs, suppressNs) != ResendTracker.Decision.SKIP) {
-            runEnd++;
-            budget--;
-          }
-          // The log read stops once it has sent its bytes, overshooting by at most one entry: with the
-          // credit rule, a datagram's worth of the credit is kept for that overshoot.
-          long logBytes = limited ? Math.min(bytesBudget, creditLeft - config.maxDatagramBytes) : bytesBudget;
-          out.retransmits.add(new Effects.Retransmit(
-              d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, commitOp,
-              logBytes));
-          counters.retransmitsFromLog += runEnd - op + 1;
-          op = runEnd;
-          bytesBudget = 0; // the log read may spend all that is left (its sizes are unknown here)
-          creditLeft = 0;
-          continue;
-        }
-        Entry e = window.get(op);
-        bytesBudget -= e.getSerializedSize();
-        // An entry that needs several datagrams goes by unicast (over the peer TCP connection): as
-        // multicast fragments under loss it would hardly ever arrive whole.
-        boolean big = e.getSerializedSize() + PREPARE_OVERHEAD_BYTES > config.maxDatagramBytes;
-        if (!big) {
-          creditLeft -= e.getSerializedSize() + PREPARE_OVERHEAD_BYTES;
-        }
-        (d == ResendTracker.Decision.MULTICAST && !big ? multicast : unicast).add(e);
-      }
-    }
-    resendBudget.spend(fromIndex, bytesAllowed - bytesBudget);
-    resendBudget.spendCredit(fromIndex, creditBefore - creditLeft);
-    counters.retransmits += unicast.size() + multicast.size();
-    counters.retransmitsMulticast += multicast.size();
-    sendRuns(from, unicast, out);
-    sendRuns(Effects.MULTICAST, multicast, out);
-    if (belowLog && isPrimary()) {
+    counters.retransmits += a.unicast().size() + a.multicast().size();
+    counters.retransmitsMulticast += a.multicast().size();
+    sendRuns(from, a.unicast(), out);
+    sendRuns(Effects.MULTICAST, a.multicast(), out);
+    if (a.belowLog() && isPrimary()) {
       // Tell the replica where the log starts: it will ask for a state transfer.
       out.sends.add(new Effects.Send(from, view, MessageType.HEARTBEAT, heartbeat()));
     }
@@ -1500,7 +1379,7 @@ public final class ReplicaCore {
     stepDown(newView, out);
     view = newView;
     mode = Mode.VIEW_CHANGE;
-    resendBudget.newView();
+    resender.newView();
     counters.viewChangesStarted++;
     startViewChangeFrom.clear();
     doViewChanges.clear();
@@ -1708,7 +1587,7 @@ public final class ReplicaCore {
     fillBytesSinceRequest = 0;
     fillCreditedBytesSinceRequest = 0;
     fillCountSinceRequest = 0;
-    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, padded(Nack.newBuilder()
+    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, resender.padded(Nack.newBuilder()
         .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)))));
     counters.nacksSent++;
   }
@@ -1762,7 +1641,7 @@ public final class ReplicaCore {
     if (verifiedOp >= fillUpTo) {
       finishViewChange(out);
     } else if (fillBytesSinceRequest >= config.maxRetransmitBytesPerNack
-        || (resendBudget.limited() && fillCreditedBytesSinceRequest >= creditedAnswerBytes())
+        || (resender.limited() && fillCreditedBytesSinceRequest >= resender.creditedAnswerBytes())
         || fillCountSinceRequest >= config.maxRetransmitEntriesPerNack) {
       // The piece asked for is in: the chosen replica answers a NACK with entries until its byte or
       // entry budget (the same settings) is spent, or, on a cluster without a key, the credit the NACK
@@ -1808,7 +1687,7 @@ public final class ReplicaCore {
     fillBytes = 0;
     countViewChange();
     quorum.startView(persistedOp, currentNs);
-    resendBudget.newView();
+    resender.newView();
     repair.becamePrimary(lastOp);
     // Entries above commit are re-prepared in this view: they commit once f backups acknowledge them.
     inFlightBytes = 0;
@@ -1881,7 +1760,7 @@ public final class ReplicaCore {
     stepDown(v, out);
     view = v;
     mode = Mode.NORMAL;
-    resendBudget.newView();
+    resender.newView();
     clearPreVote();
     restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
@@ -2099,8 +1978,8 @@ public final class ReplicaCore {
     if (queued.size() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
       return "queues: " + queued.size() + " writes, " + readIndex.size() + " reads";
     }
-    if (resends.size() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
-      return "resend records " + resends.size() + ", truncations " + truncations.size();
+    if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
+      return "resend records " + resender.records() + ", truncations " + truncations.size();
     }
     if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVotes.size() > n
         || recovery.size() > n) {
