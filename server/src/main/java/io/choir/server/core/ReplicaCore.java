@@ -204,10 +204,7 @@ public final class ReplicaCore {
    * storage to clear its marker (Effects.caughtUp).
    */
   private boolean mustCatchUp;
-  /** PreVote (Raft thesis 9.6): the view this replica asks support for, or 0; and who granted it. */
-  private long preVoteView;
-  private final Set<Integer> preVotes = new HashSet<>();
-  private long lastPreVoteSentNs = Long.MIN_VALUE / 2;
+  private final PreVote preVote;
   private long lastUnstickNs = Long.MIN_VALUE / 2;
   /** At the new primary: the replica whose log was chosen, while committed entries are fetched from it. */
   private int fillFrom;
@@ -268,6 +265,7 @@ public final class ReplicaCore {
     this.persistedOp = lastOp;
     this.repair = new GapRepair(config, random, lastOp);
     this.recovery = new RecoveryProtocol(config);
+    this.preVote = new PreVote(config);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
     this.quorum.selfPersisted(persistedOp);
@@ -1048,28 +1046,7 @@ public final class ReplicaCore {
     if (view >= PeerMessageChecks.MAX_NUMBER) {
       return; // no view beyond: the others would drop the proposal (never reached but by lying members)
     }
-    long proposed = view + 1;
-    if (preVoteView != proposed) {
-      preVoteView = proposed;
-      preVotes.clear();
-      lastPreVoteSentNs = Long.MIN_VALUE / 2;
-      counters.preVotesStarted++;
-    }
-    if (nowNs - lastPreVoteSentNs >= preVoteResendNs()) {
-      lastPreVoteSentNs = nowNs;
-      out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.PRE_VIEW_CHANGE,
-          PreViewChange.newBuilder().setView(proposed).build()));
-    }
-    out.nextTickNs = Math.min(out.nextTickNs, lastPreVoteSentNs + preVoteResendNs());
-  }
-
-  private long preVoteResendNs() {
-    return 2 * config.heartbeatIntervalNs;
-  }
-
-  private void clearPreVote() {
-    preVoteView = 0;
-    preVotes.clear();
+    preVote.ask(view + 1, view, nowNs, counters, out);
   }
 
   /**
@@ -1100,15 +1077,14 @@ public final class ReplicaCore {
   }
 
   private void onPreViewChangeOk(int from, long proposed, long nowNs, Effects out) {
-    if (preVoteView == 0 || proposed != preVoteView || proposed <= view) {
+    if (!preVote.asksFor(proposed) || proposed <= view) {
       return;
     }
     if (hearsLivePrimary(nowNs)) {
-      clearPreVote(); // a late grant: our primary spoke again meanwhile
+      preVote.clear(); // a late grant: our primary spoke again meanwhile
       return;
     }
-    preVotes.add(from);
-    if (preVotes.size() >= f()) {
+    if (preVote.granted(from)) {
       startViewChange(proposed, nowNs, out); // f others and this replica: a majority wants it
     }
   }
@@ -1373,7 +1349,7 @@ public final class ReplicaCore {
     if (newView <= view && mode == Mode.VIEW_CHANGE) {
       return;
     }
-    clearPreVote();
+    preVote.clear();
     // A replica that must catch up follows the cluster into the new view but takes no part in it.
     restartLimbo = mustCatchUp;
     stepDown(newView, out);
@@ -1677,7 +1653,7 @@ public final class ReplicaCore {
       }
     }
     mode = Mode.NORMAL;
-    clearPreVote();
+    preVote.clear();
     lastNormalView = view;
     completeAtOp = 0;
     verifiedOp = lastOp;
@@ -1761,7 +1737,7 @@ public final class ReplicaCore {
     view = v;
     mode = Mode.NORMAL;
     resender.newView();
-    clearPreVote();
+    preVote.clear();
     restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
     verifiedOp = commitOp;
@@ -1939,7 +1915,7 @@ public final class ReplicaCore {
       // The primary is silent: ask for a view change (VR 4.2 step 1, behind a pre-vote).
       startPreVote(nowNs, out);
     } else {
-      clearPreVote();
+      preVote.clear();
       out.nextTickNs = Math.min(out.nextTickNs, lastHeardFromPrimaryNs + electionTimeoutNs);
     }
     sendNackIfDue(nowNs, out);
@@ -1981,7 +1957,7 @@ public final class ReplicaCore {
     if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
       return "resend records " + resender.records() + ", truncations " + truncations.size();
     }
-    if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVotes.size() > n
+    if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVote.grants() > n
         || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";
     }
