@@ -27,7 +27,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.TreeMap;
 
 /**
  * ReplicaCore is the replication protocol of one replica as a pure, deterministic state machine:
@@ -206,17 +205,8 @@ public final class ReplicaCore {
   private boolean mustCatchUp;
   private final PreVote preVote;
   private long lastUnstickNs = Long.MIN_VALUE / 2;
-  /** At the new primary: the replica whose log was chosen, while committed entries are fetched from it. */
-  private int fillFrom;
-  private long fillUpTo;
-  private long fillBytes;
-  private long lastFillRequestNs;
-  /** Entries of the chosen log received since the last fill request, and their bytes. */
-  private long fillBytesSinceRequest;
-  /** Of those, the bytes of entries that travel by datagram, as the answering replica charges them to its credit. */
-  private long fillCreditedBytesSinceRequest;
-  private int fillCountSinceRequest;
-  private final TreeMap<Long, Entry> fill = new TreeMap<>();
+  /** At the new primary: the fetch of the chosen log's entries. */
+  private final LogFill fill;
   private DoViewChange chosen;
   private long chosenCommit;
 
@@ -266,6 +256,7 @@ public final class ReplicaCore {
     this.repair = new GapRepair(config, random, lastOp);
     this.recovery = new RecoveryProtocol(config);
     this.preVote = new PreVote(config);
+    this.fill = new LogFill(config);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
     this.quorum.selfPersisted(persistedOp);
@@ -956,7 +947,7 @@ public final class ReplicaCore {
         }
       }
       case PREPARE -> {
-        if (mode == Mode.VIEW_CHANGE && fillFrom == p.from()) {
+        if (mode == Mode.VIEW_CHANGE && fill.isFrom(p.from())) {
           onFillEntries((Prepare) p.body(), nowNs, out);
         } else if (fromPrimaryOfItsView && !isPrimary()) {
           if (!checks.entriesFit(p, (Prepare) p.body(), verifiedOp, commitOp, window)) {
@@ -1360,8 +1351,7 @@ public final class ReplicaCore {
     startViewChangeFrom.clear();
     doViewChanges.clear();
     doViewChangeSent = false;
-    fillFrom = 0;
-    fill.clear();
+    fill.stop();
     chosen = null;
     viewChangeStartedNs = nowNs;
     viewChangeTimeoutNs = randomizedTimeout();
@@ -1544,27 +1534,19 @@ public final class ReplicaCore {
     // Fetch the chosen log's entries (our commit, its last op] from the chosen replica. Ours above
     // commit become unverified: each is confirmed by the chosen one at its op, or dropped with all
     // after it where they differ (by log matching those are not committed).
-    fillFrom = best;
-    fillUpTo = bestDvc.getLastOp();
+    fill.start(best, bestDvc.getLastOp());
     verifiedOp = commitOp;
-    fill.clear();
-    fillBytes = 0;
-    lastFillRequestNs = Long.MIN_VALUE / 2;
     requestFill(out);
   }
 
   /** Asks the chosen replica for the rest of its log, or finishes when it is all placed. */
   private void requestFill(Effects out) {
-    if (verifiedOp >= fillUpTo) {
+    if (fill.complete(verifiedOp)) {
       finishViewChange(out);
       return;
     }
-    lastFillRequestNs = currentNs;
-    fillBytesSinceRequest = 0;
-    fillCreditedBytesSinceRequest = 0;
-    fillCountSinceRequest = 0;
-    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, resender.padded(Nack.newBuilder()
-        .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)))));
+    out.sends.add(new Effects.Send(fill.from(), view, MessageType.NACK,
+        resender.padded(fill.request(verifiedOp, currentNs))));
     counters.nacksSent++;
   }
 
@@ -1584,29 +1566,11 @@ public final class ReplicaCore {
     }
     long before = verifiedOp;
     for (Entry e : entries) {
-      long op = e.getOp();
-      if (op <= verifiedOp || op > fillUpTo || fill.containsKey(op)) {
-        continue;
-      }
-      if (!EntryBytes.canonical(e)) {
-        counters.nonCanonicalEntries++;
-        continue;
-      }
-      fillBytesSinceRequest += e.getSerializedSize();
-      if (e.getSerializedSize() + PREPARE_OVERHEAD_BYTES <= config.maxDatagramBytes) {
-        fillCreditedBytesSinceRequest += e.getSerializedSize() + PREPARE_OVERHEAD_BYTES;
-      }
-      fillCountSinceRequest++;
-      if (op == verifiedOp + 1) {
+      if (fill.offer(e, verifiedOp, counters)) {
         place(e, out);
-        for (Entry next = fill.remove(verifiedOp + 1); next != null; next = fill.remove(verifiedOp + 1)) {
-          fillBytes -= next.getSerializedSize();
+        for (Entry next = fill.takeNext(verifiedOp); next != null; next = fill.takeNext(verifiedOp)) {
           place(next, out);
         }
-      } else if (fill.size() < config.maxOutOfOrderEntries
-          && fillBytes + e.getSerializedSize() <= 2 * config.maxRetransmitBytesPerNack) {
-        fill.put(op, e);
-        fillBytes += e.getSerializedSize();
       }
     }
     if (verifiedOp == before) {
@@ -1614,11 +1578,9 @@ public final class ReplicaCore {
     }
     viewChangeStartedNs = nowNs; // progress: this view change is alive
     advanceCommit(Math.min(chosenCommit, verifiedOp), out);
-    if (verifiedOp >= fillUpTo) {
+    if (fill.complete(verifiedOp)) {
       finishViewChange(out);
-    } else if (fillBytesSinceRequest >= config.maxRetransmitBytesPerNack
-        || (resender.limited() && fillCreditedBytesSinceRequest >= resender.creditedAnswerBytes())
-        || fillCountSinceRequest >= config.maxRetransmitEntriesPerNack) {
+    } else if (fill.pieceIn(resender.limited(), resender.creditedAnswerBytes())) {
       // The piece asked for is in: the chosen replica answers a NACK with entries until its byte or
       // entry budget (the same settings) is spent, or, on a cluster without a key, the credit the NACK
       // earned for entries that go by datagram, so this much means the answer is complete. Ask for
@@ -1644,9 +1606,7 @@ public final class ReplicaCore {
         // stop the replica.
         counters.viewChangesRefused++;
         chosen = null;
-        fillFrom = 0;
-        fill.clear();
-        fillBytes = 0;
+        fill.stop();
         doViewChanges.clear();
         doViewChanges.put(self, ownDoViewChange());
         return;
@@ -1658,9 +1618,7 @@ public final class ReplicaCore {
     completeAtOp = 0;
     verifiedOp = lastOp;
     readIndex.newFloor(lastOp);
-    fillFrom = 0;
-    fill.clear();
-    fillBytes = 0;
+    fill.stop();
     countViewChange();
     quorum.startView(persistedOp, currentNs);
     resender.newView();
@@ -1748,8 +1706,7 @@ public final class ReplicaCore {
     startViewChangeFrom.clear();
     doViewChanges.clear();
     chosen = null;
-    fillFrom = 0;
-    fill.clear();
+    fill.stop();
     countViewChange();
     persistView(out);
   }
@@ -1850,7 +1807,7 @@ public final class ReplicaCore {
             out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
                 ownDoViewChange()));
           }
-          if (fillFrom != 0 && nowNs - lastFillRequestNs >= config.heartbeatIntervalNs) {
+          if (fill.requestDue(nowNs, config.heartbeatIntervalNs)) {
             requestFill(out); // the last piece, or part of it, was lost
           }
         }
@@ -1948,8 +1905,8 @@ public final class ReplicaCore {
     if (repairViolation != null) {
       return repairViolation;
     }
-    if (fill.size() > config.maxOutOfOrderEntries) {
-      return "fill buffer " + fill.size() + " entries";
+    if (fill.buffered() > config.maxOutOfOrderEntries) {
+      return "fill buffer " + fill.buffered() + " entries";
     }
     if (queued.size() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
       return "queues: " + queued.size() + " writes, " + readIndex.size() + " reads";
