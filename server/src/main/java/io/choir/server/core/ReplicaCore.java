@@ -94,10 +94,6 @@ import java.util.SplittableRandom;
  * (the entry may still commit in the next view), and those it never logged plain NOT_PRIMARY.
  */
 public final class ReplicaCore {
-  private record Waiter(long connectionId, long requestId) {}
-
-  private record SessionKey(long clientId, long requestId) {}
-
   /** The replica's status, VR Revisited figure 2. */
   public enum Mode {
     NORMAL,
@@ -147,7 +143,6 @@ public final class ReplicaCore {
   private long applyRequestedOp;
   private long appliedOp;
   private long checksum;
-  private long inFlightBytes;
   private final LogRetention retention;
   private long logEpoch;
   /** {epoch, op}: the log was truncated after op when it left epoch (oldest first, bounded). */
@@ -164,14 +159,7 @@ public final class ReplicaCore {
   private long ringBytes;
 
   // Primary state.
-  private final List<Entry> batch = new ArrayList<>();
-  private int batchBytes;
-  /** The highest op handed to storage: above persistedOp, a log write (and its fsync) is under way. */
-  private long flushedOp;
-  private final Map<Long, Object> waiters = new HashMap<>();
-  private final Map<SessionKey, Long> pendingRequests = new HashMap<>();
-  private final ArrayDeque<Event.ClientRequest> queued = new ArrayDeque<>();
-  private boolean intakePaused;
+  private final Intake intake;
   private final QuorumTracker quorum;
   private long lastMulticastNs = Long.MIN_VALUE / 2;
   private long commitAtLastMulticast;
@@ -257,6 +245,7 @@ public final class ReplicaCore {
     this.recovery = new RecoveryProtocol(config);
     this.preVote = new PreVote(config);
     this.fill = new LogFill(config);
+    this.intake = new Intake(config);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
     this.quorum.selfPersisted(persistedOp);
@@ -489,13 +478,9 @@ public final class ReplicaCore {
       out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
       return;
     }
-    if (request.getClientId() != 0) {
-      Long op = pendingRequests.get(new SessionKey(request.getClientId(), request.getRequestId()));
-      if (op != null) {
-        counters.duplicates++;
-        addWaiter(op, new Waiter(event.connectionId(), request.getRequestId()));
-        return;
-      }
+    if (intake.joinInFlight(event)) {
+      counters.duplicates++;
+      return;
     }
     int live = quorum.live(nowNs);
     if (live < config.quorum()) {
@@ -505,48 +490,16 @@ public final class ReplicaCore {
               + " replicas (needs " + config.quorum() + ")")));
       return;
     }
-    if (!queued.isEmpty() || windowFull()) {
-      if (queued.size() >= config.maxQueuedRequests) {
-        counters.busy++;
-        out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
-            Status.BUSY, "replica overloaded: " + queued.size() + " writes queued (max_queued_requests)")));
-      } else {
-        queued.add(event);
-      }
-      if (!intakePaused) {
-        intakePaused = true;
-        out.pauseIntake = Boolean.TRUE;
-      }
+    if (intake.mustQueue(lastOp - commitOp)) {
+      intake.queue(event, counters, out);
       return;
     }
     admit(event, out);
   }
 
-  private boolean windowFull() {
-    return lastOp - commitOp >= config.maxInFlightOps || inFlightBytes >= config.maxInFlightBytes;
-  }
-
   private void admit(Event.ClientRequest event, Effects out) {
     Request request = event.request();
-    Entry.Builder b = Entry.newBuilder()
-        .setOp(lastOp + 1)
-        .setView(view)
-        .setClientId(request.getClientId())
-        .setRequestId(request.getRequestId())
-        .setFirstIncomplete(request.getFirstIncomplete())
-        .setTimeMs(clockMs(currentNs));
-    switch (request.getOpCase()) {
-      case PUT -> b.setPut(request.getPut());
-      case DELETE -> b.setDelete(request.getDelete());
-      case COMPARE_AND_SET -> b.setCompareAndSet(request.getCompareAndSet());
-      case BATCH -> b.setBatch(request.getBatch());
-      // The primary, not the client, sets the session's terms, so every replica applies the same ones.
-      case REGISTER_SESSION -> b.setRegisterSession(io.choir.proto.RegisterSession.newBuilder()
-          .setTimeoutMs(config.sessionTimeoutMs).setMaxSessions(config.maxClientSessions));
-      case CLOSE_SESSION -> b.setCloseSession(io.choir.proto.CloseSession.getDefaultInstance());
-      default -> throw new IllegalStateException("not a write: " + request.getOpCase());
-    }
-    Entry entry = b.build();
+    Entry entry = Intake.entryFor(request, lastOp + 1, view, clockMs(currentNs), config);
     int size = entry.getSerializedSize();
     if (size > config.maxBatchBytes) {
       counters.tooLarge++;
@@ -555,50 +508,26 @@ public final class ReplicaCore {
               + config.maxBatchBytes)));
       return;
     }
-    if (batchBytes + size > config.maxBatchBytes || batch.size() >= config.maxBatchEntries) {
+    if (intake.batchFull(size)) {
       flushBatch(out);
     }
     lastOp = entry.getOp();
     verifiedOp = lastOp;
     window.append(entry);
-    inFlightBytes += size;
-    addWaiter(lastOp, new Waiter(event.connectionId(), request.getRequestId()));
-    if (request.getClientId() != 0) {
-      pendingRequests.put(new SessionKey(request.getClientId(), request.getRequestId()), lastOp);
-    }
-    batch.add(entry);
-    batchBytes += size;
-  }
-
-  private void addWaiter(long op, Waiter w) {
-    Object existing = waiters.get(op);
-    if (existing == null) {
-      waiters.put(op, w);
-    } else if (existing instanceof Waiter single) {
-      List<Waiter> list = new ArrayList<>(2);
-      list.add(single);
-      list.add(w);
-      waiters.put(op, list);
-    } else {
-      @SuppressWarnings("unchecked")
-      List<Waiter> list = (List<Waiter>) existing;
-      list.add(w);
-    }
+    intake.admitted(entry, size, event);
   }
 
   /** Hands the burst's batch to storage and, with backups, multicasts it (VR 4.1 step 3). */
   private void flushBatch(Effects out) {
-    if (batch.isEmpty()) {
+    if (!intake.hasBatch()) {
       return;
     }
-    flushedOp = batch.get(batch.size() - 1).getOp();
+    List<Entry> batch = intake.takeBatch();
     out.persist.addAll(batch);
     counters.batches++;
     if (n > 1) {
       sendPrepares(Effects.MULTICAST, batch, out);
     }
-    batch.clear();
-    batchBytes = 0;
   }
 
   /** Packs entries (consecutive ops) into as few PREPAREs as fit max_datagram_bytes. */
@@ -719,7 +648,7 @@ public final class ReplicaCore {
     }
     if (isPrimary()) {
       for (long op = Math.max(commitOp + 1, window.base() + 1); op <= newCommit; op++) {
-        inFlightBytes -= window.get(op).getSerializedSize();
+        intake.committed(window.get(op).getSerializedSize());
       }
     }
     commitOp = newCommit;
@@ -746,22 +675,13 @@ public final class ReplicaCore {
   }
 
   private void admitQueued(Effects out) {
-    while (!queued.isEmpty() && !windowFull()) {
-      Event.ClientRequest next = queued.poll();
-      Long op = next.request().getClientId() == 0 ? null
-          : pendingRequests.get(new SessionKey(next.request().getClientId(), next.request().getRequestId()));
-      if (op != null) {
-        addWaiter(op, new Waiter(next.connectionId(), next.request().getRequestId()));
-      } else {
+    for (Event.ClientRequest next = intake.nextQueued(lastOp - commitOp); next != null;
+        next = intake.nextQueued(lastOp - commitOp)) {
+      if (!intake.joinInFlight(next)) {
         admit(next, out);
       }
     }
-    if (intakePaused && queued.isEmpty()
-        && lastOp - commitOp <= config.maxInFlightOps / 2
-        && inFlightBytes <= config.maxInFlightBytes / 2) {
-      intakePaused = false;
-      out.pauseIntake = Boolean.FALSE;
-    }
+    intake.maybeResume(lastOp - commitOp, out);
   }
 
   private void onApplied(Event.Applied event, Effects out) {
@@ -775,20 +695,7 @@ public final class ReplicaCore {
     }
     for (long op = event.firstOp(); op <= event.op(); op++) {
       Response reply = event.replies().get((int) (op - event.firstOp()));
-      Entry entry = window.get(op);
-      if (entry.getClientId() != 0) {
-        pendingRequests.remove(new SessionKey(entry.getClientId(), entry.getRequestId()));
-      }
-      Object w = waiters.remove(op);
-      if (w instanceof Waiter single) {
-        out.replies.add(new Effects.Reply(single.connectionId(), reply));
-      } else if (w != null) {
-        @SuppressWarnings("unchecked")
-        List<Waiter> list = (List<Waiter>) w;
-        for (Waiter each : list) {
-          out.replies.add(new Effects.Reply(each.connectionId(), reply));
-        }
-      }
+      intake.applied(window.get(op), reply, out);
     }
     appliedOp = event.op();
     checksum = event.checksum();
@@ -1386,33 +1293,12 @@ public final class ReplicaCore {
       Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
           .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
           .setError("replica " + self + " is no longer the primary (view " + newView + ")");
-      for (Map.Entry<Long, Object> w : waiters.entrySet()) {
-        if (w.getValue() instanceof Waiter single) {
-          out.replies.add(new Effects.Reply(single.connectionId(), unknown.setRequestId(single.requestId()).build()));
-        } else {
-          @SuppressWarnings("unchecked")
-          List<Waiter> list = (List<Waiter>) w.getValue();
-          for (Waiter each : list) {
-            out.replies.add(new Effects.Reply(each.connectionId(), unknown.setRequestId(each.requestId()).build()));
-          }
-        }
-      }
-      for (Event.ClientRequest q : queued) {
-        out.replies.add(new Effects.Reply(q.connectionId(),
-            hint.setRequestId(q.request().getRequestId()).build()));
-      }
-      if (!batch.isEmpty()) {
+      intake.answerAll(unknown, hint, out);
+      if (intake.hasBatch()) {
         flushBatch(out); // the entries are in the log window already: keep log and storage in step
       }
     }
-    waiters.clear();
-    queued.clear();
-    batch.clear();
-    batchBytes = 0;
-    if (intakePaused) {
-      intakePaused = false;
-      out.pauseIntake = Boolean.FALSE;
-    }
+    intake.clear(out);
     readIndex.leaveView("replica " + self + " left view " + view, config.clientAddress(config.primaryOf(newView)), out);
     quorum.forgetRounds();
   }
@@ -1624,16 +1510,9 @@ public final class ReplicaCore {
     resender.newView();
     repair.becamePrimary(lastOp);
     // Entries above commit are re-prepared in this view: they commit once f backups acknowledge them.
-    inFlightBytes = 0;
-    pendingRequests.clear();
+    intake.startView();
     for (long op = Math.max(window.base() + 1, applyRequestedOp + 1); op <= lastOp; op++) {
-      Entry e = window.get(op);
-      if (op > commitOp) {
-        inFlightBytes += e.getSerializedSize();
-      }
-      if (e.getClientId() != 0) {
-        pendingRequests.put(new SessionKey(e.getClientId(), e.getRequestId()), op);
-      }
+      intake.relogged(window.get(op), op > commitOp);
     }
     persistView(out);
     persistLastNormalView(out);
@@ -1673,7 +1552,7 @@ public final class ReplicaCore {
     }
     window.truncateAfter(op);
     lastOp = op;
-    flushedOp = Math.min(flushedOp, op);
+    intake.truncatedAfter(op);
     verifiedOp = Math.min(verifiedOp, op);
     persistedOp = Math.min(persistedOp, op);
     quorum.selfPersisted(persistedOp);
@@ -1837,7 +1716,7 @@ public final class ReplicaCore {
     // syncing, the batch keeps growing (up to max_batch_entries / max_batch_bytes, which admit() flushes
     // at); it goes out, as one log write and as few PREPAREs as fit, once that fsync is done. An idle
     // primary sends at once.
-    if (flushedOp <= persistedOp) {
+    if (!intake.logWriteUnderWay(persistedOp)) {
       flushBatch(out);
     }
     if (n > 1 && quorum.live(nowNs) < config.quorum()) {
@@ -1908,8 +1787,8 @@ public final class ReplicaCore {
     if (fill.buffered() > config.maxOutOfOrderEntries) {
       return "fill buffer " + fill.buffered() + " entries";
     }
-    if (queued.size() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
-      return "queues: " + queued.size() + " writes, " + readIndex.size() + " reads";
+    if (intake.queued() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
+      return "queues: " + intake.queued() + " writes, " + readIndex.size() + " reads";
     }
     if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
       return "resend records " + resender.records() + ", truncations " + truncations.size();
@@ -2025,7 +1904,7 @@ public final class ReplicaCore {
   }
 
   public int queuedWrites() {
-    return queued.size();
+    return intake.queued();
   }
 
   public int pendingReads() {
@@ -2038,6 +1917,6 @@ public final class ReplicaCore {
         + ", complete@" + completeAtOp + ", last=" + lastOp + ", verified=" + verifiedOp + ", persisted=" + persistedOp
         + ", commit=" + commitOp + ", applyRequested=" + applyRequestedOp + ", applied=" + appliedOp
         + ", window=(" + window.base() + "," + window.last() + "], known=" + repair.knownLastOp()
-        + ", ooo=" + repair.buffered() + ", queued=" + queued.size() + ", batch=" + batch.size() + "}";
+        + ", ooo=" + repair.buffered() + ", queued=" + intake.queued() + ", batch=" + intake.batchSize() + "}";
   }
 }
