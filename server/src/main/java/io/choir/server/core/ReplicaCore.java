@@ -37,7 +37,7 @@ import java.util.SplittableRandom;
  *
  * <p>Normal case (Viewstamped Replication Revisited, Liskov &amp; Cowling 2012, section 4.1, with
  * PREPAREs multicast): the primary orders writes into entries with consecutive op numbers (each stamped
- * with the replicated clock, see clockMs), groups a burst into one log write and as few PREPARE
+ * with the replicated clock, see ReplicatedClock), groups a burst into one log write and as few PREPARE
  * datagrams as fit (group commit), counts its own durable copy toward the f+1 quorum, commits when f+1
  * replicas have persisted an op and answers each client after its entry is applied. Backups accept
  * entries only in op order, persist them and send cumulative PREPARE_OKs; commit numbers ride on every
@@ -207,15 +207,8 @@ public final class ReplicaCore {
   private long viewChanges;
   private long lastViewChangeNs = -1;
 
-  /**
-   * The replicated clock (Entry.time_ms): the time of the newest entry this replica knows, and the
-   * step time at which it learned it. clockMs(now) runs on from there at the local monotonic rate, so
-   * entry times never decrease along the log and never run ahead of the real time elapsed since the
-   * first entry (an entry is learned after it was made), the Raft thesis 6.3 session clock.
-   */
-  private long clockBaseMs;
-  private long clockBaseNs;
-  private boolean clockStarted;
+  /** The replicated clock (Entry.time_ms). */
+  private final ReplicatedClock clock = new ReplicatedClock();
 
   private final Counters counters = new Counters();
 
@@ -302,10 +295,9 @@ public final class ReplicaCore {
     out.logEpoch = logEpoch;
     if (!started) {
       started = true;
-      clockBaseNs = nowNs;
-      clockStarted = true;
+      clock.start(nowNs);
       if (lastOp > window.base()) {
-        clockBaseMs = window.get(lastOp).getTimeMs(); // the restarted log's newest entry
+        clock.restartedAt(window.get(lastOp).getTimeMs()); // the restarted log's newest entry
       }
       quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
       lastHeardFromPrimaryNs = nowNs;
@@ -344,23 +336,6 @@ public final class ReplicaCore {
     }
     out.logEpoch = logEpoch;
     checkInvariants();
-  }
-
-  /** The replicated clock at step time nowNs (see clockBaseMs). */
-  private long clockMs(long nowNs) {
-    if (!clockStarted) {
-      clockStarted = true;
-      clockBaseNs = nowNs;
-    }
-    return clockBaseMs + Math.max(0, nowNs - clockBaseNs) / 1_000_000L;
-  }
-
-  /** Moves the replicated clock up to entry e's time when e is newer than what the clock says. */
-  private void learnTime(Entry e) {
-    if (e.getTimeMs() > clockMs(currentNs)) {
-      clockBaseMs = e.getTimeMs();
-      clockBaseNs = currentNs;
-    }
   }
 
   /** An election timeout in [T, 2T): randomized so that replicas rarely time out together. */
@@ -499,7 +474,7 @@ public final class ReplicaCore {
 
   private void admit(Event.ClientRequest event, Effects out) {
     Request request = event.request();
-    Entry entry = Intake.entryFor(request, lastOp + 1, view, clockMs(currentNs), config);
+    Entry entry = Intake.entryFor(request, lastOp + 1, view, clock.nowMs(currentNs), config);
     int size = entry.getSerializedSize();
     if (size > config.maxBatchBytes) {
       counters.tooLarge++;
@@ -1067,7 +1042,7 @@ public final class ReplicaCore {
   }
 
   private void append(Entry e, Effects out) {
-    learnTime(e);
+    clock.learn(e.getTimeMs(), currentNs);
     window.append(e);
     lastOp = e.getOp();
     verifiedOp = lastOp;
