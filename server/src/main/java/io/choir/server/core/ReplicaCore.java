@@ -19,7 +19,6 @@ import io.choir.proto.Response;
 import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import io.choir.proto.Status;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -130,33 +129,14 @@ public final class ReplicaCore {
    */
   private long completeAtOp;
 
-  private long lastOp;
-  /**
-   * Ops up to this one are known to be in the current view's log. Above it (up to lastOp) sit entries
-   * of an older view that this replica had when it adopted the view: they are kept (they may be
-   * committed, and a replica must not forget what it acknowledged) until the new primary's entry for the
-   * same op confirms or replaces them (VR 4.2's state transfer, entry by entry).
-   */
-  private long verifiedOp;
-  private long persistedOp;
-  private long commitOp;
-  private long applyRequestedOp;
-  private long appliedOp;
-  private long checksum;
+  /** The log and its numbers (last, verified, persisted, commit, applied). */
+  private final ReplicaLog log;
   private final LogRetention retention;
-  private long logEpoch;
-  /** {epoch, op}: the log was truncated after op when it left epoch (oldest first, bounded). */
-  private final ArrayDeque<long[]> truncations = new ArrayDeque<>();
-  private static final int MAX_TRUNCATIONS_REMEMBERED = 64;
   /** The last normal view storage has recorded (Event.LastNormalViewPersisted); acks wait for it. */
   private long durableLastNormalView;
   /** The highest view whose start this replica counted in viewChanges. */
   private long lastCountedView;
 
-  /** Entries window.base()+1 .. lastOp: unapplied ones plus a ring of applied ones for resending. */
-  private LogWindow window;
-  /** Bytes of the applied entries the window keeps for resending (at most retransmitRingBytes). */
-  private long ringBytes;
 
   // Primary state.
   private final Intake intake;
@@ -222,29 +202,20 @@ public final class ReplicaCore {
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
     this.view = recovered.view();
     this.lastNormalView = Math.min(recovered.lastNormalView(), recovered.view());
-    this.appliedOp = recovered.appliedOp();
-    this.applyRequestedOp = recovered.appliedOp();
-    this.checksum = recovered.checksum();
-    this.retention = new LogRetention(Math.min(recovered.logFirstOp(), appliedOp + 1),
+    // Everything in the local log survived a restart, so it is durable here. A single replica is its
+    // own majority: its durable log is committed. With more, what is committed beyond the applied
+    // number is learned again from the primary (or, at the primary, from the acks).
+    this.log = new ReplicaLog(recovered, n == 1, config.retransmitRingEntries, config.retransmitRingBytes);
+    this.retention = new LogRetention(Math.min(recovered.logFirstOp(), log.appliedOp() + 1),
         config.logRetentionMinOps, config.logRetentionMaxOps);
-    this.window = new LogWindow(appliedOp);
-    for (Entry e : recovered.unappliedLog()) {
-      window.append(e);
-    }
-    this.lastOp = window.last();
-    // Everything in the local log survived a restart, so it is durable here.
-    this.persistedOp = lastOp;
-    this.repair = new GapRepair(config, random, lastOp);
+    this.repair = new GapRepair(config, random, log.lastOp());
     this.recovery = new RecoveryProtocol(config);
     this.preVote = new PreVote(config);
     this.fill = new LogFill(config);
     this.intake = new Intake(config);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
-    this.quorum.selfPersisted(persistedOp);
-    // A single replica is its own majority: its durable log is committed. With more, what is committed
-    // beyond the applied number is learned again from the primary (or, at the primary, from the acks).
-    this.commitOp = n == 1 ? lastOp : appliedOp;
+    this.quorum.selfPersisted(log.persistedOp());
     this.mode = recovered.recovering() && n > 1 ? Mode.RECOVERING : Mode.NORMAL;
     if (mode == Mode.NORMAL && n > 1 && recovered.restarted()
         && (lastNormalView < view || config.primaryOf(view) == self)) {
@@ -259,8 +230,10 @@ public final class ReplicaCore {
       // crash): it waits to hear from this view's primary, or joins a view change to a newer view.
       this.restartLimbo = true;
     }
-    this.readIndex = new ReadIndex(config.maxQueuedRequests, config.readTimeoutNs, lastOp);
-    this.verifiedOp = mode == Mode.NORMAL ? lastOp : commitOp;
+    this.readIndex = new ReadIndex(config.maxQueuedRequests, config.readTimeoutNs, log.lastOp());
+    if (mode != Mode.NORMAL) {
+      log.unverifyAboveCommit();
+    }
     // A restarted backup whose last normal view is older than its view had not caught up in it.
     this.completeAtOp = lastNormalView == view ? 0 : -1;
     this.durableLastNormalView = lastNormalView;
@@ -292,12 +265,12 @@ public final class ReplicaCore {
   /** Steps one event at time nowNs, appending what to do to out. */
   public void step(Event event, long nowNs, Effects out) {
     currentNs = nowNs;
-    out.logEpoch = logEpoch;
+    out.logEpoch = log.epoch();
     if (!started) {
       started = true;
       clock.start(nowNs);
-      if (lastOp > window.base()) {
-        clock.restartedAt(window.get(lastOp).getTimeMs()); // the restarted log's newest entry
+      if (log.lastOp() > log.windowBase()) {
+        clock.restartedAt(log.entry(log.lastOp()).getTimeMs()); // the restarted log's newest entry
       }
       quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
       lastHeardFromPrimaryNs = nowNs;
@@ -334,7 +307,7 @@ public final class ReplicaCore {
     } else {
       throw new IllegalArgumentException("unknown event " + event);
     }
-    out.logEpoch = logEpoch;
+    out.logEpoch = log.epoch();
     checkInvariants();
   }
 
@@ -426,12 +399,12 @@ public final class ReplicaCore {
     }
     // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after
     // arrival that f backups answer, which proves no newer view had formed (ReadIndex).
-    long required = sequential ? request.getMinOp() : readIndex.linearizableOp(commitOp);
+    long required = sequential ? request.getMinOp() : readIndex.linearizableOp(log.commitOp());
     long round = ReadIndex.NO_ROUND;
     if (!sequential && n > 1) {
       round = readIndex.nextRound(quorum.round());
     }
-    if (round == ReadIndex.NO_ROUND && appliedOp >= required) {
+    if (round == ReadIndex.NO_ROUND && log.appliedOp() >= required) {
       out.reads.add(new Effects.Read(event.connectionId(), request));
       return;
     }
@@ -465,7 +438,7 @@ public final class ReplicaCore {
               + " replicas (needs " + config.quorum() + ")")));
       return;
     }
-    if (intake.mustQueue(lastOp - commitOp)) {
+    if (intake.mustQueue(log.lastOp() - log.commitOp())) {
       intake.queue(event, counters, out);
       return;
     }
@@ -474,7 +447,7 @@ public final class ReplicaCore {
 
   private void admit(Event.ClientRequest event, Effects out) {
     Request request = event.request();
-    Entry entry = Intake.entryFor(request, lastOp + 1, view, clock.nowMs(currentNs), config);
+    Entry entry = Intake.entryFor(request, log.lastOp() + 1, view, clock.nowMs(currentNs), config);
     int size = entry.getSerializedSize();
     if (size > config.maxBatchBytes) {
       counters.tooLarge++;
@@ -486,9 +459,7 @@ public final class ReplicaCore {
     if (intake.batchFull(size)) {
       flushBatch(out);
     }
-    lastOp = entry.getOp();
-    verifiedOp = lastOp;
-    window.append(entry);
+    log.appendOwn(entry);
     intake.admitted(entry, size, event);
   }
 
@@ -538,7 +509,7 @@ public final class ReplicaCore {
   }
 
   private void emitPrepare(int to, Prepare.Builder p, Effects out) {
-    p.setCommit(commitOp);
+    p.setCommit(log.commitOp());
     Prepare prepare = p.build();
     out.sends.add(new Effects.Send(to, view, MessageType.PREPARE, prepare));
     counters.preparesSent++;
@@ -552,38 +523,21 @@ public final class ReplicaCore {
 
   private void noteMulticast(long nowNs) {
     lastMulticastNs = nowNs;
-    commitAtLastMulticast = commitOp;
+    commitAtLastMulticast = log.commitOp();
   }
 
   // ---------------------------------------------------------------- storage events
 
   private void onPersisted(Event.Persisted event, Effects out) {
-    long op = event.op();
-    if (event.epoch() != logEpoch) {
-      // A write issued before a truncation: what it wrote at or below every truncation point since is
-      // still this log's and durable; above, a later truncation removed it.
-      if (event.epoch() > logEpoch || truncations.isEmpty() || truncations.peekFirst()[0] > event.epoch()) {
-        return;
-      }
-      for (long[] t : truncations) {
-        if (t[0] >= event.epoch()) {
-          op = Math.min(op, t[1]);
-        }
-      }
-    }
-    if (op > lastOp) {
-      throw new IllegalStateException("persisted " + op + " beyond last op " + lastOp);
-    }
-    if (op <= persistedOp) {
+    if (!log.persisted(event.epoch(), event.op())) {
       return;
     }
-    persistedOp = op;
-    quorum.selfPersisted(persistedOp);
-    if (!catchUp.pending() && applyRequestedOp < commitOp) {
-      requestApply(out); // committed entries that waited for their own log write
+    quorum.selfPersisted(log.persistedOp());
+    if (!catchUp.pending() && log.applyPending()) {
+      log.requestApply(out); // committed entries that waited for their own log write
     }
     if (isPrimary()) {
-      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out);
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, log.lastOp()), out);
     } else {
       sendPrepareOk(out);
     }
@@ -598,93 +552,63 @@ public final class ReplicaCore {
   private void sendPrepareOk(Effects out) {
     if (isBackup() && completeAtOp == 0 && durableLastNormalView == lastNormalView) {
       out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.PREPARE_OK,
-          PrepareOk.newBuilder().setOp(Math.min(persistedOp, verifiedOp)).build()));
+          PrepareOk.newBuilder().setOp(Math.min(log.persistedOp(), log.verifiedOp())).build()));
     }
   }
 
   /** The op a backup may acknowledge now (0 while its log is incomplete or its last normal view is not durable). */
   private long ackableOp() {
-    return completeAtOp == 0 && durableLastNormalView == lastNormalView ? Math.min(persistedOp, verifiedOp) : 0;
+    return completeAtOp == 0 && durableLastNormalView == lastNormalView ? Math.min(log.persistedOp(), log.verifiedOp()) : 0;
   }
 
   private void onLastNormalViewPersisted(Event.LastNormalViewPersisted event, Effects out) {
     durableLastNormalView = event.lastNormalView();
     if (isPrimary()) {
-      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out); // its own copy counts from now on
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, log.lastOp()), out); // its own copy counts from now on
     } else {
       sendPrepareOk(out);
     }
   }
 
   private void advanceCommit(long newCommit, Effects out) {
-    newCommit = Math.min(newCommit, lastOp);
-    if (newCommit <= commitOp) {
+    newCommit = Math.min(newCommit, log.lastOp());
+    if (newCommit <= log.commitOp()) {
       return;
     }
     if (isPrimary()) {
-      for (long op = Math.max(commitOp + 1, window.base() + 1); op <= newCommit; op++) {
-        intake.committed(window.get(op).getSerializedSize());
+      for (long op = Math.max(log.commitOp() + 1, log.windowBase() + 1); op <= newCommit; op++) {
+        intake.committed(log.entry(op).getSerializedSize());
       }
     }
-    commitOp = newCommit;
+    log.commitUpTo(newCommit);
     if (!catchUp.pending()) {
-      requestApply(out);
+      log.requestApply(out);
     }
     if (isPrimary()) {
       admitQueued(out);
     }
   }
 
-  /**
-   * Asks for the committed entries this replica has persisted to be applied. Never beyond the persisted
-   * op: the log lane must have written an entry before the apply lane writes its effects, so that every
-   * prefix of the write-ahead log a power loss leaves holds the log of everything applied (the two lanes
-   * share RocksDB's one WAL; an apply that overtook the log write would leave applied above a hole).
-   */
-  private void requestApply(Effects out) {
-    long upTo = Math.min(commitOp, persistedOp);
-    for (long op = applyRequestedOp + 1; op <= upTo; op++) {
-      out.apply.add(window.get(op));
-    }
-    applyRequestedOp = Math.max(applyRequestedOp, upTo);
-  }
-
   private void admitQueued(Effects out) {
-    for (Event.ClientRequest next = intake.nextQueued(lastOp - commitOp); next != null;
-        next = intake.nextQueued(lastOp - commitOp)) {
+    for (Event.ClientRequest next = intake.nextQueued(log.lastOp() - log.commitOp()); next != null;
+        next = intake.nextQueued(log.lastOp() - log.commitOp())) {
       if (!intake.joinInFlight(next)) {
         admit(next, out);
       }
     }
-    intake.maybeResume(lastOp - commitOp, out);
+    intake.maybeResume(log.lastOp() - log.commitOp(), out);
   }
 
   private void onApplied(Event.Applied event, Effects out) {
-    if (event.op() <= appliedOp) {
+    if (event.op() <= log.appliedOp()) {
       return; // superseded by a state transfer
     }
-    if (event.firstOp() != appliedOp + 1 || event.op() > applyRequestedOp
-        || event.replies().size() != event.op() - event.firstOp() + 1) {
-      throw new IllegalStateException("applied " + event.firstOp() + ".." + event.op() + " after "
-          + appliedOp + " (requested up to " + applyRequestedOp + ")");
-    }
+    log.checkApplied(event.firstOp(), event.op(), event.replies().size());
     for (long op = event.firstOp(); op <= event.op(); op++) {
       Response reply = event.replies().get((int) (op - event.firstOp()));
-      intake.applied(window.get(op), reply, out);
+      intake.applied(log.entry(op), reply, out);
     }
-    appliedOp = event.op();
-    checksum = event.checksum();
-    // Keep a ring of applied entries in memory for fast resends; older ones are read from the log.
-    // Bounded in entries and in bytes: many large values must not fill the heap (found by a process
-    // test with 1 MiB values: 8192 of them are 8 GiB).
-    for (long op = event.firstOp(); op <= event.op(); op++) {
-      ringBytes += window.get(op).getSerializedSize();
-    }
-    long keepFrom = Math.max(window.base(), appliedOp - config.retransmitRingEntries);
-    while (window.base() < appliedOp && (window.base() < keepFrom || ringBytes > config.retransmitRingBytes)) {
-      ringBytes -= window.get(window.base() + 1).getSerializedSize();
-      window.releaseUpTo(window.base() + 1);
-    }
+    log.applied(event.firstOp(), event.op(), event.checksum());
     releaseReads(out);
     maybeTruncate(out);
   }
@@ -692,7 +616,7 @@ public final class ReplicaCore {
   /** Runs the reads whose op is applied and whose heartbeat round (if any) f backups confirmed. */
   private void releaseReads(Effects out) {
     if (!readIndex.isEmpty()) {
-      readIndex.release(appliedOp, confirmedRound(), out);
+      readIndex.release(log.appliedOp(), confirmedRound(), out);
     }
   }
 
@@ -710,8 +634,8 @@ public final class ReplicaCore {
    * log grow forever; never an unapplied entry (needed to recover after a crash).
    */
   private void maybeTruncate(Effects out) {
-    long lowWatermark = isPrimary() ? quorum.lowWatermark() : appliedOp;
-    retention.truncate(lowWatermark, commitOp, appliedOp).ifPresent(op -> out.truncateLogBefore = op);
+    long lowWatermark = isPrimary() ? quorum.lowWatermark() : log.appliedOp();
+    retention.truncate(lowWatermark, log.commitOp(), log.appliedOp()).ifPresent(op -> out.truncateLogBefore = op);
   }
 
   // ---------------------------------------------------------------- peers
@@ -832,7 +756,7 @@ public final class ReplicaCore {
         if (mode == Mode.VIEW_CHANGE && fill.isFrom(p.from())) {
           onFillEntries((Prepare) p.body(), nowNs, out);
         } else if (fromPrimaryOfItsView && !isPrimary()) {
-          if (!checks.entriesFit(p, (Prepare) p.body(), verifiedOp, commitOp, window)) {
+          if (!checks.entriesFit(p, (Prepare) p.body(), log.verifiedOp(), log.commitOp(), log.window())) {
             counters.peerRejected = checks.total();
             return;
           }
@@ -857,7 +781,7 @@ public final class ReplicaCore {
       case PREPARE_OK -> {
         if (isPrimary()) {
           long op = ((PrepareOk) p.body()).getOp();
-          if (!checks.ackWithin(p, op, 0, lastOp, quorum.round())) {
+          if (!checks.ackWithin(p, op, 0, log.lastOp(), quorum.round())) {
             counters.peerRejected = checks.total();
             return;
           }
@@ -869,7 +793,7 @@ public final class ReplicaCore {
       case HEARTBEAT_OK -> {
         if (isPrimary()) {
           HeartbeatOk ok = (HeartbeatOk) p.body();
-          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), lastOp, quorum.round())) {
+          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), log.lastOp(), quorum.round())) {
             counters.peerRejected = checks.total();
             return;
           }
@@ -964,8 +888,8 @@ public final class ReplicaCore {
 
   private void onAck(int fromIndex, long op, Effects out) {
     resender.acknowledged(fromIndex, op);
-    if (quorum.ack(fromIndex, op, lastOp)) {
-      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, lastOp), out);
+    if (quorum.ack(fromIndex, op, log.lastOp())) {
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, log.lastOp()), out);
     }
   }
 
@@ -991,14 +915,14 @@ public final class ReplicaCore {
         completeAtOp = Math.max(1, repair.knownLastOp());
       }
     }
-    long before = verifiedOp;
+    long before = log.verifiedOp();
     for (Entry e : entries) {
       acceptEntry(e, out);
     }
     drainOutOfOrder(out);
     learnCommit(prepare.getCommit(), out);
     checkComplete(out);
-    if (verifiedOp > before && repair.knownLastOp() > verifiedOp) {
+    if (log.verifiedOp() > before && repair.knownLastOp() > log.verifiedOp()) {
       repair.progressed(nowNs); // a repair arriving piece by piece: ask for the next piece soon
     }
     scheduleNack(nowNs, out);
@@ -1013,47 +937,33 @@ public final class ReplicaCore {
       counters.nonCanonicalEntries++; // it would be stored and hashed differently here (see EntryBytes)
       return;
     }
-    if (op <= verifiedOp || repair.buffered(op)) {
+    if (op <= log.verifiedOp() || repair.buffered(op)) {
       counters.duplicateEntries++;
       return;
     }
-    if (op == verifiedOp + 1 && !catchUp.pending()) {
+    if (op == log.verifiedOp() + 1 && !catchUp.pending()) {
       place(e, out);
       return;
     }
     repair.buffer(e, counters);
   }
 
-  /**
-   * Puts the current view's entry for op verifiedOp + 1 in the log: appended after the end, confirmed
-   * when the entry there is the same, and otherwise the entry there and all after it (of an abandoned
-   * view, hence not committed) are dropped first.
-   */
+  /** Puts the current view's entry for op verifiedOp + 1 in the log (ReplicaLog.place). */
   private void place(Entry e, Effects out) {
-    long op = e.getOp();
-    if (op <= lastOp) {
-      if (window.get(op).equals(e)) {
-        verifiedOp = op;
-        return;
-      }
-      truncateAfter(op - 1, out);
+    ReplicaLog.Placed how = log.place(e, out);
+    if (how == ReplicaLog.Placed.REPLACED) {
+      truncated(e.getOp() - 1);
     }
-    append(e, out);
-  }
-
-  private void append(Entry e, Effects out) {
-    clock.learn(e.getTimeMs(), currentNs);
-    window.append(e);
-    lastOp = e.getOp();
-    verifiedOp = lastOp;
-    out.persist.add(e);
+    if (how != ReplicaLog.Placed.CONFIRMED) {
+      clock.learn(e.getTimeMs(), currentNs);
+    }
   }
 
   private void drainOutOfOrder(Effects out) {
     if (catchUp.pending()) {
       return;
     }
-    for (Entry next = repair.takeNext(verifiedOp); next != null; next = repair.takeNext(verifiedOp)) {
+    for (Entry next = repair.takeNext(log.verifiedOp()); next != null; next = repair.takeNext(log.verifiedOp())) {
       place(next, out);
     }
   }
@@ -1061,7 +971,7 @@ public final class ReplicaCore {
   private void learnCommit(long commit, Effects out) {
     long primaryCommit = repair.learnPrimaryCommit(commit);
     if (!catchUp.pending()) {
-      advanceCommit(Math.min(primaryCommit, verifiedOp), out);
+      advanceCommit(Math.min(primaryCommit, log.verifiedOp()), out);
     }
   }
 
@@ -1076,7 +986,7 @@ public final class ReplicaCore {
    * learned of the view); an idle cluster's primary may have nothing, so it can be complete at once.
    */
   private void completeAt(long op, Effects out) {
-    if (op <= verifiedOp && !catchUp.pending()) {
+    if (op <= log.verifiedOp() && !catchUp.pending()) {
       becomeComplete(out);
     } else {
       completeAtOp = Math.max(1, op);
@@ -1085,14 +995,14 @@ public final class ReplicaCore {
   }
 
   private void checkComplete(Effects out) {
-    if (completeAtOp > 0 && verifiedOp >= completeAtOp && !catchUp.pending()) {
+    if (completeAtOp > 0 && log.verifiedOp() >= completeAtOp && !catchUp.pending()) {
       becomeComplete(out);
     }
   }
 
   private void becomeComplete(Effects out) {
-    if (lastOp > verifiedOp) {
-      truncateAfter(verifiedOp, out);
+    if (log.lastOp() > log.verifiedOp()) {
+      truncateAfter(log.verifiedOp(), out);
     }
     completeAtOp = 0;
     lastNormalView = view;
@@ -1121,7 +1031,7 @@ public final class ReplicaCore {
 
   /** True when the ops this backup lacks are below what the primary's log still holds. */
   private boolean needsStateTransfer() {
-    return catchUp.pending() || repair.belowPrimaryLog(verifiedOp);
+    return catchUp.pending() || repair.belowPrimaryLog(log.verifiedOp());
   }
 
   private void requestStateTransfer(long nowNs, Effects out) {
@@ -1134,23 +1044,14 @@ public final class ReplicaCore {
 
   private void onStateInstalled(Event.StateInstalled s, long nowNs, Effects out) {
     catchUp.installed();
-    if (s.op() <= appliedOp) {
+    if (s.op() <= log.appliedOp()) {
       return;
     }
     // The snapshot holds every op up to s.op(); this replica's log held less (it needed ops below the
     // primary's log), so nothing it acknowledged is lost by replacing its log.
-    appliedOp = s.op();
-    applyRequestedOp = s.op();
-    checksum = s.checksum();
-    lastOp = s.op();
-    verifiedOp = s.op();
-    persistedOp = s.op();
-    commitOp = Math.max(commitOp, s.op());
+    log.installed(s.op(), s.checksum()); // the install emptied the log: no earlier write survives in it
     retention.installed(s.op());
-    noteTruncation(0); // the install emptied the log: no earlier write survives in it
-    quorum.selfPersisted(persistedOp);
-    window = new LogWindow(s.op());
-    ringBytes = 0;
+    quorum.selfPersisted(log.persistedOp());
     drainOutOfOrder(out);
     learnCommit(repair.primaryCommit(), out);
     checkComplete(out);
@@ -1158,12 +1059,12 @@ public final class ReplicaCore {
   }
 
   private void scheduleNack(long nowNs, Effects out) {
-    boolean gap = isBackup() && !catchUp.pending() && repair.knownLastOp() > verifiedOp;
+    boolean gap = isBackup() && !catchUp.pending() && repair.knownLastOp() > log.verifiedOp();
     repair.schedule(gap, nowNs, counters, out);
   }
 
   private void sendNackIfDue(long nowNs, Effects out) {
-    List<OpRange> ranges = repair.dueNack(nowNs, verifiedOp);
+    List<OpRange> ranges = repair.dueNack(nowNs, log.verifiedOp());
     if (ranges.isEmpty()) {
       return;
     }
@@ -1174,8 +1075,8 @@ public final class ReplicaCore {
 
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
-    Resender.Answer a = resender.answer(from, quorum.indexOf(from), nack, nowNs, isPrimary(), lastOp,
-        retention.firstOp(), window, view, commitOp, counters, out);
+    Resender.Answer a = resender.answer(from, quorum.indexOf(from), nack, nowNs, isPrimary(),
+        retention.firstOp(), log, view, counters, out);
     if (a == null) {
       return;
     }
@@ -1201,7 +1102,7 @@ public final class ReplicaCore {
   }
 
   private Heartbeat heartbeat() {
-    return Heartbeat.newBuilder().setLastOp(lastOp).setCommit(commitOp).setLowWatermark(retention.firstOp())
+    return Heartbeat.newBuilder().setLastOp(log.lastOp()).setCommit(log.commitOp()).setLowWatermark(retention.firstOp())
         .setRound(quorum.round()).build();
   }
 
@@ -1284,8 +1185,8 @@ public final class ReplicaCore {
    * a DO_VIEW_CHANGE is one small datagram however full the window is.
    */
   private DoViewChange ownDoViewChange() {
-    return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
-        .setCommit(commitOp).setLogFirstOp(retention.firstOp()).build();
+    return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(log.lastOp())
+        .setCommit(log.commitOp()).setLogFirstOp(retention.firstOp()).build();
   }
 
   private void onStartViewChange(int from, long nowNs, Effects out) {
@@ -1377,7 +1278,7 @@ public final class ReplicaCore {
       doViewChanges.put(self, ownDoViewChange());
       return;
     }
-    if (best != self && bestDvc.getLogFirstOp() > commitOp + 1) {
+    if (best != self && bestDvc.getLogFirstOp() > log.commitOp() + 1) {
       // The chosen log no longer holds the ops between our commit and its start (they are only in its
       // applied state): we cannot rebuild it here. Give this view up at once: stop telling the others
       // to wait for us, and ask for the next view, whose primary may hold the log itself.
@@ -1396,18 +1297,18 @@ public final class ReplicaCore {
     // commit become unverified: each is confirmed by the chosen one at its op, or dropped with all
     // after it where they differ (by log matching those are not committed).
     fill.start(best, bestDvc.getLastOp());
-    verifiedOp = commitOp;
+    log.unverifyAboveCommit();
     requestFill(out);
   }
 
   /** Asks the chosen replica for the rest of its log, or finishes when it is all placed. */
   private void requestFill(Effects out) {
-    if (fill.complete(verifiedOp)) {
+    if (fill.complete(log.verifiedOp())) {
       finishViewChange(out);
       return;
     }
     out.sends.add(new Effects.Send(fill.from(), view, MessageType.NACK,
-        resender.padded(fill.request(verifiedOp, currentNs))));
+        resender.padded(fill.request(log.verifiedOp(), currentNs))));
     counters.nacksSent++;
   }
 
@@ -1425,21 +1326,21 @@ public final class ReplicaCore {
         return; // malformed: entries of a PREPARE are consecutive
       }
     }
-    long before = verifiedOp;
+    long before = log.verifiedOp();
     for (Entry e : entries) {
-      if (fill.offer(e, verifiedOp, counters)) {
+      if (fill.offer(e, log.verifiedOp(), counters)) {
         place(e, out);
-        for (Entry next = fill.takeNext(verifiedOp); next != null; next = fill.takeNext(verifiedOp)) {
+        for (Entry next = fill.takeNext(log.verifiedOp()); next != null; next = fill.takeNext(log.verifiedOp())) {
           place(next, out);
         }
       }
     }
-    if (verifiedOp == before) {
+    if (log.verifiedOp() == before) {
       return;
     }
     viewChangeStartedNs = nowNs; // progress: this view change is alive
-    advanceCommit(Math.min(chosenCommit, verifiedOp), out);
-    if (fill.complete(verifiedOp)) {
+    advanceCommit(Math.min(chosenCommit, log.verifiedOp()), out);
+    if (fill.complete(log.verifiedOp())) {
       finishViewChange(out);
     } else if (fill.pieceIn(resender.limited(), resender.creditedAnswerBytes())) {
       // The piece asked for is in: the chosen replica answers a NACK with entries until its byte or
@@ -1457,10 +1358,10 @@ public final class ReplicaCore {
     if (!own) {
       // The fill placed the chosen log up to its last op (an entry equal to ours stayed, the first
       // different one replaced ours and all after it); whatever of ours lies beyond it goes.
-      if (lastOp > verifiedOp) {
-        truncateAfter(verifiedOp, out);
+      if (log.lastOp() > log.verifiedOp()) {
+        truncateAfter(log.verifiedOp(), out);
       }
-      if (lastOp != c.getLastOp()) {
+      if (log.lastOp() != c.getLastOp()) {
         // Our commit passed the chosen log's end after we chose it (a state transfer installed
         // meanwhile): forming the view could lose what we applied. Refuse it, as a lying
         // DO_VIEW_CHANGE is refused (it times out and the next one collects fresh ones), rather than
@@ -1477,21 +1378,21 @@ public final class ReplicaCore {
     preVote.clear();
     lastNormalView = view;
     completeAtOp = 0;
-    verifiedOp = lastOp;
-    readIndex.newFloor(lastOp);
+    log.verifyAll();
+    readIndex.newFloor(log.lastOp());
     fill.stop();
     countViewChange();
-    quorum.startView(persistedOp, currentNs);
+    quorum.startView(log.persistedOp(), currentNs);
     resender.newView();
-    repair.becamePrimary(lastOp);
+    repair.becamePrimary(log.lastOp());
     // Entries above commit are re-prepared in this view: they commit once f backups acknowledge them.
     intake.startView();
-    for (long op = Math.max(window.base() + 1, applyRequestedOp + 1); op <= lastOp; op++) {
-      intake.relogged(window.get(op), op > commitOp);
+    for (long op = Math.max(log.windowBase() + 1, log.applyRequestedOp() + 1); op <= log.lastOp(); op++) {
+      intake.relogged(log.entry(op), op > log.commitOp());
     }
     persistView(out);
     persistLastNormalView(out);
-    advanceCommit(Math.min(chosenCommit, lastOp), out);
+    advanceCommit(Math.min(chosenCommit, log.lastOp()), out);
     out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW, startView()));
     noteMulticast(currentNs);
     chosen = null;
@@ -1502,40 +1403,20 @@ public final class ReplicaCore {
    * gap from it and repair it by NACK like any other loss, in bounded pieces.
    */
   private StartView startView() {
-    return StartView.newBuilder().setLastOp(lastOp).setCommit(commitOp).build();
-  }
-
-  /**
-   * Starts a new log epoch after a truncation at op (entries above op are gone), remembering op so that
-   * a write issued in an earlier epoch can still count for what it wrote at or below it.
-   */
-  private void noteTruncation(long op) {
-    truncations.addLast(new long[] {logEpoch, op});
-    if (truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
-      truncations.removeFirst();
-    }
-    logEpoch++;
+    return StartView.newBuilder().setLastOp(log.lastOp()).setCommit(log.commitOp()).build();
   }
 
   /** Drops every entry above op (in memory, and in storage before this step's appends). */
   private void truncateAfter(long op, Effects out) {
-    if (op >= lastOp) {
-      return;
+    if (log.truncateAfter(op, out)) {
+      truncated(op);
     }
-    if (op < applyRequestedOp) {
-      throw new IllegalStateException("truncating to " + op + " below what was sent to apply (" + applyRequestedOp + ")");
-    }
-    window.truncateAfter(op);
-    lastOp = op;
+  }
+
+  /** The log lost every op above op: the parts that track it follow. */
+  private void truncated(long op) {
     intake.truncatedAfter(op);
-    verifiedOp = Math.min(verifiedOp, op);
-    persistedOp = Math.min(persistedOp, op);
-    quorum.selfPersisted(persistedOp);
-    noteTruncation(op);
-    out.logEpoch = logEpoch;
-    // Entries of this step not yet handed to storage are gone too.
-    out.persist.removeIf(e -> e.getOp() > op);
-    out.truncateLogAfter = out.truncateLogAfter < 0 ? op : Math.min(out.truncateLogAfter, op);
+    quorum.selfPersisted(log.persistedOp());
   }
 
   /**
@@ -1552,8 +1433,8 @@ public final class ReplicaCore {
     preVote.clear();
     restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
-    verifiedOp = commitOp;
-    repair.newView(commitOp);
+    log.unverifyAboveCommit();
+    repair.newView(log.commitOp());
     completeAtOp = -1;
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
@@ -1604,7 +1485,7 @@ public final class ReplicaCore {
       return; // only replicas in normal status answer
     }
     out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE,
-        RecoveryProtocol.answer(r, isPrimary(), lastOp, commitOp)));
+        RecoveryProtocol.answer(r, isPrimary(), log.lastOp(), log.commitOp())));
   }
 
   private void onRecoveryResponse(int from, long v, RecoveryResponse r, long nowNs, Effects out) {
@@ -1621,10 +1502,10 @@ public final class ReplicaCore {
     lastNormalView = 0;
     // It may have lost entries it acknowledged: no vote and no acknowledgement until it has caught up.
     mustCatchUp = true;
-    commitOp = Math.max(commitOp, appliedOp);
-    verifiedOp = commitOp;
+    log.commitApplied();
+    log.unverifyAboveCommit();
     // Our own tail above commit may be gone: what we know of the log is what the primary said.
-    repair.rejoin(Math.max(commitOp, fromPrimary.getLastOp()), fromPrimary.getCommit());
+    repair.rejoin(Math.max(log.commitOp(), fromPrimary.getLastOp()), fromPrimary.getCommit());
     completeAtOp = -1;
     completeAt(fromPrimary.getLastOp(), out);
     lastHeardFromPrimaryNs = nowNs;
@@ -1680,10 +1561,10 @@ public final class ReplicaCore {
         }
       }
     }
-    if (mode != Mode.RECOVERING && applyRequestedOp < commitOp && !catchUp.pending()) {
-      requestApply(out); // the recovered log after a restart
+    if (mode != Mode.RECOVERING && log.applyPending() && !catchUp.pending()) {
+      log.requestApply(out); // the recovered log after a restart
     }
-    readIndex.expire(nowNs, appliedOp, counters, out);
+    readIndex.expire(nowNs, log.appliedOp(), counters, out);
   }
 
   private void onPrimaryTick(long nowNs, Effects out) {
@@ -1691,7 +1572,7 @@ public final class ReplicaCore {
     // syncing, the batch keeps growing (up to max_batch_entries / max_batch_bytes, which admit() flushes
     // at); it goes out, as one log write and as few PREPAREs as fit, once that fsync is done. An idle
     // primary sends at once.
-    if (!intake.logWriteUnderWay(persistedOp)) {
+    if (!intake.logWriteUnderWay(log.persistedOp())) {
       flushBatch(out);
     }
     if (n > 1 && quorum.live(nowNs) < config.quorum()) {
@@ -1705,7 +1586,7 @@ public final class ReplicaCore {
       boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
       // A commit that advanced after the last multicast travels sooner than the next heartbeat, so
       // backups apply (and serve sequential reads) promptly when the load stops.
-      boolean commitNews = commitOp > commitAtLastMulticast
+      boolean commitNews = log.commitOp() > commitAtLastMulticast
           && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
       if (idle || commitNews || readIndex.roundWanted()) {
         quorum.nextRound();
@@ -1742,10 +1623,7 @@ public final class ReplicaCore {
   }
 
   private void checkInvariants() {
-    if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && applyRequestedOp <= persistedOp
-        && commitOp <= verifiedOp
-        && verifiedOp <= lastOp
-        && persistedOp <= lastOp && window.base() <= appliedOp && window.last() == lastOp)) {
+    if (!log.consistent()) {
       throw new IllegalStateException("core invariant broken: " + this);
     }
   }
@@ -1765,15 +1643,15 @@ public final class ReplicaCore {
     if (intake.queued() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
       return "queues: " + intake.queued() + " writes, " + readIndex.size() + " reads";
     }
-    if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
-      return "resend records " + resender.records() + ", truncations " + truncations.size();
+    if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || log.truncationsRemembered() > ReplicaLog.MAX_TRUNCATIONS_REMEMBERED) {
+      return "resend records " + resender.records() + ", truncations " + log.truncationsRemembered();
     }
     if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVote.grants() > n
         || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";
     }
-    if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || lastOp > PeerMessageChecks.MAX_NUMBER) {
-      return "view " + view + " or op " + lastOp + " out of range";
+    if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || log.lastOp() > PeerMessageChecks.MAX_NUMBER) {
+      return "view " + view + " or op " + log.lastOp() + " out of range";
     }
     return null;
   }
@@ -1814,23 +1692,23 @@ public final class ReplicaCore {
   }
 
   public long lastOp() {
-    return lastOp;
+    return log.lastOp();
   }
 
   public long persistedOp() {
-    return persistedOp;
+    return log.persistedOp();
   }
 
   public long commitOp() {
-    return commitOp;
+    return log.commitOp();
   }
 
   public long appliedOp() {
-    return appliedOp;
+    return log.appliedOp();
   }
 
   public long checksum() {
-    return checksum;
+    return log.checksum();
   }
 
   public long logFirstOp() {
@@ -1849,7 +1727,7 @@ public final class ReplicaCore {
 
   /** How far this replica is behind the highest op it knows of. */
   public long lag() {
-    return Math.max(0, Math.max(repair.knownLastOp(), repair.primaryCommit()) - appliedOp);
+    return Math.max(0, Math.max(repair.knownLastOp(), repair.primaryCommit()) - log.appliedOp());
   }
 
   public Counters counters() {
@@ -1889,9 +1767,9 @@ public final class ReplicaCore {
   @Override
   public String toString() {
     return "ReplicaCore{id=" + self + ", view=" + view + ", mode=" + mode + ", lnv=" + lastNormalView
-        + ", complete@" + completeAtOp + ", last=" + lastOp + ", verified=" + verifiedOp + ", persisted=" + persistedOp
-        + ", commit=" + commitOp + ", applyRequested=" + applyRequestedOp + ", applied=" + appliedOp
-        + ", window=(" + window.base() + "," + window.last() + "], known=" + repair.knownLastOp()
+        + ", complete@" + completeAtOp + ", last=" + log.lastOp() + ", verified=" + log.verifiedOp() + ", persisted=" + log.persistedOp()
+        + ", commit=" + log.commitOp() + ", applyRequested=" + log.applyRequestedOp() + ", applied=" + log.appliedOp()
+        + ", window=(" + log.windowBase() + "," + log.windowLast() + "], known=" + repair.knownLastOp()
         + ", ooo=" + repair.buffered() + ", queued=" + intake.queued() + ", batch=" + intake.batchSize() + "}";
   }
 }

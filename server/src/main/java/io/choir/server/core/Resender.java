@@ -89,13 +89,13 @@ final class Resender {
   }
 
   /**
-   * Answers replica from's NACK at nowNs with what the window holds up to lastOp (log reads go to
-   * out.retransmits with view and commitOp), or null when from's budget is spent. A primary may
+   * Answers replica from's NACK at nowNs with what the log holds (log reads of ops below its window go
+   * to out.retransmits with view and the commit number), or null when from's budget is spent. A primary may
    * multicast and skips what from has acknowledged; otherwise (serving the new primary's fetch of the
    * chosen log in a view change) everything goes by unicast.
    */
-  Answer answer(int from, int fromIndex, Nack nack, long nowNs, boolean primary, long lastOp,
-      long logFirstOp, LogWindow window, long view, long commitOp, Counters counters, Effects out) {
+  Answer answer(int from, int fromIndex, Nack nack, long nowNs, boolean primary, long logFirstOp,
+      ReplicaLog log, long view, Counters counters, Effects out) {
     long allowance = budgets.available(fromIndex, nowNs);
     if (allowance <= 0) {
       counters.resendsThrottled++; // the asker's bytes for now are spent: it asks again after its backoff
@@ -114,7 +114,7 @@ final class Resender {
     boolean mayMulticast = primary;
     // A primary hands out its whole log; in a view change, the chosen replica hands the new primary the
     // log its DO_VIEW_CHANGE described (its log does not change while it waits in that view change).
-    long servable = lastOp;
+    long servable = log.lastOp();
     // Serving the new primary's fetch of our log in a view change, the new primary asks for the next
     // piece while the last one is still arriving: what went to it within a heartbeat interval is on
     // its way, and its view-change timer asks again for what was lost.
@@ -139,9 +139,9 @@ final class Resender {
         }
         if (limited) {
           // Stop before what the credit does not cover (decided before the tracker records a resend).
-          long cost = op <= window.base() ? config.maxDatagramBytes + 1
-              : window.get(op).getSerializedSize() + ReplicaCore.PREPARE_OVERHEAD_BYTES;
-          boolean byStream = op > window.base() && cost > config.maxDatagramBytes;
+          long cost = op <= log.windowBase() ? config.maxDatagramBytes + 1
+              : log.entry(op).getSerializedSize() + ReplicaCore.PREPARE_OVERHEAD_BYTES;
+          boolean byStream = op > log.windowBase() && cost > config.maxDatagramBytes;
           if (!byStream && cost > creditLeft) {
             counters.resendsOverCredit++;
             break scan;
@@ -155,10 +155,10 @@ final class Resender {
           d = ResendTracker.Decision.UNICAST;
         }
         budget--;
-        if (op <= window.base()) {
+        if (op <= log.windowBase()) {
           // Older than the in-memory ring: the caller reads it from the log.
           long runEnd = op;
-          while (runEnd + 1 <= Math.min(last, window.base()) && budget > 0 && examine-- > 0
+          while (runEnd + 1 <= Math.min(last, log.windowBase()) && budget > 0 && examine-- > 0
               && resends.decide(runEnd + 1, from, nowNs, suppressNs) != ResendTracker.Decision.SKIP) {
             runEnd++;
             budget--;
@@ -167,7 +167,7 @@ final class Resender {
           // credit rule, a datagram's worth of the credit is kept for that overshoot.
           long logBytes = limited ? Math.min(bytesBudget, creditLeft - config.maxDatagramBytes) : bytesBudget;
           out.retransmits.add(new Effects.Retransmit(
-              d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, commitOp,
+              d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, log.commitOp(),
               logBytes));
           counters.retransmitsFromLog += runEnd - op + 1;
           op = runEnd;
@@ -175,7 +175,7 @@ final class Resender {
           creditLeft = 0;
           continue;
         }
-        Entry e = window.get(op);
+        Entry e = log.entry(op);
         bytesBudget -= e.getSerializedSize();
         // An entry that needs several datagrams goes by unicast (over the peer TCP connection): as
         // multicast fragments under loss it would hardly ever arrive whole.
