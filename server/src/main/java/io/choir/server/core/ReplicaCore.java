@@ -20,11 +20,8 @@ import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import io.choir.proto.Status;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -151,12 +148,7 @@ public final class ReplicaCore {
   private long electionTimeoutNs;
 
   // View change state (the current view).
-  private final Set<Integer> startViewChangeFrom = new HashSet<>();
-  private final Map<Integer, DoViewChange> doViewChanges = new HashMap<>();
-  private long viewChangeStartedNs;
-  private long viewChangeTimeoutNs;
-  private long lastViewChangeResendNs;
-  private boolean doViewChangeSent;
+  private final ViewChange viewChange = new ViewChange();
   /**
    * Takes no part in forming the current view: restarted into VIEW_CHANGE (see the constructor), or
    * must catch up first (mustCatchUp). Such a replica sends no START_VIEW_CHANGE or DO_VIEW_CHANGE and
@@ -175,8 +167,6 @@ public final class ReplicaCore {
   private long lastUnstickNs = Long.MIN_VALUE / 2;
   /** At the new primary: the fetch of the chosen log's entries. */
   private final LogFill fill;
-  private DoViewChange chosen;
-  private long chosenCommit;
 
   private final RecoveryProtocol recovery;
 
@@ -275,9 +265,7 @@ public final class ReplicaCore {
       quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
       lastHeardFromPrimaryNs = nowNs;
       electionTimeoutNs = randomizedTimeout();
-      viewChangeStartedNs = nowNs;
-      viewChangeTimeoutNs = randomizedTimeout();
-      lastViewChangeResendNs = nowNs;
+      viewChange.startTimers(nowNs, randomizedTimeout());
       if (mode == Mode.RECOVERING) {
         recovery.begin(random.nextLong() | 1);
       }
@@ -864,7 +852,7 @@ public final class ReplicaCore {
     }
     // In a view change it grants only once its own has stalled: a view change making progress (a
     // long fetch of the chosen log) must not be cut short by one replica's impatience.
-    boolean grant = (mode == Mode.VIEW_CHANGE && nowNs - viewChangeStartedNs >= viewChangeTimeoutNs)
+    boolean grant = (mode == Mode.VIEW_CHANGE && viewChange.stalled(nowNs))
         || (isBackup() && nowNs - lastHeardFromPrimaryNs >= config.quorumTimeoutNs);
     if (grant) {
       counters.preVotesGranted++;
@@ -1131,14 +1119,8 @@ public final class ReplicaCore {
     mode = Mode.VIEW_CHANGE;
     resender.newView();
     counters.viewChangesStarted++;
-    startViewChangeFrom.clear();
-    doViewChanges.clear();
-    doViewChangeSent = false;
     fill.stop();
-    chosen = null;
-    viewChangeStartedNs = nowNs;
-    viewChangeTimeoutNs = randomizedTimeout();
-    lastViewChangeResendNs = nowNs;
+    viewChange.begin(nowNs, randomizedTimeout());
     persistView(out);
     if (restartLimbo) {
       return;
@@ -1146,7 +1128,7 @@ public final class ReplicaCore {
     out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
         StartViewChange.getDefaultInstance()));
     if (config.primaryOf(view) == self) {
-      doViewChanges.put(self, ownDoViewChange());
+      viewChange.doViewChange(self, ownDoViewChange());
     }
     maybeSendDoViewChange(out);
   }
@@ -1202,20 +1184,19 @@ public final class ReplicaCore {
     }
     if (from == config.primaryOf(view)) {
       // The new primary is alive and forming this view (it may be fetching a large log): wait for it.
-      viewChangeStartedNs = nowNs;
+      viewChange.progressed(nowNs);
     }
-    startViewChangeFrom.add(from);
+    viewChange.startViewChangeFrom(from);
     maybeSendDoViewChange(out);
   }
 
   private void maybeSendDoViewChange(Effects out) {
-    if (doViewChangeSent || startViewChangeFrom.size() < f()) {
+    if (!viewChange.readyForDoViewChange(f())) {
       return;
     }
-    doViewChangeSent = true;
     int newPrimary = config.primaryOf(view);
     if (newPrimary == self) {
-      doViewChanges.put(self, ownDoViewChange());
+      viewChange.doViewChange(self, ownDoViewChange());
       maybeFinishViewChange(out);
     } else {
       out.sends.add(new Effects.Send(newPrimary, view, MessageType.DO_VIEW_CHANGE, ownDoViewChange()));
@@ -1238,8 +1219,8 @@ public final class ReplicaCore {
       counters.droppedUnexpected++; // malformed: a replica cannot know commits beyond its log
       return;
     }
-    doViewChanges.put(from, dvc);
-    startViewChangeFrom.add(from); // a DO_VIEW_CHANGE implies its sender's START_VIEW_CHANGE
+    viewChange.doViewChange(from, dvc);
+    viewChange.startViewChangeFrom(from); // a DO_VIEW_CHANGE implies its sender's START_VIEW_CHANGE
     maybeSendDoViewChange(out);
     maybeFinishViewChange(out);
   }
@@ -1252,30 +1233,18 @@ public final class ReplicaCore {
    * (large ones travel over the peer TCP connection), placing each in order as it arrives.
    */
   private void maybeFinishViewChange(Effects out) {
-    if (mode != Mode.VIEW_CHANGE || chosen != null || doViewChanges.size() < config.quorum()
-        || !doViewChanges.containsKey(self)) {
+    ViewChange.Choice choice = mode == Mode.VIEW_CHANGE ? viewChange.choose(self, config.quorum()) : null;
+    if (choice == null) {
       return;
     }
-    int best = -1;
-    DoViewChange bestDvc = null;
-    long maxCommit = 0;
-    for (Map.Entry<Integer, DoViewChange> e : doViewChanges.entrySet()) {
-      DoViewChange d = e.getValue();
-      maxCommit = Math.max(maxCommit, d.getCommit());
-      if (bestDvc == null || d.getLastNormalView() > bestDvc.getLastNormalView()
-          || (d.getLastNormalView() == bestDvc.getLastNormalView() && d.getLastOp() > bestDvc.getLastOp())
-          || (d.getLastNormalView() == bestDvc.getLastNormalView() && d.getLastOp() == bestDvc.getLastOp()
-              && e.getKey() == self)) {
-        best = e.getKey();
-        bestDvc = d;
-      }
-    }
+    int best = choice.best();
+    DoViewChange bestDvc = choice.log();
+    long maxCommit = choice.maxCommit();
     if (bestDvc.getLastOp() < maxCommit) {
       // Impossible unless a DO_VIEW_CHANGE lies: refuse to form this view (it times out, and the next
       // view change collects fresh ones) rather than lose a committed op or stop the replica.
       counters.viewChangesRefused++;
-      doViewChanges.clear();
-      doViewChanges.put(self, ownDoViewChange());
+      viewChange.onlyOwn(self, ownDoViewChange());
       return;
     }
     if (best != self && bestDvc.getLogFirstOp() > log.commitOp() + 1) {
@@ -1283,12 +1252,11 @@ public final class ReplicaCore {
       // applied state): we cannot rebuild it here. Give this view up at once: stop telling the others
       // to wait for us, and ask for the next view, whose primary may hold the log itself.
       counters.viewChangesUnfetchable++;
-      viewChangeStartedNs = currentNs - viewChangeTimeoutNs;
+      viewChange.giveUp(currentNs);
       startPreVote(currentNs, out);
       return;
     }
-    chosen = bestDvc;
-    chosenCommit = maxCommit;
+    viewChange.chose(choice);
     if (best == self) {
       finishViewChange(out);
       return;
@@ -1338,8 +1306,8 @@ public final class ReplicaCore {
     if (log.verifiedOp() == before) {
       return;
     }
-    viewChangeStartedNs = nowNs; // progress: this view change is alive
-    advanceCommit(Math.min(chosenCommit, log.verifiedOp()), out);
+    viewChange.progressed(nowNs); // progress: this view change is alive
+    advanceCommit(Math.min(viewChange.chosenCommit(), log.verifiedOp()), out);
     if (fill.complete(log.verifiedOp())) {
       finishViewChange(out);
     } else if (fill.pieceIn(resender.limited(), resender.creditedAnswerBytes())) {
@@ -1353,8 +1321,8 @@ public final class ReplicaCore {
 
   /** Installs the chosen log, becomes primary of the view and multicasts START_VIEW (VR 4.2 step 4). */
   private void finishViewChange(Effects out) {
-    DoViewChange c = chosen;
-    boolean own = c == doViewChanges.get(self);
+    DoViewChange c = viewChange.chosen();
+    boolean own = c == viewChange.own(self);
     if (!own) {
       // The fill placed the chosen log up to its last op (an entry equal to ours stayed, the first
       // different one replaced ours and all after it); whatever of ours lies beyond it goes.
@@ -1367,10 +1335,9 @@ public final class ReplicaCore {
         // DO_VIEW_CHANGE is refused (it times out and the next one collects fresh ones), rather than
         // stop the replica.
         counters.viewChangesRefused++;
-        chosen = null;
+        viewChange.clearChosen();
         fill.stop();
-        doViewChanges.clear();
-        doViewChanges.put(self, ownDoViewChange());
+        viewChange.onlyOwn(self, ownDoViewChange());
         return;
       }
     }
@@ -1392,10 +1359,10 @@ public final class ReplicaCore {
     }
     persistView(out);
     persistLastNormalView(out);
-    advanceCommit(Math.min(chosenCommit, log.lastOp()), out);
+    advanceCommit(Math.min(viewChange.chosenCommit(), log.lastOp()), out);
     out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW, startView()));
     noteMulticast(currentNs);
-    chosen = null;
+    viewChange.clearChosen();
   }
 
   /**
@@ -1438,9 +1405,7 @@ public final class ReplicaCore {
     completeAtOp = -1;
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
-    startViewChangeFrom.clear();
-    doViewChanges.clear();
-    chosen = null;
+    viewChange.forget();
     fill.stop();
     countViewChange();
     persistView(out);
@@ -1524,21 +1489,20 @@ public final class ReplicaCore {
         recovery.tick(nowNs, view, out);
       }
       case VIEW_CHANGE -> {
-        if (nowNs - viewChangeStartedNs >= viewChangeTimeoutNs) {
+        if (viewChange.stalled(nowNs)) {
           // This view change is stuck: ask to try the next primary. The others in the view change grant
           // at once; a replica that alone is stuck (cut off) asks in vain and keeps its view.
           startPreVote(nowNs, out);
         }
-        boolean alive = nowNs - viewChangeStartedNs < viewChangeTimeoutNs;
-        if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
-          lastViewChangeResendNs = nowNs;
+        boolean alive = !viewChange.stalled(nowNs);
+        if (!restartLimbo && viewChange.resendDue(nowNs, config.heartbeatIntervalNs)) {
           if (alive || config.primaryOf(view) != self) {
             // The new primary's START_VIEW_CHANGE keeps the others waiting for it; once its own view
             // change has stalled it falls silent, so their timers run out and they grant the next view.
             out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
                 StartViewChange.getDefaultInstance()));
           }
-          if (doViewChangeSent && config.primaryOf(view) != self) {
+          if (viewChange.doViewChangeSent() && config.primaryOf(view) != self) {
             out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
                 ownDoViewChange()));
           }
@@ -1546,8 +1510,8 @@ public final class ReplicaCore {
             requestFill(out); // the last piece, or part of it, was lost
           }
         }
-        long resendAt = restartLimbo ? Long.MAX_VALUE : lastViewChangeResendNs + config.heartbeatIntervalNs;
-        long timeoutAt = viewChangeStartedNs + viewChangeTimeoutNs;
+        long resendAt = restartLimbo ? Long.MAX_VALUE : viewChange.lastResendNs() + config.heartbeatIntervalNs;
+        long timeoutAt = viewChange.timeoutAtNs();
         if (nowNs < timeoutAt) {
           out.nextTickNs = Math.min(out.nextTickNs, timeoutAt); // past it, the pre-vote schedules itself
         }
@@ -1646,7 +1610,7 @@ public final class ReplicaCore {
     if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || log.truncationsRemembered() > ReplicaLog.MAX_TRUNCATIONS_REMEMBERED) {
       return "resend records " + resender.records() + ", truncations " + log.truncationsRemembered();
     }
-    if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVote.grants() > n
+    if (viewChange.size() > n || preVote.grants() > n
         || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";
     }
