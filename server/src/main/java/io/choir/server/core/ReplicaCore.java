@@ -120,11 +120,8 @@ public final class ReplicaCore {
   private Mode mode;
   /** The last view in which this replica's log was complete: it orders logs in a view change. */
   private long lastNormalView;
-  /**
-   * In NORMAL mode as a backup: the op the log must reach to be complete in this view (0: complete;
-   * -1: not yet known, set by the next message from the primary).
-   */
-  private long completeAtOp;
+  /** In NORMAL mode as a backup: whether the log is complete in this view, or which op it must reach. */
+  private final Completeness completeness;
 
   /** The log and its numbers (last, verified, persisted, commit, applied). */
   private final ReplicaLog log;
@@ -225,14 +222,15 @@ public final class ReplicaCore {
       log.unverifyAboveCommit();
     }
     // A restarted backup whose last normal view is older than its view had not caught up in it.
-    this.completeAtOp = lastNormalView == view ? 0 : -1;
+    this.completeness = new Completeness(lastNormalView == view
+        ? Completeness.State.COMPLETE : Completeness.State.UNKNOWN);
     this.durableLastNormalView = lastNormalView;
     this.lastCountedView = recovered.view();
     this.mustCatchUp = recovered.mustCatchUp() && n > 1;
     if (mustCatchUp) {
       // What its log says it has is not what it acknowledged: it votes for nothing and acknowledges
       // nothing until it has caught up from a primary, and its log ranks below every other one.
-      this.completeAtOp = -1;
+      this.completeness.unknown();
       this.restartLimbo = mode == Mode.VIEW_CHANGE || restartLimbo;
     }
     if (mode == Mode.RECOVERING || mustCatchUp) {
@@ -538,7 +536,7 @@ public final class ReplicaCore {
    * or a later view change could prefer a log that lacks the op.
    */
   private void sendPrepareOk(Effects out) {
-    if (isBackup() && completeAtOp == 0 && durableLastNormalView == lastNormalView) {
+    if (isBackup() && completeness.isComplete() && durableLastNormalView == lastNormalView) {
       out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.PREPARE_OK,
           PrepareOk.newBuilder().setOp(Math.min(log.persistedOp(), log.verifiedOp())).build()));
     }
@@ -546,7 +544,7 @@ public final class ReplicaCore {
 
   /** The op a backup may acknowledge now (0 while its log is incomplete or its last normal view is not durable). */
   private long ackableOp() {
-    return completeAtOp == 0 && durableLastNormalView == lastNormalView ? Math.min(log.persistedOp(), log.verifiedOp()) : 0;
+    return completeness.isComplete() && durableLastNormalView == lastNormalView ? Math.min(log.persistedOp(), log.verifiedOp()) : 0;
   }
 
   private void onLastNormalViewPersisted(Event.LastNormalViewPersisted event, Effects out) {
@@ -896,11 +894,11 @@ public final class ReplicaCore {
     if (!entries.isEmpty()) {
       Entry newest = entries.get(entries.size() - 1);
       repair.learnLastOp(newest.getOp());
-      if (completeAtOp < 0 && newest.getView() == view) {
+      if (completeness.isUnknown() && newest.getView() == view) {
         // An entry made in this view lies beyond the log this view started with, which holds every op
         // committed before it. A resend of older entries (the answer to a NACK) says nothing of the
         // primary's log: wait for one of this view's entries, a HEARTBEAT or START_VIEW.
-        completeAtOp = Math.max(1, repair.knownLastOp());
+        completeness.at(repair.knownLastOp());
       }
     }
     long before = log.verifiedOp();
@@ -977,13 +975,13 @@ public final class ReplicaCore {
     if (op <= log.verifiedOp() && !catchUp.pending()) {
       becomeComplete(out);
     } else {
-      completeAtOp = Math.max(1, op);
+      completeness.at(op);
       checkComplete(out);
     }
   }
 
   private void checkComplete(Effects out) {
-    if (completeAtOp > 0 && log.verifiedOp() >= completeAtOp && !catchUp.pending()) {
+    if (completeness.hasTarget() && log.verifiedOp() >= completeness.targetOp() && !catchUp.pending()) {
       becomeComplete(out);
     }
   }
@@ -992,7 +990,7 @@ public final class ReplicaCore {
     if (log.lastOp() > log.verifiedOp()) {
       truncateAfter(log.verifiedOp(), out);
     }
-    completeAtOp = 0;
+    completeness.complete();
     lastNormalView = view;
     mustCatchUp = false;
     persistLastNormalView(out);
@@ -1003,7 +1001,7 @@ public final class ReplicaCore {
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
     lastHeardFromPrimaryNs = nowNs;
     repair.learnLastOp(hb.getLastOp());
-    if (completeAtOp < 0) {
+    if (completeness.isUnknown()) {
       completeAt(hb.getLastOp(), out);
     }
     repair.learnPrimaryLogFirstOp(hb.getLowWatermark());
@@ -1344,7 +1342,7 @@ public final class ReplicaCore {
     mode = Mode.NORMAL;
     preVote.clear();
     lastNormalView = view;
-    completeAtOp = 0;
+    completeness.complete();
     log.verifyAll();
     readIndex.newFloor(log.lastOp());
     fill.stop();
@@ -1402,7 +1400,7 @@ public final class ReplicaCore {
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
     log.unverifyAboveCommit();
     repair.newView(log.commitOp());
-    completeAtOp = -1;
+    completeness.unknown();
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
     viewChange.forget();
@@ -1421,7 +1419,7 @@ public final class ReplicaCore {
   }
 
   private void onStartView(StartView sv, long v, long nowNs, Effects out) {
-    if (v == view && mode == Mode.NORMAL && completeAtOp == 0) {
+    if (v == view && mode == Mode.NORMAL && completeness.isComplete()) {
       lastHeardFromPrimaryNs = nowNs;
       return; // already in this view with a complete log
     }
@@ -1434,7 +1432,7 @@ public final class ReplicaCore {
     }
     lastHeardFromPrimaryNs = nowNs;
     repair.learnLastOp(sv.getLastOp());
-    if (completeAtOp != 0) {
+    if (!completeness.isComplete()) {
       completeAt(sv.getLastOp(), out);
     }
     drainOutOfOrder(out);
@@ -1471,7 +1469,7 @@ public final class ReplicaCore {
     log.unverifyAboveCommit();
     // Our own tail above commit may be gone: what we know of the log is what the primary said.
     repair.rejoin(Math.max(log.commitOp(), fromPrimary.getLastOp()), fromPrimary.getCommit());
-    completeAtOp = -1;
+    completeness.unknown();
     completeAt(fromPrimary.getLastOp(), out);
     lastHeardFromPrimaryNs = nowNs;
     electionTimeoutNs = randomizedTimeout();
@@ -1647,7 +1645,7 @@ public final class ReplicaCore {
     return switch (mode) {
       case VIEW_CHANGE -> "view-change";
       case RECOVERING -> "recovering";
-      case NORMAL -> isPrimary() ? "primary" : (catchUp.pending() || completeAtOp != 0 ? "catching-up" : "backup");
+      case NORMAL -> isPrimary() ? "primary" : (catchUp.pending() || !completeness.isComplete() ? "catching-up" : "backup");
     };
   }
 
@@ -1731,7 +1729,7 @@ public final class ReplicaCore {
   @Override
   public String toString() {
     return "ReplicaCore{id=" + self + ", view=" + view + ", mode=" + mode + ", lnv=" + lastNormalView
-        + ", complete@" + completeAtOp + ", last=" + log.lastOp() + ", verified=" + log.verifiedOp() + ", persisted=" + log.persistedOp()
+        + ", complete@" + completeness + ", last=" + log.lastOp() + ", verified=" + log.verifiedOp() + ", persisted=" + log.persistedOp()
         + ", commit=" + log.commitOp() + ", applyRequested=" + log.applyRequestedOp() + ", applied=" + log.appliedOp()
         + ", window=(" + log.windowBase() + "," + log.windowLast() + "], known=" + repair.knownLastOp()
         + ", ooo=" + repair.buffered() + ", queued=" + intake.queued() + ", batch=" + intake.batchSize() + "}";
