@@ -135,14 +135,12 @@ public final class ReplicaCore {
   // Primary state.
   private final Intake intake;
   private final QuorumTracker quorum;
-  private long lastMulticastNs = Long.MIN_VALUE / 2;
-  private long commitAtLastMulticast;
+  private final HeartbeatTimer heartbeats;
 
   // Backup state.
   private final GapRepair repair;
   private final CatchUp catchUp;
-  private long lastHeardFromPrimaryNs;
-  private long electionTimeoutNs;
+  private final PrimaryWatch primaryWatch;
 
   // View change state (the current view).
   private final ViewChange viewChange = new ViewChange();
@@ -200,6 +198,8 @@ public final class ReplicaCore {
     this.preVote = new PreVote(config);
     this.fill = new LogFill(config);
     this.intake = new Intake(config);
+    this.heartbeats = new HeartbeatTimer(config.heartbeatIntervalNs);
+    this.primaryWatch = new PrimaryWatch(config.quorumTimeoutNs);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
     this.quorum = new QuorumTracker(config);
     this.quorum.selfPersisted(log.persistedOp());
@@ -261,8 +261,7 @@ public final class ReplicaCore {
         clock.restartedAt(log.entry(log.lastOp()).getTimeMs()); // the restarted log's newest entry
       }
       quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
-      lastHeardFromPrimaryNs = nowNs;
-      electionTimeoutNs = randomizedTimeout();
+      primaryWatch.restart(nowNs, randomizedTimeout());
       viewChange.startTimers(nowNs, randomizedTimeout());
       if (mode == Mode.RECOVERING) {
         recovery.begin(random.nextLong() | 1);
@@ -348,7 +347,7 @@ public final class ReplicaCore {
       return b.setStatus(Status.UNAVAILABLE)
           .setError("replica " + self + " is in a view change to view " + view).build();
     }
-    long silentNs = currentNs - lastHeardFromPrimaryNs;
+    long silentNs = primaryWatch.silentNs(currentNs);
     if (silentNs > primarySilentHintNs()) {
       return b.setStatus(Status.UNAVAILABLE)
           .setError("replica " + self + " has not heard from replica " + primary + ", the primary of view "
@@ -508,8 +507,7 @@ public final class ReplicaCore {
   }
 
   private void noteMulticast(long nowNs) {
-    lastMulticastNs = nowNs;
-    commitAtLastMulticast = log.commitOp();
+    heartbeats.multicast(nowNs, log.commitOp());
   }
 
   // ---------------------------------------------------------------- storage events
@@ -813,7 +811,7 @@ public final class ReplicaCore {
       return false;
     }
     return isPrimary() ? quorum.live(nowNs) >= config.quorum()
-        : nowNs - lastHeardFromPrimaryNs < config.quorumTimeoutNs;
+        : primaryWatch.alive(nowNs);
   }
 
   /**
@@ -851,7 +849,7 @@ public final class ReplicaCore {
     // In a view change it grants only once its own has stalled: a view change making progress (a
     // long fetch of the chosen log) must not be cut short by one replica's impatience.
     boolean grant = (mode == Mode.VIEW_CHANGE && viewChange.stalled(nowNs))
-        || (isBackup() && nowNs - lastHeardFromPrimaryNs >= config.quorumTimeoutNs);
+        || (isBackup() && !primaryWatch.alive(nowNs));
     if (grant) {
       counters.preVotesGranted++;
       out.sends.add(new Effects.Send(from, view, MessageType.PRE_VIEW_CHANGE_OK,
@@ -882,7 +880,7 @@ public final class ReplicaCore {
   // ---------------------------------------------------------------- backups
 
   private void onPrepare(Prepare prepare, long nowNs, Effects out) {
-    lastHeardFromPrimaryNs = nowNs;
+    primaryWatch.heard(nowNs);
     List<Entry> entries = prepare.getEntriesList();
     for (int i = 0; i < entries.size(); i++) {
       Entry e = entries.get(i);
@@ -999,7 +997,7 @@ public final class ReplicaCore {
   }
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
-    lastHeardFromPrimaryNs = nowNs;
+    primaryWatch.heard(nowNs);
     repair.learnLastOp(hb.getLastOp());
     if (completeness.isUnknown()) {
       completeAt(hb.getLastOp(), out);
@@ -1401,8 +1399,7 @@ public final class ReplicaCore {
     log.unverifyAboveCommit();
     repair.newView(log.commitOp());
     completeness.unknown();
-    lastHeardFromPrimaryNs = nowNs;
-    electionTimeoutNs = randomizedTimeout();
+    primaryWatch.restart(nowNs, randomizedTimeout());
     viewChange.forget();
     fill.stop();
     countViewChange();
@@ -1420,7 +1417,7 @@ public final class ReplicaCore {
 
   private void onStartView(StartView sv, long v, long nowNs, Effects out) {
     if (v == view && mode == Mode.NORMAL && completeness.isComplete()) {
-      lastHeardFromPrimaryNs = nowNs;
+      primaryWatch.heard(nowNs);
       return; // already in this view with a complete log
     }
     if (config.primaryOf(v) == self) {
@@ -1430,7 +1427,7 @@ public final class ReplicaCore {
     if (!(v == view && mode == Mode.NORMAL)) {
       adoptView(v, nowNs, out);
     }
-    lastHeardFromPrimaryNs = nowNs;
+    primaryWatch.heard(nowNs);
     repair.learnLastOp(sv.getLastOp());
     if (!completeness.isComplete()) {
       completeAt(sv.getLastOp(), out);
@@ -1471,8 +1468,7 @@ public final class ReplicaCore {
     repair.rejoin(Math.max(log.commitOp(), fromPrimary.getLastOp()), fromPrimary.getCommit());
     completeness.unknown();
     completeAt(fromPrimary.getLastOp(), out);
-    lastHeardFromPrimaryNs = nowNs;
-    electionTimeoutNs = randomizedTimeout();
+    primaryWatch.restart(nowNs, randomizedTimeout());
     persistView(out);
     persistLastNormalView(out);
     checkComplete(out);
@@ -1545,12 +1541,8 @@ public final class ReplicaCore {
       return;
     }
     if (n > 1) {
-      boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
-      // A commit that advanced after the last multicast travels sooner than the next heartbeat, so
-      // backups apply (and serve sequential reads) promptly when the load stops.
-      boolean commitNews = log.commitOp() > commitAtLastMulticast
-          && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
-      if (idle || commitNews || readIndex.roundWanted()) {
+      // Idle for an interval, news of the commit number (HeartbeatTimer), or reads waiting for a round.
+      if (heartbeats.due(nowNs, log.commitOp()) || readIndex.roundWanted()) {
         quorum.nextRound();
         if (readIndex.roundWanted()) {
           counters.readRounds++;
@@ -1560,17 +1552,17 @@ public final class ReplicaCore {
         counters.heartbeatsSent++;
         noteMulticast(nowNs);
       }
-      out.nextTickNs = Math.min(out.nextTickNs, lastMulticastNs + config.heartbeatIntervalNs);
+      out.nextTickNs = Math.min(out.nextTickNs, heartbeats.nextNs());
     }
   }
 
   private void onBackupTick(long nowNs, Effects out) {
-    if (nowNs - lastHeardFromPrimaryNs >= electionTimeoutNs) {
+    if (primaryWatch.electionDue(nowNs)) {
       // The primary is silent: ask for a view change (VR 4.2 step 1, behind a pre-vote).
       startPreVote(nowNs, out);
     } else {
       preVote.clear();
-      out.nextTickNs = Math.min(out.nextTickNs, lastHeardFromPrimaryNs + electionTimeoutNs);
+      out.nextTickNs = Math.min(out.nextTickNs, primaryWatch.electionAtNs());
     }
     sendNackIfDue(nowNs, out);
     if (needsStateTransfer()) {
