@@ -88,6 +88,16 @@ import java.util.SplittableRandom;
  * an applied request gets a new entry whose application returns the saved reply (KvStateMachine). A
  * primary that steps down answers the requests whose entries it logged NOT_PRIMARY with outcome_unknown
  * (the entry may still commit in the next view), and those it never logged plain NOT_PRIMARY.
+ *
+ * <p>Parts: this class dispatches events and moves the replica between views and modes; each part owns
+ * its own state: {@link ReplicaLog} (entries and the last/verified/persisted/commit/applied numbers),
+ * {@link Completeness} (a backup's log in this view), {@link LogRetention} (the log's old end),
+ * {@link Intake} (the primary's window, queue, batch and waiting clients), {@link QuorumTracker} (acks,
+ * last heard, heartbeat rounds), {@link HeartbeatTimer}, {@link ReadIndex} (waiting reads and the read
+ * floor), {@link GapRepair} (a backup's gaps and NACKs), {@link Resender} (answers to NACKs),
+ * {@link CatchUp} (state transfer), {@link PrimaryWatch} (a backup's election timer), {@link PreVote},
+ * {@link ViewChange} and {@link LogFill} (the view change and the fetch of the chosen log),
+ * {@link RecoveryProtocol} (VR 4.3), {@link ReplicatedClock} and {@link Counters}.
  */
 public final class ReplicaCore {
   /** The replica's status, VR Revisited figure 2. */
@@ -130,7 +140,6 @@ public final class ReplicaCore {
   private long durableLastNormalView;
   /** The highest view whose start this replica counted in viewChanges. */
   private long lastCountedView;
-
 
   // Primary state.
   private final Intake intake;
