@@ -969,12 +969,6 @@ public final class ReplicaCore {
   }
 
   /**
-   * A backup's log is complete in this view once its verified part reaches what the primary had when
-   * the backup learned of the view; anything of an older view beyond that is not committed (the new
-   * primary's log holds every committed op) and goes. Only then does its last normal view become this
-   * view, recorded after the log writes.
-   */
-  /**
    * Sets the op this backup's log must reach to be complete in this view (what the primary had when we
    * learned of the view); an idle cluster's primary may have nothing, so it can be complete at once.
    */
@@ -993,6 +987,12 @@ public final class ReplicaCore {
     }
   }
 
+  /**
+   * A backup's log is complete in this view once its verified part reaches what the primary had when
+   * the backup learned of the view; anything of an older view beyond that is not committed (the new
+   * primary's log holds every committed op) and goes. Only then does its last normal view become this
+   * view, recorded after the log writes.
+   */
   private void becomeComplete(Effects out) {
     if (log.lastOp() > log.verifiedOp()) {
       truncateAfter(log.verifiedOp(), out);
