@@ -1,6 +1,5 @@
 package io.choir.server.core;
 
-import com.google.protobuf.ByteString;
 import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
@@ -20,18 +19,10 @@ import io.choir.proto.Response;
 import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import io.choir.proto.Status;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.PriorityQueue;
-import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.TreeMap;
 
 /**
  * ReplicaCore is the replication protocol of one replica as a pure, deterministic state machine:
@@ -42,7 +33,7 @@ import java.util.TreeMap;
  *
  * <p>Normal case (Viewstamped Replication Revisited, Liskov &amp; Cowling 2012, section 4.1, with
  * PREPAREs multicast): the primary orders writes into entries with consecutive op numbers (each stamped
- * with the replicated clock, see clockMs), groups a burst into one log write and as few PREPARE
+ * with the replicated clock, see ReplicatedClock), groups a burst into one log write and as few PREPARE
  * datagrams as fit (group commit), counts its own durable copy toward the f+1 quorum, commits when f+1
  * replicas have persisted an op and answers each client after its entry is applied. Backups accept
  * entries only in op order, persist them and send cumulative PREPARE_OKs; commit numbers ride on every
@@ -97,15 +88,18 @@ import java.util.TreeMap;
  * an applied request gets a new entry whose application returns the saved reply (KvStateMachine). A
  * primary that steps down answers the requests whose entries it logged NOT_PRIMARY with outcome_unknown
  * (the entry may still commit in the next view), and those it never logged plain NOT_PRIMARY.
+ *
+ * <p>Parts: this class dispatches events and moves the replica between views and modes; each part owns
+ * its own state: {@link ReplicaLog} (entries and the last/verified/persisted/commit/applied numbers),
+ * {@link Completeness} (a backup's log in this view), {@link LogRetention} (the log's old end),
+ * {@link Intake} (the primary's window, queue, batch and waiting clients), {@link QuorumTracker} (acks,
+ * last heard, heartbeat rounds), {@link HeartbeatTimer}, {@link ReadIndex} (waiting reads and the read
+ * floor), {@link GapRepair} (a backup's gaps and NACKs), {@link Resender} (answers to NACKs),
+ * {@link CatchUp} (state transfer), {@link PrimaryWatch} (a backup's election timer), {@link PreVote},
+ * {@link ViewChange} and {@link LogFill} (the view change and the fetch of the chosen log),
+ * {@link RecoveryProtocol} (VR 4.3), {@link ReplicatedClock} and {@link Counters}.
  */
 public final class ReplicaCore {
-  private record Waiter(long connectionId, long requestId) {}
-
-  private record SessionKey(long clientId, long requestId) {}
-
-  private record PendingRead(long connectionId, Request request, long requiredOp, long round,
-      long deadlineNs, long seq) {}
-
   /** The replica's status, VR Revisited figure 2. */
   public enum Mode {
     NORMAL,
@@ -114,7 +108,7 @@ public final class ReplicaCore {
   }
 
   /** Bytes of a PREPARE besides its entries (header and framing), for packing datagrams. */
-  private static final int PREPARE_OVERHEAD_BYTES = 64;
+  static final int PREPARE_OVERHEAD_BYTES = 64;
   /** Bytes of a datagram's header (DatagramCodec, version 2, unsealed): counted as received with each message. */
   static final int DATAGRAM_HEADER_BYTES = 44;
   /**
@@ -128,7 +122,7 @@ public final class ReplicaCore {
   /** Every field of every peer message, checked before a handler acts on it (issue 10, item 5). */
   private final PeerMessageChecks checks;
   /** What NACKs may make this replica resend, per asker (issue 10, item 6). */
-  private final ResendBudget resendBudget;
+  private final Resender resender;
   private final SplittableRandom random;
   private final int n;
   private final int self;
@@ -136,87 +130,29 @@ public final class ReplicaCore {
   private Mode mode;
   /** The last view in which this replica's log was complete: it orders logs in a view change. */
   private long lastNormalView;
-  /**
-   * In NORMAL mode as a backup: the op the log must reach to be complete in this view (0: complete;
-   * -1: not yet known, set by the next message from the primary).
-   */
-  private long completeAtOp;
+  /** In NORMAL mode as a backup: whether the log is complete in this view, or which op it must reach. */
+  private final Completeness completeness;
 
-  private long lastOp;
-  /**
-   * Ops up to this one are known to be in the current view's log. Above it (up to lastOp) sit entries
-   * of an older view that this replica had when it adopted the view: they are kept (they may be
-   * committed, and a replica must not forget what it acknowledged) until the new primary's entry for the
-   * same op confirms or replaces them (VR 4.2's state transfer, entry by entry).
-   */
-  private long verifiedOp;
-  private long persistedOp;
-  private long commitOp;
-  private long applyRequestedOp;
-  private long appliedOp;
-  private long checksum;
-  private long inFlightBytes;
-  private long logFirstOp;
-  private long lastTruncateRequest;
-  private long logEpoch;
-  /** {epoch, op}: the log was truncated after op when it left epoch (oldest first, bounded). */
-  private final ArrayDeque<long[]> truncations = new ArrayDeque<>();
-  private static final int MAX_TRUNCATIONS_REMEMBERED = 64;
+  /** The log and its numbers (last, verified, persisted, commit, applied). */
+  private final ReplicaLog log;
+  private final LogRetention retention;
   /** The last normal view storage has recorded (Event.LastNormalViewPersisted); acks wait for it. */
   private long durableLastNormalView;
   /** The highest view whose start this replica counted in viewChanges. */
   private long lastCountedView;
 
-  /** Entries window.base()+1 .. lastOp: unapplied ones plus a ring of applied ones for resending. */
-  private LogWindow window;
-  /** Bytes of the applied entries the window keeps for resending (at most retransmitRingBytes). */
-  private long ringBytes;
-  /** Bytes of the entries waiting beyond a gap (at most maxInFlightBytes). */
-  private long outOfOrderBytes;
-
   // Primary state.
-  private final List<Entry> batch = new ArrayList<>();
-  private int batchBytes;
-  /** The highest op handed to storage: above persistedOp, a log write (and its fsync) is under way. */
-  private long flushedOp;
-  private final Map<Long, Object> waiters = new HashMap<>();
-  private final Map<SessionKey, Long> pendingRequests = new HashMap<>();
-  private final ArrayDeque<Event.ClientRequest> queued = new ArrayDeque<>();
-  private boolean intakePaused;
-  /** Highest op each replica (by position in replicaIds) has acknowledged as persisted, this view. */
-  private final long[] acked;
-  private final long[] lastHeardNs;
-  /** Highest heartbeat round each replica has answered, this view (linearizable reads). */
-  private final long[] roundAcked;
-  private long lastMulticastNs = Long.MIN_VALUE / 2;
-  private long commitAtLastMulticast;
-  private long heartbeatRound;
-  /** Reads arrived since the last round was sent need a new one. */
-  private boolean readRoundWanted;
-  private final ResendTracker resends;
+  private final Intake intake;
+  private final QuorumTracker quorum;
+  private final HeartbeatTimer heartbeats;
 
   // Backup state.
-  private final TreeMap<Long, Entry> outOfOrder = new TreeMap<>();
-  private long knownLastOp;
-  private long primaryCommit;
-  private long primaryLogFirstOp = 1;
-  private long nackDueNs = Long.MAX_VALUE;
-  private int nackAttempts;
-  /** Set once this backup needs a state transfer; cleared only by a successful install. */
-  private boolean stateTransferPending;
-  /** A fetch is under way (the caller reports StateInstalled or StateTransferFailed). */
-  private boolean stateTransferInFlight;
-  private long stateTransferRetryNs = Long.MAX_VALUE;
-  private long lastHeardFromPrimaryNs;
-  private long electionTimeoutNs;
+  private final GapRepair repair;
+  private final CatchUp catchUp;
+  private final PrimaryWatch primaryWatch;
 
   // View change state (the current view).
-  private final Set<Integer> startViewChangeFrom = new HashSet<>();
-  private final Map<Integer, DoViewChange> doViewChanges = new HashMap<>();
-  private long viewChangeStartedNs;
-  private long viewChangeTimeoutNs;
-  private long lastViewChangeResendNs;
-  private boolean doViewChangeSent;
+  private final ViewChange viewChange = new ViewChange();
   /**
    * Takes no part in forming the current view: restarted into VIEW_CHANGE (see the constructor), or
    * must catch up first (mustCatchUp). Such a replica sends no START_VIEW_CHANGE or DO_VIEW_CHANGE and
@@ -231,141 +167,51 @@ public final class ReplicaCore {
    * storage to clear its marker (Effects.caughtUp).
    */
   private boolean mustCatchUp;
-  /** PreVote (Raft thesis 9.6): the view this replica asks support for, or 0; and who granted it. */
-  private long preVoteView;
-  private final Set<Integer> preVotes = new HashSet<>();
-  private long lastPreVoteSentNs = Long.MIN_VALUE / 2;
+  private final PreVote preVote;
   private long lastUnstickNs = Long.MIN_VALUE / 2;
-  /** At the new primary: the replica whose log was chosen, while committed entries are fetched from it. */
-  private int fillFrom;
-  private long fillUpTo;
-  private long fillBytes;
-  private long lastFillRequestNs;
-  /** Entries of the chosen log received since the last fill request, and their bytes. */
-  private long fillBytesSinceRequest;
-  /** Of those, the bytes of entries that travel by datagram, as the answering replica charges them to its credit. */
-  private long fillCreditedBytesSinceRequest;
-  private int fillCountSinceRequest;
-  private final TreeMap<Long, Entry> fill = new TreeMap<>();
-  private DoViewChange chosen;
-  private long chosenCommit;
+  /** At the new primary: the fetch of the chosen log's entries. */
+  private final LogFill fill;
 
-  // Recovery state.
-  private long recoveryNonce;
-  private long lastRecoverySentNs = Long.MIN_VALUE / 2;
-  private final Map<Integer, RecoveryResponse> recoveryResponses = new HashMap<>();
-  private final Map<Integer, Long> recoveryViews = new HashMap<>();
+  private final RecoveryProtocol recovery;
 
-  private final PriorityQueue<PendingRead> pendingReads =
-      new PriorityQueue<>((a, b) -> a.requiredOp != b.requiredOp
-          ? Long.compare(a.requiredOp, b.requiredOp) : Long.compare(a.seq, b.seq));
-  private long readSeq;
+  private final ReadIndex readIndex;
   private boolean started;
   /** The time of the event being stepped. */
   private long currentNs;
   private long viewChanges;
   private long lastViewChangeNs = -1;
-  /**
-   * The last op of the log when this replica last became primary (view change or restart): entries up
-   * to it may have been committed, and answered, by an earlier primary, so linearizable reads wait until
-   * this primary's commit covers them (Raft's "commit an entry of the current term first", thesis 6.4).
-   */
-  private long readFloorOp;
 
-  /**
-   * The replicated clock (Entry.time_ms): the time of the newest entry this replica knows, and the
-   * step time at which it learned it. clockMs(now) runs on from there at the local monotonic rate, so
-   * entry times never decrease along the log and never run ahead of the real time elapsed since the
-   * first entry (an entry is learned after it was made), the Raft thesis 6.3 session clock.
-   */
-  private long clockBaseMs;
-  private long clockBaseNs;
-  private boolean clockStarted;
+  /** The replicated clock (Entry.time_ms). */
+  private final ReplicatedClock clock = new ReplicatedClock();
 
   private final Counters counters = new Counters();
-
-  /** Counters the core keeps for status; plain fields, read on the core's thread. */
-  public static final class Counters {
-    public long requests;
-    public long writes;
-    public long reads;
-    public long busy;
-    public long invalid;
-    public long tooLarge;
-    public long duplicates;
-    public long readTimeouts;
-    public long batches;
-    public long notPrimary;
-    public long noQuorum;
-    public long preparesSent;
-    public long heartbeatsSent;
-    public long nacksSent;
-    public long nacksReceived;
-    public long retransmits;
-    public long retransmitsMulticast;
-    public long retransmitsFromLog;
-    public long gapsDetected;
-    public long duplicateEntries;
-    public long nonCanonicalEntries;
-    public long outOfOrderDropped;
-    public long droppedStaleView;
-    public long droppedFutureView;
-    public long droppedUnexpected;
-    public long stateTransfers;
-    public long viewChangesStarted;
-    public long preVotesStarted;
-    public long preVotesGranted;
-    public long droppedSticky;
-    public long unstickNotices;
-    public long viewChangesRefused;
-    public long viewChangesUnfetchable;
-    public long readRounds;
-    /** Peer messages dropped by PeerMessageChecks (by reason: {@link ReplicaCore#peerRejections()}). */
-    public long peerRejected;
-    /** NACKs answered with nothing: the asker's resend budget was spent (ResendBudget). */
-    public long resendsThrottled;
-    /** NACK answers cut short by the asker's credit (a cluster without a key; ResendBudget). */
-    public long resendsOverCredit;
-    /** Ops a NACK asked for that the asker had acknowledged already (not resent). */
-    public long resendsAlreadyAcked;
-  }
 
   public ReplicaCore(CoreConfig config, RecoveredState recovered) {
     this.config = config;
     this.validator = new RequestValidator(config);
     this.checks = new PeerMessageChecks(config, validator);
-    this.resendBudget = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec,
-        config.resendAmplificationLimit,
-        // Credit for two padded NACKs' answers: enough that asking is never slower than one round trip
-        // per answer, and little enough that what a member earned before it went away buys a forger
-        // in its name next to nothing.
-        2L * config.resendAmplificationLimit * Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes));
+    this.resender = new Resender(config);
     this.n = config.replicaIds().size();
     this.self = config.replicaId();
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
     this.view = recovered.view();
     this.lastNormalView = Math.min(recovered.lastNormalView(), recovered.view());
-    this.appliedOp = recovered.appliedOp();
-    this.applyRequestedOp = recovered.appliedOp();
-    this.checksum = recovered.checksum();
-    this.logFirstOp = Math.min(recovered.logFirstOp(), appliedOp + 1);
-    this.window = new LogWindow(appliedOp);
-    for (Entry e : recovered.unappliedLog()) {
-      window.append(e);
-    }
-    this.lastOp = window.last();
-    // Everything in the local log survived a restart, so it is durable here.
-    this.persistedOp = lastOp;
-    this.knownLastOp = lastOp;
-    this.acked = new long[n];
-    this.lastHeardNs = new long[n];
-    this.roundAcked = new long[n];
-    this.acked[index(self)] = persistedOp;
-    // A single replica is its own majority: its durable log is committed. With more, what is committed
-    // beyond the applied number is learned again from the primary (or, at the primary, from the acks).
-    this.commitOp = n == 1 ? lastOp : appliedOp;
-    this.resends = new ResendTracker(config.resendSuppressNs, config.multicastRetransmitWindowNs,
-        4 * config.maxRetransmitEntriesPerNack);
+    // Everything in the local log survived a restart, so it is durable here. A single replica is its
+    // own majority: its durable log is committed. With more, what is committed beyond the applied
+    // number is learned again from the primary (or, at the primary, from the acks).
+    this.log = new ReplicaLog(recovered, n == 1, config.retransmitRingEntries, config.retransmitRingBytes);
+    this.retention = new LogRetention(Math.min(recovered.logFirstOp(), log.appliedOp() + 1),
+        config.logRetentionMinOps, config.logRetentionMaxOps);
+    this.repair = new GapRepair(config, random, log.lastOp());
+    this.recovery = new RecoveryProtocol(config);
+    this.preVote = new PreVote(config);
+    this.fill = new LogFill(config);
+    this.intake = new Intake(config);
+    this.heartbeats = new HeartbeatTimer(config.heartbeatIntervalNs);
+    this.primaryWatch = new PrimaryWatch(config.quorumTimeoutNs);
+    this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
+    this.quorum = new QuorumTracker(config);
+    this.quorum.selfPersisted(log.persistedOp());
     this.mode = recovered.recovering() && n > 1 ? Mode.RECOVERING : Mode.NORMAL;
     if (mode == Mode.NORMAL && n > 1 && recovered.restarted()
         && (lastNormalView < view || config.primaryOf(view) == self)) {
@@ -380,26 +226,25 @@ public final class ReplicaCore {
       // crash): it waits to hear from this view's primary, or joins a view change to a newer view.
       this.restartLimbo = true;
     }
-    this.readFloorOp = lastOp;
-    this.verifiedOp = mode == Mode.NORMAL ? lastOp : commitOp;
+    this.readIndex = new ReadIndex(config.maxQueuedRequests, config.readTimeoutNs, log.lastOp());
+    if (mode != Mode.NORMAL) {
+      log.unverifyAboveCommit();
+    }
     // A restarted backup whose last normal view is older than its view had not caught up in it.
-    this.completeAtOp = lastNormalView == view ? 0 : -1;
+    this.completeness = new Completeness(lastNormalView == view
+        ? Completeness.State.COMPLETE : Completeness.State.UNKNOWN);
     this.durableLastNormalView = lastNormalView;
     this.lastCountedView = recovered.view();
     this.mustCatchUp = recovered.mustCatchUp() && n > 1;
     if (mustCatchUp) {
       // What its log says it has is not what it acknowledged: it votes for nothing and acknowledges
       // nothing until it has caught up from a primary, and its log ranks below every other one.
-      this.completeAtOp = -1;
+      this.completeness.unknown();
       this.restartLimbo = mode == Mode.VIEW_CHANGE || restartLimbo;
     }
     if (mode == Mode.RECOVERING || mustCatchUp) {
       this.lastNormalView = 0;
     }
-  }
-
-  private int index(int replicaId) {
-    return config.replicaIds().indexOf(replicaId);
   }
 
   public boolean isPrimary() {
@@ -417,22 +262,18 @@ public final class ReplicaCore {
   /** Steps one event at time nowNs, appending what to do to out. */
   public void step(Event event, long nowNs, Effects out) {
     currentNs = nowNs;
-    out.logEpoch = logEpoch;
+    out.logEpoch = log.epoch();
     if (!started) {
       started = true;
-      clockBaseNs = nowNs;
-      clockStarted = true;
-      if (lastOp > window.base()) {
-        clockBaseMs = window.get(lastOp).getTimeMs(); // the restarted log's newest entry
+      clock.start(nowNs);
+      if (log.lastOp() > log.windowBase()) {
+        clock.restartedAt(log.entry(log.lastOp()).getTimeMs()); // the restarted log's newest entry
       }
-      Arrays.fill(lastHeardNs, nowNs); // grace period: nobody is presumed dead at start
-      lastHeardFromPrimaryNs = nowNs;
-      electionTimeoutNs = randomizedTimeout();
-      viewChangeStartedNs = nowNs;
-      viewChangeTimeoutNs = randomizedTimeout();
-      lastViewChangeResendNs = nowNs;
+      quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
+      primaryWatch.restart(nowNs, randomizedTimeout());
+      viewChange.startTimers(nowNs, randomizedTimeout());
       if (mode == Mode.RECOVERING) {
-        recoveryNonce = random.nextLong() | 1;
+        recovery.begin(random.nextLong() | 1);
       }
       if (isBackup()) {
         // Announce ourselves: a primary gone quiet for want of a quorum speaks again when it hears us.
@@ -456,31 +297,12 @@ public final class ReplicaCore {
       onStateInstalled(s, nowNs, out);
     } else if (event instanceof Event.StateTransferFailed) {
       // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
-      stateTransferInFlight = false;
-      stateTransferRetryNs = nowNs + config.heartbeatIntervalNs * 4;
-      out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
+      out.nextTickNs = Math.min(out.nextTickNs, catchUp.failed(nowNs));
     } else {
       throw new IllegalArgumentException("unknown event " + event);
     }
-    out.logEpoch = logEpoch;
+    out.logEpoch = log.epoch();
     checkInvariants();
-  }
-
-  /** The replicated clock at step time nowNs (see clockBaseMs). */
-  private long clockMs(long nowNs) {
-    if (!clockStarted) {
-      clockStarted = true;
-      clockBaseNs = nowNs;
-    }
-    return clockBaseMs + Math.max(0, nowNs - clockBaseNs) / 1_000_000L;
-  }
-
-  /** Moves the replicated clock up to entry e's time when e is newer than what the clock says. */
-  private void learnTime(Entry e) {
-    if (e.getTimeMs() > clockMs(currentNs)) {
-      clockBaseMs = e.getTimeMs();
-      clockBaseNs = currentNs;
-    }
   }
 
   /** An election timeout in [T, 2T): randomized so that replicas rarely time out together. */
@@ -534,7 +356,7 @@ public final class ReplicaCore {
       return b.setStatus(Status.UNAVAILABLE)
           .setError("replica " + self + " is in a view change to view " + view).build();
     }
-    long silentNs = currentNs - lastHeardFromPrimaryNs;
+    long silentNs = primaryWatch.silentNs(currentNs);
     if (silentNs > primarySilentHintNs()) {
       return b.setStatus(Status.UNAVAILABLE)
           .setError("replica " + self + " has not heard from replica " + primary + ", the primary of view "
@@ -562,35 +384,33 @@ public final class ReplicaCore {
       out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
       return;
     }
-    if (!sequential && n > 1 && liveReplicas(nowNs) < config.quorum()) {
+    if (!sequential && n > 1 && quorum.live(nowNs) < config.quorum()) {
       counters.noQuorum++;
       out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
-          Status.UNAVAILABLE, "no quorum: the primary has heard from " + liveReplicas(nowNs) + " of " + n
+          Status.UNAVAILABLE, "no quorum: the primary has heard from " + quorum.live(nowNs) + " of " + n
               + " replicas (needs " + config.quorum() + ")")));
       return;
     }
     // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after
     // arrival that f backups answer, which proves no newer view had formed (ReadIndex).
-    long required = sequential ? request.getMinOp() : Math.max(commitOp, readFloorOp);
-    long round = 0;
+    long required = sequential ? request.getMinOp() : readIndex.linearizableOp(log.commitOp());
+    long round = ReadIndex.NO_ROUND;
     if (!sequential && n > 1) {
-      round = heartbeatRound + 1;
-      readRoundWanted = true;
+      round = readIndex.nextRound(quorum.round());
     }
-    if (round == 0 && appliedOp >= required) {
+    if (round == ReadIndex.NO_ROUND && log.appliedOp() >= required) {
       out.reads.add(new Effects.Read(event.connectionId(), request));
       return;
     }
-    if (pendingReads.size() >= config.maxQueuedRequests) {
+    if (readIndex.isFull()) {
       counters.busy++;
       out.replies.add(new Effects.Reply(event.connectionId(),
           RequestValidator.refuse(request, Status.BUSY, "too many reads waiting (max_queued_requests "
               + config.maxQueuedRequests + ")")));
       return;
     }
-    pendingReads.add(new PendingRead(event.connectionId(), request, required, round,
-        nowNs + config.readTimeoutNs, readSeq++));
-    out.nextTickNs = Math.min(out.nextTickNs, nowNs + config.readTimeoutNs);
+    long deadlineNs = readIndex.add(event.connectionId(), request, required, round, nowNs);
+    out.nextTickNs = Math.min(out.nextTickNs, deadlineNs);
   }
 
   private void onWrite(Event.ClientRequest event, long nowNs, Effects out) {
@@ -600,15 +420,11 @@ public final class ReplicaCore {
       out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
       return;
     }
-    if (request.getClientId() != 0) {
-      Long op = pendingRequests.get(new SessionKey(request.getClientId(), request.getRequestId()));
-      if (op != null) {
-        counters.duplicates++;
-        addWaiter(op, new Waiter(event.connectionId(), request.getRequestId()));
-        return;
-      }
+    if (intake.joinInFlight(event)) {
+      counters.duplicates++;
+      return;
     }
-    int live = liveReplicas(nowNs);
+    int live = quorum.live(nowNs);
     if (live < config.quorum()) {
       counters.noQuorum++;
       out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
@@ -616,59 +432,16 @@ public final class ReplicaCore {
               + " replicas (needs " + config.quorum() + ")")));
       return;
     }
-    if (!queued.isEmpty() || windowFull()) {
-      if (queued.size() >= config.maxQueuedRequests) {
-        counters.busy++;
-        out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
-            Status.BUSY, "replica overloaded: " + queued.size() + " writes queued (max_queued_requests)")));
-      } else {
-        queued.add(event);
-      }
-      if (!intakePaused) {
-        intakePaused = true;
-        out.pauseIntake = Boolean.TRUE;
-      }
+    if (intake.mustQueue(log.lastOp() - log.commitOp())) {
+      intake.queue(event, counters, out);
       return;
     }
     admit(event, out);
   }
 
-  /** Replicas (this one included) heard from within the election timeout. */
-  private int liveReplicas(long nowNs) {
-    int live = 1;
-    for (int i = 0; i < n; i++) {
-      if (config.replicaIds().get(i) != self && nowNs - lastHeardNs[i] < config.quorumTimeoutNs) {
-        live++;
-      }
-    }
-    return live;
-  }
-
-  private boolean windowFull() {
-    return lastOp - commitOp >= config.maxInFlightOps || inFlightBytes >= config.maxInFlightBytes;
-  }
-
   private void admit(Event.ClientRequest event, Effects out) {
     Request request = event.request();
-    Entry.Builder b = Entry.newBuilder()
-        .setOp(lastOp + 1)
-        .setView(view)
-        .setClientId(request.getClientId())
-        .setRequestId(request.getRequestId())
-        .setFirstIncomplete(request.getFirstIncomplete())
-        .setTimeMs(clockMs(currentNs));
-    switch (request.getOpCase()) {
-      case PUT -> b.setPut(request.getPut());
-      case DELETE -> b.setDelete(request.getDelete());
-      case COMPARE_AND_SET -> b.setCompareAndSet(request.getCompareAndSet());
-      case BATCH -> b.setBatch(request.getBatch());
-      // The primary, not the client, sets the session's terms, so every replica applies the same ones.
-      case REGISTER_SESSION -> b.setRegisterSession(io.choir.proto.RegisterSession.newBuilder()
-          .setTimeoutMs(config.sessionTimeoutMs).setMaxSessions(config.maxClientSessions));
-      case CLOSE_SESSION -> b.setCloseSession(io.choir.proto.CloseSession.getDefaultInstance());
-      default -> throw new IllegalStateException("not a write: " + request.getOpCase());
-    }
-    Entry entry = b.build();
+    Entry entry = Intake.entryFor(request, log.lastOp() + 1, view, clock.nowMs(currentNs), config);
     int size = entry.getSerializedSize();
     if (size > config.maxBatchBytes) {
       counters.tooLarge++;
@@ -677,50 +450,24 @@ public final class ReplicaCore {
               + config.maxBatchBytes)));
       return;
     }
-    if (batchBytes + size > config.maxBatchBytes || batch.size() >= config.maxBatchEntries) {
+    if (intake.batchFull(size)) {
       flushBatch(out);
     }
-    lastOp = entry.getOp();
-    verifiedOp = lastOp;
-    window.append(entry);
-    inFlightBytes += size;
-    addWaiter(lastOp, new Waiter(event.connectionId(), request.getRequestId()));
-    if (request.getClientId() != 0) {
-      pendingRequests.put(new SessionKey(request.getClientId(), request.getRequestId()), lastOp);
-    }
-    batch.add(entry);
-    batchBytes += size;
-  }
-
-  private void addWaiter(long op, Waiter w) {
-    Object existing = waiters.get(op);
-    if (existing == null) {
-      waiters.put(op, w);
-    } else if (existing instanceof Waiter single) {
-      List<Waiter> list = new ArrayList<>(2);
-      list.add(single);
-      list.add(w);
-      waiters.put(op, list);
-    } else {
-      @SuppressWarnings("unchecked")
-      List<Waiter> list = (List<Waiter>) existing;
-      list.add(w);
-    }
+    log.appendOwn(entry);
+    intake.admitted(entry, size, event);
   }
 
   /** Hands the burst's batch to storage and, with backups, multicasts it (VR 4.1 step 3). */
   private void flushBatch(Effects out) {
-    if (batch.isEmpty()) {
+    if (!intake.hasBatch()) {
       return;
     }
-    flushedOp = batch.get(batch.size() - 1).getOp();
+    List<Entry> batch = intake.takeBatch();
     out.persist.addAll(batch);
     counters.batches++;
     if (n > 1) {
       sendPrepares(Effects.MULTICAST, batch, out);
     }
-    batch.clear();
-    batchBytes = 0;
   }
 
   /** Packs entries (consecutive ops) into as few PREPAREs as fit max_datagram_bytes. */
@@ -756,7 +503,7 @@ public final class ReplicaCore {
   }
 
   private void emitPrepare(int to, Prepare.Builder p, Effects out) {
-    p.setCommit(commitOp);
+    p.setCommit(log.commitOp());
     Prepare prepare = p.build();
     out.sends.add(new Effects.Send(to, view, MessageType.PREPARE, prepare));
     counters.preparesSent++;
@@ -769,39 +516,21 @@ public final class ReplicaCore {
   }
 
   private void noteMulticast(long nowNs) {
-    lastMulticastNs = nowNs;
-    commitAtLastMulticast = commitOp;
+    heartbeats.multicast(nowNs, log.commitOp());
   }
 
   // ---------------------------------------------------------------- storage events
 
   private void onPersisted(Event.Persisted event, Effects out) {
-    long op = event.op();
-    if (event.epoch() != logEpoch) {
-      // A write issued before a truncation: what it wrote at or below every truncation point since is
-      // still this log's and durable; above, a later truncation removed it.
-      if (event.epoch() > logEpoch || truncations.isEmpty() || truncations.peekFirst()[0] > event.epoch()) {
-        return;
-      }
-      for (long[] t : truncations) {
-        if (t[0] >= event.epoch()) {
-          op = Math.min(op, t[1]);
-        }
-      }
-    }
-    if (op > lastOp) {
-      throw new IllegalStateException("persisted " + op + " beyond last op " + lastOp);
-    }
-    if (op <= persistedOp) {
+    if (!log.persisted(event.epoch(), event.op())) {
       return;
     }
-    persistedOp = op;
-    acked[index(self)] = persistedOp;
-    if (!stateTransferPending && applyRequestedOp < commitOp) {
-      requestApply(out); // committed entries that waited for their own log write
+    quorum.selfPersisted(log.persistedOp());
+    if (!catchUp.pending() && log.applyPending()) {
+      log.requestApply(out); // committed entries that waited for their own log write
     }
     if (isPrimary()) {
-      advanceCommit(quorumCommit(), out);
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, log.lastOp()), out);
     } else {
       sendPrepareOk(out);
     }
@@ -814,152 +543,74 @@ public final class ReplicaCore {
    * or a later view change could prefer a log that lacks the op.
    */
   private void sendPrepareOk(Effects out) {
-    if (isBackup() && completeAtOp == 0 && durableLastNormalView == lastNormalView) {
+    if (isBackup() && completeness.isComplete() && durableLastNormalView == lastNormalView) {
       out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.PREPARE_OK,
-          PrepareOk.newBuilder().setOp(Math.min(persistedOp, verifiedOp)).build()));
+          PrepareOk.newBuilder().setOp(Math.min(log.persistedOp(), log.verifiedOp())).build()));
     }
   }
 
   /** The op a backup may acknowledge now (0 while its log is incomplete or its last normal view is not durable). */
   private long ackableOp() {
-    return completeAtOp == 0 && durableLastNormalView == lastNormalView ? Math.min(persistedOp, verifiedOp) : 0;
+    return completeness.isComplete() && durableLastNormalView == lastNormalView ? Math.min(log.persistedOp(), log.verifiedOp()) : 0;
   }
 
   private void onLastNormalViewPersisted(Event.LastNormalViewPersisted event, Effects out) {
     durableLastNormalView = event.lastNormalView();
     if (isPrimary()) {
-      advanceCommit(quorumCommit(), out); // its own copy counts from now on
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, log.lastOp()), out); // its own copy counts from now on
     } else {
       sendPrepareOk(out);
     }
   }
 
-  /**
-   * The highest op that f+1 replicas (this primary counted once its last normal view of this view is on
-   * disk, as for a backup's ack) have persisted in this view.
-   */
-  private long quorumCommit() {
-    long[] sorted = acked.clone();
-    if (durableLastNormalView != lastNormalView) {
-      sorted[index(self)] = 0;
-    }
-    Arrays.sort(sorted);
-    // COMMIT_ALONE (test_break_protocol: commit-alone) is a deliberate bug: a quorum of one.
-    long c = sorted[n - (config.breakage == CoreConfig.Breakage.COMMIT_ALONE ? 1 : config.quorum())];
-    return Math.min(c, lastOp);
-  }
-
   private void advanceCommit(long newCommit, Effects out) {
-    newCommit = Math.min(newCommit, lastOp);
-    if (newCommit <= commitOp) {
+    newCommit = Math.min(newCommit, log.lastOp());
+    if (newCommit <= log.commitOp()) {
       return;
     }
     if (isPrimary()) {
-      for (long op = Math.max(commitOp + 1, window.base() + 1); op <= newCommit; op++) {
-        inFlightBytes -= window.get(op).getSerializedSize();
+      for (long op = Math.max(log.commitOp() + 1, log.windowBase() + 1); op <= newCommit; op++) {
+        intake.committed(log.entry(op).getSerializedSize());
       }
     }
-    commitOp = newCommit;
-    if (!stateTransferPending) {
-      requestApply(out);
+    log.commitUpTo(newCommit);
+    if (!catchUp.pending()) {
+      log.requestApply(out);
     }
     if (isPrimary()) {
       admitQueued(out);
     }
   }
 
-  /**
-   * Asks for the committed entries this replica has persisted to be applied. Never beyond the persisted
-   * op: the log lane must have written an entry before the apply lane writes its effects, so that every
-   * prefix of the write-ahead log a power loss leaves holds the log of everything applied (the two lanes
-   * share RocksDB's one WAL; an apply that overtook the log write would leave applied above a hole).
-   */
-  private void requestApply(Effects out) {
-    long upTo = Math.min(commitOp, persistedOp);
-    for (long op = applyRequestedOp + 1; op <= upTo; op++) {
-      out.apply.add(window.get(op));
-    }
-    applyRequestedOp = Math.max(applyRequestedOp, upTo);
-  }
-
   private void admitQueued(Effects out) {
-    while (!queued.isEmpty() && !windowFull()) {
-      Event.ClientRequest next = queued.poll();
-      Long op = next.request().getClientId() == 0 ? null
-          : pendingRequests.get(new SessionKey(next.request().getClientId(), next.request().getRequestId()));
-      if (op != null) {
-        addWaiter(op, new Waiter(next.connectionId(), next.request().getRequestId()));
-      } else {
+    for (Event.ClientRequest next = intake.nextQueued(log.lastOp() - log.commitOp()); next != null;
+        next = intake.nextQueued(log.lastOp() - log.commitOp())) {
+      if (!intake.joinInFlight(next)) {
         admit(next, out);
       }
     }
-    if (intakePaused && queued.isEmpty()
-        && lastOp - commitOp <= config.maxInFlightOps / 2
-        && inFlightBytes <= config.maxInFlightBytes / 2) {
-      intakePaused = false;
-      out.pauseIntake = Boolean.FALSE;
-    }
+    intake.maybeResume(log.lastOp() - log.commitOp(), out);
   }
 
   private void onApplied(Event.Applied event, Effects out) {
-    if (event.op() <= appliedOp) {
+    if (event.op() <= log.appliedOp()) {
       return; // superseded by a state transfer
     }
-    if (event.firstOp() != appliedOp + 1 || event.op() > applyRequestedOp
-        || event.replies().size() != event.op() - event.firstOp() + 1) {
-      throw new IllegalStateException("applied " + event.firstOp() + ".." + event.op() + " after "
-          + appliedOp + " (requested up to " + applyRequestedOp + ")");
-    }
+    log.checkApplied(event.firstOp(), event.op(), event.replies().size());
     for (long op = event.firstOp(); op <= event.op(); op++) {
       Response reply = event.replies().get((int) (op - event.firstOp()));
-      Entry entry = window.get(op);
-      if (entry.getClientId() != 0) {
-        pendingRequests.remove(new SessionKey(entry.getClientId(), entry.getRequestId()));
-      }
-      Object w = waiters.remove(op);
-      if (w instanceof Waiter single) {
-        out.replies.add(new Effects.Reply(single.connectionId(), reply));
-      } else if (w != null) {
-        @SuppressWarnings("unchecked")
-        List<Waiter> list = (List<Waiter>) w;
-        for (Waiter each : list) {
-          out.replies.add(new Effects.Reply(each.connectionId(), reply));
-        }
-      }
+      intake.applied(log.entry(op), reply, out);
     }
-    appliedOp = event.op();
-    checksum = event.checksum();
-    // Keep a ring of applied entries in memory for fast resends; older ones are read from the log.
-    // Bounded in entries and in bytes: many large values must not fill the heap (found by a process
-    // test with 1 MiB values: 8192 of them are 8 GiB).
-    for (long op = event.firstOp(); op <= event.op(); op++) {
-      ringBytes += window.get(op).getSerializedSize();
-    }
-    long keepFrom = Math.max(window.base(), appliedOp - config.retransmitRingEntries);
-    while (window.base() < appliedOp && (window.base() < keepFrom || ringBytes > config.retransmitRingBytes)) {
-      ringBytes -= window.get(window.base() + 1).getSerializedSize();
-      window.releaseUpTo(window.base() + 1);
-    }
+    log.applied(event.firstOp(), event.op(), event.checksum());
     releaseReads(out);
     maybeTruncate(out);
   }
 
   /** Runs the reads whose op is applied and whose heartbeat round (if any) f backups confirmed. */
   private void releaseReads(Effects out) {
-    if (pendingReads.isEmpty()) {
-      return;
+    if (!readIndex.isEmpty()) {
+      readIndex.release(log.appliedOp(), confirmedRound(), out);
     }
-    long confirmed = confirmedRound();
-    List<PendingRead> blocked = new ArrayList<>();
-    while (!pendingReads.isEmpty() && pendingReads.peek().requiredOp() <= appliedOp) {
-      PendingRead r = pendingReads.poll();
-      if (r.round() <= confirmed) {
-        out.reads.add(new Effects.Read(r.connectionId(), r.request()));
-      } else {
-        blocked.add(r);
-      }
-    }
-    pendingReads.addAll(blocked);
   }
 
   /** The highest heartbeat round that f backups have answered in this view. */
@@ -967,18 +618,7 @@ public final class ReplicaCore {
     if (!isPrimary()) {
       return Long.MAX_VALUE; // sequential reads only: no round needed
     }
-    if (n == 1) {
-      return Long.MAX_VALUE;
-    }
-    long[] rounds = new long[n - 1];
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-      if (config.replicaIds().get(i) != self) {
-        rounds[k++] = roundAcked[i];
-      }
-    }
-    Arrays.sort(rounds);
-    return rounds[rounds.length - f()];
+    return quorum.confirmedRound();
   }
 
   /**
@@ -987,28 +627,20 @@ public final class ReplicaCore {
    * log grow forever; never an unapplied entry (needed to recover after a crash).
    */
   private void maybeTruncate(Effects out) {
-    long lowWatermark = isPrimary() ? Arrays.stream(acked).min().orElse(0) : appliedOp;
-    long keepFrom = Math.min(lowWatermark + 1, commitOp - config.logRetentionMinOps + 1);
-    keepFrom = Math.max(keepFrom, commitOp - config.logRetentionMaxOps + 1);
-    keepFrom = Math.min(keepFrom, appliedOp + 1);
-    long step = Math.max(1, config.logRetentionMinOps / 10);
-    if (keepFrom > logFirstOp && keepFrom - Math.max(lastTruncateRequest, logFirstOp) >= step) {
-      out.truncateLogBefore = keepFrom;
-      logFirstOp = keepFrom;
-      lastTruncateRequest = keepFrom;
-    }
+    long lowWatermark = isPrimary() ? quorum.lowWatermark() : log.appliedOp();
+    retention.truncate(lowWatermark, log.commitOp(), log.appliedOp()).ifPresent(op -> out.truncateLogBefore = op);
   }
 
   // ---------------------------------------------------------------- peers
 
   private void onPeer(Event.Peer p, long nowNs, Effects out) {
-    int fromIndex = index(p.from());
+    int fromIndex = quorum.indexOf(p.from());
     if (fromIndex < 0 || p.from() == self) {
       counters.droppedUnexpected++;
       return;
     }
     // Every message in a replica's name earns it resend credit on a cluster without a key (ResendBudget).
-    resendBudget.received(fromIndex, DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
+    resender.received(fromIndex, DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
     if (!checks.admit(p, view)) {
       counters.peerRejected = checks.total();
       return;
@@ -1032,7 +664,7 @@ public final class ReplicaCore {
     if (p.type() == MessageType.PRE_VIEW_CHANGE || p.type() == MessageType.PRE_VIEW_CHANGE_OK) {
       // Pre-votes change nothing at the receiver and are answered whatever view their sender is in.
       if (p.view() >= view) {
-        lastHeardNs[fromIndex] = nowNs; // a quiet primary (no quorum) hears its backups again
+        quorum.heard(fromIndex, nowNs); // a quiet primary (no quorum) hears its backups again
       }
       if (p.view() > view) {
         // The sender is in a newer view, which a majority once supported (views only rise behind a
@@ -1066,7 +698,7 @@ public final class ReplicaCore {
       }
       return;
     }
-    lastHeardNs[fromIndex] = nowNs;
+    quorum.heard(fromIndex, nowNs);
     boolean fromPrimaryOfItsView = p.from() == config.primaryOf(p.view());
     if (p.view() > view) {
       switch (p.type()) {
@@ -1114,10 +746,10 @@ public final class ReplicaCore {
         }
       }
       case PREPARE -> {
-        if (mode == Mode.VIEW_CHANGE && fillFrom == p.from()) {
+        if (mode == Mode.VIEW_CHANGE && fill.isFrom(p.from())) {
           onFillEntries((Prepare) p.body(), nowNs, out);
         } else if (fromPrimaryOfItsView && !isPrimary()) {
-          if (!checks.entriesFit(p, (Prepare) p.body(), verifiedOp, commitOp, window)) {
+          if (!checks.entriesFit(p, (Prepare) p.body(), log.verifiedOp(), log.commitOp(), log.window())) {
             counters.peerRejected = checks.total();
             return;
           }
@@ -1142,7 +774,7 @@ public final class ReplicaCore {
       case PREPARE_OK -> {
         if (isPrimary()) {
           long op = ((PrepareOk) p.body()).getOp();
-          if (!checks.ackWithin(p, op, 0, lastOp, heartbeatRound)) {
+          if (!checks.ackWithin(p, op, 0, log.lastOp(), quorum.round())) {
             counters.peerRejected = checks.total();
             return;
           }
@@ -1154,11 +786,11 @@ public final class ReplicaCore {
       case HEARTBEAT_OK -> {
         if (isPrimary()) {
           HeartbeatOk ok = (HeartbeatOk) p.body();
-          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), lastOp, heartbeatRound)) {
+          if (!checks.ackWithin(p, ok.getOp(), ok.getRound(), log.lastOp(), quorum.round())) {
             counters.peerRejected = checks.total();
             return;
           }
-          roundAcked[fromIndex] = Math.max(roundAcked[fromIndex], ok.getRound());
+          quorum.roundAnswered(fromIndex, ok.getRound());
           onAck(fromIndex, ok.getOp(), out);
           releaseReads(out);
         } else {
@@ -1187,8 +819,8 @@ public final class ReplicaCore {
     if (mode != Mode.NORMAL || n == 1) {
       return false;
     }
-    return isPrimary() ? liveReplicas(nowNs) >= config.quorum()
-        : nowNs - lastHeardFromPrimaryNs < config.quorumTimeoutNs;
+    return isPrimary() ? quorum.live(nowNs) >= config.quorum()
+        : primaryWatch.alive(nowNs);
   }
 
   /**
@@ -1204,28 +836,7 @@ public final class ReplicaCore {
     if (view >= PeerMessageChecks.MAX_NUMBER) {
       return; // no view beyond: the others would drop the proposal (never reached but by lying members)
     }
-    long proposed = view + 1;
-    if (preVoteView != proposed) {
-      preVoteView = proposed;
-      preVotes.clear();
-      lastPreVoteSentNs = Long.MIN_VALUE / 2;
-      counters.preVotesStarted++;
-    }
-    if (nowNs - lastPreVoteSentNs >= preVoteResendNs()) {
-      lastPreVoteSentNs = nowNs;
-      out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.PRE_VIEW_CHANGE,
-          PreViewChange.newBuilder().setView(proposed).build()));
-    }
-    out.nextTickNs = Math.min(out.nextTickNs, lastPreVoteSentNs + preVoteResendNs());
-  }
-
-  private long preVoteResendNs() {
-    return 2 * config.heartbeatIntervalNs;
-  }
-
-  private void clearPreVote() {
-    preVoteView = 0;
-    preVotes.clear();
+    preVote.ask(view + 1, view, nowNs, counters, out);
   }
 
   /**
@@ -1246,8 +857,8 @@ public final class ReplicaCore {
     }
     // In a view change it grants only once its own has stalled: a view change making progress (a
     // long fetch of the chosen log) must not be cut short by one replica's impatience.
-    boolean grant = (mode == Mode.VIEW_CHANGE && nowNs - viewChangeStartedNs >= viewChangeTimeoutNs)
-        || (isBackup() && nowNs - lastHeardFromPrimaryNs >= config.quorumTimeoutNs);
+    boolean grant = (mode == Mode.VIEW_CHANGE && viewChange.stalled(nowNs))
+        || (isBackup() && !primaryWatch.alive(nowNs));
     if (grant) {
       counters.preVotesGranted++;
       out.sends.add(new Effects.Send(from, view, MessageType.PRE_VIEW_CHANGE_OK,
@@ -1256,31 +867,29 @@ public final class ReplicaCore {
   }
 
   private void onPreViewChangeOk(int from, long proposed, long nowNs, Effects out) {
-    if (preVoteView == 0 || proposed != preVoteView || proposed <= view) {
+    if (!preVote.asksFor(proposed) || proposed <= view) {
       return;
     }
     if (hearsLivePrimary(nowNs)) {
-      clearPreVote(); // a late grant: our primary spoke again meanwhile
+      preVote.clear(); // a late grant: our primary spoke again meanwhile
       return;
     }
-    preVotes.add(from);
-    if (preVotes.size() >= f()) {
+    if (preVote.granted(from)) {
       startViewChange(proposed, nowNs, out); // f others and this replica: a majority wants it
     }
   }
 
   private void onAck(int fromIndex, long op, Effects out) {
-    resendBudget.acknowledged(fromIndex, op);
-    if (op > acked[fromIndex]) {
-      acked[fromIndex] = Math.min(op, lastOp);
-      advanceCommit(quorumCommit(), out);
+    resender.acknowledged(fromIndex, op);
+    if (quorum.ack(fromIndex, op, log.lastOp())) {
+      advanceCommit(quorum.commit(durableLastNormalView == lastNormalView, log.lastOp()), out);
     }
   }
 
   // ---------------------------------------------------------------- backups
 
   private void onPrepare(Prepare prepare, long nowNs, Effects out) {
-    lastHeardFromPrimaryNs = nowNs;
+    primaryWatch.heard(nowNs);
     List<Entry> entries = prepare.getEntriesList();
     for (int i = 0; i < entries.size(); i++) {
       Entry e = entries.get(i);
@@ -1291,26 +900,23 @@ public final class ReplicaCore {
     }
     if (!entries.isEmpty()) {
       Entry newest = entries.get(entries.size() - 1);
-      knownLastOp = Math.max(knownLastOp, newest.getOp());
-      if (completeAtOp < 0 && newest.getView() == view) {
+      repair.learnLastOp(newest.getOp());
+      if (completeness.isUnknown() && newest.getView() == view) {
         // An entry made in this view lies beyond the log this view started with, which holds every op
         // committed before it. A resend of older entries (the answer to a NACK) says nothing of the
         // primary's log: wait for one of this view's entries, a HEARTBEAT or START_VIEW.
-        completeAtOp = Math.max(1, knownLastOp);
+        completeness.at(repair.knownLastOp());
       }
     }
-    long before = verifiedOp;
+    long before = log.verifiedOp();
     for (Entry e : entries) {
       acceptEntry(e, out);
     }
     drainOutOfOrder(out);
     learnCommit(prepare.getCommit(), out);
     checkComplete(out);
-    if (verifiedOp > before && knownLastOp > verifiedOp && nackDueNs != Long.MAX_VALUE) {
-      // A repair is arriving piece by piece (each NACK answer is bounded): ask for the next piece soon
-      // rather than after the backoff the earlier NACKs built up.
-      nackAttempts = 0;
-      nackDueNs = Math.min(nackDueNs, nowNs + (config.nackDelayNs > 0 ? random.nextLong(config.nackDelayNs) : 0));
+    if (log.verifiedOp() > before && repair.knownLastOp() > log.verifiedOp()) {
+      repair.progressed(nowNs); // a repair arriving piece by piece: ask for the next piece soon
     }
     scheduleNack(nowNs, out);
   }
@@ -1324,72 +930,60 @@ public final class ReplicaCore {
       counters.nonCanonicalEntries++; // it would be stored and hashed differently here (see EntryBytes)
       return;
     }
-    if (op <= verifiedOp || outOfOrder.containsKey(op)) {
+    if (op <= log.verifiedOp() || repair.buffered(op)) {
       counters.duplicateEntries++;
       return;
     }
-    if (op == verifiedOp + 1 && !stateTransferPending) {
+    if (op == log.verifiedOp() + 1 && !catchUp.pending()) {
       place(e, out);
       return;
     }
-    if (outOfOrder.size() < config.maxOutOfOrderEntries
-        && outOfOrderBytes + e.getSerializedSize() <= config.maxInFlightBytes) {
-      outOfOrder.put(op, e);
-      outOfOrderBytes += e.getSerializedSize();
-    } else {
-      counters.outOfOrderDropped++; // bounded buffer: the NACK will bring it back
-    }
+    repair.buffer(e, counters);
   }
 
-  /**
-   * Puts the current view's entry for op verifiedOp + 1 in the log: appended after the end, confirmed
-   * when the entry there is the same, and otherwise the entry there and all after it (of an abandoned
-   * view, hence not committed) are dropped first.
-   */
+  /** Puts the current view's entry for op verifiedOp + 1 in the log (ReplicaLog.place). */
   private void place(Entry e, Effects out) {
-    long op = e.getOp();
-    if (op <= lastOp) {
-      if (window.get(op).equals(e)) {
-        verifiedOp = op;
-        return;
-      }
-      truncateAfter(op - 1, out);
+    ReplicaLog.Placed how = log.place(e, out);
+    if (how == ReplicaLog.Placed.REPLACED) {
+      truncated(e.getOp() - 1);
     }
-    append(e, out);
-  }
-
-  private void append(Entry e, Effects out) {
-    learnTime(e);
-    window.append(e);
-    lastOp = e.getOp();
-    verifiedOp = lastOp;
-    out.persist.add(e);
+    if (how != ReplicaLog.Placed.CONFIRMED) {
+      clock.learn(e.getTimeMs(), currentNs);
+    }
   }
 
   private void drainOutOfOrder(Effects out) {
-    if (stateTransferPending) {
+    if (catchUp.pending()) {
       return;
     }
-    Iterator<Map.Entry<Long, Entry>> it = outOfOrder.entrySet().iterator();
-    while (it.hasNext()) {
-      Map.Entry<Long, Entry> next = it.next();
-      if (next.getKey() <= verifiedOp) {
-        outOfOrderBytes -= next.getValue().getSerializedSize();
-        it.remove();
-      } else if (next.getKey() == verifiedOp + 1) {
-        place(next.getValue(), out);
-        outOfOrderBytes -= next.getValue().getSerializedSize();
-        it.remove();
-      } else {
-        break;
-      }
+    for (Entry next = repair.takeNext(log.verifiedOp()); next != null; next = repair.takeNext(log.verifiedOp())) {
+      place(next, out);
     }
   }
 
   private void learnCommit(long commit, Effects out) {
-    primaryCommit = Math.max(primaryCommit, commit);
-    if (!stateTransferPending) {
-      advanceCommit(Math.min(primaryCommit, verifiedOp), out);
+    long primaryCommit = repair.learnPrimaryCommit(commit);
+    if (!catchUp.pending()) {
+      advanceCommit(Math.min(primaryCommit, log.verifiedOp()), out);
+    }
+  }
+
+  /**
+   * Sets the op this backup's log must reach to be complete in this view (what the primary had when we
+   * learned of the view); an idle cluster's primary may have nothing, so it can be complete at once.
+   */
+  private void completeAt(long op, Effects out) {
+    if (op <= log.verifiedOp() && !catchUp.pending()) {
+      becomeComplete(out);
+    } else {
+      completeness.at(op);
+      checkComplete(out);
+    }
+  }
+
+  private void checkComplete(Effects out) {
+    if (completeness.hasTarget() && log.verifiedOp() >= completeness.targetOp() && !catchUp.pending()) {
+      becomeComplete(out);
     }
   }
 
@@ -1399,30 +993,11 @@ public final class ReplicaCore {
    * primary's log holds every committed op) and goes. Only then does its last normal view become this
    * view, recorded after the log writes.
    */
-  /**
-   * Sets the op this backup's log must reach to be complete in this view (what the primary had when we
-   * learned of the view); an idle cluster's primary may have nothing, so it can be complete at once.
-   */
-  private void completeAt(long op, Effects out) {
-    if (op <= verifiedOp && !stateTransferPending) {
-      becomeComplete(out);
-    } else {
-      completeAtOp = Math.max(1, op);
-      checkComplete(out);
-    }
-  }
-
-  private void checkComplete(Effects out) {
-    if (completeAtOp > 0 && verifiedOp >= completeAtOp && !stateTransferPending) {
-      becomeComplete(out);
-    }
-  }
-
   private void becomeComplete(Effects out) {
-    if (lastOp > verifiedOp) {
-      truncateAfter(verifiedOp, out);
+    if (log.lastOp() > log.verifiedOp()) {
+      truncateAfter(log.verifiedOp(), out);
     }
-    completeAtOp = 0;
+    completeness.complete();
     lastNormalView = view;
     mustCatchUp = false;
     persistLastNormalView(out);
@@ -1431,12 +1006,12 @@ public final class ReplicaCore {
   }
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
-    lastHeardFromPrimaryNs = nowNs;
-    knownLastOp = Math.max(knownLastOp, hb.getLastOp());
-    if (completeAtOp < 0) {
+    primaryWatch.heard(nowNs);
+    repair.learnLastOp(hb.getLastOp());
+    if (completeness.isUnknown()) {
       completeAt(hb.getLastOp(), out);
     }
-    primaryLogFirstOp = Math.max(primaryLogFirstOp, hb.getLowWatermark());
+    repair.learnPrimaryLogFirstOp(hb.getLowWatermark());
     learnCommit(hb.getCommit(), out);
     checkComplete(out);
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
@@ -1449,224 +1024,60 @@ public final class ReplicaCore {
 
   /** True when the ops this backup lacks are below what the primary's log still holds. */
   private boolean needsStateTransfer() {
-    return stateTransferPending || (verifiedOp + 1 < primaryLogFirstOp && knownLastOp > verifiedOp);
+    return catchUp.pending() || repair.belowPrimaryLog(log.verifiedOp());
   }
 
   private void requestStateTransfer(long nowNs, Effects out) {
-    if (stateTransferInFlight || (stateTransferRetryNs != Long.MAX_VALUE && nowNs < stateTransferRetryNs)) {
+    if (!catchUp.start(nowNs)) {
       return;
     }
-    stateTransferPending = true;
-    stateTransferInFlight = true;
-    stateTransferRetryNs = Long.MAX_VALUE;
     counters.stateTransfers++;
     out.stateTransferFrom = config.primaryOf(view);
   }
 
   private void onStateInstalled(Event.StateInstalled s, long nowNs, Effects out) {
-    stateTransferPending = false;
-    stateTransferInFlight = false;
-    stateTransferRetryNs = Long.MAX_VALUE;
-    if (s.op() <= appliedOp) {
+    catchUp.installed();
+    if (s.op() <= log.appliedOp()) {
       return;
     }
     // The snapshot holds every op up to s.op(); this replica's log held less (it needed ops below the
     // primary's log), so nothing it acknowledged is lost by replacing its log.
-    appliedOp = s.op();
-    applyRequestedOp = s.op();
-    checksum = s.checksum();
-    lastOp = s.op();
-    verifiedOp = s.op();
-    persistedOp = s.op();
-    commitOp = Math.max(commitOp, s.op());
-    logFirstOp = s.op() + 1;
-    noteTruncation(0); // the install emptied the log: no earlier write survives in it
-    acked[index(self)] = persistedOp;
-    window = new LogWindow(s.op());
-    ringBytes = 0;
+    log.installed(s.op(), s.checksum()); // the install emptied the log: no earlier write survives in it
+    retention.installed(s.op());
+    quorum.selfPersisted(log.persistedOp());
     drainOutOfOrder(out);
-    learnCommit(primaryCommit, out);
+    learnCommit(repair.primaryCommit(), out);
     checkComplete(out);
     scheduleNack(nowNs, out);
   }
 
-  /** The gaps between lastOp and knownLastOp, minus what waits in the out-of-order buffer. */
-  private List<OpRange> missingRanges(int max) {
-    List<OpRange> ranges = new ArrayList<>();
-    long from = verifiedOp + 1;
-    for (long buffered : outOfOrder.keySet()) {
-      if (ranges.size() >= max) {
-        return ranges;
-      }
-      if (buffered > from) {
-        ranges.add(OpRange.newBuilder().setFirst(from).setLast(buffered - 1).build());
-      }
-      from = Math.max(from, buffered + 1);
-    }
-    if (from <= knownLastOp && ranges.size() < max) {
-      ranges.add(OpRange.newBuilder().setFirst(from).setLast(knownLastOp).build());
-    }
-    return ranges;
-  }
-
   private void scheduleNack(long nowNs, Effects out) {
-    boolean gap = isBackup() && !stateTransferPending && knownLastOp > verifiedOp;
-    if (!gap) {
-      nackDueNs = Long.MAX_VALUE;
-      nackAttempts = 0;
-      return;
-    }
-    if (nackDueNs == Long.MAX_VALUE) {
-      counters.gapsDetected++;
-      // A random first delay lets a multicast resend to another replica fill this gap too (RFC 5401).
-      nackDueNs = nowNs + (config.nackDelayNs > 0 ? random.nextLong(config.nackDelayNs) : 0);
-    }
-    out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
+    boolean gap = isBackup() && !catchUp.pending() && repair.knownLastOp() > log.verifiedOp();
+    repair.schedule(gap, nowNs, counters, out);
   }
 
   private void sendNackIfDue(long nowNs, Effects out) {
-    if (nackDueNs == Long.MAX_VALUE || nowNs < nackDueNs) {
-      return;
-    }
-    List<OpRange> ranges = missingRanges(config.maxNackRanges);
+    List<OpRange> ranges = repair.dueNack(nowNs, log.verifiedOp());
     if (ranges.isEmpty()) {
-      nackDueNs = Long.MAX_VALUE;
-      nackAttempts = 0;
       return;
     }
     out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.NACK,
-        padded(Nack.newBuilder().addAllRanges(ranges))));
+        resender.padded(Nack.newBuilder().addAllRanges(ranges))));
     counters.nacksSent++;
-    nackAttempts++;
-    long backoff = Math.min(config.nackBackoffMaxNs,
-        Math.max(config.nackDelayNs, 1_000_000L) << Math.min(nackAttempts, 20));
-    nackDueNs = nowNs + backoff / 2 + random.nextLong(Math.max(1, backoff / 2));
-  }
-
-  /**
-   * A NACK, padded on a cluster without a key to {@link #NACK_PADDED_BYTES} on the wire (at most a
-   * datagram): the asked replica answers at most resend_amplification_limit times what it received.
-   */
-  private Nack padded(Nack.Builder nack) {
-    if (!resendBudget.limited()) {
-      return nack.build();
-    }
-    int target = Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes) - DATAGRAM_HEADER_BYTES;
-    // Field 2's tag and length take at most 3 bytes for a pad below 16 KiB.
-    int pad = target - nack.build().getSerializedSize() - 3;
-    return pad <= 0 ? nack.build() : nack.setPadding(ByteString.copyFrom(new byte[pad])).build();
-  }
-
-  /**
-   * What a padded NACK is answered with at least, when the answer is limited by the credit it earned
-   * (a datagram's worth less, as the answer stops before an entry that does not fit): the view
-   * change's fill asks for its next piece once that much has come.
-   */
-  private long creditedAnswerBytes() {
-    long earned = (long) config.resendAmplificationLimit * Math.min(NACK_PADDED_BYTES, config.maxDatagramBytes);
-    return Math.max(1, Math.min(config.maxRetransmitBytesPerNack, earned - config.maxDatagramBytes));
   }
 
   private void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
-    int fromIndex = index(from);
-    long allowance = resendBudget.available(fromIndex, nowNs);
-    if (allowance <= 0) {
-      counters.resendsThrottled++; // the asker's bytes for now are spent: it asks again after its backoff
+    Resender.Answer a = resender.answer(from, quorum.indexOf(from), nack, nowNs, isPrimary(),
+        retention.firstOp(), log, view, counters, out);
+    if (a == null) {
       return;
     }
-    int budget = config.maxRetransmitEntriesPerNack;
-    long bytesBudget = Math.min(config.maxRetransmitBytesPerNack, allowance);
-    long bytesAllowed = bytesBudget;
-    // Ops this NACK may look at, skipped ones included: huge ranges cost bounded work.
-    long examine = 2L * Math.max(1, budget);
-    // A primary's backup has every op up to what it last acknowledged in this view (ResendBudget).
-    long firstMissing = isPrimary() ? resendBudget.firstMissing(fromIndex) : 1;
-    List<Entry> unicast = new ArrayList<>();
-    List<Entry> multicast = new ArrayList<>();
-    boolean belowLog = false;
-    boolean mayMulticast = isPrimary();
-    // A primary hands out its whole log; in a view change, the chosen replica hands the new primary the
-    // log its DO_VIEW_CHANGE described (its log does not change while it waits in that view change).
-    long servable = lastOp;
-    // Serving the new primary's fetch of our log in a view change, the new primary asks for the next
-    // piece while the last one is still arriving: what went to it within a heartbeat interval is on
-    // its way, and its view-change timer asks again for what was lost.
-    long suppressNs = isPrimary() ? config.resendSuppressNs : Math.max(config.resendSuppressNs, config.heartbeatIntervalNs);
-    // Without a key: datagram resends spend the credit the asker earned, never beyond (ResendBudget).
-    boolean limited = resendBudget.limited();
-    long creditLeft = resendBudget.credit(fromIndex);
-    long creditBefore = creditLeft;
-    scan:
-    for (OpRange r : nack.getRangesList()) {
-      long first = Math.max(1, r.getFirst());
-      if (first < firstMissing) {
-        counters.resendsAlreadyAcked += Math.min(r.getLast(), firstMissing - 1) - first + 1;
-        first = firstMissing;
-      }
-      long last = Math.min(servable, r.getLast());
-      for (long op = first; op <= last && budget > 0 && bytesBudget > 0 && examine-- > 0; op++) {
-        if (op < logFirstOp) {
-          belowLog = true;
-          op = logFirstOp - 1;
-          continue;
-        }
-        if (limited) {
-          // Stop before what the credit does not cover (decided before the tracker records a resend).
-          long cost = op <= window.base() ? config.maxDatagramBytes + 1
-              : window.get(op).getSerializedSize() + PREPARE_OVERHEAD_BYTES;
-          boolean byStream = op > window.base() && cost > config.maxDatagramBytes;
-          if (!byStream && cost > creditLeft) {
-            counters.resendsOverCredit++;
-            break scan;
-          }
-        }
-        ResendTracker.Decision d = resends.decide(op, from, nowNs, suppressNs);
-        if (d == ResendTracker.Decision.SKIP) {
-          continue;
-        }
-        if (!mayMulticast) {
-          d = ResendTracker.Decision.UNICAST;
-        }
-        budget--;
-        if (op <= window.base()) {
-          // Older than the in-memory ring: the caller reads it from the log.
-          long runEnd = op;
-          while (runEnd + 1 <= Math.min(last, window.base()) && budget > 0 && examine-- > 0
-              && resends.decide(runEnd + 1, from, nowNs, suppressNs) != ResendTracker.Decision.SKIP) {
-            runEnd++;
-            budget--;
-          }
-          // The log read stops once it has sent its bytes, overshooting by at most one entry: with the
-          // credit rule, a datagram's worth of the credit is kept for that overshoot.
-          long logBytes = limited ? Math.min(bytesBudget, creditLeft - config.maxDatagramBytes) : bytesBudget;
-          out.retransmits.add(new Effects.Retransmit(
-              d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, commitOp,
-              logBytes));
-          counters.retransmitsFromLog += runEnd - op + 1;
-          op = runEnd;
-          bytesBudget = 0; // the log read may spend all that is left (its sizes are unknown here)
-          creditLeft = 0;
-          continue;
-        }
-        Entry e = window.get(op);
-        bytesBudget -= e.getSerializedSize();
-        // An entry that needs several datagrams goes by unicast (over the peer TCP connection): as
-        // multicast fragments under loss it would hardly ever arrive whole.
-        boolean big = e.getSerializedSize() + PREPARE_OVERHEAD_BYTES > config.maxDatagramBytes;
-        if (!big) {
-          creditLeft -= e.getSerializedSize() + PREPARE_OVERHEAD_BYTES;
-        }
-        (d == ResendTracker.Decision.MULTICAST && !big ? multicast : unicast).add(e);
-      }
-    }
-    resendBudget.spend(fromIndex, bytesAllowed - bytesBudget);
-    resendBudget.spendCredit(fromIndex, creditBefore - creditLeft);
-    counters.retransmits += unicast.size() + multicast.size();
-    counters.retransmitsMulticast += multicast.size();
-    sendRuns(from, unicast, out);
-    sendRuns(Effects.MULTICAST, multicast, out);
-    if (belowLog && isPrimary()) {
+    counters.retransmits += a.unicast().size() + a.multicast().size();
+    counters.retransmitsMulticast += a.multicast().size();
+    sendRuns(from, a.unicast(), out);
+    sendRuns(Effects.MULTICAST, a.multicast(), out);
+    if (a.belowLog() && isPrimary()) {
       // Tell the replica where the log starts: it will ask for a state transfer.
       out.sends.add(new Effects.Send(from, view, MessageType.HEARTBEAT, heartbeat()));
     }
@@ -1684,8 +1095,8 @@ public final class ReplicaCore {
   }
 
   private Heartbeat heartbeat() {
-    return Heartbeat.newBuilder().setLastOp(lastOp).setCommit(commitOp).setLowWatermark(logFirstOp)
-        .setRound(heartbeatRound).build();
+    return Heartbeat.newBuilder().setLastOp(log.lastOp()).setCommit(log.commitOp()).setLowWatermark(retention.firstOp())
+        .setRound(quorum.round()).build();
   }
 
   // ---------------------------------------------------------------- view change (VR Revisited 4.2)
@@ -1705,23 +1116,16 @@ public final class ReplicaCore {
     if (newView <= view && mode == Mode.VIEW_CHANGE) {
       return;
     }
-    clearPreVote();
+    preVote.clear();
     // A replica that must catch up follows the cluster into the new view but takes no part in it.
     restartLimbo = mustCatchUp;
     stepDown(newView, out);
     view = newView;
     mode = Mode.VIEW_CHANGE;
-    resendBudget.newView();
+    resender.newView();
     counters.viewChangesStarted++;
-    startViewChangeFrom.clear();
-    doViewChanges.clear();
-    doViewChangeSent = false;
-    fillFrom = 0;
-    fill.clear();
-    chosen = null;
-    viewChangeStartedNs = nowNs;
-    viewChangeTimeoutNs = randomizedTimeout();
-    lastViewChangeResendNs = nowNs;
+    fill.stop();
+    viewChange.begin(nowNs, randomizedTimeout());
     persistView(out);
     if (restartLimbo) {
       return;
@@ -1729,7 +1133,7 @@ public final class ReplicaCore {
     out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
         StartViewChange.getDefaultInstance()));
     if (config.primaryOf(view) == self) {
-      doViewChanges.put(self, ownDoViewChange());
+      viewChange.doViewChange(self, ownDoViewChange());
     }
     maybeSendDoViewChange(out);
   }
@@ -1752,42 +1156,14 @@ public final class ReplicaCore {
       Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
           .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
           .setError("replica " + self + " is no longer the primary (view " + newView + ")");
-      for (Map.Entry<Long, Object> w : waiters.entrySet()) {
-        if (w.getValue() instanceof Waiter single) {
-          out.replies.add(new Effects.Reply(single.connectionId(), unknown.setRequestId(single.requestId()).build()));
-        } else {
-          @SuppressWarnings("unchecked")
-          List<Waiter> list = (List<Waiter>) w.getValue();
-          for (Waiter each : list) {
-            out.replies.add(new Effects.Reply(each.connectionId(), unknown.setRequestId(each.requestId()).build()));
-          }
-        }
-      }
-      for (Event.ClientRequest q : queued) {
-        out.replies.add(new Effects.Reply(q.connectionId(),
-            hint.setRequestId(q.request().getRequestId()).build()));
-      }
-      if (!batch.isEmpty()) {
+      intake.answerAll(unknown, hint, out);
+      if (intake.hasBatch()) {
         flushBatch(out); // the entries are in the log window already: keep log and storage in step
       }
     }
-    waiters.clear();
-    queued.clear();
-    batch.clear();
-    batchBytes = 0;
-    if (intakePaused) {
-      intakePaused = false;
-      out.pauseIntake = Boolean.FALSE;
-    }
-    for (PendingRead r : pendingReads) {
-      if (r.request().getConsistency() != ReadConsistency.SEQUENTIAL) {
-        out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
-            Status.NOT_PRIMARY, "replica " + self + " left view " + view).toBuilder()
-            .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).build()));
-      }
-    }
-    pendingReads.removeIf(r -> r.request().getConsistency() != ReadConsistency.SEQUENTIAL);
-    Arrays.fill(roundAcked, 0);
+    intake.clear(out);
+    readIndex.leaveView("replica " + self + " left view " + view, config.clientAddress(config.primaryOf(newView)), out);
+    quorum.forgetRounds();
   }
 
   /**
@@ -1796,8 +1172,8 @@ public final class ReplicaCore {
    * a DO_VIEW_CHANGE is one small datagram however full the window is.
    */
   private DoViewChange ownDoViewChange() {
-    return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(lastOp)
-        .setCommit(commitOp).setLogFirstOp(logFirstOp).build();
+    return DoViewChange.newBuilder().setLastNormalView(lastNormalView).setLastOp(log.lastOp())
+        .setCommit(log.commitOp()).setLogFirstOp(retention.firstOp()).build();
   }
 
   private void onStartViewChange(int from, long nowNs, Effects out) {
@@ -1813,20 +1189,19 @@ public final class ReplicaCore {
     }
     if (from == config.primaryOf(view)) {
       // The new primary is alive and forming this view (it may be fetching a large log): wait for it.
-      viewChangeStartedNs = nowNs;
+      viewChange.progressed(nowNs);
     }
-    startViewChangeFrom.add(from);
+    viewChange.startViewChangeFrom(from);
     maybeSendDoViewChange(out);
   }
 
   private void maybeSendDoViewChange(Effects out) {
-    if (doViewChangeSent || startViewChangeFrom.size() < f()) {
+    if (!viewChange.readyForDoViewChange(f())) {
       return;
     }
-    doViewChangeSent = true;
     int newPrimary = config.primaryOf(view);
     if (newPrimary == self) {
-      doViewChanges.put(self, ownDoViewChange());
+      viewChange.doViewChange(self, ownDoViewChange());
       maybeFinishViewChange(out);
     } else {
       out.sends.add(new Effects.Send(newPrimary, view, MessageType.DO_VIEW_CHANGE, ownDoViewChange()));
@@ -1849,8 +1224,8 @@ public final class ReplicaCore {
       counters.droppedUnexpected++; // malformed: a replica cannot know commits beyond its log
       return;
     }
-    doViewChanges.put(from, dvc);
-    startViewChangeFrom.add(from); // a DO_VIEW_CHANGE implies its sender's START_VIEW_CHANGE
+    viewChange.doViewChange(from, dvc);
+    viewChange.startViewChangeFrom(from); // a DO_VIEW_CHANGE implies its sender's START_VIEW_CHANGE
     maybeSendDoViewChange(out);
     maybeFinishViewChange(out);
   }
@@ -1863,43 +1238,30 @@ public final class ReplicaCore {
    * (large ones travel over the peer TCP connection), placing each in order as it arrives.
    */
   private void maybeFinishViewChange(Effects out) {
-    if (mode != Mode.VIEW_CHANGE || chosen != null || doViewChanges.size() < config.quorum()
-        || !doViewChanges.containsKey(self)) {
+    ViewChange.Choice choice = mode == Mode.VIEW_CHANGE ? viewChange.choose(self, config.quorum()) : null;
+    if (choice == null) {
       return;
     }
-    int best = -1;
-    DoViewChange bestDvc = null;
-    long maxCommit = 0;
-    for (Map.Entry<Integer, DoViewChange> e : doViewChanges.entrySet()) {
-      DoViewChange d = e.getValue();
-      maxCommit = Math.max(maxCommit, d.getCommit());
-      if (bestDvc == null || d.getLastNormalView() > bestDvc.getLastNormalView()
-          || (d.getLastNormalView() == bestDvc.getLastNormalView() && d.getLastOp() > bestDvc.getLastOp())
-          || (d.getLastNormalView() == bestDvc.getLastNormalView() && d.getLastOp() == bestDvc.getLastOp()
-              && e.getKey() == self)) {
-        best = e.getKey();
-        bestDvc = d;
-      }
-    }
+    int best = choice.best();
+    DoViewChange bestDvc = choice.log();
+    long maxCommit = choice.maxCommit();
     if (bestDvc.getLastOp() < maxCommit) {
       // Impossible unless a DO_VIEW_CHANGE lies: refuse to form this view (it times out, and the next
       // view change collects fresh ones) rather than lose a committed op or stop the replica.
       counters.viewChangesRefused++;
-      doViewChanges.clear();
-      doViewChanges.put(self, ownDoViewChange());
+      viewChange.onlyOwn(self, ownDoViewChange());
       return;
     }
-    if (best != self && bestDvc.getLogFirstOp() > commitOp + 1) {
+    if (best != self && bestDvc.getLogFirstOp() > log.commitOp() + 1) {
       // The chosen log no longer holds the ops between our commit and its start (they are only in its
       // applied state): we cannot rebuild it here. Give this view up at once: stop telling the others
       // to wait for us, and ask for the next view, whose primary may hold the log itself.
       counters.viewChangesUnfetchable++;
-      viewChangeStartedNs = currentNs - viewChangeTimeoutNs;
+      viewChange.giveUp(currentNs);
       startPreVote(currentNs, out);
       return;
     }
-    chosen = bestDvc;
-    chosenCommit = maxCommit;
+    viewChange.chose(choice);
     if (best == self) {
       finishViewChange(out);
       return;
@@ -1907,27 +1269,19 @@ public final class ReplicaCore {
     // Fetch the chosen log's entries (our commit, its last op] from the chosen replica. Ours above
     // commit become unverified: each is confirmed by the chosen one at its op, or dropped with all
     // after it where they differ (by log matching those are not committed).
-    fillFrom = best;
-    fillUpTo = bestDvc.getLastOp();
-    verifiedOp = commitOp;
-    fill.clear();
-    fillBytes = 0;
-    lastFillRequestNs = Long.MIN_VALUE / 2;
+    fill.start(best, bestDvc.getLastOp());
+    log.unverifyAboveCommit();
     requestFill(out);
   }
 
   /** Asks the chosen replica for the rest of its log, or finishes when it is all placed. */
   private void requestFill(Effects out) {
-    if (verifiedOp >= fillUpTo) {
+    if (fill.complete(log.verifiedOp())) {
       finishViewChange(out);
       return;
     }
-    lastFillRequestNs = currentNs;
-    fillBytesSinceRequest = 0;
-    fillCreditedBytesSinceRequest = 0;
-    fillCountSinceRequest = 0;
-    out.sends.add(new Effects.Send(fillFrom, view, MessageType.NACK, padded(Nack.newBuilder()
-        .addRanges(OpRange.newBuilder().setFirst(verifiedOp + 1).setLast(fillUpTo)))));
+    out.sends.add(new Effects.Send(fill.from(), view, MessageType.NACK,
+        resender.padded(fill.request(log.verifiedOp(), currentNs))));
     counters.nacksSent++;
   }
 
@@ -1945,43 +1299,23 @@ public final class ReplicaCore {
         return; // malformed: entries of a PREPARE are consecutive
       }
     }
-    long before = verifiedOp;
+    long before = log.verifiedOp();
     for (Entry e : entries) {
-      long op = e.getOp();
-      if (op <= verifiedOp || op > fillUpTo || fill.containsKey(op)) {
-        continue;
-      }
-      if (!EntryBytes.canonical(e)) {
-        counters.nonCanonicalEntries++;
-        continue;
-      }
-      fillBytesSinceRequest += e.getSerializedSize();
-      if (e.getSerializedSize() + PREPARE_OVERHEAD_BYTES <= config.maxDatagramBytes) {
-        fillCreditedBytesSinceRequest += e.getSerializedSize() + PREPARE_OVERHEAD_BYTES;
-      }
-      fillCountSinceRequest++;
-      if (op == verifiedOp + 1) {
+      if (fill.offer(e, log.verifiedOp(), counters)) {
         place(e, out);
-        for (Entry next = fill.remove(verifiedOp + 1); next != null; next = fill.remove(verifiedOp + 1)) {
-          fillBytes -= next.getSerializedSize();
+        for (Entry next = fill.takeNext(log.verifiedOp()); next != null; next = fill.takeNext(log.verifiedOp())) {
           place(next, out);
         }
-      } else if (fill.size() < config.maxOutOfOrderEntries
-          && fillBytes + e.getSerializedSize() <= 2 * config.maxRetransmitBytesPerNack) {
-        fill.put(op, e);
-        fillBytes += e.getSerializedSize();
       }
     }
-    if (verifiedOp == before) {
+    if (log.verifiedOp() == before) {
       return;
     }
-    viewChangeStartedNs = nowNs; // progress: this view change is alive
-    advanceCommit(Math.min(chosenCommit, verifiedOp), out);
-    if (verifiedOp >= fillUpTo) {
+    viewChange.progressed(nowNs); // progress: this view change is alive
+    advanceCommit(Math.min(viewChange.chosenCommit(), log.verifiedOp()), out);
+    if (fill.complete(log.verifiedOp())) {
       finishViewChange(out);
-    } else if (fillBytesSinceRequest >= config.maxRetransmitBytesPerNack
-        || (resendBudget.limited() && fillCreditedBytesSinceRequest >= creditedAnswerBytes())
-        || fillCountSinceRequest >= config.maxRetransmitEntriesPerNack) {
+    } else if (fill.pieceIn(resender.limited(), resender.creditedAnswerBytes())) {
       // The piece asked for is in: the chosen replica answers a NACK with entries until its byte or
       // entry budget (the same settings) is spent, or, on a cluster without a key, the credit the NACK
       // earned for entries that go by datagram, so this much means the answer is complete. Ask for
@@ -1992,67 +1326,48 @@ public final class ReplicaCore {
 
   /** Installs the chosen log, becomes primary of the view and multicasts START_VIEW (VR 4.2 step 4). */
   private void finishViewChange(Effects out) {
-    DoViewChange c = chosen;
-    boolean own = c == doViewChanges.get(self);
+    DoViewChange c = viewChange.chosen();
+    boolean own = c == viewChange.own(self);
     if (!own) {
       // The fill placed the chosen log up to its last op (an entry equal to ours stayed, the first
       // different one replaced ours and all after it); whatever of ours lies beyond it goes.
-      if (lastOp > verifiedOp) {
-        truncateAfter(verifiedOp, out);
+      if (log.lastOp() > log.verifiedOp()) {
+        truncateAfter(log.verifiedOp(), out);
       }
-      if (lastOp != c.getLastOp()) {
+      if (log.lastOp() != c.getLastOp()) {
         // Our commit passed the chosen log's end after we chose it (a state transfer installed
         // meanwhile): forming the view could lose what we applied. Refuse it, as a lying
         // DO_VIEW_CHANGE is refused (it times out and the next one collects fresh ones), rather than
         // stop the replica.
         counters.viewChangesRefused++;
-        chosen = null;
-        fillFrom = 0;
-        fill.clear();
-        fillBytes = 0;
-        doViewChanges.clear();
-        doViewChanges.put(self, ownDoViewChange());
+        viewChange.clearChosen();
+        fill.stop();
+        viewChange.onlyOwn(self, ownDoViewChange());
         return;
       }
     }
     mode = Mode.NORMAL;
-    clearPreVote();
+    preVote.clear();
     lastNormalView = view;
-    completeAtOp = 0;
-    verifiedOp = lastOp;
-    readFloorOp = lastOp;
-    fillFrom = 0;
-    fill.clear();
-    fillBytes = 0;
+    completeness.complete();
+    log.verifyAll();
+    readIndex.newFloor(log.lastOp());
+    fill.stop();
     countViewChange();
-    Arrays.fill(acked, 0);
-    resendBudget.newView();
-    acked[index(self)] = persistedOp;
-    Arrays.fill(lastHeardNs, currentNs);
-    Arrays.fill(roundAcked, 0);
-    outOfOrder.clear();
-    outOfOrderBytes = 0;
-    knownLastOp = lastOp;
-    primaryCommit = 0;
-    nackDueNs = Long.MAX_VALUE;
+    quorum.startView(log.persistedOp(), currentNs);
+    resender.newView();
+    repair.becamePrimary(log.lastOp());
     // Entries above commit are re-prepared in this view: they commit once f backups acknowledge them.
-    inFlightBytes = 0;
-    pendingRequests.clear();
-    for (long op = Math.max(window.base() + 1, applyRequestedOp + 1); op <= lastOp; op++) {
-      Entry e = window.get(op);
-      if (op > commitOp) {
-        inFlightBytes += e.getSerializedSize();
-      }
-      if (e.getClientId() != 0) {
-        pendingRequests.put(new SessionKey(e.getClientId(), e.getRequestId()), op);
-      }
+    intake.startView();
+    for (long op = Math.max(log.windowBase() + 1, log.applyRequestedOp() + 1); op <= log.lastOp(); op++) {
+      intake.relogged(log.entry(op), op > log.commitOp());
     }
     persistView(out);
     persistLastNormalView(out);
-    advanceCommit(Math.min(chosenCommit, lastOp), out);
+    advanceCommit(Math.min(viewChange.chosenCommit(), log.lastOp()), out);
     out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW, startView()));
     noteMulticast(currentNs);
-    chosen = null;
+    viewChange.clearChosen();
   }
 
   /**
@@ -2060,40 +1375,20 @@ public final class ReplicaCore {
    * gap from it and repair it by NACK like any other loss, in bounded pieces.
    */
   private StartView startView() {
-    return StartView.newBuilder().setLastOp(lastOp).setCommit(commitOp).build();
-  }
-
-  /**
-   * Starts a new log epoch after a truncation at op (entries above op are gone), remembering op so that
-   * a write issued in an earlier epoch can still count for what it wrote at or below it.
-   */
-  private void noteTruncation(long op) {
-    truncations.addLast(new long[] {logEpoch, op});
-    if (truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
-      truncations.removeFirst();
-    }
-    logEpoch++;
+    return StartView.newBuilder().setLastOp(log.lastOp()).setCommit(log.commitOp()).build();
   }
 
   /** Drops every entry above op (in memory, and in storage before this step's appends). */
   private void truncateAfter(long op, Effects out) {
-    if (op >= lastOp) {
-      return;
+    if (log.truncateAfter(op, out)) {
+      truncated(op);
     }
-    if (op < applyRequestedOp) {
-      throw new IllegalStateException("truncating to " + op + " below what was sent to apply (" + applyRequestedOp + ")");
-    }
-    window.truncateAfter(op);
-    lastOp = op;
-    flushedOp = Math.min(flushedOp, op);
-    verifiedOp = Math.min(verifiedOp, op);
-    persistedOp = Math.min(persistedOp, op);
-    acked[index(self)] = persistedOp;
-    noteTruncation(op);
-    out.logEpoch = logEpoch;
-    // Entries of this step not yet handed to storage are gone too.
-    out.persist.removeIf(e -> e.getOp() > op);
-    out.truncateLogAfter = out.truncateLogAfter < 0 ? op : Math.min(out.truncateLogAfter, op);
+  }
+
+  /** The log lost every op above op: the parts that track it follow. */
+  private void truncated(long op) {
+    intake.truncatedAfter(op);
+    quorum.selfPersisted(log.persistedOp());
   }
 
   /**
@@ -2106,26 +1401,16 @@ public final class ReplicaCore {
     stepDown(v, out);
     view = v;
     mode = Mode.NORMAL;
-    resendBudget.newView();
-    clearPreVote();
+    resender.newView();
+    preVote.clear();
     restartLimbo = false;
     // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
-    verifiedOp = commitOp;
-    outOfOrder.clear();
-    outOfOrderBytes = 0;
-    knownLastOp = commitOp;
-    primaryCommit = commitOp;
-    primaryLogFirstOp = 1;
-    nackDueNs = Long.MAX_VALUE;
-    nackAttempts = 0;
-    completeAtOp = -1;
-    lastHeardFromPrimaryNs = nowNs;
-    electionTimeoutNs = randomizedTimeout();
-    startViewChangeFrom.clear();
-    doViewChanges.clear();
-    chosen = null;
-    fillFrom = 0;
-    fill.clear();
+    log.unverifyAboveCommit();
+    repair.newView(log.commitOp());
+    completeness.unknown();
+    primaryWatch.restart(nowNs, randomizedTimeout());
+    viewChange.forget();
+    fill.stop();
     countViewChange();
     persistView(out);
   }
@@ -2140,8 +1425,8 @@ public final class ReplicaCore {
   }
 
   private void onStartView(StartView sv, long v, long nowNs, Effects out) {
-    if (v == view && mode == Mode.NORMAL && completeAtOp == 0) {
-      lastHeardFromPrimaryNs = nowNs;
+    if (v == view && mode == Mode.NORMAL && completeness.isComplete()) {
+      primaryWatch.heard(nowNs);
       return; // already in this view with a complete log
     }
     if (config.primaryOf(v) == self) {
@@ -2151,9 +1436,9 @@ public final class ReplicaCore {
     if (!(v == view && mode == Mode.NORMAL)) {
       adoptView(v, nowNs, out);
     }
-    lastHeardFromPrimaryNs = nowNs;
-    knownLastOp = Math.max(knownLastOp, sv.getLastOp());
-    if (completeAtOp != 0) {
+    primaryWatch.heard(nowNs);
+    repair.learnLastOp(sv.getLastOp());
+    if (!completeness.isComplete()) {
       completeAt(sv.getLastOp(), out);
     }
     drainOutOfOrder(out);
@@ -2168,29 +1453,17 @@ public final class ReplicaCore {
     if (mode != Mode.NORMAL) {
       return; // only replicas in normal status answer
     }
-    RecoveryResponse.Builder b = RecoveryResponse.newBuilder().setNonce(r.getNonce())
-        .setFromPrimary(isPrimary());
-    if (isPrimary()) {
-      b.setLastOp(lastOp).setCommit(commitOp);
-    }
-    out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE, b.build()));
+    out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE,
+        RecoveryProtocol.answer(r, isPrimary(), log.lastOp(), log.commitOp())));
   }
 
   private void onRecoveryResponse(int from, long v, RecoveryResponse r, long nowNs, Effects out) {
-    if (r.getNonce() != recoveryNonce) {
+    RecoveryProtocol.Outcome outcome = recovery.answered(from, v, r).orElse(null);
+    if (outcome == null) {
       return;
     }
-    recoveryResponses.put(from, r);
-    recoveryViews.put(from, v);
-    long maxView = recoveryViews.values().stream().mapToLong(Long::longValue).max().orElse(0);
-    int primary = config.primaryOf(maxView);
-    RecoveryResponse fromPrimary = recoveryResponses.get(primary);
-    // VR 4.3: f+1 answers from other replicas with our nonce, one of them from the primary of the newest
-    // view they name.
-    if (recoveryResponses.size() < f() + 1 || fromPrimary == null || !fromPrimary.getFromPrimary()
-        || recoveryViews.get(primary) != maxView) {
-      return;
-    }
+    long maxView = outcome.view();
+    RecoveryResponse fromPrimary = outcome.fromPrimary();
     // Rejoin as a backup of maxView: keep only what is committed for sure (the applied state), and
     // count our log as older than any other until it has caught up.
     view = maxView;
@@ -2198,16 +1471,13 @@ public final class ReplicaCore {
     lastNormalView = 0;
     // It may have lost entries it acknowledged: no vote and no acknowledgement until it has caught up.
     mustCatchUp = true;
-    commitOp = Math.max(commitOp, appliedOp);
-    verifiedOp = commitOp;
-    primaryCommit = fromPrimary.getCommit();
-    knownLastOp = Math.max(commitOp, fromPrimary.getLastOp()); // our own tail above commit may be gone
-    completeAtOp = -1;
+    log.commitApplied();
+    log.unverifyAboveCommit();
+    // Our own tail above commit may be gone: what we know of the log is what the primary said.
+    repair.rejoin(Math.max(log.commitOp(), fromPrimary.getLastOp()), fromPrimary.getCommit());
+    completeness.unknown();
     completeAt(fromPrimary.getLastOp(), out);
-    lastHeardFromPrimaryNs = nowNs;
-    electionTimeoutNs = randomizedTimeout();
-    recoveryResponses.clear();
-    recoveryViews.clear();
+    primaryWatch.restart(nowNs, randomizedTimeout());
     persistView(out);
     persistLastNormalView(out);
     checkComplete(out);
@@ -2219,38 +1489,32 @@ public final class ReplicaCore {
   private void onTick(long nowNs, Effects out) {
     switch (mode) {
       case RECOVERING -> {
-        if (nowNs - lastRecoverySentNs >= config.heartbeatIntervalNs) {
-          lastRecoverySentNs = nowNs;
-          out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.RECOVERY,
-              Recovery.newBuilder().setNonce(recoveryNonce).build()));
-        }
-        out.nextTickNs = Math.min(out.nextTickNs, lastRecoverySentNs + config.heartbeatIntervalNs);
+        recovery.tick(nowNs, view, out);
       }
       case VIEW_CHANGE -> {
-        if (nowNs - viewChangeStartedNs >= viewChangeTimeoutNs) {
+        if (viewChange.stalled(nowNs)) {
           // This view change is stuck: ask to try the next primary. The others in the view change grant
           // at once; a replica that alone is stuck (cut off) asks in vain and keeps its view.
           startPreVote(nowNs, out);
         }
-        boolean alive = nowNs - viewChangeStartedNs < viewChangeTimeoutNs;
-        if (!restartLimbo && nowNs - lastViewChangeResendNs >= config.heartbeatIntervalNs) {
-          lastViewChangeResendNs = nowNs;
+        boolean alive = !viewChange.stalled(nowNs);
+        if (!restartLimbo && viewChange.resendDue(nowNs, config.heartbeatIntervalNs)) {
           if (alive || config.primaryOf(view) != self) {
             // The new primary's START_VIEW_CHANGE keeps the others waiting for it; once its own view
             // change has stalled it falls silent, so their timers run out and they grant the next view.
             out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
                 StartViewChange.getDefaultInstance()));
           }
-          if (doViewChangeSent && config.primaryOf(view) != self) {
+          if (viewChange.doViewChangeSent() && config.primaryOf(view) != self) {
             out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
                 ownDoViewChange()));
           }
-          if (fillFrom != 0 && nowNs - lastFillRequestNs >= config.heartbeatIntervalNs) {
+          if (fill.requestDue(nowNs, config.heartbeatIntervalNs)) {
             requestFill(out); // the last piece, or part of it, was lost
           }
         }
-        long resendAt = restartLimbo ? Long.MAX_VALUE : lastViewChangeResendNs + config.heartbeatIntervalNs;
-        long timeoutAt = viewChangeStartedNs + viewChangeTimeoutNs;
+        long resendAt = restartLimbo ? Long.MAX_VALUE : viewChange.lastResendNs() + config.heartbeatIntervalNs;
+        long timeoutAt = viewChange.timeoutAtNs();
         if (nowNs < timeoutAt) {
           out.nextTickNs = Math.min(out.nextTickNs, timeoutAt); // past it, the pre-vote schedules itself
         }
@@ -2264,10 +1528,10 @@ public final class ReplicaCore {
         }
       }
     }
-    if (mode != Mode.RECOVERING && applyRequestedOp < commitOp && !stateTransferPending) {
-      requestApply(out); // the recovered log after a restart
+    if (mode != Mode.RECOVERING && log.applyPending() && !catchUp.pending()) {
+      log.requestApply(out); // the recovered log after a restart
     }
-    expireReads(nowNs, out);
+    readIndex.expire(nowNs, log.appliedOp(), counters, out);
   }
 
   private void onPrimaryTick(long nowNs, Effects out) {
@@ -2275,10 +1539,10 @@ public final class ReplicaCore {
     // syncing, the batch keeps growing (up to max_batch_entries / max_batch_bytes, which admit() flushes
     // at); it goes out, as one log write and as few PREPAREs as fit, once that fsync is done. An idle
     // primary sends at once.
-    if (flushedOp <= persistedOp) {
+    if (!intake.logWriteUnderWay(log.persistedOp())) {
       flushBatch(out);
     }
-    if (n > 1 && liveReplicas(nowNs) < config.quorum()) {
+    if (n > 1 && quorum.live(nowNs) < config.quorum()) {
       // CheckQuorum: a primary that has heard from fewer than f backups for the election timeout goes
       // quiet (it already refuses writes and reads). Its heartbeats would keep backups that hear it
       // from electing a primary that can reach a majority (it may be deaf, or alone); it speaks again
@@ -2286,74 +1550,43 @@ public final class ReplicaCore {
       return;
     }
     if (n > 1) {
-      boolean idle = nowNs - lastMulticastNs >= config.heartbeatIntervalNs;
-      // A commit that advanced after the last multicast travels sooner than the next heartbeat, so
-      // backups apply (and serve sequential reads) promptly when the load stops.
-      boolean commitNews = commitOp > commitAtLastMulticast
-          && nowNs - lastMulticastNs >= config.heartbeatIntervalNs / 10;
-      if (idle || commitNews || readRoundWanted) {
-        heartbeatRound++;
-        if (readRoundWanted) {
+      // Idle for an interval, news of the commit number (HeartbeatTimer), or reads waiting for a round.
+      if (heartbeats.due(nowNs, log.commitOp()) || readIndex.roundWanted()) {
+        quorum.nextRound();
+        if (readIndex.roundWanted()) {
           counters.readRounds++;
-          readRoundWanted = false;
+          readIndex.roundSent();
         }
         out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.HEARTBEAT, heartbeat()));
         counters.heartbeatsSent++;
         noteMulticast(nowNs);
       }
-      out.nextTickNs = Math.min(out.nextTickNs, lastMulticastNs + config.heartbeatIntervalNs);
+      out.nextTickNs = Math.min(out.nextTickNs, heartbeats.nextNs());
     }
   }
 
   private void onBackupTick(long nowNs, Effects out) {
-    if (nowNs - lastHeardFromPrimaryNs >= electionTimeoutNs) {
+    if (primaryWatch.electionDue(nowNs)) {
       // The primary is silent: ask for a view change (VR 4.2 step 1, behind a pre-vote).
       startPreVote(nowNs, out);
     } else {
-      clearPreVote();
-      out.nextTickNs = Math.min(out.nextTickNs, lastHeardFromPrimaryNs + electionTimeoutNs);
+      preVote.clear();
+      out.nextTickNs = Math.min(out.nextTickNs, primaryWatch.electionAtNs());
     }
     sendNackIfDue(nowNs, out);
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
     }
-    if (stateTransferRetryNs != Long.MAX_VALUE) {
-      out.nextTickNs = Math.min(out.nextTickNs, stateTransferRetryNs);
+    if (catchUp.retryAtNs().isPresent()) {
+      out.nextTickNs = Math.min(out.nextTickNs, catchUp.retryAtNs().getAsLong());
     }
-    if (nackDueNs != Long.MAX_VALUE) {
-      out.nextTickNs = Math.min(out.nextTickNs, nackDueNs);
+    if (repair.nackDueNs().isPresent()) {
+      out.nextTickNs = Math.min(out.nextTickNs, repair.nackDueNs().getAsLong());
     }
-  }
-
-  private void expireReads(long nowNs, Effects out) {
-    if (pendingReads.isEmpty()) {
-      return;
-    }
-    List<PendingRead> expired = new ArrayList<>();
-    long next = Long.MAX_VALUE;
-    for (PendingRead r : pendingReads) {
-      if (r.deadlineNs() <= nowNs) {
-        expired.add(r);
-      } else {
-        next = Math.min(next, r.deadlineNs());
-      }
-    }
-    for (PendingRead r : expired) {
-      pendingReads.remove(r);
-      counters.readTimeouts++;
-      out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
-          Status.UNAVAILABLE, "replica has applied op " + appliedOp + ", the read needs op "
-              + r.requiredOp() + (r.round() > 0 ? " and heartbeat round " + r.round() : "")
-              + "; gave up after read_timeout_ms")));
-    }
-    out.nextTickNs = Math.min(out.nextTickNs, next);
   }
 
   private void checkInvariants() {
-    if (!(appliedOp <= applyRequestedOp && applyRequestedOp <= commitOp && applyRequestedOp <= persistedOp
-        && commitOp <= verifiedOp
-        && verifiedOp <= lastOp
-        && persistedOp <= lastOp && window.base() <= appliedOp && window.last() == lastOp)) {
+    if (!log.consistent()) {
       throw new IllegalStateException("core invariant broken: " + this);
     }
   }
@@ -2363,24 +1596,25 @@ public final class ReplicaCore {
    * asks after every event: no input may grow the core's memory without bound).
    */
   public String boundsViolation() {
-    if (outOfOrder.size() > config.maxOutOfOrderEntries || outOfOrderBytes > config.maxInFlightBytes) {
-      return "out-of-order buffer " + outOfOrder.size() + " entries, " + outOfOrderBytes + " bytes";
+    String repairViolation = repair.boundsViolation();
+    if (repairViolation != null) {
+      return repairViolation;
     }
-    if (fill.size() > config.maxOutOfOrderEntries) {
-      return "fill buffer " + fill.size() + " entries";
+    if (fill.buffered() > config.maxOutOfOrderEntries) {
+      return "fill buffer " + fill.buffered() + " entries";
     }
-    if (queued.size() > config.maxQueuedRequests || pendingReads.size() > config.maxQueuedRequests) {
-      return "queues: " + queued.size() + " writes, " + pendingReads.size() + " reads";
+    if (intake.queued() > config.maxQueuedRequests || readIndex.size() > config.maxQueuedRequests) {
+      return "queues: " + intake.queued() + " writes, " + readIndex.size() + " reads";
     }
-    if (resends.size() > 4 * config.maxRetransmitEntriesPerNack || truncations.size() > MAX_TRUNCATIONS_REMEMBERED) {
-      return "resend records " + resends.size() + ", truncations " + truncations.size();
+    if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || log.truncationsRemembered() > ReplicaLog.MAX_TRUNCATIONS_REMEMBERED) {
+      return "resend records " + resender.records() + ", truncations " + log.truncationsRemembered();
     }
-    if (startViewChangeFrom.size() > n || doViewChanges.size() > n || preVotes.size() > n
-        || recoveryResponses.size() > n || recoveryViews.size() > n) {
+    if (viewChange.size() > n || preVote.grants() > n
+        || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";
     }
-    if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || lastOp > PeerMessageChecks.MAX_NUMBER) {
-      return "view " + view + " or op " + lastOp + " out of range";
+    if (view < 0 || view > PeerMessageChecks.MAX_NUMBER || log.lastOp() > PeerMessageChecks.MAX_NUMBER) {
+      return "view " + view + " or op " + log.lastOp() + " out of range";
     }
     return null;
   }
@@ -2412,7 +1646,7 @@ public final class ReplicaCore {
     return switch (mode) {
       case VIEW_CHANGE -> "view-change";
       case RECOVERING -> "recovering";
-      case NORMAL -> isPrimary() ? "primary" : (stateTransferPending || completeAtOp != 0 ? "catching-up" : "backup");
+      case NORMAL -> isPrimary() ? "primary" : (catchUp.pending() || !completeness.isComplete() ? "catching-up" : "backup");
     };
   }
 
@@ -2421,27 +1655,27 @@ public final class ReplicaCore {
   }
 
   public long lastOp() {
-    return lastOp;
+    return log.lastOp();
   }
 
   public long persistedOp() {
-    return persistedOp;
+    return log.persistedOp();
   }
 
   public long commitOp() {
-    return commitOp;
+    return log.commitOp();
   }
 
   public long appliedOp() {
-    return appliedOp;
+    return log.appliedOp();
   }
 
   public long checksum() {
-    return checksum;
+    return log.checksum();
   }
 
   public long logFirstOp() {
-    return logFirstOp;
+    return retention.firstOp();
   }
 
   /** Completed view changes seen by this replica (as new primary, or by adopting a new view). */
@@ -2456,7 +1690,7 @@ public final class ReplicaCore {
 
   /** How far this replica is behind the highest op it knows of. */
   public long lag() {
-    return Math.max(0, Math.max(knownLastOp, primaryCommit) - appliedOp);
+    return Math.max(0, Math.max(repair.knownLastOp(), repair.primaryCommit()) - log.appliedOp());
   }
 
   public Counters counters() {
@@ -2486,19 +1720,19 @@ public final class ReplicaCore {
   }
 
   public int queuedWrites() {
-    return queued.size();
+    return intake.queued();
   }
 
   public int pendingReads() {
-    return pendingReads.size();
+    return readIndex.size();
   }
 
   @Override
   public String toString() {
     return "ReplicaCore{id=" + self + ", view=" + view + ", mode=" + mode + ", lnv=" + lastNormalView
-        + ", complete@" + completeAtOp + ", last=" + lastOp + ", verified=" + verifiedOp + ", persisted=" + persistedOp
-        + ", commit=" + commitOp + ", applyRequested=" + applyRequestedOp + ", applied=" + appliedOp
-        + ", window=(" + window.base() + "," + window.last() + "], known=" + knownLastOp
-        + ", ooo=" + outOfOrder.size() + ", queued=" + queued.size() + ", batch=" + batch.size() + "}";
+        + ", complete@" + completeness + ", last=" + log.lastOp() + ", verified=" + log.verifiedOp() + ", persisted=" + log.persistedOp()
+        + ", commit=" + log.commitOp() + ", applyRequested=" + log.applyRequestedOp() + ", applied=" + log.appliedOp()
+        + ", window=(" + log.windowBase() + "," + log.windowLast() + "], known=" + repair.knownLastOp()
+        + ", ooo=" + repair.buffered() + ", queued=" + intake.queued() + ", batch=" + intake.batchSize() + "}";
   }
 }

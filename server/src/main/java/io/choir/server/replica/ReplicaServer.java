@@ -277,7 +277,7 @@ public final class ReplicaServer implements AutoCloseable {
         .setDurability(config.durability().name().toLowerCase(Locale.ROOT))
         .setKeys(storage.approximateKeyCount())
         .setVersion(version());
-    ReplicaCore.Counters c = core.counters();
+    var c = core.counters();
     s.putCounters("requests", c.requests)
         .putCounters("writes", c.writes)
         .putCounters("reads", c.reads)

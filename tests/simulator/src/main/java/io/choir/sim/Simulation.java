@@ -406,7 +406,7 @@ public final class Simulation implements SimReplica.Host {
     if (!node.up) {
       return;
     }
-    ReplicaCore.Counters c = node.core.counters();
+    var c = node.core.counters();
     stats.merge("nacks_sent", c.nacksSent, Long::sum);
     stats.merge("retransmits", c.retransmits, Long::sum);
     stats.merge("retransmits_multicast", c.retransmitsMulticast, Long::sum);

@@ -1,0 +1,51 @@
+package io.choir.server.core;
+
+/**
+ * Counters is what the core counts for status (ReplicaServer's status and the simulator's totals): plain
+ * fields, written and read on the core's thread only. Every part of the core counts into the one
+ * instance ReplicaCore owns.
+ */
+public final class Counters {
+  public long requests;
+  public long writes;
+  public long reads;
+  public long busy;
+  public long invalid;
+  public long tooLarge;
+  public long duplicates;
+  public long readTimeouts;
+  public long batches;
+  public long notPrimary;
+  public long noQuorum;
+  public long preparesSent;
+  public long heartbeatsSent;
+  public long nacksSent;
+  public long nacksReceived;
+  public long retransmits;
+  public long retransmitsMulticast;
+  public long retransmitsFromLog;
+  public long gapsDetected;
+  public long duplicateEntries;
+  public long nonCanonicalEntries;
+  public long outOfOrderDropped;
+  public long droppedStaleView;
+  public long droppedFutureView;
+  public long droppedUnexpected;
+  public long stateTransfers;
+  public long viewChangesStarted;
+  public long preVotesStarted;
+  public long preVotesGranted;
+  public long droppedSticky;
+  public long unstickNotices;
+  public long viewChangesRefused;
+  public long viewChangesUnfetchable;
+  public long readRounds;
+  /** Peer messages dropped by PeerMessageChecks (by reason: {@link ReplicaCore#peerRejections()}). */
+  public long peerRejected;
+  /** NACKs answered with nothing: the asker's resend budget was spent (ResendBudget). */
+  public long resendsThrottled;
+  /** NACK answers cut short by the asker's credit (a cluster without a key; ResendBudget). */
+  public long resendsOverCredit;
+  /** Ops a NACK asked for that the asker had acknowledged already (not resent). */
+  public long resendsAlreadyAcked;
+}

@@ -1,0 +1,47 @@
+package io.choir.server.core;
+
+/**
+ * PrimaryWatch owns a backup's view of its primary's liveness (VR Revisited 4.2 step 1): when it last
+ * heard from the primary, and its election timeout, randomized in [T, 2T) so that backups rarely time
+ * out together. A primary counts as alive while heard within the fixed timeout T (pre-votes, leader
+ * stickiness, NOT_PRIMARY hints).
+ */
+final class PrimaryWatch {
+  private final long quorumTimeoutNs;
+  private long lastHeardNs;
+  private long electionTimeoutNs;
+
+  PrimaryWatch(long quorumTimeoutNs) {
+    this.quorumTimeoutNs = quorumTimeoutNs;
+  }
+
+  /** The primary was heard from at nowNs. */
+  void heard(long nowNs) {
+    lastHeardNs = nowNs;
+  }
+
+  /** A new primary (or the first step): heard at nowNs, with a fresh randomized election timeout. */
+  void restart(long nowNs, long electionTimeoutNs) {
+    this.lastHeardNs = nowNs;
+    this.electionTimeoutNs = electionTimeoutNs;
+  }
+
+  long silentNs(long nowNs) {
+    return nowNs - lastHeardNs;
+  }
+
+  /** True while the primary was heard within the (fixed) timeout T. */
+  boolean alive(long nowNs) {
+    return nowNs - lastHeardNs < quorumTimeoutNs;
+  }
+
+  /** True once the primary has been silent for the randomized election timeout. */
+  boolean electionDue(long nowNs) {
+    return nowNs - lastHeardNs >= electionTimeoutNs;
+  }
+
+  /** When the election timeout runs out unless the primary is heard. */
+  long electionAtNs() {
+    return lastHeardNs + electionTimeoutNs;
+  }
+}
