@@ -496,7 +496,7 @@ public final class KvStateMachine {
 
   /**
    * Like {@link #read(Request, int)}, and a Scan's pairs also hold at most maxScanBytes (counted by
-   * {@link io.choir.server.storage.Storage#pairBytes}), except that a first pair is always returned:
+   * {@link io.choir.server.storage.StateStore#pairBytes}), except that a first pair is always returned:
    * more is then true as well, and the client continues from the last key it got.
    */
   public Response read(Request request, int maxScanLimit, long maxScanBytes) {

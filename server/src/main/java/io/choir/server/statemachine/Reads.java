@@ -6,7 +6,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Scan;
 import io.choir.proto.Status;
-import io.choir.server.storage.Storage;
+import io.choir.server.storage.StateStore;
 import io.choir.server.storage.Versioned;
 import java.util.Arrays;
 import java.util.List;
@@ -22,7 +22,7 @@ final class Reads {
    * The answer to request (a Get or Scan) from storage's data, with Response.op = applied: the caller
    * reads applied BEFORE calling, so the data answered is at least as new as op.
    */
-  static Response answer(Storage storage, Request request, long applied, int maxScanLimit, long maxScanBytes) {
+  static Response answer(StateStore storage, Request request, long applied, int maxScanLimit, long maxScanBytes) {
     long op = applied;
     Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
     switch (request.getOpCase()) {
@@ -55,7 +55,7 @@ final class Reads {
         int taken = 0;
         long bytes = 0;
         while (taken < kvs.size() && taken < limit) {
-          long size = Storage.pairBytes(kvs.get(taken));
+          long size = StateStore.pairBytes(kvs.get(taken));
           if (taken > 0 && bytes + size > maxScanBytes) {
             break;
           }
