@@ -2,7 +2,7 @@ package io.choir.server.replica;
 
 import io.choir.proto.Entry;
 import io.choir.server.core.Event;
-import io.choir.server.storage.Storage;
+import io.choir.server.storage.LogStore;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -28,7 +28,7 @@ import java.util.function.Consumer;
  * choice when it measures faster, WRITE is one synced write and there is no SYNC unit.
  */
 public final class LogLane {
-  private final Storage storage;
+  private final LogStore storage;
   private final boolean fsync;
   private final boolean combinedSync;
   private final int maxBatchEntries;
@@ -45,7 +45,7 @@ public final class LogLane {
    * @param combinedSync the write and its fsync are one synced write (no SYNC unit)
    * @param events where Event.Persisted goes (the replica loop's queue)
    */
-  public LogLane(Storage storage, boolean fsync, boolean combinedSync, int maxBatchEntries,
+  public LogLane(LogStore storage, boolean fsync, boolean combinedSync, int maxBatchEntries,
       Consumer<Event> events) {
     if (maxBatchEntries < 1) {
       throw new IllegalArgumentException("maxBatchEntries must be at least 1: " + maxBatchEntries);

@@ -21,8 +21,70 @@ import java.util.function.Function;
 /**
  * ClientSessions is the client table (Raft thesis section 6.3): the registered client sessions, each
  * with the saved replies of its requests at or above its first_incomplete, and the rules that decide,
- * from the log alone, what an entry of a session does. See {@link KvStateMachine}'s class comment for
- * the rules; this class keeps the table, its expiry order and its storage rows.
+ * from the log alone, what an entry of a session does; it keeps the table, its expiry order and its
+ * storage rows.
+ *
+ * <p>The rules, decided at apply time from the log alone, so the same on every replica. Each entry
+ * carries time_ms, the primary's replicated clock (non-decreasing along the log, never ahead of real
+ * time).
+ * <ul>
+ *   <li>Expiry: before an entry with time T is applied, every session whose last activity +
+ *       timeout is below T is removed with its saved replies (an ordered index: O(log n) per
+ *       entry plus the expiries). Activity is any entry of the session (client_id = its
+ *       id): executed, answered from a saved reply, or refused; it moves the session's last
+ *       activity up to the entry's time, never back.
+ *   <li>Session ids come from the log: a RegisterSession entry always opens a NEW session
+ *       whose id is the entry's op (unique, rising along the log, never reused), answered
+ *       OK with Response.session_id set to it. The entry's client_id (the client instance's
+ *       random id) only names the registration request, so that the primary can recognise
+ *       its retries while its entry is in flight; it is not the session's id. The session
+ *       starts with the entry's first_incomplete, last activity = time_ms and the entry's
+ *       timeout_ms. The primary fills in the terms; 0 means this machine's defaults
+ *       (KvStateMachine's constructor). Refused (BUSY, nothing changed) when the table holds
+ *       max_sessions rows: a live session is never evicted, max_sessions bounds the table by
+ *       refusing registrations.
+ *   <li>CloseSession (client_id = the session id): the session and its saved replies are
+ *       removed (OK, also when absent).
+ *   <li>Any other entry with client_id != 0 whose session is not in the table (expired,
+ *       closed, never opened): SESSION_EXPIRED, nothing executed, nothing saved. Since
+ *       ids are never reused, a late copy of an old request (held in a paused replica's
+ *       socket buffer, resent by TCP after a partition heals) can never run again: not
+ *       even after a late copy of its session's RegisterSession, which opens a new session
+ *       under a new id. (With client-chosen ids such a copy re-created the old session,
+ *       without its saved replies, and the old write executed a second time.)
+ *   <li>Within a session: an entry whose request id has a saved reply is not executed again:
+ *       the saved reply is its reply. An entry whose request id is below the session's
+ *       first_incomplete is refused (INVALID, "already acknowledged"). Otherwise it executes,
+ *       its reply is saved, first_incomplete rises to the entry's, lower replies are dropped,
+ *       at most maxRepliesPerClient are kept (lowest dropped first).
+ *   <li>client_id 0 means "no session": executed, nothing saved. RegisterSession or
+ *       CloseSession with client_id 0 is INVALID (no session has id 0: ops start at 1).
+ * </ul>
+ *
+ * <p>Choices the rules leave open, made here:
+ * <ul>
+ *   <li>When the maxRepliesPerClient bound drops a reply, first_incomplete rises above its request id,
+ *       so a late retry of it is refused rather than executed a second time (ClientRecord's meaning of
+ *       first_incomplete: "replies below this have been forgotten"). A client must therefore keep
+ *       fewer than maxRepliesPerClient requests in flight.
+ *   <li>A registration retried after its entry committed (its answer lost) gets an entry of its
+ *       own and opens a second session: the client uses the one whose answer it gets, and the
+ *       other expires unused after its timeout. Each costs one header row and one table slot until
+ *       then, and needs a lost answer to a registration that reached the log (the client's
+ *       Registrar says how many attempts a registration makes).
+ *   <li>A new session's first_incomplete is the registration's own (the client's lowest request id
+ *       in flight), not the registration's request id + 1: after SESSION_EXPIRED the client resends
+ *       in the new session, under their old request ids, the writes that answer proved were not
+ *       executed, and those ids are below the registration's. Nothing has run in a new session, and
+ *       the client no longer waits for any id below its first_incomplete.
+ *   <li>An op that is already a session's id (only possible under rows written with client-chosen
+ *       ids, before ids came from the log) opens nothing: BUSY, so the client registers again, at
+ *       another op; the live session is not replaced.
+ *   <li>Only an execution changes first_incomplete and the saved replies; any entry of the session
+ *       changes its last_op (the op of its latest entry) and last activity.
+ *   <li>A time below an earlier entry's (never produced by a correct primary) expires nothing that
+ *       was live at the earlier time and moves no session's activity back.
+ * </ul>
  *
  * <p>Storage ({@link ClientRows}): one header row per session and one row per saved reply. An apply
  * call writes the reply rows it adds, deletes the ones it drops and rewrites the (small) headers of the

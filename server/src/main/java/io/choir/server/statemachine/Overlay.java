@@ -1,6 +1,6 @@
 package io.choir.server.statemachine;
 
-import io.choir.server.storage.Storage;
+import io.choir.server.storage.StateStore;
 import io.choir.server.storage.Versioned;
 import io.choir.server.storage.WriteSet;
 import java.util.Arrays;
@@ -14,12 +14,12 @@ import java.util.Map;
  */
 final class Overlay {
   private final Overlay parent;
-  private final Storage storage;
+  private final StateStore storage;
   /** Changed keys in change order; a null value marks a deleted key. */
   private final Map<Key, Versioned> changes = new LinkedHashMap<>();
 
   /** The root overlay of an apply call, over storage. */
-  Overlay(Storage storage) {
+  Overlay(StateStore storage) {
     this.parent = null;
     this.storage = storage;
   }

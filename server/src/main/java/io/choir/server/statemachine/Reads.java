@@ -6,23 +6,57 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Scan;
 import io.choir.proto.Status;
-import io.choir.server.storage.Storage;
+import io.choir.server.storage.StateStore;
 import io.choir.server.storage.Versioned;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.LongSupplier;
 
 /**
- * Reads answers Get and Scan requests from the data in storage (see {@link KvStateMachine#read} for
- * the install check and what Response.op promises).
+ * Reads answers Get and Scan requests from the data in storage, never from a partial state: it reads
+ * under the {@link SnapshotInstall}'s sequence lock and answers UNAVAILABLE while a state transfer is
+ * being installed or when one began during the read (see {@link KvStateMachine#read} for what
+ * Response.op promises). Any thread.
  */
 final class Reads {
-  private Reads() {}
+  private final StateStore storage;
+  private final SnapshotInstall install;
+  /** The applied op number, read after the sequence lock and BEFORE the data. */
+  private final LongSupplier applied;
+
+  Reads(StateStore storage, SnapshotInstall install, LongSupplier applied) {
+    this.storage = storage;
+    this.install = install;
+    this.applied = applied;
+  }
+
+  /**
+   * The answer to request from the applied state, a Scan holding at most maxScanLimit pairs and
+   * maxScanBytes (but always a first pair); UNAVAILABLE while the state is being replaced.
+   */
+  Response read(Request request, int maxScanLimit, long maxScanBytes) {
+    if (maxScanLimit < 1) {
+      throw new IllegalArgumentException("maxScanLimit must be at least 1: " + maxScanLimit);
+    }
+    long epoch = install.epoch();
+    if ((epoch & 1) == 0) {
+      Response answer = answer(request, applied.getAsLong(), maxScanLimit, maxScanBytes);
+      if (install.epoch() == epoch) {
+        return answer;
+      }
+    }
+    return Response.newBuilder()
+        .setRequestId(request.getRequestId())
+        .setStatus(Status.UNAVAILABLE)
+        .setError("this replica is installing a state transfer")
+        .build();
+  }
 
   /**
    * The answer to request (a Get or Scan) from storage's data, with Response.op = applied: the caller
    * reads applied BEFORE calling, so the data answered is at least as new as op.
    */
-  static Response answer(Storage storage, Request request, long applied, int maxScanLimit, long maxScanBytes) {
+  private Response answer(Request request, long applied, int maxScanLimit, long maxScanBytes) {
     long op = applied;
     Response.Builder reply = Response.newBuilder().setRequestId(request.getRequestId()).setOp(op);
     switch (request.getOpCase()) {
@@ -55,7 +89,7 @@ final class Reads {
         int taken = 0;
         long bytes = 0;
         while (taken < kvs.size() && taken < limit) {
-          long size = Storage.pairBytes(kvs.get(taken));
+          long size = StateStore.pairBytes(kvs.get(taken));
           if (taken > 0 && bytes + size > maxScanBytes) {
             break;
           }

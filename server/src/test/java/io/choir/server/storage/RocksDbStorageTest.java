@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.DBOptions;
 import org.rocksdb.Options;
 import org.rocksdb.RocksDB;
 
@@ -138,14 +139,51 @@ class RocksDbStorageTest extends StorageContractTest {
     assertEquals(11, storage.readLog(0, 100, Integer.MAX_VALUE).size());
   }
 
+  /**
+   * A folder written by RocksDB directly in the documented layout (as every earlier version wrote it)
+   * opens unchanged: the log, data and meta rows read back through the log and state stores.
+   */
+  @Test
+  void shouldReadAFolderWrittenInTheDocumentedLayout() throws Exception {
+    storage.close();
+    Path raw = tempDir.resolve("raw");
+    List<ColumnFamilyDescriptor> descriptors =
+        List.of(
+            new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY),
+            new ColumnFamilyDescriptor(bytes("log")),
+            new ColumnFamilyDescriptor(bytes("data")),
+            new ColumnFamilyDescriptor(bytes("meta")));
+    List<ColumnFamilyHandle> handles = new ArrayList<>();
+    try (DBOptions options =
+            new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
+        RocksDB db = RocksDB.open(options, raw.toString(), descriptors, handles)) {
+      try {
+        db.put(handles.get(1), bytes(0, 0, 0, 0, 0, 0, 1, 2), entry(258).toByteArray());
+        db.put(handles.get(2), bytes("k"), bytes(0, 0, 0, 0, 0, 0, 1, 2, 'v', 'a', 'l'));
+        db.put(handles.get(3), bytes("applied"), Bytes.longToBytes(258));
+      } finally {
+        handles.forEach(ColumnFamilyHandle::close);
+      }
+    }
+
+    storage = RocksDbStorage.open(raw);
+
+    assertEquals(258, storage.firstLogOp());
+    assertEquals(List.of(entry(258)), storage.readLog(0, 1000, Integer.MAX_VALUE));
+    Versioned value = storage.get(bytes("k"));
+    assertArrayEquals(bytes("val"), value.value());
+    assertEquals(0x0102L, value.version());
+    assertEquals(258, Bytes.bytesToLong(storage.getMeta(bytes("applied"))));
+  }
+
   @Test
   void shouldRefuseTuningBelowItsBounds() {
     assertThrows(
-        IllegalArgumentException.class, () -> new RocksDbStorage.Tuning(0, 32L << 20, 2, 256L << 20));
+        IllegalArgumentException.class, () -> new RocksDbTuning(0, 32L << 20, 2, 256L << 20));
     assertThrows(
         IllegalArgumentException.class,
-        () -> new RocksDbStorage.Tuning(64L << 20, 32L << 20, 0, 256L << 20));
-    RocksDbStorage.Tuning small = new RocksDbStorage.Tuning(8L << 20, 4L << 20, 1, 8L << 20);
+        () -> new RocksDbTuning(64L << 20, 32L << 20, 0, 256L << 20));
+    RocksDbTuning small = new RocksDbTuning(8L << 20, 4L << 20, 1, 8L << 20);
     RocksDbStorage.open(tempDir.resolve("tuned"), small).close();
   }
 }

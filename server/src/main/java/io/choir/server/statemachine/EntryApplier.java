@@ -1,0 +1,81 @@
+package io.choir.server.statemachine;
+
+import com.google.protobuf.ByteString;
+import io.choir.proto.Entry;
+import io.choir.proto.Response;
+import io.choir.server.storage.Bytes;
+import io.choir.server.storage.MetaKeys;
+import io.choir.server.storage.StateStore;
+import io.choir.server.storage.WriteSet;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * EntryApplier turns a run of consecutive committed entries into their replies and the ONE {@link
+ * WriteSet} that records them: for each entry, in order, the session expiry by its time, the session
+ * rules ({@link ClientSessions}), the data command ({@link Commands}, over an {@link Overlay} of the
+ * call's changes) and the next link of the {@link ChecksumChain}; then the data changes, the applied
+ * number, the checksum and the changed client table rows. It writes nothing itself: the state
+ * machine writes the set and only then publishes the new applied state.
+ *
+ * <p>Apply thread only. It changes the client table in place; a caller whose write fails reloads it.
+ */
+final class EntryApplier {
+  private static final byte[] APPLIED = MetaKeys.bytes(MetaKeys.APPLIED);
+  private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
+
+  /** Applied is the outcome of one call: a reply per entry, the set to write, the new state. */
+  record Applied(List<Response> replies, WriteSet set, long applied, long checksum) {}
+
+  private final StateStore storage;
+  private final ClientSessions sessions;
+  private final ChecksumChain checksums = new ChecksumChain();
+
+  EntryApplier(StateStore storage, ClientSessions sessions) {
+    this.storage = storage;
+    this.sessions = sessions;
+  }
+
+  /**
+   * Applies entries (consecutive, at least one; the caller checked) on top of a state whose checksum
+   * is checksum, hashing entryBytes.get(i) for entry i, or each entry's own serialization when
+   * entryBytes is null.
+   */
+  Applied apply(long checksum, List<Entry> entries, List<ByteString> entryBytes) {
+    Overlay data = new Overlay(storage);
+    List<Response> replies = new ArrayList<>(entries.size());
+    for (int i = 0; i < entries.size(); i++) {
+      Entry entry = entries.get(i);
+      replies.add(applyOne(entry, data));
+      ByteString bytes = entryBytes != null ? entryBytes.get(i) : entry.toByteString();
+      checksum = checksums.next(checksum, bytes);
+    }
+    long applied = entries.get(entries.size() - 1).getOp();
+
+    WriteSet set = new WriteSet();
+    data.writeTo(set);
+    set.putMeta(APPLIED, Bytes.longToBytes(applied));
+    set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
+    sessions.writeTo(set);
+    return new Applied(replies, set, applied, checksum);
+  }
+
+  /** Applies one entry within a call: expiry by its time, the session rules, then the command. */
+  private Response applyOne(Entry entry, Overlay data) {
+    sessions.expireBefore(entry.getTimeMs());
+    switch (entry.getCommandCase()) {
+      case REGISTER_SESSION -> {
+        return sessions.register(entry);
+      }
+      case CLOSE_SESSION -> {
+        return sessions.close(entry);
+      }
+      default -> {
+        if (entry.getClientId() == 0) {
+          return Commands.execute(entry, data);
+        }
+        return sessions.executeOnce(entry, e -> Commands.execute(e, data));
+      }
+    }
+  }
+}
