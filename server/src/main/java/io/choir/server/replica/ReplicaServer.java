@@ -5,6 +5,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.config.ServerConfig;
+import io.choir.server.config.TestSettings;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
@@ -102,7 +103,7 @@ public final class ReplicaServer implements AutoCloseable {
       // test_break_protocol: ack-before-fsync (a deliberate bug): log writes are reported persisted
       // without an fsync, while recover() still takes the data folder for an fsync one.
       boolean fsync = config.durability() == ServerConfig.Durability.FSYNC
-          && !config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
+          && !config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
       this.storageStage = new StorageStage(storage, stateMachine, applyStorage, fsync, COMBINED_SYNC,
           config.maxBatchEntries(), 1 << 16, e -> loopRef[0].post(e), this::fatal);
       int maxDatagramBytes = config.get(ServerConfig.MAX_DATAGRAM_BYTES);
@@ -145,7 +146,7 @@ public final class ReplicaServer implements AutoCloseable {
             peers, group.toSocketAddress(), config.get(ServerConfig.MULTICAST_INTERFACE),
             config.get(ServerConfig.MULTICAST_TTL), config.get(ServerConfig.MAX_DATAGRAM_BYTES),
             config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
-            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT), config.get(ServerConfig.TEST_FAULT_FILE),
+            config.get(TestSettings.TEST_MULTICAST_LOSS_PERCENT), config.get(TestSettings.TEST_FAULT_FILE),
             io.choir.server.net.PeerRouting.maxReassembledBytes(config.maxBatchBytes()),
             io.choir.server.net.PeerRouting.maxStreamFrameBytes(config.maxInFlightBytes(), config.maxInFlightOps(),
                 config.maxBatchBytes()),
@@ -203,8 +204,8 @@ public final class ReplicaServer implements AutoCloseable {
         .addKeyValue("applied", stateMachine.applied())
         .addKeyValue("log", core.lastOp())
         .log("replica started");
-    if (!config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("off")) {
-      log.atWarn().addKeyValue("test_break_protocol", config.get(ServerConfig.TEST_BREAK_PROTOCOL))
+    if (!config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("off")) {
+      log.atWarn().addKeyValue("test_break_protocol", config.get(TestSettings.TEST_BREAK_PROTOCOL))
           .log("TEST ONLY setting on: the protocol is broken on purpose, this replica is not safe");
     }
   }
@@ -236,7 +237,7 @@ public final class ReplicaServer implements AutoCloseable {
         .sessionTimeoutMs(config.get(ServerConfig.SESSION_TIMEOUT_MS))
         .maxClientSessions(config.maxClientSessions())
         .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
-        .breakage(switch (config.get(ServerConfig.TEST_BREAK_PROTOCOL)) {
+        .breakage(switch (config.get(TestSettings.TEST_BREAK_PROTOCOL)) {
           case "local-reads" -> CoreConfig.Breakage.LOCAL_READS;
           case "commit-alone" -> CoreConfig.Breakage.COMMIT_ALONE;
           case "ack-before-fsync" -> CoreConfig.Breakage.ACK_BEFORE_FSYNC;
