@@ -4,6 +4,7 @@ import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import io.choir.server.config.CoreSettings;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.TestSettings;
 import io.choir.server.core.CoreConfig;
@@ -83,7 +84,8 @@ public final class ReplicaServer implements AutoCloseable {
       RecoveredState recovered = Recovery.recover(storage, stateMachine,
           config.dataDir().toAbsolutePath().toString(), config.durability() == ServerConfig.Durability.BUFFERED,
           config.replicas().size() > 1);
-      CoreConfig coreConfig = coreConfig(config);
+      // A real replica needs no replay, so its seed is the clock; the simulator seeds its own.
+      CoreConfig coreConfig = CoreSettings.coreConfig(config, System.nanoTime() ^ config.replicaId());
       this.core = new ReplicaCore(coreConfig, recovered);
       this.readsRefused = metrics.counter("choir.reads.refused");
       AtomicInteger readThreadIds = new AtomicInteger();
@@ -208,42 +210,6 @@ public final class ReplicaServer implements AutoCloseable {
       log.atWarn().addKeyValue("test_break_protocol", config.get(TestSettings.TEST_BREAK_PROTOCOL))
           .log("TEST ONLY setting on: the protocol is broken on purpose, this replica is not safe");
     }
-  }
-
-  /** Maps the server's settings to the pure core's configuration. */
-  static CoreConfig coreConfig(ServerConfig config) {
-    Map<Integer, String> clients = new java.util.HashMap<>();
-    config.replicas().forEach(r -> clients.put(r.id(), r.client().toString()));
-    long ms = TimeUnit.MILLISECONDS.toNanos(1);
-    return CoreConfig.builder(config.replicaId(), config.replicas().stream().map(r -> r.id()).toList())
-        .clientAddresses(clients)
-        .maxKeyBytes(config.maxKeyBytes())
-        .maxValueBytes(config.maxValueBytes())
-        .maxBatchOps(config.maxBatchOps())
-        .maxInFlightOps(config.maxInFlightOps())
-        .maxInFlightBytes(config.maxInFlightBytes())
-        .maxQueuedRequests(config.maxQueuedRequests())
-        .maxBatchEntries(config.maxBatchEntries())
-        .maxBatchBytes(config.maxBatchBytes())
-        .readTimeoutNs(config.readTimeoutMs() * ms)
-        .maxDatagramBytes(config.get(ServerConfig.MAX_DATAGRAM_BYTES))
-        .heartbeatIntervalNs(config.heartbeatIntervalMs() * ms)
-        .quorumTimeoutNs(config.electionTimeoutMs() * ms)
-        .logRetentionMinOps(config.logRetentionOps())
-        .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
-        .resendBytesPerPeerPerSec(config.get(ServerConfig.RESEND_BYTES_PER_PEER_PER_SEC))
-        // With a key only members can send, so only an unkeyed cluster needs the anti-amplification rule.
-        .resendAmplificationLimit(config.clusterKeys() == null ? config.get(ServerConfig.RESEND_AMPLIFICATION_LIMIT) : 0)
-        .sessionTimeoutMs(config.get(ServerConfig.SESSION_TIMEOUT_MS))
-        .maxClientSessions(config.maxClientSessions())
-        .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
-        .breakage(switch (config.get(TestSettings.TEST_BREAK_PROTOCOL)) {
-          case "local-reads" -> CoreConfig.Breakage.LOCAL_READS;
-          case "commit-alone" -> CoreConfig.Breakage.COMMIT_ALONE;
-          case "ack-before-fsync" -> CoreConfig.Breakage.ACK_BEFORE_FSYNC;
-          default -> CoreConfig.Breakage.NONE;
-        })
-        .build();
   }
 
   /** Opens the data folder, recovers and starts serving. */
