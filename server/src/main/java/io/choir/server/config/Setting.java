@@ -85,6 +85,16 @@ public record Setting<T>(String key, T defaultValue, Range range, Unit unit, Str
     }
   }
 
+  /**
+   * The flag's help text: the meaning, then the accepted values, the unit and the default
+   * ("... (576..65000 bytes; default: 1400)").
+   */
+  public String help() {
+    String shown = show(defaultValue);
+    String accepted = range.describe().replace("`", "") + (unit == Unit.NONE ? "" : " " + unit.symbol());
+    return description + " (" + accepted + "; default: " + (shown.isEmpty() ? "empty" : shown) + ")";
+  }
+
   /** value as a person writes it in YAML or a flag: lists joined by commas, enums in lower case. */
   public String show(Object value) {
     if (value instanceof List<?> list) {

@@ -95,4 +95,14 @@ class ConfigDeclarationsTest {
       assertEquals(expected, s.unit(), k);
     }
   }
+
+  @Test
+  void shouldSayTheAcceptedValuesUnitAndDefaultInEveryFlagsHelp() {
+    assertEquals("Largest datagram sent; bigger entries are fragmented. (576..65000 bytes; default: 1400)",
+        ServerConfig.MAX_DATAGRAM_BYTES.help());
+    assertEquals(ServerConfig.CLIENT_AUTH.description() + " (none, optional, require; default: none)",
+        ServerConfig.CLIENT_AUTH.help());
+    assertTrue(TestSettings.TEST_FAULT_FILE.help().endsWith("(text; default: empty)"),
+        TestSettings.TEST_FAULT_FILE.help());
+  }
 }
