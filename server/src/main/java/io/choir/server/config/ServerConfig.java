@@ -349,28 +349,8 @@ public final class ServerConfig {
     return get(DURABILITY);
   }
 
-  public int heartbeatIntervalMs() {
-    return get(HEARTBEAT_INTERVAL_MS);
-  }
-
-  public int electionTimeoutMs() {
-    return get(ELECTION_TIMEOUT_MS);
-  }
-
   public int maxFrameBytes() {
     return get(MAX_FRAME_BYTES);
-  }
-
-  public int maxKeyBytes() {
-    return get(MAX_KEY_BYTES);
-  }
-
-  public int maxValueBytes() {
-    return get(MAX_VALUE_BYTES);
-  }
-
-  public int maxBatchOps() {
-    return get(MAX_BATCH_OPS);
   }
 
   public int maxScanLimit() {
@@ -405,10 +385,6 @@ public final class ServerConfig {
     return get(MAX_IN_FLIGHT_BYTES);
   }
 
-  public int maxQueuedRequests() {
-    return get(MAX_QUEUED_REQUESTS);
-  }
-
   public int maxBatchEntries() {
     return get(MAX_BATCH_ENTRIES);
   }
@@ -423,14 +399,6 @@ public final class ServerConfig {
 
   public int maxRepliesPerClient() {
     return get(MAX_REPLIES_PER_CLIENT);
-  }
-
-  public int logRetentionOps() {
-    return get(LOG_RETENTION_OPS);
-  }
-
-  public int readTimeoutMs() {
-    return get(READ_TIMEOUT_MS);
   }
 
   public int readThreads() {
