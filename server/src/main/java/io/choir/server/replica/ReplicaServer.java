@@ -1,10 +1,46 @@
 package io.choir.server.replica;
 
+import static io.choir.server.config.ServerConfig.CLIENT_FRAME_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.CLIENT_IDLE_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.CLIENT_WRITE_BUFFER_BYTES;
+import static io.choir.server.config.ServerConfig.CLUSTER_ID;
+import static io.choir.server.config.ServerConfig.DURABILITY;
+import static io.choir.server.config.ServerConfig.EVENT_QUEUE_CAPACITY;
+import static io.choir.server.config.ServerConfig.MAX_BATCH_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_BATCH_ENTRIES;
+import static io.choir.server.config.ServerConfig.MAX_CLIENT_SESSIONS;
+import static io.choir.server.config.ServerConfig.MAX_CONNECTIONS;
+import static io.choir.server.config.ServerConfig.MAX_CONNECTIONS_PER_ADDRESS;
+import static io.choir.server.config.ServerConfig.MAX_DATAGRAM_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES_TOTAL;
+import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_OPS;
+import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_PER_CONNECTION;
+import static io.choir.server.config.ServerConfig.MAX_PEER_HANDSHAKES;
+import static io.choir.server.config.ServerConfig.MAX_REPLIES_PER_CLIENT;
+import static io.choir.server.config.ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION;
+import static io.choir.server.config.ServerConfig.MAX_REPLY_BYTES_TOTAL;
+import static io.choir.server.config.ServerConfig.MAX_SCAN_LIMIT;
+import static io.choir.server.config.ServerConfig.MAX_SCAN_REPLY_BYTES;
+import static io.choir.server.config.ServerConfig.MULTICAST_GROUP;
+import static io.choir.server.config.ServerConfig.MULTICAST_INTERFACE;
+import static io.choir.server.config.ServerConfig.MULTICAST_TTL;
+import static io.choir.server.config.ServerConfig.PEER_HANDSHAKE_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.READ_THREADS;
+import static io.choir.server.config.ServerConfig.RECEIVE_BUFFER_BYTES;
+import static io.choir.server.config.ServerConfig.REPLICAS;
+import static io.choir.server.config.ServerConfig.REPLICA_ID;
+import static io.choir.server.config.ServerConfig.SESSION_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.SHUTDOWN_TIMEOUT_MS;
+
 import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import io.choir.server.config.CoreSettings;
 import io.choir.server.config.ServerConfig;
+import io.choir.server.config.TestSettings;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
@@ -72,40 +108,41 @@ public final class ReplicaServer implements AutoCloseable {
     ClientServer.Security clientSecurity = ClientServer.Security.fromConfig(config);
     this.config = config;
     // At least 1: a bound of 0 would make storage return no pair at all (a first pair always fits).
-    this.scanReplyBytes = Math.max(1, Math.min(config.get(ServerConfig.MAX_SCAN_REPLY_BYTES), config.maxFrameBytes() - 1024L));
+    this.scanReplyBytes = Math.max(1, Math.min(config.get(MAX_SCAN_REPLY_BYTES), config.get(MAX_FRAME_BYTES) - 1024L));
     this.storage = RocksDbStorage.open(config.dataDir());
     try {
       // The state machine's own log changes (an install's truncation) go to the log lane, in order.
       ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
-      this.stateMachine = new KvStateMachine(applyStorage, config.maxClientSessions(), config.maxRepliesPerClient(),
-          config.get(ServerConfig.SESSION_TIMEOUT_MS));
+      this.stateMachine = new KvStateMachine(applyStorage, config.get(MAX_CLIENT_SESSIONS), config.get(MAX_REPLIES_PER_CLIENT),
+          config.get(SESSION_TIMEOUT_MS));
       RecoveredState recovered = Recovery.recover(storage, stateMachine,
-          config.dataDir().toAbsolutePath().toString(), config.durability() == ServerConfig.Durability.BUFFERED,
-          config.replicas().size() > 1);
-      CoreConfig coreConfig = coreConfig(config);
+          config.dataDir().toAbsolutePath().toString(), config.get(DURABILITY) == ServerConfig.Durability.BUFFERED,
+          config.get(REPLICAS).size() > 1);
+      // A real replica needs no replay, so its seed is the clock; the simulator seeds its own.
+      CoreConfig coreConfig = CoreSettings.coreConfig(config, System.nanoTime() ^ config.get(REPLICA_ID));
       this.core = new ReplicaCore(coreConfig, recovered);
       this.readsRefused = metrics.counter("choir.reads.refused");
       AtomicInteger readThreadIds = new AtomicInteger();
-      this.readPool = new ThreadPoolExecutor(config.readThreads(), config.readThreads(), 0,
-          TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(config.eventQueueCapacity()), r -> {
+      this.readPool = new ThreadPoolExecutor(config.get(READ_THREADS), config.get(READ_THREADS), 0,
+          TimeUnit.MILLISECONDS, new ArrayBlockingQueue<>(config.get(EVENT_QUEUE_CAPACITY)), r -> {
             Thread t = new Thread(r, "choir-read-" + readThreadIds.incrementAndGet());
             t.setDaemon(true);
             return t;
           });
-      this.connections = new ClientConnections(new ClientConnections.Limits(config.maxInFlightPerConnection(),
-          config.get(ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION),
-          ClientConnections.Limits.totalReplyBytes(config.get(ServerConfig.MAX_REPLY_BYTES_TOTAL)),
-          config.get(ServerConfig.MAX_CONNECTIONS_PER_ADDRESS), config.get(ServerConfig.CLIENT_FRAME_TIMEOUT_MS),
-          config.readThreads(), ClientConnections.Limits.totalFrameBytes(config.get(ServerConfig.MAX_FRAME_BYTES_TOTAL))),
+      this.connections = new ClientConnections(new ClientConnections.Limits(config.get(MAX_IN_FLIGHT_PER_CONNECTION),
+          config.get(MAX_REPLY_BYTES_PER_CONNECTION),
+          ClientConnections.Limits.totalReplyBytes(config.get(MAX_REPLY_BYTES_TOTAL)),
+          config.get(MAX_CONNECTIONS_PER_ADDRESS), config.get(CLIENT_FRAME_TIMEOUT_MS),
+          config.get(READ_THREADS), ClientConnections.Limits.totalFrameBytes(config.get(MAX_FRAME_BYTES_TOTAL))),
           readPool, this::read, metrics);
       ReplicaLoop[] loopRef = new ReplicaLoop[1];
       // test_break_protocol: ack-before-fsync (a deliberate bug): log writes are reported persisted
       // without an fsync, while recover() still takes the data folder for an fsync one.
-      boolean fsync = config.durability() == ServerConfig.Durability.FSYNC
-          && !config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
+      boolean fsync = config.get(DURABILITY) == ServerConfig.Durability.FSYNC
+          && !config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
       this.storageStage = new StorageStage(storage, stateMachine, applyStorage, fsync, COMBINED_SYNC,
-          config.maxBatchEntries(), 1 << 16, e -> loopRef[0].post(e), this::fatal);
-      int maxDatagramBytes = config.get(ServerConfig.MAX_DATAGRAM_BYTES);
+          config.get(MAX_BATCH_ENTRIES), 1 << 16, e -> loopRef[0].post(e), this::fatal);
+      int maxDatagramBytes = config.get(MAX_DATAGRAM_BYTES);
       EffectExecutor.PeerPort peerPort = (to, view, type, body) -> {
         PeerTransport t = transport;
         if (t != null) {
@@ -132,36 +169,36 @@ public final class ReplicaServer implements AutoCloseable {
               connections.setIntakePaused(paused);
             }
           }));
-      this.loop = new ReplicaLoop(executor, this::status, System::nanoTime, config.eventQueueCapacity());
+      this.loop = new ReplicaLoop(executor, this::status, System::nanoTime, config.get(EVENT_QUEUE_CAPACITY));
       loopRef[0] = loop;
-      if (config.replicas().size() > 1) {
+      if (config.get(REPLICAS).size() > 1) {
         Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
-        config.replicas().forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
-        var group = io.choir.server.config.ReplicaAddress.HostPort.parse(config.get(ServerConfig.MULTICAST_GROUP));
+        config.get(REPLICAS).forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
+        var group = io.choir.server.config.ReplicaAddress.HostPort.parse(config.get(MULTICAST_GROUP));
         // A new datagram epoch for this start, synced before the first datagram (nonces never repeat).
         long datagramEpoch = io.choir.server.security.DatagramEpochs.advance(storage,
             System.currentTimeMillis() / 1000);
-        this.transport = new PeerTransport(new PeerTransport.Settings(config.replicaId(), config.clusterIdHash(),
-            peers, group.toSocketAddress(), config.get(ServerConfig.MULTICAST_INTERFACE),
-            config.get(ServerConfig.MULTICAST_TTL), config.get(ServerConfig.MAX_DATAGRAM_BYTES),
-            config.get(ServerConfig.RECEIVE_BUFFER_BYTES),
-            config.get(ServerConfig.TEST_MULTICAST_LOSS_PERCENT), config.get(ServerConfig.TEST_FAULT_FILE),
-            io.choir.server.net.PeerRouting.maxReassembledBytes(config.maxBatchBytes()),
-            io.choir.server.net.PeerRouting.maxStreamFrameBytes(config.maxInFlightBytes(), config.maxInFlightOps(),
-                config.maxBatchBytes()),
+        this.transport = new PeerTransport(new PeerTransport.Settings(config.get(REPLICA_ID), config.clusterIdHash(),
+            peers, group.toSocketAddress(), config.get(MULTICAST_INTERFACE),
+            config.get(MULTICAST_TTL), config.get(MAX_DATAGRAM_BYTES),
+            config.get(RECEIVE_BUFFER_BYTES),
+            config.get(TestSettings.TEST_MULTICAST_LOSS_PERCENT), config.get(TestSettings.TEST_FAULT_FILE),
+            io.choir.server.net.PeerRouting.maxReassembledBytes(config.get(MAX_BATCH_BYTES)),
+            io.choir.server.net.PeerRouting.maxStreamFrameBytes(config.get(MAX_IN_FLIGHT_BYTES), config.get(MAX_IN_FLIGHT_OPS),
+                config.get(MAX_BATCH_BYTES)),
             PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
             config.clusterKeys(), datagramEpoch, loop, metrics);
         peerAddresses.putAll(peers);
         // The peer TCP port (state transfers, peer streams), both ends: proven with the cluster key,
         // or without one only from member hosts.
-        var peerTcp = new io.choir.server.net.PeerTcpAuth(config.replicaId(), config.clusterIdHash(), peers,
-            config.clusterKeys(), config.get(ServerConfig.PEER_HANDSHAKE_TIMEOUT_MS),
-            config.get(ServerConfig.MAX_PEER_HANDSHAKES), metrics);
+        var peerTcp = new io.choir.server.net.PeerTcpAuth(config.get(REPLICA_ID), config.clusterIdHash(), peers,
+            config.clusterKeys(), config.get(PEER_HANDSHAKE_TIMEOUT_MS),
+            config.get(MAX_PEER_HANDSHAKES), metrics);
         transport.authenticateStreams(peerTcp);
         this.stateTransferClient = new io.choir.server.net.StateTransferClient(
             io.choir.server.net.StateTransferClient.Limits.defaults(), peerTcp);
         this.stateTransferServer = new io.choir.server.net.StateTransferServer(
-            config.self().peer().toSocketAddress(), config.replicaId(), config.clusterIdHash(),
+            config.self().peer().toSocketAddress(), config.get(REPLICA_ID), config.clusterIdHash(),
             peers.keySet(), loop::view, storage, io.choir.server.net.StateTransferServer.Limits.defaults(), 1,
             transport.streamSink(), peerTcp);
       } else {
@@ -172,8 +209,8 @@ public final class ReplicaServer implements AutoCloseable {
       loop.start();
       InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
       this.clientServer = new ClientServer(bind,
-          new ClientServer.Limits(config.maxFrameBytes(), config.maxConnections(),
-              config.clientIdleTimeoutMs(), config.clientWriteBufferBytes()),
+          new ClientServer.Limits(config.get(MAX_FRAME_BYTES), config.get(MAX_CONNECTIONS),
+              config.get(CLIENT_IDLE_TIMEOUT_MS), config.get(CLIENT_WRITE_BUFFER_BYTES)),
           connections, loop, 2, metrics, clientSecurity);
     } catch (java.net.SocketException e) {
       if (transport != null) {
@@ -195,54 +232,18 @@ public final class ReplicaServer implements AutoCloseable {
       throw e;
     }
     log.atInfo()
-        .addKeyValue("id", config.replicaId())
-        .addKeyValue("cluster", config.clusterId())
+        .addKeyValue("id", config.get(REPLICA_ID))
+        .addKeyValue("cluster", config.get(CLUSTER_ID))
         .addKeyValue("client", clientServer.localAddress())
         .addKeyValue("data", config.dataDir().toAbsolutePath())
-        .addKeyValue("durability", config.durability().name().toLowerCase(Locale.ROOT))
+        .addKeyValue("durability", config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
         .addKeyValue("applied", stateMachine.applied())
         .addKeyValue("log", core.lastOp())
         .log("replica started");
-    if (!config.get(ServerConfig.TEST_BREAK_PROTOCOL).equals("off")) {
-      log.atWarn().addKeyValue("test_break_protocol", config.get(ServerConfig.TEST_BREAK_PROTOCOL))
+    if (!config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("off")) {
+      log.atWarn().addKeyValue("test_break_protocol", config.get(TestSettings.TEST_BREAK_PROTOCOL))
           .log("TEST ONLY setting on: the protocol is broken on purpose, this replica is not safe");
     }
-  }
-
-  /** Maps the server's settings to the pure core's configuration. */
-  static CoreConfig coreConfig(ServerConfig config) {
-    Map<Integer, String> clients = new java.util.HashMap<>();
-    config.replicas().forEach(r -> clients.put(r.id(), r.client().toString()));
-    long ms = TimeUnit.MILLISECONDS.toNanos(1);
-    return CoreConfig.builder(config.replicaId(), config.replicas().stream().map(r -> r.id()).toList())
-        .clientAddresses(clients)
-        .maxKeyBytes(config.maxKeyBytes())
-        .maxValueBytes(config.maxValueBytes())
-        .maxBatchOps(config.maxBatchOps())
-        .maxInFlightOps(config.maxInFlightOps())
-        .maxInFlightBytes(config.maxInFlightBytes())
-        .maxQueuedRequests(config.maxQueuedRequests())
-        .maxBatchEntries(config.maxBatchEntries())
-        .maxBatchBytes(config.maxBatchBytes())
-        .readTimeoutNs(config.readTimeoutMs() * ms)
-        .maxDatagramBytes(config.get(ServerConfig.MAX_DATAGRAM_BYTES))
-        .heartbeatIntervalNs(config.heartbeatIntervalMs() * ms)
-        .quorumTimeoutNs(config.electionTimeoutMs() * ms)
-        .logRetentionMinOps(config.logRetentionOps())
-        .logRetentionMaxOps(config.get(ServerConfig.LOG_RETENTION_MAX_OPS))
-        .resendBytesPerPeerPerSec(config.get(ServerConfig.RESEND_BYTES_PER_PEER_PER_SEC))
-        // With a key only members can send, so only an unkeyed cluster needs the anti-amplification rule.
-        .resendAmplificationLimit(config.clusterKeys() == null ? config.get(ServerConfig.RESEND_AMPLIFICATION_LIMIT) : 0)
-        .sessionTimeoutMs(config.get(ServerConfig.SESSION_TIMEOUT_MS))
-        .maxClientSessions(config.maxClientSessions())
-        .seed(System.nanoTime() ^ config.replicaId()) // a real replica needs no replay; the simulator seeds
-        .breakage(switch (config.get(ServerConfig.TEST_BREAK_PROTOCOL)) {
-          case "local-reads" -> CoreConfig.Breakage.LOCAL_READS;
-          case "commit-alone" -> CoreConfig.Breakage.COMMIT_ALONE;
-          case "ack-before-fsync" -> CoreConfig.Breakage.ACK_BEFORE_FSYNC;
-          default -> CoreConfig.Breakage.NONE;
-        })
-        .build();
   }
 
   /** Opens the data folder, recovers and starts serving. */
@@ -252,7 +253,7 @@ public final class ReplicaServer implements AutoCloseable {
 
   private Response read(Request request) {
     try {
-      return stateMachine.read(request, config.maxScanLimit(), scanReplyBytes);
+      return stateMachine.read(request, config.get(MAX_SCAN_LIMIT), scanReplyBytes);
     } catch (RuntimeException e) {
       readsRefused.increment();
       log.atWarn().setCause(e).log("read failed");
@@ -264,7 +265,7 @@ public final class ReplicaServer implements AutoCloseable {
   /** Builds the status reply; runs on the replica loop's thread (it reads the core). */
   private Response status(Request request) {
     ReplicaStatus.Builder s = ReplicaStatus.newBuilder()
-        .setId(config.replicaId())
+        .setId(config.get(REPLICA_ID))
         .setRole(core.role())
         .setView(core.view())
         .setOp(core.lastOp())
@@ -272,9 +273,9 @@ public final class ReplicaServer implements AutoCloseable {
         .setApplied(core.appliedOp())
         .setChecksum(core.checksum())
         .setUptimeMs(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startNs))
-        .setClusterId(config.clusterId())
+        .setClusterId(config.get(CLUSTER_ID))
         .setPrimaryId(core.primaryId())
-        .setDurability(config.durability().name().toLowerCase(Locale.ROOT))
+        .setDurability(config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
         .setKeys(storage.approximateKeyCount())
         .setVersion(version());
     var c = core.counters();
@@ -345,7 +346,7 @@ public final class ReplicaServer implements AutoCloseable {
   private void stateTransfer(int from) {
     log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
         .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
-    stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.replicaId(), loop.view(),
+    stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.get(REPLICA_ID), loop.view(),
             stateMachine.applied(), storageStage::runApply, stateMachine, storage, java.time.Duration.ofMinutes(10))
         .whenComplete((ok, err) -> {
           if (err == null) {
@@ -405,9 +406,9 @@ public final class ReplicaServer implements AutoCloseable {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
-    log.atInfo().addKeyValue("id", config.replicaId()).log("replica shutting down");
+    log.atInfo().addKeyValue("id", config.get(REPLICA_ID)).log("replica shutting down");
     clientServer.stopAccepting();
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(config.shutdownTimeoutMs());
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(config.get(SHUTDOWN_TIMEOUT_MS));
     // Let admitted writes commit and apply, so their clients get answers; new requests are refused.
     while (!loop.idle() && System.nanoTime() < deadline && !terminated.isDone()) {
       try {
@@ -435,7 +436,7 @@ public final class ReplicaServer implements AutoCloseable {
       transport.close();
     }
     loop.close();
-    storageStage.close(config.shutdownTimeoutMs());
+    storageStage.close(config.get(SHUTDOWN_TIMEOUT_MS));
     if (!terminated.isDone()) {
       try {
         storage.sync();
@@ -446,6 +447,6 @@ public final class ReplicaServer implements AutoCloseable {
     }
     storage.close();
     terminated.complete(null);
-    log.atInfo().addKeyValue("id", config.replicaId()).log("replica stopped");
+    log.atInfo().addKeyValue("id", config.get(REPLICA_ID)).log("replica stopped");
   }
 }

@@ -31,9 +31,9 @@ class ServerConfigTest {
   void shouldLoadYamlAndLetFlagsOverrideIt() throws Exception {
     Path f = yaml("max_key_bytes: 100\nreplicas:\n  - id: 1\n    client: 127.0.0.1:9001\n    peer: 127.0.0.1:9101");
     ServerConfig c = ServerConfig.load(f, Map.of("max_key_bytes", "200"));
-    assertEquals(200, c.maxKeyBytes());
+    assertEquals(200, c.get(ServerConfig.MAX_KEY_BYTES));
     assertEquals(9001, c.self().client().port());
-    assertEquals(ServerConfig.Durability.FSYNC, c.durability(), "fsync is the default");
+    assertEquals(ServerConfig.Durability.FSYNC, c.get(ServerConfig.DURABILITY), "fsync is the default");
     assertEquals("lo", c.get(ServerConfig.MULTICAST_INTERFACE), "multicast defaults to loopback");
   }
 

@@ -74,8 +74,8 @@ class NodeSpecTest {
       c = ServerConfig.load(file, hostFiles(tls, "n2"));
     }
     assertEquals(1, c.clusterKeys().sendingKeyId(), "the harness's key file is one the replica reads");
-    assertEquals(2, c.replicaId());
-    assertEquals("jepsen-x", c.clusterId());
+    assertEquals(2, c.get(ServerConfig.REPLICA_ID));
+    assertEquals("jepsen-x", c.get(ServerConfig.CLUSTER_ID));
     assertEquals("0.0.0.0", c.listenHost());
     assertEquals(21002, c.self().client().port());
     assertEquals("127.0.0.1", c.self().client().host(), "the address a NOT_PRIMARY redirect names");
@@ -83,8 +83,8 @@ class NodeSpecTest {
     assertEquals(NodeSpec.PEER_PORT, c.self().peer().port());
     assertEquals("eth0", c.get(ServerConfig.MULTICAST_INTERFACE));
     assertEquals(1, c.get(ServerConfig.MULTICAST_TTL));
-    assertEquals(800, c.electionTimeoutMs());
-    assertEquals(3, c.replicas().size());
+    assertEquals(800, c.get(ServerConfig.ELECTION_TIMEOUT_MS));
+    assertEquals(3, c.get(ServerConfig.REPLICAS).size());
   }
 
   @Test
