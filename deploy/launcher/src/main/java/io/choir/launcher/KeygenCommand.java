@@ -1,5 +1,6 @@
-package io.choir.cli;
+package io.choir.launcher;
 
+import io.choir.cli.Choir;
 import io.choir.server.security.ClusterKeys;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,4 +1,4 @@
-package io.choir.cli.bench;
+package io.choir.bench.engine;
 
 import io.choir.client.ChoirClient;
 import io.choir.client.ReadConsistency;

@@ -1,4 +1,4 @@
-package io.choir.cli;
+package io.choir.launcher;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

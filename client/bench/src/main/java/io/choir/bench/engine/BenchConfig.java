@@ -1,4 +1,4 @@
-package io.choir.cli.bench;
+package io.choir.bench.engine;
 
 import java.time.Duration;
 import java.util.LinkedHashMap;

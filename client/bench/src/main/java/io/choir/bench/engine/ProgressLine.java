@@ -1,4 +1,4 @@
-package io.choir.cli.bench;
+package io.choir.bench.engine;
 
 import java.io.PrintWriter;
 import java.util.Locale;

@@ -1,5 +1,6 @@
-package io.choir.cli;
+package io.choir.launcher;
 
+import io.choir.cli.Choir;
 import io.choir.server.security.ClusterKeys;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -170,7 +171,7 @@ final class ClusterCommand implements Runnable {
         List<String> command = new ArrayList<>();
         command.add(java);
         command.addAll(serverJvmOptions(System.getenv("CHOIR_SERVER_JAVA_OPTS")));
-        command.addAll(List.of("-cp", classpath, Choir.class.getName(), "server", "--config", f.toString()));
+        command.addAll(List.of("-cp", classpath, ChoirLauncher.class.getName(), "server", "--config", f.toString()));
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
         Process p = pb.start();
         children.add(p);

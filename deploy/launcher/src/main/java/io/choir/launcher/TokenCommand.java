@@ -1,5 +1,6 @@
-package io.choir.cli;
+package io.choir.launcher;
 
+import io.choir.cli.Choir;
 import io.choir.server.security.AccessControl;
 import java.security.SecureRandom;
 import java.util.Base64;

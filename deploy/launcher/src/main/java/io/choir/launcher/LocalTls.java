@@ -1,4 +1,4 @@
-package io.choir.cli;
+package io.choir.launcher;
 
 import io.choir.server.security.LocalCa;
 import java.io.IOException;

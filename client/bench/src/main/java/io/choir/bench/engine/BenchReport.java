@@ -1,4 +1,4 @@
-package io.choir.cli.bench;
+package io.choir.bench.engine;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;

@@ -1,7 +1,8 @@
-package io.choir.cli;
+package io.choir.launcher;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.LoggerContext;
+import io.choir.cli.Choir;
 import io.choir.server.config.ConfigException;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.Setting;

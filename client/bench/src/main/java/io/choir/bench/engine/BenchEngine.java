@@ -1,4 +1,4 @@
-package io.choir.cli.bench;
+package io.choir.bench.engine;
 
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;

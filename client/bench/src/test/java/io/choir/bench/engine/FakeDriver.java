@@ -1,4 +1,4 @@
-package io.choir.cli.bench;
+package io.choir.bench.engine;
 
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;

@@ -1,5 +1,9 @@
-package io.choir.cli.bench;
+package io.choir.launcher;
 
+import io.choir.bench.engine.BenchOptions;
+import io.choir.bench.engine.BenchRunner;
+import io.choir.bench.engine.ChoirDriver;
+import io.choir.cli.SecurityOptions;
 import io.choir.client.ReadConsistency;
 import java.io.PrintWriter;
 import java.time.Duration;
@@ -19,10 +23,10 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
     description = {"Closed-loop benchmark: N clients each issue their next put/get when the previous one"
         + " completes; prints throughput and p50/p90/p99/p99.9 and writes result.json and plots."})
-public final class BenchCommand implements Callable<Integer> {
+final class BenchCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
   @Mixin BenchOptions options = new BenchOptions();
-  @Mixin io.choir.cli.SecurityOptions security = new io.choir.cli.SecurityOptions();
+  @Mixin SecurityOptions security = new SecurityOptions();
 
   @Option(names = {"-e", "--endpoints"}, paramLabel = "HOST:PORT,...",
       description = "Replica client addresses (default: $CHOIR_ENDPOINTS or 127.0.0.1:7301).")
