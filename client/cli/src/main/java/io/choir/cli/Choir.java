@@ -4,28 +4,17 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * Choir is the `choir` command: the server, the cluster helpers and the key-value client commands.
- * Exit codes: 0 ok, 1 not found or CAS failed, 2 usage error, 3 unavailable or timeout, 4 other errors.
+ * Choir is the client half of the `choir` command: the key-value commands and status, which need only
+ * the client library (no server, no RocksDB). The launcher (deploy/launcher, {@code ChoirLauncher})
+ * adds the server-side commands to these; this class also runs alone ({@link #main}). It owns the exit
+ * codes every subcommand returns: 0 ok, 1 not found or CAS failed, 2 usage error, 3 unavailable or
+ * timeout, 4 other errors, 5 denied.
  */
 @Command(
     name = "choir",
     mixinStandardHelpOptions = true,
     versionProvider = Choir.Version.class,
-    description = "Choir: a replicated key-value store over IP multicast.",
-    subcommands = {
-      ServerCommand.class,
-      ClusterCommand.class,
-      KeygenCommand.class,
-      KvCommands.Put.class,
-      KvCommands.Get.class,
-      KvCommands.Delete.class,
-      KvCommands.Cas.class,
-      KvCommands.Scan.class,
-      StatusCommand.class,
-      io.choir.cli.bench.BenchCommand.class,
-      TokenCommand.class,
-      CommandLine.HelpCommand.class
-    })
+    description = "Choir client: the key-value commands and status of a Choir cluster.")
 public final class Choir implements Runnable {
   public static final int EXIT_OK = 0;
   public static final int EXIT_NOT_FOUND = 1;
@@ -42,12 +31,31 @@ public final class Choir implements Runnable {
     throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
   }
 
-  /** Builds the command line with every subcommand and its programmatic options. */
+  /** Builds the client-only command line: the client commands and help. */
   public static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Choir());
-    ServerCommand.addSettingOptions(cl.getSubcommands().get("server").getCommandSpec());
-    cl.setExitCodeExceptionMapper(t -> t instanceof CommandLine.ParameterException ? EXIT_USAGE : EXIT_ERROR);
+    addClientCommands(cl);
+    cl.addSubcommand(new CommandLine.HelpCommand());
+    cl.setExitCodeExceptionMapper(Choir::exitCodeOf);
     return cl;
+  }
+
+  /**
+   * Adds the client commands (put, get, delete, cas, scan, status), in the order `choir --help` lists
+   * them, to a command line: this one's or the launcher's.
+   */
+  public static void addClientCommands(CommandLine cl) {
+    cl.addSubcommand(new KvCommands.Put());
+    cl.addSubcommand(new KvCommands.Get());
+    cl.addSubcommand(new KvCommands.Delete());
+    cl.addSubcommand(new KvCommands.Cas());
+    cl.addSubcommand(new KvCommands.Scan());
+    cl.addSubcommand(new StatusCommand());
+  }
+
+  /** The exit code of an exception no subcommand handled: a usage error for bad arguments, else 4. */
+  public static int exitCodeOf(Throwable t) {
+    return t instanceof CommandLine.ParameterException ? EXIT_USAGE : EXIT_ERROR;
   }
 
   public static void main(String[] args) {
@@ -55,7 +63,7 @@ public final class Choir implements Runnable {
   }
 
   /** Version from the jar manifest, or "dev". */
-  static final class Version implements CommandLine.IVersionProvider {
+  public static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
       String v = Choir.class.getPackage().getImplementationVersion();

@@ -4,11 +4,8 @@ import io.choir.client.spi.ClientScheduler;
 import io.choir.client.spi.ClientTransport;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -16,22 +13,22 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Dispatcher sends requests and matches responses: it owns the request ids, the in-flight set behind
- * {@code first_incomplete}, the in-flight slots, and each call's attempts from start to finish. Its
- * helpers: {@link Session} (the session gate) and {@link Registrar} (the session requests),
- * {@link Failover} (what a failed attempt means, where the call goes next), {@link Router} (the leader
- * guess, views, suspects), {@link CallTimers} (deadline, attempt timeout, backoff), {@link Links} (the
- * connections), {@link Failures} (the exceptions and their promises). The public clients only build
- * requests and map responses. Time and connections come
+ * Dispatcher coordinates a client's calls from submission to finish: it owns the in-flight slots, starts
+ * calls, hands each response to its call and finishes calls exactly once. Its parts:
+ * {@link RequestIds} (the request ids, the in-flight set behind {@code first_incomplete}, the call of
+ * each id), {@link AttemptSender} (one attempt: the session gate, the link, the request frame),
+ * {@link Session} (the session gate) and {@link Registrar} (the session requests), {@link Failover}
+ * (what a failed attempt means, where the call goes next), {@link Router} (the leader guess, views,
+ * suspects), {@link CallTimers} (deadline, attempt timeout, backoff), {@link Links} (the connections),
+ * {@link Failures} (the exceptions and their promises). The public clients only build requests and map
+ * responses. Time and connections come
  * from the two ports ({@link ClientScheduler}, {@link ClientTransport}): Netty and the system clock in
  * production, a simulated clock and network in the deterministic simulator, where everything runs in one
  * thread (no lock is held while calling out, and slots are passed on in a loop, not by recursion).
  *
  * <p>Exactly-once (Raft thesis 6.3; RIFL, Lee et al. 2015): a request keeps its id across every retry,
  * and every request carries the lowest id this client still waits for, so the replicas can keep one
- * saved reply per outstanding id and forget the rest. Ids are allocated and added to the in-flight set
- * under one lock; otherwise a request could announce a first_incomplete above an id that is allocated
- * but not yet registered, and the replicas would forget (or refuse) that id's reply. Writes run inside
+ * saved reply per outstanding id and forget the rest (see {@link RequestIds}). Writes run inside
  * a session, registered lazily before the first write, and carry its id, which the replicas assign;
  * registrations and reads carry the client instance's id (see {@link Session}).
  *
@@ -68,16 +65,14 @@ final class Dispatcher {
   private final Links links;
   private final Router router;
   private final Session session;
-  private final Object idLock = new Object();
-  private final AtomicLong nextRequestId = new AtomicLong(1);
-  private final ConcurrentSkipListSet<Long> inFlightIds = new ConcurrentSkipListSet<>();
-  private final ConcurrentHashMap<Long, Call> calls = new ConcurrentHashMap<>();
+  private final RequestIds ids = new RequestIds();
   private final AtomicLong highestOpSeen = new AtomicLong();
   private final InFlightLimiter limiter;
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Registrar registrar;
   private final CallTimers timers;
   private final Failover failover;
+  private final AttemptSender sender;
   private final CompletableFuture<Void> closeDone = new CompletableFuture<>();
 
   /**
@@ -100,6 +95,8 @@ final class Dispatcher {
     this.timers = new CallTimers(this, scheduler, router, config.random(), config.attemptTimeoutMs());
     this.failover = new Failover(this, router, timers, scheduler, config.attemptTimeoutMs());
     this.links = new Links(transport, this);
+    this.sender = new AttemptSender(this, session, registrar, links, failover, ids, scheduler, highestOpSeen::get,
+        config.maxFrameBytes());
   }
 
   boolean isClosed() {
@@ -199,18 +196,12 @@ final class Dispatcher {
       }
       return !givenBack;
     }
-    long id;
-    synchronized (idLock) {
-      id = nextRequestId.getAndIncrement();
-      inFlightIds.add(id);
-    }
-    call.requestId = id;
+    ids.assign(call);
     if (call.clientId == 0) {
       // Reads carry the instance's id (no session needed); writes get the session's from the gate,
       // before each attempt.
       call.clientId = session.instanceId();
     }
-    calls.put(id, call);
     call.started = true;
     if (!internal && closed.get()) {
       finish(call, null, new UnavailableException("client closed"));
@@ -234,96 +225,9 @@ final class Dispatcher {
     }
   }
 
+  /** Starts the call's next attempt at target (see {@link AttemptSender}). */
   void sendAttempt(Call call, Endpoint target) {
-    if (call.isFinished()) {
-      return;
-    }
-    if (call.needsSession()) {
-      switch (session.admit(call)) {
-        case SEND -> { }
-        case WAIT -> {
-          park(call);
-          return;
-        }
-        case REGISTER -> {
-          park(call);
-          registrar.register();
-          return;
-        }
-        case EXPIRED -> {
-          finish(call, null, Failures.sessionExpired(call));
-          return;
-        }
-      }
-    }
-    int attempt;
-    synchronized (call) {
-      if (call.isFinished()) {
-        return;
-      }
-      attempt = ++call.attempt;
-      call.target = target;
-      call.link = null;
-      call.delivered = false;
-      call.retryTask = null;
-      call.attemptStartNs = scheduler.nanoTime();
-    }
-    links.link(target).whenComplete((link, error) -> {
-      if (error != null) {
-        failover.onAttemptFailed(call, attempt, error, false);
-      } else {
-        write(call, attempt, link);
-      }
-    });
-  }
-
-  private static void park(Call call) {
-    synchronized (call) {
-      call.attemptStartNs = 0;
-      call.lastError = new UnavailableException("the write waited for this client's session to be registered");
-    }
-  }
-
-  private void write(Call call, int attempt, Link link) {
-    Request request = call.base.toBuilder()
-        .setClientId(call.clientId)
-        .setRequestId(call.requestId)
-        .setFirstIncomplete(firstIncomplete())
-        .setMinOp(call.sequentialRead ? highestOpSeen.get() : 0)
-        .build();
-    if (request.getSerializedSize() > config.maxFrameBytes()) {
-      finish(call, null, Failures.tooLarge(request.getSerializedSize(), config.maxFrameBytes()));
-      return;
-    }
-    synchronized (call) {
-      if (call.isFinished() || call.attempt != attempt) {
-        return;
-      }
-      call.link = link;
-      // From here on the request may reach the replica, even if this attempt is abandoned before the
-      // write completes: only a failed write proves it did not.
-      call.delivered = true;
-      // Added under the call's lock so finish() either sees the link and removes the call, or this
-      // block sees the call finished.
-      link.awaiting.add(call);
-    }
-    CompletableFuture<Void> written;
-    try {
-      written = link.connection().write(request);
-    } catch (RuntimeException e) {
-      written = CompletableFuture.failedFuture(e);
-    }
-    written.whenComplete((v, error) -> {
-      if (error != null) {
-        failover.onAttemptFailed(call, attempt, Futures.unwrap(error), true);
-      }
-    });
-  }
-
-  /** The lowest id still in flight, or the next id when none is: ids below it may be forgotten. */
-  long firstIncomplete() {
-    Long lowest = inFlightIds.ceiling(Long.MIN_VALUE);
-    return lowest != null ? lowest : nextRequestId.get();
+    sender.send(call, target);
   }
 
   /** Ends the current attempt; caller holds the call's lock and has bumped call.attempt. */
@@ -354,7 +258,7 @@ final class Dispatcher {
       failover.onConnectionNotice(link, response);
       return;
     }
-    Call call = calls.get(id);
+    Call call = ids.call(id);
     if (call == null) {
       log.debug("ignoring a response for request {} that is not in flight (status {})", id, response.getStatus());
       return;
@@ -433,11 +337,7 @@ final class Dispatcher {
     if (call.needsSession()) {
       session.forget(call);
     }
-    long id = call.requestId;
-    if (id != 0) {
-      calls.remove(id, call);
-      inFlightIds.remove(id);
-    }
+    ids.release(call);
     if (call.slotHeld.compareAndSet(true, false)) {
       releaseSlot();
     }
@@ -466,7 +366,7 @@ final class Dispatcher {
     for (Call call : limiter.drainWaiting()) {
       finish(call, null, new UnavailableException("client closed"));
     }
-    for (Call call : new ArrayList<>(calls.values())) {
+    for (Call call : ids.inFlightCalls()) {
       finish(call, null, Failures.closed(call));
     }
     long budgetNs = Math.min(requestTimeoutNs, TimeUnit.MILLISECONDS.toNanos(CLOSE_SESSION_BUDGET_MS));

@@ -1,12 +1,10 @@
 package io.choir.server.net;
 
 import io.choir.proto.PeerEnvelope;
-import io.choir.proto.wire.FrameDecoder;
-import io.choir.proto.wire.FrameEncoder;
-import io.choir.proto.wire.ProtobufFrameDecoder;
 import io.choir.server.net.transfer.InstallTarget;
 import io.choir.server.net.transfer.StateTransferReceiver;
 import io.choir.server.net.transfer.StateTransferReceiver.Installed;
+import io.choir.server.net.transfer.TransferCodec;
 import io.choir.server.net.transfer.TransferFailedException;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Storage;
@@ -104,9 +102,7 @@ public final class StateTransferClient implements AutoCloseable {
   private final PeerTcpAuth auth;
   private final EventLoopGroup group;
   private final Class<? extends SocketChannel> channelType;
-  private final FrameEncoder encoder = new FrameEncoder();
-  private final ProtobufFrameDecoder<PeerEnvelope> decoder =
-      new ProtobufFrameDecoder<>(PeerEnvelope.parser());
+  private final TransferCodec codec = new TransferCodec();
 
   /**
    * StateTransferClient starts its own one-thread event loop (epoll when available); its connections
@@ -214,10 +210,7 @@ public final class StateTransferClient implements AutoCloseable {
                 new ChannelInitializer<SocketChannel>() {
                   @Override
                   protected void initChannel(SocketChannel ch) {
-                    ch.pipeline()
-                        .addLast("frames", new FrameDecoder(limits.maxFrameBytes()))
-                        .addLast("decode", decoder)
-                        .addLast("encode", encoder)
+                    codec.addTo(ch.pipeline(), limits.maxFrameBytes())
                         .addLast("transfer", transfer);
                     if (auth != null) {
                       auth.addConnector(ch.pipeline(), sourceId); // first: it proves the source

@@ -1,37 +1,23 @@
 package io.choir.server.net;
 
 import io.choir.proto.PeerEnvelope;
-import io.choir.proto.wire.FrameDecoder;
-import io.choir.proto.wire.FrameEncoder;
-import io.choir.proto.wire.FrameException;
-import io.choir.proto.wire.ProtobufFrameDecoder;
 import io.choir.server.net.transfer.StateTransferSender;
+import io.choir.server.net.transfer.TransferCodec;
 import io.choir.server.storage.Storage;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelFutureListener;
-import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
-import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.SocketChannel;
 import java.net.InetSocketAddress;
-import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongSupplier;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * StateTransferServer is the listener on a replica's peer address (TCP): it serves state transfers
@@ -42,8 +28,9 @@ import org.slf4j.LoggerFactory;
  * {@link PeerEnvelope} with a StateTransferRequest, and receives a consistent snapshot of this
  * replica's applied state as a stream of StateTransferChunk envelopes, then the server closes. The
  * stream itself (chunking, the snapshot's consistency, the digest in the last chunk) is the pure
- * {@link StateTransferSender}'s; this class is its Netty driver: it asks the sender for the next chunk
- * only while the channel is writable, and owns the bounds and timeouts below.
+ * {@link StateTransferSender}'s; this class and its {@link TransferConnection}s (one per connection,
+ * sharing a {@link TransferServerState}) are its Netty driver: a connection asks the sender for the next
+ * chunk only while the channel is writable, within the bounds and timeouts below.
  *
  * <p>Bounds: at most maxConnections open connections not yet known as peer streams and
  * maxConcurrentTransfers snapshots at a time (a snapshot pins old RocksDB versions); more are refused
@@ -78,10 +65,8 @@ import org.slf4j.LoggerFactory;
  * closed on its channel's event loop.
  */
 public final class StateTransferServer implements AutoCloseable {
-  private static final Logger log = LoggerFactory.getLogger(StateTransferServer.class);
-
   /** A request envelope is tiny; anything bigger is not one. */
-  private static final int MAX_REQUEST_FRAME_BYTES = 4096;
+  static final int MAX_REQUEST_FRAME_BYTES = 4096;
 
   /**
    * Limits are the server's bounds, each a named setting.
@@ -139,18 +124,8 @@ public final class StateTransferServer implements AutoCloseable {
   private final EventLoopGroup boss;
   private final EventLoopGroup workers;
   private final Channel serverChannel;
-  private final FrameEncoder encoder = new FrameEncoder();
-  private final ProtobufFrameDecoder<PeerEnvelope> decoder =
-      new ProtobufFrameDecoder<>(PeerEnvelope.parser());
-
-  private final AtomicInteger connections = new AtomicInteger();
-  private final AtomicInteger transfers = new AtomicInteger();
-  private final AtomicLong served = new AtomicLong();
-  private final AtomicLong refused = new AtomicLong();
-  private final AtomicLong chunksWritten = new AtomicLong();
-  private final AtomicLong streamsAccepted = new AtomicLong();
-  /** The open peer stream of each sender (one each: a newer one closes the older). */
-  private final Map<Integer, Channel> streamsBySender = new ConcurrentHashMap<>();
+  private final TransferCodec codec = new TransferCodec();
+  private final TransferServerState state;
 
   /**
    * StateTransferServer binds bind (the replica's peer address, TCP) and serves snapshots of storage;
@@ -228,6 +203,7 @@ public final class StateTransferServer implements AutoCloseable {
     this.view = view;
     this.storage = storage;
     this.limits = limits;
+    this.state = new TransferServerState(limits.maxConnections(), limits.maxConcurrentTransfers());
     IoHandlerFactory factory = NettyIo.ioHandlerFactory();
     Class<? extends ServerChannel> channelType = NettyIo.serverChannelType();
     this.boss = new MultiThreadIoEventLoopGroup(1, factory);
@@ -251,11 +227,8 @@ public final class StateTransferServer implements AutoCloseable {
                 new ChannelInitializer<SocketChannel>() {
                   @Override
                   protected void initChannel(SocketChannel ch) {
-                    ch.pipeline()
-                        .addLast("frames", new FrameDecoder(maxFrameBytes))
-                        .addLast("decode", decoder)
-                        .addLast("encode", encoder)
-                        .addLast("handler", new TransferHandler());
+                    codec.addTo(ch.pipeline(), maxFrameBytes)
+                        .addLast("handler", new TransferConnection(state, limits, senderConfig, auth, peerStreams, storage, view));
                     auth.addAcceptor(ch.pipeline()); // first: nothing is read before it admits
                   }
                 });
@@ -275,32 +248,32 @@ public final class StateTransferServer implements AutoCloseable {
 
   /** Transfers whose last chunk was written. */
   public long transfersServed() {
-    return served.get();
+    return state.served();
   }
 
   /** Connections closed without a transfer: invalid or unauthorized requests, limits reached. */
   public long transfersRefused() {
-    return refused.get();
+    return state.refused();
   }
 
   /** Chunks handed to the network, over every transfer. */
   public long chunksWritten() {
-    return chunksWritten.get();
+    return state.chunksWritten();
   }
 
   /** Connections accepted as peer streams. */
   public long peerStreamsAccepted() {
-    return streamsAccepted.get();
+    return state.streamsAccepted();
   }
 
   /** Peer streams open now. */
   public int openPeerStreams() {
-    return streamsBySender.size();
+    return state.openStreams();
   }
 
   /** Transfers streaming now. */
   public int activeTransfers() {
-    return transfers.get();
+    return state.activeTransfers();
   }
 
   /** Closes the listener and every connection (their snapshots are closed as they go inactive). */
@@ -309,253 +282,5 @@ public final class StateTransferServer implements AutoCloseable {
     serverChannel.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
     boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
     workers.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(3, TimeUnit.SECONDS);
-  }
-
-  /**
-   * TransferHandler serves one connection: it waits for the first envelope, then either streams the
-   * snapshot chunk by chunk as the channel drains (driving a {@link StateTransferSender}), or passes
-   * every envelope of a peer stream to the sink. All its state is confined to the channel's loop.
-   */
-  private final class TransferHandler extends SimpleChannelInboundHandler<PeerEnvelope> {
-    private boolean counted;
-    private boolean requested;
-    private boolean holdsPermit;
-    private ScheduledFuture<?> deadline;
-    private StateTransferSender sender;
-    private boolean lastWritten;
-    /** The sender of a peer stream, once this connection is one; else -1. */
-    private int streamSender = -1;
-
-    @Override
-    public void channelActive(ChannelHandlerContext ctx) {
-      counted = true;
-      if (connections.incrementAndGet() > limits.maxConnections()) {
-        refuse(ctx, "too many state transfer connections");
-        return;
-      }
-      deadline =
-          ctx.executor()
-              .schedule(
-                  () -> refuse(ctx, "no first envelope within the request timeout"),
-                  limits.requestTimeoutMs(),
-                  TimeUnit.MILLISECONDS);
-      ctx.fireChannelActive();
-    }
-
-    @Override
-    protected void channelRead0(ChannelHandlerContext ctx, PeerEnvelope envelope) {
-      if (streamSender >= 0) {
-        stream(ctx, envelope);
-        return;
-      }
-      if (requested) {
-        refuse(ctx, "a second request on one connection");
-        return;
-      }
-      requested = true;
-      Integer proven = PeerTcpAuth.provenPeer(ctx.channel());
-      if (proven != null && envelope.getSender() != proven) {
-        // A member proved it is replica `proven` and then speaks as another.
-        auth.refused("sender_mismatch", ctx.channel().remoteAddress());
-        refuse(ctx, "sender " + envelope.getSender() + " on a connection proven by " + proven);
-        return;
-      }
-      if (peerStreams != null
-          && envelope.getBodyCase() != PeerEnvelope.BodyCase.STATE_TRANSFER_REQUEST) {
-        becomeStream(ctx, envelope);
-        return;
-      }
-      if (envelope.getSerializedSize() > MAX_REQUEST_FRAME_BYTES) {
-        refuse(ctx, "a request of " + envelope.getSerializedSize() + " bytes");
-        return;
-      }
-      String problem = StateTransferSender.refusal(senderConfig, envelope);
-      if (problem != null) {
-        refuse(ctx, problem);
-        return;
-      }
-      if (transfers.incrementAndGet() > limits.maxConcurrentTransfers()) {
-        transfers.decrementAndGet();
-        refuse(ctx, "state transfer limit reached (" + limits.maxConcurrentTransfers() + ")");
-        return;
-      }
-      holdsPermit = true;
-      deadline.cancel(false);
-      deadline =
-          ctx.executor()
-              .schedule(
-                  () -> refuse(ctx, "state transfer timed out"),
-                  limits.transferTimeoutMs(),
-                  TimeUnit.MILLISECONDS);
-      try {
-        sender = StateTransferSender.open(senderConfig, envelope, storage.snapshot());
-      } catch (RuntimeException e) {
-        if (!(e instanceof StateTransferSender.Refused)) {
-          log.atWarn().setCause(e).log("cannot snapshot the state for a state transfer");
-        }
-        refuse(ctx, e.getMessage());
-        return;
-      }
-      log.atInfo()
-          .addKeyValue("to", envelope.getSender())
-          .addKeyValue("op", sender.op())
-          .addKeyValue("their_applied", sender.requesterApplied())
-          .log("serving a state transfer");
-      // Stop reading: nothing more is expected, and a peer that sends more is ignored, not buffered.
-      ctx.channel().config().setAutoRead(false);
-      pump(ctx);
-    }
-
-    /** The first envelope is a peer message: this connection is a peer stream from now on. */
-    private void becomeStream(ChannelHandlerContext ctx, PeerEnvelope first) {
-      if (peerStreams.onEnvelope(first) == PeerStreamSink.Verdict.REFUSED) {
-        // Counted by reason in the transport; a log line per connection would let a misconfigured
-        // peer flood the log.
-        refused.incrementAndGet();
-        lastWritten = true;
-        log.atDebug().addKeyValue("remote", ctx.channel().remoteAddress())
-            .log("peer stream refused by its first envelope");
-        release();
-        ctx.close();
-        return;
-      }
-      streamSender = first.getSender();
-      deadline.cancel(false);
-      deadline = null;
-      // A stream no longer counts against maxConnections; one per sender bounds them instead.
-      counted = false;
-      connections.decrementAndGet();
-      streamsAccepted.incrementAndGet();
-      Channel channel = ctx.channel();
-      Channel older = streamsBySender.put(streamSender, channel);
-      if (older != null && older != channel) {
-        older.close();
-      }
-      log.atDebug()
-          .addKeyValue("from", streamSender)
-          .addKeyValue("remote", channel.remoteAddress())
-          .log("peer stream accepted");
-    }
-
-    /** One more envelope on a peer stream. */
-    private void stream(ChannelHandlerContext ctx, PeerEnvelope envelope) {
-      if (envelope.getSender() != streamSender) {
-        peerStreams.dropped("sender_changed");
-        return;
-      }
-      peerStreams.onEnvelope(envelope); // dropped envelopes are counted there; the stream goes on
-    }
-
-    @Override
-    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
-      if (sender != null && ctx.channel().isWritable()) {
-        pump(ctx);
-      }
-      ctx.fireChannelWritabilityChanged();
-    }
-
-    @Override
-    public void channelInactive(ChannelHandlerContext ctx) {
-      if (streamSender >= 0) {
-        streamsBySender.remove(streamSender, ctx.channel());
-      }
-      release();
-      ctx.fireChannelInactive();
-    }
-
-    @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-      if (peerStreams != null && (streamSender >= 0 || !requested)
-          && cause instanceof FrameException frame) {
-        // On a peer stream, or on a connection that could have been one (its frame limit is the
-        // stream's): the transport counts it with the stream drops.
-        peerStreams.dropped(
-            frame.kind() == FrameException.Kind.TOO_LARGE ? "frame_too_large" : "malformed");
-      }
-      if (streamSender >= 0) {
-        ctx.close();
-        return;
-      }
-      refuse(ctx, "connection failed: " + cause.getMessage());
-    }
-
-    /** Writes chunks while the channel is writable; the last one closes the connection. */
-    private void pump(ChannelHandlerContext ctx) {
-      Channel channel = ctx.channel();
-      while (!lastWritten && sender != null && channel.isActive() && channel.isWritable()) {
-        PeerEnvelope chunk;
-        try {
-          chunk = sender.next(view.getAsLong());
-        } catch (RuntimeException e) {
-          log.atWarn().setCause(e).log("cannot read the snapshot for a state transfer");
-          refuse(ctx, "cannot read the snapshot: " + e.getMessage());
-          return;
-        }
-        chunksWritten.incrementAndGet();
-        ChannelFuture written = ctx.writeAndFlush(chunk);
-        written.addListener(ChannelFutureListener.CLOSE_ON_FAILURE);
-        if (sender.done()) {
-          lastWritten = true;
-          long op = sender.op();
-          long chunks = sender.chunks();
-          written.addListener(
-              (ChannelFutureListener)
-                  f -> {
-                    if (f.isSuccess()) {
-                      served.incrementAndGet();
-                      log.atInfo()
-                          .addKeyValue("op", op)
-                          .addKeyValue("chunks", chunks)
-                          .log("state transfer served");
-                    }
-                    f.channel().close();
-                  });
-          // Every chunk is read (the sender closed its snapshot); the permit is no longer needed
-          // while the last bytes drain (the deadline still bounds the drain).
-          releaseSnapshot();
-        }
-      }
-    }
-
-    private void refuse(ChannelHandlerContext ctx, String why) {
-      if (!lastWritten) {
-        refused.incrementAndGet();
-        log.atWarn()
-            .addKeyValue("remote", ctx.channel().remoteAddress())
-            .log("state transfer connection refused or aborted: {}", why);
-      }
-      lastWritten = true; // nothing more goes out on this connection
-      release();
-      ctx.close();
-    }
-
-    /** Closes the snapshot, cancels the deadline and gives back both permits, once. */
-    private void release() {
-      if (deadline != null) {
-        deadline.cancel(false);
-        deadline = null;
-      }
-      releaseSnapshot();
-      if (counted) {
-        counted = false;
-        connections.decrementAndGet();
-      }
-    }
-
-    /** Closes the snapshot and gives back the transfer permit, once. */
-    private void releaseSnapshot() {
-      if (sender != null) {
-        try {
-          sender.close();
-        } catch (RuntimeException e) {
-          log.atWarn().setCause(e).log("cannot close a state transfer snapshot");
-        }
-        sender = null;
-      }
-      if (holdsPermit) {
-        holdsPermit = false;
-        transfers.decrementAndGet();
-      }
-    }
   }
 }

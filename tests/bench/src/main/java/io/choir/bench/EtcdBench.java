@@ -1,7 +1,7 @@
 package io.choir.bench;
 
-import io.choir.cli.bench.BenchOptions;
-import io.choir.cli.bench.BenchRunner;
+import io.choir.bench.engine.BenchOptions;
+import io.choir.bench.engine.BenchRunner;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.maintenance.StatusResponse;
 import java.io.PrintWriter;

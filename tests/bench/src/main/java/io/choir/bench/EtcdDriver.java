@@ -1,6 +1,6 @@
 package io.choir.bench;
 
-import io.choir.cli.bench.BenchDriver;
+import io.choir.bench.engine.BenchDriver;
 import io.etcd.jetcd.ByteSequence;
 import io.etcd.jetcd.Client;
 import io.etcd.jetcd.KV;

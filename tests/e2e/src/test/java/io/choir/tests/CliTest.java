@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.choir.cli.Choir;
+import io.choir.launcher.ChoirLauncher;
 import io.choir.server.replica.ReplicaServer;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -38,7 +38,7 @@ class CliTest {
   private record Run(int code, String out, String err) {}
 
   private Run choir(String... args) {
-    CommandLine cl = Choir.commandLine();
+    CommandLine cl = ChoirLauncher.commandLine();
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
     cl.setOut(new PrintWriter(out));

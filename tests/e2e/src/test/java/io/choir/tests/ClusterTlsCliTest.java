@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.choir.cli.Choir;
+import io.choir.launcher.ChoirLauncher;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -46,7 +47,7 @@ class ClusterTlsCliTest {
   private record Run(int code, String out, String err) {}
 
   private static Run choir(String... args) {
-    CommandLine cl = Choir.commandLine();
+    CommandLine cl = ChoirLauncher.commandLine();
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
     cl.setOut(new PrintWriter(out));

@@ -36,7 +36,7 @@ class PeerTrustProcessTest {
         + "multicast_interface: lo\n");
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     Process p = new ProcessBuilder(List.of(java, "-Xmx128m", "-cp", System.getProperty("java.class.path"),
-        "io.choir.cli.Choir", "server", "--config", yaml.toString())).redirectErrorStream(true).start();
+        "io.choir.launcher.ChoirLauncher", "server", "--config", yaml.toString())).redirectErrorStream(true).start();
     assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the server did not exit");
     String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
     System.out.println("choir server without a key, a peer off loopback: exit " + p.exitValue() + ": " + out.strip());

@@ -38,7 +38,7 @@ final class ReplicaProcess implements AutoCloseable {
     cmd.add(java);
     cmd.addAll(jvmOptions);
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"),
-        "io.choir.cli.Choir", "server", "--config", config.toString()));
+        "io.choir.launcher.ChoirLauncher", "server", "--config", config.toString()));
     process = new ProcessBuilder(cmd).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import io.choir.cli.Choir;
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaStatusResult;
 import io.choir.client.ReplicaInfo;
+import io.choir.launcher.ChoirLauncher;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -57,7 +57,7 @@ class ReplicationProcessTest {
     // Each cluster of this JVM gets its own ports (client base..+2, peer +100..+102, multicast +199).
     int base = 20_000 + (int) (ProcessHandle.current().pid() % 100) * 60 + 3 * CLUSTERS.getAndIncrement();
     StringWriter out = new StringWriter();
-    var cl = Choir.commandLine();
+    var cl = ChoirLauncher.commandLine();
     cl.setOut(new PrintWriter(out));
     cl.setErr(new PrintWriter(out));
     int code = cl.execute("cluster", "init", "--replicas", "3", "--dir", dir.toString(), "--base-port",

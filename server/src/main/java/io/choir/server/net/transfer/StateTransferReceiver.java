@@ -5,7 +5,6 @@ import io.choir.proto.KeyValue;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
 import io.choir.proto.StateTransferRequest;
-import io.choir.proto.wire.DatagramHeader;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -172,11 +171,7 @@ public final class StateTransferReceiver {
 
   /** The request envelope the driver sends first. */
   public PeerEnvelope request(long view) {
-    return PeerEnvelope.newBuilder()
-        .setProtocolVersion(DatagramHeader.PROTOCOL_VERSION)
-        .setClusterId(clusterIdHash)
-        .setView(view)
-        .setSender(selfId)
+    return TransferCodec.envelope(clusterIdHash, view, selfId)
         .setStateTransferRequest(StateTransferRequest.newBuilder().setApplied(applied))
         .build();
   }
@@ -295,11 +290,9 @@ public final class StateTransferReceiver {
 
   /** Returns what is wrong with a chunk envelope, or null (driver thread). */
   private String check(PeerEnvelope envelope) {
-    if (envelope.getProtocolVersion() != DatagramHeader.PROTOCOL_VERSION) {
-      return "protocol version " + envelope.getProtocolVersion();
-    }
-    if (envelope.getClusterId() != clusterIdHash) {
-      return "another cluster id " + Long.toHexString(envelope.getClusterId());
+    String stamp = TransferCodec.stampProblem(envelope, clusterIdHash);
+    if (stamp != null) {
+      return stamp;
     }
     if (envelope.getBodyCase() != PeerEnvelope.BodyCase.STATE_TRANSFER_CHUNK) {
       return "not a state transfer chunk: " + envelope.getBodyCase();

@@ -4,7 +4,6 @@ import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
-import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
@@ -115,11 +114,9 @@ public final class StateTransferSender implements AutoCloseable {
    * member, or a body that is not a state transfer request.
    */
   public static String refusal(Config config, PeerEnvelope request) {
-    if (request.getProtocolVersion() != DatagramHeader.PROTOCOL_VERSION) {
-      return "protocol version " + request.getProtocolVersion();
-    }
-    if (request.getClusterId() != config.clusterIdHash()) {
-      return "another cluster id " + Long.toHexString(request.getClusterId());
+    String stamp = TransferCodec.stampProblem(request, config.clusterIdHash());
+    if (stamp != null) {
+      return stamp;
     }
     if (!config.memberIds().contains(request.getSender())) {
       return "sender " + request.getSender() + " is not a member";
@@ -188,11 +185,7 @@ public final class StateTransferSender implements AutoCloseable {
 
   /** The next chunk in an envelope stamped with view (informational: the snapshot is committed). */
   public PeerEnvelope next(long view) {
-    return PeerEnvelope.newBuilder()
-        .setProtocolVersion(DatagramHeader.PROTOCOL_VERSION)
-        .setClusterId(config.clusterIdHash())
-        .setView(view)
-        .setSender(config.selfId())
+    return TransferCodec.envelope(config.clusterIdHash(), view, config.selfId())
         .setStateTransferChunk(nextChunk())
         .build();
   }
