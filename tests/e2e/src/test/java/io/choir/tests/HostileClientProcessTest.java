@@ -180,7 +180,16 @@ class HostileClientProcessTest {
     assertTrue(good.failures().isEmpty(), "the good client's operations failed under attack " + title + ": "
         + good.failures().subList(0, Math.min(5, good.failures().size())));
     assertTrue(good.gets() > 0, "the good client completed no GET during attack " + title);
-    ReplicaInfo after = cluster.status(client, primary);
+    // A status call asks that replica once; the client's connection may have idled out
+    // (client_idle_timeout_ms 3 s in (b) and (d)) and be closed just as the call is sent: ask again.
+    ReplicaInfo after = null;
+    long statusDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (after == null && System.nanoTime() < statusDeadline) {
+      after = cluster.status(client, primary);
+      if (after == null) {
+        TimeUnit.MILLISECONDS.sleep(100); // polling status: there is no event to wait on from outside
+      }
+    }
     assertTrue(after != null, "the primary does not answer status after attack " + title);
     System.out.println("[hostile]   primary counters: " + clientCounters(after));
     System.out.println("[hostile]   primary's peaks during the attack (status every 250 ms): connections "
