@@ -84,6 +84,94 @@ public final class Effects {
   /** When the core wants the next Tick at the latest (absolute, same clock as nowNs), or MAX_VALUE. */
   public long nextTickNs = Long.MAX_VALUE;
 
+  // ---------------------------------------------------------------- what the core asks for
+
+  /** Sends a peer message to replica to (or {@link #MULTICAST}) with view in its header. */
+  public void send(int to, long view, MessageType type, MessageLite body) {
+    sends.add(new Send(to, view, type, body));
+  }
+
+  /** Answers a client on a connection. */
+  public void reply(long connectionId, Response response) {
+    replies.add(new Reply(connectionId, response));
+  }
+
+  /** Runs a read against the applied state (which has reached what it needs). */
+  public void read(long connectionId, Request request) {
+    reads.add(new Read(connectionId, request));
+  }
+
+  /** Appends an entry to the log (after this step's truncation, if any). */
+  public void persist(Entry entry) {
+    persist.add(entry);
+  }
+
+  /** Appends entries, in op order, to the log. */
+  public void persistAll(List<Entry> entries) {
+    persist.addAll(entries);
+  }
+
+  /** Applies a committed entry (in op order). */
+  public void apply(Entry entry) {
+    apply.add(entry);
+  }
+
+  /** Resends entries from the log. */
+  public void retransmit(Retransmit retransmit) {
+    retransmits.add(retransmit);
+  }
+
+  /** Removes log entries below op (the latest such request of a burst wins). */
+  public void truncateLogBefore(long op) {
+    truncateLogBefore = op;
+  }
+
+  /**
+   * Removes log entries above op before this burst's appends (the lowest such op of a burst wins);
+   * entries above op that this burst asked to persist are dropped, as they are gone from the log.
+   */
+  public void truncateLogAfter(long op) {
+    persist.removeIf(e -> e.getOp() > op);
+    truncateLogAfter = truncateLogAfter < 0 ? op : Math.min(truncateLogAfter, op);
+  }
+
+  /** The core's log epoch, with which the caller reports this step's persist effect back. */
+  public void logEpoch(long epoch) {
+    logEpoch = epoch;
+  }
+
+  /** Durably records view before any message of this step is sent. */
+  public void persistView(long view) {
+    persistView = true;
+    this.view = view;
+  }
+
+  /** Durably records the last normal view after this step's log writes. */
+  public void persistLastNormalView(long lastNormalView) {
+    persistLastNormalView = true;
+    this.lastNormalView = lastNormalView;
+  }
+
+  /** With the last normal view: clears the catching-up marker (the log is complete again). */
+  public void caughtUp() {
+    caughtUp = true;
+  }
+
+  /** Fetches a state transfer from replica. */
+  public void fetchStateFrom(int replica) {
+    stateTransferFrom = replica;
+  }
+
+  /** Pauses (true) or resumes (false) reading from clients. */
+  public void pauseIntake(boolean paused) {
+    pauseIntake = paused;
+  }
+
+  /** Asks for a Tick at atNs at the latest (the earliest of a burst's requests wins). */
+  public void tickBy(long atNs) {
+    nextTickNs = Math.min(nextTickNs, atNs);
+  }
+
   public void clear() {
     persist.clear();
     apply.clear();

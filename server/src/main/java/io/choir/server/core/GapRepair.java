@@ -143,7 +143,7 @@ final class GapRepair {
       // A random first delay lets a multicast resend to another replica fill this gap too (RFC 5401).
       nackDueNs = OptionalLong.of(nowNs + (config.nackDelayNs > 0 ? random.nextLong(config.nackDelayNs) : 0));
     }
-    out.nextTickNs = Math.min(out.nextTickNs, nackDueNs.getAsLong());
+    out.tickBy(nackDueNs.getAsLong());
   }
 
   /**

@@ -109,14 +109,14 @@ final class Intake {
   void queue(Event.ClientRequest event, Counters counters, Effects out) {
     if (queued.size() >= config.maxQueuedRequests) {
       counters.busy++;
-      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(event.request(),
-          Status.BUSY, "replica overloaded: " + queued.size() + " writes queued (max_queued_requests)")));
+      out.reply(event.connectionId(), RequestValidator.refuse(event.request(),
+          Status.BUSY, "replica overloaded: " + queued.size() + " writes queued (max_queued_requests)"));
     } else {
       queued.add(event);
     }
     if (!paused) {
       paused = true;
-      out.pauseIntake = Boolean.TRUE;
+      out.pauseIntake(true);
     }
   }
 
@@ -131,7 +131,7 @@ final class Intake {
         && inFlightOps <= config.maxInFlightOps / 2
         && inFlightBytes <= config.maxInFlightBytes / 2) {
       paused = false;
-      out.pauseIntake = Boolean.FALSE;
+      out.pauseIntake(false);
     }
   }
 
@@ -191,12 +191,12 @@ final class Intake {
     }
     Object w = waiters.remove(entry.getOp());
     if (w instanceof Waiter single) {
-      out.replies.add(new Effects.Reply(single.connectionId(), reply));
+      out.reply(single.connectionId(), reply);
     } else if (w != null) {
       @SuppressWarnings("unchecked")
       List<Waiter> list = (List<Waiter>) w;
       for (Waiter each : list) {
-        out.replies.add(new Effects.Reply(each.connectionId(), reply));
+        out.reply(each.connectionId(), reply);
       }
     }
   }
@@ -208,18 +208,18 @@ final class Intake {
   void answerAll(Response.Builder unknown, Response.Builder hint, Effects out) {
     for (Map.Entry<Long, Object> w : waiters.entrySet()) {
       if (w.getValue() instanceof Waiter single) {
-        out.replies.add(new Effects.Reply(single.connectionId(), unknown.setRequestId(single.requestId()).build()));
+        out.reply(single.connectionId(), unknown.setRequestId(single.requestId()).build());
       } else {
         @SuppressWarnings("unchecked")
         List<Waiter> list = (List<Waiter>) w.getValue();
         for (Waiter each : list) {
-          out.replies.add(new Effects.Reply(each.connectionId(), unknown.setRequestId(each.requestId()).build()));
+          out.reply(each.connectionId(), unknown.setRequestId(each.requestId()).build());
         }
       }
     }
     for (Event.ClientRequest q : queued) {
-      out.replies.add(new Effects.Reply(q.connectionId(),
-          hint.setRequestId(q.request().getRequestId()).build()));
+      out.reply(q.connectionId(),
+          hint.setRequestId(q.request().getRequestId()).build());
     }
   }
 
@@ -231,7 +231,7 @@ final class Intake {
     batchBytes = 0;
     if (paused) {
       paused = false;
-      out.pauseIntake = Boolean.FALSE;
+      out.pauseIntake(false);
     }
   }
 

@@ -37,10 +37,10 @@ final class PreVote {
     }
     if (nowNs - lastSentNs >= resendNs) {
       lastSentNs = nowNs;
-      out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.PRE_VIEW_CHANGE,
-          PreViewChange.newBuilder().setView(proposed).build()));
+      out.send(Effects.MULTICAST, view, MessageType.PRE_VIEW_CHANGE,
+          PreViewChange.newBuilder().setView(proposed).build());
     }
-    out.nextTickNs = Math.min(out.nextTickNs, lastSentNs + resendNs);
+    out.tickBy(lastSentNs + resendNs);
   }
 
   /** True while asking for support of view proposed. */

@@ -89,7 +89,7 @@ final class ReadIndex {
     while (!pending.isEmpty() && pending.peek().requiredOp() <= appliedOp) {
       PendingRead r = pending.poll();
       if (r.round() <= confirmedRound) {
-        out.reads.add(new Effects.Read(r.connectionId(), r.request()));
+        out.read(r.connectionId(), r.request());
       } else {
         blocked.add(r);
       }
@@ -104,8 +104,8 @@ final class ReadIndex {
   void leaveView(String error, String primaryAddress, Effects out) {
     for (PendingRead r : pending) {
       if (r.request().getConsistency() != ReadConsistency.SEQUENTIAL) {
-        out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
-            Status.NOT_PRIMARY, error).toBuilder().setPrimaryAddress(primaryAddress).build()));
+        out.reply(r.connectionId(), RequestValidator.refuse(r.request(),
+            Status.NOT_PRIMARY, error).toBuilder().setPrimaryAddress(primaryAddress).build());
       }
     }
     pending.removeIf(r -> r.request().getConsistency() != ReadConsistency.SEQUENTIAL);
@@ -128,11 +128,11 @@ final class ReadIndex {
     for (PendingRead r : expired) {
       pending.remove(r);
       counters.readTimeouts++;
-      out.replies.add(new Effects.Reply(r.connectionId(), RequestValidator.refuse(r.request(),
+      out.reply(r.connectionId(), RequestValidator.refuse(r.request(),
           Status.UNAVAILABLE, "replica has applied op " + appliedOp + ", the read needs op "
               + r.requiredOp() + (r.round() > NO_ROUND ? " and heartbeat round " + r.round() : "")
-              + "; gave up after read_timeout_ms")));
+              + "; gave up after read_timeout_ms"));
     }
-    out.nextTickNs = Math.min(out.nextTickNs, next);
+    out.tickBy(next);
   }
 }

@@ -39,10 +39,10 @@ final class RecoveryProtocol {
   void tick(long nowNs, long view, Effects out) {
     if (nowNs - lastSentNs >= config.heartbeatIntervalNs) {
       lastSentNs = nowNs;
-      out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.RECOVERY,
-          Recovery.newBuilder().setNonce(nonce).build()));
+      out.send(Effects.MULTICAST, view, MessageType.RECOVERY,
+          Recovery.newBuilder().setNonce(nonce).build());
     }
-    out.nextTickNs = Math.min(out.nextTickNs, lastSentNs + config.heartbeatIntervalNs);
+    out.tickBy(lastSentNs + config.heartbeatIntervalNs);
   }
 
   /** Replica from answered in view v; the outcome once the answers suffice (they are then forgotten). */

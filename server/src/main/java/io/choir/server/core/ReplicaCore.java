@@ -262,7 +262,7 @@ public final class ReplicaCore {
   /** Steps one event at time nowNs, appending what to do to out. */
   public void step(Event event, long nowNs, Effects out) {
     currentNs = nowNs;
-    out.logEpoch = log.epoch();
+    out.logEpoch(log.epoch());
     if (!started) {
       started = true;
       clock.start(nowNs);
@@ -277,8 +277,8 @@ public final class ReplicaCore {
       }
       if (isBackup()) {
         // Announce ourselves: a primary gone quiet for want of a quorum speaks again when it hears us.
-        out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
-            HeartbeatOk.newBuilder().setOp(ackableOp()).build()));
+        out.send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
+            HeartbeatOk.newBuilder().setOp(ackableOp()).build());
       }
     }
     if (event instanceof Event.ClientRequest r) {
@@ -297,11 +297,11 @@ public final class ReplicaCore {
       onStateInstalled(s, nowNs, out);
     } else if (event instanceof Event.StateTransferFailed) {
       // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
-      out.nextTickNs = Math.min(out.nextTickNs, catchUp.failed(nowNs));
+      out.tickBy(catchUp.failed(nowNs));
     } else {
       throw new IllegalArgumentException("unknown event " + event);
     }
-    out.logEpoch = log.epoch();
+    out.logEpoch(log.epoch());
     checkInvariants();
   }
 
@@ -322,12 +322,12 @@ public final class ReplicaCore {
       } else {
         counters.invalid++;
       }
-      out.replies.add(new Effects.Reply(event.connectionId(), refusal));
+      out.reply(event.connectionId(), refusal);
       return;
     }
     if (mode == Mode.RECOVERING) {
-      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
-          Status.UNAVAILABLE, "replica " + self + " is recovering")));
+      out.reply(event.connectionId(), RequestValidator.refuse(request,
+          Status.UNAVAILABLE, "replica " + self + " is recovering"));
       return;
     }
     switch (request.getOpCase()) {
@@ -335,8 +335,8 @@ public final class ReplicaCore {
       case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION -> onWrite(event, nowNs, out);
       default -> {
         counters.invalid++;
-        out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
-            Status.INVALID, "operation " + request.getOpCase() + " is not handled by the core")));
+        out.reply(event.connectionId(), RequestValidator.refuse(request,
+            Status.INVALID, "operation " + request.getOpCase() + " is not handled by the core"));
       }
     }
   }
@@ -376,19 +376,19 @@ public final class ReplicaCore {
     counters.reads++;
     Request request = event.request();
     if (config.breakage == CoreConfig.Breakage.LOCAL_READS) { // a deliberate bug, test_break_protocol
-      out.reads.add(new Effects.Read(event.connectionId(), request));
+      out.read(event.connectionId(), request);
       return;
     }
     boolean sequential = request.getConsistency() == ReadConsistency.SEQUENTIAL;
     if (!sequential && !isPrimary()) {
-      out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
+      out.reply(event.connectionId(), notPrimary(request));
       return;
     }
     if (!sequential && n > 1 && quorum.live(nowNs) < config.quorum()) {
       counters.noQuorum++;
-      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
+      out.reply(event.connectionId(), RequestValidator.refuse(request,
           Status.UNAVAILABLE, "no quorum: the primary has heard from " + quorum.live(nowNs) + " of " + n
-              + " replicas (needs " + config.quorum() + ")")));
+              + " replicas (needs " + config.quorum() + ")"));
       return;
     }
     // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after
@@ -399,25 +399,25 @@ public final class ReplicaCore {
       round = readIndex.nextRound(quorum.round());
     }
     if (round == ReadIndex.NO_ROUND && log.appliedOp() >= required) {
-      out.reads.add(new Effects.Read(event.connectionId(), request));
+      out.read(event.connectionId(), request);
       return;
     }
     if (readIndex.isFull()) {
       counters.busy++;
-      out.replies.add(new Effects.Reply(event.connectionId(),
+      out.reply(event.connectionId(),
           RequestValidator.refuse(request, Status.BUSY, "too many reads waiting (max_queued_requests "
-              + config.maxQueuedRequests + ")")));
+              + config.maxQueuedRequests + ")"));
       return;
     }
     long deadlineNs = readIndex.add(event.connectionId(), request, required, round, nowNs);
-    out.nextTickNs = Math.min(out.nextTickNs, deadlineNs);
+    out.tickBy(deadlineNs);
   }
 
   private void onWrite(Event.ClientRequest event, long nowNs, Effects out) {
     counters.writes++;
     Request request = event.request();
     if (!isPrimary()) {
-      out.replies.add(new Effects.Reply(event.connectionId(), notPrimary(request)));
+      out.reply(event.connectionId(), notPrimary(request));
       return;
     }
     if (intake.joinInFlight(event)) {
@@ -427,9 +427,9 @@ public final class ReplicaCore {
     int live = quorum.live(nowNs);
     if (live < config.quorum()) {
       counters.noQuorum++;
-      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
+      out.reply(event.connectionId(), RequestValidator.refuse(request,
           Status.UNAVAILABLE, "no quorum: the primary has heard from " + live + " of " + n
-              + " replicas (needs " + config.quorum() + ")")));
+              + " replicas (needs " + config.quorum() + ")"));
       return;
     }
     if (intake.mustQueue(log.lastOp() - log.commitOp())) {
@@ -445,9 +445,9 @@ public final class ReplicaCore {
     int size = entry.getSerializedSize();
     if (size > config.maxBatchBytes) {
       counters.tooLarge++;
-      out.replies.add(new Effects.Reply(event.connectionId(), RequestValidator.refuse(request,
+      out.reply(event.connectionId(), RequestValidator.refuse(request,
           Status.TOO_LARGE, "the write's log entry has " + size + " bytes, more than max_batch_bytes "
-              + config.maxBatchBytes)));
+              + config.maxBatchBytes));
       return;
     }
     if (intake.batchFull(size)) {
@@ -463,7 +463,7 @@ public final class ReplicaCore {
       return;
     }
     List<Entry> batch = intake.takeBatch();
-    out.persist.addAll(batch);
+    out.persistAll(batch);
     counters.batches++;
     if (n > 1) {
       sendPrepares(Effects.MULTICAST, batch, out);
@@ -505,7 +505,7 @@ public final class ReplicaCore {
   private void emitPrepare(int to, Prepare.Builder p, Effects out) {
     p.setCommit(log.commitOp());
     Prepare prepare = p.build();
-    out.sends.add(new Effects.Send(to, view, MessageType.PREPARE, prepare));
+    out.send(to, view, MessageType.PREPARE, prepare);
     counters.preparesSent++;
     // A multicast PREPARE stands in for a heartbeat only when it fits one datagram: one that travels as
     // fragments reaches a backup only if every fragment does (under loss, 1 MiB values may hardly ever
@@ -544,8 +544,8 @@ public final class ReplicaCore {
    */
   private void sendPrepareOk(Effects out) {
     if (isBackup() && completeness.isComplete() && durableLastNormalView == lastNormalView) {
-      out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.PREPARE_OK,
-          PrepareOk.newBuilder().setOp(Math.min(log.persistedOp(), log.verifiedOp())).build()));
+      out.send(config.primaryOf(view), view, MessageType.PREPARE_OK,
+          PrepareOk.newBuilder().setOp(Math.min(log.persistedOp(), log.verifiedOp())).build());
     }
   }
 
@@ -628,7 +628,7 @@ public final class ReplicaCore {
    */
   private void maybeTruncate(Effects out) {
     long lowWatermark = isPrimary() ? quorum.lowWatermark() : log.appliedOp();
-    retention.truncate(lowWatermark, log.commitOp(), log.appliedOp()).ifPresent(op -> out.truncateLogBefore = op);
+    retention.truncate(lowWatermark, log.commitOp(), log.appliedOp()).ifPresent(op -> out.truncateLogBefore(op));
   }
 
   // ---------------------------------------------------------------- peers
@@ -685,7 +685,7 @@ public final class ReplicaCore {
               || p.type() == MessageType.START_VIEW);
       if (fromOldPrimary && isPrimary()) {
         // A deposed primary still talking in its old view: tell it where the cluster is.
-        out.sends.add(new Effects.Send(p.from(), view, MessageType.HEARTBEAT, heartbeat()));
+        out.send(p.from(), view, MessageType.HEARTBEAT, heartbeat());
       } else if (fromOldPrimary && nowNs - lastUnstickNs >= config.heartbeatIntervalNs) {
         // We moved to a newer view (a majority once granted it) but the others stayed with a primary
         // of an older one, which stickiness keeps them to. Views never go back, so tell that primary
@@ -693,8 +693,8 @@ public final class ReplicaCore {
         // node stuck in a higher term the same way, at the price of one election).
         lastUnstickNs = nowNs;
         counters.unstickNotices++;
-        out.sends.add(new Effects.Send(p.from(), view, MessageType.HEARTBEAT_OK,
-            HeartbeatOk.getDefaultInstance()));
+        out.send(p.from(), view, MessageType.HEARTBEAT_OK,
+            HeartbeatOk.getDefaultInstance());
       }
       return;
     }
@@ -851,7 +851,7 @@ public final class ReplicaCore {
     if (proposed <= view) {
       // The asker is behind: if we lead a newer view, our heartbeat brings it in.
       if (isPrimary()) {
-        out.sends.add(new Effects.Send(from, view, MessageType.HEARTBEAT, heartbeat()));
+        out.send(from, view, MessageType.HEARTBEAT, heartbeat());
       }
       return;
     }
@@ -861,8 +861,8 @@ public final class ReplicaCore {
         || (isBackup() && !primaryWatch.alive(nowNs));
     if (grant) {
       counters.preVotesGranted++;
-      out.sends.add(new Effects.Send(from, view, MessageType.PRE_VIEW_CHANGE_OK,
-          PreViewChangeOk.newBuilder().setView(proposed).build()));
+      out.send(from, view, MessageType.PRE_VIEW_CHANGE_OK,
+          PreViewChangeOk.newBuilder().setView(proposed).build());
     }
   }
 
@@ -1002,7 +1002,7 @@ public final class ReplicaCore {
     mustCatchUp = false;
     persistLastNormalView(out);
     // Caught up: storage clears its catching-up marker with the last normal view (a no-op when unset).
-    out.caughtUp = true;
+    out.caughtUp();
   }
 
   private void onHeartbeat(Heartbeat hb, long nowNs, Effects out) {
@@ -1014,8 +1014,8 @@ public final class ReplicaCore {
     repair.learnPrimaryLogFirstOp(hb.getLowWatermark());
     learnCommit(hb.getCommit(), out);
     checkComplete(out);
-    out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
-        HeartbeatOk.newBuilder().setRound(hb.getRound()).setOp(ackableOp()).build()));
+    out.send(config.primaryOf(view), view, MessageType.HEARTBEAT_OK,
+        HeartbeatOk.newBuilder().setRound(hb.getRound()).setOp(ackableOp()).build());
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
     }
@@ -1032,7 +1032,7 @@ public final class ReplicaCore {
       return;
     }
     counters.stateTransfers++;
-    out.stateTransferFrom = config.primaryOf(view);
+    out.fetchStateFrom(config.primaryOf(view));
   }
 
   private void onStateInstalled(Event.StateInstalled s, long nowNs, Effects out) {
@@ -1061,8 +1061,8 @@ public final class ReplicaCore {
     if (ranges.isEmpty()) {
       return;
     }
-    out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.NACK,
-        resender.padded(Nack.newBuilder().addAllRanges(ranges))));
+    out.send(config.primaryOf(view), view, MessageType.NACK,
+        resender.padded(Nack.newBuilder().addAllRanges(ranges)));
     counters.nacksSent++;
   }
 
@@ -1079,7 +1079,7 @@ public final class ReplicaCore {
     sendRuns(Effects.MULTICAST, a.multicast(), out);
     if (a.belowLog() && isPrimary()) {
       // Tell the replica where the log starts: it will ask for a state transfer.
-      out.sends.add(new Effects.Send(from, view, MessageType.HEARTBEAT, heartbeat()));
+      out.send(from, view, MessageType.HEARTBEAT, heartbeat());
     }
   }
 
@@ -1102,13 +1102,11 @@ public final class ReplicaCore {
   // ---------------------------------------------------------------- view change (VR Revisited 4.2)
 
   private void persistView(Effects out) {
-    out.persistView = true;
-    out.view = view;
+    out.persistView(view);
   }
 
   private void persistLastNormalView(Effects out) {
-    out.persistLastNormalView = true;
-    out.lastNormalView = lastNormalView;
+    out.persistLastNormalView(lastNormalView);
   }
 
   /** Moves to view newView in VIEW_CHANGE mode and tells everyone (persisting the view first). */
@@ -1130,8 +1128,8 @@ public final class ReplicaCore {
     if (restartLimbo) {
       return;
     }
-    out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
-        StartViewChange.getDefaultInstance()));
+    out.send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
+        StartViewChange.getDefaultInstance());
     if (config.primaryOf(view) == self) {
       viewChange.doViewChange(self, ownDoViewChange());
     }
@@ -1180,7 +1178,7 @@ public final class ReplicaCore {
     if (mode == Mode.NORMAL) {
       if (isPrimary()) {
         // Someone is behind: our START_VIEW brings it into this view.
-        out.sends.add(new Effects.Send(from, view, MessageType.START_VIEW, startView()));
+        out.send(from, view, MessageType.START_VIEW, startView());
       }
       return;
     }
@@ -1204,7 +1202,7 @@ public final class ReplicaCore {
       viewChange.doViewChange(self, ownDoViewChange());
       maybeFinishViewChange(out);
     } else {
-      out.sends.add(new Effects.Send(newPrimary, view, MessageType.DO_VIEW_CHANGE, ownDoViewChange()));
+      out.send(newPrimary, view, MessageType.DO_VIEW_CHANGE, ownDoViewChange());
     }
   }
 
@@ -1214,7 +1212,7 @@ public final class ReplicaCore {
       return;
     }
     if (mode == Mode.NORMAL) {
-      out.sends.add(new Effects.Send(from, view, MessageType.START_VIEW, startView()));
+      out.send(from, view, MessageType.START_VIEW, startView());
       return;
     }
     if (mode != Mode.VIEW_CHANGE || restartLimbo) {
@@ -1280,8 +1278,8 @@ public final class ReplicaCore {
       finishViewChange(out);
       return;
     }
-    out.sends.add(new Effects.Send(fill.from(), view, MessageType.NACK,
-        resender.padded(fill.request(log.verifiedOp(), currentNs))));
+    out.send(fill.from(), view, MessageType.NACK,
+        resender.padded(fill.request(log.verifiedOp(), currentNs)));
     counters.nacksSent++;
   }
 
@@ -1365,7 +1363,7 @@ public final class ReplicaCore {
     persistView(out);
     persistLastNormalView(out);
     advanceCommit(Math.min(viewChange.chosenCommit(), log.lastOp()), out);
-    out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW, startView()));
+    out.send(Effects.MULTICAST, view, MessageType.START_VIEW, startView());
     noteMulticast(currentNs);
     viewChange.clearChosen();
   }
@@ -1453,8 +1451,8 @@ public final class ReplicaCore {
     if (mode != Mode.NORMAL) {
       return; // only replicas in normal status answer
     }
-    out.sends.add(new Effects.Send(from, view, MessageType.RECOVERY_RESPONSE,
-        RecoveryProtocol.answer(r, isPrimary(), log.lastOp(), log.commitOp())));
+    out.send(from, view, MessageType.RECOVERY_RESPONSE,
+        RecoveryProtocol.answer(r, isPrimary(), log.lastOp(), log.commitOp()));
   }
 
   private void onRecoveryResponse(int from, long v, RecoveryResponse r, long nowNs, Effects out) {
@@ -1502,12 +1500,12 @@ public final class ReplicaCore {
           if (alive || config.primaryOf(view) != self) {
             // The new primary's START_VIEW_CHANGE keeps the others waiting for it; once its own view
             // change has stalled it falls silent, so their timers run out and they grant the next view.
-            out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
-                StartViewChange.getDefaultInstance()));
+            out.send(Effects.MULTICAST, view, MessageType.START_VIEW_CHANGE,
+                StartViewChange.getDefaultInstance());
           }
           if (viewChange.doViewChangeSent() && config.primaryOf(view) != self) {
-            out.sends.add(new Effects.Send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
-                ownDoViewChange()));
+            out.send(config.primaryOf(view), view, MessageType.DO_VIEW_CHANGE,
+                ownDoViewChange());
           }
           if (fill.requestDue(nowNs, config.heartbeatIntervalNs)) {
             requestFill(out); // the last piece, or part of it, was lost
@@ -1516,9 +1514,9 @@ public final class ReplicaCore {
         long resendAt = restartLimbo ? Long.MAX_VALUE : viewChange.lastResendNs() + config.heartbeatIntervalNs;
         long timeoutAt = viewChange.timeoutAtNs();
         if (nowNs < timeoutAt) {
-          out.nextTickNs = Math.min(out.nextTickNs, timeoutAt); // past it, the pre-vote schedules itself
+          out.tickBy(timeoutAt); // past it, the pre-vote schedules itself
         }
-        out.nextTickNs = Math.min(out.nextTickNs, resendAt);
+        out.tickBy(resendAt);
       }
       case NORMAL -> {
         if (isPrimary()) {
@@ -1557,11 +1555,11 @@ public final class ReplicaCore {
           counters.readRounds++;
           readIndex.roundSent();
         }
-        out.sends.add(new Effects.Send(Effects.MULTICAST, view, MessageType.HEARTBEAT, heartbeat()));
+        out.send(Effects.MULTICAST, view, MessageType.HEARTBEAT, heartbeat());
         counters.heartbeatsSent++;
         noteMulticast(nowNs);
       }
-      out.nextTickNs = Math.min(out.nextTickNs, heartbeats.nextNs());
+      out.tickBy(heartbeats.nextNs());
     }
   }
 
@@ -1571,17 +1569,17 @@ public final class ReplicaCore {
       startPreVote(nowNs, out);
     } else {
       preVote.clear();
-      out.nextTickNs = Math.min(out.nextTickNs, primaryWatch.electionAtNs());
+      out.tickBy(primaryWatch.electionAtNs());
     }
     sendNackIfDue(nowNs, out);
     if (needsStateTransfer()) {
       requestStateTransfer(nowNs, out);
     }
     if (catchUp.retryAtNs().isPresent()) {
-      out.nextTickNs = Math.min(out.nextTickNs, catchUp.retryAtNs().getAsLong());
+      out.tickBy(catchUp.retryAtNs().getAsLong());
     }
     if (repair.nackDueNs().isPresent()) {
-      out.nextTickNs = Math.min(out.nextTickNs, repair.nackDueNs().getAsLong());
+      out.tickBy(repair.nackDueNs().getAsLong());
     }
   }
 

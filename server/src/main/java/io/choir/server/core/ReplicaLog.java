@@ -148,7 +148,7 @@ final class ReplicaLog {
     window.append(e);
     lastOp = e.getOp();
     verifiedOp = lastOp;
-    out.persist.add(e);
+    out.persist(e);
     return how;
   }
 
@@ -168,10 +168,8 @@ final class ReplicaLog {
     verifiedOp = Math.min(verifiedOp, op);
     persistedOp = Math.min(persistedOp, op);
     noteTruncation(op);
-    out.logEpoch = epoch;
-    // Entries of this step not yet handed to storage are gone too.
-    out.persist.removeIf(e -> e.getOp() > op);
-    out.truncateLogAfter = out.truncateLogAfter < 0 ? op : Math.min(out.truncateLogAfter, op);
+    out.logEpoch(epoch);
+    out.truncateLogAfter(op); // entries of this burst not yet handed to storage go too
     return true;
   }
 
@@ -233,7 +231,7 @@ final class ReplicaLog {
   void requestApply(Effects out) {
     long upTo = Math.min(commitOp, persistedOp);
     for (long op = applyRequestedOp + 1; op <= upTo; op++) {
-      out.apply.add(window.get(op));
+      out.apply(window.get(op));
     }
     applyRequestedOp = Math.max(applyRequestedOp, upTo);
   }

@@ -166,7 +166,7 @@ final class Resender {
           // The log read stops once it has sent its bytes, overshooting by at most one entry: with the
           // credit rule, a datagram's worth of the credit is kept for that overshoot.
           long logBytes = limited ? Math.min(bytesBudget, creditLeft - config.maxDatagramBytes) : bytesBudget;
-          out.retransmits.add(new Effects.Retransmit(
+          out.retransmit(new Effects.Retransmit(
               d == ResendTracker.Decision.MULTICAST ? Effects.MULTICAST : from, view, op, runEnd, log.commitOp(),
               logBytes));
           counters.retransmitsFromLog += runEnd - op + 1;

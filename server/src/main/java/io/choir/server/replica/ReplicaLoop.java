@@ -157,12 +157,12 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
   private void handleRequest(Incoming in, long now, Effects effects) {
     String reason = unavailableReason;
     if (reason != null) {
-      effects.replies.add(new Effects.Reply(in.connectionId(), Response.newBuilder()
-          .setRequestId(in.request().getRequestId()).setStatus(Status.UNAVAILABLE).setError(reason).build()));
+      effects.reply(in.connectionId(), Response.newBuilder()
+          .setRequestId(in.request().getRequestId()).setStatus(Status.UNAVAILABLE).setError(reason).build());
       return;
     }
     if (in.request().getOpCase() == Request.OpCase.STATUS) {
-      effects.replies.add(new Effects.Reply(in.connectionId(), statusHandler.apply(in.request())));
+      effects.reply(in.connectionId(), statusHandler.apply(in.request()));
       return;
     }
     executor.step(new Event.ClientRequest(in.connectionId(), in.request()), now);
