@@ -1,0 +1,93 @@
+package io.choir.server.core;
+
+import io.choir.proto.ReadConsistency;
+import io.choir.proto.Request;
+import io.choir.proto.Status;
+
+/**
+ * ReadPath owns the answer to a client's read (DESIGN.md "Reads"; the read index of the Raft thesis
+ * 6.4 on VR Revisited 4.1). A sequential read runs at any replica once its applied number reaches the
+ * op the client saw. A linearizable read runs at the primary only, and only with a quorum (CheckQuorum:
+ * a primary that has heard from fewer than f backups within the election timeout refuses it,
+ * UNAVAILABLE): it is confirmed by one heartbeat round acknowledged by f backups, which proves no newer
+ * view had formed, shared by every read waiting at that moment, and runs once the applied number
+ * reaches the commit number noted on arrival. Waiting reads live in {@link ReadIndex}.
+ */
+final class ReadPath {
+  private final CoreConfig config;
+  private final int n;
+  private final ViewState views;
+  private final ReplicaLog log;
+  private final QuorumTracker quorum;
+  private final ReadIndex readIndex;
+  private final Redirect redirect;
+  private final Counters counters;
+
+  ReadPath(CoreConfig config, ViewState views, ReplicaLog log, QuorumTracker quorum, ReadIndex readIndex,
+      Redirect redirect, Counters counters) {
+    this.config = config;
+    this.n = config.replicaIds().size();
+    this.views = views;
+    this.log = log;
+    this.quorum = quorum;
+    this.readIndex = readIndex;
+    this.redirect = redirect;
+    this.counters = counters;
+  }
+
+  void onRead(Event.ClientRequest event, long nowNs, Effects out) {
+    counters.reads++;
+    Request request = event.request();
+    if (config.breakage == CoreConfig.Breakage.LOCAL_READS) { // a deliberate bug, test_break_protocol
+      out.read(event.connectionId(), request);
+      return;
+    }
+    boolean sequential = request.getConsistency() == ReadConsistency.SEQUENTIAL;
+    if (!sequential && !views.isPrimary()) {
+      out.reply(event.connectionId(), redirect.notPrimary(request, nowNs));
+      return;
+    }
+    if (!sequential && n > 1 && quorum.live(nowNs) < config.quorum()) {
+      counters.noQuorum++;
+      out.reply(event.connectionId(), RequestValidator.refuse(request,
+          Status.UNAVAILABLE, "no quorum: the primary has heard from " + quorum.live(nowNs) + " of " + n
+              + " replicas (needs " + config.quorum() + ")"));
+      return;
+    }
+    // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after
+    // arrival that f backups answer, which proves no newer view had formed (ReadIndex).
+    long required = sequential ? request.getMinOp() : readIndex.linearizableOp(log.commitOp());
+    long round = ReadIndex.NO_ROUND;
+    if (!sequential && n > 1) {
+      round = readIndex.nextRound(quorum.round());
+    }
+    if (round == ReadIndex.NO_ROUND && log.appliedOp() >= required) {
+      out.read(event.connectionId(), request);
+      return;
+    }
+    if (readIndex.isFull()) {
+      counters.busy++;
+      out.reply(event.connectionId(),
+          RequestValidator.refuse(request, Status.BUSY, "too many reads waiting (max_queued_requests "
+              + config.maxQueuedRequests + ")"));
+      return;
+    }
+    long deadlineNs = readIndex.add(event.connectionId(), request, required, round, nowNs);
+    out.tickBy(deadlineNs);
+  }
+
+  /** Runs the reads whose op is applied and whose heartbeat round (if any) f backups confirmed. */
+  void releaseReads(Effects out) {
+    if (!readIndex.isEmpty()) {
+      readIndex.release(log.appliedOp(), confirmedRound(), out);
+    }
+  }
+
+  /** The highest heartbeat round that f backups have answered in this view. */
+  private long confirmedRound() {
+    if (!views.isPrimary()) {
+      return Long.MAX_VALUE; // sequential reads only: no round needed
+    }
+    return quorum.confirmedRound();
+  }
+}
