@@ -39,6 +39,7 @@ final class PeerRouter {
   private final BackupPath backups;
   private final PreVotePath preVotes;
   private final ViewChangePath viewChanges;
+  private final JoinViewPath joins;
   private final RecoveryPath recoveries;
   private final Counters counters;
   /** When this replica last told an old primary that it is in a newer view; empty: never. */
@@ -46,8 +47,8 @@ final class PeerRouter {
 
   PeerRouter(CoreConfig config, ViewState views, PeerMessageChecks checks, Resender resender,
       QuorumTracker quorum, ReplicaLog log, LogFill fill, WritePath writes, ReadPath reads,
-      BackupPath backups, PreVotePath preVotes, ViewChangePath viewChanges, RecoveryPath recoveries,
-      Counters counters) {
+      BackupPath backups, PreVotePath preVotes, ViewChangePath viewChanges, JoinViewPath joins,
+      RecoveryPath recoveries, Counters counters) {
     this.config = config;
     this.self = config.replicaId();
     this.views = views;
@@ -61,6 +62,7 @@ final class PeerRouter {
     this.backups = backups;
     this.preVotes = preVotes;
     this.viewChanges = viewChanges;
+    this.joins = joins;
     this.recoveries = recoveries;
     this.counters = counters;
   }
@@ -111,7 +113,7 @@ final class PeerRouter {
       case DO_VIEW_CHANGE -> viewChanges.onDoViewChange(p.from(), (DoViewChange) p.body(), nowNs, out);
       case START_VIEW -> {
         if (fromPrimaryOfItsView) {
-          viewChanges.onStartView((StartView) p.body(), p.view(), nowNs, out);
+          joins.onStartView((StartView) p.body(), p.view(), nowNs, out);
         } else {
           counters.droppedUnexpected++;
         }
@@ -125,7 +127,7 @@ final class PeerRouter {
             return;
           }
           if (views.mode() == Mode.VIEW_CHANGE) {
-            viewChanges.adoptView(views.view(), nowNs, out); // we missed START_VIEW of this view
+            joins.adoptView(views.view(), nowNs, out); // we missed START_VIEW of this view
           }
           backups.onPrepare((Prepare) p.body(), nowNs, out);
         } else {
@@ -135,7 +137,7 @@ final class PeerRouter {
       case HEARTBEAT -> {
         if (fromPrimaryOfItsView && !views.isPrimary()) {
           if (views.mode() == Mode.VIEW_CHANGE) {
-            viewChanges.adoptView(views.view(), nowNs, out);
+            joins.adoptView(views.view(), nowNs, out);
           }
           backups.onHeartbeat((Heartbeat) p.body(), nowNs, out);
         } else {
@@ -260,7 +262,7 @@ final class PeerRouter {
           counters.droppedUnexpected++;
           return false;
         }
-        viewChanges.adoptView(p.view(), nowNs, out);
+        joins.adoptView(p.view(), nowNs, out);
         return true;
       }
       default -> {

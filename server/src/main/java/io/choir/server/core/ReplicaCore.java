@@ -2,9 +2,7 @@ package io.choir.server.core;
 
 import io.choir.proto.Entry;
 import io.choir.proto.Prepare;
-import io.choir.proto.Request;
 import io.choir.proto.Response;
-import io.choir.proto.Status;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -28,11 +26,13 @@ import java.util.SplittableRandom;
  *   <li>{@link ReadPath}: sequential and linearizable reads, CheckQuorum (read index, DESIGN.md "Reads");
  *   <li>{@link BackupPath}: a backup's entries, acks, commit, gaps and NACKs, state transfer (4.1, 5.2);
  *   <li>{@link PreVotePath}: the election timer and pre-vote before a view change (4.2 step 1, Raft 9.6);
- *   <li>{@link ViewChangePath}: START_VIEW_CHANGE, DO_VIEW_CHANGE, the fetch of the chosen log,
- *       START_VIEW and adopting a view (4.2);
+ *   <li>{@link ViewChangePath}: START_VIEW_CHANGE, DO_VIEW_CHANGE, the fetch of the chosen log and
+ *       START_VIEW (4.2 steps 1-4);
+ *   <li>{@link JoinViewPath}: adopting a view whose primary is normal (4.2 step 5);
  *   <li>{@link RecoveryPath}: RECOVERY and its answers (4.3);
  *   <li>{@link PeerRouter}: the checks and view rules (fencing, stickiness) every peer message meets, and
  *       which role handles it (4.2);
+ *   <li>{@link ClientRouter}: the checks every client request meets, and which role handles it;
  *   <li>{@link Redirect}: a non-primary's answer to clients (4.1).
  * </ul>
  * Their state lives in parts of its own: {@link ReplicaLog} (entries and the
@@ -64,7 +64,6 @@ public final class ReplicaCore {
   static final int NACK_PADDED_BYTES = 1200;
 
   private final CoreConfig config;
-  private final RequestValidator validator;
   /** Every field of every peer message, checked before a handler acts on it (issue 10, item 5). */
   private final PeerMessageChecks checks;
   /** What NACKs may make this replica resend, per asker (issue 10, item 6). */
@@ -102,12 +101,13 @@ public final class ReplicaCore {
   private final PreVotePath preVotes;
   private final ViewChangePath viewChanges;
   private final RecoveryPath recoveries;
+  private final ClientRouter clients;
   private final PeerRouter peers;
   private boolean started;
 
   public ReplicaCore(CoreConfig config, RecoveredState recovered) {
     this.config = config;
-    this.validator = new RequestValidator(config);
+    RequestValidator validator = new RequestValidator(config);
     this.checks = new PeerMessageChecks(config, validator);
     this.resender = new Resender(config);
     this.n = config.replicaIds().size();
@@ -152,10 +152,13 @@ public final class ReplicaCore {
         intake, quorum, clock, writes, counters);
     this.preVotes = new PreVotePath(config, views, quorum, primaryWatch, preVote, viewChange, writes, counters);
     this.viewChanges = new ViewChangePath(config, views, log, completeness, retention, viewChange, fill, preVote,
-        intake, quorum, readIndex, resender, repair, primaryWatch, timeouts, writes, backups, preVotes, counters);
+        intake, quorum, readIndex, resender, repair, timeouts, writes, backups, preVotes, counters);
+    JoinViewPath joins = new JoinViewPath(config, views, log, completeness, viewChange, fill, preVote, resender,
+        repair, primaryWatch, timeouts, writes, backups, counters);
     this.recoveries = new RecoveryPath(views, log, recovery, repair, completeness, primaryWatch, timeouts, backups);
+    this.clients = new ClientRouter(config, validator, views, reads, writes, counters);
     this.peers = new PeerRouter(config, views, checks, resender, quorum, log, fill, writes, reads, backups,
-        preVotes, viewChanges, recoveries, counters);
+        preVotes, viewChanges, joins, recoveries, counters);
   }
 
   public boolean isPrimary() {
@@ -182,7 +185,7 @@ public final class ReplicaCore {
       }
     }
     if (event instanceof Event.ClientRequest r) {
-      onClientRequest(r, nowNs, out);
+      clients.onClientRequest(r, nowNs, out);
     } else if (event instanceof Event.Persisted p) {
       onPersisted(p, nowNs, out);
     } else if (event instanceof Event.Applied a) {
@@ -203,37 +206,6 @@ public final class ReplicaCore {
     }
     out.logEpoch(log.epoch());
     checkInvariants();
-  }
-
-  // ---------------------------------------------------------------- clients
-
-  private void onClientRequest(Event.ClientRequest event, long nowNs, Effects out) {
-    Request request = event.request();
-    counters.requests++;
-    Response refusal = validator.check(request);
-    if (refusal != null) {
-      if (refusal.getStatus() == Status.TOO_LARGE) {
-        counters.tooLarge++;
-      } else {
-        counters.invalid++;
-      }
-      out.reply(event.connectionId(), refusal);
-      return;
-    }
-    if (views.mode() == Mode.RECOVERING) {
-      out.reply(event.connectionId(), RequestValidator.refuse(request,
-          Status.UNAVAILABLE, "replica " + self + " is recovering"));
-      return;
-    }
-    switch (request.getOpCase()) {
-      case GET, SCAN -> reads.onRead(event, nowNs, out);
-      case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION -> writes.onWrite(event, nowNs, out);
-      default -> {
-        counters.invalid++;
-        out.reply(event.connectionId(), RequestValidator.refuse(request,
-            Status.INVALID, "operation " + request.getOpCase() + " is not handled by the core"));
-      }
-    }
   }
 
   /**

@@ -4,10 +4,8 @@ import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.MessageType;
 import io.choir.proto.Prepare;
-import io.choir.proto.Response;
 import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
-import io.choir.proto.Status;
 import io.choir.server.core.ReplicaCore.Mode;
 import java.util.List;
 
@@ -21,12 +19,9 @@ import java.util.List;
  * and everything after it), and multicasts START_VIEW (the last op and commit, no entries). Every
  * replica persists its view before it says anything in it. A replica that adopts a newer view keeps its
  * entries above its commit number as unverified (it must not forget what it acknowledged) and repairs
- * from the new primary by NACK (BackupPath): each unverified entry is confirmed by an equal one or
- * dropped with everything after it.
- *
- * <p>A primary that steps down answers the requests whose entries it logged NOT_PRIMARY with
- * outcome_unknown (the entry may still commit in the next view), and those it never logged plain
- * NOT_PRIMARY ({@link #stepDown}).
+ * from the new primary by NACK (JoinViewPath, BackupPath): each unverified entry is confirmed by an
+ * equal one or dropped with everything after it. A primary leaving its view answers its waiting
+ * clients first (WritePath.stepDown).
  */
 final class ViewChangePath {
   private final CoreConfig config;
@@ -44,7 +39,6 @@ final class ViewChangePath {
   private final ReadIndex readIndex;
   private final Resender resender;
   private final GapRepair repair;
-  private final PrimaryWatch primaryWatch;
   private final ElectionTimeout timeouts;
   private final WritePath writes;
   private final BackupPath backups;
@@ -54,8 +48,8 @@ final class ViewChangePath {
   ViewChangePath(CoreConfig config, ViewState views, ReplicaLog log, Completeness completeness,
       LogRetention retention, ViewChange viewChange, LogFill fill, PreVote preVote, Intake intake,
       QuorumTracker quorum, ReadIndex readIndex, Resender resender, GapRepair repair,
-      PrimaryWatch primaryWatch, ElectionTimeout timeouts, WritePath writes, BackupPath backups,
-      PreVotePath preVotes, Counters counters) {
+      ElectionTimeout timeouts, WritePath writes, BackupPath backups, PreVotePath preVotes,
+      Counters counters) {
     this.config = config;
     this.self = config.replicaId();
     this.f = config.replicaIds().size() / 2;
@@ -71,7 +65,6 @@ final class ViewChangePath {
     this.readIndex = readIndex;
     this.resender = resender;
     this.repair = repair;
-    this.primaryWatch = primaryWatch;
     this.timeouts = timeouts;
     this.writes = writes;
     this.backups = backups;
@@ -85,7 +78,7 @@ final class ViewChangePath {
       return;
     }
     preVote.clear();
-    stepDown(newView, nowNs, out);
+    writes.stepDown(newView, nowNs, out);
     // A replica that must catch up follows the cluster into the new view but takes no part in it.
     views.enterViewChange(newView);
     resender.newView();
@@ -102,35 +95,6 @@ final class ViewChangePath {
       viewChange.doViewChange(self, ownDoViewChange());
     }
     maybeSendDoViewChange(nowNs, out);
-  }
-
-  /**
-   * Leaving the primary role or a view: waiting clients learn it (they retry at the new primary with the
-   * same request id, so nothing executes twice), queued writes and batched entries are dropped.
-   */
-  private void stepDown(long newView, long nowNs, Effects out) {
-    boolean wasPrimary = views.isPrimary();
-    if (wasPrimary) {
-      // The waiters' entries are in the log and were multicast: they may still commit in the new view,
-      // so their answer must say the outcome is unknown (a retry with the same request id learns it).
-      Response.Builder unknown = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
-          .setOutcomeUnknown(true)
-          .setError("replica " + self + " is no longer the primary (view " + newView + "); the request was"
-              + " logged and may still commit: retry it to learn its outcome");
-      // Queued writes were never logged: they certainly did not execute.
-      Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
-          .setError("replica " + self + " is no longer the primary (view " + newView + ")");
-      intake.answerAll(unknown, hint, out);
-      if (intake.hasBatch()) {
-        writes.flushBatch(nowNs, out); // the entries are in the log window already: keep log and storage in step
-      }
-    }
-    intake.clear(out);
-    readIndex.leaveView("replica " + self + " left view " + views.view(),
-        config.clientAddress(config.primaryOf(newView)), out);
-    quorum.forgetRounds();
   }
 
   /**
@@ -342,51 +306,6 @@ final class ViewChangePath {
    */
   private StartView startView() {
     return StartView.newBuilder().setLastOp(log.lastOp()).setCommit(log.commitOp()).build();
-  }
-
-  /**
-   * Adopts view v whose primary is already normal (VR 4.2; also a replica that missed START_VIEW): our
-   * entries above commit may come from an abandoned view, so they stay unverified until the new
-   * primary's entries confirm or replace them by NACK repair; the log is complete (and our last normal
-   * view becomes v) once it reaches what the primary had.
-   */
-  void adoptView(long v, long nowNs, Effects out) {
-    stepDown(v, nowNs, out);
-    views.adopt(v);
-    resender.newView();
-    preVote.clear();
-    // Entries above commit are kept but unverified: the new primary's entries confirm or replace them.
-    log.unverifyAboveCommit();
-    repair.newView(log.commitOp());
-    completeness.unknown();
-    primaryWatch.restart(nowNs, timeouts.draw());
-    viewChange.forget();
-    fill.stop();
-    views.countViewChange(nowNs);
-    views.persistView(out);
-  }
-
-  void onStartView(StartView sv, long v, long nowNs, Effects out) {
-    if (v == views.view() && views.mode() == Mode.NORMAL && completeness.isComplete()) {
-      primaryWatch.heard(nowNs);
-      return; // already in this view with a complete log
-    }
-    if (config.primaryOf(v) == self) {
-      counters.droppedUnexpected++;
-      return;
-    }
-    if (!(v == views.view() && views.mode() == Mode.NORMAL)) {
-      adoptView(v, nowNs, out);
-    }
-    primaryWatch.heard(nowNs);
-    repair.learnLastOp(sv.getLastOp());
-    if (!completeness.isComplete()) {
-      backups.completeAt(sv.getLastOp(), out);
-    }
-    backups.drainOutOfOrder(nowNs, out);
-    backups.learnCommit(sv.getCommit(), nowNs, out);
-    backups.checkComplete(out);
-    backups.scheduleNack(nowNs, out);
   }
 
   /** The timer in VIEW_CHANGE: a stalled view change asks for the next; START_VIEW_CHANGE, DO_VIEW_CHANGE and the fill are resent. */

@@ -6,6 +6,7 @@ import io.choir.proto.MessageType;
 import io.choir.proto.Nack;
 import io.choir.proto.Prepare;
 import io.choir.proto.Request;
+import io.choir.proto.Response;
 import io.choir.proto.Status;
 import java.util.List;
 
@@ -30,10 +31,14 @@ import java.util.List;
  * refuses writes (UNAVAILABLE) and stops heartbeating (see {@link #tick}).
  *
  * <p>Exactly-once: a retry of a request whose entry is still in flight waits for that entry; a retry of
- * an applied request gets a new entry whose application returns the saved reply (KvStateMachine).
+ * an applied request gets a new entry whose application returns the saved reply (KvStateMachine). A
+ * primary that steps down answers the requests whose entries it logged NOT_PRIMARY with
+ * outcome_unknown (the entry may still commit in the next view), and those it never logged plain
+ * NOT_PRIMARY ({@link #stepDown}).
  */
 final class WritePath {
   private final CoreConfig config;
+  private final int self;
   private final int n;
   private final ViewState views;
   private final ReplicaLog log;
@@ -52,6 +57,7 @@ final class WritePath {
       QuorumTracker quorum, HeartbeatTimer heartbeats, ReadIndex readIndex, Resender resender,
       CatchUp catchUp, ReplicatedClock clock, Redirect redirect, Counters counters) {
     this.config = config;
+    this.self = config.replicaId();
     this.n = config.replicaIds().size();
     this.views = views;
     this.log = log;
@@ -223,6 +229,35 @@ final class WritePath {
         start = i;
       }
     }
+  }
+
+  /**
+   * Leaving the primary role or a view: waiting clients learn it (they retry at the new primary with the
+   * same request id, so nothing executes twice), queued writes and batched entries are dropped.
+   */
+  void stepDown(long newView, long nowNs, Effects out) {
+    boolean wasPrimary = views.isPrimary();
+    if (wasPrimary) {
+      // The waiters' entries are in the log and were multicast: they may still commit in the new view,
+      // so their answer must say the outcome is unknown (a retry with the same request id learns it).
+      Response.Builder unknown = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
+          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setOutcomeUnknown(true)
+          .setError("replica " + self + " is no longer the primary (view " + newView + "); the request was"
+              + " logged and may still commit: retry it to learn its outcome");
+      // Queued writes were never logged: they certainly did not execute.
+      Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
+          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setError("replica " + self + " is no longer the primary (view " + newView + ")");
+      intake.answerAll(unknown, hint, out);
+      if (intake.hasBatch()) {
+        flushBatch(nowNs, out); // the entries are in the log window already: keep log and storage in step
+      }
+    }
+    intake.clear(out);
+    readIndex.leaveView("replica " + self + " left view " + views.view(),
+        config.clientAddress(config.primaryOf(newView)), out);
+    quorum.forgetRounds();
   }
 
   /** The primary's HEARTBEAT: its last op, commit, log start and the current round. */
