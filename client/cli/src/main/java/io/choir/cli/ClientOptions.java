@@ -1,5 +1,6 @@
 package io.choir.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.choir.client.BusyException;
@@ -64,7 +65,7 @@ final class ClientOptions {
   void printJson(PrintWriter out, Object value) {
     try {
       out.println(JSON.writeValueAsString(value));
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+    } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
   }

@@ -4,6 +4,7 @@ import io.choir.client.CasFailedException;
 import io.choir.client.ChoirClient;
 import io.choir.client.ChoirException;
 import io.choir.client.KeyValueVersion;
+import io.choir.client.ReadConsistency;
 import io.choir.client.ScanResult;
 import io.choir.client.VersionedValue;
 import java.io.PrintWriter;
@@ -86,7 +87,7 @@ final class KvCommands {
     @Override
     int run(ChoirClient client, PrintWriter out) {
       Optional<VersionedValue> v = sequential
-          ? client.get(key, io.choir.client.ReadConsistency.SEQUENTIAL) : client.get(key);
+          ? client.get(key, ReadConsistency.SEQUENTIAL) : client.get(key);
       if (options.json) {
         Map<String, Object> m = v.isPresent()
             ? kv(key, v.get().valueAsString(), v.get().version()) : kv(key, null, 0);

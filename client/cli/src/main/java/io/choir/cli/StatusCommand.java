@@ -1,9 +1,10 @@
 package io.choir.cli;
 
 import io.choir.client.ChoirClient;
-import io.choir.client.ReplicaStatusResult;
 import io.choir.client.ReplicaInfo;
+import io.choir.client.ReplicaStatusResult;
 import java.io.PrintWriter;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -50,7 +51,7 @@ final class StatusCommand extends KvCommands.Base {
         m.put("lag", s.counters().getOrDefault("lag", 0L));
         m.put("view_changes", s.counters().getOrDefault("view_changes", 0L));
         long last = s.counters().getOrDefault("last_view_change_unix_ms", 0L);
-        m.put("last_view_change", last == 0 ? null : java.time.Instant.ofEpochMilli(last).toString());
+        m.put("last_view_change", last == 0 ? null : Instant.ofEpochMilli(last).toString());
         m.put("counters", new TreeMap<>(s.counters()));
       } else {
         m.put("error", String.valueOf(r.error() == null ? "no answer" : r.error().getMessage()));

@@ -1,5 +1,6 @@
 package io.choir.client;
 
+import io.choir.proto.CompareAndSet;
 import io.choir.proto.Response;
 import java.util.ArrayList;
 import java.util.List;
@@ -195,7 +196,7 @@ public final class AsyncChoirClient {
     return putIfAbsent(Requests.utf8(key, "key"), Requests.utf8(value, "value"));
   }
 
-  private CompletableFuture<Long> cas(io.choir.proto.CompareAndSet cas) {
+  private CompletableFuture<Long> cas(CompareAndSet cas) {
     return map(dispatcher.submit(Requests.cas(cas), false, null), r -> Responses.write(r, false));
   }
 

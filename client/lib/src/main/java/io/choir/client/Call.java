@@ -5,6 +5,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -78,7 +79,7 @@ final class Call {
     this.sequentialRead = sequentialRead;
     this.pinned = pinned;
     this.deadlineNs = startNs + budgetNs;
-    this.budgetMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(budgetNs);
+    this.budgetMs = TimeUnit.NANOSECONDS.toMillis(budgetNs);
   }
 
   boolean isFinished() {

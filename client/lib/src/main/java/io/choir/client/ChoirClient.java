@@ -1,14 +1,9 @@
 package io.choir.client;
 
-import io.netty.handler.ssl.SslContext;
-import java.nio.file.Path;
-import java.security.SecureRandom;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
-import java.util.Random;
-import javax.net.ssl.SSLContext;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * ChoirClient is the entry point to a Choir cluster: a thread-safe, blocking key-value API (with an
@@ -40,16 +35,15 @@ import javax.net.ssl.SSLContext;
  * }</pre>
  */
 public final class ChoirClient implements AutoCloseable {
-  private final NettyIo io;
   private final Dispatcher dispatcher;
   private final AsyncChoirClient async;
-  private final long requestTimeoutMs;
+  private final BlockingWaits waits;
 
   private ChoirClient(ClientConfig config, long clientId, ClientSecurity security) {
-    this.io = new NettyIo(config, security);
+    NettyIo io = new NettyIo(config, security);
     this.dispatcher = new Dispatcher(config, clientId, io, io);
     this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
-    this.requestTimeoutMs = config.requestTimeoutMs();
+    this.waits = new BlockingWaits(io, config.requestTimeoutMs());
   }
 
   /**
@@ -361,183 +355,25 @@ public final class ChoirClient implements AutoCloseable {
    */
   @Override
   public void close() {
-    java.util.concurrent.CompletableFuture<Void> done = dispatcher.closeAsync();
-    if (io.inAnyEventLoop()) {
-      return; // called from a callback: waiting here would wait for this very thread
-    }
-    try {
-      done.get(Dispatcher.CLOSE_SESSION_BUDGET_MS + Futures.SAFETY_MARGIN_MS, java.util.concurrent.TimeUnit.MILLISECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-      // closeAsync never fails; a lost completion must not keep the caller from closing
-      io.close();
-    }
-    io.awaitTermination(2_000);
+    waits.awaitClosed(dispatcher.closeAsync());
   }
 
-  private <T> T await(java.util.concurrent.CompletableFuture<T> f) {
-    if (!f.isDone() && io.inAnyEventLoop()) {
-      // The answer would be read by this very thread: waiting here would always end in a timeout.
-      throw new IllegalStateException("a blocking ChoirClient call was made on a Choir I/O thread (inside a"
-          + " callback of an async call); use async() there instead");
-    }
-    return Futures.await(f, requestTimeoutMs);
+  private <T> T await(CompletableFuture<T> f) {
+    return waits.await(f);
   }
 
   /**
    * Builder configures a {@link ChoirClient}. Every setting has a default except the endpoints; each
-   * bound is a named setting so an operator can see and tune it.
+   * bound is a named setting so an operator can see and tune it. The settings both clients share, and
+   * their defaults (DEFAULT_REQUEST_TIMEOUT ...), are {@code ClientBuilder}'s; those of a client on real
+   * sockets (connects, I/O threads, TLS, token) are {@code NetworkClientBuilder}'s.
    */
-  public static final class Builder extends ClientBuilder<Builder> {
-    /** Default for {@link #requestTimeout}: long enough to ride out a view change. */
-    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(5);
-    /**
-     * Default for {@link #attemptTimeout}: twice the replicas' default election timeout (500 ms). A
-     * primary that has not answered for that long is paused or cut off, and its backups have started
-     * electing a new one by then, so the client tries them rather than keep waiting.
-     */
-    public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(1);
-    /** Default for {@link #connectTimeout}: a replica on the same network answers a SYN much faster. */
-    public static final Duration DEFAULT_CONNECT_TIMEOUT = Duration.ofSeconds(1);
-    /** Default for {@link #maxInFlight}. */
-    public static final int DEFAULT_MAX_IN_FLIGHT = 1024;
-    /** Default for {@link #maxFrameBytes}: a 16 MiB value plus room for the key and the envelope. */
-    public static final int DEFAULT_MAX_FRAME_BYTES = (16 << 20) + (64 << 10);
-
-    private Duration connectTimeout = DEFAULT_CONNECT_TIMEOUT;
-    private int eventLoopThreads = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
-    private Random random;
-    private Path trustCertificates;
-    private Path clientCertificate;
-    private Path clientKey;
-    private SslContext sslContext;
-    private String token;
-
+  public static final class Builder extends NetworkClientBuilder {
     private Builder() {}
-
-    /**
-     * Connects with TLS, trusting the replicas' certificates only when caFile's CA signed them. The
-     * certificate must also name the host of the endpoint connected to (a DNS name or IP address in its
-     * subject alternative names), as HTTPS checks it.
-     *
-     * @param caFile PEM file of the CA certificate(s)
-     * @return this builder
-     */
-    public Builder trustCertificates(Path caFile) {
-      this.trustCertificates = java.util.Objects.requireNonNull(caFile, "caFile");
-      return this;
-    }
-
-    /**
-     * Connects with TLS and presents this client certificate (mutual TLS): the replicas' access file
-     * may name its subject (CN or whole DN) as an identity. Without {@link #trustCertificates}, the
-     * replicas' certificates must be signed by a CA of the JDK's default trust store.
-     *
-     * @param certFile PEM certificate (chain) of this client
-     * @param keyFile its PEM private key (PKCS#8, unencrypted)
-     * @return this builder
-     */
-    public Builder clientCertificate(Path certFile, Path keyFile) {
-      this.clientCertificate = java.util.Objects.requireNonNull(certFile, "certFile");
-      this.clientKey = java.util.Objects.requireNonNull(keyFile, "keyFile");
-      return this;
-    }
-
-    /**
-     * Connects with TLS as this Netty client context says (its trust, its key, its engine), instead of
-     * {@link #trustCertificates} and {@link #clientCertificate}. Host names are verified regardless.
-     *
-     * @param sslContext a client context
-     * @return this builder
-     */
-    public Builder sslContext(SslContext sslContext) {
-      if (sslContext == null || sslContext.isServer()) {
-        throw new IllegalArgumentException("sslContext must be a client context");
-      }
-      this.sslContext = sslContext;
-      return this;
-    }
-
-    /**
-     * Connects with TLS as this JDK context says (its trust and key managers), instead of
-     * {@link #trustCertificates} and {@link #clientCertificate}. Only TLS 1.3 and 1.2 are offered and
-     * host names are verified regardless.
-     *
-     * @param sslContext an initialised JDK SSLContext
-     * @return this builder
-     */
-    public Builder sslContext(SSLContext sslContext) {
-      return sslContext(ClientSecurity.fromJdk(java.util.Objects.requireNonNull(sslContext, "sslContext")));
-    }
-
-    /**
-     * A token the replicas' access file knows (by its SHA-256): every connection presents it first (a
-     * reconnect too), and its requests are then checked against the token's identity. A token is a
-     * secret: use it with TLS, since without TLS anyone on the network path can read it. A token the
-     * replicas do not know fails calls with {@link PermissionDeniedException}.
-     *
-     * @param token the token (not empty)
-     * @return this builder
-     */
-    public Builder token(String token) {
-      if (token == null || token.isEmpty()) {
-        throw new IllegalArgumentException("token must not be empty");
-      }
-      this.token = token;
-      return this;
-    }
 
     @Override
     Builder self() {
       return this;
-    }
-
-    /**
-     * Varargs form of {@link #endpoints(List)}.
-     *
-     * @param endpoints host:port strings, at least one
-     * @return this builder
-     */
-    public Builder endpoints(String... endpoints) {
-      return endpoints(endpoints == null ? List.of() : Arrays.asList(endpoints));
-    }
-
-    /**
-     * How long one TCP connect may take before the endpoint counts as down for this attempt.
-     *
-     * @param connectTimeout positive, at least 1 ms
-     * @return this builder
-     */
-    public Builder connectTimeout(Duration connectTimeout) {
-      this.connectTimeout = positive(connectTimeout, "connectTimeout");
-      return this;
-    }
-
-    /**
-     * The number of Netty I/O threads (default: the number of cores, at most 4). Futures complete on
-     * these threads.
-     *
-     * @param eventLoopThreads at least 1
-     * @return this builder
-     */
-    public Builder eventLoopThreads(int eventLoopThreads) {
-      if (eventLoopThreads < 1) {
-        throw new IllegalArgumentException("eventLoopThreads must be at least 1: " + eventLoopThreads);
-      }
-      this.eventLoopThreads = eventLoopThreads;
-      return this;
-    }
-
-    /** Test hook: the source of retry jitter, seeded so a test replays the same pauses. */
-    Builder random(Random random) {
-      this.random = random;
-      return this;
-    }
-
-    /** Test hook: a fixed client instance id (its top bit is set, see {@link ChoirClient#clientId()}). */
-    Builder clientId(long clientId) {
-      return setClientId(clientId);
     }
 
     /**
@@ -550,35 +386,9 @@ public final class ChoirClient implements AutoCloseable {
       if (!hasEndpoints()) {
         throw new IllegalArgumentException("at least one endpoint is required");
       }
-      if (sslContext != null && (trustCertificates != null || clientCertificate != null)) {
-        throw new IllegalArgumentException("set either sslContext or trustCertificates/clientCertificate, not both");
-      }
-      SslContext tls = sslContext;
-      if (tls == null && (trustCertificates != null || clientCertificate != null)) {
-        tls = ClientSecurity.fromFiles(trustCertificates, clientCertificate, clientKey);
-      }
-      if (token != null && tls == null) {
-        org.slf4j.LoggerFactory.getLogger(ChoirClient.class).warn("a token is set without TLS: anyone on the"
-            + " network path can read it (set trustCertificates or sslContext)");
-      }
-      ClientConfig config = config(connectTimeout.toMillis(), eventLoopThreads, random != null ? random : new Random());
-      Long instanceId = instanceIdOrNull();
-      return new ChoirClient(config, instanceId != null ? instanceId : newClientId(), new ClientSecurity(tls, token));
-    }
-
-    /** A random client instance id, with the top bit set (so never 0). */
-    static long newClientId() {
-      return instanceId(new SecureRandom().nextLong());
-    }
-
-    /**
-     * id as a client instance id: its top bit set, so that it never equals a session id (an op
-     * number, far below 2^63). Were they equal, a registration and a write of a session could share
-     * a (client_id, request_id) pair while both are in flight, and the primary would join one to
-     * the other's log entry.
-     */
-    static long instanceId(long id) {
-      return id | Long.MIN_VALUE;
+      ClientSecurity security = security();
+      ClientConfig config = networkConfig();
+      return new ChoirClient(config, instanceId().orElseGet(ClientIds::newClientId), security);
     }
   }
 }

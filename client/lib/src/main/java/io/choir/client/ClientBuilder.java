@@ -3,6 +3,7 @@ package io.choir.client;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
 import java.util.Random;
 
 /**
@@ -15,11 +16,24 @@ import java.util.Random;
  * @param <B> the public builder type, returned by every setter
  */
 abstract class ClientBuilder<B extends ClientBuilder<B>> {
+  /** Default for {@link #requestTimeout}: long enough to ride out a view change. */
+  public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(5);
+  /**
+   * Default for {@link #attemptTimeout}: twice the replicas' default election timeout (500 ms). A
+   * primary that has not answered for that long is paused or cut off, and its backups have started
+   * electing a new one by then, so the client tries them rather than keep waiting.
+   */
+  public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(1);
+  /** Default for {@link #maxInFlight}. */
+  public static final int DEFAULT_MAX_IN_FLIGHT = 1024;
+  /** Default for {@link #maxFrameBytes}: a 16 MiB value plus room for the key and the envelope. */
+  public static final int DEFAULT_MAX_FRAME_BYTES = (16 << 20) + (64 << 10);
+
   private final List<Endpoint> endpoints = new ArrayList<>();
-  private Duration requestTimeout = ChoirClient.Builder.DEFAULT_REQUEST_TIMEOUT;
-  private Duration attemptTimeout = ChoirClient.Builder.DEFAULT_ATTEMPT_TIMEOUT;
-  private int maxInFlight = ChoirClient.Builder.DEFAULT_MAX_IN_FLIGHT;
-  private int maxFrameBytes = ChoirClient.Builder.DEFAULT_MAX_FRAME_BYTES;
+  private Duration requestTimeout = DEFAULT_REQUEST_TIMEOUT;
+  private Duration attemptTimeout = DEFAULT_ATTEMPT_TIMEOUT;
+  private int maxInFlight = DEFAULT_MAX_IN_FLIGHT;
+  private int maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
   private ReadConsistency readConsistency = ReadConsistency.LINEARIZABLE;
   private Long clientId;
 
@@ -141,9 +155,9 @@ abstract class ClientBuilder<B extends ClientBuilder<B>> {
     return self();
   }
 
-  /** The client instance id set, its top bit set (see {@link ChoirClient#clientId()}); null when none was. */
-  final Long instanceIdOrNull() {
-    return clientId == null ? null : ChoirClient.Builder.instanceId(clientId);
+  /** The client instance id set, its top bit set (see {@link ChoirClient#clientId()}); empty when none was. */
+  final OptionalLong instanceId() {
+    return clientId == null ? OptionalLong.empty() : OptionalLong.of(ClientIds.instanceId(clientId));
   }
 
   final boolean hasEndpoints() {

@@ -1,6 +1,7 @@
 package io.choir.client;
 
 import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.IdentityCipherSuiteFilter;
 import io.netty.handler.ssl.JdkSslContext;
 import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
@@ -62,7 +63,7 @@ record ClientSecurity(SslContext tls, String token) {
 
   /** A JDK SSLContext as a Netty client context (its own trust and key managers, protocols as set). */
   static SslContext fromJdk(SSLContext context) {
-    return new JdkSslContext(context, true, null, io.netty.handler.ssl.IdentityCipherSuiteFilter.INSTANCE,
+    return new JdkSslContext(context, true, null, IdentityCipherSuiteFilter.INSTANCE,
         null, ClientAuth.NONE, PROTOCOLS.toArray(new String[0]), false);
   }
 }

@@ -13,6 +13,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLHandshakeException;
 
 /**
  * ConnectGate holds a new connection back from the dispatcher until it can carry requests: the TLS
@@ -160,7 +161,7 @@ final class ConnectGate extends ChannelInboundHandlerAdapter {
     if (c instanceof NotSslRecordException) {
       hint = "it answered without TLS: its client port is plaintext (connect without --cacert/--cert/--key, or"
           + " give the replica client_tls_cert_file)";
-    } else if (c instanceof javax.net.ssl.SSLHandshakeException) {
+    } else if (c instanceof SSLHandshakeException) {
       hint = "the handshake failed: " + c.getMessage() + " (check that --cacert is the CA of the replica's"
           + " certificate, that the certificate names the host connected to, and, when the replica requires"
           + " client certificates, that --cert/--key are signed by its client CA)";

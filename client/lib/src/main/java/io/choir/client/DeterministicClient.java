@@ -2,6 +2,7 @@ package io.choir.client;
 
 import io.choir.client.spi.ClientScheduler;
 import io.choir.client.spi.ClientTransport;
+import java.util.OptionalLong;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 
@@ -186,13 +187,13 @@ public final class DeterministicClient {
      * @throws IllegalArgumentException when a required setting is missing
      */
     public DeterministicClient build() {
-      Long instanceId = instanceIdOrNull();
-      if (!hasEndpoints() || scheduler == null || transport == null || instanceId == null || random == null) {
+      OptionalLong instanceId = instanceId();
+      if (!hasEndpoints() || scheduler == null || transport == null || instanceId.isEmpty() || random == null) {
         throw new IllegalArgumentException("endpoints, scheduler, transport, clientId and random are required");
       }
       // Connect timeout and I/O threads are NettyIo's settings; the caller's transport has its own.
       ClientConfig config = config(0, 0, random);
-      return new DeterministicClient(new Dispatcher(config, instanceId, scheduler, transport), config.readConsistency());
+      return new DeterministicClient(new Dispatcher(config, instanceId.getAsLong(), scheduler, transport), config.readConsistency());
     }
 
     private static <T> T required(T value, String name) {

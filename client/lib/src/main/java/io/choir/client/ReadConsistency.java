@@ -17,6 +17,7 @@ public enum ReadConsistency {
    */
   SEQUENTIAL;
 
+  // The wire enum is named in full: it has this enum's name.
   io.choir.proto.ReadConsistency toProto() {
     return this == SEQUENTIAL
         ? io.choir.proto.ReadConsistency.SEQUENTIAL

@@ -1,5 +1,6 @@
 package io.choir.client;
 
+import io.choir.proto.ReplicaStatus;
 import java.util.Map;
 
 /**
@@ -60,7 +61,7 @@ public record ReplicaInfo(
     counters = Map.copyOf(counters);
   }
 
-  static ReplicaInfo fromProto(io.choir.proto.ReplicaStatus s) {
+  static ReplicaInfo fromProto(ReplicaStatus s) {
     return new ReplicaInfo(s.getId(), s.getRole(), s.getView(), s.getOp(), s.getCommit(), s.getApplied(),
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
         s.getKeys(), s.getCountersMap(), s.getVersion());

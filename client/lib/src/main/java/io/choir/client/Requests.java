@@ -108,6 +108,7 @@ final class Requests {
     if (batch == null) {
       throw new IllegalArgumentException("batch must not be null");
     }
+    // The proto's Batch is named in full: this package's own Batch (the public builder of one) has its name.
     return Request.newBuilder()
         .setBatch(io.choir.proto.Batch.newBuilder().addAllOps(batch.ops()))
         .build();

@@ -2,6 +2,7 @@ package io.choir.client;
 
 import io.choir.proto.KeyValue;
 import io.choir.proto.Response;
+import io.choir.proto.Status;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -32,7 +33,7 @@ final class Responses {
   }
 
   static long put(Response r) {
-    if (r.getStatus() == io.choir.proto.Status.OK) {
+    if (r.getStatus() == Status.OK) {
       return r.getVersion();
     }
     throw failure(r, -1);
@@ -47,7 +48,7 @@ final class Responses {
   }
 
   static ScanResult scan(Response r) {
-    if (r.getStatus() != io.choir.proto.Status.OK) {
+    if (r.getStatus() != Status.OK) {
       throw failure(r, -1);
     }
     List<KeyValueVersion> entries = new ArrayList<>(r.getKvsCount());
@@ -58,7 +59,7 @@ final class Responses {
   }
 
   static ReplicaInfo status(Response r) {
-    if (r.getStatus() != io.choir.proto.Status.OK || !r.hasReplicaStatus()) {
+    if (r.getStatus() != Status.OK || !r.hasReplicaStatus()) {
       throw failure(r, -1);
     }
     return ReplicaInfo.fromProto(r.getReplicaStatus());

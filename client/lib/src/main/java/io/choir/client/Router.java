@@ -3,6 +3,7 @@ package io.choir.client;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,14 +34,14 @@ final class Router {
   private long maxViewSeen; // guarded by this
   private volatile int suspectCount; // suspects.size(), for the lock-free check in onAnswer
 
-  private final java.util.function.LongSupplier clock;
+  private final LongSupplier clock;
 
   Router(List<Endpoint> endpoints, long suspicionNs) {
     this(endpoints, suspicionNs, () -> Long.MIN_VALUE / 2);
   }
 
   /** clock gives the time suspicions age by (the dispatcher's scheduler). */
-  Router(List<Endpoint> endpoints, long suspicionNs, java.util.function.LongSupplier clock) {
+  Router(List<Endpoint> endpoints, long suspicionNs, LongSupplier clock) {
     this.endpoints = List.copyOf(endpoints);
     this.suspicionNs = suspicionNs;
     this.clock = clock;

@@ -24,6 +24,7 @@ import static io.choir.server.config.TestSettings.TEST_BREAK_PROTOCOL;
 
 import io.choir.server.core.CoreConfig;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -31,10 +32,17 @@ import java.util.concurrent.TimeUnit;
  * CoreSettings maps the declared settings to the pure core's {@link CoreConfig}, in one place: which
  * setting feeds which bound, and the conversions (milliseconds to the core's nanoseconds, the election
  * timeout as the primary's CheckQuorum timeout, the anti-amplification rule only without a key). The
+ * same mapping gives a replica's core ({@link #coreConfig}) and the declared defaults that tests and the
+ * simulator start from ({@link #defaults}), so a default lives only in its setting's declaration. The
  * core's other tuning (NACK delays, retransmit rings) has no setting and keeps CoreConfig's defaults.
  */
 public final class CoreSettings {
   private static final long MS = TimeUnit.MILLISECONDS.toNanos(1);
+
+  /** Where the mapping reads a setting's value: a loaded configuration, or the declarations' defaults. */
+  private interface Lookup {
+    <T> T get(Setting<T> setting);
+  }
 
   private CoreSettings() {
   }
@@ -43,8 +51,25 @@ public final class CoreSettings {
   public static CoreConfig coreConfig(ServerConfig config, long seed) {
     Map<Integer, String> clients = new HashMap<>();
     config.get(REPLICAS).forEach(r -> clients.put(r.id(), r.client().toString()));
-    return CoreConfig.builder(config.get(REPLICA_ID), config.get(REPLICAS).stream().map(r -> r.id()).toList())
+    CoreConfig.Builder b = CoreConfig.builder(config.get(REPLICA_ID),
+        config.get(REPLICAS).stream().map(r -> r.id()).toList());
+    return fromSettings(b, config::get, config.clusterKeys() != null)
         .clientAddresses(clients)
+        .seed(seed)
+        .build();
+  }
+
+  /**
+   * A builder of replicaId's core among replicaIds with every setting at its declared default, as in a
+   * replica started without a configuration (no cluster key, so the anti-amplification limit applies);
+   * tests and the simulator change what they need from there.
+   */
+  public static CoreConfig.Builder defaults(int replicaId, List<Integer> replicaIds) {
+    return fromSettings(CoreConfig.builder(replicaId, replicaIds), Setting::defaultValue, false);
+  }
+
+  private static CoreConfig.Builder fromSettings(CoreConfig.Builder b, Lookup config, boolean keyed) {
+    return b
         .maxKeyBytes(config.get(MAX_KEY_BYTES))
         .maxValueBytes(config.get(MAX_VALUE_BYTES))
         .maxBatchOps(config.get(MAX_BATCH_OPS))
@@ -61,12 +86,10 @@ public final class CoreSettings {
         .logRetentionMaxOps(config.get(LOG_RETENTION_MAX_OPS))
         .resendBytesPerPeerPerSec(config.get(RESEND_BYTES_PER_PEER_PER_SEC))
         // With a key only members can send, so only an unkeyed cluster needs the anti-amplification rule.
-        .resendAmplificationLimit(config.clusterKeys() == null ? config.get(RESEND_AMPLIFICATION_LIMIT) : 0)
+        .resendAmplificationLimit(keyed ? 0 : config.get(RESEND_AMPLIFICATION_LIMIT))
         .sessionTimeoutMs(config.get(SESSION_TIMEOUT_MS))
         .maxClientSessions(config.get(MAX_CLIENT_SESSIONS))
-        .seed(seed)
-        .breakage(breakage(config.get(TEST_BREAK_PROTOCOL)))
-        .build();
+        .breakage(breakage(config.get(TEST_BREAK_PROTOCOL)));
   }
 
   /** The deliberate bug test_break_protocol names (its words are the setting's Range.OneOf). */

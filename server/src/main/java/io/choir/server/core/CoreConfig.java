@@ -2,11 +2,13 @@ package io.choir.server.core;
 
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.TreeMap;
 
 /**
  * CoreConfig is what the pure core needs to know: the membership and every bound and timer it applies.
- * Built from the server configuration, or by tests and the simulator through {@link #builder}.
+ * Built from the server configuration or, by tests and the simulator, from the settings' declared
+ * defaults (both by io.choir.server.config.CoreSettings, which owns which setting feeds which bound).
  * Durations are nanoseconds of whatever clock the caller passes to step().
  */
 public final class CoreConfig {
@@ -123,16 +125,12 @@ public final class CoreConfig {
     this.sessionTimeoutMs = b.sessionTimeoutMs;
     this.maxClientSessions = b.maxClientSessions;
     this.seed = b.seed;
-    this.breakage = b.breakage;
+    this.breakage = Objects.requireNonNull(b.breakage, "breakage: start from CoreSettings.defaults");
   }
 
+  /** An empty builder: CoreSettings fills the values that a setting declares (see {@link Builder}). */
   public static Builder builder(int replicaId, List<Integer> replicaIds) {
     return new Builder(replicaId, replicaIds);
-  }
-
-  /** A single replica with the server's default limits (tests). */
-  public static CoreConfig singleReplicaDefaults() {
-    return builder(1, List.of(1)).build();
   }
 
   public int replicaId() {
@@ -162,23 +160,38 @@ public final class CoreConfig {
     return replicaIds.get((int) Math.floorMod(view, (long) replicaIds.size()));
   }
 
-  /** Builder with the server's defaults. */
+  /**
+   * Builder of a CoreConfig. The bounds and timers that a server setting declares (max_key_bytes,
+   * heartbeat_interval_ms, ...; see io.choir.server.config.CoreSettings, which maps them) have no
+   * default here: their default lives once, in the setting's declaration, and CoreSettings.defaults
+   * returns a builder filled from the declarations. The core's own tuning that no setting exposes
+   * (NACK delays and bounds, retransmit rings and windows, the seed) keeps its default here.
+   */
   public static final class Builder {
     private final int replicaId;
     private final List<Integer> replicaIds;
     private Map<Integer, String> clientAddresses = Map.of();
-    private int maxKeyBytes = 4096;
-    private int maxValueBytes = 1 << 20;
-    private int maxBatchOps = 1000;
-    private int maxInFlightOps = 8192;
-    private long maxInFlightBytes = 64L << 20;
-    private int maxQueuedRequests = 16_384;
-    private int maxBatchEntries = 1024;
-    private int maxBatchBytes = 4 << 20;
-    private long readTimeoutNs = 5_000_000_000L;
-    private int maxDatagramBytes = 1400;
-    private long heartbeatIntervalNs = 50_000_000L;
-    private long quorumTimeoutNs = 500_000_000L;
+    // Declared by a server setting: CoreSettings fills them.
+    private int maxKeyBytes;
+    private int maxValueBytes;
+    private int maxBatchOps;
+    private int maxInFlightOps;
+    private long maxInFlightBytes;
+    private int maxQueuedRequests;
+    private int maxBatchEntries;
+    private int maxBatchBytes;
+    private long readTimeoutNs;
+    private int maxDatagramBytes;
+    private long heartbeatIntervalNs;
+    private long quorumTimeoutNs;
+    private long logRetentionMinOps;
+    private long logRetentionMaxOps;
+    private long resendBytesPerPeerPerSec;
+    private int resendAmplificationLimit;
+    private long sessionTimeoutMs;
+    private int maxClientSessions;
+    private Breakage breakage;
+    // The core's own tuning, no setting: the defaults are here.
     private long nackDelayNs = 2_000_000L;
     private long nackBackoffMaxNs = 100_000_000L;
     private int maxNackRanges = 64;
@@ -187,15 +200,8 @@ public final class CoreConfig {
     private long multicastRetransmitWindowNs = 5_000_000L;
     private long resendSuppressNs = 5_000_000L;
     private int maxRetransmitEntriesPerNack = 4096;
-    private long logRetentionMinOps = 100_000;
-    private long logRetentionMaxOps = 10_000_000;
     private long maxRetransmitBytesPerNack = 4L << 20;
     private long retransmitRingBytes = 64L << 20;
-    private long resendBytesPerPeerPerSec = 32L << 20;
-    private int resendAmplificationLimit = 0;
-    private long sessionTimeoutMs = 60_000;
-    private int maxClientSessions = 100_000;
-    private Breakage breakage = Breakage.NONE;
     private long seed = 1;
 
     private Builder(int replicaId, List<Integer> replicaIds) {

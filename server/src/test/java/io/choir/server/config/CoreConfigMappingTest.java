@@ -9,6 +9,7 @@ import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -21,26 +22,24 @@ class CoreConfigMappingTest {
   @TempDir Path dir;
 
   private ServerConfig config(Map<String, Object> settings) {
-    Map<String, Object> m = new java.util.HashMap<>(settings);
+    Map<String, Object> m = new HashMap<>(settings);
     m.put("data_dir", dir.resolve("data").toString());
     return ServerConfig.build(m, Map.of());
   }
 
   @Test
-  void shouldGiveTheCoreTheSameDefaultsAsCoreConfigsOwnBuilder() throws Exception {
+  void shouldGiveTestsAndTheSimulatorTheCoreOfAReplicaWithTheDeclaredDefaults() throws Exception {
     CoreConfig fromSettings = CoreSettings.coreConfig(config(Map.of()), 1);
-    CoreConfig builderDefaults = CoreConfig.singleReplicaDefaults();
+    CoreConfig declaredDefaults = CoreSettings.defaults(1, List.of(1)).build();
     for (Field f : CoreConfig.class.getFields()) {
       if (Modifier.isStatic(f.getModifiers())) {
         continue;
       }
-      if (f.getName().equals("resendAmplificationLimit")) {
-        // The builder's 0 (off) is what the simulator runs; a replica without a key applies the setting.
-        assertEquals(ServerConfig.RESEND_AMPLIFICATION_LIMIT.defaultValue(), f.get(fromSettings));
-        continue;
-      }
-      assertEquals(f.get(builderDefaults), f.get(fromSettings), f.getName());
+      assertEquals(f.get(fromSettings), f.get(declaredDefaults), f.getName());
     }
+    assertEquals(ServerConfig.MAX_KEY_BYTES.defaultValue(), declaredDefaults.maxKeyBytes);
+    assertEquals(ServerConfig.RESEND_AMPLIFICATION_LIMIT.defaultValue(), declaredDefaults.resendAmplificationLimit,
+        "a replica without a cluster key applies the anti-amplification limit");
     assertEquals(List.of(1), fromSettings.replicaIds());
     assertEquals("127.0.0.1:7301", fromSettings.clientAddress(1));
   }

@@ -9,6 +9,7 @@ import io.choir.proto.MessageType;
 import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.server.config.CoreSettings;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -39,7 +40,7 @@ final class CoreKit {
     for (int i : ids) {
       addresses.put(i, address(i));
     }
-    return CoreConfig.builder(id, ids).clientAddresses(addresses).nackDelayNs(2 * MS).heartbeatIntervalNs(HB)
+    return CoreSettings.defaults(id, ids).resendAmplificationLimit(0).clientAddresses(addresses).nackDelayNs(2 * MS).heartbeatIntervalNs(HB)
         .quorumTimeoutNs(T).logRetentionMinOps(1000).seed(7);
   }
 

@@ -13,6 +13,7 @@ import io.choir.proto.ReadConsistency;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import io.choir.server.config.CoreSettings;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -22,7 +23,7 @@ class ReplicaCoreTest {
   private static final long T0 = 1_000_000_000L;
 
   private static CoreConfig config(int maxInFlightOps, int maxQueued) {
-    return CoreConfig.builder(1, List.of(1)).maxKeyBytes(16).maxValueBytes(64).maxBatchOps(4)
+    return CoreSettings.defaults(1, List.of(1)).maxKeyBytes(16).maxValueBytes(64).maxBatchOps(4)
         .maxInFlightOps(maxInFlightOps).maxQueuedRequests(maxQueued).readTimeoutNs(1_000_000L).build();
   }
 

@@ -14,6 +14,7 @@ import io.choir.proto.PrepareOk;
 import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.server.config.CoreSettings;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -26,7 +27,7 @@ class ReplicationCoreTest {
   private static final long MS = 1_000_000L;
 
   private static CoreConfig config(int id) {
-    return CoreConfig.builder(id, List.of(1, 2, 3)).nackDelayNs(2 * MS).heartbeatIntervalNs(50 * MS)
+    return CoreSettings.defaults(id, List.of(1, 2, 3)).resendAmplificationLimit(0).nackDelayNs(2 * MS).heartbeatIntervalNs(50 * MS)
         .quorumTimeoutNs(500 * MS).retransmitRingEntries(4).logRetentionMinOps(1000).seed(7).build();
   }
 
@@ -244,7 +245,7 @@ class ReplicationCoreTest {
   /** The in-memory resend ring is bounded in bytes too: 1 MiB values must not fill the heap. */
   @Test
   void shouldKeepAppliedEntriesInMemoryOnlyUpToTheRingsByteBound() {
-    CoreConfig cfg = CoreConfig.builder(1, List.of(1, 2, 3)).retransmitRingEntries(1000)
+    CoreConfig cfg = CoreSettings.defaults(1, List.of(1, 2, 3)).resendAmplificationLimit(0).retransmitRingEntries(1000)
         .retransmitRingBytes(3 * 1100).seed(7).build();
     ReplicaCore primary = new ReplicaCore(cfg, RecoveredState.empty());
     for (int i = 1; i <= 10; i++) {

@@ -7,7 +7,7 @@ import io.choir.proto.Heartbeat;
 import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
-import io.choir.server.core.CoreConfig;
+import io.choir.server.config.CoreSettings;
 import io.choir.server.core.Effects;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
@@ -26,7 +26,7 @@ class EffectExecutorTest {
   private final List<String> calls = new ArrayList<>();
 
   private EffectExecutor executor() {
-    ReplicaCore core = new ReplicaCore(CoreConfig.builder(1, List.of(1, 2, 3)).build(), RecoveredState.empty());
+    ReplicaCore core = new ReplicaCore(CoreSettings.defaults(1, List.of(1, 2, 3)).build(), RecoveredState.empty());
     return new EffectExecutor(core, new EffectExecutor.Ports(
         v -> calls.add("view " + v),
         new EffectExecutor.StoragePort() {

@@ -7,6 +7,7 @@ import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import io.choir.server.config.CoreSettings;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
@@ -156,7 +157,7 @@ public final class Simulation implements SimReplica.Host {
       for (int a : ids) {
         addresses.put(a, SimClientIo.address(a));
       }
-      CoreConfig c = tweak.apply(CoreConfig.builder(id, ids)
+      CoreConfig c = tweak.apply(CoreSettings.defaults(id, ids)
           .clientAddresses(addresses)
           .maxDatagramBytes(MAX_DATAGRAM_BYTES)
           .heartbeatIntervalNs(50 * MS)

@@ -1,5 +1,6 @@
 package io.choir.bench.engine;
 
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -18,8 +19,8 @@ public interface BenchDriver extends AutoCloseable {
   String name();
 
   /** Free-form facts about the target's setup (endpoints, connections...) recorded in the result. */
-  default java.util.Map<String, Object> describe() {
-    return java.util.Map.of();
+  default Map<String, Object> describe() {
+    return Map.of();
   }
 
   /** Releases the connections; throws no checked exception. */

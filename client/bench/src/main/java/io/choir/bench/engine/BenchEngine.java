@@ -1,5 +1,7 @@
 package io.choir.bench.engine;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.OperatingSystemMXBean;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -14,6 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -219,12 +222,13 @@ public final class BenchEngine {
         (measuredTo - measuredFrom) / 1e9, total, writes, reads,
         snapshot(measuredErrors), snapshot(warmupErrors), series, maxInFlight.get(), inFlight.get(),
         issuedWrites.sum(), issuedReads.sum(), cpuFrom < 0 ? -1 : (cpuTo - cpuFrom) / 1e9,
-        java.lang.management.ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
+        ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
   }
 
   /** CPU time this process (the benchmark client) has used, or -1 when the JVM cannot tell. */
   static long processCpuNanos() {
-    java.lang.management.OperatingSystemMXBean os = java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+    OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
+    // Named in full: the JDK's extension of the imported java.lang.management interface has the same name.
     if (os instanceof com.sun.management.OperatingSystemMXBean sun) {
       return sun.getProcessCpuTime();
     }
@@ -273,7 +277,7 @@ public final class BenchEngine {
       complete(write, t0, failure(f));
       try {
         loop.execute(() -> issue(rnd));
-      } catch (java.util.concurrent.RejectedExecutionException e) {
+      } catch (RejectedExecutionException e) {
         // the run is over
       }
       return;

@@ -1,5 +1,6 @@
 package io.choir.bench.engine;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.awt.BasicStroke;
@@ -31,7 +32,7 @@ public final class BenchReport {
   public static String json(BenchResult r) {
     try {
       return JSON.writeValueAsString(r.toMap());
-    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+    } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }
   }

@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -49,7 +50,7 @@ public final class ChoirDriver implements BenchDriver {
     }
     info.put("endpoints", String.join(",", endpoints));
     info.put("connections", connections);
-    info.put("reads", consistency.name().toLowerCase(java.util.Locale.ROOT));
+    info.put("reads", consistency.name().toLowerCase(Locale.ROOT));
     info.put("timeout_ms", timeout.toMillis());
     info.put("tls", tls);
   }
