@@ -117,10 +117,21 @@ public final class PeerTransport implements AutoCloseable {
 
   /**
    * A transport that seals with keys (null: no key) in epoch (this start's datagram epoch, already
-   * persisted: see DatagramEpochs).
+   * persisted: see DatagramEpochs), with peer streams unauthenticated (tests).
    */
   public PeerTransport(Settings settings, ClusterKeys keys, long epoch, PeerSink sink, MeterRegistry metrics)
       throws InterruptedException, SocketException {
+    this(settings, keys, epoch, null, sink, metrics);
+  }
+
+  /**
+   * A transport that seals with keys (null: no key) in epoch (this start's datagram epoch, already
+   * persisted: see DatagramEpochs) and opens every peer stream connection as streamAuth says (proven
+   * with the cluster key, or from this replica's peer host without one; null: plain and unchecked,
+   * tests only; peertcp, issue 10).
+   */
+  public PeerTransport(Settings settings, ClusterKeys keys, long epoch, PeerTcpAuth streamAuth, PeerSink sink,
+      MeterRegistry metrics) throws InterruptedException, SocketException {
     this.settings = settings;
     this.codec = new DatagramCodec(settings.selfId(), settings.clusterIdHash(), settings.peers().keySet(), keys,
         epoch);
@@ -142,7 +153,7 @@ public final class PeerTransport implements AutoCloseable {
     this.channels = new PeerChannels(self, settings.group(), settings.interfaceName(), settings.ttl(),
         settings.receiveBufferBytes(), inbound);
     this.streams = new PeerStreams(settings.peers(), settings.maxStreamFrameBytes(),
-        settings.streamBufferBytes(), System::nanoTime, drops::stream, streamSent::increment);
+        settings.streamBufferBytes(), System::nanoTime, drops::stream, streamSent::increment, streamAuth);
     if (settings.testFaultFile() != null && !settings.testFaultFile().isEmpty()) {
       Path faultFile = Path.of(settings.testFaultFile());
       channels.eventLoops().next().scheduleAtFixedRate(() -> faults.readFaultFile(faultFile), 0,
@@ -243,14 +254,6 @@ public final class PeerTransport implements AutoCloseable {
   /** Peer stream messages dropped (sent or received) by reason. */
   public Map<String, Long> streamDroppedByReason() {
     return drops.streamByReason();
-  }
-
-  /**
-   * Opens every later peer stream connection as auth says (proven with the cluster key, or from this
-   * replica's peer host without one); call it before the first send (peertcp, issue 10).
-   */
-  public void authenticateStreams(PeerTcpAuth auth) {
-    streams.authenticate(auth);
   }
 
   /** The outbound peer streams (tests). */
