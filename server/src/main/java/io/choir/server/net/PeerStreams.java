@@ -256,7 +256,7 @@ final class PeerStreams implements AutoCloseable {
 
     private void connected(ChannelFuture f, Throwable failure) {
       if (connecting != f) {
-        f.channel().close(); // a connect abandoned meanwhile (disconnect, shutdown)
+        f.channel().close(); // a connect abandoned meanwhile (shutdown)
         return;
       }
       connecting = null;
@@ -284,22 +284,6 @@ final class PeerStreams implements AutoCloseable {
           .log("cannot connect a peer stream; backing off");
       while (!waiting.isEmpty()) {
         drop(waiting.poll(), "unreachable");
-      }
-    }
-
-    /** Closes the connection (the next message reconnects); waiting frames wait for the new one. */
-    void disconnect() {
-      if (connecting != null) {
-        connecting.channel().close();
-        connecting = null;
-        backingOff = false;
-        if (!waiting.isEmpty()) {
-          connect();
-        }
-      }
-      if (channel != null) {
-        channel.close();
-        channel = null;
       }
     }
 
