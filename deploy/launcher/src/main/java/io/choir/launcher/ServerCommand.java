@@ -6,6 +6,7 @@ import io.choir.cli.Choir;
 import io.choir.server.config.ConfigException;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.Setting;
+import io.choir.server.replica.Recovery;
 import io.choir.server.replica.ReplicaServer;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -74,7 +75,7 @@ final class ServerCommand implements Callable<Integer> {
     ReplicaServer server;
     try {
       if (rejoin) {
-        java.nio.file.Path aside = io.choir.server.replica.Recovery.prepareRejoin(cfg.dataDir());
+        Path aside = Recovery.prepareRejoin(cfg.dataDir());
         spec.commandLine().getErr().println("choir server: rejoining with an empty data folder"
             + (aside == null ? "" : "; the old one is kept at " + aside));
       }

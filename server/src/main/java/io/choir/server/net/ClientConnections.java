@@ -8,18 +8,14 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
-import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPromise;
 import io.netty.util.AttributeKey;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.util.ArrayDeque;
 import java.util.List;
 import java.util.Map;
-import java.util.Comparator;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -39,7 +35,7 @@ import java.util.function.Function;
  *       the reads the core released for it wait here, as requests of a few bytes, until its replies
  *       drain. A computed read reply is admitted only if it fits (compare-and-set on both counters): a
  *       connection holding none may always take one reply of any size under its own bound; the total
- *       admits a reply only if it fits, except a reply of at most {@link #SMALL_REPLY_BYTES} to a
+ *       admits a reply only if it fits, except a reply of at most {@link ReplyBudget#SMALL_REPLY_BYTES} to a
  *       connection holding none (so well-behaved clients are served while attackers fill the total) and
  *       a reply larger than the whole bound when nothing else is in flight. A reply that does not fit is
  *       dropped and its read deferred again, first in line, with its size remembered so it is not
@@ -47,8 +43,9 @@ import java.util.function.Function;
  *   <li>Requests in flight per connection (max_in_flight_per_connection): decoded and not answered.
  *   <li>Connections per source address (max_connections_per_address) and in all (max_connections).
  * </ul>
- * Per-connection state is owned by the connection's event loop; reply bytes are counted with atomics,
- * because replies are computed on the read pool and the replica thread.
+ * Per-connection state ({@link ClientConnection}) is owned by the connection's event loop; reply bytes
+ * are counted with atomics ({@link ReplyBudget}), because replies are computed on the read pool and the
+ * replica thread.
  */
 public final class ClientConnections {
   /** The bounds on client connections (settings of the same names). */
@@ -84,55 +81,13 @@ public final class ClientConnections {
     }
   }
 
-  static final AttributeKey<Connection> CONNECTION = AttributeKey.valueOf("choir.client.connection");
-  /**
-   * A read reply at most this large is sent to a connection holding no reply bytes even when the
-   * replica-wide total is full: well-behaved clients (small values, replies read at once) keep being
-   * served while attackers hold the total. At most one such reply per connection is outside the total.
-   */
-  static final long SMALL_REPLY_BYTES = 64 << 10;
-
-  /** Per-connection state; fields without atomics are touched on the connection's event loop only. */
-  static final class Connection {
-    final long id;
-    final Channel channel;
-    final InetAddress address;
-    /** Requests decoded and not yet answered. */
-    int inFlight;
-    /** Reply bytes computed and not yet taken by the socket. */
-    final AtomicLong replyBytes = new AtomicLong();
-    /** Reads handed to the read pool whose reply has not reached the event loop yet. */
-    int readsRunning;
-    /**
-     * The size of the reply the first deferred read came to when it was computed and found no room (0
-     * when none): the estimate that keeps it from being computed again before there is room for it.
-     */
-    long needBytes;
-    /** Reads released by the core, waiting until this connection's replies drain. */
-    final ArrayDeque<Request> deferredReads = new ArrayDeque<>();
-    /** Its entry in totalWaiters, if any. */
-    Waiter waiter;
-    /** Set when the connection is being closed for bad input: nothing more of it is decoded. */
-    boolean closing;
-    ClientFrameDecoder decoder;
-    ChannelHandlerContext decoderContext;
-
-    Connection(long id, Channel channel, InetAddress address) {
-      this.id = id;
-      this.channel = channel;
-      this.address = address;
-    }
-  }
-
+  static final AttributeKey<ClientConnection> CONNECTION = AttributeKey.valueOf("choir.client.connection");
   /** The outcome of {@link #register}: a connection, or why there is none. */
-  record Admission(Connection connection, ClientDrops.Reason refusal, String detail) {}
+  record Admission(ClientConnection connection, ClientDrops.Reason refusal, String detail) {}
 
-  private final Map<Long, Connection> open = new ConcurrentHashMap<>();
-  private final ConcurrentSkipListSet<Waiter> totalWaiters = new ConcurrentSkipListSet<>(
-      Comparator.comparingLong(Waiter::threshold).thenComparingLong(Waiter::seq));
-  private final AtomicLong waiterSeq = new AtomicLong();
+  private final Map<Long, ClientConnection> open = new ConcurrentHashMap<>();
   private final AtomicLong nextId = new AtomicLong(1);
-  private final AtomicLong totalReplyBytes = new AtomicLong();
+  private final ReplyBudget replyBudget;
   private final Limits limits;
   private final Executor readPool;
   private final Function<Request, Response> reader;
@@ -157,6 +112,8 @@ public final class ClientConnections {
     this.drops = new ClientDrops(metrics);
     this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
     this.frameMemory = new FrameMemory(limits.maxFrameBytesTotal());
+    this.replyBudget = new ReplyBudget(limits.maxReplyBytesPerConnection(), limits.maxReplyBytesTotal(),
+        w -> onLoop(w.connection(), () -> wake(w), 0));
   }
 
   Limits limits() {
@@ -170,7 +127,7 @@ public final class ClientConnections {
   /** A frame decoder for a new client channel, gated by that channel's bounds. */
   public ClientFrameDecoder frameDecoder(Channel channel, int maxFrameBytes) {
     return new ClientFrameDecoder(maxFrameBytes, limits.frameTimeoutMs(), () -> {
-      Connection c = channel.attr(CONNECTION).get();
+      ClientConnection c = channel.attr(CONNECTION).get();
       return c != null && acceptsRequests(c);
     }, frameMemory);
   }
@@ -181,7 +138,8 @@ public final class ClientConnections {
       return new Admission(null, ClientDrops.Reason.REFUSED_MAX_CONNECTIONS,
           "max_connections " + maxConnections);
     }
-    Connection c = new Connection(nextId.getAndIncrement(), channel, address(channel.remoteAddress()));
+    ClientConnection c = new ClientConnection(nextId.getAndIncrement(), channel, address(channel.remoteAddress()),
+        channel.pipeline().context(ClientFrameDecoder.class));
     open.put(c.id, c);
     channel.attr(CONNECTION).set(c);
     return new Admission(c, null, null);
@@ -200,13 +158,11 @@ public final class ClientConnections {
   }
 
   /** Forgets c (its channel closed): its deferred reads are dropped, its reply bytes drain as writes fail. */
-  void unregister(Connection c) {
+  void unregister(ClientConnection c) {
     if (open.remove(c.id) == null) {
       return;
     }
-    if (c.waiter != null) {
-      totalWaiters.remove(c.waiter);
-    }
+    replyBudget.forget(c);
     repliesDropped.increment(c.deferredReads.size());
     c.deferredReads.clear();
   }
@@ -222,12 +178,12 @@ public final class ClientConnections {
 
   /** Reply bytes computed and not yet taken by a socket, over all connections. */
   public long replyBytes() {
-    return totalReplyBytes.get();
+    return replyBudget.total();
   }
 
   /** Sends replies to connectionId (any thread); a reply to a closed connection is dropped and counted. */
   public void send(long connectionId, List<Response> replies) {
-    Connection c = open.get(connectionId);
+    ClientConnection c = open.get(connectionId);
     if (c == null) {
       repliesDropped.increment(replies.size());
       return;
@@ -241,7 +197,7 @@ public final class ClientConnections {
   }
 
   /** Answers one request of c on its event loop (BUSY and the like), counted as any reply. */
-  void reply(Connection c, Response reply) {
+  void reply(ClientConnection c, Response reply) {
     List<Response> one = List.of(reply);
     write(c, one, reserve(c, one));
   }
@@ -252,7 +208,7 @@ public final class ClientConnections {
    * connection's reply bytes allow it, in the order the core released them.
    */
   public void read(long connectionId, Request request) {
-    Connection c = open.get(connectionId);
+    ClientConnection c = open.get(connectionId);
     if (c == null) {
       repliesDropped.increment();
       return;
@@ -271,7 +227,7 @@ public final class ClientConnections {
   }
 
   /** Starts c's deferred reads while its bounds allow (event loop). */
-  private void startReads(Connection c) {
+  private void startReads(ClientConnection c) {
     while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)) {
       Request r = c.deferredReads.poll();
       c.readsRunning++;
@@ -283,8 +239,8 @@ public final class ClientConnections {
             .setError("replica overloaded or shutting down: the read pool refused the read").build());
       }
     }
-    if (!c.deferredReads.isEmpty() && overTotal(c)) {
-      waitForTotal(c);
+    if (!c.deferredReads.isEmpty() && replyBudget.overTotal(c)) {
+      replyBudget.waitForTotal(c);
     }
   }
 
@@ -294,7 +250,7 @@ public final class ClientConnections {
    * until the connection's or the replica's replies drain: computing it again costs a read, holding it
    * would cost the memory the bounds are for.
    */
-  private void runRead(Connection c, Request r) {
+  private void runRead(ClientConnection c, Request r) {
     Response reply;
     try {
       reply = reader.apply(r);
@@ -304,10 +260,10 @@ public final class ClientConnections {
     }
     List<Response> one = List.of(reply);
     long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
-    Room room = tryReserve(c, bytes);
+    ReplyBudget.Room room = replyBudget.tryReserve(c, bytes);
     onLoop(c, () -> {
       c.readsRunning--;
-      if (room == Room.YES) {
+      if (room == ReplyBudget.Room.YES) {
         c.needBytes = 0;
         write(c, one, bytes);
         return;
@@ -315,47 +271,18 @@ public final class ClientConnections {
       readsDeferred.increment();
       c.needBytes = bytes;
       c.deferredReads.addFirst(r);
-      if (room == Room.NOT_IN_TOTAL) {
-        waitForTotal(c);
+      if (room == ReplyBudget.Room.NOT_IN_TOTAL) {
+        replyBudget.waitForTotal(c);
       }
       startReads(c);
     }, 1);
-  }
-
-  private enum Room { YES, NOT_IN_CONNECTION, NOT_IN_TOTAL }
-
-  /**
-   * Reserves bytes of a read reply for c if the bounds have room: under c's bound (or c holds none: one
-   * reply of any size), and under the replica's total (or the reply is at most
-   * {@link #SMALL_REPLY_BYTES} and c holds none, so well-behaved clients are served while attackers
-   * hold the total). Any thread; compare-and-set, so the bounds hold with reads racing.
-   */
-  private Room tryReserve(Connection c, long bytes) {
-    long mine;
-    do {
-      mine = c.replyBytes.get();
-      if (mine > 0 && mine + bytes > limits.maxReplyBytesPerConnection()) {
-        return Room.NOT_IN_CONNECTION;
-      }
-    } while (!c.replyBytes.compareAndSet(mine, mine + bytes));
-    boolean exempt = mine == 0 && bytes <= SMALL_REPLY_BYTES;
-    long total;
-    do {
-      total = totalReplyBytes.get();
-      // A reply above the whole bound goes out only when nothing else is in flight.
-      if (!exempt && total + bytes > limits.maxReplyBytesTotal() && total > 0) {
-        c.replyBytes.addAndGet(-bytes);
-        return Room.NOT_IN_TOTAL;
-      }
-    } while (!totalReplyBytes.compareAndSet(total, total + bytes));
-    return Room.YES;
   }
 
   /**
    * Runs task on c's event loop; once the event loops are shut down (the replica is closing) it is
    * dropped, and the replies it would have sent are counted as dropped.
    */
-  private void onLoop(Connection c, Runnable task, int replies) {
+  private void onLoop(ClientConnection c, Runnable task, int replies) {
     try {
       c.channel.eventLoop().execute(task);
     } catch (RejectedExecutionException shuttingDown) {
@@ -363,18 +290,17 @@ public final class ClientConnections {
     }
   }
 
-  private long reserve(Connection c, List<Response> replies) {
+  private long reserve(ClientConnection c, List<Response> replies) {
     long bytes = 0;
     for (Response r : replies) {
       bytes += FrameDecoder.LENGTH_BYTES + r.getSerializedSize();
     }
-    c.replyBytes.addAndGet(bytes);
-    totalReplyBytes.addAndGet(bytes);
+    replyBudget.reserve(c, bytes);
     return bytes;
   }
 
   /** Writes replies (event loop); their bytes are released when the socket has taken the last one. */
-  private void write(Connection c, List<Response> replies, long bytes) {
+  private void write(ClientConnection c, List<Response> replies, long bytes) {
     int last = replies.size() - 1;
     for (int i = 0; i < last; i++) {
       c.channel.write(replies.get(i), c.channel.voidPromise());
@@ -387,94 +313,38 @@ public final class ClientConnections {
     updateAutoRead(c);
   }
 
-  private void release(Connection c, long bytes) {
-    c.replyBytes.addAndGet(-bytes);
-    long after = totalReplyBytes.addAndGet(-bytes);
-    if (!totalWaiters.isEmpty()) {
-      // Every waiter whose threshold the total is now at or under; only those (no thundering herd).
-      for (Waiter w : totalWaiters.tailSet(new Waiter(after, Long.MIN_VALUE, null))) {
-        if (totalWaiters.remove(w)) {
-          onLoop(w.connection(), () -> wake(w), 0);
-        }
-      }
-    }
+  private void release(ClientConnection c, long bytes) {
+    replyBudget.release(c, bytes);
     updateAutoRead(c);
     startReads(c);
   }
 
-  /**
-   * The highest replica-wide total at which c may go on (Long.MAX_VALUE: the total does not hold it):
-   * a connection holding reply bytes waits while the total is at its bound; one whose next read is known
-   * to need {@code need} bytes waits until they fit (unless small and it holds none: exempt); a reply
-   * larger than the whole bound waits until nothing else is in flight.
-   */
-  private long totalThreshold(long mine, int running, long need) {
-    long max = limits.maxReplyBytesTotal();
-    long threshold = mine > 0 || running > 0 ? max - 1 : Long.MAX_VALUE;
-    boolean exempt = mine == 0 && need <= SMALL_REPLY_BYTES;
-    if (!exempt && need > 0) {
-      threshold = Math.min(threshold, need > max ? 0 : max - need);
-    }
-    return threshold;
-  }
-
-  /** True when the replica-wide total has no room for c now. */
-  private boolean overTotal(Connection c) {
-    return totalReplyBytes.get() > totalThreshold(c.replyBytes.get(), c.readsRunning, c.needBytes);
-  }
-
   /** Whether c's first deferred read may be handed to the read pool now (event loop). */
-  private boolean mayStartRead(Connection c) {
+  private boolean mayStartRead(ClientConnection c) {
     long mine = c.replyBytes.get();
     return c.readsRunning < limits.maxReadsPerConnection()
         && mine < limits.maxReplyBytesPerConnection()
         && (mine == 0 || mine + c.needBytes <= limits.maxReplyBytesPerConnection())
-        && !overTotal(c);
+        && !replyBudget.overTotal(c);
   }
 
   /** Whether c may take one more request now (event loop): the gate of its frame decoder. */
-  boolean acceptsRequests(Connection c) {
+  boolean acceptsRequests(ClientConnection c) {
     if (c.closing || intakePaused || c.inFlight >= limits.maxInFlightPerConnection() || !c.channel.isWritable()
         || c.replyBytes.get() >= limits.maxReplyBytesPerConnection()) {
       return false;
     }
-    if (overTotal(c)) {
-      waitForTotal(c);
+    if (replyBudget.overTotal(c)) {
+      replyBudget.waitForTotal(c);
       return false;
     }
     return true;
   }
 
-  /** A connection waiting for the total to drop to threshold or under; ordered by threshold. */
-  private record Waiter(long threshold, long seq, Connection connection) {}
-
-  /**
-   * Puts c among the connections to wake when the total drops to its threshold (event loop). It joins
-   * the set before the total is read again, so a drop that happens meanwhile finds it there (no lost
-   * wake-up).
-   */
-  private void waitForTotal(Connection c) {
-    long threshold = totalThreshold(c.replyBytes.get(), c.readsRunning, c.needBytes);
-    Waiter old = c.waiter;
-    if (old != null) {
-      if (old.threshold() == threshold && totalWaiters.contains(old)) {
-        return;
-      }
-      totalWaiters.remove(old);
-    }
-    Waiter w = new Waiter(threshold, waiterSeq.incrementAndGet(), c);
-    c.waiter = w;
-    totalWaiters.add(w);
-    if (totalReplyBytes.get() <= threshold && totalWaiters.remove(w)) {
-      onLoop(c, () -> wake(w), 0);
-    }
-  }
-
-  private void wake(Waiter w) {
-    Connection c = w.connection();
-    if (c.waiter == w) {
-      c.waiter = null;
-    }
+  /** Goes on with the connection of w once the total has room for it (event loop). */
+  private void wake(ReplyBudget.Waiter w) {
+    replyBudget.woke(w);
+    ClientConnection c = w.connection();
     updateAutoRead(c);
     startReads(c);
   }
@@ -482,7 +352,7 @@ public final class ClientConnections {
   /** Pauses (true) or resumes (false) reading every client connection: the core's flow control. */
   public void setIntakePaused(boolean paused) {
     intakePaused = paused;
-    for (Connection c : open.values()) {
+    for (ClientConnection c : open.values()) {
       onLoop(c, () -> updateAutoRead(c), 0);
     }
   }
@@ -491,7 +361,7 @@ public final class ClientConnections {
    * Reads from c only while it may take requests (event loop); when it may, the frames its decoder held
    * back are decoded first.
    */
-  void updateAutoRead(Connection c) {
+  void updateAutoRead(ClientConnection c) {
     boolean read = acceptsRequests(c);
     if (c.channel.config().isAutoRead() != read) {
       c.channel.config().setAutoRead(read);

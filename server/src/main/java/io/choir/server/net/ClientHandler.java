@@ -34,7 +34,7 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
   private final int maxConnections;
   private final Counter busy;
   private final ClientDrops drops;
-  private ClientConnections.Connection connection;
+  private ClientConnection connection;
 
   ClientHandler(ClientConnections connections, RequestSink sink, int maxConnections, MeterRegistry metrics) {
     this.connections = connections;
@@ -56,9 +56,6 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
       return;
     }
     connection = admission.connection();
-    connection.decoderContext = ctx.pipeline().context(ClientFrameDecoder.class);
-    connection.decoder = connection.decoderContext == null ? null
-        : (ClientFrameDecoder) connection.decoderContext.handler();
     ctx.fireChannelActive();
   }
 

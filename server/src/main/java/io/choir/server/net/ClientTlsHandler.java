@@ -16,6 +16,7 @@ import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.ScheduledFuture;
+import java.nio.channels.ClosedChannelException;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -124,7 +125,7 @@ final class ClientTlsHandler extends OptionalSslHandler {
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
       if (!queue.isEmpty()) {
-        queue.removeAndFailAll(new java.nio.channels.ClosedChannelException()); // closed undecided
+        queue.removeAndFailAll(new ClosedChannelException()); // closed undecided
       }
     }
 
@@ -136,7 +137,7 @@ final class ClientTlsHandler extends OptionalSslHandler {
           ctx.flush();
         }
       } else {
-        queue.removeAndFailAll(new java.nio.channels.ClosedChannelException());
+        queue.removeAndFailAll(new ClosedChannelException());
       }
     }
   }

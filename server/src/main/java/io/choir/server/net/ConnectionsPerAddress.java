@@ -93,16 +93,17 @@ final class ConnectionsPerAddress {
 
   /** Counts one more connection from address, unless it already has maxPerAddress. */
   boolean admit(InetAddress address) {
-    boolean[] admitted = {false};
+    // Set inside compute, which runs the function once, atomically for this address.
+    AtomicBoolean admitted = new AtomicBoolean();
     open.compute(address, (a, n) -> {
       int count = n == null ? 0 : n;
       if (count >= maxPerAddress) {
         return n;
       }
-      admitted[0] = true;
+      admitted.set(true);
       return count + 1;
     });
-    return admitted[0];
+    return admitted.get();
   }
 
   void release(InetAddress address) {

@@ -1,6 +1,7 @@
 package io.choir.server.net;
 
 import io.choir.proto.MessageType;
+import io.choir.server.security.DatagramCodec;
 
 /**
  * PeerRouting decides how a peer message travels, and the bounds that follow from it (issue 9, hole
@@ -66,7 +67,7 @@ public final class PeerRouting {
 
   /** Bytes of body that fit one datagram after the header and, sealed, the GCM tag. */
   public static int datagramRoom(int maxDatagramBytes) {
-    return maxDatagramBytes - io.choir.server.security.DatagramCodec.MAX_OVERHEAD_BYTES;
+    return maxDatagramBytes - DatagramCodec.MAX_OVERHEAD_BYTES;
   }
 
   /** True when a unicast message to to with bodyBytes of body goes over the peer TCP stream. */

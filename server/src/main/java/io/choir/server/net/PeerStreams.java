@@ -9,6 +9,7 @@ import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
@@ -69,8 +70,8 @@ final class PeerStreams implements AutoCloseable {
   private final Bootstrap bootstrap;
   private static final Discard DISCARD = new Discard();
   private final Map<Integer, Link> links = new HashMap<>();
-  /** How each new connection opens; null: plain and unchecked (tests of the transport alone). */
-  private volatile PeerTcpAuth auth;
+  /** How each connection opens; null: plain and unchecked (tests of the transport alone). */
+  private final PeerTcpAuth auth;
   private volatile boolean closed;
 
   /**
@@ -81,6 +82,8 @@ final class PeerStreams implements AutoCloseable {
    * @param nanoClock monotonic time for the reconnect backoff
    * @param drops counts a dropped message by reason (without the stream_ prefix)
    * @param sentCounter counts a frame written to a socket
+   * @param auth how every connection opens: proven with the cluster key and sealed, or without a key
+   *     from this replica's peer host; null: plain and unchecked (tests of the transport alone)
    */
   PeerStreams(
       Map<Integer, InetSocketAddress> peers,
@@ -88,7 +91,9 @@ final class PeerStreams implements AutoCloseable {
       long bufferBytes,
       LongSupplier nanoClock,
       Consumer<String> drops,
-      Runnable sentCounter) {
+      Runnable sentCounter,
+      PeerTcpAuth auth) {
+    this.auth = auth;
     this.maxFrameBytes = maxFrameBytes;
     this.bufferBytes = bufferBytes;
     this.nanoClock = nanoClock;
@@ -146,20 +151,6 @@ final class PeerStreams implements AutoCloseable {
       return false;
     }
     return true;
-  }
-
-  /**
-   * From now on, every new connection opens as auth says: proven with the cluster key and sealed, or
-   * without a key from this replica's peer host. Set it before the first send; connections already
-   * open are closed, so none goes on unproven.
-   */
-  void authenticate(PeerTcpAuth auth) {
-    this.auth = auth;
-    try {
-      loop.submit(() -> links.values().forEach(Link::disconnect)).awaitUninterruptibly(1, TimeUnit.SECONDS);
-    } catch (RejectedExecutionException e) {
-      // closed
-    }
   }
 
   /** Bytes queued or unwritten for peer to (tests and status). */
@@ -265,7 +256,7 @@ final class PeerStreams implements AutoCloseable {
 
     private void connected(ChannelFuture f, Throwable failure) {
       if (connecting != f) {
-        f.channel().close(); // a connect abandoned meanwhile (disconnect, shutdown)
+        f.channel().close(); // a connect abandoned meanwhile (shutdown)
         return;
       }
       connecting = null;
@@ -293,22 +284,6 @@ final class PeerStreams implements AutoCloseable {
           .log("cannot connect a peer stream; backing off");
       while (!waiting.isEmpty()) {
         drop(waiting.poll(), "unreachable");
-      }
-    }
-
-    /** Closes the connection (the next message reconnects); waiting frames wait for the new one. */
-    void disconnect() {
-      if (connecting != null) {
-        connecting.channel().close();
-        connecting = null;
-        backingOff = false;
-        if (!waiting.isEmpty()) {
-          connect();
-        }
-      }
-      if (channel != null) {
-        channel.close();
-        channel = null;
       }
     }
 
@@ -356,7 +331,7 @@ final class PeerStreams implements AutoCloseable {
   }
 
   /** Discard reads whatever a peer sends back on a stream (nothing is expected) and drops it. */
-  @io.netty.channel.ChannelHandler.Sharable
+  @ChannelHandler.Sharable
   private static final class Discard extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {

@@ -20,6 +20,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -74,8 +75,8 @@ public final class PeerTcpAuth {
    * ({@link SealedRecords#warmUp}).
    */
   static final int WARM_UP_RECORDS = 20_000;
-  private static final java.util.concurrent.atomic.AtomicBoolean WARMED_UP =
-      new java.util.concurrent.atomic.AtomicBoolean();
+  private static final AtomicBoolean WARMED_UP =
+      new AtomicBoolean();
 
   /** The peer id a connection proved (set once its handshake is done; absent without a key). */
   static final AttributeKey<Integer> PEER_ID = AttributeKey.valueOf("choir.peer_tcp.peer_id");

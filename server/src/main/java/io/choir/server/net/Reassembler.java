@@ -1,5 +1,6 @@
 package io.choir.server.net;
 
+import com.google.protobuf.ByteString;
 import io.choir.proto.Fragment;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -117,7 +118,7 @@ final class Reassembler {
       int len = Math.min(chunk, body.length - offset);
       out[i] = Fragment.newBuilder().setFirstOp(firstOp).setIndex(i).setCount(count)
           .setTotalBytes(body.length)
-          .setData(com.google.protobuf.ByteString.copyFrom(body, offset, len)).build();
+          .setData(ByteString.copyFrom(body, offset, len)).build();
     }
     return out;
   }

@@ -4,7 +4,11 @@ import io.choir.proto.Entry;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.MetaKeys;
+import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
@@ -111,14 +115,14 @@ public final class Recovery {
    * a replica that simply started empty would count as a new one and vote with a log it does not hold.
    * Returns the folder the old data was moved to, or null when there was none.
    */
-  public static java.nio.file.Path prepareRejoin(java.nio.file.Path dataDir) throws java.io.IOException {
-    java.nio.file.Path aside = null;
-    if (java.nio.file.Files.exists(dataDir)) {
+  public static Path prepareRejoin(Path dataDir) throws IOException {
+    Path aside = null;
+    if (Files.exists(dataDir)) {
       aside = dataDir.resolveSibling(dataDir.getFileName() + ".lost-" + System.currentTimeMillis());
-      java.nio.file.Files.move(dataDir, aside);
+      Files.move(dataDir, aside);
     }
-    java.nio.file.Files.createDirectories(dataDir);
-    try (Storage storage = io.choir.server.storage.RocksDbStorage.open(dataDir)) {
+    Files.createDirectories(dataDir);
+    try (Storage storage = RocksDbStorage.open(dataDir)) {
       ReplicaMeta.put(storage, ReplicaMeta.INITIALIZED);
       ReplicaMeta.markCatchingUp(storage);
     }

@@ -1,20 +1,14 @@
 package io.choir.server.replica;
 
-import com.google.protobuf.MessageLite;
-import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
-import io.choir.server.net.PeerSink;
-import io.choir.server.net.RequestSink;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -22,72 +16,40 @@ import org.slf4j.LoggerFactory;
 
 /**
  * ReplicaLoop is the one thread that owns the {@link ReplicaCore} (STYLE.md habit 3), through the
- * {@link EffectExecutor} it shares with the simulator. Other threads hand it events: Netty's event
- * loops client requests (bounded: event_queue_capacity queued requests at most, beyond that the edge
- * answers BUSY) and peer messages (bounded the same way), the storage stage Persisted and Applied
- * events (bounded by the flow-control window, never dropped). It drains a burst of events, steps each,
- * steps a Tick and carries out the effects (EffectExecutor's burst policy); with nothing queued it
- * waits for the core's next timer, at most 100 ms.
+ * {@link EffectExecutor} it shares with the simulator. Other threads hand it events through its
+ * {@link ReplicaInbox}: Netty's event loops client requests (bounded: event_queue_capacity queued
+ * requests at most, beyond that the edge answers BUSY) and peer messages (bounded the same way), the
+ * storage stage Persisted and Applied events (bounded by the flow-control window, never dropped). It
+ * drains a burst of events, steps each, steps a Tick and carries out the effects (EffectExecutor's
+ * burst policy); with nothing queued it waits for the core's next timer, at most 100 ms.
  */
-final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
+final class ReplicaLoop implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaLoop.class);
   private static final long MAX_WAIT_NS = TimeUnit.MILLISECONDS.toNanos(100);
 
+  private final ReplicaInbox inbox;
   private final EffectExecutor executor;
   private final ReplicaCore core;
   private final Function<Request, Response> statusHandler;
   private final LongSupplier clock;
-  private final int eventQueueCapacity;
-  private final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
-  private final AtomicInteger queuedRequests = new AtomicInteger();
-  private final AtomicInteger queuedPeerMessages = new AtomicInteger();
   private final Thread thread;
   private volatile boolean running = true;
   private volatile String unavailableReason;
   private volatile boolean idle = true;
-  private volatile long view;
 
-  private record Incoming(long connectionId, Request request) {}
-
-  ReplicaLoop(EffectExecutor executor, Function<Request, Response> statusHandler, LongSupplier clock,
-      int eventQueueCapacity) {
+  ReplicaLoop(ReplicaInbox inbox, EffectExecutor executor, Function<Request, Response> statusHandler,
+      LongSupplier clock) {
+    this.inbox = inbox;
     this.executor = executor;
     this.core = executor.core();
     this.statusHandler = statusHandler;
     this.clock = clock;
-    this.eventQueueCapacity = eventQueueCapacity;
-    this.view = core.view();
     this.thread = new Thread(this::run, "choir-replica");
     this.thread.setDaemon(true);
   }
 
   void start() {
     thread.start();
-  }
-
-  @Override
-  public boolean offer(long connectionId, Request request) {
-    if (queuedRequests.incrementAndGet() > eventQueueCapacity) {
-      queuedRequests.decrementAndGet();
-      return false;
-    }
-    queue.add(new Incoming(connectionId, request));
-    return true;
-  }
-
-  @Override
-  public boolean offerPeer(int from, long view, MessageType type, MessageLite body) {
-    if (queuedPeerMessages.incrementAndGet() > eventQueueCapacity) {
-      queuedPeerMessages.decrementAndGet();
-      return false;
-    }
-    queue.add(new Event.Peer(from, view, type, body));
-    return true;
-  }
-
-  /** Hands an internal event (from the storage stage or a state transfer) to the loop; never refused. */
-  void post(Event event) {
-    queue.add(event);
   }
 
   /** From now on every request is answered UNAVAILABLE with reason (shutdown or a fatal error). */
@@ -104,27 +66,24 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
       try {
         long now = clock.getAsLong();
         long waitNs = nextTickNs == Long.MAX_VALUE ? MAX_WAIT_NS : nextTickNs - now;
-        Object first = waitNs > 0 ? queue.poll(waitNs, TimeUnit.NANOSECONDS) : queue.poll();
+        Object first = inbox.poll(waitNs);
         if (first != null) {
           burst.add(first);
-          queue.drainTo(burst, EffectExecutor.MAX_BURST - 1);
+          inbox.drainTo(burst, EffectExecutor.MAX_BURST - 1);
         }
         now = clock.getAsLong();
         Effects effects = executor.begin();
         for (Object o : burst) {
-          if (o instanceof Incoming in) {
-            queuedRequests.decrementAndGet();
+          inbox.taken(o);
+          if (o instanceof ReplicaInbox.Incoming in) {
             handleRequest(in, now, effects);
           } else {
-            if (o instanceof Event.Peer) {
-              queuedPeerMessages.decrementAndGet();
-            }
             executor.step((Event) o, now);
           }
         }
         burst.clear();
         nextTickNs = executor.end(now);
-        view = core.view();
+        inbox.publishView(core.view());
         idle = core.appliedOp() == core.lastOp() && core.queuedWrites() == 0 && core.pendingReads() == 0;
         logPeerRejections(now);
       } catch (InterruptedException e) {
@@ -154,7 +113,7 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
     }
   }
 
-  private void handleRequest(Incoming in, long now, Effects effects) {
+  private void handleRequest(ReplicaInbox.Incoming in, long now, Effects effects) {
     String reason = unavailableReason;
     if (reason != null) {
       effects.reply(in.connectionId(), Response.newBuilder()
@@ -168,14 +127,9 @@ final class ReplicaLoop implements RequestSink, PeerSink, AutoCloseable {
     executor.step(new Event.ClientRequest(in.connectionId(), in.request()), now);
   }
 
-  /** The core's view after the last burst (any thread). */
-  long view() {
-    return view;
-  }
-
   /** True when, after the last burst, every admitted write was applied and no read waits. */
   boolean idle() {
-    return idle && queue.isEmpty();
+    return idle && inbox.isEmpty();
   }
 
   /** Stops the loop thread (after the current burst). */

@@ -6,7 +6,6 @@ import static io.choir.server.config.ServerConfig.CLIENT_WRITE_BUFFER_BYTES;
 import static io.choir.server.config.ServerConfig.CLUSTER_ID;
 import static io.choir.server.config.ServerConfig.DURABILITY;
 import static io.choir.server.config.ServerConfig.EVENT_QUEUE_CAPACITY;
-import static io.choir.server.config.ServerConfig.MAX_BATCH_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_BATCH_ENTRIES;
 import static io.choir.server.config.ServerConfig.MAX_CLIENT_SESSIONS;
 import static io.choir.server.config.ServerConfig.MAX_CONNECTIONS;
@@ -14,27 +13,18 @@ import static io.choir.server.config.ServerConfig.MAX_CONNECTIONS_PER_ADDRESS;
 import static io.choir.server.config.ServerConfig.MAX_DATAGRAM_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES_TOTAL;
-import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_BYTES;
-import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_OPS;
 import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_PER_CONNECTION;
-import static io.choir.server.config.ServerConfig.MAX_PEER_HANDSHAKES;
 import static io.choir.server.config.ServerConfig.MAX_REPLIES_PER_CLIENT;
 import static io.choir.server.config.ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION;
 import static io.choir.server.config.ServerConfig.MAX_REPLY_BYTES_TOTAL;
 import static io.choir.server.config.ServerConfig.MAX_SCAN_LIMIT;
 import static io.choir.server.config.ServerConfig.MAX_SCAN_REPLY_BYTES;
-import static io.choir.server.config.ServerConfig.MULTICAST_GROUP;
-import static io.choir.server.config.ServerConfig.MULTICAST_INTERFACE;
-import static io.choir.server.config.ServerConfig.MULTICAST_TTL;
-import static io.choir.server.config.ServerConfig.PEER_HANDSHAKE_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.READ_THREADS;
-import static io.choir.server.config.ServerConfig.RECEIVE_BUFFER_BYTES;
 import static io.choir.server.config.ServerConfig.REPLICAS;
 import static io.choir.server.config.ServerConfig.REPLICA_ID;
 import static io.choir.server.config.ServerConfig.SESSION_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.SHUTDOWN_TIMEOUT_MS;
 
-import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -46,20 +36,21 @@ import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.net.ClientConnections;
 import io.choir.server.net.ClientServer;
-import io.choir.server.net.PeerTransport;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
 import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.net.InetSocketAddress;
+import java.net.SocketException;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -68,8 +59,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * ReplicaServer is one running replica process: storage, state machine, the core on its own thread,
- * the storage stage, the read pool and the client listener, wired as DESIGN.md "Code shape" describes.
+ * ReplicaServer is one running replica process: storage, state machine, the core on its own thread
+ * ({@link ReplicaLoop}), the storage stage, the other replicas' side ({@link ReplicaPeers}), the read
+ * pool and the client listener, wired as DESIGN.md "Code shape" describes. Each part gets what it
+ * needs when it is built: the {@link ReplicaInbox} comes first, so the storage stage, the transport
+ * and the client listener that feed the loop are built before it, and the loop that drains it last.
  * {@link #start} recovers from the data folder (applied state, then the log above it) before serving.
  * {@link #close} shuts down gracefully: stop accepting, refuse new requests, let admitted writes finish
  * (at most shutdown_timeout_ms), then close storage.
@@ -90,26 +84,26 @@ public final class ReplicaServer implements AutoCloseable {
   private final KvStateMachine stateMachine;
   private final ReplicaCore core;
   private final StorageStage storageStage;
+  /** The other replicas' side; null for a single replica, which has none. */
+  private final ReplicaPeers peers;
+  private final ReplicaStatusReport statusReport;
   private final ReplicaLoop loop;
   private final ClientConnections connections;
   private final ExecutorService readPool;
   private final ClientServer clientServer;
-  private volatile PeerTransport transport;
-  private io.choir.server.net.StateTransferServer stateTransferServer;
-  private io.choir.server.net.StateTransferClient stateTransferClient;
-  private final Map<Integer, InetSocketAddress> peerAddresses = new java.util.HashMap<>();
-  private final long startNs = System.nanoTime();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CompletableFuture<Throwable> terminated = new CompletableFuture<>();
   private final Counter readsRefused;
 
   private ReplicaServer(ServerConfig config) throws InterruptedException {
+    long startNs = System.nanoTime();
     // Client TLS and the access file first: a replica that refuses them opens nothing.
     ClientServer.Security clientSecurity = ClientServer.Security.fromConfig(config);
     this.config = config;
     // At least 1: a bound of 0 would make storage return no pair at all (a first pair always fits).
     this.scanReplyBytes = Math.max(1, Math.min(config.get(MAX_SCAN_REPLY_BYTES), config.get(MAX_FRAME_BYTES) - 1024L));
     this.storage = RocksDbStorage.open(config.dataDir());
+    ReplicaInbox inbox;
     try {
       // The state machine's own log changes (an install's truncation) go to the log lane, in order.
       ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
@@ -135,98 +129,39 @@ public final class ReplicaServer implements AutoCloseable {
           config.get(MAX_CONNECTIONS_PER_ADDRESS), config.get(CLIENT_FRAME_TIMEOUT_MS),
           config.get(READ_THREADS), ClientConnections.Limits.totalFrameBytes(config.get(MAX_FRAME_BYTES_TOTAL))),
           readPool, this::read, metrics);
-      ReplicaLoop[] loopRef = new ReplicaLoop[1];
+      // Built before everything that feeds the loop (storage stage, transport, client listener), so
+      // each gets it when it is built; the loop that drains it comes last.
+      inbox = new ReplicaInbox(config.get(EVENT_QUEUE_CAPACITY), core.view());
       // test_break_protocol: ack-before-fsync (a deliberate bug): log writes are reported persisted
       // without an fsync, while recover() still takes the data folder for an fsync one.
       boolean fsync = config.get(DURABILITY) == ServerConfig.Durability.FSYNC
           && !config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
       this.storageStage = new StorageStage(storage, stateMachine, applyStorage, fsync, COMBINED_SYNC,
-          config.get(MAX_BATCH_ENTRIES), 1 << 16, e -> loopRef[0].post(e), this::fatal);
-      int maxDatagramBytes = config.get(MAX_DATAGRAM_BYTES);
-      EffectExecutor.PeerPort peerPort = (to, view, type, body) -> {
-        PeerTransport t = transport;
-        if (t != null) {
-          t.send(to, view, type, body);
-        }
-      };
-      EffectExecutor executor = new EffectExecutor(core, new EffectExecutor.Ports(
-          v -> ReplicaMeta.storeView(storage, v),
-          storageStage.lanes(),
-          peerPort,
-          r -> onReadPool(() -> EffectExecutor.resendFromLog(storage, peerPort, maxDatagramBytes, r),
-              () -> { }), // shutting down: the replica will NACK again
-          this::stateTransfer,
-          // Reads run on the read pool once their connection's replies drain (ClientConnections' bounds).
-          read -> connections.read(read.connectionId(), read.request()),
-          new EffectExecutor.ClientPort() {
-            @Override
-            public void reply(long connectionId, java.util.List<Response> responses) {
-              connections.send(connectionId, responses);
-            }
-
-            @Override
-            public void pauseIntake(boolean paused) {
-              connections.setIntakePaused(paused);
-            }
-          }));
-      this.loop = new ReplicaLoop(executor, this::status, System::nanoTime, config.get(EVENT_QUEUE_CAPACITY));
-      loopRef[0] = loop;
-      if (config.get(REPLICAS).size() > 1) {
-        Map<Integer, InetSocketAddress> peers = new java.util.HashMap<>();
-        config.get(REPLICAS).forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
-        var group = io.choir.server.config.ReplicaAddress.HostPort.parse(config.get(MULTICAST_GROUP));
-        // A new datagram epoch for this start, synced before the first datagram (nonces never repeat).
-        long datagramEpoch = io.choir.server.security.DatagramEpochs.advance(storage,
-            System.currentTimeMillis() / 1000);
-        this.transport = new PeerTransport(new PeerTransport.Settings(config.get(REPLICA_ID), config.clusterIdHash(),
-            peers, group.toSocketAddress(), config.get(MULTICAST_INTERFACE),
-            config.get(MULTICAST_TTL), config.get(MAX_DATAGRAM_BYTES),
-            config.get(RECEIVE_BUFFER_BYTES),
-            config.get(TestSettings.TEST_MULTICAST_LOSS_PERCENT), config.get(TestSettings.TEST_FAULT_FILE),
-            io.choir.server.net.PeerRouting.maxReassembledBytes(config.get(MAX_BATCH_BYTES)),
-            io.choir.server.net.PeerRouting.maxStreamFrameBytes(config.get(MAX_IN_FLIGHT_BYTES), config.get(MAX_IN_FLIGHT_OPS),
-                config.get(MAX_BATCH_BYTES)),
-            PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
-            config.clusterKeys(), datagramEpoch, loop, metrics);
-        peerAddresses.putAll(peers);
-        // The peer TCP port (state transfers, peer streams), both ends: proven with the cluster key,
-        // or without one only from member hosts.
-        var peerTcp = new io.choir.server.net.PeerTcpAuth(config.get(REPLICA_ID), config.clusterIdHash(), peers,
-            config.clusterKeys(), config.get(PEER_HANDSHAKE_TIMEOUT_MS),
-            config.get(MAX_PEER_HANDSHAKES), metrics);
-        transport.authenticateStreams(peerTcp);
-        this.stateTransferClient = new io.choir.server.net.StateTransferClient(
-            io.choir.server.net.StateTransferClient.Limits.defaults(), peerTcp);
-        this.stateTransferServer = new io.choir.server.net.StateTransferServer(
-            config.self().peer().toSocketAddress(), config.get(REPLICA_ID), config.clusterIdHash(),
-            peers.keySet(), loop::view, storage, io.choir.server.net.StateTransferServer.Limits.defaults(), 1,
-            transport.streamSink(), peerTcp);
-      } else {
-        this.transport = null;
-        this.stateTransferClient = null; // a single replica never fetches
-      }
+          config.get(MAX_BATCH_ENTRIES), 1 << 16, inbox::post, this::fatal);
+      this.peers = config.get(REPLICAS).size() > 1
+          ? ReplicaPeers.open(config, storage, stateMachine, storageStage::runApply, inbox, metrics)
+          : null;
+    } catch (SocketException e) {
+      storage.close();
+      throw new IllegalStateException("cannot open the peer transport: " + e.getMessage(), e);
+    } catch (RuntimeException | InterruptedException e) {
+      storage.close();
+      throw e;
+    }
+    try {
+      this.statusReport = new ReplicaStatusReport(config, core, storage, storageStage, connections, metrics,
+          startNs);
+      this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime);
       storageStage.start();
       loop.start();
       InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
       this.clientServer = new ClientServer(bind,
           new ClientServer.Limits(config.get(MAX_FRAME_BYTES), config.get(MAX_CONNECTIONS),
               config.get(CLIENT_IDLE_TIMEOUT_MS), config.get(CLIENT_WRITE_BUFFER_BYTES)),
-          connections, loop, 2, metrics, clientSecurity);
-    } catch (java.net.SocketException e) {
-      if (transport != null) {
-        transport.close();
-      }
-      storage.close();
-      throw new IllegalStateException("cannot open the peer transport: " + e.getMessage(), e);
+          connections, inbox, 2, metrics, clientSecurity);
     } catch (RuntimeException | InterruptedException e) {
-      if (stateTransferServer != null) {
-        stateTransferServer.close();
-      }
-      if (stateTransferClient != null) {
-        stateTransferClient.close();
-      }
-      if (transport != null) {
-        transport.close();
+      if (peers != null) {
+        peers.close();
       }
       storage.close();
       throw e;
@@ -262,116 +197,44 @@ public final class ReplicaServer implements AutoCloseable {
     }
   }
 
-  /** Builds the status reply; runs on the replica loop's thread (it reads the core). */
-  private Response status(Request request) {
-    ReplicaStatus.Builder s = ReplicaStatus.newBuilder()
-        .setId(config.get(REPLICA_ID))
-        .setRole(core.role())
-        .setView(core.view())
-        .setOp(core.lastOp())
-        .setCommit(core.commitOp())
-        .setApplied(core.appliedOp())
-        .setChecksum(core.checksum())
-        .setUptimeMs(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - startNs))
-        .setClusterId(config.get(CLUSTER_ID))
-        .setPrimaryId(core.primaryId())
-        .setDurability(config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
-        .setKeys(storage.approximateKeyCount())
-        .setVersion(version());
-    var c = core.counters();
-    s.putCounters("requests", c.requests)
-        .putCounters("writes", c.writes)
-        .putCounters("reads", c.reads)
-        .putCounters("busy", c.busy)
-        .putCounters("invalid", c.invalid)
-        .putCounters("too_large", c.tooLarge)
-        .putCounters("duplicates", c.duplicates)
-        .putCounters("read_timeouts", c.readTimeouts)
-        .putCounters("log_batches", c.batches)
-        .putCounters("fsyncs", storageStage.fsyncs())
-        .putCounters("connections", connections.size())
-        .putCounters("client_reply_bytes", connections.replyBytes())
-        .putCounters("client_frame_bytes", connections.frameBytesHeld())
-        .putCounters("direct_memory_netty_bytes", io.choir.server.net.DirectMemory.netty())
-        .putCounters("direct_memory_jdk_bytes", io.choir.server.net.DirectMemory.jdk())
-        .putCounters("queued_writes", core.queuedWrites())
-        .putCounters("lag", core.lag())
-        .putCounters("not_primary", c.notPrimary)
-        .putCounters("no_quorum", c.noQuorum)
-        .putCounters("prepares_sent", c.preparesSent)
-        .putCounters("heartbeats_sent", c.heartbeatsSent)
-        .putCounters("nacks_sent", c.nacksSent)
-        .putCounters("nacks_received", c.nacksReceived)
-        .putCounters("retransmits", c.retransmits)
-        .putCounters("retransmits_multicast", c.retransmitsMulticast)
-        .putCounters("retransmits_from_log", c.retransmitsFromLog)
-        .putCounters("gaps", c.gapsDetected)
-        .putCounters("duplicate_entries", c.duplicateEntries)
-        .putCounters("out_of_order_dropped", c.outOfOrderDropped)
-        .putCounters("dropped_stale_view", c.droppedStaleView)
-        .putCounters("dropped_future_view", c.droppedFutureView)
-        .putCounters("dropped_unexpected", c.droppedUnexpected)
-        .putCounters("state_transfers", c.stateTransfers)
-        .putCounters("view_changes", core.viewChanges())
-        .putCounters("view_changes_started", c.viewChangesStarted)
-        .putCounters("last_view_change_unix_ms", core.lastViewChangeNs() < 0 ? 0
-            : System.currentTimeMillis() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - core.lastViewChangeNs()))
-        .putCounters("last_normal_view", core.lastNormalView())
-        .putCounters("read_rounds", c.readRounds)
-        .putCounters("pre_votes_started", c.preVotesStarted)
-        .putCounters("pre_votes_granted", c.preVotesGranted)
-        .putCounters("dropped_sticky", c.droppedSticky)
-        .putCounters("unstick_notices", c.unstickNotices)
-        .putCounters("view_changes_refused", c.viewChangesRefused)
-        .putCounters("view_changes_unfetchable", c.viewChangesUnfetchable)
-        .putCounters("non_canonical_entries", c.nonCanonicalEntries)
-        .putCounters("peer_rejected", c.peerRejected)
-        .putCounters("resends_throttled", c.resendsThrottled)
-        .putCounters("resends_over_credit", c.resendsOverCredit)
-        .putCounters("resends_already_acked", c.resendsAlreadyAcked);
-    core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
-    for (Meter m : metrics.getMeters()) {
-      if (m instanceof Counter counter) {
-        s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());
-      }
-    }
-    return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.OK)
-        .setReplicaStatus(s).build();
-  }
-
-  /**
-   * Fetches a state transfer from replica from over TCP and installs it on the storage thread (in order
-   * with the other storage tasks), then tells the core; a failure tells the core, which asks again.
-   */
-  private void stateTransfer(int from) {
-    log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
-        .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
-    stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.get(REPLICA_ID), loop.view(),
-            stateMachine.applied(), storageStage::runApply, stateMachine, storage, java.time.Duration.ofMinutes(10))
-        .whenComplete((ok, err) -> {
-          if (err == null) {
-            log.atInfo().addKeyValue("op", ok.op()).log("state transfer installed");
-            loop.post(new io.choir.server.core.Event.StateInstalled(ok.op(), ok.checksum()));
-          } else {
-            log.atWarn().addKeyValue("from", from).addKeyValue("reason", err.getMessage())
-                .log("state transfer failed; will retry");
-            loop.post(new io.choir.server.core.Event.StateTransferFailed(String.valueOf(err.getMessage())));
+  /** The executor of the core's effects, through this replica's storage stage, peers and clients. */
+  private EffectExecutor executor() {
+    int maxDatagramBytes = config.get(MAX_DATAGRAM_BYTES);
+    EffectExecutor.PeerPort peerPort = peers == null ? (to, view, type, body) -> { } : peers::send;
+    EffectExecutor.StateTransferPort stateTransfers = peers == null
+        ? from -> {
+          throw new IllegalStateException("a single replica never fetches a state transfer");
+        }
+        : peers::fetchStateTransfer;
+    return new EffectExecutor(core, new EffectExecutor.Ports(
+        v -> ReplicaMeta.storeView(storage, v),
+        storageStage.lanes(),
+        peerPort,
+        r -> onReadPool(() -> EffectExecutor.resendFromLog(storage, peerPort, maxDatagramBytes, r),
+            () -> { }), // shutting down: the replica will NACK again
+        stateTransfers,
+        // Reads run on the read pool once their connection's replies drain (ClientConnections' bounds).
+        read -> connections.read(read.connectionId(), read.request()),
+        new EffectExecutor.ClientPort() {
+          @Override
+          public void reply(long connectionId, List<Response> responses) {
+            connections.send(connectionId, responses);
           }
-        });
+
+          @Override
+          public void pauseIntake(boolean paused) {
+            connections.setIntakePaused(paused);
+          }
+        }));
   }
 
   /** Runs task on the read pool; runs refused (on this thread) when the pool refuses it. */
   private void onReadPool(Runnable task, Runnable refused) {
     try {
       readPool.execute(task);
-    } catch (java.util.concurrent.RejectedExecutionException e) {
+    } catch (RejectedExecutionException e) {
       refused.run();
     }
-  }
-
-  private static String version() {
-    String v = ReplicaServer.class.getPackage().getImplementationVersion();
-    return v == null ? "dev" : v;
   }
 
   private void fatal(Throwable t) {
@@ -398,7 +261,7 @@ public final class ReplicaServer implements AutoCloseable {
 
   /** Every counter, by name (tests and status). */
   public Map<String, Long> counters() {
-    return status(Request.getDefaultInstance()).getReplicaStatus().getCountersMap();
+    return statusReport.reply(Request.getDefaultInstance()).getReplicaStatus().getCountersMap();
   }
 
   @Override
@@ -426,14 +289,8 @@ public final class ReplicaServer implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     clientServer.close();
-    if (stateTransferServer != null) {
-      stateTransferServer.close();
-    }
-    if (stateTransferClient != null) {
-      stateTransferClient.close();
-    }
-    if (transport != null) {
-      transport.close();
+    if (peers != null) {
+      peers.close();
     }
     loop.close();
     storageStage.close(config.get(SHUTDOWN_TIMEOUT_MS));

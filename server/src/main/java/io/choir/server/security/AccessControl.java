@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
@@ -371,7 +372,7 @@ public final class AccessControl {
     byte[] b = prefix.toByteArray();
     for (int i = b.length - 1; i >= 0; i--) {
       if (b[i] != (byte) 0xFF) {
-        byte[] out = java.util.Arrays.copyOf(b, i + 1);
+        byte[] out = Arrays.copyOf(b, i + 1);
         out[i]++;
         return ByteString.copyFrom(out);
       }

@@ -13,6 +13,7 @@ import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -79,7 +80,7 @@ public final class ClientTls {
     String cert = config.get(ServerConfig.CLIENT_TLS_CERT_FILE);
     String key = config.get(ServerConfig.CLIENT_TLS_KEY_FILE);
     String ca = config.get(ServerConfig.CLIENT_TLS_CA_FILE);
-    Auth auth = Auth.valueOf(config.get(ServerConfig.CLIENT_AUTH).toUpperCase(java.util.Locale.ROOT));
+    Auth auth = Auth.valueOf(config.get(ServerConfig.CLIENT_AUTH).toUpperCase(Locale.ROOT));
     if (cert.isEmpty()) {
       if (!key.isEmpty()) {
         throw new ConfigException(ServerConfig.CLIENT_TLS_CERT_FILE.key(), "client_tls_key_file is set without a"
@@ -87,7 +88,7 @@ public final class ClientTls {
       }
       if (auth != Auth.NONE) {
         throw new ConfigException(ServerConfig.CLIENT_AUTH.key(), "client_auth " + auth.name().toLowerCase(
-            java.util.Locale.ROOT) + " needs TLS on the client port (client_tls_cert_file)");
+            Locale.ROOT) + " needs TLS on the client port (client_tls_cert_file)");
       }
       checkPlaintextPolicy(config.listenHost(), config.get(ServerConfig.ACCEPT_PLAINTEXT_CLIENTS));
       return null;
@@ -98,7 +99,7 @@ public final class ClientTls {
     }
     if (auth != Auth.NONE && ca.isEmpty()) {
       throw new ConfigException(ServerConfig.CLIENT_TLS_CA_FILE.key(), "client_auth " + auth.name().toLowerCase(
-          java.util.Locale.ROOT) + " needs the CA that signs client certificates");
+          Locale.ROOT) + " needs the CA that signs client certificates");
     }
     readable(ServerConfig.CLIENT_TLS_CERT_FILE.key(), cert);
     readable(ServerConfig.CLIENT_TLS_KEY_FILE.key(), key);

@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
+import java.util.Arrays;
 import java.util.Set;
 import javax.crypto.Mac;
 import javax.crypto.spec.SecretKeySpec;
@@ -240,7 +241,7 @@ public final class PeerHandshake {
       fail(Failure.UNKNOWN_KEY);
       return;
     }
-    hello = java.util.Arrays.copyOf(pending, HELLO_BYTES);
+    hello = Arrays.copyOf(pending, HELLO_BYTES);
     peerId = from;
     keyId = key;
     subKey = keys.derive(key, ClusterKeys.PEER_STREAM_PURPOSE);
@@ -251,8 +252,8 @@ public final class PeerHandshake {
   }
 
   private void onChallenge() {
-    acceptorNonce = java.util.Arrays.copyOfRange(pending, 0, NONCE_BYTES);
-    byte[] theirMac = java.util.Arrays.copyOfRange(pending, NONCE_BYTES, CHALLENGE_BYTES);
+    acceptorNonce = Arrays.copyOfRange(pending, 0, NONCE_BYTES);
+    byte[] theirMac = Arrays.copyOfRange(pending, NONCE_BYTES, CHALLENGE_BYTES);
     byte[] expected = mac(subKey, ACCEPTOR_LABEL, hello, acceptorNonce);
     if (!MessageDigest.isEqual(expected, theirMac)) {
       fail(Failure.BAD_PROOF);
@@ -264,7 +265,7 @@ public final class PeerHandshake {
   }
 
   private void onProof() {
-    byte[] theirMac = java.util.Arrays.copyOfRange(pending, 0, PROOF_BYTES);
+    byte[] theirMac = Arrays.copyOfRange(pending, 0, PROOF_BYTES);
     byte[] expected = mac(subKey, CONNECTOR_LABEL, hello, acceptorNonce, acceptorMac);
     if (!MessageDigest.isEqual(expected, theirMac)) {
       fail(Failure.BAD_PROOF);
@@ -279,8 +280,8 @@ public final class PeerHandshake {
     sessionKeys = connector
         ? new SessionKeys(new SealedRecords.Sealer(c2a), new SealedRecords.Opener(a2c))
         : new SessionKeys(new SealedRecords.Sealer(a2c), new SealedRecords.Opener(c2a));
-    java.util.Arrays.fill(c2a, (byte) 0);
-    java.util.Arrays.fill(a2c, (byte) 0);
+    Arrays.fill(c2a, (byte) 0);
+    Arrays.fill(a2c, (byte) 0);
     state = State.DONE;
   }
 
@@ -338,11 +339,11 @@ public final class PeerHandshake {
   /** A label and a 0 byte: no label is a prefix of another's encoding. */
   private static byte[] label(String s) {
     byte[] text = s.getBytes(StandardCharsets.US_ASCII);
-    return java.util.Arrays.copyOf(text, text.length + 1);
+    return Arrays.copyOf(text, text.length + 1);
   }
 
   private static byte[] concat(byte[] a, byte[] b) {
-    byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    byte[] out = Arrays.copyOf(a, a.length + b.length);
     System.arraycopy(b, 0, out, a.length, b.length);
     return out;
   }

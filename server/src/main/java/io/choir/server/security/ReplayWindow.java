@@ -1,5 +1,7 @@
 package io.choir.server.security;
 
+import java.util.Arrays;
+
 /**
  * ReplayWindow remembers which sealed datagrams of one sender were accepted, so that a copy of one
  * (captured and sent again by anyone) is dropped: the sender's epoch (its start number), the highest
@@ -69,7 +71,7 @@ public final class ReplayWindow {
     if (this.epoch < 0 || epoch > this.epoch) {
       this.epoch = epoch;
       this.highest = counter;
-      java.util.Arrays.fill(bits, 0);
+      Arrays.fill(bits, 0);
       set(counter);
       return;
     }
@@ -78,7 +80,7 @@ public final class ReplayWindow {
     }
     if (counter > highest) {
       if (counter - highest >= WINDOW_BITS) {
-        java.util.Arrays.fill(bits, 0);
+        Arrays.fill(bits, 0);
       } else {
         for (long c = highest + 1; c < counter; c++) {
           clear(c);

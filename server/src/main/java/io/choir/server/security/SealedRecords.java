@@ -2,6 +2,7 @@ package io.choir.server.security;
 
 import java.nio.ByteBuffer;
 import java.security.GeneralSecurityException;
+import java.security.SecureRandom;
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
 import javax.crypto.SecretKey;
@@ -192,7 +193,7 @@ public final class SealedRecords {
    */
   public static void warmUp(int records) {
     byte[] key = new byte[32];
-    new java.security.SecureRandom().nextBytes(key);
+    new SecureRandom().nextBytes(key);
     Sealer sealer = new Sealer(key);
     Opener opener = new Opener(key);
     byte[] plain = new byte[64];

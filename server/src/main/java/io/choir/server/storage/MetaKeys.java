@@ -1,5 +1,7 @@
 package io.choir.server.storage;
 
+import java.nio.charset.StandardCharsets;
+
 /**
  * MetaKeys names the meta rows of the state machine that a state transfer replaces. They live here,
  * next to {@link Storage}, because {@link Storage#beginInstall()} must clear exactly these rows (and
@@ -47,6 +49,6 @@ public final class MetaKeys {
 
   /** The key as stored: its US-ASCII bytes (a new array each call, so callers may keep it). */
   public static byte[] bytes(String key) {
-    return key.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    return key.getBytes(StandardCharsets.US_ASCII);
   }
 }

@@ -34,7 +34,7 @@ import org.junit.jupiter.api.Test;
  */
 class ClientReplyBoundsTest {
   private static final int BIG = 3000;
-  /** Above ClientConnections.SMALL_REPLY_BYTES: not exempt from the total. */
+  /** Above ReplyBudget.SMALL_REPLY_BYTES: not exempt from the total. */
   private static final int HUGE = 100_000;
   private final SimpleMeterRegistry metrics = new SimpleMeterRegistry();
   private final AtomicInteger computed = new AtomicInteger();

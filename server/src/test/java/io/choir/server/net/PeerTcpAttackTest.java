@@ -124,9 +124,9 @@ class PeerTcpAttackTest {
     PeerTransport t = new PeerTransport(
         new PeerTransport.Settings(id, CLUSTER, peers, group, "lo", 1, 1400, 1 << 20, 0, "",
             PeerRouting.maxReassembledBytes(4 << 20), 8 << 20, PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
-        (from, view, type, body) -> inbox.add(new Got(from, view, type, body)), new SimpleMeterRegistry());
+        null, 1, auth, (from, view, type, body) -> inbox.add(new Got(from, view, type, body)),
+        new SimpleMeterRegistry());
     transports.put(id, t);
-    t.authenticateStreams(auth);
     servers.put(id, new StateTransferServer(peers.get(id), id, CLUSTER, peers.keySet(), () -> 1,
         id == 2 ? sourceStorage : new MemoryStorage(), StateTransferServer.Limits.defaults(), 1, t.streamSink(),
         auth));
@@ -566,10 +566,10 @@ class PeerTcpAttackTest {
     PeerTransport plain = new PeerTransport(
         new PeerTransport.Settings(1, CLUSTER, keyless, group, "lo", 1, 1400, 1 << 20, 0, "",
             PeerRouting.maxReassembledBytes(4 << 20), 8 << 20, PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
+        null, 1, new PeerTcpAuth(1, CLUSTER, keyless, null, HANDSHAKE_TIMEOUT_MS, MAX_PENDING,
+            new SimpleMeterRegistry()),
         (from, view, type, body) -> true, new SimpleMeterRegistry());
     extra.add(plain);
-    plain.authenticateStreams(new PeerTcpAuth(1, CLUSTER, keyless, null, HANDSHAKE_TIMEOUT_MS, MAX_PENDING,
-        new SimpleMeterRegistry()));
     plain.send(2, 1, MessageType.PREPARE, bigPrepare(4, 100_000));
     await(() -> refused(2, "bad_hello") == 1, "the keyless stream to be refused");
     assertNull(inboxes.get(2).poll(200, TimeUnit.MILLISECONDS));

@@ -6,6 +6,7 @@ import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -94,7 +95,7 @@ public final class SnapshotDigest {
     sha256.update(k);
     putInt(value.size());
     // Piece by piece, without copying (a value may be 1 MiB or more).
-    for (java.nio.ByteBuffer piece : value.asReadOnlyByteBufferList()) {
+    for (ByteBuffer piece : value.asReadOnlyByteBufferList()) {
       sha256.update(piece);
     }
     putLong(version);

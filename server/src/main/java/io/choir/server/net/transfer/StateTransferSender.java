@@ -1,5 +1,6 @@
 package io.choir.server.net.transfer;
 
+import com.google.protobuf.ByteString;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
 import io.choir.proto.PeerEnvelope;
@@ -230,7 +231,7 @@ public final class StateTransferSender implements AutoCloseable {
     if (nextClient == clients.size()) {
       chunk.setLast(true);
       if (digest != null) {
-        chunk.setDigest(com.google.protobuf.ByteString.copyFrom(digest.finish(clients)));
+        chunk.setDigest(ByteString.copyFrom(digest.finish(clients)));
       }
       done = true;
       close(); // every chunk is read; the snapshot is no longer needed while the last bytes drain

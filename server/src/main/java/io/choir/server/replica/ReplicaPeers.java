@@ -1,0 +1,154 @@
+package io.choir.server.replica;
+
+import static io.choir.server.config.ServerConfig.MAX_BATCH_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_DATAGRAM_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_BYTES;
+import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_OPS;
+import static io.choir.server.config.ServerConfig.MAX_PEER_HANDSHAKES;
+import static io.choir.server.config.ServerConfig.MULTICAST_GROUP;
+import static io.choir.server.config.ServerConfig.MULTICAST_INTERFACE;
+import static io.choir.server.config.ServerConfig.MULTICAST_TTL;
+import static io.choir.server.config.ServerConfig.PEER_HANDSHAKE_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.RECEIVE_BUFFER_BYTES;
+import static io.choir.server.config.ServerConfig.REPLICAS;
+import static io.choir.server.config.ServerConfig.REPLICA_ID;
+
+import com.google.protobuf.MessageLite;
+import io.choir.proto.MessageType;
+import io.choir.server.config.ReplicaAddress;
+import io.choir.server.config.ServerConfig;
+import io.choir.server.config.TestSettings;
+import io.choir.server.core.Event;
+import io.choir.server.net.PeerRouting;
+import io.choir.server.net.PeerTcpAuth;
+import io.choir.server.net.PeerTransport;
+import io.choir.server.net.StateTransferClient;
+import io.choir.server.net.StateTransferServer;
+import io.choir.server.security.DatagramEpochs;
+import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.storage.Storage;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.net.InetSocketAddress;
+import java.net.SocketException;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * ReplicaPeers is a replica's side toward the other replicas of its cluster: the peer transport
+ * (datagrams and peer streams), the peer TCP port's authentication (proven with the cluster key, or
+ * without one only from member hosts), the state transfer server on that port and the client that
+ * fetches state transfers from another replica. It carries out the executor's peer sends and state
+ * transfer fetches; what comes in goes to the {@link ReplicaInbox}. A single replica has none.
+ */
+final class ReplicaPeers implements AutoCloseable {
+  /** The server's logger: the state transfer lines keep the name operators know them by. */
+  private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
+  /** The longest one state transfer may take before it fails and the core asks again. */
+  private static final Duration FETCH_TIMEOUT = Duration.ofMinutes(10);
+
+  private final ServerConfig config;
+  private final Map<Integer, InetSocketAddress> peerAddresses;
+  private final PeerTransport transport;
+  private final StateTransferClient stateTransferClient;
+  private final StateTransferServer stateTransferServer;
+  private final ReplicaInbox inbox;
+  private final KvStateMachine stateMachine;
+  private final Storage storage;
+  private final Consumer<Runnable> onApplyLane;
+
+  private ReplicaPeers(ServerConfig config, Map<Integer, InetSocketAddress> peerAddresses,
+      PeerTransport transport, StateTransferClient stateTransferClient, StateTransferServer stateTransferServer,
+      ReplicaInbox inbox, KvStateMachine stateMachine, Storage storage, Consumer<Runnable> onApplyLane) {
+    this.config = config;
+    this.peerAddresses = peerAddresses;
+    this.transport = transport;
+    this.stateTransferClient = stateTransferClient;
+    this.stateTransferServer = stateTransferServer;
+    this.inbox = inbox;
+    this.stateMachine = stateMachine;
+    this.storage = storage;
+    this.onApplyLane = onApplyLane;
+  }
+
+  /**
+   * Opens the peer side of config's replica: a new datagram epoch (synced before the first datagram,
+   * so nonces never repeat), the transport and the peer TCP port; what arrives goes to inbox, state
+   * transfers install through onApplyLane (in order with the other storage tasks). On a failure what
+   * was opened is closed again.
+   */
+  static ReplicaPeers open(ServerConfig config, Storage storage, KvStateMachine stateMachine,
+      Consumer<Runnable> onApplyLane, ReplicaInbox inbox, MeterRegistry metrics)
+      throws InterruptedException, SocketException {
+    Map<Integer, InetSocketAddress> peers = new HashMap<>();
+    config.get(REPLICAS).forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
+    ReplicaAddress.HostPort group = ReplicaAddress.HostPort.parse(config.get(MULTICAST_GROUP));
+    // A new datagram epoch for this start, synced before the first datagram (nonces never repeat).
+    long datagramEpoch = DatagramEpochs.advance(storage, System.currentTimeMillis() / 1000);
+    // The peer TCP port (state transfers, peer streams), both ends: proven with the cluster key,
+    // or without one only from member hosts.
+    PeerTcpAuth peerTcp = new PeerTcpAuth(config.get(REPLICA_ID), config.clusterIdHash(), peers,
+        config.clusterKeys(), config.get(PEER_HANDSHAKE_TIMEOUT_MS), config.get(MAX_PEER_HANDSHAKES), metrics);
+    PeerTransport transport = new PeerTransport(new PeerTransport.Settings(config.get(REPLICA_ID),
+        config.clusterIdHash(), peers, group.toSocketAddress(), config.get(MULTICAST_INTERFACE),
+        config.get(MULTICAST_TTL), config.get(MAX_DATAGRAM_BYTES), config.get(RECEIVE_BUFFER_BYTES),
+        config.get(TestSettings.TEST_MULTICAST_LOSS_PERCENT), config.get(TestSettings.TEST_FAULT_FILE),
+        PeerRouting.maxReassembledBytes(config.get(MAX_BATCH_BYTES)),
+        PeerRouting.maxStreamFrameBytes(config.get(MAX_IN_FLIGHT_BYTES), config.get(MAX_IN_FLIGHT_OPS),
+            config.get(MAX_BATCH_BYTES)),
+        PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
+        config.clusterKeys(), datagramEpoch, peerTcp, inbox, metrics);
+    StateTransferClient client = null;
+    try {
+      client = new StateTransferClient(StateTransferClient.Limits.defaults(), peerTcp);
+      StateTransferServer server = new StateTransferServer(config.self().peer().toSocketAddress(),
+          config.get(REPLICA_ID), config.clusterIdHash(), peers.keySet(), inbox::view, storage,
+          StateTransferServer.Limits.defaults(), 1, transport.streamSink(), peerTcp);
+      return new ReplicaPeers(config, Map.copyOf(peers), transport, client, server, inbox, stateMachine, storage,
+          onApplyLane);
+    } catch (RuntimeException | InterruptedException e) {
+      if (client != null) {
+        client.close();
+      }
+      transport.close();
+      throw e;
+    }
+  }
+
+  /** Sends one peer message (the executor's peer port; any thread). */
+  void send(int to, long view, MessageType type, MessageLite body) {
+    transport.send(to, view, type, body);
+  }
+
+  /**
+   * Fetches a state transfer from replica from over TCP and installs it on the apply lane (in order
+   * with the other storage tasks), then tells the core; a failure tells the core, which asks again.
+   */
+  void fetchStateTransfer(int from) {
+    log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
+        .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
+    stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.get(REPLICA_ID), inbox.view(),
+            stateMachine.applied(), onApplyLane, stateMachine, storage, FETCH_TIMEOUT)
+        .whenComplete((ok, err) -> {
+          if (err == null) {
+            log.atInfo().addKeyValue("op", ok.op()).log("state transfer installed");
+            inbox.post(new Event.StateInstalled(ok.op(), ok.checksum()));
+          } else {
+            log.atWarn().addKeyValue("from", from).addKeyValue("reason", err.getMessage())
+                .log("state transfer failed; will retry");
+            inbox.post(new Event.StateTransferFailed(String.valueOf(err.getMessage())));
+          }
+        });
+  }
+
+  /** Closes the state transfer server and client, then the transport. */
+  @Override
+  public void close() {
+    stateTransferServer.close();
+    stateTransferClient.close();
+    transport.close();
+  }
+}
