@@ -1,6 +1,8 @@
 package io.choir.server.core;
 
+import io.choir.proto.CloseSession;
 import io.choir.proto.Entry;
+import io.choir.proto.RegisterSession;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -59,9 +61,9 @@ final class Intake {
       case DELETE -> b.setDelete(request.getDelete());
       case COMPARE_AND_SET -> b.setCompareAndSet(request.getCompareAndSet());
       case BATCH -> b.setBatch(request.getBatch());
-      case REGISTER_SESSION -> b.setRegisterSession(io.choir.proto.RegisterSession.newBuilder()
+      case REGISTER_SESSION -> b.setRegisterSession(RegisterSession.newBuilder()
           .setTimeoutMs(config.sessionTimeoutMs).setMaxSessions(config.maxClientSessions));
-      case CLOSE_SESSION -> b.setCloseSession(io.choir.proto.CloseSession.getDefaultInstance());
+      case CLOSE_SESSION -> b.setCloseSession(CloseSession.getDefaultInstance());
       default -> throw new IllegalStateException("not a write: " + request.getOpCase());
     }
     return b.build();
