@@ -198,7 +198,7 @@ public final class JepsenRun {
       workload.stop();
 
       String healed = Nemeses.healAll(c);
-      recorder.nemesis(NemesisEvent.HEAL, "heal-all", Nemeses.names(c), healed);
+      recorder.nemesis(NemesisEvent.HEAL, "heal-all", Targets.names(c), healed);
       out.println("healed: " + healed);
       Convergence recovery = Convergence.await(c, o.recoveryTimeout());
       run.put("recoveryMillis", recovery.waitedMillis());
@@ -290,7 +290,7 @@ public final class JepsenRun {
     RegisterRun(Options o, Cluster c, Recorder recorder) {
       this.o = o;
       this.recorder = recorder;
-      this.workload = new RegisterWorkload(o.register(), recorder, Nemeses.names(c),
+      this.workload = new RegisterWorkload(o.register(), recorder, Targets.names(c),
           name -> RegisterWorkload.Client.of(c.client(c.node(name), o.register().requestTimeout())), o.seed());
     }
 
@@ -345,7 +345,7 @@ public final class JepsenRun {
       this.cluster = c;
       this.recorder = recorder;
       this.timeout = o.register().requestTimeout();
-      this.workload = new SetWorkload(SetWorkload.Settings.from(o.register()), recorder, Nemeses.names(c),
+      this.workload = new SetWorkload(SetWorkload.Settings.from(o.register()), recorder, Targets.names(c),
           name -> SetWorkload.Client.of(c.client(c.node(name), timeout)), o.seed());
     }
 
