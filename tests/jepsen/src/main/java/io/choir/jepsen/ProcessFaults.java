@@ -6,6 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -159,10 +160,11 @@ final class ProcessFaults {
     public Active start(Cluster cluster, Random random) {
       Cluster.Node n = victim.apply(cluster, random);
       long pauseMs = shortPauseMillis(cluster.settings().serverSettings());
-      long[] frozen = {-1, -1}; // ns: pause returned, unpause returned
       long viewBefore = highestView(cluster);
       cluster.pause(n);
-      frozen[0] = System.nanoTime();
+      long pausedAtNs = System.nanoTime(); // docker pause returned
+      // when docker unpause returned, set by the resume thread; never completed when the timed unpause fails
+      CompletableFuture<Long> unpausedAtNs = new CompletableFuture<>();
       Thread resume = new Thread(() -> {
         try {
           Thread.sleep(pauseMs);
@@ -171,7 +173,7 @@ final class ProcessFaults {
         }
         try {
           cluster.unpause(n);
-          frozen[1] = System.nanoTime();
+          unpausedAtNs.complete(System.nanoTime());
         } catch (RuntimeException e) {
           log.warn("{}: unpause of {}: {}", name, n, e.toString());
         }
@@ -206,8 +208,9 @@ final class ProcessFaults {
           // read after stop() joined the resume thread: its writes are visible
           String views = "; view " + viewBefore + " before, " + viewAfter + " after"
               + (viewAfter > viewBefore ? " (a view change followed)" : " (no view change)");
-          return (frozen[1] < 0 ? "unpaused on stop (the timed unpause failed)"
-              : n.name() + " was frozen for about " + (frozen[1] - frozen[0]) / 1_000_000
+          Long unpausedAt = unpausedAtNs.getNow(null);
+          return (unpausedAt == null ? "unpaused on stop (the timed unpause failed)"
+              : n.name() + " was frozen for about " + (unpausedAt - pausedAtNs) / 1_000_000
                   + " ms (docker pause returned to docker unpause returned)") + views;
         }
       };
