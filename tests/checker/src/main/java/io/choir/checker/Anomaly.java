@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * Anomaly explains an INVALID key: the first operation that cannot be linearized, in the sense that every
@@ -109,7 +110,7 @@ public record Anomaly(
       }
       default -> throw new AssertionError(op.type());
     }
-    o.put("outcome", inv.outcome().name().toLowerCase(java.util.Locale.ROOT));
+    o.put("outcome", inv.outcome().name().toLowerCase(Locale.ROOT));
     o.put("invokeTime", inv.invokeNanos());
     if (inv.completeIndex() >= 0) {
       o.put("completeTime", inv.completeNanos());

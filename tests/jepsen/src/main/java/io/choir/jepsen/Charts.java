@@ -2,11 +2,11 @@ package io.choir.jepsen;
 
 import io.choir.checker.History;
 import io.choir.checker.Invocation;
-import io.choir.checker.Outcome;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;
 import java.awt.Graphics2D;
+import java.awt.Shape;
 import java.awt.geom.Rectangle2D;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -21,6 +21,7 @@ import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
 import org.knowm.xchart.internal.chartpart.Annotation;
 import org.knowm.xchart.style.Styler;
+import org.knowm.xchart.style.XYStyler;
 import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.Marker;
 import org.knowm.xchart.style.markers.SeriesMarkers;
@@ -41,7 +42,7 @@ public final class Charts {
   /** latencyRaw writes one point per completed operation: x invoke time (s), y latency (ms, log scale). */
   public static void latencyRaw(History history, List<Periods.Period> periods, Path file) throws IOException {
     XYChart chart = base("Latency of every operation", "time (s)", "latency (ms)");
-    chart.getStyler().setDefaultSeriesRenderStyle(org.knowm.xchart.XYSeries.XYSeriesRenderStyle.Scatter);
+    chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
     chart.getStyler().setYAxisLogarithmic(true);
     chart.getStyler().setMarkerSize(4);
     Map<String, List<double[]>> series = new TreeMap<>();
@@ -168,7 +169,7 @@ public final class Charts {
   public static void rate(History history, List<Periods.Period> periods, Path file) throws IOException {
     XYChart chart = base("Throughput", "time (s)", "completions / s");
     chart.getStyler().setXAxisDecimalPattern("0");
-    chart.getStyler().setDefaultSeriesRenderStyle(org.knowm.xchart.XYSeries.XYSeriesRenderStyle.Line);
+    chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
     chart.getStyler().setMarkerSize(0);
     long lastSecond = 0;
     Map<String, Map<Long, Integer>> counts = new TreeMap<>();
@@ -209,7 +210,7 @@ public final class Charts {
 
   private static XYChart base(String title, String x, String y) {
     XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(x).yAxisTitle(y).build();
-    org.knowm.xchart.style.XYStyler s = chart.getStyler();
+    XYStyler s = chart.getStyler();
     s.setLegendPosition(Styler.LegendPosition.OutsideE);
     s.setChartBackgroundColor(Color.WHITE);
     s.setPlotBackgroundColor(Color.WHITE);
@@ -274,7 +275,7 @@ public final class Charts {
       g.setColor(SHADE_EDGE);
       g.drawLine(a, top, a, bottom);
       g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 10));
-      java.awt.Shape clip = g.getClip();
+      Shape clip = g.getClip();
       g.clipRect(a, top, w, bottom - top); // a label never spills into the next band
       g.drawString(label, a + 2, top + 11);
       g.setClip(clip);

@@ -2,6 +2,7 @@ package io.choir.jepsen;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,6 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,7 +54,7 @@ public final class DataDisks implements AutoCloseable {
   private final Path dir;
   private final Map<String, Path> mounts; // node name -> mount point
   private final long bytes;
-  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+  private final AtomicBoolean closed = new AtomicBoolean();
   /** Ctrl-C or a kill of the JVM: unmount now rather than at the next run's start. */
   private final Thread hook;
 
@@ -83,7 +85,7 @@ public final class DataDisks implements AutoCloseable {
         Path mount = dir.resolve(node);
         Files.createDirectories(mount);
         try (var f = Files.newByteChannel(image, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-          f.position((megabytes << 20) - 1).write(java.nio.ByteBuffer.wrap(new byte[1])); // sparse
+          f.position((megabytes << 20) - 1).write(ByteBuffer.wrap(new byte[1])); // sparse
         }
         run(mkfsCommand(image, node));
         run(mountCommand(image, mount));

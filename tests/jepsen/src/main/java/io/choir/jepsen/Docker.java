@@ -4,12 +4,14 @@ import com.github.dockerjava.api.DockerClient;
 import com.github.dockerjava.api.async.ResultCallback;
 import com.github.dockerjava.api.command.ExecCreateCmdResponse;
 import com.github.dockerjava.api.command.InspectContainerResponse;
+import com.github.dockerjava.api.exception.NotModifiedException;
 import com.github.dockerjava.api.model.Container;
 import com.github.dockerjava.api.model.Frame;
 import com.github.dockerjava.api.model.Network;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,11 +54,11 @@ public final class Docker {
    * cannot be set from here. Set TESTCONTAINERS_RYUK_DISABLED=false explicitly to use Ryuk.
    */
   public static void checkEnvironment() {
-    java.util.List<String> missing = new java.util.ArrayList<>();
+    List<String> missing = new ArrayList<>();
     if (System.getenv("TESTCONTAINERS_RYUK_DISABLED") == null) {
       missing.add("TESTCONTAINERS_RYUK_DISABLED=true");
     }
-    if (System.getenv("TESTCONTAINERS_HOST_OVERRIDE") == null && java.nio.file.Files.exists(Path.of("/.dockerenv"))) {
+    if (System.getenv("TESTCONTAINERS_HOST_OVERRIDE") == null && Files.exists(Path.of("/.dockerenv"))) {
       missing.add("TESTCONTAINERS_HOST_OVERRIDE=localhost");
     }
     if (!missing.isEmpty()) {
@@ -133,7 +135,7 @@ public final class Docker {
   public static void stop(String id, Duration grace) {
     try {
       client().stopContainerCmd(id).withTimeout((int) Math.max(1, grace.toSeconds())).exec();
-    } catch (com.github.dockerjava.api.exception.NotModifiedException e) {
+    } catch (NotModifiedException e) {
       // already stopped
     }
   }
@@ -171,7 +173,7 @@ public final class Docker {
                     out.write(frame.getPayload());
                   }
                 } catch (IOException e) {
-                  throw new java.io.UncheckedIOException(e);
+                  throw new UncheckedIOException(e);
                 }
               }
             })) {

@@ -15,6 +15,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import org.slf4j.Logger;
@@ -121,7 +122,7 @@ public final class JepsenRun {
   public static Outcome execute(Options o, PrintStream out) throws IOException, InterruptedException {
     Docker.checkEnvironment();
     Path dir = Report.newRunDir(o.reportBase());
-    String runId = dir.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
+    String runId = dir.getFileName().toString().toLowerCase(Locale.ROOT);
     List<Nemesis> faults = Nemeses.parse(o.nemesis(), o.nodes());
     NemesisSchedule plan = NemesisSchedule.plan(o.seed(), faults.stream().map(Nemesis::name).toList(), o.timeLimit(), o.timing());
     out.println("jepsen run " + runId + ": seed " + o.seed() + " (replay with --seed " + o.seed() + "), report in "
@@ -176,11 +177,11 @@ public final class JepsenRun {
     Cluster cluster = null;
     String linJson = null;
     try {
-      Cluster.Settings cs = new Cluster.Settings(o.nodes(), o.image(), runId, o.serverSettings(), "-Xms64m -Xmx256m",
+      ClusterSettings cs = new ClusterSettings(o.nodes(), o.image(), runId, o.serverSettings(), "-Xms64m -Xmx256m",
           Duration.ofSeconds(90)).withTls(o.tls());
       cluster = Cluster.start(cs);
       run.put("subnet", cluster.subnet());
-      out.println("cluster up: " + Cluster.describe(cluster.status()));
+      out.println("cluster up: " + StatusRound.describe(cluster.status()));
       Cluster c = cluster;
       recorder = new Recorder(dir.resolve("history.jsonl")); // time 0 of the history: the workload starts
       Workload workload = isSet(o) ? new SetRun(o, c, recorder) : new RegisterRun(o, c, recorder);
@@ -198,7 +199,7 @@ public final class JepsenRun {
       workload.stop();
 
       String healed = Nemeses.healAll(c);
-      recorder.nemesis(NemesisEvent.HEAL, "heal-all", Nemeses.names(c), healed);
+      recorder.nemesis(NemesisEvent.HEAL, "heal-all", Targets.names(c), healed);
       out.println("healed: " + healed);
       Convergence recovery = Convergence.await(c, o.recoveryTimeout());
       run.put("recoveryMillis", recovery.waitedMillis());
@@ -290,7 +291,7 @@ public final class JepsenRun {
     RegisterRun(Options o, Cluster c, Recorder recorder) {
       this.o = o;
       this.recorder = recorder;
-      this.workload = new RegisterWorkload(o.register(), recorder, Nemeses.names(c),
+      this.workload = new RegisterWorkload(o.register(), recorder, Targets.names(c),
           name -> RegisterWorkload.Client.of(c.client(c.node(name), o.register().requestTimeout())), o.seed());
     }
 
@@ -345,7 +346,7 @@ public final class JepsenRun {
       this.cluster = c;
       this.recorder = recorder;
       this.timeout = o.register().requestTimeout();
-      this.workload = new SetWorkload(SetWorkload.Settings.from(o.register()), recorder, Nemeses.names(c),
+      this.workload = new SetWorkload(SetWorkload.Settings.from(o.register()), recorder, Targets.names(c),
           name -> SetWorkload.Client.of(c.client(c.node(name), timeout)), o.seed());
     }
 
@@ -392,6 +393,7 @@ public final class JepsenRun {
     private String describe(String what) {
       List<SetRead> reads = recorder.setReads();
       SetRead last = reads.isEmpty() ? null : reads.get(reads.size() - 1);
+      // the checker's Outcome by its full name: JepsenRun.Outcome (a run's results) takes the short one
       return what + (last != null && last.outcome() == io.choir.checker.Outcome.OK
           ? ": " + last.elements().size() + " elements in " + last.pages() + " pages" : "")
           + " (" + reads.size() + " attempts)";

@@ -6,6 +6,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Nft writes the nftables scripts the network faults run inside the replica containers (they have
@@ -149,10 +151,10 @@ public final class Nft {
    */
   public static long packets(String listing, String part) {
     long sum = 0;
-    java.util.regex.Pattern counter = java.util.regex.Pattern.compile("counter packets (\\d+) bytes");
+    Pattern counter = Pattern.compile("counter packets (\\d+) bytes");
     for (String line : listing.split("\n")) {
       if (line.contains(part)) {
-        java.util.regex.Matcher m = counter.matcher(line);
+        Matcher m = counter.matcher(line);
         if (m.find()) {
           sum += Long.parseLong(m.group(1));
         }

@@ -51,12 +51,12 @@ class DataDisksTest {
 
   @Test
   void settingsKeepTheSixArgumentConstructorAndDefaultToDataDisks() {
-    Cluster.Settings s = new Cluster.Settings(3, "choir:latest", "r", Map.of(), "-Xmx64m", Duration.ofSeconds(9));
-    assertEquals(Long.getLong("choir.jepsen.dataDiskMb", Cluster.Settings.DATA_DISK_MB_DEFAULT), s.dataDiskMegabytes());
+    ClusterSettings s = new ClusterSettings(3, "choir:latest", "r", Map.of(), "-Xmx64m", Duration.ofSeconds(9));
+    assertEquals(Long.getLong("choir.jepsen.dataDiskMb", ClusterSettings.DATA_DISK_MB_DEFAULT), s.dataDiskMegabytes());
     assertEquals(s.dataDiskMegabytes(), s.withServerSettings(Map.of("log_level", "debug")).dataDiskMegabytes());
     assertEquals(0, s.withDataDiskMegabytes(0).dataDiskMegabytes(), "0 turns the disks off");
     assertThrows(IllegalArgumentException.class, () -> s.withDataDiskMegabytes(16), "too small for RocksDB");
-    assertEquals(s.dataDiskMegabytes(), Cluster.Settings.defaults(3, "r").dataDiskMegabytes());
+    assertEquals(s.dataDiskMegabytes(), ClusterSettings.defaults(3, "r").dataDiskMegabytes());
     assertTrue(s.tls(), "clients over TLS by default");
     assertFalse(s.withTls(false).withDataDiskMegabytes(0).withServerSettings(Map.of()).tls(), "kept by every with*");
   }

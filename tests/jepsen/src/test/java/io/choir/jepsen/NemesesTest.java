@@ -47,6 +47,16 @@ class NemesesTest {
   }
 
   @Test
+  void catalogueListsTheFamiliesInTheHelpTextsOrder() {
+    // the order of `all` and of the help text: network faults, then process faults, then disk faults
+    assertEquals(List.of("partition-one", "partition-primary", "partition-halves", "partition-ring", "partition-bridge",
+        "partition-primary-oneway", "multicast-cut", "multicast-loss-5", "multicast-loss-20", "multicast-loss-50",
+        "repair-path-cut", "repair-path-cut-all", "duplicate", "kill-one", "kill-primary", "kill-minority", "kill-all",
+        "restart-all", "pause-one", "pause-primary", "pause-backup", "pause-one-short", "pause-primary-short",
+        "disk-full", "disk-full-primary"), Nemeses.names());
+  }
+
+  @Test
   void newGroupsCollectTheirFaults() {
     assertEquals(List.of("repair-path-cut", "repair-path-cut-all"),
         Nemeses.parse("repair", 3).stream().map(Nemesis::name).toList());
@@ -216,8 +226,8 @@ class NemesesTest {
     java.util.Random steps = new java.util.Random(42);
     for (int i = 0; i < 50; i++) {
       long seed = steps.nextLong();
-      String a = Nemeses.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
-      String b = Nemeses.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
+      String a = Targets.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
+      String b = Targets.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
       assertEquals(a, b, "seed " + seed + " replays");
       assertFalse(a.equals("n2"), "never the primary");
       chosen.add(a);
@@ -227,20 +237,20 @@ class NemesesTest {
     Set<String> any = new TreeSet<>();
     for (int i = 0; i < 50; i++) {
       long seed = steps.nextLong();
-      any.add(Nemeses.pickBackup(three, java.util.Optional.empty(), new java.util.Random(seed)));
+      any.add(Targets.pickBackup(three, java.util.Optional.empty(), new java.util.Random(seed)));
     }
     assertEquals(Set.copyOf(three), any);
   }
 
   @Test
   void shortPausesAreHalfTheElectionTimeout() {
-    assertEquals((int) io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS.defaultValue(), Nemeses.ELECTION_TIMEOUT_MS_DEFAULT,
+    assertEquals((int) io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS.defaultValue(), ProcessFaults.ELECTION_TIMEOUT_MS_DEFAULT,
         "the harness's copy of the server default");
-    assertEquals(250, Nemeses.shortPauseMillis(Map.of()));
-    assertEquals(400, Nemeses.shortPauseMillis(Map.of("election_timeout_ms", "800")), "a --server-setting is a string");
-    assertEquals(100, Nemeses.shortPauseMillis(Map.of("election_timeout_ms", 200)));
+    assertEquals(250, ProcessFaults.shortPauseMillis(Map.of()));
+    assertEquals(400, ProcessFaults.shortPauseMillis(Map.of("election_timeout_ms", "800")), "a --server-setting is a string");
+    assertEquals(100, ProcessFaults.shortPauseMillis(Map.of("election_timeout_ms", 200)));
     // the schedule's shortest hold is far longer: the short pause must end by itself
-    assertTrue(Nemeses.shortPauseMillis(Map.of()) < NemesisSchedule.Timing.defaults().holdMin().toMillis());
+    assertTrue(ProcessFaults.shortPauseMillis(Map.of()) < NemesisSchedule.Timing.defaults().holdMin().toMillis());
   }
 
   @Test
@@ -249,7 +259,7 @@ class NemesesTest {
     exits.put("n1", 0L);
     exits.put("n2", 137L);
     exits.put("n3", 4L);
-    assertEquals("n1 exit 0, n2 exit 137 (SIGKILL: no clean shutdown), n3 exit 4 (error)", Nemeses.describeExits(exits));
+    assertEquals("n1 exit 0, n2 exit 137 (SIGKILL: no clean shutdown), n3 exit 4 (error)", ProcessFaults.describeExits(exits));
   }
 
   @Test

@@ -13,6 +13,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
@@ -259,7 +260,7 @@ final class SimClients {
     } else {
       Throwable e = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
       SimHistory.Kind kind = sim.history.fail(e, w.process, f, key, value, expected, now);
-      sim.bump("ops_" + kind.name().toLowerCase(java.util.Locale.ROOT) + "_" + e.getClass().getSimpleName());
+      sim.bump("ops_" + kind.name().toLowerCase(Locale.ROOT) + "_" + e.getClass().getSimpleName());
       if (!DOCUMENTED.contains(e.getClass())) {
         sim.violation("client " + w.client.index + " got an exception the client does not document for this: " + e);
       }

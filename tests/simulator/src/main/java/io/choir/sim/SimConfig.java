@@ -1,5 +1,7 @@
 package io.choir.sim;
 
+import java.util.SplittableRandom;
+
 /**
  * SimConfig is one simulated run's shape, all derived from its seed so that the seed alone replays it.
  * Times are simulated nanoseconds.
@@ -68,7 +70,7 @@ public record SimConfig(
    * a slow log disk.
    */
   public static SimConfig fromSeed(long seed) {
-    java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+    SplittableRandom r = new SplittableRandom(seed);
     int replicas = r.nextInt(4) == 0 ? 5 : 3;
     double[] losses = {0.0, 0.01, 0.05, 0.2, 0.5};
     double loss = losses[r.nextInt(losses.length)];
@@ -109,7 +111,7 @@ public record SimConfig(
    */
   public static SimConfig backupFaultsFromSeed(long seed) {
     SimConfig c = fromSeed(seed);
-    java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ 0x2DL);
+    SplittableRandom r = new SplittableRandom(seed ^ 0x2DL);
     double[] losses = {0.0, 0.01, 0.05};
     // Longer runs than the mixed ones (100 to 200 operations per client), so several faults come and go.
     return new SimConfig(seed, c.replicas, c.clients, c.keys, 100 + r.nextInt(100), losses[r.nextInt(losses.length)],
@@ -124,7 +126,7 @@ public record SimConfig(
    */
   public static SimConfig stepDownsFromSeed(long seed) {
     SimConfig c = fromSeed(seed);
-    java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ 0x2AL);
+    SplittableRandom r = new SplittableRandom(seed ^ 0x2AL);
     double[] losses = {0.0, 0.01, 0.05};
     return new SimConfig(seed, c.replicas, c.clients + 2, c.keys + 4, c.opsPerClient * 2,
         losses[r.nextInt(losses.length)], c.duplicateRate, c.minDelayNs, c.maxDelayNs, true, 2_000 * MS,
@@ -145,7 +147,7 @@ public record SimConfig(
       return 0;
     }
     int[] limits = {0, 10, 2};
-    return limits[new java.util.SplittableRandom(seed ^ 0xA3A3L).nextInt(limits.length)];
+    return limits[new SplittableRandom(seed ^ 0xA3A3L).nextInt(limits.length)];
   }
 
   /** True when values are big (padded), not small decimal numbers. */

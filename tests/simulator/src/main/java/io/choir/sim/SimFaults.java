@@ -2,6 +2,7 @@ package io.choir.sim;
 
 import io.choir.server.core.ReplicaCore;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
@@ -294,7 +295,7 @@ final class SimFaults {
       duration = 2 * electionNs + random.nextLong(6 * electionNs / 5);
       sim.clock.after(duration, () -> {
         for (boolean[] row : net.cut) {
-          java.util.Arrays.fill(row, false);
+          Arrays.fill(row, false);
         }
       });
       duration += random.nextLong(2 * electionNs);

@@ -4,6 +4,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.core.ReplicaCore;
+import java.util.SplittableRandom;
 
 /**
  * SimFullWindow is the scenario of hole 2e: a view change must finish with a full window of 1 MiB
@@ -55,7 +56,7 @@ final class SimFullWindow implements SimObserver {
 
   /** The scenario's run: 3 or 5 replicas, 20% loss, 1 MiB values, a 32 MiB window, no other fault. */
   static SimConfig config(long seed, int replicas) {
-    java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+    SplittableRandom r = new SplittableRandom(seed);
     return new SimConfig(seed, replicas, 4, 4, 30 + r.nextInt(20), 0.2, 0.0, 50_000L, (1 + r.nextInt(3)) * MS,
         false, 1_000 * MS, 1_000_000, false, 10_000, 60_000, false, SimConfig.FaultPlan.FULL_WINDOW, VALUE_BYTES,
         WINDOW_BYTES, 1_000, 30_000);

@@ -6,11 +6,14 @@ import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.MessageLite;
+import com.google.protobuf.TextFormat;
 import io.choir.proto.Entry;
 import io.choir.proto.MessageType;
 import io.choir.proto.OpRange;
 import io.choir.proto.Prepare;
 import io.choir.server.core.Event;
+import io.choir.server.core.ReplicaCore;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -74,7 +77,7 @@ final class SimMutator {
   }
 
   /** The message as it arrives: p itself, a mutated copy, or null (a mutation that does not parse). */
-  Event.Peer inFlight(io.choir.server.core.ReplicaCore target, Event.Peer p) {
+  Event.Peer inFlight(ReplicaCore target, Event.Peer p) {
     seen++;
     if (!on || random.nextDouble() >= rate || PeerMessageParsers.parser(p.type()) == null) {
       return p;
@@ -224,11 +227,11 @@ final class SimMutator {
     } else if (kind == 1 && bytes.length > 0) { // overwrite a byte with an extreme one
       bytes[random.nextInt(bytes.length)] = (byte) (random.nextBoolean() ? 0xFF : (random.nextBoolean() ? 0x80 : 0));
     } else if (kind == 2 && bytes.length > 0) { // cut short
-      bytes = java.util.Arrays.copyOf(bytes, random.nextInt(bytes.length));
+      bytes = Arrays.copyOf(bytes, random.nextInt(bytes.length));
     } else { // extended with random bytes
       byte[] more = new byte[1 + random.nextInt(64)];
       random.nextBytes(more);
-      byte[] longer = java.util.Arrays.copyOf(bytes, bytes.length + more.length);
+      byte[] longer = Arrays.copyOf(bytes, bytes.length + more.length);
       System.arraycopy(more, 0, longer, bytes.length, more.length);
       bytes = longer;
     }
@@ -237,7 +240,7 @@ final class SimMutator {
   }
 
   private static String shortText(MessageLite m) {
-    String t = com.google.protobuf.TextFormat.shortDebugString((Message) m);
+    String t = TextFormat.shortDebugString((Message) m);
     return t.length() > 160 ? t.substring(0, 160) + "..." : t;
   }
 

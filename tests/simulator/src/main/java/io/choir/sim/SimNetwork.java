@@ -48,7 +48,7 @@ final class SimNetwork {
   final boolean[] clientCut;
   private final PeerLink[][] links;
   /** The message-level fuzz (null: messages arrive as sent). */
-  SimMutator mutator;
+  private final SimMutator mutator;
 
   /** A peer message as it travels over a peer stream. */
   private record Envelope(int from, long view, MessageType type, MessageLite body) {}
@@ -107,8 +107,9 @@ final class SimNetwork {
   }
 
   SimNetwork(SimConfig cfg, SimScheduler clock, SplittableRandom random, SimReplica[] nodes,
-      ToLongFunction<String> stats, int maxDatagramBytes, boolean udpOnly) {
+      ToLongFunction<String> stats, int maxDatagramBytes, boolean udpOnly, SimMutator mutator) {
     this.udpOnly = udpOnly;
+    this.mutator = mutator;
     this.cfg = cfg;
     this.clock = clock;
     this.random = random;

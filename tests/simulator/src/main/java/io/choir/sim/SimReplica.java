@@ -21,11 +21,14 @@ import io.choir.server.storage.MemoryStorage;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
+import java.util.random.RandomGenerator;
 
 /**
  * SimReplica is one simulated replica process running the server's own code: {@link Recovery} at
@@ -98,7 +101,7 @@ final class SimReplica {
   private long loopWakeAtNs = Long.MAX_VALUE;
   private final List<Event> burst = new ArrayList<>();
   /** Open client connections by id (the server's ClientConnections). */
-  private final java.util.Map<Long, ClientConnection> connections = new java.util.HashMap<>();
+  private final Map<Long, ClientConnection> connections = new HashMap<>();
   private long nextConnectionId;
   /** The core paused client intake (flow control): no connection is read meanwhile. */
   private boolean intakePaused;
@@ -113,7 +116,7 @@ final class SimReplica {
     final SimStream.End end;
     final ArrayDeque<Request> unread = new ArrayDeque<>();
     /** The op of each request read and not yet answered, by request id (what the checks need). */
-    final java.util.Map<Long, Request.OpCase> ops = new java.util.HashMap<>();
+    final Map<Long, Request.OpCase> ops = new HashMap<>();
     int inFlight;
 
     ClientConnection(long id, SimStream.End end) {
@@ -326,7 +329,7 @@ final class SimReplica {
     }
   }
 
-  void crash(boolean powerLoss, java.util.random.RandomGenerator random) {
+  void crash(boolean powerLoss, RandomGenerator random) {
     paused = false;
     if (Simulation.TRACE) {
       System.out.println((powerLoss ? "POWER LOSS n" : "CRASH n") + id + " " + core);

@@ -1,5 +1,9 @@
 package io.choir.sim;
 
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.PriorityQueue;
 
 /**
@@ -38,7 +42,7 @@ final class SimScheduler {
   }
 
   /** Actions of paused processes, held in the order they were due until the process resumes. */
-  private final java.util.Map<SimReplica, java.util.ArrayList<Scheduled>> held = new java.util.HashMap<>();
+  private final Map<SimReplica, ArrayList<Scheduled>> held = new HashMap<>();
 
   private final PriorityQueue<Scheduled> queue = new PriorityQueue<>(
       (a, b) -> a.atNs != b.atNs ? Long.compare(a.atNs, b.atNs) : Long.compare(a.seq, b.seq));
@@ -75,7 +79,7 @@ final class SimScheduler {
    * order it was due.
    */
   void resume(SimReplica owner) {
-    java.util.List<Scheduled> due = held.remove(owner);
+    List<Scheduled> due = held.remove(owner);
     if (due == null) {
       return;
     }
@@ -100,7 +104,7 @@ final class SimScheduler {
         continue; // scheduled for a process that has since crashed
       }
       if (s.owner != null && s.owner.paused) {
-        held.computeIfAbsent(s.owner, k -> new java.util.ArrayList<>()).add(s); // a stopped process does nothing
+        held.computeIfAbsent(s.owner, k -> new ArrayList<>()).add(s); // a stopped process does nothing
         continue;
       }
       ran++;

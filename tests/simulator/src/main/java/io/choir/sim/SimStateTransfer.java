@@ -10,6 +10,7 @@ import java.util.ArrayDeque;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletionException;
 
 /**
  * SimStateTransfer drives the server's own state-transfer machines ({@link StateTransferSender} at the
@@ -89,7 +90,7 @@ final class SimStateTransfer {
           sim.bump("state_transfers_installed");
           node.post(new Event.StateInstalled(installed.op(), installed.checksum()));
         } else {
-          Throwable cause = failure instanceof java.util.concurrent.CompletionException c ? c.getCause() : failure;
+          Throwable cause = failure instanceof CompletionException c ? c.getCause() : failure;
           sim.bump(cause instanceof TransferFailedException t && t.installStarted()
               ? "state_transfers_failed_midway" : "state_transfers_failed");
           node.post(new Event.StateTransferFailed(String.valueOf(cause.getMessage())));

@@ -2,7 +2,6 @@ package io.choir.sim;
 
 import com.google.protobuf.MessageLite;
 import io.choir.proto.Entry;
-import io.choir.proto.KeyValue;
 import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -10,14 +9,10 @@ import io.choir.proto.Status;
 import io.choir.server.config.CoreSettings;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Event;
-import io.choir.server.core.ReplicaCore;
-import io.choir.server.statemachine.KvStateMachine;
-import io.choir.server.storage.Bytes;
-import io.choir.server.storage.StorageSnapshot;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.UnaryOperator;
@@ -66,9 +61,8 @@ public final class Simulation implements SimReplica.Host {
   private final SimStateTransfer stateTransfers;
   final SimHistory history = new SimHistory();
   private final List<String> violations = new ArrayList<>();
-  private final Map<Long, Long> entryHashAt = new HashMap<>();
-  private final Map<Long, Long> checksumAt = new HashMap<>();
-  private final Map<String, Long> stats = new HashMap<>();
+  private final SimTotals totals = new SimTotals();
+  private final SimAgreement agreement;
 
   /**
    * A deliberate bug of the simulated replica process outside its core, so that a test can prove the
@@ -93,25 +87,25 @@ public final class Simulation implements SimReplica.Host {
   }
 
   private final SimBreakage simBreakage;
-  private SimObserver observer = SimObserver.NONE;
-  /** View changes completed by every incarnation of every replica, and the highest view any reached. */
-  private long viewChangesCompleted;
-  private long maxView;
+  /** Watches the run (a scenario that injects its own fault at the right moment), or NONE. */
+  private final SimObserver observer;
   /**
    * The message-level fuzz (null: none): it mutates peer messages while the clients run, and the run
    * then checks that no core fails, memory stays bounded, and after it stops that the cluster converges
    * and a final write commits everywhere. A fuzzed run's history is not linearizable in general (the
    * mutations are lies of members), so its test does not check that.
    */
-  private SimMutator mutator;
-  /** Fuzz: the primary's applied op when the final write went in (-1: not yet sent). */
-  private long finalWriteAfter = -1;
-  /** Fuzz: when the final write was last sent (it is sent again while it has not applied: it may be refused). */
-  private long finalWriteAtNs;
-  private static final long FINAL_WRITE_RETRY_NS = 500 * MS;
+  private final SimFuzz fuzz;
+  /** True in a fuzzed run whose mutations include plausible lies (states may split for good). */
+  private final boolean lying;
 
   public Simulation(SimConfig cfg) {
-    this(cfg, b -> b, SimBreakage.NONE);
+    this(cfg, b -> b, SimBreakage.NONE, null, SimObserver.NONE);
+  }
+
+  /** A simulation watched by observer (a scenario that injects its own fault at the right moment). */
+  Simulation(SimConfig cfg, SimObserver observer) {
+    this(cfg, b -> b, SimBreakage.NONE, null, observer);
   }
 
   /**
@@ -119,7 +113,7 @@ public final class Simulation implements SimReplica.Host {
    * protocol on purpose, e.g. {@code breakage}, to show the checks catch it).
    */
   public Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak) {
-    this(cfg, tweak, SimBreakage.NONE);
+    this(cfg, tweak, SimBreakage.NONE, null, SimObserver.NONE);
   }
 
   /**
@@ -132,20 +126,29 @@ public final class Simulation implements SimReplica.Host {
    * to equal checksums, data and client tables.
    */
   public static Simulation fuzzed(SimConfig cfg, double rate, boolean lies) {
-    Simulation sim = new Simulation(cfg);
-    sim.mutator = new SimMutator(cfg.seed(), rate, cfg.replicas(), lies);
-    sim.net.mutator = sim.mutator;
-    return sim;
+    return new Simulation(cfg, b -> b, SimBreakage.NONE, new SimMutator(cfg.seed(), rate, cfg.replicas(), lies),
+        SimObserver.NONE);
   }
 
   /** A simulation with a deliberate bug of the replica process outside the core. */
   public Simulation(SimConfig cfg, SimBreakage breakage) {
-    this(cfg, b -> b, breakage);
+    this(cfg, b -> b, breakage, null, SimObserver.NONE);
   }
 
-  private Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage) {
+  /** A simulation with a deliberate bug of the replica process outside the core, watched by observer. */
+  Simulation(SimConfig cfg, SimBreakage breakage, SimObserver observer) {
+    this(cfg, b -> b, breakage, null, observer);
+  }
+
+  /** mutator: the message-level fuzz, or null for none. */
+  private Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage,
+      SimMutator mutator, SimObserver observer) {
     this.cfg = cfg;
     this.simBreakage = breakage;
+    this.observer = observer;
+    this.fuzz = mutator == null ? null : new SimFuzz(mutator);
+    this.lying = fuzz != null && fuzz.lies();
+    this.agreement = new SimAgreement(lying, totals, clock, violations::add);
     this.random = new SplittableRandom(cfg.seed());
     List<Integer> ids = new ArrayList<>();
     for (int i = 1; i <= cfg.replicas(); i++) {
@@ -178,7 +181,7 @@ public final class Simulation implements SimReplica.Host {
       nodes[id] = new SimReplica(id, c, this, cfg);
     }
     net = new SimNetwork(cfg, clock, random, nodes, this::bump, MAX_DATAGRAM_BYTES,
-        breakage == SimBreakage.UDP_ONLY_PEERS);
+        breakage == SimBreakage.UDP_ONLY_PEERS, mutator);
     clients = new SimClients(this, cfg, random);
     faults = new SimFaults(this, cfg, random, net);
     stateTransfers = new SimStateTransfer(this, cfg, random);
@@ -207,32 +210,28 @@ public final class Simulation implements SimReplica.Host {
         break;
       }
       observer.afterEvent(this);
-      if (mutator != null) {
-        checkBounds();
+      if (fuzz != null) {
+        fuzz.checkBounds(nodes, clock.now(), violations::add);
       }
       if (!clientsDone && clients.allDone()) {
         clientsDone = true;
         faults.on = false;
-        if (mutator != null) {
-          mutator.on = false;
+        if (fuzz != null) {
+          fuzz.stop();
         }
         healAll();
         convergeDeadline = clock.now() + CONVERGE_DEADLINE_NS;
       }
       if (clientsDone) {
-        if (converged()) {
-          if (mutator != null && finalWriteAfter < 0) {
-            finalWriteAfter = finalWrite();
+        if (SimConvergence.converged(nodes, currentPrimary(), lying)) {
+          SimFuzz.Ending ending = fuzz == null ? SimFuzz.Ending.DONE
+              : fuzz.afterConvergence(currentPrimary(), clock.now());
+          if (ending == SimFuzz.Ending.WRITE_SENT) {
             continue;
           }
-          if (mutator != null && currentPrimary().core.appliedOp() <= finalWriteAfter
-              && clock.now() - finalWriteAtNs >= FINAL_WRITE_RETRY_NS) {
-            finalWrite(); // refused (a view change, no quorum yet) or lost with the primary: again
-            continue;
-          }
-          if (mutator == null || currentPrimary().core.appliedOp() > finalWriteAfter) {
-            if (!lying()) {
-              compareStates();
+          if (ending == SimFuzz.Ending.DONE) {
+            if (!lying) {
+              violations.addAll(SimConvergence.stateDifferences(nodes));
             }
             break;
           }
@@ -248,53 +247,12 @@ public final class Simulation implements SimReplica.Host {
       violations.add("clients did not finish: " + describeNodes());
     }
     for (int id = 1; id < nodes.length; id++) {
-      noteCounters(nodes[id]);
+      totals.noteCounters(nodes[id]);
     }
-    if (mutator != null) {
-      stats.put("fuzz_messages", mutator.seen);
-      stats.put("fuzz_mutated", mutator.mutated());
-      stats.put("fuzz_field_mutations", mutator.fieldMutations);
-      stats.put("fuzz_byte_mutations", mutator.byteMutations);
-      stats.put("fuzz_unparseable", mutator.unparseable);
-      stats.put("fuzz_excluded", mutator.excluded);
+    if (fuzz != null) {
+      totals.noteFuzz(fuzz.mutator);
     }
-    stats.put("view_changes", viewChangesCompleted);
-    stats.put("max_view", maxView);
-    stats.put("events", clock.ran());
-    stats.put("sim_ms", clock.now() / MS);
-    return new SimResult(cfg, history, violations, describeNodes(), stats);
-  }
-
-  /** True in a fuzzed run whose mutations include plausible lies (states may split for good). */
-  private boolean lying() {
-    return mutator != null && mutator.lies;
-  }
-
-  /** Fuzz: every live core's buffers within their bounds (SimMutator: no input grows memory without bound). */
-  private void checkBounds() {
-    for (int id = 1; id < nodes.length; id++) {
-      if (nodes[id].up) {
-        String why = nodes[id].core.boundsViolation();
-        if (why != null) {
-          violations.add("replica " + id + " at t=" + clock.now() / MS + "ms: " + why);
-        }
-      }
-    }
-  }
-
-  /**
-   * Fuzz: after convergence, one more write at the primary, on no client connection (its reply is
-   * dropped); the run ends once it has applied everywhere. Returns the primary's applied op before it.
-   */
-  private long finalWrite() {
-    SimReplica p = currentPrimary();
-    long before = p.core.appliedOp();
-    finalWriteAtNs = clock.now();
-    p.post(new Event.ClientRequest(Long.MAX_VALUE - 1, Request.newBuilder().setRequestId(1)
-        .setPut(io.choir.proto.Put.newBuilder().setKey(com.google.protobuf.ByteString.copyFromUtf8("final"))
-            .setValue(com.google.protobuf.ByteString.copyFromUtf8("written after the fuzz")))
-        .build()));
-    return before;
+    return new SimResult(cfg, history, violations, describeNodes(), totals.finish(clock));
   }
 
   private static String stackTop(RuntimeException e) {
@@ -329,7 +287,7 @@ public final class Simulation implements SimReplica.Host {
   }
 
   long bump(String stat) {
-    return stats.merge(stat, 1L, Long::sum);
+    return totals.bump(stat);
   }
 
   /** The node that is primary in the highest view among the live ones, or null. */
@@ -344,103 +302,10 @@ public final class Simulation implements SimReplica.Host {
     return best;
   }
 
-  /** All replicas are up in the primary's view, at its commit, and agree on the checksum. */
-  private boolean converged() {
-    SimReplica p = currentPrimary();
-    if (p == null || p.core.lastOp() != p.core.commitOp() || p.core.appliedOp() != p.core.commitOp()) {
-      return false;
-    }
-    for (int id = 1; id < nodes.length; id++) {
-      SimReplica n = nodes[id];
-      if (!n.up || n.core.view() != p.core.view() || n.core.mode() != ReplicaCore.Mode.NORMAL
-          || n.core.appliedOp() != p.core.appliedOp() || n.core.checksum() != p.core.checksum() && !lying()) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /**
-   * At convergence every replica holds the same data (keys, values, versions) and the same client
-   * table (sessions and saved replies): equal checksums say the same log was applied, this says the
-   * same state came out of it, state transfers included.
-   */
-  private void compareStates() {
-    String first = null;
-    for (int id = 1; id < nodes.length; id++) {
-      String state = stateOf(nodes[id]);
-      if (first == null) {
-        first = state;
-      } else if (!state.equals(first)) {
-        violations.add("at convergence replica " + id + " holds another state than replica 1:\n  1: "
-            + abbreviate(first) + "\n  " + id + ": " + abbreviate(state));
-      }
-    }
-  }
-
-  private static String stateOf(SimReplica node) {
-    StringBuilder sb = new StringBuilder();
-    try (StorageSnapshot snap = node.storage.snapshot()) {
-      byte[] from = new byte[0];
-      while (true) {
-        List<KeyValue> chunk = snap.scanData(from, 1000, 1 << 20);
-        if (chunk.isEmpty()) {
-          break;
-        }
-        for (KeyValue kv : chunk) {
-          sb.append(kv.getKey().toStringUtf8()).append('=').append(kv.getValue().toStringUtf8()).append('@')
-              .append(kv.getVersion()).append(' ');
-        }
-        from = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
-      }
-      sb.append("| clients ").append(KvStateMachine.clientTable(snap).toString().replace('\n', ' '));
-    }
-    return sb.toString();
-  }
-
-  private static String abbreviate(String s) {
-    return s.length() > 600 ? s.substring(0, 600) + "..." : s;
-  }
-
-  /** Adds what node's current incarnation counted to the run's totals (before a crash, at the end). */
-  private void noteCounters(SimReplica node) {
-    if (!node.up) {
-      return;
-    }
-    var c = node.core.counters();
-    stats.merge("nacks_sent", c.nacksSent, Long::sum);
-    stats.merge("retransmits", c.retransmits, Long::sum);
-    stats.merge("retransmits_multicast", c.retransmitsMulticast, Long::sum);
-    stats.merge("retransmits_from_log", c.retransmitsFromLog, Long::sum);
-    stats.merge("gaps", c.gapsDetected, Long::sum);
-    stats.merge("no_quorum", c.noQuorum, Long::sum);
-    stats.merge("view_changes_started", c.viewChangesStarted, Long::sum);
-    stats.merge("pre_votes_started", c.preVotesStarted, Long::sum);
-    stats.merge("dropped_sticky", c.droppedSticky, Long::sum);
-    stats.merge("busy", c.busy, Long::sum);
-    stats.merge("peer_rejected", c.peerRejected, Long::sum);
-    stats.merge("resends_throttled", c.resendsThrottled, Long::sum);
-    stats.merge("resends_over_credit", c.resendsOverCredit, Long::sum);
-    stats.merge("resends_already_acked", c.resendsAlreadyAcked, Long::sum);
-    stats.merge("view_changes_refused", c.viewChangesRefused, Long::sum);
-    node.core.peerRejections().forEach((reason, count) -> {
-      if (count > 0) {
-        stats.merge("peer_rejected_" + reason, count, Long::sum);
-      }
-    });
-    viewChangesCompleted += node.core.viewChanges();
-    maxView = Math.max(maxView, node.core.view());
-  }
-
   /** Stops node by kill -9 (false) or a power loss (true), keeping its counters for the totals. */
   void crash(SimReplica node, boolean powerLoss) {
-    noteCounters(node);
+    totals.noteCounters(node);
     node.crash(powerLoss, random);
-  }
-
-  /** Watches the run (a scenario that injects its own fault at the right moment). */
-  void observe(SimObserver observer) {
-    this.observer = observer;
   }
 
   /** The configuration of the run. */
@@ -495,27 +360,12 @@ public final class Simulation implements SimReplica.Host {
 
   @Override
   public void applying(SimReplica node, List<Entry> entries) {
-    for (Entry e : entries) {
-      long hash = Arrays.hashCode(e.toByteArray());
-      Long seen = entryHashAt.putIfAbsent(e.getOp(), hash);
-      if (seen != null && seen != hash && lying()) {
-        bump("fuzz_split_entries");
-      } else if (seen != null && seen != hash) {
-        violations.add("replica " + node.id + " applied a different entry at op " + e.getOp() + " than another replica"
-            + " (t=" + clock.now() / MS + "ms)");
-      }
-    }
+    agreement.applying(node, entries);
   }
 
   @Override
   public void applied(SimReplica node, Event.Applied applied) {
-    Long seen = checksumAt.putIfAbsent(applied.op(), applied.checksum());
-    if (seen != null && seen != applied.checksum() && lying()) {
-      bump("fuzz_split_checksums");
-    } else if (seen != null && seen != applied.checksum()) {
-      violations.add("replica " + node.id + " has checksum " + Long.toHexString(applied.checksum()) + " at applied "
-          + applied.op() + ", another had " + Long.toHexString(seen));
-    }
+    agreement.applied(node, applied);
   }
 
   /**
@@ -529,8 +379,8 @@ public final class Simulation implements SimReplica.Host {
       bump("replies_session_expired");
     }
     if (op == Request.OpCase.REGISTER_SESSION) {
-      bump(r.getStatus() == Status.OK ? "sessions_registered" : "registrations_" + r.getStatus().name().toLowerCase(
-          java.util.Locale.ROOT));
+      bump(r.getStatus() == Status.OK ? "sessions_registered"
+          : "registrations_" + r.getStatus().name().toLowerCase(Locale.ROOT));
     }
     if (r.getOutcomeUnknown()) {
       bump("replies_outcome_unknown");
@@ -542,7 +392,7 @@ public final class Simulation implements SimReplica.Host {
       case PUT, DELETE, COMPARE_AND_SET, BATCH -> true;
       default -> false;
     };
-    if (cfg.buffered() || !write || r.getStatus() != Status.OK || mutator != null) {
+    if (cfg.buffered() || !write || r.getStatus() != Status.OK || fuzz != null) {
       // (A fuzzed run's members lie about acknowledgements: a write may be answered too early.)
       return r;
     }

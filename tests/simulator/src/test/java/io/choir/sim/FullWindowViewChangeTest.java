@@ -27,8 +27,7 @@ class FullWindowViewChangeTest {
     for (long seed = base; seed < base + count; seed++) {
       SimConfig cfg = SimFullWindow.config(seed, replicas);
       SimFullWindow scenario = new SimFullWindow(fault);
-      Simulation sim = new Simulation(cfg);
-      sim.observe(scenario);
+      Simulation sim = new Simulation(cfg, scenario);
       long start = System.nanoTime();
       SimResult r = sim.run();
       double secs = (System.nanoTime() - start) / 1e9;
@@ -62,8 +61,7 @@ class FullWindowViewChangeTest {
   void shouldReportAViewChangeThatCannotFinishWhenBigMessagesTravelAsFragments() {
     long seed = Long.getLong("choir.sim.base", 1L);
     SimFullWindow scenario = new SimFullWindow(SimFullWindow.Fault.CRASH);
-    Simulation sim = new Simulation(SimFullWindow.config(seed, 3), Simulation.SimBreakage.UDP_ONLY_PEERS);
-    sim.observe(scenario);
+    Simulation sim = new Simulation(SimFullWindow.config(seed, 3), Simulation.SimBreakage.UDP_ONLY_PEERS, scenario);
     SimResult r = sim.run();
     System.out.println("2e without peer streams, seed " + seed + ": " + r.violations());
     assertTrue(scenario.faulted(), "the window never filled");
