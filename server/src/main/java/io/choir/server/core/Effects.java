@@ -126,7 +126,8 @@ public final class Effects {
 
   /**
    * Log lane: append entries (in op order), make them durable, then report Event.Persisted(last op,
-   * epoch): a report of an older epoch than the core's is of entries a truncation removed.
+   * epoch): a report of an older epoch than the core's is of entries a truncation removed. An ask
+   * carries the epoch of its step; the burst's one Persist carries the burst's latest.
    */
   public record Persist(List<Entry> entries, long epoch) implements Effect {
     public Persist {
@@ -143,7 +144,8 @@ public final class Effects {
    * Log lane, after this burst's log writes (and every earlier one): durably record lastNormalView (a
    * replica must never claim a last normal view whose log is not on disk yet), then report
    * Event.LastNormalViewPersisted. When caughtUp, the replica's log is complete again after it had lost
-   * state (RecoveredState.mustCatchUp): clear the catching-up marker in the same write.
+   * state (RecoveredState.mustCatchUp): clear the catching-up marker in the same write. An ask has
+   * caughtUp false; the burst's {@link Effects#caughtUp} is merged into the one it carries out.
    */
   public record PersistLastNormalView(long lastNormalView, boolean caughtUp) implements Effect {
     @Override
