@@ -6,13 +6,11 @@ import io.choir.proto.MessageType;
 import io.choir.proto.Prepare;
 import io.choir.proto.Response;
 import io.choir.server.core.Effects;
+import io.choir.server.core.Effects.Effect;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.storage.Storage;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * EffectExecutor is the replica loop's logic without its thread: it owns the {@link ReplicaCore} and
@@ -94,6 +92,7 @@ public final class EffectExecutor {
   private final ReplicaCore core;
   private final Ports ports;
   private final Effects effects = new Effects();
+  private final Carrier carrier = new Carrier();
 
   public EffectExecutor(ReplicaCore core, Ports ports) {
     this.core = core;
@@ -122,51 +121,76 @@ public final class EffectExecutor {
   public long end(long nowNs) {
     core.step(new Event.Tick(), nowNs, effects);
     execute(effects);
-    return effects.nextTickNs;
+    return effects.nextTickNs();
   }
 
-  /** Carries out fx in the documented order. */
+  /** Carries out fx's effects in the order Effects gives them. */
   void execute(Effects fx) {
-    if (fx.persistView) {
-      ports.views().storeView(fx.view);
+    for (Effect e : fx.toExecute()) {
+      e.carryOut(carrier);
     }
-    StoragePort storage = ports.storage();
-    if (fx.truncateLogAfter >= 0) {
-      storage.truncateLogAfter(fx.truncateLogAfter);
+  }
+
+  /** Hands each kind of effect to its port. */
+  private final class Carrier implements Effects.Handler {
+    @Override
+    public void persistView(Effects.PersistView e) {
+      ports.views().storeView(e.view());
     }
-    if (!fx.persist.isEmpty()) {
-      storage.persist(List.copyOf(fx.persist), fx.logEpoch);
+
+    @Override
+    public void truncateLogAfter(Effects.TruncateLogAfter e) {
+      ports.storage().truncateLogAfter(e.op());
     }
-    if (fx.persistLastNormalView) {
-      storage.storeLastNormalView(fx.lastNormalView, fx.caughtUp);
+
+    @Override
+    public void persist(Effects.Persist e) {
+      ports.storage().persist(e.entries(), e.epoch());
     }
-    for (Effects.Send send : fx.sends) {
-      ports.peers().send(send.to(), send.view(), send.type(), send.body());
+
+    @Override
+    public void persistLastNormalView(Effects.PersistLastNormalView e) {
+      ports.storage().storeLastNormalView(e.lastNormalView(), e.caughtUp());
     }
-    if (!fx.apply.isEmpty()) {
-      storage.apply(List.copyOf(fx.apply));
+
+    @Override
+    public void send(Effects.Send e) {
+      ports.peers().send(e.to(), e.view(), e.type(), e.body());
     }
-    if (fx.truncateLogBefore > 0) {
-      storage.truncateLogBefore(fx.truncateLogBefore);
+
+    @Override
+    public void apply(Effects.Apply e) {
+      ports.storage().apply(e.entries());
     }
-    for (Effects.Retransmit r : fx.retransmits) {
-      ports.resends().resend(r);
+
+    @Override
+    public void truncateLogBefore(Effects.TruncateLogBefore e) {
+      ports.storage().truncateLogBefore(e.op());
     }
-    if (fx.stateTransferFrom > 0) {
-      ports.stateTransfers().fetch(fx.stateTransferFrom);
+
+    @Override
+    public void retransmit(Effects.Retransmit e) {
+      ports.resends().resend(e);
     }
-    for (Effects.Read read : fx.reads) {
-      ports.reads().read(read);
+
+    @Override
+    public void fetchState(Effects.FetchState e) {
+      ports.stateTransfers().fetch(e.from());
     }
-    if (!fx.replies.isEmpty()) {
-      Map<Long, List<Response>> byConnection = new LinkedHashMap<>();
-      for (Effects.Reply r : fx.replies) {
-        byConnection.computeIfAbsent(r.connectionId(), k -> new ArrayList<>()).add(r.response());
-      }
-      byConnection.forEach(ports.clients()::reply);
+
+    @Override
+    public void read(Effects.Read e) {
+      ports.reads().read(e);
     }
-    if (fx.pauseIntake != null) {
-      ports.clients().pauseIntake(fx.pauseIntake);
+
+    @Override
+    public void reply(Effects.Reply e) {
+      ports.clients().reply(e.connectionId(), e.responses());
+    }
+
+    @Override
+    public void pauseIntake(Effects.PauseIntake e) {
+      ports.clients().pauseIntake(e.paused());
     }
   }
 

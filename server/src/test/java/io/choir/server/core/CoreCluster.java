@@ -108,23 +108,21 @@ final class CoreCluster {
 
   private void execute(int id, Effects out) {
     Map<Long, Entry> log = logs.get(id);
-    if (out.truncateLogAfter >= 0) {
-      log.keySet().removeIf(op -> op > out.truncateLogAfter);
-    }
-    for (Entry e : out.persist) {
+    out.truncationAfter().ifPresent(after -> log.keySet().removeIf(op -> op > after));
+    for (Entry e : out.toPersist()) {
       log.put(e.getOp(), e);
     }
-    if (!out.persist.isEmpty()) {
-      long last = out.persist.get(out.persist.size() - 1).getOp();
-      long epoch = out.logEpoch;
+    if (!out.toPersist().isEmpty()) {
+      long last = out.toPersist().get(out.toPersist().size() - 1).getOp();
+      long epoch = out.logEpoch();
       pending.add(() -> stepOnly(id, new Event.Persisted(last, epoch)));
     }
-    if (out.persistLastNormalView) {
-      long lnv = out.lastNormalView;
+    if (out.lastNormalViewToPersist().isPresent()) {
+      long lnv = out.lastNormalViewToPersist().get().lastNormalView();
       pending.add(() -> stepOnly(id, new Event.LastNormalViewPersisted(lnv)));
     }
-    if (!out.apply.isEmpty()) {
-      List<Entry> apply = new ArrayList<>(out.apply);
+    if (!out.toApply().isEmpty()) {
+      List<Entry> apply = new ArrayList<>(out.toApply());
       List<Response> rs = new ArrayList<>();
       for (Entry e : apply) {
         rs.add(Response.newBuilder().setRequestId(e.getRequestId()).setStatus(Status.OK).setVersion(e.getOp()).build());
@@ -132,10 +130,10 @@ final class CoreCluster {
       long lastOp = apply.get(apply.size() - 1).getOp();
       pending.add(() -> stepOnly(id, new Event.Applied(apply.get(0).getOp(), lastOp, rs, lastOp)));
     }
-    for (Effects.Send s : out.sends) {
+    for (Effects.Send s : out.sends()) {
       send(id, s);
     }
-    for (Effects.Retransmit r : out.retransmits) {
+    for (Effects.Retransmit r : out.retransmits()) {
       List<Entry> entries = new ArrayList<>();
       long bytes = 0;
       for (long op = r.fromOp(); op <= r.toOp() && bytes < r.maxBytes(); op++) {
@@ -149,8 +147,8 @@ final class CoreCluster {
         send(id, new Effects.Send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build()));
       }
     }
-    replies.addAll(out.replies.stream().map(Effects.Reply::response).toList());
-    reads.addAll(out.reads);
+    replies.addAll(out.replies().stream().map(r -> r.responses().get(0)).toList());
+    reads.addAll(out.reads());
   }
 
   private void send(int from, Effects.Send s) {

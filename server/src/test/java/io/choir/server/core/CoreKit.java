@@ -77,13 +77,13 @@ final class CoreKit {
   }
 
   static List<Effects.Send> sendsOf(Effects e, MessageType type) {
-    return e.sends.stream().filter(s -> s.type() == type).toList();
+    return e.sends().stream().filter(s -> s.type() == type).toList();
   }
 
   /** The one message of type in e. */
   static Effects.Send only(Effects e, MessageType type) {
     List<Effects.Send> s = sendsOf(e, type);
-    assertEquals(1, s.size(), "exactly one " + type + " in " + e.sends);
+    assertEquals(1, s.size(), "exactly one " + type + " in " + e.sends());
     return s.get(0);
   }
 
@@ -93,7 +93,7 @@ final class CoreKit {
    */
   static Effects.Send first(Effects e, MessageType type) {
     List<Effects.Send> s = sendsOf(e, type);
-    assertTrue(!s.isEmpty(), "a " + type + " in " + e.sends);
+    assertTrue(!s.isEmpty(), "a " + type + " in " + e.sends());
     return s.get(0);
   }
 

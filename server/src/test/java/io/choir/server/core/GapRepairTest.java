@@ -29,7 +29,7 @@ class GapRepairTest {
     repair.schedule(true, 0, counters, out);
     assertEquals(1, counters.gapsDetected);
     long due = repair.nackDueNs().getAsLong();
-    assertEquals(due, out.nextTickNs);
+    assertEquals(due, out.nextTickNs());
     assertEquals(List.of(), repair.dueNack(due - 1, 1), "not due yet");
     assertEquals(List.of(range(2, 3), range(6, 7), range(9, 10)), repair.dueNack(due, 1));
     assertTrue(repair.nackDueNs().getAsLong() > due, "the next NACK waits for the backoff");

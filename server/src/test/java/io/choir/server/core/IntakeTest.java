@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.choir.proto.Entry;
 import io.choir.proto.Response;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /** Intake: the primary's window, its queue and the clients waiting for each op (VR Revisited 4.1). */
@@ -29,7 +30,7 @@ class IntakeTest {
     assertFalse(intake.joinInFlight(write(3, 0, 1)), "writes without a client id are never matched");
     Effects out = new Effects();
     intake.applied(e, Response.newBuilder().setRequestId(1).build(), out);
-    assertEquals(List.of(1L, 2L), out.replies.stream().map(Effects.Reply::connectionId).toList());
+    assertEquals(List.of(1L, 2L), out.replies().stream().map(Effects.Reply::connectionId).toList());
     assertFalse(intake.joinInFlight(write(4, 7, 1)), "once applied, a retry gets a new entry");
   }
 
@@ -38,15 +39,15 @@ class IntakeTest {
     assertTrue(intake.mustQueue(4));
     Effects out = new Effects();
     intake.queue(write(1, 0, 1), counters, out);
-    assertEquals(Boolean.TRUE, out.pauseIntake);
+    assertEquals(Optional.of(true), out.intakePaused());
     intake.queue(write(2, 0, 2), counters, new Effects());
     assertEquals(1, counters.busy, "max_queued_requests 1");
     assertNull(intake.nextQueued(4), "the window is still full");
     assertEquals(1, intake.nextQueued(3).connectionId());
     Effects resumed = new Effects();
     intake.maybeResume(3, resumed);
-    assertNull(resumed.pauseIntake, "3 of 4 in flight is more than half");
+    assertEquals(Optional.empty(), resumed.intakePaused(), "3 of 4 in flight is more than half");
     intake.maybeResume(2, resumed);
-    assertEquals(Boolean.FALSE, resumed.pauseIntake);
+    assertEquals(Optional.of(false), resumed.intakePaused());
   }
 }

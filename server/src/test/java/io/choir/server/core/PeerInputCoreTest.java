@@ -18,6 +18,7 @@ import io.choir.proto.Prepare;
 import io.choir.proto.Request;
 import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
+import java.util.OptionalInt;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -227,7 +228,7 @@ class PeerInputCoreTest {
     CoreKit.tick(r2, 0);
     Effects hb = CoreKit.step(r2, new Event.Peer(1, 0, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(80).setCommit(80).setLowWatermark(75).build()), MS);
-    assertEquals(1, hb.stateTransferFrom, "its gap is below the primary's log: a state transfer");
+    assertEquals(OptionalInt.of(1), hb.stateTransferFrom(), "its gap is below the primary's log: a state transfer");
     CoreKit.step(r2, new Event.Peer(3, 1, MessageType.START_VIEW_CHANGE, StartViewChange.getDefaultInstance()), 3 * T);
     Effects fetch = CoreKit.step(r2, new Event.Peer(3, 1, MessageType.DO_VIEW_CHANGE, DoViewChange.newBuilder()
         .setLastNormalView(0).setLastOp(60).setCommit(0).setLogFirstOp(1).build()), 3 * T + MS);

@@ -14,7 +14,6 @@ import static io.choir.server.core.CoreKit.state;
 import static io.choir.server.core.CoreKit.step;
 import static io.choir.server.core.CoreKit.tick;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.proto.DoViewChange;
@@ -28,6 +27,7 @@ import io.choir.proto.Status;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -69,9 +69,9 @@ class PreVoteCoreTest {
     assertEquals(1, ((PreViewChange) ask.body()).getView(), "for view + 1");
     assertEquals(0, b.view(), "asking changes nothing");
     assertEquals(ReplicaCore.Mode.NORMAL, b.mode());
-    assertFalse(e.persistView);
+    assertTrue(e.viewToPersist().isEmpty());
     assertTrue(sendsOf(e, MessageType.START_VIEW_CHANGE).isEmpty(), "no view change without support");
-    assertTrue(e.nextTickNs > 2 * T && e.nextTickNs <= 2 * T + 2 * HB, "the resend is scheduled ahead");
+    assertTrue(e.nextTickNs() > 2 * T && e.nextTickNs() <= 2 * T + 2 * HB, "the resend is scheduled ahead");
     assertTrue(sendsOf(tick(b, 2 * T + HB), MessageType.PRE_VIEW_CHANGE).isEmpty(), "resent every 2 heartbeats");
     assertEquals(1, sendsOf(tick(b, 2 * T + 2 * HB), MessageType.PRE_VIEW_CHANGE).size());
     assertEquals(1, b.counters().preVotesStarted);
@@ -112,7 +112,7 @@ class PreVoteCoreTest {
     assertEquals(1, ((PreViewChangeOk) ok.body()).getView());
     assertEquals(0, c.view(), "a grant is not a vote: the granter stays in its view");
     assertEquals(ReplicaCore.Mode.NORMAL, c.mode());
-    assertFalse(e.persistView);
+    assertTrue(e.viewToPersist().isEmpty());
     assertEquals(1, c.counters().preVotesGranted);
   }
 
@@ -139,17 +139,17 @@ class PreVoteCoreTest {
     ReplicaCore b = fresh(2, 5);
     tick(b, 0);
     only(tick(b, 2 * T), MessageType.PRE_VIEW_CHANGE);
-    assertTrue(step(b, grant(3, 0, 1), 2 * T + MS).sends.isEmpty(), "1 of f = 2 grants");
-    assertTrue(step(b, grant(3, 0, 1), 2 * T + 2 * MS).sends.isEmpty(), "a replica counts once");
-    assertTrue(step(b, grant(5, 0, 7), 2 * T + 3 * MS).sends.isEmpty(), "a grant for another view counts not");
+    assertTrue(step(b, grant(3, 0, 1), 2 * T + MS).sends().isEmpty(), "1 of f = 2 grants");
+    assertTrue(step(b, grant(3, 0, 1), 2 * T + 2 * MS).sends().isEmpty(), "a replica counts once");
+    assertTrue(step(b, grant(5, 0, 7), 2 * T + 3 * MS).sends().isEmpty(), "a grant for another view counts not");
     assertEquals(0, b.view());
     Effects e = step(b, grant(4, 0, 1), 2 * T + 4 * MS);
     assertEquals(1, b.view());
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, b.mode());
     // Effects' contract: the view is recorded (synced) before any message of the step is sent, so the
     // START_VIEW_CHANGE below never goes out for a view this replica could forget in a crash.
-    assertTrue(e.persistView);
-    assertEquals(1, e.view);
+    assertTrue(e.viewToPersist().isPresent());
+    assertEquals(OptionalLong.of(1), e.viewToPersist());
     Effects.Send svc = only(e, MessageType.START_VIEW_CHANGE);
     assertEquals(Effects.MULTICAST, svc.to());
     assertEquals(1, svc.view());
@@ -183,7 +183,7 @@ class PreVoteCoreTest {
       Effects c = tick(r[3], now);
       assertTrue(sendsOf(c, MessageType.START_VIEW_CHANGE).isEmpty(), "no START_VIEW_CHANGE at " + now / MS + " ms");
       assertEquals(0, r[3].view(), "a cut-off backup never raises its view on its own (at " + now / MS + " ms)");
-      assertTrue(c.nextTickNs > now, "its timers never fire in the past");
+      assertTrue(c.nextTickNs() > now, "its timers never fire in the past");
     }
     assertTrue(r[3].counters().preVotesStarted >= 1, "it did ask");
     // The partition heals: from now on every message is carried, in order.
@@ -211,14 +211,14 @@ class PreVoteCoreTest {
     tick(b, 0);
     step(b, heartbeat(1, 0), 2 * T);
     Effects e = step(b, startViewChange(3, 1), 2 * T + 10 * MS);
-    assertTrue(e.sends.isEmpty(), "a replica that hears its primary does not follow a proposal");
-    assertFalse(e.persistView);
+    assertTrue(e.sends().isEmpty(), "a replica that hears its primary does not follow a proposal");
+    assertTrue(e.viewToPersist().isEmpty());
     assertEquals(0, b.view());
     assertEquals(ReplicaCore.Mode.NORMAL, b.mode());
     assertEquals(1, b.counters().droppedSticky);
     Effects d = step(b, new Event.Peer(3, 1, MessageType.DO_VIEW_CHANGE,
         DoViewChange.newBuilder().setLastNormalView(0).setLastOp(0).setCommit(0).build()), 2 * T + 20 * MS);
-    assertTrue(d.sends.isEmpty(), "nor a DO_VIEW_CHANGE for a view it would lead");
+    assertTrue(d.sends().isEmpty(), "nor a DO_VIEW_CHANGE for a view it would lead");
     assertEquals(2, b.counters().droppedSticky);
     assertEquals(0, b.view());
   }
@@ -229,7 +229,7 @@ class PreVoteCoreTest {
     tick(a, 0);
     step(a, new Event.Peer(2, 0, MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance()), T);
     Effects e = step(a, startViewChange(3, 1), T + 10 * MS);
-    assertTrue(e.sends.isEmpty() && e.replies.isEmpty());
+    assertTrue(e.sends().isEmpty() && e.replies().isEmpty());
     assertTrue(a.isPrimary());
     assertEquals(0, a.view());
     assertEquals(1, a.counters().droppedSticky);
@@ -242,13 +242,13 @@ class PreVoteCoreTest {
     step(b, heartbeat(1, 0), 2 * T);
     Effects own = step(b, startViewChange(1, 1), 2 * T + 10 * MS);
     assertEquals(1, b.view(), "its primary itself asks: not a rival");
-    assertTrue(own.persistView);
+    assertTrue(own.viewToPersist().isPresent());
     assertEquals(1, sendsOf(own, MessageType.START_VIEW_CHANGE).size());
 
     ReplicaCore c = fresh(3, 3);
     tick(c, 0);
     step(c, heartbeat(1, 0), 10 * MS);
-    assertEquals(0, step(c, startViewChange(2, 1), T + 10 * MS - MS).sends.size(), "heard its primary < T ago");
+    assertEquals(0, step(c, startViewChange(2, 1), T + 10 * MS - MS).sends().size(), "heard its primary < T ago");
     Effects follow = step(c, startViewChange(2, 1), T + 10 * MS);
     assertEquals(1, c.view(), "silent for T: it joins the view change (VR 4.2 step 1)");
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, c.mode());
@@ -270,7 +270,7 @@ class PreVoteCoreTest {
     int preVotes = 0;
     for (now += HB; now < 2 * T + 6 * T; now += HB) {
       Effects e = tick(c, now);
-      assertTrue(e.nextTickNs > now, "no tick in the past at " + now / MS + " ms");
+      assertTrue(e.nextTickNs() > now, "no tick in the past at " + now / MS + " ms");
       preVotes += sendsOf(e, MessageType.PRE_VIEW_CHANGE).size();
       for (Effects.Send s : sendsOf(e, MessageType.START_VIEW_CHANGE)) {
         assertEquals(1, s.view(), "it repeats its START_VIEW_CHANGE for view 1, never for a newer view");
@@ -305,7 +305,7 @@ class PreVoteCoreTest {
     Effects.Send ok = only(atA, MessageType.PRE_VIEW_CHANGE_OK);
     Effects moved = deliver(ok, 1, c, 3, now);
     assertEquals(2, c.view(), "one grant (f = 1): on to view 2");
-    assertTrue(moved.persistView);
+    assertTrue(moved.viewToPersist().isPresent());
     Effects.Send svc = only(moved, MessageType.START_VIEW_CHANGE);
     Effects dvcFromA = deliver(svc, 3, a, 1, now);
     Effects started = deliver(only(dvcFromA, MessageType.DO_VIEW_CHANGE), 1, c, 3, now);
@@ -349,7 +349,7 @@ class PreVoteCoreTest {
     Effects follows = deliver(stuck, 2, r[1], 1, now);
     assertEquals(1, r[1].view(), "the old primary follows it up");
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, r[1].mode());
-    assertTrue(follows.persistView);
+    assertTrue(follows.viewToPersist().isPresent());
     Effects.Send svc = only(follows, MessageType.START_VIEW_CHANGE);
     Effects atC = deliver(svc, 1, r[3], 3, now);
     assertEquals(1, r[3].view(), "a START_VIEW_CHANGE from its own primary is followed at once");
@@ -381,10 +381,10 @@ class PreVoteCoreTest {
     for (long now = T + HB; now <= 3 * T; now += HB) {
       Effects quiet = tick(a, now);
       assertTrue(sendsOf(quiet, MessageType.HEARTBEAT).isEmpty(), "quiet at " + now / MS + " ms");
-      assertTrue(quiet.nextTickNs > now, "no timer storm while quiet");
+      assertTrue(quiet.nextTickNs() > now, "no timer storm while quiet");
     }
     Effects refused = step(a, new Event.ClientRequest(7, put(1, 1, "k")), 3 * T);
-    assertEquals(Status.UNAVAILABLE, refused.replies.get(0).response().getStatus());
+    assertEquals(Status.UNAVAILABLE, refused.replies().get(0).responses().get(0).getStatus());
     assertTrue(a.isPrimary(), "still the primary of its view, only quiet");
 
     ReplicaCore b = new ReplicaCore(config(2, 3), state(0, 0, true, List.of()));
@@ -395,7 +395,7 @@ class PreVoteCoreTest {
     Effects speaks = tick(a, 3 * T + 2 * MS);
     assertEquals(1, sendsOf(speaks, MessageType.HEARTBEAT).size(), "it heard a backup: 2 of 3 again");
     Effects accepted = step(a, new Event.ClientRequest(7, put(1, 2, "k")), 3 * T + 3 * MS);
-    assertTrue(accepted.replies.isEmpty(), "the write is taken");
+    assertTrue(accepted.replies().isEmpty(), "the write is taken");
   }
 
   /**
@@ -414,7 +414,7 @@ class PreVoteCoreTest {
     }
 
     void send(int from, Effects e) {
-      for (Effects.Send s : e.sends) {
+      for (Effects.Send s : e.sends()) {
         queue.add(new InFlight(from, s));
       }
     }

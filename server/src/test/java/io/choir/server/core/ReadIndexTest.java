@@ -26,9 +26,9 @@ class ReadIndexTest {
     Effects out = new Effects();
     reads.release(4, Long.MAX_VALUE, out);
     reads.release(5, round - 1, out);
-    assertEquals(0, out.reads.size());
+    assertEquals(0, out.reads().size());
     reads.release(5, round, out);
-    assertEquals(1, out.reads.size());
+    assertEquals(1, out.reads().size());
     assertEquals(0, reads.size());
   }
 
@@ -40,10 +40,10 @@ class ReadIndexTest {
     Counters counters = new Counters();
     Effects early = new Effects();
     reads.expire(99, 4, counters, early);
-    assertEquals(100, early.nextTickNs);
+    assertEquals(100, early.nextTickNs());
     Effects late = new Effects();
     reads.expire(100, 4, counters, late);
     assertEquals(2, counters.readTimeouts);
-    assertEquals(Status.UNAVAILABLE, late.replies.get(0).response().getStatus());
+    assertEquals(Status.UNAVAILABLE, late.replies().get(0).responses().get(0).getStatus());
   }
 }

@@ -35,6 +35,7 @@ import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import io.choir.proto.Status;
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -98,13 +99,13 @@ class RecoveryCoreTest {
     long now = HB + MS;
     for (Event.Peer p : ignored) {
       Effects e = step(r, p, now++);
-      assertTrue(e.sends.isEmpty() && e.persist.isEmpty() && e.apply.isEmpty() && !e.persistView,
+      assertTrue(e.sends().isEmpty() && e.toPersist().isEmpty() && e.toApply().isEmpty() && e.viewToPersist().isEmpty(),
           "a recovering replica acts on no " + p.type());
       assertEquals(ReplicaCore.Mode.RECOVERING, r.mode());
       assertEquals(0, r.view());
     }
     Effects client = step(r, new Event.ClientRequest(4, put(1, 1, "k")), now);
-    assertEquals(Status.UNAVAILABLE, client.replies.get(0).response().getStatus());
+    assertEquals(Status.UNAVAILABLE, client.replies().get(0).responses().get(0).getStatus());
   }
 
   /**
@@ -120,42 +121,41 @@ class RecoveryCoreTest {
     Entry e3old = entry(3, 0, "abandoned");
     ReplicaCore r = new ReplicaCore(config(5, 5), recovering(List.of(e1, e2, e3old)));
     long nonce = ((Recovery) only(tick(r, 0), MessageType.RECOVERY).body()).getNonce();
-    assertTrue(step(r, response(3, 1, nonce + 2, false, 0, 0), MS).sends.isEmpty());
+    assertTrue(step(r, response(3, 1, nonce + 2, false, 0, 0), MS).sends().isEmpty());
     step(r, response(3, 1, nonce, false, 0, 0), 2 * MS);
     step(r, response(1, 0, nonce, true, 9, 5), 3 * MS);
     assertEquals(ReplicaCore.Mode.RECOVERING, r.mode(), "2 answers (a wrong nonce counts not)");
     Effects three = step(r, response(4, 1, nonce, false, 0, 0), 4 * MS);
     assertEquals(ReplicaCore.Mode.RECOVERING, r.mode(),
         "3 answers, but not from replica 2, the primary of view 1, the newest they name");
-    assertFalse(three.persistView);
+    assertTrue(three.viewToPersist().isEmpty());
     Effects rejoin = step(r, response(2, 1, nonce, true, 4, 2), 5 * MS);
     assertEquals(ReplicaCore.Mode.NORMAL, r.mode());
     assertEquals(1, r.view());
     assertTrue(r.mustCatchUp(), "it may have lost what it acknowledged");
     assertEquals("catching-up", r.role());
-    assertTrue(rejoin.persistView);
-    assertEquals(1, rejoin.view);
-    assertTrue(rejoin.persistLastNormalView);
-    assertEquals(0, rejoin.lastNormalView, "its log ranks below every other one");
+    assertEquals(OptionalLong.of(1), rejoin.viewToPersist());
+    assertTrue(rejoin.lastNormalViewToPersist().isPresent());
+    assertEquals(0, rejoin.lastNormalViewToPersist().get().lastNormalView(), "its log ranks below every other one");
 
     Effects ask = tick(r, 8 * MS);
     assertEquals(List.of(OpRange.newBuilder().setFirst(1).setLast(4).build()),
         ((Nack) only(ask, MessageType.NACK).body()).getRangesList(), "it verifies everything above what it applied");
     Effects part = step(r, prepare(2, 1, 2, e1, e2), 9 * MS);
-    assertTrue(part.persist.isEmpty(), "ops 1..2 are equal: confirmed");
-    assertFalse(part.persistLastNormalView);
+    assertTrue(part.toPersist().isEmpty(), "ops 1..2 are equal: confirmed");
+    assertTrue(part.lastNormalViewToPersist().isEmpty());
     Effects hb = step(r, heartbeat(2, 1, 4, 2), 10 * MS);
     assertEquals(0, ((HeartbeatOk) only(hb, MessageType.HEARTBEAT_OK).body()).getOp(), "no acknowledgement yet");
     Entry e3 = entry(3, 1, "c");
     Entry e4 = entry(4, 1, "d");
     Effects rest = step(r, prepare(2, 1, 2, e3, e4), 11 * MS);
-    assertEquals(2, rest.truncateLogAfter, "its op 3 of an abandoned view goes");
-    assertEquals(List.of(e3, e4), rest.persist);
-    assertTrue(rest.persistLastNormalView, "complete in view 1");
-    assertEquals(1, rest.lastNormalView);
-    assertTrue(rest.caughtUp, "storage clears the catching-up marker with the last normal view");
+    assertEquals(OptionalLong.of(2), rest.truncationAfter(), "its op 3 of an abandoned view goes");
+    assertEquals(List.of(e3, e4), rest.toPersist());
+    assertTrue(rest.lastNormalViewToPersist().isPresent(), "complete in view 1");
+    assertEquals(1, rest.lastNormalViewToPersist().get().lastNormalView());
+    assertTrue(rest.lastNormalViewToPersist().get().caughtUp(), "storage clears the catching-up marker with the last normal view");
     assertFalse(r.mustCatchUp());
-    Effects written = step(r, new Event.Persisted(4, rest.logEpoch), 12 * MS);
+    Effects written = step(r, new Event.Persisted(4, rest.logEpoch()), 12 * MS);
     assertTrue(sendsOf(written, MessageType.PREPARE_OK).isEmpty(), "not before its last normal view is on disk");
     Effects ack = step(r, new Event.LastNormalViewPersisted(1), 13 * MS);
     assertEquals(4, ((PrepareOk) only(ack, MessageType.PREPARE_OK).body()).getOp());
@@ -182,7 +182,7 @@ class RecoveryCoreTest {
     Entry e2 = entry(2, 0, "b");
     Entry e3 = entry(3, 0, "c");
     Effects got = step(m, prepare(1, 0, 3, e1, e2, e3), 11 * MS);
-    assertEquals(List.of(1L, 2L, 3L), ops(got.persist));
+    assertEquals(List.of(1L, 2L, 3L), ops(got.toPersist()));
     Effects written = step(m, new Event.Persisted(3), 12 * MS);
     assertTrue(sendsOf(written, MessageType.PREPARE_OK).isEmpty(), "no PREPARE_OK while catching up");
     long silent = 11 * MS + T;
@@ -193,26 +193,26 @@ class RecoveryCoreTest {
     Effects follow = step(m, new Event.Peer(2, 1, MessageType.START_VIEW_CHANGE,
         StartViewChange.getDefaultInstance()), 11 * MS + 2 * T);
     assertEquals(1, m.view(), "it follows the cluster into view 1");
-    assertTrue(follow.persistView);
-    assertTrue(follow.sends.isEmpty(), "but sends no START_VIEW_CHANGE and no DO_VIEW_CHANGE");
+    assertTrue(follow.viewToPersist().isPresent());
+    assertTrue(follow.sends().isEmpty(), "but sends no START_VIEW_CHANGE and no DO_VIEW_CHANGE");
     long now = 11 * MS + 2 * T;
     for (int i = 1; i <= 60; i++) {
       Effects t = tick(m, now + i * HB);
-      assertTrue(t.sends.isEmpty(), "nothing while the view forms without it (tick " + i + ")");
+      assertTrue(t.sends().isEmpty(), "nothing while the view forms without it (tick " + i + ")");
     }
     now += 61 * HB;
     Effects adopt = step(m, new Event.Peer(2, 1, MessageType.START_VIEW,
         StartView.newBuilder().setLastOp(5).setCommit(3).build()), now);
     assertEquals(ReplicaCore.Mode.NORMAL, m.mode());
-    assertFalse(adopt.persistLastNormalView);
+    assertTrue(adopt.lastNormalViewToPersist().isEmpty());
     Effects ask = tick(m, now + 3 * MS);
     assertEquals(2, only(ask, MessageType.NACK).to());
     Effects complete = step(m, prepare(2, 1, 3, entry(4, 1, "d"), entry(5, 1, "e")), now + 4 * MS);
-    assertTrue(complete.persistLastNormalView);
-    assertEquals(1, complete.lastNormalView);
-    assertTrue(complete.caughtUp);
+    assertTrue(complete.lastNormalViewToPersist().isPresent());
+    assertEquals(1, complete.lastNormalViewToPersist().get().lastNormalView());
+    assertTrue(complete.lastNormalViewToPersist().get().caughtUp());
     assertFalse(m.mustCatchUp());
-    step(m, new Event.Persisted(5, complete.logEpoch), now + 5 * MS);
+    step(m, new Event.Persisted(5, complete.logEpoch()), now + 5 * MS);
     Effects ack = step(m, new Event.LastNormalViewPersisted(1), now + 5 * MS);
     assertEquals(5, ((PrepareOk) only(ack, MessageType.PREPARE_OK).body()).getOp(), "caught up: it acknowledges");
     Effects grant = step(m, preVote(1, 1, 2), now + 4 * MS + T);

@@ -1,7 +1,6 @@
 package io.choir.server.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,6 +15,7 @@ import io.choir.proto.Status;
 import io.choir.server.config.CoreSettings;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /** Steps the pure core directly: events in, effects out, no threads, no clock (STYLE.md habit 1). */
@@ -56,17 +56,17 @@ class ReplicaCoreTest {
   void shouldReplyOnlyAfterEntryIsPersistedCommittedAndApplied() {
     ReplicaCore core = new ReplicaCore(config(100, 100), RecoveredState.empty());
     Effects e = step(core, new Event.ClientRequest(7, put(1, 1, "k", "v")));
-    assertTrue(e.replies.isEmpty() && e.persist.isEmpty(), "nothing before the burst ends");
+    assertTrue(e.replies().isEmpty() && e.toPersist().isEmpty(), "nothing before the burst ends");
     e = step(core, new Event.Tick());
-    assertEquals(1, e.persist.size());
-    assertEquals(1, e.persist.get(0).getOp());
-    assertTrue(e.replies.isEmpty(), "no reply before the entry is durable");
+    assertEquals(1, e.toPersist().size());
+    assertEquals(1, e.toPersist().get(0).getOp());
+    assertTrue(e.replies().isEmpty(), "no reply before the entry is durable");
     e = step(core, new Event.Persisted(1));
-    assertEquals(List.of(1L), e.apply.stream().map(Entry::getOp).toList(), "one replica is its own quorum");
-    assertTrue(e.replies.isEmpty(), "no reply before apply");
-    e = step(core, applied(List.of(core.lastOp() == 1 ? e.apply.get(0) : null), 42));
-    assertEquals(1, e.replies.size());
-    assertEquals(7, e.replies.get(0).connectionId());
+    assertEquals(List.of(1L), e.toApply().stream().map(Entry::getOp).toList(), "one replica is its own quorum");
+    assertTrue(e.replies().isEmpty(), "no reply before apply");
+    e = step(core, applied(List.of(core.lastOp() == 1 ? e.toApply().get(0) : null), 42));
+    assertEquals(1, e.replies().size());
+    assertEquals(7, e.replies().get(0).connectionId());
     assertEquals(1, core.appliedOp());
     assertEquals(42, core.checksum());
   }
@@ -75,10 +75,10 @@ class ReplicaCoreTest {
   void shouldGroupOneBurstOfWritesIntoOneLogWrite() {
     ReplicaCore core = new ReplicaCore(config(100, 100), RecoveredState.empty());
     for (int i = 1; i <= 5; i++) {
-      assertTrue(step(core, new Event.ClientRequest(1, put(1, i, "k" + i, "v"))).persist.isEmpty());
+      assertTrue(step(core, new Event.ClientRequest(1, put(1, i, "k" + i, "v"))).toPersist().isEmpty());
     }
     Effects e = step(core, new Event.Tick());
-    assertEquals(List.of(1L, 2L, 3L, 4L, 5L), e.persist.stream().map(Entry::getOp).toList());
+    assertEquals(List.of(1L, 2L, 3L, 4L, 5L), e.toPersist().stream().map(Entry::getOp).toList());
   }
 
   @Test
@@ -87,11 +87,11 @@ class ReplicaCoreTest {
     step(core, new Event.ClientRequest(1, put(5, 3, "k", "v")));
     step(core, new Event.Tick());
     Effects retry = step(core, new Event.ClientRequest(2, put(5, 3, "k", "v")));
-    assertTrue(step(core, new Event.Tick()).persist.isEmpty(), "the retry adds no entry");
-    assertTrue(retry.replies.isEmpty());
+    assertTrue(step(core, new Event.Tick()).toPersist().isEmpty(), "the retry adds no entry");
+    assertTrue(retry.replies().isEmpty());
     Effects p = step(core, new Event.Persisted(1));
-    Effects done = step(core, applied(p.apply, 1));
-    assertEquals(List.of(1L, 2L), done.replies.stream().map(Effects.Reply::connectionId).sorted().toList(),
+    Effects done = step(core, applied(p.toApply(), 1));
+    assertEquals(List.of(1L, 2L), done.replies().stream().map(Effects.Reply::connectionId).sorted().toList(),
         "both the original and the retry's connection are answered");
     assertEquals(1, core.counters().duplicates);
   }
@@ -102,15 +102,15 @@ class ReplicaCoreTest {
     step(core, new Event.ClientRequest(1, put(1, 1, "a", "v")));
     step(core, new Event.ClientRequest(1, put(1, 2, "b", "v")));
     Effects queued = step(core, new Event.ClientRequest(1, put(1, 3, "c", "v")));
-    assertEquals(Boolean.TRUE, queued.pauseIntake, "a full window stops reading clients");
-    assertTrue(queued.replies.isEmpty(), "the first write beyond the window waits");
+    assertEquals(Optional.of(true), queued.intakePaused(), "a full window stops reading clients");
+    assertTrue(queued.replies().isEmpty(), "the first write beyond the window waits");
     Effects busy = step(core, new Event.ClientRequest(1, put(1, 4, "d", "v")));
-    assertEquals(Status.BUSY, busy.replies.get(0).response().getStatus());
+    assertEquals(Status.BUSY, busy.replies().get(0).responses().get(0).getStatus());
     step(core, new Event.Tick());
     Effects p = step(core, new Event.Persisted(2));
-    assertEquals(List.of(1L, 2L), p.apply.stream().map(Entry::getOp).toList());
+    assertEquals(List.of(1L, 2L), p.toApply().stream().map(Entry::getOp).toList());
     assertEquals(3, core.lastOp(), "commit made room: the queued write is admitted");
-    assertEquals(Boolean.FALSE, p.pauseIntake, "intake resumes once the queue drains");
+    assertEquals(Optional.of(false), p.intakePaused(), "intake resumes once the queue drains");
   }
 
   @Test
@@ -120,12 +120,12 @@ class ReplicaCoreTest {
     step(core, new Event.Tick());
     Effects p = step(core, new Event.Persisted(1));
     Effects r = step(core, new Event.ClientRequest(2, get(1, "k", ReadConsistency.LINEARIZABLE, 0)));
-    assertTrue(r.reads.isEmpty(), "commit 1 is not applied yet: the read must wait");
-    Effects a = step(core, applied(p.apply, 1));
-    assertEquals(1, a.reads.size());
-    assertEquals(2, a.reads.get(0).connectionId());
+    assertTrue(r.reads().isEmpty(), "commit 1 is not applied yet: the read must wait");
+    Effects a = step(core, applied(p.toApply(), 1));
+    assertEquals(1, a.reads().size());
+    assertEquals(2, a.reads().get(0).connectionId());
     Effects now = step(core, new Event.ClientRequest(3, get(2, "k", ReadConsistency.LINEARIZABLE, 0)));
-    assertEquals(1, now.reads.size(), "applied = commit: the read runs at once");
+    assertEquals(1, now.reads().size(), "applied = commit: the read runs at once");
   }
 
   @Test
@@ -133,13 +133,13 @@ class ReplicaCoreTest {
     ReplicaCore core = new ReplicaCore(config(100, 100), RecoveredState.empty());
     Effects out = new Effects();
     core.step(new Event.ClientRequest(1, get(1, "k", ReadConsistency.SEQUENTIAL, 5)), T0, out);
-    assertTrue(out.reads.isEmpty());
-    assertEquals(T0 + 1_000_000L, out.nextTickNs, "the core asks for a tick at the read's deadline");
+    assertTrue(out.reads().isEmpty());
+    assertEquals(T0 + 1_000_000L, out.nextTickNs(), "the core asks for a tick at the read's deadline");
     Effects later = new Effects();
     core.step(new Event.Tick(), T0 + 999_999L, later);
-    assertTrue(later.replies.isEmpty());
+    assertTrue(later.replies().isEmpty());
     core.step(new Event.Tick(), T0 + 1_000_000L, later);
-    assertEquals(Status.UNAVAILABLE, later.replies.get(0).response().getStatus());
+    assertEquals(Status.UNAVAILABLE, later.replies().get(0).responses().get(0).getStatus());
   }
 
   @Test
@@ -157,8 +157,8 @@ class ReplicaCoreTest {
 
   private static Response reply(ReplicaCore core, Request r) {
     Effects e = step(core, new Event.ClientRequest(1, r));
-    assertEquals(1, e.replies.size());
-    return e.replies.get(0).response();
+    assertEquals(1, e.replies().size());
+    return e.replies().get(0).responses().get(0);
   }
 
   @Test
@@ -168,8 +168,8 @@ class ReplicaCoreTest {
     ReplicaCore core = new ReplicaCore(config(100, 100), new RecoveredState(0, 2, 77, List.of(e3, e4)));
     assertEquals(4, core.commitOp(), "a single replica's durable log is committed");
     Effects e = step(core, new Event.Tick());
-    assertEquals(List.of(3L, 4L), e.apply.stream().map(Entry::getOp).toList());
-    assertNull(e.pauseIntake);
+    assertEquals(List.of(3L, 4L), e.toApply().stream().map(Entry::getOp).toList());
+    assertEquals(Optional.empty(), e.intakePaused());
   }
 
   @Test

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /** ReplicaLog's contract: placing entries (VR Revisited 4.2, entry by entry), epochs, apply order. */
@@ -22,8 +23,8 @@ class ReplicaLogTest {
     assertEquals(1, log.verifiedOp());
     assertEquals(ReplicaLog.Placed.REPLACED, log.place(CoreKit.entry(2, 1, "other"), out));
     assertEquals(2, log.lastOp(), "op 3 went with the replaced op 2");
-    assertEquals(1, out.truncateLogAfter);
-    assertEquals(List.of(2L), CoreKit.ops(out.persist));
+    assertEquals(OptionalLong.of(1), out.truncationAfter());
+    assertEquals(List.of(2L), CoreKit.ops(out.toPersist()));
     assertEquals(ReplicaLog.Placed.APPENDED, log.place(CoreKit.entry(3, 1, "k3"), out));
     assertEquals(3, log.verifiedOp());
     assertTrue(log.consistent());
@@ -57,7 +58,7 @@ class ReplicaLogTest {
     log.commitUpTo(3);
     Effects apply = new Effects();
     log.requestApply(apply);
-    assertEquals(List.of(1L, 2L), CoreKit.ops(apply.apply));
+    assertEquals(List.of(1L, 2L), CoreKit.ops(apply.toApply()));
     assertTrue(log.applyPending(), "op 3 waits for its own log write");
   }
 }

@@ -17,6 +17,7 @@ import io.choir.proto.Response;
 import io.choir.server.config.CoreSettings;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -44,7 +45,7 @@ class ReplicationCoreTest {
   }
 
   private static List<Effects.Send> sendsOf(Effects e, MessageType type) {
-    return e.sends.stream().filter(s -> s.type() == type).toList();
+    return e.sends().stream().filter(s -> s.type() == type).toList();
   }
 
   private static Event.Peer from(int sender, Effects.Send s) {
@@ -65,22 +66,22 @@ class ReplicationCoreTest {
     ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
     step(primary, new Event.ClientRequest(9, put(1, "a")), 0);
     Effects flush = step(primary, new Event.Tick(), 0);
-    assertEquals(1, flush.persist.size(), "the primary persists while it multicasts");
+    assertEquals(1, flush.toPersist().size(), "the primary persists while it multicasts");
     Effects.Send prepare = sendsOf(flush, MessageType.PREPARE).get(0);
     assertEquals(Effects.MULTICAST, prepare.to());
     Effects own = step(primary, new Event.Persisted(1), 1 * MS);
-    assertTrue(own.apply.isEmpty(), "its own durable copy is 1 of the 2 needed");
+    assertTrue(own.toApply().isEmpty(), "its own durable copy is 1 of the 2 needed");
     Effects atBackup = step(backup, from(1, prepare), 1 * MS);
-    assertEquals(1, atBackup.persist.size());
+    assertEquals(1, atBackup.toPersist().size());
     assertTrue(sendsOf(atBackup, MessageType.PREPARE_OK).isEmpty(), "no PREPARE_OK before the backup's own fsync");
     Effects ok = step(backup, new Event.Persisted(1), 2 * MS);
     Effects.Send ack = sendsOf(ok, MessageType.PREPARE_OK).get(0);
     assertEquals(1, ack.to());
     assertEquals(1, ((PrepareOk) ack.body()).getOp());
     Effects commit = step(primary, from(2, ack), 2 * MS);
-    assertEquals(1, commit.apply.size(), "f+1 = 2 have op 1: commit");
-    Effects reply = step(primary, applied(commit.apply), 3 * MS);
-    assertEquals(9, reply.replies.get(0).connectionId());
+    assertEquals(1, commit.toApply().size(), "f+1 = 2 have op 1: commit");
+    Effects reply = step(primary, applied(commit.toApply()), 3 * MS);
+    assertEquals(9, reply.replies().get(0).connectionId());
   }
 
   @Test
@@ -92,7 +93,7 @@ class ReplicationCoreTest {
     step(backup, new Event.Persisted(1), MS / 2);
     Effects hb = step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(1).setCommit(1).setLowWatermark(1).build()), MS);
-    assertEquals(List.of(1L), hb.apply.stream().map(Entry::getOp).toList());
+    assertEquals(List.of(1L), hb.toApply().stream().map(Entry::getOp).toList());
     assertEquals(1, sendsOf(hb, MessageType.HEARTBEAT_OK).size(), "heartbeats are answered");
   }
 
@@ -106,13 +107,13 @@ class ReplicationCoreTest {
     Entry e1 = Entry.newBuilder().setOp(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
     Effects prepared = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(e1).setCommit(1).build()), 0);
-    assertEquals(List.of(e1), prepared.persist);
-    assertTrue(prepared.apply.isEmpty(), "committed, but not yet in this replica's log: not applied");
+    assertEquals(List.of(e1), prepared.toPersist());
+    assertTrue(prepared.toApply().isEmpty(), "committed, but not yet in this replica's log: not applied");
     Effects hb = step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(1).setCommit(1).setLowWatermark(1).build()), MS);
-    assertTrue(hb.apply.isEmpty(), "still not written");
+    assertTrue(hb.toApply().isEmpty(), "still not written");
     Effects written = step(backup, new Event.Persisted(1), 2 * MS);
-    assertEquals(List.of(1L), written.apply.stream().map(Entry::getOp).toList(), "applied once logged");
+    assertEquals(List.of(1L), written.toApply().stream().map(Entry::getOp).toList(), "applied once logged");
   }
 
   @Test
@@ -127,7 +128,7 @@ class ReplicationCoreTest {
         Prepare.newBuilder().setFirstOp(1).addAllEntries(entries.subList(0, 2)).build()), 0);
     Effects gap = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(4).addEntries(entries.get(3)).build()), 0);
-    assertTrue(gap.nextTickNs <= 2 * MS, "a NACK is scheduled within the random delay");
+    assertTrue(gap.nextTickNs() <= 2 * MS, "a NACK is scheduled within the random delay");
     step(backup, new Event.Peer(1, 0, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(6).setCommit(2).setLowWatermark(1).build()), MS / 2);
     Effects tick = step(backup, new Event.Tick(), 3 * MS);
@@ -137,7 +138,7 @@ class ReplicationCoreTest {
     assertTrue(sendsOf(noRepeat, MessageType.NACK).isEmpty(), "backoff: no NACK storm");
     Effects fill = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(3).addEntries(entries.get(2)).build()), 4 * MS);
-    assertEquals(List.of(3L, 4L), fill.persist.stream().map(Entry::getOp).toList(),
+    assertEquals(List.of(3L, 4L), fill.toPersist().stream().map(Entry::getOp).toList(),
         "the buffered op 4 follows the repaired op 3 in order");
     Effects again = step(backup, new Event.Tick(), 500 * MS);
     Nack second = (Nack) sendsOf(again, MessageType.NACK).get(0).body();
@@ -181,11 +182,11 @@ class ReplicationCoreTest {
     List<Entry> all = new ArrayList<>();
     Effects commit = step(primary, new Event.Peer(2, 0, MessageType.PREPARE_OK,
         PrepareOk.newBuilder().setOp(10).build()), MS);
-    all.addAll(commit.apply);
+    all.addAll(commit.toApply());
     step(primary, applied(all), MS);
     Effects resend = step(primary, new Event.Peer(3, 0, MessageType.NACK,
         Nack.newBuilder().addRanges(range(1, 10)).build()), 2 * MS);
-    assertEquals(List.of(new Effects.Retransmit(3, 0, 1, 6, 10, 4L << 20)), resend.retransmits,
+    assertEquals(List.of(new Effects.Retransmit(3, 0, 1, 6, 10, 4L << 20)), resend.retransmits(),
         "ops 1-6 left the ring of 4: read them from the log");
     assertTrue(sendsOf(resend, MessageType.PREPARE).isEmpty(),
         "the log read may spend the whole byte budget of this NACK: the rest waits for the next one");
@@ -210,12 +211,12 @@ class ReplicationCoreTest {
         .build();
     Effects e = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(odd).build()), 0);
-    assertTrue(e.persist.isEmpty(), "not stored");
+    assertTrue(e.toPersist().isEmpty(), "not stored");
     assertEquals(1, backup.counters().nonCanonicalEntries);
     Entry fine = odd.toBuilder().setUnknownFields(com.google.protobuf.UnknownFieldSet.getDefaultInstance()).build();
     Effects ok = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(fine).build()), MS);
-    assertEquals(List.of(fine), ok.persist);
+    assertEquals(List.of(fine), ok.toPersist());
   }
 
   /**
@@ -257,12 +258,12 @@ class ReplicationCoreTest {
     step(primary, new Event.Persisted(10), MS);
     Effects commit = step(primary, new Event.Peer(2, 0, MessageType.PREPARE_OK,
         PrepareOk.newBuilder().setOp(10).build()), MS);
-    step(primary, applied(commit.apply), MS);
+    step(primary, applied(commit.toApply()), MS);
     Effects resend = step(primary, new Event.Peer(3, 0, MessageType.NACK,
         Nack.newBuilder().addRanges(range(1, 10)).build()), 2 * MS);
-    assertEquals(1, resend.retransmits.size());
-    assertEquals(1, resend.retransmits.get(0).fromOp());
-    assertEquals(7, resend.retransmits.get(0).toOp(), "only the 3 newest entries (about 3.3 KB) stay in memory");
+    assertEquals(1, resend.retransmits().size());
+    assertEquals(1, resend.retransmits().get(0).fromOp());
+    assertEquals(7, resend.retransmits().get(0).toOp(), "only the 3 newest entries (about 3.3 KB) stay in memory");
   }
 
   @Test
@@ -271,10 +272,10 @@ class ReplicationCoreTest {
     step(primary, new Event.Tick(), 0);
     step(primary, new Event.Tick(), 400 * MS);
     Effects late = step(primary, new Event.ClientRequest(1, put(1, "a")), 600 * MS);
-    assertEquals(io.choir.proto.Status.UNAVAILABLE, late.replies.get(0).response().getStatus());
+    assertEquals(io.choir.proto.Status.UNAVAILABLE, late.replies().get(0).responses().get(0).getStatus());
     step(primary, new Event.Peer(2, 0, MessageType.HEARTBEAT_OK, io.choir.proto.HeartbeatOk.newBuilder().build()), 601 * MS);
     Effects ok = step(primary, new Event.ClientRequest(1, put(2, "b")), 602 * MS);
-    assertTrue(ok.replies.isEmpty(), "with one backup heard, 2 of 3 is a majority again");
+    assertTrue(ok.replies().isEmpty(), "with one backup heard, 2 of 3 is a majority again");
   }
 
   @Test
@@ -296,8 +297,8 @@ class ReplicationCoreTest {
     // View 1's primary (replica 2) speaks: replica 3 adopts view 1, keeps its entries unverified.
     Effects hb = step(backup, new Event.Peer(2, 1, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(2).setCommit(2).setLowWatermark(1).build()), 0);
-    assertTrue(hb.apply.isEmpty(), "unverified entries are never applied");
-    assertTrue(hb.persistView, "the new view is recorded before anything is said in it");
+    assertTrue(hb.toApply().isEmpty(), "unverified entries are never applied");
+    assertTrue(hb.viewToPersist().isPresent(), "the new view is recorded before anything is said in it");
     assertEquals(1, backup.view());
     Effects tick = step(backup, new Event.Tick(), 10 * MS);
     Nack nack = (Nack) sendsOf(tick, MessageType.NACK).get(0).body();
@@ -305,12 +306,12 @@ class ReplicationCoreTest {
     Entry new2 = Entry.newBuilder().setOp(2).setView(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("new"))).build();
     Effects fill = step(backup, new Event.Peer(2, 1, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(e1).addEntries(new2).setCommit(2).build()), 11 * MS);
-    assertEquals(1, fill.truncateLogAfter, "op 2 differs: the old one goes");
-    assertEquals(List.of(new2), fill.persist);
-    assertEquals(List.of(1L), fill.apply.stream().map(Entry::getOp).toList(), "op 1 is in the log already");
-    assertTrue(fill.persistLastNormalView, "complete in view 1 once it reached the primary's log");
-    Effects written = step(backup, new Event.Persisted(2, fill.logEpoch), 12 * MS);
-    assertEquals(List.of(2L), written.apply.stream().map(Entry::getOp).toList(), "op 2 once it is logged");
+    assertEquals(OptionalLong.of(1), fill.truncationAfter(), "op 2 differs: the old one goes");
+    assertEquals(List.of(new2), fill.toPersist());
+    assertEquals(List.of(1L), fill.toApply().stream().map(Entry::getOp).toList(), "op 1 is in the log already");
+    assertTrue(fill.lastNormalViewToPersist().isPresent(), "complete in view 1 once it reached the primary's log");
+    Effects written = step(backup, new Event.Persisted(2, fill.logEpoch()), 12 * MS);
+    assertEquals(List.of(2L), written.toApply().stream().map(Entry::getOp).toList(), "op 2 once it is logged");
   }
 
   @Test
@@ -318,7 +319,7 @@ class ReplicationCoreTest {
     ReplicaCore backup = new ReplicaCore(config(3), RecoveredState.empty());
     Effects sv = step(backup, new Event.Peer(2, 1, MessageType.START_VIEW,
         io.choir.proto.StartView.newBuilder().setLastOp(0).setCommit(0).build()), 0);
-    assertTrue(sv.persistLastNormalView, "nothing to catch up: its last normal view is the new view");
+    assertTrue(sv.lastNormalViewToPersist().isPresent(), "nothing to catch up: its last normal view is the new view");
     assertEquals("backup", backup.role());
   }
 }

@@ -30,6 +30,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -118,8 +119,8 @@ class ReviewRegressionCoreTest {
     assertEquals(1, r[3].view());
     // ops 3..6 stay (replica 3 acknowledged them; they are in view 1's log), and its last
     // normal view stays 0 until its log reaches op 6, what the primary of view 1 had.
-    assertEquals(-1, e.truncateLogAfter, "replica 3 must not drop ops it acknowledged (it truncated after "
-        + e.truncateLogAfter + ")");
+    assertEquals(OptionalLong.empty(), e.truncationAfter(), "replica 3 must not drop ops it acknowledged (it truncated after "
+        + e.truncationAfter() + ")");
     assertEquals(6, r[3].lastOp());
     assertEquals(0, r[3].lastNormalView(), "its log is not complete in view 1 below op 6");
   }
@@ -172,15 +173,15 @@ class ReviewRegressionCoreTest {
     tick(c, 0);
     List<Entry> log = log(3, 10);
     Effects logging = step(c, prepare(1, 0, 0, log), MS);
-    assertEquals(List.of(1L, 2L, 3L), ops(logging.persist));
+    assertEquals(List.of(1L, 2L, 3L), ops(logging.toPersist()));
     Effects adopt = step(c, new Event.Peer(2, 1, MessageType.START_VIEW,
         StartView.newBuilder().setLastOp(2).setCommit(0).build()), 2 * MS);
     assertEquals(1, c.view());
     Effects ask = tick(c, 5 * MS);
     only(ask, MessageType.NACK);
     Effects complete = step(c, prepare(2, 1, 0, log.subList(0, 2)), 6 * MS);
-    assertEquals(2, complete.truncateLogAfter, "op 3 is not in view 1's log");
-    assertTrue(complete.persistLastNormalView);
+    assertEquals(OptionalLong.of(2), complete.truncationAfter(), "op 3 is not in view 1's log");
+    assertTrue(complete.lastNormalViewToPersist().isPresent());
     step(c, new Event.Persisted(3, 0), 7 * MS); // the write of 1..3, done before the truncation ran
     step(c, new Event.LastNormalViewPersisted(1), 7 * MS);
     Effects hb = step(c, new Event.Peer(2, 1, MessageType.HEARTBEAT,
@@ -188,8 +189,8 @@ class ReviewRegressionCoreTest {
     // ops 1..2 are durable here: acknowledged and, once committed, applied.
     assertEquals(2, ((HeartbeatOk) only(hb, MessageType.HEARTBEAT_OK).body()).getOp(),
         "persisted op " + c.persistedOp() + " after the old-epoch report");
-    assertEquals(List.of(1L, 2L), ops(hb.apply));
-    assertTrue(adopt.persistView);
+    assertEquals(List.of(1L, 2L), ops(hb.toApply()));
+    assertTrue(adopt.viewToPersist().isPresent());
   }
 
   /**
@@ -246,7 +247,7 @@ class ReviewRegressionCoreTest {
     int entriesSent = 0;
     Effects t0 = tick(b, now);
     List<Effects> pending = new ArrayList<>(List.of(toB, t0));
-    long bTickNs = t0.nextTickNs;
+    long bTickNs = t0.nextTickNs();
     boolean started = false;
     for (int guard = 0; guard < 10_000 && !started; guard++) {
       for (Effects e : pending) {
@@ -272,7 +273,7 @@ class ReviewRegressionCoreTest {
       }
       Effects t = tick(b, now);
       pending.add(t);
-      bTickNs = t.nextTickNs;
+      bTickNs = t.nextTickNs();
       started = pending.stream().anyMatch(e -> !sendsOf(e, MessageType.START_VIEW).isEmpty());
     }
     assertTrue(started, "the view change finishes");
@@ -302,7 +303,7 @@ class ReviewRegressionCoreTest {
     only(ask, MessageType.NACK);
     Entry e3 = entry(3, 3, "c");
     Effects complete = step(r, prepare(1, 3, 3, List.of(e1, e2, e3)), 5 * MS);
-    assertTrue(complete.persistLastNormalView, "its log matches view 3's (ops 1..3)");
+    assertTrue(complete.lastNormalViewToPersist().isPresent(), "its log matches view 3's (ops 1..3)");
     int nacks = 0;
     for (long now = 10 * MS; now < 1000 * MS; now += 10 * MS) {
       nacks += sendsOf(tick(r, now), MessageType.NACK).size();
@@ -376,17 +377,17 @@ class ReviewRegressionCoreTest {
     step(a, new Event.Persisted(20), 2 * MS);
     Effects commit = step(a, new Event.Peer(2, 0, MessageType.PREPARE_OK,
         io.choir.proto.PrepareOk.newBuilder().setOp(20).build()), 2 * MS);
-    step(a, CoreKit.applied(commit.apply), 3 * MS);
+    step(a, CoreKit.applied(commit.toApply()), 3 * MS);
     io.choir.proto.Nack.Builder nack = io.choir.proto.Nack.newBuilder();
     for (long op = 1; op <= 11; op += 2) {
       nack.addRanges(io.choir.proto.OpRange.newBuilder().setFirst(op).setLast(op));
     }
     Effects e = step(a, new Event.Peer(3, 0, MessageType.NACK, nack.build()), 10 * MS);
     long asked = 0;
-    for (Effects.Retransmit rt : e.retransmits) {
+    for (Effects.Retransmit rt : e.retransmits()) {
       asked += rt.maxBytes();
     }
     // one NACK may cause at most max_retransmit_bytes_per_nack of resends from the log.
-    assertTrue(asked <= 1000, e.retransmits.size() + " resends from the log, allowed " + asked + " bytes in all");
+    assertTrue(asked <= 1000, e.retransmits().size() + " resends from the log, allowed " + asked + " bytes in all");
   }
 }

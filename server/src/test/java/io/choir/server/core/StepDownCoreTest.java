@@ -28,6 +28,7 @@ import io.choir.proto.Status;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -59,14 +60,14 @@ class StepDownCoreTest {
     step(a, new Event.ClientRequest(11, put(1, 1, "a")), MS);
     step(a, new Event.ClientRequest(12, put(1, 2, "b")), MS);
     Effects flushed = tick(a, MS);
-    assertEquals(List.of(1L, 2L), ops(flushed.persist));
+    assertEquals(List.of(1L, 2L), ops(flushed.toPersist()));
     assertEquals(1, sendsOf(flushed, MessageType.PREPARE).size(), "ops 1..2 are multicast");
     // Op 3 is admitted but waits in the batch behind the unfinished log write of ops 1..2.
     step(a, new Event.ClientRequest(13, put(1, 3, "c")), 2 * MS);
-    assertTrue(tick(a, 2 * MS).persist.isEmpty());
+    assertTrue(tick(a, 2 * MS).toPersist().isEmpty());
     // The window (3 ops) is full: request 4 waits in the queue, no entry.
     Effects paused = step(a, new Event.ClientRequest(14, put(1, 4, "d")), 3 * MS);
-    assertEquals(Boolean.TRUE, paused.pauseIntake);
+    assertEquals(Optional.of(true), paused.intakePaused());
     // A retry of request 1 (same id) waits for op 1.
     step(a, new Event.ClientRequest(15, put(1, 1, "a")), 3 * MS);
 
@@ -74,9 +75,9 @@ class StepDownCoreTest {
     Effects down = step(a, heartbeatOfView(2, 1, 3), 4 * MS);
     assertEquals(1, a.view());
     assertFalse(a.isPrimary());
-    assertEquals(List.of(3L), ops(down.persist), "the batched entry is logged as the replica steps down");
+    assertEquals(List.of(3L), ops(down.toPersist()), "the batched entry is logged as the replica steps down");
     Map<Long, Response> byConnection = new HashMap<>();
-    down.replies.forEach(r -> byConnection.put(r.connectionId(), r.response()));
+    down.replies().forEach(r -> byConnection.put(r.connectionId(), r.responses().get(0)));
     assertEquals(5, byConnection.size(), "every waiting client is answered");
     for (long conn : List.of(11L, 12L, 13L, 15L)) {
       Response r = byConnection.get(conn);
@@ -90,7 +91,7 @@ class StepDownCoreTest {
     assertFalse(queued.getOutcomeUnknown(), "it never had an entry: certainly not executed");
     assertEquals(1, queued.getView());
     assertEquals(address(2), queued.getPrimaryAddress());
-    assertEquals(Boolean.FALSE, down.pauseIntake, "intake resumes (the clients go elsewhere)");
+    assertEquals(Optional.of(false), down.intakePaused(), "intake resumes (the clients go elsewhere)");
   }
 
   @Test
@@ -103,7 +104,7 @@ class StepDownCoreTest {
     Effects down = step(a, new Event.Peer(2, 1, MessageType.HEARTBEAT_OK,
         io.choir.proto.HeartbeatOk.getDefaultInstance()), 2 * MS);
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, a.mode());
-    Response r = down.replies.get(0).response();
+    Response r = down.replies().get(0).responses().get(0);
     assertEquals(Status.NOT_PRIMARY, r.getStatus());
     assertTrue(r.getOutcomeUnknown());
     assertEquals(1, r.getView());
@@ -128,14 +129,14 @@ class StepDownCoreTest {
       deliver(prepare, 1, r[id], id, 2 * MS);
       Effects ok = step(r[id], new Event.Persisted(1), 3 * MS);
       Effects atPrimary = deliver(only(ok, MessageType.PREPARE_OK), id, r[1], 1, 4 * MS);
-      assertTrue(atPrimary.apply.isEmpty(), "not applied before its own log write (ack of " + id + ")");
+      assertTrue(atPrimary.toApply().isEmpty(), "not applied before its own log write (ack of " + id + ")");
     }
     assertEquals(1, r[1].commitOp(), "two backups have it: committed");
     assertEquals(0, r[1].persistedOp());
     Effects own = step(r[1], new Event.Persisted(1), 5 * MS);
-    assertEquals(List.of(1L), ops(own.apply), "applied once it is in its own log");
-    Effects reply = step(r[1], applied(own.apply), 6 * MS);
-    assertEquals(9, reply.replies.get(0).connectionId());
+    assertEquals(List.of(1L), ops(own.toApply()), "applied once it is in its own log");
+    Effects reply = step(r[1], applied(own.toApply()), 6 * MS);
+    assertEquals(9, reply.replies().get(0).connectionId());
   }
 
   /**
@@ -148,22 +149,22 @@ class StepDownCoreTest {
     ReplicaCore b = fresh(2, 3);
     tick(b, 0);
     step(b, heartbeatOfView(1, 0), 10 * MS);
-    Response live = step(b, new Event.ClientRequest(1, put(1, 1, "a")), 100 * MS).replies.get(0).response();
+    Response live = step(b, new Event.ClientRequest(1, put(1, 1, "a")), 100 * MS).replies().get(0).responses().get(0);
     assertEquals(Status.NOT_PRIMARY, live.getStatus());
     assertEquals(address(1), live.getPrimaryAddress());
     assertEquals(0, live.getView());
     assertFalse(live.getOutcomeUnknown(), "a backup logs nothing");
     Request read = Request.newBuilder().setClientId(1).setRequestId(2)
         .setGet(Get.newBuilder().setKey(ByteString.copyFromUtf8("a"))).build();
-    assertEquals(Status.NOT_PRIMARY, step(b, new Event.ClientRequest(2, read), 100 * MS).replies.get(0)
-        .response().getStatus(), "a linearizable read too");
+    assertEquals(Status.NOT_PRIMARY, step(b, new Event.ClientRequest(2, read), 100 * MS).replies().get(0)
+        .responses().get(0).getStatus(), "a linearizable read too");
     Response silent = step(b, new Event.ClientRequest(1, put(1, 3, "a")), 10 * MS + T / 2 + MS)
-        .replies.get(0).response();
+        .replies().get(0).responses().get(0);
     assertEquals(Status.UNAVAILABLE, silent.getStatus());
     assertEquals("", silent.getPrimaryAddress(), "no address of a primary it has not heard from");
     assertEquals(0, silent.getView());
     step(b, new Event.Peer(3, 1, MessageType.START_VIEW_CHANGE, StartViewChange.getDefaultInstance()), 2 * T);
-    Response changing = step(b, new Event.ClientRequest(1, put(1, 4, "a")), 2 * T + MS).replies.get(0).response();
+    Response changing = step(b, new Event.ClientRequest(1, put(1, 4, "a")), 2 * T + MS).replies().get(0).responses().get(0);
     assertEquals(Status.UNAVAILABLE, changing.getStatus(), "in a view change the next primary is not known");
     assertEquals(1, changing.getView());
   }

@@ -18,7 +18,6 @@ import static io.choir.server.core.CoreKit.state;
 import static io.choir.server.core.CoreKit.step;
 import static io.choir.server.core.CoreKit.tick;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.proto.DoViewChange;
@@ -33,6 +32,7 @@ import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -78,7 +78,7 @@ class ViewChangeCoreTest {
     Effects first = step(r3, startViewChange(4, 1), 2 * T);
     assertEquals(1, r3.view());
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, r3.mode());
-    assertTrue(first.persistView, "the new view is recorded before its START_VIEW_CHANGE goes out");
+    assertTrue(first.viewToPersist().isPresent(), "the new view is recorded before its START_VIEW_CHANGE goes out");
     assertEquals(1, only(first, MessageType.START_VIEW_CHANGE).view());
     assertTrue(sendsOf(first, MessageType.DO_VIEW_CHANGE).isEmpty(), "1 of f = 2 START_VIEW_CHANGEs");
     assertTrue(sendsOf(step(r3, startViewChange(4, 1), 2 * T + MS), MessageType.DO_VIEW_CHANGE).isEmpty(),
@@ -106,8 +106,8 @@ class ViewChangeCoreTest {
     Effects.Send sv = first(e, MessageType.START_VIEW);
     assertEquals(Effects.MULTICAST, sv.to());
     assertTrue(r2.isPrimary());
-    assertTrue(e.persistLastNormalView);
-    assertEquals(1, e.lastNormalView);
+    assertTrue(e.lastNormalViewToPersist().isPresent());
+    assertEquals(1, e.lastNormalViewToPersist().get().lastNormalView());
   }
 
   /** Replica 3 holds ops 1..n of view 0; replica 2 (primary of view 1) holds 1..2 of them; 1 is gone. */
@@ -174,9 +174,9 @@ class ViewChangeCoreTest {
         for (Effects.Send p : pieces) {
           assertEquals(2, p.to(), "by unicast to the new primary");
           Effects got = deliver(p, 3, r[2], 2, now);
-          f.persistedAtNewPrimary.addAll(ops(got.persist));
-          f.appliedAtNewPrimary.addAll(ops(got.apply));
-          f.epoch = got.logEpoch;
+          f.persistedAtNewPrimary.addAll(ops(got.toPersist()));
+          f.appliedAtNewPrimary.addAll(ops(got.toApply()));
+          f.epoch = got.logEpoch();
           if (!sendsOf(got, MessageType.START_VIEW).isEmpty()) {
             f.finish = got;
           }
@@ -189,7 +189,7 @@ class ViewChangeCoreTest {
       do {
         now += HB / 2;
         e = tick(r[2], now);
-        assertTrue(e.nextTickNs > now, "view-change timers stay ahead of the clock");
+        assertTrue(e.nextTickNs() > now, "view-change timers stay ahead of the clock");
       } while (sendsOf(e, MessageType.NACK).isEmpty());
     }
     f.now = now;
@@ -229,9 +229,9 @@ class ViewChangeCoreTest {
     assertEquals(Effects.MULTICAST, sv.to());
     assertEquals(1, sv.view());
     assertEquals(StartView.newBuilder().setLastOp(12).setCommit(0).build(), sv.body(), "no entries in START_VIEW");
-    assertTrue(f.finish.persistView);
-    assertTrue(f.finish.persistLastNormalView, "its log is complete in view 1");
-    assertEquals(1, f.finish.lastNormalView);
+    assertTrue(f.finish.viewToPersist().isPresent());
+    assertTrue(f.finish.lastNormalViewToPersist().isPresent(), "its log is complete in view 1");
+    assertEquals(1, f.finish.lastNormalViewToPersist().get().lastNormalView());
     assertEquals(1, r[2].lastNormalView());
   }
 
@@ -250,7 +250,7 @@ class ViewChangeCoreTest {
     assertEquals(1, r[3].view());
     assertEquals(ReplicaCore.Mode.NORMAL, r[3].mode());
     assertEquals("catching-up", r[3].role(), "its entries above commit are unverified");
-    assertFalse(adopt.persistLastNormalView, "not complete in view 1 yet");
+    assertTrue(adopt.lastNormalViewToPersist().isEmpty(), "not complete in view 1 yet");
     assertEquals(0, r[3].lastNormalView());
     Effects hbBefore = deliver(only(tick(r[2], now + HB), MessageType.HEARTBEAT), 2, r[3], 3, now + HB);
     assertEquals(0, ((HeartbeatOk) only(hbBefore, MessageType.HEARTBEAT_OK).body()).getOp(),
@@ -265,21 +265,21 @@ class ViewChangeCoreTest {
         assertEquals(2, nack.to());
         for (Effects.Send p : sendsOf(deliver(nack, 3, r[2], 2, now), MessageType.PREPARE)) {
           Effects got = deliver(p, 2, r[3], 3, now);
-          persistedAtBackup.addAll(got.persist);
-          if (got.persistLastNormalView) {
+          persistedAtBackup.addAll(got.toPersist());
+          if (got.lastNormalViewToPersist().isPresent()) {
             complete = got;
           }
         }
       }
     }
     assertTrue(complete != null, "the backup completes its log by NACK repair");
-    assertEquals(1, complete.lastNormalView);
+    assertEquals(1, complete.lastNormalViewToPersist().get().lastNormalView());
     assertTrue(persistedAtBackup.isEmpty(), "every entry was equal to its own: confirmed, not rewritten");
     assertEquals("backup", r[3].role());
     assertEquals(0, r[2].commitOp(), "nothing is committed in view 1 yet");
     step(r[3], new Event.LastNormalViewPersisted(1), now);
     Effects own = step(r[2], new Event.Persisted(12, f.epoch), now);
-    assertTrue(own.apply.isEmpty(), "its own copy is 1 of the 2 needed");
+    assertTrue(own.toApply().isEmpty(), "its own copy is 1 of the 2 needed");
     step(r[2], new Event.LastNormalViewPersisted(1), now);
     now += HB;
     Effects hb = tick(r[2], now);
@@ -287,7 +287,7 @@ class ViewChangeCoreTest {
     assertEquals(12, ((HeartbeatOk) only(ok, MessageType.HEARTBEAT_OK).body()).getOp(), "complete: it acknowledges");
     Effects commit = deliver(only(ok, MessageType.HEARTBEAT_OK), 3, r[2], 2, now);
     assertEquals(12, r[2].commitOp(), "f = 1 backup and the primary: the re-prepared suffix commits");
-    assertEquals(12, commit.apply.size());
+    assertEquals(12, commit.toApply().size());
   }
 
   /**
@@ -300,12 +300,12 @@ class ViewChangeCoreTest {
     // Before it died the old primary told replica 3 that all 12 ops committed.
     Effects learned = step(r[3], new Event.Peer(1, 0, MessageType.HEARTBEAT,
         Heartbeat.newBuilder().setLastOp(12).setCommit(12).setLowWatermark(1).build()), MS);
-    assertEquals(12, learned.apply.size(), "its own log had them: applied at once");
+    assertEquals(12, learned.toApply().size(), "its own log had them: applied at once");
     Fill f = fill(r, electReplica2(r, 2 * T), 2 * T, 0);
     assertEquals(12, r[2].commitOp(), "the DO_VIEW_CHANGE's commit is learned");
     assertEquals(List.of(1L, 2L), f.appliedAtNewPrimary, "only the ops already in its own log");
     Effects written = step(r[2], new Event.Persisted(12, f.epoch), f.now);
-    assertEquals(List.of(3L, 4L, 5L, 6L, 7L, 8L, 9L, 10L, 11L, 12L), ops(written.apply), "the rest once logged");
+    assertEquals(List.of(3L, 4L, 5L, 6L, 7L, 8L, 9L, 10L, 11L, 12L), ops(written.toApply()), "the rest once logged");
   }
 
   /**
@@ -335,8 +335,8 @@ class ViewChangeCoreTest {
         "replica 3's log wins: last normal view 3 > 2");
     Effects answer = deliver(only(chose, MessageType.NACK), 2, r[3], 3, now);
     Effects placed = deliver(only(answer, MessageType.PREPARE), 3, r[2], 2, now + MS);
-    assertEquals(1, placed.truncateLogAfter, "op 2 differs: it and everything after it go");
-    assertEquals(List.of(e2, e3), placed.persist, "op 1 is confirmed, ops 2..3 are written");
+    assertEquals(OptionalLong.of(1), placed.truncationAfter(), "op 2 differs: it and everything after it go");
+    assertEquals(List.of(e2, e3), placed.toPersist(), "op 1 is confirmed, ops 2..3 are written");
     assertEquals(StartView.newBuilder().setLastOp(3).setCommit(0).build(),
         first(placed, MessageType.START_VIEW).body());
     assertTrue(r[2].isPrimary());
@@ -347,22 +347,22 @@ class ViewChangeCoreTest {
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, r[1].mode(), "a restarted primary never resumes its view");
     step(r[2], new Event.ClientRequest(5, put(7, 1, "new")), now);
     Effects flushed = tick(r[2], now);
-    Entry e4new = flushed.persist.get(0);
+    Entry e4new = flushed.toPersist().get(0);
     assertEquals(4, e4new.getOp());
     assertEquals(4, e4new.getView());
     Effects adopt = deliver(only(flushed, MessageType.PREPARE), 2, r[1], 1, now);
     assertEquals(4, r[1].view());
     assertEquals("catching-up", r[1].role());
-    assertTrue(adopt.persist.isEmpty(), "op 4 waits until ops 1..3 are confirmed");
+    assertTrue(adopt.toPersist().isEmpty(), "op 4 waits until ops 1..3 are confirmed");
     Effects ask = tick(r[1], now + 3 * MS);
     Effects.Send nack = only(ask, MessageType.NACK);
     assertEquals(List.of(range(1, 3)), ((Nack) nack.body()).getRangesList());
     Effects resend = deliver(nack, 1, r[2], 2, now + 3 * MS);
     Effects repaired = deliver(only(resend, MessageType.PREPARE), 2, r[1], 1, now + 4 * MS);
-    assertEquals(3, repaired.truncateLogAfter, "its op 4 of view 3 differs from view 4's");
-    assertEquals(List.of(e4new), repaired.persist);
-    assertTrue(repaired.persistLastNormalView);
-    assertEquals(4, repaired.lastNormalView);
+    assertEquals(OptionalLong.of(3), repaired.truncationAfter(), "its op 4 of view 3 differs from view 4's");
+    assertEquals(List.of(e4new), repaired.toPersist());
+    assertTrue(repaired.lastNormalViewToPersist().isPresent());
+    assertEquals(4, repaired.lastNormalViewToPersist().get().lastNormalView());
     assertEquals("backup", r[1].role());
   }
 }

@@ -75,24 +75,22 @@ class EffectExecutorTest {
   @Test
   void shouldCarryOutEffectsInTheirOrder() {
     Effects fx = new Effects();
-    fx.pauseIntake = true;
-    fx.replies.add(new Effects.Reply(7, Response.getDefaultInstance()));
-    fx.replies.add(new Effects.Reply(8, Response.getDefaultInstance()));
-    fx.replies.add(new Effects.Reply(7, Response.getDefaultInstance()));
-    fx.reads.add(new Effects.Read(9, Request.getDefaultInstance()));
-    fx.stateTransferFrom = 2;
-    fx.retransmits.add(new Effects.Retransmit(2, 1, 4, 6, 6));
-    fx.truncateLogBefore = 3;
-    fx.apply.addAll(RecoveryTest.entries(1, 2));
-    fx.sends.add(new Effects.Send(Effects.MULTICAST, 1, MessageType.HEARTBEAT, Heartbeat.getDefaultInstance()));
-    fx.persistLastNormalView = true;
-    fx.lastNormalView = 1;
-    fx.caughtUp = true;
-    fx.persist.addAll(RecoveryTest.entries(5, 7));
-    fx.logEpoch = 2;
-    fx.truncateLogAfter = 4;
-    fx.persistView = true;
-    fx.view = 1;
+    fx.pauseIntake(true);
+    fx.reply(7, Response.getDefaultInstance());
+    fx.reply(8, Response.getDefaultInstance());
+    fx.reply(7, Response.getDefaultInstance());
+    fx.read(9, Request.getDefaultInstance());
+    fx.fetchStateFrom(2);
+    fx.retransmit(new Effects.Retransmit(2, 1, 4, 6, 6));
+    fx.truncateLogBefore(3);
+    RecoveryTest.entries(1, 2).forEach(fx::apply);
+    fx.send(Effects.MULTICAST, 1, MessageType.HEARTBEAT, Heartbeat.getDefaultInstance());
+    fx.persistLastNormalView(1);
+    fx.caughtUp();
+    fx.truncateLogAfter(4); // before the entries above it: a truncation drops those asked before it
+    fx.persistAll(RecoveryTest.entries(5, 7));
+    fx.logEpoch(2);
+    fx.persistView(1);
 
     executor().execute(fx);
 

@@ -1,7 +1,10 @@
 package io.choir.sim;
 
 import com.google.protobuf.MessageLite;
+import io.choir.proto.DoViewChange;
+import io.choir.proto.Entry;
 import io.choir.proto.Prepare;
+import io.choir.proto.StartView;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
@@ -40,46 +43,86 @@ final class SimTrace {
     String s = m.toString().replace("\n", " ");
     if (m instanceof Prepare p) {
       s = "first=" + p.getFirstOp() + " n=" + p.getEntriesCount() + " commit=" + p.getCommit();
-    } else if (m instanceof io.choir.proto.DoViewChange d) {
+    } else if (m instanceof DoViewChange d) {
       s = "lnv=" + d.getLastNormalView() + " last=" + d.getLastOp() + " commit=" + d.getCommit();
-    } else if (m instanceof io.choir.proto.StartView sv) {
+    } else if (m instanceof StartView sv) {
       s = "last=" + sv.getLastOp() + " commit=" + sv.getCommit();
     }
     return s.length() > 100 ? s.substring(0, 100) : s;
   }
 
+  /** The burst's effects in the order they are carried out. */
   static String describe(Effects fx) {
     StringBuilder sb = new StringBuilder();
-    if (!fx.persist.isEmpty()) {
-      sb.append("persist ").append(fx.persist.get(0).getOp()).append("..")
-          .append(fx.persist.get(fx.persist.size() - 1).getOp()).append(" e").append(fx.logEpoch).append("; ");
-    }
-    if (!fx.apply.isEmpty()) {
-      sb.append("apply ").append(fx.apply.get(0).getOp()).append("..")
-          .append(fx.apply.get(fx.apply.size() - 1).getOp()).append("; ");
-    }
-    if (fx.truncateLogAfter >= 0) {
-      sb.append("truncAfter ").append(fx.truncateLogAfter).append("; ");
-    }
-    if (fx.truncateLogBefore > 0) {
-      sb.append("truncBefore ").append(fx.truncateLogBefore).append("; ");
-    }
-    if (fx.persistView) {
-      sb.append("view ").append(fx.view).append("; ");
-    }
-    if (fx.persistLastNormalView) {
-      sb.append("lnv ").append(fx.lastNormalView).append(fx.caughtUp ? " caught up" : "").append("; ");
-    }
-    for (Effects.Send s : fx.sends) {
-      sb.append("send ").append(s.type()).append(" to ").append(s.to()).append(" v").append(s.view())
-          .append(" [").append(brief(s.body())).append("]; ");
-    }
-    if (fx.stateTransferFrom > 0) {
-      sb.append("state transfer from ").append(fx.stateTransferFrom).append("; ");
-    }
-    if (!fx.replies.isEmpty()) {
-      sb.append(fx.replies.size()).append(" replies; ");
+    Effects.Handler describer = new Effects.Handler() {
+      @Override
+      public void persistView(Effects.PersistView e) {
+        sb.append("view ").append(e.view()).append("; ");
+      }
+
+      @Override
+      public void truncateLogAfter(Effects.TruncateLogAfter e) {
+        sb.append("truncAfter ").append(e.op()).append("; ");
+      }
+
+      @Override
+      public void persist(Effects.Persist e) {
+        sb.append("persist ").append(range(e.entries())).append(" e").append(e.epoch()).append("; ");
+      }
+
+      @Override
+      public void persistLastNormalView(Effects.PersistLastNormalView e) {
+        sb.append("lnv ").append(e.lastNormalView()).append(e.caughtUp() ? " caught up" : "").append("; ");
+      }
+
+      @Override
+      public void send(Effects.Send s) {
+        sb.append("send ").append(s.type()).append(" to ").append(s.to()).append(" v").append(s.view())
+            .append(" [").append(brief(s.body())).append("]; ");
+      }
+
+      @Override
+      public void apply(Effects.Apply e) {
+        sb.append("apply ").append(range(e.entries())).append("; ");
+      }
+
+      @Override
+      public void truncateLogBefore(Effects.TruncateLogBefore e) {
+        sb.append("truncBefore ").append(e.op()).append("; ");
+      }
+
+      @Override
+      public void retransmit(Effects.Retransmit r) {
+        sb.append("resend ").append(r.fromOp()).append("..").append(r.toOp()).append(" to ").append(r.to()).append("; ");
+      }
+
+      @Override
+      public void fetchState(Effects.FetchState e) {
+        sb.append("state transfer from ").append(e.from()).append("; ");
+      }
+
+      @Override
+      public void read(Effects.Read e) {
+        sb.append("read on ").append(e.connectionId()).append("; ");
+      }
+
+      @Override
+      public void reply(Effects.Reply e) {
+        sb.append(e.responses().size()).append(" replies on ").append(e.connectionId()).append("; ");
+      }
+
+      @Override
+      public void pauseIntake(Effects.PauseIntake e) {
+        sb.append(e.paused() ? "pause intake; " : "resume intake; ");
+      }
+    };
+    for (Effects.Effect e : fx.toExecute()) {
+      e.carryOut(describer);
     }
     return sb.toString();
+  }
+
+  private static String range(List<Entry> entries) {
+    return entries.get(0).getOp() + ".." + entries.get(entries.size() - 1).getOp();
   }
 }
