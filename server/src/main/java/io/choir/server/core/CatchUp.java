@@ -7,7 +7,7 @@ import java.util.OptionalLong;
  * ops a backup lacks are below what the primary's log still holds, it fetches the primary's applied
  * state instead of repairing by NACK. From then on the transfer is pending, and nothing is placed or
  * applied, until one install succeeds (storage may hold a partial one); a failed fetch is retried after
- * a pause. The caller runs the fetch (Effects.stateTransferFrom) and reports StateInstalled or
+ * a pause. The caller runs the fetch (Effects.fetchStateFrom) and reports StateInstalled or
  * StateTransferFailed.
  */
 final class CatchUp {

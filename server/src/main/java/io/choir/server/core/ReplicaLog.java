@@ -132,7 +132,7 @@ final class ReplicaLog {
   /**
    * Puts the current view's entry e for op verifiedOp + 1 in the log: appended after the end, confirmed
    * when the entry there is the same, and otherwise the entry there and all after it (of an abandoned
-   * view, hence not committed) are dropped first. What is appended is handed to storage (out.persist).
+   * view, hence not committed) are dropped first. What is appended is handed to storage (Effects.persist).
    */
   Placed place(Entry e, Effects out) {
     long op = e.getOp();

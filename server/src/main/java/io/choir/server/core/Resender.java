@@ -17,7 +17,7 @@ import java.util.List;
  */
 final class Resender {
   /**
-   * What to resend for one NACK besides the log reads (already in Effects.retransmits): entries by
+   * What to resend for one NACK besides the log reads (already asked for with Effects.retransmit): entries by
    * unicast and by multicast (ascending, maybe with holes), and whether the asker wanted ops below the
    * log (it needs a state transfer).
    */
@@ -90,7 +90,7 @@ final class Resender {
 
   /**
    * Answers replica from's NACK at nowNs with what the log holds (log reads of ops below its window go
-   * to out.retransmits with view and the commit number), or null when from's budget is spent. A primary may
+   * with out.retransmit, with view and the commit number), or null when from's budget is spent. A primary may
    * multicast and skips what from has acknowledged; otherwise (serving the new primary's fetch of the
    * chosen log in a view change) everything goes by unicast.
    */
