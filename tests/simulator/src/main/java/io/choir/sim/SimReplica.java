@@ -13,6 +13,7 @@ import io.choir.server.replica.ApplyLane;
 import io.choir.server.replica.ApplyLaneStorage;
 import io.choir.server.replica.EffectExecutor;
 import io.choir.server.replica.LogLane;
+import io.choir.server.replica.LogLaneRunner;
 import io.choir.server.replica.Recovery;
 import io.choir.server.replica.ReplicaMeta;
 import io.choir.server.replica.StorageLanes;
@@ -150,7 +151,9 @@ final class SimReplica {
   /** Starts (or restarts) the process from what storage holds, with the server's own recovery. */
   void start() {
     incarnation++;
-    ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
+    // Recovery's log changes run here; once the log lane's actor exists, they run on it.
+    LogLaneRunner logChanges = new LogLaneRunner();
+    ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage, logChanges);
     stateMachine = new KvStateMachine(applyStorage, cfg.maxClientSessions(), 1024, cfg.sessionTimeoutMs());
     core = new ReplicaCore(config, Recovery.recover(storage, stateMachine, "node " + id, buffered, true));
     int inc = incarnation;
@@ -167,7 +170,7 @@ final class SimReplica {
     logActor = new LaneActor(logLane::take, logLane::hasWork, logLane::next, logLane::step);
     applyActor = new LaneActor(applyLane::take, applyLane::hasWork, applyLane::next, applyLane::step);
     lanes = new StorageLanes(storage, fsync, logActor::put, applyActor::put, events);
-    applyStorage.attach(logActor::runAndWait);
+    logChanges.laneStarted(logActor::runAndWait);
     EffectExecutor.PeerPort peers = (to, view, type, body) -> host.send(id, to, view, type, body);
     executor = new EffectExecutor(core, new EffectExecutor.Ports(
         v -> ReplicaMeta.storeView(storage, v),
