@@ -26,6 +26,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
@@ -412,12 +413,12 @@ final class SimReplica {
      * run here and now, which is one of the orders the real threads allow.
      */
     void runAndWait(String what, Runnable action) {
-      boolean[] done = new boolean[1];
+      CompletableFuture<Void> ran = new CompletableFuture<>();
       put(new StorageLanes.Run(what, () -> {
         action.run();
-        done[0] = true;
+        ran.complete(null);
       }));
-      while (!done[0]) {
+      while (!ran.isDone()) {
         act();
       }
     }
