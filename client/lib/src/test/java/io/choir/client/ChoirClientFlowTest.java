@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+// The wire's ReadConsistency, what the fake server sees; the client's own (same name, this package)
+// is written out in full where the test passes it to the client.
 import io.choir.proto.ReadConsistency;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -12,8 +14,11 @@ import io.choir.proto.Status;
 import io.netty.channel.Channel;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
@@ -72,8 +77,8 @@ class ChoirClientFlowTest {
       // Answer the highest id first (whatever order they arrived in): the store numbers the writes in
       // answer order, so every put expects a distinct version that only the response with its own id
       // carries.
-      requests.sort(java.util.Comparator.comparingLong((Held h) -> h.request().getRequestId()).reversed());
-      java.util.Map<String, Long> expected = new java.util.HashMap<>();
+      requests.sort(Comparator.comparingLong((Held h) -> h.request().getRequestId()).reversed());
+      Map<String, Long> expected = new HashMap<>();
       for (Held h : requests) {
         Response r = server.store.apply(h.request());
         expected.put(h.request().getPut().getKey().toStringUtf8(), r.getVersion());

@@ -10,8 +10,11 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -29,7 +32,7 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class ChoirClientSessionTest {
   private static ChoirClient.Builder clientFor(FakeServer... servers) {
-    List<String> endpoints = java.util.Arrays.stream(servers).map(FakeServer::address).toList();
+    List<String> endpoints = Arrays.stream(servers).map(FakeServer::address).toList();
     return ChoirClient.builder().endpoints(endpoints).requestTimeout(Duration.ofSeconds(3))
         .eventLoopThreads(1).random(new Random(7));
   }
@@ -158,12 +161,12 @@ class ChoirClientSessionTest {
       assertTrue(e.getMessage().contains("not executed"), e.getMessage());
       assertTrue(tookMs < 2_000, "failed on the answer, not at the timeout: " + tookMs + " ms");
       for (var f : List.of(first, second)) {
-        Throwable t = assertThrows(java.util.concurrent.ExecutionException.class, () -> f.get(5, TimeUnit.SECONDS)).getCause();
+        Throwable t = assertThrows(ExecutionException.class, () -> f.get(5, TimeUnit.SECONDS)).getCause();
         assertInstanceOf(BusyException.class, t);
       }
       assertEquals(0, server.received().stream().filter(Request::hasPut).count(), "no write was sent");
       // A read needs no session.
-      assertEquals(java.util.Optional.empty(), client.get("a"));
+      assertEquals(Optional.empty(), client.get("a"));
     }
   }
 

@@ -8,10 +8,12 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -24,7 +26,7 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class ChoirClientUncertaintyTest {
   private static ChoirClient.Builder clientFor(FakeServer... servers) {
-    List<String> endpoints = java.util.Arrays.stream(servers).map(FakeServer::address).toList();
+    List<String> endpoints = Arrays.stream(servers).map(FakeServer::address).toList();
     return ChoirClient.builder().endpoints(endpoints).requestTimeout(Duration.ofMillis(1_500))
         .eventLoopThreads(1).random(new Random(11));
   }
@@ -59,7 +61,7 @@ class ChoirClientUncertaintyTest {
       ChoirTimeoutException e = assertThrows(ChoirTimeoutException.class, () -> client.put("k", "v"));
       assertTrue(e.getMessage().contains("outcome is unknown"), e.getMessage());
       assertTrue(seen.get() > 2, "kept retrying with the same id meanwhile: " + seen.get());
-      assertEquals(1, java.util.stream.Stream.concat(putIds(a).stream(), putIds(b).stream()).distinct().count());
+      assertEquals(1, Stream.concat(putIds(a).stream(), putIds(b).stream()).distinct().count());
     }
   }
 

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -68,7 +69,7 @@ class ClientPromisesUnderFaultsTest {
     long t0 = clock.nanoTime();
     for (int c = 0; c < nClients; c++) {
       List<String> endpoints = new ArrayList<>(cluster.addresses);
-      java.util.Collections.shuffle(endpoints, random);
+      Collections.shuffle(endpoints, random);
       long requestTimeoutMs = 2_000 + random.nextInt(4_000);
       DeterministicClient client = DeterministicClient.builder()
           .endpoints(endpoints)

@@ -8,6 +8,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -263,7 +264,7 @@ class DeterministicClientTest {
     List<Request> atB = new ArrayList<>();
     // An overloaded primary: one answer every 50 ms, in arrival order, while writes arrive every 10 ms.
     // Its latency grows to about 3 s, three attempt timeouts, yet answers never stop coming.
-    java.util.ArrayDeque<Runnable> queue = new java.util.ArrayDeque<>();
+    ArrayDeque<Runnable> queue = new ArrayDeque<>();
     w.net.replica(A, (conn, r) -> {
       atA.add(r);
       queue.add(() -> conn.reply(store.apply(r)));

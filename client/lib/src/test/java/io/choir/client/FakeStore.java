@@ -8,8 +8,10 @@ import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import java.util.HashSet;
 import java.util.Map;
 import java.util.NavigableMap;
+import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -32,7 +34,7 @@ final class FakeStore {
   /** The id of the first session a store opens. */
   static final long FIRST_SESSION_ID = 5_000;
 
-  private final java.util.Set<Long> sessions = new java.util.HashSet<>();
+  private final Set<Long> sessions = new HashSet<>();
   private long nextSessionId = FIRST_SESSION_ID;
   private boolean enforceSessions;
   private long lastOp;

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -60,7 +61,7 @@ class PureLogicTest {
     assertThrows(IllegalArgumentException.class, () -> ChoirClient.builder().maxFrameBytes(10));
     assertThrows(IllegalArgumentException.class, () -> ChoirClient.builder().eventLoopThreads(0));
     assertThrows(IllegalArgumentException.class,
-        () -> ChoirClient.builder().requestTimeout(java.time.Duration.ZERO));
+        () -> ChoirClient.builder().requestTimeout(Duration.ZERO));
   }
 
   @Test

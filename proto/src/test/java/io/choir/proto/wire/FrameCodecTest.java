@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.choir.proto.Get;
@@ -12,6 +13,7 @@ import io.choir.proto.Request;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 /** Codecs tested on an EmbeddedChannel: no sockets (netty's ProtobufVarint32FrameDecoderTest style). */
@@ -101,17 +103,17 @@ class FrameCodecTest {
     h.encode(viaBuf);
     byte[] fromBuf = new byte[DatagramHeader.SIZE];
     viaBuf.readBytes(fromBuf);
-    assertArrayEquals(java.util.Arrays.copyOf(d, DatagramHeader.SIZE - 4), java.util.Arrays.copyOf(fromBuf,
+    assertArrayEquals(Arrays.copyOf(d, DatagramHeader.SIZE - 4), Arrays.copyOf(fromBuf,
         DatagramHeader.SIZE - 4), "the ByteBuf and byte[] encodings agree");
-    org.junit.jupiter.api.Assertions.assertTrue(DatagramHeader.checksumMatches(d, d.length));
+    assertTrue(DatagramHeader.checksumMatches(d, d.length));
     for (int i = 0; i < d.length; i++) {
       for (int bit = 0; bit < 8; bit++) {
         d[i] ^= (byte) (1 << bit);
-        org.junit.jupiter.api.Assertions.assertFalse(DatagramHeader.checksumMatches(d, d.length),
+        assertFalse(DatagramHeader.checksumMatches(d, d.length),
             "a flip of bit " + bit + " of byte " + i + " is caught");
         d[i] ^= (byte) (1 << bit);
       }
     }
-    org.junit.jupiter.api.Assertions.assertFalse(DatagramHeader.checksumMatches(d, d.length - 1), "truncation");
+    assertFalse(DatagramHeader.checksumMatches(d, d.length - 1), "truncation");
   }
 }

@@ -13,48 +13,31 @@ import java.util.List;
  * the log, leaving stale entries below the installed op and a hole above them). Everything else goes
  * straight to the storage.
  *
- * <p>Until {@link #attach} (while the replica starts: the state machine's load), log changes go
- * straight to the storage too: no lane runs yet.
+ * <p>Where a log change runs depends on the replica's phase, which the {@link LogLaneRunner} keeps:
+ * while the replica starts (the state machine's load) no lane runs yet, so it goes straight to the
+ * storage too.
  */
 public final class ApplyLaneStorage extends ForwardingStorage {
-  /** Runs an action on the log lane after what is queued there, and returns once it ran. */
-  public interface LogLaneRunner {
-    void runAndWait(String what, Runnable action);
-  }
+  private final LogLaneRunner logLane;
 
-  private volatile LogLaneRunner logLane;
-
-  public ApplyLaneStorage(Storage delegate) {
+  public ApplyLaneStorage(Storage delegate, LogLaneRunner logLane) {
     super(delegate);
-  }
-
-  /** From now on, log changes run on the log lane. */
-  public void attach(LogLaneRunner logLane) {
     this.logLane = logLane;
-  }
-
-  private void onLogLane(String what, Runnable action) {
-    LogLaneRunner lane = logLane;
-    if (lane == null) {
-      action.run();
-    } else {
-      lane.runAndWait(what, action);
-    }
   }
 
   @Override
   public void appendLog(List<Entry> entries, boolean sync) {
-    onLogLane("append to the log", () -> delegate.appendLog(entries, sync));
+    logLane.runAndWait("append to the log", () -> delegate.appendLog(entries, sync));
   }
 
   @Override
   public void truncateLogBefore(long op, boolean sync) {
-    onLogLane("truncate the log before " + op, () -> delegate.truncateLogBefore(op, sync));
+    logLane.runAndWait("truncate the log before " + op, () -> delegate.truncateLogBefore(op, sync));
   }
 
   @Override
   public void truncateLogAfter(long op, boolean sync) {
-    onLogLane("truncate the log after " + op, () -> delegate.truncateLogAfter(op, sync));
+    logLane.runAndWait("truncate the log after " + op, () -> delegate.truncateLogAfter(op, sync));
   }
 
   /** Closes nothing: the replica closes the storage it opened itself. */

@@ -105,8 +105,10 @@ public final class ReplicaServer implements AutoCloseable {
     this.storage = RocksDbStorage.open(config.dataDir());
     ReplicaInbox inbox;
     try {
-      // The state machine's own log changes (an install's truncation) go to the log lane, in order.
-      ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
+      // The state machine's own log changes (an install's truncation) go to the log lane, in order,
+      // once the storage stage starts it; recovery's run here, before.
+      LogLaneRunner logChanges = new LogLaneRunner();
+      ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage, logChanges);
       this.stateMachine = new KvStateMachine(applyStorage, config.get(MAX_CLIENT_SESSIONS), config.get(MAX_REPLIES_PER_CLIENT),
           config.get(SESSION_TIMEOUT_MS));
       RecoveredState recovered = Recovery.recover(storage, stateMachine,
@@ -136,7 +138,7 @@ public final class ReplicaServer implements AutoCloseable {
       // without an fsync, while recover() still takes the data folder for an fsync one.
       boolean fsync = config.get(DURABILITY) == ServerConfig.Durability.FSYNC
           && !config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
-      this.storageStage = new StorageStage(storage, stateMachine, applyStorage, fsync, COMBINED_SYNC,
+      this.storageStage = new StorageStage(storage, stateMachine, logChanges, fsync, COMBINED_SYNC,
           config.get(MAX_BATCH_ENTRIES), 1 << 16, inbox::post, this::fatal);
       this.peers = config.get(REPLICAS).size() > 1
           ? ReplicaPeers.open(config, storage, stateMachine, storageStage::runApply, inbox, metrics)

@@ -39,27 +39,30 @@ final class StorageStage implements AutoCloseable {
   private final LaneThread applyThread;
   private final LogLane logLane;
   private final StorageLanes lanes;
+  private final LogLaneRunner logChanges;
   private final Consumer<Throwable> onFatal;
 
   /**
    * @param fsync log writes are synced before they are reported persisted
    * @param combinedSync a log write and its fsync are one synced write (see LogLane)
-   * @param applyStorage the state machine's view of the storage: its log changes go to the log lane
+   * @param logChanges runs the state machine's log changes; told to run them on the log lane at {@link #start}
    */
-  StorageStage(Storage storage, KvStateMachine stateMachine, ApplyLaneStorage applyStorage, boolean fsync,
+  StorageStage(Storage storage, KvStateMachine stateMachine, LogLaneRunner logChanges, boolean fsync,
       boolean combinedSync, int maxBatchEntries, int queueCapacity, Consumer<Event> events,
       Consumer<Throwable> onFatal) {
     this.onFatal = onFatal;
+    this.logChanges = logChanges;
     this.logLane = new LogLane(storage, fsync, combinedSync, maxBatchEntries, events);
     ApplyLane applyLane = new ApplyLane(stateMachine, maxBatchEntries, events);
     this.logThread = new LaneThread("choir-log", queueCapacity, logLane::take, logLane::hasWork, logLane::step);
     this.applyThread = new LaneThread("choir-apply", queueCapacity, applyLane::take, applyLane::hasWork,
         applyLane::step);
     this.lanes = new StorageLanes(storage, fsync, logThread::put, applyThread::put, events);
-    applyStorage.attach(this::runOnLogLaneAndWait);
   }
 
+  /** Starts both lanes; the state machine's log changes run on the log lane from now on. */
   void start() {
+    logChanges.laneStarted(this::runOnLogLaneAndWait);
     logThread.thread.start();
     applyThread.thread.start();
   }

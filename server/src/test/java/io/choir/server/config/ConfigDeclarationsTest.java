@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -42,7 +43,7 @@ class ConfigDeclarationsTest {
         continue;
       }
       for (String word : r.values()) {
-        assertEquals(word, s.show(s.parse(word.toUpperCase(java.util.Locale.ROOT))), s.key());
+        assertEquals(word, s.show(s.parse(word.toUpperCase(Locale.ROOT))), s.key());
       }
       ConfigException e = assertThrows(ConfigException.class, () -> s.parse("nosuchword"), s.key());
       assertEquals(s.key(), e.key());

@@ -20,6 +20,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOutboundHandlerAdapter;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.embedded.EmbeddedChannel;
+import java.nio.channels.ClosedChannelException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -50,7 +51,7 @@ class ClientReplyBoundsTest {
     public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
       if (!ctx.channel().isActive()) { // as Netty's head does: a write to a closed channel fails
         ((ByteBuf) msg).release();
-        promise.setFailure(new java.nio.channels.ClosedChannelException());
+        promise.setFailure(new ClosedChannelException());
         return;
       }
       msgs.add(msg);
@@ -71,7 +72,7 @@ class ClientReplyBoundsTest {
       msgs.clear();
       List<ChannelPromise> failed = new ArrayList<>(promises);
       promises.clear();
-      failed.forEach(p -> p.setFailure(new java.nio.channels.ClosedChannelException()));
+      failed.forEach(p -> p.setFailure(new ClosedChannelException()));
       ctx.close(promise);
     }
 

@@ -7,14 +7,26 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.MessageLite;
+import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.Fragment;
+import io.choir.proto.Heartbeat;
+import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
+import io.choir.proto.Nack;
 import io.choir.proto.PeerEnvelope;
+import io.choir.proto.PreViewChange;
+import io.choir.proto.PreViewChangeOk;
 import io.choir.proto.Prepare;
+import io.choir.proto.PrepareOk;
 import io.choir.proto.Put;
+import io.choir.proto.Recovery;
 import io.choir.proto.RecoveryResponse;
+import io.choir.proto.StartView;
+import io.choir.proto.StartViewChange;
 import io.choir.proto.wire.DatagramHeader;
+import io.choir.server.security.DatagramSealer;
 import org.junit.jupiter.api.Test;
 
 /** PeerRouting's rule and the bounds that follow from it (issue 9, hole 2e). */
@@ -35,7 +47,7 @@ class PeerRoutingTest {
 
   @Test
   void shouldRouteOnlyUnicastBodiesBiggerThanOneDatagramOverTheStream() {
-    int room = 1400 - DatagramHeader.SIZE - io.choir.server.security.DatagramSealer.TAG_BYTES; // a sealed one fits too
+    int room = 1400 - DatagramHeader.SIZE - DatagramSealer.TAG_BYTES; // a sealed one fits too
     assertEquals(room, PeerRouting.datagramRoom(1400));
     assertFalse(PeerRouting.viaStream(PeerRouting.MULTICAST, 10 << 20, 1400), "multicast stays UDP");
     assertFalse(PeerRouting.viaStream(2, room, 1400), "a body that fits goes by datagram");
@@ -84,7 +96,7 @@ class PeerRoutingTest {
     // The window's bytes in ops - 1 entries, then the one admitted just below full, at max_batch_bytes.
     // The largest peer message is a PREPARE: a resend packs entries up to one datagram, or one entry
     // alone (at most max_batch_bytes); a whole window of entries in one PREPARE bounds it from above.
-    io.choir.proto.Prepare.Builder r = io.choir.proto.Prepare.newBuilder().setFirstOp(1)
+    Prepare.Builder r = Prepare.newBuilder().setFirstOp(1)
         .setCommit(Long.MAX_VALUE);
     long bytes = 0;
     for (int i = 0; i < ops - 1; i++) {
@@ -98,7 +110,7 @@ class PeerRoutingTest {
         MessageType.PREPARE, r.build());
     assertTrue(envelope.getSerializedSize() <= bound, envelope.getSerializedSize() + " fits " + bound);
     // Many tiny entries: the framing term covers them.
-    io.choir.proto.Prepare.Builder tiny = io.choir.proto.Prepare.newBuilder();
+    Prepare.Builder tiny = Prepare.newBuilder();
     for (int i = 0; i <= ops; i++) {
       tiny.addEntries(Entry.newBuilder().setOp(Long.MAX_VALUE - i));
     }
@@ -123,7 +135,7 @@ class PeerRoutingTest {
       if (!peerMessage) {
         continue;
       }
-      com.google.protobuf.MessageLite body = defaultBody(type);
+      MessageLite body = defaultBody(type);
       PeerEnvelope e = PeerEnvelopes.wrap(7, 2, 9, type, body);
       assertEquals(type, PeerEnvelopes.type(e));
       assertEquals(body, PeerEnvelopes.body(e));
@@ -135,20 +147,20 @@ class PeerRoutingTest {
         .setFragment(Fragment.getDefaultInstance()).build()), "a fragment never travels on a stream");
   }
 
-  private static com.google.protobuf.MessageLite defaultBody(MessageType type) {
+  private static MessageLite defaultBody(MessageType type) {
     return switch (type) {
       case PREPARE -> Prepare.newBuilder().setFirstOp(3).build();
-      case PREPARE_OK -> io.choir.proto.PrepareOk.newBuilder().setOp(3).build();
-      case HEARTBEAT -> io.choir.proto.Heartbeat.newBuilder().setCommit(3).build();
-      case HEARTBEAT_OK -> io.choir.proto.HeartbeatOk.newBuilder().setRound(3).build();
-      case NACK -> io.choir.proto.Nack.getDefaultInstance();
-      case START_VIEW_CHANGE -> io.choir.proto.StartViewChange.getDefaultInstance();
-      case DO_VIEW_CHANGE -> io.choir.proto.DoViewChange.newBuilder().setLastOp(3).build();
-      case START_VIEW -> io.choir.proto.StartView.newBuilder().setLastOp(3).build();
-      case RECOVERY -> io.choir.proto.Recovery.newBuilder().setNonce(3).build();
+      case PREPARE_OK -> PrepareOk.newBuilder().setOp(3).build();
+      case HEARTBEAT -> Heartbeat.newBuilder().setCommit(3).build();
+      case HEARTBEAT_OK -> HeartbeatOk.newBuilder().setRound(3).build();
+      case NACK -> Nack.getDefaultInstance();
+      case START_VIEW_CHANGE -> StartViewChange.getDefaultInstance();
+      case DO_VIEW_CHANGE -> DoViewChange.newBuilder().setLastOp(3).build();
+      case START_VIEW -> StartView.newBuilder().setLastOp(3).build();
+      case RECOVERY -> Recovery.newBuilder().setNonce(3).build();
       case RECOVERY_RESPONSE -> RecoveryResponse.newBuilder().setNonce(3).build();
-      case PRE_VIEW_CHANGE -> io.choir.proto.PreViewChange.newBuilder().setView(3).build();
-      case PRE_VIEW_CHANGE_OK -> io.choir.proto.PreViewChangeOk.newBuilder().setView(3).build();
+      case PRE_VIEW_CHANGE -> PreViewChange.newBuilder().setView(3).build();
+      case PRE_VIEW_CHANGE_OK -> PreViewChangeOk.newBuilder().setView(3).build();
       default -> throw new IllegalArgumentException(type.toString());
     };
   }

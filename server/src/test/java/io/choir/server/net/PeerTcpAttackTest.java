@@ -15,6 +15,7 @@ import io.choir.proto.MessageType;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Prepare;
 import io.choir.proto.Put;
+import io.choir.proto.RegisterSession;
 import io.choir.proto.StateTransferRequest;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.net.transfer.StateTransferReceiver;
@@ -25,6 +26,7 @@ import io.choir.server.security.SealedRecords;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.MemoryStorage;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
@@ -150,7 +152,7 @@ class PeerTcpAttackTest {
   static List<Entry> data(int keys) {
     List<Entry> out = new ArrayList<>();
     out.add(Entry.newBuilder().setOp(1).setView(1).setClientId(1001).setRequestId(1).setFirstIncomplete(1)
-        .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build());
+        .setRegisterSession(RegisterSession.getDefaultInstance()).build());
     Random r = new Random(5);
     for (int i = 0; i < keys; i++) {
       long op = i + 2;
@@ -202,7 +204,7 @@ class PeerTcpAttackTest {
 
   /** Counts the key-value pairs in a stream of plain chunk frames (what a stranger would get). */
   private static int pairsIn(byte[] stream) throws IOException {
-    DataInputStream in = new DataInputStream(new java.io.ByteArrayInputStream(stream));
+    DataInputStream in = new DataInputStream(new ByteArrayInputStream(stream));
     int pairs = 0;
     while (in.available() > 0) {
       byte[] body = new byte[in.readInt()];

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import com.google.protobuf.MessageLite;
+import com.sun.management.OperatingSystemMXBean;
 import io.choir.proto.Heartbeat;
 import io.choir.proto.MessageType;
 import io.choir.proto.PeerEnvelope;
@@ -17,6 +18,7 @@ import io.choir.server.storage.MemoryStorage;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.DataInputStream;
 import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
@@ -254,7 +256,7 @@ class PeerTcpCostTest {
   }
 
   private static long processCpuNs() {
-    return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+    return ((OperatingSystemMXBean) ManagementFactory
         .getOperatingSystemMXBean()).getProcessCpuTime();
   }
 

@@ -31,6 +31,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -87,7 +88,7 @@ class PeerTransportSealTest {
         .build();
   }
 
-  private static void await(java.util.function.BooleanSupplier c, String what) throws InterruptedException {
+  private static void await(BooleanSupplier c, String what) throws InterruptedException {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (!c.getAsBoolean()) {
       if (System.nanoTime() > deadline) {

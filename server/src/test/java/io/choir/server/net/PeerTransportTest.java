@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.MessageLite;
+import com.google.protobuf.UnknownFieldSet;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
 import io.choir.proto.MessageType;
@@ -15,6 +16,7 @@ import io.choir.proto.OpRange;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Prepare;
 import io.choir.proto.Put;
+import io.choir.proto.StartView;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.storage.MemoryStorage;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -226,10 +228,10 @@ class PeerTransportTest {
   void shouldSendABigMulticastThatIsNotAPrepareOverEveryPeerStreamInstead() throws Exception {
     // No multicast but a PREPARE is that big in this protocol (START_VIEW carries no entries): a
     // START_VIEW padded with a large unknown field stands for one, to pin the routing rule.
-    io.choir.proto.StartView startView = io.choir.proto.StartView.newBuilder().setLastOp(9).setCommit(8)
-        .setUnknownFields(com.google.protobuf.UnknownFieldSet.newBuilder().addField(99,
-            com.google.protobuf.UnknownFieldSet.Field.newBuilder()
-                .addLengthDelimited(com.google.protobuf.ByteString.copyFrom(new byte[50_000])).build()).build())
+    StartView startView = StartView.newBuilder().setLastOp(9).setCommit(8)
+        .setUnknownFields(UnknownFieldSet.newBuilder().addField(99,
+            UnknownFieldSet.Field.newBuilder()
+                .addLengthDelimited(ByteString.copyFrom(new byte[50_000])).build()).build())
         .build();
     transports.get(1).send(0, 4, MessageType.START_VIEW, startView);
     for (int id : new int[] {2, 3}) {
@@ -296,7 +298,7 @@ class PeerTransportTest {
     try {
       InputStream in = s.getInputStream();
       return in.read() == -1;
-    } catch (java.net.SocketException reset) {
+    } catch (SocketException reset) {
       return true;
     }
   }

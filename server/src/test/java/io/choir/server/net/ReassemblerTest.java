@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.proto.Fragment;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -19,9 +22,9 @@ class ReassemblerTest {
     r.nextBytes(body);
     Fragment[] parts = Reassembler.split(7, body, 1000);
     Reassembler re = new Reassembler(4, 1 << 20, 1 << 20);
-    java.util.List<Fragment> shuffled = new java.util.ArrayList<>(java.util.List.of(parts));
+    List<Fragment> shuffled = new ArrayList<>(List.of(parts));
     shuffled.add(parts[3]);
-    java.util.Collections.shuffle(shuffled, r);
+    Collections.shuffle(shuffled, r);
     byte[] whole = null;
     for (Fragment f : shuffled) {
       byte[] done = re.add(1, 0, f);

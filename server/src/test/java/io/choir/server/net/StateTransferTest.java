@@ -13,7 +13,10 @@ import io.choir.proto.Entry;
 import io.choir.proto.KeyValue;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Put;
+import io.choir.proto.RegisterSession;
+import io.choir.proto.Response;
 import io.choir.proto.StateTransferRequest;
+import io.choir.proto.Status;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.net.transfer.StateTransferReceiver;
 import io.choir.server.net.transfer.TransferFailedException;
@@ -26,6 +29,11 @@ import io.choir.server.storage.WriteSet;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
@@ -37,6 +45,7 @@ import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -209,7 +218,7 @@ class StateTransferTest {
       String key = String.format("key-%06d", random.nextInt(keyCount));
       if (i < CLIENTS) {
         out.add(entry.setClientId(1001 + i)
-            .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance())
+            .setRegisterSession(RegisterSession.getDefaultInstance())
             .build());
         continue;
       }
@@ -229,9 +238,9 @@ class StateTransferTest {
   /** Applies entries (a workload) in calls of 1000; every one of them must succeed. */
   private static void applyAll(KvStateMachine sm, List<Entry> entries) {
     for (int from = 0; from < entries.size(); from += 1000) {
-      for (io.choir.proto.Response reply
+      for (Response reply
           : sm.apply(entries.subList(from, Math.min(entries.size(), from + 1000)), false)) {
-        assertEquals(io.choir.proto.Status.OK, reply.getStatus(), reply.toString());
+        assertEquals(Status.OK, reply.getStatus(), reply.toString());
       }
     }
   }
@@ -423,11 +432,11 @@ class StateTransferTest {
    */
   private static final class CorruptingProxy implements AutoCloseable {
     final ServerSocket listener;
-    final List<Socket> sockets = new java.util.concurrent.CopyOnWriteArrayList<>();
+    final List<Socket> sockets = new CopyOnWriteArrayList<>();
     volatile boolean corrupted;
 
     CorruptingProxy(InetSocketAddress server) throws Exception {
-      listener = new ServerSocket(0, 4, java.net.InetAddress.getLoopbackAddress());
+      listener = new ServerSocket(0, 4, InetAddress.getLoopbackAddress());
       Thread accept = new Thread(() -> {
         try {
           Socket client = listener.accept();
@@ -466,7 +475,7 @@ class StateTransferTest {
         int length;
         try {
           length = in.readInt();
-        } catch (java.io.EOFException end) {
+        } catch (EOFException end) {
           to.shutdownOutput();
           return;
         }
@@ -489,7 +498,7 @@ class StateTransferTest {
     }
 
     @Override
-    public void close() throws java.io.IOException {
+    public void close() throws IOException {
       listener.close();
       for (Socket s : sockets) {
         s.close();
@@ -529,7 +538,7 @@ class StateTransferTest {
   @SuppressWarnings("unchecked")
   private static Storage dropsOnePairOfTheSecondInstall(Storage delegate) {
     int[] installs = {0};
-    return (Storage) java.lang.reflect.Proxy.newProxyInstance(
+    return (Storage) Proxy.newProxyInstance(
         Storage.class.getClassLoader(),
         new Class<?>[] {Storage.class},
         (proxy, method, args) -> {
@@ -540,7 +549,7 @@ class StateTransferTest {
           }
           try {
             return method.invoke(delegate, actual);
-          } catch (java.lang.reflect.InvocationTargetException ex) {
+          } catch (InvocationTargetException ex) {
             throw ex.getCause();
           }
         });

@@ -12,6 +12,7 @@ import io.choir.server.storage.MemoryStorage;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -37,8 +38,8 @@ class InstallOrderingTest {
   /** One replica's two lanes, stepped by hand, crashing after a given number of units. */
   private static final class Replica {
     MemoryStorage storage = new MemoryStorage();
-    final ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
-    final KvStateMachine stateMachine = new KvStateMachine(applyStorage, 100, 10);
+    final LogLaneRunner logChanges = new LogLaneRunner();
+    final KvStateMachine stateMachine = new KvStateMachine(new ApplyLaneStorage(storage, logChanges), 100, 10);
     final LogLane log = new LogLane(storage, true, false, 100, e -> { });
     final ApplyLane apply = new ApplyLane(stateMachine, 100, e -> { });
     final ArrayDeque<StorageLanes.Task> logInbox = new ArrayDeque<>();
@@ -51,13 +52,13 @@ class InstallOrderingTest {
       stateMachine.apply(RecoveryTest.entries(1, 4), false);
       storage.sync();
       if (ordered) {
-        applyStorage.attach((what, action) -> {
-          boolean[] done = new boolean[1];
+        logChanges.laneStarted((what, action) -> {
+          CompletableFuture<Void> done = new CompletableFuture<>();
           logInbox.add(new StorageLanes.Run(what, () -> {
             action.run();
-            done[0] = true;
+            done.complete(null);
           }));
-          while (!done[0]) {
+          while (!done.isDone()) {
             stepLog();
           }
         });

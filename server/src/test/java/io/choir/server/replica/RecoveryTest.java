@@ -92,7 +92,7 @@ class RecoveryTest {
    */
   @Test
   void shouldRecordTheCatchingUpMarkerWhenItMustRunRecovery() {
-    storage.write(new io.choir.server.storage.WriteSet().putMeta(ReplicaMeta.INITIALIZED, new byte[] {1}), true);
+    storage.write(new WriteSet().putMeta(ReplicaMeta.INITIALIZED, new byte[] {1}), true);
     assertTrue(recover(true).recovering());
     ReplicaMeta.markCleanShutdown(storage);
     var again = recover(true);

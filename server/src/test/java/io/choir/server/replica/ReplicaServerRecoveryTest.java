@@ -1,9 +1,11 @@
 package io.choir.server.replica;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.server.config.ServerConfig;
+import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.RocksDbStorage;
@@ -11,6 +13,7 @@ import io.choir.server.storage.WriteSet;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -80,13 +83,13 @@ class ReplicaServerRecoveryTest {
   void shouldRejoinFromAnEmptyFolderAsACatchingUpReplicaKeepingTheOldOneAside() throws Exception {
     dataFolder(6, new long[] {1, 3}, new long[] {5, 8});
     Path aside = Recovery.prepareRejoin(dir.resolve("data"));
-    assertTrue(java.nio.file.Files.isDirectory(aside), "the old folder is kept");
+    assertTrue(Files.isDirectory(aside), "the old folder is kept");
     try (RocksDbStorage storage = RocksDbStorage.open(dir.resolve("data"))) {
-      var recovered = Recovery.recover(storage, new io.choir.server.statemachine.KvStateMachine(storage, 100, 10),
+      var recovered = Recovery.recover(storage, new KvStateMachine(storage, 100, 10),
           "test", false, true);
       assertTrue(recovered.mustCatchUp(), "it must catch up before it votes or acknowledges");
       assertTrue(recovered.restarted(), "not a new replica");
-      org.junit.jupiter.api.Assertions.assertEquals(0, recovered.appliedOp());
+      assertEquals(0, recovered.appliedOp());
     }
     ReplicaServer.start(config()).close();
   }

@@ -29,10 +29,10 @@ class StorageStageTest {
   private KvStateMachine stateMachine;
 
   private StorageStage stage(MemoryStorage memory, ForwardingStorage storage, boolean fsync) {
-    ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
-    stateMachine = new KvStateMachine(applyStorage, 100, 10);
+    LogLaneRunner logChanges = new LogLaneRunner();
+    stateMachine = new KvStateMachine(new ApplyLaneStorage(storage, logChanges), 100, 10);
     stateMachine.load();
-    StorageStage stage = new StorageStage(storage, stateMachine, applyStorage, fsync, false, 100, 1024,
+    StorageStage stage = new StorageStage(storage, stateMachine, logChanges, fsync, false, 100, 1024,
         events::add, t -> events.add(new Event.StateTransferFailed("fatal: " + t)));
     stage.start();
     return stage;

@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.server.config.ConfigException;
 import io.choir.server.config.ServerConfig;
+import io.netty.handler.ssl.OpenSsl;
+import io.netty.handler.ssl.SslProvider;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -87,8 +89,8 @@ class ClientTlsConfigTest {
   @Test
   void shouldUseOpenSslWhenItLoadsHere() {
     // netty-tcnative-boringssl-static (linux-x86_64) is on the server's class path: auto picks it.
-    assertEquals(io.netty.handler.ssl.OpenSsl.isAvailable() ? io.netty.handler.ssl.SslProvider.OPENSSL
-        : io.netty.handler.ssl.SslProvider.JDK, ClientTls.provider("auto"));
-    assertEquals(io.netty.handler.ssl.SslProvider.JDK, ClientTls.provider("jdk"));
+    assertEquals(OpenSsl.isAvailable() ? SslProvider.OPENSSL
+        : SslProvider.JDK, ClientTls.provider("auto"));
+    assertEquals(SslProvider.JDK, ClientTls.provider("jdk"));
   }
 }

@@ -12,6 +12,7 @@ import io.choir.server.security.PeerHandshake.Failure;
 import io.choir.server.security.PeerHandshake.Members;
 import io.choir.server.security.PeerHandshake.State;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
@@ -162,7 +163,7 @@ class PeerHandshakeTest {
     assertEquals(State.AWAIT_PROOF, a.state());
     byte[] challenge = a.pollOutput();
     // Without the key the best the stranger has is the acceptor's own MAC, reflected: refused.
-    feed(a, java.util.Arrays.copyOfRange(challenge, PeerHandshake.NONCE_BYTES, PeerHandshake.CHALLENGE_BYTES));
+    feed(a, Arrays.copyOfRange(challenge, PeerHandshake.NONCE_BYTES, PeerHandshake.CHALLENGE_BYTES));
     assertEquals(Failure.BAD_PROOF, a.failure());
   }
 
@@ -242,12 +243,12 @@ class PeerHandshakeTest {
     feed(a, new byte[] {hello[hello.length - 1]});
     byte[] challenge = a.pollOutput();
     assertNotNull(challenge);
-    feed(c, java.util.Arrays.copyOf(challenge, 63));
+    feed(c, Arrays.copyOf(challenge, 63));
     assertEquals(State.AWAIT_CHALLENGE, c.state());
     feed(c, new byte[] {challenge[63]});
     byte[] proof = c.pollOutput();
     // The proof and the first sealed record in one buffer: the acceptor takes the proof only.
-    byte[] proofAndMore = java.util.Arrays.copyOf(proof, proof.length + 100);
+    byte[] proofAndMore = Arrays.copyOf(proof, proof.length + 100);
     assertEquals(PeerHandshake.PROOF_BYTES, feed(a, proofAndMore));
     assertEquals(State.DONE, a.state());
     assertEquals(0, feed(a, new byte[10]), "done: later bytes are the records'");
@@ -265,7 +266,7 @@ class PeerHandshakeTest {
     // A well-formed hello, then a megabyte instead of a proof: at most the handshake is read.
     PeerHandshake b = PeerHandshake.accept(KEY, M2, nonce());
     byte[] hello = PeerHandshake.connect(KEY, M1, 2, nonce()).pollOutput();
-    byte[] flood = java.util.Arrays.copyOf(hello, hello.length + garbage.length);
+    byte[] flood = Arrays.copyOf(hello, hello.length + garbage.length);
     System.arraycopy(garbage, 0, flood, hello.length, garbage.length);
     int consumed = feed(b, flood);
     assertEquals(PeerHandshake.MAX_HANDSHAKE_BYTES, consumed);

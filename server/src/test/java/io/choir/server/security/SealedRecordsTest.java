@@ -9,6 +9,7 @@ import io.choir.server.security.PeerHandshake.SessionKeys;
 import io.choir.server.security.SealedRecords.BadRecordException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
@@ -129,7 +130,7 @@ class SealedRecordsTest {
   void shouldRefuseATruncatedRecordAndALengthBeyondTheMaximumBeforeReadingIt() throws Exception {
     SessionKeys[] keys = connection();
     byte[] record = seal(keys[0].sealer(), bytes(50));
-    byte[] truncated = java.util.Arrays.copyOf(record, record.length - 1);
+    byte[] truncated = Arrays.copyOf(record, record.length - 1);
     assertThrows(BadRecordException.class, () -> open(keys[1].opener(), truncated));
     SealedRecords.Opener opener = keys[1].opener();
     assertThrows(BadRecordException.class, () -> opener.ciphertextBytes(SealedRecords.MAX_CIPHERTEXT_BYTES + 1));

@@ -20,6 +20,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.storage.Bytes;
+import io.choir.server.storage.ForwardingStorage;
 import io.choir.server.storage.MemoryStorage;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.RocksDbStorage;
@@ -30,6 +31,7 @@ import io.choir.server.storage.Versioned;
 import io.choir.server.storage.WriteSet;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
@@ -356,19 +358,19 @@ class KvStateMachineInstallTest {
   record RecordedWrite(List<WriteSet.Change> changes, boolean sync) {
     boolean deletes(byte[] metaKey) {
       return changes.stream()
-          .anyMatch(c -> c.space() == WriteSet.Space.META && java.util.Arrays.equals(c.key(), metaKey)
+          .anyMatch(c -> c.space() == WriteSet.Space.META && Arrays.equals(c.key(), metaKey)
               && c.value() == null);
     }
 
     boolean puts(byte[] metaKey, byte[] value) {
       return changes.stream()
-          .anyMatch(c -> c.space() == WriteSet.Space.META && java.util.Arrays.equals(c.key(), metaKey)
-              && java.util.Arrays.equals(c.value(), value));
+          .anyMatch(c -> c.space() == WriteSet.Space.META && Arrays.equals(c.key(), metaKey)
+              && Arrays.equals(c.value(), value));
     }
   }
 
   /** RecordingWrites delegates to a storage and records every write() call. */
-  static final class RecordingWrites extends io.choir.server.storage.ForwardingStorage {
+  static final class RecordingWrites extends ForwardingStorage {
     final List<RecordedWrite> writes = new ArrayList<>();
 
     RecordingWrites(Storage delegate) {
@@ -388,7 +390,7 @@ class KvStateMachineInstallTest {
   }
 
   /** FailingWrites delegates to a storage but throws on write() once armed, like a dying machine. */
-  static final class FailingWrites extends io.choir.server.storage.ForwardingStorage {
+  static final class FailingWrites extends ForwardingStorage {
     boolean failWrites;
 
     FailingWrites(Storage delegate) {

@@ -16,9 +16,12 @@ import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.RegisterSession;
 import io.choir.proto.Response;
+import io.choir.proto.SavedReply;
 import io.choir.proto.Status;
+import io.choir.server.storage.Bytes;
 import io.choir.server.storage.ForwardingStorage;
 import io.choir.server.storage.MemoryStorage;
+import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.Storage;
 import io.choir.server.storage.WriteSet;
 import java.util.ArrayList;
@@ -468,12 +471,12 @@ class KvStateMachineSessionTest {
             .setLastOp(1)
             .setTimeoutMs(TIMEOUT_MS)
             .addReplies(
-                io.choir.proto.SavedReply.newBuilder().setRequestId(4).setOp(1).setReply(saved))
+                SavedReply.newBuilder().setRequestId(4).setOp(1).setReply(saved))
             .build();
     storage.write(new WriteSet().putMeta(KvStateMachine.clientKey(2), legacy.toByteArray()), true);
     storage.write(new WriteSet().putMeta(
-        io.choir.server.storage.MetaKeys.bytes(KvStateMachine.APPLIED_KEY),
-        io.choir.server.storage.Bytes.longToBytes(1)), true);
+        MetaKeys.bytes(KvStateMachine.APPLIED_KEY),
+        Bytes.longToBytes(1)), true);
     KvStateMachine sm = machine(storage, MAX_SESSIONS, MAX_REPLIES);
 
     List<Response> replies = apply(sm, register(9, 1), register(9, 1), put(2, 4, "a", "again"));

@@ -28,6 +28,7 @@ import io.choir.proto.SavedReply;
 import io.choir.proto.Scan;
 import io.choir.proto.Status;
 import io.choir.server.storage.Bytes;
+import io.choir.server.storage.ForwardingStorage;
 import io.choir.server.storage.MemoryStorage;
 import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
@@ -39,7 +40,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.HashMap;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -773,7 +776,7 @@ class KvStateMachineTest {
       }
       assertEquals(whole.clientCount(), grouped.clientCount(), replay);
       assertTrue(whole.clientCount() <= 3, replay);
-      Map<Status, Long> seen = new java.util.EnumMap<>(Status.class);
+      Map<Status, Long> seen = new EnumMap<>(Status.class);
       wholeReplies.forEach(r -> seen.merge(r.getStatus(), 1L, Long::sum));
       System.out.println("grouping test statuses " + seen);
       Request all = Request.newBuilder().setScan(Scan.getDefaultInstance()).build();
@@ -1075,11 +1078,11 @@ class KvStateMachineTest {
   }
 
   static String hex(byte[] bytes) {
-    return java.util.HexFormat.of().formatHex(bytes);
+    return HexFormat.of().formatHex(bytes);
   }
 
   /** CountingStorage counts the write sets written through it. */
-  static final class CountingStorage extends io.choir.server.storage.ForwardingStorage {
+  static final class CountingStorage extends ForwardingStorage {
     int writes;
     boolean lastSync;
 

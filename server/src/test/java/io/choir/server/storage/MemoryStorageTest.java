@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -105,7 +108,7 @@ class MemoryStorageTest extends StorageContractTest {
   void shouldKeepASeededPrefixOfTheUnsyncedWritesOnPowerLoss() {
     // Every length from 0 to 3 unsynced writes can survive, each run of a seed gives the same one, and
     // a later write never survives without the earlier ones.
-    java.util.Set<Long> lastOps = new java.util.TreeSet<>();
+    Set<Long> lastOps = new TreeSet<>();
     for (long seed = 1; seed <= 200; seed++) {
       long[] seen = new long[2];
       for (int run = 0; run < 2; run++) {
@@ -114,7 +117,7 @@ class MemoryStorageTest extends StorageContractTest {
         m.appendLog(entries(2, 2), false);
         m.appendLog(entries(3, 3), false);
         m.appendLog(entries(4, 4), false);
-        MemoryStorage after = m.powerLoss(new java.util.SplittableRandom(seed));
+        MemoryStorage after = m.powerLoss(new SplittableRandom(seed));
         seen[run] = after.lastLogOp();
         assertEquals(entries(1, seen[run]), after.readLog(1, 10, Integer.MAX_VALUE));
         after.close();
@@ -122,7 +125,7 @@ class MemoryStorageTest extends StorageContractTest {
       assertEquals(seen[0], seen[1], "seed " + seed + " must replay");
       lastOps.add(seen[0]);
     }
-    assertEquals(java.util.Set.of(1L, 2L, 3L, 4L), lastOps);
+    assertEquals(Set.of(1L, 2L, 3L, 4L), lastOps);
   }
 
   @Test
@@ -174,7 +177,7 @@ class MemoryStorageTest extends StorageContractTest {
     MemoryStorage crashed = memory();
     storage = crashed.processCrash();
     MemoryStorage lost = memory();
-    storage = lost.powerLoss(new java.util.SplittableRandom(1));
+    storage = lost.powerLoss(new SplittableRandom(1));
 
     for (MemoryStorage gone : List.of(crashed, lost)) {
       assertThrows(StorageException.class, () -> gone.get(bytes("a")));

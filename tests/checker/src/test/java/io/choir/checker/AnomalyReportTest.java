@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -31,7 +32,7 @@ class AnomalyReportTest {
 
   @Test
   void anomalyNamesTheReadThatCannotBeLinearized() {
-    CheckResult r = Checker.check(readOfAFailedWrite(), java.time.Duration.ofSeconds(5));
+    CheckResult r = Checker.check(readOfAFailedWrite(), Duration.ofSeconds(5));
     assertEquals(Verdict.INVALID, r.verdict());
     Anomaly a = r.anomalies().get(0);
     assertEquals("k1", a.key());
@@ -43,7 +44,7 @@ class AnomalyReportTest {
 
   @Test
   void anomalyListsExactlyTheOperationsConcurrentWithIt() {
-    Anomaly a = Checker.check(readOfAFailedWrite(), java.time.Duration.ofSeconds(5)).anomalies().get(0);
+    Anomaly a = Checker.check(readOfAFailedWrite(), Duration.ofSeconds(5)).anomalies().get(0);
     List<Long> processes = a.concurrent().stream().map(i -> i.op().process()).toList();
     assertEquals(List.of(2L, 3L), processes, "the writes of 2 and 3 overlap it; the write of 1 and the later read do not");
     assertEquals(Outcome.FAIL, a.concurrent().get(1).outcome());
@@ -52,7 +53,7 @@ class AnomalyReportTest {
 
   @Test
   void anomalyTextIsActionable() {
-    Anomaly a = Checker.check(readOfAFailedWrite(), java.time.Duration.ofSeconds(5)).anomalies().get(0);
+    Anomaly a = Checker.check(readOfAFailedWrite(), Duration.ofSeconds(5)).anomalies().get(0);
     String text = a.toString();
     System.out.println("example anomaly report:\n" + text);
     assertTrue(text.contains("no linearization for read k1 -> 3 by p4 (invoked t=5000, ok t=7000, node node-b)"), text);
@@ -63,7 +64,7 @@ class AnomalyReportTest {
 
   @Test
   void anomalyJsonCarriesTheOpAndItsContext() throws IOException {
-    CheckResult r = Checker.check(readOfAFailedWrite(), java.time.Duration.ofSeconds(5));
+    CheckResult r = Checker.check(readOfAFailedWrite(), Duration.ofSeconds(5));
     JsonNode a = new ObjectMapper().readTree(r.anomalies().get(0).toJson());
     assertEquals(4, a.get("op").get("process").asLong());
     assertEquals(3, a.get("op").get("value").asLong());
@@ -83,7 +84,7 @@ class AnomalyReportTest {
     h.invokeRead(2, "k1", t2).ok(2, 3L, t3);
     h.invokeCas(3, "k1", 3L, 4, t4).info(3, t5);
     h.invokeRead(4, "k1", t6).ok(4, null, t7);
-    CheckResult result = Checker.check(h.build(), java.time.Duration.ofSeconds(10));
+    CheckResult result = Checker.check(h.build(), Duration.ofSeconds(10));
     System.out.println("example result:\n" + result);
     assertEquals(Verdict.INVALID, result.verdict());
     Anomaly a = result.anomalies().get(0);
@@ -100,7 +101,7 @@ class AnomalyReportTest {
         .readOk(3, "k", 1L)
         .readOk(4, "k", 9L)
         .build();
-    Anomaly a = Checker.check(h, java.time.Duration.ofSeconds(5)).anomalies().get(0);
+    Anomaly a = Checker.check(h, Duration.ofSeconds(5)).anomalies().get(0);
     assertEquals(3, a.op().op().process());
   }
 
@@ -112,7 +113,7 @@ class AnomalyReportTest {
         .writeOk(1, "k", 1)
         .readOk(2, "k", 7L)
         .build();
-    Anomaly a = Checker.check(h, java.time.Duration.ofSeconds(5)).anomalies().get(0);
+    Anomaly a = Checker.check(h, Duration.ofSeconds(5)).anomalies().get(0);
     assertEquals(2, a.op().op().process());
     assertEquals(1, a.concurrent().size());
     assertEquals(9, a.concurrent().get(0).op().process());

@@ -1,5 +1,7 @@
 package io.choir.checker;
 
+import java.time.Duration;
+
 /**
  * Hist is a terse way to write histories in tests: every call is the next event, one time unit (1000 ns)
  * after the previous one, so the order of the calls is the real-time order.
@@ -68,6 +70,6 @@ final class Hist {
   }
 
   CheckResult check() {
-    return Checker.check(build(), java.time.Duration.ofSeconds(10));
+    return Checker.check(build(), Duration.ofSeconds(10));
   }
 }

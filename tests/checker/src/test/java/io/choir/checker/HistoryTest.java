@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.StringReader;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -154,7 +155,7 @@ class HistoryTest {
     assertEquals(6, h.size());
     assertEquals(3L, h.invocations().get(1).op().value());
     assertNull(h.invocations().get(2).op().value(), "a read without value read absent");
-    assertEquals(Verdict.INVALID, Checker.check(h, java.time.Duration.ofSeconds(5)).verdict());
+    assertEquals(Verdict.INVALID, Checker.check(h, Duration.ofSeconds(5)).verdict());
   }
 
   @Test

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.protobuf.ByteString;
 import io.choir.proto.Get;
 import io.choir.proto.Put;
+import io.choir.proto.RegisterSession;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -17,6 +18,7 @@ import java.io.IOException;
 import java.net.Socket;
 import java.net.SocketException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -172,7 +174,7 @@ class BadInputTest {
       raw.send(Request.newBuilder().setClientId(77).setRequestId(4).build());
       assertEquals(Status.INVALID, raw.receive().getStatus());
       raw.send(Request.newBuilder().setClientId(77).setRequestId(5)
-          .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build());
+          .setRegisterSession(RegisterSession.getDefaultInstance()).build());
       Response registered = raw.receive();
       assertEquals(Status.OK, registered.getStatus(), "the same connection still works");
       long session = registered.getSessionId();
@@ -205,7 +207,7 @@ class BadInputTest {
             body[random.nextInt(body.length)] ^= (byte) (1 << random.nextInt(8));
           }
           if (kind == 2) {
-            body = java.util.Arrays.copyOf(body, random.nextInt(body.length + 1));
+            body = Arrays.copyOf(body, random.nextInt(body.length + 1));
           }
         }
         int length = random.nextInt(10) == 0 ? random.nextInt() : body.length;

@@ -8,6 +8,7 @@ import io.choir.client.Batch;
 import io.choir.client.ChoirClient;
 import io.choir.client.PermissionDeniedException;
 import io.choir.client.TlsException;
+import io.choir.client.UnavailableException;
 import io.choir.server.replica.ReplicaServer;
 import io.choir.server.security.AccessControl;
 import io.choir.server.security.LocalCa;
@@ -21,6 +22,7 @@ import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -109,7 +111,7 @@ class ClientTlsTest {
   }
 
   /** Runs call, which must fail with type well before the request timeout; returns the exception. */
-  private static <T extends Throwable> T failsFast(Class<T> type, org.junit.jupiter.api.function.Executable call) {
+  private static <T extends Throwable> T failsFast(Class<T> type, Executable call) {
     long start = System.nanoTime();
     T e = assertThrows(type, call);
     long ms = (System.nanoTime() - start) / 1_000_000;
@@ -182,8 +184,8 @@ class ClientTlsTest {
       // client's TLS engine takes for a plaintext port.
       // The client may read the refusal, or only see the connection close before the handshake ends
       // (the replica closes right after writing it): either way UNAVAILABLE, not executed, retried.
-      io.choir.client.UnavailableException e =
-          assertThrows(io.choir.client.UnavailableException.class, () -> second.get("k"));
+      UnavailableException e =
+          assertThrows(UnavailableException.class, () -> second.get("k"));
       assertTrue(e.getMessage().contains("too many connections") || e.getMessage().contains("not executed"),
           e.getMessage());
     }

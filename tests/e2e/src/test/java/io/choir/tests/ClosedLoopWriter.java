@@ -7,12 +7,14 @@ import io.choir.client.ChoirException;
 import io.choir.client.KeyValueVersion;
 import io.choir.client.ScanResult;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -98,12 +100,12 @@ final class ClosedLoopWriter extends Thread {
    * Stops sending new requests and waits (up to timeout) until the one in flight is answered, so the
    * cluster can settle; false if it is still waiting for an answer at the deadline.
    */
-  boolean hold(java.time.Duration timeout) throws InterruptedException {
+  boolean hold(Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     synchronized (gate) {
       held = true;
       while (!idle && isAlive()) {
-        long leftMs = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+        long leftMs = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
         if (leftMs <= 0) {
           return false;
         }

@@ -30,6 +30,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -123,7 +124,7 @@ class DatagramForgerProcessTest {
         for (int r = 1; r <= 3; r++) {
           expected.put(r, new HashMap<>());
         }
-        Map<String, ClusterKeys> forgers = new java.util.LinkedHashMap<>();
+        Map<String, ClusterKeys> forgers = new LinkedHashMap<>();
         forgers.put("unsealed", null);
         forgers.put("bad_seal", PeerWire.randomKey(1, 42)); // the cluster's key id, another key
         forgers.put("unknown_key", PeerWire.randomKey(9, 43));

@@ -14,8 +14,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -232,7 +234,7 @@ class DatagramFuzzProcessTest {
     }
 
     Map<String, Long> counts() {
-      Map<String, Long> m = new java.util.LinkedHashMap<>();
+      Map<String, Long> m = new LinkedHashMap<>();
       for (int i = 0; i < KINDS.length; i++) {
         m.put(KINDS[i], counts[i]);
       }
@@ -252,10 +254,10 @@ class DatagramFuzzProcessTest {
             d[at] ^= (byte) (1 << r.nextInt(8));
           }
         }
-        case 1 -> d = java.util.Arrays.copyOf(d, r.nextInt(d.length));
+        case 1 -> d = Arrays.copyOf(d, r.nextInt(d.length));
         case 2 -> {
           int extra = 1 + r.nextInt(64);
-          d = java.util.Arrays.copyOf(d, d.length + extra);
+          d = Arrays.copyOf(d, d.length + extra);
           for (int i = base.length; i < d.length; i++) {
             d[i] = (byte) r.nextInt(256);
           }

@@ -11,7 +11,9 @@ import io.choir.client.CasFailedException;
 import io.choir.client.ChoirClient;
 import io.choir.client.ScanResult;
 import io.choir.client.TooLargeException;
+import io.choir.proto.CloseSession;
 import io.choir.proto.Put;
+import io.choir.proto.RegisterSession;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -152,7 +154,7 @@ class EndToEndTest {
   @Test
   void shouldExecuteARetriedRequestOnceAndAnswerItWithTheSavedReply() throws Exception {
     Request register = Request.newBuilder().setClientId(4242).setRequestId(1).setFirstIncomplete(1)
-        .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build();
+        .setRegisterSession(RegisterSession.getDefaultInstance()).build();
     try (Socket s = new Socket("127.0.0.1", port)) {
       DataOutputStream out = new DataOutputStream(s.getOutputStream());
       DataInputStream in = new DataInputStream(s.getInputStream());
@@ -180,7 +182,7 @@ class EndToEndTest {
   @Test
   void shouldNotRunAgainALateWriteOfAClosedSessionAfterALateCopyOfItsRegistration() throws Exception {
     Request register = Request.newBuilder().setClientId(4343).setRequestId(1).setFirstIncomplete(1)
-        .setRegisterSession(io.choir.proto.RegisterSession.getDefaultInstance()).build();
+        .setRegisterSession(RegisterSession.getDefaultInstance()).build();
     try (Socket s = new Socket("127.0.0.1", port)) {
       DataOutputStream out = new DataOutputStream(s.getOutputStream());
       DataInputStream in = new DataInputStream(s.getInputStream());
@@ -191,7 +193,7 @@ class EndToEndTest {
       Request write = put(session, 2, "late", "first");
       assertEquals(Status.OK, roundTrip(out, in, write).getStatus());
       Request close = Request.newBuilder().setClientId(session).setRequestId(3).setFirstIncomplete(3)
-          .setCloseSession(io.choir.proto.CloseSession.getDefaultInstance()).build();
+          .setCloseSession(CloseSession.getDefaultInstance()).build();
       assertEquals(Status.OK, roundTrip(out, in, close).getStatus());
       client.put("late", "second");
 

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
 import io.choir.client.ChoirClient;
 import io.choir.client.ChoirException;
 import io.choir.client.ReplicaInfo;
@@ -13,6 +15,7 @@ import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
@@ -23,6 +26,7 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
 
 /**
  * FailoverProcessTest runs three replica processes on loopback (issue 4, items 7 and 9; issue 9, hole
@@ -76,7 +80,7 @@ class FailoverProcessTest {
   @Test
   void shouldServeWritesAfterKillPauseAndPartitionOfThePrimaryAndLoseNoAcknowledgedWrite() throws Exception {
     int faults = Integer.getInteger("choir.failover.faults", 1);
-    List<Kind> kinds = java.util.Arrays.stream(System.getProperty("choir.failover.kinds", "pause,partition,kill")
+    List<Kind> kinds = Arrays.stream(System.getProperty("choir.failover.kinds", "pause,partition,kill")
         .split(",")).map(k -> Kind.valueOf(k.trim().toUpperCase(Locale.ROOT))).toList();
     long seed = Long.getLong("choir.failover.seed", new SecureRandom().nextLong());
     System.out.println("FailoverProcessTest seed " + seed + " (replay the fault durations with -Dchoir.failover.seed="
@@ -150,7 +154,7 @@ class FailoverProcessTest {
     try {
       firstAndEnd = awaitFirstAck(kind, primary, victim, inPlace, faultEnd, admin, writers);
     } finally {
-      clientLogLevel(ch.qos.logback.classic.Level.WARN);
+      clientLogLevel(Level.WARN);
     }
     long first = firstAndEnd[0];
     long endedAt = firstAndEnd[1];
@@ -213,14 +217,14 @@ class FailoverProcessTest {
     for (Map.Entry<Thread, StackTraceElement[]> e : Thread.getAllStackTraces().entrySet()) {
       if (e.getKey().getName().startsWith("writer-")) {
         System.out.println("  " + e.getKey().getName() + " " + e.getKey().getState() + " at "
-            + java.util.Arrays.stream(e.getValue()).limit(12).map(String::valueOf).collect(Collectors.joining(" < ")));
+            + Arrays.stream(e.getValue()).limit(12).map(String::valueOf).collect(Collectors.joining(" < ")));
       }
     }
-    clientLogLevel(ch.qos.logback.classic.Level.DEBUG);
+    clientLogLevel(Level.DEBUG);
   }
 
-  private static void clientLogLevel(ch.qos.logback.classic.Level level) {
-    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.choir.client")).setLevel(level);
+  private static void clientLogLevel(Level level) {
+    ((Logger) LoggerFactory.getLogger("io.choir.client")).setLevel(level);
   }
 
   /** Waits until both backups drop the primary's datagrams (they read the fault file every 100 ms). */

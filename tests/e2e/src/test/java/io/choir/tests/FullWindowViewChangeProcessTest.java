@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaInfo;
 import io.choir.client.VersionedValue;
@@ -19,15 +21,18 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.slf4j.LoggerFactory;
 
 /**
  * FullWindowViewChangeProcessTest (issue 9, hole 2e): a view change must finish with a full window of
@@ -139,10 +144,10 @@ class FullWindowViewChangeProcessTest {
       while ((firstAck = writer.firstAckAfter(from)) < 0 || elected < 0) {
         if (!debugOn && elected > 0 && System.nanoTime() > elected + TimeUnit.SECONDS.toNanos(10)) {
           debugOn = true; // a stall after the election: show what the client does with its attempts
-          clientLogLevel(ch.qos.logback.classic.Level.DEBUG);
+          clientLogLevel(Level.DEBUG);
         }
         if (System.nanoTime() > deadline) {
-          clientLogLevel(ch.qos.logback.classic.Level.WARN);
+          clientLogLevel(Level.WARN);
           fail("no new primary acknowledged a write within " + SERVE_BOUND + " of the " + (pause ? "pause" : "kill")
               + " (elected: " + (elected > 0) + "): " + cluster.statuses(admin) + "; client errors "
               + writer.errorKinds);
@@ -168,7 +173,7 @@ class FullWindowViewChangeProcessTest {
         }
         TimeUnit.MILLISECONDS.sleep(10); // polling status and the writer's acknowledgements
       }
-      clientLogLevel(ch.qos.logback.classic.Level.WARN);
+      clientLogLevel(Level.WARN);
       writer.finish(Duration.ofSeconds(90));
       long ended = System.nanoTime();
       if (!pause) {
@@ -182,7 +187,7 @@ class FullWindowViewChangeProcessTest {
       long lossDrops = end.stream().mapToLong(r -> ProcessCluster.counter(r, "datagrams_dropped_test_loss")).sum();
       String backups = full.stream()
           .map(r -> "replica " + r.id() + " op " + r.op() + " commit " + r.commit() + " " + r.role() + " view " + r.view())
-          .collect(java.util.stream.Collectors.joining(", "));
+          .collect(Collectors.joining(", "));
       System.out.printf(Locale.ROOT, "full window of %d MiB, 20%% multicast loss, %s of primary %d: the backups held"
               + " the window %.0f ms after the primary went deaf to acknowledgements (%s; %d acknowledgements"
               + " dropped); new primary %d elected %.0f ms after the fault (%s) and first write acknowledged %.0f ms"
@@ -223,7 +228,7 @@ class FullWindowViewChangeProcessTest {
     long nextReport = System.nanoTime();
     List<ReplicaInfo> backups = List.of();
     while (System.nanoTime() < deadline) {
-      backups = new java.util.ArrayList<>();
+      backups = new ArrayList<>();
       for (int id = 1; id <= 3; id++) {
         if (id != primary) {
           backups.add(cluster.status(admin, id));
@@ -232,7 +237,7 @@ class FullWindowViewChangeProcessTest {
       if (System.nanoTime() >= nextReport) {
         nextReport += TimeUnit.SECONDS.toNanos(1);
         System.out.println("filling: " + backups.stream().map(r -> r == null ? "-" : r.id() + ":" + r.role() + " v"
-            + r.view() + " op " + r.op() + " commit " + r.commit()).collect(java.util.stream.Collectors.joining(", ")));
+            + r.view() + " op " + r.op() + " commit " + r.commit()).collect(Collectors.joining(", ")));
       }
       boolean held = backups.stream().allMatch(r -> r != null
           && (r.role().equals("view-change") || r.role().equals("backup") && r.view() == view));
@@ -251,8 +256,8 @@ class FullWindowViewChangeProcessTest {
     return backups;
   }
 
-  static void clientLogLevel(ch.qos.logback.classic.Level level) {
-    ((ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory.getLogger("io.choir.client")).setLevel(level);
+  static void clientLogLevel(Level level) {
+    ((Logger) LoggerFactory.getLogger("io.choir.client")).setLevel(level);
   }
 
   /** The value written under key: its own key first, then a byte pattern that depends on it. */
@@ -327,7 +332,7 @@ class FullWindowViewChangeProcessTest {
             ackTimes.add(System.nanoTime());
           } else {
             failed.incrementAndGet();
-            Throwable cause = e instanceof java.util.concurrent.CompletionException && e.getCause() != null
+            Throwable cause = e instanceof CompletionException && e.getCause() != null
                 ? e.getCause() : e;
             errorKinds.merge(cause.getClass().getSimpleName(), 1, Integer::sum);
           }
@@ -354,11 +359,11 @@ class FullWindowViewChangeProcessTest {
         long now = System.nanoTime();
         String ages = outstanding.entrySet().stream().sorted(Map.Entry.comparingByValue()).limit(10)
             .map(e -> e.getKey() + " " + TimeUnit.NANOSECONDS.toSeconds(now - e.getValue()) + " s")
-            .collect(java.util.stream.Collectors.joining(", "));
+            .collect(Collectors.joining(", "));
         // What the client does with them (attempts, hints, timeouts), for a second.
-        clientLogLevel(ch.qos.logback.classic.Level.DEBUG);
+        clientLogLevel(Level.DEBUG);
         TimeUnit.SECONDS.sleep(1);
-        clientLogLevel(ch.qos.logback.classic.Level.WARN);
+        clientLogLevel(Level.WARN);
         fail(outstanding.size() + " puts still unanswered " + timeout + " after the writer stopped, although the"
             + " client's request timeout is shorter; the oldest: " + ages);
       }

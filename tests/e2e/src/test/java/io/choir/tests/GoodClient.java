@@ -1,7 +1,9 @@
 package io.choir.tests;
 
 import io.choir.client.ChoirClient;
+import io.choir.client.VersionedValue;
 import java.nio.charset.StandardCharsets;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -49,7 +51,7 @@ final class GoodClient implements AutoCloseable {
         long t0 = System.nanoTime();
         client.put(key.getBytes(StandardCharsets.UTF_8), value);
         long t1 = System.nanoTime();
-        Optional<io.choir.client.VersionedValue> got = client.get(key);
+        Optional<VersionedValue> got = client.get(key);
         long t2 = System.nanoTime();
         record(puts, t1 - t0);
         record(gets, t2 - t1);
@@ -67,7 +69,7 @@ final class GoodClient implements AutoCloseable {
   private void noteSlow(String op, long fromNs, long toNs) {
     if (toNs - fromNs >= SLOW_NS && slow.size() < 20) {
       slow.add(op + " at " + TimeUnit.NANOSECONDS.toMillis(fromNs - startNs) + " ms ("
-          + java.time.Instant.now().minusNanos(System.nanoTime() - fromNs) + ") took "
+          + Instant.now().minusNanos(System.nanoTime() - fromNs) + ") took "
           + TimeUnit.NANOSECONDS.toMillis(toNs - fromNs) + " ms");
     }
   }

@@ -18,7 +18,9 @@ import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -28,7 +30,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -124,8 +128,8 @@ class HostileClientProcessTest {
     }
     GoodClient good;
     Map<Long, Long> peaks;
-    Map<String, Long> statusPeaks = new java.util.concurrent.ConcurrentHashMap<>();
-    java.util.concurrent.atomic.AtomicBoolean sampling = new java.util.concurrent.atomic.AtomicBoolean(true);
+    Map<String, Long> statusPeaks = new ConcurrentHashMap<>();
+    AtomicBoolean sampling = new AtomicBoolean(true);
     Thread statusSampler = new Thread(() -> {
       while (sampling.get()) {
         ReplicaInfo s = cluster.status(client, primary);
@@ -173,7 +177,7 @@ class HostileClientProcessTest {
     for (int id = 1; id <= 3; id++) {
       assertTrue(cluster.replica(id).isAlive(), "replica " + id + " died under attack " + title + "; see " + cluster.log(id));
       // Before the bounds, (a) filled the primary's heap (read threads) and direct memory (unsent replies).
-      String log = java.nio.file.Files.readString(cluster.log(id));
+      String log = Files.readString(cluster.log(id));
       assertFalse(log.contains("OutOfMemoryError") || log.contains("OutOfDirectMemoryError"),
           "replica " + id + " ran out of memory under attack " + title);
     }
@@ -679,7 +683,7 @@ class HostileClientProcessTest {
         // the server's error reply, then EOF
       }
       return true;
-    } catch (java.net.SocketTimeoutException e) {
+    } catch (SocketTimeoutException e) {
       return false;
     } catch (IOException reset) {
       return true;

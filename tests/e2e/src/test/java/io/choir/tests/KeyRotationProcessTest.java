@@ -11,6 +11,7 @@ import io.choir.server.security.ClusterKeys;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -104,7 +105,7 @@ class KeyRotationProcessTest {
             TimeUnit.MILLISECONDS.sleep(500); // some writes between two restarts
             int nowPrimary = cluster.awaitPrimary(c, Duration.ofSeconds(20));
             long viewAfter = cluster.status(c, nowPrimary).view();
-            viewLog.add("keys " + java.util.Arrays.toString(step) + " restart " + id + (id == primary ? " (primary)" : "")
+            viewLog.add("keys " + Arrays.toString(step) + " restart " + id + (id == primary ? " (primary)" : "")
                 + ": view " + viewBefore + " -> " + viewAfter + " in " + TimeUnit.NANOSECONDS.toMillis(took) + " ms");
             if (id == primary) {
               primaryRestarts++;

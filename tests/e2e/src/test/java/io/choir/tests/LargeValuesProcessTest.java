@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -56,7 +57,7 @@ class LargeValuesProcessTest {
       Semaphore inFlight = new Semaphore(8);
       List<CompletableFuture<Long>> acks = new ArrayList<>();
       for (int i = 0; i < values; i++) {
-        while (!inFlight.tryAcquire(100, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+        while (!inFlight.tryAcquire(100, TimeUnit.MILLISECONDS)) {
           assertAllAlive(i);
         }
         CompletableFuture<Long> f = c.async().put(("large/" + i).getBytes(StandardCharsets.UTF_8),
@@ -71,7 +72,7 @@ class LargeValuesProcessTest {
         }
       }
       for (CompletableFuture<Long> f : acks) {
-        f.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        f.get(60, TimeUnit.SECONDS);
       }
       assertAllAlive(values);
       List<ReplicaInfo> s = cluster.awaitConverged(c, Duration.ofSeconds(60));

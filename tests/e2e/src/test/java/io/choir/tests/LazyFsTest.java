@@ -5,13 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.channels.NonReadableChannelException;
+import java.nio.channels.NonWritableChannelException;
 import java.nio.file.Files;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -154,7 +158,7 @@ class LazyFsTest {
       for (Model m : files.values()) {
         closeAll(m);
       }
-      Map<String, Long> before = fs.awaitNoOpenHandles(java.time.Duration.ofSeconds(10));
+      Map<String, Long> before = fs.awaitNoOpenHandles(Duration.ofSeconds(10));
       assertEquals(syncs, before.get("fsyncs") + before.get("fdatasyncs"), "every force() reached the filesystem");
       LazyFs.Drop drop = fs.drop();
       Map<String, Long> after = drop.stats();
@@ -230,7 +234,7 @@ class LazyFsTest {
     try {
       h.write(ByteBuffer.allocate(0), 0);
       return h;
-    } catch (java.nio.channels.NonWritableChannelException e) {
+    } catch (NonWritableChannelException e) {
       FileChannel w = FileChannel.open(p, StandardOpenOption.WRITE);
       m.handles.add(w);
       return w;
@@ -241,7 +245,7 @@ class LazyFsTest {
     try {
       h.read(ByteBuffer.allocate(0), 0);
       return h;
-    } catch (java.nio.channels.NonReadableChannelException e) {
+    } catch (NonReadableChannelException e) {
       FileChannel r = FileChannel.open(p, StandardOpenOption.READ);
       m.handles.add(r);
       return r;
@@ -257,7 +261,7 @@ class LazyFsTest {
 
   /** truncate(2) both ways (FileChannel.truncate only shrinks): through RandomAccessFile.setLength. */
   private static void truncate(Path p, long len) throws IOException {
-    try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(p.toFile(), "rw")) {
+    try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
       f.setLength(len);
     }
   }

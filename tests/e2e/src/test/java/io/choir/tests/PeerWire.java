@@ -1,5 +1,7 @@
 package io.choir.tests;
 
+import io.choir.client.ReplicaInfo;
+import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.security.ClusterKeys;
 import io.choir.server.security.DatagramCodec;
 import java.io.IOException;
@@ -17,11 +19,13 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 
 /**
  * PeerWire is an outsider on a ProcessCluster's loopback network: it captures the cluster's multicast
@@ -98,12 +102,12 @@ final class PeerWire implements AutoCloseable {
    * key the cluster does not have seals with it. A high epoch: its nonces are fresh for any window.
    */
   DatagramCodec forger(int sender, ClusterKeys keys) {
-    java.util.Set<Integer> members = new java.util.HashSet<>();
+    Set<Integer> members = new HashSet<>();
     for (int id = 1; id <= cluster.size(); id++) {
       members.add(id);
     }
     members.add(sender);
-    return new DatagramCodec(sender, clusterHash, Set.copyOf(members), keys, io.choir.proto.wire.DatagramHeader.MAX_EPOCH - 1);
+    return new DatagramCodec(sender, clusterHash, Set.copyOf(members), keys, DatagramHeader.MAX_EPOCH - 1);
   }
 
   /** A random key with id keyId. */
@@ -198,10 +202,10 @@ final class PeerWire implements AutoCloseable {
   }
 
   /** Each replica's counters whose name starts with prefix, by replica id. */
-  static Map<Integer, Map<String, Long>> counters(List<io.choir.client.ReplicaInfo> statuses, String prefix) {
+  static Map<Integer, Map<String, Long>> counters(List<ReplicaInfo> statuses, String prefix) {
     Map<Integer, Map<String, Long>> out = new HashMap<>();
-    for (io.choir.client.ReplicaInfo r : statuses) {
-      Map<String, Long> m = new java.util.TreeMap<>();
+    for (ReplicaInfo r : statuses) {
+      Map<String, Long> m = new TreeMap<>();
       r.counters().forEach((k, v) -> {
         if (k.startsWith(prefix)) {
           m.put(k, v);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaStatusResult;
 import io.choir.client.VersionedValue;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -15,6 +16,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -167,7 +169,7 @@ class PowerLossTest {
       for (int i = 0; i < started.size(); i++) {
         try {
           started.get(i).get(60, TimeUnit.SECONDS);
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
           failed.add("replica " + (i + 1) + ": " + e.getCause().getMessage() + "\n"
               + tail(dir.resolve("node" + (i + 1) + ".log")));
         }
@@ -365,7 +367,7 @@ class PowerLossTest {
     try {
       List<String> lines = Files.exists(log) ? Files.readAllLines(log) : List.of();
       return String.join("\n", lines.subList(Math.max(0, lines.size() - 15), lines.size()));
-    } catch (java.io.IOException e) {
+    } catch (IOException e) {
       return "(log unreadable: " + e + ")";
     }
   }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaInfo;
 import io.choir.client.ReplicaStatusResult;
+import io.choir.server.security.ClusterKeys;
 import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
@@ -15,9 +16,11 @@ import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -118,7 +121,7 @@ final class ProcessCluster implements AutoCloseable {
   }
 
   /** Writes keys to file, owner-only, as `choir keygen` does. */
-  static void writeKeyFile(Path file, io.choir.server.security.ClusterKeys keys) throws IOException {
+  static void writeKeyFile(Path file, ClusterKeys keys) throws IOException {
     keys.write(file);
   }
 
@@ -190,7 +193,7 @@ final class ProcessCluster implements AutoCloseable {
   /** Starts every replica at once (a JVM takes seconds to start on a loaded machine) and waits for all. */
   void startAll() throws IOException, InterruptedException {
     List<Thread> starters = new ArrayList<>();
-    List<Exception> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+    List<Exception> failures = Collections.synchronizedList(new ArrayList<>());
     for (ReplicaProcess r : replicas) {
       Thread t = new Thread(() -> {
         try {
@@ -317,7 +320,7 @@ final class ProcessCluster implements AutoCloseable {
         Files.createDirectories(to);
         for (int i = 1; i <= replicas.size(); i++) {
           if (Files.exists(log(i))) {
-            Files.copy(log(i), to.resolve("node" + i + ".log"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(log(i), to.resolve("node" + i + ".log"), StandardCopyOption.REPLACE_EXISTING);
           }
         }
         System.out.println("replica logs kept in " + to);

@@ -3,6 +3,7 @@ package io.choir.tests;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -108,7 +109,7 @@ final class ReplicaProcess implements AutoCloseable {
   }
 
   private boolean isStopped() throws IOException {
-    String stat = java.nio.file.Files.readString(Path.of("/proc", String.valueOf(pid()), "stat"));
+    String stat = Files.readString(Path.of("/proc", String.valueOf(pid()), "stat"));
     // The state is the first field after the command name, which is in parentheses and may hold spaces.
     char state = stat.charAt(stat.lastIndexOf(')') + 2);
     return state == 'T' || state == 't';

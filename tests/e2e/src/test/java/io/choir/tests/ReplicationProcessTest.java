@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.choir.client.ChoirClient;
+import io.choir.client.ReadConsistency;
 import io.choir.client.ReplicaStatusResult;
 import io.choir.client.ReplicaInfo;
 import io.choir.launcher.ChoirLauncher;
@@ -211,7 +212,7 @@ class ReplicationProcessTest {
       try (ChoirClient only3 = ChoirClient.builder().endpoints(endpoints.get(2))
           .requestTimeout(Duration.ofSeconds(10)).build()) {
         for (int i = 0; i < 6_000; i += 97) {
-          assertEquals("value-" + i, only3.get("before/" + i, io.choir.client.ReadConsistency.SEQUENTIAL)
+          assertEquals("value-" + i, only3.get("before/" + i, ReadConsistency.SEQUENTIAL)
               .orElseThrow(() -> new AssertionError("the joined replica lacks a key")).valueAsString());
         }
       }

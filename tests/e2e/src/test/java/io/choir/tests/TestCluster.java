@@ -2,6 +2,7 @@ package io.choir.tests;
 
 import io.choir.server.config.ServerConfig;
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -13,7 +14,7 @@ final class TestCluster {
 
   /** A free TCP port on loopback (the OS picks it; a tiny race with other processes is acceptable). */
   static int freePort() {
-    try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       s.setReuseAddress(true);
       return s.getLocalPort();
     } catch (IOException e) {

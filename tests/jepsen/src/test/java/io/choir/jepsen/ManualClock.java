@@ -1,6 +1,7 @@
 package io.choir.jepsen;
 
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 
 /** ManualClock is a {@link Clock} for tests: it stands still until something sleeps, which advances it at once. */
 final class ManualClock implements Clock {
@@ -19,7 +20,7 @@ final class ManualClock implements Clock {
   }
 
   /** ticking is a recorder clock that moves 1 µs at every read: distinct, replayable timestamps. */
-  static java.util.function.LongSupplier ticking() {
+  static LongSupplier ticking() {
     AtomicLong t = new AtomicLong();
     return () -> t.addAndGet(1_000);
   }

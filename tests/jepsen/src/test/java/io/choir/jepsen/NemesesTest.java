@@ -5,9 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.choir.proto.MessageType;
+import io.choir.proto.wire.DatagramHeader;
+import io.choir.server.config.ServerConfig;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
@@ -153,19 +161,19 @@ class NemesesTest {
   /** The byte offsets of the repair cut are the wire's: encode a real header and look where nft looks. */
   @Test
   void repairCutMatchesTheDatagramHeaderOnTheWire() {
-    io.netty.buffer.ByteBuf udp = io.netty.buffer.Unpooled.buffer();
+    ByteBuf udp = Unpooled.buffer();
     udp.writeZero(8); // the UDP header: @th counts from its first bit
-    new io.choir.proto.wire.DatagramHeader(io.choir.proto.wire.DatagramHeader.PROTOCOL_VERSION,
-        io.choir.proto.MessageType.FRAGMENT_VALUE, 0, 0x1234L, 7, 2).encode(udp);
-    udp.writeByte(io.choir.proto.MessageType.PREPARE_VALUE); // a fragment's body starts with the inner type
-    assertEquals(io.choir.proto.wire.DatagramHeader.MAGIC, udp.getInt(Nft.MAGIC_BIT / 8));
-    assertEquals(Long.decode(Nft.MAGIC).intValue(), io.choir.proto.wire.DatagramHeader.MAGIC);
-    assertEquals(io.choir.proto.MessageType.FRAGMENT_VALUE, udp.getUnsignedByte(Nft.TYPE_BIT / 8));
-    assertEquals(io.choir.proto.MessageType.PREPARE_VALUE, udp.getUnsignedByte(Nft.FRAGMENT_INNER_TYPE_BIT / 8));
-    assertEquals(8 + io.choir.proto.wire.DatagramHeader.SIZE, Nft.FRAGMENT_INNER_TYPE_BIT / 8);
-    assertEquals(io.choir.proto.MessageType.PREPARE_VALUE, Nft.PREPARE);
-    assertEquals(io.choir.proto.MessageType.NACK_VALUE, Nft.NACK);
-    assertEquals(io.choir.proto.MessageType.FRAGMENT_VALUE, Nft.FRAGMENT);
+    new DatagramHeader(DatagramHeader.PROTOCOL_VERSION,
+        MessageType.FRAGMENT_VALUE, 0, 0x1234L, 7, 2).encode(udp);
+    udp.writeByte(MessageType.PREPARE_VALUE); // a fragment's body starts with the inner type
+    assertEquals(DatagramHeader.MAGIC, udp.getInt(Nft.MAGIC_BIT / 8));
+    assertEquals(Long.decode(Nft.MAGIC).intValue(), DatagramHeader.MAGIC);
+    assertEquals(MessageType.FRAGMENT_VALUE, udp.getUnsignedByte(Nft.TYPE_BIT / 8));
+    assertEquals(MessageType.PREPARE_VALUE, udp.getUnsignedByte(Nft.FRAGMENT_INNER_TYPE_BIT / 8));
+    assertEquals(8 + DatagramHeader.SIZE, Nft.FRAGMENT_INNER_TYPE_BIT / 8);
+    assertEquals(MessageType.PREPARE_VALUE, Nft.PREPARE);
+    assertEquals(MessageType.NACK_VALUE, Nft.NACK);
+    assertEquals(MessageType.FRAGMENT_VALUE, Nft.FRAGMENT);
   }
 
   @Test
@@ -223,11 +231,11 @@ class NemesesTest {
     Set<String> chosen = new TreeSet<>();
     // step seeds come from the plan's nextLong() (NemesisSchedule): small consecutive seeds would all make
     // the same first draw in java.util.Random
-    java.util.Random steps = new java.util.Random(42);
+    Random steps = new Random(42);
     for (int i = 0; i < 50; i++) {
       long seed = steps.nextLong();
-      String a = Targets.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
-      String b = Targets.pickBackup(three, java.util.Optional.of("n2"), new java.util.Random(seed));
+      String a = Targets.pickBackup(three, Optional.of("n2"), new Random(seed));
+      String b = Targets.pickBackup(three, Optional.of("n2"), new Random(seed));
       assertEquals(a, b, "seed " + seed + " replays");
       assertFalse(a.equals("n2"), "never the primary");
       chosen.add(a);
@@ -237,14 +245,14 @@ class NemesesTest {
     Set<String> any = new TreeSet<>();
     for (int i = 0; i < 50; i++) {
       long seed = steps.nextLong();
-      any.add(Targets.pickBackup(three, java.util.Optional.empty(), new java.util.Random(seed)));
+      any.add(Targets.pickBackup(three, Optional.empty(), new Random(seed)));
     }
     assertEquals(Set.copyOf(three), any);
   }
 
   @Test
   void shortPausesAreHalfTheElectionTimeout() {
-    assertEquals((int) io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS.defaultValue(), ProcessFaults.ELECTION_TIMEOUT_MS_DEFAULT,
+    assertEquals((int) ServerConfig.ELECTION_TIMEOUT_MS.defaultValue(), ProcessFaults.ELECTION_TIMEOUT_MS_DEFAULT,
         "the harness's copy of the server default");
     assertEquals(250, ProcessFaults.shortPauseMillis(Map.of()));
     assertEquals(400, ProcessFaults.shortPauseMillis(Map.of("election_timeout_ms", "800")), "a --server-setting is a string");
@@ -255,7 +263,7 @@ class NemesesTest {
 
   @Test
   void restartExitCodesSayWhetherTheShutdownWasClean() {
-    Map<String, Long> exits = new java.util.LinkedHashMap<>();
+    Map<String, Long> exits = new LinkedHashMap<>();
     exits.put("n1", 0L);
     exits.put("n2", 137L);
     exits.put("n3", 4L);

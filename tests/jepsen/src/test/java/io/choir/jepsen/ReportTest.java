@@ -15,6 +15,8 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,7 +36,7 @@ class ReportTest {
     AtomicLong clock = new AtomicLong();
     Recorder r = new Recorder(new StringWriter(), clock::get);
     Random random = new Random(3);
-    Map<String, Long> current = new java.util.HashMap<>();
+    Map<String, Long> current = new HashMap<>();
     long process = 0;
     for (int i = 0; i < 300; i++) {
       clock.addAndGet(30_000_000L + random.nextInt(5_000_000));
@@ -173,7 +175,7 @@ class ReportTest {
     assertEquals("true", Results.show(Results.combine(List.of(f.booleanNode(true), f.booleanNode(true)))));
     assertEquals("unknown", Results.show(Results.combine(List.of(f.booleanNode(true), f.textNode("unknown")))));
     assertEquals("false", Results.show(Results.combine(List.of(f.textNode("unknown"), f.booleanNode(false)))));
-    assertEquals("unknown", Results.show(Results.combine(java.util.Arrays.asList(f.booleanNode(true), null))));
+    assertEquals("unknown", Results.show(Results.combine(Arrays.asList(f.booleanNode(true), null))));
     ObjectNode o = Json.MAPPER.createObjectNode();
     o.put("valid", "unknown");
     assertFalse(Results.isValid(o));

@@ -13,6 +13,7 @@ import io.choir.server.replica.ApplyLane;
 import io.choir.server.replica.ApplyLaneStorage;
 import io.choir.server.replica.EffectExecutor;
 import io.choir.server.replica.LogLane;
+import io.choir.server.replica.LogLaneRunner;
 import io.choir.server.replica.Recovery;
 import io.choir.server.replica.ReplicaMeta;
 import io.choir.server.replica.StorageLanes;
@@ -25,6 +26,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
@@ -150,7 +152,9 @@ final class SimReplica {
   /** Starts (or restarts) the process from what storage holds, with the server's own recovery. */
   void start() {
     incarnation++;
-    ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage);
+    // Recovery's log changes run here; once the log lane's actor exists, they run on it.
+    LogLaneRunner logChanges = new LogLaneRunner();
+    ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage, logChanges);
     stateMachine = new KvStateMachine(applyStorage, cfg.maxClientSessions(), 1024, cfg.sessionTimeoutMs());
     core = new ReplicaCore(config, Recovery.recover(storage, stateMachine, "node " + id, buffered, true));
     int inc = incarnation;
@@ -167,7 +171,7 @@ final class SimReplica {
     logActor = new LaneActor(logLane::take, logLane::hasWork, logLane::next, logLane::step);
     applyActor = new LaneActor(applyLane::take, applyLane::hasWork, applyLane::next, applyLane::step);
     lanes = new StorageLanes(storage, fsync, logActor::put, applyActor::put, events);
-    applyStorage.attach(logActor::runAndWait);
+    logChanges.laneStarted(logActor::runAndWait);
     EffectExecutor.PeerPort peers = (to, view, type, body) -> host.send(id, to, view, type, body);
     executor = new EffectExecutor(core, new EffectExecutor.Ports(
         v -> ReplicaMeta.storeView(storage, v),
@@ -409,12 +413,12 @@ final class SimReplica {
      * run here and now, which is one of the orders the real threads allow.
      */
     void runAndWait(String what, Runnable action) {
-      boolean[] done = new boolean[1];
+      CompletableFuture<Void> ran = new CompletableFuture<>();
       put(new StorageLanes.Run(what, () -> {
         action.run();
-        done[0] = true;
+        ran.complete(null);
       }));
-      while (!done[0]) {
+      while (!ran.isDone()) {
         act();
       }
     }

@@ -2,8 +2,11 @@ package io.choir.sim;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -26,11 +29,11 @@ class SimulationTest {
       }
     }
     long start = System.nanoTime();
-    java.lang.management.ThreadMXBean threads = java.lang.management.ManagementFactory.getThreadMXBean();
+    ThreadMXBean threads = ManagementFactory.getThreadMXBean();
     long cpuStart = threads.getCurrentThreadCpuTime();
     List<String> failures = new ArrayList<>();
     long ops = 0;
-    java.util.TreeMap<String, Long> totals = new java.util.TreeMap<>();
+    TreeMap<String, Long> totals = new TreeMap<>();
     for (long seed : seeds) {
       SimConfig cfg = SimConfig.fromSeed(seed);
       SimResult r = new Simulation(cfg).run();

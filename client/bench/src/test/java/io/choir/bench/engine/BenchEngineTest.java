@@ -1,6 +1,7 @@
 package io.choir.bench.engine;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -217,8 +218,8 @@ class BenchEngineTest {
 
   @Test
   void badConfigIsRefused() {
-    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> config(0, 100, 0, 1.0));
-    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> config(1, 100, 0, 1.5));
-    org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> config(1, 0, 0, 1.0));
+    assertThrows(IllegalArgumentException.class, () -> config(0, 100, 0, 1.0));
+    assertThrows(IllegalArgumentException.class, () -> config(1, 100, 0, 1.5));
+    assertThrows(IllegalArgumentException.class, () -> config(1, 0, 0, 1.0));
   }
 }

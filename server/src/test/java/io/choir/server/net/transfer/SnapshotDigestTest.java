@@ -14,6 +14,8 @@ import java.io.DataOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -71,7 +73,7 @@ class SnapshotDigestTest {
     List<KeyValue> data = List.of(kv("a", "1", 1));
     List<ClientRecord> clients = new ArrayList<>(List.of(client(1, 1), client(2, 2), client(3, 3)));
     byte[] one = digest(5, 6, data, clients);
-    java.util.Collections.reverse(clients);
+    Collections.reverse(clients);
     assertArrayEquals(one, digest(5, 6, data, clients));
   }
 
@@ -111,6 +113,6 @@ class SnapshotDigestTest {
     assertThrows(IllegalStateException.class, () -> d.finish(List.of()));
     assertFalse(SnapshotDigest.matches(done, new byte[0]));
     assertFalse(SnapshotDigest.matches(done, null));
-    assertFalse(SnapshotDigest.matches(java.util.Arrays.copyOf(done, 16), java.util.Arrays.copyOf(done, 16)));
+    assertFalse(SnapshotDigest.matches(Arrays.copyOf(done, 16), Arrays.copyOf(done, 16)));
   }
 }

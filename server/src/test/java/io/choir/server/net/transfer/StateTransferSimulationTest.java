@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
@@ -22,7 +23,9 @@ import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -48,7 +51,7 @@ class StateTransferSimulationTest {
     int runs = Integer.getInteger("choir.test.runs", 400);
     System.out.println("StateTransferSimulationTest seed=" + base + " runs=" + runs
         + " (replay one run: -Dchoir.test.seed=SEED -Dchoir.test.runs=1)");
-    Map<String, Integer> outcomes = new java.util.TreeMap<>();
+    Map<String, Integer> outcomes = new TreeMap<>();
     long maxSteps = 0;
     for (int i = 0; i < runs; i++) {
       long seed = base + i;
@@ -152,7 +155,7 @@ class StateTransferSimulationTest {
 
   private static TransferFailedException failure(TransferWorld.Transfer t) {
     ExecutionException e =
-        org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class, () -> t.receiver.result().get());
+        assertThrows(ExecutionException.class, () -> t.receiver.result().get());
     return assertInstanceOf(TransferFailedException.class, e.getCause());
   }
 
@@ -197,7 +200,7 @@ class StateTransferSimulationTest {
   }
 
   /** Applies edit to the first chunk that has pairs, once. */
-  private static Tamper onFirstChunkWithPairs(java.util.function.UnaryOperator<StateTransferChunk> edit) {
+  private static Tamper onFirstChunkWithPairs(UnaryOperator<StateTransferChunk> edit) {
     boolean[] done = {false};
     return (envelope, index) -> {
       StateTransferChunk chunk = envelope.getStateTransferChunk();
