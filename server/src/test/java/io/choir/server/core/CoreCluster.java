@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.IntFunction;
 import java.util.function.Predicate;
 
 /**
@@ -40,7 +41,7 @@ final class CoreCluster {
     this(n, id -> CoreKit.config(id, n));
   }
 
-  CoreCluster(int n, java.util.function.IntFunction<CoreConfig> config) {
+  CoreCluster(int n, IntFunction<CoreConfig> config) {
     this.n = n;
     cores = new ReplicaCore[n + 1];
     prepareBytesSent = new long[n + 1][n + 1];

@@ -15,10 +15,12 @@ import io.choir.proto.MessageType;
 import io.choir.proto.Nack;
 import io.choir.proto.OpRange;
 import io.choir.proto.Prepare;
+import io.choir.proto.PrepareOk;
 import io.choir.proto.Request;
 import io.choir.proto.StartView;
 import io.choir.proto.StartViewChange;
 import java.util.OptionalInt;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -76,7 +78,7 @@ class PeerInputCoreTest {
     int primary = c.primary();
     c.dropFrom = primary; // the primary goes: a view change must follow
     c.run(4 * T, 10 * MS);
-    int[] live = java.util.stream.IntStream.rangeClosed(1, 3).filter(id -> id != primary).toArray();
+    int[] live = IntStream.rangeClosed(1, 3).filter(id -> id != primary).toArray();
     for (int id : live) {
       assertTrue(c.cores[id].view() >= 1 && c.cores[id].view() < 10, "a real view change: " + c.cores[id]);
     }
@@ -211,7 +213,7 @@ class PeerInputCoreTest {
     c.inject(1, new Event.Peer(2, 0, MessageType.NACK, Nack.getDefaultInstance()));
     assertEquals(3, rejected(c.cores[1], "nack_malformed"));
     c.inject(1, new Event.Peer(2, 0, MessageType.PREPARE_OK,
-        io.choir.proto.PrepareOk.newBuilder().setOp(1_000_000).build()));
+        PrepareOk.newBuilder().setOp(1_000_000).build()));
     assertEquals(1, rejected(c.cores[1], "ack_beyond_sent"));
     assertEquals(resent, c.cores[1].counters().retransmits);
     assertFalse(c.cores[1].peerRejections().isEmpty());

@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnknownFieldSet;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
+import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
 import io.choir.proto.Nack;
 import io.choir.proto.OpRange;
@@ -14,6 +16,8 @@ import io.choir.proto.PrepareOk;
 import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.StartView;
+import io.choir.proto.Status;
 import io.choir.server.config.CoreSettings;
 import java.util.ArrayList;
 import java.util.List;
@@ -206,14 +210,14 @@ class ReplicationCoreTest {
   void shouldDropAnEntryWhoseBytesWouldNotSerializeBackTheSame() {
     ReplicaCore backup = new ReplicaCore(config(2), RecoveredState.empty());
     Entry odd = Entry.newBuilder().setOp(1).setPut(Put.newBuilder().setKey(ByteString.copyFromUtf8("a")))
-        .setUnknownFields(com.google.protobuf.UnknownFieldSet.newBuilder().addField(99,
-            com.google.protobuf.UnknownFieldSet.Field.newBuilder().addVarint(1).build()).build())
+        .setUnknownFields(UnknownFieldSet.newBuilder().addField(99,
+            UnknownFieldSet.Field.newBuilder().addVarint(1).build()).build())
         .build();
     Effects e = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(odd).build()), 0);
     assertTrue(e.toPersist().isEmpty(), "not stored");
     assertEquals(1, backup.counters().nonCanonicalEntries);
-    Entry fine = odd.toBuilder().setUnknownFields(com.google.protobuf.UnknownFieldSet.getDefaultInstance()).build();
+    Entry fine = odd.toBuilder().setUnknownFields(UnknownFieldSet.getDefaultInstance()).build();
     Effects ok = step(backup, new Event.Peer(1, 0, MessageType.PREPARE,
         Prepare.newBuilder().setFirstOp(1).addEntries(fine).build()), MS);
     assertEquals(List.of(fine), ok.toPersist());
@@ -272,8 +276,8 @@ class ReplicationCoreTest {
     step(primary, new Event.Tick(), 0);
     step(primary, new Event.Tick(), 400 * MS);
     Effects late = step(primary, new Event.ClientRequest(1, put(1, "a")), 600 * MS);
-    assertEquals(io.choir.proto.Status.UNAVAILABLE, late.replies().get(0).responses().get(0).getStatus());
-    step(primary, new Event.Peer(2, 0, MessageType.HEARTBEAT_OK, io.choir.proto.HeartbeatOk.newBuilder().build()), 601 * MS);
+    assertEquals(Status.UNAVAILABLE, late.replies().get(0).responses().get(0).getStatus());
+    step(primary, new Event.Peer(2, 0, MessageType.HEARTBEAT_OK, HeartbeatOk.newBuilder().build()), 601 * MS);
     Effects ok = step(primary, new Event.ClientRequest(1, put(2, "b")), 602 * MS);
     assertTrue(ok.replies().isEmpty(), "with one backup heard, 2 of 3 is a majority again");
   }
@@ -318,7 +322,7 @@ class ReplicationCoreTest {
   void shouldCountABackupOfAnIdleNewViewAsCompleteAtOnce_VR42() {
     ReplicaCore backup = new ReplicaCore(config(3), RecoveredState.empty());
     Effects sv = step(backup, new Event.Peer(2, 1, MessageType.START_VIEW,
-        io.choir.proto.StartView.newBuilder().setLastOp(0).setCommit(0).build()), 0);
+        StartView.newBuilder().setLastOp(0).setCommit(0).build()), 0);
     assertTrue(sv.lastNormalViewToPersist().isPresent(), "nothing to catch up: its last normal view is the new view");
     assertEquals("backup", backup.role());
   }

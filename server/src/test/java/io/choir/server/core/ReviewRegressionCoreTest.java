@@ -19,13 +19,19 @@ import static io.choir.server.core.CoreKit.tick;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.choir.proto.DoViewChange;
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
 import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
+import io.choir.proto.Nack;
+import io.choir.proto.OpRange;
 import io.choir.proto.Prepare;
+import io.choir.proto.PrepareOk;
+import io.choir.proto.Recovery;
 import io.choir.proto.RecoveryResponse;
 import io.choir.proto.StartView;
+import io.choir.proto.StartViewChange;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -293,7 +299,7 @@ class ReviewRegressionCoreTest {
     Entry e2 = entry(2, 0, "b");
     List<Entry> old = List.of(e1, e2, entry(3, 2, "x"), entry(4, 2, "y"), entry(5, 2, "z"));
     ReplicaCore r = new ReplicaCore(config(3, 3), new RecoveredState(2, 2, true, true, false, 0, 0, 1, old));
-    long nonce = ((io.choir.proto.Recovery) only(tick(r, 0), MessageType.RECOVERY).body()).getNonce();
+    long nonce = ((Recovery) only(tick(r, 0), MessageType.RECOVERY).body()).getNonce();
     step(r, new Event.Peer(2, 3, MessageType.RECOVERY_RESPONSE,
         RecoveryResponse.newBuilder().setNonce(nonce).build()), MS);
     step(r, new Event.Peer(1, 3, MessageType.RECOVERY_RESPONSE,
@@ -329,11 +335,11 @@ class ReviewRegressionCoreTest {
     ReplicaCore r2 = fresh(2, 5);
     tick(r2, 0);
     step(r2, new Event.Peer(3, 1, MessageType.START_VIEW_CHANGE,
-        io.choir.proto.StartViewChange.getDefaultInstance()), 2 * T);
-    step(r2, new Event.Peer(3, 1, MessageType.DO_VIEW_CHANGE, io.choir.proto.DoViewChange.newBuilder().build()),
+        StartViewChange.getDefaultInstance()), 2 * T);
+    step(r2, new Event.Peer(3, 1, MessageType.DO_VIEW_CHANGE, DoViewChange.newBuilder().build()),
         2 * T + MS);
     Effects e = step(r2, new Event.Peer(4, 1, MessageType.DO_VIEW_CHANGE,
-        io.choir.proto.DoViewChange.newBuilder().build()), 2 * T + 2 * MS);
+        DoViewChange.newBuilder().build()), 2 * T + 2 * MS);
     assertTrue(r2.isPrimary());
     // one view change, one START_VIEW.
     assertEquals(1, sendsOf(e, MessageType.START_VIEW).size(), "START_VIEWs in one step");
@@ -376,11 +382,11 @@ class ReviewRegressionCoreTest {
     tick(a, MS);
     step(a, new Event.Persisted(20), 2 * MS);
     Effects commit = step(a, new Event.Peer(2, 0, MessageType.PREPARE_OK,
-        io.choir.proto.PrepareOk.newBuilder().setOp(20).build()), 2 * MS);
+        PrepareOk.newBuilder().setOp(20).build()), 2 * MS);
     step(a, CoreKit.applied(commit.toApply()), 3 * MS);
-    io.choir.proto.Nack.Builder nack = io.choir.proto.Nack.newBuilder();
+    Nack.Builder nack = Nack.newBuilder();
     for (long op = 1; op <= 11; op += 2) {
-      nack.addRanges(io.choir.proto.OpRange.newBuilder().setFirst(op).setLast(op));
+      nack.addRanges(OpRange.newBuilder().setFirst(op).setLast(op));
     }
     Effects e = step(a, new Event.Peer(3, 0, MessageType.NACK, nack.build()), 10 * MS);
     long asked = 0;

@@ -20,6 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.protobuf.ByteString;
 import io.choir.proto.Get;
 import io.choir.proto.Heartbeat;
+import io.choir.proto.HeartbeatOk;
 import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -102,7 +103,7 @@ class StepDownCoreTest {
     tick(a, MS);
     // Its primary asks for view 1 (it followed a stuck replica up): the waiting write may commit there.
     Effects down = step(a, new Event.Peer(2, 1, MessageType.HEARTBEAT_OK,
-        io.choir.proto.HeartbeatOk.getDefaultInstance()), 2 * MS);
+        HeartbeatOk.getDefaultInstance()), 2 * MS);
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, a.mode());
     Response r = down.replies().get(0).responses().get(0);
     assertEquals(Status.NOT_PRIMARY, r.getStatus());

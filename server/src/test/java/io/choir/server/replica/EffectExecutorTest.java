@@ -3,8 +3,10 @@ package io.choir.server.replica;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.google.protobuf.MessageLite;
+import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
 import io.choir.proto.MessageType;
+import io.choir.proto.Prepare;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.server.config.CoreSettings;
@@ -36,7 +38,7 @@ class EffectExecutorTest {
           }
 
           @Override
-          public void persist(List<io.choir.proto.Entry> entries, long epoch) {
+          public void persist(List<Entry> entries, long epoch) {
             calls.add("persist " + entries.size() + " e" + epoch);
           }
 
@@ -46,7 +48,7 @@ class EffectExecutorTest {
           }
 
           @Override
-          public void apply(List<io.choir.proto.Entry> entries) {
+          public void apply(List<Entry> entries) {
             calls.add("apply " + entries.size());
           }
 
@@ -114,7 +116,7 @@ class EffectExecutorTest {
     MemoryStorage log = new MemoryStorage();
     log.appendLog(RecoveryTest.entries(3, 40), true);
     List<Long> sent = new ArrayList<>();
-    EffectExecutor.PeerPort peers = (to, view, type, body) -> ((io.choir.proto.Prepare) body).getEntriesList()
+    EffectExecutor.PeerPort peers = (to, view, type, body) -> ((Prepare) body).getEntriesList()
         .forEach(e -> sent.add(e.getOp()));
 
     EffectExecutor.resendFromLog(log, peers, 1400, new Effects.Retransmit(2, 1, 1, 6, 6));

@@ -25,6 +25,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 
@@ -201,13 +202,13 @@ class StateTransferSimulationTest {
 
   /** Applies edit to the first chunk that has pairs, once. */
   private static Tamper onFirstChunkWithPairs(UnaryOperator<StateTransferChunk> edit) {
-    boolean[] done = {false};
+    AtomicBoolean done = new AtomicBoolean();
     return (envelope, index) -> {
       StateTransferChunk chunk = envelope.getStateTransferChunk();
-      if (done[0] || chunk.getKvsCount() == 0) {
+      if (done.get() || chunk.getKvsCount() == 0) {
         return envelope;
       }
-      done[0] = true;
+      done.set(true);
       return envelope.toBuilder().setStateTransferChunk(edit.apply(chunk)).build();
     };
   }
