@@ -12,6 +12,9 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -27,6 +30,9 @@ import picocli.CommandLine.Option;
 @Command(name = "server", description = "Run one replica (settings from --config FILE, then flags).",
     mixinStandardHelpOptions = true)
 final class ServerCommand implements Callable<Integer> {
+  /** How long a signal during the start waits for it to end before the JVM halts anyway. */
+  private static final long START_WAIT_SECONDS = 60;
+
   @CommandLine.Spec CommandSpec spec;
 
   @Option(names = "--config", paramLabel = "FILE", description = "YAML file of settings.")
@@ -72,6 +78,28 @@ final class ServerCommand implements Callable<Integer> {
       return Choir.EXIT_OK;
     }
     setLogLevel(cfg.logLevel());
+    // SIGTERM or Ctrl-C: shut down gracefully, then end with status 0 (not the JVM's 143 for a signal),
+    // since a graceful stop is a success for supervisors such as systemd or `docker stop`. The hook is
+    // installed before the replica starts: a signal while it starts (recovery, opening the storage and
+    // the sockets take seconds in a container) waits for the start to end and then stops the replica
+    // like any other, rather than leaving the JVM to exit with 143 and no clean-shutdown marker.
+    CompletableFuture<ReplicaServer> started = new CompletableFuture<>();
+    Thread hook = new Thread(() -> {
+      int status = Choir.EXIT_ERROR;
+      try {
+        ReplicaServer s = started.get(START_WAIT_SECONDS, TimeUnit.SECONDS);
+        s.close();
+        status = s.terminated().join() == null ? Choir.EXIT_OK : Choir.EXIT_ERROR;
+      } catch (ExecutionException e) {
+        // The start failed: it said why already.
+      } catch (Throwable e) {
+        // A hook that dies would also leave the JVM to exit with 143, which says nothing of why.
+        LoggerFactory.getLogger(ServerCommand.class).atError().setCause(e).log("replica shutdown failed");
+      } finally {
+        Runtime.getRuntime().halt(status);
+      }
+    }, "choir-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
     ReplicaServer server;
     try {
       if (rejoin) {
@@ -80,17 +108,15 @@ final class ServerCommand implements Callable<Integer> {
             + (aside == null ? "" : "; the old one is kept at " + aside));
       }
       server = ReplicaServer.start(cfg);
+      started.complete(server);
     } catch (RuntimeException e) {
+      started.completeExceptionally(e);
       spec.commandLine().getErr().println("choir server: cannot start: " + e.getMessage());
       return Choir.EXIT_ERROR;
+    } catch (Exception e) {
+      started.completeExceptionally(e);
+      throw e;
     }
-    // SIGTERM or Ctrl-C: shut down gracefully, then end with status 0 (not the JVM's 143 for a signal),
-    // since a graceful stop is a success for supervisors such as systemd or `cluster up`.
-    Thread hook = new Thread(() -> {
-      server.close();
-      Runtime.getRuntime().halt(server.terminated().join() == null ? Choir.EXIT_OK : Choir.EXIT_ERROR);
-    }, "choir-shutdown");
-    Runtime.getRuntime().addShutdownHook(hook);
     Throwable cause = server.terminated().join();
     if (cause != null) {
       spec.commandLine().getErr().println("choir server: stopped after a fatal error: " + cause);

@@ -40,6 +40,28 @@ class DurabilityTest {
     return ChoirClient.builder().endpoints("127.0.0.1:" + port).requestTimeout(Duration.ofSeconds(10)).build();
   }
 
+  /**
+   * A SIGTERM that arrives while the replica starts (here: once its client port is set up, before the
+   * start has ended; in a container that takes seconds) stops it gracefully once the start is done,
+   * with exit code 0. Before, the shutdown hook was installed only after the start, so such a signal
+   * ended the JVM with 143 and no clean shutdown (the harness's restart-all right after a kill-all).
+   */
+  @Test
+  void shouldShutDownGracefullyOnSigtermWhileStarting() throws Exception {
+    int port = TestCluster.freePort();
+    Path config = writeConfig(port, "fsync");
+    Path log = dir.resolve("replica.log");
+    try (ReplicaProcess replica = new ReplicaProcess(config, log, port)) {
+      replica.startUntilLogSays("client port security");
+      int exit = replica.terminate();
+      String out = Files.readString(log);
+      System.out.println("SIGTERM while starting: exit " + exit + ", replica started: " + out.contains("replica started")
+          + ", replica stopped: " + out.contains("replica stopped"));
+      assertEquals(0, exit, "SIGTERM while starting shuts down gracefully with exit code 0; see " + log);
+      assertTrue(out.contains("replica stopped"), "the graceful shutdown ran");
+    }
+  }
+
   @Test
   void shouldKeepEveryAcknowledgedWriteAcrossKillMinus9() throws Exception {
     int port = TestCluster.freePort();

@@ -34,14 +34,7 @@ final class ReplicaProcess implements AutoCloseable {
 
   /** Starts the process and waits (up to 30 s) until its client port accepts connections. */
   void start() throws IOException, InterruptedException {
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd = new ArrayList<>();
-    cmd.add(java);
-    cmd.addAll(jvmOptions);
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"),
-        "io.choir.launcher.ChoirLauncher", "server", "--config", config.toString()));
-    process = new ProcessBuilder(cmd).redirectErrorStream(true)
-        .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
+    launch();
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (System.nanoTime() < deadline) {
       if (!process.isAlive()) {
@@ -55,6 +48,36 @@ final class ReplicaProcess implements AutoCloseable {
       }
     }
     throw new IllegalStateException("replica did not open port " + clientPort + " in 30 s; see " + logFile);
+  }
+
+  /**
+   * Starts the process and returns as soon as its log holds a line containing text (up to 30 s), for a
+   * test that acts while the replica is still starting.
+   */
+  void startUntilLogSays(String text) throws IOException, InterruptedException {
+    launch();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (System.nanoTime() < deadline) {
+      if (Files.exists(logFile) && Files.readString(logFile).contains(text)) {
+        return;
+      }
+      if (!process.isAlive()) {
+        throw new IllegalStateException("replica exited with " + process.exitValue() + "; see " + logFile);
+      }
+      TimeUnit.MILLISECONDS.sleep(5); // polling a log file; no event to wait on
+    }
+    throw new IllegalStateException("replica did not log '" + text + "' in 30 s; see " + logFile);
+  }
+
+  private void launch() throws IOException {
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd = new ArrayList<>();
+    cmd.add(java);
+    cmd.addAll(jvmOptions);
+    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"),
+        "io.choir.launcher.ChoirLauncher", "server", "--config", config.toString()));
+    process = new ProcessBuilder(cmd).redirectErrorStream(true)
+        .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile())).start();
   }
 
   /** kill -9: no shutdown hook, no flush; only what reached the OS (or the disk) survives. */
