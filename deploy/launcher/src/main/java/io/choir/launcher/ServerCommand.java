@@ -113,7 +113,7 @@ final class ServerCommand implements Callable<Integer> {
       started.completeExceptionally(e);
       spec.commandLine().getErr().println("choir server: cannot start: " + e.getMessage());
       return Choir.EXIT_ERROR;
-    } catch (Exception e) {
+    } catch (Throwable e) { // an I/O failure of --rejoin, or an Error: the hook must not wait for a start
       started.completeExceptionally(e);
       throw e;
     }
