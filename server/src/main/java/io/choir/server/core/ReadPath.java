@@ -48,10 +48,7 @@ final class ReadPath {
       return;
     }
     if (!sequential && n > 1 && quorum.live(nowNs) < config.quorum()) {
-      counters.noQuorum++;
-      out.reply(event.connectionId(), RequestValidator.refuse(request,
-          Status.UNAVAILABLE, "no quorum: the primary has heard from " + quorum.live(nowNs) + " of " + n
-              + " replicas (needs " + config.quorum() + ")"));
+      out.reply(event.connectionId(), redirect.noQuorum(request, quorum.live(nowNs)));
       return;
     }
     // Linearizable: the commit number seen on arrival, and (with backups) a heartbeat round sent after

@@ -53,4 +53,14 @@ final class Redirect {
   private long primarySilentHintNs() {
     return Math.max(3 * config.heartbeatIntervalNs, config.quorumTimeoutNs / 2);
   }
+
+  /**
+   * A primary's answer when it has heard from fewer than a quorum (CheckQuorum): UNAVAILABLE, counted,
+   * so the client tries again or elsewhere rather than wait on a primary that may be cut off.
+   */
+  Response noQuorum(Request request, int live) {
+    counters.noQuorum++;
+    return RequestValidator.refuse(request, Status.UNAVAILABLE, "no quorum: the primary has heard from " + live
+        + " of " + config.replicaIds().size() + " replicas (needs " + config.quorum() + ")");
+  }
 }

@@ -86,10 +86,7 @@ final class WritePath {
     }
     int live = quorum.live(nowNs);
     if (live < config.quorum()) {
-      counters.noQuorum++;
-      out.reply(event.connectionId(), RequestValidator.refuse(request,
-          Status.UNAVAILABLE, "no quorum: the primary has heard from " + live + " of " + n
-              + " replicas (needs " + config.quorum() + ")"));
+      out.reply(event.connectionId(), redirect.noQuorum(request, live));
       return;
     }
     if (intake.mustQueue(log.lastOp() - log.commitOp())) {
