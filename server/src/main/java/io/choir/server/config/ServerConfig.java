@@ -9,6 +9,7 @@ import static io.choir.server.config.Setting.whole;
 import static io.choir.server.config.Setting.wholeOrZero;
 
 import io.choir.server.config.ReplicaAddress.HostPort;
+import io.choir.server.net.TransportMode;
 import io.choir.server.security.ClusterKeys;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -84,6 +85,11 @@ public final class ServerConfig {
       "224-239.x.x.x:port", Values::multicastGroup, "IPv4 multicast group:port of the cluster's PREPAREs."));
   public static final Setting<String> MULTICAST_INTERFACE = add(nonEmptyText("multicast_interface", "lo",
       "Network interface for multicast; loopback by default, a LAN interface only when set."));
+  public static final Setting<TransportMode> PEER_TRANSPORT = add(oneOf("peer_transport", TransportMode.class,
+      TransportMode.MULTICAST, "How a message to all replicas travels: multicast (one IP multicast datagram),"
+          + " unicast (one datagram to each replica, bigger ones over each peer stream; the group is never"
+          + " joined: clouds and Kubernetes without multicast) or auto (multicast to the peers that answer"
+          + " this replica's multicast probes, unicast to the others)."));
   public static final Setting<String> CLUSTER_KEY_FILE = add(text("cluster_key_file", "",
       "File of the cluster's secret keys (`choir keygen` writes one): peer datagrams are sealed with it"
           + " (AES-GCM) and peer streams proven with it; see docs/security.md. Empty: no key (peers"

@@ -22,10 +22,10 @@ import java.net.SocketException;
 import java.util.concurrent.TimeUnit;
 
 /**
- * PeerChannels owns the peer transport's two UDP sockets and their one event loop: the unicast
- * channel bound to this replica's peer address (every datagram is sent from it) and the multicast
- * channel bound to the group and joined on the configured interface; both hand what they receive to
- * one handler.
+ * PeerChannels owns the peer transport's UDP sockets and their one event loop: the unicast
+ * channel bound to this replica's peer address (every datagram is sent from it) and, unless the
+ * transport is unicast only, the multicast channel bound to the group and joined on the configured
+ * interface; both hand what they receive to one handler.
  *
  * <p>Multicast stays where it is configured: the channels are created with the IPv4 family (an IPv6
  * socket would ignore IP_MULTICAST_IF for an IPv4 group and send through the default route, see
@@ -45,20 +45,28 @@ final class PeerChannels implements AutoCloseable {
   private final DatagramChannel multicast;
 
   /**
-   * Binds self and groupAddress (joined on the interface named interfaceName, which must exist and
-   * have an IPv4 address), handing every received datagram to inbound (a sharable handler).
+   * Binds self and, when multicast is true, groupAddress (joined on the interface named
+   * interfaceName, which must exist and have an IPv4 address), handing every received datagram to
+   * inbound (a sharable handler). Without multicast (peer_transport: unicast) there is no group
+   * socket and no multicast socket option is set at all.
    */
   PeerChannels(InetSocketAddress self, InetSocketAddress groupAddress, String interfaceName, int ttl,
-      int receiveBufferBytes, ChannelHandler inbound) throws InterruptedException, SocketException {
+      int receiveBufferBytes, ChannelHandler inbound, boolean multicast)
+      throws InterruptedException, SocketException {
     this.groupAddress = groupAddress;
-    this.iface = NetworkInterface.getByName(interfaceName);
-    if (iface == null) {
-      throw new IllegalArgumentException("multicast_interface '" + interfaceName
-          + "' does not exist on this machine");
+    if (multicast) {
+      this.iface = NetworkInterface.getByName(interfaceName);
+      if (iface == null) {
+        throw new IllegalArgumentException("multicast_interface '" + interfaceName
+            + "' does not exist on this machine");
+      }
+      this.ifaceAddress = iface.inetAddresses().filter(a -> a instanceof Inet4Address)
+          .findFirst().orElseThrow(() -> new IllegalArgumentException(
+              "multicast_interface '" + interfaceName + "' has no IPv4 address"));
+    } else {
+      this.iface = null;
+      this.ifaceAddress = null;
     }
-    this.ifaceAddress = iface.inetAddresses().filter(a -> a instanceof Inet4Address)
-        .findFirst().orElseThrow(() -> new IllegalArgumentException(
-            "multicast_interface '" + interfaceName + "' has no IPv4 address"));
     this.epoll = NettyIo.epoll();
     this.group = new MultiThreadIoEventLoopGroup(1, NettyIo.ioHandlerFactory());
     ChannelFactory<DatagramChannel> channels = epoll
@@ -67,25 +75,36 @@ final class PeerChannels implements AutoCloseable {
     Bootstrap base = new Bootstrap().group(group).channelFactory(channels)
         .option(ChannelOption.SO_RCVBUF, receiveBufferBytes)
         .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(RECEIVE_ALLOCATION_BYTES))
-        .option(ChannelOption.IP_MULTICAST_IF, iface)
-        .option(ChannelOption.IP_MULTICAST_TTL, ttl)
-        .option(ChannelOption.IP_MULTICAST_LOOP_DISABLED, false)
         .handler(inbound);
-    if (epoll) {
-      base.option(EpollChannelOption.IP_MULTICAST_ALL, false);
+    if (multicast) {
+      base.option(ChannelOption.IP_MULTICAST_IF, iface)
+          .option(ChannelOption.IP_MULTICAST_TTL, ttl)
+          .option(ChannelOption.IP_MULTICAST_LOOP_DISABLED, false);
+      if (epoll) {
+        base.option(EpollChannelOption.IP_MULTICAST_ALL, false);
+      }
     }
     try {
       this.unicast = (DatagramChannel) base.clone().bind(self).sync().channel();
-      Bootstrap mc = base.clone().option(ChannelOption.SO_REUSEADDR, true);
-      if (epoll) {
-        mc.option(EpollChannelOption.SO_REUSEPORT, true);
+      if (multicast) {
+        Bootstrap mc = base.clone().option(ChannelOption.SO_REUSEADDR, true);
+        if (epoll) {
+          mc.option(EpollChannelOption.SO_REUSEPORT, true);
+        }
+        this.multicast = (DatagramChannel) mc.bind(groupAddress).sync().channel();
+        this.multicast.joinGroup(groupAddress, iface).sync();
+      } else {
+        this.multicast = null;
       }
-      this.multicast = (DatagramChannel) mc.bind(groupAddress).sync().channel();
-      multicast.joinGroup(groupAddress, iface).sync();
     } catch (RuntimeException | InterruptedException e) {
       group.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
       throw e;
     }
+  }
+
+  /** True when the group is joined (peer_transport multicast or auto). */
+  boolean multicast() {
+    return multicast != null;
   }
 
   /** Sends one datagram to dest from the unicast channel (any thread; a failure is not reported). */
@@ -103,7 +122,7 @@ final class PeerChannels implements AutoCloseable {
     return unicast.config().getOption(ChannelOption.SO_RCVBUF);
   }
 
-  /** The interface's IPv4 address multicast goes out of and is joined on. */
+  /** The interface's IPv4 address multicast goes out of and is joined on (null without multicast). */
   InetAddress interfaceAddress() {
     return ifaceAddress;
   }
@@ -114,12 +133,14 @@ final class PeerChannels implements AutoCloseable {
 
   @Override
   public void close() {
-    try {
-      multicast.leaveGroup(groupAddress, iface).awaitUninterruptibly(500, TimeUnit.MILLISECONDS);
-    } catch (RuntimeException ignored) {
-      // closing anyway
+    if (multicast != null) {
+      try {
+        multicast.leaveGroup(groupAddress, iface).awaitUninterruptibly(500, TimeUnit.MILLISECONDS);
+      } catch (RuntimeException ignored) {
+        // closing anyway
+      }
+      multicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
     }
-    multicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
     unicast.close().awaitUninterruptibly(1, TimeUnit.SECONDS);
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly(2, TimeUnit.SECONDS);
   }

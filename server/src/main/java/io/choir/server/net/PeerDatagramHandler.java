@@ -5,6 +5,7 @@ import com.google.protobuf.MessageLite;
 import com.google.protobuf.Parser;
 import io.choir.proto.Fragment;
 import io.choir.proto.MessageType;
+import io.choir.proto.TransportProbe;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.security.DatagramCodec;
 import io.micrometer.core.instrument.Counter;
@@ -23,7 +24,8 @@ import org.slf4j.LoggerFactory;
  * multicast channel alike (both run on the transport's one event loop): the {@link DatagramCodec}
  * judges it before anything of it is interpreted, our own multicast looped back is counted apart,
  * FRAGMENTs are reassembled ({@link Reassembler}, bounded), the body is parsed by its type and handed
- * to the {@link PeerSink}. Everything refused is dropped and counted by reason ({@link PeerDrops}); it
+ * to the {@link PeerSink}; a TRANSPORT_PROBE goes to the transport's {@link MulticastProbes}, never to
+ * the core, and every accepted datagram tells the {@link PeerDirectory} its sender was heard. Everything refused is dropped and counted by reason ({@link PeerDrops}); it
  * decides nothing of the protocol (STYLE.md habit 6).
  */
 @ChannelHandler.Sharable
@@ -36,11 +38,15 @@ final class PeerDatagramHandler extends SimpleChannelInboundHandler<DatagramPack
   private final PeerSink sink;
   private final TestPeerFaults faults;
   private final PeerDrops drops;
+  private final PeerDirectory directory;
+  private final MulticastProbes probes;
   private final Counter received;
   private final Counter ownLooped;
 
   PeerDatagramHandler(DatagramCodec codec, Reassembler reassembler, PeerSink sink, TestPeerFaults faults,
-      PeerDrops drops, MeterRegistry metrics) {
+      PeerDrops drops, PeerDirectory directory, MulticastProbes probes, MeterRegistry metrics) {
+    this.directory = directory;
+    this.probes = probes;
     this.codec = codec;
     this.reassembler = reassembler;
     this.sink = sink;
@@ -75,12 +81,19 @@ final class PeerDatagramHandler extends SimpleChannelInboundHandler<DatagramPack
       drops.datagram("test_partition");
       return;
     }
+    directory.heard(h.sender()); // authentic (the codec's verdict): its address is still good
     MessageType type = MessageType.forNumber(h.messageType());
     if (type == null || type == MessageType.MESSAGE_TYPE_UNKNOWN) {
       drops.datagram("unknown_type", from);
       return;
     }
     try {
+      if (type == MessageType.TRANSPORT_PROBE) {
+        boolean viaMulticast = packet.recipient() != null && packet.recipient().getAddress() != null
+            && packet.recipient().getAddress().isMulticastAddress();
+        probes.received(h.sender(), TransportProbe.parseFrom(body), viaMulticast); // the transport's own
+        return;
+      }
       if (type == MessageType.FRAGMENT) {
         onFragment(h, body, from);
         return;

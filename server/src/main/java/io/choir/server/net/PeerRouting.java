@@ -51,7 +51,9 @@ public final class PeerRouting {
     /** One frame over the destination's TCP peer stream. */
     STREAM,
     /** One frame over the TCP peer stream of every other replica (a big non-PREPARE to all). */
-    STREAM_TO_EACH
+    STREAM_TO_EACH,
+    /** One unicast datagram to every other replica (a message to all without multicast). */
+    DATAGRAM_TO_EACH
   }
 
   /** The route of a message of type with bodyBytes of body to to (0: every replica). */
@@ -63,6 +65,15 @@ public final class PeerRouting {
       return Route.STREAM;
     }
     return type == MessageType.PREPARE ? Route.FRAGMENTS : Route.STREAM_TO_EACH;
+  }
+
+  /**
+   * The route of a message to all that goes to each other replica separately (peer_transport
+   * unicast, or auto for the peers multicast does not reach): one unicast datagram each when the body
+   * fits one, else one frame over each replica's peer stream; never fragments.
+   */
+  public static Route routeToEach(int bodyBytes, int maxDatagramBytes) {
+    return bodyBytes <= datagramRoom(maxDatagramBytes) ? Route.DATAGRAM_TO_EACH : Route.STREAM_TO_EACH;
   }
 
   /** Bytes of body that fit one datagram after the header and, sealed, the GCM tag. */

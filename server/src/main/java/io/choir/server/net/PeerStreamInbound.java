@@ -17,12 +17,17 @@ import java.util.Set;
 final class PeerStreamInbound implements PeerStreamSink {
   private final int selfId;
   private final long clusterIdHash;
-  private final Set<Integer> members;
+  private volatile Set<Integer> members;
   private final int maxFrameBytes;
   private final PeerSink sink;
   private final TestPeerFaults faults;
   private final PeerDrops drops;
   private final Counter received;
+
+  /** Replaces the members whose envelopes are accepted (a membership change; any thread). */
+  void updateMembers(Set<Integer> ids) {
+    members = Set.copyOf(ids);
+  }
 
   PeerStreamInbound(int selfId, long clusterIdHash, Set<Integer> members, int maxFrameBytes, PeerSink sink,
       TestPeerFaults faults, PeerDrops drops, MeterRegistry metrics) {

@@ -21,12 +21,14 @@ import io.netty.util.ReferenceCountUtil;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.ArrayDeque;
-import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
+import java.util.function.IntConsumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -69,13 +71,16 @@ final class PeerStreams implements AutoCloseable {
   private final EventLoop loop;
   private final Bootstrap bootstrap;
   private static final Discard DISCARD = new Discard();
-  private final Map<Integer, Link> links = new HashMap<>();
+  private final Map<Integer, Link> links = new ConcurrentHashMap<>();
+  private final PeerDirectory directory;
+  /** Told of a failed connect to a peer (its name is resolved again). */
+  private final IntConsumer onConnectFailed;
   /** How each connection opens; null: plain and unchecked (tests of the transport alone). */
   private final PeerTcpAuth auth;
   private volatile boolean closed;
 
   /**
-   * PeerStreams over peers (id to peer address).
+   * PeerStreams to the members of directory (each connect goes to the peer's address then).
    *
    * @param maxFrameBytes largest envelope sent (the receivers' limit)
    * @param bufferBytes queued and unwritten bytes per peer before messages are dropped
@@ -84,15 +89,19 @@ final class PeerStreams implements AutoCloseable {
    * @param sentCounter counts a frame written to a socket
    * @param auth how every connection opens: proven with the cluster key and sealed, or without a key
    *     from this replica's peer host; null: plain and unchecked (tests of the transport alone)
+   * @param onConnectFailed told the peer id of every failed connect
    */
   PeerStreams(
-      Map<Integer, InetSocketAddress> peers,
+      PeerDirectory directory,
       int maxFrameBytes,
       long bufferBytes,
       LongSupplier nanoClock,
       Consumer<String> drops,
       Runnable sentCounter,
-      PeerTcpAuth auth) {
+      PeerTcpAuth auth,
+      IntConsumer onConnectFailed) {
+    this.directory = directory;
+    this.onConnectFailed = onConnectFailed;
     this.auth = auth;
     this.maxFrameBytes = maxFrameBytes;
     this.bufferBytes = bufferBytes;
@@ -109,7 +118,26 @@ final class PeerStreams implements AutoCloseable {
             .option(ChannelOption.SO_KEEPALIVE, true)
             .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, CONNECT_TIMEOUT_MS)
             .handler(DISCARD);
-    peers.forEach((id, address) -> links.put(id, new Link(id, address)));
+    directory.ids().forEach(id -> links.put(id, new Link(id)));
+  }
+
+  /** Follows a membership change: links for new members, the links of removed ones closed (any thread). */
+  void updateLinks(Set<Integer> ids) {
+    for (int id : ids) {
+      links.computeIfAbsent(id, Link::new);
+    }
+    for (Map.Entry<Integer, Link> e : links.entrySet()) {
+      if (!ids.contains(e.getKey())) {
+        Link gone = links.remove(e.getKey());
+        if (gone != null) {
+          try {
+            loop.execute(gone::shutdown);
+          } catch (RejectedExecutionException closing) {
+            // closed already
+          }
+        }
+      }
+    }
   }
 
   /**
@@ -174,7 +202,8 @@ final class PeerStreams implements AutoCloseable {
   /** Link is the stream to one peer. */
   private final class Link {
     final int id;
-    final InetSocketAddress address;
+    /** The address of the connection being made or made (loop). */
+    private InetSocketAddress address;
     /** Bytes reserved by send and not yet written or dropped (any thread). */
     final AtomicLong queued = new AtomicLong();
     // Confined to the loop:
@@ -185,9 +214,8 @@ final class PeerStreams implements AutoCloseable {
     private long retryAtNs;
     private long backoffNs = INITIAL_BACKOFF_NS;
 
-    Link(int id, InetSocketAddress address) {
+    Link(int id) {
       this.id = id;
-      this.address = address;
     }
 
     /** Reserves size bytes of the buffer: always when empty, else within bufferBytes (any thread). */
@@ -222,12 +250,24 @@ final class PeerStreams implements AutoCloseable {
           drop(frame, "unreachable");
           return;
         }
-        connect();
+        if (!connect()) {
+          drop(frame, "unresolved");
+          return;
+        }
       }
       waiting.add(frame);
     }
 
-    private void connect() {
+    /** Connects to the peer's address now; false when it has none (its name does not resolve yet). */
+    private boolean connect() {
+      address = directory.address(id);
+      if (address == null) {
+        onConnectFailed.accept(id);
+        backingOff = true;
+        retryAtNs = nanoClock.getAsLong() + backoffNs;
+        backoffNs = Math.min(MAX_BACKOFF_NS, backoffNs * 2);
+        return false;
+      }
       PeerTcpAuth a = auth;
       Bootstrap b = bootstrap;
       if (a != null) {
@@ -252,6 +292,7 @@ final class PeerStreams implements AutoCloseable {
         }
         PeerTcpAuth.ready(c.channel()).addListener(r -> connected(c, r.cause()));
       });
+      return true;
     }
 
     private void connected(ChannelFuture f, Throwable failure) {
@@ -274,6 +315,7 @@ final class PeerStreams implements AutoCloseable {
         return;
       }
       f.channel().close(); // refused, failed its handshake, or closed meanwhile
+      onConnectFailed.accept(id); // perhaps its name points elsewhere now
       backingOff = true;
       retryAtNs = nanoClock.getAsLong() + backoffNs;
       backoffNs = Math.min(MAX_BACKOFF_NS, backoffNs * 2);

@@ -13,8 +13,8 @@ import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.security.SecureRandom;
-import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -83,11 +83,12 @@ public final class PeerTcpAuth {
   /** Completes when a connection is ready for the handlers above: proven, or admitted without a key. */
   static final AttributeKey<Promise<Integer>> READY = AttributeKey.valueOf("choir.peer_tcp.ready");
 
-  private final PeerHandshake.Members members;
-  private final Map<InetSocketAddress, Integer> idsByAddress = new ConcurrentHashMap<>();
-  /** Null: any source address (only {@link #unchecked}). */
-  private final Set<InetAddress> memberHosts;
-  private final InetAddress selfHost;
+  /** Replaced when the directory's members change. */
+  private volatile PeerHandshake.Members members;
+  /** Where the members are now: source addresses are checked against what their names resolve to. */
+  private final PeerDirectory directory;
+  /** False: any source address (only {@link #unchecked}). */
+  private final boolean checkAddresses;
   private final ClusterKeys keys;
   private final long handshakeTimeoutMs;
   private final int maxPendingHandshakes;
@@ -109,27 +110,30 @@ public final class PeerTcpAuth {
    */
   public PeerTcpAuth(int selfId, long clusterIdHash, Map<Integer, InetSocketAddress> members, ClusterKeys keys,
       long handshakeTimeoutMs, int maxPendingHandshakes, MeterRegistry metrics) {
-    this(selfId, clusterIdHash, members, keys, handshakeTimeoutMs, maxPendingHandshakes, metrics, true);
+    this(clusterIdHash, new PeerDirectory(selfId, members, PeerDirectory.Resolver.SYSTEM, System::nanoTime,
+        TimeUnit.SECONDS.toNanos(1), metrics), keys, handshakeTimeoutMs, maxPendingHandshakes, metrics);
   }
 
-  private PeerTcpAuth(int selfId, long clusterIdHash, Map<Integer, InetSocketAddress> members, ClusterKeys keys,
-      long handshakeTimeoutMs, int maxPendingHandshakes, MeterRegistry metrics, boolean checkAddresses) {
+  /**
+   * PeerTcpAuth for replica directory.selfId() of a cluster whose members (and their addresses, which
+   * may change) directory knows; otherwise as above.
+   */
+  public PeerTcpAuth(long clusterIdHash, PeerDirectory directory, ClusterKeys keys, long handshakeTimeoutMs,
+      int maxPendingHandshakes, MeterRegistry metrics) {
+    this(clusterIdHash, directory, keys, handshakeTimeoutMs, maxPendingHandshakes, metrics, true);
+  }
+
+  private PeerTcpAuth(long clusterIdHash, PeerDirectory directory, ClusterKeys keys, long handshakeTimeoutMs,
+      int maxPendingHandshakes, MeterRegistry metrics, boolean checkAddresses) {
     if (handshakeTimeoutMs < 1 || maxPendingHandshakes < 1) {
       throw new IllegalArgumentException("handshake timeout and bound must be positive: " + handshakeTimeoutMs
           + ", " + maxPendingHandshakes);
     }
-    this.members = new PeerHandshake.Members(selfId, clusterIdHash, members.keySet());
-    Set<InetAddress> hosts = new HashSet<>();
-    members.forEach((id, address) -> {
-      idsByAddress.put(address, id);
-      if (address.getAddress() != null && id != selfId) {
-        hosts.add(address.getAddress());
-      }
-    });
-    InetSocketAddress self = members.get(selfId);
-    this.selfHost = self == null || self.getAddress() == null || self.getAddress().isAnyLocalAddress()
-        ? null : self.getAddress();
-    this.memberHosts = checkAddresses ? Set.copyOf(hosts) : null;
+    int selfId = directory.selfId();
+    this.directory = directory;
+    this.members = new PeerHandshake.Members(selfId, clusterIdHash, directory.ids());
+    directory.onMembersChanged(ids -> members = new PeerHandshake.Members(selfId, clusterIdHash, ids));
+    this.checkAddresses = checkAddresses;
     this.keys = keys;
     if (keys != null && WARMED_UP.compareAndSet(false, true)) {
       Thread t = new Thread(() -> SealedRecords.warmUp(WARM_UP_RECORDS), "choir-aes-gcm-warm-up");
@@ -148,9 +152,13 @@ public final class PeerTcpAuth {
    */
   public static PeerTcpAuth unchecked(int selfId, long clusterIdHash, Set<Integer> memberIds) {
     Map<Integer, InetSocketAddress> none = new TreeMap<>();
-    memberIds.forEach(id -> none.put(id, InetSocketAddress.createUnresolved("unknown", 1)));
-    return new PeerTcpAuth(selfId, clusterIdHash, none, null, DEFAULT_HANDSHAKE_TIMEOUT_MS,
-        DEFAULT_MAX_PENDING_HANDSHAKES, new SimpleMeterRegistry(), false);
+    memberIds.forEach(id -> none.put(id, new InetSocketAddress(InetAddress.getLoopbackAddress(), 1)));
+    MeterRegistry metrics = new SimpleMeterRegistry();
+    PeerDirectory nowhere = new PeerDirectory(selfId, none, host -> {
+      throw new UnknownHostException(host);
+    }, System::nanoTime, TimeUnit.SECONDS.toNanos(1), metrics);
+    return new PeerTcpAuth(clusterIdHash, nowhere, null, DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        DEFAULT_MAX_PENDING_HANDSHAKES, metrics, false);
   }
 
   /** True when connections are proven with a key. */
@@ -166,14 +174,19 @@ public final class PeerTcpAuth {
     return handshakeTimeoutMs;
   }
 
-  /** The member id whose peer address is address, or -1. */
+  /** The directory of the members' peer addresses. */
+  public PeerDirectory directory() {
+    return directory;
+  }
+
+  /** The member id whose peer address is address now, or -1. */
   int idOf(InetSocketAddress address) {
-    Integer id = idsByAddress.get(address);
-    return id == null ? -1 : id;
+    return directory.idOf(address);
   }
 
   /** The local address a connector binds, so that an address-checking acceptor sees a member host. */
   InetSocketAddress connectorLocalAddress() {
+    InetAddress selfHost = directory.selfHost();
     return keys == null && selfHost != null ? new InetSocketAddress(selfHost, 0) : null;
   }
 
@@ -239,9 +252,12 @@ public final class PeerTcpAuth {
     return n;
   }
 
-  /** True when a connection from address may go on without a key. */
+  /**
+   * True when a connection from address may go on without a key: from the host another member's name
+   * resolves to now (a changed address is admitted once the directory has resolved it again).
+   */
   boolean admits(InetSocketAddress remote) {
-    return memberHosts == null || (remote != null && memberHosts.contains(remote.getAddress()));
+    return !checkAddresses || (remote != null && directory.isPeerHost(remote.getAddress()));
   }
 
   /**

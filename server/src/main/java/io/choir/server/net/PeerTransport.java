@@ -5,6 +5,7 @@ import io.choir.proto.Fragment;
 import io.choir.proto.MessageType;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Prepare;
+import io.choir.proto.TransportProbe;
 import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.security.ClusterKeys;
 import io.choir.server.security.DatagramCodec;
@@ -14,6 +15,10 @@ import java.net.InetSocketAddress;
 import java.net.SocketException;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -75,16 +80,32 @@ public final class PeerTransport implements AutoCloseable {
       String testFaultFile,
       int maxReassembledBytes,
       int maxStreamFrameBytes,
-      long streamBufferBytes) {
+      long streamBufferBytes,
+      TransportMode mode,
+      long probeIntervalNs,
+      long silenceNs) {
     /** Default per-peer stream buffer: 16 MiB (four NACKs' worth of resends, 4 MiB each). */
     public static final long DEFAULT_STREAM_BUFFER_BYTES = 16L << 20;
+    /** Default silence after which a peer's name is resolved again (a few default heartbeats). */
+    public static final long DEFAULT_SILENCE_NS = TimeUnit.MILLISECONDS.toNanos(200);
 
     public Settings {
       peers = Map.copyOf(peers);
-      if (maxReassembledBytes < 1 || maxStreamFrameBytes < 1 || streamBufferBytes < 1) {
+      if (maxReassembledBytes < 1 || maxStreamFrameBytes < 1 || streamBufferBytes < 1 || probeIntervalNs < 1
+          || silenceNs < 1) {
         throw new IllegalArgumentException("transport bounds must be positive: " + maxReassembledBytes
-            + ", " + maxStreamFrameBytes + ", " + streamBufferBytes);
+            + ", " + maxStreamFrameBytes + ", " + streamBufferBytes + ", " + probeIntervalNs + ", " + silenceNs);
       }
+    }
+
+    /** Settings of the multicast transport with the given bounds. */
+    public Settings(int selfId, long clusterIdHash, Map<Integer, InetSocketAddress> peers,
+        InetSocketAddress group, String interfaceName, int ttl, int maxDatagramBytes, int receiveBufferBytes,
+        int testMulticastLossPercent, String testFaultFile, int maxReassembledBytes, int maxStreamFrameBytes,
+        long streamBufferBytes) {
+      this(selfId, clusterIdHash, peers, group, interfaceName, ttl, maxDatagramBytes, receiveBufferBytes,
+          testMulticastLossPercent, testFaultFile, maxReassembledBytes, maxStreamFrameBytes, streamBufferBytes,
+          TransportMode.MULTICAST, MulticastProbes.DEFAULT_INTERVAL_NS, DEFAULT_SILENCE_NS);
     }
 
     /** Settings with the bounds derived from the server's defaults (4 MiB batches, a 64 MiB window). */
@@ -95,18 +116,30 @@ public final class PeerTransport implements AutoCloseable {
           testMulticastLossPercent, testFaultFile, PeerRouting.maxReassembledBytes(4 << 20),
           PeerRouting.maxStreamFrameBytes(64 << 20, 8192, 4 << 20), DEFAULT_STREAM_BUFFER_BYTES);
     }
+
+    /** These settings with another mode and probe interval (tests). */
+    public Settings withMode(TransportMode newMode, long newProbeIntervalNs) {
+      return new Settings(selfId, clusterIdHash, peers, group, interfaceName, ttl, maxDatagramBytes,
+          receiveBufferBytes, testMulticastLossPercent, testFaultFile, maxReassembledBytes, maxStreamFrameBytes,
+          streamBufferBytes, newMode, newProbeIntervalNs, silenceNs);
+    }
   }
 
   private final Settings settings;
+  private final PeerDirectory directory;
   private final DatagramCodec codec;
   private final TestPeerFaults faults;
   private final PeerDrops drops;
   private final PeerStreamInbound streamInbound;
   private final PeerChannels channels;
   private final PeerStreams streams;
+  private final MulticastProbes probes;
+  /** Runs the name resolutions, which may block (never the event loops). */
+  private final ScheduledExecutorService resolverThread;
   private final Counter streamSent;
   private final Counter sent;
   private final Counter sentMulticast;
+  private final Counter sentUnicastFanout;
   private final Counter fragmentsSent;
 
   /** A transport without a cluster key (datagrams checksummed, not sealed), in epoch 1 (tests). */
@@ -128,32 +161,71 @@ public final class PeerTransport implements AutoCloseable {
    * A transport that seals with keys (null: no key) in epoch (this start's datagram epoch, already
    * persisted: see DatagramEpochs) and opens every peer stream connection as streamAuth says (proven
    * with the cluster key, or from this replica's peer host without one; null: plain and unchecked,
-   * tests only; peertcp, issue 10).
+   * tests only; peertcp, issue 10). Peer hosts are resolved by the system's resolver.
    */
   public PeerTransport(Settings settings, ClusterKeys keys, long epoch, PeerTcpAuth streamAuth, PeerSink sink,
       MeterRegistry metrics) throws InterruptedException, SocketException {
+    this(settings, streamAuth != null ? streamAuth.directory()
+        : new PeerDirectory(settings.selfId(), settings.peers(), PeerDirectory.Resolver.SYSTEM, System::nanoTime,
+            settings.silenceNs(), metrics), keys, epoch, streamAuth, sink, metrics);
+  }
+
+  /**
+   * A transport whose peer addresses come from directory (which replaces settings.peers(); the
+   * codec's known senders, the streams' links and the stream checks follow its {@link
+   * PeerDirectory#update}), otherwise as above.
+   */
+  public PeerTransport(Settings settings, PeerDirectory directory, ClusterKeys keys, long epoch,
+      PeerTcpAuth streamAuth, PeerSink sink, MeterRegistry metrics) throws InterruptedException, SocketException {
     this.settings = settings;
-    this.codec = new DatagramCodec(settings.selfId(), settings.clusterIdHash(), settings.peers().keySet(), keys,
-        epoch);
+    this.directory = directory;
+    this.codec = new DatagramCodec(settings.selfId(), settings.clusterIdHash(), directory.ids(), keys, epoch);
     this.sent = metrics.counter("choir.datagrams.sent");
     this.sentMulticast = metrics.counter("choir.datagrams.sent_multicast");
+    this.sentUnicastFanout = metrics.counter("choir.datagrams.sent_unicast_fanout");
     this.fragmentsSent = metrics.counter("choir.datagrams.fragments_sent");
     this.streamSent = metrics.counter("choir.peer_stream.sent");
     this.drops = new PeerDrops(metrics);
     this.faults = new TestPeerFaults(settings.testMulticastLossPercent());
     this.streamInbound = new PeerStreamInbound(settings.selfId(), settings.clusterIdHash(),
-        settings.peers().keySet(), settings.maxStreamFrameBytes(), sink, faults, drops, metrics);
+        directory.ids(), settings.maxStreamFrameBytes(), sink, faults, drops, metrics);
+    this.probes = new MulticastProbes(directory, settings.mode() == TransportMode.AUTO, settings.probeIntervalNs(),
+        System::nanoTime, drops, p -> write(settings.group(), MessageType.TRANSPORT_PROBE, 0, p.toByteArray(),
+            Fanout.GROUP), this::answerProbe, metrics);
     // Only multicast PREPAREs are fragmented now (big unicast goes over a peer stream), and one holds
     // at most one entry: see PeerRouting.maxReassembledBytes.
     Reassembler reassembler = new Reassembler(PeerRouting.REASSEMBLY_MESSAGES,
         (long) PeerRouting.REASSEMBLY_LARGEST_MESSAGES * settings.maxReassembledBytes(),
         settings.maxReassembledBytes());
-    PeerDatagramHandler inbound = new PeerDatagramHandler(codec, reassembler, sink, faults, drops, metrics);
-    InetSocketAddress self = settings.peers().get(settings.selfId());
-    this.channels = new PeerChannels(self, settings.group(), settings.interfaceName(), settings.ttl(),
-        settings.receiveBufferBytes(), inbound);
-    this.streams = new PeerStreams(settings.peers(), settings.maxStreamFrameBytes(),
-        settings.streamBufferBytes(), System::nanoTime, drops::stream, streamSent::increment, streamAuth);
+    PeerDatagramHandler inbound =
+        new PeerDatagramHandler(codec, reassembler, sink, faults, drops, directory, probes, metrics);
+    InetSocketAddress self = directory.address(settings.selfId());
+    InetSocketAddress bind = self != null ? self : new InetSocketAddress(directoryPort(settings));
+    this.resolverThread = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "choir-peer-resolver");
+      t.setDaemon(true);
+      return t;
+    });
+    boolean multicast = settings.mode() != TransportMode.UNICAST;
+    try {
+      this.channels = new PeerChannels(bind, settings.group(), settings.interfaceName(), settings.ttl(),
+          settings.receiveBufferBytes(), inbound, multicast);
+    } catch (RuntimeException | InterruptedException | SocketException e) {
+      resolverThread.shutdownNow();
+      throw e;
+    }
+    this.streams = new PeerStreams(directory, settings.maxStreamFrameBytes(), settings.streamBufferBytes(),
+        System::nanoTime, drops::stream, streamSent::increment, streamAuth, this::suspect);
+    directory.onMembersChanged(ids -> {
+      codec.updateMembers(ids);
+      streamInbound.updateMembers(ids);
+      streams.updateLinks(ids);
+    });
+    long silenceMs = Math.max(1, TimeUnit.NANOSECONDS.toMillis(settings.silenceNs()));
+    resolverThread.scheduleWithFixedDelay(this::resolveSilent, silenceMs, silenceMs, TimeUnit.MILLISECONDS);
+    if (settings.mode() == TransportMode.AUTO) {
+      channels.eventLoops().next().scheduleAtFixedRate(probes::tick, 0, probes.tickNs(), TimeUnit.NANOSECONDS);
+    }
     if (settings.testFaultFile() != null && !settings.testFaultFile().isEmpty()) {
       Path faultFile = Path.of(settings.testFaultFile());
       channels.eventLoops().next().scheduleAtFixedRate(() -> faults.readFaultFile(faultFile), 0,
@@ -165,60 +237,147 @@ public final class PeerTransport implements AutoCloseable {
       log.atWarn().addKeyValue("asked", settings.receiveBufferBytes()).addKeyValue("granted", granted)
           .log("the OS clamped the UDP receive buffer (raise net.core.rmem_max); loss under bursts will be repaired by NACK");
     }
-    log.atInfo().addKeyValue("peer", self).addKeyValue("group", settings.group())
-        .addKeyValue("interface", settings.interfaceName()).addKeyValue("interface_address", channels.interfaceAddress())
+    log.atInfo().addKeyValue("peer", bind).addKeyValue("mode", mode())
+        .addKeyValue("group", multicast ? settings.group() : null)
+        .addKeyValue("interface", multicast ? settings.interfaceName() : null)
+        .addKeyValue("interface_address", channels.interfaceAddress())
         .addKeyValue("epoll", channels.epoll()).addKeyValue("sealed", codec.sealing())
         .addKeyValue("datagram_epoch", epoch).log("peer transport up");
   }
 
-  /** Sends body to replica to, or to all by multicast when to is 0 (any thread). */
+  /** The own peer port, for a wildcard bind while the own name does not resolve yet. */
+  private static int directoryPort(Settings settings) {
+    InetSocketAddress configured = settings.peers().get(settings.selfId());
+    return configured == null ? 0 : configured.getPort();
+  }
+
+  /** Where a datagram is counted: to the group, to one peer, or one of a message to all sent to each. */
+  private enum Fanout { GROUP, ONE, EACH }
+
+  /** Sends body to replica to, or to all when to is 0, as the mode says (any thread). */
   public void send(int to, long view, MessageType type, MessageLite body) {
-    if (to != 0 && faults.blocks(to)) {
+    if (to == 0) {
+      sendToAll(view, type, body);
+      return;
+    }
+    if (faults.blocks(to)) {
       drops.datagram("test_partition_out");
       return;
     }
-    InetSocketAddress dest = to == 0 ? settings.group() : settings.peers().get(to);
-    if (dest == null) {
+    if (!directory.isMember(to)) {
       drops.datagram("unknown_destination");
       return;
     }
-    PeerRouting.Route route =
-        PeerRouting.route(to, type, body.getSerializedSize(), settings.maxDatagramBytes());
-    if (route == PeerRouting.Route.STREAM || route == PeerRouting.Route.STREAM_TO_EACH) {
-      PeerEnvelope envelope;
-      try {
-        envelope = PeerEnvelopes.wrap(settings.clusterIdHash(), settings.selfId(), view, type, body);
-      } catch (IllegalArgumentException e) {
-        drops.stream("unknown_type");
-        return;
-      }
-      if (route == PeerRouting.Route.STREAM) {
+    PeerRouting.Route route = PeerRouting.route(to, type, body.getSerializedSize(), settings.maxDatagramBytes());
+    if (route == PeerRouting.Route.STREAM) {
+      PeerEnvelope envelope = envelope(view, type, body);
+      if (envelope != null) {
         streams.send(to, envelope);
+      }
+      return;
+    }
+    toPeer(to, type, view, body.toByteArray(), Fanout.ONE);
+  }
+
+  /**
+   * A message to all: by multicast (multicast mode, or auto while at least one peer is reached by
+   * multicast), and by unicast to every peer multicast does not reach (unicast mode: every peer).
+   */
+  private void sendToAll(long view, MessageType type, MessageLite body) {
+    int size = body.getSerializedSize();
+    TransportMode mode = settings.mode();
+    boolean byGroup = mode == TransportMode.MULTICAST
+        || (mode == TransportMode.AUTO && !probes.reachedPeers().isEmpty());
+    if (byGroup) {
+      PeerRouting.Route route = PeerRouting.route(0, type, size, settings.maxDatagramBytes());
+      if (route == PeerRouting.Route.STREAM_TO_EACH) {
+        eachPeer(view, type, body, size, false); // a big non-PREPARE goes over every stream anyway
         return;
       }
-      for (int peer : settings.peers().keySet()) {
-        if (peer == settings.selfId()) {
-          continue;
+      byte[] bytes = body.toByteArray();
+      if (route == PeerRouting.Route.DATAGRAM) {
+        write(settings.group(), type, view, bytes, Fanout.GROUP);
+      } else {
+        // Route.FRAGMENTS: a multicast PREPARE. A Fragment adds its own fields (about 30 bytes).
+        long firstOp = body instanceof Prepare p ? p.getFirstOp() : 0;
+        int room = PeerRouting.datagramRoom(settings.maxDatagramBytes());
+        for (Fragment f : Reassembler.split(firstOp, bytes, room - 40)) {
+          write(settings.group(), MessageType.FRAGMENT, view, wrap(type, f), Fanout.GROUP);
+          fragmentsSent.increment();
         }
-        if (faults.blocks(peer)) {
-          drops.datagram("test_partition_out");
-          continue;
+      }
+      if (mode == TransportMode.MULTICAST) {
+        return;
+      }
+    }
+    eachPeer(view, type, body, size, byGroup);
+  }
+
+  /** Sends a message to all to each other member (only those multicast misses when skipReached). */
+  private void eachPeer(long view, MessageType type, MessageLite body, int size, boolean skipReached) {
+    PeerRouting.Route route = PeerRouting.routeToEach(size, settings.maxDatagramBytes());
+    PeerEnvelope envelope = null;
+    byte[] bytes = null;
+    for (int peer : directory.peerIds()) {
+      if (skipReached && probes.reached(peer)) {
+        continue;
+      }
+      if (faults.blocks(peer)) {
+        drops.datagram("test_partition_out");
+        continue;
+      }
+      if (route == PeerRouting.Route.STREAM_TO_EACH) {
+        envelope = envelope != null ? envelope : envelope(view, type, body);
+        if (envelope == null) {
+          return;
         }
         streams.send(peer, envelope);
+      } else {
+        bytes = bytes != null ? bytes : body.toByteArray();
+        toPeer(peer, type, view, bytes, Fanout.EACH);
       }
+    }
+  }
+
+  private PeerEnvelope envelope(long view, MessageType type, MessageLite body) {
+    try {
+      return PeerEnvelopes.wrap(settings.clusterIdHash(), settings.selfId(), view, type, body);
+    } catch (IllegalArgumentException e) {
+      drops.stream("unknown_type");
+      return null;
+    }
+  }
+
+  /** One datagram to member peer at its address now (none yet: dropped, counted, resolved again). */
+  private void toPeer(int peer, MessageType type, long view, byte[] bytes, Fanout fanout) {
+    InetSocketAddress dest = directory.address(peer);
+    if (dest == null) {
+      drops.datagram("unresolved_destination");
+      suspect(peer);
       return;
     }
-    byte[] bytes = body.toByteArray();
-    int room = PeerRouting.datagramRoom(settings.maxDatagramBytes());
-    if (bytes.length <= room) {
-      write(dest, type, view, bytes, to == 0);
-      return;
+    write(dest, type, view, bytes, fanout);
+  }
+
+  /** The unicast answer to a peer's probe (event loop). */
+  private void answerProbe(int peer, TransportProbe answer) {
+    toPeer(peer, MessageType.TRANSPORT_PROBE, 0, answer.toByteArray(), Fanout.ONE);
+  }
+
+  /** Resolves peer's name again on the resolver thread (rate-limited by the directory; any thread). */
+  private void suspect(int peer) {
+    try {
+      resolverThread.execute(() -> directory.resolve(peer));
+    } catch (RejectedExecutionException closed) {
+      // shutting down
     }
-    // Route.FRAGMENTS: a multicast PREPARE. A Fragment adds its own fields (about 30 bytes).
-    long firstOp = body instanceof Prepare p ? p.getFirstOp() : 0;
-    for (Fragment f : Reassembler.split(firstOp, bytes, room - 40)) {
-      write(dest, MessageType.FRAGMENT, view, wrap(type, f), to == 0);
-      fragmentsSent.increment();
+  }
+
+  private void resolveSilent() {
+    try {
+      directory.resolveSilent();
+    } catch (RuntimeException e) {
+      log.atWarn().setCause(e).log("re-resolving peers failed");
     }
   }
 
@@ -231,7 +390,7 @@ public final class PeerTransport implements AutoCloseable {
     return out;
   }
 
-  private void write(InetSocketAddress dest, MessageType type, long view, byte[] body, boolean toGroup) {
+  private void write(InetSocketAddress dest, MessageType type, long view, byte[] body, Fanout fanout) {
     byte[] datagram;
     try {
       datagram = codec.encode(type.getNumber(), view, body);
@@ -241,9 +400,26 @@ public final class PeerTransport implements AutoCloseable {
     }
     channels.write(dest, datagram);
     sent.increment();
-    if (toGroup) {
+    if (fanout == Fanout.GROUP) {
       sentMulticast.increment();
+    } else if (fanout == Fanout.EACH) {
+      sentUnicastFanout.increment();
     }
+  }
+
+  /** The mode (peer_transport). */
+  public TransportMode mode() {
+    return settings.mode();
+  }
+
+  /** With auto: the peers reached by multicast now (else empty). */
+  public Set<Integer> multicastPeers() {
+    return settings.mode() == TransportMode.AUTO ? probes.reachedPeers() : Set.of();
+  }
+
+  /** The directory of peer addresses. */
+  public PeerDirectory directory() {
+    return directory;
   }
 
   /** Dropped datagrams by reason (the reasons with at least one drop; status shows every counter). */
@@ -281,6 +457,7 @@ public final class PeerTransport implements AutoCloseable {
 
   @Override
   public void close() {
+    resolverThread.shutdownNow();
     channels.close();
     streams.close();
   }

@@ -1,5 +1,6 @@
 package io.choir.server.replica;
 
+import static io.choir.server.config.ServerConfig.HEARTBEAT_INTERVAL_MS;
 import static io.choir.server.config.ServerConfig.MAX_BATCH_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_DATAGRAM_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_BYTES;
@@ -9,6 +10,7 @@ import static io.choir.server.config.ServerConfig.MULTICAST_GROUP;
 import static io.choir.server.config.ServerConfig.MULTICAST_INTERFACE;
 import static io.choir.server.config.ServerConfig.MULTICAST_TTL;
 import static io.choir.server.config.ServerConfig.PEER_HANDSHAKE_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.PEER_TRANSPORT;
 import static io.choir.server.config.ServerConfig.RECEIVE_BUFFER_BYTES;
 import static io.choir.server.config.ServerConfig.REPLICAS;
 import static io.choir.server.config.ServerConfig.REPLICA_ID;
@@ -19,11 +21,13 @@ import io.choir.server.config.ReplicaAddress;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.TestSettings;
 import io.choir.server.core.Event;
+import io.choir.server.net.PeerDirectory;
 import io.choir.server.net.PeerRouting;
 import io.choir.server.net.PeerTcpAuth;
 import io.choir.server.net.PeerTransport;
 import io.choir.server.net.StateTransferClient;
 import io.choir.server.net.StateTransferServer;
+import io.choir.server.net.TransportMode;
 import io.choir.server.security.DatagramEpochs;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Storage;
@@ -33,6 +37,8 @@ import java.net.SocketException;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -49,9 +55,13 @@ final class ReplicaPeers implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ReplicaServer.class);
   /** The longest one state transfer may take before it fails and the core asks again. */
   private static final Duration FETCH_TIMEOUT = Duration.ofMinutes(10);
+  /** Heartbeat intervals without a datagram from a peer before its name is resolved again. */
+  private static final int SILENT_HEARTBEATS = 4;
+  /** peer_transport auto: time between multicast probes. */
+  private static final long PROBE_INTERVAL_NS = TimeUnit.SECONDS.toNanos(1);
 
   private final ServerConfig config;
-  private final Map<Integer, InetSocketAddress> peerAddresses;
+  private final PeerDirectory directory;
   private final PeerTransport transport;
   private final StateTransferClient stateTransferClient;
   private final StateTransferServer stateTransferServer;
@@ -60,11 +70,11 @@ final class ReplicaPeers implements AutoCloseable {
   private final Storage storage;
   private final Consumer<Runnable> onApplyLane;
 
-  private ReplicaPeers(ServerConfig config, Map<Integer, InetSocketAddress> peerAddresses,
+  private ReplicaPeers(ServerConfig config, PeerDirectory directory,
       PeerTransport transport, StateTransferClient stateTransferClient, StateTransferServer stateTransferServer,
       ReplicaInbox inbox, KvStateMachine stateMachine, Storage storage, Consumer<Runnable> onApplyLane) {
     this.config = config;
-    this.peerAddresses = peerAddresses;
+    this.directory = directory;
     this.transport = transport;
     this.stateTransferClient = stateTransferClient;
     this.stateTransferServer = stateTransferServer;
@@ -83,15 +93,22 @@ final class ReplicaPeers implements AutoCloseable {
   static ReplicaPeers open(ServerConfig config, Storage storage, KvStateMachine stateMachine,
       Consumer<Runnable> onApplyLane, ReplicaInbox inbox, MeterRegistry metrics)
       throws InterruptedException, SocketException {
+    // Peer hosts may be names (choir-1.choir-peers:7600): the directory resolves them, now and again
+    // when a peer seems unreachable; a name that does not resolve yet is not fatal.
     Map<Integer, InetSocketAddress> peers = new HashMap<>();
-    config.get(REPLICAS).forEach(r -> peers.put(r.id(), r.peer().toSocketAddress()));
+    config.get(REPLICAS).forEach(r -> peers.put(r.id(),
+        InetSocketAddress.createUnresolved(r.peer().host(), r.peer().port())));
+    long heartbeatNs = TimeUnit.MILLISECONDS.toNanos(config.get(HEARTBEAT_INTERVAL_MS));
+    long silenceNs = Math.max(SILENT_HEARTBEATS * heartbeatNs, TimeUnit.MILLISECONDS.toNanos(100));
+    PeerDirectory directory = new PeerDirectory(config.get(REPLICA_ID), peers, PeerDirectory.Resolver.SYSTEM,
+        System::nanoTime, silenceNs, metrics);
     ReplicaAddress.HostPort group = ReplicaAddress.HostPort.parse(config.get(MULTICAST_GROUP));
     // A new datagram epoch for this start, synced before the first datagram (nonces never repeat).
     long datagramEpoch = DatagramEpochs.advance(storage, System.currentTimeMillis() / 1000);
     // The peer TCP port (state transfers, peer streams), both ends: proven with the cluster key,
     // or without one only from member hosts.
-    PeerTcpAuth peerTcp = new PeerTcpAuth(config.get(REPLICA_ID), config.clusterIdHash(), peers,
-        config.clusterKeys(), config.get(PEER_HANDSHAKE_TIMEOUT_MS), config.get(MAX_PEER_HANDSHAKES), metrics);
+    PeerTcpAuth peerTcp = new PeerTcpAuth(config.clusterIdHash(), directory, config.clusterKeys(),
+        config.get(PEER_HANDSHAKE_TIMEOUT_MS), config.get(MAX_PEER_HANDSHAKES), metrics);
     PeerTransport transport = new PeerTransport(new PeerTransport.Settings(config.get(REPLICA_ID),
         config.clusterIdHash(), peers, group.toSocketAddress(), config.get(MULTICAST_INTERFACE),
         config.get(MULTICAST_TTL), config.get(MAX_DATAGRAM_BYTES), config.get(RECEIVE_BUFFER_BYTES),
@@ -99,15 +116,17 @@ final class ReplicaPeers implements AutoCloseable {
         PeerRouting.maxReassembledBytes(config.get(MAX_BATCH_BYTES)),
         PeerRouting.maxStreamFrameBytes(config.get(MAX_IN_FLIGHT_BYTES), config.get(MAX_IN_FLIGHT_OPS),
             config.get(MAX_BATCH_BYTES)),
-        PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES),
-        config.clusterKeys(), datagramEpoch, peerTcp, inbox, metrics);
+        PeerTransport.Settings.DEFAULT_STREAM_BUFFER_BYTES, config.get(PEER_TRANSPORT), PROBE_INTERVAL_NS,
+        silenceNs), directory, config.clusterKeys(), datagramEpoch, peerTcp, inbox, metrics);
     StateTransferClient client = null;
     try {
       client = new StateTransferClient(StateTransferClient.Limits.defaults(), peerTcp);
-      StateTransferServer server = new StateTransferServer(config.self().peer().toSocketAddress(),
+      InetSocketAddress self = directory.address(config.get(REPLICA_ID));
+      StateTransferServer server = new StateTransferServer(
+          self != null ? self : new InetSocketAddress(config.self().peer().port()),
           config.get(REPLICA_ID), config.clusterIdHash(), peers.keySet(), inbox::view, storage,
           StateTransferServer.Limits.defaults(), 1, transport.streamSink(), peerTcp);
-      return new ReplicaPeers(config, Map.copyOf(peers), transport, client, server, inbox, stateMachine, storage,
+      return new ReplicaPeers(config, directory, transport, client, server, inbox, stateMachine, storage,
           onApplyLane);
     } catch (RuntimeException | InterruptedException e) {
       if (client != null) {
@@ -130,7 +149,13 @@ final class ReplicaPeers implements AutoCloseable {
   void fetchStateTransfer(int from) {
     log.atInfo().addKeyValue("from", from).addKeyValue("applied", stateMachine.applied())
         .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
-    stateTransferClient.fetch(peerAddresses.get(from), config.clusterIdHash(), config.get(REPLICA_ID), inbox.view(),
+    InetSocketAddress source = directory.address(from);
+    if (source == null) {
+      directory.resolve(from);
+      inbox.post(new Event.StateTransferFailed("replica " + from + "'s peer host does not resolve"));
+      return;
+    }
+    stateTransferClient.fetch(source, config.clusterIdHash(), config.get(REPLICA_ID), inbox.view(),
             stateMachine.applied(), onApplyLane, stateMachine, storage, FETCH_TIMEOUT)
         .whenComplete((ok, err) -> {
           if (err == null) {
@@ -142,6 +167,21 @@ final class ReplicaPeers implements AutoCloseable {
             inbox.post(new Event.StateTransferFailed(String.valueOf(err.getMessage())));
           }
         });
+  }
+
+  /** The transport's mode (status). */
+  TransportMode transportMode() {
+    return transport.mode();
+  }
+
+  /** With auto: the peers reached by multicast now (status). */
+  Set<Integer> multicastPeers() {
+    return transport.multicastPeers();
+  }
+
+  /** Where the peers are (a membership change replaces its map). */
+  PeerDirectory directory() {
+    return directory;
   }
 
   /** Closes the state transfer server and client, then the transport. */

@@ -151,8 +151,8 @@ public final class ReplicaServer implements AutoCloseable {
       throw e;
     }
     try {
-      this.statusReport = new ReplicaStatusReport(config, core, storage, storageStage, connections, metrics,
-          startNs);
+      this.statusReport = new ReplicaStatusReport(config, core, storage, storageStage, connections, peers,
+          metrics, startNs);
       this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime);
       storageStage.start();
       loop.start();

@@ -21,7 +21,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * ReplicaStatusReport builds a replica's answer to a STATUS request: who it is (id, role, view, op
- * numbers, checksum, durability, version, uptime) and every counter: the core's, the storage stage's,
+ * numbers, checksum, durability, version, uptime, the peer transport's mode and, with auto, the peers
+ * reached by multicast) and every counter: the core's, the storage stage's,
  * the client connections' and every choir.* meter of the registry under its name without the prefix
  * (choir.datagrams.sent becomes datagrams_sent). The names are the status interface: they do not change.
  */
@@ -31,12 +32,15 @@ final class ReplicaStatusReport {
   private final Storage storage;
   private final StorageStage storageStage;
   private final ClientConnections connections;
+  /** The peer side (null: a single replica). */
+  private final ReplicaPeers peers;
   private final MeterRegistry metrics;
   private final long startNs;
 
-  /** A report of the replica started at startNs (System.nanoTime()). */
+  /** A report of the replica started at startNs (System.nanoTime()); peers is null for a single replica. */
   ReplicaStatusReport(ServerConfig config, ReplicaCore core, Storage storage, StorageStage storageStage,
-      ClientConnections connections, MeterRegistry metrics, long startNs) {
+      ClientConnections connections, ReplicaPeers peers, MeterRegistry metrics, long startNs) {
+    this.peers = peers;
     this.config = config;
     this.core = core;
     this.storage = storage;
@@ -62,6 +66,10 @@ final class ReplicaStatusReport {
         .setDurability(config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
         .setKeys(storage.approximateKeyCount())
         .setVersion(version());
+    if (peers != null) {
+      s.setPeerTransport(peers.transportMode().name().toLowerCase(Locale.ROOT))
+          .addAllMulticastPeers(peers.multicastPeers());
+    }
     var c = core.counters();
     s.putCounters("requests", c.requests)
         .putCounters("writes", c.writes)

@@ -60,7 +60,7 @@ public final class DatagramCodec {
 
   private final int selfId;
   private final long clusterId;
-  private final Set<Integer> members;
+  private Set<Integer> members;
   private final DatagramSealer sealer; // null: no key
   private final long epoch;
   private final Map<Integer, ReplayWindow> windows = new HashMap<>();
@@ -89,6 +89,27 @@ public final class DatagramCodec {
       for (int m : this.members) {
         if (m != selfId) {
           windows.put(m, new ReplayWindow());
+        }
+      }
+    }
+  }
+
+  /**
+   * Replaces the members (a membership change; self included): a new member gets a fresh replay
+   * window, a removed one loses its window and is an unknown sender from now on.
+   */
+  public synchronized void updateMembers(Set<Integer> newMembers) {
+    for (int m : newMembers) {
+      if (m < 1 || m > 0xffff) {
+        throw new IllegalArgumentException("a replica id is a nonce's u16: " + m);
+      }
+    }
+    members = Set.copyOf(newMembers);
+    if (sealer != null) {
+      windows.keySet().retainAll(members);
+      for (int m : members) {
+        if (m != selfId) {
+          windows.computeIfAbsent(m, k -> new ReplayWindow());
         }
       }
     }
