@@ -191,7 +191,7 @@ public final class PeerTransport implements AutoCloseable {
         directory.ids(), settings.maxStreamFrameBytes(), sink, faults, drops, metrics);
     this.probes = new MulticastProbes(directory, settings.mode() == TransportMode.AUTO, settings.probeIntervalNs(),
         System::nanoTime, drops, p -> write(settings.group(), MessageType.TRANSPORT_PROBE, 0, p.toByteArray(),
-            Fanout.GROUP), this::answerProbe, metrics);
+            Fanout.PROBE), this::answerProbe, metrics);
     // Only multicast PREPAREs are fragmented now (big unicast goes over a peer stream), and one holds
     // at most one entry: see PeerRouting.maxReassembledBytes.
     Reassembler reassembler = new Reassembler(PeerRouting.REASSEMBLY_MESSAGES,
@@ -251,8 +251,11 @@ public final class PeerTransport implements AutoCloseable {
     return configured == null ? 0 : configured.getPort();
   }
 
-  /** Where a datagram is counted: to the group, to one peer, or one of a message to all sent to each. */
-  private enum Fanout { GROUP, ONE, EACH }
+  /**
+   * How a datagram is counted: a message to the group (sent_multicast), to one peer, one copy of a
+   * message to all sent to each (sent_unicast_fanout), or the transport's own probe (probes_sent).
+   */
+  private enum Fanout { GROUP, ONE, EACH, PROBE }
 
   /** Sends body to replica to, or to all when to is 0, as the mode says (any thread). */
   public void send(int to, long view, MessageType type, MessageLite body) {
@@ -361,7 +364,7 @@ public final class PeerTransport implements AutoCloseable {
 
   /** The unicast answer to a peer's probe (event loop). */
   private void answerProbe(int peer, TransportProbe answer) {
-    toPeer(peer, MessageType.TRANSPORT_PROBE, 0, answer.toByteArray(), Fanout.ONE);
+    toPeer(peer, MessageType.TRANSPORT_PROBE, 0, answer.toByteArray(), Fanout.PROBE);
   }
 
   /** Resolves peer's name again on the resolver thread (rate-limited by the directory; any thread). */

@@ -11,6 +11,7 @@ import java.util.SplittableRandom;
  * @param maxInFlightBytes the primary's flow-control window in bytes (CoreConfig.maxInFlightBytes)
  * @param clientAttemptTimeoutMs every client's attempt timeout, or 0: each client draws its own
  * @param clientRequestTimeoutMs the most of every client's request timeout, or 0: each draws its own
+ * @param unicast the replicas run peer_transport unicast: a send to all is one unicast copy per member
  */
 public record SimConfig(
     long seed,
@@ -33,11 +34,38 @@ public record SimConfig(
     int valueBytes,
     long maxInFlightBytes,
     long clientAttemptTimeoutMs,
-    long clientRequestTimeoutMs) {
+    long clientRequestTimeoutMs,
+    boolean unicast) {
 
   static final long MS = 1_000_000L;
   /** The server's default flow-control window. */
   static final long DEFAULT_WINDOW_BYTES = 64L << 20;
+
+  /** A run over the multicast transport (the shape every run had before peer_transport unicast). */
+  public SimConfig(long seed, int replicas, int clients, int keys, int opsPerClient, double lossRate,
+      double duplicateRate, long minDelayNs, long maxDelayNs, boolean faults, long faultPeriodNs,
+      long logRetentionOps, boolean buffered, int maxClientSessions, long sessionTimeoutMs, boolean slowDisk,
+      FaultPlan faultPlan, int valueBytes, long maxInFlightBytes, long clientAttemptTimeoutMs,
+      long clientRequestTimeoutMs) {
+    this(seed, replicas, clients, keys, opsPerClient, lossRate, duplicateRate, minDelayNs, maxDelayNs, faults,
+        faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk, faultPlan,
+        valueBytes, maxInFlightBytes, clientAttemptTimeoutMs, clientRequestTimeoutMs, false);
+  }
+
+  /**
+   * The run of a seed ({@link #fromSeed}) with the replicas on peer_transport unicast: the same shape,
+   * every send to all delivered as one independent unicast copy per member.
+   */
+  public static SimConfig unicastFromSeed(long seed) {
+    return fromSeed(seed).withUnicast();
+  }
+
+  /** This run over the unicast transport. */
+  public SimConfig withUnicast() {
+    return new SimConfig(seed, replicas, clients, keys, opsPerClient, lossRate, duplicateRate, minDelayNs,
+        maxDelayNs, faults, faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs,
+        slowDisk, faultPlan, valueBytes, maxInFlightBytes, clientAttemptTimeoutMs, clientRequestTimeoutMs, true);
+  }
 
   /** Which faults a run injects. */
   public enum FaultPlan {
@@ -174,6 +202,7 @@ public record SimConfig(
         + (bigValues() ? " values=" + valueBytes + "B" : "")
         + (maxInFlightBytes != DEFAULT_WINDOW_BYTES ? " window=" + maxInFlightBytes + "B" : "")
         + (clientAttemptTimeoutMs > 0 ? " attempt_timeout=" + clientAttemptTimeoutMs + "ms" : "")
-        + (clientRequestTimeoutMs > 0 ? " request_timeout<=" + clientRequestTimeoutMs + "ms" : "");
+        + (clientRequestTimeoutMs > 0 ? " request_timeout<=" + clientRequestTimeoutMs + "ms" : "")
+        + (unicast ? " transport=unicast" : "");
   }
 }

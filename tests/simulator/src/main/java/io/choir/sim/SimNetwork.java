@@ -25,6 +25,9 @@ import java.util.function.ToLongFunction;
  * between the clients and a node (a firewall rule: TCP keeps retransmitting, connects time out).
  * {@link #reachable} tells the reliable streams ({@link SimStream}) whether a connection between two
  * replicas survives.
+ *
+ * <p>With {@link SimConfig#unicast} (peer_transport unicast) a send to all becomes one unicast copy
+ * per member ({@link #sendToEach}), each drawn on its own.
  */
 final class SimNetwork {
   /** A fragment's own fields, as PeerTransport leaves room for them (Reassembler.split(.., room - 40)). */
@@ -148,6 +151,10 @@ final class SimNetwork {
       }
       return;
     }
+    if (cfg.unicast() && to == Effects.MULTICAST) {
+      sendToEach(from, view, type, body, bytes);
+      return;
+    }
     switch (route) {
       case DATAGRAM -> {
         if (to == Effects.MULTICAST) {
@@ -179,6 +186,29 @@ final class SimNetwork {
             links[from][id].send(new Envelope(from, view, type, body), bytes);
           }
         }
+      }
+    }
+  }
+
+  /**
+   * peer_transport unicast: a send to all as the server's transport makes it ({@link
+   * PeerRouting#routeToEach}): one unicast copy per other member, each with its own loss, delay and
+   * duplication draw (and subject to the repair cuts, not the multicast ones), or, for a body too big
+   * for a datagram, one frame over each member's peer stream; never fragments.
+   */
+  private void sendToEach(int from, long view, MessageType type, MessageLite body, int bytes) {
+    PeerRouting.Route route = PeerRouting.routeToEach(bytes, maxDatagramBytes);
+    stats.applyAsLong(route == PeerRouting.Route.DATAGRAM_TO_EACH ? "unicast_fanout_sends"
+        : "unicast_fanout_streamed");
+    for (int id = 1; id < nodes.length; id++) {
+      if (id == from) {
+        continue;
+      }
+      if (route == PeerRouting.Route.DATAGRAM_TO_EACH) {
+        stats.applyAsLong("unicast_fanout_datagrams");
+        deliver(from, id, view, type, body, false, 1);
+      } else {
+        links[from][id].send(new Envelope(from, view, type, body), bytes);
       }
     }
   }
