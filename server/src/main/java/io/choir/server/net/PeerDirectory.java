@@ -69,16 +69,19 @@ public final class PeerDirectory {
     final int id;
     final String host;
     final int port;
+    /** Given resolved, or a literal: never resolved again. */
+    final boolean fixed;
     volatile InetSocketAddress address;
     volatile long lastHeardNs;
     long lastResolveNs;
     boolean resolvedOnce;
     boolean failureLogged;
 
-    Peer(int id, String host, int port, long now) {
+    Peer(int id, String host, int port, boolean fixed, long now) {
       this.id = id;
       this.host = host;
       this.port = port;
+      this.fixed = fixed;
       this.lastHeardNs = now;
     }
   }
@@ -96,7 +99,9 @@ public final class PeerDirectory {
 
   /**
    * A directory of replica selfId's cluster: members maps every id (selfId included) to its peer
-   * address, whose host string (a name or a literal) is what is resolved; resolver finds addresses,
+   * address: an unresolved one ({@link InetSocketAddress#createUnresolved}) names the host (a name or
+   * a literal) that is resolved, now and again later; a resolved one is taken as it is, for good
+   * (tests, fixed addresses). resolver finds addresses,
    * nanoClock is monotonic time, a peer silent for silenceNs is resolved again. Every member is
    * resolved once here.
    */
@@ -128,8 +133,9 @@ public final class PeerDirectory {
         out.put(id, before);
         return;
       }
-      Peer p = new Peer(id, a.getHostString(), a.getPort(), now);
-      if (!a.isUnresolved() && a.getAddress() != null && isLiteral(a.getHostString())) {
+      boolean resolved = !a.isUnresolved() && a.getAddress() != null;
+      Peer p = new Peer(id, a.getHostString(), a.getPort(), resolved || isLiteral(a.getHostString()), now);
+      if (resolved) {
         p.address = a;
       }
       out.put(id, p);
@@ -260,8 +266,8 @@ public final class PeerDirectory {
     if (p == null) {
       return false;
     }
-    if (p.address != null && isLiteral(p.host)) {
-      return false; // a literal never changes
+    if (p.address != null && p.fixed) {
+      return false; // a literal, or an address given resolved, never changes
     }
     synchronized (p) {
       p.lastResolveNs = nanoClock.getAsLong();
