@@ -15,8 +15,8 @@ import picocli.CommandLine.Option;
 
 /**
  * StatusCommand asks every endpoint for its status and prints one row (or, with --json, one object in
- * an array) per replica with at least id, role, view, op, commit, applied and checksum. Exit 3 when no
- * replica answered.
+ * an array) per replica with at least id, role, view, op, commit, applied and checksum, and the peer
+ * transport (its mode and, with auto, the peers reached by multicast). Exit 3 when no replica answered.
  */
 @Command(name = "status", description = "Show (view, role, op, commit, applied, checksum) of every replica.",
     mixinStandardHelpOptions = true)
@@ -48,6 +48,8 @@ final class StatusCommand extends KvCommands.Base {
         m.put("keys", s.keys());
         m.put("uptime_ms", s.uptimeMs());
         m.put("version", s.version());
+        m.put("peer_transport", s.peerTransport());
+        m.put("multicast_peers", s.multicastPeers());
         m.put("lag", s.counters().getOrDefault("lag", 0L));
         m.put("view_changes", s.counters().getOrDefault("view_changes", 0L));
         long last = s.counters().getOrDefault("last_view_change_unix_ms", 0L);
@@ -61,9 +63,9 @@ final class StatusCommand extends KvCommands.Base {
     if (options.json) {
       options.printJson(out, rows);
     } else {
-      out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s%n",
+      out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s %s%n",
           "ENDPOINT", "ID", "ROLE", "VIEW", "PRIMARY", "VCS", "OP", "COMMIT", "APPLIED", "CHECKSUM", "LAG",
-          "NACKS S/R", "RETX", "GAPS", "DROPPED", "UPTIME_S");
+          "NACKS S/R", "RETX", "GAPS", "DROPPED", "UPTIME_S", "TRANSPORT");
       for (Map<String, Object> m : rows) {
         if (m.containsKey("error")) {
           out.printf("%-22s unreachable: %s%n", m.get("endpoint"), m.get("error"));
@@ -73,16 +75,34 @@ final class StatusCommand extends KvCommands.Base {
         long dropped = c.entrySet().stream()
             .filter(e -> String.valueOf(e.getKey()).startsWith("datagrams_dropped_"))
             .mapToLong(e -> ((Number) e.getValue()).longValue()).sum();
-        out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d%n", m.get("endpoint"),
+        out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d %s%n", m.get("endpoint"),
             m.get("id"), m.get("role"), m.get("view"), m.get("primary_id"), c.get("view_changes"), m.get("op"),
             m.get("commit"), m.get("applied"),
             m.get("checksum"), c.get("lag"), c.get("nacks_sent") + "/" + c.get("nacks_received"),
-            c.get("retransmits"), c.get("gaps"), dropped, ((Long) m.get("uptime_ms")) / 1000);
+            c.get("retransmits"), c.get("gaps"), dropped, ((Long) m.get("uptime_ms")) / 1000,
+            transport(m));
         if (counters) {
           ((Map<?, ?>) m.get("counters")).forEach((k, v) -> out.printf("    %-28s %d%n", k, v));
         }
       }
     }
     return answered == 0 ? Choir.EXIT_UNAVAILABLE : Choir.EXIT_OK;
+  }
+
+  /**
+   * The TRANSPORT column: the peer transport's mode, and with auto the peers reached by multicast
+   * ("auto mc=2,3"; "auto mc=-": none, every message to all goes by unicast); "-" for a single replica.
+   */
+  static String transport(Map<String, Object> row) {
+    String mode = String.valueOf(row.getOrDefault("peer_transport", ""));
+    if (mode.isEmpty()) {
+      return "-";
+    }
+    if (!mode.equals("auto")) {
+      return mode;
+    }
+    List<?> peers = (List<?>) row.getOrDefault("multicast_peers", List.of());
+    return "auto mc=" + (peers.isEmpty() ? "-"
+        : String.join(",", peers.stream().map(String::valueOf).toList()));
   }
 }

@@ -1,6 +1,7 @@
 package io.choir.client;
 
 import io.choir.proto.ReplicaStatus;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -22,6 +23,9 @@ import java.util.Map;
  * @param keys the number of keys it holds
  * @param counters counters by name (requests, writes, reads, busy, ...), unmodifiable
  * @param version the server's software version
+ * @param peerTransport the peer transport's mode: "multicast", "unicast" or "auto" (empty: a single
+ *     replica, or an older server)
+ * @param multicastPeers with auto: the peers reached by multicast now, unmodifiable
  */
 public record ReplicaInfo(
     int id,
@@ -37,7 +41,9 @@ public record ReplicaInfo(
     String durability,
     long keys,
     Map<String, Long> counters,
-    String version) {
+    String version,
+    String peerTransport,
+    List<Integer> multicastPeers) {
 
   /**
    * ReplicaInfo; the counters are copied into an unmodifiable map.
@@ -56,14 +62,42 @@ public record ReplicaInfo(
    * @param keys its key count
    * @param counters its counters
    * @param version its software version
+   * @param peerTransport its peer transport's mode
+   * @param multicastPeers the peers it reaches by multicast (auto)
    */
   public ReplicaInfo {
     counters = Map.copyOf(counters);
+    multicastPeers = List.copyOf(multicastPeers);
+  }
+
+  /**
+   * ReplicaInfo without the transport fields (an older server).
+   *
+   * @param id the replica id
+   * @param role the replica's role
+   * @param view its view
+   * @param op its highest log op
+   * @param commit its commit number
+   * @param applied its applied number
+   * @param checksum its running checksum
+   * @param uptimeMs its uptime in milliseconds
+   * @param clusterId the cluster id
+   * @param primaryId the primary it believes in
+   * @param durability its durability mode
+   * @param keys its key count
+   * @param counters its counters
+   * @param version its software version
+   */
+  public ReplicaInfo(int id, String role, long view, long op, long commit, long applied, long checksum,
+      long uptimeMs, String clusterId, int primaryId, String durability, long keys, Map<String, Long> counters,
+      String version) {
+    this(id, role, view, op, commit, applied, checksum, uptimeMs, clusterId, primaryId, durability, keys, counters,
+        version, "", List.of());
   }
 
   static ReplicaInfo fromProto(ReplicaStatus s) {
     return new ReplicaInfo(s.getId(), s.getRole(), s.getView(), s.getOp(), s.getCommit(), s.getApplied(),
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
-        s.getKeys(), s.getCountersMap(), s.getVersion());
+        s.getKeys(), s.getCountersMap(), s.getVersion(), s.getPeerTransport(), s.getMulticastPeersList());
   }
 }

@@ -54,6 +54,11 @@ final class ClusterCommand implements Runnable {
     @Option(names = "--durability", defaultValue = "fsync", description = "fsync or buffered.")
     String durability;
 
+    @Option(names = "--peer-transport", paramLabel = "MODE", defaultValue = "multicast",
+        description = "How a message to all replicas travels: multicast, unicast (no multicast at all) or auto"
+            + " (multicast where it works, per peer). Default: ${DEFAULT-VALUE}")
+    String peerTransport;
+
     @Option(names = "--tls", description = "Also write a CA, a certificate per replica and a client certificate"
         + " (CN=root) into DIR/tls, turn on TLS with client certificates required, and write an access file"
         + " that lets root read and write everything.")
@@ -76,6 +81,9 @@ final class ClusterCommand implements Runnable {
     }
     if (l.basePort < 1 || l.basePort + 199 > 65535) {
       throw new IllegalArgumentException("--base-port " + l.basePort + " leaves no room for the ports");
+    }
+    if (!List.of("multicast", "unicast", "auto").contains(l.peerTransport)) {
+      throw new IllegalArgumentException("--peer-transport must be multicast, unicast or auto, got " + l.peerTransport);
     }
     if (!force && !configs(l.dir).isEmpty()) {
       throw new IllegalArgumentException(l.dir + " already holds a cluster (use --force to overwrite)");
@@ -107,6 +115,8 @@ final class ClusterCommand implements Runnable {
           + "# Multicast stays on loopback unless you name a LAN interface.\n"
           + "multicast_group: 239.255.77.1:" + (l.basePort + 199) + "\n"
           + "multicast_interface: lo\n"
+          + "# multicast, unicast (never joins the group) or auto (multicast where it works, per peer).\n"
+          + "peer_transport: " + l.peerTransport + "\n"
           + "max_datagram_bytes: 60000\n"
           + "# The cluster's secret key (peer datagrams sealed, peer streams proven): keep it private.\n"
           + "cluster_key_file: " + keyFile + "\n"

@@ -129,7 +129,7 @@ class PeerRoutingTest {
       }
       PeerEnvelope empty = PeerEnvelope.newBuilder().build();
       boolean peerMessage = switch (type) {
-        case MESSAGE_TYPE_UNKNOWN, STATE_TRANSFER_REQUEST, STATE_TRANSFER_CHUNK, FRAGMENT -> false;
+        case MESSAGE_TYPE_UNKNOWN, STATE_TRANSFER_REQUEST, STATE_TRANSFER_CHUNK, FRAGMENT, TRANSPORT_PROBE -> false;
         default -> true;
       };
       if (!peerMessage) {
