@@ -16,20 +16,21 @@ import java.net.SocketException;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.Executors;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * PeerTransport moves peer messages: PREPAREs and HEARTBEATs by IP multicast to every replica, the
- * rest (PREPARE_OK, NACK, resends) to one replica's peer address: by UDP unicast when the body fits
- * one datagram, else over a TCP peer stream ({@link PeerRouting}, {@link PeerStreams}); a message to
- * all that does not fit a datagram is fragmented when it is a PREPARE, and otherwise sent over every
- * other replica's stream. It only
- * encodes, decodes and checks; protocol decisions belong to the core (STYLE.md habit 6). Its parts:
+ * PeerTransport moves peer messages. A message to one replica goes to its peer address by UDP
+ * unicast when the body fits one datagram, else over a TCP peer stream ({@link PeerRouting}, {@link
+ * PeerStreams}). A message to all (the core's send to 0) goes as peer_transport ({@link
+ * TransportMode}) says: multicast (one datagram; a bigger PREPARE as fragments, any other big message
+ * over every other replica's stream), unicast (one datagram to each other member, a bigger body over
+ * each member's stream; the group is never joined), or auto (multicast when at least one peer answers
+ * the {@link MulticastProbes}, and unicast to every peer that does not). The core never knows which.
+ * Peer addresses come from the {@link PeerDirectory} (hosts may be DNS names, resolved again when a
+ * peer seems unreachable). It only encodes, decodes and checks; protocol decisions belong to the core
+ * (STYLE.md habit 6). Its parts:
  * {@link PeerChannels} (the UDP sockets and their event loop), {@link PeerDatagramHandler} (what is
  * received), {@link PeerStreamInbound} (what arrives over peer streams), {@link PeerDrops} (drops by
  * reason) and {@link TestPeerFaults} (test partitions and loss).
@@ -135,7 +136,7 @@ public final class PeerTransport implements AutoCloseable {
   private final PeerStreams streams;
   private final MulticastProbes probes;
   /** Runs the name resolutions, which may block (never the event loops). */
-  private final ScheduledExecutorService resolverThread;
+  private final PeerResolverThread resolver;
   private final Counter streamSent;
   private final Counter sent;
   private final Counter sentMulticast;
@@ -201,28 +202,22 @@ public final class PeerTransport implements AutoCloseable {
         new PeerDatagramHandler(codec, reassembler, sink, faults, drops, directory, probes, metrics);
     InetSocketAddress self = directory.address(settings.selfId());
     InetSocketAddress bind = self != null ? self : new InetSocketAddress(directoryPort(settings));
-    this.resolverThread = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "choir-peer-resolver");
-      t.setDaemon(true);
-      return t;
-    });
+    this.resolver = new PeerResolverThread(directory, settings.silenceNs());
     boolean multicast = settings.mode() != TransportMode.UNICAST;
     try {
       this.channels = new PeerChannels(bind, settings.group(), settings.interfaceName(), settings.ttl(),
           settings.receiveBufferBytes(), inbound, multicast);
     } catch (RuntimeException | InterruptedException | SocketException e) {
-      resolverThread.shutdownNow();
+      resolver.close();
       throw e;
     }
     this.streams = new PeerStreams(directory, settings.maxStreamFrameBytes(), settings.streamBufferBytes(),
-        System::nanoTime, drops::stream, streamSent::increment, streamAuth, this::suspect);
+        System::nanoTime, drops::stream, streamSent::increment, streamAuth, resolver::suspect);
     directory.onMembersChanged(ids -> {
       codec.updateMembers(ids);
       streamInbound.updateMembers(ids);
       streams.updateLinks(ids);
     });
-    long silenceMs = Math.max(1, TimeUnit.NANOSECONDS.toMillis(settings.silenceNs()));
-    resolverThread.scheduleWithFixedDelay(this::resolveSilent, silenceMs, silenceMs, TimeUnit.MILLISECONDS);
     if (settings.mode() == TransportMode.AUTO) {
       channels.eventLoops().next().scheduleAtFixedRate(probes::tick, 0, probes.tickNs(), TimeUnit.NANOSECONDS);
     }
@@ -356,7 +351,7 @@ public final class PeerTransport implements AutoCloseable {
     InetSocketAddress dest = directory.address(peer);
     if (dest == null) {
       drops.datagram("unresolved_destination");
-      suspect(peer);
+      resolver.suspect(peer);
       return;
     }
     write(dest, type, view, bytes, fanout);
@@ -365,23 +360,6 @@ public final class PeerTransport implements AutoCloseable {
   /** The unicast answer to a peer's probe (event loop). */
   private void answerProbe(int peer, TransportProbe answer) {
     toPeer(peer, MessageType.TRANSPORT_PROBE, 0, answer.toByteArray(), Fanout.PROBE);
-  }
-
-  /** Resolves peer's name again on the resolver thread (rate-limited by the directory; any thread). */
-  private void suspect(int peer) {
-    try {
-      resolverThread.execute(() -> directory.resolve(peer));
-    } catch (RejectedExecutionException closed) {
-      // shutting down
-    }
-  }
-
-  private void resolveSilent() {
-    try {
-      directory.resolveSilent();
-    } catch (RuntimeException e) {
-      log.atWarn().setCause(e).log("re-resolving peers failed");
-    }
   }
 
   /** The fragment body is the original type's number followed by the Fragment. */
@@ -418,6 +396,11 @@ public final class PeerTransport implements AutoCloseable {
   /** With auto: the peers reached by multicast now (else empty). */
   public Set<Integer> multicastPeers() {
     return settings.mode() == TransportMode.AUTO ? probes.reachedPeers() : Set.of();
+  }
+
+  /** Resolves peer's name again soon, on the resolver thread (rate-limited; any thread). */
+  public void suspect(int peer) {
+    resolver.suspect(peer);
   }
 
   /** The directory of peer addresses. */
@@ -460,7 +443,7 @@ public final class PeerTransport implements AutoCloseable {
 
   @Override
   public void close() {
-    resolverThread.shutdownNow();
+    resolver.close();
     channels.close();
     streams.close();
   }

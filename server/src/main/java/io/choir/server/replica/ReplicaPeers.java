@@ -151,7 +151,7 @@ final class ReplicaPeers implements AutoCloseable {
         .log("fetching a state transfer: the ops this replica needs are no longer in the primary's log");
     InetSocketAddress source = directory.address(from);
     if (source == null) {
-      directory.resolve(from);
+      transport.suspect(from); // resolved on the transport's resolver thread, never this one
       inbox.post(new Event.StateTransferFailed("replica " + from + "'s peer host does not resolve"));
       return;
     }

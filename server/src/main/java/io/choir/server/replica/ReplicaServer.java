@@ -157,6 +157,12 @@ public final class ReplicaServer implements AutoCloseable {
       storageStage.start();
       loop.start();
       InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
+      if (bind.isUnresolved()) {
+        // A DNS name that does not resolve yet (a pod's own name before it is ready): every address.
+        log.atWarn().addKeyValue("host", config.listenHost())
+            .log("the client host does not resolve (yet): the client port listens on every address");
+        bind = new InetSocketAddress(config.self().client().port());
+      }
       this.clientServer = new ClientServer(bind,
           new ClientServer.Limits(config.get(MAX_FRAME_BYTES), config.get(MAX_CONNECTIONS),
               config.get(CLIENT_IDLE_TIMEOUT_MS), config.get(CLIENT_WRITE_BUFFER_BYTES)),
