@@ -198,6 +198,16 @@ final class MulticastProbes {
     return p != null && p.reached;
   }
 
+  /** True when at least one peer is reached by multicast now (cheap: on every send to all). */
+  boolean anyReached() {
+    for (Peer p : peers.values()) {
+      if (p.reached) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** The peers reached by multicast now. */
   Set<Integer> reachedPeers() {
     Set<Integer> out = new TreeSet<>();

@@ -285,7 +285,7 @@ public final class PeerTransport implements AutoCloseable {
     int size = body.getSerializedSize();
     TransportMode mode = settings.mode();
     boolean byGroup = mode == TransportMode.MULTICAST
-        || (mode == TransportMode.AUTO && !probes.reachedPeers().isEmpty());
+        || (mode == TransportMode.AUTO && probes.anyReached());
     if (byGroup) {
       PeerRouting.Route route = PeerRouting.route(0, type, size, settings.maxDatagramBytes());
       if (route == PeerRouting.Route.STREAM_TO_EACH) {
