@@ -105,11 +105,20 @@ final class MulticastProbes {
     return Math.max(1, intervalNs / TICKS_PER_INTERVAL);
   }
 
-  /** Sends a probe when one is due and re-evaluates every peer's mode (event loop). */
+  /** Sends a probe when one is due and re-evaluates every peer's mode (event loop; never throws). */
   void tick() {
     if (!probing) {
       return;
     }
+    try {
+      probeAndEvaluate();
+    } catch (RuntimeException e) {
+      // A periodic task that throws is cancelled: log and go on with the next tick.
+      log.atWarn().setCause(e).log("multicast probe tick failed");
+    }
+  }
+
+  private void probeAndEvaluate() {
     long now = clock.getAsLong();
     boolean starting = now - startNs < START_WINDOW_INTERVALS * intervalNs;
     if (starting || now - lastProbeNs >= intervalNs) {

@@ -134,9 +134,12 @@ public final class PeerDirectory {
         return;
       }
       boolean resolved = !a.isUnresolved() && a.getAddress() != null;
-      Peer p = new Peer(id, a.getHostString(), a.getPort(), resolved || isLiteral(a.getHostString()), now);
+      boolean literal = isLiteral(a.getHostString());
+      Peer p = new Peer(id, a.getHostString(), a.getPort(), resolved || literal, now);
       if (resolved) {
         p.address = a;
+      } else if (literal) {
+        p.address = new InetSocketAddress(a.getHostString(), a.getPort()); // a literal: parsed, no lookup
       }
       out.put(id, p);
     });
@@ -304,7 +307,10 @@ public final class PeerDirectory {
 
   /**
    * Replaces the whole member map (a membership change): members whose host:port stayed keep their
-   * address and history, new ones are resolved; then every listener gets the new id set.
+   * address and history; then every listener gets the new id set. It never blocks on a lookup (the
+   * caller may be the replica thread): a new member given by name has no address until the next
+   * {@link #resolveSilent} (the transport's resolver thread, within one silence interval) or {@link
+   * #resolve}; one given as a literal or resolved has it at once.
    */
   public void update(Map<Integer, InetSocketAddress> members) {
     if (!members.containsKey(selfId)) {
@@ -312,14 +318,8 @@ public final class PeerDirectory {
     }
     Map<Integer, Peer> next;
     synchronized (this) {
-      Map<Integer, Peer> old = peers;
-      next = build(members, old);
+      next = build(members, peers);
       peers = next;
-      for (Map.Entry<Integer, Peer> e : next.entrySet()) {
-        if (old.get(e.getKey()) != e.getValue()) {
-          resolveNow(e.getKey());
-        }
-      }
     }
     log.atInfo().addKeyValue("members", next.keySet()).log("peer directory updated");
     for (Consumer<Set<Integer>> l : listeners) {

@@ -137,7 +137,12 @@ class PeerDirectoryTest {
     assertEquals(List.of(2, 4), d.peerIds());
     assertFalse(d.isMember(3));
     assertNull(d.address(3));
+    assertNull(d.address(4), "update never blocks on a lookup");
+    assertEquals(lookups, resolver.lookups.get());
+    d.resolveSilent(); // the resolver thread's next round
     assertEquals(new InetSocketAddress("127.0.0.4", 7000), d.address(4));
     assertEquals(lookups + 1, resolver.lookups.get(), "members that stayed are not resolved again");
+    d.update(Map.of(1, named("a", 7000), 2, named("b", 7000), 5, named("127.0.0.5", 7005)));
+    assertEquals(new InetSocketAddress("127.0.0.5", 7005), d.address(5), "a literal has its address at once");
   }
 }
