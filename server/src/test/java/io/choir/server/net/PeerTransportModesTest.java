@@ -46,7 +46,7 @@ class PeerTransportModesTest {
   private static final long CLUSTER = 0x5151L;
   private static final long WAIT_MS = 10_000;
   /** A short probe interval, so that the auto tests decide within a second. */
-  private static final long PROBE_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(100);
+  private static final long PROBE_INTERVAL_NS = TimeUnit.MILLISECONDS.toNanos(200);
 
   private record Got(int from, long view, MessageType type, MessageLite body) {}
 
@@ -207,7 +207,7 @@ class PeerTransportModesTest {
     // 2 never joins (unicast mode), 3 loses every multicast datagram: multicast reaches no one.
     start(new TransportMode[] {TransportMode.AUTO, TransportMode.UNICAST, TransportMode.AUTO},
         new int[] {0, 0, 100});
-    await(() -> counter(1, "choir.transport.probes_sent") >= 12, "the start window and more probes");
+    await(() -> counter(1, "choir.transport.probes_sent") >= 14, "the start window and more probes");
     assertEquals(Set.of(), transports.get(1).multicastPeers());
     Heartbeat hb = Heartbeat.newBuilder().setLastOp(3).build();
     transports.get(1).send(0, 1, MessageType.HEARTBEAT, hb);
