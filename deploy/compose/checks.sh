@@ -1,0 +1,82 @@
+#!/bin/sh
+# checks.sh: the client side of test.sh, run INSIDE the compose network in a one-off cli container
+# (docker-compose run --rm --entrypoint /bin/sh cli /etc/choir/checks.sh PHASE ...). Every check has a
+# deadline and prints its progress; any failure ends with a non-zero status and says what failed.
+#   checks.sh first DEADLINE_S        wait for a normal view of 3, then put, sequential gets from each
+#                                     replica, a CAS, status; prints "primary=ID" last
+#   checks.sh failover OLD DEADLINE_S the old primary OLD is stopped: a write still succeeds, and the
+#                                     two others show a normal view with a new primary
+set -eu
+replicas="choir1:7301 choir2:7302 choir3:7303"
+all="choir1:7301,choir2:7302,choir3:7303"
+key="compose-test-$(date +%s)-$$"
+
+fail() { echo "checks: FAIL: $*" >&2; exit 1; }
+now() { date +%s; }
+
+# count PATTERN TEXT: how many times PATTERN (grep -o) occurs in TEXT
+count() { printf '%s' "$2" | grep -o "$1" | wc -l | tr -d ' '; }
+
+# normal_view ENDPOINTS N: status of ENDPOINTS shows N members answering, one primary and N-1 backups,
+# all in one view with one primary id; sets $status and $primary
+normal_view() {
+  status="$(choir status --endpoints "$1" --timeout-ms 2000 --json 2>/dev/null)" || return 1
+  [ "$(count '"role":"primary"' "$status")" = 1 ] || return 1
+  [ "$(count '"role":"backup"' "$status")" = $(($2 - 1)) ] || return 1
+  [ "$(printf '%s' "$status" | grep -o '"view":[0-9]*' | sort -u | wc -l | tr -d ' ')" = 1 ] || return 1
+  [ "$(printf '%s' "$status" | grep -o '"primary_id":[0-9]*' | sort -u | wc -l | tr -d ' ')" = 1 ] || return 1
+  primary="$(printf '%s' "$status" | grep -o '"primary_id":[0-9]*' | head -1 | cut -d: -f2)"
+}
+
+# until_ok DEADLINE_S WHAT CMD...: runs CMD until it succeeds, printing progress, failing at the deadline
+until_ok() {
+  limit=$(($(now) + $1)); what="$2"; shift 2
+  while ! "$@"; do
+    [ "$(now)" -lt "$limit" ] || fail "$what: not within the deadline"
+    echo "checks: waiting: $what" >&2
+    sleep 1
+  done
+}
+
+# equals EXPECTED CMD...: CMD prints exactly EXPECTED
+quiet() { "$@" >/dev/null; }
+
+equals() { want="$1"; shift; [ "$("$@" 2>/dev/null)" = "$want" ]; }
+
+first() {
+  until_ok "$1" "a primary and two backups in one view" normal_view "$all" 3
+  echo "checks: normal view, primary $primary"
+  v1="$(choir put "$key" one)" || fail "put $key"
+  echo "checks: put $key=one at version $v1"
+  for r in $replicas; do
+    # a sequential read from this replica alone; a backup may apply the write a moment later
+    until_ok 20 "sequential get of $key from $r" equals one choir get "$key" --sequential --endpoints "$r"
+    echo "checks: $r serves $key=one (sequential read)"
+  done
+  v2="$(choir cas "$key" one two)" || fail "cas $key one -> two"
+  [ "$(choir get "$key")" = two ] || fail "get after cas is not two"
+  if choir cas "$key" one three 2>/dev/null; then fail "a cas with a stale expectation succeeded"; fi
+  echo "checks: cas one->two at version $v2, stale cas refused"
+  normal_view "$all" 3 || fail "status after the writes: not 3 members in a normal view: $status"
+  echo "checks: status shows 3 members in a normal view (primary $primary)"
+  echo "primary=$primary"
+}
+
+failover() {
+  old="$1"
+  others=""
+  for r in $replicas; do [ "$r" = "choir$old:730$old" ] || others="${others:+$others,}$r"; done
+  t0=$(now)
+  until_ok "$2" "a write after replica $old stopped" quiet choir put "$key-after" written --timeout-ms 3000
+  echo "checks: write succeeded $(($(now) - t0)) s after the check began"
+  until_ok 20 "a normal view of the two others" normal_view "$others" 2
+  [ "$primary" != "$old" ] || fail "primary is still $old"
+  [ "$(choir get "$key-after")" = written ] || fail "get after failover"
+  echo "checks: new primary $primary; the write reads back"
+}
+
+case "${1:-}" in
+  first) first "${2:-90}" ;;
+  failover) failover "$2" "${3:-60}" ;;
+  *) echo "usage: checks.sh first [DEADLINE_S] | failover OLD_PRIMARY [DEADLINE_S]" >&2; exit 2 ;;
+esac
