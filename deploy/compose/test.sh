@@ -89,6 +89,12 @@ echo "$out" | grep -v '^primary=' | sed 's/^/  /'
 old_primary="$(echo "$out" | sed -n 's/^primary=//p')"
 [ -n "$old_primary" ] || { say "the checks named no primary"; exit 1; }
 say "first checks passed; primary is replica $old_primary"
+# what the replicas report: multicast on the container's eth0, sealed (the key is in use)
+for s in choir1 choir2 choir3; do
+  "${compose[@]}" logs --no-color "$s" 2>/dev/null | grep 'peer transport up' | grep -q 'interface="eth0".*sealed="true"' \
+    || { say "$s did not report its peer transport up on eth0, sealed"; exit 1; }
+done
+say "each replica multicasts on its eth0 with datagrams sealed"
 
 stage="failover"
 say "stopping the primary's container choir$old_primary"
