@@ -41,10 +41,27 @@ until_ok() {
   done
 }
 
-# equals EXPECTED CMD...: CMD prints exactly EXPECTED
+# quiet CMD...: CMD without its output
 quiet() { "$@" >/dev/null; }
 
+# equals EXPECTED CMD...: CMD prints exactly EXPECTED
 equals() { want="$1"; shift; [ "$("$@" 2>/dev/null)" = "$want" ]; }
+
+# cas_one_two: one attempt of the CAS one -> two; "unavailable" or "outcome unknown" (exit 3) is
+# retried unless the value is already two (then the unknown outcome was a success); a refusal fails
+cas_one_two() {
+  if out="$(choir cas "$key" one two 2>&1)"; then v2="version $out"; return 0; else rc=$?; fi
+  [ "$rc" = 3 ] || fail "cas $key one -> two: exit $rc: $out"
+  if [ "$(choir get "$key" 2>/dev/null)" = two ]; then v2="after an unknown outcome"; return 0; fi
+  return 1
+}
+
+# cas_stale: a CAS expecting the old value must be refused (exit 1); exit 3 is retried
+cas_stale() {
+  if choir cas "$key" one three >/dev/null 2>&1; then rc=0; else rc=$?; fi
+  [ "$rc" != 0 ] || fail "a cas with a stale expectation succeeded"
+  [ "$rc" = 1 ]
+}
 
 first() {
   until_ok "$1" "a primary and two backups in one view" normal_view "$all" 3
@@ -59,11 +76,11 @@ first() {
     until_ok 20 "sequential get of $key from $r" equals one choir get "$key" --sequential --endpoints "$r"
     echo "checks: $r serves $key=one (sequential read)"
   done
-  v2="$(choir cas "$key" one two)" || fail "cas $key one -> two"
-  [ "$(choir get "$key")" = two ] || fail "get after cas is not two"
-  if choir cas "$key" one three 2>/dev/null; then fail "a cas with a stale expectation succeeded"; fi
-  echo "checks: cas one->two at version $v2, stale cas refused"
-  normal_view "$all" 3 || fail "status after the writes: not 3 members in a normal view: $status"
+  until_ok 30 "a cas of $key from one to two" cas_one_two
+  until_ok 20 "a linearizable get of $key after the cas" equals two choir get "$key"
+  until_ok 30 "a cas of $key from one (now stale) to three" cas_stale
+  echo "checks: cas one->two ($v2), then a cas with the stale expectation refused"
+  until_ok 20 "3 members in a normal view after the writes" normal_view "$all" 3
   echo "checks: status shows 3 members in a normal view (primary $primary)"
   echo "primary=$primary"
 }
