@@ -60,6 +60,23 @@ for host in $peers; do
     --entrypoint /bin/sh "$image" /etc/choir/entrypoint.sh >/dev/null
   i=$((i + 1))
 done
+# each replica starts or says why not (a refused configuration ends its container at once)
+deadline=$(( $(date +%s) + 120 ))
+while :; do
+  started=0
+  for i in 0 1 2; do
+    if docker logs "$run-choir-$i" 2>&1 | grep -q 'replica started'; then
+      started=$((started + 1))
+    elif [ "$(docker inspect -f '{{.State.Running}}' "$run-choir-$i")" != true ]; then
+      say "choir-$i exited: $(docker logs "$run-choir-$i" 2>&1 | grep -m1 'choir server:' | sed 's/ (known: .*//')"
+      exit 1
+    fi
+  done
+  [ "$started" -lt 3 ] || break
+  [ "$(date +%s)" -lt "$deadline" ] || { say "only $started of 3 replicas started within 120 s"; exit 1; }
+  sleep 1
+done
+say "the three replicas started"
 endpoints="$(for h in $peers; do printf '%s:7301 ' "$h"; done)"
 check() {
   docker run --rm --network "$run" -v "$root/deploy/compose/checks.sh:/checks.sh:ro" \
