@@ -28,9 +28,11 @@ else
   failed+=("kubectl")
 fi
 
-# 2. consistency
-if python3 -c 'import yaml' 2>/dev/null; then
-  python3 "$here/check-manifests.py" "$tmp/all.yaml" | sed 's/^/k8s-validate: /' || failed+=("check-manifests")
+# 2. consistency (Debian's python, where install-prereqs puts python3-yaml, else the first on PATH)
+py=/usr/bin/python3
+[ -x "$py" ] && "$py" -c 'import yaml' 2>/dev/null || py=python3
+if "$py" -c 'import yaml' 2>/dev/null; then
+  "$py" "$here/check-manifests.py" "$tmp/all.yaml" | sed 's/^/k8s-validate: /' || failed+=("check-manifests")
 else
   say "python3 with yaml is missing: consistency checks skipped"
   failed+=("check-manifests (python3-yaml missing)")
