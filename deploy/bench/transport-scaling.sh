@@ -141,6 +141,19 @@ for r in rows:
 print(f"{best['"'"'id'"'"']} {best['"'"'view'"'"']}" if best else "0 0")'
 }
 
+# "yes" when all n replicas answer, in one view, with one primary (a cluster of fresh JVMs on a loaded
+# machine may change views in its first seconds; the bench waits for that to pass).
+settled() {
+  "${choir[@]}" status --json --endpoints "$1" --timeout-ms 3000 2>/dev/null | python3 -c '
+import json, sys
+data = json.load(sys.stdin)
+rows = data if isinstance(data, list) else data.get("replicas", [data])
+ok = [r for r in rows if "role" in r]
+views = {r["view"] for r in ok}
+print("yes" if len(ok) == int(sys.argv[1]) and len(views) == 1
+      and sum(r["role"] == "primary" for r in ok) == 1 else "no")' "$2" || echo no
+}
+
 start_cluster() {
   local transport="$1" n="$2" dir="$3" i members=""
   "${hosts[@]}" up "$n" --prefix "$PREFIX" --net "$NET"
@@ -172,7 +185,8 @@ start_cluster() {
   local eps
   eps="$(endpoints_of "$n")"
   for _ in $(seq 1 240); do
-    if "${choir[@]}" put transport-scaling/health ok --endpoints "$eps" --timeout-ms 2000 >/dev/null 2>&1; then
+    if "${choir[@]}" put transport-scaling/health ok --endpoints "$eps" --timeout-ms 2000 >/dev/null 2>&1 \
+        && [ "$(settled "$eps" "$n")" = yes ]; then
       return 0
     fi
     for i in "${!pids[@]}"; do
@@ -207,10 +221,13 @@ for n in $REPLICAS; do
     bench_pid=$!
     # the progress line of the first measured second (the JVM's output is line-buffered)
     while kill -0 "$bench_pid" 2>/dev/null && ! grep -q '\] measure' "$progress"; do sleep 0.1; done
-    read -r primary view0 <<<"$(primary_of "$eps")"
-    [ "$primary" -ge 1 ] || die "no primary in the $name cluster"
+    kill -0 "$bench_pid" 2>/dev/null || die "the bench of $name ended before its first measured second"
     cpu0=()
     for p in "${pids[@]}"; do cpu0+=("$(cpu_of "$p")"); done
+    # after the CPU reading: a status command is a JVM start, seconds on a loaded machine
+    read -r primary view0 <<<"$(primary_of "$eps")"
+    [ "$primary" -ge 1 ] || die "no primary in the $name cluster"
+    kill -0 "$bench_pid" 2>/dev/null || log "  WARNING: the bench ended before the primary was known: make --duration longer"
     wait "$bench_pid" || die "the bench of $name failed: $(tail -5 "$progress")"
     cpu1=()
     for p in "${pids[@]}"; do cpu1+=("$(cpu_of "$p")"); done
