@@ -86,6 +86,7 @@ mkdir -p "$OUT/runs"
 OUT="$(cd "$OUT" && pwd)"
 tmp="$(mktemp -d /tmp/choir-transport-scaling.XXXXXX)"
 pids=()
+bench_pid=
 
 stop_replicas() {
   local p
@@ -99,6 +100,7 @@ stop_replicas() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "$bench_pid" ]; then kill -TERM "$bench_pid" 2>/dev/null || true; fi
   stop_replicas
   "${hosts[@]}" down --prefix "$PREFIX" --net "$NET" >/dev/null 2>&1 || true
   rm -rf "$tmp"
@@ -128,11 +130,24 @@ cpu_of() {
   sed 's/^.*) //' "/proc/$1/stat" | awk -v h="$tck" '{printf "%.3f\n", ($12 + $13) / h}'
 }
 
-# "ID VIEW" of the primary in the highest view, from `choir status --json`.
+# "ID VIEW" of the primary in the highest view, from `choir status --json` ("0 0" if none answers so, after
+# a few tries: on a loaded machine a status can time out).
 primary_of() {
-  "${choir[@]}" status --json --endpoints "$1" --timeout-ms 3000 2>/dev/null | python3 -c '
+  local try answer
+  for try in 1 2 3 4 5; do
+    answer="$(primary_once "$1")"
+    if [ "${answer%% *}" != 0 ]; then break; fi
+    log "  no primary in the status answers (try $try of 5)"
+  done
+  echo "$answer"
+}
+primary_once() {
+  { "${choir[@]}" status --json --endpoints "$1" --timeout-ms 5000 2>/dev/null || true; } | python3 -c '
 import json, sys
-data = json.load(sys.stdin)
+try:
+    data = json.load(sys.stdin)
+except ValueError:
+    data = []
 rows = data if isinstance(data, list) else data.get("replicas", [data])
 best = None
 for r in rows:
@@ -226,12 +241,17 @@ for n in $REPLICAS; do
     for p in "${pids[@]}"; do cpu0+=("$(cpu_of "$p")"); done
     # after the CPU reading: a status command is a JVM start, seconds on a loaded machine
     read -r primary view0 <<<"$(primary_of "$eps")"
-    [ "$primary" -ge 1 ] || die "no primary in the $name cluster"
     kill -0 "$bench_pid" 2>/dev/null || log "  WARNING: the bench ended before the primary was known: make --duration longer"
     wait "$bench_pid" || die "the bench of $name failed: $(tail -5 "$progress")"
     cpu1=()
     for p in "${pids[@]}"; do cpu1+=("$(cpu_of "$p")"); done
     read -r primary1 view1 <<<"$(primary_of "$eps")"
+    if [ "$primary" = 0 ]; then
+      log "  WARNING: the primary was unknown at the start of the window; taking the one at its end"
+      primary="$primary1"
+      view0="$view1"
+    fi
+    [ "$primary" -ge 1 ] || die "no primary in the $name cluster"
     stable=true
     if [ "$primary1" != "$primary" ] || [ "$view1" != "$view0" ]; then
       stable=false
