@@ -33,6 +33,11 @@ import org.junit.jupiter.api.io.TempDir;
  * holes. Needs root and `ip netns` (CI has both); skips otherwise.
  */
 class NetnsReplicationTest {
+  /**
+   * A longer election timeout than the default 500 ms: these tests check replication, not failover, and
+   * a JVM stalled by a loaded machine should not cause a view change in the middle of them.
+   */
+  private static final String STEADY = "election_timeout_ms: 2000\n";
   private static NetnsHosts hosts;
   @TempDir Path dir;
   private NetnsCluster cluster;
@@ -64,7 +69,7 @@ class NetnsReplicationTest {
 
   @Test
   void shouldReplicateByMulticastAcrossTheVethsAndConverge() throws Exception {
-    cluster = new NetnsCluster(hosts, dir, "netns-repl", "");
+    cluster = new NetnsCluster(hosts, dir, "netns-repl", STEADY);
     cluster.startAll();
     try (ChoirClient c = cluster.client(Duration.ofSeconds(20))) {
       cluster.awaitConverged(c, Duration.ofSeconds(30));
@@ -101,30 +106,46 @@ class NetnsReplicationTest {
 
   @Test
   void shouldRepairTwentyPercentMulticastLossInABackupNamespaceByNack() throws Exception {
-    cluster = new NetnsCluster(hosts, dir, "netns-loss", "");
+    cluster = new NetnsCluster(hosts, dir, "netns-loss", STEADY);
     cluster.startAll();
     try (ChoirClient c = cluster.client(Duration.ofSeconds(20))) {
-      int primary = cluster.awaitPrimary(c, Duration.ofSeconds(30));
-      int lossy = primary % 3 + 1; // a backup
-      hosts.multicastLoss(lossy, 20);
-      writeKeys(c, "lossy/", 3_000);
-      List<ReplicaInfo> s = cluster.awaitConverged(c, Duration.ofSeconds(60));
-      long dropped = hosts.faultDrops(lossy);
-      ReplicaInfo b = s.get(lossy - 1);
-      long nacks = ProcessCluster.counter(b, "nacks_sent");
-      long retransmits = s.stream().mapToLong(r -> ProcessCluster.counter(r, "retransmits")).sum();
-      System.out.printf("20%% multicast loss in %s: %d datagrams dropped by nft; its nacks_sent=%d, retransmits"
-          + " of the replicas=%d%n", hosts.namespace(lossy), dropped, nacks, retransmits);
-      assertTrue(dropped > 0, "nft dropped multicast in the backup's namespace");
-      assertTrue(nacks > 0, "the lossy backup NACKed what it lost: " + b.counters());
-      assertTrue(retransmits > 0, "the primary resent it");
-      try (ChoirClient only = ChoirClient.builder().endpoints(cluster.endpoint(lossy))
-          .requestTimeout(Duration.ofSeconds(10)).build()) {
-        for (int i = 0; i < 3_000; i += 97) {
-          assertEquals("value-" + i, only.get("lossy/" + i, ReadConsistency.SEQUENTIAL)
-              .orElseThrow(() -> new AssertionError("the lossy backup lacks a key")).valueAsString());
+      // A round shows repair only if the lossy replica stayed a backup throughout (no view change): on a
+      // loaded machine a view change may make it primary, then the loss moves to a backup of the new view.
+      boolean shown = false;
+      for (int round = 1; round <= 3 && !shown; round++) {
+        List<ReplicaInfo> before = cluster.awaitConverged(c, Duration.ofSeconds(60));
+        ReplicaInfo primary = before.stream().filter(r -> r.role().equals("primary")).findFirst().orElseThrow();
+        int lossy = primary.id() % 3 + 1; // a backup
+        long dropsBefore = hosts.faultDrops(lossy);
+        hosts.multicastLoss(lossy, 20);
+        writeKeys(c, "lossy" + round + "/", 3_000);
+        List<ReplicaInfo> s = cluster.awaitConverged(c, Duration.ofSeconds(60));
+        long dropped = hosts.faultDrops(lossy) - dropsBefore;
+        hosts.heal(lossy); // also resets the fault's counter
+        ReplicaInfo b = s.get(lossy - 1);
+        long nacks = ProcessCluster.counter(b, "nacks_sent") - ProcessCluster.counter(before.get(lossy - 1), "nacks_sent");
+        long retransmits = s.stream().mapToLong(r -> ProcessCluster.counter(r, "retransmits")).sum()
+            - before.stream().mapToLong(r -> ProcessCluster.counter(r, "retransmits")).sum();
+        System.out.printf("round %d, 20%% multicast loss in %s: %d datagrams dropped by nft; its nacks_sent=%d,"
+            + " retransmits of the replicas=%d; view %d -> %d%n", round, hosts.namespace(lossy), dropped, nacks,
+            retransmits, primary.view(), b.view());
+        if (b.view() != primary.view()) {
+          System.out.println("a view change during round " + round + " (" + Load.now() + "): another round");
+          continue;
         }
+        assertTrue(dropped > 0, "nft dropped multicast in the backup's namespace");
+        assertTrue(nacks > 0, "the lossy backup NACKed what it lost: " + b.counters());
+        assertTrue(retransmits > 0, "the primary resent it");
+        try (ChoirClient only = ChoirClient.builder().endpoints(cluster.endpoint(lossy))
+            .requestTimeout(Duration.ofSeconds(10)).build()) {
+          for (int i = 0; i < 3_000; i += 97) {
+            assertEquals("value-" + i, only.get("lossy" + round + "/" + i, ReadConsistency.SEQUENTIAL)
+                .orElseThrow(() -> new AssertionError("the lossy backup lacks a key")).valueAsString());
+          }
+        }
+        shown = true;
       }
+      assertTrue(shown, "three rounds in a row had a view change; see the load printed above");
     }
   }
 
