@@ -11,13 +11,17 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * ReplicaProcess runs `choir server --config FILE` as a real child process (the test JVM's classpath has
- * every module), so tests can kill it with SIGKILL and restart it from the same data folder.
+ * every module), so tests can kill it with SIGKILL and restart it from the same data folder. A command
+ * prefix (e.g. `ip netns exec NS`, which execs the JVM in place, so the pid stays the JVM's) runs it
+ * elsewhere; its client port is then probed at its own host.
  */
 final class ReplicaProcess implements AutoCloseable {
   private final Path config;
   private final Path logFile;
+  private final String host;
   private final int clientPort;
   private final List<String> jvmOptions;
+  private final List<String> commandPrefix;
   private Process process;
 
   ReplicaProcess(Path config, Path logFile, int clientPort) {
@@ -26,10 +30,22 @@ final class ReplicaProcess implements AutoCloseable {
 
   /** A replica whose JVM gets jvmOptions (e.g. a larger -Xmx for a window of large values). */
   ReplicaProcess(Path config, Path logFile, int clientPort, List<String> jvmOptions) {
+    this(config, logFile, "127.0.0.1", clientPort, jvmOptions, List.of());
+  }
+
+  /**
+   * A replica started as commandPrefix followed by the java command (a prefix must exec the JVM in
+   * place, as `ip netns exec NS` does, so that pid(), kill and pause reach the JVM), whose client port
+   * is host:clientPort.
+   */
+  ReplicaProcess(Path config, Path logFile, String host, int clientPort, List<String> jvmOptions,
+      List<String> commandPrefix) {
     this.config = config;
     this.logFile = logFile;
+    this.host = host;
     this.clientPort = clientPort;
     this.jvmOptions = List.copyOf(jvmOptions);
+    this.commandPrefix = List.copyOf(commandPrefix);
   }
 
   /** Starts the process and waits (up to 30 s) until its client port accepts connections. */
@@ -41,13 +57,13 @@ final class ReplicaProcess implements AutoCloseable {
         throw new IllegalStateException("replica exited with " + process.exitValue() + "; see " + logFile);
       }
       try (Socket s = new Socket()) {
-        s.connect(new InetSocketAddress("127.0.0.1", clientPort), 200);
+        s.connect(new InetSocketAddress(host, clientPort), 200);
         return;
       } catch (IOException notYet) {
         TimeUnit.MILLISECONDS.sleep(50); // polling a port that is not open yet; no event to wait on
       }
     }
-    throw new IllegalStateException("replica did not open port " + clientPort + " in 30 s; see " + logFile);
+    throw new IllegalStateException("replica did not open port " + host + ":" + clientPort + " in 30 s; see " + logFile);
   }
 
   /**
@@ -71,7 +87,7 @@ final class ReplicaProcess implements AutoCloseable {
 
   private void launch() throws IOException {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd = new ArrayList<>();
+    List<String> cmd = new ArrayList<>(commandPrefix);
     cmd.add(java);
     cmd.addAll(jvmOptions);
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"),
