@@ -3,8 +3,8 @@
 #   CHOIR_REPLICA_ID   the replica id; when unset, the ordinal of the host name plus one
 #                      (a StatefulSet's pod choir-0 is replica 1)
 #   CHOIR_CONFIG       the configuration file (default /etc/choir/choir.yaml)
-#   CHOIR_PEERS        host names to wait for in DNS before starting (space separated): the replica
-#                      resolves its peers' addresses once, at start
+#   CHOIR_PEERS        host names to wait for in DNS before starting (space separated), so the
+#                      first view forms at once (the replica also retries names that do not resolve yet)
 #   CHOIR_PEER_WAIT_S  how long to wait for them (default 120), then start anyway
 #   CHOIR_KEY_SOURCE   optional: a key file to copy to CHOIR_KEY_FILE with mode 600 first (a Kubernetes
 #                      secret volume with fsGroup is group-readable, which the replica refuses)
