@@ -76,7 +76,7 @@ final class JoinViewPath {
       primaryWatch.heard(nowNs);
       return; // already in this view with a complete log
     }
-    if (config.primaryOf(v) == self) {
+    if (views.members().primaryOf(v) == self) {
       counters.droppedUnexpected++;
       return;
     }

@@ -68,7 +68,7 @@ final class PeerRouter {
   }
 
   void onPeer(Event.Peer p, long nowNs, Effects out) {
-    int fromIndex = quorum.indexOf(p.from());
+    int fromIndex = views.members().indexOf(p.from());
     if (fromIndex < 0 || p.from() == self) {
       counters.droppedUnexpected++;
       return;
@@ -104,7 +104,7 @@ final class PeerRouter {
       return;
     }
     quorum.heard(fromIndex, nowNs);
-    boolean fromPrimaryOfItsView = p.from() == config.primaryOf(p.view());
+    boolean fromPrimaryOfItsView = p.from() == views.members().primaryOf(p.view());
     if (p.view() > views.view() && !moveToNewerView(p, fromPrimaryOfItsView, nowNs, out)) {
       return;
     }
@@ -206,7 +206,7 @@ final class PeerRouter {
   /** A message of an older view never acts (fencing), but one from an old primary may earn it a notice. */
   private void onStaleView(Event.Peer p, long nowNs, Effects out) {
     counters.droppedStaleView++;
-    boolean fromOldPrimary = p.from() == config.primaryOf(p.view())
+    boolean fromOldPrimary = p.from() == views.members().primaryOf(p.view())
         && (p.type() == MessageType.PREPARE || p.type() == MessageType.HEARTBEAT
             || p.type() == MessageType.START_VIEW);
     if (fromOldPrimary && views.isPrimary()) {

@@ -16,7 +16,6 @@ import io.choir.server.core.ReplicaCore.Mode;
  */
 final class PreVotePath {
   private final CoreConfig config;
-  private final int n;
   private final ViewState views;
   private final QuorumTracker quorum;
   private final PrimaryWatch primaryWatch;
@@ -28,7 +27,6 @@ final class PreVotePath {
   PreVotePath(CoreConfig config, ViewState views, QuorumTracker quorum, PrimaryWatch primaryWatch,
       PreVote preVote, ViewChange viewChange, WritePath writes, Counters counters) {
     this.config = config;
-    this.n = config.replicaIds().size();
     this.views = views;
     this.quorum = quorum;
     this.primaryWatch = primaryWatch;
@@ -43,10 +41,10 @@ final class PreVotePath {
    * the election timeout; as the primary it heard from a quorum within it.
    */
   boolean hearsLivePrimary(long nowNs) {
-    if (views.mode() != Mode.NORMAL || n == 1) {
+    if (views.mode() != Mode.NORMAL || views.members().voterCount() == 1) {
       return false;
     }
-    return views.isPrimary() ? quorum.live(nowNs) >= config.quorum()
+    return views.isPrimary() ? quorum.live(nowNs) >= views.members().quorum()
         : primaryWatch.alive(nowNs);
   }
 

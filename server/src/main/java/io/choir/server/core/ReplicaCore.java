@@ -70,8 +70,9 @@ public final class ReplicaCore {
   private final Resender resender;
   /** The one seeded source of the replica's randomness (GapRepair, ElectionTimeout, the recovery nonce). */
   private final SplittableRandom random;
-  private final int n;
   private final int self;
+  /** The current membership (epoch, voters, learners). */
+  private final Members members;
   private final ViewState views;
   /** In NORMAL mode as a backup: whether the log is complete in this view, or which op it must reach. */
   private final Completeness completeness;
@@ -105,31 +106,37 @@ public final class ReplicaCore {
   private final PeerRouter peers;
   private boolean started;
 
+  /** A replica of the bootstrap membership (epoch 1: the configured replicas, all voters). */
   public ReplicaCore(CoreConfig config, RecoveredState recovered) {
+    this(config, recovered, config.bootstrapMembership());
+  }
+
+  /** A replica whose durable state holds membership (its epoch's voters and learners). */
+  public ReplicaCore(CoreConfig config, RecoveredState recovered, Membership membership) {
     this.config = config;
     RequestValidator validator = new RequestValidator(config);
     this.checks = new PeerMessageChecks(config, validator);
-    this.resender = new Resender(config);
-    this.n = config.replicaIds().size();
     this.self = config.replicaId();
+    this.members = new Members(self, membership);
+    this.resender = new Resender(config, members);
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
-    this.views = new ViewState(config, recovered);
+    this.views = new ViewState(members, recovered);
     // Everything in the local log survived a restart, so it is durable here. A single replica is its
     // own majority: its durable log is committed. With more, what is committed beyond the applied
     // number is learned again from the primary (or, at the primary, from the acks).
-    this.log = new ReplicaLog(recovered, n == 1, config.retransmitRingEntries, config.retransmitRingBytes);
+    this.log = new ReplicaLog(recovered, members.voterCount() == 1 && members.selfVotes(), config.retransmitRingEntries, config.retransmitRingBytes);
     this.retention = new LogRetention(Math.min(recovered.logFirstOp(), log.appliedOp() + 1),
         config.logRetentionMinOps, config.logRetentionMaxOps);
     this.repair = new GapRepair(config, random, log.lastOp());
-    this.recovery = new RecoveryProtocol(config);
-    this.preVote = new PreVote(config);
+    this.recovery = new RecoveryProtocol(config, members);
+    this.preVote = new PreVote(config, members);
     this.fill = new LogFill(config);
     this.intake = new Intake(config);
     HeartbeatTimer heartbeats = new HeartbeatTimer(config.heartbeatIntervalNs);
     this.primaryWatch = new PrimaryWatch(config.quorumTimeoutNs);
     this.timeouts = new ElectionTimeout(config.quorumTimeoutNs, random);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
-    this.quorum = new QuorumTracker(config);
+    this.quorum = new QuorumTracker(config, members);
     this.quorum.selfPersisted(log.persistedOp());
     this.readIndex = new ReadIndex(config.maxQueuedRequests, config.readTimeoutNs, log.lastOp());
     if (views.mode() != Mode.NORMAL) {
@@ -328,6 +335,7 @@ public final class ReplicaCore {
     if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || log.truncationsRemembered() > ReplicaLog.MAX_TRUNCATIONS_REMEMBERED) {
       return "resend records " + resender.records() + ", truncations " + log.truncationsRemembered();
     }
+    int n = members.ids().size();
     if (viewChange.size() > n || preVote.grants() > n
         || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";

@@ -27,9 +27,9 @@ final class Resender {
   private final ResendBudget budgets;
   private final ResendTracker resends;
 
-  Resender(CoreConfig config) {
+  Resender(CoreConfig config, Members members) {
     this.config = config;
-    this.budgets = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec,
+    this.budgets = new ResendBudget(members.ids().size(), config.resendBytesPerPeerPerSec,
         config.resendAmplificationLimit,
         // Credit for two padded NACKs' answers: enough that asking is never slower than one round trip
         // per answer, and little enough that what a member earned before it went away buys a forger

@@ -26,7 +26,6 @@ import java.util.List;
 final class ViewChangePath {
   private final CoreConfig config;
   private final int self;
-  private final int f;
   private final ViewState views;
   private final ReplicaLog log;
   private final Completeness completeness;
@@ -52,7 +51,6 @@ final class ViewChangePath {
       Counters counters) {
     this.config = config;
     this.self = config.replicaId();
-    this.f = config.replicaIds().size() / 2;
     this.views = views;
     this.log = log;
     this.completeness = completeness;
@@ -127,7 +125,7 @@ final class ViewChangePath {
   }
 
   private void maybeSendDoViewChange(long nowNs, Effects out) {
-    if (!viewChange.readyForDoViewChange(f)) {
+    if (!viewChange.readyForDoViewChange(views.members().f())) {
       return;
     }
     int newPrimary = views.primary();
@@ -169,7 +167,7 @@ final class ViewChangePath {
    * (large ones travel over the peer TCP connection), placing each in order as it arrives.
    */
   private void maybeFinishViewChange(long nowNs, Effects out) {
-    ViewChange.Choice choice = views.mode() == Mode.VIEW_CHANGE ? viewChange.choose(self, config.quorum()) : null;
+    ViewChange.Choice choice = views.mode() == Mode.VIEW_CHANGE ? viewChange.choose(self, views.members().quorum()) : null;
     if (choice == null) {
       return;
     }

@@ -39,7 +39,6 @@ import java.util.List;
 final class WritePath {
   private final CoreConfig config;
   private final int self;
-  private final int n;
   private final ViewState views;
   private final ReplicaLog log;
   private final LogRetention retention;
@@ -58,7 +57,6 @@ final class WritePath {
       CatchUp catchUp, ReplicatedClock clock, Redirect redirect, Counters counters) {
     this.config = config;
     this.self = config.replicaId();
-    this.n = config.replicaIds().size();
     this.views = views;
     this.log = log;
     this.retention = retention;
@@ -85,7 +83,7 @@ final class WritePath {
       return;
     }
     int live = quorum.live(nowNs);
-    if (live < config.quorum()) {
+    if (live < views.members().quorum()) {
       out.reply(event.connectionId(), redirect.noQuorum(request, live));
       return;
     }
@@ -122,7 +120,7 @@ final class WritePath {
     List<Entry> batch = intake.takeBatch();
     out.persistAll(batch);
     counters.batches++;
-    if (n > 1) {
+    if (views.members().ids().size() > 1) {
       sendPrepares(Effects.MULTICAST, batch, nowNs, out);
     }
   }
@@ -202,7 +200,7 @@ final class WritePath {
   /** Answers a NACK with what the resend budget allows (Resender), and tells an asker below the log where it starts. */
   void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
-    Resender.Answer a = resender.answer(from, quorum.indexOf(from), nack, nowNs, views.isPrimary(),
+    Resender.Answer a = resender.answer(from, views.members().indexOf(from), nack, nowNs, views.isPrimary(),
         retention.firstOp(), log, views.view(), counters, out);
     if (a == null) {
       return;
@@ -238,13 +236,13 @@ final class WritePath {
       // The waiters' entries are in the log and were multicast: they may still commit in the new view,
       // so their answer must say the outcome is unknown (a retry with the same request id learns it).
       Response.Builder unknown = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setPrimaryAddress(views.members().clientAddress(views.members().primaryOf(newView))).setView(newView)
           .setOutcomeUnknown(true)
           .setError("replica " + self + " is no longer the primary (view " + newView + "); the request was"
               + " logged and may still commit: retry it to learn its outcome");
       // Queued writes were never logged: they certainly did not execute.
       Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setPrimaryAddress(views.members().clientAddress(views.members().primaryOf(newView))).setView(newView)
           .setError("replica " + self + " is no longer the primary (view " + newView + ")");
       intake.answerAll(unknown, hint, out);
       if (intake.hasBatch()) {
@@ -253,7 +251,7 @@ final class WritePath {
     }
     intake.clear(out);
     readIndex.leaveView("replica " + self + " left view " + views.view(),
-        config.clientAddress(config.primaryOf(newView)), out);
+        views.members().clientAddress(views.members().primaryOf(newView)), out);
     quorum.forgetRounds();
   }
 
@@ -272,14 +270,14 @@ final class WritePath {
     if (!intake.logWriteUnderWay(log.persistedOp())) {
       flushBatch(nowNs, out);
     }
-    if (n > 1 && quorum.live(nowNs) < config.quorum()) {
+    if (views.members().voterCount() > 1 && quorum.live(nowNs) < views.members().quorum()) {
       // CheckQuorum: a primary that has heard from fewer than f backups for the election timeout goes
       // quiet (it already refuses writes and reads). Its heartbeats would keep backups that hear it
       // from electing a primary that can reach a majority (it may be deaf, or alone); it speaks again
       // once it hears from f backups (any message of theirs, a pre-vote included).
       return;
     }
-    if (n > 1) {
+    if (views.members().ids().size() > 1) {
       // Idle for an interval, news of the commit number (HeartbeatTimer), or reads waiting for a round.
       if (heartbeats.due(nowNs, log.commitOp()) || readIndex.roundWanted()) {
         quorum.nextRound();
