@@ -20,7 +20,7 @@ import java.util.stream.Stream;
  */
 public final class Membership {
   /** Views of one epoch: epoch e starts at view (e - 1) << EPOCH_VIEW_BITS. */
-  public static final int EPOCH_VIEW_BITS = 40;
+  public static final int EPOCH_VIEW_BITS = 48;
   /** The highest epoch whose views stay below PeerMessageChecks.MAX_NUMBER (2^62). */
   public static final long MAX_EPOCH = (1L << (62 - EPOCH_VIEW_BITS)) - 1;
 
