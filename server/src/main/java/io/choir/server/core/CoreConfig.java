@@ -93,9 +93,8 @@ public final class CoreConfig {
   private CoreConfig(Builder b) {
     this.replicaId = b.replicaId;
     this.replicaIds = List.copyOf(b.replicaIds.stream().sorted().toList());
-    if (!replicaIds.contains(replicaId)) {
-      throw new IllegalArgumentException("replica " + replicaId + " not in " + replicaIds);
-    }
+    // A replica not among them is a joiner (DESIGN.md "Membership"): it starts as no member of the
+    // bootstrap membership and learns its own from the log or a state transfer once it is added.
     this.clientAddresses = Map.copyOf(new TreeMap<>(b.clientAddresses));
     this.bootstrap = Membership.bootstrap(replicaIds, clientAddresses);
     this.maxKeyBytes = b.maxKeyBytes;

@@ -13,6 +13,10 @@ final class Members {
   private final int self;
   private Membership current;
   private List<Integer> ids;
+  /** The epoch before the current one, the last view this replica was in there and its last op; null: none. */
+  private Membership previous;
+  private long previousLastView = -1;
+  private long previousEndOp;
 
   Members(int self, Membership initial) {
     this.self = self;
@@ -75,5 +79,33 @@ final class Members {
   void switchTo(Membership next) {
     current = next;
     ids = next.memberIds();
+  }
+
+  /** An EpochChange at endOp was applied while this replica was in lastView: next is the new epoch's. */
+  void switchEpoch(Membership next, long lastView, long endOp) {
+    previous = current;
+    previousLastView = lastView;
+    previousEndOp = endOp;
+    switchTo(next);
+  }
+
+  /** The previous epoch's membership, or null. */
+  Membership previous() {
+    return previous;
+  }
+
+  /** The last view of the previous epoch this replica was in (-1: none). */
+  long previousLastView() {
+    return previousLastView;
+  }
+
+  /** The op of the EpochChange that ended the previous epoch. */
+  long previousEndOp() {
+    return previousEndOp;
+  }
+
+  /** This replica's part in the current epoch. */
+  Membership.Role selfRole() {
+    return current.roleOf(self);
   }
 }

@@ -1,10 +1,17 @@
 package io.choir.server.core;
 
+import io.choir.proto.AddLearner;
+import io.choir.proto.Entry;
+import io.choir.proto.EpochChange;
+import io.choir.proto.MemberAddress;
+import io.choir.proto.MembershipRecord;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.stream.Stream;
 
@@ -187,6 +194,86 @@ public final class Membership {
     voters.forEach(m -> roles.put(m.id(), Role.VOTER));
     learners.forEach(m -> roles.put(m.id(), Role.LEARNER));
     return roles;
+  }
+
+  /** True when entry changes the membership (AddLearner or EpochChange). */
+  public static boolean isConfiguration(Entry entry) {
+    return entry.getCommandCase() == Entry.CommandCase.ADD_LEARNER
+        || entry.getCommandCase() == Entry.CommandCase.EPOCH_CHANGE;
+  }
+
+  /**
+   * The membership after applying configuration entry to this one, or empty when it does not fit (an
+   * AddLearner of another epoch or voters, or of a member; an EpochChange that is not to the next
+   * epoch, without voters, with a duplicate id or a start view outside its epoch). The state machine's
+   * MembershipRow follows the same rules, so both agree on every replica from the log alone.
+   */
+  public Optional<Membership> after(Entry entry) {
+    try {
+      if (entry.getCommandCase() == Entry.CommandCase.ADD_LEARNER) {
+        AddLearner a = entry.getAddLearner();
+        int id = a.getLearner().getId();
+        List<Integer> nextLearners = new ArrayList<>(learners.stream().map(Member::id).toList());
+        nextLearners.add(id);
+        List<Member> entryVoters = fromProto(a.getVotersList());
+        List<Member> entryLearners = fromProto(a.getLearnersList());
+        // By id: the bootstrap membership's addresses come from each replica's configuration, and the
+        // entry's (the primary's) are the ones in force from now on, on every replica alike.
+        if (a.getEpoch() != epoch || contains(id) || !entryVoters.stream().map(Member::id).toList().equals(voterIds())
+            || !entryLearners.stream().map(Member::id).toList().equals(nextLearners)
+            || !entryLearners.get(entryLearners.size() - 1).equals(fromProto(a.getLearner()))) {
+          return Optional.empty();
+        }
+        return Optional.of(new Membership(epoch, entryVoters, entryLearners, startView));
+      }
+      if (entry.getCommandCase() == Entry.CommandCase.EPOCH_CHANGE) {
+        EpochChange c = entry.getEpochChange();
+        if (c.getEpoch() != epoch + 1) {
+          return Optional.empty();
+        }
+        return Optional.of(new Membership(c.getEpoch(), fromProto(c.getVotersList()), fromProto(c.getLearnersList()),
+            c.getStartView()));
+      }
+    } catch (IllegalArgumentException e) {
+      return Optional.empty(); // no voters, a duplicate id, a start view of another epoch
+    }
+    return Optional.empty();
+  }
+
+  /** The membership a state machine row stands for (epoch 0: bootstrap, the configured one). */
+  public static Membership fromRecord(MembershipRecord r, Membership bootstrap) {
+    if (r.getEpoch() == 0) {
+      return bootstrap;
+    }
+    return new Membership(r.getEpoch(), fromProto(r.getVotersList()), fromProto(r.getLearnersList()), r.getStartView());
+  }
+
+  /** This membership as a state machine row, made by the configuration entry at op. */
+  public MembershipRecord toRecord(long op) {
+    return MembershipRecord.newBuilder().setEpoch(epoch).addAllVoters(toProto(voters)).addAllLearners(toProto(learners))
+        .setStartView(startView).setOp(op).build();
+  }
+
+  static Member fromProto(MemberAddress m) {
+    return new Member(m.getId(), m.getClientAddress(), m.getPeerAddress());
+  }
+
+  static List<Member> fromProto(List<MemberAddress> ms) {
+    return ms.stream().map(Membership::fromProto).toList();
+  }
+
+  static MemberAddress toProto(Member m) {
+    return MemberAddress.newBuilder().setId(m.id()).setClientAddress(m.clientAddress()).setPeerAddress(m.peerAddress())
+        .build();
+  }
+
+  static List<MemberAddress> toProto(List<Member> ms) {
+    return ms.stream().map(Membership::toProto).toList();
+  }
+
+  /** All member ids, as a set. */
+  Set<Integer> idSet() {
+    return new HashSet<>(memberIds());
   }
 
   @Override

@@ -41,6 +41,7 @@ final class PeerRouter {
   private final ViewChangePath viewChanges;
   private final JoinViewPath joins;
   private final RecoveryPath recoveries;
+  private final MembershipPath membership;
   private final Counters counters;
   /** When this replica last told an old primary that it is in a newer view; empty: never. */
   private OptionalLong lastUnstickNs = OptionalLong.empty();
@@ -48,7 +49,8 @@ final class PeerRouter {
   PeerRouter(CoreConfig config, ViewState views, PeerMessageChecks checks, Resender resender,
       QuorumTracker quorum, ReplicaLog log, LogFill fill, WritePath writes, ReadPath reads,
       BackupPath backups, PreVotePath preVotes, ViewChangePath viewChanges, JoinViewPath joins,
-      RecoveryPath recoveries, Counters counters) {
+      RecoveryPath recoveries, MembershipPath membership, Counters counters) {
+    this.membership = membership;
     this.config = config;
     this.self = config.replicaId();
     this.views = views;
@@ -77,6 +79,20 @@ final class PeerRouter {
     resender.received(fromIndex, ReplicaCore.DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
     if (!checks.admit(p, views.view())) {
       counters.peerRejected = checks.total();
+      return;
+    }
+    // Views carry their epoch (Membership): another epoch's message never acts in this one.
+    long epoch = Membership.epochOfView(p.view());
+    if (epoch < views.members().epoch()) {
+      membership.onOlderEpoch(p, out);
+      return;
+    }
+    if (epoch > views.members().epoch()) {
+      membership.onLaterEpoch(p, nowNs, out);
+      return;
+    }
+    if (!takesPart(p)) {
+      counters.droppedUnexpected++;
       return;
     }
     if (views.mode() == Mode.RECOVERING) {
@@ -181,6 +197,20 @@ final class PeerRouter {
       }
       default -> counters.droppedUnexpected++;
     }
+  }
+
+  /**
+   * Only voters form views: a non-voter's pre-votes and view-change messages are dropped, and a learner,
+   * a joiner not yet added or a retired replica takes no part in them. It still follows the log (a
+   * joiner learns from it that it was added; the primary answers only members' NACKs).
+   */
+  private boolean takesPart(Event.Peer p) {
+    Membership.Role role = views.members().selfRole();
+    return switch (p.type()) {
+      case START_VIEW_CHANGE, DO_VIEW_CHANGE, PRE_VIEW_CHANGE, PRE_VIEW_CHANGE_OK ->
+          role == Membership.Role.VOTER && views.members().isVoter(p.from());
+      default -> true;
+    };
   }
 
   /** Pre-votes change nothing at the receiver and are answered whatever view their sender is in. */

@@ -55,11 +55,11 @@ final class PreVotePath {
    * others or the primary is heard again.
    */
   void startPreVote(long nowNs, Effects out) {
-    if (views.mustCatchUp()) {
-      return; // it takes no part in forming a view; the others ask for themselves
+    if (views.mustCatchUp() || !views.members().selfVotes()) {
+      return; // it takes no part in forming a view (or is a learner, or retired); the others ask for themselves
     }
     long view = views.view();
-    if (view >= PeerMessageChecks.MAX_NUMBER) {
+    if (view >= PeerMessageChecks.MAX_NUMBER || view + 1 >= Membership.epochBase(views.members().epoch() + 1)) {
       return; // no view beyond: the others would drop the proposal (never reached but by lying members)
     }
     preVote.ask(view + 1, view, nowNs, counters, out);
@@ -71,7 +71,7 @@ final class PreVotePath {
    * primary never grants. A replica that must catch up grants nothing (it does not vote).
    */
   void onPreViewChange(int from, long proposed, long nowNs, Effects out) {
-    if (views.mustCatchUp()) {
+    if (views.mustCatchUp() || !views.members().selfVotes()) {
       return;
     }
     long view = views.view();

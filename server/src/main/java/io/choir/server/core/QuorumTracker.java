@@ -76,6 +76,18 @@ final class QuorumTracker {
     return ids.indexOf(replicaId);
   }
 
+  /** The highest op member id acknowledged this view (0: none, or no member). */
+  long ackedBy(int id) {
+    int i = ids.indexOf(id);
+    return i < 0 ? 0 : acked[i];
+  }
+
+  /** Whether member id was heard from within the election timeout (this replica always is). */
+  boolean heardRecently(int id, long nowNs) {
+    int i = ids.indexOf(id);
+    return i == self || i >= 0 && nowNs - lastHeardNs[i] < quorumTimeoutNs;
+  }
+
   /** Everyone counts as heard at nowNs (a grace period: nobody is presumed dead at start). */
   void heardAll(long nowNs) {
     Arrays.fill(lastHeardNs, nowNs);

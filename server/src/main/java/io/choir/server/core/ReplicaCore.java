@@ -1,6 +1,8 @@
 package io.choir.server.core;
 
 import io.choir.proto.Entry;
+import io.choir.proto.MemberRole;
+import io.choir.proto.MembershipInfo;
 import io.choir.proto.Prepare;
 import io.choir.proto.Response;
 import java.util.ArrayList;
@@ -104,6 +106,7 @@ public final class ReplicaCore {
   private final RecoveryPath recoveries;
   private final ClientRouter clients;
   private final PeerRouter peers;
+  private final MembershipPath memberships;
   private boolean started;
 
   /** A replica of the bootstrap membership (epoch 1: the configured replicas, all voters). */
@@ -118,6 +121,12 @@ public final class ReplicaCore {
     this.checks = new PeerMessageChecks(config, validator);
     this.self = config.replicaId();
     this.members = new Members(self, membership);
+    if (recovered.view() < membership.startView()) {
+      // Restarted after applying an EpochChange but before its view was recorded: the switch's state.
+      recovered = new RecoveredState(membership.startView(), membership.startView(), recovered.restarted(),
+          recovered.recovering(), recovered.mustCatchUp(), recovered.appliedOp(), recovered.checksum(),
+          recovered.logFirstOp(), recovered.unappliedLog());
+    }
     this.resender = new Resender(config, members);
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
     this.views = new ViewState(members, recovered);
@@ -163,9 +172,11 @@ public final class ReplicaCore {
     JoinViewPath joins = new JoinViewPath(config, views, log, completeness, viewChange, fill, preVote, resender,
         repair, primaryWatch, timeouts, writes, backups, counters);
     this.recoveries = new RecoveryPath(views, log, recovery, repair, completeness, primaryWatch, timeouts, backups);
-    this.clients = new ClientRouter(config, validator, views, reads, writes, counters);
+    this.memberships = new MembershipPath(config, views, log, completeness, quorum, resender, viewChanges, joins,
+        writes, backups, redirect, catchUp, counters);
+    this.clients = new ClientRouter(config, validator, views, reads, writes, memberships, counters);
     this.peers = new PeerRouter(config, views, checks, resender, quorum, log, fill, writes, reads, backups,
-        preVotes, viewChanges, joins, recoveries, counters);
+        preVotes, viewChanges, joins, recoveries, memberships, counters);
   }
 
   public boolean isPrimary() {
@@ -196,7 +207,7 @@ public final class ReplicaCore {
     } else if (event instanceof Event.Persisted p) {
       onPersisted(p, nowNs, out);
     } else if (event instanceof Event.Applied a) {
-      onApplied(a, out);
+      onApplied(a, nowNs, out);
     } else if (event instanceof Event.LastNormalViewPersisted l) {
       onLastNormalViewPersisted(l, nowNs, out);
     } else if (event instanceof Event.Peer p) {
@@ -205,6 +216,9 @@ public final class ReplicaCore {
       onTick(nowNs, out);
     } else if (event instanceof Event.StateInstalled s) {
       backups.onStateInstalled(s, nowNs, out);
+      if (s.membership() != null) {
+        memberships.installed(Membership.fromRecord(s.membership(), config.bootstrapMembership()), nowNs, out);
+      }
     } else if (event instanceof Event.StateTransferFailed) {
       // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
       out.tickBy(catchUp.failed(nowNs));
@@ -266,16 +280,23 @@ public final class ReplicaCore {
     }
   }
 
-  private void onApplied(Event.Applied event, Effects out) {
+  private void onApplied(Event.Applied event, long nowNs, Effects out) {
     if (event.op() <= log.appliedOp()) {
       return; // superseded by a state transfer
     }
     log.checkApplied(event.firstOp(), event.op(), event.replies().size());
+    List<Entry> configuration = new ArrayList<>();
     for (long op = event.firstOp(); op <= event.op(); op++) {
       Response reply = event.replies().get((int) (op - event.firstOp()));
       intake.applied(log.entry(op), reply, out);
+      if (Membership.isConfiguration(log.entry(op))) {
+        configuration.add(log.entry(op));
+      }
     }
     log.applied(event.firstOp(), event.op(), event.checksum());
+    for (Entry e : configuration) {
+      memberships.applied(e, nowNs, out); // in log order; nothing of the old epoch follows an EpochChange
+    }
     reads.releaseReads(out);
     maybeTruncate(out);
   }
@@ -379,6 +400,21 @@ public final class ReplicaCore {
 
   public int primaryId() {
     return views.primary();
+  }
+
+  /** The current membership (epoch, voters, learners, first view). */
+  public Membership membership() {
+    return members.current();
+  }
+
+  /** This replica's own role in its epoch: VOTER, LEARNER or RETIRED. */
+  public MemberRole memberRole() {
+    return memberships.selfRole();
+  }
+
+  /** The membership as ListMembers and status show it. */
+  public MembershipInfo membershipInfo() {
+    return memberships.info();
   }
 
   public long lastOp() {

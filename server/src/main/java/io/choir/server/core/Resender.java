@@ -59,6 +59,15 @@ final class Resender {
     return budgets.limited();
   }
 
+  /** The members changed from oldIds to newIds (Members positions): each asker keeps its budget. */
+  void membersChanged(List<Integer> oldIds, List<Integer> newIds) {
+    int[] oldIndex = new int[newIds.size()];
+    for (int i = 0; i < newIds.size(); i++) {
+      oldIndex[i] = oldIds.indexOf(newIds.get(i));
+    }
+    budgets.remap(oldIndex);
+  }
+
   /** Resend records kept (bounded). */
   int records() {
     return resends.size();

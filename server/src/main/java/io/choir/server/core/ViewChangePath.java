@@ -75,6 +75,9 @@ final class ViewChangePath {
     if (newView <= views.view() && views.mode() == Mode.VIEW_CHANGE) {
       return;
     }
+    if (!views.members().selfVotes() || Membership.epochOfView(newView) != views.members().epoch()) {
+      return; // a learner or a retired replica follows views, it never starts one; views stay in their epoch
+    }
     preVote.clear();
     writes.stepDown(newView, nowNs, out);
     // A replica that must catch up follows the cluster into the new view but takes no part in it.
@@ -296,6 +299,29 @@ final class ViewChangePath {
     out.send(Effects.MULTICAST, views.view(), MessageType.START_VIEW, startView());
     writes.noteMulticast(nowNs);
     viewChange.clearChosen();
+  }
+
+  /**
+   * The switch to a new epoch left this replica the primary of its first view, with the log every
+   * member that switches holds (DESIGN.md "Membership"): normal at once, no view change; START_VIEW
+   * tells the members that have switched (or will) where the log ends.
+   */
+  void startEpochAsPrimary(long nowNs, Effects out) {
+    preVote.clear();
+    completeness.complete();
+    log.verifyAll();
+    readIndex.newFloor(log.lastOp());
+    fill.stop();
+    viewChange.forget();
+    views.countViewChange(nowNs);
+    quorum.startView(log.persistedOp(), nowNs);
+    resender.newView();
+    repair.becamePrimary(log.lastOp());
+    intake.startView();
+    views.persistView(out);
+    views.persistLastNormalView(out);
+    out.send(Effects.MULTICAST, views.view(), MessageType.START_VIEW, startView());
+    writes.noteMulticast(nowNs);
   }
 
   /**

@@ -172,6 +172,17 @@ final class ViewState {
     mustCatchUp = true;
   }
 
+  /**
+   * A committed EpochChange was applied (DESIGN.md "Membership"): the new epoch's first view, status
+   * normal, its log complete in it (every member that switches holds the same log through the entry).
+   */
+  void enterEpoch(long startView) {
+    view = startView;
+    mode = Mode.NORMAL;
+    lastNormalView = startView;
+    restartLimbo = false;
+  }
+
   /** Counts the completion of a view change into this view, once per view (not a rejoin of the same). */
   void countViewChange(long nowNs) {
     if (view > lastCountedView) {

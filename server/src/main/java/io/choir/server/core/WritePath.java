@@ -87,11 +87,44 @@ final class WritePath {
       out.reply(event.connectionId(), redirect.noQuorum(request, live));
       return;
     }
-    if (intake.mustQueue(log.lastOp() - log.commitOp())) {
+    if (intake.mustQueue(log.lastOp() - log.commitOp()) || log.pendingEpochChangeOp() != 0) {
+      // An EpochChange in the log: no op may follow it in this epoch, so the write waits for the switch
+      // (DESIGN.md "Membership") and is then served, or redirected, in the new epoch.
       intake.queue(event, counters, out);
       return;
     }
     admit(event, nowNs, out);
+  }
+
+  /**
+   * Appends a configuration entry (AddLearner or EpochChange) for a member change the caller checked;
+   * the client is answered once it is applied (Intake), or told that the outcome is unknown.
+   */
+  void admitConfiguration(Event.ClientRequest event, Entry.Builder command, long nowNs, Effects out) {
+    if (intake.joinInFlight(event)) {
+      counters.duplicates++;
+      return;
+    }
+    int live = quorum.live(nowNs);
+    if (live < views.members().quorum()) {
+      out.reply(event.connectionId(), redirect.noQuorum(event.request(), live));
+      return;
+    }
+    Request request = event.request();
+    Entry entry = command.setOp(log.lastOp() + 1).setView(views.view()).setClientId(request.getClientId())
+        .setRequestId(request.getRequestId()).setFirstIncomplete(request.getFirstIncomplete())
+        .setTimeMs(clock.nowMs(nowNs)).build();
+    if (intake.batchFull(entry.getSerializedSize())) {
+      flushBatch(nowNs, out);
+    }
+    log.appendOwn(entry);
+    intake.admitted(entry, entry.getSerializedSize(), event);
+    flushBatch(nowNs, out);
+  }
+
+  /** The switch to a new epoch left this replica the primary: queued writes go on in the new epoch. */
+  void resumeAfterSwitch(long nowNs, Effects out) {
+    admitQueued(nowNs, out);
   }
 
   private void admit(Event.ClientRequest event, long nowNs, Effects out) {
@@ -170,7 +203,14 @@ final class WritePath {
         intake.committed(log.entry(op).getSerializedSize());
       }
     }
+    boolean endsEpoch = views.isPrimary() && log.pendingEpochChangeOp() != 0 && log.pendingEpochChangeOp() <= newCommit;
     log.commitUpTo(newCommit);
+    if (endsEpoch) {
+      // The epoch's last op committed: tell the backups at once, in this epoch's view, so that they switch
+      // with us rather than hear of the next epoch first.
+      out.send(Effects.MULTICAST, views.view(), MessageType.HEARTBEAT, heartbeat());
+      counters.heartbeatsSent++;
+    }
     if (!catchUp.pending()) {
       log.requestApply(out);
     }
@@ -180,6 +220,9 @@ final class WritePath {
   }
 
   private void admitQueued(long nowNs, Effects out) {
+    if (log.pendingEpochChangeOp() != 0) {
+      return; // they wait for the switch to the new epoch
+    }
     for (Event.ClientRequest next = intake.nextQueued(log.lastOp() - log.commitOp()); next != null;
         next = intake.nextQueued(log.lastOp() - log.commitOp())) {
       if (!intake.joinInFlight(next)) {
@@ -231,7 +274,11 @@ final class WritePath {
    * same request id, so nothing executes twice), queued writes and batched entries are dropped.
    */
   void stepDown(long newView, long nowNs, Effects out) {
-    boolean wasPrimary = views.isPrimary();
+    stepDown(newView, views.isPrimary(), nowNs, out);
+  }
+
+  /** As {@link #stepDown(long, long, Effects)}, saying whether this replica was the primary (an epoch switch). */
+  void stepDown(long newView, boolean wasPrimary, long nowNs, Effects out) {
     if (wasPrimary) {
       // The waiters' entries are in the log and were multicast: they may still commit in the new view,
       // so their answer must say the outcome is unknown (a retry with the same request id learns it).

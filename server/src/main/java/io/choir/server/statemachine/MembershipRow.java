@@ -79,8 +79,10 @@ final class MembershipRow {
     int id = add.getLearner().getId();
     boolean fits = add.getEpoch() == epoch && id > 0 && !before.contains(id) && after.contains(id)
         && add.getVotersCount() > 0 && after.size() == add.getVotersCount() + add.getLearnersCount()
-        && !after.contains(0) && add.getLearnersList().contains(add.getLearner())
-        && (base.getEpoch() == 0 || base.getVotersList().equals(add.getVotersList()));
+        && !after.contains(0) && add.getLearnersCount() > 0
+        && (base.getEpoch() == 0 || idList(base.getVotersList()).equals(idList(add.getVotersList())))
+        && idList(add.getLearnersList()).subList(0, add.getLearnersCount() - 1).equals(idList(base.getLearnersList()))
+        && add.getLearners(add.getLearnersCount() - 1).equals(add.getLearner());
     if (!fits) {
       return null;
     }
@@ -103,6 +105,10 @@ final class MembershipRow {
     }
     return MembershipRecord.newBuilder().setEpoch(change.getEpoch()).addAllVoters(change.getVotersList())
         .addAllLearners(change.getLearnersList()).setStartView(change.getStartView()).setOp(op).build();
+  }
+
+  private static List<Integer> idList(List<MemberAddress> members) {
+    return members.stream().map(MemberAddress::getId).toList();
   }
 
   private static Set<Integer> ids(List<MemberAddress> voters, List<MemberAddress> learners) {

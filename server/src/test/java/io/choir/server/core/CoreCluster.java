@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiPredicate;
 import java.util.function.IntFunction;
 import java.util.function.Predicate;
 
@@ -27,6 +28,8 @@ final class CoreCluster {
   private final ArrayDeque<Runnable> pending = new ArrayDeque<>();
   /** Drops a send when true (from, send). */
   Predicate<Effects.Send> drop = s -> false;
+  /** Drops a send when true (sender, send). */
+  BiPredicate<Integer, Effects.Send> dropSent = (from, s) -> false;
   /** A replica cut off from the others (0: none): nothing it sends or is sent gets through. */
   int dropFrom;
   long now;
@@ -157,7 +160,7 @@ final class CoreCluster {
       prepareBytesSent[from][s.to()] += s.body().getSerializedSize();
       prepareWireBytesSent[from][s.to()] += ReplicaCore.DATAGRAM_HEADER_BYTES + s.body().getSerializedSize();
     }
-    if (drop.test(s) || from == dropFrom) {
+    if (drop.test(s) || dropSent.test(from, s) || from == dropFrom) {
       return;
     }
     for (int to = 1; to <= n; to++) {
