@@ -15,7 +15,9 @@ import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.core.Membership.Member;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.OptionalLong;
 
 /**
@@ -47,6 +49,8 @@ final class MembershipPath {
   /** When this replica first heard of a later epoch than its own (empty: it has not, since its switch). */
   private OptionalLong laterEpochSinceNs = OptionalLong.empty();
   private long lastLaggardAskNs = Long.MIN_VALUE / 2;
+  /** When this replica last told each laggard of the old epoch's end (at most once per heartbeat interval). */
+  private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
 
   MembershipPath(CoreConfig config, ViewState views, ReplicaLog log, Completeness completeness,
       QuorumTracker quorum, Resender resender, ViewChangePath viewChanges, JoinViewPath joins, WritePath writes,
@@ -144,7 +148,8 @@ final class MembershipPath {
     }
     List<Integer> next = command.getEpochChange().getVotersList().stream().map(m -> m.getId()).toList();
     long commit = log.commitOp();
-    long near = Math.max(0, commit - Math.max(1, config.maxBatchEntries));
+    // Near the commit number: within a batch, and within a sixteenth of the log for a short one.
+    long near = commit - Math.min(Math.max(1, config.maxBatchEntries), commit / 16);
     int ready = 0;
     List<String> behind = new ArrayList<>();
     for (int id : next) {
@@ -238,6 +243,7 @@ final class MembershipPath {
     boolean staysPrimary = wasPrimary && next.primaryOf(startView) == self;
     List<Integer> oldIds = members.ids();
     members.switchEpoch(next, oldView, n);
+    toldLaggardNs.clear();
     if (!staysPrimary) {
       writes.stepDown(startView, wasPrimary, nowNs, out);
     }
@@ -300,12 +306,14 @@ final class MembershipPath {
    * A message of an older epoch: dropped (counted), but the primary of the old epoch's last view tells
    * the sender, a member of that epoch still in it, that the epoch's last op committed.
    */
-  void onOlderEpoch(Event.Peer p, Effects out) {
+  void onOlderEpoch(Event.Peer p, long nowNs, Effects out) {
     counters.droppedOldEpoch++;
     Membership previous = members.previous();
     long lastView = members.previousLastView();
     if (previous != null && previous.contains(p.from()) && Membership.epochOfView(p.view()) == previous.epoch()
-        && p.view() <= lastView && previous.primaryOf(lastView) == self) {
+        && p.view() <= lastView && previous.primaryOf(lastView) == self
+        && nowNs - toldLaggardNs.getOrDefault(p.from(), Long.MIN_VALUE / 2) >= config.heartbeatIntervalNs) {
+      toldLaggardNs.put(p.from(), nowNs); // the laggard answers the heartbeat: no ping-pong
       out.send(p.from(), lastView, MessageType.HEARTBEAT, endOfEpoch(members.previousEndOp()));
     }
   }

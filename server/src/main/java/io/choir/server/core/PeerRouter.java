@@ -84,7 +84,7 @@ final class PeerRouter {
     // Views carry their epoch (Membership): another epoch's message never acts in this one.
     long epoch = Membership.epochOfView(p.view());
     if (epoch < views.members().epoch()) {
-      membership.onOlderEpoch(p, out);
+      membership.onOlderEpoch(p, nowNs, out);
       return;
     }
     if (epoch > views.members().epoch()) {

@@ -198,7 +198,8 @@ public final class KvStateMachine {
 
   /**
    * Like {@link #installSnapshot(long, long, List)}, with the snapshot's membership row written in the
-   * same synced WriteSet (null or epoch 0: the bootstrap membership, the row is removed).
+   * same synced WriteSet (epoch 0: the bootstrap membership, the row is removed; null: none was sent,
+   * the row is kept).
    */
   public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord members) {
     install.finish(op, checksum, clients, members);

@@ -138,9 +138,15 @@ final class MembershipRow {
     pending = null;
   }
 
-  /** The install's row: the snapshot's record, or none (the bootstrap membership). */
+  /**
+   * The install's row: the snapshot's record (epoch 0: the bootstrap membership, no row); null (a source
+   * that sends none) keeps this replica's row.
+   */
   static void install(MembershipRecord record, WriteSet set) {
-    if (record == null || record.getEpoch() == 0) {
+    if (record == null) {
+      return;
+    }
+    if (record.getEpoch() == 0) {
       set.deleteMeta(KEY);
     } else {
       set.putMeta(KEY, record.toByteArray());

@@ -102,7 +102,7 @@ final class SnapshotInstall {
     finish(op, checksum, clients, null);
   }
 
-  /** Like {@link #finish(long, long, List)}, and writes the snapshot's membership row (null: the bootstrap one). */
+  /** Like {@link #finish(long, long, List)}, and writes the snapshot's membership row (null: keeps this replica's). */
   void finish(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership) {
     if (op < 1) {
       throw new IllegalArgumentException("a snapshot is taken at op 1 or above: " + op);

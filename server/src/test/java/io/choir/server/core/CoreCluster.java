@@ -1,6 +1,7 @@
 package io.choir.server.core;
 
 import io.choir.proto.Entry;
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.MessageType;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -30,6 +31,11 @@ final class CoreCluster {
   Predicate<Effects.Send> drop = s -> false;
   /** Drops a send when true (sender, send). */
   BiPredicate<Integer, Effects.Send> dropSent = (from, s) -> false;
+  /**
+   * Whether a FetchState is served: the source's applied op and membership are installed at the asker
+   * (checksum: the op, as applies report it); off, a fetch never finishes.
+   */
+  boolean serveStateTransfers;
   /** A replica cut off from the others (0: none): nothing it sends or is sent gets through. */
   int dropFrom;
   long now;
@@ -151,6 +157,19 @@ final class CoreCluster {
         send(id, new Effects.Send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build()));
       }
     }
+    if (serveStateTransfers && out.stateTransferFrom().isPresent()) {
+      ReplicaCore source = cores[out.stateTransferFrom().getAsInt()];
+      long op = source.appliedOp();
+      MembershipRecord row = source.membership().toRecord(0);
+      pending.add(() -> {
+        if (op > cores[id].appliedOp() && dropFrom != id && dropFrom != out.stateTransferFrom().getAsInt()) {
+          log.clear();
+          stepOnly(id, new Event.StateInstalled(op, op, row));
+        } else {
+          stepOnly(id, new Event.StateTransferFailed("nothing newer"));
+        }
+      });
+    }
     replies.addAll(out.replies().stream().map(r -> r.responses().get(0)).toList());
     reads.addAll(out.reads());
   }
@@ -179,6 +198,11 @@ final class CoreCluster {
   /** As {@link #prepareBytesTo}, on the wire: each PREPARE with its datagram header. */
   long prepareWireBytesTo(int from, int to) {
     return prepareWireBytesSent[from][to] + prepareWireBytesSent[from][Effects.MULTICAST];
+  }
+
+  /** The entry replica id told storage to persist at op, or null. */
+  Entry logged(int id, long op) {
+    return logs.get(id).get(op);
   }
 
   /** Delivers an injected peer message (as if from member from) to replica to. */
