@@ -255,6 +255,10 @@ final class MembershipPath {
       backups.truncateAfter(n, out); // nothing of the old epoch follows n (never there, or abandoned)
     }
     views.enterEpoch(startView);
+    // Its log holds every op of the old epoch, all committed (it applied the last): complete in the new
+    // epoch's first view, so a replica that had to catch up has (storage clears its marker).
+    views.logComplete();
+    out.caughtUp();
     laterEpochSinceNs = OptionalLong.empty();
     peersFollow(oldIds, nowNs, out);
     counters.epochSwitches++;
