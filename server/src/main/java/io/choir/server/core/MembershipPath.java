@@ -49,6 +49,8 @@ final class MembershipPath {
   /** When this replica first heard of a later epoch than its own (empty: it has not, since its switch). */
   private OptionalLong laterEpochSinceNs = OptionalLong.empty();
   private long lastLaggardAskNs = Long.MIN_VALUE / 2;
+  /** The last replica heard in a later epoch: where a state transfer comes from. */
+  private int laterEpochSource;
   /** When this replica last told each laggard of the old epoch's end (at most once per heartbeat interval). */
   private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
 
@@ -332,13 +334,37 @@ final class MembershipPath {
     if (laterEpochSinceNs.isEmpty()) {
       laterEpochSinceNs = OptionalLong.of(nowNs);
     }
+    laterEpochSource = p.from();
     if (nowNs - lastLaggardAskNs >= config.heartbeatIntervalNs) {
       lastLaggardAskNs = nowNs;
       out.send(p.from(), views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());
     }
-    if (nowNs - laterEpochSinceNs.getAsLong() >= 2 * config.quorumTimeoutNs && catchUp.start(nowNs)) {
+    // Only the old primary of this replica's own epoch can bring it over by a commit; when the sender is
+    // more than one epoch ahead, or that does not happen within two election timeouts, a state transfer.
+    boolean farBehind = Membership.epochOfView(p.view()) > members.epoch() + 1;
+    if (farBehind) {
+      fetchFromLaterEpoch(nowNs, out);
+    }
+    tick(nowNs, out);
+  }
+
+  /** The laggard's timer: two election timeouts after it first heard of a later epoch, a state transfer. */
+  void tick(long nowNs, Effects out) {
+    if (laterEpochSinceNs.isEmpty()) {
+      return;
+    }
+    long dueNs = laterEpochSinceNs.getAsLong() + 2 * config.quorumTimeoutNs;
+    if (nowNs >= dueNs) {
+      fetchFromLaterEpoch(nowNs, out);
+    } else {
+      out.tickBy(dueNs);
+    }
+  }
+
+  private void fetchFromLaterEpoch(long nowNs, Effects out) {
+    if (catchUp.start(nowNs)) {
       counters.stateTransfers++;
-      out.fetchStateFrom(p.from());
+      out.fetchStateFrom(laterEpochSource);
     }
   }
 }

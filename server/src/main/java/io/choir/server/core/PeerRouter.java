@@ -71,6 +71,13 @@ final class PeerRouter {
 
   void onPeer(Event.Peer p, long nowNs, Effects out) {
     int fromIndex = views.members().indexOf(p.from());
+    if (fromIndex < 0 && p.from() != self && Membership.epochOfView(p.view()) > views.members().epoch()
+        && checks.admit(p, views.view())) {
+      // A replica this one does not know, in a later epoch: members were added since this one's epoch,
+      // so it is behind (and learns that only from them when its own epoch's members are gone).
+      membership.onLaterEpoch(p, nowNs, out);
+      return;
+    }
     if (fromIndex < 0 || p.from() == self) {
       counters.droppedUnexpected++;
       return;

@@ -330,6 +330,7 @@ public final class ReplicaCore {
       log.requestApply(out); // the recovered log after a restart
     }
     readIndex.expire(nowNs, log.appliedOp(), counters, out);
+    memberships.tick(nowNs, out); // a replica left behind by an epoch change
   }
 
   private void checkInvariants() {

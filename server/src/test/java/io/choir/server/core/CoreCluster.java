@@ -23,6 +23,7 @@ import java.util.function.Predicate;
  */
 final class CoreCluster {
   final int n;
+  private final IntFunction<CoreConfig> config;
   final ReplicaCore[] cores;
   /** Each replica's log as it told storage to persist it (for resends from the log). */
   private final List<Map<Long, Entry>> logs = new ArrayList<>();
@@ -52,6 +53,7 @@ final class CoreCluster {
 
   CoreCluster(int n, IntFunction<CoreConfig> config) {
     this.n = n;
+    this.config = config;
     cores = new ReplicaCore[n + 1];
     prepareBytesSent = new long[n + 1][n + 1];
     prepareWireBytesSent = new long[n + 1][n + 1];
@@ -198,6 +200,23 @@ final class CoreCluster {
   /** As {@link #prepareBytesTo}, on the wire: each PREPARE with its datagram header. */
   long prepareWireBytesTo(int from, int to) {
     return prepareWireBytesSent[from][to] + prepareWireBytesSent[from][Effects.MULTICAST];
+  }
+
+  /**
+   * Restarts replica id from what its storage holds (fsync durability): its view and last normal view,
+   * its applied state and the log above it, and the membership of its applied state (the row).
+   */
+  void restart(int id) {
+    ReplicaCore old = cores[id];
+    Map<Long, Entry> log = logs.get(id);
+    List<Entry> unapplied = new ArrayList<>();
+    for (long op = old.appliedOp() + 1; log.containsKey(op); op++) {
+      unapplied.add(log.get(op));
+    }
+    log.keySet().removeIf(op -> op > old.appliedOp() + unapplied.size());
+    RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, false, false, old.appliedOp(),
+        old.appliedOp(), Math.min(old.logFirstOp(), old.appliedOp() + 1), unapplied);
+    cores[id] = new ReplicaCore(config.apply(id), r, old.membership());
   }
 
   /** The entry replica id told storage to persist at op, or null. */

@@ -26,7 +26,7 @@ import org.junit.jupiter.api.Test;
  * promoting them, removing voters, the primary among them) while writes run, under random message loss
  * and replicas cut off, for many seeds (each printed; a failing one replays with
  * -Dchoir.membership.seed). Checked after every step: replicas in one epoch have one membership, and no
- * two replicas are primary of one view; at the end, after healing: every acknowledged write is in the
+ * two replicas are primary of one view (replicas crash and restart from their durable state, too); at the end, after healing: every acknowledged write is in the
  * log of every voter at its op, and the voters agree on the applied op. The unavailability around each
  * epoch switch (cluster time from the change request to the first write committed in the new epoch) is
  * printed.
@@ -37,6 +37,7 @@ class MembershipFuzzTest {
   private final Set<Long> writeIds = new HashSet<>();
   /** Replies already looked at. */
   private int seenReplies;
+  private int restarts;
 
   /** The plan: each a change and the voters it must leave. */
   private record Step(MemberChange.Builder change, List<Integer> voters) {}
@@ -72,7 +73,7 @@ class MembershipFuzzTest {
       totalNs += r[1];
       switches += (int) r[2];
     }
-    System.out.println("membership fuzz: " + switches + " epoch switches, unavailability mean "
+    System.out.println("membership fuzz: " + switches + " epoch switches, " + restarts + " restarts, unavailability mean "
         + (switches == 0 ? 0 : totalNs / switches / MS) + " ms, worst " + worstNs / MS + " ms (cluster time)");
   }
 
@@ -103,6 +104,11 @@ class MembershipFuzzTest {
         }
         lossy[0] = random.nextInt(3) == 0;
         c.dropFrom = random.nextInt(8) == 0 ? 1 + random.nextInt(5) : 0;
+        if (random.nextInt(10) == 0) {
+          int crashed = 1 + random.nextInt(5);
+          c.restart(crashed); // a crash and restart: it resumes from its durable state, in its epoch
+          restarts++;
+        }
         int primary = c.primary();
         if (primary != 0 && guard % 3 == 1) {
           long id = ++requestId;
@@ -234,7 +240,10 @@ class MembershipFuzzTest {
     Predicate<Integer> any = id -> true;
     for (int id = 1; id <= c.n; id++) {
       if (any.test(id)) {
-        sb.append("\n  ").append(c.cores[id]).append(' ').append(c.cores[id].membership());
+        Counters k = c.cores[id].counters();
+        sb.append("\n  ").append(c.cores[id]).append(' ').append(c.cores[id].membership()).append(" role ")
+            .append(c.cores[id].role()).append(" later ").append(k.heardLaterEpoch).append(" older ").append(k.droppedOldEpoch)
+            .append(" transfers ").append(k.stateTransfers).append(" switches ").append(k.epochSwitches);
       }
     }
     return sb.toString();
