@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.proto.Entry;
 import io.choir.proto.Heartbeat;
+import io.choir.proto.ListMembers;
 import io.choir.proto.MemberChange;
 import io.choir.proto.MemberRole;
 import io.choir.proto.MessageType;
@@ -233,6 +234,57 @@ class MembershipCoreTest {
       return h.getCommit();
     }
     return s.body() instanceof Prepare p ? p.getCommit() : -1;
+  }
+
+  @Test
+  void shouldHaveANewPrimaryWhoseLogHoldsAnUncommittedEpochChangeCommitItAndSwitch() {
+    CoreCluster c = cluster(3);
+    c.serveStateTransfers = true;
+    writes(c, 1, 2);
+    // The backups persist the EpochChange, but their acknowledgements never reach the primary.
+    c.dropSent = (from, s) -> from != 1 && (s.type() == MessageType.PREPARE_OK || s.type() == MessageType.HEARTBEAT_OK);
+    long id = ++requestIds;
+    c.step(1, new Event.ClientRequest(id, Request.newBuilder().setRequestId(id)
+        .setMemberChange(kind(MemberChange.Kind.REMOVE, 3)).build()));
+    c.step(1, new Event.Tick());
+    long n = c.cores[1].lastOp();
+    assertEquals(n, c.cores[2].lastOp());
+    assertEquals(1, c.cores[1].membership().epoch(), "not committed");
+
+    c.dropSent = (from, s) -> false;
+    c.dropFrom = 1;
+    c.run(6 * T, 10 * MS);
+
+    for (int r = 2; r <= 3; r++) {
+      assertEquals(2, c.cores[r].membership().epoch(), "replica " + r + " committed the EpochChange and switched");
+      Entry e = c.logged(r, n);
+      assertTrue(e.hasEpochChange());
+      assertEquals(null, c.logged(r, n + 1), "nothing after it in the old epoch");
+    }
+    c.dropFrom = 0;
+    c.run(6 * T, 10 * MS);
+    assertEquals(2, c.cores[1].membership().epoch(), "the deposed primary catches up into the new epoch");
+    int primary = c.primary();
+    assertTrue(primary == 1 || primary == 2, "a voter of epoch 2 leads: " + primary);
+    long commit = c.cores[primary].commitOp();
+    writes(c, primary, 1);
+    assertEquals(commit + 1, c.cores[primary].commitOp());
+    assertEquals(MemberRole.RETIRED, c.cores[3].memberRole());
+  }
+
+  @Test
+  void shouldListTheMembersAtAnyReplica() {
+    CoreCluster c = cluster(4);
+    change(c, 1, add(4));
+    long id = ++requestIds;
+    c.step(3, new Event.ClientRequest(id, Request.newBuilder().setRequestId(id)
+        .setListMembers(ListMembers.getDefaultInstance()).build()));
+    Response r = c.replies.get(c.replies.size() - 1);
+    assertEquals(Status.OK, r.getStatus());
+    assertEquals(1, r.getMembership().getEpoch());
+    assertEquals(List.of(MemberRole.VOTER, MemberRole.VOTER, MemberRole.VOTER, MemberRole.LEARNER),
+        r.getMembership().getMembersList().stream().map(m -> m.getRole()).toList());
+    assertTrue(r.getMembership().getChangeInProgress(), "a learner not yet promoted");
   }
 
   @Test
