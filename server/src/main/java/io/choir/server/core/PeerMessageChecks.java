@@ -155,7 +155,8 @@ final class PeerMessageChecks {
    */
   static boolean laterEpochStart(long view, long ourView) {
     long epoch = Membership.epochOfView(view);
-    return epoch > Membership.epochOfView(ourView) && view - Membership.epochBase(epoch) <= MAX_VIEW_AHEAD;
+    return epoch > Membership.epochOfView(ourView) && epoch <= Membership.MAX_EPOCH
+        && view - Membership.epochBase(epoch) <= MAX_VIEW_AHEAD;
   }
 
   boolean admit(Event.Peer p, long ourView) {

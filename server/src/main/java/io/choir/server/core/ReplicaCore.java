@@ -121,12 +121,7 @@ public final class ReplicaCore {
     this.checks = new PeerMessageChecks(config, validator);
     this.self = config.replicaId();
     this.members = new Members(self, membership);
-    if (recovered.view() < membership.startView()) {
-      // Restarted after applying an EpochChange but before its view was recorded: the switch's state.
-      recovered = new RecoveredState(membership.startView(), membership.startView(), recovered.restarted(),
-          recovered.recovering(), recovered.mustCatchUp(), recovered.appliedOp(), recovered.checksum(),
-          recovered.logFirstOp(), recovered.unappliedLog());
-    }
+    recovered = recovered.inEpochFrom(membership.startView());
     this.resender = new Resender(config, members);
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
     this.views = new ViewState(members, recovered);

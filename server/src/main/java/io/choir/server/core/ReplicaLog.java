@@ -315,7 +315,10 @@ final class ReplicaLog {
     lastOp = op;
     verifiedOp = op;
     persistedOp = op;
-    commitOp = Math.max(commitOp, op);
+    // The log holds nothing above op now, so neither does what counts as committed here. Only a lying
+    // member brings a snapshot older than a known commit (a laggard's fetch from a later epoch): the
+    // rest is learned again.
+    commitOp = op;
     noteTruncation(0);
     window = new LogWindow(op);
     ringBytes = 0;

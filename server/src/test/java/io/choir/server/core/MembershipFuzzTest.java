@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.function.Predicate;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -153,7 +154,7 @@ class MembershipFuzzTest {
           assertNotNull(e, "seed " + seed + ": acknowledged op " + w.getKey() + " missing at " + id);
           long op = w.getKey();
           assertEquals(w.getValue(), e.getPut().getKey().toStringUtf8(), () -> "seed " + seed + ": op " + op + " at "
-              + id + ": " + java.util.stream.IntStream.rangeClosed(1, 5).mapToObj(x -> x + "=" + c.logged(x, op)).toList()
+              + id + ": " + IntStream.rangeClosed(1, 5).mapToObj(x -> x + "=" + c.logged(x, op)).toList()
               + states(c));
         }
       }
