@@ -207,6 +207,17 @@ public final class KvStateMachine {
   }
 
   /**
+   * Writes the membership row that a state transfer brought beside its snapshot (apply thread, right
+   * after installSnapshot): the snapshot's row (epoch 0: the bootstrap membership), synced.
+   */
+  public void installMembership(MembershipRecord record) {
+    WriteSet set = new WriteSet();
+    MembershipRow.install(record, set);
+    storage.write(set, true);
+    membership.load(storage.getMeta(MEMBERSHIP));
+  }
+
+  /**
    * The membership after the last applied configuration entry (epoch 0: none applied, the bootstrap
    * membership of the configuration), as of the last written apply or load (any thread).
    */
