@@ -14,19 +14,20 @@ import org.junit.jupiter.api.Test;
 
 /**
  * MembershipSimulationTest runs the whole replica process on simulated time (the simulator's loss,
- * duplication, reordering, partitions and crashes) while the membership grows from 3 to 5 voters: replicas
- * 4 and 5 start empty as joiners, each is added as a learner and promoted once it has caught up, with the
+ * duplication, reordering, partitions and crashes) while the membership grows from 3 to 5 voters and
+ * shrinks back to 3: replicas 4 and 5 start empty as joiners, each is added as a learner and promoted
+ * once it has caught up, then replicas 1 and 2 (the first primary among them) are removed, with the
  * clients' workload going on (DESIGN.md "Membership"). Every seed is printed and replays with
  * -Dchoir.sim.membership.seed. Checked: the simulator's invariants and linearizability, and while it runs
  * one membership per epoch on every replica and one primary per view; printed: the epoch switches and
- * their unavailability (simulated time from the promotion request that made the epoch change to the
+ * their unavailability (simulated time from the request that made the epoch change to the
  * first commit in the new epoch).
  */
 class MembershipSimulationTest {
   private static final long MS = 1_000_000L;
 
   @Test
-  void shouldGrowFromThreeToFiveVotersWhileServingUnderFaults() {
+  void shouldGrowFromThreeToFiveVotersAndShrinkToThreeWhileServingUnderFaults() {
     String one = System.getProperty("choir.sim.membership.seed", "");
     int count = Integer.getInteger("choir.sim.membership.seeds", 30);
     List<Long> seeds = new ArrayList<>();
@@ -68,7 +69,7 @@ class MembershipSimulationTest {
         completed++;
       }
     }
-    System.out.printf("membership simulation: %d seeds, %d grew to 5 voters, %d epoch switches measured,"
+    System.out.printf("membership simulation: %d seeds, %d went 3 -> 5 -> 3 voters, %d epoch switches measured,"
         + " unavailability mean %d ms, worst %d ms (simulated)%n", seeds.size(), completed, switches,
         switches == 0 ? 0 : totalNs / switches / MS, worstNs / MS);
     if (!failures.isEmpty()) {
@@ -84,7 +85,9 @@ class MembershipSimulationTest {
         MemberChange.newBuilder().setKind(MemberChange.Kind.PROMOTE).setId(4),
         MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(5)
             .setClientAddress(SimClientIo.address(5)).setPeerAddress("sim-peer-5"),
-        MemberChange.newBuilder().setKind(MemberChange.Kind.PROMOTE).setId(5)};
+        MemberChange.newBuilder().setKind(MemberChange.Kind.PROMOTE).setId(5),
+        MemberChange.newBuilder().setKind(MemberChange.Kind.REMOVE).setId(1),
+        MemberChange.newBuilder().setKind(MemberChange.Kind.REMOVE).setId(2)};
     final List<String> violations = new ArrayList<>();
     final List<Long> unavailableNs = new ArrayList<>();
     int step;
@@ -131,7 +134,7 @@ class MembershipSimulationTest {
       if (step < PLAN.length && now >= nextAskNs) {
         nextAskNs = now + 200 * MS;
         MemberChange.Builder change = PLAN[step];
-        if (change.getKind() == MemberChange.Kind.PROMOTE && promotionAskedNs < 0) {
+        if (change.getKind() != MemberChange.Kind.ADD_LEARNER && promotionAskedNs < 0) {
           promotionAskedNs = now;
           promotionFromEpoch = primary.core.membership().epoch();
         }
@@ -143,7 +146,11 @@ class MembershipSimulationTest {
 
     private boolean done(Membership m) {
       MemberChange.Builder c = PLAN[step];
-      return c.getKind() == MemberChange.Kind.ADD_LEARNER ? m.contains(c.getId()) : m.isVoter(c.getId());
+      return switch (c.getKind()) {
+        case ADD_LEARNER -> m.contains(c.getId());
+        case REMOVE -> !m.contains(c.getId());
+        default -> m.isVoter(c.getId());
+      };
     }
 
     /** From the promotion's request to the first commit beyond the switch in the new epoch. */
