@@ -6,6 +6,7 @@ import io.choir.server.core.Effects.Apply;
 import io.choir.server.core.Effects.Effect;
 import io.choir.server.core.Effects.FetchState;
 import io.choir.server.core.Effects.PauseIntake;
+import io.choir.server.core.Effects.PeersChanged;
 import io.choir.server.core.Effects.Persist;
 import io.choir.server.core.Effects.PersistLastNormalView;
 import io.choir.server.core.Effects.PersistView;
@@ -41,6 +42,7 @@ final class BurstMerge implements Effects.Handler {
   private final List<Read> reads = new ArrayList<>();
   private final Map<Long, List<Response>> replies = new LinkedHashMap<>();
   private PauseIntake pause;
+  private PeersChanged peers;
 
   /** logEpoch: the epoch of the burst's Persist; caughtUp: whether its last normal view clears the marker. */
   BurstMerge(long logEpoch, boolean caughtUp) {
@@ -111,6 +113,11 @@ final class BurstMerge implements Effects.Handler {
     pause = e;
   }
 
+  @Override
+  public void peersChanged(PeersChanged e) {
+    peers = e;
+  }
+
   /** The merged effects in the order to carry them out. */
   List<Effect> inOrder() {
     List<Effect> out = new ArrayList<>(sends.size() + retransmits.size() + reads.size() + replies.size() + 8);
@@ -132,6 +139,7 @@ final class BurstMerge implements Effects.Handler {
     out.addAll(reads);
     replies.forEach((connectionId, responses) -> out.add(new Reply(connectionId, responses)));
     addIfAsked(out, pause);
+    addIfAsked(out, peers);
     return Collections.unmodifiableList(out);
   }
 

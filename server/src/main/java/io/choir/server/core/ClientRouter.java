@@ -17,10 +17,12 @@ final class ClientRouter {
   private final ViewState views;
   private final ReadPath reads;
   private final WritePath writes;
+  private final MembershipPath membership;
   private final Counters counters;
 
   ClientRouter(CoreConfig config, RequestValidator validator, ViewState views, ReadPath reads,
-      WritePath writes, Counters counters) {
+      WritePath writes, MembershipPath membership, Counters counters) {
+    this.membership = membership;
     this.self = config.replicaId();
     this.validator = validator;
     this.views = views;
@@ -50,6 +52,8 @@ final class ClientRouter {
     switch (request.getOpCase()) {
       case GET, SCAN -> reads.onRead(event, nowNs, out);
       case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION -> writes.onWrite(event, nowNs, out);
+      case MEMBER_CHANGE -> membership.onMemberChange(event, nowNs, out);
+      case LIST_MEMBERS -> membership.onListMembers(event, out);
       default -> {
         counters.invalid++;
         out.reply(event.connectionId(), RequestValidator.refuse(request,

@@ -15,6 +15,7 @@ public final class CoreConfig {
   private final int replicaId;
   private final List<Integer> replicaIds;
   private final Map<Integer, String> clientAddresses;
+  private final Membership bootstrap;
   public final int maxKeyBytes;
   public final int maxValueBytes;
   public final int maxBatchOps;
@@ -92,10 +93,10 @@ public final class CoreConfig {
   private CoreConfig(Builder b) {
     this.replicaId = b.replicaId;
     this.replicaIds = List.copyOf(b.replicaIds.stream().sorted().toList());
-    if (!replicaIds.contains(replicaId)) {
-      throw new IllegalArgumentException("replica " + replicaId + " not in " + replicaIds);
-    }
+    // A replica not among them is a joiner (DESIGN.md "Membership"): it starts as no member of the
+    // bootstrap membership and learns its own from the log or a state transfer once it is added.
     this.clientAddresses = Map.copyOf(new TreeMap<>(b.clientAddresses));
+    this.bootstrap = Membership.bootstrap(replicaIds, clientAddresses);
     this.maxKeyBytes = b.maxKeyBytes;
     this.maxValueBytes = b.maxValueBytes;
     this.maxBatchOps = b.maxBatchOps;
@@ -146,18 +147,23 @@ public final class CoreConfig {
     return clientAddresses.getOrDefault(id, "");
   }
 
-  /** f+1: how many replicas (the primary counted) must have an entry before it commits. */
-  public int quorum() {
-    return replicaIds.size() / 2 + 1;
+  /**
+   * Epoch 1: the configured replicas, all voters (DESIGN.md "Membership"). A replica with empty state
+   * starts in it; afterwards its membership comes from its own durable state (RecoveredState), and
+   * the configured list only seeds addresses.
+   */
+  public Membership bootstrapMembership() {
+    return bootstrap;
   }
 
-  /**
-   * VR: the primary of view v is the replica at position v mod N of the sorted ids. floorMod keeps the
-   * position within the ids for any long (the core never holds a view outside 0..2^62, see
-   * PeerMessageChecks.MAX_NUMBER, but a negative one must not index outside the list either).
-   */
+  /** f+1 of the bootstrap membership's voters (tests and the simulator; the core asks its Members). */
+  public int quorum() {
+    return bootstrap.quorum();
+  }
+
+  /** The primary of view under the bootstrap membership (tests and the simulator; the core asks its Members). */
   public int primaryOf(long view) {
-    return replicaIds.get((int) Math.floorMod(view, (long) replicaIds.size()));
+    return bootstrap.primaryOf(view);
   }
 
   /**

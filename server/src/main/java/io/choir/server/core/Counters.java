@@ -48,4 +48,14 @@ public final class Counters {
   public long resendsOverCredit;
   /** Ops a NACK asked for that the asker had acknowledged already (not resent). */
   public long resendsAlreadyAcked;
+  /** Membership changes the primary logged (AddLearner or EpochChange), and those it refused. */
+  public long memberChanges;
+  public long memberChangesRefused;
+  /** Applied configuration entries that did not fit the membership (the state machine refused them too). */
+  public long configurationEntriesRefused;
+  /** Switches to a new epoch (by an applied EpochChange, or a state transfer of a later epoch). */
+  public long epochSwitches;
+  /** Peer messages of an older epoch (dropped), and of a later one (this replica is behind). */
+  public long droppedOldEpoch;
+  public long heardLaterEpoch;
 }

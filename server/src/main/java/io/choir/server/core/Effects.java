@@ -23,7 +23,8 @@ import java.util.OptionalLong;
  *   <li>in storage (log lane) order: {@link TruncateLogAfter}, {@link Persist}, {@link
  *       PersistLastNormalView} (after the log writes it vouches for);
  *   <li>{@link Send}s, {@link Apply}, {@link TruncateLogBefore}, {@link Retransmit}s, {@link
- *       FetchState}, {@link Read}s, {@link Reply}s (one per connection) and {@link PauseIntake}.
+ *       FetchState}, {@link Read}s, {@link Reply}s (one per connection), {@link PauseIntake} and {@link
+ *       PeersChanged}.
  * </ol>
  * Besides, the caller steps a Tick again at {@link #nextTickNs} at the latest.
  *
@@ -49,6 +50,7 @@ import java.util.OptionalLong;
  *       any step of the burst asked for it: the log was complete again then and stays so.
  *   <li>TruncateLogBefore: the latest wins (the log's retention only moves forward, so the latest op
  *       removes a superset of every earlier one).
+ *   <li>PeersChanged: the latest wins (it carries the whole membership, and the latest is the current one).
  *   <li>FetchState and PauseIntake: the latest wins. A fetch asked later comes from the core's newer
  *       state (the primary of its current view); intake is a level, and the latest ask is what the core
  *       wants now.
@@ -67,7 +69,7 @@ public final class Effects {
 
   /** One kind of thing the core asks its caller to do: a record per kind, handed to a {@link Handler}. */
   public sealed interface Effect permits PersistView, TruncateLogAfter, Persist, PersistLastNormalView,
-      Send, Apply, TruncateLogBefore, Retransmit, FetchState, Read, Reply, PauseIntake {
+      Send, Apply, TruncateLogBefore, Retransmit, FetchState, Read, Reply, PauseIntake, PeersChanged {
     /** Calls the method of handler for this effect's kind. */
     void carryOut(Handler handler);
   }
@@ -100,6 +102,8 @@ public final class Effects {
     void reply(Reply e);
 
     void pauseIntake(PauseIntake e);
+
+    void peersChanged(PeersChanged e);
   }
 
   /**
@@ -246,6 +250,17 @@ public final class Effects {
     }
   }
 
+  /**
+   * The membership changed (a configuration entry was applied, or a state transfer installed another
+   * epoch's): the transport's peer set is now its voters and learners (DESIGN.md "Membership").
+   */
+  public record PeersChanged(Membership membership) implements Effect {
+    @Override
+    public void carryOut(Handler handler) {
+      handler.peersChanged(this);
+    }
+  }
+
   /** Every ask of this burst, in the order the core asked. */
   private final List<Effect> asked = new ArrayList<>();
   /** The core's latest log epoch: the Persist's epoch (see the class comment). */
@@ -343,6 +358,16 @@ public final class Effects {
   /** Pauses (true) or resumes (false) reading from clients. */
   public void pauseIntake(boolean paused) {
     asked.add(new PauseIntake(paused));
+  }
+
+  /** Tells the I/O side that the peers are now membership's members. */
+  public void peersChanged(Membership membership) {
+    asked.add(new PeersChanged(membership));
+  }
+
+  /** The membership the burst switches the peer set to, if any. */
+  public Optional<Membership> peersChangedTo() {
+    return executed(PeersChanged.class).map(PeersChanged::membership);
   }
 
   /** Asks for a Tick at atNs at the latest (the earliest of a burst's requests wins). */

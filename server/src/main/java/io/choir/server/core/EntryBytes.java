@@ -31,6 +31,9 @@ public final class EntryBytes {
       case NOOP -> e.getNoop().getUnknownFields().getSerializedSize() == 0;
       case REGISTER_SESSION -> e.getRegisterSession().getUnknownFields().getSerializedSize() == 0;
       case CLOSE_SESSION -> e.getCloseSession().getUnknownFields().getSerializedSize() == 0;
+      case ADD_LEARNER -> e.getAddLearner().getUnknownFields().getSerializedSize() == 0
+          && e.getAddLearner().getLearner().getUnknownFields().getSerializedSize() == 0;
+      case EPOCH_CHANGE -> e.getEpochChange().getUnknownFields().getSerializedSize() == 0;
       case COMMAND_NOT_SET -> true;
     };
   }

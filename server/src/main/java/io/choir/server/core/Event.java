@@ -1,6 +1,7 @@
 package io.choir.server.core;
 
 import com.google.protobuf.MessageLite;
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -43,8 +44,15 @@ public sealed interface Event {
    */
   record LastNormalViewPersisted(long lastNormalView) implements Event {}
 
-  /** A state transfer finished: storage now holds the state at op with checksum, and no log. */
-  record StateInstalled(long op, long checksum) implements Event {}
+  /**
+   * A state transfer finished: storage now holds the state at op with checksum, and no log; membership
+   * is the snapshot's membership row (null: the source sent none, the membership is unchanged).
+   */
+  record StateInstalled(long op, long checksum, MembershipRecord membership) implements Event {
+    public StateInstalled(long op, long checksum) {
+      this(op, checksum, null);
+    }
+  }
 
   /** A state transfer failed (source unreachable, snapshot inconsistent); the core will ask again. */
   record StateTransferFailed(String reason) implements Event {}

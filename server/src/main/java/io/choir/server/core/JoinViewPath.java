@@ -71,12 +71,33 @@ final class JoinViewPath {
     views.persistView(out);
   }
 
+  /**
+   * The switch to a new epoch left this replica a backup (or a learner) of its first view, with the log
+   * every member that switches holds (DESIGN.md "Membership"): complete in it, no view change.
+   */
+  void startEpochAsBackup(long nowNs, Effects out) {
+    resender.newView();
+    preVote.clear();
+    log.verifyAll();
+    repair.newView(log.commitOp());
+    completeness.complete();
+    primaryWatch.restart(nowNs, timeouts.draw());
+    viewChange.forget();
+    fill.stop();
+    views.countViewChange(nowNs);
+    views.persistView(out);
+    views.persistLastNormalView(out);
+    if (views.members().current().contains(self)) {
+      backups.announce(out);
+    }
+  }
+
   void onStartView(StartView sv, long v, long nowNs, Effects out) {
     if (v == views.view() && views.mode() == Mode.NORMAL && completeness.isComplete()) {
       primaryWatch.heard(nowNs);
       return; // already in this view with a complete log
     }
-    if (config.primaryOf(v) == self) {
+    if (views.members().primaryOf(v) == self) {
       counters.droppedUnexpected++;
       return;
     }

@@ -148,6 +148,17 @@ final class PeerMessageChecks {
    * counted and false. Checks needing more of the receiver's state (acknowledgements, entries against
    * our log) are the handlers' ({@link #ackWithin}, {@link #entriesFit}).
    */
+  /**
+   * True when view is of a later epoch than ourView and within MAX_VIEW_AHEAD of that epoch's first
+   * view: a replica left behind by an epoch change hears of it (and catches up; it never adopts such a
+   * view by itself, see PeerRouter), while a view pushed far within an epoch is still dropped.
+   */
+  static boolean laterEpochStart(long view, long ourView) {
+    long epoch = Membership.epochOfView(view);
+    return epoch > Membership.epochOfView(ourView) && epoch <= Membership.MAX_EPOCH
+        && view - Membership.epochBase(epoch) <= MAX_VIEW_AHEAD;
+  }
+
   boolean admit(Event.Peer p, long ourView) {
     if (!bodyMatches(p.type(), p.body())) {
       return reject(Reason.BODY_TYPE, p);
@@ -155,7 +166,7 @@ final class PeerMessageChecks {
     if (!inRange(p.view())) {
       return reject(Reason.VIEW_OUT_OF_RANGE, p);
     }
-    if (p.view() > ourView && p.view() - ourView > MAX_VIEW_AHEAD) {
+    if (p.view() > ourView && p.view() - ourView > MAX_VIEW_AHEAD && !laterEpochStart(p.view(), ourView)) {
       return reject(Reason.VIEW_TOO_FAR_AHEAD, p);
     }
     return switch (p.type()) {

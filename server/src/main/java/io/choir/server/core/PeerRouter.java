@@ -41,6 +41,7 @@ final class PeerRouter {
   private final ViewChangePath viewChanges;
   private final JoinViewPath joins;
   private final RecoveryPath recoveries;
+  private final MembershipPath membership;
   private final Counters counters;
   /** When this replica last told an old primary that it is in a newer view; empty: never. */
   private OptionalLong lastUnstickNs = OptionalLong.empty();
@@ -48,7 +49,8 @@ final class PeerRouter {
   PeerRouter(CoreConfig config, ViewState views, PeerMessageChecks checks, Resender resender,
       QuorumTracker quorum, ReplicaLog log, LogFill fill, WritePath writes, ReadPath reads,
       BackupPath backups, PreVotePath preVotes, ViewChangePath viewChanges, JoinViewPath joins,
-      RecoveryPath recoveries, Counters counters) {
+      RecoveryPath recoveries, MembershipPath membership, Counters counters) {
+    this.membership = membership;
     this.config = config;
     this.self = config.replicaId();
     this.views = views;
@@ -68,7 +70,14 @@ final class PeerRouter {
   }
 
   void onPeer(Event.Peer p, long nowNs, Effects out) {
-    int fromIndex = quorum.indexOf(p.from());
+    int fromIndex = views.members().indexOf(p.from());
+    if (fromIndex < 0 && p.from() != self && Membership.epochOfView(p.view()) > views.members().epoch()
+        && checks.admit(p, views.view())) {
+      // A replica this one does not know, in a later epoch: members were added since this one's epoch,
+      // so it is behind (and learns that only from them when its own epoch's members are gone).
+      membership.onLaterEpoch(p, nowNs, out);
+      return;
+    }
     if (fromIndex < 0 || p.from() == self) {
       counters.droppedUnexpected++;
       return;
@@ -77,6 +86,20 @@ final class PeerRouter {
     resender.received(fromIndex, ReplicaCore.DATAGRAM_HEADER_BYTES + p.body().getSerializedSize());
     if (!checks.admit(p, views.view())) {
       counters.peerRejected = checks.total();
+      return;
+    }
+    // Views carry their epoch (Membership): another epoch's message never acts in this one.
+    long epoch = Membership.epochOfView(p.view());
+    if (epoch < views.members().epoch()) {
+      membership.onOlderEpoch(p, nowNs, out);
+      return;
+    }
+    if (epoch > views.members().epoch()) {
+      membership.onLaterEpoch(p, nowNs, out);
+      return;
+    }
+    if (!takesPart(p)) {
+      counters.droppedUnexpected++;
       return;
     }
     if (views.mode() == Mode.RECOVERING) {
@@ -104,7 +127,7 @@ final class PeerRouter {
       return;
     }
     quorum.heard(fromIndex, nowNs);
-    boolean fromPrimaryOfItsView = p.from() == config.primaryOf(p.view());
+    boolean fromPrimaryOfItsView = p.from() == views.members().primaryOf(p.view());
     if (p.view() > views.view() && !moveToNewerView(p, fromPrimaryOfItsView, nowNs, out)) {
       return;
     }
@@ -183,6 +206,20 @@ final class PeerRouter {
     }
   }
 
+  /**
+   * Only voters form views: a non-voter's pre-votes and view-change messages are dropped, and a learner,
+   * a joiner not yet added or a retired replica takes no part in them. It still follows the log (a
+   * joiner learns from it that it was added; the primary answers only members' NACKs).
+   */
+  private boolean takesPart(Event.Peer p) {
+    Membership.Role role = views.members().selfRole();
+    return switch (p.type()) {
+      case START_VIEW_CHANGE, DO_VIEW_CHANGE, PRE_VIEW_CHANGE, PRE_VIEW_CHANGE_OK ->
+          role == Membership.Role.VOTER && views.members().isVoter(p.from());
+      default -> true;
+    };
+  }
+
   /** Pre-votes change nothing at the receiver and are answered whatever view their sender is in. */
   private void onPreVote(Event.Peer p, int fromIndex, long nowNs, Effects out) {
     if (p.view() >= views.view()) {
@@ -206,7 +243,7 @@ final class PeerRouter {
   /** A message of an older view never acts (fencing), but one from an old primary may earn it a notice. */
   private void onStaleView(Event.Peer p, long nowNs, Effects out) {
     counters.droppedStaleView++;
-    boolean fromOldPrimary = p.from() == config.primaryOf(p.view())
+    boolean fromOldPrimary = p.from() == views.members().primaryOf(p.view())
         && (p.type() == MessageType.PREPARE || p.type() == MessageType.HEARTBEAT
             || p.type() == MessageType.START_VIEW);
     if (fromOldPrimary && views.isPrimary()) {

@@ -14,16 +14,16 @@ import java.util.Set;
  */
 final class PreVote {
   private final long resendNs;
-  private final int f;
+  private final Members members;
   /** True while asking for proposedView. */
   private boolean asking;
   private long proposedView;
   private final Set<Integer> grants = new HashSet<>();
   private long lastSentNs = Long.MIN_VALUE / 2;
 
-  PreVote(CoreConfig config) {
+  PreVote(CoreConfig config, Members members) {
     this.resendNs = 2 * config.heartbeatIntervalNs;
-    this.f = config.replicaIds().size() / 2;
+    this.members = members;
   }
 
   /** Asks (or goes on asking) for support of view proposed, from view; resends when due. */
@@ -51,7 +51,7 @@ final class PreVote {
   /** Replica from granted; true once f others have (with this replica, a majority). */
   boolean granted(int from) {
     grants.add(from);
-    return grants.size() >= f;
+    return grants.size() >= members.f();
   }
 
   /** Stops asking (the primary spoke again, or a view change began). */

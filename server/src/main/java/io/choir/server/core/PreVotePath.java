@@ -16,7 +16,6 @@ import io.choir.server.core.ReplicaCore.Mode;
  */
 final class PreVotePath {
   private final CoreConfig config;
-  private final int n;
   private final ViewState views;
   private final QuorumTracker quorum;
   private final PrimaryWatch primaryWatch;
@@ -28,7 +27,6 @@ final class PreVotePath {
   PreVotePath(CoreConfig config, ViewState views, QuorumTracker quorum, PrimaryWatch primaryWatch,
       PreVote preVote, ViewChange viewChange, WritePath writes, Counters counters) {
     this.config = config;
-    this.n = config.replicaIds().size();
     this.views = views;
     this.quorum = quorum;
     this.primaryWatch = primaryWatch;
@@ -43,10 +41,10 @@ final class PreVotePath {
    * the election timeout; as the primary it heard from a quorum within it.
    */
   boolean hearsLivePrimary(long nowNs) {
-    if (views.mode() != Mode.NORMAL || n == 1) {
+    if (views.mode() != Mode.NORMAL || views.members().voterCount() == 1) {
       return false;
     }
-    return views.isPrimary() ? quorum.live(nowNs) >= config.quorum()
+    return views.isPrimary() ? quorum.live(nowNs) >= views.members().quorum()
         : primaryWatch.alive(nowNs);
   }
 
@@ -57,11 +55,11 @@ final class PreVotePath {
    * others or the primary is heard again.
    */
   void startPreVote(long nowNs, Effects out) {
-    if (views.mustCatchUp()) {
-      return; // it takes no part in forming a view; the others ask for themselves
+    if (views.mustCatchUp() || !views.members().selfVotes()) {
+      return; // it takes no part in forming a view (or is a learner, or retired); the others ask for themselves
     }
     long view = views.view();
-    if (view >= PeerMessageChecks.MAX_NUMBER) {
+    if (view >= PeerMessageChecks.MAX_NUMBER || view + 1 >= Membership.epochBase(views.members().epoch() + 1)) {
       return; // no view beyond: the others would drop the proposal (never reached but by lying members)
     }
     preVote.ask(view + 1, view, nowNs, counters, out);
@@ -73,7 +71,7 @@ final class PreVotePath {
    * primary never grants. A replica that must catch up grants nothing (it does not vote).
    */
   void onPreViewChange(int from, long proposed, long nowNs, Effects out) {
-    if (views.mustCatchUp()) {
+    if (views.mustCatchUp() || !views.members().selfVotes()) {
       return;
     }
     long view = views.view();

@@ -8,39 +8,84 @@ import java.util.List;
  * steps 4-5; Raft's progress tracker): the highest op each has acknowledged as persisted, when it was
  * last heard from (CheckQuorum: a primary that hears fewer than f backups within the election timeout
  * goes quiet), and the highest heartbeat round each has answered (linearizable reads, ReadIndex). It
- * also numbers the heartbeat rounds. Replicas are counted by their position in replicaIds.
+ * also numbers the heartbeat rounds. Replicas are counted by their position among the members (Members:
+ * voters, then learners); only voters count toward a quorum, learners only toward the low watermark.
  */
 final class QuorumTracker {
-  private final int n;
-  private final int self;
-  private final List<Integer> replicaIds;
-  private final int quorum;
+  private final Members members;
   private final long quorumTimeoutNs;
   /** COMMIT_ALONE (test_break_protocol: commit-alone) is a deliberate bug: a quorum of one. */
   private final boolean commitAlone;
+  /** The membership the arrays are laid out for (positions: Members.indexOf). */
+  private List<Integer> ids;
+  private boolean[] voter;
+  private int n;
+  private int self;
+  private int voters;
+  private int quorum;
   /** Highest op each replica has acknowledged as persisted, this view. */
-  private final long[] acked;
-  private final long[] lastHeardNs;
+  private long[] acked;
+  private long[] lastHeardNs;
   /** Highest heartbeat round each replica has answered, this view. */
-  private final long[] roundAcked;
+  private long[] roundAcked;
   /** The last heartbeat round sent (they count up across views). */
   private long round;
 
-  QuorumTracker(CoreConfig config) {
-    this.replicaIds = config.replicaIds();
-    this.n = replicaIds.size();
-    this.self = replicaIds.indexOf(config.replicaId());
-    this.quorum = config.quorum();
+  QuorumTracker(CoreConfig config, Members members) {
+    this.members = members;
     this.quorumTimeoutNs = config.quorumTimeoutNs;
     this.commitAlone = config.breakage == CoreConfig.Breakage.COMMIT_ALONE;
-    this.acked = new long[n];
-    this.lastHeardNs = new long[n];
-    this.roundAcked = new long[n];
+    this.ids = List.of();
+    this.acked = new long[0];
+    this.lastHeardNs = new long[0];
+    this.roundAcked = new long[0];
+    membersChanged(0);
   }
 
-  /** The position of replicaId in replicaIds, or -1 when it is no member. */
+  /**
+   * Lays the trackers out for the current membership (Members): what is known of a replica that stays
+   * a member is kept, a new one counts as heard at nowNs (a grace period) and as having acknowledged
+   * nothing.
+   */
+  void membersChanged(long nowNs) {
+    List<Integer> next = members.ids();
+    long[] nextAcked = new long[next.size()];
+    long[] nextHeard = new long[next.size()];
+    long[] nextRounds = new long[next.size()];
+    boolean[] nextVoter = new boolean[next.size()];
+    for (int i = 0; i < next.size(); i++) {
+      int old = ids.indexOf(next.get(i));
+      nextAcked[i] = old < 0 ? 0 : acked[old];
+      nextHeard[i] = old < 0 ? nowNs : lastHeardNs[old];
+      nextRounds[i] = old < 0 ? 0 : roundAcked[old];
+      nextVoter[i] = members.isVoter(next.get(i));
+    }
+    this.ids = next;
+    this.acked = nextAcked;
+    this.lastHeardNs = nextHeard;
+    this.roundAcked = nextRounds;
+    this.voter = nextVoter;
+    this.n = next.size();
+    this.self = next.indexOf(members.self());
+    this.voters = members.voterCount();
+    this.quorum = members.quorum();
+  }
+
+  /** The position of replicaId among the members, or -1 when it is none. */
   int indexOf(int replicaId) {
-    return replicaIds.indexOf(replicaId);
+    return ids.indexOf(replicaId);
+  }
+
+  /** The highest op member id acknowledged this view (0: none, or no member). */
+  long ackedBy(int id) {
+    int i = ids.indexOf(id);
+    return i < 0 ? 0 : acked[i];
+  }
+
+  /** Whether member id was heard from within the election timeout (this replica always is). */
+  boolean heardRecently(int id, long nowNs) {
+    int i = ids.indexOf(id);
+    return i == self || i >= 0 && nowNs - lastHeardNs[i] < quorumTimeoutNs;
   }
 
   /** Everyone counts as heard at nowNs (a grace period: nobody is presumed dead at start). */
@@ -56,7 +101,7 @@ final class QuorumTracker {
   int live(long nowNs) {
     int live = 1;
     for (int i = 0; i < n; i++) {
-      if (i != self && nowNs - lastHeardNs[i] < quorumTimeoutNs) {
+      if (i != self && voter[i] && nowNs - lastHeardNs[i] < quorumTimeoutNs) {
         live++;
       }
     }
@@ -65,7 +110,9 @@ final class QuorumTracker {
 
   /** This replica's own durable log reaches op. */
   void selfPersisted(long op) {
-    acked[self] = op;
+    if (self >= 0) {
+      acked[self] = op;
+    }
   }
 
   /** Replica index acknowledged op (capped at lastOp); true when that is news. */
@@ -82,12 +129,15 @@ final class QuorumTracker {
    * copy counts only when selfCounts (its last normal view of this view is on disk, as for a backup's ack).
    */
   long commit(boolean selfCounts, long lastOp) {
-    long[] sorted = acked.clone();
-    if (!selfCounts) {
-      sorted[self] = 0;
+    long[] sorted = new long[voters];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+      if (voter[i]) {
+        sorted[k++] = i == self && !selfCounts ? 0 : acked[i];
+      }
     }
     Arrays.sort(sorted);
-    long c = sorted[n - (commitAlone ? 1 : quorum)];
+    long c = sorted[voters - (commitAlone ? 1 : quorum)];
     return Math.min(c, lastOp);
   }
 
@@ -110,20 +160,20 @@ final class QuorumTracker {
     roundAcked[index] = Math.max(roundAcked[index], answered);
   }
 
-  /** The highest heartbeat round that f backups have answered in this view. */
+  /** The highest heartbeat round that f backups (voters) have answered in this view. */
   long confirmedRound() {
-    if (n == 1) {
+    if (voters == 1) {
       return Long.MAX_VALUE;
     }
-    long[] rounds = new long[n - 1];
+    long[] rounds = new long[voters - (self >= 0 && voter[self] ? 1 : 0)];
     int k = 0;
     for (int i = 0; i < n; i++) {
-      if (i != self) {
+      if (i != self && voter[i]) {
         rounds[k++] = roundAcked[i];
       }
     }
     Arrays.sort(rounds);
-    return rounds[rounds.length - n / 2];
+    return rounds[rounds.length - voters / 2];
   }
 
   /** A view is left: answers to rounds of it say nothing of the next. */
@@ -134,7 +184,9 @@ final class QuorumTracker {
   /** This replica starts a view as its primary with its log persisted up to persistedOp. */
   void startView(long persistedOp, long nowNs) {
     Arrays.fill(acked, 0);
-    acked[self] = persistedOp;
+    if (self >= 0) {
+      acked[self] = persistedOp;
+    }
     Arrays.fill(lastHeardNs, nowNs);
     Arrays.fill(roundAcked, 0);
   }

@@ -15,7 +15,6 @@ import io.choir.proto.Status;
  */
 final class ReadPath {
   private final CoreConfig config;
-  private final int n;
   private final ViewState views;
   private final ReplicaLog log;
   private final QuorumTracker quorum;
@@ -26,7 +25,6 @@ final class ReadPath {
   ReadPath(CoreConfig config, ViewState views, ReplicaLog log, QuorumTracker quorum, ReadIndex readIndex,
       Redirect redirect, Counters counters) {
     this.config = config;
-    this.n = config.replicaIds().size();
     this.views = views;
     this.log = log;
     this.quorum = quorum;
@@ -47,7 +45,7 @@ final class ReadPath {
       out.reply(event.connectionId(), redirect.notPrimary(request, nowNs));
       return;
     }
-    if (!sequential && n > 1 && quorum.live(nowNs) < config.quorum()) {
+    if (!sequential && views.members().voterCount() > 1 && quorum.live(nowNs) < views.members().quorum()) {
       out.reply(event.connectionId(), redirect.noQuorum(request, quorum.live(nowNs)));
       return;
     }
@@ -55,7 +53,7 @@ final class ReadPath {
     // arrival that f backups answer, which proves no newer view had formed (ReadIndex).
     long required = sequential ? request.getMinOp() : readIndex.linearizableOp(log.commitOp());
     long round = ReadIndex.NO_ROUND;
-    if (!sequential && n > 1) {
+    if (!sequential && views.members().voterCount() > 1) {
       round = readIndex.nextRound(quorum.round());
     }
     if (round == ReadIndex.NO_ROUND && log.appliedOp() >= required) {

@@ -30,6 +30,19 @@ public record RecoveredState(long view, long lastNormalView, boolean restarted, 
         unappliedLog.isEmpty() ? appliedOp + 1 : unappliedLog.get(0).getOp(), unappliedLog);
   }
 
+  /**
+   * This state in an epoch that starts at startView (DESIGN.md "Membership"): a replica restarted after
+   * applying an EpochChange but before it recorded the new view resumes in the switch's state, the
+   * epoch's first view with its log complete in it.
+   */
+  public RecoveredState inEpochFrom(long startView) {
+    if (view >= startView) {
+      return this;
+    }
+    return new RecoveredState(startView, startView, restarted, recovering, mustCatchUp, appliedOp, checksum, logFirstOp,
+        unappliedLog);
+  }
+
   /** A fresh replica with nothing on disk. */
   public static RecoveredState empty() {
     return new RecoveredState(0, 0, false, false, false, 0, 0, 1, List.of());

@@ -19,15 +19,15 @@ final class RecoveryProtocol {
   record Outcome(long view, RecoveryResponse fromPrimary) {}
 
   private final CoreConfig config;
-  private final int f;
+  private final Members members;
   private long nonce;
   private long lastSentNs = Long.MIN_VALUE / 2;
   private final Map<Integer, RecoveryResponse> responses = new HashMap<>();
   private final Map<Integer, Long> views = new HashMap<>();
 
-  RecoveryProtocol(CoreConfig config) {
+  RecoveryProtocol(CoreConfig config, Members members) {
     this.config = config;
-    this.f = config.replicaIds().size() / 2;
+    this.members = members;
   }
 
   /** Starts recovering with nonce (odd, from the seeded source: it tells this attempt's answers apart). */
@@ -53,11 +53,11 @@ final class RecoveryProtocol {
     responses.put(from, r);
     views.put(from, v);
     long maxView = views.values().stream().mapToLong(Long::longValue).max().orElse(0);
-    int primary = config.primaryOf(maxView);
+    int primary = members.primaryOf(maxView);
     RecoveryResponse fromPrimary = responses.get(primary);
     // VR 4.3: f+1 answers from other replicas with our nonce, one of them from the primary of the newest
     // view they name.
-    if (responses.size() < f + 1 || fromPrimary == null || !fromPrimary.getFromPrimary()
+    if (responses.size() < members.f() + 1 || fromPrimary == null || !fromPrimary.getFromPrimary()
         || views.get(primary) != maxView) {
       return Optional.empty();
     }

@@ -31,7 +31,7 @@ final class Redirect {
   Response notPrimary(Request request, long nowNs) {
     counters.notPrimary++;
     long view = views.view();
-    int primary = config.primaryOf(view);
+    int primary = views.members().primaryOf(view);
     Response.Builder b = Response.newBuilder().setRequestId(request.getRequestId()).setView(view);
     if (views.mode() == Mode.VIEW_CHANGE) {
       // The next primary is not known for sure yet: the client retries with backoff.
@@ -44,7 +44,7 @@ final class Redirect {
           .setError("replica " + self + " has not heard from replica " + primary + ", the primary of view "
               + view + ", for " + silentNs / 1_000_000 + " ms; a view change may follow").build();
     }
-    return b.setStatus(Status.NOT_PRIMARY).setPrimaryAddress(config.clientAddress(primary))
+    return b.setStatus(Status.NOT_PRIMARY).setPrimaryAddress(views.members().clientAddress(primary))
         .setError("replica " + self + " is a backup; the primary of view " + view + " is replica " + primary)
         .build();
   }
@@ -61,6 +61,6 @@ final class Redirect {
   Response noQuorum(Request request, int live) {
     counters.noQuorum++;
     return RequestValidator.refuse(request, Status.UNAVAILABLE, "no quorum: the primary has heard from " + live
-        + " of " + config.replicaIds().size() + " replicas (needs " + config.quorum() + ")");
+        + " of " + views.members().voterCount() + " voters (needs " + views.members().quorum() + ")");
   }
 }

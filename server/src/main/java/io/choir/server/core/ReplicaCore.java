@@ -1,6 +1,8 @@
 package io.choir.server.core;
 
 import io.choir.proto.Entry;
+import io.choir.proto.MemberRole;
+import io.choir.proto.MembershipInfo;
 import io.choir.proto.Prepare;
 import io.choir.proto.Response;
 import java.util.ArrayList;
@@ -70,8 +72,9 @@ public final class ReplicaCore {
   private final Resender resender;
   /** The one seeded source of the replica's randomness (GapRepair, ElectionTimeout, the recovery nonce). */
   private final SplittableRandom random;
-  private final int n;
   private final int self;
+  /** The current membership (epoch, voters, learners). */
+  private final Members members;
   private final ViewState views;
   /** In NORMAL mode as a backup: whether the log is complete in this view, or which op it must reach. */
   private final Completeness completeness;
@@ -103,33 +106,41 @@ public final class ReplicaCore {
   private final RecoveryPath recoveries;
   private final ClientRouter clients;
   private final PeerRouter peers;
+  private final MembershipPath memberships;
   private boolean started;
 
+  /** A replica of the bootstrap membership (epoch 1: the configured replicas, all voters). */
   public ReplicaCore(CoreConfig config, RecoveredState recovered) {
+    this(config, recovered, config.bootstrapMembership());
+  }
+
+  /** A replica whose durable state holds membership (its epoch's voters and learners). */
+  public ReplicaCore(CoreConfig config, RecoveredState recovered, Membership membership) {
     this.config = config;
     RequestValidator validator = new RequestValidator(config);
     this.checks = new PeerMessageChecks(config, validator);
-    this.resender = new Resender(config);
-    this.n = config.replicaIds().size();
     this.self = config.replicaId();
+    this.members = new Members(self, membership);
+    recovered = recovered.inEpochFrom(membership.startView());
+    this.resender = new Resender(config, members);
     this.random = new SplittableRandom(config.seed * 0x9E3779B97F4A7C15L + self);
-    this.views = new ViewState(config, recovered);
+    this.views = new ViewState(members, recovered);
     // Everything in the local log survived a restart, so it is durable here. A single replica is its
     // own majority: its durable log is committed. With more, what is committed beyond the applied
     // number is learned again from the primary (or, at the primary, from the acks).
-    this.log = new ReplicaLog(recovered, n == 1, config.retransmitRingEntries, config.retransmitRingBytes);
+    this.log = new ReplicaLog(recovered, members.voterCount() == 1 && members.selfVotes(), config.retransmitRingEntries, config.retransmitRingBytes);
     this.retention = new LogRetention(Math.min(recovered.logFirstOp(), log.appliedOp() + 1),
         config.logRetentionMinOps, config.logRetentionMaxOps);
     this.repair = new GapRepair(config, random, log.lastOp());
-    this.recovery = new RecoveryProtocol(config);
-    this.preVote = new PreVote(config);
+    this.recovery = new RecoveryProtocol(config, members);
+    this.preVote = new PreVote(config, members);
     this.fill = new LogFill(config);
     this.intake = new Intake(config);
     HeartbeatTimer heartbeats = new HeartbeatTimer(config.heartbeatIntervalNs);
     this.primaryWatch = new PrimaryWatch(config.quorumTimeoutNs);
     this.timeouts = new ElectionTimeout(config.quorumTimeoutNs, random);
     this.catchUp = new CatchUp(config.heartbeatIntervalNs * 4);
-    this.quorum = new QuorumTracker(config);
+    this.quorum = new QuorumTracker(config, members);
     this.quorum.selfPersisted(log.persistedOp());
     this.readIndex = new ReadIndex(config.maxQueuedRequests, config.readTimeoutNs, log.lastOp());
     if (views.mode() != Mode.NORMAL) {
@@ -156,9 +167,11 @@ public final class ReplicaCore {
     JoinViewPath joins = new JoinViewPath(config, views, log, completeness, viewChange, fill, preVote, resender,
         repair, primaryWatch, timeouts, writes, backups, counters);
     this.recoveries = new RecoveryPath(views, log, recovery, repair, completeness, primaryWatch, timeouts, backups);
-    this.clients = new ClientRouter(config, validator, views, reads, writes, counters);
+    this.memberships = new MembershipPath(config, views, log, completeness, quorum, resender, viewChanges, joins,
+        writes, backups, redirect, catchUp, counters);
+    this.clients = new ClientRouter(config, validator, views, reads, writes, memberships, counters);
     this.peers = new PeerRouter(config, views, checks, resender, quorum, log, fill, writes, reads, backups,
-        preVotes, viewChanges, joins, recoveries, counters);
+        preVotes, viewChanges, joins, recoveries, memberships, counters);
   }
 
   public boolean isPrimary() {
@@ -189,7 +202,7 @@ public final class ReplicaCore {
     } else if (event instanceof Event.Persisted p) {
       onPersisted(p, nowNs, out);
     } else if (event instanceof Event.Applied a) {
-      onApplied(a, out);
+      onApplied(a, nowNs, out);
     } else if (event instanceof Event.LastNormalViewPersisted l) {
       onLastNormalViewPersisted(l, nowNs, out);
     } else if (event instanceof Event.Peer p) {
@@ -198,6 +211,9 @@ public final class ReplicaCore {
       onTick(nowNs, out);
     } else if (event instanceof Event.StateInstalled s) {
       backups.onStateInstalled(s, nowNs, out);
+      if (s.membership() != null) {
+        memberships.installed(Membership.fromRecord(s.membership(), config.bootstrapMembership()), nowNs, out);
+      }
     } else if (event instanceof Event.StateTransferFailed) {
       // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
       out.tickBy(catchUp.failed(nowNs));
@@ -259,16 +275,23 @@ public final class ReplicaCore {
     }
   }
 
-  private void onApplied(Event.Applied event, Effects out) {
+  private void onApplied(Event.Applied event, long nowNs, Effects out) {
     if (event.op() <= log.appliedOp()) {
       return; // superseded by a state transfer
     }
     log.checkApplied(event.firstOp(), event.op(), event.replies().size());
+    List<Entry> configuration = new ArrayList<>();
     for (long op = event.firstOp(); op <= event.op(); op++) {
       Response reply = event.replies().get((int) (op - event.firstOp()));
       intake.applied(log.entry(op), reply, out);
+      if (Membership.isConfiguration(log.entry(op))) {
+        configuration.add(log.entry(op));
+      }
     }
     log.applied(event.firstOp(), event.op(), event.checksum());
+    for (Entry e : configuration) {
+      memberships.applied(e, nowNs, out); // in log order; nothing of the old epoch follows an EpochChange
+    }
     reads.releaseReads(out);
     maybeTruncate(out);
   }
@@ -302,6 +325,7 @@ public final class ReplicaCore {
       log.requestApply(out); // the recovered log after a restart
     }
     readIndex.expire(nowNs, log.appliedOp(), counters, out);
+    memberships.tick(nowNs, out); // a replica left behind by an epoch change
   }
 
   private void checkInvariants() {
@@ -328,6 +352,7 @@ public final class ReplicaCore {
     if (resender.records() > 4 * config.maxRetransmitEntriesPerNack || log.truncationsRemembered() > ReplicaLog.MAX_TRUNCATIONS_REMEMBERED) {
       return "resend records " + resender.records() + ", truncations " + log.truncationsRemembered();
     }
+    int n = members.ids().size();
     if (viewChange.size() > n || preVote.grants() > n
         || recovery.size() > n) {
       return "per-replica sets beyond " + n + " members";
@@ -371,6 +396,21 @@ public final class ReplicaCore {
 
   public int primaryId() {
     return views.primary();
+  }
+
+  /** The current membership (epoch, voters, learners, first view). */
+  public Membership membership() {
+    return members.current();
+  }
+
+  /** This replica's own role in its epoch: VOTER, LEARNER or RETIRED. */
+  public MemberRole memberRole() {
+    return memberships.selfRole();
+  }
+
+  /** The membership as ListMembers and status show it. */
+  public MembershipInfo membershipInfo() {
+    return memberships.info();
   }
 
   public long lastOp() {

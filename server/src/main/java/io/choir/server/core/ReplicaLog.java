@@ -46,6 +46,10 @@ final class ReplicaLog {
   private long appliedOp;
   private long checksum;
   private long epoch;
+  /** The op of the log's last configuration entry (AddLearner or EpochChange) held in memory; 0: none. */
+  private long lastConfigOp;
+  /** The op of the log's last EpochChange entry held in memory; 0: none. */
+  private long lastEpochChangeOp;
   /** {epoch, op}: the log was truncated after op when it left epoch (oldest first, bounded). */
   private final ArrayDeque<long[]> truncations = new ArrayDeque<>();
 
@@ -63,6 +67,7 @@ final class ReplicaLog {
     this.window = new LogWindow(appliedOp);
     for (Entry e : recovered.unappliedLog()) {
       window.append(e);
+      noteConfiguration(e);
     }
     this.lastOp = window.last();
     this.persistedOp = lastOp;
@@ -72,6 +77,37 @@ final class ReplicaLog {
 
   long lastOp() {
     return lastOp;
+  }
+
+  /**
+   * The op of the last configuration entry not yet applied (AddLearner or EpochChange, DESIGN.md
+   * "Membership"), or 0: while there is one, a membership change is in progress.
+   */
+  long pendingConfigOp() {
+    return lastConfigOp > appliedOp ? lastConfigOp : 0;
+  }
+
+  /** The op of an EpochChange not yet applied, or 0: while there is one, no op may follow it in this epoch. */
+  long pendingEpochChangeOp() {
+    return lastEpochChangeOp > appliedOp ? lastEpochChangeOp : 0;
+  }
+
+  private void noteConfiguration(Entry e) {
+    if (Membership.isConfiguration(e)) {
+      lastConfigOp = e.getOp();
+      if (e.getCommandCase() == Entry.CommandCase.EPOCH_CHANGE) {
+        lastEpochChangeOp = e.getOp();
+      }
+    }
+  }
+
+  /** After a truncation to op: the last configuration entries at or below it, from what memory holds. */
+  private void rescanConfiguration(long op) {
+    lastConfigOp = 0;
+    lastEpochChangeOp = 0;
+    for (long o = window.base() + 1; o <= Math.min(op, window.last()); o++) {
+      noteConfiguration(window.get(o));
+    }
   }
 
   long verifiedOp() {
@@ -125,6 +161,7 @@ final class ReplicaLog {
   /** The primary logs its own new entry e (op lastOp + 1); its batch goes to storage later. */
   void appendOwn(Entry e) {
     window.append(e);
+    noteConfiguration(e);
     lastOp = e.getOp();
     verifiedOp = lastOp;
   }
@@ -146,6 +183,7 @@ final class ReplicaLog {
       how = Placed.REPLACED;
     }
     window.append(e);
+    noteConfiguration(e);
     lastOp = e.getOp();
     verifiedOp = lastOp;
     out.persist(e);
@@ -164,6 +202,9 @@ final class ReplicaLog {
       throw new IllegalStateException("truncating to " + op + " below what was sent to apply (" + applyRequestedOp + ")");
     }
     window.truncateAfter(op);
+    if (lastConfigOp > op) {
+      rescanConfiguration(op);
+    }
     lastOp = op;
     verifiedOp = Math.min(verifiedOp, op);
     persistedOp = Math.min(persistedOp, op);
@@ -274,10 +315,15 @@ final class ReplicaLog {
     lastOp = op;
     verifiedOp = op;
     persistedOp = op;
-    commitOp = Math.max(commitOp, op);
+    // The log holds nothing above op now, so neither does what counts as committed here. Only a lying
+    // member brings a snapshot older than a known commit (a laggard's fetch from a later epoch): the
+    // rest is learned again.
+    commitOp = op;
     noteTruncation(0);
     window = new LogWindow(op);
     ringBytes = 0;
+    lastConfigOp = 0;
+    lastEpochChangeOp = 0;
   }
 
   /**

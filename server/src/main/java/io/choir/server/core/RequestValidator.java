@@ -3,6 +3,7 @@ package io.choir.server.core;
 import com.google.protobuf.ByteString;
 import io.choir.proto.BatchOp;
 import io.choir.proto.CompareAndSet;
+import io.choir.proto.MemberChange;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -39,6 +40,8 @@ final class RequestValidator {
       case STATUS -> null;
       case REGISTER_SESSION, CLOSE_SESSION -> request.getClientId() == 0
           ? refuse(request, Status.INVALID, "a session needs a non-zero client_id") : null;
+      case MEMBER_CHANGE -> memberChange(request);
+      case LIST_MEMBERS -> null;
       case OP_NOT_SET -> refuse(request, Status.INVALID, "request has no operation (or an unknown one)");
     };
   }
@@ -88,6 +91,28 @@ final class RequestValidator {
         return refuse(request, Status.INVALID,
             what + ": no expectation (expected_value, expected_version or expect_absent)");
     }
+  }
+
+  /** The longest address (host:port) a membership change may carry. */
+  static final int MAX_ADDRESS_CHARS = 255;
+
+  /** The form of a membership change (what it asks of the membership is the primary's to check). */
+  private Response memberChange(Request request) {
+    MemberChange c = request.getMemberChange();
+    if (c.getId() <= 0) {
+      return refuse(request, Status.INVALID, "member change: id " + c.getId() + " out of range");
+    }
+    if (c.getClientAddress().length() > MAX_ADDRESS_CHARS || c.getPeerAddress().length() > MAX_ADDRESS_CHARS) {
+      return refuse(request, Status.INVALID, "member change: an address longer than " + MAX_ADDRESS_CHARS);
+    }
+    return switch (c.getKind()) {
+      case ADD_LEARNER -> c.getClientAddress().isEmpty() || c.getPeerAddress().isEmpty()
+          ? refuse(request, Status.INVALID, "add: the new member needs a client and a peer address") : null;
+      case PROMOTE, REMOVE -> null;
+      case REPLACE -> c.getReplacedId() <= 0 || c.getReplacedId() == c.getId()
+          ? refuse(request, Status.INVALID, "replace: replaced_id must name another member") : null;
+      case KIND_UNKNOWN, UNRECOGNIZED -> refuse(request, Status.INVALID, "member change without a kind");
+    };
   }
 
   private Response scan(Request request) {

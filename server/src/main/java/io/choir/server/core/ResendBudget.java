@@ -37,13 +37,13 @@ final class ResendBudget {
 
   private final long bytesPerSec;
   private final long capacity;
-  private final long[] tokens;
-  private final long[] refilledAtNs;
+  private long[] tokens;
+  private long[] refilledAtNs;
   /** The op each replica last acknowledged to us in this view (its latest word, which may go down). */
-  private final long[] acknowledged;
+  private long[] acknowledged;
   private final int amplification;
   private final long creditCap;
-  private final long[] credit;
+  private long[] credit;
 
   /** bytesPerSec <= 0: no byte budget (only the first two rules). */
   ResendBudget(int replicas, long bytesPerSec) {
@@ -65,6 +65,28 @@ final class ResendBudget {
     this.acknowledged = new long[replicas];
     Arrays.fill(tokens, capacity);
     Arrays.fill(refilledAtNs, Long.MIN_VALUE);
+  }
+
+  /**
+   * The members changed: position i of the new layout is what position oldIndex[i] held (-1: a new
+   * member, with a full bucket, no credit and nothing acknowledged).
+   */
+  void remap(int[] oldIndex) {
+    long[] t = new long[oldIndex.length];
+    long[] r = new long[oldIndex.length];
+    long[] a = new long[oldIndex.length];
+    long[] c = new long[oldIndex.length];
+    for (int i = 0; i < oldIndex.length; i++) {
+      int o = oldIndex[i];
+      t[i] = o < 0 ? capacity : tokens[o];
+      r[i] = o < 0 ? Long.MIN_VALUE : refilledAtNs[o];
+      a[i] = o < 0 ? 0 : acknowledged[o];
+      c[i] = o < 0 ? 0 : credit[o];
+    }
+    tokens = t;
+    refilledAtNs = r;
+    acknowledged = a;
+    credit = c;
   }
 
   /** Whether datagram resends are limited by credit earned (a cluster without a key). */

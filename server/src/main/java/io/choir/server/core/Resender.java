@@ -27,9 +27,9 @@ final class Resender {
   private final ResendBudget budgets;
   private final ResendTracker resends;
 
-  Resender(CoreConfig config) {
+  Resender(CoreConfig config, Members members) {
     this.config = config;
-    this.budgets = new ResendBudget(config.replicaIds().size(), config.resendBytesPerPeerPerSec,
+    this.budgets = new ResendBudget(members.ids().size(), config.resendBytesPerPeerPerSec,
         config.resendAmplificationLimit,
         // Credit for two padded NACKs' answers: enough that asking is never slower than one round trip
         // per answer, and little enough that what a member earned before it went away buys a forger
@@ -57,6 +57,15 @@ final class Resender {
   /** True on a cluster without a key: answers are limited by the credit the asker earned. */
   boolean limited() {
     return budgets.limited();
+  }
+
+  /** The members changed from oldIds to newIds (Members positions): each asker keeps its budget. */
+  void membersChanged(List<Integer> oldIds, List<Integer> newIds) {
+    int[] oldIndex = new int[newIds.size()];
+    for (int i = 0; i < newIds.size(); i++) {
+      oldIndex[i] = oldIds.indexOf(newIds.get(i));
+    }
+    budgets.remap(oldIndex);
   }
 
   /** Resend records kept (bounded). */

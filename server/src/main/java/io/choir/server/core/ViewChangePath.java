@@ -26,7 +26,6 @@ import java.util.List;
 final class ViewChangePath {
   private final CoreConfig config;
   private final int self;
-  private final int f;
   private final ViewState views;
   private final ReplicaLog log;
   private final Completeness completeness;
@@ -52,7 +51,6 @@ final class ViewChangePath {
       Counters counters) {
     this.config = config;
     this.self = config.replicaId();
-    this.f = config.replicaIds().size() / 2;
     this.views = views;
     this.log = log;
     this.completeness = completeness;
@@ -76,6 +74,9 @@ final class ViewChangePath {
   void startViewChange(long newView, long nowNs, Effects out) {
     if (newView <= views.view() && views.mode() == Mode.VIEW_CHANGE) {
       return;
+    }
+    if (!views.members().selfVotes() || Membership.epochOfView(newView) != views.members().epoch()) {
+      return; // a learner or a retired replica follows views, it never starts one; views stay in their epoch
     }
     preVote.clear();
     writes.stepDown(newView, nowNs, out);
@@ -127,7 +128,7 @@ final class ViewChangePath {
   }
 
   private void maybeSendDoViewChange(long nowNs, Effects out) {
-    if (!viewChange.readyForDoViewChange(f)) {
+    if (!viewChange.readyForDoViewChange(views.members().f())) {
       return;
     }
     int newPrimary = views.primary();
@@ -169,7 +170,7 @@ final class ViewChangePath {
    * (large ones travel over the peer TCP connection), placing each in order as it arrives.
    */
   private void maybeFinishViewChange(long nowNs, Effects out) {
-    ViewChange.Choice choice = views.mode() == Mode.VIEW_CHANGE ? viewChange.choose(self, config.quorum()) : null;
+    ViewChange.Choice choice = views.mode() == Mode.VIEW_CHANGE ? viewChange.choose(self, views.members().quorum()) : null;
     if (choice == null) {
       return;
     }
@@ -298,6 +299,29 @@ final class ViewChangePath {
     out.send(Effects.MULTICAST, views.view(), MessageType.START_VIEW, startView());
     writes.noteMulticast(nowNs);
     viewChange.clearChosen();
+  }
+
+  /**
+   * The switch to a new epoch left this replica the primary of its first view, with the log every
+   * member that switches holds (DESIGN.md "Membership"): normal at once, no view change; START_VIEW
+   * tells the members that have switched (or will) where the log ends.
+   */
+  void startEpochAsPrimary(long nowNs, Effects out) {
+    preVote.clear();
+    completeness.complete();
+    log.verifyAll();
+    readIndex.newFloor(log.lastOp());
+    fill.stop();
+    viewChange.forget();
+    views.countViewChange(nowNs);
+    quorum.startView(log.persistedOp(), nowNs);
+    resender.newView();
+    repair.becamePrimary(log.lastOp());
+    intake.startView();
+    views.persistView(out);
+    views.persistLastNormalView(out);
+    out.send(Effects.MULTICAST, views.view(), MessageType.START_VIEW, startView());
+    writes.noteMulticast(nowNs);
   }
 
   /**

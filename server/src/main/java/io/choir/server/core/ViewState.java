@@ -12,7 +12,7 @@ import java.util.OptionalLong;
  * places where a replica moves between views read as the protocol's steps.
  */
 final class ViewState {
-  private final CoreConfig config;
+  private final Members members;
   private final int self;
   private long view;
   private Mode mode;
@@ -40,15 +40,15 @@ final class ViewState {
   /** When the last counted view change completed (the step clock); empty before the first. */
   private OptionalLong lastViewChangeNs = OptionalLong.empty();
 
-  ViewState(CoreConfig config, RecoveredState recovered) {
-    this.config = config;
-    this.self = config.replicaId();
-    int n = config.replicaIds().size();
+  ViewState(Members members, RecoveredState recovered) {
+    this.members = members;
+    this.self = members.self();
+    int n = members.voterCount();
     this.view = recovered.view();
     this.lastNormalView = Math.min(recovered.lastNormalView(), recovered.view());
     this.mode = recovered.recovering() && n > 1 ? Mode.RECOVERING : Mode.NORMAL;
     if (mode == Mode.NORMAL && n > 1 && recovered.restarted()
-        && (lastNormalView < view || config.primaryOf(view) == self)) {
+        && (lastNormalView < view || members.primaryOf(view) == self)) {
       // Restarted in the middle of a view change, or before its log was complete in this view: entries
       // above its commit may be from an abandoned view. It rejoins as in a view change, and adopts the
       // view (dropping those entries) when it hears from that view's primary.
@@ -73,6 +73,11 @@ final class ViewState {
     }
   }
 
+  /** The current membership (epoch, voters, learners): who leads, votes and counts. */
+  Members members() {
+    return members;
+  }
+
   long view() {
     return view;
   }
@@ -94,21 +99,21 @@ final class ViewState {
   }
 
   boolean isPrimary() {
-    return mode == Mode.NORMAL && config.primaryOf(view) == self;
+    return mode == Mode.NORMAL && members.primaryOf(view) == self;
   }
 
   boolean isBackup() {
-    return mode == Mode.NORMAL && config.primaryOf(view) != self;
+    return mode == Mode.NORMAL && members.primaryOf(view) != self;
   }
 
   /** The primary of the current view (in a view change: the new primary). */
   int primary() {
-    return config.primaryOf(view);
+    return members.primaryOf(view);
   }
 
   /** True when this view's primary is this replica (NORMAL or not). */
   boolean leadsView() {
-    return config.primaryOf(view) == self;
+    return members.primaryOf(view) == self;
   }
 
   /** True when storage has recorded the current last normal view: only then do acks and own copies count. */
@@ -165,6 +170,17 @@ final class ViewState {
     mode = Mode.NORMAL;
     lastNormalView = 0;
     mustCatchUp = true;
+  }
+
+  /**
+   * A committed EpochChange was applied (DESIGN.md "Membership"): the new epoch's first view, status
+   * normal, its log complete in it (every member that switches holds the same log through the entry).
+   */
+  void enterEpoch(long startView) {
+    view = startView;
+    mode = Mode.NORMAL;
+    lastNormalView = startView;
+    restartLimbo = false;
   }
 
   /** Counts the completion of a view change into this view, once per view (not a rejoin of the same). */

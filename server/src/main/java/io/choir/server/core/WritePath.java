@@ -39,7 +39,6 @@ import java.util.List;
 final class WritePath {
   private final CoreConfig config;
   private final int self;
-  private final int n;
   private final ViewState views;
   private final ReplicaLog log;
   private final LogRetention retention;
@@ -58,7 +57,6 @@ final class WritePath {
       CatchUp catchUp, ReplicatedClock clock, Redirect redirect, Counters counters) {
     this.config = config;
     this.self = config.replicaId();
-    this.n = config.replicaIds().size();
     this.views = views;
     this.log = log;
     this.retention = retention;
@@ -85,15 +83,48 @@ final class WritePath {
       return;
     }
     int live = quorum.live(nowNs);
-    if (live < config.quorum()) {
+    if (live < views.members().quorum()) {
       out.reply(event.connectionId(), redirect.noQuorum(request, live));
       return;
     }
-    if (intake.mustQueue(log.lastOp() - log.commitOp())) {
+    if (intake.mustQueue(log.lastOp() - log.commitOp()) || log.pendingEpochChangeOp() != 0) {
+      // An EpochChange in the log: no op may follow it in this epoch, so the write waits for the switch
+      // (DESIGN.md "Membership") and is then served, or redirected, in the new epoch.
       intake.queue(event, counters, out);
       return;
     }
     admit(event, nowNs, out);
+  }
+
+  /**
+   * Appends a configuration entry (AddLearner or EpochChange) for a member change the caller checked;
+   * the client is answered once it is applied (Intake), or told that the outcome is unknown.
+   */
+  void admitConfiguration(Event.ClientRequest event, Entry.Builder command, long nowNs, Effects out) {
+    if (intake.joinInFlight(event)) {
+      counters.duplicates++;
+      return;
+    }
+    int live = quorum.live(nowNs);
+    if (live < views.members().quorum()) {
+      out.reply(event.connectionId(), redirect.noQuorum(event.request(), live));
+      return;
+    }
+    Request request = event.request();
+    Entry entry = command.setOp(log.lastOp() + 1).setView(views.view()).setClientId(request.getClientId())
+        .setRequestId(request.getRequestId()).setFirstIncomplete(request.getFirstIncomplete())
+        .setTimeMs(clock.nowMs(nowNs)).build();
+    if (intake.batchFull(entry.getSerializedSize())) {
+      flushBatch(nowNs, out);
+    }
+    log.appendOwn(entry);
+    intake.admitted(entry, entry.getSerializedSize(), event);
+    flushBatch(nowNs, out);
+  }
+
+  /** The switch to a new epoch left this replica the primary: queued writes go on in the new epoch. */
+  void resumeAfterSwitch(long nowNs, Effects out) {
+    admitQueued(nowNs, out);
   }
 
   private void admit(Event.ClientRequest event, long nowNs, Effects out) {
@@ -122,7 +153,7 @@ final class WritePath {
     List<Entry> batch = intake.takeBatch();
     out.persistAll(batch);
     counters.batches++;
-    if (n > 1) {
+    if (views.members().ids().size() > 1) {
       sendPrepares(Effects.MULTICAST, batch, nowNs, out);
     }
   }
@@ -172,7 +203,14 @@ final class WritePath {
         intake.committed(log.entry(op).getSerializedSize());
       }
     }
+    boolean endsEpoch = views.isPrimary() && log.pendingEpochChangeOp() != 0 && log.pendingEpochChangeOp() <= newCommit;
     log.commitUpTo(newCommit);
+    if (endsEpoch) {
+      // The epoch's last op committed: tell the backups at once, in this epoch's view, so that they switch
+      // with us rather than hear of the next epoch first.
+      out.send(Effects.MULTICAST, views.view(), MessageType.HEARTBEAT, heartbeat());
+      counters.heartbeatsSent++;
+    }
     if (!catchUp.pending()) {
       log.requestApply(out);
     }
@@ -182,6 +220,9 @@ final class WritePath {
   }
 
   private void admitQueued(long nowNs, Effects out) {
+    if (log.pendingEpochChangeOp() != 0) {
+      return; // they wait for the switch to the new epoch
+    }
     for (Event.ClientRequest next = intake.nextQueued(log.lastOp() - log.commitOp()); next != null;
         next = intake.nextQueued(log.lastOp() - log.commitOp())) {
       if (!intake.joinInFlight(next)) {
@@ -202,7 +243,7 @@ final class WritePath {
   /** Answers a NACK with what the resend budget allows (Resender), and tells an asker below the log where it starts. */
   void onNack(int from, Nack nack, long nowNs, Effects out) {
     counters.nacksReceived++;
-    Resender.Answer a = resender.answer(from, quorum.indexOf(from), nack, nowNs, views.isPrimary(),
+    Resender.Answer a = resender.answer(from, views.members().indexOf(from), nack, nowNs, views.isPrimary(),
         retention.firstOp(), log, views.view(), counters, out);
     if (a == null) {
       return;
@@ -233,18 +274,22 @@ final class WritePath {
    * same request id, so nothing executes twice), queued writes and batched entries are dropped.
    */
   void stepDown(long newView, long nowNs, Effects out) {
-    boolean wasPrimary = views.isPrimary();
+    stepDown(newView, views.isPrimary(), nowNs, out);
+  }
+
+  /** As {@link #stepDown(long, long, Effects)}, saying whether this replica was the primary (an epoch switch). */
+  void stepDown(long newView, boolean wasPrimary, long nowNs, Effects out) {
     if (wasPrimary) {
       // The waiters' entries are in the log and were multicast: they may still commit in the new view,
       // so their answer must say the outcome is unknown (a retry with the same request id learns it).
       Response.Builder unknown = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setPrimaryAddress(views.members().clientAddress(views.members().primaryOf(newView))).setView(newView)
           .setOutcomeUnknown(true)
           .setError("replica " + self + " is no longer the primary (view " + newView + "); the request was"
               + " logged and may still commit: retry it to learn its outcome");
       // Queued writes were never logged: they certainly did not execute.
       Response.Builder hint = Response.newBuilder().setStatus(Status.NOT_PRIMARY)
-          .setPrimaryAddress(config.clientAddress(config.primaryOf(newView))).setView(newView)
+          .setPrimaryAddress(views.members().clientAddress(views.members().primaryOf(newView))).setView(newView)
           .setError("replica " + self + " is no longer the primary (view " + newView + ")");
       intake.answerAll(unknown, hint, out);
       if (intake.hasBatch()) {
@@ -253,7 +298,7 @@ final class WritePath {
     }
     intake.clear(out);
     readIndex.leaveView("replica " + self + " left view " + views.view(),
-        config.clientAddress(config.primaryOf(newView)), out);
+        views.members().clientAddress(views.members().primaryOf(newView)), out);
     quorum.forgetRounds();
   }
 
@@ -272,14 +317,14 @@ final class WritePath {
     if (!intake.logWriteUnderWay(log.persistedOp())) {
       flushBatch(nowNs, out);
     }
-    if (n > 1 && quorum.live(nowNs) < config.quorum()) {
+    if (views.members().voterCount() > 1 && quorum.live(nowNs) < views.members().quorum()) {
       // CheckQuorum: a primary that has heard from fewer than f backups for the election timeout goes
       // quiet (it already refuses writes and reads). Its heartbeats would keep backups that hear it
       // from electing a primary that can reach a majority (it may be deaf, or alone); it speaks again
       // once it hears from f backups (any message of theirs, a pre-vote included).
       return;
     }
-    if (n > 1) {
+    if (views.members().ids().size() > 1) {
       // Idle for an interval, news of the commit number (HeartbeatTimer), or reads waiting for a round.
       if (heartbeats.due(nowNs, log.commitOp()) || readIndex.roundWanted()) {
         quorum.nextRound();

@@ -11,6 +11,8 @@ import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.storage.Storage;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * EffectExecutor is the replica loop's logic without its thread: it owns the {@link ReplicaCore} and
@@ -88,6 +90,8 @@ public final class EffectExecutor {
   /** Every port the executor talks to. */
   public record Ports(ViewStore views, StoragePort storage, PeerPort peers, ResendPort resends,
       StateTransferPort stateTransfers, ReadPort reads, ClientPort clients) {}
+
+  private static final Logger log = LoggerFactory.getLogger(EffectExecutor.class);
 
   private final ReplicaCore core;
   private final Ports ports;
@@ -191,6 +195,13 @@ public final class EffectExecutor {
     @Override
     public void pauseIntake(Effects.PauseIntake e) {
       ports.clients().pauseIntake(e.paused());
+    }
+
+    @Override
+    public void peersChanged(Effects.PeersChanged e) {
+      log.atInfo().addKeyValue("epoch", e.membership().epoch()).addKeyValue("voters", e.membership().voterIds())
+          .addKeyValue("members", e.membership().memberIds()).log("membership changed: peers follow");
+      // TODO(peer directory): ports.peers().membersChanged(e.membership()) once the transport keeps one.
     }
   }
 

@@ -32,6 +32,7 @@ import io.choir.server.config.CoreSettings;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.TestSettings;
 import io.choir.server.core.CoreConfig;
+import io.choir.server.core.Membership;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.net.ClientConnections;
@@ -116,7 +117,14 @@ public final class ReplicaServer implements AutoCloseable {
           config.get(REPLICAS).size() > 1);
       // A real replica needs no replay, so its seed is the clock; the simulator seeds its own.
       CoreConfig coreConfig = CoreSettings.coreConfig(config, System.nanoTime() ^ config.get(REPLICA_ID));
-      this.core = new ReplicaCore(coreConfig, recovered);
+      // The membership comes from the replica's own state once it has applied a change (DESIGN.md
+      // "Membership"); the configured replicas are then only a seed of addresses.
+      Membership membership = Membership.fromRecord(stateMachine.membership(), coreConfig.bootstrapMembership());
+      if (membership.epoch() > 1 && !membership.voterIds().equals(coreConfig.replicaIds())) {
+        log.atWarn().addKeyValue("epoch", membership.epoch()).addKeyValue("voters", membership.voterIds())
+            .addKeyValue("configured", coreConfig.replicaIds()).log("the configured replicas differ from the membership");
+      }
+      this.core = new ReplicaCore(coreConfig, recovered, membership);
       this.readsRefused = metrics.counter("choir.reads.refused");
       AtomicInteger readThreadIds = new AtomicInteger();
       this.readPool = new ThreadPoolExecutor(config.get(READ_THREADS), config.get(READ_THREADS), 0,

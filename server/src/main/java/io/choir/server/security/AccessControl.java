@@ -296,6 +296,10 @@ public final class AccessControl {
           + "' has no read-write permission, so it may not open or close a session (writes need one)", -1);
       case STATUS -> identity == NOBODY ? new Denial("this connection's identity is not in the access file"
           + " (no known certificate, no token), so it may not ask for status", -1) : null;
+      // A membership change: read-write on every key (the prefix ""), as an operator's identity has.
+      case MEMBER_CHANGE -> need(identity, ByteString.EMPTY, Access.READWRITE, "member change", -1);
+      case LIST_MEMBERS -> identity == NOBODY ? new Denial("this connection's identity is not in the access file"
+          + " (no known certificate, no token), so it may not list the members", -1) : null;
       // No op: not ours to judge; the core answers INVALID.
       case OP_NOT_SET -> null;
     };

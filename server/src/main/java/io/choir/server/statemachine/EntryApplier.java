@@ -15,7 +15,7 @@ import java.util.List;
  * WriteSet} that records them: for each entry, in order, the session expiry by its time, the session
  * rules ({@link ClientSessions}), the data command ({@link Commands}, over an {@link Overlay} of the
  * call's changes) and the next link of the {@link ChecksumChain}; then the data changes, the applied
- * number, the checksum and the changed client table rows. It writes nothing itself: the state
+ * number, the checksum, the changed client table rows and the membership row ({@link MembershipRow}). It writes nothing itself: the state
  * machine writes the set and only then publishes the new applied state.
  *
  * <p>Apply thread only. It changes the client table in place; a caller whose write fails reloads it.
@@ -29,11 +29,13 @@ final class EntryApplier {
 
   private final StateStore storage;
   private final ClientSessions sessions;
+  private final MembershipRow membership;
   private final ChecksumChain checksums = new ChecksumChain();
 
-  EntryApplier(StateStore storage, ClientSessions sessions) {
+  EntryApplier(StateStore storage, ClientSessions sessions, MembershipRow membership) {
     this.storage = storage;
     this.sessions = sessions;
+    this.membership = membership;
   }
 
   /**
@@ -57,6 +59,7 @@ final class EntryApplier {
     set.putMeta(APPLIED, Bytes.longToBytes(applied));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
     sessions.writeTo(set);
+    membership.writeTo(set);
     return new Applied(replies, set, applied, checksum);
   }
 
@@ -69,6 +72,9 @@ final class EntryApplier {
       }
       case CLOSE_SESSION -> {
         return sessions.close(entry);
+      }
+      case ADD_LEARNER, EPOCH_CHANGE -> {
+        return membership.apply(entry); // no session: the primary writes them, once each
       }
       default -> {
         if (entry.getClientId() == 0) {

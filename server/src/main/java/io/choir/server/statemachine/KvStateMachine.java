@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.Entry;
 import io.choir.proto.KeyValue;
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.server.storage.Bytes;
@@ -48,7 +49,7 @@ import java.util.List;
  * </ul>
  *
  * <p>Storage: the data space holds the keys; meta holds {@link #APPLIED_KEY}, {@link #CHECKSUM_KEY}
- * and the client table, one header row per session and one row per saved reply, so that an apply
+ * the membership row ({@link MembershipRow}) and the client table, one header row per session and one row per saved reply, so that an apply
  * writes the replies it adds and the small headers it changes, never a session's whole history (see
  * {@link ClientSessions} and {@link ClientRows}). {@link #clientTable} is the one reader that
  * assembles self-contained ClientRecords for a state transfer.
@@ -74,6 +75,7 @@ public final class KvStateMachine {
 
   private static final byte[] APPLIED = MetaKeys.bytes(MetaKeys.APPLIED);
   private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
+  private static final byte[] MEMBERSHIP = MetaKeys.bytes(MetaKeys.MEMBERSHIP);
 
   /** AppliedState is the applied op number and the checksum at it, read together. */
   public record AppliedState(long applied, long checksum) {}
@@ -83,6 +85,7 @@ public final class KvStateMachine {
   private final EntryApplier applier;
   private final SnapshotInstall install;
   private final Reads reads;
+  private final MembershipRow membership = new MembershipRow();
 
   private volatile AppliedState state = new AppliedState(0, 0);
   /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
@@ -120,7 +123,7 @@ public final class KvStateMachine {
     }
     this.storage = storage;
     this.sessions = new ClientSessions(maxClientSessions, defaultSessionTimeoutMs, maxRepliesPerClient);
-    this.applier = new EntryApplier(storage, sessions);
+    this.applier = new EntryApplier(storage, sessions, membership);
     this.install = new SnapshotInstall(storage);
     this.reads = new Reads(storage, install, this::applied);
   }
@@ -141,6 +144,7 @@ public final class KvStateMachine {
     install.wipeIfInterrupted();
     byte[] applied = storage.getMeta(APPLIED);
     byte[] checksum = storage.getMeta(CHECKSUM);
+    membership.load(storage.getMeta(MEMBERSHIP));
     WriteSet rewrite = sessions.load(storage.scanMeta(ClientRows.PREFIX));
     if (!rewrite.isEmpty()) {
       storage.write(rewrite, true); // rows of the layout before explicit sessions, in this one
@@ -189,8 +193,41 @@ public final class KvStateMachine {
    *     client id is 0 or a record holds two replies of one request
    */
   public void installSnapshot(long op, long checksum, List<ClientRecord> clients) {
-    install.finish(op, checksum, clients);
+    installSnapshot(op, checksum, clients, null);
+  }
+
+  /**
+   * Like {@link #installSnapshot(long, long, List)}, with the snapshot's membership row written in the
+   * same synced WriteSet (epoch 0: the bootstrap membership, the row is removed; null: none was sent,
+   * the row is kept).
+   */
+  public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord members) {
+    install.finish(op, checksum, clients, members);
     load();
+  }
+
+  /**
+   * Writes the membership row that a state transfer brought beside its snapshot (apply thread, right
+   * after installSnapshot): the snapshot's row (epoch 0: the bootstrap membership), synced.
+   */
+  public void installMembership(MembershipRecord record) {
+    WriteSet set = new WriteSet();
+    MembershipRow.install(record, set);
+    storage.write(set, true);
+    membership.load(storage.getMeta(MEMBERSHIP));
+  }
+
+  /**
+   * The membership after the last applied configuration entry (epoch 0: none applied, the bootstrap
+   * membership of the configuration), as of the last written apply or load (any thread).
+   */
+  public MembershipRecord membership() {
+    return membership.current();
+  }
+
+  /** The membership row of snapshot (epoch 0: the bootstrap membership): what a state transfer sends. */
+  public static MembershipRecord membership(StorageSnapshot snapshot) {
+    return MembershipRow.parse(snapshot.getMeta(MEMBERSHIP));
   }
 
   /** True from {@link #beginInstall} until the install is finished or wiped (any thread). */
@@ -316,9 +353,15 @@ public final class KvStateMachine {
     }
     needsLoad = true; // until the WriteSet is written: the table is changed in place meanwhile
     EntryApplier.Applied done = applier.apply(start.checksum(), entries, entryBytes);
-    storage.write(done.set(), sync);
+    try {
+      storage.write(done.set(), sync);
+    } catch (RuntimeException e) {
+      membership.abandon();
+      throw e;
+    }
 
     sessions.committed();
+    membership.committed();
     // Last: readers see applied only after the data.
     state = new AppliedState(done.applied(), done.checksum());
     needsLoad = false;

@@ -2,6 +2,7 @@ package io.choir.server.statemachine;
 
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.MembershipRecord;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.Storage;
@@ -98,6 +99,11 @@ final class SnapshotInstall {
    *     client id is 0 or a record holds two replies of one request
    */
   void finish(long op, long checksum, List<ClientRecord> clients) {
+    finish(op, checksum, clients, null);
+  }
+
+  /** Like {@link #finish(long, long, List)}, and writes the snapshot's membership row (null: keeps this replica's). */
+  void finish(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership) {
     if (op < 1) {
       throw new IllegalArgumentException("a snapshot is taken at op 1 or above: " + op);
     }
@@ -122,6 +128,7 @@ final class SnapshotInstall {
     }
     set.putMeta(APPLIED, Bytes.longToBytes(op));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
+    MembershipRow.install(membership, set);
     set.deleteMeta(INSTALLING);
     storage.write(set, true);
   }

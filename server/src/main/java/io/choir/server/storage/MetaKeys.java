@@ -45,6 +45,15 @@ public final class MetaKeys {
    */
   public static final String DATAGRAM_EPOCH = "datagram_epoch";
 
+  /**
+   * Meta key of the membership row (a serialized MembershipRecord; absent: the bootstrap membership,
+   * epoch 1 with the configured replicas): written by the apply of each configuration entry in that
+   * entry's WriteSet, and by a finished install with the snapshot's row. {@link Storage#beginInstall()}
+   * keeps it (a replica emptied by an interrupted install still knows the last membership it applied,
+   * which names whom to catch up from), so it is not among the rows an install clears.
+   */
+  public static final String MEMBERSHIP = "membership";
+
   private MetaKeys() {}
 
   /** The key as stored: its US-ASCII bytes (a new array each call, so callers may keep it). */

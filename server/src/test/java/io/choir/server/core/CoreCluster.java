@@ -1,6 +1,7 @@
 package io.choir.server.core;
 
 import io.choir.proto.Entry;
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.MessageType;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -9,6 +10,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiPredicate;
 import java.util.function.IntFunction;
 import java.util.function.Predicate;
 
@@ -21,12 +23,20 @@ import java.util.function.Predicate;
  */
 final class CoreCluster {
   final int n;
+  private final IntFunction<CoreConfig> config;
   final ReplicaCore[] cores;
   /** Each replica's log as it told storage to persist it (for resends from the log). */
   private final List<Map<Long, Entry>> logs = new ArrayList<>();
   private final ArrayDeque<Runnable> pending = new ArrayDeque<>();
   /** Drops a send when true (from, send). */
   Predicate<Effects.Send> drop = s -> false;
+  /** Drops a send when true (sender, send). */
+  BiPredicate<Integer, Effects.Send> dropSent = (from, s) -> false;
+  /**
+   * Whether a FetchState is served: the source's applied op and membership are installed at the asker
+   * (checksum: the op, as applies report it); off, a fetch never finishes.
+   */
+  boolean serveStateTransfers;
   /** A replica cut off from the others (0: none): nothing it sends or is sent gets through. */
   int dropFrom;
   long now;
@@ -43,6 +53,7 @@ final class CoreCluster {
 
   CoreCluster(int n, IntFunction<CoreConfig> config) {
     this.n = n;
+    this.config = config;
     cores = new ReplicaCore[n + 1];
     prepareBytesSent = new long[n + 1][n + 1];
     prepareWireBytesSent = new long[n + 1][n + 1];
@@ -148,6 +159,19 @@ final class CoreCluster {
         send(id, new Effects.Send(r.to(), r.view(), MessageType.PREPARE, p.setCommit(r.commit()).build()));
       }
     }
+    if (serveStateTransfers && out.stateTransferFrom().isPresent()) {
+      ReplicaCore source = cores[out.stateTransferFrom().getAsInt()];
+      long op = source.appliedOp();
+      MembershipRecord row = source.membership().toRecord(0);
+      pending.add(() -> {
+        if (op > cores[id].appliedOp() && dropFrom != id && dropFrom != out.stateTransferFrom().getAsInt()) {
+          log.clear();
+          stepOnly(id, new Event.StateInstalled(op, op, row));
+        } else {
+          stepOnly(id, new Event.StateTransferFailed("nothing newer"));
+        }
+      });
+    }
     replies.addAll(out.replies().stream().map(r -> r.responses().get(0)).toList());
     reads.addAll(out.reads());
   }
@@ -157,7 +181,7 @@ final class CoreCluster {
       prepareBytesSent[from][s.to()] += s.body().getSerializedSize();
       prepareWireBytesSent[from][s.to()] += ReplicaCore.DATAGRAM_HEADER_BYTES + s.body().getSerializedSize();
     }
-    if (drop.test(s) || from == dropFrom) {
+    if (drop.test(s) || dropSent.test(from, s) || from == dropFrom) {
       return;
     }
     for (int to = 1; to <= n; to++) {
@@ -176,6 +200,28 @@ final class CoreCluster {
   /** As {@link #prepareBytesTo}, on the wire: each PREPARE with its datagram header. */
   long prepareWireBytesTo(int from, int to) {
     return prepareWireBytesSent[from][to] + prepareWireBytesSent[from][Effects.MULTICAST];
+  }
+
+  /**
+   * Restarts replica id from what its storage holds (fsync durability): its view and last normal view,
+   * its applied state and the log above it, and the membership of its applied state (the row).
+   */
+  void restart(int id) {
+    ReplicaCore old = cores[id];
+    Map<Long, Entry> log = logs.get(id);
+    List<Entry> unapplied = new ArrayList<>();
+    for (long op = old.appliedOp() + 1; log.containsKey(op); op++) {
+      unapplied.add(log.get(op));
+    }
+    log.keySet().removeIf(op -> op > old.appliedOp() + unapplied.size());
+    RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, false, false, old.appliedOp(),
+        old.appliedOp(), Math.min(old.logFirstOp(), old.appliedOp() + 1), unapplied);
+    cores[id] = new ReplicaCore(config.apply(id), r, old.membership());
+  }
+
+  /** The entry replica id told storage to persist at op, or null. */
+  Entry logged(int id, long op) {
+    return logs.get(id).get(op);
   }
 
   /** Delivers an injected peer message (as if from member from) to replica to. */

@@ -8,7 +8,8 @@ import org.junit.jupiter.api.Test;
 
 /** QuorumTracker: commit by f+1 acknowledgements (VR Revisited 4.1), liveness and heartbeat rounds. */
 class QuorumTrackerTest {
-  private final QuorumTracker quorum = new QuorumTracker(CoreKit.config(1, 5));
+  private final QuorumTracker quorum = new QuorumTracker(CoreKit.config(1, 5),
+      new Members(1, CoreKit.config(1, 5).bootstrapMembership()));
 
   @Test
   void shouldCommitWhatFPlusOneReplicasHavePersisted() {

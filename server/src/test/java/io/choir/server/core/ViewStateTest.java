@@ -20,7 +20,8 @@ class ViewStateTest {
   }
 
   private static ViewState state(int id, RecoveredState recovered) {
-    return new ViewState(CoreKit.config(id, 3), recovered);
+    CoreConfig config = CoreKit.config(id, 3);
+    return new ViewState(new Members(id, config.bootstrapMembership()), recovered);
   }
 
   @Test

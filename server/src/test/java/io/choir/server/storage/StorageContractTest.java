@@ -576,6 +576,19 @@ abstract class StorageContractTest {
   }
 
   @Test
+  void shouldKeepTheMembershipRowThroughBeginInstall() {
+    storage.write(new WriteSet().putMeta(bytes(MetaKeys.MEMBERSHIP), bytes("epoch 3"))
+        .putMeta(bytes(MetaKeys.APPLIED), Bytes.longToBytes(9)), true);
+
+    storage.beginInstall();
+    storage = reopen(storage);
+
+    assertArrayEquals(bytes("epoch 3"), storage.getMeta(bytes(MetaKeys.MEMBERSHIP)),
+        "the last applied membership names whom an emptied replica catches up from");
+    assertNull(storage.getMeta(bytes(MetaKeys.APPLIED)));
+  }
+
+  @Test
   void shouldInstallDataWithItsVersionsAndKeepTheMarkerAcrossReopen() {
     storage.write(new WriteSet().putData(bytes("old"), bytes("x"), 1), true);
     storage.beginInstall();

@@ -8,6 +8,8 @@ import io.choir.proto.Response;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
+import io.choir.server.core.Membership;
+import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.replica.ApplyLane;
 import io.choir.server.replica.ApplyLaneStorage;
@@ -156,7 +158,8 @@ final class SimReplica {
     LogLaneRunner logChanges = new LogLaneRunner();
     ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage, logChanges);
     stateMachine = new KvStateMachine(applyStorage, cfg.maxClientSessions(), 1024, cfg.sessionTimeoutMs());
-    core = new ReplicaCore(config, Recovery.recover(storage, stateMachine, "node " + id, buffered, true));
+    RecoveredState recovered = Recovery.recover(storage, stateMachine, "node " + id, buffered, true);
+    core = new ReplicaCore(config, recovered, Membership.fromRecord(stateMachine.membership(), config.bootstrapMembership()));
     int inc = incarnation;
     Consumer<Event> events = e -> {
       if (inc == incarnation) {

@@ -1,11 +1,14 @@
 package io.choir.sim;
 
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.server.core.Event;
 import io.choir.server.net.transfer.InstallTarget;
 import io.choir.server.net.transfer.StateTransferReceiver;
 import io.choir.server.net.transfer.StateTransferSender;
 import io.choir.server.net.transfer.TransferFailedException;
+import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.storage.StorageSnapshot;
 import java.util.ArrayDeque;
 import java.util.HashSet;
 import java.util.Set;
@@ -64,8 +67,10 @@ final class SimStateTransfer {
       return;
     }
     SimStream stream = sim.connect(node.id, from);
-    new Receiving(node, stream.a).start(from);
-    new Serving(source, stream.b);
+    // The snapshot's membership row travels beside it (the server's sender does not carry it yet).
+    MembershipRecord[] row = new MembershipRecord[1];
+    new Receiving(node, stream.a, row).start(from);
+    new Serving(source, stream.b, row);
   }
 
   /** The receiving side: the StateTransferClient's driver of one receiver. */
@@ -75,9 +80,12 @@ final class SimStateTransfer {
     final ArrayDeque<PeerEnvelope> unread = new ArrayDeque<>();
     StateTransferReceiver receiver;
 
-    Receiving(SimReplica node, SimStream.End end) {
+    final MembershipRecord[] row;
+
+    Receiving(SimReplica node, SimStream.End end, MembershipRecord[] row) {
       this.node = node;
       this.end = end;
+      this.row = row;
     }
 
     void start(int from) {
@@ -88,7 +96,12 @@ final class SimStateTransfer {
       receiver.result().whenComplete((installed, failure) -> {
         if (failure == null) {
           sim.bump("state_transfers_installed");
-          node.post(new Event.StateInstalled(installed.op(), installed.checksum()));
+          // Epoch 0: the bootstrap membership, nothing to write (a cluster that never changed).
+          MembershipRecord members = row[0] == null || row[0].getEpoch() == 0 ? null : row[0];
+          if (members != null) {
+            node.stateMachine.installMembership(members);
+          }
+          node.post(new Event.StateInstalled(installed.op(), installed.checksum(), members));
         } else {
           Throwable cause = failure instanceof CompletionException c ? c.getCause() : failure;
           sim.bump(cause instanceof TransferFailedException t && t.installStarted()
@@ -135,9 +148,12 @@ final class SimStateTransfer {
     int giveUpAfter = -1;
     int sent;
 
-    Serving(SimReplica source, SimStream.End end) {
+    final MembershipRecord[] row;
+
+    Serving(SimReplica source, SimStream.End end, MembershipRecord[] row) {
       this.source = source;
       this.end = end;
+      this.row = row;
       this.config = new StateTransferSender.Config(source.id, CLUSTER_ID_HASH, members(), 1 << 16,
           1 + random.nextInt(3));
       end.handle(this::onMessage, why -> close());
@@ -150,7 +166,9 @@ final class SimStateTransfer {
       } else if (sender == null) {
         PeerEnvelope request = (PeerEnvelope) m;
         try {
-          sender = StateTransferSender.open(config, request, source.storage.snapshot());
+          StorageSnapshot snapshot = source.storage.snapshot();
+          row[0] = KvStateMachine.membership(snapshot);
+          sender = StateTransferSender.open(config, request, snapshot);
         } catch (StateTransferSender.Refused e) {
           sim.bump("state_transfers_refused");
           end.close();

@@ -115,6 +115,11 @@ final class SimTrace {
       public void pauseIntake(Effects.PauseIntake e) {
         sb.append(e.paused() ? "pause intake; " : "resume intake; ");
       }
+
+      @Override
+      public void peersChanged(Effects.PeersChanged e) {
+        sb.append("peers ").append(e.membership()).append("; ");
+      }
     };
     for (Effects.Effect e : fx.toExecute()) {
       e.carryOut(describer);

@@ -130,6 +130,14 @@ public final class Simulation implements SimReplica.Host {
         SimObserver.NONE);
   }
 
+  /**
+   * A simulation of membership changes: only replicas 1..bootstrapVoters are the configured replicas
+   * (epoch 1); the others start empty as joiners, to be added while the run goes (DESIGN.md "Membership").
+   */
+  Simulation(SimConfig cfg, int bootstrapVoters, SimObserver observer) {
+    this(cfg, b -> b, SimBreakage.NONE, null, observer, bootstrapVoters);
+  }
+
   /** A simulation with a deliberate bug of the replica process outside the core. */
   public Simulation(SimConfig cfg, SimBreakage breakage) {
     this(cfg, b -> b, breakage, null, SimObserver.NONE);
@@ -143,6 +151,11 @@ public final class Simulation implements SimReplica.Host {
   /** mutator: the message-level fuzz, or null for none. */
   private Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage,
       SimMutator mutator, SimObserver observer) {
+    this(cfg, tweak, breakage, mutator, observer, cfg.replicas());
+  }
+
+  private Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage,
+      SimMutator mutator, SimObserver observer, int bootstrapVoters) {
     this.cfg = cfg;
     this.simBreakage = breakage;
     this.observer = observer;
@@ -160,7 +173,7 @@ public final class Simulation implements SimReplica.Host {
       for (int a : ids) {
         addresses.put(a, SimClientIo.address(a));
       }
-      CoreConfig c = tweak.apply(CoreSettings.defaults(id, ids)
+      CoreConfig c = tweak.apply(CoreSettings.defaults(id, ids.subList(0, bootstrapVoters))
           .clientAddresses(addresses)
           .maxDatagramBytes(MAX_DATAGRAM_BYTES)
           .heartbeatIntervalNs(50 * MS)
