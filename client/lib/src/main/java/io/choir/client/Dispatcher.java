@@ -121,6 +121,11 @@ final class Dispatcher {
     return config.endpoints();
   }
 
+  /** The client's clock and timers (the membership catch-up polls on them). */
+  ClientScheduler scheduler() {
+    return scheduler;
+  }
+
   Session.State sessionState() {
     return session.state();
   }

@@ -1,12 +1,14 @@
 package io.choir.client;
 
 import io.choir.proto.ReplicaStatus;
+import java.util.List;
 import java.util.Map;
 
 /**
  * ReplicaInfo is what one replica reports about itself (what {@code choir status} shows): its role and
  * view, how far its log, commit and applied numbers have come, and the running checksum that lets an
- * operator confirm replicas at the same applied number hold the same data.
+ * operator confirm replicas at the same applied number hold the same data; and its membership: epoch,
+ * members and its own role.
  *
  * @param id the replica id
  * @param role "primary", "backup", "view-change" or "recovering"
@@ -22,6 +24,9 @@ import java.util.Map;
  * @param keys the number of keys it holds
  * @param counters counters by name (requests, writes, reads, busy, ...), unmodifiable
  * @param version the server's software version
+ * @param epoch the replica's membership epoch (0 from a server without membership changes)
+ * @param members the members as the replica knows them (acked ops at the primary only), unmodifiable
+ * @param memberRole the replica's own role in the membership (UNKNOWN when it did not say)
  */
 public record ReplicaInfo(
     int id,
@@ -37,7 +42,10 @@ public record ReplicaInfo(
     String durability,
     long keys,
     Map<String, Long> counters,
-    String version) {
+    String version,
+    long epoch,
+    List<Member> members,
+    MemberRole memberRole) {
 
   /**
    * ReplicaInfo; the counters are copied into an unmodifiable map.
@@ -56,14 +64,44 @@ public record ReplicaInfo(
    * @param keys its key count
    * @param counters its counters
    * @param version its software version
+   * @param epoch its membership epoch
+   * @param members the members as it knows them
+   * @param memberRole its own role in the membership
    */
   public ReplicaInfo {
     counters = Map.copyOf(counters);
+    members = List.copyOf(members);
+    memberRole = memberRole == null ? MemberRole.UNKNOWN : memberRole;
+  }
+
+  /**
+   * ReplicaInfo of a replica that reported no membership (epoch 0, no members, role UNKNOWN).
+   *
+   * @param id the replica id
+   * @param role the replica's role
+   * @param view its view
+   * @param op its highest log op
+   * @param commit its commit number
+   * @param applied its applied number
+   * @param checksum its running checksum
+   * @param uptimeMs its uptime in milliseconds
+   * @param clusterId the cluster id
+   * @param primaryId the primary it believes in
+   * @param durability its durability mode
+   * @param keys its key count
+   * @param counters its counters
+   * @param version its software version
+   */
+  public ReplicaInfo(int id, String role, long view, long op, long commit, long applied, long checksum, long uptimeMs,
+      String clusterId, int primaryId, String durability, long keys, Map<String, Long> counters, String version) {
+    this(id, role, view, op, commit, applied, checksum, uptimeMs, clusterId, primaryId, durability, keys, counters,
+        version, 0, List.of(), MemberRole.UNKNOWN);
   }
 
   static ReplicaInfo fromProto(ReplicaStatus s) {
     return new ReplicaInfo(s.getId(), s.getRole(), s.getView(), s.getOp(), s.getCommit(), s.getApplied(),
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
-        s.getKeys(), s.getCountersMap(), s.getVersion());
+        s.getKeys(), s.getCountersMap(), s.getVersion(), s.getEpoch(), Membership.members(s.getMembersList()),
+        MemberRole.fromNumber(s.getMemberRoleValue()));
   }
 }
