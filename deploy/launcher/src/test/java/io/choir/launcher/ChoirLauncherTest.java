@@ -14,8 +14,7 @@ class ChoirLauncherTest {
   @Test
   void shouldOfferEverySubcommandOfTheOneChoirCommandInItsHelpOrder() {
     assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "status", "member",
-        "bench",
-        "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
+        "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
   }
 
   @Test
