@@ -62,14 +62,23 @@ final class MembershipOutput {
     }
   }
 
-  /** "voters 1 2 3; learners 4" (the roles present, voters first). */
+  private static String plural(MemberRole role) {
+    return switch (role) {
+      case VOTER -> "voters";
+      case LEARNER -> "learners";
+      case RETIRED -> "retired";
+      case UNKNOWN -> "unknown role";
+    };
+  }
+
+  /** "voters 1 2 3; learners 4; retired 5" (the roles present, voters first). */
   static String summary(List<Member> members) {
     List<String> parts = new ArrayList<>();
     for (MemberRole role : MemberRole.values()) {
       String ids = members.stream().filter(x -> x.role() == role).map(x -> String.valueOf(x.id()))
           .collect(Collectors.joining(" "));
       if (!ids.isEmpty()) {
-        parts.add(role(role) + "s " + ids);
+        parts.add(plural(role) + " " + ids);
       }
     }
     return parts.isEmpty() ? "no members" : String.join("; ", parts);
