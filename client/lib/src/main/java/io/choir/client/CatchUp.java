@@ -107,11 +107,12 @@ final class CatchUp {
         return;
       }
     }
-    long delayNs = TimeUnit.MILLISECONDS.toNanos(POLL_INTERVAL_MS);
-    if (now + delayNs > deadlineNs) {
+    if (now >= deadlineNs) {
       giveUp("it had not caught up within " + timeoutMs + " ms");
       return;
     }
+    // The last poll is at the deadline itself, so the wait is never cut short by the interval.
+    long delayNs = Math.min(TimeUnit.MILLISECONDS.toNanos(POLL_INTERVAL_MS), deadlineNs - now);
     try {
       scheduler.schedule(this::pollOnce, delayNs);
     } catch (RejectedExecutionException e) {
