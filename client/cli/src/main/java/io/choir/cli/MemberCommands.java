@@ -73,6 +73,9 @@ final class MemberCommands {
         extra.put("target_op", e.targetOp());
         return fail(out, err, Choir.EXIT_UNAVAILABLE, "not_caught_up", "not caught up: " + e.getMessage(), extra);
       } catch (ChoirTimeoutException e) {
+        if (!(this instanceof Change)) {
+          throw e; // a read: a plain timeout
+        }
         return fail(out, err, Choir.EXIT_UNAVAILABLE, "outcome_unknown", CHECK + " (" + e.getMessage() + ")", Map.of());
       }
       if (options.json) {

@@ -192,6 +192,9 @@ class MemberCommandsTest {
       Run json = run(replica, "member", "promote", "4", "--timeout-ms=1000", "--json");
       assertEquals(Choir.EXIT_UNAVAILABLE, json.code());
       assertEquals("outcome_unknown", json.json().get("error").asText());
+      Run list = run(replica, "member", "list", "--timeout-ms=1000");
+      assertEquals(Choir.EXIT_UNAVAILABLE, list.code());
+      assertTrue(list.err().startsWith("choir: timeout: "), "a read is a plain timeout: " + list.err());
     }
   }
 

@@ -4,6 +4,7 @@ import static io.choir.proto.MemberRole.LEARNER;
 import static io.choir.proto.MemberRole.VOTER;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -156,6 +157,24 @@ class MembershipClientTest {
       ChoirTimeoutException e = assertThrows(ChoirTimeoutException.class, () -> client.membership().removeMember(3, 0));
       assertTrue(e.getMessage().contains("outcome is unknown"), e.getMessage());
       assertFalse(changes(server).isEmpty());
+    }
+  }
+
+  @Test
+  void shouldReportAConnectionLostAfterSendingAsAnUnknownOutcomeNeverAsNotExecuted() throws Exception {
+    try (FakeServer server = FakeServer.start((s, ch, r) -> {
+          if (r.hasMemberChange()) {
+            ch.close(); // every attempt reaches the replica, and no answer ever comes back
+          } else {
+            FakeServer.answer(s, ch, r);
+          }
+        });
+        ChoirClient client = clientFor(server, Duration.ofMillis(1_500))) {
+      ChoirException e = assertThrows(ChoirException.class, () -> client.membership().addLearner(4, "h:1", "h:2", 0));
+      assertInstanceOf(ChoirTimeoutException.class, e, e.toString());
+      assertTrue(e.getMessage().contains("outcome is unknown"), e.getMessage());
+      assertTrue(changes(server).size() > 1, "retried meanwhile");
+      assertEquals(1, changes(server).stream().map(Request::getRequestId).distinct().count(), "with one request id");
     }
   }
 
