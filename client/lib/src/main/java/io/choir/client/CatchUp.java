@@ -13,7 +13,7 @@ import org.slf4j.LoggerFactory;
  * CatchUp waits, on the client's own clock and timers, for a new learner to catch up with the
  * primary: it reads the membership every {@link #POLL_INTERVAL_MS} and is done when the learner's
  * acked op has reached the primary's op of that answer (and the op of the learner's AddLearner entry),
- * or the learner is a voter already. It gives up with {@link LearnerNotCaughtUpException} when the
+ * less at most {@link #SLACK_OPS}, or the learner is a voter already. It gives up with {@link LearnerNotCaughtUpException} when the
  * wait's deadline passes, or at once when the membership cannot be read at all (no permission, a
  * server that does not know the request). Acked ops come from the primary only; the polls go where the
  * client's writes go, which after the AddLearner write is the primary.
@@ -23,6 +23,19 @@ final class CatchUp {
 
   /** Time between two reads of the membership. */
   static final long POLL_INTERVAL_MS = 200;
+
+  /**
+   * The most ops a learner may be behind the primary's op and count as caught up (a few still in
+   * flight under load), and never more than a 32nd of the log: less than the primary's own check
+   * allows before a promotion (a batch, and a 16th of the log), so a learner caught up here is not
+   * refused as behind there.
+   */
+  static final long SLACK_OPS = 16;
+
+  /** The learner's acked op that counts as caught up with target. */
+  static long caughtUpAt(long target) {
+    return target - Math.min(SLACK_OPS, target / 32);
+  }
 
   private final ClientScheduler scheduler;
   private final Supplier<CompletableFuture<Membership>> poll;
@@ -96,7 +109,7 @@ final class CatchUp {
       long acked = learner == null ? 0 : learner.ackedOp();
       long target = Math.max(floorOp, m.op());
       boolean caughtUp = learner != null
-          && (learner.role() == MemberRole.VOTER || (acked > 0 && acked >= target));
+          && (learner.role() == MemberRole.VOTER || (acked > 0 && acked >= caughtUpAt(target)));
       lastAcked = acked;
       lastTarget = target;
       report(new CatchUpProgress(learnerId, acked, target, elapsedMs, caughtUp));

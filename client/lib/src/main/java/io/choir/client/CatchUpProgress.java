@@ -7,8 +7,9 @@ package io.choir.client;
  * @param learnerId the learner's id
  * @param ackedOp the highest op the learner has acknowledged, as the primary reported it (0 when
  *     unknown, e.g. an answer from another replica)
- * @param targetOp the op it must acknowledge to count as caught up: the primary's op at this poll (or
- *     the op of its AddLearner entry, if higher)
+ * @param targetOp the op it has to catch up with: the primary's applied op at this poll (or the op of
+ *     its AddLearner entry, if higher); it counts as caught up a few ops below it (at most 16, and at
+ *     most a 32nd of it), as ops are still in flight under load
  * @param elapsedMs time since the wait started
  * @param caughtUp whether it has caught up (the last progress of a successful wait)
  */
