@@ -20,7 +20,8 @@ import java.util.function.Function;
  * address clash and, when {@code expectedEpoch} is not 0, any epoch but that one. A refusal completes
  * with {@link MemberChangeRefusedException}: not executed. A change that may have reached the primary
  * and got no answer completes with {@link ChoirTimeoutException}: the outcome is unknown; read
- * {@link #members()} to find out. The other failures are those of every call (see
+ * {@link #members()} to find out. So does a refusal of a retry whose earlier attempt may have executed
+ * (the primary checks a retry against the membership the first attempt may already have changed). The other failures are those of every call (see
  * {@link AsyncChoirClient}).
  */
 public final class AsyncMembershipClient {

@@ -179,6 +179,30 @@ class MembershipClientTest {
   }
 
   @Test
+  void shouldReportARefusedRetryAfterAnAttemptThatMayHaveExecutedAsUnknownNeverAsNotExecuted() throws Exception {
+    // The first attempt reaches the primary (it may be in the log) and its connection is lost; the
+    // primary refuses the retry as "change in progress" (its checks come before its duplicate check):
+    // the change may well commit, so "not executed" would be a lie.
+    AtomicInteger n = new AtomicInteger();
+    try (FakeServer server = FakeServer.start((s, ch, r) -> {
+          if (!r.hasMemberChange()) {
+            FakeServer.answer(s, ch, r);
+          } else if (n.getAndIncrement() == 0) {
+            ch.close();
+          } else {
+            FakeServer.reply(ch, refused(r, "change in progress: configuration entry at op 120 not applied yet"));
+          }
+        });
+        ChoirClient client = clientFor(server, Duration.ofSeconds(5))) {
+      ChoirException e = assertThrows(ChoirException.class, () -> client.membership().promote(4, 0));
+      assertInstanceOf(ChoirTimeoutException.class, e, e.toString());
+      assertTrue(e.getMessage().contains("outcome is unknown") && e.getMessage().contains("change in progress"),
+          e.getMessage());
+      assertEquals(2, changes(server).size());
+    }
+  }
+
+  @Test
   void shouldRetryAChangeAfterALostConnectionWithTheSameRequestId() throws Exception {
     AtomicInteger n = new AtomicInteger();
     try (FakeServer server = FakeServer.start((s, ch, r) -> {
