@@ -58,6 +58,11 @@ final class MemberCommands {
   abstract static class Base extends KvCommands.Base {
     abstract Membership call(MembershipClient members);
 
+    /** Whether the command changes the membership (a timeout is then an unknown outcome). */
+    boolean changes() {
+      return false;
+    }
+
     @Override
     int run(ChoirClient client, PrintWriter out) {
       PrintWriter err = spec.commandLine().getErr();
@@ -73,7 +78,7 @@ final class MemberCommands {
         extra.put("target_op", e.targetOp());
         return fail(out, err, Choir.EXIT_UNAVAILABLE, "not_caught_up", "not caught up: " + e.getMessage(), extra);
       } catch (ChoirTimeoutException e) {
-        if (!(this instanceof Change)) {
+        if (!changes()) {
           throw e; // a read: a plain timeout
         }
         return fail(out, err, Choir.EXIT_UNAVAILABLE, "outcome_unknown", CHECK + " (" + e.getMessage() + ")", Map.of());
@@ -106,6 +111,11 @@ final class MemberCommands {
     @Option(names = "--expect-epoch", paramLabel = "E", defaultValue = "0",
         description = "Refuse unless the epoch is E (as `choir member list` shows it). Default: any epoch.")
     long expectEpoch;
+
+    @Override
+    boolean changes() {
+      return true;
+    }
   }
 
   /** Base of the changes that add a learner and wait for it: addresses, the catch-up wait, progress. */
