@@ -127,7 +127,8 @@ final class MemberCommands {
     String peerAddress;
 
     @Option(names = "--timeout", paramLabel = "S", defaultValue = "120",
-        description = "Longest wait in seconds for the new learner to catch up. Default: ${DEFAULT-VALUE}")
+        description = "Longest wait in seconds for the new learner to catch up (--timeout-ms bounds each request)."
+            + " Default: ${DEFAULT-VALUE}")
     long catchUpSeconds;
 
     Duration catchUpTimeout() {
