@@ -7,14 +7,15 @@ import picocli.CommandLine.Command;
  * Choir is the client half of the `choir` command: the key-value commands and status, which need only
  * the client library (no server, no RocksDB). The launcher (deploy/launcher, {@code ChoirLauncher})
  * adds the server-side commands to these; this class also runs alone ({@link #main}). It owns the exit
- * codes every subcommand returns: 0 ok, 1 not found or CAS failed, 2 usage error, 3 unavailable or
- * timeout, 4 other errors, 5 denied.
+ * codes every subcommand returns: 0 ok, 1 not found or CAS failed, 2 usage error (or a request refused:
+ * invalid, too large, a membership change the primary refused), 3 unavailable or timeout (an unknown
+ * outcome among them), 4 other errors, 5 denied.
  */
 @Command(
     name = "choir",
     mixinStandardHelpOptions = true,
     versionProvider = Choir.Version.class,
-    description = "Choir client: the key-value commands and status of a Choir cluster.")
+    description = "Choir client: the key-value commands, status and membership of a Choir cluster.")
 public final class Choir implements Runnable {
   public static final int EXIT_OK = 0;
   public static final int EXIT_NOT_FOUND = 1;
@@ -41,8 +42,8 @@ public final class Choir implements Runnable {
   }
 
   /**
-   * Adds the client commands (put, get, delete, cas, scan, status), in the order `choir --help` lists
-   * them, to a command line: this one's or the launcher's.
+   * Adds the client commands (put, get, delete, cas, scan, status, member), in the order `choir --help`
+   * lists them, to a command line: this one's or the launcher's.
    */
   public static void addClientCommands(CommandLine cl) {
     cl.addSubcommand(new KvCommands.Put());
@@ -51,6 +52,7 @@ public final class Choir implements Runnable {
     cl.addSubcommand(new KvCommands.Cas());
     cl.addSubcommand(new KvCommands.Scan());
     cl.addSubcommand(new StatusCommand());
+    cl.addSubcommand(MemberCommands.commandLine());
   }
 
   /** The exit code of an exception no subcommand handled: a usage error for bad arguments, else 4. */

@@ -6,6 +6,7 @@ import io.choir.client.ReplicaStatusResult;
 import java.io.PrintWriter;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -15,10 +16,11 @@ import picocli.CommandLine.Option;
 
 /**
  * StatusCommand asks every endpoint for its status and prints one row (or, with --json, one object in
- * an array) per replica with at least id, role, view, op, commit, applied and checksum, and the peer
- * transport (its mode and, with auto, the peers reached by multicast). Exit 3 when no replica answered.
+ * an array) per replica with at least id, role, membership role and epoch, view, op, commit, applied and
+ * checksum, and the peer transport (its mode and, with auto, the peers reached by multicast), and (text)
+ * the members of the newest epoch. Exit 3 when no replica answered.
  */
-@Command(name = "status", description = "Show (view, role, op, commit, applied, checksum) of every replica.",
+@Command(name = "status", description = "Show (role, epoch, view, op, commit, applied, checksum) of every replica, and the members.",
     mixinStandardHelpOptions = true)
 final class StatusCommand extends KvCommands.Base {
   @Option(names = "--counters", description = "Also print every counter (text output).")
@@ -38,6 +40,9 @@ final class StatusCommand extends KvCommands.Base {
         m.put("id", s.id());
         m.put("role", s.role());
         m.put("view", s.view());
+        m.put("epoch", s.epoch());
+        m.put("member_role", MembershipOutput.role(s.memberRole()));
+        m.put("members", MembershipOutput.members(s.members()));
         m.put("op", s.op());
         m.put("commit", s.commit());
         m.put("applied", s.applied());
@@ -63,9 +68,9 @@ final class StatusCommand extends KvCommands.Base {
     if (options.json) {
       options.printJson(out, rows);
     } else {
-      out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s %s%n",
-          "ENDPOINT", "ID", "ROLE", "VIEW", "PRIMARY", "VCS", "OP", "COMMIT", "APPLIED", "CHECKSUM", "LAG",
-          "NACKS S/R", "RETX", "GAPS", "DROPPED", "UPTIME_S", "TRANSPORT");
+      out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s %s%n",
+          "ENDPOINT", "ID", "ROLE", "MEMBER", "EPOCH", "VIEW", "PRIMARY", "VCS", "OP", "COMMIT", "APPLIED", "CHECKSUM",
+          "LAG", "NACKS S/R", "RETX", "GAPS", "DROPPED", "UPTIME_S", "TRANSPORT");
       for (Map<String, Object> m : rows) {
         if (m.containsKey("error")) {
           out.printf("%-22s unreachable: %s%n", m.get("endpoint"), m.get("error"));
@@ -75,8 +80,9 @@ final class StatusCommand extends KvCommands.Base {
         long dropped = c.entrySet().stream()
             .filter(e -> String.valueOf(e.getKey()).startsWith("datagrams_dropped_"))
             .mapToLong(e -> ((Number) e.getValue()).longValue()).sum();
-        out.printf("%-22s %3s %-11s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d %s%n", m.get("endpoint"),
-            m.get("id"), m.get("role"), m.get("view"), m.get("primary_id"), c.get("view_changes"), m.get("op"),
+        out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d %s%n",
+            m.get("endpoint"), m.get("id"), m.get("role"), m.get("member_role"), m.get("epoch"), m.get("view"),
+            m.get("primary_id"), c.get("view_changes"), m.get("op"),
             m.get("commit"), m.get("applied"),
             m.get("checksum"), c.get("lag"), c.get("nacks_sent") + "/" + c.get("nacks_received"),
             c.get("retransmits"), c.get("gaps"), dropped, ((Long) m.get("uptime_ms")) / 1000,
@@ -85,6 +91,7 @@ final class StatusCommand extends KvCommands.Base {
           ((Map<?, ?>) m.get("counters")).forEach((k, v) -> out.printf("    %-28s %d%n", k, v));
         }
       }
+      printMembers(out, results);
     }
     return answered == 0 ? Choir.EXIT_UNAVAILABLE : Choir.EXIT_OK;
   }
@@ -104,5 +111,20 @@ final class StatusCommand extends KvCommands.Base {
     List<?> peers = (List<?>) row.getOrDefault("multicast_peers", List.of());
     return "auto mc=" + (peers.isEmpty() ? "-"
         : String.join(",", peers.stream().map(String::valueOf).toList()));
+  }
+
+  /** The members as the newest epoch's replica (its primary, if it answered) knows them, and any disagreement. */
+  private static void printMembers(PrintWriter out, List<ReplicaStatusResult> results) {
+    List<ReplicaInfo> answered = results.stream().filter(ReplicaStatusResult::isOk).map(ReplicaStatusResult::info)
+        .toList();
+    answered.stream()
+        .max(Comparator.comparingLong(ReplicaInfo::epoch).thenComparing(i -> "primary".equals(i.role())))
+        .filter(i -> !i.members().isEmpty())
+        .ifPresent(i -> out.printf("members (epoch %d, as replica %d knows them): %s%n", i.epoch(), i.id(),
+            MembershipOutput.summary(i.members())));
+    List<Long> epochs = answered.stream().map(ReplicaInfo::epoch).distinct().sorted().toList();
+    if (epochs.size() > 1) {
+      out.println("replicas are in different epochs " + epochs + ": a change is being applied, or a replica lags");
+    }
   }
 }

@@ -30,10 +30,12 @@ import java.util.function.Function;
 public final class AsyncChoirClient {
   private final Dispatcher dispatcher;
   private final ReadConsistency defaultConsistency;
+  private final AsyncMembershipClient membership;
 
   AsyncChoirClient(Dispatcher dispatcher, ReadConsistency defaultConsistency) {
     this.dispatcher = dispatcher;
     this.defaultConsistency = defaultConsistency;
+    this.membership = new AsyncMembershipClient(dispatcher);
   }
 
   /**
@@ -266,6 +268,15 @@ public final class AsyncChoirClient {
   }
 
   /**
+   * Lists and changes the members of the cluster (DESIGN.md "Membership").
+   *
+   * @return the membership calls, on this client's connections
+   */
+  public AsyncMembershipClient membership() {
+    return membership;
+  }
+
+  /**
    * Asks every configured endpoint for its status, each directly and in parallel. Never completes
    * exceptionally: an endpoint that does not answer yields an entry with its error.
    *
@@ -308,7 +319,7 @@ public final class AsyncChoirClient {
    * Maps a response future to a result future whose failures are the typed exceptions themselves,
    * not CompletionException wrappers.
    */
-  private static <T> CompletableFuture<T> map(CompletableFuture<Response> response, Function<Response, T> fn) {
+  static <T> CompletableFuture<T> map(CompletableFuture<Response> response, Function<Response, T> fn) {
     CompletableFuture<T> out = new CompletableFuture<>();
     response.whenComplete((r, error) -> {
       if (error != null) {

@@ -22,12 +22,17 @@ final class BlockingWaits {
 
   /** f's value, or its failure unwrapped (a typed ChoirException); IllegalStateException on an I/O thread. */
   <T> T await(CompletableFuture<T> f) {
+    return await(f, requestTimeoutMs);
+  }
+
+  /** Like {@link #await(CompletableFuture)}, for a future that may take up to timeoutMs (several requests). */
+  <T> T await(CompletableFuture<T> f, long timeoutMs) {
     if (!f.isDone() && io.inAnyEventLoop()) {
       // The answer would be read by this very thread: waiting here would always end in a timeout.
       throw new IllegalStateException("a blocking ChoirClient call was made on a Choir I/O thread (inside a"
           + " callback of an async call); use async() there instead");
     }
-    return Futures.await(f, requestTimeoutMs);
+    return Futures.await(f, timeoutMs);
   }
 
   /**

@@ -88,15 +88,18 @@ final class Call {
 
   boolean isWrite() {
     return switch (base.getOpCase()) {
-      case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION -> true;
+      case PUT, DELETE, COMPARE_AND_SET, BATCH, MEMBER_CHANGE, REGISTER_SESSION, CLOSE_SESSION -> true;
       default -> false;
     };
   }
 
-  /** Application writes run only inside a registered session; reads and session requests need none. */
+  /**
+   * Application writes (membership changes too: their saved replies answer their retries) run only
+   * inside a registered session; reads and session requests need none.
+   */
   boolean needsSession() {
     return kind == Kind.APPLICATION && switch (base.getOpCase()) {
-      case PUT, DELETE, COMPARE_AND_SET, BATCH -> true;
+      case PUT, DELETE, COMPARE_AND_SET, BATCH, MEMBER_CHANGE -> true;
       default -> false;
     };
   }

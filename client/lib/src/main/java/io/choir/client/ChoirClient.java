@@ -38,12 +38,14 @@ public final class ChoirClient implements AutoCloseable {
   private final Dispatcher dispatcher;
   private final AsyncChoirClient async;
   private final BlockingWaits waits;
+  private final MembershipClient membership;
 
   private ChoirClient(ClientConfig config, long clientId, ClientSecurity security) {
     NettyIo io = new NettyIo(config, security);
     this.dispatcher = new Dispatcher(config, clientId, io, io);
     this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
     this.waits = new BlockingWaits(io, config.requestTimeoutMs());
+    this.membership = new MembershipClient(async.membership(), waits, config.requestTimeoutMs());
   }
 
   /**
@@ -324,6 +326,16 @@ public final class ChoirClient implements AutoCloseable {
    */
   public long batch(Batch batch) {
     return await(async.batch(batch));
+  }
+
+  /**
+   * Lists and changes the members of the cluster: {@code membership().members()}, {@code addMember},
+   * {@code removeMember}, {@code replaceMember}... (DESIGN.md "Membership").
+   *
+   * @return the membership calls, on this client's connections
+   */
+  public MembershipClient membership() {
+    return membership;
   }
 
   /**

@@ -19,7 +19,9 @@ import java.util.concurrent.CompletableFuture;
  * shared. The client's exceptions carry the promises a history should record: ChoirTimeoutException
  * (and its subclass SessionExpiredException) means the outcome is unknown (info); UnavailableException,
  * BusyException, TooLargeException and InvalidRequestException mean not executed (a fail if the write
- * is seen to have happened); CasFailedException means executed with no effect.
+ * is seen to have happened); CasFailedException means executed with no effect. The membership calls
+ * ({@code async().membership()}) run here too, MemberChangeRefusedException meaning not executed; the
+ * catch-up wait of {@code addMember} polls on the given scheduler, so it takes simulated time only.
  *
  * <p><b>For deterministic simulation and tests; not a stable API.</b> Applications use
  * {@link ChoirClient}.

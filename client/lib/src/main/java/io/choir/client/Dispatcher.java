@@ -121,6 +121,11 @@ final class Dispatcher {
     return config.endpoints();
   }
 
+  /** The client's clock and timers (the membership catch-up polls on them). */
+  ClientScheduler scheduler() {
+    return scheduler;
+  }
+
   Session.State sessionState() {
     return session.state();
   }
@@ -279,7 +284,8 @@ final class Dispatcher {
       // answer (the replicas execute an id once and save its reply), so it is accepted.
       default -> {
         link.lastFinalAnswerNs = scheduler.nanoTime();
-        finish(call, response, null);
+        ChoirException uncertain = Failures.refusedAfterUncertainAttempt(call, response);
+        finish(call, uncertain == null ? response : null, uncertain);
       }
     }
   }

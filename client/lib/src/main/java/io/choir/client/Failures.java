@@ -1,5 +1,6 @@
 package io.choir.client;
 
+import io.choir.proto.Response;
 import io.choir.proto.Status;
 
 /**
@@ -48,6 +49,30 @@ final class Failures {
     return new ChoirTimeoutException(call.describe() + " was refused by the replica it retried on ("
         + notExecuted.getMessage() + "), but an earlier attempt may have executed: the outcome is unknown"
         + (call.isWrite() ? ": the write may or may not have happened" : ""), notExecuted);
+  }
+
+  /**
+   * A membership change refused after an earlier attempt of it may have executed: the outcome is
+   * unknown, not "not executed". The primary checks a change against the current membership before it
+   * looks for the change's own entry, so a retry of a change that is in flight or done is refused
+   * ("change in progress", "already a member", another epoch) rather than answered with its saved
+   * reply. Null for any other answer.
+   */
+  static ChoirException refusedAfterUncertainAttempt(Call call, Response response) {
+    if (!call.base.hasMemberChange() || response.getStatus() == Status.OK) {
+      return null;
+    }
+    boolean unknown;
+    synchronized (call) {
+      unknown = call.outcomeUnknown;
+    }
+    if (!unknown) {
+      return null;
+    }
+    return new ChoirTimeoutException(call.describe() + " was refused when it was resent ("
+        + (response.getError().isEmpty() ? response.getStatus().toString() : response.getError())
+        + "), but an earlier attempt may have executed: the outcome is unknown: the change may or may not"
+        + " have happened");
   }
 
   /** What a call still pending at close learns: unknown if it may have executed, else not executed. */

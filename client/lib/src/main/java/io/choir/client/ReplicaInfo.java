@@ -7,7 +7,8 @@ import java.util.Map;
 /**
  * ReplicaInfo is what one replica reports about itself (what {@code choir status} shows): its role and
  * view, how far its log, commit and applied numbers have come, and the running checksum that lets an
- * operator confirm replicas at the same applied number hold the same data.
+ * operator confirm replicas at the same applied number hold the same data; and its membership: epoch,
+ * members and its own role.
  *
  * @param id the replica id
  * @param role "primary", "backup", "view-change" or "recovering"
@@ -23,6 +24,9 @@ import java.util.Map;
  * @param keys the number of keys it holds
  * @param counters counters by name (requests, writes, reads, busy, ...), unmodifiable
  * @param version the server's software version
+ * @param epoch the replica's membership epoch (0 from a server without membership changes)
+ * @param members the members as the replica knows them (acked ops at the primary only), unmodifiable
+ * @param memberRole the replica's own role in the membership (UNKNOWN when it did not say)
  * @param peerTransport the peer transport's mode: "multicast", "unicast" or "auto" (empty: a single
  *     replica, or an older server)
  * @param multicastPeers with auto: the peers reached by multicast now, unmodifiable
@@ -42,6 +46,9 @@ public record ReplicaInfo(
     long keys,
     Map<String, Long> counters,
     String version,
+    long epoch,
+    List<Member> members,
+    MemberRole memberRole,
     String peerTransport,
     List<Integer> multicastPeers) {
 
@@ -62,16 +69,22 @@ public record ReplicaInfo(
    * @param keys its key count
    * @param counters its counters
    * @param version its software version
+   * @param epoch its membership epoch
+   * @param members the members as it knows them
+   * @param memberRole its own role in the membership
    * @param peerTransport its peer transport's mode
    * @param multicastPeers the peers it reaches by multicast (auto)
    */
   public ReplicaInfo {
     counters = Map.copyOf(counters);
+    members = List.copyOf(members);
+    memberRole = memberRole == null ? MemberRole.UNKNOWN : memberRole;
     multicastPeers = List.copyOf(multicastPeers);
   }
 
   /**
-   * ReplicaInfo without the transport fields (an older server).
+   * ReplicaInfo of an older server: no membership (epoch 0, no members, role UNKNOWN) and no transport
+   * fields.
    *
    * @param id the replica id
    * @param role the replica's role
@@ -88,16 +101,16 @@ public record ReplicaInfo(
    * @param counters its counters
    * @param version its software version
    */
-  public ReplicaInfo(int id, String role, long view, long op, long commit, long applied, long checksum,
-      long uptimeMs, String clusterId, int primaryId, String durability, long keys, Map<String, Long> counters,
-      String version) {
+  public ReplicaInfo(int id, String role, long view, long op, long commit, long applied, long checksum, long uptimeMs,
+      String clusterId, int primaryId, String durability, long keys, Map<String, Long> counters, String version) {
     this(id, role, view, op, commit, applied, checksum, uptimeMs, clusterId, primaryId, durability, keys, counters,
-        version, "", List.of());
+        version, 0, List.of(), MemberRole.UNKNOWN, "", List.of());
   }
 
   static ReplicaInfo fromProto(ReplicaStatus s) {
     return new ReplicaInfo(s.getId(), s.getRole(), s.getView(), s.getOp(), s.getCommit(), s.getApplied(),
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
-        s.getKeys(), s.getCountersMap(), s.getVersion(), s.getPeerTransport(), s.getMulticastPeersList());
+        s.getKeys(), s.getCountersMap(), s.getVersion(), s.getEpoch(), Membership.members(s.getMembersList()),
+        MemberRole.fromNumber(s.getMemberRoleValue()), s.getPeerTransport(), s.getMulticastPeersList());
   }
 }

@@ -4,6 +4,8 @@ import com.google.protobuf.ByteString;
 import io.choir.proto.CompareAndSet;
 import io.choir.proto.Delete;
 import io.choir.proto.Get;
+import io.choir.proto.ListMembers;
+import io.choir.proto.MemberChange;
 import io.choir.proto.Put;
 import io.choir.proto.Request;
 import io.choir.proto.Scan;
@@ -116,6 +118,60 @@ final class Requests {
 
   static Request status() {
     return Request.newBuilder().setStatus(StatusRequest.getDefaultInstance()).build();
+  }
+
+  static Request listMembers() {
+    return Request.newBuilder().setListMembers(ListMembers.getDefaultInstance()).build();
+  }
+
+  static Request addLearner(int id, String clientAddress, String peerAddress, long expectedEpoch) {
+    return memberChange(change(MemberChange.Kind.ADD_LEARNER, id, expectedEpoch)
+        .setClientAddress(address(clientAddress, "clientAddress"))
+        .setPeerAddress(address(peerAddress, "peerAddress")));
+  }
+
+  static Request promote(int id, long expectedEpoch) {
+    return memberChange(change(MemberChange.Kind.PROMOTE, id, expectedEpoch));
+  }
+
+  static Request removeMember(int id, long expectedEpoch) {
+    return memberChange(change(MemberChange.Kind.REMOVE, id, expectedEpoch));
+  }
+
+  static Request replaceMember(int oldId, int newId, long expectedEpoch) {
+    if (oldId == newId) {
+      throw new IllegalArgumentException("a member cannot replace itself: " + oldId);
+    }
+    return memberChange(change(MemberChange.Kind.REPLACE, newId, expectedEpoch).setReplacedId(memberId(oldId)));
+  }
+
+  private static Request memberChange(MemberChange.Builder change) {
+    return Request.newBuilder().setMemberChange(change).build();
+  }
+
+  private static MemberChange.Builder change(MemberChange.Kind kind, int id, long expectedEpoch) {
+    if (expectedEpoch < 0) {
+      throw new IllegalArgumentException("expectedEpoch must be >= 0 (0: any epoch): " + expectedEpoch);
+    }
+    return MemberChange.newBuilder().setKind(kind).setId(memberId(id)).setExpectedEpoch(expectedEpoch);
+  }
+
+  /** A replica id: 1..255, as the replicas' configuration accepts them. */
+  static int memberId(int id) {
+    if (id < 1 || id > MAX_MEMBER_ID) {
+      throw new IllegalArgumentException("a member id must be in 1.." + MAX_MEMBER_ID + ": " + id);
+    }
+    return id;
+  }
+
+  /** The highest replica id (the replica_id setting's range). */
+  static final int MAX_MEMBER_ID = 255;
+
+  private static String address(String address, String name) {
+    if (address == null) {
+      throw new IllegalArgumentException(name + " must not be null");
+    }
+    return Endpoint.parse(address).toString();
   }
 
   private static ReadConsistency consistency(ReadConsistency consistency) {

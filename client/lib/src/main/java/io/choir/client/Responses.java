@@ -65,6 +65,39 @@ final class Responses {
     return ReplicaInfo.fromProto(r.getReplicaStatus());
   }
 
+  /** ListMembers: the answering replica's membership. */
+  static Membership members(Response r) {
+    if (r.getStatus() != Status.OK) {
+      throw failure(r, -1);
+    }
+    if (!r.hasMembership()) {
+      throw new ChoirException("the replica answered the list of members without a membership (a server"
+          + " without membership changes?)");
+    }
+    return Membership.fromProto(r.getMembership(), r.getOp());
+  }
+
+  /**
+   * MemberChange: the membership after the change. A refusal of the change itself (INVALID, CAS_FAILED,
+   * NOT_FOUND or a status this client does not know, such as a dedicated one of a newer server) is a
+   * {@link MemberChangeRefusedException}: not executed. TOO_LARGE and PERMISSION_DENIED keep their own
+   * exceptions, which promise the same.
+   */
+  static Membership memberChange(Response r, String what) {
+    return switch (r.getStatus()) {
+      case OK -> {
+        if (!r.hasMembership()) {
+          throw new ChoirException(what + " was executed, but the answer carried no membership: read it with"
+              + " members()");
+        }
+        yield Membership.fromProto(r.getMembership(), r.getOp());
+      }
+      case TOO_LARGE, PERMISSION_DENIED -> throw failure(r, -1);
+      default -> throw new MemberChangeRefusedException("the primary refused " + what + "; it was not executed"
+          + (r.getError().isEmpty() ? " (status " + r.getStatus() + ")" : ": " + r.getError()), r.getError());
+    };
+  }
+
   /** The exception for a final non-OK status. */
   static ChoirException failure(Response r, int failedIndex) {
     return switch (r.getStatus()) {

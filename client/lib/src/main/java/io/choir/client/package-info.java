@@ -12,6 +12,9 @@
  * and again after every reconnect; a request the replicas' access file does not allow fails with
  * {@link io.choir.client.PermissionDeniedException} (not executed), a TLS failure with
  * {@link io.choir.client.TlsException} (not executed), both at once rather than after the timeout.
+ * {@code membership()} lists and changes the members ({@link io.choir.client.MembershipClient}); a
+ * change the primary refuses fails with {@link io.choir.client.MemberChangeRefusedException} (not
+ * executed).
  *
  * <pre>{@code
  * try (ChoirClient client = ChoirClient.builder()

@@ -13,13 +13,13 @@ import picocli.CommandLine;
 class ChoirLauncherTest {
   @Test
   void shouldOfferEverySubcommandOfTheOneChoirCommandInItsHelpOrder() {
-    assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "status", "bench",
-        "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
+    assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "status", "member",
+        "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
   }
 
   @Test
   void shouldLeaveTheClientOnlyCommandWithoutTheServerSideSubcommands() {
-    assertEquals(List.of("put", "get", "delete", "cas", "scan", "status", "help"),
+    assertEquals(List.of("put", "get", "delete", "cas", "scan", "status", "member", "help"),
         List.copyOf(Choir.commandLine().getSubcommands().keySet()));
   }
 
