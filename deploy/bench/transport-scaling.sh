@@ -21,6 +21,9 @@
 #   --warmup S         WARMUP      [20]   seconds run first and left out
 #   --clients N        CLIENTS     [64]
 #   --value-size B     VALUE_SIZE  [100]
+#   --rate OPS         RATE        [0]    pace the bench to OPS writes/s in all (0: closed loop); the
+#                                         same offered load for every N and transport, so group commit
+#                                         batches alike and the CPU per write compares the transports
 #   --out DIR          OUT         [bench-results/transport-scaling-<date>]
 #   --no-build         BUILD=0     use the distribution and tests/bench classes already built
 # Environment only: CONNECTIONS [1] NET [250] (hosts on 10.213.NET.0/24) PREFIX [cts] (namespace names)
@@ -34,6 +37,7 @@ DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-20}"
 CLIENTS="${CLIENTS:-64}"
 VALUE_SIZE="${VALUE_SIZE:-100}"
+RATE="${RATE:-0}"
 CONNECTIONS="${CONNECTIONS:-1}"
 BUILD="${BUILD:-1}"
 NET="${NET:-250}"
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP="${2:?}"; shift 2 ;;
     --clients) CLIENTS="${2:?}"; shift 2 ;;
     --value-size) VALUE_SIZE="${2:?}"; shift 2 ;;
+    --rate) RATE="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -232,7 +237,7 @@ for n in $REPLICAS; do
     log "[$runs/$total] $transport, $n replicas: bench ${WARMUP} s warmup + ${DURATION} s"
     CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench --endpoints "$eps" --clients "$CLIENTS" \
       --duration "$DURATION" --warmup "$WARMUP" --value-size "$VALUE_SIZE" --connections "$CONNECTIONS" \
-      --out "$OUT/runs/$name" >"$OUT/runs/$name.txt" 2> >(tee "$progress" | sed -u "s/^/  [$name] /" >&2) &
+      --rate "$RATE" --out "$OUT/runs/$name" >"$OUT/runs/$name.txt" 2> >(tee "$progress" | sed -u "s/^/  [$name] /" >&2) &
     bench_pid=$!
     # the progress line of the first measured second (the JVM's output is line-buffered)
     while kill -0 "$bench_pid" 2>/dev/null && ! grep -q '\] measure' "$progress"; do sleep 0.1; done
@@ -276,6 +281,6 @@ EOF
   done
 done
 
-setup="$CLIENTS clients, $VALUE_SIZE-byte writes, fsync, ${WARMUP} s warmup + ${DURATION} s measured, $CONNECTIONS connection(s) each; replicas in network namespaces on one machine ($(nproc) cores); $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+setup="$CLIENTS clients$([ "$RATE" = 0 ] || echo " paced to $RATE writes/s"), $VALUE_SIZE-byte writes, fsync, ${WARMUP} s warmup + ${DURATION} s measured, $CONNECTIONS connection(s) each; replicas in network namespaces on one machine ($(nproc) cores); $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 java -Djava.awt.headless=true -cp "$bench_cp" io.choir.bench.TransportScaling "$OUT" "$setup" | tee "$OUT/summary.md"
 log "results in $OUT (summary.md, transport-scaling.json, cpu-per-write.png, index.html, runs/)"

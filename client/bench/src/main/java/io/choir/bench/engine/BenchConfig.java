@@ -7,7 +7,9 @@ import java.util.Map;
 /**
  * BenchConfig is the workload: how many closed-loop clients, how long (after a warmup that is not
  * measured), value size, share of writes, key space and random seed. The tick is the length of one
- * point of the time series (one second except in tests).
+ * point of the time series (one second except in tests). A positive rate paces the clients to that many
+ * operations per second in all (an open-loop schedule, still at most {@code clients} in flight; each
+ * latency counts from the operation's scheduled time, so a stall is not hidden); 0: closed loop.
  */
 public record BenchConfig(
     int clients,
@@ -17,7 +19,8 @@ public record BenchConfig(
     double writeRatio,
     int keys,
     long seed,
-    Duration tick) {
+    Duration tick,
+    double rate) {
 
   public BenchConfig {
     if (clients < 1) {
@@ -41,6 +44,20 @@ public record BenchConfig(
     if (tick.isNegative() || tick.isZero()) {
       throw new IllegalArgumentException("tick must be positive, got " + tick);
     }
+    if (!(rate >= 0.0 && rate <= 1e7)) {
+      throw new IllegalArgumentException("rate must be within 0..10,000,000 ops/s, got " + rate);
+    }
+  }
+
+  /** A closed-loop config (no rate). */
+  public BenchConfig(int clients, Duration duration, Duration warmup, int valueSize, double writeRatio, int keys,
+      long seed, Duration tick) {
+    this(clients, duration, warmup, valueSize, writeRatio, keys, seed, tick, 0);
+  }
+
+  /** This config paced to rate operations per second in all (0: closed loop). */
+  public BenchConfig withRate(double rate) {
+    return new BenchConfig(clients, duration, warmup, valueSize, writeRatio, keys, seed, tick, rate);
   }
 
   /** A config with one-second ticks. */
@@ -59,6 +76,7 @@ public record BenchConfig(
     m.put("keys", keys);
     m.put("seed", seed);
     m.put("tick_s", tick.toMillis() / 1000.0);
+    m.put("rate", rate);
     return m;
   }
 }

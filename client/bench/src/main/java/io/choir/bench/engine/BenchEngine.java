@@ -14,8 +14,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -79,7 +80,10 @@ public final class BenchEngine {
   private final LongAdder issuedReads = new LongAdder();
   private final Map<String, LongAdder> measuredErrors = new ConcurrentHashMap<>();
   private final Map<String, LongAdder> warmupErrors = new ConcurrentHashMap<>();
-  private final ExecutorService loop;
+  private final ScheduledExecutorService loop;
+  /** With a rate: the next operation's slot number in the schedule that starts at paceStart. */
+  private final AtomicLong paceSlots = new AtomicLong();
+  private volatile long paceStart;
   private volatile int phase = WARMUP;
   private volatile boolean running;
 
@@ -89,7 +93,7 @@ public final class BenchEngine {
     this.listener = listener == null ? t -> {} : listener;
     this.keys = keys(config.keys());
     this.value = value(config.valueSize(), config.seed());
-    this.loop = Executors.newSingleThreadExecutor(r -> {
+    this.loop = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "bench-loop");
       t.setDaemon(true);
       return t;
@@ -158,6 +162,7 @@ public final class BenchEngine {
       listener.beforeMeasure();
       phase = MEASURE;
     }
+    paceStart = start;
     running = true;
     writeRecorder.reset();
     readRecorder.reset();
@@ -260,13 +265,34 @@ public final class BenchEngine {
     if (!running) {
       return;
     }
+    if (config.rate() > 0) {
+      long slot = paceStart + (long) (paceSlots.getAndIncrement() * 1e9 / config.rate());
+      long wait = slot - System.nanoTime();
+      if (wait > 0) {
+        try {
+          loop.schedule(() -> send(rnd, slot), wait, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+          // the run is over
+        }
+        return;
+      }
+      send(rnd, slot); // behind the schedule: at once, and the latency counts from the slot
+      return;
+    }
+    send(rnd, System.nanoTime());
+  }
+
+  /** Sends one worker's operation, timed from t0 (now, or its scheduled slot with a rate). */
+  private void send(SplittableRandom rnd, long t0) {
+    if (!running) {
+      return;
+    }
     boolean write = config.writeRatio() >= 1.0
         || (config.writeRatio() > 0.0 && rnd.nextDouble() < config.writeRatio());
     byte[] key = keys[rnd.nextInt(keys.length)];
     int now = inFlight.incrementAndGet();
     maxInFlight.accumulateAndGet(now, Math::max);
     (write ? issuedWrites : issuedReads).increment();
-    long t0 = System.nanoTime();
     CompletableFuture<?> f;
     try {
       f = write ? driver.write(key, value) : driver.read(key);

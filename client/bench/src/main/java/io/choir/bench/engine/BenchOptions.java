@@ -44,6 +44,11 @@ public final class BenchOptions {
           + " (default: bench-results/<timestamp>-<target>).")
   public Path out;
 
+  @Option(names = "--rate", paramLabel = "OPS", defaultValue = "0",
+      description = "Pace all clients together to OPS operations per second (latency from each one's"
+          + " scheduled time); 0: closed loop, as fast as answers come. Default: ${DEFAULT-VALUE}")
+  public double rate;
+
   @Option(names = "--json", description = "Print the result JSON on stdout (the summary goes to stderr).")
   public boolean json;
 
@@ -56,7 +61,7 @@ public final class BenchOptions {
       seed = System.nanoTime() & 0xFFFFFFFFL;
     }
     return BenchConfig.of(clients, Duration.ofSeconds(duration), Duration.ofSeconds(warmup), valueSize,
-        writeRatio, keys, seed);
+        writeRatio, keys, seed).withRate(rate);
   }
 
   /** The output folder: --out, or bench-results/yyyyMMdd-HHmmss-target. */

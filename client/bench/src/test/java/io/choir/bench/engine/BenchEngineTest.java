@@ -38,6 +38,23 @@ class BenchEngineTest {
   }
 
   @Test
+  void aRatePacesTheClientsAndTimesFromTheSchedule() throws Exception {
+    try (FakeDriver d = new FakeDriver(0, 0)) {
+      // An instant driver: closed loop issues tens of thousands a second; paced, about rate x duration.
+      BenchResult r = BenchEngine.run(d, config(8, 1000, 0, 1.0).withRate(500), null);
+      long issued = r.issuedWrites();
+      assertTrue(issued >= 400 && issued <= 520, "issued " + issued + " at 500 ops/s for 1 s");
+    }
+    try (FakeDriver d = new FakeDriver(20_000, 0)) {
+      // One client and a 20 ms driver cannot keep 200 ops/s: each operation waits behind the one before,
+      // and its latency counts from its scheduled time, so the measured latencies grow past the driver's.
+      BenchResult r = BenchEngine.run(d, config(1, 600, 0, 1.0).withRate(200), null);
+      assertTrue(r.histogram().getValueAtPercentile(99) > 100_000,
+          "p99 " + r.histogram().getValueAtPercentile(99) + " µs hides the backlog");
+    }
+  }
+
+  @Test
   void oneClientIsStrictlySequential() throws Exception {
     try (FakeDriver d = new FakeDriver(200, 0)) {
       BenchEngine.run(d, config(1, 300, 0, 0.5), null);
