@@ -198,6 +198,10 @@ public final class BenchEngine {
         // The errors counted from here on belong to the measurement.
         listener.beforeMeasure();
         phase = MEASURE;
+        // With a rate the schedule starts again here: a backlog of the warmup (a JVM warming up, a
+        // view change) is not carried into the measurement as latency.
+        paceStart = now;
+        paceSlots.set(0);
         measuredFrom = now;
         cpuFrom = processCpuNanos();
       }
