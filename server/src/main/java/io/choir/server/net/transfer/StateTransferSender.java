@@ -26,7 +26,8 @@ import java.util.Set;
  * single larger pair goes alone), then the client table rows (spread over chunks by the same byte
  * bound); the final chunk has last = true (it may carry nothing else), the {@link SnapshotDigest}
  * of everything this sender read, which the receiver checks before it installs, and the snapshot's
- * membership row (DESIGN.md "Membership": the receiver enters the epoch it holds). When the snapshot's
+ * membership row when it is not the bootstrap one (DESIGN.md "Membership": the receiver enters its
+ * epoch). When the snapshot's
  * op is not above the requester's applied number, the answer is one empty last chunk: the requester
  * refuses it (installing it would move it back), and nothing else is read.
  *
@@ -237,7 +238,10 @@ public final class StateTransferSender implements AutoCloseable {
     if (nextClient == clients.size()) {
       chunk.setLast(true);
       if (digest != null) {
-        chunk.setDigest(ByteString.copyFrom(digest.finish(clients))).setMembership(membership);
+        chunk.setDigest(ByteString.copyFrom(digest.finish(clients)));
+        if (membership.getEpoch() != 0) {
+          chunk.setMembership(membership); // absent: the bootstrap membership (the stream as before)
+        }
       }
       done = true;
       close(); // every chunk is read; the snapshot is no longer needed while the last bytes drain
