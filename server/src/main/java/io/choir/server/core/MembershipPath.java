@@ -16,6 +16,7 @@ import io.choir.proto.Status;
 import io.choir.server.core.Membership.Member;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -31,6 +32,11 @@ import java.util.OptionalLong;
  * (by the old primary's commit, or else by a state transfer from a replica already there).
  */
 final class MembershipPath {
+  /** How many applied changes' replies are kept for retries. */
+  static final int MAX_SAVED_CHANGES = 64;
+
+  private record ChangeKey(long clientId, long requestId) {}
+
   private final CoreConfig config;
   private final int self;
   private final ViewState views;
@@ -51,6 +57,17 @@ final class MembershipPath {
   private long lastLaggardAskNs = Long.MIN_VALUE / 2;
   /** The last replica heard in a later epoch: where a state transfer comes from. */
   private int laterEpochSource;
+  /**
+   * The replies of the last applied configuration entries of sessions, by client and request id: a retry
+   * of a change already applied gets its reply (bounded, in memory: after a restart or a state transfer
+   * a retry is checked like a new change again).
+   */
+  private final Map<ChangeKey, Response> appliedChanges = new LinkedHashMap<>(16, 0.75f, false) {
+    @Override
+    protected boolean removeEldestEntry(Map.Entry<ChangeKey, Response> eldest) {
+      return size() > MAX_SAVED_CHANGES;
+    }
+  };
   /** When this replica last told each laggard of the old epoch's end (at most once per heartbeat interval). */
   private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
 
@@ -80,6 +97,18 @@ final class MembershipPath {
     Request request = event.request();
     if (!views.isPrimary()) {
       out.reply(event.connectionId(), redirect.notPrimary(request, nowNs));
+      return;
+    }
+    // A retry first (as for any write): the attempt in flight answers it, or the saved reply of one
+    // applied; checked against the membership it already changed, it would be refused, "not executed".
+    if (writes.joinInFlight(event)) {
+      return;
+    }
+    Response saved = request.getClientId() == 0 ? null
+        : appliedChanges.get(new ChangeKey(request.getClientId(), request.getRequestId()));
+    if (saved != null) {
+      counters.duplicates++;
+      out.reply(event.connectionId(), saved);
       return;
     }
     MemberChange c = request.getMemberChange();
@@ -223,15 +252,26 @@ final class MembershipPath {
     Membership next = now.after(e).orElse(null);
     if (next == null) {
       counters.configurationEntriesRefused++; // the state machine answered INVALID too
+      save(e, Response.newBuilder().setRequestId(e.getRequestId()).setOp(e.getOp()).setStatus(Status.INVALID)
+          .setError("configuration entry at op " + e.getOp() + " does not fit epoch " + now.epoch()).build());
       return;
     }
     if (next.epoch() == now.epoch()) {
       List<Integer> oldIds = members.ids();
       members.switchTo(next);
       peersFollow(oldIds, nowNs, out);
-      return;
+    } else {
+      switchEpoch(next, e.getOp(), nowNs, out);
     }
-    switchEpoch(next, e.getOp(), nowNs, out);
+    save(e, Response.newBuilder().setRequestId(e.getRequestId()).setOp(e.getOp()).setVersion(e.getOp())
+        .setStatus(Status.OK).setView(views.view()).setMembership(info()).build());
+  }
+
+  /** Keeps the reply of applied configuration entry e for a retry of its request (a session's only). */
+  private void save(Entry e, Response reply) {
+    if (e.getClientId() != 0) {
+      appliedChanges.put(new ChangeKey(e.getClientId(), e.getRequestId()), reply);
+    }
   }
 
   /**

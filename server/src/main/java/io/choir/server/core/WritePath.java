@@ -101,8 +101,7 @@ final class WritePath {
    * the client is answered once it is applied (Intake), or told that the outcome is unknown.
    */
   void admitConfiguration(Event.ClientRequest event, Entry.Builder command, long nowNs, Effects out) {
-    if (intake.joinInFlight(event)) {
-      counters.duplicates++;
+    if (joinInFlight(event)) {
       return;
     }
     int live = quorum.live(nowNs);
@@ -120,6 +119,15 @@ final class WritePath {
     log.appendOwn(entry);
     intake.admitted(entry, entry.getSerializedSize(), event);
     flushBatch(nowNs, out);
+  }
+
+  /** A retry of a request in flight (same client and request id) waits for that op's reply: true (counted). */
+  boolean joinInFlight(Event.ClientRequest event) {
+    if (intake.joinInFlight(event)) {
+      counters.duplicates++;
+      return true;
+    }
+    return false;
   }
 
   /** The switch to a new epoch left this replica the primary: queued writes go on in the new epoch. */

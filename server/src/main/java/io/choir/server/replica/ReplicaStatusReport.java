@@ -4,6 +4,7 @@ import static io.choir.server.config.ServerConfig.CLUSTER_ID;
 import static io.choir.server.config.ServerConfig.DURABILITY;
 import static io.choir.server.config.ServerConfig.REPLICA_ID;
 
+import io.choir.proto.MembershipInfo;
 import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -21,8 +22,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * ReplicaStatusReport builds a replica's answer to a STATUS request: who it is (id, role, view, op
- * numbers, checksum, durability, version, uptime, the peer transport's mode and, with auto, the peers
- * reached by multicast) and every counter: the core's, the storage stage's,
+ * numbers, checksum, durability, version, uptime, epoch, members and its own member role, the peer
+ * transport's mode and, with auto, the peers reached by multicast) and every counter: the core's, the storage stage's,
  * the client connections' and every choir.* meter of the registry under its name without the prefix
  * (choir.datagrams.sent becomes datagrams_sent). The names are the status interface: they do not change.
  */
@@ -66,6 +67,7 @@ final class ReplicaStatusReport {
         .setDurability(config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
         .setKeys(storage.approximateKeyCount())
         .setVersion(version());
+    membership(s, core);
     if (peers != null) {
       s.setPeerTransport(peers.transportMode().name().toLowerCase(Locale.ROOT))
           .addAllMulticastPeers(peers.multicastPeers());
@@ -120,7 +122,13 @@ final class ReplicaStatusReport {
         .putCounters("peer_rejected", c.peerRejected)
         .putCounters("resends_throttled", c.resendsThrottled)
         .putCounters("resends_over_credit", c.resendsOverCredit)
-        .putCounters("resends_already_acked", c.resendsAlreadyAcked);
+        .putCounters("resends_already_acked", c.resendsAlreadyAcked)
+        .putCounters("member_changes", c.memberChanges)
+        .putCounters("member_changes_refused", c.memberChangesRefused)
+        .putCounters("configuration_entries_refused", c.configurationEntriesRefused)
+        .putCounters("epoch_switches", c.epochSwitches)
+        .putCounters("dropped_old_epoch", c.droppedOldEpoch)
+        .putCounters("heard_later_epoch", c.heardLaterEpoch);
     core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
     for (Meter m : metrics.getMeters()) {
       if (m instanceof Counter counter) {
@@ -129,6 +137,15 @@ final class ReplicaStatusReport {
     }
     return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.OK)
         .setReplicaStatus(s).build();
+  }
+
+  /**
+   * The membership part of a status (DESIGN.md "Membership"): the replica's epoch, its members as
+   * ListMembers shows them (acked ops at the primary) and its own role (VOTER, LEARNER, RETIRED).
+   */
+  static void membership(ReplicaStatus.Builder s, ReplicaCore core) {
+    MembershipInfo info = core.membershipInfo();
+    s.setEpoch(info.getEpoch()).addAllMembers(info.getMembersList()).setMemberRole(core.memberRole());
   }
 
   private static String version() {

@@ -5,6 +5,9 @@ import io.choir.proto.AddLearner;
 import io.choir.proto.Entry;
 import io.choir.proto.EpochChange;
 import io.choir.proto.MemberAddress;
+import io.choir.proto.MemberRole;
+import io.choir.proto.MemberStatus;
+import io.choir.proto.MembershipInfo;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -69,7 +72,30 @@ final class MembershipRow {
           + " does not fit epoch " + Math.max(1, base.getEpoch())).build();
     }
     pending = next;
-    return r.setStatus(Status.OK).setVersion(entry.getOp()).build();
+    return r.setStatus(Status.OK).setVersion(entry.getOp()).setMembership(info(next)).build();
+  }
+
+  /**
+   * The membership of record as a client sees it (an OK reply to a MemberChange carries the membership
+   * after the change): voters, then learners, without acked ops (the primary's ListMembers has them).
+   */
+  static MembershipInfo info(MembershipRecord record) {
+    MembershipInfo.Builder b = MembershipInfo.newBuilder().setEpoch(record.getEpoch()).setStartView(record.getStartView());
+    for (MemberAddress m : record.getVotersList()) {
+      b.addMembers(status(m, MemberRole.VOTER));
+    }
+    for (MemberAddress m : record.getLearnersList()) {
+      b.addMembers(status(m, MemberRole.LEARNER));
+    }
+    if (record.getLearnersCount() > 0) {
+      b.setChangeInProgress(true).setChange("learner " + record.getLearners(0).getId() + " not promoted yet");
+    }
+    return b.build();
+  }
+
+  private static MemberStatus status(MemberAddress m, MemberRole role) {
+    return MemberStatus.newBuilder().setId(m.getId()).setClientAddress(m.getClientAddress())
+        .setPeerAddress(m.getPeerAddress()).setRole(role).build();
   }
 
   private static MembershipRecord addLearner(MembershipRecord base, AddLearner add, long op) {

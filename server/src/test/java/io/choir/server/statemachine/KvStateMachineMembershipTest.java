@@ -9,6 +9,9 @@ import io.choir.proto.AddLearner;
 import io.choir.proto.Entry;
 import io.choir.proto.EpochChange;
 import io.choir.proto.MemberAddress;
+import io.choir.proto.MemberRole;
+import io.choir.proto.MemberStatus;
+import io.choir.proto.MembershipInfo;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -101,6 +104,18 @@ class KvStateMachineMembershipTest {
 
       assertEquals(Status.OK, replies.get(1).getStatus());
       assertEquals(Status.OK, replies.get(2).getStatus());
+      // An OK reply carries the membership after the change.
+      MembershipInfo afterAdd = replies.get(1).getMembership();
+      assertEquals(1, afterAdd.getEpoch());
+      assertEquals(List.of(MemberRole.VOTER, MemberRole.VOTER, MemberRole.VOTER, MemberRole.LEARNER),
+          afterAdd.getMembersList().stream().map(MemberStatus::getRole).toList());
+      assertEquals("127.0.0.1:734", afterAdd.getMembers(3).getClientAddress());
+      MembershipInfo afterPromote = replies.get(2).getMembership();
+      assertEquals(2, afterPromote.getEpoch());
+      assertEquals((1L << 48) + 1, afterPromote.getStartView());
+      assertEquals(List.of(1, 2, 3, 4), afterPromote.getMembersList().stream().map(MemberStatus::getId).toList());
+      assertEquals(false, afterPromote.getChangeInProgress());
+      assertEquals(false, replies.get(0).hasMembership(), "a write's reply has none");
       MembershipRecord m = sm.membership();
       assertEquals(2, m.getEpoch());
       assertEquals(List.of(1, 2, 3, 4), m.getVotersList().stream().map(MemberAddress::getId).toList());
@@ -121,6 +136,7 @@ class KvStateMachineMembershipTest {
           epochChange(2, List.of(), 1L << 48)), true); // no voters
 
       replies.forEach(r -> assertEquals(Status.INVALID, r.getStatus(), r.toString()));
+      replies.forEach(r -> assertEquals(false, r.hasMembership(), "a refusal carries no membership"));
       assertEquals(MembershipRecord.getDefaultInstance(), sm.membership());
       assertEquals(4, sm.applied(), "every entry is applied, even a refused one");
       storage.close();

@@ -2,6 +2,7 @@ package io.choir.server.net.transfer;
 
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.MembershipRecord;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.Storage;
@@ -32,6 +33,15 @@ public interface InstallTarget {
    */
   void installSnapshot(long op, long checksum, List<ClientRecord> clients);
 
+  /**
+   * Like {@link #installSnapshot(long, long, List)}, with the snapshot's membership row in the same
+   * synced write (null: the source sent none, the row is kept). A target that keeps no membership
+   * ignores it.
+   */
+  default void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership) {
+    installSnapshot(op, checksum, clients);
+  }
+
   /** The production target: stateMachine's install steps, read back from storage (its storage). */
   static InstallTarget of(KvStateMachine stateMachine, Storage storage) {
     return new InstallTarget() {
@@ -53,6 +63,11 @@ public interface InstallTarget {
       @Override
       public void installSnapshot(long op, long checksum, List<ClientRecord> clients) {
         stateMachine.installSnapshot(op, checksum, clients);
+      }
+
+      @Override
+      public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership) {
+        stateMachine.installSnapshot(op, checksum, clients, membership);
       }
     };
   }

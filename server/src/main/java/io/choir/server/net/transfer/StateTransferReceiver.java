@@ -2,6 +2,7 @@ package io.choir.server.net.transfer;
 
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
 import io.choir.proto.StateTransferRequest;
@@ -92,8 +93,16 @@ public final class StateTransferReceiver {
     }
   }
 
-  /** Installed is what a successful transfer installed: the snapshot's op and the checksum at it. */
-  public record Installed(long op, long checksum) {}
+  /**
+   * Installed is what a successful transfer installed: the snapshot's op, the checksum at it and its
+   * membership row (epoch 0: the bootstrap membership; null: the source sent none, the row was kept),
+   * which the core gets in Event.StateInstalled to enter that epoch.
+   */
+  public record Installed(long op, long checksum, MembershipRecord membership) {
+    public Installed(long op, long checksum) {
+      this(op, checksum, null);
+    }
+  }
 
   /** StorageLane runs install steps on the storage-writer thread, in order, each exactly once. */
   @FunctionalInterface
@@ -265,8 +274,14 @@ public final class StateTransferReceiver {
             null);
         return;
       }
+      MembershipRecord membership = chunk.hasMembership() ? chunk.getMembership() : null;
+      String unfit = ReceivedMembership.problem(membership);
+      if (unfit != null) {
+        fail("the last chunk from " + source + " has " + unfit, null);
+        return;
+      }
       if (phase.compareAndSet(Phase.RECEIVING, Phase.RECEIVED)) {
-        finish(expected);
+        finish(expected, membership);
       }
     }
   }
@@ -314,14 +329,14 @@ public final class StateTransferReceiver {
   }
 
   /** Queues the final step: verify the digest, then installSnapshot (driver thread). */
-  private void finish(byte[] expected) {
+  private void finish(byte[] expected, MembershipRecord membership) {
     List<ClientRecord> rows = List.copyOf(clients);
     long finalOp = op;
     long finalChecksum = checksum;
     submit(
         () -> {
           try {
-            verifyAndInstall(expected, finalOp, finalChecksum, rows);
+            verifyAndInstall(expected, finalOp, finalChecksum, rows, membership);
           } finally {
             onStepDone.run();
           }
@@ -329,7 +344,8 @@ public final class StateTransferReceiver {
   }
 
   /** The final step (storage thread): read back, compare digests, install only when they match. */
-  private void verifyAndInstall(byte[] expected, long finalOp, long finalChecksum, List<ClientRecord> rows) {
+  private void verifyAndInstall(byte[] expected, long finalOp, long finalChecksum, List<ClientRecord> rows,
+      MembershipRecord membership) {
     if (!phase.compareAndSet(Phase.RECEIVED, Phase.FINISHING)) {
       return; // failed meanwhile (timeout): leave the marker for the next fetch
     }
@@ -352,7 +368,11 @@ public final class StateTransferReceiver {
                 true));
         return;
       }
-      target.installSnapshot(finalOp, finalChecksum, rows);
+      if (membership == null) {
+        target.installSnapshot(finalOp, finalChecksum, rows);
+      } else {
+        target.installSnapshot(finalOp, finalChecksum, rows, membership);
+      }
     } catch (Throwable t) {
       phase.set(Phase.FAILED);
       result.completeExceptionally(
@@ -360,7 +380,7 @@ public final class StateTransferReceiver {
       throw t;
     }
     phase.set(Phase.DONE);
-    result.complete(new Installed(finalOp, finalChecksum));
+    result.complete(new Installed(finalOp, finalChecksum, membership));
   }
 
   /** Queues a storage step counted against maxQueuedChunks (driver thread). */

@@ -3,6 +3,7 @@ package io.choir.server.net.transfer;
 import com.google.protobuf.ByteString;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
 import io.choir.server.statemachine.KvStateMachine;
@@ -23,8 +24,10 @@ import java.util.Set;
  * <p>Stream: every chunk carries the snapshot's op (applied number) and checksum; first the data pairs
  * in key order (each chunk at most maxChunkPairs pairs and about maxChunkBytes of keys and values; a
  * single larger pair goes alone), then the client table rows (spread over chunks by the same byte
- * bound); the final chunk has last = true (it may carry nothing else) and the {@link SnapshotDigest}
- * of everything this sender read, which the receiver checks before it installs. When the snapshot's
+ * bound); the final chunk has last = true (it may carry nothing else), the {@link SnapshotDigest}
+ * of everything this sender read, which the receiver checks before it installs, and the snapshot's
+ * membership row when it is not the bootstrap one (DESIGN.md "Membership": the receiver enters its
+ * epoch). When the snapshot's
  * op is not above the requester's applied number, the answer is one empty last chunk: the requester
  * refuses it (installing it would move it back), and nothing else is read.
  *
@@ -80,6 +83,8 @@ public final class StateTransferSender implements AutoCloseable {
   private final long op;
   private final long checksum;
   private final List<ClientRecord> clients;
+  /** The snapshot's membership row (epoch 0: the bootstrap membership), sent in the last chunk. */
+  private final MembershipRecord membership;
   private final SnapshotDigest digest;
   /** Next data key to read; null once the data is exhausted. */
   private byte[] cursor;
@@ -101,10 +106,12 @@ public final class StateTransferSender implements AutoCloseable {
       // Not ahead of the requester: one empty last chunk tells it so, instead of the whole state.
       this.cursor = null;
       this.clients = List.of();
+      this.membership = null;
       this.digest = null;
     } else {
       this.cursor = new byte[0];
       this.clients = KvStateMachine.clientTable(snapshot);
+      this.membership = KvStateMachine.membership(snapshot);
       this.digest = new SnapshotDigest(op, checksum);
     }
   }
@@ -232,6 +239,9 @@ public final class StateTransferSender implements AutoCloseable {
       chunk.setLast(true);
       if (digest != null) {
         chunk.setDigest(ByteString.copyFrom(digest.finish(clients)));
+        if (membership.getEpoch() != 0) {
+          chunk.setMembership(membership); // absent: the bootstrap membership (the stream as before)
+        }
       }
       done = true;
       close(); // every chunk is read; the snapshot is no longer needed while the last bytes drain

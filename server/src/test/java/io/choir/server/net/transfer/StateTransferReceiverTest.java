@@ -87,7 +87,8 @@ class StateTransferReceiverTest {
     // 3 queued stops reading; the frame read at 2 may queue beginInstall and its data: 4.
     assertTrue(maxQueued <= 4, "queued " + maxQueued);
     assertFalse(r.wantsConnection());
-    assertEquals(new StateTransferReceiver.Installed(source.applied(), source.checksum()), r.result().join());
+    assertEquals(new StateTransferReceiver.Installed(source.applied(), source.checksum()), r.result().join(),
+        "no membership row: the source is at the bootstrap membership");
     byte[] all = new byte[0];
     assertEquals(sourceStorage.scan(all, all, 1000), targetStorage.scan(all, all, 1000));
     assertEquals(source.clientCount(), target.clientCount());
