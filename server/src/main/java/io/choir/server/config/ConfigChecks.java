@@ -5,6 +5,7 @@ import static io.choir.server.config.ServerConfig.CLUSTER_KEY_FILE;
 import static io.choir.server.config.ServerConfig.DATA_DIR;
 import static io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.HEARTBEAT_INTERVAL_MS;
+import static io.choir.server.config.ServerConfig.JOIN;
 import static io.choir.server.config.ServerConfig.LOG_RETENTION_MAX_OPS;
 import static io.choir.server.config.ServerConfig.LOG_RETENTION_OPS;
 import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES;
@@ -39,7 +40,12 @@ final class ConfigChecks {
       throw new ConfigException(
           REPLICA_ID.key(), "replica " + c.get(REPLICA_ID) + " is not in replicas " + replicas);
     }
-    if (replicas.size() % 2 == 0) {
+    if (c.get(JOIN)) {
+      if (replicas.size() < 2) {
+        throw new ConfigException(JOIN.key(), "a joiner's replicas must list the cluster's current voters"
+            + " besides itself, got only " + replicas);
+      }
+    } else if (replicas.size() % 2 == 0) {
       throw new ConfigException(REPLICAS.key(),
           "the cluster needs an odd number of replicas (2f+1), got " + replicas.size());
     }

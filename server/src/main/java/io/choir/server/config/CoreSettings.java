@@ -51,8 +51,11 @@ public final class CoreSettings {
   public static CoreConfig coreConfig(ServerConfig config, long seed) {
     Map<Integer, String> clients = new HashMap<>();
     config.get(REPLICAS).forEach(r -> clients.put(r.id(), r.client().toString()));
-    CoreConfig.Builder b = CoreConfig.builder(config.get(REPLICA_ID),
-        config.get(REPLICAS).stream().map(r -> r.id()).toList());
+    // A joiner is no member of the bootstrap membership (epoch 1: the others), so it never votes in it.
+    int self = config.get(REPLICA_ID);
+    boolean join = config.get(ServerConfig.JOIN);
+    CoreConfig.Builder b = CoreConfig.builder(self,
+        config.get(REPLICAS).stream().map(r -> r.id()).filter(id -> !join || id != self).toList());
     return fromSettings(b, config::get, config.clusterKeys() != null)
         .clientAddresses(clients)
         .seed(seed)

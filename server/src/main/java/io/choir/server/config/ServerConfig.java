@@ -51,6 +51,12 @@ public final class ServerConfig {
       "1 to 7 of id=host:port/host:port", Values::replicas,
       "Every member: id, client (TCP) address and peer (UDP/TCP) address (flag form: 1=h:p/h:p,2=...)."));
 
+  public static final Setting<Boolean> JOIN = add(bool("join", false,
+      "Start as a joiner: `replicas` lists the voters of the cluster's current epoch plus this replica, which"
+          + " is none of them; it votes in nothing and waits until a member change adds it (`choir member add`),"
+          + " then catches up by the log or a state transfer. Harmless on later starts. See docs/design.md"
+          + " \"Membership\"."));
+
   // The client port: where it listens, TLS and who may do what.
   public static final Setting<String> LISTEN_HOST = add(text("listen_host", "",
       "Address the client port binds to; empty: the host of this replica's client address."));

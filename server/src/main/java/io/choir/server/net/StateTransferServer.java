@@ -115,7 +115,8 @@ public final class StateTransferServer implements AutoCloseable {
     }
   }
 
-  private final StateTransferSender.Config senderConfig;
+  /** Replaced whole when the members change ({@link #updateMembers}); read per new connection. */
+  private volatile StateTransferSender.Config senderConfig;
   private final PeerTcpAuth auth;
   private final PeerStreamSink peerStreams;
   private final LongSupplier view;
@@ -239,6 +240,21 @@ public final class StateTransferServer implements AutoCloseable {
       workers.shutdownGracefully(0, 0, TimeUnit.MILLISECONDS);
       throw e;
     }
+  }
+
+  /**
+   * The replica ids allowed to ask for a state transfer from now on (a membership change); transfers
+   * already running finish under the set they started with.
+   */
+  public void updateMembers(Set<Integer> memberIds) {
+    StateTransferSender.Config c = senderConfig;
+    senderConfig = new StateTransferSender.Config(c.selfId(), c.clusterIdHash(), memberIds, c.maxChunkBytes(),
+        c.maxChunkPairs());
+  }
+
+  /** The replica ids allowed to ask now. */
+  public Set<Integer> memberIds() {
+    return senderConfig.memberIds();
   }
 
   /** The bound address (the real port when the configured one was 0). */

@@ -8,6 +8,7 @@ import io.choir.proto.Response;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Effects.Effect;
 import io.choir.server.core.Event;
+import io.choir.server.core.Membership;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.storage.Storage;
 import java.util.List;
@@ -63,6 +64,12 @@ public final class EffectExecutor {
   /** Sends one peer message (to a replica id or {@link Effects#MULTICAST}). */
   public interface PeerPort {
     void send(int to, long view, MessageType type, MessageLite body);
+
+    /**
+     * The membership changed (Effects.PeersChanged): from now on send to, and accept from, its members
+     * (a removed one is dropped). The default does nothing (a single replica, tests).
+     */
+    default void membersChanged(Membership membership) {}
   }
 
   /** Reads entries the core no longer holds from the log and resends them (see resendFromLog). */
@@ -201,7 +208,7 @@ public final class EffectExecutor {
     public void peersChanged(Effects.PeersChanged e) {
       log.atInfo().addKeyValue("epoch", e.membership().epoch()).addKeyValue("voters", e.membership().voterIds())
           .addKeyValue("members", e.membership().memberIds()).log("membership changed: peers follow");
-      // TODO(peer directory): ports.peers().membersChanged(e.membership()) once the transport keeps one.
+      ports.peers().membersChanged(e.membership());
     }
   }
 

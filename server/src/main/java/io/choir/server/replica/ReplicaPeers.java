@@ -21,6 +21,7 @@ import io.choir.server.config.ReplicaAddress;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.TestSettings;
 import io.choir.server.core.Event;
+import io.choir.server.core.Membership;
 import io.choir.server.net.PeerDirectory;
 import io.choir.server.net.PeerRouting;
 import io.choir.server.net.PeerTcpAuth;
@@ -35,7 +36,9 @@ import io.micrometer.core.instrument.MeterRegistry;
 import java.net.InetSocketAddress;
 import java.net.SocketException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -167,6 +170,48 @@ final class ReplicaPeers implements AutoCloseable {
             inbox.post(new Event.StateTransferFailed(String.valueOf(err.getMessage())));
           }
         });
+  }
+
+  /**
+   * The membership changed: the peer directory (and with it the datagram codec's senders, the peer
+   * streams and the peer TCP port's members) and the state transfer server's askers become its members
+   * and this replica; a removed one is dropped.
+   */
+  void membersChanged(Membership membership) {
+    directory.update(peerMap(config, directory, membership));
+    stateTransferServer.updateMembers(directory.ids());
+  }
+
+  /**
+   * Where membership's members are: the peer address the membership records, else the configured one,
+   * else the directory's; this replica always (a retired one still serves state transfers).
+   */
+  static Map<Integer, InetSocketAddress> peerMap(ServerConfig config, PeerDirectory directory,
+      Membership membership) {
+    Map<Integer, InetSocketAddress> out = new HashMap<>();
+    int self = config.get(REPLICA_ID);
+    List<Integer> ids = new ArrayList<>(membership.memberIds());
+    if (!ids.contains(self)) {
+      ids.add(self);
+    }
+    for (int id : ids) {
+      String peer = membership.member(id).map(Membership.Member::peerAddress).orElse("");
+      if (peer.isEmpty()) {
+        peer = config.get(REPLICAS).stream().filter(r -> r.id() == id).map(r -> r.peer().toString())
+            .findFirst().orElseGet(() -> directory.configured(id));
+      }
+      if (peer == null || peer.isEmpty()) {
+        log.atWarn().addKeyValue("peer", id).log("no peer address known for a member: not reachable");
+        continue;
+      }
+      try {
+        ReplicaAddress.HostPort hp = ReplicaAddress.HostPort.parse(peer);
+        out.put(id, InetSocketAddress.createUnresolved(hp.host(), hp.port()));
+      } catch (IllegalArgumentException e) {
+        log.atWarn().addKeyValue("peer", id).addKeyValue("address", peer).log("a member's peer address does not parse");
+      }
+    }
+    return out;
   }
 
   /** The transport's mode (status). */

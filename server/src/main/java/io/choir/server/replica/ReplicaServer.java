@@ -25,6 +25,8 @@ import static io.choir.server.config.ServerConfig.REPLICA_ID;
 import static io.choir.server.config.ServerConfig.SESSION_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.SHUTDOWN_TIMEOUT_MS;
 
+import com.google.protobuf.MessageLite;
+import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -216,7 +218,17 @@ public final class ReplicaServer implements AutoCloseable {
   /** The executor of the core's effects, through this replica's storage stage, peers and clients. */
   private EffectExecutor executor() {
     int maxDatagramBytes = config.get(MAX_DATAGRAM_BYTES);
-    EffectExecutor.PeerPort peerPort = peers == null ? (to, view, type, body) -> { } : peers::send;
+    EffectExecutor.PeerPort peerPort = peers == null ? (to, view, type, body) -> { } : new EffectExecutor.PeerPort() {
+      @Override
+      public void send(int to, long view, MessageType type, MessageLite body) {
+        peers.send(to, view, type, body);
+      }
+
+      @Override
+      public void membersChanged(Membership membership) {
+        peers.membersChanged(membership);
+      }
+    };
     EffectExecutor.StateTransferPort stateTransfers = peers == null
         ? from -> {
           throw new IllegalStateException("a single replica never fetches a state transfer");

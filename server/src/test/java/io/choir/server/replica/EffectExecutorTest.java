@@ -11,6 +11,7 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.server.config.CoreSettings;
 import io.choir.server.core.Effects;
+import io.choir.server.core.Membership;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.storage.MemoryStorage;
@@ -57,7 +58,17 @@ class EffectExecutorTest {
             calls.add("truncate before " + op);
           }
         },
-        (int to, long view, MessageType type, MessageLite body) -> calls.add("send " + type + " to " + to),
+        new EffectExecutor.PeerPort() {
+          @Override
+          public void send(int to, long view, MessageType type, MessageLite body) {
+            calls.add("send " + type + " to " + to);
+          }
+
+          @Override
+          public void membersChanged(Membership membership) {
+            calls.add("members e" + membership.epoch() + " " + membership.memberIds());
+          }
+        },
         r -> calls.add("resend " + r.fromOp() + ".." + r.toOp()),
         from -> calls.add("state transfer from " + from),
         read -> calls.add("read on " + read.connectionId()),
@@ -99,6 +110,19 @@ class EffectExecutorTest {
     assertEquals(List.of("view 1", "truncate after 4", "persist 3 e2", "lnv 1 caught up",
         "send HEARTBEAT to 0", "apply 2", "truncate before 3", "resend 4..6", "state transfer from 2",
         "read on 9", "reply 2 on 7", "reply 1 on 8", "pause true"), calls);
+  }
+
+  @Test
+  void shouldHandAMembershipChangeToThePeerPort() {
+    Effects fx = new Effects();
+    Membership m = new Membership(2, List.of(new Membership.Member(3, "", "127.0.0.1:7603"),
+        new Membership.Member(4, "", "127.0.0.1:7604")), List.of(new Membership.Member(5, "", "127.0.0.1:7605")),
+        Membership.epochBase(2));
+
+    fx.peersChanged(m);
+    executor().execute(fx);
+
+    assertEquals(List.of("members e2 [3, 4, 5]"), calls);
   }
 
   @Test

