@@ -163,7 +163,7 @@ final class ReplicaPeers implements AutoCloseable {
         .whenComplete((ok, err) -> {
           if (err == null) {
             log.atInfo().addKeyValue("op", ok.op()).log("state transfer installed");
-            inbox.post(new Event.StateInstalled(ok.op(), ok.checksum()));
+            inbox.post(new Event.StateInstalled(ok.op(), ok.checksum(), ok.membership()));
           } else {
             log.atWarn().addKeyValue("from", from).addKeyValue("reason", err.getMessage())
                 .log("state transfer failed; will retry");
