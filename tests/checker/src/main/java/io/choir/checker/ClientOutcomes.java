@@ -3,6 +3,7 @@ package io.choir.checker;
 import io.choir.client.BusyException;
 import io.choir.client.CasFailedException;
 import io.choir.client.InvalidRequestException;
+import io.choir.client.MemberChangeRefusedException;
 import io.choir.client.PermissionDeniedException;
 import io.choir.client.TlsException;
 import io.choir.client.TooLargeException;
@@ -54,6 +55,7 @@ public final class ClientOutcomes {
       InvalidRequestException.class, "not executed: invalid request",
       PermissionDeniedException.class, "not executed: permission denied",
       TlsException.class, "not executed: TLS failed",
+      MemberChangeRefusedException.class, "not executed: membership change refused",
       CasFailedException.class, "cas-failed: nothing written");
 
   private ClientOutcomes() {}
