@@ -129,23 +129,7 @@ final class NetnsCluster implements AutoCloseable {
 
   /** The id of the replica that says it is primary in the highest view, waiting up to timeout. */
   int awaitPrimary(ChoirClient c, Duration timeout) throws InterruptedException {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    List<ReplicaInfo> last = List.of();
-    while (System.nanoTime() < deadline) {
-      last = statuses(c);
-      ReplicaInfo best = null;
-      for (ReplicaInfo r : last) {
-        if (r != null && r.role().equals("primary") && (best == null || r.view() > best.view())) {
-          best = r;
-        }
-      }
-      if (best != null) {
-        return best.id();
-      }
-      TimeUnit.MILLISECONDS.sleep(50); // polling status: no event to wait on from outside
-    }
-    fail("no primary within " + timeout + ": " + last);
-    return -1;
+    return ProcessCluster.awaitPrimary(() -> statuses(c), timeout);
   }
 
   /**

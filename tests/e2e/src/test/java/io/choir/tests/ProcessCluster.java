@@ -24,6 +24,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
@@ -256,10 +257,18 @@ final class ProcessCluster implements AutoCloseable {
 
   /** The id of the replica that says it is primary in the highest view, waiting up to timeout. */
   int awaitPrimary(ChoirClient c, Duration timeout) throws InterruptedException {
+    return awaitPrimary(() -> statuses(c), timeout);
+  }
+
+  /**
+   * The id of the replica that says it is primary in the highest view among what statuses returns
+   * (null: no answer), asked again until one does or timeout passes (NetnsCluster shares it).
+   */
+  static int awaitPrimary(Supplier<List<ReplicaInfo>> statuses, Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     List<ReplicaInfo> last = List.of();
     while (System.nanoTime() < deadline) {
-      last = statuses(c);
+      last = statuses.get();
       ReplicaInfo best = null;
       for (ReplicaInfo r : last) {
         if (r != null && r.role().equals("primary") && (best == null || r.view() > best.view())) {
