@@ -127,12 +127,24 @@ endpoints_of() {
   (IFS=,; echo "${eps[*]}")
 }
 
-# CPU seconds (utime + stime) of process $1 so far.
+# "TOTAL NOJIT": CPU seconds (utime + stime) of process $1 so far, and the same without the JIT
+# compiler threads (C1/C2 CompilerThread: a warm-up cost that a paced run spreads over few writes), summed
+# over its threads (/proc/PID/task/*/stat; the replica's threads live as long as it does).
 cpu_of() {
   local tck
   tck="$(getconf CLK_TCK)"
-  # fields 14 and 15 counted after the command name, which is in parentheses and may hold spaces
-  sed 's/^.*) //' "/proc/$1/stat" | awk -v h="$tck" '{printf "%.3f\n", ($12 + $13) / h}'
+  # the command name is in parentheses and may hold spaces: fields 14 and 15 are 12 and 13 after it
+  for t in /proc/"$1"/task/*/stat; do cat "$t" 2>/dev/null; echo; done | awk -v h="$tck" '
+    NF == 0 { next }
+    { name = $0; sub(/^[^(]*\(/, "", name); sub(/\).*$/, "", name)
+      rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+      t = f[12] + f[13]; all += t; if (name !~ /^C[12] CompilerThre/) nojit += t }
+    END { printf "%.3f %.3f\n", all / h, nojit / h }'
+}
+
+# The peer datagrams (UDP) that left each host so far: "PACKETS:BYTES" per host, space separated.
+udp_out() {
+  "${hosts[@]}" counters --prefix "$PREFIX" | awk '{printf "%s:%s ", $2, $3} END {print ""}'
 }
 
 # "ID VIEW" of the primary in the highest view, from `choir status --json` ("0 0" if none answers so, after
@@ -243,13 +255,15 @@ for n in $REPLICAS; do
     while kill -0 "$bench_pid" 2>/dev/null && ! grep -q '\] measure' "$progress"; do sleep 0.1; done
     kill -0 "$bench_pid" 2>/dev/null || die "the bench of $name ended before its first measured second"
     cpu0=()
-    for p in "${pids[@]}"; do cpu0+=("$(cpu_of "$p")"); done
+    for p in "${pids[@]}"; do cpu0+=("$(cpu_of "$p" | tr ' ' :)"); done
+    udp0="$(udp_out)"
     # after the CPU reading: a status command is a JVM start, seconds on a loaded machine
     read -r primary view0 <<<"$(primary_of "$eps")"
     kill -0 "$bench_pid" 2>/dev/null || log "  WARNING: the bench ended before the primary was known: make --duration longer"
     wait "$bench_pid" || die "the bench of $name failed: $(tail -5 "$progress")"
     cpu1=()
-    for p in "${pids[@]}"; do cpu1+=("$(cpu_of "$p")"); done
+    for p in "${pids[@]}"; do cpu1+=("$(cpu_of "$p" | tr ' ' :)"); done
+    udp1="$(udp_out)"
     read -r primary1 view1 <<<"$(primary_of "$eps")"
     if [ "$primary" = 0 ]; then
       log "  WARNING: the primary was unknown at the start of the window; taking the one at its end"
@@ -262,15 +276,25 @@ for n in $REPLICAS; do
       stable=false
       log "  WARNING: the primary changed during the run ($primary in view $view0 -> $primary1 in view $view1)"
     fi
-    python3 - "$OUT/runs/$name/cpu.json" "$transport" "$n" "$primary" "$stable" "${cpu0[*]}" "${cpu1[*]}" <<'EOF'
+    python3 - "$OUT/runs/$name/cpu.json" "$transport" "$n" "$primary" "$stable" "${cpu0[*]}" "${cpu1[*]}" \
+        "$udp0" "$udp1" <<'EOF'
 import json, sys
-out, transport, n, primary, stable, c0, c1 = sys.argv[1:]
-c0 = [float(x) for x in c0.split()]
-c1 = [float(x) for x in c1.split()]
-each = [round(b - a, 3) for a, b in zip(c0, c1)]
+out, transport, n, primary, stable, c0, c1, u0, u1 = sys.argv[1:]
+def pairs(s):
+    return [[float(v) for v in x.split(":")] for x in s.split()]
+c0, c1, u0, u1 = pairs(c0), pairs(c1), pairs(u0), pairs(u1)
+each = [round(b[0] - a[0], 3) for a, b in zip(c0, c1)]
+nojit = [round(b[1] - a[1], 3) for a, b in zip(c0, c1)]
+pk = [int(b[0] - a[0]) for a, b in zip(u0, u1)]
+by = [int(b[1] - a[1]) for a, b in zip(u0, u1)]
+p = int(primary) - 1
 json.dump({"transport": transport, "replicas": int(n), "primary_id": int(primary),
-           "primary_stable": stable == "true", "primary_cpu_s": each[int(primary) - 1],
-           "replicas_cpu_s": round(sum(each), 3), "cpu_s_per_replica": each}, open(out, "w"), indent=2)
+           "primary_stable": stable == "true", "primary_cpu_s": each[p],
+           "replicas_cpu_s": round(sum(each), 3), "cpu_s_per_replica": each,
+           "primary_cpu_nojit_s": nojit[p], "replicas_cpu_nojit_s": round(sum(nojit), 3),
+           "primary_udp_out_packets": pk[p], "primary_udp_out_bytes": by[p],
+           "replicas_udp_out_packets": sum(pk), "udp_out_packets_per_replica": pk},
+          open(out, "w"), indent=2)
 EOF
     cat "$OUT/runs/$name.txt" >&2
     log "  CPU over the window: primary (replica $primary) $(python3 -c "import json;d=json.load(open('$OUT/runs/$name/cpu.json'));print(d['primary_cpu_s'], 's; all replicas', d['replicas_cpu_s'], 's')")"
