@@ -124,21 +124,32 @@ public final class TransportScaling {
     return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, format, v);
   }
 
-  /** The primary's peer datagrams per write against replicas, one line per transport. */
-  static XYChart datagramChart(List<Row> rows) {
-    XYChart chart = new XYChartBuilder().width(800).height(450)
-        .title("Peer datagrams sent by the primary per write vs replicas")
-        .xAxisTitle("replicas").yAxisTitle("datagrams per write").build();
+  /** An empty chart with replicas on the x axis, y from 0, and the style of both plots. */
+  private static XYChart chartAgainstReplicas(String title, String yTitle) {
+    XYChart chart = new XYChartBuilder().width(800).height(450).title(title)
+        .xAxisTitle("replicas").yAxisTitle(yTitle).build();
     chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
     chart.getStyler().setChartBackgroundColor(Color.WHITE);
     chart.getStyler().setPlotGridLinesColor(new Color(0xdddddd));
     chart.getStyler().setYAxisMin(0.0);
+    return chart;
+  }
+
+  /** The rows by transport name (sorted), each in the given order. */
+  private static Map<String, List<Row>> byTransport(List<Row> rows) {
     Map<String, List<Row>> byTransport = new TreeMap<>();
     for (Row r : rows) {
-      if (!Double.isNaN(r.primaryDatagramsPerWrite())) {
-        byTransport.computeIfAbsent(r.transport(), t -> new ArrayList<>()).add(r);
-      }
+      byTransport.computeIfAbsent(r.transport(), t -> new ArrayList<>()).add(r);
     }
+    return byTransport;
+  }
+
+  /** The primary's peer datagrams per write against replicas, one line per transport. */
+  static XYChart datagramChart(List<Row> rows) {
+    XYChart chart = chartAgainstReplicas("Peer datagrams sent by the primary per write vs replicas",
+        "datagrams per write");
+    Map<String, List<Row>> byTransport = byTransport(rows.stream()
+        .filter(r -> !Double.isNaN(r.primaryDatagramsPerWrite())).toList());
     int i = 0;
     for (Map.Entry<String, List<Row>> e : byTransport.entrySet()) {
       add(chart, e.getKey(), e.getValue().stream().mapToDouble(Row::replicas).toArray(),
@@ -152,17 +163,9 @@ public final class TransportScaling {
   }
 
   static XYChart chart(List<Row> rows) {
-    XYChart chart = new XYChartBuilder().width(800).height(450)
-        .title("CPU per write vs replicas (solid: primary, dashed: all replicas)")
-        .xAxisTitle("replicas").yAxisTitle("CPU µs per write").build();
-    chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
-    chart.getStyler().setChartBackgroundColor(Color.WHITE);
-    chart.getStyler().setPlotGridLinesColor(new Color(0xdddddd));
-    chart.getStyler().setYAxisMin(0.0);
-    Map<String, List<Row>> byTransport = new TreeMap<>();
-    for (Row r : rows) {
-      byTransport.computeIfAbsent(r.transport(), t -> new ArrayList<>()).add(r);
-    }
+    XYChart chart = chartAgainstReplicas("CPU per write vs replicas (solid: primary, dashed: all replicas)",
+        "CPU µs per write");
+    Map<String, List<Row>> byTransport = byTransport(rows);
     int i = 0;
     for (Map.Entry<String, List<Row>> e : byTransport.entrySet()) {
       Color color = COLORS[i++ % COLORS.length];
