@@ -6,10 +6,12 @@
 # fsync durability on them and runs `choir bench` from the root namespace against the hosts' client
 # addresses (64 clients, 100-byte writes). Over the measured window (from the bench's first measured
 # second to its end) it reads the CPU time (utime + stime, /proc/PID/stat) of the primary's JVM and of
-# every replica's, and divides by the writes of that window.
-# Prints one table (writes/s, p50, p99, primary CPU µs/write, all replicas' CPU µs/write) and writes it
-# with transport-scaling.json, cpu-per-write.png (CPU per write vs replicas, one line per transport) and
-# index.html to $OUT, every run's bench results under $OUT/runs/TRANSPORT-N.
+# every replica's (also without the JIT compiler threads), and the UDP datagrams and bytes that left
+# every host (netns-hosts counters), and divides by the writes of that window.
+# Prints one table (writes/s, p50, p99, primary and all replicas' CPU µs/write, both without JIT, the
+# primary's datagrams and bytes per write) and writes it with transport-scaling.json, cpu-per-write.png
+# (CPU per write vs replicas, one line per transport), datagrams-per-write.png and index.html to $OUT,
+# every run's bench results under $OUT/runs/TRANSPORT-N.
 #
 #   deploy/bench/transport-scaling.sh
 #   deploy/bench/transport-scaling.sh --transports multicast --replicas "3 5" --duration 10 --warmup 10
