@@ -305,7 +305,7 @@ final class MembershipPath {
     peersFollow(oldIds, nowNs, out);
     counters.epochSwitches++;
     if (views.isPrimary()) {
-      viewChanges.startEpochAsPrimary(nowNs, out);
+      viewChanges.startEpochAsPrimary(wasPrimary, nowNs, out);
       writes.resumeAfterSwitch(nowNs, out);
     } else {
       joins.startEpochAsBackup(nowNs, out);
