@@ -59,8 +59,8 @@ final class MembershipPath {
   private int laterEpochSource;
   /**
    * The replies of the last applied configuration entries of sessions, by client and request id: a retry
-   * of a change already applied gets its reply (bounded, in memory: after a restart or a state transfer
-   * a retry is checked like a new change again).
+   * of a change already applied gets its reply (bounded, in memory; after a restart or a state transfer
+   * it starts from the membership's recent changes, which the state machine's row keeps).
    */
   private final Map<ChangeKey, Response> appliedChanges = new LinkedHashMap<>(16, 0.75f, false) {
     @Override
@@ -89,6 +89,21 @@ final class MembershipPath {
     this.redirect = redirect;
     this.catchUp = catchUp;
     this.counters = counters;
+    remember(members.current());
+  }
+
+  /**
+   * Keeps an OK reply for each recent change of membership m (from the durable row: a restart or an
+   * install) not saved yet, so a retry of it is answered as its first attempt was, by any replica.
+   */
+  private void remember(Membership m) {
+    for (Membership.Applied a : m.recentChanges()) {
+      ChangeKey key = new ChangeKey(a.clientId(), a.requestId());
+      if (!appliedChanges.containsKey(key)) {
+        appliedChanges.put(key, Response.newBuilder().setRequestId(a.requestId()).setOp(a.op()).setVersion(a.op())
+            .setStatus(Status.OK).setView(views.view()).setMembership(info()).build());
+      }
+    }
   }
 
   // ---------------------------------------------------------------- change requests (the primary)
@@ -326,7 +341,12 @@ final class MembershipPath {
   /** A state transfer installed a state whose membership row is installed (empty: none sent). */
   void installed(Membership installed, long nowNs, Effects out) {
     Membership now = members.current();
-    if (installed == null || installed.equals(now) || installed.epoch() < now.epoch()) {
+    if (installed == null || installed.epoch() < now.epoch()) {
+      return;
+    }
+    remember(installed);
+    if (installed.equals(now)) {
+      members.switchTo(installed); // the same configuration; its recent changes are the row's
       return;
     }
     if (installed.epoch() == now.epoch()) {

@@ -216,7 +216,10 @@ final class CoreCluster {
     log.keySet().removeIf(op -> op > old.appliedOp() + unapplied.size());
     RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, false, false, old.appliedOp(),
         old.appliedOp(), Math.min(old.logFirstOp(), old.appliedOp() + 1), unapplied);
-    cores[id] = new ReplicaCore(config.apply(id), r, old.membership());
+    // The membership as storage holds it: the row of its applied state, recent changes included.
+    CoreConfig restarted = config.apply(id);
+    Membership row = Membership.fromRecord(old.membership().toRecord(old.appliedOp()), restarted.bootstrapMembership());
+    cores[id] = new ReplicaCore(restarted, r, row);
   }
 
   /** The entry replica id told storage to persist at op, or null. */
