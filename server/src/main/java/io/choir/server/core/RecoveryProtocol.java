@@ -45,9 +45,13 @@ final class RecoveryProtocol {
     out.tickBy(lastSentNs + config.heartbeatIntervalNs);
   }
 
-  /** Replica from answered in view v; the outcome once the answers suffice (they are then forgotten). */
+  /**
+   * Replica from answered in view v; the outcome once the answers suffice (they are then forgotten).
+   * Only voters of this replica's epoch count: a learner takes no part in forming views, so its answer
+   * says nothing of the newest one (DESIGN.md "Membership").
+   */
   Optional<Outcome> answered(int from, long v, RecoveryResponse r) {
-    if (r.getNonce() != nonce) {
+    if (r.getNonce() != nonce || !members.isVoter(from)) {
       return Optional.empty();
     }
     responses.put(from, r);
@@ -55,7 +59,7 @@ final class RecoveryProtocol {
     long maxView = views.values().stream().mapToLong(Long::longValue).max().orElse(0);
     int primary = members.primaryOf(maxView);
     RecoveryResponse fromPrimary = responses.get(primary);
-    // VR 4.3: f+1 answers from other replicas with our nonce, one of them from the primary of the newest
+    // VR 4.3: f+1 answers from other voters with our nonce, one of them from the primary of the newest
     // view they name.
     if (responses.size() < members.f() + 1 || fromPrimary == null || !fromPrimary.getFromPrimary()
         || views.get(primary) != maxView) {

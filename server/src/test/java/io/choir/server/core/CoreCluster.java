@@ -207,6 +207,14 @@ final class CoreCluster {
    * its applied state and the log above it, and the membership of its applied state (the row).
    */
   void restart(int id) {
+    restart(id, false);
+  }
+
+  /**
+   * As {@link #restart(int)}; recovering: with buffered durability, so it runs the recovery protocol
+   * first (VR Revisited 4.3).
+   */
+  void restart(int id, boolean recovering) {
     ReplicaCore old = cores[id];
     Map<Long, Entry> log = logs.get(id);
     List<Entry> unapplied = new ArrayList<>();
@@ -214,7 +222,7 @@ final class CoreCluster {
       unapplied.add(log.get(op));
     }
     log.keySet().removeIf(op -> op > old.appliedOp() + unapplied.size());
-    RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, false, false, old.appliedOp(),
+    RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, recovering, false, old.appliedOp(),
         old.appliedOp(), Math.min(old.logFirstOp(), old.appliedOp() + 1), unapplied);
     // The membership as storage holds it: the row of its applied state, recent changes included.
     CoreConfig restarted = config.apply(id);
