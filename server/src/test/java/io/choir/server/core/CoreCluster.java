@@ -215,12 +215,18 @@ final class CoreCluster {
    * first (VR Revisited 4.3).
    */
   void restart(int id, boolean recovering) {
+    restart(id, recovering, 0);
+  }
+
+  /** As {@link #restart(int, boolean)}, the last lostTail unapplied log entries lost (unsynced writes). */
+  void restart(int id, boolean recovering, int lostTail) {
     ReplicaCore old = cores[id];
     Map<Long, Entry> log = logs.get(id);
-    List<Entry> unapplied = new ArrayList<>();
+    List<Entry> logged = new ArrayList<>();
     for (long op = old.appliedOp() + 1; log.containsKey(op); op++) {
-      unapplied.add(log.get(op));
+      logged.add(log.get(op));
     }
+    List<Entry> unapplied = logged.subList(0, Math.max(0, logged.size() - lostTail));
     log.keySet().removeIf(op -> op > old.appliedOp() + unapplied.size());
     RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, recovering, false, old.appliedOp(),
         old.appliedOp(), Math.min(old.logFirstOp(), old.appliedOp() + 1), unapplied);

@@ -76,6 +76,38 @@ class MembershipRecoveryTest {
   }
 
   @Test
+  void shouldRecoverInAnEpochOfTwoVotersByTheOtherOnesAnswer() {
+    CoreCluster c = cluster(3);
+    writes(c, 1, 3);
+    assertEquals(Status.OK, change(c, 1, kind(MemberChange.Kind.REMOVE, 3)).getStatus());
+    writes(c, 1, 3);
+
+    c.restart(2, true); // of 2 voters: the primary's answer is all there is (f+1 would be 2 others)
+    c.run(3 * HB, MS);
+
+    assertEquals(ReplicaCore.Mode.NORMAL, c.cores[2].mode(), "recovered");
+    writes(c, 1, 3);
+    assertEquals(c.cores[1].commitOp(), c.cores[2].appliedOp());
+    assertFalse(c.cores[2].mustCatchUp());
+  }
+
+  @Test
+  void shouldRecoverInAnEpochOfFourVotersByTwoAnswers() {
+    CoreCluster c = cluster(4);
+    writes(c, 1, 3);
+    assertEquals(Status.OK, change(c, 1, add(4)).getStatus());
+    writes(c, 1, 3);
+    assertEquals(Status.OK, change(c, 1, kind(MemberChange.Kind.PROMOTE, 4)).getStatus());
+    writes(c, 1, 3);
+
+    c.restart(3, true);
+    c.dropSent = (from, s) -> from == 2; // 1 (the primary) and 4 answer: with 3 itself, a quorum's worth
+    c.run(3 * HB, MS);
+
+    assertEquals(ReplicaCore.Mode.NORMAL, c.cores[3].mode(), "two answers of the three other voters suffice");
+  }
+
+  @Test
   void shouldBringARecoveringReplicaWhoseEpochEndedWhileItWasDownOverByAStateTransferAndCatchUp() {
     CoreCluster c = cluster(4);
     writes(c, 1, 3);
