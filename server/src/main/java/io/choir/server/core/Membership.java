@@ -1,6 +1,7 @@
 package io.choir.server.core;
 
 import io.choir.proto.AddLearner;
+import io.choir.proto.AppliedChange;
 import io.choir.proto.Entry;
 import io.choir.proto.EpochChange;
 import io.choir.proto.MemberAddress;
@@ -24,12 +25,21 @@ import java.util.stream.Stream;
  * <p>Views carry their epoch: the views of epoch e are [{@link #epochBase}(e), epochBase(e+1)), so a
  * view number alone says which epoch a message is of, views still only rise across epochs, and the
  * first epoch's views are the numbers they always were (DESIGN.md "Membership").
+ *
+ * <p>It also carries the last few changes applied for client sessions ({@link #recentChanges}), as the
+ * state machine's row does, so a retry of one is answered with its outcome after a restart or a state
+ * transfer too. They are history, not configuration: {@link #equals} leaves them out.
  */
 public final class Membership {
   /** Views of one epoch: epoch e starts at view (e - 1) << EPOCH_VIEW_BITS. */
   public static final int EPOCH_VIEW_BITS = 48;
   /** The highest epoch whose views stay below PeerMessageChecks.MAX_NUMBER (2^62). */
   public static final long MAX_EPOCH = (1L << (62 - EPOCH_VIEW_BITS)) - 1;
+  /** How many applied changes of client sessions the membership (and its row) remembers. */
+  public static final int MAX_RECENT_CHANGES = 16;
+
+  /** A change applied with an OK outcome for a client session: its session, request id and entry's op. */
+  public record Applied(long clientId, long requestId, long op) {}
 
   /** One member: its id and its client and peer addresses ("" when this replica does not know them). */
   public record Member(int id, String clientAddress, String peerAddress) {
@@ -51,8 +61,14 @@ public final class Membership {
   private final List<Member> voters;
   private final List<Member> learners;
   private final long startView;
+  /** The last changes applied for client sessions, oldest first (at most MAX_RECENT_CHANGES). */
+  private final List<Applied> recentChanges;
 
   public Membership(long epoch, List<Member> voters, List<Member> learners, long startView) {
+    this(epoch, voters, learners, startView, List.of());
+  }
+
+  public Membership(long epoch, List<Member> voters, List<Member> learners, long startView, List<Applied> recentChanges) {
     if (epoch < 1 || epoch > MAX_EPOCH) {
       throw new IllegalArgumentException("epoch " + epoch + " outside 1.." + MAX_EPOCH);
     }
@@ -66,6 +82,8 @@ public final class Membership {
     this.voters = List.copyOf(voters);
     this.learners = List.copyOf(learners);
     this.startView = startView;
+    this.recentChanges = List.copyOf(recentChanges.subList(Math.max(0, recentChanges.size() - MAX_RECENT_CHANGES),
+        recentChanges.size()));
     List<Integer> ids = new ArrayList<>();
     for (Member m : this.voters) {
       ids.add(m.id());
@@ -111,6 +129,21 @@ public final class Membership {
 
   public long startView() {
     return startView;
+  }
+
+  /** The last changes applied for client sessions, oldest first. */
+  public List<Applied> recentChanges() {
+    return recentChanges;
+  }
+
+  /** The recent changes after configuration entry e is applied with an OK outcome. */
+  private List<Applied> recentAfter(Entry e) {
+    if (e.getClientId() == 0) {
+      return recentChanges;
+    }
+    List<Applied> next = new ArrayList<>(recentChanges);
+    next.add(new Applied(e.getClientId(), e.getRequestId(), e.getOp()));
+    return next;
   }
 
   /** Voters then learners, as ids: the members that get the log. */
@@ -224,7 +257,7 @@ public final class Membership {
             || !entryLearners.get(entryLearners.size() - 1).equals(fromProto(a.getLearner()))) {
           return Optional.empty();
         }
-        return Optional.of(new Membership(epoch, entryVoters, entryLearners, startView));
+        return Optional.of(new Membership(epoch, entryVoters, entryLearners, startView, recentAfter(entry)));
       }
       if (entry.getCommandCase() == Entry.CommandCase.EPOCH_CHANGE) {
         EpochChange c = entry.getEpochChange();
@@ -232,7 +265,7 @@ public final class Membership {
           return Optional.empty();
         }
         return Optional.of(new Membership(c.getEpoch(), fromProto(c.getVotersList()), fromProto(c.getLearnersList()),
-            c.getStartView()));
+            c.getStartView(), recentAfter(entry)));
       }
     } catch (IllegalArgumentException e) {
       return Optional.empty(); // no voters, a duplicate id, a start view of another epoch
@@ -245,13 +278,24 @@ public final class Membership {
     if (r.getEpoch() == 0) {
       return bootstrap;
     }
-    return new Membership(r.getEpoch(), fromProto(r.getVotersList()), fromProto(r.getLearnersList()), r.getStartView());
+    List<Applied> recent = new ArrayList<>();
+    for (AppliedChange a : r.getRecentChangesList()) {
+      if (a.getClientId() != 0) {
+        recent.add(new Applied(a.getClientId(), a.getRequestId(), a.getOp()));
+      }
+    }
+    return new Membership(r.getEpoch(), fromProto(r.getVotersList()), fromProto(r.getLearnersList()), r.getStartView(),
+        recent);
   }
 
   /** This membership as a state machine row, made by the configuration entry at op. */
   public MembershipRecord toRecord(long op) {
-    return MembershipRecord.newBuilder().setEpoch(epoch).addAllVoters(toProto(voters)).addAllLearners(toProto(learners))
-        .setStartView(startView).setOp(op).build();
+    MembershipRecord.Builder b = MembershipRecord.newBuilder().setEpoch(epoch).addAllVoters(toProto(voters))
+        .addAllLearners(toProto(learners)).setStartView(startView).setOp(op);
+    for (Applied a : recentChanges) {
+      b.addRecentChanges(AppliedChange.newBuilder().setClientId(a.clientId()).setRequestId(a.requestId()).setOp(a.op()));
+    }
+    return b.build();
   }
 
   static Member fromProto(MemberAddress m) {

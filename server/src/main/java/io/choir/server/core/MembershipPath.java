@@ -14,9 +14,9 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.core.Membership.Member;
+import io.choir.server.core.ReplicaCore.Mode;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalLong;
@@ -32,11 +32,6 @@ import java.util.OptionalLong;
  * (by the old primary's commit, or else by a state transfer from a replica already there).
  */
 final class MembershipPath {
-  /** How many applied changes' replies are kept for retries. */
-  static final int MAX_SAVED_CHANGES = 64;
-
-  private record ChangeKey(long clientId, long requestId) {}
-
   private final CoreConfig config;
   private final int self;
   private final ViewState views;
@@ -57,17 +52,8 @@ final class MembershipPath {
   private long lastLaggardAskNs = Long.MIN_VALUE / 2;
   /** The last replica heard in a later epoch: where a state transfer comes from. */
   private int laterEpochSource;
-  /**
-   * The replies of the last applied configuration entries of sessions, by client and request id: a retry
-   * of a change already applied gets its reply (bounded, in memory: after a restart or a state transfer
-   * a retry is checked like a new change again).
-   */
-  private final Map<ChangeKey, Response> appliedChanges = new LinkedHashMap<>(16, 0.75f, false) {
-    @Override
-    protected boolean removeEldestEntry(Map.Entry<ChangeKey, Response> eldest) {
-      return size() > MAX_SAVED_CHANGES;
-    }
-  };
+  /** The replies of the last applied changes of sessions, for their retries. */
+  private final SavedChanges saved = new SavedChanges();
   /** When this replica last told each laggard of the old epoch's end (at most once per heartbeat interval). */
   private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
 
@@ -89,6 +75,7 @@ final class MembershipPath {
     this.redirect = redirect;
     this.catchUp = catchUp;
     this.counters = counters;
+    saved.remember(members.current(), views.view(), info()); // the durable row's recent changes
   }
 
   // ---------------------------------------------------------------- change requests (the primary)
@@ -104,11 +91,10 @@ final class MembershipPath {
     if (writes.joinInFlight(event)) {
       return;
     }
-    Response saved = request.getClientId() == 0 ? null
-        : appliedChanges.get(new ChangeKey(request.getClientId(), request.getRequestId()));
-    if (saved != null) {
+    Response reply = saved.get(request.getClientId(), request.getRequestId());
+    if (reply != null) {
       counters.duplicates++;
-      out.reply(event.connectionId(), saved);
+      out.reply(event.connectionId(), reply);
       return;
     }
     MemberChange c = request.getMemberChange();
@@ -252,7 +238,7 @@ final class MembershipPath {
     Membership next = now.after(e).orElse(null);
     if (next == null) {
       counters.configurationEntriesRefused++; // the state machine answered INVALID too
-      save(e, Response.newBuilder().setRequestId(e.getRequestId()).setOp(e.getOp()).setStatus(Status.INVALID)
+      saved.save(e, Response.newBuilder().setRequestId(e.getRequestId()).setOp(e.getOp()).setStatus(Status.INVALID)
           .setError("configuration entry at op " + e.getOp() + " does not fit epoch " + now.epoch()).build());
       return;
     }
@@ -263,15 +249,8 @@ final class MembershipPath {
     } else {
       switchEpoch(next, e.getOp(), nowNs, out);
     }
-    save(e, Response.newBuilder().setRequestId(e.getRequestId()).setOp(e.getOp()).setVersion(e.getOp())
+    saved.save(e, Response.newBuilder().setRequestId(e.getRequestId()).setOp(e.getOp()).setVersion(e.getOp())
         .setStatus(Status.OK).setView(views.view()).setMembership(info()).build());
-  }
-
-  /** Keeps the reply of applied configuration entry e for a retry of its request (a session's only). */
-  private void save(Entry e, Response reply) {
-    if (e.getClientId() != 0) {
-      appliedChanges.put(new ChangeKey(e.getClientId(), e.getRequestId()), reply);
-    }
   }
 
   /**
@@ -305,7 +284,7 @@ final class MembershipPath {
     peersFollow(oldIds, nowNs, out);
     counters.epochSwitches++;
     if (views.isPrimary()) {
-      viewChanges.startEpochAsPrimary(nowNs, out);
+      viewChanges.startEpochAsPrimary(wasPrimary, nowNs, out);
       writes.resumeAfterSwitch(nowNs, out);
     } else {
       joins.startEpochAsBackup(nowNs, out);
@@ -326,7 +305,12 @@ final class MembershipPath {
   /** A state transfer installed a state whose membership row is installed (empty: none sent). */
   void installed(Membership installed, long nowNs, Effects out) {
     Membership now = members.current();
-    if (installed == null || installed.equals(now) || installed.epoch() < now.epoch()) {
+    if (installed == null || installed.epoch() < now.epoch()) {
+      return;
+    }
+    saved.remember(installed, views.view(), info());
+    if (installed.equals(now)) {
+      members.switchTo(installed); // the same configuration; its recent changes are the row's
       return;
     }
     if (installed.epoch() == now.epoch()) {
@@ -336,9 +320,15 @@ final class MembershipPath {
       return;
     }
     List<Integer> oldIds = members.ids();
+    boolean recovering = views.mode() == Mode.RECOVERING;
     writes.stepDown(installed.startView(), nowNs, out);
     members.switchEpoch(installed, views.view(), log.appliedOp());
     views.enterEpoch(Math.max(views.view(), installed.startView()));
+    if (recovering) {
+      // It may have lost what it acknowledged in that epoch too: it rejoins as recovery would, a backup
+      // that neither votes nor acknowledges until its log is complete (VR 4.3 step 3).
+      views.rejoinAfterRecovery(views.view());
+    }
     laterEpochSinceNs = OptionalLong.empty();
     peersFollow(oldIds, nowNs, out);
     counters.epochSwitches++;
@@ -375,6 +365,13 @@ final class MembershipPath {
       laterEpochSinceNs = OptionalLong.of(nowNs);
     }
     laterEpochSource = p.from();
+    if (views.mode() == Mode.RECOVERING) {
+      // Recovering (VR 4.3) in an epoch that is over: no answer of that epoch's voters can finish the
+      // recovery, the old primary's commit is not heard while recovering, and the log may lack what
+      // this replica acknowledged. A state transfer brings it over, at once.
+      fetchFromLaterEpoch(nowNs, out);
+      return;
+    }
     if (nowNs - lastLaggardAskNs >= config.heartbeatIntervalNs) {
       lastLaggardAskNs = nowNs;
       out.send(p.from(), views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());

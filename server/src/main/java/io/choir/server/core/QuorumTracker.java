@@ -181,6 +181,24 @@ final class QuorumTracker {
     Arrays.fill(roundAcked, 0);
   }
 
+  /**
+   * This replica, the primary of the old epoch's last view, starts the new epoch's first view as its
+   * primary (DESIGN.md "Membership"): every member that switches holds the same log through endOp, the
+   * EpochChange, so what it knows of the members that stay (their acknowledged ops, at most endOp, and
+   * when it last heard them) still holds; the heartbeat rounds start over. Only the new epoch's voters
+   * count toward its commits (membersChanged laid them out), and no carried ack passes endOp, which is
+   * committed already.
+   */
+  void startEpoch(long persistedOp, long endOp) {
+    for (int i = 0; i < n; i++) {
+      acked[i] = Math.min(acked[i], endOp);
+    }
+    if (self >= 0) {
+      acked[self] = persistedOp;
+    }
+    Arrays.fill(roundAcked, 0);
+  }
+
   /** This replica starts a view as its primary with its log persisted up to persistedOp. */
   void startView(long persistedOp, long nowNs) {
     Arrays.fill(acked, 0);

@@ -304,9 +304,10 @@ final class ViewChangePath {
   /**
    * The switch to a new epoch left this replica the primary of its first view, with the log every
    * member that switches holds (DESIGN.md "Membership"): normal at once, no view change; START_VIEW
-   * tells the members that have switched (or will) where the log ends.
+   * tells the members that have switched (or will) where the log ends. wasPrimary: it was the primary of
+   * the old epoch's last view, so what its quorum tracker knows of the members that stay is carried over.
    */
-  void startEpochAsPrimary(long nowNs, Effects out) {
+  void startEpochAsPrimary(boolean wasPrimary, long nowNs, Effects out) {
     preVote.clear();
     completeness.complete();
     log.verifyAll();
@@ -314,7 +315,11 @@ final class ViewChangePath {
     fill.stop();
     viewChange.forget();
     views.countViewChange(nowNs);
-    quorum.startView(log.persistedOp(), nowNs);
+    if (wasPrimary) {
+      quorum.startEpoch(log.persistedOp(), log.lastOp()); // its acks of the old epoch's last view hold
+    } else {
+      quorum.startView(log.persistedOp(), nowNs); // a backup's tracker is of some older view
+    }
     resender.newView();
     repair.becamePrimary(log.lastOp());
     intake.startView();

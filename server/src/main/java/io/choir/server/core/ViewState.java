@@ -46,7 +46,12 @@ final class ViewState {
     int n = members.voterCount();
     this.view = recovered.view();
     this.lastNormalView = Math.min(recovered.lastNormalView(), recovered.view());
-    this.mode = recovered.recovering() && n > 1 ? Mode.RECOVERING : Mode.NORMAL;
+    // A replica that is no member of its epoch (retired, or a joiner not added yet) has acknowledged
+    // nothing that counts and no voter would answer its RECOVERY: it skips recovery, and catches up
+    // before it acknowledges anything once it is a member (DESIGN.md "Membership").
+    boolean recovers = recovered.recovering() && n > 1;
+    boolean member = members.selfRole() != Membership.Role.NONE;
+    this.mode = recovers && member ? Mode.RECOVERING : Mode.NORMAL;
     if (mode == Mode.NORMAL && n > 1 && recovered.restarted()
         && (lastNormalView < view || members.primaryOf(view) == self)) {
       // Restarted in the middle of a view change, or before its log was complete in this view: entries
@@ -62,7 +67,7 @@ final class ViewState {
     }
     this.durableLastNormalView = lastNormalView;
     this.lastCountedView = recovered.view();
-    this.mustCatchUp = recovered.mustCatchUp() && n > 1;
+    this.mustCatchUp = (recovered.mustCatchUp() || recovers && !member) && n > 1;
     if (mustCatchUp) {
       // What its log says it has is not what it acknowledged: it votes for nothing and acknowledges
       // nothing until it has caught up from a primary, and its log ranks below every other one.

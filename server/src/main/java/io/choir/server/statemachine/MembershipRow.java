@@ -2,6 +2,7 @@ package io.choir.server.statemachine;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.choir.proto.AddLearner;
+import io.choir.proto.AppliedChange;
 import io.choir.proto.Entry;
 import io.choir.proto.EpochChange;
 import io.choir.proto.MemberAddress;
@@ -11,9 +12,11 @@ import io.choir.proto.MembershipInfo;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import io.choir.server.core.Membership;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.StorageException;
 import io.choir.server.storage.WriteSet;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -25,7 +28,9 @@ import java.util.Set;
  * applied state is in. Applying is deterministic: an entry that does not fit the current record (an
  * EpochChange whose epoch is not the next one, an AddLearner of a member, a duplicate id) gets an
  * INVALID reply and changes nothing, on every replica alike. An empty record (epoch 0) stands for the
- * bootstrap membership, which the core knows from its configuration.
+ * bootstrap membership, which the core knows from its configuration. The row also keeps the last few
+ * changes applied OK for client sessions (recent_changes, as {@link Membership#recentChanges}), so any
+ * replica, also one restarted or filled by a state transfer, answers a retry of one with its outcome.
  *
  * <p>Apply thread for changes; {@link #current} from any thread.
  */
@@ -66,6 +71,9 @@ final class MembershipRow {
       case EPOCH_CHANGE -> epochChange(base, entry.getEpochChange(), entry.getOp());
       default -> throw new IllegalArgumentException("not a configuration entry: " + entry.getCommandCase());
     };
+    if (next != null) {
+      next = withRecentChanges(next, base, entry);
+    }
     Response.Builder r = Response.newBuilder().setRequestId(entry.getRequestId()).setOp(entry.getOp());
     if (next == null) {
       return r.setStatus(Status.INVALID).setError("configuration entry at op " + entry.getOp()
@@ -131,6 +139,17 @@ final class MembershipRow {
     }
     return MembershipRecord.newBuilder().setEpoch(change.getEpoch()).addAllVoters(change.getVotersList())
         .addAllLearners(change.getLearnersList()).setStartView(change.getStartView()).setOp(op).build();
+  }
+
+  /** Record next with base's recent changes and, for a client session's entry, entry's, the oldest dropped. */
+  private static MembershipRecord withRecentChanges(MembershipRecord next, MembershipRecord base, Entry entry) {
+    List<AppliedChange> recent = new ArrayList<>(base.getRecentChangesList());
+    if (entry.getClientId() != 0) {
+      recent.add(AppliedChange.newBuilder().setClientId(entry.getClientId()).setRequestId(entry.getRequestId())
+          .setOp(entry.getOp()).build());
+    }
+    List<AppliedChange> kept = recent.subList(Math.max(0, recent.size() - Membership.MAX_RECENT_CHANGES), recent.size());
+    return next.toBuilder().clearRecentChanges().addAllRecentChanges(kept).build();
   }
 
   private static List<Integer> idList(List<MemberAddress> members) {

@@ -207,16 +207,33 @@ final class CoreCluster {
    * its applied state and the log above it, and the membership of its applied state (the row).
    */
   void restart(int id) {
+    restart(id, false);
+  }
+
+  /**
+   * As {@link #restart(int)}; recovering: with buffered durability, so it runs the recovery protocol
+   * first (VR Revisited 4.3).
+   */
+  void restart(int id, boolean recovering) {
+    restart(id, recovering, 0);
+  }
+
+  /** As {@link #restart(int, boolean)}, the last lostTail unapplied log entries lost (unsynced writes). */
+  void restart(int id, boolean recovering, int lostTail) {
     ReplicaCore old = cores[id];
     Map<Long, Entry> log = logs.get(id);
-    List<Entry> unapplied = new ArrayList<>();
+    List<Entry> logged = new ArrayList<>();
     for (long op = old.appliedOp() + 1; log.containsKey(op); op++) {
-      unapplied.add(log.get(op));
+      logged.add(log.get(op));
     }
+    List<Entry> unapplied = logged.subList(0, Math.max(0, logged.size() - lostTail));
     log.keySet().removeIf(op -> op > old.appliedOp() + unapplied.size());
-    RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, false, false, old.appliedOp(),
+    RecoveredState r = new RecoveredState(old.view(), old.lastNormalView(), true, recovering, false, old.appliedOp(),
         old.appliedOp(), Math.min(old.logFirstOp(), old.appliedOp() + 1), unapplied);
-    cores[id] = new ReplicaCore(config.apply(id), r, old.membership());
+    // The membership as storage holds it: the row of its applied state, recent changes included.
+    CoreConfig restarted = config.apply(id);
+    Membership row = Membership.fromRecord(old.membership().toRecord(old.appliedOp()), restarted.bootstrapMembership());
+    cores[id] = new ReplicaCore(restarted, r, row);
   }
 
   /** The entry replica id told storage to persist at op, or null. */

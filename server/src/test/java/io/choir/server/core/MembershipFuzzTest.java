@@ -27,7 +27,9 @@ import org.junit.jupiter.api.Test;
  * promoting them, removing voters, the primary among them) while writes run, under random message loss
  * and replicas cut off, for many seeds (each printed; a failing one replays with
  * -Dchoir.membership.seed). Checked after every step: replicas in one epoch have one membership, and no
- * two replicas are primary of one view (replicas crash and restart from their durable state, too); at the end, after healing: every acknowledged write is in the
+ * two replicas are primary of one view (replicas crash and restart from their durable state, too, half
+ * of them with buffered durability: the log's unsynced tail lost, the recovery protocol first); at the
+ * end, after healing: every acknowledged write is in the
  * log of every voter at its op, and the voters agree on the applied op. The unavailability around each
  * epoch switch (cluster time from the change request to the first write committed in the new epoch) is
  * printed.
@@ -39,6 +41,8 @@ class MembershipFuzzTest {
   /** Replies already looked at. */
   private int seenReplies;
   private int restarts;
+  /** Restarts with buffered durability (the recovery protocol), among the restarts. */
+  private int recoveries;
 
   /** The plan: each a change and the voters it must leave. */
   private record Step(MemberChange.Builder change, List<Integer> voters) {}
@@ -74,7 +78,8 @@ class MembershipFuzzTest {
       totalNs += r[1];
       switches += (int) r[2];
     }
-    System.out.println("membership fuzz: " + switches + " epoch switches, " + restarts + " restarts, unavailability mean "
+    System.out.println("membership fuzz: " + switches + " epoch switches, " + restarts + " restarts (" + recoveries
+        + " recovering), unavailability mean "
         + (switches == 0 ? 0 : totalNs / switches / MS) + " ms, worst " + worstNs / MS + " ms (cluster time)");
   }
 
@@ -107,7 +112,15 @@ class MembershipFuzzTest {
         c.dropFrom = random.nextInt(8) == 0 ? 1 + random.nextInt(5) : 0;
         if (random.nextInt(10) == 0) {
           int crashed = 1 + random.nextInt(5);
-          c.restart(crashed); // a crash and restart: it resumes from its durable state, in its epoch
+          if (random.nextBoolean() || !othersWhole(c, crashed)) {
+            c.restart(crashed); // a crash and restart: it resumes from its durable state, in its epoch
+          } else {
+            // Buffered durability: unsynced log writes are lost, and it recovers first (VR 4.3), maybe
+            // in an epoch that ended while it was down. One at a time: a replica that lost state counts
+            // as failed until it caught up, and VR tolerates f failures, no more.
+            c.restart(crashed, true, random.nextInt(4));
+            recoveries++;
+          }
           restarts++;
         }
         int primary = c.primary();
@@ -160,6 +173,23 @@ class MembershipFuzzTest {
       }
     }
     return new long[] {worst, total, switches};
+  }
+
+  /**
+   * True when every replica but crashed is normal and has not lost state (none recovering or catching
+   * up), and crashed's epoch tolerates a failed voter (3 voters or more: of 2, a quorum is both).
+   */
+  private static boolean othersWhole(CoreCluster c, int crashed) {
+    Membership m = c.cores[crashed].membership();
+    if (m.voterCount() - m.quorum() < 1) {
+      return false;
+    }
+    for (int id = 1; id <= c.n; id++) {
+      if (id != crashed && (c.cores[id].mode() != ReplicaCore.Mode.NORMAL || c.cores[id].mustCatchUp())) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private static boolean done(CoreCluster c, Step step) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import io.choir.proto.AddLearner;
+import io.choir.proto.AppliedChange;
 import io.choir.proto.Entry;
 import io.choir.proto.EpochChange;
 import io.choir.proto.MemberAddress;
@@ -15,13 +16,16 @@ import io.choir.proto.MembershipInfo;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
+import io.choir.server.core.Membership;
 import io.choir.server.storage.MemoryStorage;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
 import io.choir.server.storage.StorageSnapshot;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -29,7 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * KvStateMachineMembershipTest: the membership row (DESIGN.md "Membership") follows the configuration
  * entries of the log alone, refuses one that does not fit (INVALID, nothing changed, the same on every
- * replica), survives a restart, travels with a snapshot and is kept by the start of an install.
+ * replica), keeps the last changes of sessions as the core's Membership does, survives a restart, travels
+ * with a snapshot and is kept by the start of an install.
  */
 class KvStateMachineMembershipTest {
   static MemberAddress member(int id) {
@@ -139,6 +144,35 @@ class KvStateMachineMembershipTest {
       replies.forEach(r -> assertEquals(false, r.hasMembership(), "a refusal carries no membership"));
       assertEquals(MembershipRecord.getDefaultInstance(), sm.membership());
       assertEquals(4, sm.applied(), "every entry is applied, even a refused one");
+      storage.close();
+    }
+
+    @Test
+    void shouldKeepTheLastChangesOfSessionsInTheRowAsTheCoresMembershipDoes() {
+      Storage storage = newStorage();
+      KvStateMachine sm = open(storage);
+      // Epochs 2..21, each asked by session 9 with the epoch as request id; one more without a session.
+      List<Entry.Builder> changes = new ArrayList<>();
+      for (long epoch = 2; epoch <= 21; epoch++) {
+        changes.add(epochChange(epoch, List.of(1, 2), (epoch - 1) << 48).setClientId(9).setRequestId(epoch));
+      }
+      changes.add(epochChange(22, List.of(1, 2), 21L << 48));
+      List<Entry> entries = entriesFrom(1, changes.toArray(Entry.Builder[]::new));
+      sm.apply(entries, true);
+      Membership core = Membership.bootstrap(List.of(1, 2, 3), Map.of());
+      for (Entry e : entries) {
+        core = core.after(e).orElseThrow();
+      }
+
+      List<AppliedChange> recent = sm.membership().getRecentChangesList();
+      assertEquals(Membership.MAX_RECENT_CHANGES, recent.size(), "bounded: the oldest are dropped");
+      assertEquals(AppliedChange.newBuilder().setClientId(9).setRequestId(21).setOp(20).build(),
+          recent.get(recent.size() - 1), "the last change of a session; the one without none");
+      assertEquals(6, recent.get(0).getRequestId());
+      assertEquals(core.recentChanges(), Membership.fromRecord(sm.membership(), core).recentChanges(),
+          "the row and the core's membership agree");
+      storage = reopen(storage);
+      assertEquals(recent, open(storage).membership().getRecentChangesList(), "across a restart");
       storage.close();
     }
 
