@@ -58,6 +58,7 @@ final class SimEpochs {
   /** Replays the configuration entries in op order from the bootstrap membership. */
   private void rebuild() {
     epochs.clear();
+    everMembers.clear();
     Membership m = bootstrap;
     everMembers.addAll(m.memberIds());
     long firstOp = 0;
