@@ -141,7 +141,8 @@ final class SimFaults {
         // a crash of a backup (or learner, or joiner) or of the primary; one voter down at a time
         SimReplica node = sim.node(kind == 3 ? victim : primaryId);
         if (mayCrash(node)) {
-          sim.bump(kind == 3 ? "fault_crash_backup" : "fault_crash_primary");
+          sim.bump(kind == 4 ? "fault_crash_primary"
+              : voters.contains(victim) ? "fault_crash_backup" : "fault_crash_non_voter");
           crash(node, 50 * MS + random.nextLong(1500 * MS));
         }
       }

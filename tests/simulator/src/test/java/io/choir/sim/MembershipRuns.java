@@ -1,7 +1,11 @@
 package io.choir.sim;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.LongFunction;
 
 /**
@@ -25,16 +29,23 @@ record MembershipRuns(String name, String key, String test, int replicas, int bo
   private static final long MS = 1_000_000L;
 
   /** What the seeds gave. */
-  record Outcome(int seeds, int completed, List<Long> unavailableNs, List<Long> afterCrashNs, List<String> failures) {
+  record Outcome(int seeds, int completed, List<Long> unavailableNs, List<Long> afterCrashNs, List<String> failures,
+      Map<String, Long> totals) {
     String summary(String name) {
       String line = String.format("membership simulation (%s): %d seeds, %d completed the plan, %d epoch switches"
-          + " measured, unavailability mean %d ms, worst %d ms (simulated)", name, seeds, completed,
-          unavailableNs.size(), mean(unavailableNs) / MS, worst(unavailableNs) / MS);
+          + " measured, unavailability mean %d ms, worst %d ms (simulated); crashes by the faults: %d of the"
+          + " primary, %d of a new primary, %d of a backup voter, %d of a learner or joiner", name, seeds, completed,
+          unavailableNs.size(), mean(unavailableNs) / MS, worst(unavailableNs) / MS, total("fault_crash_primary"),
+          total("fault_crash_new_primary"), total("fault_crash_backup"), total("fault_crash_non_voter"));
       if (!afterCrashNs.isEmpty()) {
         line += String.format("; after the crash for good, the next commit: mean %d ms, worst %d ms",
             mean(afterCrashNs) / MS, worst(afterCrashNs) / MS);
       }
       return line;
+    }
+
+    long total(String stat) {
+      return totals.getOrDefault(stat, 0L);
     }
 
     private static long mean(List<Long> ns) {
@@ -58,10 +69,14 @@ record MembershipRuns(String name, String key, String test, int replicas, int bo
         seeds.add(s);
       }
     }
+    long start = System.nanoTime();
+    ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+    long cpuStart = threads.getCurrentThreadCpuTime();
     List<String> failures = new ArrayList<>();
     List<Long> unavailable = new ArrayList<>();
     List<Long> afterCrash = new ArrayList<>();
     int completed = 0;
+    Map<String, Long> totals = new TreeMap<>();
     for (long seed : seeds) {
       System.out.println("membership simulation (" + name + ") seed " + seed);
       SimConfig cfg = config(seed);
@@ -75,14 +90,17 @@ record MembershipRuns(String name, String key, String test, int replicas, int bo
             + "\n  replay: mvn -pl tests/simulator test -Dtest=" + test + " -Dchoir.sim." + key + ".seed=" + seed
             + r.nodes());
       }
+      r.stats().forEach((k, v) -> totals.merge(k, v, Long::sum));
       unavailable.addAll(driver.unavailableNs);
       afterCrash.addAll(driver.afterCrashNs);
       if (driver.completed()) {
         completed++;
       }
     }
-    Outcome o = new Outcome(seeds.size(), completed, unavailable, afterCrash, failures);
+    Outcome o = new Outcome(seeds.size(), completed, unavailable, afterCrash, failures, totals);
     System.out.println(o.summary(name));
+    System.out.printf("membership simulation (%s): %.1f s, %.1f s of CPU on this thread%n", name,
+        (System.nanoTime() - start) / 1e9, (threads.getCurrentThreadCpuTime() - cpuStart) / 1e9);
     return o;
   }
 
