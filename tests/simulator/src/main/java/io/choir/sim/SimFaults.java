@@ -16,7 +16,7 @@ import java.util.SplittableRandom;
  * loss, the seed chooses) restarted later, the primary cut off from the backups, one-way cuts, a
  * majority/minority split, a flapping primary, the new primary crashed in the middle of a view change,
  * the clients cut off from the primary (or the primary cut off from everyone), or the primary process
- * stopped (SIGSTOP) and resumed. At most one replica is down (or recovering) at a time, so f = 1
+ * stopped (SIGSTOP) and resumed. At most one voter is down (or recovering) at a time, so f = 1
  * always holds. Other plans ({@link SimConfig.FaultPlan}) inject only the faults of one hole.
  *
  * <p>Who is hit follows the membership ({@link SimEpochs}, DESIGN.md "Membership"): the primary is the
