@@ -340,7 +340,8 @@ final class MembershipPath {
 
   /**
    * A message of an older epoch: dropped (counted), but the primary of the old epoch's last view tells
-   * the sender, a member of that epoch still in it, that the epoch's last op committed.
+   * the sender, a member of that epoch still in it, that the epoch's last op committed, and when the
+   * sender is a member of this epoch, that this epoch exists.
    */
   void onOlderEpoch(Event.Peer p, long nowNs, Effects out) {
     counters.droppedOldEpoch++;
@@ -351,6 +352,11 @@ final class MembershipPath {
         && nowNs - toldLaggardNs.getOrDefault(p.from(), Long.MIN_VALUE / 2) >= config.heartbeatIntervalNs) {
       toldLaggardNs.put(p.from(), nowNs); // the laggard answers the heartbeat: no ping-pong
       out.send(p.from(), lastView, MessageType.HEARTBEAT, endOfEpoch(members.previousEndOp()));
+      if (members.current().contains(p.from())) {
+        // A member whose log lacks the end may hear nothing of this epoch (a primary short of its quorum
+        // goes quiet): one message of this epoch starts its laggard timer, so a state transfer.
+        out.send(p.from(), views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());
+      }
     }
   }
 

@@ -13,7 +13,7 @@ import java.util.List;
  * SimConvergence is the end of a run's check, after healing everything: when the replicas have
  * converged (all up in the primary's view, at its commit, with its checksum), and whether the converged
  * replicas hold the same state (data and client table, not only the same checksum). Retired replicas
- * (no member of their epoch) are not counted.
+ * (no member of their epoch) and replicas crashed for good are not counted.
  */
 final class SimConvergence {
   private SimConvergence() {}
@@ -65,10 +65,10 @@ final class SimConvergence {
 
   /**
    * A replica that is no member of its epoch (removed, or a joiner never added; DESIGN.md "Membership")
-   * gets no log and is not waited for.
+   * gets no log and is not waited for; nor is one crashed for good (it never comes back).
    */
   private static boolean retired(SimReplica n) {
-    return n.core != null && n.core.memberRole() == MemberRole.RETIRED;
+    return n.gone || n.core != null && n.core.memberRole() == MemberRole.RETIRED;
   }
 
   private static String stateOf(SimReplica node) {

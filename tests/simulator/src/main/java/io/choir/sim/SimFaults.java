@@ -4,8 +4,10 @@ import io.choir.server.core.ReplicaCore;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Random;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -14,8 +16,16 @@ import java.util.SplittableRandom;
  * loss, the seed chooses) restarted later, the primary cut off from the backups, one-way cuts, a
  * majority/minority split, a flapping primary, the new primary crashed in the middle of a view change,
  * the clients cut off from the primary (or the primary cut off from everyone), or the primary process
- * stopped (SIGSTOP) and resumed. At most one replica is down (or recovering) at a time, so f = 1
+ * stopped (SIGSTOP) and resumed. At most one voter is down (or recovering) at a time, so f = 1
  * always holds. Other plans ({@link SimConfig.FaultPlan}) inject only the faults of one hole.
+ *
+ * <p>Who is hit follows the membership ({@link SimEpochs}, DESIGN.md "Membership"): the primary is the
+ * primary of the highest view; the others are the latest epoch's voters and learners and the joiners
+ * not added yet (a removed replica is hit no more); a split divides the current voters into a majority
+ * and a minority. The one-down rule is about the current voters: a voter crashes only while every
+ * other voter is up and caught up, and only when there are at least three (f >= 1); a learner or a
+ * joiner may crash any time. In a run whose membership never changes this is the cluster's replicas in
+ * id order, as it always was (the seeds' runs are unchanged).
  */
 final class SimFaults {
   static final long MS = 1_000_000L;
@@ -41,13 +51,13 @@ final class SimFaults {
   }
 
   /**
-   * Replicas down, recovering or still catching up after a restart (their log is not complete yet):
-   * at most one at a time may lack what it acknowledged (f >= 1; under buffered durability a power
+   * Current voters down, recovering or still catching up after a restart (their log is not complete
+   * yet): at most one at a time may lack what it acknowledged (f >= 1; under buffered durability a power
    * loss of a second replica while the first catches up loses committed writes, VR's assumption).
    */
-  private int downCount() {
+  int votersDown() {
     int down = 0;
-    for (int id = 1; id <= cfg.replicas(); id++) {
+    for (int id : sim.epochs().voters()) {
       SimReplica n = sim.node(id);
       if (!n.up || n.core.mode() == ReplicaCore.Mode.RECOVERING || n.core.mustCatchUp()
           || n.core.role().equals("catching-up")) {
@@ -55,6 +65,32 @@ final class SimFaults {
       }
     }
     return down;
+  }
+
+  /**
+   * True when node may crash now: it is up, and it is no current voter, or it is one of at least three
+   * and no voter is down ({@link #votersDown}).
+   */
+  boolean mayCrash(SimReplica node) {
+    List<Integer> voters = sim.epochs().voters();
+    if (!node.up) {
+      return false;
+    }
+    return !voters.contains(node.id) || voters.size() >= 3 && votersDown() == 0;
+  }
+
+  /**
+   * Whom a fault may hit besides the primary, in id order: the latest membership's voters and learners
+   * and the joiners not added yet; not the replicas removed or crashed for good.
+   */
+  private List<Integer> others(int primaryId) {
+    List<Integer> ids = new ArrayList<>();
+    for (int id = 1; id <= cfg.replicas(); id++) {
+      if (id != primaryId && !sim.epochs().removed(id) && !sim.node(id).gone) {
+        ids.add(id);
+      }
+    }
+    return ids;
   }
 
   /** Stops node by kill -9 or by a power loss, as the seed chooses, and restarts it after downForNs. */
@@ -79,12 +115,12 @@ final class SimFaults {
     }
     sim.healAll();
     SimReplica primary = sim.currentPrimary();
-    int primaryId = primary == null ? 1 + random.nextInt(cfg.replicas()) : primary.id;
-    List<Integer> backups = new ArrayList<>();
-    for (int id = 1; id <= cfg.replicas(); id++) {
-      if (id != primaryId) {
-        backups.add(id);
-      }
+    List<Integer> voters = sim.epochs().voters();
+    int primaryId = primary == null ? voters.get(random.nextInt(voters.size())) : primary.id;
+    List<Integer> backups = others(primaryId);
+    if (backups.isEmpty()) {
+      sim.clock.after(cfg.faultPeriodNs(), this::inject);
+      return;
     }
     int victim = backups.get(random.nextInt(backups.size()));
     int kind = random.nextInt(14);
@@ -102,10 +138,11 @@ final class SimFaults {
         sim.bump("fault_cut_repair");
       }
       case 3, 4 -> {
-        // a crash of a backup or of the primary; one replica down at a time
+        // a crash of a backup (or learner, or joiner) or of the primary; one voter down at a time
         SimReplica node = sim.node(kind == 3 ? victim : primaryId);
-        if (node.up && downCount() == 0) {
-          sim.bump(kind == 3 ? "fault_crash_backup" : "fault_crash_primary");
+        if (mayCrash(node)) {
+          sim.bump(kind == 4 ? "fault_crash_primary"
+              : voters.contains(victim) ? "fault_crash_backup" : "fault_crash_non_voter");
           crash(node, 50 * MS + random.nextLong(1500 * MS));
         }
       }
@@ -127,17 +164,19 @@ final class SimFaults {
         sim.bump("fault_one_way_primary_deaf");
       }
       case 8 -> {
-        // a majority/minority split (the primary on a random side)
-        List<Integer> ids = new ArrayList<>();
-        for (int id = 1; id <= cfg.replicas(); id++) {
-          ids.add(id);
-        }
+        // a majority/minority split of the voters (the primary on a random side); the others on either
+        List<Integer> ids = new ArrayList<>(voters);
         Collections.shuffle(ids, new Random(random.nextLong()));
-        int minority = cfg.replicas() / 2;
-        for (int i = 0; i < ids.size(); i++) {
-          for (int j = 0; j < ids.size(); j++) {
-            if ((i < minority) != (j < minority)) {
-              net.cut[ids.get(i)][ids.get(j)] = true;
+        Set<Integer> minority = new HashSet<>(ids.subList(0, ids.size() / 2));
+        for (int id : backups) {
+          if (!voters.contains(id) && random.nextBoolean()) {
+            minority.add(id);
+          }
+        }
+        for (int a = 1; a <= cfg.replicas(); a++) {
+          for (int b = 1; b <= cfg.replicas(); b++) {
+            if (minority.contains(a) != minority.contains(b)) {
+              net.cut[a][b] = true;
             }
           }
         }
@@ -186,12 +225,12 @@ final class SimFaults {
       }
       default -> {
         // crash whoever is the new primary while a view change may be running
-        if (downCount() == 0) {
+        if (votersDown() == 0) {
           net.isolate(primaryId);
           long when = 500 * MS + random.nextLong(700 * MS);
           sim.clock.after(when, () -> {
             SimReplica p = sim.currentPrimary();
-            if (on && p != null && p.id != primaryId && p.up && downCount() == 0) {
+            if (on && p != null && p.id != primaryId && mayCrash(p)) {
               sim.bump("fault_crash_new_primary");
               crash(p, 100 * MS + random.nextLong(900 * MS));
             }
@@ -224,13 +263,8 @@ final class SimFaults {
     SimReplica primary = sim.currentPrimary();
     long electionNs = sim.node(1).config.quorumTimeoutNs;
     long next = cfg.faultPeriodNs() + random.nextLong(cfg.faultPeriodNs());
-    if (primary != null && downCount() == 0) {
-      List<Integer> backups = new ArrayList<>();
-      for (int id = 1; id <= cfg.replicas(); id++) {
-        if (id != primary.id) {
-          backups.add(id);
-        }
-      }
+    if (primary != null && votersDown() == 0 && !others(primary.id).isEmpty()) {
+      List<Integer> backups = others(primary.id);
       int victim = backups.get(random.nextInt(backups.size()));
       long duration = 3 * electionNs + random.nextLong(5 * electionNs);
       switch (random.nextInt(4)) {
@@ -258,8 +292,10 @@ final class SimFaults {
           sim.bump(powerLoss ? "2d_restarts_power_loss" : "2d_restarts_process_crash");
           sim.bump("2d_restarts");
           SimReplica node = sim.node(victim);
-          sim.crash(node, powerLoss);
-          sim.clock.after(duration, () -> sim.restart(node));
+          if (mayCrash(node)) {
+            sim.crash(node, powerLoss);
+            sim.clock.after(duration, () -> sim.restart(node));
+          }
           duration = 0;
         }
       }
@@ -285,11 +321,11 @@ final class SimFaults {
     SimReplica primary = sim.currentPrimary();
     long electionNs = sim.node(1).config.quorumTimeoutNs;
     long duration = 0;
-    if (primary != null && downCount() == 0) {
+    if (primary != null && votersDown() == 0) {
       for (int id = 1; id <= cfg.replicas(); id++) {
         net.cut[id][primary.id] = true;
       }
-      int next = primary.config.primaryOf(primary.core.view() + 1);
+      int next = primary.core.membership().primaryOf(primary.core.view() + 1);
       net.clientCut[next] = true;
       sim.bump("fault_primary_deaf_until_view_change");
       duration = 2 * electionNs + random.nextLong(6 * electionNs / 5);

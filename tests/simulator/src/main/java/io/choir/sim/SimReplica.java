@@ -97,6 +97,8 @@ final class SimReplica {
   int incarnation;
   /** Stopped (SIGSTOP): its actions wait in the scheduler until it resumes; its sockets stay open. */
   boolean paused;
+  /** Crashed for good ({@link Simulation#crashForGood}): it never starts again. */
+  boolean gone;
   private EffectExecutor executor;
   private LaneActor logActor;
   private LaneActor applyActor;

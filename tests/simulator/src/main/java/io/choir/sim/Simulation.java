@@ -36,9 +36,10 @@ import java.util.function.UnaryOperator;
  * SimStateTransfer}), the faults ({@link SimFaults}) and the storage ({@code MemoryStorage}).
  *
  * <p>Checked while it runs: no two replicas apply different entries at one op, equal applied numbers
- * give equal checksums, a write is acknowledged only when a majority has it durable (synced: what a
- * power loss keeps), every core invariant (the core throws), every restart finds a log without a hole
- * (recovery refuses otherwise), and the client throws only exceptions it documents. At the end, after
+ * give equal checksums, a write is acknowledged only when a majority of the voters of its op's epoch
+ * has it durable (synced: what a power loss keeps; {@link SimEpochs}), every core invariant (the core
+ * throws), every restart finds a log without a hole (recovery refuses otherwise), and the client
+ * throws only exceptions it documents. At the end, after
  * healing everything, every replica converges to the primary's commit with the same checksum and the
  * same data and client table. The client history, with each failure recorded as its exception
  * promises (ClientOutcomes), goes to the linearizability checker.
@@ -63,6 +64,7 @@ public final class Simulation implements SimReplica.Host {
   private final List<String> violations = new ArrayList<>();
   private final SimTotals totals = new SimTotals();
   private final SimAgreement agreement;
+  private final SimEpochs epochs;
 
   /**
    * A deliberate bug of the simulated replica process outside its core, so that a test can prove the
@@ -193,6 +195,7 @@ public final class Simulation implements SimReplica.Host {
           .build();
       nodes[id] = new SimReplica(id, c, this, cfg);
     }
+    epochs = new SimEpochs(nodes[1].config.bootstrapMembership());
     net = new SimNetwork(cfg, clock, random, nodes, this::bump, MAX_DATAGRAM_BYTES,
         breakage == SimBreakage.UDP_ONLY_PEERS, mutator);
     clients = new SimClients(this, cfg, random);
@@ -321,6 +324,11 @@ public final class Simulation implements SimReplica.Host {
     node.crash(powerLoss, random);
   }
 
+  /** The memberships the replicas applied, by epoch and op. */
+  SimEpochs epochs() {
+    return epochs;
+  }
+
   /** The configuration of the run. */
   SimConfig config() {
     return cfg;
@@ -331,8 +339,17 @@ public final class Simulation implements SimReplica.Host {
     return faults;
   }
 
+  /**
+   * Stops node for good, by kill -9 (false) or a power loss (true): it never restarts, healing included,
+   * and the end of the run does not wait for it (a voter that never comes back, to be replaced).
+   */
+  void crashForGood(SimReplica node, boolean powerLoss) {
+    crash(node, powerLoss);
+    node.gone = true;
+  }
+
   void restart(SimReplica node) {
-    if (!node.up) {
+    if (!node.up && !node.gone) {
       node.start();
     }
   }
@@ -374,6 +391,7 @@ public final class Simulation implements SimReplica.Host {
   @Override
   public void applying(SimReplica node, List<Entry> entries) {
     agreement.applying(node, entries);
+    epochs.applying(entries);
   }
 
   @Override
@@ -383,7 +401,8 @@ public final class Simulation implements SimReplica.Host {
 
   /**
    * Looks at every client reply: counts the session paths, applies the simulator's breakage, and checks
-   * that a write is acknowledged only once a majority has it durable (fsync durability).
+   * that a write is acknowledged only once a majority of the voters of the epoch its op was committed in
+   * has it durable (fsync durability; {@link SimEpochs#ackViolation}).
    */
   @Override
   public Response replying(SimReplica node, Request.OpCase op, Response r) {
@@ -410,15 +429,9 @@ public final class Simulation implements SimReplica.Host {
       return r;
     }
     long at = r.getVersion();
-    int durable = 0;
-    for (int id = 1; id < nodes.length; id++) {
-      if (nodes[id].storage.durablyHolds(at)) {
-        durable++;
-      }
-    }
-    if (durable < node.config.quorum()) {
-      violations.add("write at op " + at + " acknowledged by node " + node.id + " while only " + durable
-          + " replicas had it durable");
+    String violation = epochs.ackViolation(at, node.id, id -> nodes[id].storage.durablyHolds(at));
+    if (violation != null) {
+      violations.add(violation);
     }
     return r;
   }
