@@ -46,7 +46,7 @@ final class MembershipFaults {
   /** BUDGET is the longest a replacement may take from the nemesis' start, the container's start included. */
   static final Duration BUDGET = Duration.ofSeconds(60);
   /** RETIRE_WAIT is how long stop waits, after the heal, for the removed node to report itself retired. */
-  static final Duration RETIRE_WAIT = Duration.ofSeconds(10);
+  static final Duration RETIRE_WAIT = Duration.ofSeconds(20);
   private static final Duration ADMIN_TIMEOUT = Duration.ofSeconds(5);
   private static final long POLL_MS = 200;
 
@@ -107,7 +107,8 @@ final class MembershipFaults {
           if (result == null) {
             result = "outcome unknown: the replacement was still running at the heal";
           }
-          List<Cluster.Node> healed = new ArrayList<>(r.cut);
+          // every node of the grudge (the live members drop the cut-off ones too) and the newcomer
+          List<Cluster.Node> healed = new ArrayList<>(grudge.keySet().stream().map(cluster::node).toList());
           r.joiner().ifPresent(healed::add);
           healed.forEach(n -> healQuietly(cluster, n));
           outcome = result + "; " + afterHeal(cluster, r);
