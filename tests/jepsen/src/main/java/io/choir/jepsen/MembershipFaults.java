@@ -10,6 +10,7 @@ import io.choir.client.MemberRole;
 import io.choir.client.Membership;
 import io.choir.client.ReplicaInfo;
 import io.choir.client.ReplicaStatusResult;
+import io.choir.client.VersionedValue;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -283,8 +284,40 @@ final class MembershipFaults {
       log.atWarn().setMessage("removed node not retired after the heal").addKeyValue("node", r.target.name())
           .addKeyValue("state", state).log();
     }
+    String probe = readThrough(cluster, r);
     long exit = cluster.stop(r.target, Duration.ofSeconds(5));
-    return (retired ? "" : "NOT RETIRED: ") + state + "; its container stopped (exit " + exit + ")";
+    return (retired ? "" : "NOT RETIRED: ") + state + "; " + probe + "; its container stopped (exit " + exit + ")";
+  }
+
+  /**
+   * readThrough checks that the removed node does not disrupt: a value written through the members now is
+   * read through a client that knows the removed node alone. Its own answer must be that value (it
+   * redirected to the primary) or none (it serves nothing: a timeout, unavailable); any other value is a
+   * stale read served by a replica that is no member any more, and says {@code STALE READ}.
+   */
+  static String readThrough(Cluster cluster, Replacement r) {
+    String key = "_jepsen/member-replace/" + r.target.name();
+    String value = r.joiner().map(Cluster.Node::name).orElse("?") + "@" + System.nanoTime();
+    try (ChoirClient members = cluster.clientBuilder(cluster.endpoints()).requestTimeout(ADMIN_TIMEOUT)
+        .eventLoopThreads(1).build()) {
+      members.put(key, value);
+    } catch (RuntimeException e) {
+      return "no read probe (the write through the members failed: " + e.getMessage() + ")";
+    }
+    try (ChoirClient only = cluster.clientBuilder(List.of(r.target.endpoint())).requestTimeout(Duration.ofSeconds(3))
+        .connectTimeout(Duration.ofSeconds(1)).eventLoopThreads(1).build()) {
+      Optional<VersionedValue> got = only.get(key);
+      if (got.isPresent() && got.get().valueAsString().equals(value)) {
+        return "a read through it alone returned the value just written (redirected)";
+      }
+      log.atError().setMessage("a removed replica served a stale read").addKeyValue("node", r.target.name())
+          .addKeyValue("key", key).addKeyValue("got", got.map(VersionedValue::valueAsString).orElse("nothing"))
+          .log();
+      return "STALE READ through it alone: " + got.map(VersionedValue::valueAsString).orElse("no value")
+          + " instead of " + value;
+    } catch (RuntimeException e) {
+      return "a read through it alone got no answer (" + e.getClass().getSimpleName() + ")";
+    }
   }
 
   private static String describe(ReplicaInfo i, Throwable error) {
