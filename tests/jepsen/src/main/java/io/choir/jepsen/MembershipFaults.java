@@ -157,6 +157,15 @@ final class MembershipFaults {
         log.atWarn().setMessage("member-replace failed").addKeyValue("target", target.name())
             .addKeyValue("error", e.toString()).log();
         r = "failed: " + e;
+        Cluster.Node n = joiner;
+        if (n != null && !replaced) {
+          try {
+            cluster.stop(n, Duration.ofSeconds(5)); // no member: not left running beside the cluster
+            r += "; " + n.name() + " stopped";
+          } catch (RuntimeException again) {
+            r += "; stopping " + n.name() + ": " + again.getMessage();
+          }
+        }
       }
       result = r;
     }
