@@ -7,10 +7,13 @@ import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -35,6 +38,12 @@ import org.testcontainers.containers.GenericContainer;
  *       {@link ClusterSettings#dataDiskMegabytes}), bind-mounted into the container: it survives kill and
  *       restart, and the disk-full nemesis can fill it. Without root the image's volume is used instead.
  * </ul>
+ *
+ * <p>The members change when the {@code member-replace} nemesis ({@link MembershipFaults}) replaces a
+ * voter: {@link #nodes()} is the current voters (what faults target, what is healed, read and checked
+ * for convergence), {@link #everyNode()} every replica ever started (logs, and every container is
+ * removed at close, by the run's label). A joiner is started by {@link #startJoiner()} and becomes a
+ * member by {@link #replaced}.
  *
  * <p>Its parts: {@link ClusterSettings}, {@link ClusterNetwork} (the network and the replicas'
  * addresses), {@link ReplicaContainers} (one replica's container) and {@link StatusRound} (reading the
@@ -83,25 +92,39 @@ public final class Cluster implements AutoCloseable {
     }
   }
 
+  /** Members is the current voters (id order) and the status client that asks exactly them. */
+  private record Members(List<Node> nodes, ChoirClient admin) {}
+
   private final ClusterSettings settings;
   private final String clusterId;
   private final ClusterNetwork network;
-  private final List<Node> nodes;
-  private final ChoirClient admin;
+  private final Map<String, String> labels;
+  private final String clusterKey;
+  private final List<Node> everyNode = new CopyOnWriteArrayList<>();
+  private final List<ChoirClient> oldAdmins = new CopyOnWriteArrayList<>(); // closed at close: calls may be in flight
+  private final Map<String, String> successors = new ConcurrentHashMap<>(); // removed node -> its replacement
+  private volatile Members members;
   private final DataDisks disks; // null: the image's volume
   private final ClusterTls tls; // null: plaintext clients
   private volatile boolean closed;
 
-  private Cluster(ClusterSettings settings, String clusterId, ClusterNetwork network, List<Node> nodes,
-      DataDisks disks, ClusterTls tls) {
+  private Cluster(ClusterSettings settings, String clusterId, ClusterNetwork network, Map<String, String> labels,
+      String clusterKey, List<Node> nodes, DataDisks disks, ClusterTls tls) {
     this.settings = settings;
     this.clusterId = clusterId;
     this.network = network;
-    this.nodes = List.copyOf(nodes);
+    this.labels = Map.copyOf(labels);
+    this.clusterKey = clusterKey;
+    this.everyNode.addAll(nodes);
     this.disks = disks;
     this.tls = tls;
-    this.admin = clientBuilder(nodes.stream().map(Node::endpoint).toList())
-        .requestTimeout(Duration.ofMillis(1500)).connectTimeout(Duration.ofMillis(500)).eventLoopThreads(1).build();
+    this.members = members(nodes);
+  }
+
+  private Members members(List<Node> voters) {
+    List<Node> sorted = voters.stream().sorted(Comparator.comparingInt(Node::id)).toList();
+    return new Members(sorted, clientBuilder(sorted.stream().map(Node::endpoint).toList())
+        .requestTimeout(Duration.ofMillis(1500)).connectTimeout(Duration.ofMillis(500)).eventLoopThreads(1).build());
   }
 
   /**
@@ -126,7 +149,7 @@ public final class Cluster implements AutoCloseable {
       nodes.add(new Node(spec, ReplicaContainers.create(settings, clusterId, network.network(), spec, specs, labels,
           data, clusterKey, tls)));
     }
-    Cluster cluster = new Cluster(settings, clusterId, network, nodes, disks, tls);
+    Cluster cluster = new Cluster(settings, clusterId, network, labels, clusterKey, nodes, disks, tls);
     log.info("run {}: starting {} replicas of {} on {} ({}), clients {}", runId, nodes.size(), settings.image(),
         network.subnet(),
         String.join(", ", nodes.stream().map(n -> n.name() + "=" + n.ip() + " client " + n.endpoint()).toList()),
@@ -167,25 +190,79 @@ public final class Cluster implements AutoCloseable {
     return network.subnet();
   }
 
-  /** nodes are the replicas in id order. */
+  /** nodes are the current members (the voters) in id order: n1..nN until a replacement. */
   public List<Node> nodes() {
-    return nodes;
+    return members.nodes();
   }
 
-  /** node is replica {@code id}. */
+  /** everyNode is every replica ever started, members or not (removed ones, joiners), in start order. */
+  public List<Node> everyNode() {
+    return List.copyOf(everyNode);
+  }
+
+  /** node is replica {@code id} (a member or not). */
   public Node node(int id) {
-    return nodes.get(id - 1);
+    return everyNode.stream().filter(n -> n.id() == id).findFirst()
+        .orElseThrow(() -> new IllegalArgumentException("no node " + id));
   }
 
-  /** node is the replica named {@code name} (n1..). */
+  /** node is the replica named {@code name} (n1..; a member or not). */
   public Node node(String name) {
-    return nodes.stream().filter(n -> n.name().equals(name)).findFirst()
+    return everyNode.stream().filter(n -> n.name().equals(name)).findFirst()
         .orElseThrow(() -> new IllegalArgumentException("no node " + name));
   }
 
-  /** endpoints are the clients' endpoints (127.0.0.1:port) in id order. */
+  /** endpoints are the current members' client endpoints (127.0.0.1:port) in id order. */
   public List<String> endpoints() {
-    return nodes.stream().map(Node::endpoint).toList();
+    return nodes().stream().map(Node::endpoint).toList();
+  }
+
+  /**
+   * startJoiner starts a fresh replica to join the cluster: the next unused id and IP, a free client port,
+   * its own data disk (when the cluster has them) and certificate, the run's key, and a configuration with
+   * {@code join: true} whose {@code replicas} are the current members plus itself. It is no member until
+   * {@link #replaced}; its container is removed at close like every other.
+   */
+  public synchronized Node startJoiner() throws IOException {
+    List<NodeSpec> ever = everyNode.stream().map(Node::spec).toList();
+    int id = ever.stream().mapToInt(NodeSpec::id).max().orElse(0) + 1;
+    NodeSpec spec = network.joinerSpec(id, ever.stream().map(NodeSpec::clientPort).toList());
+    if (tls != null) {
+      tls.issueServer(spec);
+    }
+    Path data = disks == null ? null : disks.add(spec.name());
+    List<NodeSpec> replicas = new ArrayList<>(nodes().stream().map(Node::spec).toList());
+    replicas.add(spec);
+    List<NodeSpec> hosts = new ArrayList<>(ever);
+    hosts.add(spec);
+    Node n = new Node(spec, ReplicaContainers.create(settings, clusterId, network.network(), spec, replicas, hosts,
+        labels, data, clusterKey, tls));
+    everyNode.add(n);
+    n.container.start();
+    log.atInfo().setMessage("joiner started").addKeyValue("node", spec.name()).addKeyValue("ip", spec.ip())
+        .addKeyValue("client", spec.endpoint()).addKeyValue("replicas", replicas.size() - 1 + " members").log();
+    return n;
+  }
+
+  /**
+   * replaced records that {@code removed} is no member any more and {@code replacement} is: the members,
+   * the status client and the clients of workers that entered through {@code removed} follow.
+   */
+  public synchronized void replaced(Node removed, Node replacement) {
+    List<Node> next = new ArrayList<>(nodes());
+    next.remove(removed);
+    if (!next.contains(replacement)) {
+      next.add(replacement);
+    }
+    successors.put(removed.name(), replacement.name());
+    Members old = members;
+    members = members(next);
+    oldAdmins.add(old.admin());
+  }
+
+  /** isMember tells whether {@code n} is one of the current members. */
+  public boolean isMember(Node n) {
+    return nodes().contains(n);
   }
 
   /** tls is the run's certificates, when the clients use TLS. */
@@ -207,22 +284,37 @@ public final class Cluster implements AutoCloseable {
    * ring order), so that different workers enter through different replicas.
    */
   public ChoirClient client(Node first, Duration requestTimeout) {
+    String name = first.name();
+    for (String next = successors.get(name); next != null; next = successors.get(name)) {
+      name = next; // a worker that entered through a removed replica enters through its replacement
+    }
+    List<Node> nodes = nodes();
+    int at = Math.max(0, nodes.indexOf(node(name)));
     List<String> eps = new ArrayList<>();
     for (int i = 0; i < nodes.size(); i++) {
-      eps.add(nodes.get((first.id() - 1 + i) % nodes.size()).endpoint());
+      eps.add(nodes.get((at + i) % nodes.size()).endpoint());
     }
     return clientBuilder(eps).requestTimeout(requestTimeout)
         .connectTimeout(Duration.ofMillis(Math.min(1000, requestTimeout.toMillis()))).eventLoopThreads(1).build();
   }
 
-  /** status asks every replica for its status; a replica that does not answer maps to an error entry. */
+  /**
+   * status asks every current member for its status; a replica that does not answer maps to an error
+   * entry.
+   */
   public Map<Node, ReplicaStatusResult> status() {
-    List<ReplicaStatusResult> results = admin.status();
+    Members m = members;
+    List<ReplicaStatusResult> results = m.admin().status();
     Map<Node, ReplicaStatusResult> out = new LinkedHashMap<>();
-    for (int i = 0; i < nodes.size(); i++) {
-      out.put(nodes.get(i), results.get(i));
+    for (int i = 0; i < m.nodes().size(); i++) {
+      out.put(m.nodes().get(i), results.get(i));
     }
     return out;
+  }
+
+  /** status asks one replica, a member or not, for its status. */
+  public ReplicaStatusResult status(Node n) {
+    return members.admin().status(n.endpoint());
   }
 
   /**
@@ -316,9 +408,9 @@ public final class Cluster implements AutoCloseable {
     return paused != null && paused;
   }
 
-  /** saveLogs writes every node's docker logs to {@code dir}/n1.log ... */
+  /** saveLogs writes every node's docker logs (removed ones and joiners too) to {@code dir}/n1.log ... */
   public void saveLogs(Path dir) {
-    for (Node n : nodes) {
+    for (Node n : everyNode) {
       try {
         Docker.saveLogs(n.containerId(), dir.resolve(n.name() + ".log"));
       } catch (IOException | RuntimeException e) {
@@ -337,10 +429,13 @@ public final class Cluster implements AutoCloseable {
       return;
     }
     closed = true;
-    try {
-      admin.close();
-    } catch (RuntimeException e) {
-      log.debug("admin client close: {}", e.toString());
+    oldAdmins.add(members.admin());
+    for (ChoirClient admin : oldAdmins) {
+      try {
+        admin.close();
+      } catch (RuntimeException e) {
+        log.debug("admin client close: {}", e.toString());
+      }
     }
     Docker.removeRun(settings.runId());
     try {

@@ -8,6 +8,7 @@ import java.net.NetworkInterface;
 import java.net.ServerSocket;
 import java.net.SocketException;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
@@ -86,6 +87,24 @@ final class ClusterNetwork implements AutoCloseable {
       specs.add(new NodeSpec(i, "n" + i, prefix(subnet) + "." + (10 + i), ports.get(i - 1)));
     }
     return specs;
+  }
+
+  /**
+   * joinerSpec is the address of a replica started later to join the cluster: id {@code id}, IP
+   * {@code .(10 + id)} like the others (so the next unused id gives the next unused IP) and a free client
+   * port none of {@code portsInUse}.
+   */
+  NodeSpec joinerSpec(int id, Collection<Integer> portsInUse) {
+    if (id < 1 || 10 + id > 254) {
+      throw new IllegalArgumentException("no address for replica " + id + " on " + subnet);
+    }
+    for (int tries = 0; tries < 100; tries++) {
+      int port = freePorts(1).get(0);
+      if (!portsInUse.contains(port)) {
+        return new NodeSpec(id, "n" + id, prefix(subnet) + "." + (10 + id), port, true);
+      }
+    }
+    throw new IllegalStateException("no free client port for replica " + id);
   }
 
   @Override

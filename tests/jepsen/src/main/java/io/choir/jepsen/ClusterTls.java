@@ -34,10 +34,12 @@ public final class ClusterTls implements AutoCloseable {
   public static final String CLIENT_CN = "jepsen";
 
   private final Path dir;
+  private final LocalCa ca; // its key stays in memory, never written: it signs the joiners' certificates
   private final Map<String, Path[]> servers; // node name -> {certificate, key}
 
-  private ClusterTls(Path dir, Map<String, Path[]> servers) {
+  private ClusterTls(Path dir, LocalCa ca, Map<String, Path[]> servers) {
     this.dir = dir;
+    this.ca = ca;
     this.servers = servers;
   }
 
@@ -48,22 +50,34 @@ public final class ClusterTls implements AutoCloseable {
       dir = Files.createTempDirectory("choir-jepsen-tls-" + runId + "-",
           PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
       LocalCa ca = LocalCa.create("choir jepsen CA", random);
-      ca.write(dir.resolve("ca.crt"), null); // the CA's key stays in memory: nothing else is ever issued
-      Map<String, Path[]> servers = new LinkedHashMap<>();
+      ca.write(dir.resolve("ca.crt"), null); // the CA's key stays in memory (for the joiners) and is never written
+      ClusterTls tls = new ClusterTls(dir, ca, new LinkedHashMap<>());
       for (NodeSpec n : nodes) {
-        Path cert = dir.resolve(n.name() + ".crt");
-        Path key = dir.resolve(n.name() + ".key");
-        ca.issueServer(n.name(), List.of("127.0.0.1", "localhost", n.name())).write(cert, key);
-        servers.put(n.name(), new Path[] {cert, key});
+        tls.issueServer(n);
       }
       ca.issueClient(CLIENT_CN).write(dir.resolve("client.crt"), dir.resolve("client.key"));
-      return new ClusterTls(dir, servers);
+      return tls;
     } catch (IOException | RuntimeException e) {
       if (dir != null) {
         delete(dir);
       }
       throw new IllegalStateException("cannot issue the run's certificates: " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * issueServer issues replica {@code n}'s certificate and key into the folder (at the start, and for a
+   * replica that joins later); its names are 127.0.0.1, localhost and the node's name.
+   */
+  public synchronized void issueServer(NodeSpec n) {
+    Path cert = dir.resolve(n.name() + ".crt");
+    Path key = dir.resolve(n.name() + ".key");
+    try {
+      ca.issueServer(n.name(), List.of("127.0.0.1", "localhost", n.name())).write(cert, key);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot issue the certificate of " + n.name(), e);
+    }
+    servers.put(n.name(), new Path[] {cert, key});
   }
 
   /** dir is the folder of the run's certificates and keys. */
@@ -96,7 +110,7 @@ public final class ClusterTls implements AutoCloseable {
     return server(name)[1];
   }
 
-  private Path[] server(String name) {
+  private synchronized Path[] server(String name) {
     Path[] p = servers.get(name);
     if (p == null) {
       throw new IllegalArgumentException("no certificate for " + name);

@@ -9,10 +9,10 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
@@ -52,7 +52,7 @@ public final class DataDisks implements AutoCloseable {
   private static final long COMMAND_TIMEOUT_SECONDS = 30;
 
   private final Path dir;
-  private final Map<String, Path> mounts; // node name -> mount point
+  private final Map<String, Path> mounts; // node name -> mount point (a joiner's added while the run goes)
   private final long bytes;
   private final AtomicBoolean closed = new AtomicBoolean();
   /** Ctrl-C or a kill of the JVM: unmount now rather than at the next run's start. */
@@ -74,22 +74,14 @@ public final class DataDisks implements AutoCloseable {
       return Optional.empty();
     }
     Path dir = ROOT.resolve(runId);
-    Map<String, Path> mounts = new LinkedHashMap<>();
+    Map<String, Path> mounts = new ConcurrentSkipListMap<>();
     DataDisks disks = new DataDisks(dir, mounts, megabytes << 20);
     Runtime.getRuntime().addShutdownHook(disks.hook);
     try {
       Files.createDirectories(dir);
       Files.writeString(dir.resolve(OWNER), Long.toString(ProcessHandle.current().pid()));
       for (String node : nodes) {
-        Path image = dir.resolve(node + ".img");
-        Path mount = dir.resolve(node);
-        Files.createDirectories(mount);
-        try (var f = Files.newByteChannel(image, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-          f.position((megabytes << 20) - 1).write(ByteBuffer.wrap(new byte[1])); // sparse
-        }
-        run(mkfsCommand(image, node));
-        run(mountCommand(image, mount));
-        mounts.put(node, mount);
+        disks.mount(node);
       }
       log.info("data disks: {} MiB ext2 per node under {}", megabytes, dir);
       return Optional.of(disks);
@@ -98,6 +90,33 @@ public final class DataDisks implements AutoCloseable {
       disks.close();
       return Optional.empty();
     }
+  }
+
+  /**
+   * add makes and mounts the disk of a replica that joins later ({@code member-replace}); returns its
+   * folder on the host.
+   */
+  public synchronized Path add(String node) throws IOException {
+    if (closed.get()) {
+      throw new IllegalStateException("the data disks are closed");
+    }
+    if (mounts.containsKey(node)) {
+      throw new IllegalArgumentException("there is a data disk for " + node + " already");
+    }
+    return mount(node);
+  }
+
+  private Path mount(String node) throws IOException {
+    Path image = dir.resolve(node + ".img");
+    Path mount = dir.resolve(node);
+    Files.createDirectories(mount);
+    try (var f = Files.newByteChannel(image, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+      f.position(bytes - 1).write(ByteBuffer.wrap(new byte[1])); // sparse
+    }
+    run(mkfsCommand(image, node));
+    run(mountCommand(image, mount));
+    mounts.put(node, mount);
+    return mount;
   }
 
   /** mkfsCommand makes an ext2 file system without root-reserved blocks in {@code image}. */

@@ -40,16 +40,20 @@ import org.slf4j.LoggerFactory;
  *       loop-mounted ext2 on the host) filled to the last block; the replica meets ENOSPC at its next
  *       write and stops (fail-stop, exit code 4); on stop the filler is deleted and a stopped replica
  *       started again (same data). Needs root</td></tr>
+ *   <tr><td>member-replace</td><td>(3 or 5 nodes) a random member cut off (alive), with 5 nodes one more,
+ *       and replaced by a fresh replica (join: true) through the bare majority left; healed on stop, the
+ *       removed node's state recorded and its container stopped ({@link MembershipFaults})</td></tr>
  * </table>
  *
  * <p>Groups: {@code all}; {@code partitions} (partition-*); {@code kills} (kill-* and restart-all);
  * {@code pauses} (pause-*); {@code multicast} (multicast-*); {@code repair} (repair-path-cut*);
  * {@code network} (every nftables fault: partitions, multicast, repair, duplicate); {@code disk}
- * (disk-full*).
+ * (disk-full*); {@code membership} (member-*).
  *
  * <p>Network rules are installed inside the containers ({@link Nft}); the harness's clients are never cut.
  * The faults themselves are defined by family: {@link NetworkFaults} (nftables), {@link ProcessFaults}
- * (kill, restart, pause) and {@link DiskFaults} (disk-full); {@link Targets} picks the nodes they hit.
+ * (kill, restart, pause), {@link DiskFaults} (disk-full) and {@link MembershipFaults} (member-replace);
+ * {@link Targets} picks the nodes they hit.
  */
 public final class Nemeses {
   private static final Logger log = LoggerFactory.getLogger(Nemeses.class);
@@ -69,12 +73,14 @@ public final class Nemeses {
     GROUPS.put("network", n -> n.startsWith("partition-") || n.startsWith("multicast-") || n.startsWith("repair-")
         || n.equals("duplicate"));
     GROUPS.put("disk", n -> n.startsWith("disk-"));
+    GROUPS.put("membership", n -> n.startsWith("member-"));
   }
 
   static {
     NetworkFaults.all().forEach(Nemeses::add);
     ProcessFaults.all().forEach(Nemeses::add);
     DiskFaults.all().forEach(Nemeses::add);
+    MembershipFaults.all().forEach(Nemeses::add);
   }
 
   private Nemeses() {}
@@ -113,7 +119,8 @@ public final class Nemeses {
       for (String n : group) {
         if (!fits(n, nodes)) {
           if (explicit) {
-            throw new IllegalArgumentException(n + " needs at least " + minNodes(n) + " nodes");
+            throw new IllegalArgumentException(n + " needs at least " + minNodes(n) + " nodes"
+                + (nodes > maxNodes(n) ? " and at most " + maxNodes(n) : ""));
           }
           continue;
         }
@@ -135,7 +142,15 @@ public final class Nemeses {
   }
 
   static boolean fits(String name, int nodes) {
-    return nodes >= minNodes(name);
+    return nodes >= minNodes(name) && nodes <= maxNodes(name);
+  }
+
+  /**
+   * maxNodes is the largest cluster a fault can run in: member-replace's newcomer lists the voters and
+   * itself in {@code replicas}, which holds at most 7, so 7 nodes leave it no room.
+   */
+  static int maxNodes(String name) {
+    return name.startsWith("member-") ? 6 : Integer.MAX_VALUE;
   }
 
   /** minNodes is the smallest cluster a fault means something in (1: any). */
@@ -144,7 +159,7 @@ public final class Nemeses {
       return 5;
     }
     if (name.startsWith("partition-") || name.startsWith("repair-") || name.equals("kill-minority")
-        || name.equals("duplicate")) {
+        || name.equals("duplicate") || name.startsWith("member-")) {
       return 3; // needs peers (a single replica has no peer traffic) or a minority to kill
     }
     return 1;

@@ -180,6 +180,18 @@ public final class Nft {
       return split(List.of(node), all.stream().filter(n -> !n.equals(node)).toList());
     }
 
+    /**
+     * isolateEach cuts every node of {@code cut} from every other node of {@code all}, both ways (the cut
+     * nodes from each other too): each is alone.
+     */
+    public static Map<String, Set<String>> isolateEach(Collection<String> cut, List<String> all) {
+      Map<String, Set<String>> g = new TreeMap<>();
+      for (String node : cut) {
+        isolate(node, all).forEach((k, v) -> g.computeIfAbsent(k, x -> new TreeSet<>()).addAll(v));
+      }
+      return g;
+    }
+
     /** split cuts every node of {@code a} from every node of {@code b}, both ways. */
     public static Map<String, Set<String>> split(Collection<String> a, Collection<String> b) {
       Map<String, Set<String>> g = new TreeMap<>();

@@ -20,12 +20,17 @@ import java.util.Map;
  * the primary. Replicas talk to each other only over their peer addresses {@code nK:7401} (and the
  * multicast group), which are in-network names.
  *
+ * <p>A <em>joiner</em> is a replica the {@code member-replace} nemesis ({@link MembershipFaults}) starts
+ * after the others: its configuration sets {@code join: true}, and its peer address is its IP, not its
+ * name, because the replicas started before it have no line for it in their /etc/hosts.
+ *
  * @param id the replica id, 1..n
  * @param name the host name and network alias, {@code n<id>}
  * @param ip the static IPv4 address on the run's network
  * @param clientPort the client port, the same on the host (bound to 127.0.0.1) and in the container
+ * @param joiner true for a replica started later to join the running cluster ({@code join: true})
  */
-public record NodeSpec(int id, String name, String ip, int clientPort) {
+public record NodeSpec(int id, String name, String ip, int clientPort, boolean joiner) {
   /** PEER_PORT is the UDP/TCP peer port of every replica (in-network only). */
   public static final int PEER_PORT = 7401;
   /** MULTICAST_GROUP is the group of PREPAREs; datagrams stay on the test network (TTL 1, eth0 of the containers). */
@@ -48,6 +53,11 @@ public record NodeSpec(int id, String name, String ip, int clientPort) {
   /** ACCESS_PATH is where the run's access file is copied ({@link ClusterTls#accessFile}). */
   public static final String ACCESS_PATH = "/etc/choir/access.yaml";
 
+  /** NodeSpec of a replica of the first membership (not a joiner). */
+  public NodeSpec(int id, String name, String ip, int clientPort) {
+    this(id, name, ip, clientPort, false);
+  }
+
   /**
    * clusterKeyFile is the text of a fresh cluster key file: key id 1 and 32 random bytes in base64, the
    * format `choir keygen` writes (NodeSpecTest checks that the server reads it).
@@ -63,17 +73,28 @@ public record NodeSpec(int id, String name, String ip, int clientPort) {
     return "127.0.0.1:" + clientPort;
   }
 
+  /**
+   * peerAddress is the replica's peer address: {@code nK:7401}, or {@code <ip>:7401} for a joiner (only
+   * the containers started after it list its name in /etc/hosts).
+   */
+  public String peerAddress() {
+    return (joiner ? ip : name) + ":" + PEER_PORT;
+  }
+
   /** replicaEntry is this replica's line of {@code replicas}: {@code id=client/peer}. */
   public String replicaEntry() {
-    return id + "=" + endpoint() + "/" + name + ":" + PEER_PORT;
+    return id + "=" + endpoint() + "/" + peerAddress();
   }
 
   /**
    * serverYaml is the configuration file of replica {@code self} of {@code all}: multicast on the
    * container's eth0 (the test network; never set outside a container), peers by host name.
    *
+   * <p>For a joiner, {@code all} is the voters of the cluster's current epoch plus itself, and the
+   * file sets {@code join: true} (docs/design.md "Membership", "Starting a new replica").
+   *
    * @param clusterId a per-run cluster id, so stray datagrams of another run are dropped
-   * @param all every replica of the cluster
+   * @param all every replica of the cluster (for a joiner: the current voters and itself)
    * @param tls true: TLS on the client port with client certificates required and the access file
    *     ({@link ClusterTls} writes the files); false: plaintext clients, accepted by name
    * @param extra further settings (e.g. election_timeout_ms), written last
@@ -91,6 +112,9 @@ public record NodeSpec(int id, String name, String ip, int clientPort) {
     // Every run has its own cluster key (Cluster writes it to KEY_PATH): peers seal their datagrams and
     // prove their streams with it, as a cluster on a LAN must.
     settings.put("cluster_key_file", KEY_PATH);
+    if (joiner) {
+      settings.put("join", true);
+    }
     if (tls) {
       // Clients over TLS with a certificate of the run's CA (mutual TLS), and the access file: the harness's
       // every request passes the checks a production client's do. The replica listens on 0.0.0.0 (Docker

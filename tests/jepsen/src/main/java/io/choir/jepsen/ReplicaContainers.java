@@ -34,7 +34,18 @@ final class ReplicaContainers {
   static GenericContainer<?> create(ClusterSettings settings, String clusterId, Network network,
       NodeSpec spec, List<NodeSpec> all, Map<String, String> labels, Path dataOnHost, String clusterKey,
       ClusterTls tls) {
-    String yaml = spec.serverYaml(clusterId, all, tls != null, settings.serverSettings());
+    return create(settings, clusterId, network, spec, all, all, labels, dataOnHost, clusterKey, tls);
+  }
+
+  /**
+   * create is the container of the replica {@code spec} whose configuration lists {@code replicas} and
+   * whose /etc/hosts names {@code hosts}: for a joiner, the current members plus itself, and every replica
+   * ever started.
+   */
+  static GenericContainer<?> create(ClusterSettings settings, String clusterId, Network network,
+      NodeSpec spec, List<NodeSpec> replicas, List<NodeSpec> hosts, Map<String, String> labels, Path dataOnHost,
+      String clusterKey, ClusterTls tls) {
+    String yaml = spec.serverYaml(clusterId, replicas, tls != null, settings.serverSettings());
     GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(settings.image()));
     if (tls != null) {
       // the container runs as root, the replica too: root owns the copies; keys are readable by it alone
@@ -58,10 +69,10 @@ final class ReplicaContainers {
           }
         })
         .withCreateContainerCmdModifier(cmd -> {
-          List<String> hosts = new ArrayList<>();
-          for (NodeSpec other : all) {
+          List<String> extraHosts = new ArrayList<>();
+          for (NodeSpec other : hosts) {
             if (other.id() != spec.id()) {
-              hosts.add(other.name() + ":" + other.ip());
+              extraHosts.add(other.name() + ":" + other.ip());
             }
           }
           ExposedPort client = ExposedPort.tcp(spec.clientPort());
@@ -76,7 +87,7 @@ final class ReplicaContainers {
             hc.withBinds(new Bind(dataOnHost.toString(), new Volume(NodeSpec.DATA_DIR)));
           }
           hc.withCapAdd(Capability.NET_ADMIN)
-              .withExtraHosts(hosts.toArray(String[]::new))
+              .withExtraHosts(extraHosts.toArray(String[]::new))
               .withPortBindings(new PortBinding(Ports.Binding.bindIpAndPort("127.0.0.1", spec.clientPort()), client));
         });
     return c;

@@ -28,9 +28,10 @@ import picocli.CommandLine.Option;
         "partition-bridge (5 nodes), partition-primary-oneway, multicast-cut, multicast-loss-5|20|50,",
         "repair-path-cut, repair-path-cut-all, duplicate, kill-one, kill-primary, kill-minority, kill-all,",
         "restart-all, pause-one, pause-primary, pause-backup, pause-one-short, pause-primary-short, disk-full,",
-        "disk-full-primary (disk-full* need root: each replica's data is a loop-mounted ext2 on the host);",
+        "disk-full-primary (disk-full* need root: each replica's data is a loop-mounted ext2 on the host),",
+        "member-replace (3 or 5 nodes: a cut-off voter replaced by a fresh replica);",
         "groups: none, all, partitions, kills (kill-* and restart-all), pauses, multicast, repair,",
-        "network (partitions, multicast, repair, duplicate), disk.",
+        "network (partitions, multicast, repair, duplicate), disk, membership (member-replace).",
         "Exit: 0 valid, 1 invalid, 3 unknown (or the run broke), 2 usage."})
 public final class Run implements Callable<Integer> {
   @Option(names = "--nodes", defaultValue = "3", description = "replicas: 3 or 5 (default ${DEFAULT-VALUE})")

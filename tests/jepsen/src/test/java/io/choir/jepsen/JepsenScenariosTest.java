@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
@@ -90,6 +92,30 @@ class JepsenScenariosTest {
   @Test
   void setWorkloadUnderPartitionsAndKills() throws Exception {
     valid("set", 3, "partition-halves,kill-primary", 19);
+  }
+
+  /**
+   * A voter (any, the primary too) cut off while alive, and one more node with it, replaced by a fresh
+   * replica (join: true) through the bare majority of 5 left. Valid, converged over the new voters, at
+   * least one replacement completed (the nemesis records its result in the history, so a change that
+   * never happens fails the test), and no removed node served a stale read after the heal.
+   */
+  @Test
+  void aCutOffVoterIsReplacedByANewReplica() throws Exception {
+    JepsenRun.Outcome outcome = execute(5, "member-replace", 29, Map.of());
+    String where = "; report " + outcome.dir().toAbsolutePath().resolve("index.html");
+    List<String> results = new ArrayList<>();
+    outcome.results().path("nemesis").forEach(e -> {
+      if (e.path("fault").asText().equals("member-replace") && !e.path("f").asText().equals(NemesisEvent.START)) {
+        results.add(e.path("value").asText());
+      }
+    });
+    System.out.println("member-replace results: " + results);
+    assertTrue(outcome.valid(), "valid: " + outcome.verdict() + " under member-replace" + where + "\n"
+        + outcome.results().path("checkers") + "\n" + results);
+    assertTrue(results.stream().anyMatch(r -> r.startsWith("replaced ")), "no replacement completed: " + results + where);
+    assertTrue(results.stream().noneMatch(r -> r.contains("STALE READ")), "a removed node served a stale read: "
+        + results + where);
   }
 
   /**

@@ -18,6 +18,7 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
 /** The catalogue, the command-line parsing and the partition shapes, without Docker. */
@@ -61,7 +62,7 @@ class NemesesTest {
         "partition-primary-oneway", "multicast-cut", "multicast-loss-5", "multicast-loss-20", "multicast-loss-50",
         "repair-path-cut", "repair-path-cut-all", "duplicate", "kill-one", "kill-primary", "kill-minority", "kill-all",
         "restart-all", "pause-one", "pause-primary", "pause-backup", "pause-one-short", "pause-primary-short",
-        "disk-full", "disk-full-primary"), Nemeses.names());
+        "disk-full", "disk-full-primary", "member-replace"), Nemeses.names());
   }
 
   @Test
@@ -80,6 +81,55 @@ class NemesesTest {
           .anyMatch(g -> Nemeses.parse(g, 5).stream().anyMatch(n -> n.name().equals(name))), name + " is in a group");
     }
     assertEquals(Nemeses.names().size(), Nemeses.parse("all", 5).size());
+  }
+
+  @Test
+  void memberReplaceHasItsGroupAndFitsThreeOrFiveNodes() {
+    assertEquals(List.of("member-replace"), Nemeses.parse("membership", 3).stream().map(Nemesis::name).toList());
+    assertTrue(Nemeses.parse("all", 3).stream().anyMatch(n -> n.name().equals("member-replace")));
+    assertTrue(Nemeses.parse("all", 5).stream().anyMatch(n -> n.name().equals("member-replace")));
+    assertFalse(Nemeses.parse("network", 5).stream().anyMatch(n -> n.name().equals("member-replace")));
+    assertEquals(3, Nemeses.minNodes("member-replace"));
+    // the newcomer's replicas list the voters and itself, at most 7: no room with 7 voters
+    assertTrue(Nemeses.parse("all", 7).stream().noneMatch(n -> n.name().equals("member-replace")));
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Nemeses.parse("member-replace", 7));
+    assertTrue(e.getMessage().contains("at most 6"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> Nemeses.parse("member-replace", 1));
+  }
+
+  /**
+   * The cut: any member can be the target (the primary too), with 5 nodes one more node, so a bare majority
+   * is left; the same seed gives the same cut. The grudge isolates each cut node from everyone and leaves
+   * the rest a connected majority.
+   */
+  @Test
+  void memberReplaceCutsTheTargetAndWithFiveNodesOneMore() {
+    long seed = Long.getLong("choir.jepsen.test.seed", 12);
+    System.out.println("memberReplaceCutsTheTargetAndWithFiveNodesOneMore seed " + seed);
+    Random seeds = new Random(seed);
+    Set<String> targets = new TreeSet<>();
+    for (int i = 0; i < 200; i++) {
+      long s = seeds.nextLong();
+      List<String> three = MembershipFaults.cut(List.of("n1", "n2", "n3"), new Random(s));
+      assertEquals(1, three.size(), "seed " + s);
+      List<String> five = MembershipFaults.cut(FIVE, new Random(s));
+      assertEquals(2, five.size(), "seed " + s);
+      assertEquals(2, new HashSet<>(five).size(), "two different nodes; seed " + s);
+      assertEquals(five, MembershipFaults.cut(FIVE, new Random(s)), "replays from the seed " + s);
+      targets.add(five.get(0));
+
+      Map<String, Set<String>> g = Nft.Grudge.isolateEach(five, FIVE);
+      List<String> live = FIVE.stream().filter(n -> !five.contains(n)).toList();
+      assertEquals(3, live.size(), "a bare majority of 5 is left");
+      for (String c : five) {
+        assertEquals(FIVE.stream().filter(n -> !n.equals(c)).collect(Collectors.toSet()), g.get(c),
+            c + " hears nobody; seed " + s);
+      }
+      for (String l : live) {
+        assertEquals(new TreeSet<>(five), g.get(l), l + " hears every live node and no cut one; seed " + s);
+      }
+    }
+    assertEquals(new TreeSet<>(FIVE), targets, "every member is a target for some seed (the primary too)");
   }
 
   @Test

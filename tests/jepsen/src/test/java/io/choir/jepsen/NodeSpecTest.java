@@ -22,6 +22,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.security.SecureRandom;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -149,6 +150,41 @@ class NodeSpecTest {
     assertTrue(c.get(ServerConfig.ACCEPT_PLAINTEXT_CLIENTS));
     assertNull(ClientTls.fromConfig(c));
     assertEquals("", c.get(ServerConfig.ACCESS_FILE));
+  }
+
+  /**
+   * A joiner's configuration (member-replace's newcomer): join: true, replicas the current voters plus
+   * itself, its own peer address by IP (the older containers' /etc/hosts do not name it); the server's
+   * parser accepts the even count only because of join. Its certificate is issued after the others'.
+   */
+  @Test
+  void aJoinersConfigurationListsTheVotersAndItselfWithJoin() throws Exception {
+    NodeSpec joiner = new NodeSpec(6, "n6", "10.199.7.16", 21006, true);
+    List<NodeSpec> voters = List.of(THREE.get(1), THREE.get(2), new NodeSpec(4, "n4", "10.199.7.14", 21004, true));
+    List<NodeSpec> replicas = new ArrayList<>(voters);
+    replicas.add(joiner);
+    String yaml = joiner.serverYaml("jepsen-x", replicas, true, Map.of());
+    assertTrue(yaml.contains("\njoin: true\n"), yaml);
+    assertTrue(yaml.contains("  - \"6=127.0.0.1:21006/10.199.7.16:7401\"\n"), yaml);
+    assertTrue(yaml.contains("  - \"2=127.0.0.1:21002/n2:7401\"\n"), "a first member by name\n" + yaml);
+    assertFalse(THREE.get(0).serverYaml("jepsen-x", THREE, true, Map.of()).contains("join"), "only a joiner joins");
+    Path file = tmp.resolve("choir.yaml");
+    Files.writeString(file, yaml);
+    try (ClusterTls tls = ClusterTls.issue("t", THREE, new SecureRandom())) {
+      tls.issueServer(joiner);
+      ServerConfig c = ServerConfig.load(file, hostFiles(tls, "n6"));
+      assertTrue(c.get(ServerConfig.JOIN));
+      assertEquals(6, c.get(ServerConfig.REPLICA_ID));
+      assertEquals(List.of(2, 3, 4, 6), c.get(ServerConfig.REPLICAS).stream().map(r -> r.id()).toList());
+      assertEquals("10.199.7.16", c.self().peer().host(), "its peer address by IP");
+      assertEquals(21006, c.self().client().port());
+      assertEquals("10.199.7.16:" + NodeSpec.PEER_PORT, joiner.peerAddress(), "what replaceMember is given");
+      X509Certificate cert = certificate(tls.serverCertFile("n6"));
+      cert.verify(certificate(tls.caFile()).getPublicKey());
+    }
+    Files.writeString(file, yaml.replace("join: true\n", ""));
+    assertThrows(RuntimeException.class, () -> ServerConfig.load(file, hostFiles(null, "n6")),
+        "without join an even count of replicas is refused: the test would see a joiner that is not one");
   }
 
   @Test
