@@ -190,6 +190,7 @@ public final class ReplicaServer implements AutoCloseable {
               config.get(CLIENT_IDLE_TIMEOUT_MS), config.get(CLIENT_WRITE_BUFFER_BYTES)),
           connections, inbox, 2, metrics, clientSecurity);
     } catch (RuntimeException | InterruptedException e) {
+      replicaMetrics.close(); // its HTTP dispatcher thread would keep the JVM alive
       if (peers != null) {
         peers.close();
       }

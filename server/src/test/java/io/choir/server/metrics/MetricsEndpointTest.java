@@ -5,8 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Status;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.Socket;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -116,5 +120,35 @@ class MetricsEndpointTest {
     assertEquals(200, cluster.send(1, HttpRequest.newBuilder(cluster.uri(1, "/ready"))
         .method("HEAD", HttpRequest.BodyPublishers.noBody())).statusCode());
     assertTrue(cluster.get(1, "/metrics").headers().firstValue("Content-Type").orElse("").startsWith("text/plain"));
+  }
+
+  /**
+   * Clients that never finish their request hold nothing: /health is answered at once meanwhile, and
+   * each of them is closed once silent for MAX_EXCHANGE_S.
+   */
+  @Test
+  void shouldCloseClientsThatNeverFinishTheirRequest() throws Exception {
+    List<Socket> slow = new ArrayList<>();
+    try {
+      for (int i = 0; i < 4 * MetricsHttpServer.HANDLER_THREADS; i++) {
+        Socket s = new Socket(InetAddress.getLoopbackAddress(), cluster.server(1).metricsAddress().getPort());
+        s.getOutputStream().write("GET /hea".getBytes(StandardCharsets.US_ASCII));
+        s.getOutputStream().flush();
+        slow.add(s);
+      }
+      long start = System.nanoTime();
+      assertEquals(200, cluster.get(1, "/health").statusCode());
+      long waitedMs = (System.nanoTime() - start) / 1_000_000;
+      assertTrue(waitedMs < MetricsHttpServer.MAX_EXCHANGE_S * 1000L / 2, "answered after " + waitedMs + " ms");
+      for (Socket s : slow) {
+        s.setSoTimeout((MetricsHttpServer.MAX_EXCHANGE_S + 5) * 1000);
+        InputStream in = s.getInputStream();
+        assertEquals(-1, in.read(), "the server closed a request that never finished");
+      }
+    } finally {
+      for (Socket s : slow) {
+        s.close();
+      }
+    }
   }
 }
