@@ -11,4 +11,5 @@ ctx="$(mktemp -d /tmp/choir-image.XXXXXX)"
 trap 'rm -rf "$ctx"' EXIT
 cp -r "$root/deploy/target/choir/lib" "$ctx/lib"
 mkdir -p "$ctx/bin" && cp "$root/deploy/docker/choir-in-image" "$ctx/bin/choir"
+cp "$root/deploy/docker/choir-ready" "$ctx/bin/choir-ready"
 docker build -q --build-arg BASE_IMAGE="$base" -t "${IMAGE:-choir:latest}" -f "$root/deploy/docker/Dockerfile" "$ctx"

@@ -11,6 +11,7 @@ import static io.choir.server.config.Setting.wholeOrZero;
 import io.choir.server.config.ReplicaAddress.HostPort;
 import io.choir.server.net.TransportMode;
 import io.choir.server.security.ClusterKeys;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -224,6 +225,13 @@ public final class ServerConfig {
   public static final Setting<String> LOG_LEVEL = add(oneOf("log_level", "info",
       List.of("error", "warn", "info", "debug", "trace"), "Least severe log level written."));
 
+  // Operations: metrics and health endpoints.
+  public static final Setting<String> METRICS_ADDRESS = add(form("metrics_address", "",
+      "empty, or host:port (port 0: any free port)", Values::metricsAddress,
+      "Where the replica serves HTTP GET /metrics (Prometheus text format), /health and /ready"
+          + " (docs/metrics.md); empty: not served. Unauthenticated and plaintext: keep it on loopback or a"
+          + " trusted network."));
+
   static {
     for (Setting<?> s : TestSettings.ALL) {
       add(s);
@@ -339,6 +347,18 @@ public final class ServerConfig {
   public String listenHost() {
     String h = get(LISTEN_HOST);
     return h.isEmpty() ? self().client().host() : h;
+  }
+
+  /** Where /metrics, /health and /ready are served, or null when metrics_address is empty. */
+  public InetSocketAddress metricsAddress() {
+    String a = get(METRICS_ADDRESS);
+    if (a.isEmpty()) {
+      return null;
+    }
+    int colon = a.lastIndexOf(':');
+    String host = a.substring(0, colon);
+    return new InetSocketAddress(host.startsWith("[") ? host.substring(1, host.length() - 1) : host,
+        Integer.parseInt(a.substring(colon + 1)));
   }
 
   public Path dataDir() {

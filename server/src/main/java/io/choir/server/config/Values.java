@@ -93,6 +93,24 @@ final class Values {
     return hp.toString();
   }
 
+  /** Empty (off), or host:port with a port in 0..65535 (0: any free port), normalized. */
+  static String metricsAddress(Object v) {
+    String s = string(v);
+    if (s.isEmpty()) {
+      return s;
+    }
+    int colon = s.lastIndexOf(':');
+    if (colon <= 0 || colon == s.length() - 1) {
+      throw new IllegalArgumentException("'" + s + "' is not host:port");
+    }
+    int port = whole(s.substring(colon + 1), 0, 65535);
+    String host = s.substring(0, colon);
+    if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1);
+    }
+    return new HostPort(host, port).toString();
+  }
+
   /**
    * The members: a YAML list of {id, client, peer} maps or of "id=h:p/h:p" strings, or the flag form
    * "1=h:p/h:p,2=...". 1 to 7 replicas, ids and addresses unique; sorted by id.

@@ -1,6 +1,7 @@
 package io.choir.server.net;
 
 import io.choir.proto.Request;
+import io.choir.server.metrics.RequestTimes;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import java.net.InetAddress;
@@ -33,6 +34,8 @@ final class ClientConnection {
   final ArrayDeque<Request> deferredReads = new ArrayDeque<>();
   /** Its entry among the connections waiting for the replica-wide total ({@link ReplyBudget}), if any. */
   ReplyBudget.Waiter waiter;
+  /** When its reads and writes in flight were decoded, for the latency timers (null: untimed, tests). */
+  RequestTimes times;
   /** Set when the connection is being closed for bad input: nothing more of it is decoded. */
   boolean closing;
   /** Its frame decoder and that decoder's context in the pipeline (null when it has none: tests). */

@@ -4,6 +4,8 @@ import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.proto.wire.FrameDecoder;
+import io.choir.server.metrics.ClientLatency;
+import io.choir.server.metrics.RequestTimes;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
@@ -97,6 +99,7 @@ public final class ClientConnections {
   private final ClientDrops drops;
   private final ConnectionsPerAddress perAddress;
   private final FrameMemory frameMemory;
+  private final ClientLatency latency;
 
   /**
    * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
@@ -110,6 +113,7 @@ public final class ClientConnections {
     this.repliesDropped = metrics.counter("choir.replies.dropped");
     this.readsDeferred = metrics.counter("choir.client_reads.deferred");
     this.drops = new ClientDrops(metrics);
+    this.latency = new ClientLatency(metrics);
     this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
     this.frameMemory = new FrameMemory(limits.maxFrameBytesTotal());
     this.replyBudget = new ReplyBudget(limits.maxReplyBytesPerConnection(), limits.maxReplyBytesTotal(),
@@ -140,6 +144,7 @@ public final class ClientConnections {
     }
     ClientConnection c = new ClientConnection(nextId.getAndIncrement(), channel, address(channel.remoteAddress()),
         channel.pipeline().context(ClientFrameDecoder.class));
+    c.times = new RequestTimes(latency);
     open.put(c.id, c);
     channel.attr(CONNECTION).set(c);
     return new Admission(c, null, null);
@@ -309,6 +314,9 @@ public final class ClientConnections {
     done.addListener(f -> release(c, bytes)); // success or failure (closed): the bytes are gone either way
     c.channel.write(replies.get(last), done);
     c.channel.flush();
+    if (c.times != null) {
+      c.times.finished(replies, System.nanoTime());
+    }
     c.inFlight = Math.max(0, c.inFlight - replies.size());
     updateAutoRead(c);
   }

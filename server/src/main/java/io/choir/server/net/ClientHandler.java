@@ -73,6 +73,9 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
       return;
     }
     connection.inFlight++;
+    if (connection.times != null) {
+      connection.times.started(request, System.nanoTime());
+    }
     if (!sink.offer(connection.id, request)) {
       busy.increment();
       connections.reply(connection, Response.newBuilder().setRequestId(request.getRequestId())

@@ -24,6 +24,9 @@ final class ReplicaInbox implements RequestSink, PeerSink {
   /** A client request as queued: the connection it came on and the request. */
   record Incoming(long connectionId, Request request) {}
 
+  /** A task the loop runs between two events (a metrics snapshot); never refused. */
+  record OnLoop(Runnable task) {}
+
   private final int eventQueueCapacity;
   private final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
   private final AtomicInteger queuedRequests = new AtomicInteger();
@@ -61,6 +64,21 @@ final class ReplicaInbox implements RequestSink, PeerSink {
     queue.add(event);
   }
 
+  /** Hands task to the loop, which runs it on its thread in its turn; never refused. */
+  void runOnLoop(Runnable task) {
+    queue.add(new OnLoop(task));
+  }
+
+  /** Client requests queued (any thread). */
+  int queuedRequests() {
+    return queuedRequests.get();
+  }
+
+  /** Peer messages queued (any thread). */
+  int queuedPeerMessages() {
+    return queuedPeerMessages.get();
+  }
+
   /** The first queued item, waiting at most waitNs for one (0 or less: not at all); null when none came. */
   Object poll(long waitNs) throws InterruptedException {
     return waitNs > 0 ? queue.poll(waitNs, TimeUnit.NANOSECONDS) : queue.poll();
@@ -71,7 +89,7 @@ final class ReplicaInbox implements RequestSink, PeerSink {
     queue.drainTo(burst, max);
   }
 
-  /** Frees the place of item (an {@link Incoming} or an {@link Event}) under its bound: the loop took it. */
+  /** Frees the place of item (an {@link Incoming}, an {@link OnLoop} or an {@link Event}) under its bound: the loop took it. */
   void taken(Object item) {
     if (item instanceof Incoming) {
       queuedRequests.decrementAndGet();

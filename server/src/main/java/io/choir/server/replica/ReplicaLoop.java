@@ -6,6 +6,7 @@ import io.choir.proto.Status;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
+import io.choir.server.metrics.LoopMetrics;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -32,14 +33,16 @@ final class ReplicaLoop implements AutoCloseable {
   private final ReplicaCore core;
   private final Function<Request, Response> statusHandler;
   private final LongSupplier clock;
+  private final LoopMetrics metrics;
   private final Thread thread;
   private volatile boolean running = true;
   private volatile String unavailableReason;
   private volatile boolean idle = true;
 
   ReplicaLoop(ReplicaInbox inbox, EffectExecutor executor, Function<Request, Response> statusHandler,
-      LongSupplier clock) {
+      LongSupplier clock, LoopMetrics metrics) {
     this.inbox = inbox;
+    this.metrics = metrics;
     this.executor = executor;
     this.core = executor.core();
     this.statusHandler = statusHandler;
@@ -77,13 +80,19 @@ final class ReplicaLoop implements AutoCloseable {
           inbox.taken(o);
           if (o instanceof ReplicaInbox.Incoming in) {
             handleRequest(in, now, effects);
+          } else if (o instanceof ReplicaInbox.OnLoop task) {
+            runTask(task);
           } else {
+            if (o instanceof Event.Peer p) {
+              metrics.peerMessage(p.from(), now);
+            }
             executor.step((Event) o, now);
           }
         }
         burst.clear();
         nextTickNs = executor.end(now);
         inbox.publishView(core.view());
+        metrics.afterBurst(core, now);
         idle = core.appliedOp() == core.lastOp() && core.queuedWrites() == 0 && core.pendingReads() == 0;
         logPeerRejections(now);
       } catch (InterruptedException e) {
@@ -95,6 +104,15 @@ final class ReplicaLoop implements AutoCloseable {
         refuseAll("replica failed: " + e.getMessage());
         running = false;
       }
+    }
+  }
+
+  /** Runs a task handed to the loop; its failure is its own, never the core's. */
+  private static void runTask(ReplicaInbox.OnLoop task) {
+    try {
+      task.task().run();
+    } catch (RuntimeException e) {
+      log.atWarn().setCause(e).log("a task run on the replica loop failed");
     }
   }
 
@@ -125,6 +143,11 @@ final class ReplicaLoop implements AutoCloseable {
       return;
     }
     executor.step(new Event.ClientRequest(in.connectionId(), in.request()), now);
+  }
+
+  /** Why every request is refused (shutdown, a fatal error), or null while the loop serves (any thread). */
+  String unavailableReason() {
+    return unavailableReason;
   }
 
   /** True when, after the last burst, every admitted write was applied and no read waits. */

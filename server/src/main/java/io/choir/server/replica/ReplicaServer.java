@@ -5,6 +5,7 @@ import static io.choir.server.config.ServerConfig.CLIENT_IDLE_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.CLIENT_WRITE_BUFFER_BYTES;
 import static io.choir.server.config.ServerConfig.CLUSTER_ID;
 import static io.choir.server.config.ServerConfig.DURABILITY;
+import static io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.EVENT_QUEUE_CAPACITY;
 import static io.choir.server.config.ServerConfig.MAX_BATCH_ENTRIES;
 import static io.choir.server.config.ServerConfig.MAX_CLIENT_SESSIONS;
@@ -13,6 +14,7 @@ import static io.choir.server.config.ServerConfig.MAX_CONNECTIONS_PER_ADDRESS;
 import static io.choir.server.config.ServerConfig.MAX_DATAGRAM_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES;
 import static io.choir.server.config.ServerConfig.MAX_FRAME_BYTES_TOTAL;
+import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_OPS;
 import static io.choir.server.config.ServerConfig.MAX_IN_FLIGHT_PER_CONNECTION;
 import static io.choir.server.config.ServerConfig.MAX_REPLIES_PER_CLIENT;
 import static io.choir.server.config.ServerConfig.MAX_REPLY_BYTES_PER_CONNECTION;
@@ -27,6 +29,7 @@ import static io.choir.server.config.ServerConfig.SHUTDOWN_TIMEOUT_MS;
 
 import com.google.protobuf.MessageLite;
 import io.choir.proto.MessageType;
+import io.choir.proto.ReplicaStatus;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
@@ -37,14 +40,17 @@ import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Membership;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
+import io.choir.server.metrics.ReplicaMetrics;
+import io.choir.server.metrics.ReplicaSnapshot;
 import io.choir.server.net.ClientConnections;
 import io.choir.server.net.ClientServer;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketException;
 import java.util.List;
@@ -82,7 +88,9 @@ public final class ReplicaServer implements AutoCloseable {
   private final ServerConfig config;
   /** A scan reply's pairs hold at most this: the setting, within a client frame with room to spare. */
   private final long scanReplyBytes;
-  private final MeterRegistry metrics = new SimpleMeterRegistry();
+  /** The replica's metrics (a Prometheus registry) and their HTTP endpoint (metrics_address). */
+  private final ReplicaMetrics replicaMetrics;
+  private final MeterRegistry metrics;
   private final Storage storage;
   private final KvStateMachine stateMachine;
   private final ReplicaCore core;
@@ -103,6 +111,9 @@ public final class ReplicaServer implements AutoCloseable {
     // Client TLS and the access file first: a replica that refuses them opens nothing.
     ClientServer.Security clientSecurity = ClientServer.Security.fromConfig(config);
     this.config = config;
+    this.replicaMetrics = new ReplicaMetrics(config.get(CLUSTER_ID), config.get(REPLICA_ID), config.get(MAX_IN_FLIGHT_OPS),
+        TimeUnit.MILLISECONDS.toNanos(config.get(ELECTION_TIMEOUT_MS)));
+    this.metrics = replicaMetrics.registry();
     // At least 1: a bound of 0 would make storage return no pair at all (a first pair always fits).
     this.scanReplyBytes = Math.max(1, Math.min(config.get(MAX_SCAN_REPLY_BYTES), config.get(MAX_FRAME_BYTES) - 1024L));
     this.storage = RocksDbStorage.open(config.dataDir());
@@ -149,7 +160,7 @@ public final class ReplicaServer implements AutoCloseable {
       boolean fsync = config.get(DURABILITY) == ServerConfig.Durability.FSYNC
           && !config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
       this.storageStage = new StorageStage(storage, stateMachine, logChanges, fsync, COMBINED_SYNC,
-          config.get(MAX_BATCH_ENTRIES), 1 << 16, inbox::post, this::fatal);
+          config.get(MAX_BATCH_ENTRIES), 1 << 16, inbox::post, this::fatal, replicaMetrics.storage());
       this.peers = config.get(REPLICAS).size() > 1
           ? ReplicaPeers.open(config, storage, stateMachine, storageStage::runApply, inbox, metrics)
           : null;
@@ -163,9 +174,10 @@ public final class ReplicaServer implements AutoCloseable {
     try {
       this.statusReport = new ReplicaStatusReport(config, core, storage, storageStage, connections, peers,
           metrics, startNs);
-      this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime);
+      this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime, replicaMetrics.loop());
       storageStage.start();
       loop.start();
+      serveMetrics(inbox);
       InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
       if (bind.isUnresolved()) {
         // A DNS name that does not resolve yet (a pod's own name before it is ready): every address.
@@ -178,6 +190,7 @@ public final class ReplicaServer implements AutoCloseable {
               config.get(CLIENT_IDLE_TIMEOUT_MS), config.get(CLIENT_WRITE_BUFFER_BYTES)),
           connections, inbox, 2, metrics, clientSecurity);
     } catch (RuntimeException | InterruptedException e) {
+      replicaMetrics.close(); // its HTTP dispatcher thread would keep the JVM alive
       if (peers != null) {
         peers.close();
       }
@@ -197,6 +210,60 @@ public final class ReplicaServer implements AutoCloseable {
       log.atWarn().addKeyValue("test_break_protocol", config.get(TestSettings.TEST_BREAK_PROTOCOL))
           .log("TEST ONLY setting on: the protocol is broken on purpose, this replica is not safe");
     }
+  }
+
+  /** The queue gauges, and the metrics endpoint on metrics_address when it is set (docs/metrics.md). */
+  private void serveMetrics(ReplicaInbox inbox) {
+    Gauge.builder("choir.queue.requests", inbox, ReplicaInbox::queuedRequests)
+        .description("Client requests queued for the replica loop").register(metrics);
+    Gauge.builder("choir.queue.peer_messages", inbox, ReplicaInbox::queuedPeerMessages)
+        .description("Peer messages queued for the replica loop").register(metrics);
+    Gauge.builder("choir.queue.log_lane", storageStage, StorageStage::logQueued)
+        .description("Tasks queued for the log lane").register(metrics);
+    Gauge.builder("choir.queue.apply_lane", storageStage, StorageStage::applyQueued)
+        .description("Tasks queued for the apply lane").register(metrics);
+    Gauge.builder("choir.queue.reads", (ThreadPoolExecutor) readPool, p -> p.getQueue().size())
+        .description("Reads queued for the read pool").register(metrics);
+    InetSocketAddress address = config.metricsAddress();
+    try {
+      replicaMetrics.serve(address, new ReplicaMetrics.Probe() {
+        @Override
+        public CompletableFuture<ReplicaSnapshot> snapshot() {
+          CompletableFuture<ReplicaSnapshot> f = new CompletableFuture<>();
+          inbox.runOnLoop(() -> {
+            try {
+              f.complete(snapshotOnLoop());
+            } catch (RuntimeException e) {
+              f.completeExceptionally(e);
+            }
+          });
+          return f;
+        }
+
+        @Override
+        public String refusing() {
+          String reason = loop.unavailableReason();
+          return reason != null || !terminated.isDone() ? reason : "stopped";
+        }
+      });
+    } catch (IOException e) {
+      throw new IllegalStateException("cannot serve metrics_address " + address + ": " + e.getMessage(), e);
+    }
+    if (address != null) {
+      log.atInfo().addKeyValue("address", replicaMetrics.address()).log("metrics, health and readiness served");
+    }
+  }
+
+  /** What the metrics and /ready see of this replica (the loop's thread: it reads the core). */
+  private ReplicaSnapshot snapshotOnLoop() {
+    ReplicaStatus status = statusReport.reply(Request.getDefaultInstance()).getReplicaStatus();
+    long silentNs = 0;
+    if (peers != null && !core.isPrimary()) {
+      long heard = replicaMetrics.loop().heardNs(core.primaryId());
+      silentNs = heard == Long.MIN_VALUE ? Long.MAX_VALUE : System.nanoTime() - heard;
+    }
+    return new ReplicaSnapshot(status, core.logFirstOp(), core.pendingReads(), core.mustCatchUp(), peers != null,
+        silentNs, loop.unavailableReason(), System.nanoTime());
   }
 
   /** Opens the data folder, recovers and starts serving. */
@@ -275,6 +342,11 @@ public final class ReplicaServer implements AutoCloseable {
     return clientServer.localAddress();
   }
 
+  /** Where /metrics, /health and /ready are served (the real port), or null when metrics_address is empty. */
+  public InetSocketAddress metricsAddress() {
+    return replicaMetrics.address();
+  }
+
   public ServerConfig config() {
     return config;
   }
@@ -310,6 +382,7 @@ public final class ReplicaServer implements AutoCloseable {
       }
     }
     loop.refuseAll("replica is shutting down");
+    replicaMetrics.close();
     readPool.shutdown();
     try {
       readPool.awaitTermination(1, TimeUnit.SECONDS);

@@ -1,6 +1,7 @@
 package io.choir.server.replica;
 
 import io.choir.server.core.Event;
+import io.choir.server.metrics.StorageTimers;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Storage;
 import io.choir.server.storage.StorageException;
@@ -14,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,6 +43,7 @@ final class StorageStage implements AutoCloseable {
   private final StorageLanes lanes;
   private final LogLaneRunner logChanges;
   private final Consumer<Throwable> onFatal;
+  private final StorageTimers timers;
 
   /**
    * @param fsync log writes are synced before they are reported persisted
@@ -50,13 +53,23 @@ final class StorageStage implements AutoCloseable {
   StorageStage(Storage storage, KvStateMachine stateMachine, LogLaneRunner logChanges, boolean fsync,
       boolean combinedSync, int maxBatchEntries, int queueCapacity, Consumer<Event> events,
       Consumer<Throwable> onFatal) {
+    this(storage, stateMachine, logChanges, fsync, combinedSync, maxBatchEntries, queueCapacity, events, onFatal,
+        StorageTimers.none());
+  }
+
+  /** As above, timing each log write, fsync and apply with timers. */
+  StorageStage(Storage storage, KvStateMachine stateMachine, LogLaneRunner logChanges, boolean fsync,
+      boolean combinedSync, int maxBatchEntries, int queueCapacity, Consumer<Event> events,
+      Consumer<Throwable> onFatal, StorageTimers timers) {
     this.onFatal = onFatal;
     this.logChanges = logChanges;
+    this.timers = timers;
     this.logLane = new LogLane(storage, fsync, combinedSync, maxBatchEntries, events);
     ApplyLane applyLane = new ApplyLane(stateMachine, maxBatchEntries, events);
-    this.logThread = new LaneThread("choir-log", queueCapacity, logLane::take, logLane::hasWork, logLane::step);
+    this.logThread = new LaneThread("choir-log", queueCapacity, logLane::take, logLane::hasWork, logLane::step,
+        logLane::next);
     this.applyThread = new LaneThread("choir-apply", queueCapacity, applyLane::take, applyLane::hasWork,
-        applyLane::step);
+        applyLane::step, applyLane::next);
     this.lanes = new StorageLanes(storage, fsync, logThread::put, applyThread::put, events);
   }
 
@@ -79,6 +92,16 @@ final class StorageStage implements AutoCloseable {
 
   long fsyncs() {
     return logLane.fsyncs();
+  }
+
+  /** Tasks queued for the log lane and not yet taken (any thread). */
+  int logQueued() {
+    return logThread.tasks.size();
+  }
+
+  /** Tasks queued for the apply lane and not yet taken (any thread). */
+  int applyQueued() {
+    return applyThread.tasks.size();
   }
 
   /**
@@ -120,15 +143,31 @@ final class StorageStage implements AutoCloseable {
     final Consumer<List<StorageLanes.Task>> take;
     final BooleanSupplier hasWork;
     final Runnable step;
+    final Supplier<StorageLanes.Unit> next;
 
     LaneThread(String name, int capacity, Consumer<List<StorageLanes.Task>> take, BooleanSupplier hasWork,
-        Runnable step) {
+        Runnable step, Supplier<StorageLanes.Unit> next) {
       this.tasks = new ArrayBlockingQueue<>(capacity);
       this.take = take;
       this.hasWork = hasWork;
       this.step = step;
+      this.next = next;
       this.thread = new Thread(this::loop, name);
       this.thread.setDaemon(true);
+    }
+
+    /** One unit of work; log writes, fsyncs and applies are timed (one sample per group of entries). */
+    private void timedStep() {
+      StorageLanes.Unit unit = next.get();
+      long start = System.nanoTime();
+      step.run();
+      long nanos = System.nanoTime() - start;
+      switch (unit) {
+        case WRITE -> timers.logWrite(nanos);
+        case SYNC -> timers.fsync(nanos);
+        case APPLY -> timers.apply(nanos);
+        default -> { }
+      }
     }
 
     void put(StorageLanes.Task t) {
@@ -149,7 +188,7 @@ final class StorageStage implements AutoCloseable {
           int stop = drained.indexOf(STOP);
           take.accept(stop < 0 ? drained : drained.subList(0, stop));
           while (hasWork.getAsBoolean()) {
-            step.run();
+            timedStep();
           }
           if (stop >= 0) {
             return;
