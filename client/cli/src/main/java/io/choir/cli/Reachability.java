@@ -90,10 +90,13 @@ final class Reachability {
         }
       }
     }
-    return Optional.of(describe(failures));
+    return Optional.of(describe(endpoints, failures));
   }
 
-  private static String describe(Map<String, String> failures) {
+  /** The failures in the order the endpoints were given. */
+  private static String describe(List<String> endpoints, Map<String, String> found) {
+    Map<String, String> failures = new LinkedHashMap<>();
+    endpoints.forEach(e -> failures.put(e, found.get(e)));
     if (failures.values().stream().distinct().count() == 1) {
       return String.join(", ", failures.keySet()) + " (" + failures.values().iterator().next() + ")";
     }
