@@ -1,5 +1,8 @@
 package io.choir.cli;
 
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Supplier;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -32,6 +35,25 @@ public final class Choir implements Runnable {
     throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required");
   }
 
+  /**
+   * The client commands by name, in the order `choir --help` lists them, each made only when a command
+   * line needs it: one CLI call builds the picocli model of its own command only (see
+   * {@link #commandLine(String...)}).
+   */
+  private static final Map<String, Supplier<Object>> CLIENT_COMMANDS = clientCommands();
+
+  private static Map<String, Supplier<Object>> clientCommands() {
+    Map<String, Supplier<Object>> m = new LinkedHashMap<>();
+    m.put("put", KvCommands.Put::new);
+    m.put("get", KvCommands.Get::new);
+    m.put("delete", KvCommands.Delete::new);
+    m.put("cas", KvCommands.Cas::new);
+    m.put("scan", KvCommands.Scan::new);
+    m.put("status", StatusCommand::new);
+    m.put("member", MemberCommands::commandLine);
+    return m;
+  }
+
   /** Builds the client-only command line: the client commands and help. */
   public static CommandLine commandLine() {
     CommandLine cl = new CommandLine(new Choir());
@@ -42,17 +64,31 @@ public final class Choir implements Runnable {
   }
 
   /**
+   * The command line that runs args: when args start with a client command, one with that command
+   * only (picocli's model of every other command is never built, which a short-lived process notices),
+   * else the whole client command line.
+   */
+  public static CommandLine commandLine(String... args) {
+    if (!isClientCommand(args)) {
+      return commandLine();
+    }
+    CommandLine cl = new CommandLine(new Choir());
+    cl.addSubcommand(CLIENT_COMMANDS.get(args[0]).get());
+    cl.setExitCodeExceptionMapper(Choir::exitCodeOf);
+    return cl;
+  }
+
+  /** Whether args start with the name of a client command (put, get, ..., member). */
+  public static boolean isClientCommand(String... args) {
+    return args.length > 0 && CLIENT_COMMANDS.containsKey(args[0]);
+  }
+
+  /**
    * Adds the client commands (put, get, delete, cas, scan, status, member), in the order `choir --help`
    * lists them, to a command line: this one's or the launcher's.
    */
   public static void addClientCommands(CommandLine cl) {
-    cl.addSubcommand(new KvCommands.Put());
-    cl.addSubcommand(new KvCommands.Get());
-    cl.addSubcommand(new KvCommands.Delete());
-    cl.addSubcommand(new KvCommands.Cas());
-    cl.addSubcommand(new KvCommands.Scan());
-    cl.addSubcommand(new StatusCommand());
-    cl.addSubcommand(MemberCommands.commandLine());
+    CLIENT_COMMANDS.values().forEach(c -> cl.addSubcommand(c.get()));
   }
 
   /** The exit code of an exception no subcommand handled: a usage error for bad arguments, else 4. */
@@ -61,7 +97,7 @@ public final class Choir implements Runnable {
   }
 
   public static void main(String[] args) {
-    System.exit(commandLine().execute(args));
+    System.exit(commandLine(args).execute(args));
   }
 
   /** Version from the jar manifest, or "dev". */

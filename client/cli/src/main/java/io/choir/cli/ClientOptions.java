@@ -27,7 +27,8 @@ import picocli.CommandLine.Option;
  * and TLS and token ({@link SecurityOptions}).
  */
 final class ClientOptions {
-  static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
+  /** Longest the check that some endpoint accepts a connection waits (see {@link Reachability}). */
+  static final long PROBE_BUDGET_MS = 1_000;
 
   @Option(names = {"-e", "--endpoints"}, paramLabel = "HOST:PORT,...",
       description = "Replica client addresses (default: $CHOIR_ENDPOINTS or 127.0.0.1:7301).")
@@ -58,13 +59,43 @@ final class ClientOptions {
   ChoirClient connect() {
     return security.apply(ChoirClient.builder()
         .endpoints(endpointList())
-        .requestTimeout(Duration.ofMillis(timeoutMs)))
+        .requestTimeout(Duration.ofMillis(timeoutMs))
+        .eventLoopThreads(1)) // one request at a time: a second I/O thread would only cost start-up time
         .build();
+  }
+
+  /** How long {@link Reachability} may wait for a connection: a second, or the command's budget if shorter. */
+  long probeBudgetMs() {
+    return Math.max(1, Math.min(PROBE_BUDGET_MS, timeoutMs));
+  }
+
+  /** Jackson's mapper, made on first use: a command without --json never pays for it. */
+  static ObjectMapper json() {
+    return Json.MAPPER;
+  }
+
+  /** Holder of the mapper (the JVM initialises it on first access to json()). */
+  private static final class Json {
+    static final ObjectMapper MAPPER = new ObjectMapper().enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS);
+  }
+
+  /**
+   * Reports that no endpoint accepts a connection (what {@link Reachability} found), in one line, and
+   * returns exit code 3: the command was not sent anywhere.
+   */
+  int noReplica(PrintWriter out, PrintWriter err, String why) {
+    String message = "no replica answers at " + why;
+    if (json) {
+      printJson(out, Map.of("ok", false, "error", "unavailable", "message", message));
+    } else {
+      err.println("choir: " + message);
+    }
+    return Choir.EXIT_UNAVAILABLE;
   }
 
   void printJson(PrintWriter out, Object value) {
     try {
-      out.println(JSON.writeValueAsString(value));
+      out.println(json().writeValueAsString(value));
     } catch (JsonProcessingException e) {
       throw new IllegalStateException(e);
     }

@@ -25,7 +25,10 @@ import picocli.CommandLine.Parameters;
 final class KvCommands {
   private KvCommands() {}
 
-  /** Base of the commands: connects, runs, maps typed errors to exit codes. */
+  /**
+   * Base of the commands: checks that some endpoint accepts a connection ({@link Reachability}: with
+   * none, one line and exit 3 at once), connects, runs, maps typed errors to exit codes.
+   */
   abstract static class Base implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
     @Mixin ClientOptions options = new ClientOptions();
@@ -36,6 +39,10 @@ final class KvCommands {
     public Integer call() {
       PrintWriter out = spec.commandLine().getOut();
       PrintWriter err = spec.commandLine().getErr();
+      Optional<String> down = Reachability.noneAnswers(options.endpointList(), options.probeBudgetMs());
+      if (down.isPresent()) {
+        return options.noReplica(out, err, down.get());
+      }
       try (ChoirClient client = options.connect()) {
         return run(client, out);
       } catch (ChoirException e) {

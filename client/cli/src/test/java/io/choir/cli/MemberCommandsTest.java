@@ -37,7 +37,7 @@ class MemberCommandsTest {
   /** One run of the command line: exit code, stdout, stderr. */
   record Run(int code, String out, String err) {
     JsonNode json() throws Exception {
-      return ClientOptions.JSON.readTree(out);
+      return ClientOptions.json().readTree(out);
     }
   }
 

@@ -38,7 +38,12 @@ public final class ChoirLauncher implements Runnable {
     return cl;
   }
 
+  /**
+   * Runs one command. A client command (get, put, ...) runs on {@link Choir}'s command line of that
+   * command alone, so that a CLI call never builds the server's picocli model nor loads its settings.
+   */
   public static void main(String[] args) {
-    System.exit(commandLine().execute(args));
+    CommandLine cl = Choir.isClientCommand(args) ? Choir.commandLine(args) : commandLine();
+    System.exit(cl.execute(args));
   }
 }
