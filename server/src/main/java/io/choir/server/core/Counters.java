@@ -58,4 +58,6 @@ public final class Counters {
   /** Peer messages of an older epoch (dropped), and of a later one (this replica is behind). */
   public long droppedOldEpoch;
   public long heardLaterEpoch;
+  /** Times a replica removed from the membership was told that a later epoch exists. */
+  public long toldFormerMembers;
 }

@@ -1,5 +1,8 @@
 package io.choir.server.core;
 
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
 import java.util.List;
 
 /**
@@ -17,6 +20,15 @@ final class Members {
   private Membership previous;
   private long previousLastView = -1;
   private long previousEndOp;
+  /**
+   * Replicas removed by the epoch switches this replica made since it started, newest last, at most
+   * {@link #MAX_FORMER} (in memory only): one cut off when it was removed still thinks itself a member,
+   * and is told of the later epoch when it speaks (MembershipPath#onFormerMember).
+   */
+  private final Deque<Integer> former = new ArrayDeque<>();
+
+  /** How many removed replicas are remembered: the last 16, as the row's recent changes. */
+  static final int MAX_FORMER = 16;
 
   Members(int self, Membership initial) {
     this.self = self;
@@ -86,7 +98,27 @@ final class Members {
     previous = current;
     previousLastView = lastView;
     previousEndOp = endOp;
+    for (int id : current.memberIds()) {
+      if (!next.contains(id) && id != self) {
+        former.remove(id);
+        former.addLast(id);
+      }
+    }
+    former.removeIf(next::contains);
+    while (former.size() > MAX_FORMER) {
+      former.removeFirst();
+    }
     switchTo(next);
+  }
+
+  /** Whether id was removed from the membership by a switch this replica made (and not added again). */
+  boolean isFormer(int id) {
+    return former.contains(id);
+  }
+
+  /** The removed replicas remembered, oldest first. */
+  List<Integer> former() {
+    return new ArrayList<>(former);
   }
 
   /** The previous epoch's membership, or null. */

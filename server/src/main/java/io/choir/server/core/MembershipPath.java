@@ -56,6 +56,8 @@ final class MembershipPath {
   private final SavedChanges saved = new SavedChanges();
   /** When this replica last told each laggard of the old epoch's end (at most once per heartbeat interval). */
   private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
+  /** When this replica last told each replica removed from the membership that a later epoch exists. */
+  private final Map<Integer, Long> toldFormerNs = new HashMap<>();
 
   MembershipPath(CoreConfig config, ViewState views, ReplicaLog log, Completeness completeness,
       QuorumTracker quorum, Resender resender, ViewChangePath viewChanges, JoinViewPath joins, WritePath writes,
@@ -292,6 +294,7 @@ final class MembershipPath {
   }
 
   private void peersFollow(List<Integer> oldIds, long nowNs, Effects out) {
+    toldFormerNs.keySet().retainAll(members.former());
     resender.membersChanged(oldIds, members.ids());
     quorum.membersChanged(nowNs);
     out.peersChanged(members.current());
@@ -361,6 +364,53 @@ final class MembershipPath {
   }
 
   /**
+   * A message of an epoch before the current one from a replica removed from the membership since: it
+   * was cut off or down when the change committed, so it still takes itself for a member (a voter, or
+   * its epoch's primary). Dropped (counted), but it is told, at most once per heartbeat interval, that a
+   * later epoch exists: one HEARTBEAT_OK of this epoch starts its laggard timer ({@link #onLaterEpoch}),
+   * which brings it over by a state transfer; the membership it installs has it no more, so it retires.
+   */
+  void onFormerMember(Event.Peer p, long nowNs, Effects out) {
+    counters.droppedOldEpoch++;
+    if (Membership.epochOfView(p.view()) >= members.epoch()) {
+      toldFormerNs.put(p.from(), Long.MAX_VALUE); // in this epoch: it knows, it retired
+      return;
+    }
+    if (nowNs - toldFormerNs.getOrDefault(p.from(), Long.MIN_VALUE / 2) >= config.heartbeatIntervalNs) {
+      tellFormer(p.from(), nowNs, out);
+    }
+  }
+
+  private void tellFormer(int id, long nowNs, Effects out) {
+    toldFormerNs.put(id, nowNs);
+    counters.toldFormerMembers++;
+    out.send(id, views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());
+  }
+
+  /**
+   * The primary tells every removed replica it remembers that a later epoch exists, once per election
+   * timeout, until it hears from it in this epoch: a removed primary that lost its quorum goes quiet
+   * and sends nothing to be answered, and without multicast it hears nothing of this epoch either.
+   */
+  private void tellFormerMembers(long nowNs, Effects out) {
+    if (!views.isPrimary() || views.mode() != Mode.NORMAL) {
+      return;
+    }
+    for (int id : members.former()) {
+      long told = toldFormerNs.getOrDefault(id, Long.MIN_VALUE / 2);
+      if (told == Long.MAX_VALUE) {
+        continue;
+      }
+      long dueNs = told + config.quorumTimeoutNs;
+      if (nowNs >= dueNs) {
+        tellFormer(id, nowNs, out);
+        dueNs = nowNs + config.quorumTimeoutNs;
+      }
+      out.tickBy(dueNs);
+    }
+  }
+
+  /**
    * A message of a later epoch: this replica is left behind. It asks the sender (its old primary
    * answers with the epoch's end, see onOlderEpoch), and when that does not bring it over within two
    * election timeouts, it fetches a state transfer from the sender, a replica already in the later epoch.
@@ -393,6 +443,7 @@ final class MembershipPath {
 
   /** The laggard's timer: two election timeouts after it first heard of a later epoch, a state transfer. */
   void tick(long nowNs, Effects out) {
+    tellFormerMembers(nowNs, out);
     if (laterEpochSinceNs.isEmpty()) {
       return;
     }

@@ -78,6 +78,11 @@ final class PeerRouter {
       membership.onLaterEpoch(p, nowNs, out);
       return;
     }
+    if (fromIndex < 0 && views.members().isFormer(p.from()) && checks.admit(p, views.view())) {
+      // A replica removed since: it may not know (cut off or down when the change committed).
+      membership.onFormerMember(p, nowNs, out);
+      return;
+    }
     if (fromIndex < 0 || p.from() == self) {
       counters.droppedUnexpected++;
       return;

@@ -128,6 +128,7 @@ final class ReplicaStatusReport {
         .putCounters("configuration_entries_refused", c.configurationEntriesRefused)
         .putCounters("epoch_switches", c.epochSwitches)
         .putCounters("dropped_old_epoch", c.droppedOldEpoch)
+        .putCounters("told_former_members", c.toldFormerMembers)
         .putCounters("heard_later_epoch", c.heardLaterEpoch);
     core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
     for (Meter m : metrics.getMeters()) {

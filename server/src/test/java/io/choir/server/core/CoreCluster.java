@@ -37,6 +37,11 @@ final class CoreCluster {
    * (checksum: the op, as applies report it); off, a fetch never finishes.
    */
   boolean serveStateTransfers;
+  /**
+   * Sends to all reach only the sender's members (as the unicast transport fans them out), not every
+   * replica (as multicast does, to whoever is in the group, a removed replica included).
+   */
+  boolean toAllReachesMembersOnly;
   /** A replica cut off from the others (0: none): nothing it sends or is sent gets through. */
   int dropFrom;
   long now;
@@ -185,7 +190,9 @@ final class CoreCluster {
       return;
     }
     for (int to = 1; to <= n; to++) {
-      if (to != from && to != dropFrom && (s.to() == Effects.MULTICAST || s.to() == to)) {
+      boolean toAll = s.to() == Effects.MULTICAST
+          && (!toAllReachesMembersOnly || cores[from].membership().contains(to));
+      if (to != from && to != dropFrom && (toAll || s.to() == to)) {
         int dest = to;
         pending.add(() -> stepOnly(dest, new Event.Peer(from, s.view(), s.type(), s.body())));
       }
