@@ -9,10 +9,12 @@ import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -35,7 +37,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>{@link #update} replaces the whole id to host:port map at run time (a membership change); the
  * listeners ({@link #onMembersChanged}: the datagram codec's known senders, the peer streams' links,
- * the stream inbound's members) follow it.
+ * the stream inbound's members) follow it. A member the update drops becomes a former member (the last
+ * {@link #MAX_FORMER}, in memory): it may have been cut off when it was removed and still take itself
+ * for a member, so its datagrams are still accepted, it may be sent to, and it may connect to fetch a
+ * state transfer (which tells it that it was removed); it gets no peer stream and is no member.
  *
  * <p>Threads: any. Lookups read an immutable snapshot; resolutions of one peer are serialized on it
  * (a resolver may block: the transport calls them from its own resolver thread).
@@ -96,6 +101,11 @@ public final class PeerDirectory {
   private final List<Consumer<Set<Integer>>> listeners = new CopyOnWriteArrayList<>();
   /** Id to peer, replaced whole by {@link #update}. */
   private volatile Map<Integer, Peer> peers;
+  /** Members dropped by updates, oldest first (at most {@link #MAX_FORMER}), replaced whole. */
+  private volatile Map<Integer, Peer> former = Map.of();
+
+  /** How many former members are remembered. */
+  public static final int MAX_FORMER = 16;
 
   /**
    * A directory of replica selfId's cluster: members maps every id (selfId included) to its peer
@@ -176,9 +186,32 @@ public final class PeerDirectory {
     return peers.containsKey(id);
   }
 
-  /** The address of member id now, or null (not a member, or its name does not resolve yet). */
+  /** True when id was a member until an update dropped it (and is none now). */
+  public boolean isFormer(int id) {
+    return former.containsKey(id);
+  }
+
+  /** The former members remembered, oldest first. */
+  public Set<Integer> formerIds() {
+    return former.keySet();
+  }
+
+  /** The members and the former members: who may send datagrams and ask for a state transfer. */
+  public Set<Integer> acceptedIds() {
+    Set<Integer> out = new TreeSet<>(peers.keySet());
+    out.addAll(former.keySet());
+    return Collections.unmodifiableSet(out);
+  }
+
+  /**
+   * The address of member (or former member) id now, or null (neither, or its name does not resolve
+   * yet).
+   */
   public InetSocketAddress address(int id) {
     Peer p = peers.get(id);
+    if (p == null) {
+      p = former.get(id);
+    }
     return p == null ? null : p.address;
   }
 
@@ -203,15 +236,17 @@ public final class PeerDirectory {
     return -1;
   }
 
-  /** True when host is the address another member's host resolves to now. */
+  /** True when host is the address another member's (or a former member's) host resolves to now. */
   public boolean isPeerHost(InetAddress host) {
     if (host == null) {
       return false;
     }
-    for (Peer p : peers.values()) {
-      InetSocketAddress a = p.address;
-      if (p.id != selfId && a != null && host.equals(a.getAddress())) {
-        return true;
+    for (Map<Integer, Peer> m : List.of(peers, former)) {
+      for (Peer p : m.values()) {
+        InetSocketAddress a = p.address;
+        if (p.id != selfId && a != null && host.equals(a.getAddress())) {
+          return true;
+        }
       }
     }
     return false;
@@ -318,10 +353,24 @@ public final class PeerDirectory {
     }
     Map<Integer, Peer> next;
     synchronized (this) {
-      next = build(members, peers);
+      Map<Integer, Peer> before = peers;
+      next = build(members, before);
+      Map<Integer, Peer> formerNext = new LinkedHashMap<>(former);
+      formerNext.keySet().removeAll(next.keySet());
+      before.forEach((id, p) -> {
+        if (!next.containsKey(id) && id != selfId) {
+          formerNext.remove(id);
+          formerNext.put(id, p); // newest last
+        }
+      });
+      while (formerNext.size() > MAX_FORMER) {
+        formerNext.remove(formerNext.keySet().iterator().next());
+      }
       peers = next;
+      former = Collections.unmodifiableMap(formerNext);
     }
-    log.atInfo().addKeyValue("members", next.keySet()).log("peer directory updated");
+    log.atInfo().addKeyValue("members", next.keySet()).addKeyValue("former", former.keySet())
+        .log("peer directory updated");
     for (Consumer<Set<Integer>> l : listeners) {
       l.accept(next.keySet());
     }

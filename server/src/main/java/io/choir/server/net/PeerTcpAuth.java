@@ -32,13 +32,15 @@ import org.slf4j.LoggerFactory;
  *
  * <ul>
  *   <li>With a cluster key: every connection starts with the {@link PeerHandshake} (both sides prove
- *       they hold the key; the connector's id must be another member, the target this replica) and
+ *       they hold the key; the connector's id must be another member or a former one (PeerDirectory),
+ *       the target this replica) and
  *       then carries only {@link io.choir.server.security.SealedRecords} (AES-GCM, per-connection
  *       and per-direction keys). The handlers above see the channel active only once it is proven;
  *       a stranger, with no key or a wrong one, is closed having received at most a nonce and a MAC.
  *       There is no fallback: a connection that does not start with a handshake is refused.
  *   <li>Without a key (allowed on loopback only, or with accept_unauthenticated_peers): connections
- *       are accepted only from the source addresses of the member replicas' peer hosts, in the clear.
+ *       are accepted only from the source addresses of the member (and former member) replicas' peer
+ *       hosts, in the clear.
  *       That keeps other hosts out, but not other users of a member's host (on loopback: any local
  *       user), and not a host that can spoof a member's address: use a key for that.
  * </ul>
@@ -131,8 +133,11 @@ public final class PeerTcpAuth {
     }
     int selfId = directory.selfId();
     this.directory = directory;
-    this.members = new PeerHandshake.Members(selfId, clusterIdHash, directory.ids());
-    directory.onMembersChanged(ids -> members = new PeerHandshake.Members(selfId, clusterIdHash, ids));
+    this.members = new PeerHandshake.Members(selfId, clusterIdHash, directory.acceptedIds());
+    // A former member may connect (to fetch the state transfer that tells it it was removed); the
+    // peer streams accept members only (PeerStreamInbound).
+    directory.onMembersChanged(ids -> members = new PeerHandshake.Members(selfId, clusterIdHash,
+        directory.acceptedIds()));
     this.checkAddresses = checkAddresses;
     this.keys = keys;
     if (keys != null && WARMED_UP.compareAndSet(false, true)) {

@@ -214,7 +214,7 @@ public final class PeerTransport implements AutoCloseable {
     this.streams = new PeerStreams(directory, settings.maxStreamFrameBytes(), settings.streamBufferBytes(),
         System::nanoTime, drops::stream, streamSent::increment, streamAuth, resolver::suspect);
     directory.onMembersChanged(ids -> {
-      codec.updateMembers(ids);
+      codec.updateMembers(directory.acceptedIds()); // a former member may not know it was removed
       streamInbound.updateMembers(ids);
       streams.updateLinks(ids);
     });
@@ -262,7 +262,7 @@ public final class PeerTransport implements AutoCloseable {
       drops.datagram("test_partition_out");
       return;
     }
-    if (!directory.isMember(to)) {
+    if (!directory.isMember(to) && !directory.isFormer(to)) {
       drops.datagram("unknown_destination");
       return;
     }

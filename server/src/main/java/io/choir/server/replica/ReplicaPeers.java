@@ -175,11 +175,13 @@ final class ReplicaPeers implements AutoCloseable {
   /**
    * The membership changed: the peer directory (and with it the datagram codec's senders, the peer
    * streams and the peer TCP port's members) and the state transfer server's askers become its members
-   * and this replica; a removed one is dropped.
+   * and this replica; a removed one is a former member (PeerDirectory), which may still send datagrams,
+   * be told of the new epoch, and fetch a state transfer, but gets no peer stream.
    */
   void membersChanged(Membership membership) {
     directory.update(peerMap(config, directory, membership));
-    stateTransferServer.updateMembers(directory.ids());
+    // A former member may ask: a replica removed while it was cut off learns of it from the state.
+    stateTransferServer.updateMembers(directory.acceptedIds());
   }
 
   /**

@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -136,7 +137,9 @@ class PeerDirectoryTest {
     assertEquals(Set.of(1, 2, 4), d.ids());
     assertEquals(List.of(2, 4), d.peerIds());
     assertFalse(d.isMember(3));
-    assertNull(d.address(3));
+    assertTrue(d.isFormer(3), "a removed member is a former member");
+    assertEquals(new InetSocketAddress("127.0.0.3", 7000), d.address(3), "it may still be told it was removed");
+    assertEquals(Set.of(1, 2, 3, 4), d.acceptedIds());
     assertNull(d.address(4), "update never blocks on a lookup");
     assertEquals(lookups, resolver.lookups.get());
     d.resolveSilent(); // the resolver thread's next round
@@ -144,5 +147,31 @@ class PeerDirectoryTest {
     assertEquals(lookups + 1, resolver.lookups.get(), "members that stayed are not resolved again");
     d.update(Map.of(1, named("a", 7000), 2, named("b", 7000), 5, named("127.0.0.5", 7005)));
     assertEquals(new InetSocketAddress("127.0.0.5", 7005), d.address(5), "a literal has its address at once");
+  }
+
+  @Test
+  void shouldRememberTheLastSixteenFormerMembersAndForgetOneAddedAgain() {
+    Map<Integer, InetSocketAddress> members = new TreeMap<>();
+    members.put(1, new InetSocketAddress("127.0.0.1", 7000));
+    for (int id = 2; id <= 20; id++) {
+      members.put(id, new InetSocketAddress("127.0.0." + id, 7000));
+    }
+    PeerDirectory d = directory(members);
+    for (int id = 2; id <= 20; id++) {
+      members.remove(id);
+      d.update(members); // one removal at a time, as epochs do
+    }
+    assertEquals(PeerDirectory.MAX_FORMER, d.formerIds().size());
+    assertEquals(List.of(5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20), List.copyOf(d.formerIds()),
+        "the oldest are forgotten first");
+    assertFalse(d.isFormer(2));
+    assertNull(d.address(2));
+    assertTrue(d.isPeerHost(new InetSocketAddress("127.0.0.9", 1).getAddress()), "a former member's host is admitted");
+
+    members.put(9, new InetSocketAddress("127.0.0.9", 7000));
+    d.update(members);
+    assertTrue(d.isMember(9));
+    assertFalse(d.isFormer(9), "a member again is no former member");
+    assertFalse(d.formerIds().contains(1), "this replica is never its own former member");
   }
 }

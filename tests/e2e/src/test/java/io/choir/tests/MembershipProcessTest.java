@@ -2,11 +2,14 @@ package io.choir.tests;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import io.choir.client.ChoirClient;
 import io.choir.client.Member;
+import io.choir.client.MemberRole;
 import io.choir.client.MemberChangeRefusedException;
 import io.choir.client.Membership;
+import io.choir.client.ReplicaInfo;
 import io.choir.client.ReplicaStatusResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -96,6 +99,73 @@ class MembershipProcessTest {
             + ", applied " + s.info().applied());
       }
     }
+  }
+
+  @Test
+  void shouldRetireAVoterReplacedWhileItWasCutOffWithMulticast() throws Exception {
+    retireAVoterReplacedWhileCutOff("");
+  }
+
+  @Test
+  void shouldRetireAVoterReplacedWhileItWasCutOffWithUnicast() throws Exception {
+    retireAVoterReplacedWhileCutOff("peer_transport: unicast\n");
+  }
+
+  /**
+   * Replica 3 is cut off from every other replica while a majority replaces it by joiner 4; once the
+   * cut heals, 3 must learn that it was removed and retire (it hears the new epoch by multicast, or is
+   * told by its old members; either way it fetches a state transfer, which an old member must serve it),
+   * rather than stay a voter of the old epoch.
+   */
+  private void retireAVoterReplacedWhileCutOff(String transportYaml) throws Exception {
+    cluster = new ProcessCluster(dir, "retire", transportYaml + ClusterKeyFile.yaml(dir));
+    cluster.startAll();
+    List<String> all = new ArrayList<>(cluster.endpoints());
+    all.add(clientAddress(4));
+    try (ChoirClient admin = client(all, Duration.ofSeconds(10))) {
+      cluster.awaitConverged(admin, Duration.ofSeconds(30));
+      startJoiner(4, List.of(1, 2, 3));
+      for (int i = 0; i < 20; i++) {
+        admin.put("r/" + i, "v" + i);
+      }
+      cluster.cut(3, List.of(1, 2, 4));
+      for (int id : List.of(1, 2, 4)) {
+        cluster.cut(id, List.of(3));
+      }
+      Membership m = admin.membership().replaceMember(3, 4, clientAddress(4), peerAddress(4), 0, CATCH_UP, null);
+      print("replaced 3 by 4 while 3 was cut off", m);
+      assertEquals(List.of(1, 2, 4), voterIds(m));
+      admin.put("r/after", "x");
+      ReplicaStatusResult cutOff = admin.status(cluster.endpoint(3));
+      assertTrue(cutOff.isOk() && cutOff.info().memberRole() == MemberRole.VOTER && cutOff.info().epoch() < m.epoch(),
+          "cut off, replica 3 does not know yet: " + cutOff);
+
+      long healed = System.nanoTime();
+      for (int id : List.of(1, 2, 3, 4)) {
+        cluster.cut(id, List.of());
+      }
+      ReplicaInfo retired = awaitRetired(admin, cluster.endpoint(3), m.epoch(), Duration.ofSeconds(30));
+      System.out.printf("replica 3 retired %d ms after the heal (epoch %d, role %s, told_former_members at 1: %d)%n",
+          TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - healed), retired.epoch(), retired.role(),
+          ProcessCluster.counter(cluster.status(admin, 1), "told_former_members"));
+      assertEquals("x", admin.get("r/after").orElseThrow().valueAsString());
+    }
+  }
+
+  /** Polls endpoint's status until it says RETIRED in epoch (or later), or fails after timeout. */
+  private static ReplicaInfo awaitRetired(ChoirClient c, String endpoint, long epoch, Duration timeout)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    ReplicaStatusResult last = null;
+    while (System.nanoTime() < deadline) {
+      last = c.status(endpoint);
+      if (last.isOk() && last.info().memberRole() == MemberRole.RETIRED && last.info().epoch() >= epoch) {
+        return last.info();
+      }
+      TimeUnit.MILLISECONDS.sleep(100); // polling status: no event to wait on from outside
+    }
+    fail("replica at " + endpoint + " did not retire within " + timeout + ": " + last);
+    return null;
   }
 
   /**
