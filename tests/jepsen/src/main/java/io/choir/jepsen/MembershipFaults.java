@@ -47,7 +47,7 @@ final class MembershipFaults {
   /** BUDGET is the longest a replacement may take from the nemesis' start, the container's start included. */
   static final Duration BUDGET = Duration.ofSeconds(60);
   /** RETIRE_WAIT is how long stop waits, after the heal, for the removed node to report itself retired. */
-  static final Duration RETIRE_WAIT = Duration.ofSeconds(10);
+  static final Duration RETIRE_WAIT = Duration.ofSeconds(20);
   private static final Duration ADMIN_TIMEOUT = Duration.ofSeconds(5);
   private static final long POLL_MS = 200;
 

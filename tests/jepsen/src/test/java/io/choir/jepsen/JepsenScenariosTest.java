@@ -98,7 +98,8 @@ class JepsenScenariosTest {
    * A voter (any, the primary too) cut off while alive, and one more node with it, replaced by a fresh
    * replica (join: true) through the bare majority of 5 left. Valid, converged over the new voters, at
    * least one replacement completed (the nemesis records its result in the history, so a change that
-   * never happens fails the test), and no removed node served a stale read after the heal.
+   * never happens fails the test), no removed node served a stale read after the heal, and every removed
+   * node retired once it was reachable again.
    */
   @Test
   void aCutOffVoterIsReplacedByANewReplica() throws Exception {
@@ -116,6 +117,8 @@ class JepsenScenariosTest {
     assertTrue(results.stream().anyMatch(r -> r.startsWith("replaced ")), "no replacement completed: " + results + where);
     assertTrue(results.stream().noneMatch(r -> r.contains("STALE READ")), "a removed node served a stale read: "
         + results + where);
+    assertTrue(results.stream().noneMatch(r -> r.contains("NOT RETIRED")), "a removed node did not retire after"
+        + " the heal: " + results + where);
   }
 
   /**
