@@ -3,6 +3,7 @@ package io.choir.cli;
 import io.choir.client.Member;
 import io.choir.client.MemberRole;
 import io.choir.client.Membership;
+import io.choir.client.ReplicaInfo;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -42,6 +43,7 @@ final class MembershipOutput {
     out.put("ok", true);
     out.put("epoch", m.epoch());
     out.put("start_view", m.startView());
+    out.put("start_view_in_epoch", ReplicaInfo.inEpoch(m.startView()));
     out.put("change_in_progress", m.changeInProgress());
     out.put("change", m.change());
     out.put("op", m.op());
@@ -51,7 +53,7 @@ final class MembershipOutput {
 
   /** The table of a membership: a header line, one row per member, the change in progress if any. */
   static void print(PrintWriter out, Membership m) {
-    out.printf("epoch %d (from view %d): %s%n", m.epoch(), m.startView(), summary(m.members()));
+    out.printf("epoch %d (from view %d): %s%n", m.epoch(), ReplicaInfo.inEpoch(m.startView()), summary(m.members()));
     out.printf("%4s %-8s %-22s %-22s %10s%n", "ID", "ROLE", "CLIENT", "PEER", "ACKED_OP");
     for (Member member : m.members()) {
       out.printf("%4d %-8s %-22s %-22s %10d%n", member.id(), role(member.role()), member.clientAddress(),

@@ -40,6 +40,7 @@ final class StatusCommand extends KvCommands.Base {
         m.put("id", s.id());
         m.put("role", s.role());
         m.put("view", s.view());
+        m.put("view_in_epoch", s.viewInEpoch());
         m.put("epoch", s.epoch());
         m.put("member_role", MembershipOutput.role(s.memberRole()));
         m.put("members", MembershipOutput.members(s.members()));
@@ -81,7 +82,7 @@ final class StatusCommand extends KvCommands.Base {
             .filter(e -> String.valueOf(e.getKey()).startsWith("datagrams_dropped_"))
             .mapToLong(e -> ((Number) e.getValue()).longValue()).sum();
         out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d %s%n",
-            m.get("endpoint"), m.get("id"), m.get("role"), m.get("member_role"), m.get("epoch"), m.get("view"),
+            m.get("endpoint"), m.get("id"), m.get("role"), m.get("member_role"), m.get("epoch"), m.get("view_in_epoch"),
             m.get("primary_id"), c.get("view_changes"), m.get("op"),
             m.get("commit"), m.get("applied"),
             m.get("checksum"), c.get("lag"), c.get("nacks_sent") + "/" + c.get("nacks_received"),

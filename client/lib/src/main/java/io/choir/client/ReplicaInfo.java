@@ -107,6 +107,40 @@ public record ReplicaInfo(
         version, 0, List.of(), MemberRole.UNKNOWN, "", List.of());
   }
 
+  /** Views carry their epoch in their top bits: epoch e's views start at (e - 1) shifted by this. */
+  public static final int EPOCH_VIEW_BITS = 48;
+
+  /**
+   * The view's number within its epoch: 0 for an epoch's first view (view itself carries the epoch
+   * above {@link #EPOCH_VIEW_BITS} bits, so views only rise across epochs; 1125899906842624 is epoch 5's
+   * view 0). The first epoch's views are the same numbers either way.
+   *
+   * @return view within its epoch
+   */
+  public long viewInEpoch() {
+    return inEpoch(view);
+  }
+
+  /**
+   * The number within its epoch of a view as the server numbers it (see {@link #viewInEpoch()}).
+   *
+   * @param view a view number as the server reports it
+   * @return its number within its epoch
+   */
+  public static long inEpoch(long view) {
+    return view & ((1L << EPOCH_VIEW_BITS) - 1);
+  }
+
+  /**
+   * The epoch a view number belongs to.
+   *
+   * @param view a view number as the server reports it
+   * @return its epoch, 1 for the first
+   */
+  public static long epochOfView(long view) {
+    return (view >>> EPOCH_VIEW_BITS) + 1;
+  }
+
   static ReplicaInfo fromProto(ReplicaStatus s) {
     return new ReplicaInfo(s.getId(), s.getRole(), s.getView(), s.getOp(), s.getCommit(), s.getApplied(),
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
