@@ -333,8 +333,8 @@ final class MembershipFaults {
     if (i == null) {
       return "no answer (" + (error == null ? "?" : error.getClass().getSimpleName()) + ")";
     }
-    return i.memberRole() + " in epoch " + i.epoch() + ", " + i.role() + " in view " + i.view() + ", primary "
-        + i.primaryId() + ", applied " + i.applied();
+    return i.memberRole() + " in epoch " + i.epoch() + ", " + i.role() + " in its view " + i.viewInEpoch()
+        + ", primary " + i.primaryId() + ", applied " + i.applied();
   }
 
   private static List<Integer> ids(List<Member> members) {
