@@ -58,4 +58,6 @@ public final class Counters {
   /** Peer messages of an older epoch (dropped), and of a later one (this replica is behind). */
   public long droppedOldEpoch;
   public long heardLaterEpoch;
+  /** Messages a primary quiet for want of a quorum sent members it had not heard (MembershipPath). */
+  public long unheardMemberNotices;
 }
