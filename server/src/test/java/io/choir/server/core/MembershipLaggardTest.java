@@ -19,7 +19,9 @@ import org.junit.jupiter.api.Test;
  * epoch 1, was cut off while replica 1, the only voter, promoted it; the EpochChange committed on 1
  * alone, 1 switched to epoch 2 (voters 1 and 2) and went quiet by CheckQuorum an election timeout
  * later; once the cut healed, the learner, whose log has no gap and whose primary is silent, had
- * nothing to send, and the quiet primary sent nothing either.
+ * nothing to send, and the quiet primary sent nothing either. The second test is the same hole where
+ * the old primary cannot help: the learner's primary in the old epoch is retired and silent, so only the
+ * new epoch's quiet primary can tell it.
  */
 class MembershipLaggardTest {
   private long requestIds = 1000;
@@ -64,6 +66,37 @@ class MembershipLaggardTest {
     assertEquals(c.cores[1].commitOp(), c.cores[2].commitOp());
   }
 
+  @Test
+  void shouldBringAReplacingLearnerOverWhenItsOldPrimaryIsGoneAndTheNewOneWentQuiet() {
+    // Voters 1..3 and learner 4, which replaces 1 while it is cut off: epoch 2 has voters 2, 3 and 4.
+    CoreCluster c = new CoreCluster(4, id -> CoreKit.config(id, 3));
+    c.tickAll(1);
+    writes(c, 3);
+    assertEquals(Status.OK, change(c, add(4)).getStatus());
+    writes(c, 3);
+    c.serveStateTransfers = true;
+    c.dropFrom = 4;
+    Response replaced = change(c, MemberChange.newBuilder().setKind(MemberChange.Kind.REPLACE).setId(4).setReplacedId(1));
+    assertEquals(Status.OK, replaced.getStatus(), replaced.toString());
+    int primary = c.primary();
+    assertTrue(primary == 2 || primary == 3, "a voter of epoch 2 leads it: " + primary);
+    int other = 5 - primary;
+    assertEquals(1, c.cores[4].membership().epoch(), "4 missed the EpochChange");
+    // Then the retired 1 (the learner's primary in epoch 1) and the other voter fall silent for good:
+    // only the new primary, quiet for want of a quorum, is left to tell the learner of epoch 2.
+    c.dropSent = (from, s) -> from == 1 || from == other;
+    c.run(3 * T, 10 * MS);
+
+    c.dropFrom = 0;
+    c.run(10 * T, 10 * MS);
+
+    assertEquals(2, c.cores[4].membership().epoch(), "the learner was left in epoch 1: " + c.cores[4]);
+    long before = c.cores[primary].commitOp();
+    writes(c, primary, 1);
+    assertTrue(c.cores[primary].commitOp() > before, "epoch 2 commits with 4: " + c.cores[primary]);
+  }
+
+  /** A member change asked of replica 1 (the primary of epoch 1), once it is applied. */
   private Response change(CoreCluster c, MemberChange.Builder change) {
     long id = ++requestIds;
     c.step(1, new Event.ClientRequest(id, Request.newBuilder().setRequestId(id).setMemberChange(change).build()));
@@ -78,8 +111,12 @@ class MembershipLaggardTest {
   }
 
   private void writes(CoreCluster c, int count) {
+    writes(c, 1, count);
+  }
+
+  private void writes(CoreCluster c, int at, int count) {
     for (int i = 0; i < count; i++) {
-      c.write(1, 0, ++requestIds, "k" + requestIds);
+      c.write(at, 0, ++requestIds, "k" + requestIds);
     }
     c.run(20 * MS, MS);
   }
