@@ -29,7 +29,8 @@ import java.util.OptionalLong;
  * order, to the new epoch's first view in normal status with the same log, no view change needed), and
  * the rules for messages of other epochs: an older epoch's are dropped, but the old primary tells a
  * laggard of its epoch that the epoch's last op committed; a later epoch's make this replica catch up
- * (by the old primary's commit, or else by a state transfer from a replica already there).
+ * (by the old primary's commit, or else by a state transfer from a replica already there). A primary
+ * quiet for want of a quorum tells the members it has not heard that its epoch exists.
  */
 final class MembershipPath {
   private final CoreConfig config;
@@ -393,7 +394,10 @@ final class MembershipPath {
     tick(nowNs, out);
   }
 
-  /** The laggard's timer: two election timeouts after it first heard of a later epoch, a state transfer. */
+  /**
+   * The laggard's timer (two election timeouts after it first heard of a later epoch, a state transfer),
+   * and a quiet primary's notices to the members it has not heard.
+   */
   void tick(long nowNs, Effects out) {
     tellUnheardMembers(nowNs, out);
     if (laterEpochSinceNs.isEmpty()) {
@@ -411,10 +415,11 @@ final class MembershipPath {
    * A primary quiet for want of a quorum (CheckQuorum) waits to hear from its backups, but a member still
    * in the older epoch may have nothing to say there (a learner has no election timer; a log without a
    * gap asks for nothing) and hears nothing of this epoch: neither would ever speak (the single-voter
-   * simulation's seed 64). So in any epoch after the first, once per heartbeat interval, it sends each
-   * member it has not heard within the election timeout one message of its view, a HEARTBEAT_OK: a
-   * laggard acts on it (onLaterEpoch: it answers, and fetches a state transfer), a backup of this epoch
-   * drops it (it is no heartbeat, so it keeps no backup from electing a primary that has a quorum).
+   * simulation's seed 64). So in any epoch after the first (in the first, no member can be in an older
+   * one), once per heartbeat interval, it sends each member it has not heard within the election timeout
+   * one message of its view, a HEARTBEAT_OK: a laggard acts on it (onLaterEpoch: it answers, and fetches
+   * a state transfer), a backup of this epoch drops it (it is no heartbeat, so it keeps no backup from
+   * electing a primary that has a quorum).
    */
   private void tellUnheardMembers(long nowNs, Effects out) {
     if (members.epoch() == 1 || !views.isPrimary() || quorum.live(nowNs) >= members.quorum()) {
