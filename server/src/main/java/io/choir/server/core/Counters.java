@@ -60,4 +60,6 @@ public final class Counters {
   public long heardLaterEpoch;
   /** Times a replica removed from the membership was told that a later epoch exists. */
   public long toldFormerMembers;
+  /** Messages a primary quiet for want of a quorum sent members it had not heard (MembershipPath). */
+  public long unheardMemberNotices;
 }

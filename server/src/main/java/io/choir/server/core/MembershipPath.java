@@ -29,7 +29,8 @@ import java.util.OptionalLong;
  * order, to the new epoch's first view in normal status with the same log, no view change needed), and
  * the rules for messages of other epochs: an older epoch's are dropped, but the old primary tells a
  * laggard of its epoch that the epoch's last op committed; a later epoch's make this replica catch up
- * (by the old primary's commit, or else by a state transfer from a replica already there).
+ * (by the old primary's commit, or else by a state transfer from a replica already there). A primary
+ * quiet for want of a quorum tells the members it has not heard that its epoch exists.
  */
 final class MembershipPath {
   private final CoreConfig config;
@@ -58,6 +59,8 @@ final class MembershipPath {
   private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
   /** When this replica last told each replica removed from the membership that a later epoch exists. */
   private final Map<Integer, Long> toldFormerNs = new HashMap<>();
+  /** When this replica, a quiet primary, last told the members it has not heard that its epoch exists. */
+  private long toldUnheardNs = Long.MIN_VALUE / 2;
 
   MembershipPath(CoreConfig config, ViewState views, ReplicaLog log, Completeness completeness,
       QuorumTracker quorum, Resender resender, ViewChangePath viewChanges, JoinViewPath joins, WritePath writes,
@@ -441,9 +444,13 @@ final class MembershipPath {
     tick(nowNs, out);
   }
 
-  /** The laggard's timer: two election timeouts after it first heard of a later epoch, a state transfer. */
+  /**
+   * The laggard's timer (two election timeouts after it first heard of a later epoch, a state transfer),
+   * and a quiet primary's notices to the members it has not heard.
+   */
   void tick(long nowNs, Effects out) {
     tellFormerMembers(nowNs, out);
+    tellUnheardMembers(nowNs, out);
     if (laterEpochSinceNs.isEmpty()) {
       return;
     }
@@ -453,6 +460,32 @@ final class MembershipPath {
     } else {
       out.tickBy(dueNs);
     }
+  }
+
+  /**
+   * A primary quiet for want of a quorum (CheckQuorum) waits to hear from its backups, but a member still
+   * in the older epoch may have nothing to say there (a learner has no election timer; a log without a
+   * gap asks for nothing) and hears nothing of this epoch: neither would ever speak (the single-voter
+   * simulation's seed 64). So in any epoch after the first (in the first, no member can be in an older
+   * one), once per heartbeat interval, it sends each member it has not heard within the election timeout
+   * one message of its view, a HEARTBEAT_OK: a laggard acts on it (onLaterEpoch: it answers, and fetches
+   * a state transfer), a backup of this epoch drops it (it is no heartbeat, so it keeps no backup from
+   * electing a primary that has a quorum).
+   */
+  private void tellUnheardMembers(long nowNs, Effects out) {
+    if (members.epoch() == 1 || !views.isPrimary() || quorum.live(nowNs) >= members.quorum()) {
+      return;
+    }
+    if (nowNs - toldUnheardNs >= config.heartbeatIntervalNs) {
+      toldUnheardNs = nowNs;
+      for (int id : members.ids()) {
+        if (id != self && !quorum.heardRecently(id, nowNs)) {
+          counters.unheardMemberNotices++;
+          out.send(id, views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());
+        }
+      }
+    }
+    out.tickBy(toldUnheardNs + config.heartbeatIntervalNs);
   }
 
   private void fetchFromLaterEpoch(long nowNs, Effects out) {

@@ -129,6 +129,7 @@ final class ReplicaStatusReport {
         .putCounters("epoch_switches", c.epochSwitches)
         .putCounters("dropped_old_epoch", c.droppedOldEpoch)
         .putCounters("told_former_members", c.toldFormerMembers)
+        .putCounters("unheard_member_notices", c.unheardMemberNotices)
         .putCounters("heard_later_epoch", c.heardLaterEpoch);
     core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
     for (Meter m : metrics.getMeters()) {

@@ -95,6 +95,9 @@ record MembershipRuns(String name, String key, String test, int replicas, int bo
       afterCrash.addAll(driver.afterCrashNs);
       if (driver.completed()) {
         completed++;
+      } else {
+        System.out.println("membership simulation (" + name + ") seed " + seed + " ended before the plan's step "
+            + (driver.step + 1) + " of " + plan.apply(seed).size() + " (" + plan.apply(seed).get(driver.step) + ") was done");
       }
     }
     Outcome o = new Outcome(seeds.size(), completed, unavailable, afterCrash, failures, totals);
