@@ -37,7 +37,7 @@ final class Commands {
         if (put.getKey().isEmpty()) {
           return invalid(entry, "empty key");
         }
-        Response refused = put.getLease() == 0 ? null : LeaseCommands.attachProblem(entry, leases, put.getLease(), 1);
+        Response refused = LeaseCommands.attachProblem(entry, leases, put.getLease(), put.getKey());
         if (refused != null) {
           return refused;
         }
@@ -61,7 +61,7 @@ final class Commands {
         if (problem != null) {
           return invalid(entry, problem);
         }
-        Response refused = cas.getLease() == 0 ? null : LeaseCommands.attachProblem(entry, leases, cas.getLease(), 1);
+        Response refused = LeaseCommands.attachProblem(entry, leases, cas.getLease(), cas.getKey());
         if (refused != null) {
           return refused;
         }

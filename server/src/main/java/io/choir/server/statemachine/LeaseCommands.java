@@ -1,5 +1,6 @@
 package io.choir.server.statemachine;
 
+import com.google.protobuf.ByteString;
 import io.choir.proto.BatchOp;
 import io.choir.proto.Entry;
 import io.choir.proto.LeaseGrant;
@@ -103,7 +104,15 @@ final class LeaseCommands {
     }
   }
 
-  /** The refusal of attaching key to lease id at timeMs (adding more keys in all), or null. */
+  /** The refusal of attaching key to lease id (0: none, never refused) by entry, or null. */
+  static Response attachProblem(Entry entry, LeaseTable leases, long id, ByteString key) {
+    if (id == 0) {
+      return null;
+    }
+    return attachProblem(entry, leases, id, leases.leaseOf(key.toByteArray()) == id ? 0 : 1);
+  }
+
+  /** The refusal of attaching adding more keys to lease id by entry, or null. */
   static Response attachProblem(Entry entry, LeaseTable leases, long id, int adding) {
     LeaseTable.Lease lease = alive(leases, id, entry.getTimeMs());
     if (lease == null) {
