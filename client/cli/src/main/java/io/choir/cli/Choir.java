@@ -51,6 +51,7 @@ public final class Choir implements Runnable {
     m.put("scan", KvCommands.Scan::new);
     m.put("status", StatusCommand::new);
     m.put("member", MemberCommands::commandLine);
+    m.put("lease", LeaseCommands::commandLine);
     return m;
   }
 
