@@ -91,7 +91,7 @@ public final class KvStateMachine {
   private final LeaseTable leases = new LeaseTable();
 
   private volatile AppliedState state = new AppliedState(0, 0);
-  /** The replicated clock of the last applied entry (not persisted: 0 until this start applies one). */
+  /** The replicated clock of the last applied entry (see {@link #lastTimeMs()}). */
   private volatile long lastTimeMs;
   /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
   private boolean needsLoad;
@@ -159,6 +159,7 @@ public final class KvStateMachine {
         new AppliedState(
             applied == null ? 0 : Bytes.bytesToLong(applied),
             checksum == null ? 0 : Bytes.bytesToLong(checksum));
+    lastTimeMs = Math.max(leases.latestActivityMs(), loggedTimeMs(state.applied()));
     needsLoad = false;
     install.markWhole();
   }
@@ -260,7 +261,20 @@ public final class KvStateMachine {
     return leases.earliest();
   }
 
-  /** The time_ms of the last applied entry (0 before any; any thread). */
+  /** The time_ms of the applied entry op when the log still holds it, else 0. */
+  private long loggedTimeMs(long op) {
+    if (op < 1 || op < storage.firstLogOp() || op > storage.lastLogOp()) {
+      return 0;
+    }
+    List<Entry> entries = storage.readLog(op, op, Integer.MAX_VALUE);
+    return entries.isEmpty() ? 0 : entries.get(0).getTimeMs();
+  }
+
+  /**
+   * The replicated clock as of the applied state, a lower bound (any thread): the time_ms of the last
+   * applied entry, or after a load the newest of the last applied entry still in the log and every
+   * lease's latest grant or keep-alive; 0 when none is known.
+   */
   public long lastTimeMs() {
     return lastTimeMs;
   }

@@ -125,6 +125,15 @@ final class LeaseTable {
     return first == null ? Long.MAX_VALUE : first.deadlineMs();
   }
 
+  /** The newest grant or keep-alive time of a live lease (its deadline minus its TTL), or 0. */
+  long latestActivityMs() {
+    long latest = 0;
+    for (Lease l : table.values()) {
+      latest = Math.max(latest, l.deadlineMs() - l.ttlMs());
+    }
+    return latest;
+  }
+
   /** The leases with ids at or above startId, in id order, at most limit + 1 (to tell "more"). */
   List<Lease> list(long startId, int limit) {
     List<Lease> out = new ArrayList<>();

@@ -286,6 +286,7 @@ class LeaseStateMachineTest {
     assertEquals(before, table());
     assertEquals(2, sm.leaseKeyCount());
     assertEquals(2_001, sm.earliestLeaseDeadline());
+    assertEquals(1, sm.lastTimeMs(), "the clock after a restart: the latest keep-alive");
     apply(2_001, expire(id));
     assertTrue(!has("a") && !has("b"));
   }
