@@ -9,9 +9,9 @@ import io.choir.server.statemachine.KvStateMachine;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -55,9 +55,9 @@ final class LeaseExpiry implements AutoCloseable {
   private final BooleanSupplier primaryOnLoop;
   private final LongSupplier nanoTime;
   private final long retryNs;
-  private final ScheduledExecutorService timer;
-  /** The lease ids submitted, with when (timer thread only). */
-  private final Map<Long, Long> submittedNs = new HashMap<>();
+  private ScheduledExecutorService timer;
+  /** The lease ids submitted, with when (the timer thread; the loop forgets those a backup did not send). */
+  private final Map<Long, Long> submittedNs = new ConcurrentHashMap<>();
   private long seenTimeMs;
   private long seenAtNs;
   private final AtomicLong submitted = new AtomicLong();
@@ -65,33 +65,30 @@ final class LeaseExpiry implements AutoCloseable {
   private final AtomicLong refused = new AtomicLong();
 
   /**
-   * Starts checking every checkIntervalMs; a lease is submitted again at most every retryMs.
+   * An expiry that submits a lease again at most every retryMs; {@link #start} starts its checks.
    *
    * @param primaryOnLoop whether this replica is the primary, asked on the loop's thread only
+   * @param nanoTime the local monotonic clock
    */
-  LeaseExpiry(KvStateMachine stateMachine, Loop loop, BooleanSupplier primaryOnLoop, long checkIntervalMs,
-      long retryMs, MeterRegistry metrics) {
-    this(stateMachine, loop, primaryOnLoop, System::nanoTime, retryMs, metrics, true, checkIntervalMs);
-  }
-
   LeaseExpiry(KvStateMachine stateMachine, Loop loop, BooleanSupplier primaryOnLoop, LongSupplier nanoTime,
-      long retryMs, MeterRegistry metrics, boolean startTimer, long checkIntervalMs) {
+      long retryMs, MeterRegistry metrics) {
     this.stateMachine = stateMachine;
     this.loop = loop;
     this.primaryOnLoop = primaryOnLoop;
     this.nanoTime = nanoTime;
     this.retryNs = TimeUnit.MILLISECONDS.toNanos(retryMs);
     register(metrics);
-    if (startTimer) {
-      timer = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "choir-lease-expiry");
-        t.setDaemon(true);
-        return t;
-      });
-      timer.scheduleWithFixedDelay(this::checkSafely, checkIntervalMs, checkIntervalMs, TimeUnit.MILLISECONDS);
-    } else {
-      timer = null;
-    }
+  }
+
+  /** Checks every checkIntervalMs on a daemon thread of its own, until {@link #close}; returns this. */
+  LeaseExpiry start(long checkIntervalMs) {
+    timer = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "choir-lease-expiry");
+      t.setDaemon(true);
+      return t;
+    });
+    timer.scheduleWithFixedDelay(this::checkSafely, checkIntervalMs, checkIntervalMs, TimeUnit.MILLISECONDS);
+    return this;
   }
 
   private void register(MeterRegistry metrics) {
@@ -156,6 +153,7 @@ final class LeaseExpiry implements AutoCloseable {
   /** On the replica loop: as primary, hands each expire request to the inbox. */
   private void submitOnLoop(List<Long> ids) {
     if (!primaryOnLoop.getAsBoolean()) {
+      ids.forEach(submittedNs::remove); // not sent: a primary-to-be must not wait a retry interval
       return;
     }
     for (long id : ids) {

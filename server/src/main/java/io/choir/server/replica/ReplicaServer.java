@@ -192,7 +192,7 @@ public final class ReplicaServer implements AutoCloseable {
         public boolean offer(long connectionId, Request request) {
           return inbox.offer(connectionId, request);
         }
-      }, core::isPrimary, LEASE_CHECK_INTERVAL_MS, config.get(ELECTION_TIMEOUT_MS), metrics);
+      }, core::isPrimary, System::nanoTime, config.get(ELECTION_TIMEOUT_MS), metrics).start(LEASE_CHECK_INTERVAL_MS);
       serveMetrics(inbox);
       InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
       if (bind.isUnresolved()) {
