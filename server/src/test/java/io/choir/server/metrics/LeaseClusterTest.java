@@ -175,6 +175,35 @@ class LeaseClusterTest {
   }
 
   @Test
+  void aRestartOfEveryReplicaKeepsTheLeasesAndTheyStillExpire() throws Exception {
+    cluster = new MetricsCluster(dir, 3);
+    MetricsCluster.await("a primary", 20_000, () -> cluster.primary() != 0);
+    long lease = grant(3_000);
+    put("survivor", lease);
+    for (int id = 1; id <= 3; id++) {
+      int r = id;
+      MetricsCluster.await("replica " + r + " holds the key", 5_000, () -> has(r, "survivor"));
+      cluster.stop(id);
+    }
+    for (int id = 1; id <= 3; id++) {
+      cluster.start(id);
+    }
+    MetricsCluster.await("a primary after the restart", 20_000, () -> cluster.primary() != 0);
+    for (int id = 1; id <= 3; id++) {
+      int r = id;
+      MetricsCluster.await("replica " + r + " reloaded the lease", 5_000, () -> cluster.scrape(r).value("choir_leases") == 1.0);
+    }
+    MetricsCluster.await("the key expires after the restart", 15_000, () -> {
+      for (int id = 1; id <= 3; id++) {
+        if (has(id, "survivor")) {
+          return false;
+        }
+      }
+      return true;
+    });
+  }
+
+  @Test
   void aCutOffPrimaryExpiresNothing() throws Exception {
     cluster = new MetricsCluster(dir, 3);
     MetricsCluster.await("a primary", 20_000, () -> cluster.primary() != 0);
