@@ -85,7 +85,7 @@ public final class Choir implements Runnable {
   }
 
   /**
-   * Adds the client commands (put, get, delete, cas, scan, status, member), in the order `choir --help`
+   * Adds the client commands (put, get, delete, cas, scan, status, member, lease), in the order `choir --help`
    * lists them, to a command line: this one's or the launcher's.
    */
   public static void addClientCommands(CommandLine cl) {
