@@ -32,10 +32,11 @@ import org.slf4j.LoggerFactory;
  * nothing.
  *
  * <p>The replicated clock is estimated from the time_ms of the last applied entry plus the local time
- * elapsed since it was seen applied: never ahead of the primary's own clock, which stamps the entry.
- * Before this start has applied any entry the time is unknown, and the earliest lease is submitted as
- * a probe (its entry is a no-op when early, and it gives the clock a value). A lease is submitted again
- * only after the retry interval. Threads: a timer thread of its own reads the state machine (thread
+ * elapsed since it was seen applied (KvStateMachine#lastTimeMs): never ahead of the primary's own
+ * clock, which stamps the entry. While the state machine knows no time yet (0), the earliest lease is
+ * submitted as a probe (its entry is a no-op when early, and it gives the clock a value). A lease is
+ * submitted again only after the retry interval; a backup forgets the leases it did not submit, so it
+ * expires them at once when it becomes the primary. Threads: a timer thread of its own reads the state machine (thread
  * safe); submitting runs on the replica loop, which alone may ask the core whether it is the primary.
  */
 final class LeaseExpiry implements AutoCloseable {
@@ -55,7 +56,7 @@ final class LeaseExpiry implements AutoCloseable {
   private final BooleanSupplier primaryOnLoop;
   private final LongSupplier nanoTime;
   private final long retryNs;
-  private ScheduledExecutorService timer;
+  private volatile ScheduledExecutorService timer;
   /** The lease ids submitted, with when (the timer thread; the loop forgets those a backup did not send). */
   private final Map<Long, Long> submittedNs = new ConcurrentHashMap<>();
   private long seenTimeMs;
