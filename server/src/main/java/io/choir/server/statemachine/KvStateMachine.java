@@ -230,6 +230,11 @@ public final class KvStateMachine {
     return LeaseTable.records(snapshot.scanMeta(LeaseTable.PREFIX));
   }
 
+  /** What is wrong with a lease record received in a state transfer (id 0, a TTL out of range, too many or empty keys), or null. */
+  public static String leaseRecordProblem(LeaseRecord record) {
+    return LeaseTable.problem(record);
+  }
+
   /** The number of live leases as of the last apply (any thread). */
   public int leaseCount() {
     return leases.count();

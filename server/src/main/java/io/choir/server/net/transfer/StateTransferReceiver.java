@@ -7,6 +7,7 @@ import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
 import io.choir.proto.StateTransferRequest;
+import io.choir.server.statemachine.KvStateMachine;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -268,6 +269,11 @@ public final class StateTransferReceiver {
       clients.add(record);
     }
     for (LeaseRecord record : chunk.getLeasesList()) {
+      String unfit = KvStateMachine.leaseRecordProblem(record);
+      if (unfit != null) {
+        fail("a chunk from " + source + " has " + unfit, null);
+        return;
+      }
       leaseBytes += record.getSerializedSize();
       if (leaseBytes > limits.maxClientTableBytes()) {
         fail("lease table exceeds maxClientTableBytes " + limits.maxClientTableBytes(), null);

@@ -107,6 +107,20 @@ class LeaseTransferTest {
   }
 
   @Test
+  void aMalformedLeaseFailsTheTransferBeforeAnyInstall() {
+    List<PeerEnvelope> chunks = new ArrayList<>(chunks(1 << 20));
+    PeerEnvelope last = chunks.get(chunks.size() - 1);
+    StateTransferChunk c = last.getStateTransferChunk();
+    chunks.set(chunks.size() - 1, last.toBuilder().setStateTransferChunk(c.toBuilder()
+        .addLeases(LeaseRecord.newBuilder().setId(999).setTtlMs(0))).build());
+    StateTransferReceiver r = receiver();
+    deliver(r, chunks);
+    ExecutionException e = assertThrows(ExecutionException.class, () -> r.result().get());
+    assertTrue(e.getCause().getMessage().contains("lease 999 has TTL 0"), e.getCause().getMessage());
+    assertEquals(0, target.leaseCount());
+  }
+
+  @Test
   void aChangedLeaseFailsTheDigestAndNothingIsInstalled() {
     List<PeerEnvelope> chunks = new ArrayList<>(chunks(1 << 20));
     for (int i = 0; i < chunks.size(); i++) {
