@@ -94,7 +94,8 @@ public final class AsyncLeaseClient {
    * @return the leases
    */
   public CompletableFuture<List<LeaseStatus>> list(long startId, int limit) {
-    Request request = Request.newBuilder().setLeaseList(LeaseList.newBuilder().setStartId(startId).setLimit(limit)).build();
+    Request request = Request.newBuilder()
+        .setLeaseList(LeaseList.newBuilder().setStartId(startId).setLimit(limit)).build();
     return AsyncChoirClient.map(dispatcher.submit(request, false, null), r -> {
       if (r.getStatus() != Status.OK) {
         throw Responses.failure(r, -1);

@@ -11,7 +11,8 @@ import io.choir.proto.Status;
 /**
  * RequestValidator refuses requests the core must not execute, before they reach the log: no
  * operation, empty or oversized keys, oversized values, empty or oversized batches, a compare-and-set
- * without an expectation, a lease TTL out of range or a lease request without an id. Each refusal is a reply with INVALID or TOO_LARGE and a message that says
+ * without an expectation, a lease TTL out of range or a lease request without an id. Each refusal is
+ * a reply with INVALID or TOO_LARGE and a message that says
  * which limit and by how much, so a client (and its user) can tell what to fix.
  */
 final class RequestValidator {
@@ -42,9 +43,7 @@ final class RequestValidator {
           ? refuse(request, Status.INVALID, "a session needs a non-zero client_id") : null;
       case MEMBER_CHANGE -> memberChange(request);
       case LIST_MEMBERS, LEASE_LIST -> null;
-      case LEASE_GRANT -> request.getLeaseGrant().getTtlMs() < 1 || request.getLeaseGrant().getTtlMs() > MAX_LEASE_TTL_MS
-          ? refuse(request, Status.INVALID, "lease grant: TTL " + Long.toUnsignedString(request.getLeaseGrant().getTtlMs())
-              + " ms is out of range: 1 to " + MAX_LEASE_TTL_MS + " (one day)") : null;
+      case LEASE_GRANT -> leaseGrant(request);
       case LEASE_KEEP_ALIVE -> request.getLeaseKeepAlive().getId() == 0
           ? refuse(request, Status.INVALID, "lease keep-alive: no lease id") : null;
       case LEASE_REVOKE -> request.getLeaseRevoke().getId() == 0
@@ -102,6 +101,15 @@ final class RequestValidator {
 
   /** The longest lease TTL (one day); the state machine refuses the same at apply (docs/lease.md). */
   static final long MAX_LEASE_TTL_MS = 86_400_000L;
+
+  /** A TTL of 0, negative (as a uint64: above a day) or above a day is refused. */
+  private Response leaseGrant(Request request) {
+    long ttl = request.getLeaseGrant().getTtlMs();
+    return ttl < 1 || ttl > MAX_LEASE_TTL_MS
+        ? refuse(request, Status.INVALID, "lease grant: TTL " + Long.toUnsignedString(ttl)
+            + " ms is out of range: 1 to " + MAX_LEASE_TTL_MS + " (one day)")
+        : null;
+  }
 
   /** The longest address (host:port) a membership change may carry. */
   static final int MAX_ADDRESS_CHARS = 255;

@@ -17,8 +17,9 @@ import java.util.Map;
 
 /**
  * Commands executes the data commands of log entries (Put, Delete, CompareAndSet, Batch, Noop, and the
- * lease commands of {@link LeaseCommands}) against an {@link Overlay} and the {@link LeaseTable}: pure functions of the entry and the data, so that every replica computes the same
- * reply and the same changes. The client table check comes before, in {@link KvStateMachine}.
+ * lease commands of {@link LeaseCommands}) against an {@link Overlay} and the {@link LeaseTable}: pure
+ * functions of the entry and the data, so that every replica computes the same reply and the same
+ * changes. The client table check comes before, in {@link KvStateMachine}.
  *
  * <p>Choices the contract leaves open, made here: CompareAndSet with expected_version 0 matches an
  * absent key (an absent key has version 0); expect_absent set to false is INVALID; an empty Batch is OK

@@ -230,7 +230,10 @@ public final class KvStateMachine {
     return LeaseTable.records(snapshot.scanMeta(LeaseTable.PREFIX));
   }
 
-  /** What is wrong with a lease record received in a state transfer (id 0, a TTL out of range, too many or empty keys), or null. */
+  /**
+   * What is wrong with a lease record received in a state transfer (id 0, a TTL out of range, too many
+   * or empty keys), or null.
+   */
   public static String leaseRecordProblem(LeaseRecord record) {
     return LeaseTable.problem(record);
   }

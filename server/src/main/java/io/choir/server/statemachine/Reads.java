@@ -13,10 +13,10 @@ import java.util.List;
 import java.util.function.LongSupplier;
 
 /**
- * Reads answers Get and Scan requests from the data in storage (and LeaseList from the lease table), never from a partial state: it reads
- * under the {@link SnapshotInstall}'s sequence lock and answers UNAVAILABLE while a state transfer is
- * being installed or when one began during the read (see {@link KvStateMachine#read} for what
- * Response.op promises). Any thread.
+ * Reads answers Get and Scan requests from the data in storage (and LeaseList from the lease table),
+ * never from a partial state: it reads under the {@link SnapshotInstall}'s sequence lock and answers
+ * UNAVAILABLE while a state transfer is being installed or when one began during the read (see {@link
+ * KvStateMachine#read} for what Response.op promises). Any thread.
  */
 final class Reads {
   private final StateStore storage;
