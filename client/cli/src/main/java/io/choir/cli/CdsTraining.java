@@ -44,6 +44,7 @@ public final class CdsTraining {
       failures += run(0, "scan", "training/", "training0", "--limit", "10", e);
       failures += run(0, "status", e);
       failures += run(0, "member", "list", e);
+      failures += run(0, "lease", "list", e);
     }
     failures += run(Choir.EXIT_UNAVAILABLE, "get", "training/key", "--endpoints=127.0.0.1:" + freePort());
     failures += run(Choir.EXIT_USAGE, "get");

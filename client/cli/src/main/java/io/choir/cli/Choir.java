@@ -51,6 +51,7 @@ public final class Choir implements Runnable {
     m.put("scan", KvCommands.Scan::new);
     m.put("status", StatusCommand::new);
     m.put("member", MemberCommands::commandLine);
+    m.put("lease", LeaseCommands::commandLine);
     return m;
   }
 
@@ -84,7 +85,7 @@ public final class Choir implements Runnable {
   }
 
   /**
-   * Adds the client commands (put, get, delete, cas, scan, status, member), in the order `choir --help`
+   * Adds the client commands (put, get, delete, cas, scan, status, member, lease), in the order `choir --help`
    * lists them, to a command line: this one's or the launcher's.
    */
   public static void addClientCommands(CommandLine cl) {

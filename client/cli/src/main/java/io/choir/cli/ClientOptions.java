@@ -9,6 +9,7 @@ import io.choir.client.ChoirClient;
 import io.choir.client.ChoirException;
 import io.choir.client.ChoirTimeoutException;
 import io.choir.client.InvalidRequestException;
+import io.choir.client.LeaseNotFoundException;
 import io.choir.client.PermissionDeniedException;
 import io.choir.client.SessionExpiredException;
 import io.choir.client.TlsException;
@@ -108,6 +109,9 @@ final class ClientOptions {
     if (e instanceof CasFailedException) {
       code = Choir.EXIT_NOT_FOUND;
       kind = "cas_failed";
+    } else if (e instanceof LeaseNotFoundException) {
+      code = Choir.EXIT_NOT_FOUND;
+      kind = "lease_not_found";
     } else if (e instanceof UnavailableException) {
       code = Choir.EXIT_UNAVAILABLE;
       kind = "unavailable";

@@ -70,9 +70,12 @@ final class KvCommands {
     @Parameters(index = "0", paramLabel = "KEY") String key;
     @Parameters(index = "1", paramLabel = "VALUE") String value;
 
+    @Option(names = "--lease", paramLabel = "ID", description = "Attach KEY to lease ID: it is deleted when the lease ends.")
+    long lease;
+
     @Override
     int run(ChoirClient client, PrintWriter out) {
-      long version = client.put(key, value);
+      long version = lease == 0 ? client.put(key, value) : client.leases().put(key, value, lease);
       if (options.json) {
         Map<String, Object> m = kv(key, value, version);
         m.put("ok", true);

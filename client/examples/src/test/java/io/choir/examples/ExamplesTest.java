@@ -129,6 +129,27 @@ class ExamplesTest {
   }
 
   @Test
+  void lease() {
+    String out = output(LeaseExample::run);
+    assertTrue(out.matches("(?s)registered examples/services/worker-1 with lease \\d+ \\(TTL 1000 ms\\).*"), out);
+    assertContains(out, "after 3 TTLs examples/services/worker-1 is present, lease held true");
+    assertContains(out, "1 key(s)");
+    assertContains(out, "after revoking, examples/services/worker-1 is absent");
+    assertTrue(out.matches("(?s).*keep-alive of lease \\d+ refused: not found.*"), out);
+  }
+
+  @Test
+  void lockAndLeaderElection() {
+    String out = output(LockExample::run);
+    assertContains(out, "worker-b tryAcquire: held by worker-a");
+    assertContains(out, "worker-a writes: accepted");
+    assertContains(out, "worker-b writes: accepted");
+    assertTrue(out.matches("(?s).*worker-a, awake again, writes: refused \\(token \\d+ < \\d+\\).*"), out);
+    assertContains(out, "leader: node-1 in term ");
+    assertTrue(out.matches("(?s).*leader: node-2 in term \\d+ \\(a later term\\).*"), out);
+  }
+
+  @Test
   void mainTakesTheEndpointsAsItsArgument() {
     PutGet.main(new String[] {endpoint});
     ClusterStatus.main(new String[] {endpoint});

@@ -31,11 +31,13 @@ public final class AsyncChoirClient {
   private final Dispatcher dispatcher;
   private final ReadConsistency defaultConsistency;
   private final AsyncMembershipClient membership;
+  private final AsyncLeaseClient leases;
 
   AsyncChoirClient(Dispatcher dispatcher, ReadConsistency defaultConsistency) {
     this.dispatcher = dispatcher;
     this.defaultConsistency = defaultConsistency;
     this.membership = new AsyncMembershipClient(dispatcher);
+    this.leases = new AsyncLeaseClient(dispatcher);
   }
 
   /**
@@ -274,6 +276,15 @@ public final class AsyncChoirClient {
    */
   public AsyncMembershipClient membership() {
     return membership;
+  }
+
+  /**
+   * Grants, keeps alive, revokes and lists leases, and writes keys attached to them (docs/lease.md).
+   *
+   * @return the lease calls, on this client's connections
+   */
+  public AsyncLeaseClient leases() {
+    return leases;
   }
 
   /**

@@ -88,7 +88,8 @@ final class Call {
 
   boolean isWrite() {
     return switch (base.getOpCase()) {
-      case PUT, DELETE, COMPARE_AND_SET, BATCH, MEMBER_CHANGE, REGISTER_SESSION, CLOSE_SESSION -> true;
+      case PUT, DELETE, COMPARE_AND_SET, BATCH, MEMBER_CHANGE, REGISTER_SESSION, CLOSE_SESSION,
+          LEASE_GRANT, LEASE_KEEP_ALIVE, LEASE_REVOKE -> true;
       default -> false;
     };
   }
@@ -99,7 +100,7 @@ final class Call {
    */
   boolean needsSession() {
     return kind == Kind.APPLICATION && switch (base.getOpCase()) {
-      case PUT, DELETE, COMPARE_AND_SET, BATCH, MEMBER_CHANGE -> true;
+      case PUT, DELETE, COMPARE_AND_SET, BATCH, MEMBER_CHANGE, LEASE_GRANT, LEASE_KEEP_ALIVE, LEASE_REVOKE -> true;
       default -> false;
     };
   }

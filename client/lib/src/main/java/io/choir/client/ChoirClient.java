@@ -39,6 +39,7 @@ public final class ChoirClient implements AutoCloseable {
   private final AsyncChoirClient async;
   private final BlockingWaits waits;
   private final MembershipClient membership;
+  private final LeaseClient leases;
 
   private ChoirClient(ClientConfig config, long clientId, ClientSecurity security) {
     NettyIo io = new NettyIo(config, security);
@@ -46,6 +47,7 @@ public final class ChoirClient implements AutoCloseable {
     this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
     this.waits = new BlockingWaits(io, config.requestTimeoutMs());
     this.membership = new MembershipClient(async.membership(), waits, config.requestTimeoutMs());
+    this.leases = new LeaseClient(async.leases(), waits);
   }
 
   /**
@@ -336,6 +338,16 @@ public final class ChoirClient implements AutoCloseable {
    */
   public MembershipClient membership() {
     return membership;
+  }
+
+  /**
+   * Grants, keeps alive, revokes and lists leases, and writes keys attached to them (docs/lease.md):
+   * {@code try (Lease lease = client.leases().grant(Duration.ofSeconds(10))) { ... }}.
+   *
+   * @return the lease calls, on this client's connections
+   */
+  public LeaseClient leases() {
+    return leases;
   }
 
   /**

@@ -14,12 +14,12 @@ class ChoirLauncherTest {
   @Test
   void shouldOfferEverySubcommandOfTheOneChoirCommandInItsHelpOrder() {
     assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "status", "member",
-        "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
+        "lease", "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
   }
 
   @Test
   void shouldLeaveTheClientOnlyCommandWithoutTheServerSideSubcommands() {
-    assertEquals(List.of("put", "get", "delete", "cas", "scan", "status", "member", "help"),
+    assertEquals(List.of("put", "get", "delete", "cas", "scan", "status", "member", "lease", "help"),
         List.copyOf(Choir.commandLine().getSubcommands().keySet()));
   }
 

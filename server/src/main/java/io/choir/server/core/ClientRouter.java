@@ -50,8 +50,9 @@ final class ClientRouter {
       return;
     }
     switch (request.getOpCase()) {
-      case GET, SCAN -> reads.onRead(event, nowNs, out);
-      case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION -> writes.onWrite(event, nowNs, out);
+      case GET, SCAN, LEASE_LIST -> reads.onRead(event, nowNs, out);
+      case PUT, DELETE, COMPARE_AND_SET, BATCH, REGISTER_SESSION, CLOSE_SESSION,
+          LEASE_GRANT, LEASE_KEEP_ALIVE, LEASE_REVOKE -> writes.onWrite(event, nowNs, out);
       case MEMBER_CHANGE -> membership.onMemberChange(event, nowNs, out);
       case LIST_MEMBERS -> membership.onListMembers(event, out);
       default -> {

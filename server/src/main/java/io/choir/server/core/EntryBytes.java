@@ -34,6 +34,10 @@ public final class EntryBytes {
       case ADD_LEARNER -> e.getAddLearner().getUnknownFields().getSerializedSize() == 0
           && e.getAddLearner().getLearner().getUnknownFields().getSerializedSize() == 0;
       case EPOCH_CHANGE -> e.getEpochChange().getUnknownFields().getSerializedSize() == 0;
+      case LEASE_GRANT -> e.getLeaseGrant().getUnknownFields().getSerializedSize() == 0;
+      case LEASE_KEEP_ALIVE -> e.getLeaseKeepAlive().getUnknownFields().getSerializedSize() == 0;
+      case LEASE_REVOKE -> e.getLeaseRevoke().getUnknownFields().getSerializedSize() == 0;
+      case LEASE_EXPIRE -> e.getLeaseExpire().getUnknownFields().getSerializedSize() == 0;
       case COMMAND_NOT_SET -> true;
     };
   }

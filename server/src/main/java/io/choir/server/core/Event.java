@@ -13,7 +13,14 @@ import java.util.List;
  */
 public sealed interface Event {
   /** A client request read from connection connectionId (a process-local handle). */
-  record ClientRequest(long connectionId, Request request) implements Event {}
+  record ClientRequest(long connectionId, Request request) implements Event {
+    /**
+     * The connection id of the primary's own lease expiry (docs/lease.md), never a client's (theirs
+     * start at 1): a LeaseRevoke from it is written as a LeaseExpire entry, which only deletes a lease
+     * whose deadline the entry's time has reached.
+     */
+    public static final long LEASE_EXPIRY_CONNECTION = -1;
+  }
 
   /**
    * The storage stage has made the log durable (per the durability setting) up to op, for the persist

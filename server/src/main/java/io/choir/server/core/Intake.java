@@ -2,6 +2,7 @@ package io.choir.server.core;
 
 import io.choir.proto.CloseSession;
 import io.choir.proto.Entry;
+import io.choir.proto.LeaseExpire;
 import io.choir.proto.RegisterSession;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -64,9 +65,30 @@ final class Intake {
       case REGISTER_SESSION -> b.setRegisterSession(RegisterSession.newBuilder()
           .setTimeoutMs(config.sessionTimeoutMs).setMaxSessions(config.maxClientSessions));
       case CLOSE_SESSION -> b.setCloseSession(CloseSession.getDefaultInstance());
+      // The primary sets the shortest TTL it grants: twice its election timeout (docs/lease.md).
+      case LEASE_GRANT -> b.setLeaseGrant(request.getLeaseGrant().toBuilder()
+          .setMinTtlMs(2 * config.quorumTimeoutNs / 1_000_000L));
+      case LEASE_KEEP_ALIVE -> b.setLeaseKeepAlive(request.getLeaseKeepAlive());
+      case LEASE_REVOKE -> b.setLeaseRevoke(request.getLeaseRevoke());
       default -> throw new IllegalStateException("not a write: " + request.getOpCase());
     }
     return b.build();
+  }
+
+  /**
+   * The log entry for the write event at op in view: as {@link #entryFor(Request, long, long, long,
+   * CoreConfig)}, except that a LeaseRevoke from the lease expiry's own connection becomes a
+   * LeaseExpire (no client can send one).
+   */
+  static Entry entryFor(Event.ClientRequest event, long op, long view, long timeMs, CoreConfig config) {
+    Request request = event.request();
+    Entry entry = entryFor(request, op, view, timeMs, config);
+    if (event.connectionId() == Event.ClientRequest.LEASE_EXPIRY_CONNECTION
+        && request.getOpCase() == Request.OpCase.LEASE_REVOKE) {
+      return entry.toBuilder()
+          .setLeaseExpire(LeaseExpire.newBuilder().setId(request.getLeaseRevoke().getId())).build();
+    }
+    return entry;
   }
 
   /**

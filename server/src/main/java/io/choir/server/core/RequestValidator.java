@@ -11,7 +11,8 @@ import io.choir.proto.Status;
 /**
  * RequestValidator refuses requests the core must not execute, before they reach the log: no
  * operation, empty or oversized keys, oversized values, empty or oversized batches, a compare-and-set
- * without an expectation. Each refusal is a reply with INVALID or TOO_LARGE and a message that says
+ * without an expectation, a lease TTL out of range or a lease request without an id. Each refusal is
+ * a reply with INVALID or TOO_LARGE and a message that says
  * which limit and by how much, so a client (and its user) can tell what to fix.
  */
 final class RequestValidator {
@@ -41,7 +42,12 @@ final class RequestValidator {
       case REGISTER_SESSION, CLOSE_SESSION -> request.getClientId() == 0
           ? refuse(request, Status.INVALID, "a session needs a non-zero client_id") : null;
       case MEMBER_CHANGE -> memberChange(request);
-      case LIST_MEMBERS -> null;
+      case LIST_MEMBERS, LEASE_LIST -> null;
+      case LEASE_GRANT -> leaseGrant(request);
+      case LEASE_KEEP_ALIVE -> request.getLeaseKeepAlive().getId() == 0
+          ? refuse(request, Status.INVALID, "lease keep-alive: no lease id") : null;
+      case LEASE_REVOKE -> request.getLeaseRevoke().getId() == 0
+          ? refuse(request, Status.INVALID, "lease revoke: no lease id") : null;
       case OP_NOT_SET -> refuse(request, Status.INVALID, "request has no operation (or an unknown one)");
     };
   }
@@ -91,6 +97,18 @@ final class RequestValidator {
         return refuse(request, Status.INVALID,
             what + ": no expectation (expected_value, expected_version or expect_absent)");
     }
+  }
+
+  /** The longest lease TTL (one day); the state machine refuses the same at apply (docs/lease.md). */
+  static final long MAX_LEASE_TTL_MS = 86_400_000L;
+
+  /** A TTL of 0, negative (as a uint64: above a day) or above a day is refused. */
+  private Response leaseGrant(Request request) {
+    long ttl = request.getLeaseGrant().getTtlMs();
+    return ttl < 1 || ttl > MAX_LEASE_TTL_MS
+        ? refuse(request, Status.INVALID, "lease grant: TTL " + Long.toUnsignedString(ttl)
+            + " ms is out of range: 1 to " + MAX_LEASE_TTL_MS + " (one day)")
+        : null;
   }
 
   /** The longest address (host:port) a membership change may carry. */

@@ -137,7 +137,7 @@ final class WritePath {
 
   private void admit(Event.ClientRequest event, long nowNs, Effects out) {
     Request request = event.request();
-    Entry entry = Intake.entryFor(request, log.lastOp() + 1, views.view(), clock.nowMs(nowNs), config);
+    Entry entry = Intake.entryFor(event, log.lastOp() + 1, views.view(), clock.nowMs(nowNs), config);
     int size = entry.getSerializedSize();
     if (size > config.maxBatchBytes) {
       counters.tooLarge++;

@@ -37,6 +37,7 @@ import io.choir.server.config.CoreSettings;
 import io.choir.server.config.ServerConfig;
 import io.choir.server.config.TestSettings;
 import io.choir.server.core.CoreConfig;
+import io.choir.server.core.Event;
 import io.choir.server.core.Membership;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
@@ -84,6 +85,8 @@ public final class ReplicaServer implements AutoCloseable {
    * then a WAL fsync (false, as the simulator steps them); see LogLane and docs/design.md.
    */
   static final boolean COMBINED_SYNC = false;
+  /** How often the primary looks for leases whose deadline passed (the bound on a late expiry adds it). */
+  static final long LEASE_CHECK_INTERVAL_MS = 50;
 
   private final ServerConfig config;
   /** A scan reply's pairs hold at most this: the setting, within a client frame with room to spare. */
@@ -105,6 +108,8 @@ public final class ReplicaServer implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final CompletableFuture<Throwable> terminated = new CompletableFuture<>();
   private final Counter readsRefused;
+  /** The primary's lease expiry (docs/lease.md); set once the loop runs. */
+  private final LeaseExpiry leaseExpiry;
 
   private ReplicaServer(ServerConfig config) throws InterruptedException {
     long startNs = System.nanoTime();
@@ -177,6 +182,17 @@ public final class ReplicaServer implements AutoCloseable {
       this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime, replicaMetrics.loop());
       storageStage.start();
       loop.start();
+      this.leaseExpiry = new LeaseExpiry(stateMachine, new LeaseExpiry.Loop() {
+        @Override
+        public void runOnLoop(Runnable task) {
+          inbox.runOnLoop(task);
+        }
+
+        @Override
+        public boolean offer(long connectionId, Request request) {
+          return inbox.offer(connectionId, request);
+        }
+      }, core::isPrimary, System::nanoTime, config.get(ELECTION_TIMEOUT_MS), metrics).start(LEASE_CHECK_INTERVAL_MS);
       serveMetrics(inbox);
       InetSocketAddress bind = new InetSocketAddress(config.listenHost(), config.self().client().port());
       if (bind.isUnresolved()) {
@@ -313,7 +329,14 @@ public final class ReplicaServer implements AutoCloseable {
         new EffectExecutor.ClientPort() {
           @Override
           public void reply(long connectionId, List<Response> responses) {
-            connections.send(connectionId, responses);
+            if (connectionId == Event.ClientRequest.LEASE_EXPIRY_CONNECTION) {
+              LeaseExpiry expiry = leaseExpiry;
+              if (expiry != null) {
+                expiry.answered(responses);
+              }
+            } else {
+              connections.send(connectionId, responses);
+            }
           }
 
           @Override
@@ -382,6 +405,7 @@ public final class ReplicaServer implements AutoCloseable {
       }
     }
     loop.refuseAll("replica is shutting down");
+    leaseExpiry.close();
     replicaMetrics.close();
     readPool.shutdown();
     try {

@@ -300,6 +300,13 @@ public final class AccessControl {
       case MEMBER_CHANGE -> need(identity, ByteString.EMPTY, Access.READWRITE, "member change", -1);
       case LIST_MEMBERS -> identity == NOBODY ? new Denial("this connection's identity is not in the access file"
           + " (no known certificate, no token), so it may not list the members", -1) : null;
+      // Leases (docs/lease.md): granting and keeping alive need a read-write permission (as sessions);
+      // revoking deletes the lease's keys, whichever they are, so it needs read-write on every key.
+      case LEASE_GRANT, LEASE_KEEP_ALIVE -> anyWrite(identity) ? null : new Denial("identity '" + identity.name()
+          + "' has no read-write permission, so it may not grant or keep alive a lease", -1);
+      case LEASE_REVOKE -> need(identity, ByteString.EMPTY, Access.READWRITE, "lease revoke", -1);
+      case LEASE_LIST -> identity == NOBODY ? new Denial("this connection's identity is not in the access file"
+          + " (no known certificate, no token), so it may not list the leases", -1) : null;
       // No op: not ours to judge; the core answers INVALID.
       case OP_NOT_SET -> null;
     };

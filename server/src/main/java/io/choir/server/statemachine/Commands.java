@@ -10,12 +10,16 @@ import io.choir.proto.Put;
 import io.choir.proto.Response;
 import io.choir.proto.Status;
 import io.choir.server.storage.Versioned;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 
 /**
- * Commands executes the data commands of log entries (Put, Delete, CompareAndSet, Batch, Noop) against
- * an {@link Overlay}: pure functions of the entry and the data, so that every replica computes the same
- * reply and the same changes. The client table check comes before, in {@link KvStateMachine}.
+ * Commands executes the data commands of log entries (Put, Delete, CompareAndSet, Batch, Noop, and the
+ * lease commands of {@link LeaseCommands}) against an {@link Overlay} and the {@link LeaseTable}: pure
+ * functions of the entry and the data, so that every replica computes the same reply and the same
+ * changes. The client table check comes before, in {@link KvStateMachine}.
  *
  * <p>Choices the contract leaves open, made here: CompareAndSet with expected_version 0 matches an
  * absent key (an absent key has version 0); expect_absent set to false is INVALID; an empty Batch is OK
@@ -26,35 +30,63 @@ final class Commands {
   private Commands() {}
 
   /** Executes entry's command against data; the reply carries the entry's op and request id. */
-  static Response execute(Entry entry, Overlay data) {
+  static Response execute(Entry entry, Overlay data, LeaseTable leases) {
     long op = entry.getOp();
     switch (entry.getCommandCase()) {
       case PUT -> {
-        if (entry.getPut().getKey().isEmpty()) {
+        Put put = entry.getPut();
+        if (put.getKey().isEmpty()) {
           return invalid(entry, "empty key");
         }
-        data.put(entry.getPut().getKey().toByteArray(), entry.getPut().getValue().toByteArray(), op);
+        Response refused = LeaseCommands.attachProblem(entry, leases, put.getLease(), put.getKey());
+        if (refused != null) {
+          return refused;
+        }
+        byte[] key = put.getKey().toByteArray();
+        data.put(key, put.getValue().toByteArray(), op);
+        LeaseCommands.attached(leases, key, put.getLease());
         return reply(entry, Status.OK).setVersion(op).build();
       }
       case DELETE -> {
         if (entry.getDelete().getKey().isEmpty()) {
           return invalid(entry, "empty key");
         }
-        boolean existed = data.delete(entry.getDelete().getKey().toByteArray());
+        byte[] key = entry.getDelete().getKey().toByteArray();
+        boolean existed = data.delete(key);
+        leases.detach(key);
         return reply(entry, Status.OK).setVersion(op).setExisted(existed).build();
       }
       case COMPARE_AND_SET -> {
-        String problem = invalidReason(entry.getCompareAndSet());
+        CompareAndSet cas = entry.getCompareAndSet();
+        String problem = invalidReason(cas);
         if (problem != null) {
           return invalid(entry, problem);
         }
-        Response.Builder failed = compareAndSet(entry.getCompareAndSet(), data, op);
-        return failed != null
-            ? failed.setRequestId(entry.getRequestId()).setOp(op).build()
-            : reply(entry, Status.OK).setVersion(op).build();
+        Response refused = LeaseCommands.attachProblem(entry, leases, cas.getLease(), cas.getKey());
+        if (refused != null) {
+          return refused;
+        }
+        Response.Builder failed = compareAndSet(cas, data, op);
+        if (failed != null) {
+          return failed.setRequestId(entry.getRequestId()).setOp(op).build();
+        }
+        LeaseCommands.attached(leases, cas.getKey().toByteArray(), cas.getLease());
+        return reply(entry, Status.OK).setVersion(op).build();
       }
       case BATCH -> {
-        return executeBatch(entry, entry.getBatch(), data);
+        return executeBatch(entry, entry.getBatch(), data, leases);
+      }
+      case LEASE_GRANT -> {
+        return LeaseCommands.grant(entry, leases);
+      }
+      case LEASE_KEEP_ALIVE -> {
+        return LeaseCommands.keepAlive(entry, leases);
+      }
+      case LEASE_REVOKE -> {
+        return LeaseCommands.revoke(entry, leases, data);
+      }
+      case LEASE_EXPIRE -> {
+        return LeaseCommands.expire(entry, leases, data);
       }
       case NOOP -> {
         return reply(entry, Status.OK).build();
@@ -69,7 +101,7 @@ final class Commands {
    * Executes a batch all or nothing: its ops run in order on an overlay of data (later ops see the
    * earlier ones), and the overlay reaches data only when no op failed.
    */
-  private static Response executeBatch(Entry entry, Batch batch, Overlay data) {
+  private static Response executeBatch(Entry entry, Batch batch, Overlay data, LeaseTable leases) {
     long op = entry.getOp();
     // Validate every op first, so an invalid batch is INVALID whatever the data holds.
     for (int i = 0; i < batch.getOpsCount(); i++) {
@@ -81,15 +113,25 @@ final class Commands {
             .build();
       }
     }
+    Response leaseRefusal = LeaseCommands.batchProblem(entry, leases, batch.getOpsList());
+    if (leaseRefusal != null) {
+      return leaseRefusal;
+    }
     Overlay overlay = new Overlay(data);
+    // Each written key's lease (0: none), applied to the lease table only when the whole batch succeeds.
+    List<Map.Entry<byte[], Long>> attachments = new ArrayList<>();
     for (int i = 0; i < batch.getOpsCount(); i++) {
       BatchOp batchOp = batch.getOps(i);
       switch (batchOp.getOpCase()) {
         case PUT -> {
           Put put = batchOp.getPut();
           overlay.put(put.getKey().toByteArray(), put.getValue().toByteArray(), op);
+          attachments.add(Map.entry(put.getKey().toByteArray(), put.getLease()));
         }
-        case DELETE -> overlay.delete(batchOp.getDelete().getKey().toByteArray());
+        case DELETE -> {
+          overlay.delete(batchOp.getDelete().getKey().toByteArray());
+          attachments.add(Map.entry(batchOp.getDelete().getKey().toByteArray(), 0L));
+        }
         case COMPARE_AND_SET -> {
           Response.Builder failed = compareAndSet(batchOp.getCompareAndSet(), overlay, op);
           if (failed != null) {
@@ -100,11 +142,16 @@ final class Commands {
                 .setError("batch op " + i + ": " + failed.getError())
                 .build();
           }
+          attachments.add(Map.entry(batchOp.getCompareAndSet().getKey().toByteArray(),
+              batchOp.getCompareAndSet().getLease()));
         }
         default -> throw new IllegalStateException("unvalidated batch op " + batchOp.getOpCase());
       }
     }
     overlay.mergeIntoParent();
+    for (Map.Entry<byte[], Long> a : attachments) {
+      LeaseCommands.attached(leases, a.getKey(), a.getValue());
+    }
     return reply(entry, Status.OK).setVersion(op).build();
   }
 

@@ -15,7 +15,8 @@ import java.util.List;
  * WriteSet} that records them: for each entry, in order, the session expiry by its time, the session
  * rules ({@link ClientSessions}), the data command ({@link Commands}, over an {@link Overlay} of the
  * call's changes) and the next link of the {@link ChecksumChain}; then the data changes, the applied
- * number, the checksum, the changed client table rows and the membership row ({@link MembershipRow}). It writes nothing itself: the state
+ * number, the checksum, the changed client table rows, the membership row ({@link MembershipRow}) and the changed
+ * lease rows ({@link LeaseTable}). It writes nothing itself: the state
  * machine writes the set and only then publishes the new applied state.
  *
  * <p>Apply thread only. It changes the client table in place; a caller whose write fails reloads it.
@@ -30,12 +31,14 @@ final class EntryApplier {
   private final StateStore storage;
   private final ClientSessions sessions;
   private final MembershipRow membership;
+  private final LeaseTable leases;
   private final ChecksumChain checksums = new ChecksumChain();
 
-  EntryApplier(StateStore storage, ClientSessions sessions, MembershipRow membership) {
+  EntryApplier(StateStore storage, ClientSessions sessions, MembershipRow membership, LeaseTable leases) {
     this.storage = storage;
     this.sessions = sessions;
     this.membership = membership;
+    this.leases = leases;
   }
 
   /**
@@ -60,6 +63,7 @@ final class EntryApplier {
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
     sessions.writeTo(set);
     membership.writeTo(set);
+    leases.writeTo(set);
     return new Applied(replies, set, applied, checksum);
   }
 
@@ -78,9 +82,9 @@ final class EntryApplier {
       }
       default -> {
         if (entry.getClientId() == 0) {
-          return Commands.execute(entry, data);
+          return Commands.execute(entry, data, leases);
         }
-        return sessions.executeOnce(entry, e -> Commands.execute(e, data));
+        return sessions.executeOnce(entry, e -> Commands.execute(e, data, leases));
       }
     }
   }

@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.Entry;
 import io.choir.proto.KeyValue;
+import io.choir.proto.LeaseRecord;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
@@ -24,6 +25,7 @@ import java.util.List;
  *       data commands over an {@link Overlay}, {@link ChecksumChain} for the checksum);
  *   <li>{@link ClientSessions}: the client table and its rules (its class comment), laid out in
  *       storage by {@link ClientRows};
+ *   <li>{@link LeaseTable}: the leases and their keys, with the rules of {@link LeaseCommands};
  *   <li>{@link SnapshotInstall}: replacing the state by a state transfer, and wiping an interrupted one;
  *   <li>{@link Reads}: Get and Scan from the applied state, never from a partial one.
  * </ul>
@@ -86,8 +88,11 @@ public final class KvStateMachine {
   private final SnapshotInstall install;
   private final Reads reads;
   private final MembershipRow membership = new MembershipRow();
+  private final LeaseTable leases = new LeaseTable();
 
   private volatile AppliedState state = new AppliedState(0, 0);
+  /** The replicated clock of the last applied entry (see {@link #lastTimeMs()}). */
+  private volatile long lastTimeMs;
   /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
   private boolean needsLoad;
 
@@ -123,9 +128,9 @@ public final class KvStateMachine {
     }
     this.storage = storage;
     this.sessions = new ClientSessions(maxClientSessions, defaultSessionTimeoutMs, maxRepliesPerClient);
-    this.applier = new EntryApplier(storage, sessions, membership);
+    this.applier = new EntryApplier(storage, sessions, membership, leases);
     this.install = new SnapshotInstall(storage);
-    this.reads = new Reads(storage, install, this::applied);
+    this.reads = new Reads(storage, install, this::applied, leases, this::lastTimeMs);
   }
 
   /**
@@ -145,6 +150,7 @@ public final class KvStateMachine {
     byte[] applied = storage.getMeta(APPLIED);
     byte[] checksum = storage.getMeta(CHECKSUM);
     membership.load(storage.getMeta(MEMBERSHIP));
+    leases.load(storage.scanMeta(LeaseTable.PREFIX));
     WriteSet rewrite = sessions.load(storage.scanMeta(ClientRows.PREFIX));
     if (!rewrite.isEmpty()) {
       storage.write(rewrite, true); // rows of the layout before explicit sessions, in this one
@@ -153,6 +159,7 @@ public final class KvStateMachine {
         new AppliedState(
             applied == null ? 0 : Bytes.bytesToLong(applied),
             checksum == null ? 0 : Bytes.bytesToLong(checksum));
+    lastTimeMs = Math.max(leases.latestActivityMs(), loggedTimeMs(state.applied()));
     needsLoad = false;
     install.markWhole();
   }
@@ -167,6 +174,7 @@ public final class KvStateMachine {
     install.markBegun(); // before touching storage: readers must never see the wipe as a state
     needsLoad = true;
     sessions.clear();
+    leases.clear();
     state = new AppliedState(0, 0);
     install.wipeForInstall();
   }
@@ -202,8 +210,81 @@ public final class KvStateMachine {
    * the row is kept).
    */
   public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord members) {
-    install.finish(op, checksum, clients, members);
+    installSnapshot(op, checksum, clients, members, List.of());
+  }
+
+  /**
+   * Like {@link #installSnapshot(long, long, List, MembershipRecord)}, with the snapshot's lease table
+   * (self-contained records, as {@link #leaseTable} reads them) written in the same synced WriteSet.
+   *
+   * @throws IllegalArgumentException when a lease record is malformed or two share an id
+   */
+  public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord members,
+      List<LeaseRecord> leaseRecords) {
+    install.finish(op, checksum, clients, members, leaseRecords);
     load();
+  }
+
+  /** The lease table as of snapshot, one self-contained record per lease (its keys included), in id order. */
+  public static List<LeaseRecord> leaseTable(StorageSnapshot snapshot) {
+    return LeaseTable.records(snapshot.scanMeta(LeaseTable.PREFIX));
+  }
+
+  /**
+   * What is wrong with a lease record received in a state transfer (id 0, a TTL out of range, too many
+   * or empty keys), or null.
+   */
+  public static String leaseRecordProblem(LeaseRecord record) {
+    return LeaseTable.problem(record);
+  }
+
+  /** The number of live leases as of the last apply (any thread). */
+  public int leaseCount() {
+    return leases.count();
+  }
+
+  /** The number of keys attached to a lease as of the last apply (any thread). */
+  public long leaseKeyCount() {
+    return leases.keyCount();
+  }
+
+  /** Leases granted, kept alive, revoked and expired by applied entries since this start (any thread). */
+  public LeaseCounts leaseCounts() {
+    return new LeaseCounts(leases.granted, leases.keepAlives, leases.revoked, leases.expired);
+  }
+
+  /** LeaseCounts are the lease counters of {@link #leaseCounts()}. */
+  public record LeaseCounts(long granted, long keepAlives, long revoked, long expired) {}
+
+  /**
+   * The ids of up to max live leases whose deadline is at or before nowMs (by the replicated clock),
+   * earliest first (any thread): what the primary's expiry submits.
+   */
+  public List<Long> leasesExpiredBy(long nowMs, int max) {
+    return leases.expiredBy(nowMs, max).stream().map(LeaseTable.Deadline::id).toList();
+  }
+
+  /** The earliest deadline of a live lease (replicated clock, ms), or Long.MAX_VALUE (any thread). */
+  public long earliestLeaseDeadline() {
+    return leases.earliest();
+  }
+
+  /** The time_ms of the applied entry op when the log still holds it, else 0. */
+  private long loggedTimeMs(long op) {
+    if (op < 1 || op < storage.firstLogOp() || op > storage.lastLogOp()) {
+      return 0;
+    }
+    List<Entry> entries = storage.readLog(op, op, Integer.MAX_VALUE);
+    return entries.isEmpty() ? 0 : entries.get(0).getTimeMs();
+  }
+
+  /**
+   * The replicated clock as of the applied state, a lower bound (any thread): the time_ms of the last
+   * applied entry, or after a load the newest of the last applied entry still in the log and every
+   * lease's latest grant or keep-alive; 0 when none is known.
+   */
+  public long lastTimeMs() {
+    return lastTimeMs;
   }
 
   /**
@@ -362,6 +443,8 @@ public final class KvStateMachine {
 
     sessions.committed();
     membership.committed();
+    leases.committed();
+    lastTimeMs = Math.max(lastTimeMs, entries.get(entries.size() - 1).getTimeMs());
     // Last: readers see applied only after the data.
     state = new AppliedState(done.applied(), done.checksum());
     needsLoad = false;

@@ -13,21 +13,25 @@ import java.util.List;
 import java.util.function.LongSupplier;
 
 /**
- * Reads answers Get and Scan requests from the data in storage, never from a partial state: it reads
- * under the {@link SnapshotInstall}'s sequence lock and answers UNAVAILABLE while a state transfer is
- * being installed or when one began during the read (see {@link KvStateMachine#read} for what
- * Response.op promises). Any thread.
+ * Reads answers Get and Scan requests from the data in storage (and LeaseList from the lease table),
+ * never from a partial state: it reads under the {@link SnapshotInstall}'s sequence lock and answers
+ * UNAVAILABLE while a state transfer is being installed or when one began during the read (see {@link
+ * KvStateMachine#read} for what Response.op promises). Any thread.
  */
 final class Reads {
   private final StateStore storage;
   private final SnapshotInstall install;
   /** The applied op number, read after the sequence lock and BEFORE the data. */
   private final LongSupplier applied;
+  private final LeaseTable leases;
+  private final LongSupplier timeMs;
 
-  Reads(StateStore storage, SnapshotInstall install, LongSupplier applied) {
+  Reads(StateStore storage, SnapshotInstall install, LongSupplier applied, LeaseTable leases, LongSupplier timeMs) {
     this.storage = storage;
     this.install = install;
     this.applied = applied;
+    this.leases = leases;
+    this.timeMs = timeMs;
   }
 
   /**
@@ -108,6 +112,16 @@ final class Reads {
             .addAllKvs(more ? kvs.subList(0, taken) : kvs)
             .setMore(more)
             .build();
+      }
+      case LEASE_LIST -> {
+        int limit = request.getLeaseList().getLimit() == 0 ? maxScanLimit
+            : (int) Math.min(Integer.toUnsignedLong(request.getLeaseList().getLimit()), maxScanLimit);
+        List<LeaseTable.Lease> found = leases.list(request.getLeaseList().getStartId(), limit);
+        long now = timeMs.getAsLong();
+        for (int i = 0; i < Math.min(limit, found.size()); i++) {
+          reply.addLeases(found.get(i).info(now));
+        }
+        return reply.setStatus(Status.OK).setMore(found.size() > limit).build();
       }
       default -> {
         return reply

@@ -2,6 +2,7 @@ package io.choir.server.statemachine;
 
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.LeaseRecord;
 import io.choir.proto.MembershipRecord;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
@@ -104,6 +105,22 @@ final class SnapshotInstall {
 
   /** Like {@link #finish(long, long, List)}, and writes the snapshot's membership row (null: keeps this replica's). */
   void finish(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership) {
+    finish(op, checksum, clients, membership, List.of());
+  }
+
+  /** Like {@link #finish(long, long, List, MembershipRecord)}, and writes the snapshot's lease table. */
+  void finish(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership,
+      List<LeaseRecord> leases) {
+    Set<Long> leaseIds = new HashSet<>();
+    for (LeaseRecord record : leases) {
+      String problem = LeaseTable.problem(record);
+      if (problem == null && !leaseIds.add(record.getId())) {
+        problem = "lease " + record.getId() + " appears twice";
+      }
+      if (problem != null) {
+        throw new IllegalArgumentException("snapshot lease table: " + problem);
+      }
+    }
     if (op < 1) {
       throw new IllegalArgumentException("a snapshot is taken at op 1 or above: " + op);
     }
@@ -129,6 +146,9 @@ final class SnapshotInstall {
     set.putMeta(APPLIED, Bytes.longToBytes(op));
     set.putMeta(CHECKSUM, Bytes.longToBytes(checksum));
     MembershipRow.install(membership, set);
+    for (LeaseRecord record : leases) {
+      LeaseTable.write(record, set);
+    }
     set.deleteMeta(INSTALLING);
     storage.write(set, true);
   }

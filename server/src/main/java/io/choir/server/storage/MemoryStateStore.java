@@ -156,6 +156,7 @@ final class MemoryStateStore implements StateStore {
     byte[] applied = MetaKeys.bytes(MetaKeys.APPLIED);
     byte[] checksum = MetaKeys.bytes(MetaKeys.CHECKSUM);
     byte[] clients = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
+    byte[] leases = MetaKeys.bytes(MetaKeys.LEASE_PREFIX);
     wal.mutate(
         "begin an install",
         state -> {
@@ -163,6 +164,7 @@ final class MemoryStateStore implements StateStore {
           state.meta.remove(applied);
           state.meta.remove(checksum);
           state.meta.subMap(clients, true, Bytes.prefixEnd(clients), false).clear();
+          state.meta.subMap(leases, true, Bytes.prefixEnd(leases), false).clear();
           state.meta.put(installing, new byte[] {1});
         },
         true);

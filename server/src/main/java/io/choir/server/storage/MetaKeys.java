@@ -23,6 +23,12 @@ public final class MetaKeys {
   public static final String CLIENT_PREFIX = "client/";
 
   /**
+   * Meta key prefix of the lease table rows (the state machine's LeaseTable owns the layout): every row
+   * of the table starts with it, so clearing the prefix clears the whole table, as an install does.
+   */
+  public static final String LEASE_PREFIX = "lease/";
+
+  /**
    * Meta key present (value 1) from {@link Storage#beginInstall()} until the state machine finishes
    * the install: while it is set, the data and client rows are a partial snapshot, not a state.
    */

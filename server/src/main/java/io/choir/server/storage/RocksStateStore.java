@@ -172,12 +172,13 @@ final class RocksStateStore implements StateStore {
   /**
    * One WriteBatch, synced: the marker, a range deletion of the whole data space (from the empty key
    * to the current last key, plus that key: user keys have no upper bound to name otherwise; only the
-   * caller's thread, the apply lane, writes the data space, so no key appears meanwhile), a range
-   * deletion of the client rows, and the applied and checksum rows.
+   * caller's thread, the apply lane, writes the data space, so no key appears meanwhile), range
+   * deletions of the client and lease rows, and the applied and checksum rows.
    */
   @Override
   public void beginInstall() {
     byte[] clients = MetaKeys.bytes(MetaKeys.CLIENT_PREFIX);
+    byte[] leases = MetaKeys.bytes(MetaKeys.LEASE_PREFIX);
     database.run(
         "begin an install",
         () -> {
@@ -195,6 +196,7 @@ final class RocksStateStore implements StateStore {
               batch.delete(data, lastKey);
             }
             batch.deleteRange(meta, clients, Bytes.prefixEnd(clients));
+            batch.deleteRange(meta, leases, Bytes.prefixEnd(leases));
             batch.delete(meta, MetaKeys.bytes(MetaKeys.APPLIED));
             batch.delete(meta, MetaKeys.bytes(MetaKeys.CHECKSUM));
             batch.put(meta, MetaKeys.bytes(MetaKeys.INSTALLING), new byte[] {1});

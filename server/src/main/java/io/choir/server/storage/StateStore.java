@@ -59,8 +59,8 @@ public interface StateStore {
   /**
    * Starts installing a state transfer: in one atomic, synced write, sets the meta row {@link
    * MetaKeys#INSTALLING} to 1 and deletes every data pair, every client table row ({@link
-   * MetaKeys#CLIENT_PREFIX}), {@link MetaKeys#APPLIED} and {@link MetaKeys#CHECKSUM}. Other meta rows
-   * (the persisted view and vote) and the log are kept. Synced so that a crash from here on finds the
+   * MetaKeys#CLIENT_PREFIX}), every lease row ({@link MetaKeys#LEASE_PREFIX}), {@link MetaKeys#APPLIED}
+   * and {@link MetaKeys#CHECKSUM}. Other meta rows (the persisted view and vote) and the log are kept. Synced so that a crash from here on finds the
    * marker and never mistakes a partial snapshot for a state. Calling it again while installing
    * restarts the install from empty.
    */

@@ -2,6 +2,7 @@ package io.choir.server.net.transfer;
 
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.LeaseRecord;
 import io.choir.proto.MembershipRecord;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Bytes;
@@ -42,6 +43,19 @@ public interface InstallTarget {
     installSnapshot(op, checksum, clients);
   }
 
+  /**
+   * Like {@link #installSnapshot(long, long, List, MembershipRecord)}, with the snapshot's lease table
+   * (membership null: keep the row). A target that keeps no leases ignores them.
+   */
+  default void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership,
+      List<LeaseRecord> leases) {
+    if (membership == null) {
+      installSnapshot(op, checksum, clients);
+    } else {
+      installSnapshot(op, checksum, clients, membership);
+    }
+  }
+
   /** The production target: stateMachine's install steps, read back from storage (its storage). */
   static InstallTarget of(KvStateMachine stateMachine, Storage storage) {
     return new InstallTarget() {
@@ -68,6 +82,12 @@ public interface InstallTarget {
       @Override
       public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership) {
         stateMachine.installSnapshot(op, checksum, clients, membership);
+      }
+
+      @Override
+      public void installSnapshot(long op, long checksum, List<ClientRecord> clients, MembershipRecord membership,
+          List<LeaseRecord> leases) {
+        stateMachine.installSnapshot(op, checksum, clients, membership, leases);
       }
     };
   }

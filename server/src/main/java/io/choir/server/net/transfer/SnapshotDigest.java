@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedOutputStream;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.LeaseRecord;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -57,6 +58,8 @@ public final class SnapshotDigest {
   private static final byte END_DATA = 0x02;
   private static final byte CLIENT = 0x03;
   private static final byte END_CLIENTS = 0x04;
+  private static final byte LEASE = 0x05;
+  private static final byte END_LEASES = 0x06;
 
   private final MessageDigest sha256;
   private final byte[] scratch = new byte[8];
@@ -113,6 +116,14 @@ public final class SnapshotDigest {
 
   /** Ends the data, adds the client table (sorted here by client id) and returns the digest. */
   public byte[] finish(List<ClientRecord> clients) {
+    return finish(clients, List.of());
+  }
+
+  /**
+   * Ends the data, adds the client table (sorted by client id) and, when there are any, the leases
+   * (sorted by id; none gives the digest of {@link #finish(List)}), and returns the digest.
+   */
+  public byte[] finish(List<ClientRecord> clients, List<LeaseRecord> leases) {
     ensureOpen();
     finished = true;
     sha256.update(END_DATA);
@@ -127,6 +138,18 @@ public final class SnapshotDigest {
     }
     sha256.update(END_CLIENTS);
     putLong(sorted.size());
+    if (!leases.isEmpty()) {
+      List<LeaseRecord> byId = new ArrayList<>(leases);
+      byId.sort(Comparator.comparing(LeaseRecord::getId, Long::compareUnsigned));
+      for (LeaseRecord record : byId) {
+        byte[] bytes = record.toByteArray(); // no maps: the serialization is deterministic
+        sha256.update(LEASE);
+        putInt(bytes.length);
+        sha256.update(bytes);
+      }
+      sha256.update(END_LEASES);
+      putLong(byId.size());
+    }
     return sha256.digest();
   }
 

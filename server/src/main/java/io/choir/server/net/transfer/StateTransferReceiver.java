@@ -2,10 +2,12 @@ package io.choir.server.net.transfer;
 
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.LeaseRecord;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
 import io.choir.proto.StateTransferRequest;
+import io.choir.server.statemachine.KvStateMachine;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -143,6 +145,8 @@ public final class StateTransferReceiver {
   private long checksum;
   private byte[] lastKey;
   private final List<ClientRecord> clients = new ArrayList<>();
+  private final List<LeaseRecord> leases = new ArrayList<>();
+  private long leaseBytes;
   private long clientBytes;
   private long chunks;
   private long pairs;
@@ -264,6 +268,19 @@ public final class StateTransferReceiver {
       }
       clients.add(record);
     }
+    for (LeaseRecord record : chunk.getLeasesList()) {
+      String unfit = KvStateMachine.leaseRecordProblem(record);
+      if (unfit != null) {
+        fail("a chunk from " + source + " has " + unfit, null);
+        return;
+      }
+      leaseBytes += record.getSerializedSize();
+      if (leaseBytes > limits.maxClientTableBytes()) {
+        fail("lease table exceeds maxClientTableBytes " + limits.maxClientTableBytes(), null);
+        return;
+      }
+      leases.add(record);
+    }
     if (chunk.getLast()) {
       byte[] expected = chunk.getDigest().toByteArray();
       if (expected.length != SnapshotDigest.BYTES) {
@@ -331,12 +348,13 @@ public final class StateTransferReceiver {
   /** Queues the final step: verify the digest, then installSnapshot (driver thread). */
   private void finish(byte[] expected, MembershipRecord membership) {
     List<ClientRecord> rows = List.copyOf(clients);
+    List<LeaseRecord> leaseRows = List.copyOf(leases);
     long finalOp = op;
     long finalChecksum = checksum;
     submit(
         () -> {
           try {
-            verifyAndInstall(expected, finalOp, finalChecksum, rows, membership);
+            verifyAndInstall(expected, finalOp, finalChecksum, rows, leaseRows, membership);
           } finally {
             onStepDone.run();
           }
@@ -345,7 +363,7 @@ public final class StateTransferReceiver {
 
   /** The final step (storage thread): read back, compare digests, install only when they match. */
   private void verifyAndInstall(byte[] expected, long finalOp, long finalChecksum, List<ClientRecord> rows,
-      MembershipRecord membership) {
+      List<LeaseRecord> leaseRows, MembershipRecord membership) {
     if (!phase.compareAndSet(Phase.RECEIVED, Phase.FINISHING)) {
       return; // failed meanwhile (timeout): leave the marker for the next fetch
     }
@@ -353,7 +371,7 @@ public final class StateTransferReceiver {
       SnapshotDigest digest = new SnapshotDigest(finalOp, finalChecksum);
       target.readBack(digest, limits.readBackBytes());
       long stored = digest.pairs();
-      byte[] actual = digest.finish(rows);
+      byte[] actual = digest.finish(rows, leaseRows);
       if (!SnapshotDigest.matches(expected, actual)) {
         // Not a storage failure to stop for: the marker stays, nothing is applied, and the next
         // fetch starts over from empty.
@@ -368,7 +386,9 @@ public final class StateTransferReceiver {
                 true));
         return;
       }
-      if (membership == null) {
+      if (!leaseRows.isEmpty()) {
+        target.installSnapshot(finalOp, finalChecksum, rows, membership, leaseRows);
+      } else if (membership == null) {
         target.installSnapshot(finalOp, finalChecksum, rows);
       } else {
         target.installSnapshot(finalOp, finalChecksum, rows, membership);

@@ -3,6 +3,7 @@ package io.choir.server.net.transfer;
 import com.google.protobuf.ByteString;
 import io.choir.proto.ClientRecord;
 import io.choir.proto.KeyValue;
+import io.choir.proto.LeaseRecord;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
@@ -83,12 +84,15 @@ public final class StateTransferSender implements AutoCloseable {
   private final long op;
   private final long checksum;
   private final List<ClientRecord> clients;
+  /** The snapshot's lease table (each lease with its keys), streamed after the client rows. */
+  private final List<LeaseRecord> leases;
   /** The snapshot's membership row (epoch 0: the bootstrap membership), sent in the last chunk. */
   private final MembershipRecord membership;
   private final SnapshotDigest digest;
   /** Next data key to read; null once the data is exhausted. */
   private byte[] cursor;
   private int nextClient;
+  private int nextLease;
   private boolean done;
   private long chunks;
   private long pairs;
@@ -106,11 +110,13 @@ public final class StateTransferSender implements AutoCloseable {
       // Not ahead of the requester: one empty last chunk tells it so, instead of the whole state.
       this.cursor = null;
       this.clients = List.of();
+      this.leases = List.of();
       this.membership = null;
       this.digest = null;
     } else {
       this.cursor = new byte[0];
       this.clients = KvStateMachine.clientTable(snapshot);
+      this.leases = KvStateMachine.leaseTable(snapshot);
       this.membership = KvStateMachine.membership(snapshot);
       this.digest = new SnapshotDigest(op, checksum);
     }
@@ -199,7 +205,7 @@ public final class StateTransferSender implements AutoCloseable {
   }
 
   /**
-   * Reads the next chunk: data pairs first, then client rows; last (with the digest) once both are
+   * Reads the next chunk: data pairs first, then client rows, then leases; last (with the digest) once both are
    * exhausted. Throws IllegalStateException when done, and the snapshot's StorageException when it
    * cannot be read (the driver then aborts the transfer).
    */
@@ -235,10 +241,20 @@ public final class StateTransferSender implements AutoCloseable {
       bytes += size;
       nextClient++;
     }
-    if (nextClient == clients.size()) {
+    while (nextClient == clients.size() && nextLease < leases.size()) {
+      LeaseRecord record = leases.get(nextLease);
+      int size = record.getSerializedSize();
+      if ((chunk.getClientsCount() > 0 || chunk.getLeasesCount() > 0) && bytes + size > config.maxChunkBytes()) {
+        break;
+      }
+      chunk.addLeases(record);
+      bytes += size;
+      nextLease++;
+    }
+    if (nextClient == clients.size() && nextLease == leases.size()) {
       chunk.setLast(true);
       if (digest != null) {
-        chunk.setDigest(ByteString.copyFrom(digest.finish(clients)));
+        chunk.setDigest(ByteString.copyFrom(digest.finish(clients, leases)));
         if (membership.getEpoch() != 0) {
           chunk.setMembership(membership); // absent: the bootstrap membership (the stream as before)
         }
