@@ -42,6 +42,8 @@ final class RequestValidator {
           ? refuse(request, Status.INVALID, "a session needs a non-zero client_id") : null;
       case MEMBER_CHANGE -> memberChange(request);
       case LIST_MEMBERS -> null;
+      // Served by the network edge's watch hub; one that reaches the core came from no such edge.
+      case WATCH, CANCEL_WATCH -> refuse(request, Status.INVALID, "watches are not served here");
       case OP_NOT_SET -> refuse(request, Status.INVALID, "request has no operation (or an unknown one)");
     };
   }
