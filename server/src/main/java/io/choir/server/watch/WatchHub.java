@@ -93,6 +93,11 @@ public final class WatchHub implements ChangeListener {
     return oldest;
   }
 
+  /** Watchers cut off so far because their connection did not take their events (choir.watch.cut_off). */
+  public long cutOffCount() {
+    return (long) cutOff.count();
+  }
+
   /** The last applied op the hub heard of. */
   public long applied() {
     return applied;
