@@ -280,7 +280,8 @@ public final class ReplicaServer implements AutoCloseable {
 
   private static WatchLimits watchLimits(ServerConfig config) {
     return new WatchLimits(config.get(WATCH_HISTORY_EVENTS), config.get(WATCH_HISTORY_BYTES),
-        config.get(WATCH_BUFFER_BYTES), config.get(MAX_WATCHERS), config.get(MAX_WATCHERS_PER_CONNECTION));
+        config.get(WATCH_BUFFER_BYTES), config.get(MAX_WATCHERS), config.get(MAX_WATCHERS_PER_CONNECTION),
+        config.get(ServerConfig.MAX_KEY_BYTES));
   }
 
   /** The replica's watches (tests and status). */

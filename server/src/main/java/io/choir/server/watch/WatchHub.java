@@ -115,6 +115,11 @@ public final class WatchHub implements ChangeListener {
           .setError("watch of an empty key: set prefix to watch every key"));
       return;
     }
+    if (watch.getKey().size() > limits.maxKeyBytes()) {
+      refuse(output, "too_large", refusal.setStatus(Status.TOO_LARGE).setError("watch: the key has "
+          + watch.getKey().size() + " bytes, more than max_key_bytes " + limits.maxKeyBytes()));
+      return;
+    }
     if (mine != null && mine.containsKey(requestId)) {
       refuse(output, "invalid", refusal.setStatus(Status.INVALID)
           .setError("request id " + requestId + " already names a watch on this connection"));

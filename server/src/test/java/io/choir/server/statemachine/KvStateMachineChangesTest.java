@@ -68,6 +68,15 @@ class KvStateMachineChangesTest {
         "5 d=new", "applied 5"), heard);
   }
 
+  @Test
+  void shouldReportAnInstalledStateAsReplacedAtItsOp() {
+    apply(put(0, 1, "a", "1"));
+    sm.beginInstall();
+    sm.installSnapshot(40, 1234, List.of());
+
+    assertEquals(List.of("replaced 0", "1 a=1", "applied 1", "replaced 40"), heard);
+  }
+
   private static String text(byte[] b) {
     return new String(b, StandardCharsets.UTF_8);
   }

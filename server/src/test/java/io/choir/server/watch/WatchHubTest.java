@@ -243,7 +243,7 @@ class WatchHubTest {
 
   @Test
   void shouldRefuseOverTheBoundsAndBadRequestsAndCancel() {
-    WatchHub hub = new WatchHub(new WatchLimits(100, 1 << 20, 1 << 20, 3, 2), metrics);
+    WatchHub hub = new WatchHub(new WatchLimits(100, 1 << 20, 1 << 20, 3, 2, 8), metrics);
     hub.replaced(0);
     Out out = new Out();
     hub.watch(1, 1, key("a", 0), out);
@@ -258,6 +258,9 @@ class WatchHubTest {
     assertTrue(out.last().getError().contains("max_watchers 3"), out.last().getError());
     hub.watch(3, 2, key("", 0), out);
     assertTrue(out.last().getError().contains("empty key"), out.last().getError());
+    hub.watch(3, 3, key("123456789", 0), out);
+    assertEquals(Status.TOO_LARGE, out.last().getStatus());
+    assertTrue(out.last().getError().contains("max_key_bytes 8"), out.last().getError());
 
     hub.cancel(1, 9, CancelWatch.newBuilder().setWatchRequestId(1).build(), out);
     assertEquals(Status.OK, out.last().getStatus());
