@@ -404,7 +404,8 @@ public final class ChoirClient implements AutoCloseable {
   }
 
   /**
-   * Closes the client: its watches stop, pending calls fail (with UnavailableException("client closed") when they cannot
+   * Closes the client: its watches stop, pending calls fail (with UnavailableException("client closed")
+   * when they cannot
    * have executed, with ChoirTimeoutException when they may have), then, if this client opened a
    * session on the replicas (it does before its first write), a CloseSession ends it (best effort,
    * within {@code min(1 s, request timeout)}), then the connections close and the I/O threads stop

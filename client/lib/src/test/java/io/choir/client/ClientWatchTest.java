@@ -62,7 +62,8 @@ class ClientWatchTest {
 
   @Test
   void shouldResumeElsewhereFromTheLastDeliveredRevisionWithoutRepeats() throws Exception {
-    try (FakeServer a = FakeServer.start(ClientWatchTest::script); FakeServer b = FakeServer.start(ClientWatchTest::script);
+    try (FakeServer a = FakeServer.start(ClientWatchTest::script);
+        FakeServer b = FakeServer.start(ClientWatchTest::script);
         ChoirClient client = ChoirClient.builder().endpoints(a.address(), b.address())
             .requestTimeout(Duration.ofSeconds(5)).build()) {
       List<String> got = new CopyOnWriteArrayList<>();

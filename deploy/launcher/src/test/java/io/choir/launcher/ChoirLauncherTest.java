@@ -13,8 +13,8 @@ import picocli.CommandLine;
 class ChoirLauncherTest {
   @Test
   void shouldOfferEverySubcommandOfTheOneChoirCommandInItsHelpOrder() {
-    assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "watch", "status", "member",
-        "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
+    assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "watch", "status",
+        "member", "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
   }
 
   @Test

@@ -16,14 +16,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * ClientHandler is the edge for one client connection: it hands decoded requests to the replica thread
- * (watches to the {@link WatchRequests}) and turns bad input into a reply and a close. No protocol logic lives here (STYLE.md habit 6).
+ * (watches to the {@link WatchRequests}) and turns bad input into a reply and a close. No protocol logic
+ * lives here (STYLE.md habit 6).
  *
  * <p>A connection beyond max_connections is answered UNAVAILABLE and closed (one beyond
  * max_connections_per_address never gets here: {@link ClientConnections#acceptGate()} closes it at accept). A frame too large or not parseable gets TOO_LARGE or INVALID (request
  * id 0: the frame's own id is unknown) and the connection is closed, since the stream may no longer be
  * aligned on frames; so does a frame not completed within client_frame_timeout_ms (slowloris). After
- * client_idle_timeout_ms without traffic a connection with nothing in flight and no watch ever sent is closed (idle), and so is
- * one whose replies wait unread (stalled); one waiting for the replica is left alone. Every refusal and
+ * client_idle_timeout_ms without traffic a connection with nothing in flight and no watch ever sent is
+ * closed (idle), and so is one whose replies wait unread (stalled); one waiting for the replica is left alone. Every refusal and
  * close is counted by reason ({@link ClientDrops}); every other connection is unaffected.
  */
 final class ClientHandler extends SimpleChannelInboundHandler<Request> {

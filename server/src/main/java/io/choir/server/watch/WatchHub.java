@@ -131,8 +131,9 @@ public final class WatchHub implements ChangeListener {
       return;
     }
     if (mine != null && mine.size() >= limits.maxWatchersPerConnection()) {
-      refuse(output, "max_watchers_per_connection", refusal.setStatus(Status.BUSY).setError(
-          "too many watches on this connection (max_watchers_per_connection " + limits.maxWatchersPerConnection() + ")"));
+      refuse(output, "max_watchers_per_connection", refusal.setStatus(Status.BUSY)
+          .setError("too many watches on this connection (max_watchers_per_connection "
+              + limits.maxWatchersPerConnection() + ")"));
       return;
     }
     long start = watch.getStartRevision() == 0 ? applied + 1 : watch.getStartRevision();

@@ -187,6 +187,29 @@ class ReplicaWatchTest {
     }
   }
 
+  /**
+   * A watch's connection is quiet while nothing changes: it is not closed as idle, as a connection
+   * without a watch is (which shows that the idle timeout has passed).
+   */
+  @Test
+  void shouldNotCloseAWatchingConnectionAsIdle() throws Exception {
+    try (ReplicaServer replica = start(Map.of("client_idle_timeout_ms", 200));
+        RawClient watcher = new RawClient(replica.clientAddress());
+        RawClient quiet = new RawClient(replica.clientAddress())) {
+      watcher.send(watch(1, "k", false, 0));
+      assertEquals(Status.OK, watcher.read().getStatus());
+      quiet.send(put(1, "other", "x"));
+      assertEquals(Status.OK, quiet.read().getStatus());
+      assertEquals(-1, quiet.in.read(), "the connection without a watch is closed as idle");
+      try (RawClient writer = new RawClient(replica.clientAddress())) {
+        writer.send(put(2, "k", "v"));
+        long version = writer.read().getVersion();
+        Response event = watcher.read();
+        assertEquals(version, event.getWatchEvents().getEvents(0).getRevision());
+      }
+    }
+  }
+
   /** Heap per watcher: 10,000 watches of distinct keys on one replica, heap after GC before and after. */
   @Test
   void shouldMeasureTheHeapAWatcherCosts() throws Exception {
