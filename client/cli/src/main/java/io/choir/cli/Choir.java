@@ -49,6 +49,7 @@ public final class Choir implements Runnable {
     m.put("delete", KvCommands.Delete::new);
     m.put("cas", KvCommands.Cas::new);
     m.put("scan", KvCommands.Scan::new);
+    m.put("watch", WatchCommand::new);
     m.put("status", StatusCommand::new);
     m.put("member", MemberCommands::commandLine);
     m.put("lease", LeaseCommands::commandLine);
@@ -85,7 +86,7 @@ public final class Choir implements Runnable {
   }
 
   /**
-   * Adds the client commands (put, get, delete, cas, scan, status, member, lease), in the order `choir --help`
+   * Adds the client commands (put, get, delete, cas, scan, watch, status, member, lease), in the order `choir --help`
    * lists them, to a command line: this one's or the launcher's.
    */
   public static void addClientCommands(CommandLine cl) {

@@ -121,6 +121,20 @@ class ExamplesTest {
   }
 
   @Test
+  void watch() {
+    String out = output((client, o) -> {
+      try {
+        WatchExample.run(client, o);
+      } catch (InterruptedException e) {
+        throw new IllegalStateException(e);
+      }
+    });
+    assertTrue(out.matches("(?s)watch: \\d+ PUT examples/config/color = blue \\(was red\\)\\R"
+        + "watch: \\d+ PUT examples/config/size = large \\(was absent\\)\\R"
+        + "watch: \\d+ DELETE examples/config/color \\(was blue\\)\\Rnext revision \\d+\\R"), out);
+  }
+
+  @Test
   void clusterStatus() {
     String out = output(ClusterStatus::run);
     assertContains(out, endpoint + ": replica 1 primary");

@@ -3,7 +3,11 @@ package io.choir.client;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Flow;
 
 /**
  * ChoirClient is the entry point to a Choir cluster: a thread-safe, blocking key-value API (with an
@@ -40,9 +44,14 @@ public final class ChoirClient implements AutoCloseable {
   private final BlockingWaits waits;
   private final MembershipClient membership;
   private final LeaseClient leases;
+  private final ClientConfig config;
+  private final NettyIo io;
+  private final Set<Watch> watches = ConcurrentHashMap.newKeySet();
 
   private ChoirClient(ClientConfig config, long clientId, ClientSecurity security) {
     NettyIo io = new NettyIo(config, security);
+    this.config = config;
+    this.io = io;
     this.dispatcher = new Dispatcher(config, clientId, io, io);
     this.async = new AsyncChoirClient(dispatcher, config.readConsistency());
     this.waits = new BlockingWaits(io, config.requestTimeoutMs());
@@ -371,7 +380,44 @@ public final class ChoirClient implements AutoCloseable {
   }
 
   /**
-   * Closes the client: pending calls fail (with UnavailableException("client closed") when they cannot
+   * Watches a key or a prefix (docs/watch.md): listener gets every change from options' start
+   * revision on (0: from now), in revision order, each once, on a thread of the watch's own. The watch
+   * has a connection of its own to any replica (watches are sequential: a replica serves them from its
+   * own applied state) and survives lost connections and failovers by resuming, on any replica, from
+   * the revision after the last one it delivered. It ends by itself only for good reasons, told to
+   * {@link WatchListener#onError} (a start older than the replicas keep, no permission, a bound).
+   *
+   * @param options what to watch, from when
+   * @param listener where the events go
+   * @return the running watch; close it to stop (closing the client closes it too)
+   */
+  public Watch watch(WatchOptions options, WatchListener listener) {
+    if (dispatcher.isClosed()) {
+      throw new UnavailableException("client closed");
+    }
+    ClientWatch[] self = new ClientWatch[1];
+    ClientWatch w = new ClientWatch(io, config.endpoints(), options, listener, config.connectTimeoutMs(),
+        config.attemptTimeoutMs(), new Random(config.random().nextLong()), () -> watches.remove(self[0]));
+    self[0] = w;
+    watches.add(w);
+    w.start();
+    return w;
+  }
+
+  /**
+   * A watch as a {@link Flow.Publisher}: each subscriber gets a watch of its own ({@link #watch}), which
+   * honours its demand and ends with onError for the reasons {@link WatchListener#onError} names.
+   *
+   * @param options what to watch, from when
+   * @return the publisher
+   */
+  public Flow.Publisher<WatchEvent> watchPublisher(WatchOptions options) {
+    return new WatchPublisher(this::watch, options);
+  }
+
+  /**
+   * Closes the client: its watches stop, pending calls fail (with UnavailableException("client closed")
+   * when they cannot
    * have executed, with ChoirTimeoutException when they may have), then, if this client opened a
    * session on the replicas (it does before its first write), a CloseSession ends it (best effort,
    * within {@code min(1 s, request timeout)}), then the connections close and the I/O threads stop
@@ -379,6 +425,9 @@ public final class ChoirClient implements AutoCloseable {
    */
   @Override
   public void close() {
+    for (Watch w : List.copyOf(watches)) {
+      w.close();
+    }
     waits.awaitClosed(dispatcher.closeAsync());
   }
 

@@ -13,13 +13,13 @@ import picocli.CommandLine;
 class ChoirLauncherTest {
   @Test
   void shouldOfferEverySubcommandOfTheOneChoirCommandInItsHelpOrder() {
-    assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "status", "member",
-        "lease", "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
+    assertEquals(List.of("server", "cluster", "keygen", "put", "get", "delete", "cas", "scan", "watch", "status",
+        "member", "lease", "bench", "token", "help"), List.copyOf(ChoirLauncher.commandLine().getSubcommands().keySet()));
   }
 
   @Test
   void shouldLeaveTheClientOnlyCommandWithoutTheServerSideSubcommands() {
-    assertEquals(List.of("put", "get", "delete", "cas", "scan", "status", "member", "lease", "help"),
+    assertEquals(List.of("put", "get", "delete", "cas", "scan", "watch", "status", "member", "lease", "help"),
         List.copyOf(Choir.commandLine().getSubcommands().keySet()));
   }
 

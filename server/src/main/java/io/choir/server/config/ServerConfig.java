@@ -176,6 +176,21 @@ public final class ServerConfig {
   public static final Setting<Integer> MAX_CONNECTIONS_PER_ADDRESS = add(whole("max_connections_per_address",
       1024, 1, 1_000_000, Unit.NONE, "Most client connections at once from one source address; more are refused."));
 
+  // Watches (docs/watch.md): the history kept in memory, the bounds on watchers.
+  public static final Setting<Integer> WATCH_HISTORY_EVENTS = add(whole("watch_history_events", 100_000, 1,
+      100_000_000, Unit.NONE, "Most recent changes kept in memory for watches to start or resume from; an older"
+          + " start revision is refused as compacted. Not persisted: after a restart the history starts at the"
+          + " applied op."));
+  public static final Setting<Integer> WATCH_HISTORY_BYTES = add(whole("watch_history_bytes", 64 << 20, 1024,
+      1 << 30, Unit.BYTES, "Most bytes (keys, values, previous values) of the watch history."));
+  public static final Setting<Integer> WATCH_BUFFER_BYTES = add(whole("watch_buffer_bytes", 1 << 20, 1024,
+      1 << 30, Unit.BYTES, "Most event bytes a watch has sent and its connection not yet taken; beyond, it waits"
+          + " and resumes from the history, and is cut off (an error) once the history has moved past it."));
+  public static final Setting<Integer> MAX_WATCHERS = add(whole("max_watchers", 100_000, 1, 10_000_000,
+      Unit.NONE, "Most watches at once on this replica; more are refused (BUSY)."));
+  public static final Setting<Integer> MAX_WATCHERS_PER_CONNECTION = add(whole("max_watchers_per_connection",
+      1024, 1, 10_000_000, Unit.NONE, "Most watches at once on one client connection; more are refused (BUSY)."));
+
   // The write path: queues, the flow-control window, group commit, sessions.
   public static final Setting<Integer> EVENT_QUEUE_CAPACITY = add(whole("event_queue_capacity", 65_536, 16,
       10_000_000, Unit.NONE, "Bound of the replica thread's event queue; a request that finds it full gets BUSY."));

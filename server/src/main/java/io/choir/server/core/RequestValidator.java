@@ -48,6 +48,8 @@ final class RequestValidator {
           ? refuse(request, Status.INVALID, "lease keep-alive: no lease id") : null;
       case LEASE_REVOKE -> request.getLeaseRevoke().getId() == 0
           ? refuse(request, Status.INVALID, "lease revoke: no lease id") : null;
+      // Served by the network edge's watch hub; one that reaches the core came from no such edge.
+      case WATCH, CANCEL_WATCH -> refuse(request, Status.INVALID, "watches are not served here");
       case OP_NOT_SET -> refuse(request, Status.INVALID, "request has no operation (or an unknown one)");
     };
   }

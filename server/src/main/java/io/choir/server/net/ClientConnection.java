@@ -2,6 +2,7 @@ package io.choir.server.net;
 
 import io.choir.proto.Request;
 import io.choir.server.metrics.RequestTimes;
+import io.choir.server.watch.WatchOutput;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import java.net.InetAddress;
@@ -36,6 +37,8 @@ final class ClientConnection {
   ReplyBudget.Waiter waiter;
   /** When its reads and writes in flight were decoded, for the latency timers (null: untimed, tests). */
   RequestTimes times;
+  /** Where its watches' Responses go, once it has sent a watch ({@link WatchRequests}); else null. */
+  WatchOutput watchOutput;
   /** Set when the connection is being closed for bad input: nothing more of it is decoded. */
   boolean closing;
   /** Its frame decoder and that decoder's context in the pipeline (null when it has none: tests). */

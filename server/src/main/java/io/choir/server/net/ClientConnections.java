@@ -6,6 +6,7 @@ import io.choir.proto.Status;
 import io.choir.proto.wire.FrameDecoder;
 import io.choir.server.metrics.ClientLatency;
 import io.choir.server.metrics.RequestTimes;
+import io.choir.server.watch.WatchHub;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.netty.channel.Channel;
@@ -100,6 +101,7 @@ public final class ClientConnections {
   private final ConnectionsPerAddress perAddress;
   private final FrameMemory frameMemory;
   private final ClientLatency latency;
+  private volatile WatchRequests watches;
 
   /**
    * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
@@ -122,6 +124,16 @@ public final class ClientConnections {
 
   Limits limits() {
     return limits;
+  }
+
+  /** Serves Watch and CancelWatch requests with hub (before the client port opens); without: INVALID. */
+  public void watches(WatchHub hub) {
+    this.watches = new WatchRequests(hub);
+  }
+
+  /** The watch requests' route, or null when this replica serves none (tests). */
+  WatchRequests watches() {
+    return watches;
   }
 
   ClientDrops drops() {

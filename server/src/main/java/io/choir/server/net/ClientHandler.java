@@ -16,14 +16,15 @@ import org.slf4j.LoggerFactory;
 
 /**
  * ClientHandler is the edge for one client connection: it hands decoded requests to the replica thread
- * and turns bad input into a reply and a close. No protocol logic lives here (STYLE.md habit 6).
+ * (watches to the {@link WatchRequests}) and turns bad input into a reply and a close. No protocol logic
+ * lives here (STYLE.md habit 6).
  *
  * <p>A connection beyond max_connections is answered UNAVAILABLE and closed (one beyond
  * max_connections_per_address never gets here: {@link ClientConnections#acceptGate()} closes it at accept). A frame too large or not parseable gets TOO_LARGE or INVALID (request
  * id 0: the frame's own id is unknown) and the connection is closed, since the stream may no longer be
  * aligned on frames; so does a frame not completed within client_frame_timeout_ms (slowloris). After
- * client_idle_timeout_ms without traffic a connection with nothing in flight is closed (idle), and so is
- * one whose replies wait unread (stalled); one waiting for the replica is left alone. Every refusal and
+ * client_idle_timeout_ms without traffic a connection with nothing in flight and no watch ever sent is
+ * closed (idle), and so is one whose replies wait unread (stalled); one waiting for the replica is left alone. Every refusal and
  * close is counted by reason ({@link ClientDrops}); every other connection is unaffected.
  */
 final class ClientHandler extends SimpleChannelInboundHandler<Request> {
@@ -63,6 +64,10 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
   public void channelInactive(ChannelHandlerContext ctx) {
     if (connection != null) {
       connections.unregister(connection);
+      WatchRequests watches = connections.watches();
+      if (watches != null) {
+        watches.closed(connection);
+      }
     }
     ctx.fireChannelInactive();
   }
@@ -70,6 +75,11 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
   @Override
   protected void channelRead0(ChannelHandlerContext ctx, Request request) {
     if (connection == null || connection.closing) {
+      return;
+    }
+    WatchRequests watches = connections.watches();
+    if (watches != null && WatchRequests.isWatch(request)) {
+      watches.handle(connection, request); // long-lived reads of the applied state: never to the core
       return;
     }
     connection.inFlight++;
@@ -98,7 +108,7 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
       ctx.fireUserEventTriggered(evt);
       return;
     }
-    if (connection == null || connection.inFlight == 0) {
+    if (connection == null || (connection.inFlight == 0 && connection.watchOutput == null)) {
       drops.count(ClientDrops.Reason.CLOSED_IDLE, ctx.channel().remoteAddress(), "client_idle_timeout_ms");
       ctx.close();
     } else if (connection.replyBytes.get() > 0) {

@@ -26,6 +26,11 @@ import static io.choir.server.config.ServerConfig.REPLICAS;
 import static io.choir.server.config.ServerConfig.REPLICA_ID;
 import static io.choir.server.config.ServerConfig.SESSION_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.SHUTDOWN_TIMEOUT_MS;
+import static io.choir.server.config.ServerConfig.MAX_WATCHERS;
+import static io.choir.server.config.ServerConfig.MAX_WATCHERS_PER_CONNECTION;
+import static io.choir.server.config.ServerConfig.WATCH_BUFFER_BYTES;
+import static io.choir.server.config.ServerConfig.WATCH_HISTORY_BYTES;
+import static io.choir.server.config.ServerConfig.WATCH_HISTORY_EVENTS;
 
 import com.google.protobuf.MessageLite;
 import io.choir.proto.MessageType;
@@ -48,6 +53,8 @@ import io.choir.server.net.ClientServer;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.RocksDbStorage;
 import io.choir.server.storage.Storage;
+import io.choir.server.watch.WatchHub;
+import io.choir.server.watch.WatchLimits;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -110,6 +117,7 @@ public final class ReplicaServer implements AutoCloseable {
   private final Counter readsRefused;
   /** The primary's lease expiry (docs/lease.md); set once the loop runs. */
   private final LeaseExpiry leaseExpiry;
+  private final WatchHub watches;
 
   private ReplicaServer(ServerConfig config) throws InterruptedException {
     long startNs = System.nanoTime();
@@ -130,6 +138,9 @@ public final class ReplicaServer implements AutoCloseable {
       ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage, logChanges);
       this.stateMachine = new KvStateMachine(applyStorage, config.get(MAX_CLIENT_SESSIONS), config.get(MAX_REPLIES_PER_CLIENT),
           config.get(SESSION_TIMEOUT_MS));
+      // Before recovery: the entries it applies above the stored state are watch history too.
+      this.watches = new WatchHub(watchLimits(config), metrics);
+      stateMachine.changeListener(watches);
       RecoveredState recovered = Recovery.recover(storage, stateMachine,
           config.dataDir().toAbsolutePath().toString(), config.get(DURABILITY) == ServerConfig.Durability.BUFFERED,
           config.get(REPLICAS).size() > 1);
@@ -157,6 +168,7 @@ public final class ReplicaServer implements AutoCloseable {
           config.get(MAX_CONNECTIONS_PER_ADDRESS), config.get(CLIENT_FRAME_TIMEOUT_MS),
           config.get(READ_THREADS), ClientConnections.Limits.totalFrameBytes(config.get(MAX_FRAME_BYTES_TOTAL))),
           readPool, this::read, metrics);
+      connections.watches(watches);
       // Built before everything that feeds the loop (storage stage, transport, client listener), so
       // each gets it when it is built; the loop that drains it comes last.
       inbox = new ReplicaInbox(config.get(EVENT_QUEUE_CAPACITY), core.view());
@@ -280,6 +292,17 @@ public final class ReplicaServer implements AutoCloseable {
     }
     return new ReplicaSnapshot(status, core.logFirstOp(), core.pendingReads(), core.mustCatchUp(), peers != null,
         silentNs, loop.unavailableReason(), System.nanoTime());
+  }
+
+  private static WatchLimits watchLimits(ServerConfig config) {
+    return new WatchLimits(config.get(WATCH_HISTORY_EVENTS), config.get(WATCH_HISTORY_BYTES),
+        config.get(WATCH_BUFFER_BYTES), config.get(MAX_WATCHERS), config.get(MAX_WATCHERS_PER_CONNECTION),
+        config.get(ServerConfig.MAX_KEY_BYTES));
+  }
+
+  /** The replica's watches (tests and status). */
+  public WatchHub watches() {
+    return watches;
   }
 
   /** Opens the data folder, recovers and starts serving. */

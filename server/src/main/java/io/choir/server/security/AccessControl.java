@@ -50,7 +50,8 @@ import javax.security.auth.x500.X500Principal;
  * batch, read-write on the key of every op, and the first op that lacks it is named; register and
  * close session, read-write on some prefix (a session only serves writes, and the session table is
  * shared by everyone, so read-only identities may not fill it); status, any identity the file names
- * (it shows the cluster's state, not data). Without an access file everyone may do everything
+ * (it shows the cluster's state, not data); a watch, read on its key (with prefix: on a prefix that holds
+ * the watched prefix). Without an access file everyone may do everything
  * ({@link #OPEN}).
  */
 public final class AccessControl {
@@ -307,6 +308,10 @@ public final class AccessControl {
       case LEASE_REVOKE -> need(identity, ByteString.EMPTY, Access.READWRITE, "lease revoke", -1);
       case LEASE_LIST -> identity == NOBODY ? new Denial("this connection's identity is not in the access file"
           + " (no known certificate, no token), so it may not list the leases", -1) : null;
+      // A watch reads its key, or every key under its prefix: read permission on a prefix that holds it.
+      case WATCH -> need(identity, request.getWatch().getKey(), Access.READ,
+          request.getWatch().getPrefix() ? "watch of prefix" : "watch", -1);
+      case CANCEL_WATCH -> null; // only ever of this connection's own watches
       // No op: not ours to judge; the core answers INVALID.
       case OP_NOT_SET -> null;
     };

@@ -6,6 +6,7 @@ import io.choir.proto.Response;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.StateStore;
+import io.choir.server.storage.Versioned;
 import io.choir.server.storage.WriteSet;
 import java.util.ArrayList;
 import java.util.List;
@@ -26,7 +27,7 @@ final class EntryApplier {
   private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
 
   /** Applied is the outcome of one call: a reply per entry, the set to write, the new state. */
-  record Applied(List<Response> replies, WriteSet set, long applied, long checksum) {}
+  record Applied(List<Response> replies, WriteSet set, long applied, long checksum, List<Change> changes) {}
 
   private final StateStore storage;
   private final ClientSessions sessions;
@@ -46,12 +47,24 @@ final class EntryApplier {
    * is checksum, hashing entryBytes.get(i) for entry i, or each entry's own serialization when
    * entryBytes is null.
    */
-  Applied apply(long checksum, List<Entry> entries, List<ByteString> entryBytes) {
+  Applied apply(long checksum, List<Entry> entries, List<ByteString> entryBytes, boolean recordChanges) {
     Overlay data = new Overlay(storage);
+    List<Change> changes = List.of();
+    if (recordChanges) {
+      data.record();
+      changes = new ArrayList<>();
+    }
     List<Response> replies = new ArrayList<>(entries.size());
     for (int i = 0; i < entries.size(); i++) {
       Entry entry = entries.get(i);
       replies.add(applyOne(entry, data));
+      if (recordChanges) {
+        for (Overlay.Recorded r : data.takeRecorded()) {
+          Versioned prev = r.prev();
+          changes.add(new Change(entry.getOp(), r.key(), r.value() == null ? null : r.value().value(),
+              prev == null ? null : prev.value(), prev == null ? 0 : prev.version()));
+        }
+      }
       ByteString bytes = entryBytes != null ? entryBytes.get(i) : entry.toByteString();
       checksum = checksums.next(checksum, bytes);
     }
@@ -64,7 +77,7 @@ final class EntryApplier {
     sessions.writeTo(set);
     membership.writeTo(set);
     leases.writeTo(set);
-    return new Applied(replies, set, applied, checksum);
+    return new Applied(replies, set, applied, checksum, changes);
   }
 
   /** Applies one entry within a call: expiry by its time, the session rules, then the command. */

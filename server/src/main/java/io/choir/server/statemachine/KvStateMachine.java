@@ -14,6 +14,8 @@ import io.choir.server.storage.Storage;
 import io.choir.server.storage.StorageSnapshot;
 import io.choir.server.storage.WriteSet;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * KvStateMachine applies committed log entries to the data, deterministically: the same entries in the
@@ -63,6 +65,7 @@ import java.util.List;
  * number ahead of the data.
  */
 public final class KvStateMachine {
+  private static final Logger log = LoggerFactory.getLogger(KvStateMachine.class);
   /** Meta key of the applied op number (8 bytes big-endian). */
   public static final String APPLIED_KEY = MetaKeys.APPLIED;
 
@@ -93,6 +96,8 @@ public final class KvStateMachine {
   private volatile AppliedState state = new AppliedState(0, 0);
   /** The replicated clock of the last applied entry (see {@link #lastTimeMs()}). */
   private volatile long lastTimeMs;
+  /** Hears every applied change and every replacement of the state (the watches); null: none. */
+  private volatile ChangeListener changes;
   /** True while an apply call runs, and after one failed: the in-memory table must be reloaded. */
   private boolean needsLoad;
 
@@ -162,6 +167,29 @@ public final class KvStateMachine {
     lastTimeMs = Math.max(leases.latestActivityMs(), loggedTimeMs(state.applied()));
     needsLoad = false;
     install.markWhole();
+    tellReplaced();
+  }
+
+  /**
+   * Sets who hears the applied changes (apply thread, or before the first apply): from now on every
+   * apply records each entry's changes with the previous values (one more read of each written key)
+   * and reports them after publishing the new state; every load and install reports a replacement.
+   * It is told the current applied op at once ({@link ChangeListener#replaced}).
+   */
+  public void changeListener(ChangeListener listener) {
+    this.changes = listener;
+    tellReplaced();
+  }
+
+  private void tellReplaced() {
+    ChangeListener listener = changes;
+    if (listener != null) {
+      try {
+        listener.replaced(state.applied());
+      } catch (RuntimeException e) {
+        log.atWarn().setCause(e).log("the change listener failed on a replaced state");
+      }
+    }
   }
 
   /**
@@ -433,7 +461,8 @@ public final class KvStateMachine {
       return List.of();
     }
     needsLoad = true; // until the WriteSet is written: the table is changed in place meanwhile
-    EntryApplier.Applied done = applier.apply(start.checksum(), entries, entryBytes);
+    ChangeListener listener = changes;
+    EntryApplier.Applied done = applier.apply(start.checksum(), entries, entryBytes, listener != null);
     try {
       storage.write(done.set(), sync);
     } catch (RuntimeException e) {
@@ -448,6 +477,13 @@ public final class KvStateMachine {
     // Last: readers see applied only after the data.
     state = new AppliedState(done.applied(), done.checksum());
     needsLoad = false;
+    if (listener != null) {
+      try {
+        listener.applied(done.changes(), done.applied());
+      } catch (RuntimeException e) {
+        log.atWarn().setCause(e).log("the change listener failed; the entries are applied");
+      }
+    }
     return done.replies();
   }
 

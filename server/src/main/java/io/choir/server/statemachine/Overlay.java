@@ -3,8 +3,10 @@ package io.choir.server.statemachine;
 import io.choir.server.storage.StateStore;
 import io.choir.server.storage.Versioned;
 import io.choir.server.storage.WriteSet;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -17,6 +19,14 @@ final class Overlay {
   private final StateStore storage;
   /** Changed keys in change order; a null value marks a deleted key. */
   private final Map<Key, Versioned> changes = new LinkedHashMap<>();
+  /**
+   * Root only, when watches are served: every change in order, with the value before it, for the
+   * watch events ({@link Change}); taken per entry by {@link #takeRecorded}. Null: not recorded.
+   */
+  private List<Recorded> recorded;
+
+  /** Recorded is one change of the root overlay: the key, its new value (null: deleted), the old one. */
+  record Recorded(byte[] key, Versioned value, Versioned prev) {}
 
   /** The root overlay of an apply call, over storage. */
   Overlay(StateStore storage) {
@@ -39,20 +49,53 @@ final class Overlay {
   }
 
   void put(byte[] key, byte[] value, long version) {
-    changes.put(new Key(key), new Versioned(value, version));
+    Versioned now = new Versioned(value, version);
+    if (recorded != null) {
+      recorded.add(new Recorded(key, now, get(key)));
+    }
+    changes.put(new Key(key), now);
   }
 
   /** Deletes key; returns whether it existed. */
   boolean delete(byte[] key) {
-    boolean existed = get(key) != null;
-    if (existed) {
+    Versioned prev = get(key);
+    if (prev != null) {
+      if (recorded != null) {
+        recorded.add(new Recorded(key, null, prev));
+      }
       changes.put(new Key(key), null);
     }
-    return existed;
+    return prev != null;
   }
 
+  /** Merges this batch's changes into the parent: each key's last change once, recorded by the parent. */
   void mergeIntoParent() {
-    parent.changes.putAll(changes);
+    if (parent.recorded == null) {
+      parent.changes.putAll(changes);
+      return;
+    }
+    for (Map.Entry<Key, Versioned> change : changes.entrySet()) {
+      Versioned prev = parent.get(change.getKey().bytes());
+      if (change.getValue() != null || prev != null) { // a key put and deleted again was never there
+        parent.recorded.add(new Recorded(change.getKey().bytes(), change.getValue(), prev));
+      }
+      parent.changes.put(change.getKey(), change.getValue()); // as putAll: the data are the same either way
+    }
+  }
+
+  /** Starts recording this root overlay's changes (see {@link #takeRecorded}). */
+  void record() {
+    recorded = new ArrayList<>();
+  }
+
+  /** The changes recorded since the last call (empty when not recording), and forgets them. */
+  List<Recorded> takeRecorded() {
+    if (recorded == null || recorded.isEmpty()) {
+      return List.of();
+    }
+    List<Recorded> taken = recorded;
+    recorded = new ArrayList<>();
+    return taken;
   }
 
   void writeTo(WriteSet set) {
