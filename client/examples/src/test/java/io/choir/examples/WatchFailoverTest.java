@@ -182,8 +182,16 @@ class WatchFailoverTest {
   @Test
   void shouldEndAWatchFromARevisionOlderThanTheHistoryWithCompacted() throws Exception {
     try (ChoirClient client = client()) {
+      long last = 0;
       for (int i = 0; i < 80; i++) {
-        client.put("c/k", "v" + i);
+        last = client.put("c/k", "v" + i);
+      }
+      // Every replica must have applied them all, so each has evicted revision 1 from its history: a
+      // backup still behind would rightly serve a watch from revision 1 (its history still holds it).
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      while (!allApplied(client, last)) {
+        assertTrue(System.nanoTime() < deadline, "every replica applies op " + last + ": " + client.status());
+        Thread.sleep(20); // polling status, with a deadline
       }
       AtomicReference<ChoirException> failed = new AtomicReference<>();
       Watch watch = client.watch(WatchOptions.key("c/k").fromRevision(1), new WatchListener() {
@@ -195,7 +203,7 @@ class WatchFailoverTest {
           failed.set(error);
         }
       });
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+      deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
       while (failed.get() == null && System.nanoTime() < deadline) {
         Thread.sleep(20); // polling, with a deadline
       }
@@ -204,6 +212,11 @@ class WatchFailoverTest {
       assertTrue(e.getMessage().contains("revision 1 is compacted"), e.getMessage());
       assertTrue(!watch.isActive());
     }
+  }
+
+  private static boolean allApplied(ChoirClient client, long op) {
+    var statuses = client.status();
+    return statuses.size() == 3 && statuses.stream().allMatch(r -> r.isOk() && r.info().applied() >= op);
   }
 
   @Test
