@@ -3,6 +3,7 @@ package io.choir.checker;
 import io.choir.client.BusyException;
 import io.choir.client.CasFailedException;
 import io.choir.client.InvalidRequestException;
+import io.choir.client.LeaseNotFoundException;
 import io.choir.client.MemberChangeRefusedException;
 import io.choir.client.PermissionDeniedException;
 import io.choir.client.TlsException;
@@ -56,6 +57,7 @@ public final class ClientOutcomes {
       PermissionDeniedException.class, "not executed: permission denied",
       TlsException.class, "not executed: TLS failed",
       MemberChangeRefusedException.class, "not executed: membership change refused",
+      LeaseNotFoundException.class, "not executed: lease not found",
       CasFailedException.class, "cas-failed: nothing written");
 
   private ClientOutcomes() {}
