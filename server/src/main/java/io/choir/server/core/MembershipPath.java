@@ -374,11 +374,12 @@ final class MembershipPath {
    * which brings it over by a state transfer; the membership it installs has it no more, so it retires.
    */
   void onFormerMember(Event.Peer p, long nowNs, Effects out) {
-    counters.droppedOldEpoch++;
     if (Membership.epochOfView(p.view()) >= members.epoch()) {
+      counters.droppedUnexpected++; // a retired replica's word: it is no member
       toldFormerNs.put(p.from(), Long.MAX_VALUE); // in this epoch: it knows, it retired
       return;
     }
+    counters.droppedOldEpoch++;
     if (nowNs - toldFormerNs.getOrDefault(p.from(), Long.MIN_VALUE / 2) >= config.heartbeatIntervalNs) {
       tellFormer(p.from(), nowNs, out);
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.choir.proto.Entry;
+import io.choir.proto.MemberChange;
 import io.choir.proto.MessageType;
 import io.choir.proto.Put;
 import io.choir.proto.Request;
@@ -46,6 +47,17 @@ final class CoreKit {
 
   static CoreConfig config(int id, int n) {
     return builder(id, n).build();
+  }
+
+  /** A change that adds replica id as a learner, at the addresses "r{id}:7000" (client) and "r{id}:7100" (peer). */
+  static MemberChange.Builder add(int id) {
+    return MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(id)
+        .setClientAddress("r" + id + ":7000").setPeerAddress("r" + id + ":7100");
+  }
+
+  /** A change of the given kind (promote, remove) of replica id. */
+  static MemberChange.Builder kind(MemberChange.Kind kind, int id) {
+    return MemberChange.newBuilder().setKind(kind).setId(id);
   }
 
   static String address(int id) {

@@ -2,6 +2,7 @@ package io.choir.server.core;
 
 import static io.choir.server.core.CoreKit.MS;
 import static io.choir.server.core.CoreKit.T;
+import static io.choir.server.core.CoreKit.add;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -39,11 +40,6 @@ class FormerMemberCoreTest {
     c.run(20 * MS, MS);
     return c.replies.subList(before, c.replies.size()).stream().filter(r -> r.getRequestId() == id)
         .findFirst().orElse(null);
-  }
-
-  private static MemberChange.Builder add(int id) {
-    return MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(id)
-        .setClientAddress("r" + id + ":7000").setPeerAddress("r" + id + ":7100");
   }
 
   private static MemberChange.Builder replace(int learner, int replaced) {

@@ -2,6 +2,8 @@ package io.choir.server.core;
 
 import static io.choir.server.core.CoreKit.MS;
 import static io.choir.server.core.CoreKit.T;
+import static io.choir.server.core.CoreKit.add;
+import static io.choir.server.core.CoreKit.kind;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -55,15 +57,6 @@ class MembershipFuzzTest {
         new Step(add(5), List.of(1, 2, 3, 4)), new Step(kind(MemberChange.Kind.PROMOTE, 5), List.of(1, 2, 3, 4, 5)),
         new Step(kind(MemberChange.Kind.REMOVE, 1), List.of(2, 3, 4, 5)),
         new Step(kind(MemberChange.Kind.REMOVE, 2), List.of(3, 4, 5)));
-  }
-
-  private static MemberChange.Builder add(int id) {
-    return MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(id)
-        .setClientAddress("r" + id + ":7000").setPeerAddress("r" + id + ":7100");
-  }
-
-  private static MemberChange.Builder kind(MemberChange.Kind kind, int id) {
-    return MemberChange.newBuilder().setKind(kind).setId(id);
   }
 
   @Test

@@ -2,6 +2,7 @@ package io.choir.server.core;
 
 import static io.choir.server.core.CoreKit.MS;
 import static io.choir.server.core.CoreKit.T;
+import static io.choir.server.core.CoreKit.add;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -103,11 +104,6 @@ class MembershipLaggardTest {
     c.step(1, new Event.Tick());
     c.run(20 * MS, MS);
     return c.replies.stream().filter(r -> r.getRequestId() == id).findFirst().orElseThrow();
-  }
-
-  private static MemberChange.Builder add(int id) {
-    return MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(id)
-        .setClientAddress("r" + id + ":7000").setPeerAddress("r" + id + ":7100");
   }
 
   private void writes(CoreCluster c, int count) {

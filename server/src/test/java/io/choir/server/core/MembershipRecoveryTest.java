@@ -3,6 +3,8 @@ package io.choir.server.core;
 import static io.choir.server.core.CoreKit.HB;
 import static io.choir.server.core.CoreKit.MS;
 import static io.choir.server.core.CoreKit.T;
+import static io.choir.server.core.CoreKit.add;
+import static io.choir.server.core.CoreKit.kind;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -38,15 +40,6 @@ class MembershipRecoveryTest {
     c.step(at, new Event.Tick());
     c.run(20 * MS, MS);
     return c.replies.stream().filter(r -> r.getRequestId() == id).findFirst().orElse(null);
-  }
-
-  private static MemberChange.Builder add(int id) {
-    return MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(id)
-        .setClientAddress("r" + id + ":7000").setPeerAddress("r" + id + ":7100");
-  }
-
-  private static MemberChange.Builder kind(MemberChange.Kind kind, int id) {
-    return MemberChange.newBuilder().setKind(kind).setId(id);
   }
 
   private void writes(CoreCluster c, int at, int count) {

@@ -3,6 +3,7 @@ package io.choir.server.core;
 import static io.choir.server.core.CoreKit.HB;
 import static io.choir.server.core.CoreKit.MS;
 import static io.choir.server.core.CoreKit.T;
+import static io.choir.server.core.CoreKit.add;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -39,11 +40,6 @@ class MembershipRetryTest {
 
   private static List<Response> repliesTo(CoreCluster c, long requestId) {
     return c.replies.stream().filter(r -> r.getRequestId() == requestId).toList();
-  }
-
-  private static MemberChange.Builder add(int id) {
-    return MemberChange.newBuilder().setKind(MemberChange.Kind.ADD_LEARNER).setId(id)
-        .setClientAddress("r" + id + ":7000").setPeerAddress("r" + id + ":7100");
   }
 
   @Test
