@@ -96,73 +96,8 @@ for i in 1 2 3; do
 done
 choir_endpoints="127.0.0.1:${CHOIR_PORT},127.0.0.1:$((CHOIR_PORT + 1)),127.0.0.1:$((CHOIR_PORT + 2))"
 
-# --- etcd: 3 members on 127.0.0.1, default (fsync) durability ----------------------------------
-start_etcd() {
-  log "starting etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}') x3 on $etcd_clients"
-  for i in 1 2 3; do
-    etcd --name "m$i" --data-dir "$tmp/etcd/m$i" \
-      --listen-client-urls "http://127.0.0.1:$((ETCD_PORT + i - 1))" \
-      --advertise-client-urls "http://127.0.0.1:$((ETCD_PORT + i - 1))" \
-      --listen-peer-urls "http://127.0.0.1:$((ETCD_PEER_PORT + i - 1))" \
-      --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PEER_PORT + i - 1))" \
-      --initial-cluster "$etcd_initial" --initial-cluster-token choir-bench --initial-cluster-state new \
-      >"$tmp/etcd-m$i.log" 2>&1 &
-    pids+=($!)
-    etcd_pids+=($!)
-  done
-  for _ in $(seq 1 60); do
-    if ETCDCTL_API=3 etcdctl --endpoints="$etcd_clients" endpoint health >/dev/null 2>&1; then
-      ETCDCTL_API=3 etcdctl --endpoints="$etcd_clients" endpoint status -w table >&2
-      return 0
-    fi
-    sleep 0.5
-  done
-  die "etcd did not become healthy (logs in $tmp)"
-}
+source "$root/deploy/bench/servers.sh"
 
-# --- Choir: 3 replicas, durability fsync (the default) -----------------------------------------
-start_choir() {
-  log "starting choir x3 on $choir_endpoints (durability $CHOIR_DURABILITY)"
-  "${choir[@]}" cluster init --replicas 3 --dir "$tmp/choir" --base-port "$CHOIR_PORT" --durability "$CHOIR_DURABILITY" >/dev/null
-  if [ -n "$CHOIR_SETTINGS" ]; then
-    local kv
-    for f in "$tmp"/choir/node*.yaml; do
-      IFS=, read -r -a kv <<<"$CHOIR_SETTINGS"
-      for setting in "${kv[@]}"; do
-        printf '%s: %s\n' "${setting%%=*}" "${setting#*=}" >>"$f"
-      done
-    done
-  fi
-  setsid "${choir[@]}" cluster up --dir "$tmp/choir" >"$tmp/choir.log" 2>&1 &
-  pids+=($!)
-  # Healthy: all three answer status, one is primary, and a write commits (a majority has it on disk).
-  for _ in $(seq 1 120); do
-    local st
-    st="$("${choir[@]}" status --json --endpoints "$choir_endpoints" 2>/dev/null || true)"
-    if [ "$(grep -o '"role":"[a-z_-]*"' <<<"$st" | wc -l)" = 3 ] && grep -q '"role":"primary"' <<<"$st" \
-       && "${choir[@]}" put compare-etcd/health ok --endpoints "$choir_endpoints" --timeout-ms 2000 >/dev/null 2>&1; then
-      "${choir[@]}" status --endpoints "$choir_endpoints" >&2
-      mapfile -t choir_pids < <(pgrep -P "${pids[-1]}")
-      return 0
-    fi
-    sleep 0.5
-  done
-  die "choir did not become healthy (log: $tmp/choir.log)"
-}
-
-# CPU seconds (user+system) used so far by the given processes and their children's threads.
-cpu_seconds() {
-  local tck total=0 p t
-  tck="$(getconf CLK_TCK)"
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] || continue
-    t="$(awk '{print $14 + $15}' "/proc/$p/stat")"
-    total=$((total + t))
-  done
-  awk -v t="$total" -v k="$tck" 'BEGIN{printf "%.1f", t / k}'
-}
-etcd_pids=()
-choir_pids=()
 
 # Runs "$@" (one bench) and appends the servers' CPU use and the load during it to $OUT/cpu.txt.
 measured() {
