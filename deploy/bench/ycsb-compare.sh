@@ -161,7 +161,7 @@ for system in $SYSTEMS; do
       after="$(cpu_seconds "${servers[@]}")"
       ops="$(awk -F', ' '/^\[OVERALL\], Operations|^\[(READ|UPDATE|INSERT)\], Operations/ {n += $3} END {print n + 0}' "$OUT/$system-$w-$r.txt")"
       awk -v s="$system" -v w="$w" -v r="$r" -v b="$before" -v a="$after" -v n="$ops" \
-        'BEGIN { printf "%s %s run %s: servers used %.1f CPU-s for %d operations: %.1f us per operation\n", s, w, r, a - b, n, n > 0 ? (a - b) * 1e6 / n : 0 }' \
+        'BEGIN { printf "%s %s run %s: servers used %.1f CPU-s for %d operations: %.1f us per operation\n", s, w, r, a - b, n, (n > 0 ? (a - b) * 1e6 / n : 0) }' \
         | tee -a "$OUT/cpu.txt" >&2
     done
   done
