@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * is lost, the replica cuts the watch off or its events arrive faster than the listener takes them, it
  * connects to the next endpoint and sends the watch again from {@link #nextRevision()}: the last
  * delivered revision + 1. Events below it (a replica's retry after a resume) are dropped, so none is
- * delivered twice; the replica refuses a start it no longer keeps, so none is skipped.
+ * delivered twice; the replica refuses a start it no longer keeps, so none is skipped. A compacted
+ * refusal ends the watch only once every endpoint in turn has refused the same revision.
  *
  * <p>Threads: the transport's I/O threads only enqueue (a bounded queue; when full the connection is
  * closed and the watch resumes later, so a slow listener never grows memory); the watch thread does
@@ -57,6 +58,9 @@ final class ClientWatch implements Watch {
   private volatile boolean ended;
   private volatile ClientTransport.Connection connection;
   private long generation;
+  /** The revision the last compacted refusals were for, and how many endpoints in a row refused it. */
+  private long compactedRevision = -1;
+  private int compactedRefusals;
 
   ClientWatch(ClientTransport transport, List<Endpoint> endpoints, WatchOptions options, WatchListener listener,
       long connectTimeoutMs, long attemptTimeoutMs, Random random, Runnable onEnd) {
@@ -114,7 +118,16 @@ final class ClientWatch implements Watch {
     try {
       while (!closed && !ended) {
         Endpoint endpoint = endpoints.get(index);
-        boolean progressed = serve(endpoint);
+        boolean progressed;
+        try {
+          progressed = serve(endpoint);
+        } catch (RuntimeException e) {
+          // A transport's failure (a close racing the channel's own) must not end the thread unseen:
+          // the watch goes on elsewhere, from nextRevision.
+          log.atDebug().addKeyValue("endpoint", endpoint).addKeyValue("reason", String.valueOf(e))
+              .log("watch: the connection failed; resuming elsewhere");
+          progressed = false;
+        }
         if (closed || ended) {
           break;
         }
@@ -248,6 +261,18 @@ final class ClientWatch implements Watch {
   private boolean refused(Endpoint endpoint, Response r) {
     ChoirException error;
     if (r.getWatchEvents().getCompacted()) {
+      // One replica no longer keeping the revision (a restarted one keeps only what it applied since)
+      // does not mean none does: the watch ends only when every endpoint, in turn, has refused it.
+      if (compactedRevision != nextRevision) {
+        compactedRevision = nextRevision;
+        compactedRefusals = 0;
+      }
+      if (++compactedRefusals < endpoints.size()) {
+        log.atInfo().addKeyValue("endpoint", endpoint).addKeyValue("next_revision", nextRevision)
+            .addKeyValue("oldest_revision", r.getWatchEvents().getOldestRevision())
+            .log("watch: compacted on this replica; trying the next");
+        return false;
+      }
       error = new WatchCompactedException(r.getError(), r.getWatchEvents().getOldestRevision());
     } else {
       switch (r.getStatus()) {

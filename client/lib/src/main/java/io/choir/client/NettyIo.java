@@ -11,6 +11,7 @@ import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelException;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -198,7 +199,11 @@ final class NettyIo implements ClientTransport, ClientScheduler {
     @Override
     public void close() {
       if (channel.isActive()) {
-        channel.config().setOption(ChannelOption.SO_LINGER, 0);
+        try {
+          channel.config().setOption(ChannelOption.SO_LINGER, 0);
+        } catch (ChannelException closedMeanwhile) {
+          // The channel closed between the check and the option ("Socket is closed"): nothing to reset.
+        }
       }
       channel.close();
     }

@@ -120,4 +120,48 @@ class ClientWatchTest {
       assertEquals(3, a.received().get(0).getWatch().getStartRevision());
     }
   }
+
+  /**
+   * A replica that no longer keeps the start (restarted: it keeps only what it applied since) does not
+   * end the watch while another endpoint still serves it: compacted on a, served by b. Eight fixed
+   * client seeds, so that some watches ask a first (checked: a must have been asked).
+   */
+  @Test
+  void shouldTryEveryEndpointBeforeEndingACompactedWatch() throws Exception {
+    try (FakeServer a = FakeServer.start((s, ch, r) -> ch.writeAndFlush(Response.newBuilder()
+            .setRequestId(r.getRequestId()).setStatus(Status.INVALID).setError("revision 3 is compacted")
+            .setWatchEvents(WatchEvents.newBuilder().setCompacted(true).setOldestRevision(40)).build()));
+        FakeServer b = FakeServer.start((s, ch, r) -> {
+          if (r.hasWatch()) {
+            ch.writeAndFlush(events(r, 3, 3, "x", 4, "y"));
+          }
+        })) {
+      for (long seed = 0; seed < 8; seed++) {
+        try (ChoirClient client = ChoirClient.builder().endpoints(a.address(), b.address())
+            .random(new java.util.Random(seed)).build()) {
+          List<String> got = new CopyOnWriteArrayList<>();
+          AtomicReference<ChoirException> failed = new AtomicReference<>();
+          Watch watch = client.watch(WatchOptions.key("k").fromRevision(3), new WatchListener() {
+            @Override
+            public void onEvent(WatchEvent e) {
+              got.add(e.revision() + "=" + e.valueAsString());
+            }
+
+            @Override
+            public void onError(ChoirException error) {
+              failed.set(error);
+            }
+          });
+          long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+          while (got.size() < 2 && failed.get() == null && System.nanoTime() < deadline) {
+            Thread.sleep(10); // polling, with a deadline
+          }
+          assertEquals(null, failed.get(), "seed " + seed + ": ended on a compacted refusal of one replica");
+          assertEquals(List.of("3=x", "4=y"), got, "seed " + seed);
+          watch.close();
+        }
+      }
+      assertFalse(a.received().isEmpty(), "no watch asked the compacting replica first: the test proves nothing");
+    }
+  }
 }
