@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.client.ChoirClient;
+import io.choir.client.ReplicaInfo;
 import io.choir.client.recipes.LeaderElection;
 import io.choir.client.recipes.Lock;
 import io.choir.server.config.ServerConfig;
@@ -18,6 +19,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -28,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  * The Lock and LeaderElection recipes wait by a watch, not by polling: with a fallback poll of an hour,
  * a waiter that is parked in its wait (seen in its thread's stack) still gets the lock, or the
  * leadership, within seconds of the release, the resignation or the holder's lease ending, with a
- * higher fencing token. One real replica in this JVM (loopback, free ports).
+ * higher fencing token; the replica's status counts the waiter's watch and the leases. One real replica
+ * in this JVM (loopback, free ports).
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class RecipeWakeupTest {
@@ -104,6 +107,19 @@ class RecipeWakeupTest {
     }
   }
 
+  /** Polls (with a deadline) the replica's status until it satisfies done. */
+  private static ReplicaInfo awaitStatus(ChoirClient client, Predicate<ReplicaInfo> done) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (true) {
+      ReplicaInfo info = client.status().get(0).info();
+      if (info != null && done.test(info)) {
+        return info;
+      }
+      assertTrue(System.nanoTime() < deadline, "status never got there: " + info);
+      Thread.sleep(10);
+    }
+  }
+
   /** The waiter's result within PROMPT_NS (far below POLL: only its watch can wake it that soon). */
   private static <T> T within(Waiter<T> w) throws Exception {
     return w.result().get(PROMPT_NS, TimeUnit.NANOSECONDS);
@@ -117,10 +133,18 @@ class RecipeWakeupTest {
       Lock.Held heldA = lockA.acquire(Duration.ofSeconds(10));
       Waiter<Lock.Held> w = waiter("waiter-b", () -> lockB.acquire(Duration.ofHours(1)));
       awaitParked(w);
+      // choir status shows the waiter's watch and both leases, one key attached (A's lock key).
+      ReplicaInfo status = awaitStatus(a, i -> i.watchers() == 1);
+      assertEquals(2, status.leases(), status.toString());
+      assertEquals(1, status.leaseKeys(), status.toString());
       heldA.close();
       try (Lock.Held heldB = within(w)) {
         assertTrue(heldB.fencingToken() > heldA.fencingToken(), heldB + " after " + heldA);
         assertEquals("b", lockA.holder().orElseThrow());
+        // The waiter's watch is closed once it holds the lock; A's lease is gone.
+        status = awaitStatus(a, i -> i.watchers() == 0);
+        assertEquals(1, status.leases(), status.toString());
+        assertEquals(1, status.leaseKeys(), status.toString());
       }
     }
   }

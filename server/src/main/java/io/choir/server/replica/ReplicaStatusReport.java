@@ -13,7 +13,9 @@ import io.choir.server.config.ServerConfig;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.net.ClientConnections;
 import io.choir.server.net.DirectMemory;
+import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Storage;
+import io.choir.server.watch.WatchHub;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -23,7 +25,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * ReplicaStatusReport builds a replica's answer to a STATUS request: who it is (id, role, view, op
  * numbers, checksum, durability, version, uptime, epoch, members and its own member role, the peer
- * transport's mode and, with auto, the peers reached by multicast) and every counter: the core's, the storage stage's,
+ * transport's mode and, with auto, the peers reached by multicast, the open watchers, the live leases and
+ * their keys) and every counter: the core's, the storage stage's,
  * the client connections' and every choir.* meter of the registry under its name without the prefix
  * (choir.datagrams.sent becomes datagrams_sent). The names are the status interface: they do not change.
  */
@@ -37,11 +40,20 @@ final class ReplicaStatusReport {
   private final ReplicaPeers peers;
   private final MeterRegistry metrics;
   private final long startNs;
+  /** The open watches and the lease table (the watchers, leases and lease_keys gauges). */
+  private final WatchHub watches;
+  private final KvStateMachine stateMachine;
 
-  /** A report of the replica started at startNs (System.nanoTime()); peers is null for a single replica. */
+  /**
+   * A report of the replica started at startNs (System.nanoTime()); peers is null for a single replica;
+   * watches and stateMachine give the watchers and lease gauges.
+   */
   ReplicaStatusReport(ServerConfig config, ReplicaCore core, Storage storage, StorageStage storageStage,
-      ClientConnections connections, ReplicaPeers peers, MeterRegistry metrics, long startNs) {
+      ClientConnections connections, ReplicaPeers peers, MeterRegistry metrics, long startNs, WatchHub watches,
+      KvStateMachine stateMachine) {
     this.peers = peers;
+    this.watches = watches;
+    this.stateMachine = stateMachine;
     this.config = config;
     this.core = core;
     this.storage = storage;
@@ -67,6 +79,7 @@ final class ReplicaStatusReport {
         .setDurability(config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
         .setKeys(storage.approximateKeyCount())
         .setVersion(version());
+    gauges(s, watches, stateMachine);
     membership(s, core);
     if (peers != null) {
       s.setPeerTransport(peers.transportMode().name().toLowerCase(Locale.ROOT))
@@ -139,6 +152,11 @@ final class ReplicaStatusReport {
     }
     return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.OK)
         .setReplicaStatus(s).build();
+  }
+
+  /** The watchers open now, the live leases and their keys (any thread: each is a volatile read). */
+  static void gauges(ReplicaStatus.Builder s, WatchHub watches, KvStateMachine stateMachine) {
+    s.setWatchers(watches.watchers()).setLeases(stateMachine.leaseCount()).setLeaseKeys(stateMachine.leaseKeyCount());
   }
 
   /**
