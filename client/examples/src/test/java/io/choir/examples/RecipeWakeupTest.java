@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.choir.client.ChoirClient;
 import io.choir.client.ReplicaInfo;
+import io.choir.client.Watch;
+import io.choir.client.WatchOptions;
 import io.choir.client.recipes.LeaderElection;
 import io.choir.client.recipes.Lock;
 import io.choir.server.config.ServerConfig;
@@ -46,16 +48,22 @@ class RecipeWakeupTest {
   @BeforeAll
   static void start() throws Exception {
     int clientPort = freePort();
+    server = replica("recipes", clientPort, Map.of());
+    endpoint = "127.0.0.1:" + clientPort;
+  }
+
+  /** A single replica named name serving clients on clientPort, with the extra settings. */
+  private static ReplicaServer replica(String name, int clientPort, Map<String, Object> extra) throws Exception {
     Map<String, Object> s = new LinkedHashMap<>();
-    s.put("cluster_id", "recipes");
+    s.put("cluster_id", name);
     s.put("replica_id", 1);
     s.put("replicas", "1=127.0.0.1:" + clientPort + "/127.0.0.1:" + freePort());
-    s.put("data_dir", dir.resolve("data").toString());
+    s.put("data_dir", dir.resolve(name).toString());
     s.put("peer_transport", "unicast");
     s.put("durability", "buffered");
     s.put("log_level", "warn");
-    server = ReplicaServer.start(ServerConfig.build(s, Map.of()));
-    endpoint = "127.0.0.1:" + clientPort;
+    s.putAll(extra);
+    return ReplicaServer.start(ServerConfig.build(s, Map.of()));
   }
 
   @AfterAll
@@ -72,7 +80,11 @@ class RecipeWakeupTest {
   }
 
   private static ChoirClient client() {
-    return ChoirClient.builder().endpoints(endpoint).requestTimeout(Duration.ofSeconds(10)).build();
+    return client(endpoint);
+  }
+
+  private static ChoirClient client(String endpoints) {
+    return ChoirClient.builder().endpoints(endpoints).requestTimeout(Duration.ofSeconds(10)).build();
   }
 
   /** A waiter running acquire on a thread of its own, with the thread to look at. */
@@ -118,6 +130,11 @@ class RecipeWakeupTest {
       assertTrue(System.nanoTime() < deadline, "status never got there: " + info);
       Thread.sleep(10);
     }
+  }
+
+  /** The replica's count of refused watches. */
+  private static long refused(ChoirClient client) throws InterruptedException {
+    return awaitStatus(client, i -> true).counters().getOrDefault("watch_refused", 0L);
   }
 
   /** The waiter's result within PROMPT_NS (far below POLL: only its watch can wake it that soon). */
@@ -177,6 +194,34 @@ class RecipeWakeupTest {
       try (LeaderElection.Leadership next = within(w)) {
         assertTrue(next.term() > leading.term(), next.term() + " after " + leading.term());
         assertEquals("second", first.leader().orElseThrow());
+      }
+    }
+  }
+
+  /**
+   * The fallback: a replica whose one watcher slot is taken refuses the waiter's watch (BUSY), and the
+   * waiter still gets the lock after the release, by its poll (short here), without spinning on the
+   * refusal (the status shows the one watch only: no new watch is opened again and again).
+   */
+  @Test
+  void aWaiterWhoseWatchIsRefusedStillGetsTheLockByItsPoll() throws Exception {
+    int port = freePort();
+    try (ReplicaServer limited = replica("recipes-one-watcher", port, Map.of("max_watchers", 1));
+        ChoirClient a = client("127.0.0.1:" + port); ChoirClient b = client("127.0.0.1:" + port);
+        Watch slot = a.watch(WatchOptions.key("recipes/other"), e -> {})) {
+      awaitStatus(a, i -> i.watchers() == 1);
+      long refusedBefore = refused(a);
+      Duration poll = Duration.ofMillis(100);
+      Lock.Held heldA = new Lock(a, "recipes/lock/fallback", "a", TTL, poll).acquire(Duration.ofSeconds(10));
+      Lock lockB = new Lock(b, "recipes/lock/fallback", "b", TTL, poll);
+      Waiter<Lock.Held> w = waiter("waiter-b", () -> lockB.acquire(Duration.ofHours(1)));
+      awaitParked(w);
+      assertEquals(1, awaitStatus(a, i -> true).watchers());
+      heldA.close();
+      try (Lock.Held heldB = within(w)) {
+        assertTrue(heldB.fencingToken() > heldA.fencingToken(), heldB + " after " + heldA);
+        assertTrue(slot.isActive(), "the other watch kept its slot");
+        assertEquals(1, refused(a) - refusedBefore, "the waiter asked for its watch once");
       }
     }
   }
