@@ -20,15 +20,18 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 
 /**
  * ReplicaStatusReport builds a replica's answer to a STATUS request: who it is (id, role, view, op
  * numbers, checksum, durability, version, uptime, epoch, members and its own member role, the peer
- * transport's mode and, with auto, the peers reached by multicast, the open watchers, the live leases and
- * their keys) and every counter: the core's, the storage stage's,
- * the client connections' and every choir.* meter of the registry under its name without the prefix
- * (choir.datagrams.sent becomes datagrams_sent). The names are the status interface: they do not change.
+ * transport's mode and, with auto, the peers reached by multicast), its gauges (the open watchers, the
+ * live leases and their keys) and every counter: the core's, the storage stage's, the client
+ * connections' and every choir.* meter of the registry under its name without the prefix
+ * (choir.datagrams.sent becomes datagrams_sent; the tagged counters of one name summed). The names are
+ * the status interface: they do not change.
  */
 final class ReplicaStatusReport {
   private final ServerConfig config;
@@ -145,13 +148,24 @@ final class ReplicaStatusReport {
         .putCounters("unheard_member_notices", c.unheardMemberNotices)
         .putCounters("heard_later_epoch", c.heardLaterEpoch);
     core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
-    for (Meter m : metrics.getMeters()) {
-      if (m instanceof Counter counter) {
-        s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());
-      }
-    }
+    meterCounters(s, metrics);
     return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.OK)
         .setReplicaStatus(s).build();
+  }
+
+  /**
+   * Every counter of metrics under its name without the prefix (choir.datagrams.sent becomes
+   * datagrams_sent); the counters of one name with different tags (choir.watch.refused by reason) are
+   * summed, so the status shows their total rather than whichever came last.
+   */
+  static void meterCounters(ReplicaStatus.Builder s, MeterRegistry metrics) {
+    Map<String, Long> sums = new TreeMap<>();
+    for (Meter m : metrics.getMeters()) {
+      if (m instanceof Counter counter) {
+        sums.merge(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count(), Long::sum);
+      }
+    }
+    s.putAllCounters(sums);
   }
 
   /** The watchers open now, the live leases and their keys (any thread: each is a volatile read). */
