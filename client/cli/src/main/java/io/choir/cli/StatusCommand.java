@@ -17,8 +17,9 @@ import picocli.CommandLine.Option;
 /**
  * StatusCommand asks every endpoint for its status and prints one row (or, with --json, one object in
  * an array) per replica with at least id, role, membership role and epoch, view, op, commit, applied and
- * checksum, and the peer transport (its mode and, with auto, the peers reached by multicast), and (text)
- * the members of the newest epoch. Exit 3 when no replica answered.
+ * checksum, the open watchers, the live leases and their attached keys, and the peer transport (its mode
+ * and, with auto, the peers reached by multicast), and (text) the members of the newest epoch. Exit 3
+ * when no replica answered.
  */
 @Command(name = "status", description = "Show (role, epoch, view, op, commit, applied, checksum) of every replica, and the members.",
     mixinStandardHelpOptions = true)
@@ -52,6 +53,9 @@ final class StatusCommand extends KvCommands.Base {
         m.put("cluster_id", s.clusterId());
         m.put("durability", s.durability());
         m.put("keys", s.keys());
+        m.put("watchers", s.watchers());
+        m.put("leases", s.leases());
+        m.put("lease_keys", s.leaseKeys());
         m.put("uptime_ms", s.uptimeMs());
         m.put("version", s.version());
         m.put("peer_transport", s.peerTransport());
@@ -69,9 +73,10 @@ final class StatusCommand extends KvCommands.Base {
     if (options.json) {
       options.printJson(out, rows);
     } else {
-      out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %8s %s%n",
+      out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7s %5s %11s %8s %s%n",
           "ENDPOINT", "ID", "ROLE", "MEMBER", "EPOCH", "VIEW", "PRIMARY", "VCS", "OP", "COMMIT", "APPLIED", "CHECKSUM",
-          "LAG", "NACKS S/R", "RETX", "GAPS", "DROPPED", "UPTIME_S", "TRANSPORT");
+          "LAG", "NACKS S/R", "RETX", "GAPS", "DROPPED", "WATCH", "LEASES/KEYS",
+          "UPTIME_S", "TRANSPORT");
       for (Map<String, Object> m : rows) {
         if (m.containsKey("error")) {
           out.printf("%-22s unreachable: %s%n", m.get("endpoint"), m.get("error"));
@@ -81,12 +86,13 @@ final class StatusCommand extends KvCommands.Base {
         long dropped = c.entrySet().stream()
             .filter(e -> String.valueOf(e.getKey()).startsWith("datagrams_dropped_"))
             .mapToLong(e -> ((Number) e.getValue()).longValue()).sum();
-        out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %8d %s%n",
+        out.printf("%-22s %3s %-11s %-7s %5s %5s %7s %5s %9s %9s %9s %-16s %6s %11s %7s %6s %7d %5s %11s %8d %s%n",
             m.get("endpoint"), m.get("id"), m.get("role"), m.get("member_role"), m.get("epoch"), m.get("view_in_epoch"),
             m.get("primary_id"), c.get("view_changes"), m.get("op"),
             m.get("commit"), m.get("applied"),
             m.get("checksum"), c.get("lag"), c.get("nacks_sent") + "/" + c.get("nacks_received"),
-            c.get("retransmits"), c.get("gaps"), dropped, ((Long) m.get("uptime_ms")) / 1000,
+            c.get("retransmits"), c.get("gaps"), dropped, m.get("watchers"), m.get("leases") + "/" + m.get("lease_keys"),
+            ((Long) m.get("uptime_ms")) / 1000,
             transport(m));
         if (counters) {
           ((Map<?, ?>) m.get("counters")).forEach((k, v) -> out.printf("    %-28s %d%n", k, v));

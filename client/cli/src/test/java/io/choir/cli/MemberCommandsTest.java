@@ -238,17 +238,19 @@ class MemberCommandsTest {
   }
 
   @Test
-  void shouldShowTheEpochAndTheMembersInStatus() throws Exception {
+  void shouldShowTheEpochTheMembersTheWatchersAndTheLeasesInStatus() throws Exception {
     try (ScriptedReplica replica = new ScriptedReplica(r -> Response.newBuilder().setRequestId(r.getRequestId())
         .setStatus(Status.OK).setReplicaStatus(ReplicaStatus.newBuilder().setId(1).setRole("primary")
             .setView((1L << 48) + 3).setEpoch(2).addMembers(member(1, VOTER, 9)).addMembers(member(2, VOTER, 9))
             .addMembers(member(4, LEARNER, 7))
-            .setMemberRole(VOTER)).build())) {
+            .setMemberRole(VOTER).setWatchers(3).setLeases(2).setLeaseKeys(5)).build())) {
       Run text = run(replica, "status");
       assertEquals(Choir.EXIT_OK, text.code(), text.err());
       List<String> lines = text.out().lines().toList();
       assertTrue(lines.get(0).contains(" MEMBER  EPOCH  VIEW"), lines.get(0));
       assertTrue(lines.get(1).matches(".*primary\\s+voter\\s+2\\s+3 .*"), "the view within its epoch: " + lines.get(1));
+      assertTrue(lines.get(0).contains(" WATCH LEASES/KEYS "), lines.get(0));
+      assertTrue(lines.get(1).matches(".* 3 +2/5 +\\d+ -$"), "watchers, leases/keys: " + lines.get(1));
       assertEquals("members (epoch 2, as replica 1 knows them): voters 1 2; learners 4", lines.get(2));
       JsonNode json = run(replica, "status", "--json").json().get(0);
       assertEquals(2, json.get("epoch").asLong());
@@ -258,6 +260,9 @@ class MemberCommandsTest {
       assertEquals(3, json.get("members").size());
       assertEquals("learner", json.get("members").get(2).get("role").asText());
       assertEquals(7, json.get("members").get(2).get("acked_op").asLong());
+      assertEquals(3, json.get("watchers").asLong());
+      assertEquals(2, json.get("leases").asLong());
+      assertEquals(5, json.get("lease_keys").asLong());
     }
   }
 }

@@ -30,6 +30,9 @@ import java.util.Map;
  * @param peerTransport the peer transport's mode: "multicast", "unicast" or "auto" (empty: a single
  *     replica, or an older server)
  * @param multicastPeers with auto: the peers reached by multicast now, unmodifiable
+ * @param watchers the watches open on the replica now (0 from an older server)
+ * @param leases the live leases in its applied state
+ * @param leaseKeys the keys attached to those leases
  */
 public record ReplicaInfo(
     int id,
@@ -50,7 +53,10 @@ public record ReplicaInfo(
     List<Member> members,
     MemberRole memberRole,
     String peerTransport,
-    List<Integer> multicastPeers) {
+    List<Integer> multicastPeers,
+    long watchers,
+    long leases,
+    long leaseKeys) {
 
   /**
    * ReplicaInfo; the counters are copied into an unmodifiable map.
@@ -74,6 +80,9 @@ public record ReplicaInfo(
    * @param memberRole its own role in the membership
    * @param peerTransport its peer transport's mode
    * @param multicastPeers the peers it reaches by multicast (auto)
+   * @param watchers its open watches
+   * @param leases its live leases
+   * @param leaseKeys the keys attached to its leases
    */
   public ReplicaInfo {
     counters = Map.copyOf(counters);
@@ -104,7 +113,7 @@ public record ReplicaInfo(
   public ReplicaInfo(int id, String role, long view, long op, long commit, long applied, long checksum, long uptimeMs,
       String clusterId, int primaryId, String durability, long keys, Map<String, Long> counters, String version) {
     this(id, role, view, op, commit, applied, checksum, uptimeMs, clusterId, primaryId, durability, keys, counters,
-        version, 0, List.of(), MemberRole.UNKNOWN, "", List.of());
+        version, 0, List.of(), MemberRole.UNKNOWN, "", List.of(), 0, 0, 0);
   }
 
   /** Views carry their epoch in their top bits: epoch e's views start at (e - 1) shifted by this. */
@@ -145,6 +154,7 @@ public record ReplicaInfo(
     return new ReplicaInfo(s.getId(), s.getRole(), s.getView(), s.getOp(), s.getCommit(), s.getApplied(),
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
         s.getKeys(), s.getCountersMap(), s.getVersion(), s.getEpoch(), Membership.members(s.getMembersList()),
-        MemberRole.fromNumber(s.getMemberRoleValue()), s.getPeerTransport(), s.getMulticastPeersList());
+        MemberRole.fromNumber(s.getMemberRoleValue()), s.getPeerTransport(), s.getMulticastPeersList(),
+        s.getWatchers(), s.getLeases(), s.getLeaseKeys());
   }
 }

@@ -57,10 +57,8 @@ final class MembershipPath {
   private final SavedChanges saved = new SavedChanges();
   /** When this replica last told each laggard of the old epoch's end (at most once per heartbeat interval). */
   private final Map<Integer, Long> toldLaggardNs = new HashMap<>();
-  /** When this replica last told each replica removed from the membership that a later epoch exists. */
-  private final Map<Integer, Long> toldFormerNs = new HashMap<>();
-  /** When this replica, a quiet primary, last told the members it has not heard that its epoch exists. */
-  private long toldUnheardNs = Long.MIN_VALUE / 2;
+  /** The notices to former members and, from a quiet primary, to the members it has not heard. */
+  private final EpochNotices notices;
 
   MembershipPath(CoreConfig config, ViewState views, ReplicaLog log, Completeness completeness,
       QuorumTracker quorum, Resender resender, ViewChangePath viewChanges, JoinViewPath joins, WritePath writes,
@@ -80,6 +78,7 @@ final class MembershipPath {
     this.redirect = redirect;
     this.catchUp = catchUp;
     this.counters = counters;
+    this.notices = new EpochNotices(config, views, quorum, counters);
     saved.remember(members.current(), views.view(), info()); // the durable row's recent changes
   }
 
@@ -297,7 +296,7 @@ final class MembershipPath {
   }
 
   private void peersFollow(List<Integer> oldIds, long nowNs, Effects out) {
-    toldFormerNs.keySet().retainAll(members.former());
+    notices.membersChanged();
     resender.membersChanged(oldIds, members.ids());
     quorum.membersChanged(nowNs);
     out.peersChanged(members.current());
@@ -367,51 +366,11 @@ final class MembershipPath {
   }
 
   /**
-   * A message of an epoch before the current one from a replica removed from the membership since: it
-   * was cut off or down when the change committed, so it still takes itself for a member (a voter, or
-   * its epoch's primary). Dropped (counted), but it is told, at most once per heartbeat interval, that a
-   * later epoch exists: one HEARTBEAT_OK of this epoch starts its laggard timer ({@link #onLaterEpoch}),
-   * which brings it over by a state transfer; the membership it installs has it no more, so it retires.
+   * A message of an epoch before the current one from a replica removed from the membership since:
+   * dropped (counted), and the sender told that a later epoch exists (see {@link EpochNotices}).
    */
   void onFormerMember(Event.Peer p, long nowNs, Effects out) {
-    if (Membership.epochOfView(p.view()) >= members.epoch()) {
-      counters.droppedUnexpected++; // a retired replica's word: it is no member
-      toldFormerNs.put(p.from(), Long.MAX_VALUE); // in this epoch: it knows, it retired
-      return;
-    }
-    counters.droppedOldEpoch++;
-    if (nowNs - toldFormerNs.getOrDefault(p.from(), Long.MIN_VALUE / 2) >= config.heartbeatIntervalNs) {
-      tellFormer(p.from(), nowNs, out);
-    }
-  }
-
-  private void tellFormer(int id, long nowNs, Effects out) {
-    toldFormerNs.put(id, nowNs);
-    counters.toldFormerMembers++;
-    out.send(id, views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());
-  }
-
-  /**
-   * The primary tells every removed replica it remembers that a later epoch exists, once per election
-   * timeout, until it hears from it in this epoch: a removed primary that lost its quorum goes quiet
-   * and sends nothing to be answered, and without multicast it hears nothing of this epoch either.
-   */
-  private void tellFormerMembers(long nowNs, Effects out) {
-    if (!views.isPrimary() || views.mode() != Mode.NORMAL) {
-      return;
-    }
-    for (int id : members.former()) {
-      long told = toldFormerNs.getOrDefault(id, Long.MIN_VALUE / 2);
-      if (told == Long.MAX_VALUE) {
-        continue;
-      }
-      long dueNs = told + config.quorumTimeoutNs;
-      if (nowNs >= dueNs) {
-        tellFormer(id, nowNs, out);
-        dueNs = nowNs + config.quorumTimeoutNs;
-      }
-      out.tickBy(dueNs);
-    }
+    notices.onFormerMember(p, nowNs, out);
   }
 
   /**
@@ -450,8 +409,7 @@ final class MembershipPath {
    * and a quiet primary's notices to the members it has not heard.
    */
   void tick(long nowNs, Effects out) {
-    tellFormerMembers(nowNs, out);
-    tellUnheardMembers(nowNs, out);
+    notices.tick(nowNs, out);
     if (laterEpochSinceNs.isEmpty()) {
       return;
     }
@@ -461,32 +419,6 @@ final class MembershipPath {
     } else {
       out.tickBy(dueNs);
     }
-  }
-
-  /**
-   * A primary quiet for want of a quorum (CheckQuorum) waits to hear from its backups, but a member still
-   * in the older epoch may have nothing to say there (a learner has no election timer; a log without a
-   * gap asks for nothing) and hears nothing of this epoch: neither would ever speak (the single-voter
-   * simulation's seed 64). So in any epoch after the first (in the first, no member can be in an older
-   * one), once per heartbeat interval, it sends each member it has not heard within the election timeout
-   * one message of its view, a HEARTBEAT_OK: a laggard acts on it (onLaterEpoch: it answers, and fetches
-   * a state transfer), a backup of this epoch drops it (it is no heartbeat, so it keeps no backup from
-   * electing a primary that has a quorum).
-   */
-  private void tellUnheardMembers(long nowNs, Effects out) {
-    if (members.epoch() == 1 || !views.isPrimary() || quorum.live(nowNs) >= members.quorum()) {
-      return;
-    }
-    if (nowNs - toldUnheardNs >= config.heartbeatIntervalNs) {
-      toldUnheardNs = nowNs;
-      for (int id : members.ids()) {
-        if (id != self && !quorum.heardRecently(id, nowNs)) {
-          counters.unheardMemberNotices++;
-          out.send(id, views.view(), MessageType.HEARTBEAT_OK, HeartbeatOk.getDefaultInstance());
-        }
-      }
-    }
-    out.tickBy(toldUnheardNs + config.heartbeatIntervalNs);
   }
 
   private void fetchFromLaterEpoch(long nowNs, Effects out) {

@@ -190,7 +190,7 @@ public final class ReplicaServer implements AutoCloseable {
     }
     try {
       this.statusReport = new ReplicaStatusReport(config, core, storage, storageStage, connections, peers,
-          metrics, startNs);
+          metrics, startNs, watches, stateMachine);
       this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime, replicaMetrics.loop());
       storageStage.start();
       loop.start();

@@ -13,19 +13,25 @@ import io.choir.server.config.ServerConfig;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.net.ClientConnections;
 import io.choir.server.net.DirectMemory;
+import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.Storage;
+import io.choir.server.watch.WatchHub;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 
 /**
  * ReplicaStatusReport builds a replica's answer to a STATUS request: who it is (id, role, view, op
  * numbers, checksum, durability, version, uptime, epoch, members and its own member role, the peer
- * transport's mode and, with auto, the peers reached by multicast) and every counter: the core's, the storage stage's,
- * the client connections' and every choir.* meter of the registry under its name without the prefix
- * (choir.datagrams.sent becomes datagrams_sent). The names are the status interface: they do not change.
+ * transport's mode and, with auto, the peers reached by multicast), its gauges (the open watchers, the
+ * live leases and their keys) and every counter: the core's, the storage stage's, the client
+ * connections' and every choir.* meter of the registry under its name without the prefix
+ * (choir.datagrams.sent becomes datagrams_sent; the tagged counters of one name summed). The names are
+ * the status interface: they do not change.
  */
 final class ReplicaStatusReport {
   private final ServerConfig config;
@@ -37,11 +43,20 @@ final class ReplicaStatusReport {
   private final ReplicaPeers peers;
   private final MeterRegistry metrics;
   private final long startNs;
+  /** The open watches and the lease table (the watchers, leases and lease_keys gauges). */
+  private final WatchHub watches;
+  private final KvStateMachine stateMachine;
 
-  /** A report of the replica started at startNs (System.nanoTime()); peers is null for a single replica. */
+  /**
+   * A report of the replica started at startNs (System.nanoTime()); peers is null for a single replica;
+   * watches and stateMachine give the watchers and lease gauges.
+   */
   ReplicaStatusReport(ServerConfig config, ReplicaCore core, Storage storage, StorageStage storageStage,
-      ClientConnections connections, ReplicaPeers peers, MeterRegistry metrics, long startNs) {
+      ClientConnections connections, ReplicaPeers peers, MeterRegistry metrics, long startNs, WatchHub watches,
+      KvStateMachine stateMachine) {
     this.peers = peers;
+    this.watches = watches;
+    this.stateMachine = stateMachine;
     this.config = config;
     this.core = core;
     this.storage = storage;
@@ -67,6 +82,7 @@ final class ReplicaStatusReport {
         .setDurability(config.get(DURABILITY).name().toLowerCase(Locale.ROOT))
         .setKeys(storage.approximateKeyCount())
         .setVersion(version());
+    gauges(s, watches, stateMachine);
     membership(s, core);
     if (peers != null) {
       s.setPeerTransport(peers.transportMode().name().toLowerCase(Locale.ROOT))
@@ -132,13 +148,29 @@ final class ReplicaStatusReport {
         .putCounters("unheard_member_notices", c.unheardMemberNotices)
         .putCounters("heard_later_epoch", c.heardLaterEpoch);
     core.peerRejections().forEach((reason, n) -> s.putCounters("peer_rejected_" + reason, n));
-    for (Meter m : metrics.getMeters()) {
-      if (m instanceof Counter counter) {
-        s.putCounters(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count());
-      }
-    }
+    meterCounters(s, metrics);
     return Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.OK)
         .setReplicaStatus(s).build();
+  }
+
+  /**
+   * Every counter of metrics under its name without the prefix (choir.datagrams.sent becomes
+   * datagrams_sent); the counters of one name with different tags (choir.watch.refused by reason) are
+   * summed, so the status shows their total rather than whichever came last.
+   */
+  static void meterCounters(ReplicaStatus.Builder s, MeterRegistry metrics) {
+    Map<String, Long> sums = new TreeMap<>();
+    for (Meter m : metrics.getMeters()) {
+      if (m instanceof Counter counter) {
+        sums.merge(m.getId().getName().replace("choir.", "").replace('.', '_'), (long) counter.count(), Long::sum);
+      }
+    }
+    s.putAllCounters(sums);
+  }
+
+  /** The watchers open now, the live leases and their keys (any thread: each is a volatile read). */
+  static void gauges(ReplicaStatus.Builder s, WatchHub watches, KvStateMachine stateMachine) {
+    s.setWatchers(watches.watchers()).setLeases(stateMachine.leaseCount()).setLeaseKeys(stateMachine.leaseKeyCount());
   }
 
   /**

@@ -35,6 +35,28 @@ final class EntryApplier {
   private final LeaseTable leases;
   private final ChecksumChain checksums = new ChecksumChain();
 
+  /**
+   * Checks that entries continue from applied (consecutive ops from applied + 1) and that entryBytes,
+   * when given, holds one byte string per entry.
+   *
+   * @throws IllegalStateException on a gap or an op applied twice (it would silently diverge)
+   * @throws IllegalArgumentException when entryBytes has another size than entries
+   */
+  static void checkContinues(long applied, List<Entry> entries, List<ByteString> entryBytes) {
+    if (entryBytes != null && entryBytes.size() != entries.size()) {
+      throw new IllegalArgumentException(
+          entries.size() + " entries but " + entryBytes.size() + " stored byte strings");
+    }
+    for (int i = 0; i < entries.size(); i++) {
+      long expected = applied + 1 + i;
+      if (entries.get(i).getOp() != expected) {
+        throw new IllegalStateException(
+            "entry " + i + " has op " + entries.get(i).getOp() + ", expected " + expected
+                + " (applied " + applied + ")");
+      }
+    }
+  }
+
   EntryApplier(StateStore storage, ClientSessions sessions, MembershipRow membership, LeaseTable leases) {
     this.storage = storage;
     this.sessions = sessions;

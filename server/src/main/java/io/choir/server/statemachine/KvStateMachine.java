@@ -27,7 +27,8 @@ import org.slf4j.LoggerFactory;
  *       data commands over an {@link Overlay}, {@link ChecksumChain} for the checksum);
  *   <li>{@link ClientSessions}: the client table and its rules (its class comment), laid out in
  *       storage by {@link ClientRows};
- *   <li>{@link LeaseTable}: the leases and their keys, with the rules of {@link LeaseCommands};
+ *   <li>{@link LeaseTable}: the leases and their keys, with the rules of {@link LeaseCommands}; the
+ *       lease queries of this facade are {@link LeaseQueries};
  *   <li>{@link SnapshotInstall}: replacing the state by a state transfer, and wiping an interrupted one;
  *   <li>{@link Reads}: Get and Scan from the applied state, never from a partial one.
  * </ul>
@@ -92,6 +93,7 @@ public final class KvStateMachine {
   private final Reads reads;
   private final MembershipRow membership = new MembershipRow();
   private final LeaseTable leases = new LeaseTable();
+  private final LeaseQueries leaseQueries = new LeaseQueries(leases);
 
   private volatile AppliedState state = new AppliedState(0, 0);
   /** The replicated clock of the last applied entry (see {@link #lastTimeMs()}). */
@@ -253,48 +255,44 @@ public final class KvStateMachine {
     load();
   }
 
+  // The lease facade: each body is in LeaseQueries (its comments say more).
+
   /** The lease table as of snapshot, one self-contained record per lease (its keys included), in id order. */
   public static List<LeaseRecord> leaseTable(StorageSnapshot snapshot) {
-    return LeaseTable.records(snapshot.scanMeta(LeaseTable.PREFIX));
+    return LeaseQueries.records(snapshot);
   }
 
-  /**
-   * What is wrong with a lease record received in a state transfer (id 0, a TTL out of range, too many
-   * or empty keys), or null.
-   */
+  /** What is wrong with a lease record received in a state transfer, or null. */
   public static String leaseRecordProblem(LeaseRecord record) {
-    return LeaseTable.problem(record);
+    return LeaseQueries.problem(record);
   }
 
   /** The number of live leases as of the last apply (any thread). */
   public int leaseCount() {
-    return leases.count();
+    return leaseQueries.count();
   }
 
   /** The number of keys attached to a lease as of the last apply (any thread). */
   public long leaseKeyCount() {
-    return leases.keyCount();
+    return leaseQueries.keyCount();
   }
 
   /** Leases granted, kept alive, revoked and expired by applied entries since this start (any thread). */
   public LeaseCounts leaseCounts() {
-    return new LeaseCounts(leases.granted, leases.keepAlives, leases.revoked, leases.expired);
+    return leaseQueries.counts();
   }
 
   /** LeaseCounts are the lease counters of {@link #leaseCounts()}. */
   public record LeaseCounts(long granted, long keepAlives, long revoked, long expired) {}
 
-  /**
-   * The ids of up to max live leases whose deadline is at or before nowMs (by the replicated clock),
-   * earliest first (any thread): what the primary's expiry submits.
-   */
+  /** The ids of up to max live leases expired by nowMs (replicated clock), earliest first (any thread). */
   public List<Long> leasesExpiredBy(long nowMs, int max) {
-    return leases.expiredBy(nowMs, max).stream().map(LeaseTable.Deadline::id).toList();
+    return leaseQueries.expiredBy(nowMs, max);
   }
 
   /** The earliest deadline of a live lease (replicated clock, ms), or Long.MAX_VALUE (any thread). */
   public long earliestLeaseDeadline() {
-    return leases.earliest();
+    return leaseQueries.earliestDeadline();
   }
 
   /** The time_ms of the applied entry op when the log still holds it, else 0. */
@@ -444,19 +442,8 @@ public final class KvStateMachine {
       throw new IllegalStateException(
           "an earlier apply failed; the state machine must be reloaded from storage");
     }
-    if (entryBytes != null && entryBytes.size() != entries.size()) {
-      throw new IllegalArgumentException(
-          entries.size() + " entries but " + entryBytes.size() + " stored byte strings");
-    }
     AppliedState start = state;
-    for (int i = 0; i < entries.size(); i++) {
-      long expected = start.applied() + 1 + i;
-      if (entries.get(i).getOp() != expected) {
-        throw new IllegalStateException(
-            "entry " + i + " has op " + entries.get(i).getOp() + ", expected " + expected
-                + " (applied " + start.applied() + ")");
-      }
-    }
+    EntryApplier.checkContinues(start.applied(), entries, entryBytes);
     if (entries.isEmpty()) {
       return List.of();
     }

@@ -9,7 +9,7 @@ import java.util.Optional;
  * LeaderElection elects one leader among candidates that campaign on the same key (docs/lease.md
  * "Recipes"): a {@link Lock} whose value is the candidate's name, so that everyone can read who leads.
  * The leader stays leader while its lease is kept alive; when it dies or is cut off the lease expires,
- * the key goes, and a waiting candidate takes over. {@link Leadership#term()} is the fencing token of
+ * the key goes, and a waiting candidate, woken by its watch on the key, takes over. {@link Leadership#term()} is the fencing token of
  * the leadership: higher for every later leader, so the resources the leader drives can refuse a
  * deposed one.
  */
@@ -25,7 +25,8 @@ public final class LeaderElection {
    * @param key the election's key
    * @param candidate this candidate's name, what {@link #leader()} shows while it leads
    * @param ttl how long a leader that stops keeping its lease alive stays leader
-   * @param poll how often a waiting candidate looks again
+   * @param poll how often a waiting candidate looks again without being woken by its watch on the key
+   *     (a fallback: a resignation or the leader's expiry wakes it at once)
    */
   public LeaderElection(ChoirClient client, String key, String candidate, Duration ttl, Duration poll) {
     this.client = client;

@@ -8,13 +8,14 @@ import io.choir.client.Lease;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 
 /**
  * Lock is a mutual-exclusion lock on one key (docs/lease.md "Recipes"), built on a lease and a
  * compare-and-set: the holder creates the key, attached to its lease, only when the key is absent. The
  * key lives as long as the lease: when the holder dies or is cut off, the lease expires and the key is
- * deleted with it, so the next contender gets the lock. Waiting polls the key (every {@code poll}).
+ * deleted with it, so the next contender gets the lock. A waiting {@link #acquire} watches the key from
+ * the revision after the holder's write, so the holder's release (the key's delete) wakes it at once;
+ * it also looks again every {@code poll}, a fallback for a watch that cannot run.
  *
  * <p>Fencing: holding a lock proves nothing to a resource on its own, because a holder that pauses
  * longer than its TTL (a GC, a stopped VM) loses the lease without noticing at once, and another
@@ -40,7 +41,8 @@ public final class Lock {
    * @param key the lock's key
    * @param owner the value the holder writes (who holds it: a host name, a process id)
    * @param ttl how long the lock outlives a holder that stops keeping its lease alive
-   * @param poll how often a waiting acquire looks again
+   * @param poll how often a waiting acquire looks again without being woken by its watch (a fallback:
+   *     a release wakes it at once, so this may be long)
    */
   public Lock(ChoirClient client, String key, String owner, Duration ttl, Duration poll) {
     if (poll.isNegative() || poll.isZero()) {
@@ -83,16 +85,20 @@ public final class Lock {
   public Held acquire(Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     Lease lease = client.leases().grant(ttl);
-    try {
+    try (KeyWaiter waiter = new KeyWaiter(client, key)) {
       while (true) {
-        Optional<Held> held = attempt(lease);
-        if (held.isPresent()) {
-          return held.get();
+        waiter.clear(); // a change from now on wakes the wait below
+        long version;
+        try {
+          return new Held(key, lease, client.leases().putIfAbsent(key, owner, lease.id()));
+        } catch (CasFailedException e) {
+          version = e.currentVersion(); // the holder's key: a change after it is the release
         }
-        if (System.nanoTime() >= deadline) {
+        long left = deadline - System.nanoTime();
+        if (left <= 0) {
           throw new ChoirTimeoutException("lock " + key + " was not free within " + timeout.toMillis() + " ms");
         }
-        TimeUnit.NANOSECONDS.sleep(Math.min(poll.toNanos(), Math.max(1, deadline - System.nanoTime())));
+        waiter.await(version, Math.min(poll.toNanos(), left));
       }
     } catch (ChoirException | InterruptedException e) {
       lease.close();
