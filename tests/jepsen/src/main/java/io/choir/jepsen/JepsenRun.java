@@ -41,7 +41,7 @@ public final class JepsenRun {
   private static final Logger log = LoggerFactory.getLogger(JepsenRun.class);
 
   /** WORKLOADS are the workloads a run can drive. */
-  public static final List<String> WORKLOADS = List.of("register", "set");
+  public static final List<String> WORKLOADS = List.of("register", "set", "watch", "lease");
 
   /**
    * Options of a run. {@code register} holds the workload's concurrency, rate and timeout for both
@@ -184,7 +184,12 @@ public final class JepsenRun {
       out.println("cluster up: " + StatusRound.describe(cluster.status()));
       Cluster c = cluster;
       recorder = new Recorder(dir.resolve("history.jsonl")); // time 0 of the history: the workload starts
-      Workload workload = isSet(o) ? new SetRun(o, c, recorder) : new RegisterRun(o, c, recorder);
+      Workload workload = switch (o.workload()) {
+        case "set" -> new SetRun(o, c, recorder);
+        case "watch" -> new WatchLeaseRuns.WatchRun(o, c, recorder);
+        case "lease" -> new WatchLeaseRuns.LeaseRun(o, c, recorder);
+        default -> new RegisterRun(o, c, recorder);
+      };
       NemesisRunner nemesis = new NemesisRunner(c, recorder, plan, faults);
 
       long start = System.nanoTime();
@@ -264,7 +269,7 @@ public final class JepsenRun {
    * Workload is what execute needs of a workload: run it, read the final state once healed, and check
    * what was recorded, putting its checkers' entries in the map.
    */
-  private interface Workload {
+  interface Workload {
     void start();
 
     void stop() throws InterruptedException;
