@@ -206,6 +206,10 @@ public final class JepsenRun {
       String healed = Nemeses.healAll(c);
       recorder.nemesis(NemesisEvent.HEAL, "heal-all", Targets.names(c), healed);
       out.println("healed: " + healed);
+      Readiness ready = Readiness.await(c, c.nodes(), c.nodes().size(), o.recoveryTimeout());
+      run.put("readyAfterHeal", ready.describe());
+      run.set("healthAfterHeal", Json.MAPPER.valueToTree(Readiness.health(c, c.nodes())));
+      out.println("after the heal: " + ready.describe());
       Convergence recovery = Convergence.await(c, o.recoveryTimeout());
       run.put("recoveryMillis", recovery.waitedMillis());
       run.put("recovered", recovery.converged());

@@ -15,6 +15,7 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
 /**
@@ -95,10 +96,11 @@ public final class LeaseWorkload {
       Recorder recorder, List<String> nodes, Function<String, Client> clients, long seed) {
     this.recorder = recorder;
     this.ttl = ttl;
+    AtomicLong processes = new AtomicLong(); // one history: lessees and readers never share a process number
     this.lessees = new Workers<>("lessee", lesseeCount, 0, requestTimeout, nodes, clients, seed, this::lease,
-        Clock.SYSTEM);
+        Clock.SYSTEM, processes);
     this.readers = new Workers<>("lease-reader", readerCount, readsPerSecond, requestTimeout, nodes, clients,
-        seed * 7 + 1, this::read, Clock.SYSTEM);
+        seed * 7 + 1, this::read, Clock.SYSTEM, processes);
   }
 
   /** start starts the lessees and the readers. */
