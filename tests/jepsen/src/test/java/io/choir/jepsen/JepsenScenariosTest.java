@@ -101,7 +101,7 @@ class JepsenScenariosTest {
    */
   @Test
   void watchesAcrossFailovers() throws Exception {
-    valid("watch", 3, "kill-primary,partition-halves", 31);
+    valid("watch", 3, "kill-primary,partition-halves", 41);
   }
 
   /**
