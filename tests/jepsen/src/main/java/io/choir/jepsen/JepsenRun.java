@@ -27,7 +27,8 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>plan the nemesis schedule from the seed (printed, so {@code --seed} replays it);
  *   <li>start the cluster (removing what dead runs left behind);
- *   <li>run the workload ({@link RegisterWorkload} or {@link SetWorkload}) and the nemesis for the time
+ *   <li>run the workload ({@link RegisterWorkload}, {@link SetWorkload}, {@link WatchWorkload} or {@link
+ *       LeaseWorkload}) and the nemesis for the time
  *       limit;
  *   <li>heal everything (resume, restart, delete the nftables rules), wait for the replicas to recover;
  *   <li>final reads: register: every key through the primary; set: a linearizable scan of every element
