@@ -167,6 +167,10 @@ public final class Cluster implements AutoCloseable {
       } finally {
         pool.shutdownNow();
       }
+      // ready: a majority answers 200 to /ready (docs/metrics.md); then the primary, found by a status
+      // round, must take a probe write. Where /ready cannot serve, the status rounds alone decide.
+      Readiness ready = Readiness.await(cluster, nodes, nodes.size() / 2 + 1, settings.startTimeout());
+      log.info("run {}: {}", settings.runId(), ready.describe());
       cluster.awaitPrimary(settings.startTimeout());
     } catch (Exception e) {
       cluster.close();

@@ -27,7 +27,8 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>plan the nemesis schedule from the seed (printed, so {@code --seed} replays it);
  *   <li>start the cluster (removing what dead runs left behind);
- *   <li>run the workload ({@link RegisterWorkload} or {@link SetWorkload}) and the nemesis for the time
+ *   <li>run the workload ({@link RegisterWorkload}, {@link SetWorkload}, {@link WatchWorkload} or {@link
+ *       LeaseWorkload}) and the nemesis for the time
  *       limit;
  *   <li>heal everything (resume, restart, delete the nftables rules), wait for the replicas to recover;
  *   <li>final reads: register: every key through the primary; set: a linearizable scan of every element
@@ -41,7 +42,7 @@ public final class JepsenRun {
   private static final Logger log = LoggerFactory.getLogger(JepsenRun.class);
 
   /** WORKLOADS are the workloads a run can drive. */
-  public static final List<String> WORKLOADS = List.of("register", "set");
+  public static final List<String> WORKLOADS = List.of("register", "set", "watch", "lease");
 
   /**
    * Options of a run. {@code register} holds the workload's concurrency, rate and timeout for both
@@ -184,7 +185,12 @@ public final class JepsenRun {
       out.println("cluster up: " + StatusRound.describe(cluster.status()));
       Cluster c = cluster;
       recorder = new Recorder(dir.resolve("history.jsonl")); // time 0 of the history: the workload starts
-      Workload workload = isSet(o) ? new SetRun(o, c, recorder) : new RegisterRun(o, c, recorder);
+      Workload workload = switch (o.workload()) {
+        case "set" -> new SetRun(o, c, recorder);
+        case "watch" -> new WatchLeaseRuns.WatchRun(o, c, recorder);
+        case "lease" -> new WatchLeaseRuns.LeaseRun(o, c, recorder);
+        default -> new RegisterRun(o, c, recorder);
+      };
       NemesisRunner nemesis = new NemesisRunner(c, recorder, plan, faults);
 
       long start = System.nanoTime();
@@ -201,6 +207,10 @@ public final class JepsenRun {
       String healed = Nemeses.healAll(c);
       recorder.nemesis(NemesisEvent.HEAL, "heal-all", Targets.names(c), healed);
       out.println("healed: " + healed);
+      Readiness ready = Readiness.await(c, c.nodes(), c.nodes().size(), o.recoveryTimeout());
+      run.put("readyAfterHeal", ready.describe());
+      run.set("healthAfterHeal", Json.MAPPER.valueToTree(Readiness.health(c, c.nodes())));
+      out.println("after the heal: " + ready.describe());
       Convergence recovery = Convergence.await(c, o.recoveryTimeout());
       run.put("recoveryMillis", recovery.waitedMillis());
       run.put("recovered", recovery.converged());
@@ -264,7 +274,7 @@ public final class JepsenRun {
    * Workload is what execute needs of a workload: run it, read the final state once healed, and check
    * what was recorded, putting its checkers' entries in the map.
    */
-  private interface Workload {
+  interface Workload {
     void start();
 
     void stop() throws InterruptedException;

@@ -53,6 +53,12 @@ public record NodeSpec(int id, String name, String ip, int clientPort, boolean j
   /** ACCESS_PATH is where the run's access file is copied ({@link ClusterTls#accessFile}). */
   public static final String ACCESS_PATH = "/etc/choir/access.yaml";
 
+  /**
+   * METRICS_ADDRESS is where every replica serves /metrics, /health and /ready: the container's own
+   * loopback, on the port the image's choir-ready asks ({@link Readiness}); nothing outside reaches it.
+   */
+  public static final String METRICS_ADDRESS = "127.0.0.1:9300";
+
   /** NodeSpec of a replica of the first membership (not a joiner). */
   public NodeSpec(int id, String name, String ip, int clientPort) {
     this(id, name, ip, clientPort, false);
@@ -112,6 +118,7 @@ public record NodeSpec(int id, String name, String ip, int clientPort, boolean j
     // Every run has its own cluster key (Cluster writes it to KEY_PATH): peers seal their datagrams and
     // prove their streams with it, as a cluster on a LAN must.
     settings.put("cluster_key_file", KEY_PATH);
+    settings.put("metrics_address", METRICS_ADDRESS);
     if (joiner) {
       settings.put("join", true);
     }

@@ -38,7 +38,7 @@ public final class Run implements Callable<Integer> {
   int nodes;
 
   @Option(names = "--workload", defaultValue = "register",
-      description = "register (read/write/CAS per key) or set (unique adds, final scans) (default ${DEFAULT-VALUE})")
+      description = "register (read/write/CAS per key), set (unique adds, final scans), watch (watchers through the faults) or lease (expiry timing) (default ${DEFAULT-VALUE})")
   String workload;
 
   @Option(names = "--nemesis", defaultValue = "partition-halves,kill-primary",

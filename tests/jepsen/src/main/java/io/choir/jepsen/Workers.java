@@ -59,12 +59,19 @@ final class Workers<C extends Workers.Client> {
   private final long seed;
   private final Step<C> step;
   private final Clock clock;
-  private final AtomicLong nextProcess = new AtomicLong();
+  private final AtomicLong nextProcess;
   private final AtomicBoolean stopping = new AtomicBoolean();
   private final List<Thread> threads = new ArrayList<>();
 
   Workers(String name, int count, double opsPerSecond, Duration requestTimeout, List<String> nodes,
       Function<String, C> clients, long seed, Step<C> step, Clock clock) {
+    this(name, count, opsPerSecond, requestTimeout, nodes, clients, seed, step, clock, new AtomicLong());
+  }
+
+  /** Workers taking process numbers from {@code processes}: two groups of one workload share one. */
+  Workers(String name, int count, double opsPerSecond, Duration requestTimeout, List<String> nodes,
+      Function<String, C> clients, long seed, Step<C> step, Clock clock, AtomicLong processes) {
+    this.nextProcess = processes;
     this.name = name;
     this.clock = clock;
     this.count = count;

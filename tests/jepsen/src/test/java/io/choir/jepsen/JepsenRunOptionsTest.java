@@ -60,6 +60,7 @@ class JepsenRunOptionsTest {
   @Test
   void shouldListTheSetWorkloadInTheHelp() {
     String usage = new CommandLine(new Run()).getUsageMessage();
-    assertTrue(usage.contains("register (read/write/CAS per key) or set"), usage);
+    assertTrue(usage.contains("register (read/write/CAS per key), set"), usage);
+    assertTrue(usage.contains("watch (") && usage.contains("lease ("), usage);
   }
 }

@@ -95,6 +95,26 @@ class JepsenScenariosTest {
   }
 
   /**
+   * The watch workload: watchers of the prefix and of single keys, some started from a past revision,
+   * follow the writes while the primary is killed or a minority cut off; the watch checker (no gap, no
+   * duplicate, every watcher agrees, final state) must pass.
+   */
+  @Test
+  void watchesAcrossFailovers() throws Exception {
+    valid("watch", 3, "kill-primary,partition-halves", 41);
+  }
+
+  /**
+   * The lease workload: leases of 3 s granted, kept alive, revoked or left to expire while the primary is
+   * paused past the election timeout or killed; the lease checker (never early, late by at most the
+   * documented bound widened by overlapping faults, every key gone at the end on every replica) must pass.
+   */
+  @Test
+  void leasesUnderFaults() throws Exception {
+    valid("lease", 3, "pause-primary,kill-primary", 37);
+  }
+
+  /**
    * A voter (any, the primary too) cut off while alive, and one more node with it, replaced by a fresh
    * replica (join: true) through the bare majority of 5 left. Valid, converged over the new voters, at
    * least one replacement completed (the nemesis records its result in the history, so a change that

@@ -70,6 +70,8 @@ class NodeSpecTest {
     Path file = tmp.resolve("choir.yaml");
     Files.writeString(file, yaml);
     assertTrue(yaml.contains("cluster_key_file: \"" + NodeSpec.KEY_PATH + "\""), yaml);
+    // /ready and /health on the container's loopback, where the image's choir-ready asks
+    assertTrue(yaml.contains("metrics_address: \"127.0.0.1:9300\""), yaml);
     ServerConfig c;
     try (ClusterTls tls = ClusterTls.issue("t", THREE, new SecureRandom())) {
       c = ServerConfig.load(file, hostFiles(tls, "n2"));
