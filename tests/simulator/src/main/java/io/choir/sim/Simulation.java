@@ -302,27 +302,7 @@ public final class Simulation implements SimReplica.Host {
   private void checkWatchesAndLeases() {
     watches.check();
     leases.checkEnd(nodes);
-    totals.add("watchers", watches.watcherCount());
-    totals.add("watch_events_delivered", watches.eventsDelivered);
-    totals.add("watch_events_checked", watches.eventsChecked);
-    totals.add("watch_revisions_checked", watches.revisionsChecked);
-    totals.add("watch_revisions_unverified", watches.revisionsUnverified);
-    totals.add("watch_resumes", watches.resumes);
-    totals.add("watch_cut_offs", watches.cutOffs);
-    totals.add("watch_compacted_refusals", watches.compactedRefusals);
-    totals.add("watch_compacted_ends", watches.compactedEnds);
-    totals.add("watch_lease_delete_order_differences", watches.orderDifferences);
-    totals.add("leases_checked", leases.leasesChecked);
-    totals.add("lease_keys_checked", leases.keysChecked);
-    totals.add("leases_expired", leases.expired);
-    totals.add("leases_revoked", leases.revoked);
-    totals.add("leases_unmeasured", leases.unmeasured);
-    if (leases.maxLateNs != Long.MIN_VALUE) {
-      totals.add("lease_max_late_ms", leases.maxLateNs / MS);
-    }
-    if (leases.maxLateQuietNs != Long.MIN_VALUE) {
-      totals.add("lease_max_late_quiet_ms", leases.maxLateQuietNs / MS);
-    }
+    SimLeases.report(watches, leases, totals);
   }
 
   private static String stackTop(RuntimeException e) {
