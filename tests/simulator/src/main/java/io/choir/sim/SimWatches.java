@@ -72,6 +72,8 @@ final class SimWatches {
     final byte[] key;
     final boolean prefix;
     final boolean prevValue;
+    /** A slow reader takes this long more per response (its connection fills, the hub holds it back). */
+    final long slowNs;
     /** The first revision of the delivered range (-1: not started yet). */
     long first = -1;
     /** The next revision wanted (0: from now, before the first start). */
@@ -87,8 +89,9 @@ final class SimWatches {
     final Set<Integer> compactedAt = new HashSet<>();
     final List<WatchEvent> delivered = new ArrayList<>();
 
-    Watcher(int index, byte[] key, boolean prefix, boolean prevValue, long start) {
+    Watcher(int index, byte[] key, boolean prefix, boolean prevValue, long start, long slowNs) {
       this.index = index;
+      this.slowNs = slowNs;
       this.key = key;
       this.prefix = prefix;
       this.prevValue = prevValue;
@@ -129,7 +132,8 @@ final class SimWatches {
         case 2 -> "L".getBytes();
         default -> new byte[0];
       };
-      watchers.add(new Watcher(i, key, kind != 0, rnd.nextBoolean(), rnd.nextBoolean() ? 1 : 0));
+      watchers.add(new Watcher(i, key, kind != 0, rnd.nextBoolean(), rnd.nextBoolean() ? 1 : 0,
+          rnd.nextInt(3) == 0 ? rnd.nextLong(100 * MS) : 0));
     }
   }
 
@@ -250,7 +254,7 @@ final class SimWatches {
 
   private WatchOutput output(Watcher w, int node, int attempt) {
     return (response, written) -> {
-      long at = Math.max(sim.clock.now() + sim.net.delay(), w.lastDeliveryNs);
+      long at = Math.max(sim.clock.now() + sim.net.delay(), w.lastDeliveryNs + w.slowNs);
       if (w.attempt == attempt) {
         w.lastDeliveryNs = at;
       }
