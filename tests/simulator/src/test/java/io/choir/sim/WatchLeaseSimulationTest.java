@@ -1,5 +1,6 @@
 package io.choir.sim;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -76,6 +77,18 @@ class WatchLeaseSimulationTest {
     }
     assertTrue(totals.getOrDefault("watch_events_checked", 0L) > 0, "no watch event was checked");
     assertTrue(totals.getOrDefault("leases_expired", 0L) > 0, "no lease expired");
+  }
+
+  @Test
+  void aWatchLeaseRunReplaysFromItsSeed() {
+    for (long seed : new long[] {3, 117}) {
+      SimResult first = new Simulation(SimConfig.watchLeasesFromSeed(seed)).run();
+      new Simulation(SimConfig.watchLeasesFromSeed(seed + 1)).run(); // nothing carries over between runs
+      SimResult again = new Simulation(SimConfig.watchLeasesFromSeed(seed)).run();
+      assertEquals(first.history().events, again.history().events, "seed " + seed + ": history differs");
+      assertEquals(first.stats(), again.stats(), "seed " + seed + ": statistics differ between two runs");
+      assertTrue(first.stats().getOrDefault("watch_events_checked", 0L) > 0, "seed " + seed + ": no watch event");
+    }
   }
 
   @Test
