@@ -63,8 +63,15 @@ final class SimLeases implements ChangeListener {
   /** What the entry at an op is, when it ends a lease: the lease id (expire or revoke), and which. */
   private final Map<Long, Long> expireOps = new HashMap<>();
   private final Map<Long, Long> revokeOps = new HashMap<>();
-  /** The newest time_ms of a grant or keep-alive entry of each lease: its deadline is that plus its TTL. */
-  private final Map<Long, Long> stampMs = new HashMap<>();
+  /**
+   * Each lease's deadline by its entries' own times (time_ms of its grant or latest keep-alive that
+   * executed, plus its TTL), and its TTL, computed from the applied entries by the documented rule; and
+   * the requests (client:request id) already seen applied, so that a retry's entry, answered from the
+   * saved reply, is not taken for a keep-alive.
+   */
+  private final Map<Long, Long> deadlineMs = new HashMap<>();
+  private final Map<Long, Long> ttlMsOf = new HashMap<>();
+  private final Set<String> executed = new HashSet<>();
   /**
    * Whether a deletion before the send time of the last keep-alive + TTL fails the run even when the
    * keep-alive's entry was stamped earlier than it was sent (-Dchoir.sim.strictLeaseClock=true): the
@@ -239,10 +246,17 @@ final class SimLeases implements ChangeListener {
   /** A replica is about to apply entries: which of them end a lease. */
   void applying(List<Entry> entries) {
     for (Entry e : entries) {
-      if (e.hasLeaseGrant()) {
-        stampMs.merge(e.getOp(), e.getTimeMs(), Math::max);
-      } else if (e.hasLeaseKeepAlive()) {
-        stampMs.merge(e.getLeaseKeepAlive().getId(), e.getTimeMs(), Math::max);
+      boolean first = e.getClientId() == 0 || executed.add(e.getClientId() + ":" + e.getRequestId());
+      if (e.hasLeaseGrant() && first) {
+        long ttl = Math.max(e.getLeaseGrant().getTtlMs(), e.getLeaseGrant().getMinTtlMs());
+        ttlMsOf.put(e.getOp(), ttl);
+        deadlineMs.put(e.getOp(), e.getTimeMs() + ttl);
+      } else if (e.hasLeaseKeepAlive() && first) {
+        long id = e.getLeaseKeepAlive().getId();
+        Long d = deadlineMs.get(id);
+        if (d != null && e.getTimeMs() < d) { // at or after the deadline it is refused (not found)
+          deadlineMs.put(id, e.getTimeMs() + ttlMsOf.get(id));
+        }
       }
       if (e.hasLeaseExpire()) {
         expireOps.put(e.getOp(), e.getLeaseExpire().getId());
@@ -264,8 +278,8 @@ final class SimLeases implements ChangeListener {
       Long expiredId = expireOps.get(c.revision());
       Long revokedId = revokeOps.get(c.revision());
       boolean byHolder = revokedId != null && revokedId == l.id && l.revokeSent;
-      long stampNs = stampMs.getOrDefault(l.id, Long.MAX_VALUE / MS) * MS;
-      if (!byHolder && now < l.lastOkSentNs + l.ttlNs && now >= stampNs + l.ttlNs && !STRICT_CLOCK) {
+      long stampedDeadlineNs = deadlineMs.getOrDefault(l.id, Long.MAX_VALUE / MS) * MS;
+      if (!byHolder && now < l.lastOkSentNs + l.ttlNs && now >= stampedDeadlineNs && !STRICT_CLOCK) {
         earlyByClockLag++; // early in real time, on time by its entries' stamps: the clock lagged at admission
         maxEarlyByClockLagNs = Math.max(maxEarlyByClockLagNs, l.lastOkSentNs + l.ttlNs - now);
       } else if (!byHolder && now < l.lastOkSentNs + l.ttlNs) {
