@@ -10,8 +10,6 @@ import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -23,7 +21,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * LeaseExpiry is the primary's side of lease expiry (docs/lease.md), on the node, outside the core:
- * every check interval it looks at the applied lease table's earliest deadlines and, for each that the
+ * every check interval it asks {@link LeaseExpiryPolicy} (the pure decision, which the simulator runs
+ * too), which looks at the applied lease table's earliest deadlines and, for each that the
  * replicated clock has passed, submits an expire request through the normal write path, from a
  * connection id of its own ({@link Event.ClientRequest#LEASE_EXPIRY_CONNECTION}), which the core writes
  * as a LeaseExpire entry. The state machine deletes the lease and its keys at apply only when that
@@ -42,7 +41,7 @@ import org.slf4j.LoggerFactory;
 final class LeaseExpiry implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(LeaseExpiry.class);
   /** The most expire requests one check submits. */
-  static final int MAX_PER_CHECK = 64;
+  static final int MAX_PER_CHECK = LeaseExpiryPolicy.MAX_PER_CHECK;
 
   /** Where the expiry hands its work: the loop, and the requests to the loop's inbox. */
   interface Loop {
@@ -55,12 +54,9 @@ final class LeaseExpiry implements AutoCloseable {
   private final Loop loop;
   private final BooleanSupplier primaryOnLoop;
   private final LongSupplier nanoTime;
-  private final long retryNs;
   private volatile ScheduledExecutorService timer;
-  /** The lease ids submitted, with when (the timer thread; the loop forgets those a backup did not send). */
-  private final Map<Long, Long> submittedNs = new ConcurrentHashMap<>();
-  private long seenTimeMs;
-  private long seenAtNs;
+  /** What to submit when (timer thread; the loop forgets those a backup did not send), under its lock. */
+  private final LeaseExpiryPolicy policy;
   private final AtomicLong submitted = new AtomicLong();
   private final AtomicLong notExpired = new AtomicLong();
   private final AtomicLong refused = new AtomicLong();
@@ -77,7 +73,7 @@ final class LeaseExpiry implements AutoCloseable {
     this.loop = loop;
     this.primaryOnLoop = primaryOnLoop;
     this.nanoTime = nanoTime;
-    this.retryNs = TimeUnit.MILLISECONDS.toNanos(retryMs);
+    this.policy = new LeaseExpiryPolicy(retryMs);
     register(metrics);
   }
 
@@ -119,42 +115,21 @@ final class LeaseExpiry implements AutoCloseable {
 
   /** One check (timer thread): submits the leases whose deadline the estimated clock has passed. */
   void check() {
-    long now = nanoTime.getAsLong();
-    long applied = stateMachine.lastTimeMs();
-    if (applied != seenTimeMs) {
-      seenTimeMs = applied;
-      seenAtNs = now;
+    List<Long> toSubmit;
+    synchronized (policy) {
+      toSubmit = policy.check(nanoTime.getAsLong(), stateMachine);
     }
-    long earliest = stateMachine.earliestLeaseDeadline();
-    if (earliest == Long.MAX_VALUE) {
-      submittedNs.clear();
-      return;
+    if (!toSubmit.isEmpty()) {
+      loop.runOnLoop(() -> submitOnLoop(toSubmit));
     }
-    List<Long> due;
-    if (seenTimeMs == 0) {
-      due = stateMachine.leasesExpiredBy(earliest, 1); // the clock is unknown yet: probe with one
-    } else {
-      long clockMs = seenTimeMs + TimeUnit.NANOSECONDS.toMillis(now - seenAtNs);
-      due = stateMachine.leasesExpiredBy(clockMs, MAX_PER_CHECK);
-    }
-    submittedNs.keySet().retainAll(due);
-    List<Long> toSubmit = due.stream().filter(id -> {
-      Long at = submittedNs.get(id);
-      return at == null || now - at >= retryNs;
-    }).toList();
-    if (toSubmit.isEmpty()) {
-      return;
-    }
-    for (Long id : toSubmit) {
-      submittedNs.put(id, now);
-    }
-    loop.runOnLoop(() -> submitOnLoop(toSubmit));
   }
 
   /** On the replica loop: as primary, hands each expire request to the inbox. */
   private void submitOnLoop(List<Long> ids) {
     if (!primaryOnLoop.getAsBoolean()) {
-      ids.forEach(submittedNs::remove); // not sent: a primary-to-be must not wait a retry interval
+      synchronized (policy) {
+        policy.notSent(ids); // a primary-to-be must not wait a retry interval
+      }
       return;
     }
     for (long id : ids) {

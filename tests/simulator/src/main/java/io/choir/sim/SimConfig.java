@@ -12,6 +12,8 @@ import java.util.SplittableRandom;
  * @param clientAttemptTimeoutMs every client's attempt timeout, or 0: each client draws its own
  * @param clientRequestTimeoutMs the most of every client's request timeout, or 0: each draws its own
  * @param unicast the replicas run peer_transport unicast: a send to all is one unicast copy per member
+ * @param watchLeases the run adds watchers and lease clients and checks them ({@link SimWatches},
+ *     {@link SimLeases}); off in every plan but {@link #watchLeasesFromSeed}
  */
 public record SimConfig(
     long seed,
@@ -35,7 +37,8 @@ public record SimConfig(
     long maxInFlightBytes,
     long clientAttemptTimeoutMs,
     long clientRequestTimeoutMs,
-    boolean unicast) {
+    boolean unicast,
+    boolean watchLeases) {
 
   static final long MS = 1_000_000L;
   /** The server's default flow-control window. */
@@ -52,6 +55,29 @@ public record SimConfig(
         valueBytes, maxInFlightBytes, clientAttemptTimeoutMs, clientRequestTimeoutMs, false);
   }
 
+  /** A run without watchers and lease clients. */
+  public SimConfig(long seed, int replicas, int clients, int keys, int opsPerClient, double lossRate,
+      double duplicateRate, long minDelayNs, long maxDelayNs, boolean faults, long faultPeriodNs,
+      long logRetentionOps, boolean buffered, int maxClientSessions, long sessionTimeoutMs, boolean slowDisk,
+      FaultPlan faultPlan, int valueBytes, long maxInFlightBytes, long clientAttemptTimeoutMs,
+      long clientRequestTimeoutMs, boolean unicast) {
+    this(seed, replicas, clients, keys, opsPerClient, lossRate, duplicateRate, minDelayNs, maxDelayNs, faults,
+        faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs, slowDisk, faultPlan,
+        valueBytes, maxInFlightBytes, clientAttemptTimeoutMs, clientRequestTimeoutMs, unicast, false);
+  }
+
+  /**
+   * The run of a seed ({@link #fromSeed}) with watchers and lease clients added and checked
+   * ({@link SimWatches}, {@link SimLeases}): the same shape and faults otherwise.
+   */
+  public static SimConfig watchLeasesFromSeed(long seed) {
+    SimConfig c = fromSeed(seed);
+    return new SimConfig(seed, c.replicas, c.clients, c.keys, c.opsPerClient, c.lossRate, c.duplicateRate,
+        c.minDelayNs, c.maxDelayNs, c.faults, c.faultPeriodNs, c.logRetentionOps, c.buffered, c.maxClientSessions,
+        c.sessionTimeoutMs, c.slowDisk, c.faultPlan, c.valueBytes, c.maxInFlightBytes, c.clientAttemptTimeoutMs,
+        c.clientRequestTimeoutMs, c.unicast, true);
+  }
+
   /**
    * The run of a seed ({@link #fromSeed}) with the replicas on peer_transport unicast: the same shape,
    * every send to all delivered as one independent unicast copy per member.
@@ -64,7 +90,8 @@ public record SimConfig(
   public SimConfig withUnicast() {
     return new SimConfig(seed, replicas, clients, keys, opsPerClient, lossRate, duplicateRate, minDelayNs,
         maxDelayNs, faults, faultPeriodNs, logRetentionOps, buffered, maxClientSessions, sessionTimeoutMs,
-        slowDisk, faultPlan, valueBytes, maxInFlightBytes, clientAttemptTimeoutMs, clientRequestTimeoutMs, true);
+        slowDisk, faultPlan, valueBytes, maxInFlightBytes, clientAttemptTimeoutMs, clientRequestTimeoutMs, true,
+        watchLeases);
   }
 
   /** Which faults a run injects. */
@@ -203,6 +230,6 @@ public record SimConfig(
         + (maxInFlightBytes != DEFAULT_WINDOW_BYTES ? " window=" + maxInFlightBytes + "B" : "")
         + (clientAttemptTimeoutMs > 0 ? " attempt_timeout=" + clientAttemptTimeoutMs + "ms" : "")
         + (clientRequestTimeoutMs > 0 ? " request_timeout<=" + clientRequestTimeoutMs + "ms" : "")
-        + (unicast ? " transport=unicast" : "");
+        + (unicast ? " transport=unicast" : "") + (watchLeases ? " watches+leases" : "");
   }
 }

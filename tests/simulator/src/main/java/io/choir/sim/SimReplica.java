@@ -75,6 +75,9 @@ final class SimReplica {
 
     /** The apply lane applied (checked: equal applied numbers give equal checksums). */
     void applied(SimReplica node, Event.Applied applied);
+
+    /** node's process started, its state recovered (the watch hub and the lease expiry attach here). */
+    default void started(SimReplica node) {}
   }
 
   static final long US = 1_000L;
@@ -162,6 +165,7 @@ final class SimReplica {
     stateMachine = new KvStateMachine(applyStorage, cfg.maxClientSessions(), 1024, cfg.sessionTimeoutMs());
     RecoveredState recovered = Recovery.recover(storage, stateMachine, "node " + id, buffered, true);
     core = new ReplicaCore(config, recovered, Membership.fromRecord(stateMachine.membership(), config.bootstrapMembership()));
+    host.started(this);
     int inc = incarnation;
     Consumer<Event> events = e -> {
       if (inc == incarnation) {

@@ -16,6 +16,11 @@ final class SimTotals {
   private long maxView;
 
   /** Counts one more of stat; returns the new count. */
+  /** Adds n to stat (a figure a checker counted). */
+  void add(String stat, long n) {
+    stats.merge(stat, n, Long::sum);
+  }
+
   long bump(String stat) {
     return stats.merge(stat, 1L, Long::sum);
   }

@@ -65,6 +65,9 @@ public final class Simulation implements SimReplica.Host {
   private final SimTotals totals = new SimTotals();
   private final SimAgreement agreement;
   private final SimEpochs epochs;
+  /** The watchers and the lease holders with their checks (null: a run without, the default). */
+  private final SimWatches watches;
+  private final SimLeases leases;
 
   /**
    * A deliberate bug of the simulated replica process outside its core, so that a test can prove the
@@ -85,7 +88,11 @@ public final class Simulation implements SimReplica.Host {
      * fragments too (each lost on its own), as big messages all did before hole 2e was closed. A resend
      * of a 1 MiB entry then practically never arrives under loss.
      */
-    UDP_ONLY_PEERS
+    UDP_ONLY_PEERS,
+    /** (watches+leases runs) The watch output loses one response of events of a connection that stays up. */
+    WATCH_DROPS_EVENT,
+    /** (watches+leases runs) The primary's expiry also revokes leases half a second before their deadline. */
+    LEASE_EXPIRES_EARLY
   }
 
   private final SimBreakage simBreakage;
@@ -201,6 +208,14 @@ public final class Simulation implements SimReplica.Host {
     clients = new SimClients(this, cfg, random);
     faults = new SimFaults(this, cfg, random, net);
     stateTransfers = new SimStateTransfer(this, cfg, random);
+    if (cfg.watchLeases()) {
+      watches = new SimWatches(this, cfg, violations::add, breakage == SimBreakage.WATCH_DROPS_EVENT);
+      leases = new SimLeases(this, cfg, violations::add, breakage == SimBreakage.LEASE_EXPIRES_EARLY);
+      watches.alsoTell(leases);
+    } else {
+      watches = null;
+      leases = null;
+    }
   }
 
   /** Runs the simulation to the end; returns the result with the history and any violation. */
@@ -209,6 +224,10 @@ public final class Simulation implements SimReplica.Host {
       nodes[id].start();
     }
     clients.start();
+    if (watches != null) {
+      watches.start();
+      leases.start();
+    }
     faults.start();
     boolean clientsDone = false;
     long convergeDeadline = Long.MAX_VALUE;
@@ -229,7 +248,7 @@ public final class Simulation implements SimReplica.Host {
       if (fuzz != null) {
         fuzz.checkBounds(nodes, clock.now(), violations::add);
       }
-      if (!clientsDone && clients.allDone()) {
+      if (!clientsDone && clients.allDone() && (leases == null || leases.holdersDone())) {
         clientsDone = true;
         faults.on = false;
         if (fuzz != null) {
@@ -239,7 +258,12 @@ public final class Simulation implements SimReplica.Host {
         convergeDeadline = clock.now() + CONVERGE_DEADLINE_NS;
       }
       if (clientsDone) {
-        if (SimConvergence.converged(nodes, currentPrimary(), lying)) {
+        boolean converged = SimConvergence.converged(nodes, currentPrimary(), lying);
+        if (converged && leases != null) {
+          leases.convergedNs = Math.min(leases.convergedNs, clock.now());
+          converged = leases.settled(currentPrimary()); // the leases' deadlines pass, their expiries commit
+        }
+        if (converged) {
           SimFuzz.Ending ending = fuzz == null ? SimFuzz.Ending.DONE
               : fuzz.afterConvergence(currentPrimary(), clock.now());
           if (ending == SimFuzz.Ending.WRITE_SENT) {
@@ -265,10 +289,20 @@ public final class Simulation implements SimReplica.Host {
     for (int id = 1; id < nodes.length; id++) {
       totals.noteCounters(nodes[id]);
     }
+    if (watches != null && violations.isEmpty()) {
+      checkWatchesAndLeases();
+    }
     if (fuzz != null) {
       totals.noteFuzz(fuzz.mutator);
     }
     return new SimResult(cfg, history, violations, describeNodes(), totals.finish(clock));
+  }
+
+  /** The end of a watches+leases run: the watch and lease checks, and their figures in the totals. */
+  private void checkWatchesAndLeases() {
+    watches.check();
+    leases.checkEnd(nodes);
+    SimLeases.report(watches, leases, totals);
   }
 
   private static String stackTop(RuntimeException e) {
@@ -389,8 +423,19 @@ public final class Simulation implements SimReplica.Host {
   }
 
   @Override
+  public void started(SimReplica node) {
+    if (watches != null) {
+      watches.attach(node);
+      leases.attach(node);
+    }
+  }
+
+  @Override
   public void applying(SimReplica node, List<Entry> entries) {
     agreement.applying(node, entries);
+    if (leases != null) {
+      leases.applying(entries);
+    }
     epochs.applying(entries);
   }
 
