@@ -124,7 +124,7 @@ final class BackupPath {
       truncated(e.getOp() - 1);
     }
     if (how != ReplicaLog.Placed.CONFIRMED) {
-      clock.learn(e.getTimeMs(), nowNs);
+      clock.follow(e.getTimeMs(), nowNs); // placed last in the log: the newest entry
     }
   }
 

@@ -83,7 +83,12 @@ final class LeaseTable {
     return id == null ? 0 : id;
   }
 
-  /** The keys attached to lease id, in no particular order (a copy). */
+  /**
+   * The keys attached to lease id, in unsigned byte order (a copy): the same order on every replica,
+   * whether it attached them itself or loaded the table (restart, state transfer), so a lease's end
+   * gives every replica's watchers its deletions in one order (the simulator found the attach order on
+   * some replicas and key order on others).
+   */
   List<byte[]> keys(long id) {
     Set<Key> keys = keysOf.get(id);
     List<byte[]> out = new ArrayList<>(keys == null ? 0 : keys.size());
@@ -92,6 +97,7 @@ final class LeaseTable {
         out.add(k.bytes());
       }
     }
+    out.sort(Arrays::compareUnsigned);
     return out;
   }
 
