@@ -12,7 +12,7 @@ package io.choir.server.core;
  * is never reached sooner, in real time, than that TTL after the admission. Taking the larger of the two
  * instead (as this class once did) let a new primary whose estimate came from an older, promptly learned
  * entry jump ahead of a lagging predecessor's stamps, and expire a lease up to that lag early
- * (WatchLeaseSimulationTest, -Dchoir.sim.strictLeaseClock=true, seeds 165, 272, 637). Following costs
+ * (WatchLeaseSimulationTest seeds 165, 272, 637, which now fail any such deletion). Following costs
  * lateness, never safety: the lag a view change adds is how late the new primary placed the newest
  * entry.
  */
