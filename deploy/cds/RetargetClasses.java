@@ -6,6 +6,7 @@ import java.net.URLClassLoader;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.jar.JarEntry;
 import java.util.jar.JarFile;
 import java.util.jar.JarOutputStream;
@@ -60,6 +61,9 @@ public final class RetargetClasses {
         target.closeEntry();
       }
     }
+    // A temporary file is made owner-only (0600): the jar must be readable by whoever runs the
+    // distribution (the image runs the server as an unprivileged user).
+    Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
     Files.move(tmp, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     System.out.println("RetargetClasses: " + raised + " classes of " + in.getFileName() + " raised to version 52");
   }
