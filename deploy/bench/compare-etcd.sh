@@ -71,32 +71,9 @@ OUT="$(cd "$OUT" && pwd)"
 tmp="$(mktemp -d /tmp/choir-vs-etcd.XXXXXX)"
 pids=()
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  for p in "${pids[@]}"; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  cp "$tmp"/*.log "$OUT"/ 2>/dev/null || true
-  if [ "$KEEP" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+source "$root/deploy/bench/servers.sh"   # the clusters, their endpoints, stop_pids, servers_cleanup
+trap servers_cleanup EXIT
 trap 'exit 130' INT TERM
-
-etcd_clients=""
-etcd_initial=""
-for i in 1 2 3; do
-  etcd_clients+="${etcd_clients:+,}http://127.0.0.1:$((ETCD_PORT + i - 1))"
-  etcd_initial+="${etcd_initial:+,}m$i=http://127.0.0.1:$((ETCD_PEER_PORT + i - 1))"
-done
-choir_endpoints="127.0.0.1:${CHOIR_PORT},127.0.0.1:$((CHOIR_PORT + 1)),127.0.0.1:$((CHOIR_PORT + 2))"
-
-source "$root/deploy/bench/servers.sh"
 
 
 # Runs "$@" (one bench) and appends the servers' CPU use and the load during it to $OUT/cpu.txt.

@@ -1,9 +1,37 @@
-# servers.sh: the peer clusters of the benchmark scripts, sourced (compare-etcd.sh, ycsb-compare.sh).
-# Each start_* starts three members on loopback in the background, appends their pids to pids (the
-# caller's cleanup stops them) and to its own array, and returns once the cluster serves. The caller
-# sets: tmp (a scratch folder), log/die, and for etcd ETCD_PORT ETCD_PEER_PORT etcd_clients
-# etcd_initial; for Choir choir (the command, an array) CHOIR_PORT CHOIR_DURABILITY CHOIR_SETTINGS
-# choir_endpoints; for Redis REDIS_PORT.
+# servers.sh: the peer clusters of the benchmark scripts, sourced (compare-etcd.sh, ycsb-compare.sh)
+# after the caller has set tmp (a scratch folder), OUT, KEEP, pids=(), log/die, and the ports
+# ETCD_PORT ETCD_PEER_PORT CHOIR_PORT (REDIS_PORT for Redis), and for Choir choir (the command, an
+# array) CHOIR_DURABILITY CHOIR_SETTINGS. Each start_* starts three members on loopback in the
+# background, appends their pids to pids and to its own array, and returns once the cluster serves;
+# servers_cleanup (the caller's EXIT trap) stops every one and keeps the logs in OUT.
+etcd_clients=""
+etcd_initial=""
+for i in 1 2 3; do
+  etcd_clients+="${etcd_clients:+,}http://127.0.0.1:$((ETCD_PORT + i - 1))"
+  etcd_initial+="${etcd_initial:+,}m$i=http://127.0.0.1:$((ETCD_PEER_PORT + i - 1))"
+done
+choir_endpoints="127.0.0.1:${CHOIR_PORT},127.0.0.1:$((CHOIR_PORT + 1)),127.0.0.1:$((CHOIR_PORT + 2))"
+
+# Stops the given processes: TERM, up to 10 s each, then KILL.
+stop_pids() {
+  local p
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+}
+
+# The EXIT trap: stops everything started, keeps the logs in OUT, removes tmp unless KEEP=1.
+servers_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pids "${pids[@]}"
+  cp "$tmp"/*.log "$OUT"/ 2>/dev/null || true
+  if [ "$KEEP" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
+  exit "$rc"
+}
+
 etcd_pids=()
 choir_pids=()
 redis_pids=()

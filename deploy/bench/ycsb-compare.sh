@@ -75,33 +75,9 @@ OUT="$(cd "$OUT" && pwd)"
 tmp="$(mktemp -d /tmp/choir-ycsb.XXXXXX)"
 pids=()
 
-stop_pids() {
-  local p
-  for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "$@"; do
-    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_pids "${pids[@]}"
-  cp "$tmp"/*.log "$OUT"/ 2>/dev/null || true
-  if [ "$KEEP" = 1 ]; then log "kept $tmp"; else rm -rf "$tmp"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+source "$root/deploy/bench/servers.sh"   # the clusters, their endpoints, stop_pids, servers_cleanup
+trap servers_cleanup EXIT
 trap 'exit 130' INT TERM
-
-etcd_clients=""
-etcd_initial=""
-for i in 1 2 3; do
-  etcd_clients+="${etcd_clients:+,}http://127.0.0.1:$((ETCD_PORT + i - 1))"
-  etcd_initial+="${etcd_initial:+,}m$i=http://127.0.0.1:$((ETCD_PEER_PORT + i - 1))"
-done
-choir_endpoints="127.0.0.1:${CHOIR_PORT},127.0.0.1:$((CHOIR_PORT + 1)),127.0.0.1:$((CHOIR_PORT + 2))"
-source "$root/deploy/bench/servers.sh"
 
 # The YCSB arguments of one system: its binding and where its cluster is.
 db_args() {

@@ -63,15 +63,6 @@ final class SimLeases implements ChangeListener {
   /** What the entry at an op is, when it ends a lease: the lease id (expire or revoke), and which. */
   private final Map<Long, Long> expireOps = new HashMap<>();
   private final Map<Long, Long> revokeOps = new HashMap<>();
-  /**
-   * Each lease's deadline by its entries' own times (time_ms of its grant or latest keep-alive that
-   * executed, plus its TTL), and its TTL, computed from the applied entries by the documented rule; and
-   * the requests (client:request id) already seen applied, so that a retry's entry, answered from the
-   * saved reply, is not taken for a keep-alive.
-   */
-  private final Map<Long, Long> deadlineMs = new HashMap<>();
-  private final Map<Long, Long> ttlMsOf = new HashMap<>();
-  private final Set<String> executed = new HashSet<>();
   /** When the run first converged after healing (Long.MAX_VALUE: not yet). */
   long convergedNs = Long.MAX_VALUE;
   long leasesChecked;
@@ -237,18 +228,6 @@ final class SimLeases implements ChangeListener {
   /** A replica is about to apply entries: which of them end a lease. */
   void applying(List<Entry> entries) {
     for (Entry e : entries) {
-      boolean first = e.getClientId() == 0 || executed.add(e.getClientId() + ":" + e.getRequestId());
-      if (e.hasLeaseGrant() && first) {
-        long ttl = Math.max(e.getLeaseGrant().getTtlMs(), e.getLeaseGrant().getMinTtlMs());
-        ttlMsOf.put(e.getOp(), ttl);
-        deadlineMs.put(e.getOp(), e.getTimeMs() + ttl);
-      } else if (e.hasLeaseKeepAlive() && first) {
-        long id = e.getLeaseKeepAlive().getId();
-        Long d = deadlineMs.get(id);
-        if (d != null && e.getTimeMs() < d) { // at or after the deadline it is refused (not found)
-          deadlineMs.put(id, e.getTimeMs() + ttlMsOf.get(id));
-        }
-      }
       if (e.hasLeaseExpire()) {
         expireOps.put(e.getOp(), e.getLeaseExpire().getId());
       } else if (e.hasLeaseRevoke()) {
