@@ -213,6 +213,9 @@ public final class ServerConfig {
           + " retries get SESSION_EXPIRED, never a second execution."));
   public static final Setting<Integer> MAX_REPLIES_PER_CLIENT = add(whole("max_replies_per_client", 4096, 1,
       1_000_000, Unit.NONE, "Saved replies kept per client for retries (above the client's max in flight)."));
+  public static final Setting<Integer> RECENT_VALUES_BYTES = add(whole("recent_values_bytes", 32 << 20, 0,
+      1 << 30, Unit.BYTES, "Memory for the values of recently used keys, so that a write need not read"
+          + " the value it replaces from storage; 0 turns it off."));
 
   // The log: retention and what NACKs can make a replica resend (issue 10, item 6).
   public static final Setting<Integer> LOG_RETENTION_OPS = add(whole("log_retention_ops", 100_000, 1000,

@@ -137,7 +137,7 @@ public final class ReplicaServer implements AutoCloseable {
       LogLaneRunner logChanges = new LogLaneRunner();
       ApplyLaneStorage applyStorage = new ApplyLaneStorage(storage, logChanges);
       this.stateMachine = new KvStateMachine(applyStorage, config.get(MAX_CLIENT_SESSIONS), config.get(MAX_REPLIES_PER_CLIENT),
-          config.get(SESSION_TIMEOUT_MS));
+          config.get(SESSION_TIMEOUT_MS), config.get(ServerConfig.RECENT_VALUES_BYTES));
       // Before recovery: the entries it applies above the stored state are watch history too.
       this.watches = new WatchHub(watchLimits(config), metrics);
       stateMachine.changeListener(watches);

@@ -27,12 +27,14 @@ final class EntryApplier {
   private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
 
   /** Applied is the outcome of one call: a reply per entry, the set to write, the new state. */
-  record Applied(List<Response> replies, WriteSet set, long applied, long checksum, List<Change> changes) {}
+  record Applied(List<Response> replies, WriteSet set, long applied, long checksum, List<Change> changes,
+      Overlay data) {}
 
   private final StateStore storage;
   private final ClientSessions sessions;
   private final MembershipRow membership;
   private final LeaseTable leases;
+  private final RecentValues recent;
   private final ChecksumChain checksums = new ChecksumChain();
 
   /**
@@ -57,8 +59,10 @@ final class EntryApplier {
     }
   }
 
-  EntryApplier(StateStore storage, ClientSessions sessions, MembershipRow membership, LeaseTable leases) {
+  EntryApplier(StateStore storage, ClientSessions sessions, MembershipRow membership, LeaseTable leases,
+      RecentValues recent) {
     this.storage = storage;
+    this.recent = recent;
     this.sessions = sessions;
     this.membership = membership;
     this.leases = leases;
@@ -70,7 +74,7 @@ final class EntryApplier {
    * entryBytes is null.
    */
   Applied apply(long checksum, List<Entry> entries, List<ByteString> entryBytes, boolean recordChanges) {
-    Overlay data = new Overlay(storage);
+    Overlay data = new Overlay(storage, recent);
     List<Change> changes = List.of();
     if (recordChanges) {
       data.record();
@@ -99,7 +103,7 @@ final class EntryApplier {
     sessions.writeTo(set);
     membership.writeTo(set);
     leases.writeTo(set);
-    return new Applied(replies, set, applied, checksum, changes);
+    return new Applied(replies, set, applied, checksum, changes, data);
   }
 
   /** Applies one entry within a call: expiry by its time, the session rules, then the command. */

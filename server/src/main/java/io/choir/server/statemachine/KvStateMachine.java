@@ -78,6 +78,8 @@ public final class KvStateMachine {
 
   /** Session timeout for RegisterSession entries without one, unless the constructor says otherwise. */
   public static final long DEFAULT_SESSION_TIMEOUT_MS = 60_000;
+  /** The default bound of {@link RecentValues}: the values of recently used keys kept in memory. */
+  public static final long DEFAULT_RECENT_VALUES_BYTES = 32L << 20;
 
   private static final byte[] APPLIED = MetaKeys.bytes(MetaKeys.APPLIED);
   private static final byte[] CHECKSUM = MetaKeys.bytes(MetaKeys.CHECKSUM);
@@ -94,6 +96,7 @@ public final class KvStateMachine {
   private final MembershipRow membership = new MembershipRow();
   private final LeaseTable leases = new LeaseTable();
   private final LeaseQueries leaseQueries = new LeaseQueries(leases);
+  private final RecentValues recent;
 
   private volatile AppliedState state = new AppliedState(0, 0);
   /** The replicated clock of the last applied entry (see {@link #lastTimeMs()}). */
@@ -122,6 +125,16 @@ public final class KvStateMachine {
    */
   public KvStateMachine(
       Storage storage, int maxClientSessions, int maxRepliesPerClient, long defaultSessionTimeoutMs) {
+    this(storage, maxClientSessions, maxRepliesPerClient, defaultSessionTimeoutMs, DEFAULT_RECENT_VALUES_BYTES);
+  }
+
+  /**
+   * Like {@link #KvStateMachine(Storage, int, int, long)}, keeping the values of recently used keys in
+   * memory up to recentValuesBytes (0: none) so that writes need not read the values they replace
+   * from storage ({@link RecentValues}).
+   */
+  public KvStateMachine(Storage storage, int maxClientSessions, int maxRepliesPerClient,
+      long defaultSessionTimeoutMs, long recentValuesBytes) {
     if (maxClientSessions < 1) {
       throw new IllegalArgumentException("maxClientSessions must be at least 1: " + maxClientSessions);
     }
@@ -135,7 +148,8 @@ public final class KvStateMachine {
     }
     this.storage = storage;
     this.sessions = new ClientSessions(maxClientSessions, defaultSessionTimeoutMs, maxRepliesPerClient);
-    this.applier = new EntryApplier(storage, sessions, membership, leases);
+    this.recent = new RecentValues(recentValuesBytes);
+    this.applier = new EntryApplier(storage, sessions, membership, leases, recent);
     this.install = new SnapshotInstall(storage);
     this.reads = new Reads(storage, install, this::applied, leases, this::lastTimeMs);
   }
@@ -153,6 +167,7 @@ public final class KvStateMachine {
    *     reply row has no session header
    */
   public void load() {
+    recent.clear();
     install.wipeIfInterrupted();
     byte[] applied = storage.getMeta(APPLIED);
     byte[] checksum = storage.getMeta(CHECKSUM);
@@ -203,6 +218,7 @@ public final class KvStateMachine {
   public void beginInstall() {
     install.markBegun(); // before touching storage: readers must never see the wipe as a state
     needsLoad = true;
+    recent.clear();
     sessions.clear();
     leases.clear();
     state = new AppliedState(0, 0);
@@ -454,8 +470,10 @@ public final class KvStateMachine {
       storage.write(done.set(), sync);
     } catch (RuntimeException e) {
       membership.abandon();
+      recent.clear();
       throw e;
     }
+    done.data().written();
 
     sessions.committed();
     membership.committed();

@@ -17,6 +17,8 @@ import java.util.Map;
 final class Overlay {
   private final Overlay parent;
   private final StateStore storage;
+  /** Root only: what storage is known to hold for recently used keys, asked before storage. */
+  private final RecentValues recent;
   /** Changed keys in change order; a null value marks a deleted key. */
   private final Map<Key, Versioned> changes = new LinkedHashMap<>();
   /**
@@ -28,24 +30,41 @@ final class Overlay {
   /** Recorded is one change of the root overlay: the key, its new value (null: deleted), the old one. */
   record Recorded(byte[] key, Versioned value, Versioned prev) {}
 
-  /** The root overlay of an apply call, over storage. */
+  /** The root overlay of an apply call, over storage, without a cache. */
   Overlay(StateStore storage) {
+    this(storage, new RecentValues(0));
+  }
+
+  /** The root overlay of an apply call, over storage and what recent knows of it. */
+  Overlay(StateStore storage, RecentValues recent) {
     this.parent = null;
     this.storage = storage;
+    this.recent = recent;
   }
 
   /** An overlay on top of parent (a batch). */
   Overlay(Overlay parent) {
     this.parent = parent;
     this.storage = parent.storage;
+    this.recent = null;
   }
 
   Versioned get(byte[] key) {
     Key wrapped = new Key(key);
-    if (changes.containsKey(wrapped)) {
-      return changes.get(wrapped);
+    Versioned changed = changes.get(wrapped);
+    if (changed != null || changes.containsKey(wrapped)) {
+      return changed;
     }
-    return parent != null ? parent.get(key) : storage.get(key);
+    if (parent != null) {
+      return parent.get(key);
+    }
+    RecentValues.Looked known = recent.lookup(key);
+    if (known.known()) {
+      return known.value();
+    }
+    Versioned stored = storage.get(key);
+    recent.learned(key, stored);
+    return stored;
   }
 
   void put(byte[] key, byte[] value, long version) {
@@ -96,6 +115,13 @@ final class Overlay {
     List<Recorded> taken = recorded;
     recorded = new ArrayList<>();
     return taken;
+  }
+
+  /** Root only: this call's write set is in storage; the cache learns the changed keys' values. */
+  void written() {
+    for (Map.Entry<Key, Versioned> change : changes.entrySet()) {
+      recent.written(change.getKey().bytes(), change.getValue());
+    }
   }
 
   void writeTo(WriteSet set) {
