@@ -7,6 +7,8 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import java.net.InetAddress;
 import java.util.ArrayDeque;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -33,6 +35,13 @@ final class ClientConnection {
   long needBytes;
   /** Reads released by the core, waiting until this connection's replies drain. */
   final ArrayDeque<Request> deferredReads = new ArrayDeque<>();
+  /**
+   * Reads the core released (any thread) that the event loop has not taken into deferredReads yet:
+   * one event-loop task takes all that arrived meanwhile, rather than one task per read.
+   */
+  final ConcurrentLinkedQueue<Request> arrivingReads = new ConcurrentLinkedQueue<>();
+  /** True while a task that takes arrivingReads is queued on the event loop. */
+  final AtomicBoolean takingReads = new AtomicBoolean();
   /** Its entry among the connections waiting for the replica-wide total ({@link ReplyBudget}), if any. */
   ReplyBudget.Waiter waiter;
   /** When its reads and writes in flight were decoded, for the latency timers (null: untimed, tests). */

@@ -16,6 +16,7 @@ import io.netty.util.AttributeKey;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -97,6 +98,8 @@ public final class ClientConnections {
   private volatile boolean intakePaused;
   private final Counter repliesDropped;
   private final Counter readsDeferred;
+  /** Most reads one read-pool task runs (the replies of a task go out in one flush). */
+  static final int MAX_READS_PER_TASK = 32;
   private final ClientDrops drops;
   private final ConnectionsPerAddress perAddress;
   private final FrameMemory frameMemory;
@@ -222,7 +225,8 @@ public final class ClientConnections {
 
   /**
    * Executes a read the core released for connectionId (any thread): on the read pool as soon as the
-   * connection's reply bytes allow it, in the order the core released them.
+   * connection's reply bytes allow it, in the order the core released them. Reads that arrive while the
+   * event loop has not yet taken the earlier ones join them: one event-loop task per burst, not per read.
    */
   public void read(long connectionId, Request request) {
     ClientConnection c = open.get(connectionId);
@@ -230,30 +234,58 @@ public final class ClientConnections {
       repliesDropped.increment();
       return;
     }
-    onLoop(c, () -> {
-      if (!c.channel.isActive()) {
-        repliesDropped.increment();
-        return;
+    c.arrivingReads.add(request);
+    if (c.takingReads.compareAndSet(false, true)) {
+      try {
+        c.channel.eventLoop().execute(() -> takeArrivingReads(c));
+      } catch (RejectedExecutionException shuttingDown) {
+        int dropped = 0;
+        while (c.arrivingReads.poll() != null) {
+          dropped++;
+        }
+        repliesDropped.increment(dropped);
       }
-      if (!c.deferredReads.isEmpty() || !mayStartRead(c)) {
-        readsDeferred.increment();
-      }
-      c.deferredReads.add(request);
-      startReads(c);
-    }, 1);
+    }
   }
 
-  /** Starts c's deferred reads while its bounds allow (event loop). */
+  /** Moves the reads that arrived into the connection's deferred reads and starts what may start (event loop). */
+  private void takeArrivingReads(ClientConnection c) {
+    c.takingReads.set(false); // before taking: a read added after this is taken here or by a new task
+    int taken = 0;
+    for (Request r = c.arrivingReads.poll(); r != null; r = c.arrivingReads.poll()) {
+      if (!c.channel.isActive()) {
+        repliesDropped.increment();
+        continue;
+      }
+      c.deferredReads.add(r);
+      taken++;
+    }
+    startReads(c);
+    // Those of them that could not start at once wait for the connection's replies to drain.
+    readsDeferred.increment(Math.min(taken, c.deferredReads.size()));
+  }
+
+  /**
+   * Starts c's deferred reads while its bounds allow (event loop): those that may start now go to the
+   * read pool together, at most {@link #MAX_READS_PER_TASK} per task, and their replies come back in
+   * one event-loop task and one flush.
+   */
   private void startReads(ClientConnection c) {
     while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)) {
-      Request r = c.deferredReads.poll();
-      c.readsRunning++;
+      int room = Math.min(MAX_READS_PER_TASK, limits.maxReadsPerConnection() - c.readsRunning);
+      List<Request> group = new ArrayList<>(Math.min(room, c.deferredReads.size()));
+      while (group.size() < room && !c.deferredReads.isEmpty()) {
+        group.add(c.deferredReads.poll());
+      }
+      c.readsRunning += group.size();
       try {
-        readPool.execute(() -> runRead(c, r));
+        readPool.execute(() -> runReads(c, group));
       } catch (RejectedExecutionException e) {
-        c.readsRunning--;
-        reply(c, Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
-            .setError("replica overloaded or shutting down: the read pool refused the read").build());
+        c.readsRunning -= group.size();
+        for (Request r : group) {
+          reply(c, Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
+              .setError("replica overloaded or shutting down: the read pool refused the read").build());
+        }
       }
     }
     if (!c.deferredReads.isEmpty() && replyBudget.overTotal(c)) {
@@ -262,37 +294,60 @@ public final class ClientConnections {
   }
 
   /**
-   * On the read pool: computes the reply and reserves its bytes before it is handed to the event loop.
-   * A reply that finds no room under the bounds is dropped and its read deferred again (first in line)
-   * until the connection's or the replica's replies drain: computing it again costs a read, holding it
-   * would cost the memory the bounds are for.
+   * On the read pool: computes the replies of group in order and reserves their bytes before they are
+   * handed to the event loop. The first reply that finds no room under the bounds is dropped and it and
+   * the reads after it are deferred again (first in line) until the connection's or the replica's
+   * replies drain: computing it again costs a read, holding it would cost the memory the bounds are for.
    */
-  private void runRead(ClientConnection c, Request r) {
-    Response reply;
-    try {
-      reply = reader.apply(r);
-    } catch (RuntimeException e) {
-      reply = Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
-          .setError("read failed: " + e.getMessage()).build();
+  private void runReads(ClientConnection c, List<Request> group) {
+    List<Response> ready = new ArrayList<>(group.size());
+    long readyBytes = 0;
+    long needBytes = 0;
+    ReplyBudget.Room room = ReplyBudget.Room.YES;
+    for (Request r : group) {
+      Response reply;
+      try {
+        reply = reader.apply(r);
+      } catch (RuntimeException e) {
+        reply = Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
+            .setError("read failed: " + e.getMessage()).build();
+      }
+      long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
+      room = replyBudget.tryReserve(c, bytes);
+      if (room != ReplyBudget.Room.YES) {
+        needBytes = bytes;
+        break;
+      }
+      ready.add(reply);
+      readyBytes += bytes;
     }
-    List<Response> one = List.of(reply);
-    long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
-    ReplyBudget.Room room = replyBudget.tryReserve(c, bytes);
+    List<Request> again = group.subList(ready.size(), group.size());
+    long written = readyBytes;
+    long need = needBytes;
+    ReplyBudget.Room last = room;
     onLoop(c, () -> {
-      c.readsRunning--;
-      if (room == ReplyBudget.Room.YES) {
+      c.readsRunning -= group.size();
+      if (!ready.isEmpty()) {
         c.needBytes = 0;
-        write(c, one, bytes);
+        write(c, ready, written);
+      }
+      if (again.isEmpty()) {
         return;
       }
-      readsDeferred.increment();
-      c.needBytes = bytes;
-      c.deferredReads.addFirst(r);
-      if (room == ReplyBudget.Room.NOT_IN_TOTAL) {
+      if (!c.channel.isActive()) { // closed meanwhile: its deferred reads were dropped, these are too
+        repliesDropped.increment(again.size());
+        return;
+      }
+      readsDeferred.increment(again.size());
+      c.needBytes = need;
+      for (int i = again.size() - 1; i >= 0; i--) {
+        c.deferredReads.addFirst(again.get(i));
+      }
+      if (last == ReplyBudget.Room.NOT_IN_TOTAL) {
         replyBudget.waitForTotal(c);
       }
       startReads(c);
-    }, 1);
+    }, group.size());
   }
 
   /**

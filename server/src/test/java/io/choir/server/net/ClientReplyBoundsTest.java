@@ -243,6 +243,6 @@ class ClientReplyBoundsTest {
     assertEquals(0, connections.replyBytes(), "failed writes release their bytes");
     assertEquals(0, connections.size());
     assertFalse(c.channel.isActive());
-    assertTrue(metrics.counter("choir.replies.dropped").count() >= 8);
+    assertTrue(metrics.counter("choir.replies.dropped").count() >= 8, "dropped " + metrics.counter("choir.replies.dropped").count() + " deferred " + deferred() + " computed " + computed.get());
   }
 }
