@@ -220,6 +220,23 @@ env = open(os.path.join(out, "environment.txt")).read().strip().splitlines()
 def human(b):
     b = int(b)
     return f"{b >> 20} MiB" if b >= 1 << 20 else f"{b >> 10} KiB" if b >= 1 << 10 else f"{b} B"
+def retransmits(path):
+    """The primary's retransmits and the backups' NACKs in a `choir status --counters` listing (-1: none)."""
+    retx, nacks, role = -1, 0, None
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return -1, -1
+    for line in lines:
+        f = line.split()
+        if line.startswith("127.") and len(f) > 2:
+            role = f[2]
+        elif len(f) == 2 and f[1].isdigit():
+            if f[0] == "retransmits" and role == "primary":
+                retx = int(f[1])
+            elif f[0] == "nacks_sent" and role == "backup":
+                nacks += int(f[1])
+    return retx, nacks
 rows, table = [], []
 for s in sizes:
     r = json.load(open(os.path.join(out, "runs", s, "result.json")))
@@ -238,22 +255,26 @@ for s in sizes:
            "disk_fsync_mb_per_sec": round(dmbs, 2) if dmbs else None,
            "disk_fsync_writes_per_sec": d["writes_per_sec"] if d else None,
            "ratio": round(mbs / dmbs, 2) if dmbs else None, "data_dirs_kib_at_end": c["data_dirs_kib_at_end"]}
+    retx, nacks = retransmits(os.path.join(out, "runs", s, "status-after.txt"))
+    row["primary_retransmits"] = retx
+    row["backup_nacks"] = nacks
     rows.append(row)
 stream = disk.get("stream_end_fsync")
 json.dump({"environment": env, "disk": disk, "runs": rows}, open(os.path.join(out, "large-values.json"), "w"), indent=2)
 print("Choir, 3 replicas on one machine (one disk), fsync durability, writes only; disk: " + disk["tool"])
-print("| value | clients | writes/s | Choir MB/s | p50 ms | p99 ms | primary CPU (cores, µs/write) | disk fsync MB/s (writes/s) at that size | ratio |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| value | clients | writes/s | Choir MB/s | p50 ms | p99 ms | primary CPU (cores, µs/write) | disk fsync MB/s (writes/s) at that size | ratio | retransmits, NACKs |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for w in rows:
     disk_cell = f'{w["disk_fsync_mb_per_sec"]:.1f} ({w["disk_fsync_writes_per_sec"]:,.0f})' if w["disk_fsync_mb_per_sec"] else "-"
     ratio = f'{w["ratio"]:.2f}' if w["ratio"] is not None else "-"
     print(f'| {human(w["value_bytes"])} | {w["clients"]} | {w["writes_per_sec"]:,.0f} | {w["choir_mb_per_sec"]:.1f} | '
           f'{w["p50_ms"]:.2f} | {w["p99_ms"]:.2f} | {w["primary_cpu_cores"]:.2f}, {w["primary_cpu_us_per_write"]:,.0f} | '
-          f'{disk_cell} | {ratio} |')
+          f'{disk_cell} | {ratio} | {w["primary_retransmits"]:,}, {w["backup_nacks"]:,} |')
 if stream:
     print(f'disk stream (1 GiB in 1 MiB writes, one fsync at the end): {stream["bytes_per_sec"] / 1e6:.1f} MB/s')
 print("Choir MB/s counts the values only; each replica writes every value to its log and its data (three "
-      "replicas share the disk here). ratio = Choir MB/s / disk fsync MB/s at that size.")
+      "replicas share the disk here). ratio = Choir MB/s / disk fsync MB/s at that size. retransmits: entries "
+      "the primary resent after NACKs, NACKs: sent by the backups, both over the whole run (warmup included).")
 for line in env:
     print(line)
 EOF
