@@ -3,7 +3,8 @@
 # ETCD_PORT ETCD_PEER_PORT CHOIR_PORT (REDIS_PORT for Redis), and for Choir choir (the command, an
 # array) CHOIR_DURABILITY CHOIR_SETTINGS. Each start_* starts three members on loopback in the
 # background, appends their pids to pids and to its own array, and returns once the cluster serves;
-# servers_cleanup (the caller's EXIT trap) stops every one and keeps the logs in OUT.
+# servers_cleanup (the caller's EXIT trap) stops every one and keeps the logs in OUT. Optional for Choir:
+# CHOIR_METRICS_PORT (replica i serves its metrics endpoint on 127.0.0.1:CHOIR_METRICS_PORT+i-1).
 etcd_clients=""
 etcd_initial=""
 for i in 1 2 3; do
@@ -71,6 +72,12 @@ start_choir() {
       for setting in "${kv[@]}"; do
         printf '%s: %s\n' "${setting%%=*}" "${setting#*=}" >>"$f"
       done
+    done
+  fi
+  if [ -n "${CHOIR_METRICS_PORT:-}" ]; then
+    local i
+    for i in 1 2 3; do
+      printf 'metrics_address: 127.0.0.1:%s\n' "$((CHOIR_METRICS_PORT + i - 1))" >>"$tmp/choir/node$i.yaml"
     done
   fi
   setsid "${choir[@]}" cluster up --dir "$tmp/choir" >"$tmp/choir.log" 2>&1 &

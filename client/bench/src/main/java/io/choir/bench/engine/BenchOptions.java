@@ -49,6 +49,12 @@ public final class BenchOptions {
           + " scheduled time); 0: closed loop, as fast as answers come. Default: ${DEFAULT-VALUE}")
   public double rate;
 
+  @Option(names = "--tick", paramLabel = "S", defaultValue = "1",
+      description = "Seconds per point of the time series and per progress line (each line's p50 and p99"
+          + " are of that interval's operations: --tick 60 gives the p99 of every minute)."
+          + " Default: ${DEFAULT-VALUE}")
+  public int tick = 1;
+
   @Option(names = "--json", description = "Print the result JSON on stdout (the summary goes to stderr).")
   public boolean json;
 
@@ -60,8 +66,8 @@ public final class BenchOptions {
     if (seed == null) {
       seed = System.nanoTime() & 0xFFFFFFFFL;
     }
-    return BenchConfig.of(clients, Duration.ofSeconds(duration), Duration.ofSeconds(warmup), valueSize,
-        writeRatio, keys, seed).withRate(rate);
+    return new BenchConfig(clients, Duration.ofSeconds(duration), Duration.ofSeconds(warmup), valueSize,
+        writeRatio, keys, seed, Duration.ofSeconds(tick)).withRate(rate);
   }
 
   /** The output folder: --out, or bench-results/yyyyMMdd-HHmmss-target. */

@@ -225,6 +225,31 @@ class BenchEngineTest {
   }
 
   @Test
+  void tickOptionSetsTheIntervalOfEveryPointAndProgressLine(@TempDir Path dir) {
+    BenchOptions o = new BenchOptions();
+    new picocli.CommandLine(o).parseArgs("--clients", "2", "--duration", "4", "--warmup", "0", "--value-size", "10",
+        "--keys", "10", "--seed", "7", "--tick", "2", "--out", dir.toString(), "--no-progress");
+    assertEquals(java.time.Duration.ofSeconds(2), o.config().tick());
+    BenchOptions defaults = new BenchOptions();
+    new picocli.CommandLine(defaults).parseArgs();
+    assertEquals(java.time.Duration.ofSeconds(1), defaults.config().tick(), "default: one second");
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    assertEquals(0, BenchRunner.run(o, new FakeDriver(100, 0), new PrintWriter(out), new PrintWriter(err)),
+        err.toString());
+    // 4 s measured in 2 s ticks: two points of the series, each about 2 s after the one before
+    com.fasterxml.jackson.databind.JsonNode series;
+    try {
+      series = BenchReport.JSON.readTree(dir.resolve("result.json").toFile()).get("series");
+    } catch (java.io.IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    assertEquals(2, series.size(), series.toString());
+    assertEquals(2.0, series.get(0).get("t").asDouble(), 0.5, series.toString());
+    assertEquals(4.0, series.get(1).get("t").asDouble(), 0.5, series.toString());
+  }
+
+  @Test
   void keysAndValueAreDeterministic() {
     byte[][] k = BenchEngine.keys(1000);
     assertEquals("bench/000", new String(k[0]));
