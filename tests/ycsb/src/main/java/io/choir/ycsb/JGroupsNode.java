@@ -16,6 +16,7 @@ import org.jgroups.Address;
 import org.jgroups.JChannel;
 import org.jgroups.View;
 import org.jgroups.blocks.ReplicatedHashMap;
+import org.jgroups.protocols.BARRIER;
 
 /**
  * JGroupsNode is one member of the JGroups peer of the YCSB comparison: a {@link JChannel} on the
@@ -84,6 +85,14 @@ final class JGroupsNode implements AutoCloseable {
         return current;
       });
       return removed[0];
+    }
+  }
+
+  static {
+    // JGroups logs through SLF4J when its API is on the classpath, and no SLF4J provider is here: its
+    // warnings (a discarded message, a suspected member) would be lost. java.util.logging prints them.
+    if (System.getProperty("jgroups.use.jdk_logger") == null) {
+      System.setProperty("jgroups.use.jdk_logger", "true");
     }
   }
 
@@ -160,6 +169,17 @@ final class JGroupsNode implements AutoCloseable {
       channel.connect(s.cluster());
       map.start(timeoutMs);
       long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+      // STATE_TRANSFER hands the state over (start returns) before it reopens the BARRIER it closed for
+      // it; a multicast of this member sent in between never came back to this member, so its first write
+      // waited for its own answer until the timeout. Writes start once the barrier is open again (JGroups
+      // has no event for that: polled).
+      BARRIER barrier = channel.getProtocolStack().findProtocol(BARRIER.class);
+      while (barrier != null && barrier.isClosed()) {
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("the state transfer's barrier stayed closed for " + timeoutMs + " ms");
+        }
+        Thread.sleep(1);
+      }
       synchronized (map) {
         while (channel.getView().size() < members) {
           long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());

@@ -1,6 +1,8 @@
 package io.choir.ycsb;
 
 import java.lang.reflect.Method;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import org.jgroups.Address;
 import org.jgroups.JChannel;
@@ -85,6 +87,7 @@ final class ReplicatedMap extends ReplicatedHashMap<String, byte[]> {
     } catch (Exception e) {
       throw new IllegalStateException("unavailable: " + e, e);
     }
+    List<String> silent = new ArrayList<>();
     for (Map.Entry<Address, Rsp<Object>> e : rsps.entrySet()) {
       Rsp<Object> r = e.getValue();
       if (r.hasException()) {
@@ -92,10 +95,13 @@ final class ReplicatedMap extends ReplicatedHashMap<String, byte[]> {
             r.getException());
       }
       if (!r.wasReceived()) {
-        throw new IllegalStateException("timeout: member " + e.getKey() + " did not answer in " + getTimeout()
-            + " ms" + (r.wasSuspected() ? " (suspected)" : "") + (r.wasUnreachable() ? " (unreachable)" : "")
-            + " (outcome unknown)");
+        silent.add(e.getKey() + (e.getKey().equals(local()) ? " (this member)" : "")
+            + (r.wasSuspected() ? " (suspected)" : "") + (r.wasUnreachable() ? " (unreachable)" : ""));
       }
+    }
+    if (!silent.isEmpty()) {
+      throw new IllegalStateException("timeout: no answer in " + getTimeout() + " ms from " + silent + " of view "
+          + getChannel().getView() + " (outcome unknown)");
     }
     if (rsps.size() < required) {
       throw new IllegalStateException("unavailable: the write reached " + rsps.size() + " members, fewer than "
