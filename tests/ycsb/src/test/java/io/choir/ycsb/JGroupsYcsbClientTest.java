@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -211,12 +212,39 @@ class JGroupsYcsbClientTest {
   @Test
   void theStackStaysOnLoopback() throws IOException {
     String xml = JGroupsNode.stack(settings);
-    assertTrue(xml.contains("bind_addr=\"127.0.0.1\""), xml);
+    assertEquals(2, xml.split("bind_addr=\"127.0.0.1\"", -1).length - 1, "UDP's and FD_SOCK2's: " + xml);
+    assertEquals(2, xml.split("bind_addr=", -1).length - 1, xml);
     assertTrue(xml.contains("ip_ttl=\"0\""), xml);
     assertTrue(xml.contains("mcast_port=\"" + settings.mcastPort() + "\""), xml);
     assertFalse(xml.contains("${"), xml);
     assertThrows(IllegalArgumentException.class,
         () -> new JGroupsNode.Settings("c", "10.0.0.1", 1, 2, 3), "a unicast address is no group");
+  }
+
+  @Test
+  void aMemberProcessSaysReadyServesTheStateAndLeavesOnSigterm() throws Exception {
+    members.get(1).map().putAcked("t/k", "v".getBytes(StandardCharsets.UTF_8));
+    ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-cp", System.getProperty("java.class.path"), JGroupsMember.class.getName(),
+        "--cluster", settings.cluster(), "--mcast-addr", settings.mcastAddr(),
+        "--mcast-port", Integer.toString(settings.mcastPort()), "--bind-port", Integer.toString(settings.bindPort()),
+        "--expect", "3", "--timeout-ms", "20000"); // without three members it exits: readLine ends
+    pb.redirectError(ProcessBuilder.Redirect.DISCARD);
+    Process member = pb.start();
+    try {
+      String ready;
+      try (var out = new java.io.BufferedReader(new java.io.InputStreamReader(member.getInputStream(),
+          StandardCharsets.UTF_8))) {
+        ready = out.readLine(); // its first line, once the view has three members
+      }
+      assertTrue(ready != null && ready.startsWith("ready members=3 ") && ready.endsWith(" records=1"), ready);
+      awaitView(members.get(0), 3);
+      member.destroy(); // SIGTERM: the member leaves, so the view shrinks without waiting for a suspicion
+      assertTrue(member.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "exited on SIGTERM");
+      awaitView(members.get(0), 2);
+    } finally {
+      member.destroyForcibly();
+    }
   }
 
   private static Map<String, ByteIterator> toIterators(byte[] v) {
