@@ -1,7 +1,8 @@
 # servers.sh: the peer clusters of the benchmark scripts, sourced (compare-etcd.sh, ycsb-compare.sh)
 # after the caller has set tmp (a scratch folder), OUT, KEEP, pids=(), log/die, and the ports
-# ETCD_PORT ETCD_PEER_PORT CHOIR_PORT (REDIS_PORT for Redis), and for Choir choir (the command, an
-# array) CHOIR_DURABILITY CHOIR_SETTINGS. Each start_* starts three members on loopback in the
+# ETCD_PORT ETCD_PEER_PORT CHOIR_PORT (REDIS_PORT for Redis; JGROUPS_PORT JGROUPS_MCAST_ADDR
+# JGROUPS_MCAST_PORT and ycsb_cp, the YCSB bindings' classpath, for JGroups), and for Choir choir (the
+# command, an array) CHOIR_DURABILITY CHOIR_SETTINGS. Each start_* starts three members on loopback in the
 # background, appends their pids to pids and to its own array, and returns once the cluster serves;
 # servers_cleanup (the caller's EXIT trap) stops every one and keeps the logs in OUT. Optional for Choir:
 # CHOIR_METRICS_PORT (replica i serves its metrics endpoint on 127.0.0.1:CHOIR_METRICS_PORT+i-1).
@@ -36,6 +37,7 @@ servers_cleanup() {
 etcd_pids=()
 choir_pids=()
 redis_pids=()
+jgroups_pids=()
 
 # --- etcd: 3 members on 127.0.0.1, default (fsync) durability ----------------------------------
 start_etcd() {
@@ -118,6 +120,34 @@ start_redis() {
     sleep 0.5
   done
   die "redis replicas did not come online (logs in $tmp)"
+}
+
+# --- JGroups: two member processes holding a ReplicatedHashMap (io.choir.ycsb.JGroupsMember, stack
+# tests/ycsb/src/main/resources/jgroups-loopback.xml: UDP on 127.0.0.1, multicast on loopback with TTL 0);
+# the YCSB process joins as the third member (io.choir.ycsb.JGroupsYcsbClient). In memory only. --------
+jgroups_args() {
+  echo "--cluster choir-bench --mcast-addr $JGROUPS_MCAST_ADDR --mcast-port $JGROUPS_MCAST_PORT --bind-port $JGROUPS_PORT"
+}
+start_jgroups() {
+  local jar
+  jar="$(awk -v RS=: '/\/jgroups-[0-9]/ {print; exit}' <<<"$ycsb_cp")"
+  log "starting JGroups $(basename "$jar" .jar | sed 's/^jgroups-//') ReplicatedHashMap members x2 (the YCSB process is the third) on 127.0.0.1:$JGROUPS_PORT.., multicast $JGROUPS_MCAST_ADDR:$JGROUPS_MCAST_PORT on loopback"
+  local i args
+  read -r -a args <<<"$(jgroups_args)"
+  # One after the other: two members started at once may each found a cluster (merged only later).
+  for i in 1 2; do
+    java -Xmx1g -XX:+UseG1GC -cp "$ycsb_cp" io.choir.ycsb.JGroupsMember "${args[@]}" --expect "$i" \
+      >"$tmp/jgroups-m$i.log" 2>&1 &
+    pids+=($!)
+    jgroups_pids+=($!)
+    for _ in $(seq 1 120); do
+      grep -q "^ready members=$i" "$tmp/jgroups-m$i.log" && break
+      kill -0 "${jgroups_pids[-1]}" 2>/dev/null || die "JGroups member $i exited (log: $tmp/jgroups-m$i.log)"
+      sleep 0.5
+    done
+    grep -q "^ready members=$i" "$tmp/jgroups-m$i.log" || die "JGroups member $i saw no view of $i members (log: $tmp/jgroups-m$i.log)"
+  done
+  grep -h '^ready' "$tmp"/jgroups-m*.log >&2
 }
 
 # CPU seconds (user+system) used so far by the given processes and their children's threads.

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # ycsb-compare.sh: YCSB 0.17.0's own driver against Choir (3 replicas, fsync, majority acks), etcd 3.4
-# (3 members, fsync) and Redis 7 (a primary and 2 replicas, every write followed by WAIT 2), one system
-# at a time on this machine, loopback only, with the same bindings (tests/ycsb: a record is one key
-# holding its 10 fields of 100 bytes), the same threads, records and workloads. Prints one comparison
-# table and writes throughput.png and p99.png; leaves every run's YCSB output, the servers' CPU use
-# and logs in $OUT. Stops all it started.
+# (3 members, fsync), Redis 7 (a primary and 2 replicas, every write followed by WAIT 2) and JGroups 5.4's
+# ReplicatedHashMap (2 member processes and the YCSB process as the third member; a write returns once
+# all three applied it in memory, a read is the YCSB process's copy), one system at a time on this
+# machine, loopback only, with the same bindings (tests/ycsb: a record is one key holding its 10 fields
+# of 100 bytes), the same threads, records and workloads. Prints one comparison table and writes
+# throughput.png and p99.png; leaves every run's YCSB output, the CPU use (cpu.txt: the servers', and
+# the YCSB process's, which for JGroups includes its member) and logs in $OUT. Stops all it started.
 #
 #   deploy/bench/ycsb-compare.sh                          # 64 threads, writes-only, A and B, 30 s x 2 each
 #   THREADS=16 DURATION=10 RUNS=1 SYSTEMS="choir etcd" deploy/bench/ycsb-compare.sh
@@ -13,10 +15,12 @@
 #   THREADS [64] DURATION [30] RUNS [2] RECORDS [10000] WARMUP [20]  (s of writes before the first
 #     measured run of each system, not counted: three fresh JVMs need it)
 #   WORKLOADS [writes a b]        tests/ycsb/workloads/workload-writes, workloada, workloadb
-#   SYSTEMS [choir etcd redis]
+#   SYSTEMS [choir etcd redis]     jgroups too on request
 #   CONNECTIONS [1]               Choir and jetcd clients the YCSB threads share (Redis: one per thread)
 #   CHOIR_READ [linearizable]     or sequential
 #   CHOIR_PORT [27301] ETCD_PORT [23791] ETCD_PEER_PORT [23801] REDIS_PORT [26379]
+#   JGROUPS_PORT [27600] (unicast, from there; FD_SOCK2 100 above) JGROUPS_MCAST_ADDR [239.77.14.1]
+#   JGROUPS_MCAST_PORT [27588]
 #   CHOIR_DURABILITY [fsync] CHOIR_SETTINGS []   as in compare-etcd.sh
 #   OUT [bench-results/ycsb-<date>-<threads>t]  BUILD [1]  KEEP [0]
 set -euo pipefail
@@ -34,6 +38,9 @@ CHOIR_PORT="${CHOIR_PORT:-27301}"
 ETCD_PORT="${ETCD_PORT:-23791}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-23801}"
 REDIS_PORT="${REDIS_PORT:-26379}"
+JGROUPS_PORT="${JGROUPS_PORT:-27600}"
+JGROUPS_MCAST_ADDR="${JGROUPS_MCAST_ADDR:-239.77.14.1}"
+JGROUPS_MCAST_PORT="${JGROUPS_MCAST_PORT:-27588}"
 CHOIR_DURABILITY="${CHOIR_DURABILITY:-fsync}"
 CHOIR_SETTINGS="${CHOIR_SETTINGS:-}"
 BUILD="${BUILD:-1}"
@@ -50,7 +57,8 @@ for s in $SYSTEMS; do
     choir) ;;
     etcd) command -v etcd >/dev/null && command -v etcdctl >/dev/null || need+=(etcd-server etcd-client) ;;
     redis) command -v redis-server >/dev/null || need+=(redis-server) ;;
-    *) die "SYSTEMS: choir, etcd, redis (not $s)" ;;
+    jgroups) ;;
+    *) die "SYSTEMS: choir, etcd, redis, jgroups (not $s)" ;;
   esac
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -85,6 +93,7 @@ db_args() {
     choir) echo "-db io.choir.ycsb.ChoirYcsbClient -p choir.endpoints=$choir_endpoints -p choir.connections=$CONNECTIONS -p choir.read=$CHOIR_READ" ;;
     etcd) echo "-db io.choir.ycsb.EtcdYcsbClient -p etcd.endpoints=$etcd_clients -p etcd.connections=$CONNECTIONS" ;;
     redis) echo "-db io.choir.ycsb.RedisWaitYcsbClient -p redis.port=$REDIS_PORT -p redis.replicas=2" ;;
+    jgroups) echo "-db io.choir.ycsb.JGroupsYcsbClient -p jgroups.cluster=choir-bench -p jgroups.mcast_addr=$JGROUPS_MCAST_ADDR -p jgroups.mcast_port=$JGROUPS_MCAST_PORT -p jgroups.bind_port=$JGROUPS_PORT -p jgroups.members=3" ;;
   esac
 }
 workload_file() {
@@ -98,6 +107,7 @@ server_pids() {
     choir) echo "${choir_pids[*]}" ;;
     etcd) echo "${etcd_pids[*]}" ;;
     redis) echo "${redis_pids[*]}" ;;
+    jgroups) echo "${jgroups_pids[*]}" ;;
   esac
 }
 ycsb() {
@@ -110,6 +120,7 @@ ycsb() {
   echo "java: $(java -version 2>&1 | head -1)"
   command -v etcd >/dev/null && echo "etcd: $(etcd --version 2>/dev/null | head -1)"
   command -v redis-server >/dev/null && echo "redis: $(redis-server --version)"
+  [[ " $SYSTEMS " == *" jgroups "* ]] && echo "jgroups: $(awk -v RS=: '/\/jgroups-[0-9]/ {print; exit}' <<<"$ycsb_cp" | xargs basename)"
   echo "command: THREADS=$THREADS DURATION=$DURATION RUNS=$RUNS RECORDS=$RECORDS WARMUP=$WARMUP WORKLOADS=\"$WORKLOADS\" SYSTEMS=\"$SYSTEMS\" CONNECTIONS=$CONNECTIONS CHOIR_READ=$CHOIR_READ CHOIR_DURABILITY=$CHOIR_DURABILITY CHOIR_SETTINGS=$CHOIR_SETTINGS deploy/bench/ycsb-compare.sh"
 } | tee "$OUT/environment.txt" >&2
 
@@ -132,12 +143,17 @@ for system in $SYSTEMS; do
       log "$system: workload $w, run $r of $RUNS (${DURATION} s, $THREADS threads)"
       read -r -a servers <<<"$(server_pids "$system")"
       before="$(cpu_seconds "${servers[@]}")"
-      ycsb -t "${args[@]}" -P "$(workload_file "$w")" -p recordcount="$RECORDS" -p operationcount=100000000 \
-        -p maxexecutiontime="$DURATION" -threads "$THREADS" >"$OUT/$system-$w-$r.txt" 2>"$tmp/$system-$w-$r.log"
+      # The YCSB process's user+system CPU too (bash's time of it): for JGroups it holds the third member.
+      { TIMEFORMAT='%U %S'; time ycsb -t "${args[@]}" -P "$(workload_file "$w")" -p recordcount="$RECORDS" \
+        -p operationcount=100000000 -p maxexecutiontime="$DURATION" -threads "$THREADS" \
+        >"$OUT/$system-$w-$r.txt" 2>"$tmp/$system-$w-$r.log"; } 2>"$tmp/$system-$w-$r.time"
       after="$(cpu_seconds "${servers[@]}")"
+      client="$(awk '{print $1 + $2}' "$tmp/$system-$w-$r.time")"
       ops="$(awk -F', ' '/^\[OVERALL\], Operations|^\[(READ|UPDATE|INSERT)\], Operations/ {n += $3} END {print n + 0}' "$OUT/$system-$w-$r.txt")"
-      awk -v s="$system" -v w="$w" -v r="$r" -v b="$before" -v a="$after" -v n="$ops" \
-        'BEGIN { printf "%s %s run %s: servers used %.1f CPU-s for %d operations: %.1f us per operation\n", s, w, r, a - b, n, (n > 0 ? (a - b) * 1e6 / n : 0) }' \
+      note=""
+      [ "$system" = jgroups ] && note=" (servers: the 2 member processes; the YCSB process holds the third member)"
+      awk -v s="$system" -v w="$w" -v r="$r" -v b="$before" -v a="$after" -v n="$ops" -v c="$client" -v note="$note" \
+        'BEGIN { printf "%s %s run %s: servers used %.1f CPU-s for %d operations: %.1f us per operation; the YCSB process %.1f CPU-s: %.1f us per operation%s\n", s, w, r, a - b, n, (n > 0 ? (a - b) * 1e6 / n : 0), c, (n > 0 ? c * 1e6 / n : 0), note }' \
         | tee -a "$OUT/cpu.txt" >&2
     done
   done

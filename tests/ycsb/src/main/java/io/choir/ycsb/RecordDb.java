@@ -15,7 +15,7 @@ import site.ycsb.DBException;
 import site.ycsb.Status;
 
 /**
- * RecordDb is what the three bindings (Choir, etcd, Redis with WAIT) share, so that they store and
+ * RecordDb is what the bindings (Choir, etcd, Redis with WAIT, JGroups) share, so that they store and
  * update a YCSB record the same way and differ only in the store's calls: a record is one key,
  * {@code <table>/<key>}, whose value holds every field ({@link RecordCodec}). An insert is a put; an
  * update that names every field of the workload ({@code fieldcount}, {@code fieldnameprefix}, i.e.
