@@ -279,6 +279,11 @@ final class Intake {
     return queued.size();
   }
 
+  /** The op before the batch's first entry (the last op handed to storage and sent), or lastOp without a batch. */
+  long beforeBatch(long lastOp) {
+    return batch.isEmpty() ? lastOp : batch.get(0).getOp() - 1;
+  }
+
   int batchSize() {
     return batch.size();
   }

@@ -310,9 +310,14 @@ final class WritePath {
     quorum.forgetRounds();
   }
 
-  /** The primary's HEARTBEAT: its last op, commit, log start and the current round. */
+  /**
+   * The primary's HEARTBEAT: its last op sent, commit, log start and the current round. The entries a
+   * burst is gathering while the previous log write syncs are in the log window but not sent yet: a
+   * heartbeat naming them would show every backup a gap, and each would NACK them within nack_delay
+   * and get them twice (the large-value runs resent more entries than clients wrote).
+   */
   Heartbeat heartbeat() {
-    return Heartbeat.newBuilder().setLastOp(log.lastOp()).setCommit(log.commitOp()).setLowWatermark(retention.firstOp())
+    return Heartbeat.newBuilder().setLastOp(intake.beforeBatch(log.lastOp())).setCommit(log.commitOp()).setLowWatermark(retention.firstOp())
         .setRound(quorum.round()).build();
   }
 
