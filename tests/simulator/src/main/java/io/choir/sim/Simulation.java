@@ -92,7 +92,13 @@ public final class Simulation implements SimReplica.Host {
     /** (watches+leases runs) The watch output loses one response of events of a connection that stays up. */
     WATCH_DROPS_EVENT,
     /** (watches+leases runs) The primary's expiry also revokes leases half a second before their deadline. */
-    LEASE_EXPIRES_EARLY
+    LEASE_EXPIRES_EARLY,
+    /**
+     * The replicas' clocks run at rates from 0.5 to 1 of real time, far beyond lease_clock_drift_ppm:
+     * a slow primary's lease outlasts the stickiness of backups whose clocks run true, so it answers
+     * linearizable reads after they have formed a newer view.
+     */
+    CLOCK_DRIFT_BEYOND_BOUND
   }
 
   private final SimBreakage simBreakage;
@@ -177,6 +183,8 @@ public final class Simulation implements SimReplica.Host {
       ids.add(i);
     }
     nodes = new SimReplica[cfg.replicas() + 1];
+    // The clocks' own source, so that every other draw of a seed stays what it was.
+    SplittableRandom clockRandom = new SplittableRandom(cfg.seed() ^ 0xC10C4L);
     for (int id : ids) {
       Map<Integer, String> addresses = new HashMap<>();
       for (int a : ids) {
@@ -200,7 +208,8 @@ public final class Simulation implements SimReplica.Host {
           .resendAmplificationLimit(cfg.resendAmplificationLimit())
           .seed(cfg.seed()))
           .build();
-      nodes[id] = new SimReplica(id, c, this, cfg);
+      double rate = SimClocks.rate(clockRandom, c.leaseClockDriftPpm, breakage == SimBreakage.CLOCK_DRIFT_BEYOND_BOUND);
+      nodes[id] = new SimReplica(id, c, this, cfg, rate, clockRandom.nextLong(1_000 * MS));
     }
     epochs = new SimEpochs(nodes[1].config.bootstrapMembership());
     net = new SimNetwork(cfg, clock, random, nodes, this::bump, MAX_DATAGRAM_BYTES,
