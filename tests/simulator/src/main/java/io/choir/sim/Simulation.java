@@ -153,6 +153,11 @@ public final class Simulation implements SimReplica.Host {
     this(cfg, b -> b, SimBreakage.NONE, null, observer, bootstrapVoters);
   }
 
+  /** A simulation whose replicas' configuration is changed by tweak, with a deliberate bug outside the core. */
+  public Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage) {
+    this(cfg, tweak, breakage, null, SimObserver.NONE);
+  }
+
   /** A simulation with a deliberate bug of the replica process outside the core. */
   public Simulation(SimConfig cfg, SimBreakage breakage) {
     this(cfg, b -> b, breakage, null, SimObserver.NONE);

@@ -20,7 +20,8 @@ class BrokenProtocolTest {
   private static final int SEEDS = 200;
 
   @ParameterizedTest
-  @EnumSource(value = CoreConfig.Breakage.class, names = {"LOCAL_READS", "COMMIT_ALONE", "ACK_BEFORE_FSYNC"})
+  @EnumSource(value = CoreConfig.Breakage.class, names = {"LOCAL_READS", "COMMIT_ALONE", "ACK_BEFORE_FSYNC",
+      "STALE_LEASE"})
   void shouldFindInvalidHistoriesWhenTheProtocolIsBroken(CoreConfig.Breakage breakage) {
     long base = Long.getLong("choir.sim.base", 1L);
     List<Long> caught = new ArrayList<>();
@@ -34,6 +35,40 @@ class BrokenProtocolTest {
         SEEDS, base, caught.subList(0, Math.min(5, caught.size())));
     assertTrue(caught.size() >= 5, breakage + " went unnoticed: only seeds " + caught + " of " + SEEDS + " from "
         + base + " were found invalid");
+  }
+
+  /**
+   * Lease reads on clocks that drift beyond lease_clock_drift_ppm (rates from 0.5 to 1 of real time,
+   * {@link Simulation.SimBreakage#CLOCK_DRIFT_BEYOND_BOUND}): a primary whose clock runs slow keeps
+   * its lease after the backups, on true clocks, have formed a newer view, and the linearizability
+   * checker must find a stale read at some seed. Each seed found is run again with the same clocks in
+   * read_index mode, which does not depend on clock rates and must pass: what is caught is the lease.
+   */
+  @Test
+  void shouldFindAStaleLeaseReadWhenClocksDriftBeyondTheBound() {
+    long base = Long.getLong("choir.sim.base", 1L);
+    List<Long> caught = new ArrayList<>();
+    List<String> readIndexFailures = new ArrayList<>();
+    for (long seed = base; seed < base + SEEDS; seed++) {
+      SimConfig cfg = SimConfig.fromSeed(seed);
+      SimResult r = new Simulation(cfg, Simulation.SimBreakage.CLOCK_DRIFT_BEYOND_BOUND).run();
+      if (!r.violations().isEmpty() || !SimChecks.linearizability(r).isEmpty()) {
+        caught.add(seed);
+        SimResult control = new Simulation(cfg, b -> b.readMode(CoreConfig.ReadMode.READ_INDEX),
+            Simulation.SimBreakage.CLOCK_DRIFT_BEYOND_BOUND).run();
+        List<String> problems = new ArrayList<>(control.violations());
+        problems.addAll(SimChecks.linearizability(control));
+        if (!problems.isEmpty()) {
+          readIndexFailures.add("seed " + seed + ": " + String.join("; ", problems));
+        }
+      }
+    }
+    System.out.printf("clock drift beyond the bound: %d of %d seeds from %d invalid with lease reads, e.g. %s;"
+        + " %d of them invalid in read_index mode%n", caught.size(), SEEDS, base,
+        caught.subList(0, Math.min(5, caught.size())), readIndexFailures.size());
+    assertTrue(readIndexFailures.isEmpty(), "read_index fails on drifting clocks:\n" + String.join("\n", readIndexFailures));
+    assertTrue(!caught.isEmpty(), "lease reads on clocks beyond the drift bound went unnoticed in " + SEEDS
+        + " seeds from " + base);
   }
 
   /**
