@@ -23,7 +23,7 @@ public final class TestSettings {
           + " answers every read (linearizable ones on backups too) from local state; `commit-alone`"
           + " acknowledges a write once the primary alone has it on disk; `ack-before-fsync` acknowledges log"
           + " writes before they are fsynced (and restarts as if they were), so a power loss loses"
-          + " acknowledged writes; `stale-lease` gives the primary a lease of four election timeouts that"
+          + " acknowledged writes; `stale-lease` gives the primary a lease of twenty election timeouts that"
           + " CheckQuorum does not end, so a cut-off primary answers stale linearizable reads. `off` is the"
           + " only safe value.").forTestsOnly();
 

@@ -128,7 +128,7 @@ public final class CoreConfig {
      */
     ACK_BEFORE_FSYNC,
     /**
-     * The primary's lease outlives the backups' stickiness: it lasts four election timeouts and is not
+     * The primary's lease outlives the backups' stickiness: it lasts twenty election timeouts and is not
      * bounded by CheckQuorum, so a primary cut off from the others still answers linearizable reads
      * from its own state after they have elected a new primary that accepts writes.
      */
@@ -174,7 +174,7 @@ public final class CoreConfig {
     this.breakage = Objects.requireNonNull(b.breakage, "breakage: start from CoreSettings.defaults");
     this.readMode = Objects.requireNonNull(b.readMode, "readMode: start from CoreSettings.defaults");
     this.leaseClockDriftPpm = b.leaseClockDriftPpm;
-    this.leaseDurationNs = breakage == Breakage.STALE_LEASE ? 4 * quorumTimeoutNs
+    this.leaseDurationNs = breakage == Breakage.STALE_LEASE ? 20 * quorumTimeoutNs
         : leaseDurationNs(quorumTimeoutNs, leaseClockDriftPpm);
   }
 

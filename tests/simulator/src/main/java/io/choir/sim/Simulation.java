@@ -92,13 +92,7 @@ public final class Simulation implements SimReplica.Host {
     /** (watches+leases runs) The watch output loses one response of events of a connection that stays up. */
     WATCH_DROPS_EVENT,
     /** (watches+leases runs) The primary's expiry also revokes leases half a second before their deadline. */
-    LEASE_EXPIRES_EARLY,
-    /**
-     * The replicas' clocks run at rates from 0.5 to 1 of real time, far beyond lease_clock_drift_ppm:
-     * a slow primary's lease outlasts the stickiness of backups whose clocks run true, so it answers
-     * linearizable reads after they have formed a newer view.
-     */
-    CLOCK_DRIFT_BEYOND_BOUND
+    LEASE_EXPIRES_EARLY
   }
 
   private final SimBreakage simBreakage;
@@ -151,11 +145,6 @@ public final class Simulation implements SimReplica.Host {
    */
   Simulation(SimConfig cfg, int bootstrapVoters, SimObserver observer) {
     this(cfg, b -> b, SimBreakage.NONE, null, observer, bootstrapVoters);
-  }
-
-  /** A simulation whose replicas' configuration is changed by tweak, with a deliberate bug outside the core. */
-  public Simulation(SimConfig cfg, UnaryOperator<CoreConfig.Builder> tweak, SimBreakage breakage) {
-    this(cfg, tweak, breakage, null, SimObserver.NONE);
   }
 
   /** A simulation with a deliberate bug of the replica process outside the core. */
@@ -213,7 +202,7 @@ public final class Simulation implements SimReplica.Host {
           .resendAmplificationLimit(cfg.resendAmplificationLimit())
           .seed(cfg.seed()))
           .build();
-      double rate = SimClocks.rate(clockRandom, c.leaseClockDriftPpm, breakage == SimBreakage.CLOCK_DRIFT_BEYOND_BOUND);
+      double rate = SimClocks.rate(clockRandom, c.leaseClockDriftPpm);
       nodes[id] = new SimReplica(id, c, this, cfg, rate, clockRandom.nextLong(1_000 * MS));
     }
     epochs = new SimEpochs(nodes[1].config.bootstrapMembership());
