@@ -30,8 +30,9 @@ final class PrimaryWatch {
     this.electionTimeoutNs = electionTimeoutNs;
   }
 
-  /** The process's first step, at nowNs. */
-  void started(long nowNs) {
+  /** The process's first step, at nowNs: as {@link #restart}, and the quiet start begins. */
+  void firstStep(long nowNs, long electionTimeoutNs) {
+    restart(nowNs, electionTimeoutNs);
     startedNs = nowNs;
   }
 

@@ -104,9 +104,14 @@ final class ReadPath {
         && log.pendingEpochChangeOp() == 0 && lease.holds(views.view(), quorum.confirmedRound(), nowNs);
   }
 
-  /** The primary of view decided at nowNs to send heartbeat round (the start of the lease it may earn). */
-  void roundSent(long view, long round, long nowNs) {
-    lease.roundSent(view, round, nowNs);
+  /**
+   * The primary's tick at nowNs numbered rounds after lastRound (it sends the newest): nowNs is when it
+   * decided to send it, the start of the lease its answers may give.
+   */
+  void roundsSentSince(long lastRound, long nowNs) {
+    if (quorum.round() != lastRound) {
+      lease.roundSent(views.view(), quorum.round(), nowNs);
+    }
   }
 
   /** The highest heartbeat round that f backups have answered in this view. */

@@ -189,8 +189,7 @@ public final class ReplicaCore {
         clock.restartedAt(log.entry(log.lastOp()).getTimeMs()); // the restarted log's newest entry
       }
       quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
-      primaryWatch.restart(nowNs, timeouts.draw());
-      primaryWatch.started(nowNs);
+      primaryWatch.firstStep(nowNs, timeouts.draw());
       viewChange.startTimers(nowNs, timeouts.draw());
       if (views.mode() == Mode.RECOVERING) {
         recovery.begin(random.nextLong() | 1);
@@ -318,9 +317,7 @@ public final class ReplicaCore {
         if (views.isPrimary()) {
           long round = quorum.round();
           writes.tick(nowNs, out);
-          if (quorum.round() != round) {
-            reads.roundSent(views.view(), quorum.round(), nowNs); // a lease runs from this decision
-          }
+          reads.roundsSentSince(round, nowNs); // a lease runs from the decision to send a round
         } else {
           preVotes.electionTick(nowNs, out);
           backups.tick(nowNs, out);
