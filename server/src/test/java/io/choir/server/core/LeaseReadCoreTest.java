@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.choir.proto.Get;
+import io.choir.proto.MemberChange;
 import io.choir.proto.MessageType;
 import io.choir.proto.PreViewChange;
 import io.choir.proto.ReadConsistency;
@@ -203,5 +204,33 @@ class LeaseReadCoreTest {
         assertEquals(1, out.reads().size(), "the deliberate bug: a stale lease read");
       }
     }
+  }
+
+  @Test
+  void shouldServeNoLeaseReadWhileAnEpochChangeWaitsForItsSwitch() {
+    // Replicas 1..3 voters and 4 a learner; the promotion of 4 is an EpochChange, logged by the primary
+    // but not committed (every ack is lost). The next epoch's voters are others, so its old rounds give
+    // no lease from the moment the entry is in its log.
+    CoreCluster c = new CoreCluster(4, id -> CoreKit.config(id, 3));
+    c.tickAll(1);
+    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
+        .setMemberChange(CoreKit.add(4)).build()));
+    c.step(1, new Event.Tick());
+    c.run(100 * MS, 10 * MS);
+    assertEquals(List.of(4), c.cores[1].membership().learners().stream().map(Membership.Member::id).toList(),
+        "set-up: 4 is a learner");
+    Counters k = c.cores[1].counters();
+    c.step(1, new Event.ClientRequest(7, read()));
+    assertEquals(1, c.reads.size(), "set-up: a lease read");
+    assertEquals(1, k.leaseReads);
+    c.drop = s -> s.type() == MessageType.PREPARE_OK || s.type() == MessageType.HEARTBEAT_OK;
+    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
+        .setMemberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)).build()));
+    c.step(1, new Event.Tick());
+    assertEquals(1, c.cores[1].membership().epoch(), "the EpochChange waits uncommitted");
+    c.step(1, new Event.ClientRequest(8, read()));
+    assertEquals(1, c.reads.size(), "no lease read: it waits for a round");
+    assertEquals(1, k.leaseReads);
+    assertEquals(1, k.readIndexReads);
   }
 }
