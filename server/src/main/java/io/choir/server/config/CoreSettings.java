@@ -2,6 +2,8 @@ package io.choir.server.config;
 
 import static io.choir.server.config.ServerConfig.ELECTION_TIMEOUT_MS;
 import static io.choir.server.config.ServerConfig.HEARTBEAT_INTERVAL_MS;
+import static io.choir.server.config.ServerConfig.LEASE_CLOCK_DRIFT_PPM;
+import static io.choir.server.config.ServerConfig.LINEARIZABLE_READS;
 import static io.choir.server.config.ServerConfig.LOG_RETENTION_MAX_OPS;
 import static io.choir.server.config.ServerConfig.LOG_RETENTION_OPS;
 import static io.choir.server.config.ServerConfig.MAX_BATCH_BYTES;
@@ -92,7 +94,14 @@ public final class CoreSettings {
         .resendAmplificationLimit(keyed ? 0 : config.get(RESEND_AMPLIFICATION_LIMIT))
         .sessionTimeoutMs(config.get(SESSION_TIMEOUT_MS))
         .maxClientSessions(config.get(MAX_CLIENT_SESSIONS))
+        .readMode(readMode(config.get(LINEARIZABLE_READS)))
+        .leaseClockDriftPpm(config.get(LEASE_CLOCK_DRIFT_PPM))
         .breakage(breakage(config.get(TEST_BREAK_PROTOCOL)));
+  }
+
+  /** The read mode linearizable_reads names (its words are the setting's Range.OneOf). */
+  static CoreConfig.ReadMode readMode(String linearizableReads) {
+    return "read_index".equals(linearizableReads) ? CoreConfig.ReadMode.READ_INDEX : CoreConfig.ReadMode.LEASE;
   }
 
   /** The deliberate bug test_break_protocol names (its words are the setting's Range.OneOf). */
@@ -101,6 +110,7 @@ public final class CoreSettings {
       case "local-reads" -> CoreConfig.Breakage.LOCAL_READS;
       case "commit-alone" -> CoreConfig.Breakage.COMMIT_ALONE;
       case "ack-before-fsync" -> CoreConfig.Breakage.ACK_BEFORE_FSYNC;
+      case "stale-lease" -> CoreConfig.Breakage.STALE_LEASE;
       default -> CoreConfig.Breakage.NONE;
     };
   }

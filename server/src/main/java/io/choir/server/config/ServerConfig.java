@@ -236,6 +236,15 @@ public final class ServerConfig {
   // Reads, shutdown, logs.
   public static final Setting<Integer> READ_TIMEOUT_MS = add(whole("read_timeout_ms", 5000, 1, 600_000,
       Unit.MILLISECONDS, "How long a read may wait for the applied state to reach what it needs."));
+  public static final Setting<String> LINEARIZABLE_READS = add(oneOf("linearizable_reads", "lease",
+      List.of("lease", "read_index"),
+      "How the primary confirms a linearizable read: lease (no heartbeat round while its lease, renewed by"
+          + " the heartbeat rounds, holds; a round otherwise) or read_index (a heartbeat round after every"
+          + " read's arrival, shared by the reads waiting). Every replica must have the same"
+          + " election_timeout_ms and lease_clock_drift_ppm."));
+  public static final Setting<Integer> LEASE_CLOCK_DRIFT_PPM = add(whole("lease_clock_drift_ppm", 50_000, 0, 500_000,
+      Unit.PARTS_PER_MILLION, "The most any replica's monotonic clock may run fast or slow; the lease is"
+          + " election_timeout_ms x (1 - drift) / (1 + drift) - 1 ms (docs/design.md, lease reads)."));
   public static final Setting<Integer> READ_THREADS = add(whole("read_threads", 2, 1, 256, Unit.NONE,
       "Threads that execute reads against the applied state."));
   public static final Setting<Integer> SHUTDOWN_TIMEOUT_MS = add(whole("shutdown_timeout_ms", 5000, 0, 600_000,

@@ -2,7 +2,7 @@ package io.choir.server.config;
 
 /**
  * Unit is what a number-valued setting counts, printed next to it in the README's settings table (the
- * key's suffix says it too: _ms, _bytes, _percent, per_sec).
+ * key's suffix says it too: _ms, _bytes, _percent, _ppm, per_sec).
  */
 public enum Unit {
   /** No unit: a name, a choice, a flag, or a count of things the key names (ops, entries, connections). */
@@ -10,6 +10,7 @@ public enum Unit {
   BYTES("bytes"),
   MILLISECONDS("ms"),
   PERCENT("%"),
+  PARTS_PER_MILLION("ppm"),
   BYTES_PER_SECOND("bytes/s");
 
   private final String symbol;

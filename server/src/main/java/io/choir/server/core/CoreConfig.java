@@ -66,8 +66,47 @@ public final class CoreConfig {
   public final int maxClientSessions;
   /** Seed of the core's random source (NACK delays); a run replays from it. */
   public final long seed;
+  /** How the primary confirms a linearizable read (server setting linearizable_reads). */
+  public final ReadMode readMode;
+  /**
+   * The bound on how far any replica's monotonic clock may run from real time, in parts per million
+   * (server setting lease_clock_drift_ppm): a clock measures a real duration d as between d(1 - drift)
+   * and d(1 + drift).
+   */
+  public final long leaseClockDriftPpm;
+  /**
+   * How long a primary's lease lasts from the moment it decided to send a heartbeat round that f backups
+   * answered (PrimaryLease): {@link #leaseDurationNs(long, long)} of the election timeout and the drift.
+   */
+  public final long leaseDurationNs;
   /** TEST ONLY: a deliberate protocol bug, so tests can prove that their checks catch one. */
   public final Breakage breakage;
+
+  /** How the primary confirms that it still leads before it answers a linearizable read. */
+  public enum ReadMode {
+    /**
+     * A read arriving while the primary's lease holds needs no round (DESIGN.md "Lease reads (issue
+     * 14)"); otherwise, and outside a lease, as READ_INDEX.
+     */
+    LEASE,
+    /** Every linearizable read waits for a heartbeat round sent after it arrived (shared by all waiting). */
+    READ_INDEX
+  }
+
+  /** A lease a little shorter than the margin on the slack drift allows; never negative. */
+  public static final long LEASE_MARGIN_NS = 1_000_000L;
+
+  /**
+   * The lease for election timeout T and clock drift bound d (ppm): T (1 - d) / (1 + d) - 1 ms. A backup
+   * that answered a round keeps to its primary for T of its own clock after it last heard it, at least
+   * T / (1 + d) of real time; the primary's lease of L on its own clock lasts at most L / (1 - d) of real
+   * time, from a moment before the backup heard that round. So L / (1 - d) <= T / (1 + d) is enough.
+   */
+  public static long leaseDurationNs(long electionTimeoutNs, long driftPpm) {
+    long ppm = 1_000_000L;
+    long l = (long) (electionTimeoutNs * ((double) (ppm - driftPpm) / (ppm + driftPpm))) - LEASE_MARGIN_NS;
+    return Math.max(0, l);
+  }
 
   /**
    * Breakage is a deliberate protocol bug (server setting {@code test_break_protocol}); the simulator's
@@ -87,7 +126,13 @@ public final class CoreConfig {
      * Not a core bug but the storage stage's (server setting {@code ack-before-fsync}): log writes are
      * reported persisted before they are fsynced, so a power loss loses acknowledged writes.
      */
-    ACK_BEFORE_FSYNC
+    ACK_BEFORE_FSYNC,
+    /**
+     * The primary's lease outlives the backups' stickiness: it lasts twenty election timeouts and is not
+     * bounded by CheckQuorum, so a primary cut off from the others still answers linearizable reads
+     * from its own state after they have elected a new primary that accepts writes.
+     */
+    STALE_LEASE
   }
 
   private CoreConfig(Builder b) {
@@ -127,6 +172,10 @@ public final class CoreConfig {
     this.maxClientSessions = b.maxClientSessions;
     this.seed = b.seed;
     this.breakage = Objects.requireNonNull(b.breakage, "breakage: start from CoreSettings.defaults");
+    this.readMode = Objects.requireNonNull(b.readMode, "readMode: start from CoreSettings.defaults");
+    this.leaseClockDriftPpm = b.leaseClockDriftPpm;
+    this.leaseDurationNs = breakage == Breakage.STALE_LEASE ? 20 * quorumTimeoutNs
+        : leaseDurationNs(quorumTimeoutNs, leaseClockDriftPpm);
   }
 
   /** An empty builder: CoreSettings fills the values that a setting declares (see {@link Builder}). */
@@ -197,6 +246,8 @@ public final class CoreConfig {
     private long sessionTimeoutMs;
     private int maxClientSessions;
     private Breakage breakage;
+    private ReadMode readMode;
+    private long leaseClockDriftPpm;
     // The core's own tuning, no setting: the defaults are here.
     private long nackDelayNs = 2_000_000L;
     private long nackBackoffMaxNs = 100_000_000L;
@@ -246,6 +297,8 @@ public final class CoreConfig {
     public Builder maxClientSessions(int v) { maxClientSessions = v; return this; }
     public Builder seed(long v) { seed = v; return this; }
     public Builder breakage(Breakage v) { breakage = v; return this; }
+    public Builder readMode(ReadMode v) { readMode = v; return this; }
+    public Builder leaseClockDriftPpm(long v) { leaseClockDriftPpm = v; return this; }
 
     public CoreConfig build() {
       return new CoreConfig(this);

@@ -40,6 +40,11 @@ public final class Counters {
   public long viewChangesRefused;
   public long viewChangesUnfetchable;
   public long readRounds;
+  /** Linearizable reads the primary's lease confirmed (no round), and those that took a heartbeat round. */
+  public long leaseReads;
+  public long readIndexReads;
+  /** Newer views this replica did not move to while it must keep to its primary or has just started. */
+  public long droppedNewerViewWhileSticky;
   /** Peer messages dropped by PeerMessageChecks (by reason: {@link ReplicaCore#peerRejections()}). */
   public long peerRejected;
   /** NACKs answered with nothing: the asker's resend budget was spent (ResendBudget). */

@@ -232,8 +232,15 @@ final class PeerRouter {
     }
     if (p.view() > views.view()) {
       // The sender is in a newer view, which a majority once supported (views only rise behind a
-      // pre-vote): this replica is behind, whatever it hears from its own primary. Follow it up.
-      viewChanges.startViewChange(p.view(), nowNs, out);
+      // pre-vote): this replica is behind. It follows it up, unless it keeps to its primary (a backup
+      // that hears it, or a replica just started): that primary may hold a lease this replica's answers
+      // earned, so it must not help form a newer view before it has gone silent (DESIGN.md "Lease reads
+      // (issue 14)"). The sender's pre-votes reach that primary too, which moves up and takes it along.
+      if (preVotes.keepsToPrimary(nowNs)) {
+        counters.droppedNewerViewWhileSticky++;
+      } else {
+        viewChanges.startViewChange(p.view(), nowNs, out);
+      }
     }
     if (p.type() == MessageType.PRE_VIEW_CHANGE) {
       preVotes.onPreViewChange(p.from(), ((PreViewChange) p.body()).getView(), nowNs, out);
@@ -277,9 +284,10 @@ final class PeerRouter {
   private boolean moveToNewerView(Event.Peer p, boolean fromPrimaryOfItsView, long nowNs, Effects out) {
     switch (p.type()) {
       case START_VIEW_CHANGE, DO_VIEW_CHANGE -> {
-        if (preVotes.hearsLivePrimary(nowNs) && p.from() != views.primary()) {
+        if ((preVotes.hearsLivePrimary(nowNs) || preVotes.justStarted(nowNs)) && p.from() != views.primary()) {
           // Leader stickiness (Raft thesis 4.2.3): while our primary is alive, a proposal for a newer
-          // view comes from a replica that cannot hear it, and must not depose it.
+          // view comes from a replica that cannot hear it, and must not depose it. A replica just
+          // started does not know when it last heard its primary, which may hold a lease (issue 14).
           counters.droppedSticky++;
           return false;
         }

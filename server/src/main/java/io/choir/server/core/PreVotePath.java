@@ -12,7 +12,8 @@ import io.choir.server.core.ReplicaCore.Mode;
  * stalled, grants; the primary never does, nor does a replica that must catch up. With f grants the
  * caller moves to view v+1 (ViewChangePath), so a replica that alone cannot hear the primary (cut off,
  * or just restarted) never raises its view. It also answers whether the primary is alive, for leader
- * stickiness (Raft thesis 4.2.3).
+ * stickiness (Raft thesis 4.2.3). A replica grants nothing in the election timeout after its process
+ * started (it may have answered a lease round before and forgotten when: DESIGN.md "Lease reads").
  */
 final class PreVotePath {
   private final CoreConfig config;
@@ -46,6 +47,21 @@ final class PreVotePath {
     }
     return views.isPrimary() ? quorum.live(nowNs) >= views.members().quorum()
         : primaryWatch.alive(nowNs);
+  }
+
+  /**
+   * True when this replica must not help form a view newer than its own, whoever proposes it (the
+   * lease's side at the backups, DESIGN.md "Lease reads (issue 14)"): it is a backup that heard its
+   * primary within the election timeout, or its process started less than that ago (it may have
+   * answered a round before and no longer knows when).
+   */
+  boolean keepsToPrimary(long nowNs) {
+    return (views.isBackup() && primaryWatch.alive(nowNs)) || primaryWatch.justStarted(nowNs);
+  }
+
+  /** True for the election timeout after this process's first step (PrimaryWatch.justStarted). */
+  boolean justStarted(long nowNs) {
+    return primaryWatch.justStarted(nowNs);
   }
 
   /**
@@ -84,8 +100,10 @@ final class PreVotePath {
     }
     // In a view change it grants only once its own has stalled: a view change making progress (a
     // long fetch of the chosen log) must not be cut short by one replica's impatience.
-    boolean grant = (views.mode() == Mode.VIEW_CHANGE && viewChange.stalled(nowNs))
-        || (views.isBackup() && !primaryWatch.alive(nowNs));
+    // Never in the election timeout after a start: it may have answered a lease round before.
+    boolean grant = !primaryWatch.justStarted(nowNs)
+        && ((views.mode() == Mode.VIEW_CHANGE && viewChange.stalled(nowNs))
+            || (views.isBackup() && !primaryWatch.alive(nowNs)));
     if (grant) {
       counters.preVotesGranted++;
       out.send(from, view, MessageType.PRE_VIEW_CHANGE_OK,

@@ -11,7 +11,10 @@ import io.choir.proto.Status;
  * a primary that has heard from fewer than f backups within the election timeout refuses it,
  * UNAVAILABLE): it is confirmed by one heartbeat round acknowledged by f backups, which proves no newer
  * view had formed, shared by every read waiting at that moment, and runs once the applied number
- * reaches the commit number noted on arrival. Waiting reads live in {@link ReadIndex}.
+ * reaches the commit number noted on arrival. Waiting reads live in {@link ReadIndex}. With
+ * linearizable_reads: lease (the default), a read arriving while the primary's lease holds
+ * ({@link PrimaryLease}: a round of this view answered by f backups, less than a lease ago) needs no
+ * round of its own and waits only for the applied number (DESIGN.md "Lease reads (issue 14)").
  */
 final class ReadPath {
   private final CoreConfig config;
@@ -21,9 +24,11 @@ final class ReadPath {
   private final ReadIndex readIndex;
   private final Redirect redirect;
   private final Counters counters;
+  private final PrimaryLease lease;
 
   ReadPath(CoreConfig config, ViewState views, ReplicaLog log, QuorumTracker quorum, ReadIndex readIndex,
-      Redirect redirect, Counters counters) {
+      PrimaryLease lease, Redirect redirect, Counters counters) {
+    this.lease = lease;
     this.config = config;
     this.views = views;
     this.log = log;
@@ -45,7 +50,9 @@ final class ReadPath {
       out.reply(event.connectionId(), redirect.notPrimary(request, nowNs));
       return;
     }
-    if (!sequential && views.members().voterCount() > 1 && quorum.live(nowNs) < views.members().quorum()) {
+    boolean staleLease = config.breakage == CoreConfig.Breakage.STALE_LEASE; // a deliberate bug: no CheckQuorum
+    if (!sequential && views.members().voterCount() > 1 && quorum.live(nowNs) < views.members().quorum()
+        && !(staleLease && leaseHolds(nowNs))) {
       out.reply(event.connectionId(), redirect.noQuorum(request, quorum.live(nowNs)));
       return;
     }
@@ -54,7 +61,16 @@ final class ReadPath {
     long required = sequential ? request.getMinOp() : readIndex.linearizableOp(log.commitOp());
     long round = ReadIndex.NO_ROUND;
     if (!sequential && views.members().voterCount() > 1) {
-      round = readIndex.nextRound(quorum.round());
+      if (leaseHolds(nowNs)) {
+        // No newer view can have formed (PrimaryLease): the commit number noted now is enough.
+        counters.leaseReads++;
+        if (lease.renewalDue(views.view(), nowNs)) {
+          readIndex.nextRound(quorum.round()); // the next tick sends a round that renews the lease
+        }
+      } else {
+        counters.readIndexReads++;
+        round = readIndex.nextRound(quorum.round());
+      }
     }
     if (round == ReadIndex.NO_ROUND && log.appliedOp() >= required) {
       out.read(event.connectionId(), request);
@@ -75,6 +91,26 @@ final class ReadPath {
   void releaseReads(Effects out) {
     if (!readIndex.isEmpty()) {
       readIndex.release(log.appliedOp(), confirmedRound(), out);
+    }
+  }
+
+  /**
+   * True when a linearizable read arriving at nowNs may skip the round: lease mode, the primary of a
+   * normal view without an EpochChange waiting for its switch (the next epoch's members are others), and
+   * a round of this view answered by f backups less than a lease ago.
+   */
+  boolean leaseHolds(long nowNs) {
+    return config.readMode == CoreConfig.ReadMode.LEASE && views.isPrimary() && views.members().voterCount() > 1
+        && log.pendingEpochChangeOp() == 0 && lease.holds(views.view(), quorum.confirmedRound(), nowNs);
+  }
+
+  /**
+   * The primary's tick at nowNs numbered rounds after lastRound (it sends the newest): nowNs is when it
+   * decided to send it, the start of the lease its answers may give.
+   */
+  void roundsSentSince(long lastRound, long nowNs) {
+    if (quorum.round() != lastRound) {
+      lease.roundSent(views.view(), quorum.round(), nowNs);
     }
   }
 

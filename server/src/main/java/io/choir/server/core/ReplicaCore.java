@@ -158,7 +158,8 @@ public final class ReplicaCore {
     Redirect redirect = new Redirect(config, views, primaryWatch, counters);
     this.writes = new WritePath(config, views, log, retention, intake, quorum, heartbeats, readIndex, resender,
         catchUp, clock, redirect, counters);
-    this.reads = new ReadPath(config, views, log, quorum, readIndex, redirect, counters);
+    this.reads = new ReadPath(config, views, log, quorum, readIndex, new PrimaryLease(config.leaseDurationNs),
+        redirect, counters);
     this.backups = new BackupPath(views, log, completeness, retention, repair, catchUp, primaryWatch, resender,
         intake, quorum, clock, writes, counters);
     this.preVotes = new PreVotePath(config, views, quorum, primaryWatch, preVote, viewChange, writes, counters);
@@ -188,7 +189,7 @@ public final class ReplicaCore {
         clock.restartedAt(log.entry(log.lastOp()).getTimeMs()); // the restarted log's newest entry
       }
       quorum.heardAll(nowNs); // grace period: nobody is presumed dead at start
-      primaryWatch.restart(nowNs, timeouts.draw());
+      primaryWatch.firstStep(nowNs, timeouts.draw());
       viewChange.startTimers(nowNs, timeouts.draw());
       if (views.mode() == Mode.RECOVERING) {
         recovery.begin(random.nextLong() | 1);
@@ -314,7 +315,9 @@ public final class ReplicaCore {
       case VIEW_CHANGE -> viewChanges.tick(nowNs, out);
       case NORMAL -> {
         if (views.isPrimary()) {
+          long round = quorum.round();
           writes.tick(nowNs, out);
+          reads.roundsSentSince(round, nowNs); // a lease runs from the decision to send a round
         } else {
           preVotes.electionTick(nowNs, out);
           backups.tick(nowNs, out);

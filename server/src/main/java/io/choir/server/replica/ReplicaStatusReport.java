@@ -2,6 +2,7 @@ package io.choir.server.replica;
 
 import static io.choir.server.config.ServerConfig.CLUSTER_ID;
 import static io.choir.server.config.ServerConfig.DURABILITY;
+import static io.choir.server.config.ServerConfig.LINEARIZABLE_READS;
 import static io.choir.server.config.ServerConfig.REPLICA_ID;
 
 import io.choir.proto.MembershipInfo;
@@ -89,6 +90,7 @@ final class ReplicaStatusReport {
           .addAllMulticastPeers(peers.multicastPeers());
     }
     var c = core.counters();
+    s.setReadMode(config.get(LINEARIZABLE_READS)).setLeaseReads(c.leaseReads).setReadIndexReads(c.readIndexReads);
     s.putCounters("requests", c.requests)
         .putCounters("writes", c.writes)
         .putCounters("reads", c.reads)
@@ -128,6 +130,9 @@ final class ReplicaStatusReport {
             : System.currentTimeMillis() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - core.lastViewChangeNs()))
         .putCounters("last_normal_view", core.lastNormalView())
         .putCounters("read_rounds", c.readRounds)
+        .putCounters("lease_reads", c.leaseReads)
+        .putCounters("read_index_reads", c.readIndexReads)
+        .putCounters("dropped_newer_view_while_sticky", c.droppedNewerViewWhileSticky)
         .putCounters("pre_votes_started", c.preVotesStarted)
         .putCounters("pre_votes_granted", c.preVotesGranted)
         .putCounters("dropped_sticky", c.droppedSticky)

@@ -92,7 +92,7 @@ class ConfigDeclarationsTest {
       String k = s.key();
       Unit expected = k.endsWith("_ms") ? Unit.MILLISECONDS : k.endsWith("_per_sec") ? Unit.BYTES_PER_SECOND
           : k.endsWith("_bytes") || k.contains("_bytes_") ? Unit.BYTES : k.endsWith("_percent") ? Unit.PERCENT
-          : Unit.NONE;
+          : k.endsWith("_ppm") ? Unit.PARTS_PER_MILLION : Unit.NONE;
       assertEquals(expected, s.unit(), k);
     }
   }

@@ -281,12 +281,14 @@ class PreVoteCoreTest {
     // Replica 1, the old primary, restarts (into a view change: a restarted primary never resumes).
     ReplicaCore a = new ReplicaCore(config(1, 3), state(0, 0, true, List.of()));
     tick(a, now);
+    long aStarted = now;
     assertEquals(ReplicaCore.Mode.VIEW_CHANGE, a.mode());
     Effects ask;
     do {
       now += HB;
       ask = tick(c, now);
-    } while (sendsOf(ask, MessageType.PRE_VIEW_CHANGE).isEmpty());
+      // For an election timeout after its start it follows nobody up (it may have answered a lease round).
+    } while (sendsOf(ask, MessageType.PRE_VIEW_CHANGE).isEmpty() || now < aStarted + T);
     Effects.Send pv = only(ask, MessageType.PRE_VIEW_CHANGE);
     assertEquals(1, pv.view());
     assertEquals(2, ((PreViewChange) pv.body()).getView());
@@ -300,7 +302,7 @@ class PreVoteCoreTest {
       for (Effects.Send p : sendsOf(again, MessageType.PRE_VIEW_CHANGE)) {
         atA = deliver(p, 3, a, 1, now);
       }
-      assertTrue(now < 10 * T, "replica 1 never granted");
+      assertTrue(now < 12 * T, "replica 1 never granted");
     }
     Effects.Send ok = only(atA, MessageType.PRE_VIEW_CHANGE_OK);
     Effects moved = deliver(ok, 1, c, 3, now);

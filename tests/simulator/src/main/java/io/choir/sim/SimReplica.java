@@ -143,7 +143,24 @@ final class SimReplica {
     }
   }
 
+  /**
+   * This process's monotonic clock (System.nanoTime in the server): offsetNs + rate x simulated time,
+   * the same across restarts (one machine). Its rate is drawn from the seed within the drift bound the
+   * lease assumes (Simulation#clockRates), so lease reads are checked against clocks that disagree.
+   */
+  private final double clockRate;
+  private final long clockOffsetNs;
+
   SimReplica(int id, CoreConfig config, Host host, SimConfig cfg) {
+    this(id, config, host, cfg, 1.0, 0);
+  }
+
+  SimReplica(int id, CoreConfig config, Host host, SimConfig cfg, double clockRate, long clockOffsetNs) {
+    if (!(clockRate > 0 && clockRate <= 1)) {
+      throw new IllegalArgumentException("clock rate " + clockRate);
+    }
+    this.clockRate = clockRate;
+    this.clockOffsetNs = clockOffsetNs;
     this.id = id;
     this.config = config;
     this.host = host;
@@ -154,6 +171,20 @@ final class SimReplica {
 
   private SimScheduler clock() {
     return host.scheduler();
+  }
+
+  /** This process's monotonic clock now (what the core is stepped with). */
+  long localNowNs() {
+    return clockOffsetNs + (long) Math.floor(clock().now() * clockRate);
+  }
+
+  /** The simulated time until this process's clock has advanced by localNs (at least). */
+  private long simulatedDelay(long localNs) {
+    return clockRate == 1.0 ? localNs : (long) Math.ceil(localNs / clockRate) + 1;
+  }
+
+  double clockRate() {
+    return clockRate;
   }
 
   /** Starts (or restarts) the process from what storage holds, with the server's own recovery. */
@@ -296,7 +327,7 @@ final class SimReplica {
   /** One turn of ReplicaLoop.run: drain a burst, step it, Tick, execute, wait for the next timer. */
   private void runBurst() {
     loopWakeAtNs = Long.MAX_VALUE;
-    long now = clock().now();
+    long now = localNowNs();
     while (!inbox.isEmpty() && burst.size() < EffectExecutor.MAX_BURST) {
       burst.add(inbox.poll());
     }
@@ -306,13 +337,13 @@ final class SimReplica {
     }
     long nextTickNs = executor.end(now);
     if (Simulation.TRACE) {
-      SimTrace.burst(now, id, burst, fx, core);
+      SimTrace.burst(clock().now(), id, burst, fx, core);
     }
     burst.clear();
     if (!inbox.isEmpty()) {
       wakeLoop(0);
     } else {
-      long wait = nextTickNs == Long.MAX_VALUE ? MAX_LOOP_WAIT_NS : Math.max(0, nextTickNs - now);
+      long wait = nextTickNs == Long.MAX_VALUE ? MAX_LOOP_WAIT_NS : simulatedDelay(Math.min(MAX_LOOP_WAIT_NS, Math.max(0, nextTickNs - now)));
       wakeLoop(Math.min(wait, MAX_LOOP_WAIT_NS));
     }
   }

@@ -40,6 +40,10 @@ final class SimTotals {
     stats.merge("view_changes_started", c.viewChangesStarted, Long::sum);
     stats.merge("pre_votes_started", c.preVotesStarted, Long::sum);
     stats.merge("dropped_sticky", c.droppedSticky, Long::sum);
+    stats.merge("dropped_newer_view_while_sticky", c.droppedNewerViewWhileSticky, Long::sum);
+    stats.merge("lease_reads", c.leaseReads, Long::sum);
+    stats.merge("read_index_reads", c.readIndexReads, Long::sum);
+    stats.merge("read_rounds", c.readRounds, Long::sum);
     stats.merge("busy", c.busy, Long::sum);
     stats.merge("peer_rejected", c.peerRejected, Long::sum);
     stats.merge("resends_throttled", c.resendsThrottled, Long::sum);

@@ -177,6 +177,8 @@ public final class Simulation implements SimReplica.Host {
       ids.add(i);
     }
     nodes = new SimReplica[cfg.replicas() + 1];
+    // The clocks' own source, so that every other draw of a seed stays what it was.
+    SplittableRandom clockRandom = new SplittableRandom(cfg.seed() ^ 0xC10C4L);
     for (int id : ids) {
       Map<Integer, String> addresses = new HashMap<>();
       for (int a : ids) {
@@ -200,7 +202,8 @@ public final class Simulation implements SimReplica.Host {
           .resendAmplificationLimit(cfg.resendAmplificationLimit())
           .seed(cfg.seed()))
           .build();
-      nodes[id] = new SimReplica(id, c, this, cfg);
+      double rate = SimClocks.rate(clockRandom, c.leaseClockDriftPpm);
+      nodes[id] = new SimReplica(id, c, this, cfg, rate, clockRandom.nextLong(1_000 * MS));
     }
     epochs = new SimEpochs(nodes[1].config.bootstrapMembership());
     net = new SimNetwork(cfg, clock, random, nodes, this::bump, MAX_DATAGRAM_BYTES,

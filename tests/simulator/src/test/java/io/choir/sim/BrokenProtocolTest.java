@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.choir.server.core.CoreConfig;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -18,6 +19,8 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class BrokenProtocolTest {
   private static final int SEEDS = 200;
+  /** The lease breakages' runs: a stale read needs a client still reading at a cut-off primary, which is rarer. */
+  private static final int LEASE_SEEDS = Integer.getInteger("choir.sim.lease_broken_seeds", 1000);
 
   @ParameterizedTest
   @EnumSource(value = CoreConfig.Breakage.class, names = {"LOCAL_READS", "COMMIT_ALONE", "ACK_BEFORE_FSYNC"})
@@ -34,6 +37,47 @@ class BrokenProtocolTest {
         SEEDS, base, caught.subList(0, Math.min(5, caught.size())));
     assertTrue(caught.size() >= 5, breakage + " went unnoticed: only seeds " + caught + " of " + SEEDS + " from "
         + base + " were found invalid");
+  }
+
+  /**
+   * A lease that outlives the backups' stickiness (STALE_LEASE: twenty election timeouts, not ended by
+   * CheckQuorum): a primary cut off from the backups but not from the clients answers linearizable
+   * reads after the others have formed a newer view and acknowledged writes in it. The checker must
+   * find a stale read at some seed (LEASE_SEEDS, {@code -Dchoir.sim.lease_broken_seeds=N}).
+   */
+  @Test
+  void shouldFindAStaleReadWhenTheLeaseOutlivesTheBackupsStickiness() {
+    List<Long> caught = leaseBreakageCaught(cfg -> new Simulation(cfg, b -> b.breakage(CoreConfig.Breakage.STALE_LEASE)),
+        null, "STALE_LEASE");
+    assertTrue(!caught.isEmpty(), "STALE_LEASE went unnoticed in " + LEASE_SEEDS + " seeds");
+  }
+
+  /** The seeds of LEASE_SEEDS whose broken run is invalid; each must pass as control (when given). */
+  private static List<Long> leaseBreakageCaught(Function<SimConfig, Simulation> broken,
+      Function<SimConfig, Simulation> control, String label) {
+    long base = Long.getLong("choir.sim.base", 1L);
+    List<Long> caught = new ArrayList<>();
+    List<String> controlFailures = new ArrayList<>();
+    for (long seed = base; seed < base + LEASE_SEEDS; seed++) {
+      SimConfig cfg = SimConfig.fromSeed(seed);
+      SimResult r = broken.apply(cfg).run();
+      if (!r.violations().isEmpty() || !SimChecks.linearizability(r).isEmpty()) {
+        caught.add(seed);
+        if (control != null) {
+          SimResult c = control.apply(cfg).run();
+          List<String> problems = new ArrayList<>(c.violations());
+          problems.addAll(SimChecks.linearizability(c));
+          if (!problems.isEmpty()) {
+            controlFailures.add("seed " + seed + ": " + String.join("; ", problems));
+          }
+        }
+      }
+    }
+    System.out.printf("broken protocol (%s): %d of %d seeds from %d invalid, e.g. %s%s%n", label, caught.size(),
+        LEASE_SEEDS, base, caught.subList(0, Math.min(5, caught.size())),
+        control == null ? "" : "; " + controlFailures.size() + " of them invalid in read_index mode");
+    assertTrue(controlFailures.isEmpty(), label + ": the control fails too:\n" + String.join("\n", controlFailures));
+    return caught;
   }
 
   /**

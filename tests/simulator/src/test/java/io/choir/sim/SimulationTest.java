@@ -2,11 +2,13 @@ package io.choir.sim;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.choir.server.core.CoreConfig;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
+import java.util.function.Function;
 import java.util.function.LongFunction;
 import org.junit.jupiter.api.Test;
 
@@ -38,7 +40,25 @@ class SimulationTest {
     }
   }
 
+  /**
+   * The same runs with linearizable_reads: read_index (choir.sim.read_index_seeds, 200 by default):
+   * every linearizable read waits for a heartbeat round, as before lease reads; the same checks hold.
+   */
+  @Test
+  void shouldKeepInvariantsAndLinearizabilityWithReadIndexReads() {
+    TreeMap<String, Long> totals = runSeeds(Integer.getInteger("choir.sim.read_index_seeds", 200), SimConfig::fromSeed,
+        "simulator read_index totals", cfg -> new Simulation(cfg, b -> b.readMode(CoreConfig.ReadMode.READ_INDEX)));
+    if (totals.getOrDefault("lease_reads", 0L) != 0) {
+      fail("read_index runs served lease reads: " + totals);
+    }
+  }
+
   private static TreeMap<String, Long> runSeeds(int count, LongFunction<SimConfig> shape, String totalsLabel) {
+    return runSeeds(count, shape, totalsLabel, Simulation::new);
+  }
+
+  private static TreeMap<String, Long> runSeeds(int count, LongFunction<SimConfig> shape, String totalsLabel,
+      Function<SimConfig, Simulation> simulation) {
     String one = System.getProperty("choir.sim.seed", "");
     long base = Long.getLong("choir.sim.base", 1L);
     List<Long> seeds = new ArrayList<>();
@@ -57,7 +77,7 @@ class SimulationTest {
     TreeMap<String, Long> totals = new TreeMap<>();
     for (long seed : seeds) {
       SimConfig cfg = shape.apply(seed);
-      SimResult r = new Simulation(cfg).run();
+      SimResult r = simulation.apply(cfg).run();
       ops += r.history().size() / 2;
       r.stats().forEach((k, v) -> totals.merge(k, v, Long::sum));
       List<String> problems = new ArrayList<>(r.violations());
