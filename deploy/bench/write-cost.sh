@@ -13,6 +13,7 @@
 #
 # Environment (defaults in brackets):
 #   CLIENTS [64] DURATION [20] WARMUP [30] VALUE_SIZE [100] KEYS [100000] CONNECTIONS ["1 4"]
+#   WRITE_RATIO [1.0]  share of writes (the rest linearizable reads); the CPU is then per operation
 #   PROFILE [0]   1: async-profiler 4.0 (tools.profiler:async-profiler from Maven Central) on every replica
 #   PROFILE_EVENT [cpu]  cpu (perf events, falls back to itimer) | itimer | wall
 #   CHOIR_PORT [27401] CHOIR_DURABILITY [fsync] CHOIR_SETTINGS []   as in compare-etcd.sh
@@ -25,6 +26,7 @@ WARMUP="${WARMUP:-30}"
 VALUE_SIZE="${VALUE_SIZE:-100}"
 KEYS="${KEYS:-100000}"
 CONNECTIONS="${CONNECTIONS:-1 4}"
+WRITE_RATIO="${WRITE_RATIO:-1.0}"
 PROFILE="${PROFILE:-0}"
 PROFILE_EVENT="${PROFILE_EVENT:-cpu}"
 CHOIR_PORT="${CHOIR_PORT:-27401}"
@@ -94,7 +96,7 @@ pid_on_port() { ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -
   echo "date: $(date -u)"
   echo "host: $(nproc) cpus, $(free -g | awk '/Mem:/{print $2}') GiB memory, $(uname -sr)"
   echo "java: $(java -version 2>&1 | head -1)"
-  echo "command: CLIENTS=$CLIENTS DURATION=$DURATION WARMUP=$WARMUP VALUE_SIZE=$VALUE_SIZE KEYS=$KEYS CONNECTIONS=\"$CONNECTIONS\" PROFILE=$PROFILE CHOIR_DURABILITY=$CHOIR_DURABILITY CHOIR_SETTINGS=$CHOIR_SETTINGS deploy/bench/write-cost.sh"
+  echo "command: CLIENTS=$CLIENTS DURATION=$DURATION WARMUP=$WARMUP VALUE_SIZE=$VALUE_SIZE KEYS=$KEYS WRITE_RATIO=$WRITE_RATIO CONNECTIONS=\"$CONNECTIONS\" PROFILE=$PROFILE CHOIR_DURABILITY=$CHOIR_DURABILITY CHOIR_SETTINGS=$CHOIR_SETTINGS deploy/bench/write-cost.sh"
   echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/environment.txt" >&2
 
@@ -112,7 +114,7 @@ primary=$(( ${primary_port:-$CHOIR_PORT} - CHOIR_PORT ))
 log "replica pids ${replica_pids[*]}, primary is replica $((primary + 1))"
 
 bench_flags=(--endpoints "$choir_endpoints" --clients "$CLIENTS" --value-size "$VALUE_SIZE" --keys "$KEYS"
-  --write-ratio 1.0 --seed 42 --no-progress)
+  --write-ratio "$WRITE_RATIO" --seed 42 --no-progress)
 log "warmup: ${WARMUP} s of writes"
 CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench "${bench_flags[@]}" --connections 1 \
   --duration "$WARMUP" --warmup 0 --out "$OUT/warmup" >"$OUT/warmup.txt" 2>&1
@@ -122,7 +124,7 @@ import json, sys
 r = json.load(open(sys.argv[1])); conns = sys.argv[2]; primary = int(sys.argv[3])
 c0 = [float(x) for x in sys.argv[4].split()]; c1 = [float(x) for x in sys.argv[5].split()]
 all_ = [c1[2 * i] - c0[2 * i] for i in range(3)]; nojit = [c1[2 * i + 1] - c0[2 * i + 1] for i in range(3)]
-w = max(r["writes"], 1); lat = r["latency_ms"]
+w = max(r["ops"], 1); lat = r["latency_ms"]
 us = lambda s: 1e6 * s / w
 print(f'| {conns} | {r["throughput_ops_per_sec"]:,.0f} | {lat["p50"]:.2f} | {lat["p99"]:.2f} | '
       f'{us(sum(all_)):.1f} | {us(all_[primary]):.1f} | {us(sum(nojit)):.1f} | {r["errors"]["total"]} |')
@@ -149,7 +151,7 @@ done
 
 {
   echo
-  echo "| connections | writes/s | p50 ms | p99 ms | CPU µs/write, all replicas | primary | all replicas without JIT | errors |"
+  echo "| connections | ops/s | p50 ms | p99 ms | CPU µs/op, all replicas | primary | all replicas without JIT | errors |"
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo

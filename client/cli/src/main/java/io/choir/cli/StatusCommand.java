@@ -60,6 +60,7 @@ final class StatusCommand extends KvCommands.Base {
         m.put("version", s.version());
         m.put("peer_transport", s.peerTransport());
         m.put("multicast_peers", s.multicastPeers());
+        m.put("read_mode", s.readMode());
         m.put("lag", s.counters().getOrDefault("lag", 0L));
         m.put("view_changes", s.counters().getOrDefault("view_changes", 0L));
         long last = s.counters().getOrDefault("last_view_change_unix_ms", 0L);

@@ -33,6 +33,8 @@ import java.util.Map;
  * @param watchers the watches open on the replica now (0 from an older server)
  * @param leases the live leases in its applied state
  * @param leaseKeys the keys attached to those leases
+ * @param readMode how the primary confirms linearizable reads: "lease" or "read_index" (empty from an
+ *     older server)
  */
 public record ReplicaInfo(
     int id,
@@ -56,7 +58,8 @@ public record ReplicaInfo(
     List<Integer> multicastPeers,
     long watchers,
     long leases,
-    long leaseKeys) {
+    long leaseKeys,
+    String readMode) {
 
   /**
    * ReplicaInfo; the counters are copied into an unmodifiable map.
@@ -83,8 +86,10 @@ public record ReplicaInfo(
    * @param watchers its open watches
    * @param leases its live leases
    * @param leaseKeys the keys attached to its leases
+   * @param readMode how it confirms linearizable reads as primary
    */
   public ReplicaInfo {
+    readMode = readMode == null ? "" : readMode;
     counters = Map.copyOf(counters);
     members = List.copyOf(members);
     memberRole = memberRole == null ? MemberRole.UNKNOWN : memberRole;
@@ -113,7 +118,7 @@ public record ReplicaInfo(
   public ReplicaInfo(int id, String role, long view, long op, long commit, long applied, long checksum, long uptimeMs,
       String clusterId, int primaryId, String durability, long keys, Map<String, Long> counters, String version) {
     this(id, role, view, op, commit, applied, checksum, uptimeMs, clusterId, primaryId, durability, keys, counters,
-        version, 0, List.of(), MemberRole.UNKNOWN, "", List.of(), 0, 0, 0);
+        version, 0, List.of(), MemberRole.UNKNOWN, "", List.of(), 0, 0, 0, "");
   }
 
   /** Views carry their epoch in their top bits: epoch e's views start at (e - 1) shifted by this. */
@@ -155,6 +160,6 @@ public record ReplicaInfo(
         s.getChecksum(), s.getUptimeMs(), s.getClusterId(), s.getPrimaryId(), s.getDurability(),
         s.getKeys(), s.getCountersMap(), s.getVersion(), s.getEpoch(), Membership.members(s.getMembersList()),
         MemberRole.fromNumber(s.getMemberRoleValue()), s.getPeerTransport(), s.getMulticastPeersList(),
-        s.getWatchers(), s.getLeases(), s.getLeaseKeys());
+        s.getWatchers(), s.getLeases(), s.getLeaseKeys(), s.getReadMode());
   }
 }

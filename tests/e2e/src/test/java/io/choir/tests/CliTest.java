@@ -78,6 +78,7 @@ class CliTest {
     }
     assertEquals("primary", replica.get("role").asText());
     assertEquals(replica.get("op").asLong(), replica.get("applied").asLong());
+    assertEquals("lease", replica.get("read_mode").asText(), "linearizable reads by lease, the default");
   }
 
   @Test
