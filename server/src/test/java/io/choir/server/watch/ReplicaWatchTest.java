@@ -44,7 +44,20 @@ class ReplicaWatchTest {
     final DataInputStream in;
 
     RawClient(InetSocketAddress address) throws IOException {
-      socket = new Socket(address.getAddress(), address.getPort());
+      this(address, 0);
+    }
+
+    /**
+     * A client whose socket has a receive buffer of receiveBufferBytes (0: the default), set before it
+     * connects: set after, TCP has already announced a large window, the sender meets a zero window and
+     * then waits for its persist timer's growing probes (seconds) once the reader drains.
+     */
+    RawClient(InetSocketAddress address, int receiveBufferBytes) throws IOException {
+      socket = new Socket();
+      if (receiveBufferBytes > 0) {
+        socket.setReceiveBufferSize(receiveBufferBytes);
+      }
+      socket.connect(address, 10_000);
       socket.setSoTimeout(10_000);
       out = new DataOutputStream(socket.getOutputStream());
       in = new DataInputStream(socket.getInputStream());
@@ -159,9 +172,8 @@ class ReplicaWatchTest {
   void shouldCutOffAWatcherWhoseConnectionDoesNotRead() throws Exception {
     try (ReplicaServer replica = start(Map.of("watch_buffer_bytes", 4096, "watch_history_events", 100,
         "client_write_buffer_bytes", 65536));
-        RawClient stuck = new RawClient(replica.clientAddress());
+        RawClient stuck = new RawClient(replica.clientAddress(), 4096);
         RawClient writer = new RawClient(replica.clientAddress())) {
-      stuck.socket.setReceiveBufferSize(4096);
       stuck.send(watch(1, "", true, 0));
       String value = "x".repeat(4000);
       long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
