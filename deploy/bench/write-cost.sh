@@ -6,7 +6,8 @@
 # without the JIT compiler threads. Prints one table: connections, writes/s, p50, p99, CPU µs per write
 # (all replicas, primary, all replicas without JIT). With PROFILE=1 it also records an async-profiler
 # CPU profile of every replica over each measured window: flame graphs (HTML) and collapsed stacks,
-# plus a summary of where the primary's samples go (top frames by self time, by package).
+# plus a summary of where the primary's samples go (top frames by self time, by package); and a
+# profile of the benchmark client (the Java client library) from its start.
 #
 #   deploy/bench/write-cost.sh                      # CONNECTIONS="1 4", 64 clients, 20 s each after 30 s warmup
 #   PROFILE=1 CONNECTIONS=1 deploy/bench/write-cost.sh
@@ -121,13 +122,16 @@ CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench "${bench_flags[@]
 
 cat >"$tmp/row.py" <<'EOF'
 import json, sys
-r = json.load(open(sys.argv[1])); conns = sys.argv[2]; primary = int(sys.argv[3])
+text = open(sys.argv[1]).read(); r = json.loads(text[text.index("{"):])  # after the profiler's "Profiling started"
+conns = sys.argv[2]; primary = int(sys.argv[3])
 c0 = [float(x) for x in sys.argv[4].split()]; c1 = [float(x) for x in sys.argv[5].split()]
 all_ = [c1[2 * i] - c0[2 * i] for i in range(3)]; nojit = [c1[2 * i + 1] - c0[2 * i + 1] for i in range(3)]
 w = max(r["ops"], 1); lat = r["latency_ms"]
 us = lambda s: 1e6 * s / w
+client = r.get("client_cpu_seconds", -1)
 print(f'| {conns} | {r["throughput_ops_per_sec"]:,.0f} | {lat["p50"]:.2f} | {lat["p99"]:.2f} | '
-      f'{us(sum(all_)):.1f} | {us(all_[primary]):.1f} | {us(sum(nojit)):.1f} | {r["errors"]["total"]} |')
+      f'{us(sum(all_)):.1f} | {us(all_[primary]):.1f} | {us(sum(nojit)):.1f} | '
+      f'{us(client) if client >= 0 else float("nan"):.1f} | {r["errors"]["total"]} |')
 EOF
 rows=()
 for conns in $CONNECTIONS; do
@@ -136,7 +140,12 @@ for conns in $CONNECTIONS; do
     for p in "${replica_pids[@]}"; do profiler "$p" "start,event=$PROFILE_EVENT,interval=1ms,threads"; done
   fi
   log "measuring: $conns connection(s), $CLIENTS clients, $DURATION s (load $(cut -d' ' -f1-3 /proc/loadavg))"
-  CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench "${bench_flags[@]}" --connections "$conns" \
+  client_opts="-Djava.awt.headless=true"
+  if [ "$PROFILE" = 1 ]; then
+    # The benchmark client too, from its start (its JIT threads are named, so they can be told apart).
+    client_opts+=" -agentpath:$asprof_lib=start,event=$PROFILE_EVENT,interval=1ms,threads,collapsed,file=$OUT/c$conns-client.collapsed"
+  fi
+  CHOIR_JAVA_OPTS="$client_opts" "${choir[@]}" bench "${bench_flags[@]}" --connections "$conns" \
     --duration "$DURATION" --warmup 0 --out "$OUT/c$conns" --json >"$OUT/c$conns.json" 2>"$OUT/c$conns.txt"
   c1=(); for p in "${replica_pids[@]}"; do c1+=("$(cpu_of "$p")"); done
   if [ "$PROFILE" = 1 ]; then
@@ -151,17 +160,17 @@ done
 
 {
   echo
-  echo "| connections | ops/s | p50 ms | p99 ms | CPU µs/op, all replicas | primary | all replicas without JIT | errors |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| connections | ops/s | p50 ms | p99 ms | CPU µs/op, all replicas | primary | all replicas without JIT | client (its JIT included) | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
   echo
   echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/table.md"
 
 if [ "$PROFILE" = 1 ]; then
-  for f in "$OUT"/c*-primary.collapsed; do
+  for f in "$OUT"/c*-primary.collapsed "$OUT"/c*-client.collapsed; do
     [ -f "$f" ] || continue
-    echo; echo "where the primary's samples go ($(basename "$f")):"
+    echo; echo "where the samples go ($(basename "$f")):"
     python3 - "$f" <<'EOF' | tee "${f%.collapsed}-summary.txt"
 import collections, sys
 self_ = collections.Counter(); thread = collections.Counter(); total = 0

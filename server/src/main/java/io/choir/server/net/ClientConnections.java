@@ -95,11 +95,15 @@ public final class ClientConnections {
   private final Limits limits;
   private final Executor readPool;
   private final Function<Request, Response> reader;
+  private final Function<Request, Response> memoryReader;
   private volatile boolean intakePaused;
   private final Counter repliesDropped;
   private final Counter readsDeferred;
+  private final Counter readsFromMemory;
   /** Most reads one read-pool task runs (the replies of a task go out in one flush). */
   static final int MAX_READS_PER_TASK = 32;
+  /** Most reads answered from memory on the event loop in one go, before the loop turns to other work. */
+  static final int MAX_READS_FROM_MEMORY = 256;
   private final ClientDrops drops;
   private final ConnectionsPerAddress perAddress;
   private final FrameMemory frameMemory;
@@ -112,11 +116,24 @@ public final class ClientConnections {
    */
   public ClientConnections(Limits limits, Executor readPool, Function<Request, Response> reader,
       MeterRegistry metrics) {
+    this(limits, readPool, reader, request -> null, metrics);
+  }
+
+  /**
+   * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
+   * @param reader executes one read against the applied state (on the read pool)
+   * @param memoryReader answers one read from memory on the event loop, or returns null when answering
+   *     it needs the disk (or anything that may block): that read goes to the read pool
+   */
+  public ClientConnections(Limits limits, Executor readPool, Function<Request, Response> reader,
+      Function<Request, Response> memoryReader, MeterRegistry metrics) {
     this.limits = limits;
     this.readPool = readPool;
     this.reader = reader;
+    this.memoryReader = memoryReader;
     this.repliesDropped = metrics.counter("choir.replies.dropped");
     this.readsDeferred = metrics.counter("choir.client_reads.deferred");
+    this.readsFromMemory = metrics.counter("choir.client_reads.from_memory");
     this.drops = new ClientDrops(metrics);
     this.latency = new ClientLatency(metrics);
     this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
@@ -271,6 +288,7 @@ public final class ClientConnections {
    * one event-loop task and one flush.
    */
   private void startReads(ClientConnection c) {
+    answerFromMemory(c);
     while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)) {
       int room = Math.min(MAX_READS_PER_TASK, limits.maxReadsPerConnection() - c.readsRunning);
       List<Request> group = new ArrayList<>(Math.min(room, c.deferredReads.size()));
@@ -290,6 +308,56 @@ public final class ClientConnections {
     }
     if (!c.deferredReads.isEmpty() && replyBudget.overTotal(c)) {
       replyBudget.waitForTotal(c);
+    }
+  }
+
+  /**
+   * Answers on the event loop, in order, the reads at the head of c's deferred reads that the applied
+   * state answers from memory (RocksDB's memtables and block cache), and sends their replies in one
+   * write: no hand-off to the read pool and back, which cost more than the read itself. It stops at the
+   * first read that needs the disk (it and those after it go to the pool) and at the bounds of the reply
+   * bytes, as a pool task does. Only while none of c's reads runs on the pool, so replies keep the order
+   * the core released the reads in (event loop).
+   */
+  private void answerFromMemory(ClientConnection c) {
+    if (c.readsRunning > 0) {
+      return;
+    }
+    List<Response> ready = null;
+    long readyBytes = 0;
+    while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)
+        && (ready == null || ready.size() < MAX_READS_FROM_MEMORY)) {
+      Request r = c.deferredReads.peek();
+      Response reply;
+      try {
+        reply = memoryReader.apply(r);
+      } catch (RuntimeException e) {
+        reply = null; // the pool reads it again and reports what fails
+      }
+      if (reply == null) {
+        break;
+      }
+      long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
+      ReplyBudget.Room room = replyBudget.tryReserve(c, bytes);
+      if (room != ReplyBudget.Room.YES) {
+        // As a pool task that found no room: the read waits, first in line, for replies to drain.
+        c.needBytes = bytes;
+        if (room == ReplyBudget.Room.NOT_IN_TOTAL) {
+          replyBudget.waitForTotal(c);
+        }
+        break;
+      }
+      c.deferredReads.poll();
+      c.needBytes = 0;
+      if (ready == null) {
+        ready = new ArrayList<>();
+      }
+      ready.add(reply);
+      readyBytes += bytes;
+    }
+    if (ready != null) {
+      readsFromMemory.increment(ready.size());
+      write(c, ready, readyBytes);
     }
   }
 
@@ -332,6 +400,7 @@ public final class ClientConnections {
         write(c, ready, written);
       }
       if (again.isEmpty()) {
+        startReads(c); // those deferred behind this group's (max_reads_per_connection) may start now
         return;
       }
       if (!c.channel.isActive()) { // closed meanwhile: its deferred reads were dropped, these are too
@@ -378,7 +447,7 @@ public final class ClientConnections {
       c.channel.write(replies.get(i), c.channel.voidPromise());
     }
     ChannelPromise done = c.channel.newPromise();
-    done.addListener(f -> release(c, bytes)); // success or failure (closed): the bytes are gone either way
+    done.addListener(f -> release(c, bytes, f.isSuccess())); // success or failure (closed): the bytes are gone
     c.channel.write(replies.get(last), done);
     c.channel.flush();
     if (c.times != null) {
@@ -388,10 +457,20 @@ public final class ClientConnections {
     updateAutoRead(c);
   }
 
-  private void release(ClientConnection c, long bytes) {
+  /**
+   * The socket took bytes of c's replies (written) or they failed: the deferred reads may go on. After a
+   * failure (the channel is closing: its deferred reads are dropped and counted) not from within the
+   * failing write, where a read answered from memory would be written to the closing channel and fail
+   * again, one level deeper each time.
+   */
+  private void release(ClientConnection c, long bytes, boolean written) {
     replyBudget.release(c, bytes);
     updateAutoRead(c);
-    startReads(c);
+    if (written) {
+      startReads(c);
+    } else if (c.channel.isActive()) {
+      onLoop(c, () -> startReads(c), 0);
+    }
   }
 
   /** Whether c's first deferred read may be handed to the read pool now (event loop). */

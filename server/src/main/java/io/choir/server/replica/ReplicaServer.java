@@ -167,7 +167,7 @@ public final class ReplicaServer implements AutoCloseable {
           ClientConnections.Limits.totalReplyBytes(config.get(MAX_REPLY_BYTES_TOTAL)),
           config.get(MAX_CONNECTIONS_PER_ADDRESS), config.get(CLIENT_FRAME_TIMEOUT_MS),
           config.get(READ_THREADS), ClientConnections.Limits.totalFrameBytes(config.get(MAX_FRAME_BYTES_TOTAL))),
-          readPool, this::read, metrics);
+          readPool, this::read, stateMachine::readFromMemory, metrics);
       connections.watches(watches);
       // Built before everything that feeds the loop (storage stage, transport, client listener), so
       // each gets it when it is built; the loop that drains it comes last.

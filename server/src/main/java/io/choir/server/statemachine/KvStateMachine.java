@@ -512,4 +512,13 @@ public final class KvStateMachine {
   public Response read(Request request, int maxScanLimit, long maxScanBytes) {
     return reads.read(request, maxScanLimit, maxScanBytes);
   }
+
+  /**
+   * The answer {@link #read} gives to a Get, when the storage has it in memory (memtables, block
+   * cache); null when that needs the disk or request is no Get: call {@link #read} then. Never waits
+   * for I/O, so an event loop may call it. Any thread.
+   */
+  public Response readFromMemory(Request request) {
+    return reads.readFromMemory(request);
+  }
 }

@@ -57,6 +57,38 @@ final class Reads {
   }
 
   /**
+   * The answer to a Get from memory alone (see {@link StateStore#getIfInMemory}), as {@link #read}
+   * would give it; null when answering needs the disk, a state transfer is being installed, or request
+   * is not a Get with a key: {@link #read} then answers it. Never waits for I/O. Any thread.
+   */
+  Response readFromMemory(Request request) {
+    if (request.getOpCase() != Request.OpCase.GET || request.getGet().getKey().isEmpty()) {
+      return null;
+    }
+    long epoch = install.epoch();
+    if ((epoch & 1) != 0) {
+      return null;
+    }
+    long op = applied.getAsLong(); // before the data, as in read
+    Versioned found = storage.getIfInMemory(request.getGet().getKey().toByteArray());
+    if (found == StateStore.NOT_IN_MEMORY || install.epoch() != epoch) {
+      return null;
+    }
+    return getReply(Response.newBuilder().setRequestId(request.getRequestId()).setOp(op), found);
+  }
+
+  private static Response getReply(Response.Builder reply, Versioned found) {
+    if (found == null) {
+      return reply.setStatus(Status.NOT_FOUND).build();
+    }
+    return reply
+        .setStatus(Status.OK)
+        .setValue(UnsafeByteOperations.unsafeWrap(found.value()))
+        .setVersion(found.version())
+        .build();
+  }
+
+  /**
    * The answer to request (a Get or Scan) from storage's data, with Response.op = applied: the caller
    * reads applied BEFORE calling, so the data answered is at least as new as op.
    */
@@ -69,15 +101,7 @@ final class Reads {
         if (key.length == 0) {
           return reply.setStatus(Status.INVALID).setError("empty key").build();
         }
-        Versioned found = storage.get(key);
-        if (found == null) {
-          return reply.setStatus(Status.NOT_FOUND).build();
-        }
-        return reply
-            .setStatus(Status.OK)
-            .setValue(UnsafeByteOperations.unsafeWrap(found.value()))
-            .setVersion(found.version())
-            .build();
+        return getReply(reply, storage.get(key));
       }
       case SCAN -> {
         Scan scan = request.getScan();

@@ -53,6 +53,11 @@ public abstract class ForwardingStorage implements Storage {
   }
 
   @Override
+  public Versioned getIfInMemory(byte[] key) {
+    return delegate.getIfInMemory(key);
+  }
+
+  @Override
   public List<KeyValue> scan(byte[] start, byte[] end, int limit, long maxBytes) {
     return delegate.scan(start, end, limit, maxBytes);
   }

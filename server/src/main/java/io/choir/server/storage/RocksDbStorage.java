@@ -85,6 +85,11 @@ public final class RocksDbStorage implements Storage {
   }
 
   @Override
+  public Versioned getIfInMemory(byte[] key) {
+    return state.getIfInMemory(key);
+  }
+
+  @Override
   public List<KeyValue> scan(byte[] start, byte[] end, int limit, long maxBytes) {
     return state.scan(start, end, limit, maxBytes);
   }

@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.Holder;
 import org.rocksdb.ReadOptions;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.Slice;
@@ -42,6 +43,25 @@ final class RocksStateStore implements StateStore {
               : new Versioned(
                   Arrays.copyOfRange(stored, Long.BYTES, stored.length),
                   Bytes.getLong(stored, 0));
+        });
+  }
+
+  /**
+   * RocksDB's keyMayExist with a value holder: it looks in the memtables and the block cache only
+   * (read tier kBlockCacheTier) and says "may exist" without a value when a block it needs is not
+   * cached. Its "does not exist" is not trusted: RocksDB also returns it for a failed lookup (a
+   * corruption found), so an absent key is left to {@link #get}, which reports a failure.
+   */
+  @Override
+  public Versioned getIfInMemory(byte[] key) {
+    return database.run(
+        "get a key from memory",
+        () -> {
+          Holder<byte[]> found = new Holder<>();
+          byte[] stored = database.db().keyMayExist(database.data(), key, found) ? found.getValue() : null;
+          return stored == null
+              ? NOT_IN_MEMORY
+              : new Versioned(Arrays.copyOfRange(stored, Long.BYTES, stored.length), Bytes.getLong(stored, 0));
         });
   }
 

@@ -15,6 +15,18 @@ public interface StateStore {
   /** Returns the value and version of key, or null when absent. */
   Versioned get(byte[] key);
 
+  /** What {@link #getIfInMemory} returns when only a read that may wait for the disk can tell. */
+  Versioned NOT_IN_MEMORY = new Versioned(new byte[0], Long.MIN_VALUE);
+
+  /**
+   * Like {@link #get}, but answers only from memory and never waits for I/O: the value and version of
+   * key, null when key is known to be absent, or {@link #NOT_IN_MEMORY} when finding out needs the disk
+   * (a caller on an event loop then hands the read to a thread that may wait). This default knows nothing.
+   */
+  default Versioned getIfInMemory(byte[] key) {
+    return NOT_IN_MEMORY;
+  }
+
   /**
    * Returns up to limit pairs with start <= key < end in unsigned byte order; an empty end means no
    * upper bound.

@@ -2,6 +2,7 @@ package io.choir.server.storage;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -107,6 +108,41 @@ class RocksDbStorageTest extends StorageContractTest {
         handles.forEach(ColumnFamilyHandle::close);
       }
     }
+  }
+
+  /** What a read on an event loop gets (issue 14): a value only when it is the one get returns. */
+  @Test
+  void shouldAnswerFromMemoryOnlyWhatGetWouldAnswer() {
+    storage.write(new WriteSet().putData(bytes("k"), bytes("val"), 7), true);
+    Versioned inMemtable = storage.getIfInMemory(bytes("k"));
+    assertNotSame(StateStore.NOT_IN_MEMORY, inMemtable, "a key just written is in the memtable");
+    assertArrayEquals(bytes("val"), inMemtable.value());
+    assertEquals(7, inMemtable.version());
+    storage.write(new WriteSet().deleteData(bytes("k")), true);
+    Versioned deleted = storage.getIfInMemory(bytes("k"));
+    assertTrue(deleted == null || deleted == StateStore.NOT_IN_MEMORY, "a deleted key has no value: " + deleted);
+    Versioned absent = storage.getIfInMemory(bytes("never"));
+    assertTrue(absent == null || absent == StateStore.NOT_IN_MEMORY, "an absent key has no value: " + absent);
+    for (int i = 0; i < 200; i++) {
+      storage.write(new WriteSet().putData(bytes("key" + i), bytes("value" + i), i + 1), false);
+    }
+    storage = reopen(storage);
+    int fromMemory = 0;
+    for (int round = 0; round < 2; round++) { // the second round after get has loaded every block
+      for (int i = 0; i < 200; i++) {
+        Versioned m = storage.getIfInMemory(bytes("key" + i));
+        Versioned g = storage.get(bytes("key" + i));
+        if (m != StateStore.NOT_IN_MEMORY) {
+          fromMemory++;
+          assertArrayEquals(g.value(), m.value(), "key" + i);
+          assertEquals(g.version(), m.version(), "key" + i);
+        }
+      }
+    }
+    assertTrue(fromMemory >= 200, "answered from memory " + fromMemory + " of 400");
+    storage.close();
+    assertThrows(StorageException.class, () -> storage.getIfInMemory(bytes("k")));
+    storage = newStorage();
   }
 
   @Test

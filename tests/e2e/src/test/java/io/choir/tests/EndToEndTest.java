@@ -76,6 +76,27 @@ class EndToEndTest {
     assertTrue(client.get("k").isEmpty());
   }
 
+  /**
+   * Issue 14: a Get whose key RocksDB holds in memory (memtable, block cache) is answered on the event
+   * loop, without the read pool; an absent key and a deleted one still go to the pool, and every answer
+   * is what the pool would give.
+   */
+  @Test
+  void shouldAnswerReadsOfKeysInMemoryFromTheEventLoop() {
+    long before = client.status().get(0).info().counters().getOrDefault("client_reads_from_memory", 0L);
+    for (int i = 0; i < 20; i++) {
+      long v = client.put("hot" + i, "value" + i);
+      var got = client.get("hot" + i).orElseThrow();
+      assertEquals("value" + i, got.valueAsString());
+      assertEquals(v, got.version());
+    }
+    assertTrue(client.delete("hot0"));
+    assertTrue(client.get("hot0").isEmpty(), "a deleted key is not found");
+    assertTrue(client.get("never-written").isEmpty());
+    long fromMemory = client.status().get(0).info().counters().get("client_reads_from_memory") - before;
+    assertEquals(20, fromMemory, "the 20 reads of keys just written came from memory, the 2 others did not");
+  }
+
   @Test
   void shouldCompareAndSetOnValueVersionAndAbsence() {
     long v = client.putIfAbsent("c", "a");
