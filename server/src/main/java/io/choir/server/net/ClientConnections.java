@@ -100,6 +100,7 @@ public final class ClientConnections {
   private final Counter repliesDropped;
   private final Counter readsDeferred;
   private final Counter readsFromMemory;
+  private final Counter readsNotInMemory;
   /** Most reads one read-pool task runs (the replies of a task go out in one flush). */
   static final int MAX_READS_PER_TASK = 32;
   /** Most reads answered from memory on the event loop in one go, before the loop turns to other work. */
@@ -134,6 +135,7 @@ public final class ClientConnections {
     this.repliesDropped = metrics.counter("choir.replies.dropped");
     this.readsDeferred = metrics.counter("choir.client_reads.deferred");
     this.readsFromMemory = metrics.counter("choir.client_reads.from_memory");
+    this.readsNotInMemory = metrics.counter("choir.client_reads.not_in_memory");
     this.drops = new ClientDrops(metrics);
     this.latency = new ClientLatency(metrics);
     this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
@@ -265,21 +267,73 @@ public final class ClientConnections {
     }
   }
 
-  /** Moves the reads that arrived into the connection's deferred reads and starts what may start (event loop). */
+  /**
+   * Answers the reads that arrived whose key the state holds in memory at once, in one write, and moves
+   * the others into the connection's deferred reads; then starts what may start (event loop).
+   *
+   * <p>A read answered from memory (RocksDB's memtables and block cache, see
+   * {@link io.choir.server.storage.StateStore#getIfInMemory}) costs no hand-off to the read pool and
+   * back, which cost more than the read. Its reply may overtake replies of earlier reads still on the
+   * pool: every read in flight is concurrent with the others, and the client matches replies by request
+   * id. The reply bounds apply as on the pool: nothing is answered from memory while a deferred read
+   * waits for room (needBytes), and after the first reply that finds no room the rest of the burst is
+   * deferred without being computed.
+   */
   private void takeArrivingReads(ClientConnection c) {
     c.takingReads.set(false); // before taking: a read added after this is taken here or by a new task
     int taken = 0;
+    List<Response> ready = null;
+    long readyBytes = 0;
+    boolean full = false;
     for (Request r = c.arrivingReads.poll(); r != null; r = c.arrivingReads.poll()) {
       if (!c.channel.isActive()) {
         repliesDropped.increment();
         continue;
       }
+      Response reply = full || (ready != null && ready.size() >= MAX_READS_FROM_MEMORY) ? null : fromMemory(c, r);
+      if (reply != null) {
+        long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
+        ReplyBudget.Room room = replyBudget.tryReserve(c, bytes);
+        if (room == ReplyBudget.Room.YES) {
+          if (ready == null) {
+            ready = new ArrayList<>();
+          }
+          ready.add(reply);
+          readyBytes += bytes;
+          continue;
+        }
+        full = true; // as on the pool: dropped, computed again when there is room
+        if (c.deferredReads.isEmpty()) {
+          c.needBytes = bytes; // it is first in line: not computed again before there is room for it
+        }
+      }
       c.deferredReads.add(r);
       taken++;
+    }
+    if (ready != null) {
+      readsFromMemory.increment(ready.size());
+      write(c, ready, readyBytes);
     }
     startReads(c);
     // Those of them that could not start at once wait for the connection's replies to drain.
     readsDeferred.increment(Math.min(taken, c.deferredReads.size()));
+  }
+
+  /** The answer to r from memory, or null when it needs the pool or c's reply bounds say wait (event loop). */
+  private Response fromMemory(ClientConnection c, Request r) {
+    if (c.needBytes > 0 || c.replyBytes.get() >= limits.maxReplyBytesPerConnection() || replyBudget.overTotal(c)) {
+      return null;
+    }
+    Response reply;
+    try {
+      reply = memoryReader.apply(r);
+    } catch (RuntimeException e) {
+      reply = null; // the pool reads it again and reports what fails
+    }
+    if (reply == null) {
+      readsNotInMemory.increment();
+    }
+    return reply;
   }
 
   /**
@@ -288,7 +342,6 @@ public final class ClientConnections {
    * one event-loop task and one flush.
    */
   private void startReads(ClientConnection c) {
-    answerFromMemory(c);
     while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)) {
       int room = Math.min(MAX_READS_PER_TASK, limits.maxReadsPerConnection() - c.readsRunning);
       List<Request> group = new ArrayList<>(Math.min(room, c.deferredReads.size()));
@@ -308,56 +361,6 @@ public final class ClientConnections {
     }
     if (!c.deferredReads.isEmpty() && replyBudget.overTotal(c)) {
       replyBudget.waitForTotal(c);
-    }
-  }
-
-  /**
-   * Answers on the event loop, in order, the reads at the head of c's deferred reads that the applied
-   * state answers from memory (RocksDB's memtables and block cache), and sends their replies in one
-   * write: no hand-off to the read pool and back, which cost more than the read itself. It stops at the
-   * first read that needs the disk (it and those after it go to the pool) and at the bounds of the reply
-   * bytes, as a pool task does. Only while none of c's reads runs on the pool, so replies keep the order
-   * the core released the reads in (event loop).
-   */
-  private void answerFromMemory(ClientConnection c) {
-    if (c.readsRunning > 0) {
-      return;
-    }
-    List<Response> ready = null;
-    long readyBytes = 0;
-    while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)
-        && (ready == null || ready.size() < MAX_READS_FROM_MEMORY)) {
-      Request r = c.deferredReads.peek();
-      Response reply;
-      try {
-        reply = memoryReader.apply(r);
-      } catch (RuntimeException e) {
-        reply = null; // the pool reads it again and reports what fails
-      }
-      if (reply == null) {
-        break;
-      }
-      long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
-      ReplyBudget.Room room = replyBudget.tryReserve(c, bytes);
-      if (room != ReplyBudget.Room.YES) {
-        // As a pool task that found no room: the read waits, first in line, for replies to drain.
-        c.needBytes = bytes;
-        if (room == ReplyBudget.Room.NOT_IN_TOTAL) {
-          replyBudget.waitForTotal(c);
-        }
-        break;
-      }
-      c.deferredReads.poll();
-      c.needBytes = 0;
-      if (ready == null) {
-        ready = new ArrayList<>();
-      }
-      ready.add(reply);
-      readyBytes += bytes;
-    }
-    if (ready != null) {
-      readsFromMemory.increment(ready.size());
-      write(c, ready, readyBytes);
     }
   }
 
