@@ -157,6 +157,10 @@ for system in $SYSTEMS; do
         | tee -a "$OUT/cpu.txt" >&2
     done
   done
+  if [ "$system" = choir ]; then
+    # Every replica's status and counters (lease reads, reads answered from memory, ...), for the record.
+    "${choir[@]}" status --json --endpoints "$choir_endpoints" >"$OUT/choir-status.json" 2>/dev/null || true
+  fi
   log "$system: stopping"
   read -r -a servers <<<"$(server_pids "$system")"
   stop_pids "${started[@]}" "${servers[@]}"
