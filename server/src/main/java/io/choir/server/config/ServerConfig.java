@@ -11,6 +11,7 @@ import static io.choir.server.config.Setting.wholeOrZero;
 import io.choir.server.config.ReplicaAddress.HostPort;
 import io.choir.server.net.TransportMode;
 import io.choir.server.security.ClusterKeys;
+import io.choir.server.statemachine.KvStateMachine;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -213,7 +214,8 @@ public final class ServerConfig {
           + " retries get SESSION_EXPIRED, never a second execution."));
   public static final Setting<Integer> MAX_REPLIES_PER_CLIENT = add(whole("max_replies_per_client", 4096, 1,
       1_000_000, Unit.NONE, "Saved replies kept per client for retries (above the client's max in flight)."));
-  public static final Setting<Integer> RECENT_VALUES_BYTES = add(whole("recent_values_bytes", 32 << 20, 0,
+  public static final Setting<Integer> RECENT_VALUES_BYTES = add(whole("recent_values_bytes",
+      (int) KvStateMachine.DEFAULT_RECENT_VALUES_BYTES, 0,
       1 << 30, Unit.BYTES, "Memory for the values of recently used keys, so that a write need not read"
           + " the value it replaces from storage; 0 turns it off."));
 
