@@ -2,7 +2,6 @@ package io.choir.server.net;
 
 import io.choir.proto.Request;
 import io.choir.proto.Response;
-import io.choir.proto.Status;
 import io.choir.proto.wire.FrameDecoder;
 import io.choir.server.metrics.ClientLatency;
 import io.choir.server.metrics.RequestTimes;
@@ -16,7 +15,6 @@ import io.netty.util.AttributeKey;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -93,18 +91,9 @@ public final class ClientConnections {
   private final AtomicLong nextId = new AtomicLong(1);
   private final ReplyBudget replyBudget;
   private final Limits limits;
-  private final Executor readPool;
-  private final Function<Request, Response> reader;
-  private final Function<Request, Response> memoryReader;
+  private final ClientReads reads;
   private volatile boolean intakePaused;
   private final Counter repliesDropped;
-  private final Counter readsDeferred;
-  private final Counter readsFromMemory;
-  private final Counter readsNotInMemory;
-  /** Most reads one read-pool task runs (the replies of a task go out in one flush). */
-  static final int MAX_READS_PER_TASK = 32;
-  /** Most reads answered from memory on the event loop in one go, before the loop turns to other work. */
-  static final int MAX_READS_FROM_MEMORY = 256;
   private final ClientDrops drops;
   private final ConnectionsPerAddress perAddress;
   private final FrameMemory frameMemory;
@@ -129,19 +118,14 @@ public final class ClientConnections {
   public ClientConnections(Limits limits, Executor readPool, Function<Request, Response> reader,
       Function<Request, Response> memoryReader, MeterRegistry metrics) {
     this.limits = limits;
-    this.readPool = readPool;
-    this.reader = reader;
-    this.memoryReader = memoryReader;
     this.repliesDropped = metrics.counter("choir.replies.dropped");
-    this.readsDeferred = metrics.counter("choir.client_reads.deferred");
-    this.readsFromMemory = metrics.counter("choir.client_reads.from_memory");
-    this.readsNotInMemory = metrics.counter("choir.client_reads.not_in_memory");
     this.drops = new ClientDrops(metrics);
     this.latency = new ClientLatency(metrics);
     this.perAddress = new ConnectionsPerAddress(limits.maxConnectionsPerAddress(), drops);
     this.frameMemory = new FrameMemory(limits.maxFrameBytesTotal());
     this.replyBudget = new ReplyBudget(limits.maxReplyBytesPerConnection(), limits.maxReplyBytesTotal(),
         w -> onLoop(w.connection(), () -> wake(w), 0));
+    this.reads = new ClientReads(this, replyBudget, readPool, reader, memoryReader, metrics);
   }
 
   Limits limits() {
@@ -243,9 +227,8 @@ public final class ClientConnections {
 
 
   /**
-   * Executes a read the core released for connectionId (any thread): on the read pool as soon as the
-   * connection's reply bytes allow it, in the order the core released them. Reads that arrive while the
-   * event loop has not yet taken the earlier ones join them: one event-loop task per burst, not per read.
+   * Executes a read the core released for connectionId (any thread): see {@link ClientReads#read}. A read
+   * for a closed connection is dropped and counted.
    */
   public void read(long connectionId, Request request) {
     ClientConnection c = open.get(connectionId);
@@ -253,180 +236,14 @@ public final class ClientConnections {
       repliesDropped.increment();
       return;
     }
-    c.arrivingReads.add(request);
-    if (c.takingReads.compareAndSet(false, true)) {
-      try {
-        c.channel.eventLoop().execute(() -> takeArrivingReads(c));
-      } catch (RejectedExecutionException shuttingDown) {
-        int dropped = 0;
-        while (c.arrivingReads.poll() != null) {
-          dropped++;
-        }
-        repliesDropped.increment(dropped);
-      }
-    }
-  }
-
-  /**
-   * Answers the reads that arrived whose key the state holds in memory at once, in one write, and moves
-   * the others into the connection's deferred reads; then starts what may start (event loop).
-   *
-   * <p>A read answered from memory (RocksDB's memtables and block cache, see
-   * {@link io.choir.server.storage.StateStore#getIfInMemory}) costs no hand-off to the read pool and
-   * back, which cost more than the read. Its reply may overtake replies of earlier reads still on the
-   * pool: every read in flight is concurrent with the others, and the client matches replies by request
-   * id. The reply bounds apply as on the pool: nothing is answered from memory while a deferred read
-   * waits for room (needBytes), and after the first reply that finds no room the rest of the burst is
-   * deferred without being computed.
-   */
-  private void takeArrivingReads(ClientConnection c) {
-    c.takingReads.set(false); // before taking: a read added after this is taken here or by a new task
-    int taken = 0;
-    List<Response> ready = null;
-    long readyBytes = 0;
-    boolean full = false;
-    for (Request r = c.arrivingReads.poll(); r != null; r = c.arrivingReads.poll()) {
-      if (!c.channel.isActive()) {
-        repliesDropped.increment();
-        continue;
-      }
-      Response reply = full || (ready != null && ready.size() >= MAX_READS_FROM_MEMORY) ? null : fromMemory(c, r);
-      if (reply != null) {
-        long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
-        ReplyBudget.Room room = replyBudget.tryReserve(c, bytes);
-        if (room == ReplyBudget.Room.YES) {
-          if (ready == null) {
-            ready = new ArrayList<>();
-          }
-          ready.add(reply);
-          readyBytes += bytes;
-          continue;
-        }
-        full = true; // as on the pool: dropped, computed again when there is room
-        if (c.deferredReads.isEmpty()) {
-          c.needBytes = bytes; // it is first in line: not computed again before there is room for it
-        }
-      }
-      c.deferredReads.add(r);
-      taken++;
-    }
-    if (ready != null) {
-      readsFromMemory.increment(ready.size());
-      write(c, ready, readyBytes);
-    }
-    startReads(c);
-    // Those of them that could not start at once wait for the connection's replies to drain.
-    readsDeferred.increment(Math.min(taken, c.deferredReads.size()));
-  }
-
-  /** The answer to r from memory, or null when it needs the pool or c's reply bounds say wait (event loop). */
-  private Response fromMemory(ClientConnection c, Request r) {
-    if (c.needBytes > 0 || c.replyBytes.get() >= limits.maxReplyBytesPerConnection() || replyBudget.overTotal(c)) {
-      return null;
-    }
-    Response reply;
-    try {
-      reply = memoryReader.apply(r);
-    } catch (RuntimeException e) {
-      reply = null; // the pool reads it again and reports what fails
-    }
-    if (reply == null) {
-      readsNotInMemory.increment();
-    }
-    return reply;
-  }
-
-  /**
-   * Starts c's deferred reads while its bounds allow (event loop): those that may start now go to the
-   * read pool together, at most {@link #MAX_READS_PER_TASK} per task, and their replies come back in
-   * one event-loop task and one flush.
-   */
-  private void startReads(ClientConnection c) {
-    while (!c.deferredReads.isEmpty() && c.channel.isActive() && mayStartRead(c)) {
-      int room = Math.min(MAX_READS_PER_TASK, limits.maxReadsPerConnection() - c.readsRunning);
-      List<Request> group = new ArrayList<>(Math.min(room, c.deferredReads.size()));
-      while (group.size() < room && !c.deferredReads.isEmpty()) {
-        group.add(c.deferredReads.poll());
-      }
-      c.readsRunning += group.size();
-      try {
-        readPool.execute(() -> runReads(c, group));
-      } catch (RejectedExecutionException e) {
-        c.readsRunning -= group.size();
-        for (Request r : group) {
-          reply(c, Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
-              .setError("replica overloaded or shutting down: the read pool refused the read").build());
-        }
-      }
-    }
-    if (!c.deferredReads.isEmpty() && replyBudget.overTotal(c)) {
-      replyBudget.waitForTotal(c);
-    }
-  }
-
-  /**
-   * On the read pool: computes the replies of group in order and reserves their bytes before they are
-   * handed to the event loop. The first reply that finds no room under the bounds is dropped and it and
-   * the reads after it are deferred again (first in line) until the connection's or the replica's
-   * replies drain: computing it again costs a read, holding it would cost the memory the bounds are for.
-   */
-  private void runReads(ClientConnection c, List<Request> group) {
-    List<Response> ready = new ArrayList<>(group.size());
-    long readyBytes = 0;
-    long needBytes = 0;
-    ReplyBudget.Room room = ReplyBudget.Room.YES;
-    for (Request r : group) {
-      Response reply;
-      try {
-        reply = reader.apply(r);
-      } catch (RuntimeException e) {
-        reply = Response.newBuilder().setRequestId(r.getRequestId()).setStatus(Status.UNAVAILABLE)
-            .setError("read failed: " + e.getMessage()).build();
-      }
-      long bytes = FrameDecoder.LENGTH_BYTES + reply.getSerializedSize();
-      room = replyBudget.tryReserve(c, bytes);
-      if (room != ReplyBudget.Room.YES) {
-        needBytes = bytes;
-        break;
-      }
-      ready.add(reply);
-      readyBytes += bytes;
-    }
-    List<Request> again = group.subList(ready.size(), group.size());
-    long written = readyBytes;
-    long need = needBytes;
-    ReplyBudget.Room last = room;
-    onLoop(c, () -> {
-      c.readsRunning -= group.size();
-      if (!ready.isEmpty()) {
-        c.needBytes = 0;
-        write(c, ready, written);
-      }
-      if (again.isEmpty()) {
-        startReads(c); // those deferred behind this group's (max_reads_per_connection) may start now
-        return;
-      }
-      if (!c.channel.isActive()) { // closed meanwhile: its deferred reads were dropped, these are too
-        repliesDropped.increment(again.size());
-        return;
-      }
-      readsDeferred.increment(again.size());
-      c.needBytes = need;
-      for (int i = again.size() - 1; i >= 0; i--) {
-        c.deferredReads.addFirst(again.get(i));
-      }
-      if (last == ReplyBudget.Room.NOT_IN_TOTAL) {
-        replyBudget.waitForTotal(c);
-      }
-      startReads(c);
-    }, group.size());
+    reads.read(c, request);
   }
 
   /**
    * Runs task on c's event loop; once the event loops are shut down (the replica is closing) it is
    * dropped, and the replies it would have sent are counted as dropped.
    */
-  private void onLoop(ClientConnection c, Runnable task, int replies) {
+  void onLoop(ClientConnection c, Runnable task, int replies) {
     try {
       c.channel.eventLoop().execute(task);
     } catch (RejectedExecutionException shuttingDown) {
@@ -444,7 +261,7 @@ public final class ClientConnections {
   }
 
   /** Writes replies (event loop); their bytes are released when the socket has taken the last one. */
-  private void write(ClientConnection c, List<Response> replies, long bytes) {
+  void write(ClientConnection c, List<Response> replies, long bytes) {
     int last = replies.size() - 1;
     for (int i = 0; i < last; i++) {
       c.channel.write(replies.get(i), c.channel.voidPromise());
@@ -470,19 +287,10 @@ public final class ClientConnections {
     replyBudget.release(c, bytes);
     updateAutoRead(c);
     if (written) {
-      startReads(c);
+      reads.startReads(c);
     } else if (c.channel.isActive()) {
-      onLoop(c, () -> startReads(c), 0);
+      onLoop(c, () -> reads.startReads(c), 0);
     }
-  }
-
-  /** Whether c's first deferred read may be handed to the read pool now (event loop). */
-  private boolean mayStartRead(ClientConnection c) {
-    long mine = c.replyBytes.get();
-    return c.readsRunning < limits.maxReadsPerConnection()
-        && mine < limits.maxReplyBytesPerConnection()
-        && (mine == 0 || mine + c.needBytes <= limits.maxReplyBytesPerConnection())
-        && !replyBudget.overTotal(c);
   }
 
   /** Whether c may take one more request now (event loop): the gate of its frame decoder. */
@@ -503,7 +311,7 @@ public final class ClientConnections {
     replyBudget.woke(w);
     ClientConnection c = w.connection();
     updateAutoRead(c);
-    startReads(c);
+    reads.startReads(c);
   }
 
   /** Pauses (true) or resumes (false) reading every client connection: the core's flow control. */

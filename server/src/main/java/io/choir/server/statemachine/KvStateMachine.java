@@ -11,7 +11,6 @@ import io.choir.proto.Response;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.Storage;
-import io.choir.server.storage.StorageSnapshot;
 import io.choir.server.storage.WriteSet;
 import java.util.List;
 import org.slf4j.Logger;
@@ -56,7 +55,7 @@ import org.slf4j.LoggerFactory;
  * <p>Storage: the data space holds the keys; meta holds {@link #APPLIED_KEY}, {@link #CHECKSUM_KEY}
  * the membership row ({@link MembershipRow}) and the client table, one header row per session and one row per saved reply, so that an apply
  * writes the replies it adds and the small headers it changes, never a session's whole history (see
- * {@link ClientSessions} and {@link ClientRows}). {@link #clientTable} is the one reader that
+ * {@link ClientSessions} and {@link ClientRows}). {@link TransferRows#clientTable} is the one reader that
  * assembles self-contained ClientRecords for a state transfer.
  *
  * <p>Threads: {@link #apply}, {@link #load}, the install methods and {@link #clientRecord} run on one
@@ -236,7 +235,7 @@ public final class KvStateMachine {
   /**
    * Finishes installing a state transfer taken at op with checksum (apply thread): truncates the whole
    * log, then in ONE synced WriteSet writes the client table (clients: self-contained records, as
-   * {@link #clientTable} reads them), applied = op, checksum and deletes the "installing" marker (see
+   * {@link TransferRows#clientTable} reads them), applied = op, checksum and deletes the "installing" marker (see
    * {@link SnapshotInstall#finish} for why in this order); then reloads the in-memory state from
    * storage. It does not touch {@link MetaKeys#CATCHING_UP}: the core decides when the replica has
    * caught up.
@@ -261,7 +260,7 @@ public final class KvStateMachine {
 
   /**
    * Like {@link #installSnapshot(long, long, List, MembershipRecord)}, with the snapshot's lease table
-   * (self-contained records, as {@link #leaseTable} reads them) written in the same synced WriteSet.
+   * (self-contained records, as {@link TransferRows#leaseTable} reads them) written in the same synced WriteSet.
    *
    * @throws IllegalArgumentException when a lease record is malformed or two share an id
    */
@@ -272,16 +271,6 @@ public final class KvStateMachine {
   }
 
   // The lease facade: each body is in LeaseQueries (its comments say more).
-
-  /** The lease table as of snapshot, one self-contained record per lease (its keys included), in id order. */
-  public static List<LeaseRecord> leaseTable(StorageSnapshot snapshot) {
-    return LeaseQueries.records(snapshot);
-  }
-
-  /** What is wrong with a lease record received in a state transfer, or null. */
-  public static String leaseRecordProblem(LeaseRecord record) {
-    return LeaseQueries.problem(record);
-  }
 
   /** The number of live leases as of the last apply (any thread). */
   public int leaseCount() {
@@ -348,11 +337,6 @@ public final class KvStateMachine {
     return membership.current();
   }
 
-  /** The membership row of snapshot (epoch 0: the bootstrap membership): what a state transfer sends. */
-  public static MembershipRecord membership(StorageSnapshot snapshot) {
-    return MembershipRow.parse(snapshot.getMeta(MEMBERSHIP));
-  }
-
   /** True from {@link #beginInstall} until the install is finished or wiped (any thread). */
   public boolean installing() {
     return install.installing();
@@ -399,22 +383,6 @@ public final class KvStateMachine {
   /** The number of keys, estimated by RocksDB (any thread). */
   public long keyCount() {
     return storage.approximateKeyCount();
-  }
-
-  /**
-   * The client table as of snapshot, one self-contained record per session (its saved replies
-   * included), in client id order: what a state transfer streams and {@link #installSnapshot} takes.
-   * The one reader outside this package of how the table is laid out in storage.
-   *
-   * @throws io.choir.server.storage.StorageException on a malformed or orphan client table row
-   */
-  public static List<ClientRecord> clientTable(StorageSnapshot snapshot) {
-    return ClientRows.records(snapshot.scanMeta(ClientRows.PREFIX));
-  }
-
-  /** The meta key of clientId's client table header row: "client/" and the id as 8 bytes BE. */
-  public static byte[] clientKey(long clientId) {
-    return ClientRows.clientKey(clientId);
   }
 
   /**

@@ -21,6 +21,7 @@ import io.choir.proto.wire.DatagramHeader;
 import io.choir.server.net.transfer.StateTransferReceiver;
 import io.choir.server.net.transfer.TransferFailedException;
 import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.RocksDbStorage;
@@ -254,7 +255,7 @@ class StateTransferTest {
     assertEquals(expected.sm().clientCount(), actual.sm().clientCount());
     try (var want = expected.storage().snapshot();
         var got = actual.storage().snapshot()) {
-      assertEquals(KvStateMachine.clientTable(want), KvStateMachine.clientTable(got));
+      assertEquals(TransferRows.clientTable(want), TransferRows.clientTable(got));
     }
     List<KeyValue> want = allData(expected.storage());
     List<KeyValue> got = allData(actual.storage());

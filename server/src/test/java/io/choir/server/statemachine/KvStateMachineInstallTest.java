@@ -123,7 +123,7 @@ class KvStateMachineInstallTest {
         cursor = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
       }
       target.installSnapshot(
-          source.applied(), source.checksum(), KvStateMachine.clientTable(snapshot));
+          source.applied(), source.checksum(), TransferRows.clientTable(snapshot));
     }
   }
 

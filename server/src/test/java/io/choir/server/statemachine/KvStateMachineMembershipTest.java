@@ -197,7 +197,7 @@ class KvStateMachineMembershipTest {
       from.apply(entriesFrom(1, addLearner(1, List.of(1), List.of(2), 2)), true);
       MembershipRecord sent;
       try (StorageSnapshot snapshot = source.snapshot()) {
-        sent = KvStateMachine.membership(snapshot);
+        sent = TransferRows.membership(snapshot);
       }
       assertEquals(from.membership(), sent);
 

@@ -473,7 +473,7 @@ class KvStateMachineSessionTest {
             .addReplies(
                 SavedReply.newBuilder().setRequestId(4).setOp(1).setReply(saved))
             .build();
-    storage.write(new WriteSet().putMeta(KvStateMachine.clientKey(2), legacy.toByteArray()), true);
+    storage.write(new WriteSet().putMeta(TransferRows.clientKey(2), legacy.toByteArray()), true);
     storage.write(new WriteSet().putMeta(
         MetaKeys.bytes(KvStateMachine.APPLIED_KEY),
         Bytes.longToBytes(1)), true);

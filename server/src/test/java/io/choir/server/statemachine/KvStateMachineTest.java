@@ -509,7 +509,7 @@ class KvStateMachineTest {
       ClientRecord row = counted.clientRecord(2);
       assertArrayEquals(
           row.toBuilder().clearReplies().build().toByteArray(),
-          storage.getMeta(KvStateMachine.clientKey(2)));
+          storage.getMeta(TransferRows.clientKey(2)));
       assertArrayEquals(
           row.getReplies(0).toByteArray(), storage.getMeta(ClientRows.replyKey(2, 2)));
       assertEquals(4, storage.scanMeta(bytes(KvStateMachine.CLIENT_PREFIX)).size());
@@ -556,7 +556,7 @@ class KvStateMachineTest {
       assertNull(sm.clientRecord(1));
       assertNull(sm.clientRecord(2));
       assertNotNull(sm.clientRecord(3));
-      assertEquals(List.of(hex(KvStateMachine.clientKey(3))), metaKeys(storage));
+      assertEquals(List.of(hex(TransferRows.clientKey(3))), metaKeys(storage));
     }
 
     // ---- client table layout ----
@@ -567,11 +567,11 @@ class KvStateMachineTest {
 
       assertEquals(
           List.of(
-              hex(KvStateMachine.clientKey(1)),
+              hex(TransferRows.clientKey(1)),
               hex(ClientRows.replyKey(1, 2)),
               hex(ClientRows.replyKey(1, 3))),
           metaKeys(storage));
-      ClientRecord header = ClientRecord.parseFrom(storage.getMeta(KvStateMachine.clientKey(1)));
+      ClientRecord header = ClientRecord.parseFrom(storage.getMeta(TransferRows.clientKey(1)));
       assertEquals(0, header.getRepliesCount());
       assertEquals(3, header.getLastOp());
       assertEquals(7, header.getLastActiveMs());
@@ -581,7 +581,7 @@ class KvStateMachineTest {
       apply1(put(1, 4, "c", "3").setFirstIncomplete(3)); // request 2's reply is forgotten
       assertEquals(
           List.of(
-              hex(KvStateMachine.clientKey(1)),
+              hex(TransferRows.clientKey(1)),
               hex(ClientRows.replyKey(1, 3)),
               hex(ClientRows.replyKey(1, 4))),
           metaKeys(storage));
@@ -602,7 +602,7 @@ class KvStateMachineTest {
       List<ClientRecord> table;
       try (StorageSnapshot snapshot = storage.snapshot()) {
         apply1(put(1, 3, "d", "after the snapshot"));
-        table = KvStateMachine.clientTable(snapshot);
+        table = TransferRows.clientTable(snapshot);
       }
 
       assertEquals(2, table.size());
@@ -625,14 +625,14 @@ class KvStateMachineTest {
           new WriteSet().putMeta(bytes(KvStateMachine.CLIENT_PREFIX + "abc"), new byte[0]));
       broken.put(
           "corrupt client table row client/5",
-          new WriteSet().putMeta(KvStateMachine.clientKey(5), new byte[] {(byte) 0xFF}));
+          new WriteSet().putMeta(TransferRows.clientKey(5), new byte[] {(byte) 0xFF}));
       broken.put(
           "holds client 5",
-          new WriteSet().putMeta(KvStateMachine.clientKey(6), header.toByteArray()));
+          new WriteSet().putMeta(TransferRows.clientKey(6), header.toByteArray()));
       broken.put(
           "holds the reply of request 1",
           new WriteSet()
-              .putMeta(KvStateMachine.clientKey(5), header.toByteArray())
+              .putMeta(TransferRows.clientKey(5), header.toByteArray())
               .putMeta(ClientRows.replyKey(5, 2), reply.toByteArray()));
 
       for (Map.Entry<String, WriteSet> row : broken.entrySet()) {
@@ -662,14 +662,14 @@ class KvStateMachineTest {
               .setTimeoutMs(SESSION_TIMEOUT_MS)
               .addReplies(reply)
               .build();
-      storage.write(new WriteSet().putMeta(KvStateMachine.clientKey(3), legacy.toByteArray()), true);
+      storage.write(new WriteSet().putMeta(TransferRows.clientKey(3), legacy.toByteArray()), true);
 
       sm.load();
 
       assertEquals(legacy, sm.clientRecord(3));
       assertArrayEquals(
           legacy.toBuilder().clearReplies().build().toByteArray(),
-          storage.getMeta(KvStateMachine.clientKey(3)));
+          storage.getMeta(TransferRows.clientKey(3)));
       assertArrayEquals(reply.toByteArray(), storage.getMeta(ClientRows.replyKey(3, 4)));
       assertEquals(reply.getReply(), apply1(put(3, 4, "a", "retried")));
     }

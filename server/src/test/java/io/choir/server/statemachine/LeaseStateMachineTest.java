@@ -102,7 +102,7 @@ class LeaseStateMachineTest {
 
   private List<LeaseRecord> table() {
     try (StorageSnapshot snapshot = storage.snapshot()) {
-      return KvStateMachine.leaseTable(snapshot);
+      return TransferRows.leaseTable(snapshot);
     }
   }
 
@@ -300,7 +300,7 @@ class LeaseStateMachineTest {
     List<LeaseRecord> leases;
     try (StorageSnapshot snapshot = storage.snapshot()) {
       data = snapshot.scanData(new byte[0], 1000, Integer.MAX_VALUE);
-      leases = KvStateMachine.leaseTable(snapshot);
+      leases = TransferRows.leaseTable(snapshot);
     }
     assertEquals(2, leases.size());
     assertEquals(List.of(bytes("a")), leases.get(0).getKeysList());

@@ -3,7 +3,7 @@ package io.choir.sim;
 import io.choir.proto.KeyValue;
 import io.choir.proto.MemberRole;
 import io.choir.server.core.ReplicaCore;
-import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.StorageSnapshot;
 import java.util.ArrayList;
@@ -86,7 +86,7 @@ final class SimConvergence {
         }
         from = Bytes.successor(chunk.get(chunk.size() - 1).getKey().toByteArray());
       }
-      sb.append("| clients ").append(KvStateMachine.clientTable(snap).toString().replace('\n', ' '));
+      sb.append("| clients ").append(TransferRows.clientTable(snap).toString().replace('\n', ' '));
     }
     return sb.toString();
   }

@@ -13,6 +13,7 @@ import io.choir.server.replica.LeaseExpiryPolicy;
 import io.choir.server.statemachine.Change;
 import io.choir.server.statemachine.ChangeListener;
 import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.StorageSnapshot;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -311,7 +312,7 @@ final class SimLeases implements ChangeListener {
   private static Set<Long> liveLeases(SimReplica n) {
     Set<Long> ids = new HashSet<>();
     try (StorageSnapshot snap = n.storage.snapshot()) {
-      for (LeaseRecord r : KvStateMachine.leaseTable(snap)) {
+      for (LeaseRecord r : TransferRows.leaseTable(snap)) {
         ids.add(r.getId());
       }
     }

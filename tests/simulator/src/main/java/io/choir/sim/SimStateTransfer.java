@@ -7,7 +7,7 @@ import io.choir.server.net.transfer.InstallTarget;
 import io.choir.server.net.transfer.StateTransferReceiver;
 import io.choir.server.net.transfer.StateTransferSender;
 import io.choir.server.net.transfer.TransferFailedException;
-import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.StorageSnapshot;
 import java.util.ArrayDeque;
 import java.util.HashSet;
@@ -167,7 +167,7 @@ final class SimStateTransfer {
         PeerEnvelope request = (PeerEnvelope) m;
         try {
           StorageSnapshot snapshot = source.storage.snapshot();
-          row[0] = KvStateMachine.membership(snapshot);
+          row[0] = TransferRows.membership(snapshot);
           sender = StateTransferSender.open(config, request, snapshot);
         } catch (StateTransferSender.Refused e) {
           sim.bump("state_transfers_refused");

@@ -7,7 +7,7 @@ import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
 import io.choir.proto.StateTransferRequest;
-import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -269,7 +269,7 @@ public final class StateTransferReceiver {
       clients.add(record);
     }
     for (LeaseRecord record : chunk.getLeasesList()) {
-      String unfit = KvStateMachine.leaseRecordProblem(record);
+      String unfit = TransferRows.leaseRecordProblem(record);
       if (unfit != null) {
         fail("a chunk from " + source + " has " + unfit, null);
         return;

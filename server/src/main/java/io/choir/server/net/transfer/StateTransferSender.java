@@ -7,7 +7,7 @@ import io.choir.proto.LeaseRecord;
 import io.choir.proto.MembershipRecord;
 import io.choir.proto.PeerEnvelope;
 import io.choir.proto.StateTransferChunk;
-import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MetaKeys;
 import io.choir.server.storage.StorageSnapshot;
@@ -36,7 +36,7 @@ import java.util.Set;
  * receiver that installed keys from different ops under one applied number would silently diverge.
  * The storage snapshot reads applied, checksum, data and clients as of one instant, and they were
  * written together in one WriteSet, so they agree. The client table is read with {@link
- * KvStateMachine#clientTable}, the one reader that knows its storage layout.
+ * TransferRows#clientTable}, the one reader that knows its storage layout.
  *
  * <p>Memory: one chunk at a time plus the client table (read once, when the transfer opens). The
  * sender owns the snapshot: it closes it once the last chunk is produced, on {@link #close}, or when
@@ -115,9 +115,9 @@ public final class StateTransferSender implements AutoCloseable {
       this.digest = null;
     } else {
       this.cursor = new byte[0];
-      this.clients = KvStateMachine.clientTable(snapshot);
-      this.leases = KvStateMachine.leaseTable(snapshot);
-      this.membership = KvStateMachine.membership(snapshot);
+      this.clients = TransferRows.clientTable(snapshot);
+      this.leases = TransferRows.leaseTable(snapshot);
+      this.membership = TransferRows.membership(snapshot);
       this.digest = new SnapshotDigest(op, checksum);
     }
   }

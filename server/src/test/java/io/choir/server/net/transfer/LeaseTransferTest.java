@@ -14,6 +14,7 @@ import io.choir.proto.PeerEnvelope;
 import io.choir.proto.Put;
 import io.choir.proto.StateTransferChunk;
 import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.MemoryStorage;
 import io.choir.server.storage.StorageSnapshot;
 import java.util.ArrayDeque;
@@ -83,7 +84,7 @@ class LeaseTransferTest {
 
   private static List<LeaseRecord> table(MemoryStorage storage) {
     try (StorageSnapshot s = storage.snapshot()) {
-      return KvStateMachine.leaseTable(s);
+      return TransferRows.leaseTable(s);
     }
   }
 

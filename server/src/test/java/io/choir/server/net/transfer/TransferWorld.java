@@ -10,6 +10,7 @@ import io.choir.proto.Put;
 import io.choir.proto.RegisterSession;
 import io.choir.proto.StateTransferChunk;
 import io.choir.server.statemachine.KvStateMachine;
+import io.choir.server.statemachine.TransferRows;
 import io.choir.server.storage.Bytes;
 import io.choir.server.storage.MemoryStorage;
 import io.choir.server.storage.MetaKeys;
@@ -50,7 +51,7 @@ final class TransferWorld {
             metaLong(snapshot.getMeta(MetaKeys.bytes(MetaKeys.APPLIED))),
             metaLong(snapshot.getMeta(MetaKeys.bytes(MetaKeys.CHECKSUM))),
             storage.scan(new byte[0], new byte[0], Integer.MAX_VALUE),
-            KvStateMachine.clientTable(snapshot));
+            TransferRows.clientTable(snapshot));
       }
     }
 
