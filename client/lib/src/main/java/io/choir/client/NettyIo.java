@@ -21,9 +21,10 @@ import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.flush.FlushConsolidationHandler;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.util.AttributeKey;
+import io.netty.util.HashedWheelTimer;
+import io.netty.util.Timeout;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.netty.util.concurrent.Future;
-import io.netty.util.concurrent.ScheduledFuture;
 import java.net.InetSocketAddress;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
@@ -33,8 +34,8 @@ import javax.net.ssl.SSLParameters;
 
 /**
  * NettyIo is the production implementation of both client ports: TCP connections with the client
- * protocol's framing (4-byte length + protobuf), and timers on the same event loops with
- * {@link System#nanoTime()}. With {@link ClientSecurity}: TLS first in every pipeline, and a
+ * protocol's framing (4-byte length + protobuf), and timers on a timer wheel whose tasks run on the
+ * same event loops, with {@link System#nanoTime()}. With {@link ClientSecurity}: TLS first in every pipeline, and a
  * {@link ConnectGate} that completes a connect only once the handshake is done and the replica answered
  * the connection's Authenticate. Connections are thread-safe as Netty's channels are; futures and listener
  * calls complete on the event loops.
@@ -54,7 +55,11 @@ final class NettyIo implements ClientTransport, ClientScheduler {
   static final AttributeKey<Endpoint> ENDPOINT = AttributeKey.valueOf("choir.client.endpoint");
   static final AttributeKey<CompletableFuture<Void>> OPEN = AttributeKey.valueOf("choir.client.open");
 
+  /** The timer wheel's tick: a timer fires at most this much after its delay. */
+  static final long TIMER_TICK_MS = 1;
+
   private final EventLoopGroup group;
+  private final HashedWheelTimer wheel;
   private final Bootstrap bootstrap;
 
   private final ClientSecurity security;
@@ -67,6 +72,8 @@ final class NettyIo implements ClientTransport, ClientScheduler {
     this.security = security;
     this.group = new MultiThreadIoEventLoopGroup(config.eventLoopThreads(),
         new DefaultThreadFactory("choir-client", true), NioIoHandler.newFactory());
+    this.wheel = new HashedWheelTimer(new DefaultThreadFactory("choir-client-timer", true), TIMER_TICK_MS,
+        TimeUnit.MILLISECONDS, 512, false);
     ResponseHandler handler = new ResponseHandler();
     FrameEncoder encoder = new FrameEncoder();
     ProtobufFrameDecoder<Response> decoder = new ProtobufFrameDecoder<>(Response.parser());
@@ -113,10 +120,34 @@ final class NettyIo implements ClientTransport, ClientScheduler {
     return System.nanoTime();
   }
 
+  /**
+   * Schedules task on the timer wheel; when it fires, it runs on one of the event loops (so every
+   * callback of the client runs on an I/O thread, where {@link BlockingWaits} refuses to block). Setting
+   * and cancelling a timer puts an element on the wheel's lock-free queues and wakes no thread: with
+   * timers on the event loops, every call cost two cross-thread tasks and selector wake-ups (set from
+   * the caller's thread, cancelled from the loop that read the reply), though nearly every timer is
+   * cancelled before it fires. A timer fires up to one tick ({@link #TIMER_TICK_MS}) late, never early.
+   */
   @Override
   public Timer schedule(Runnable task, long delayNs) {
-    ScheduledFuture<?> f = group.next().schedule(task, delayNs, TimeUnit.NANOSECONDS);
-    return () -> f.cancel(false);
+    if (group.isShuttingDown()) {
+      throw new RejectedExecutionException("client closed");
+    }
+    Timeout t;
+    try {
+      t = wheel.newTimeout(fired -> runOnLoop(task), delayNs, TimeUnit.NANOSECONDS);
+    } catch (IllegalStateException stopped) { // the wheel was stopped: the client is closed
+      throw new RejectedExecutionException("client closed", stopped);
+    }
+    return t::cancel;
+  }
+
+  private void runOnLoop(Runnable task) {
+    try {
+      group.next().execute(task);
+    } catch (RejectedExecutionException closing) {
+      // The event loops are shut down: the client is closed, and close failed every pending call.
+    }
   }
 
   @Override
@@ -156,6 +187,7 @@ final class NettyIo implements ClientTransport, ClientScheduler {
   @Override
   public void close() {
     group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    wheel.stop(); // the timers not fired are dropped: close failed their calls
   }
 
   /** Waits (bounded) for the event loops to end; never call it on one of them. */
