@@ -43,6 +43,8 @@ public final class Counters {
   /** Linearizable reads the primary's lease confirmed (no round), and those that took a heartbeat round. */
   public long leaseReads;
   public long readIndexReads;
+  /** Of the lease reads, those answered by the network edge under a published window (LeaseReadWindow). */
+  public long leaseReadsOnEventLoop;
   /** Newer views this replica did not move to while it must keep to its primary or has just started. */
   public long droppedNewerViewWhileSticky;
   /** Peer messages dropped by PeerMessageChecks (by reason: {@link ReplicaCore#peerRejections()}). */

@@ -65,6 +65,13 @@ public sealed interface Event {
   record StateTransferFailed(String reason) implements Event {}
 
   /**
+   * count linearizable reads were answered outside the core under the {@link LeaseReadWindow} it
+   * published (the network edge, while the primary's lease holds): counted, and the lease renewed in
+   * time (see ReadPath).
+   */
+  record LeaseReadsServed(long count) implements Event {}
+
+  /**
    * Tick ends a burst of events: it sends what the burst batched and runs timers. The replica loop
    * steps one after every burst and whenever the core's next timer is due.
    */

@@ -87,6 +87,35 @@ final class ReadPath {
     out.tickBy(deadlineNs);
   }
 
+  /**
+   * The window in which reads may be answered without passing through the core (see
+   * {@link LeaseReadWindow}): while the lease holds, until its end, from a state at the read index of
+   * now. {@link LeaseReadWindow#NONE} outside the lease, and under any deliberate breakage (those
+   * breakages are of the core's own read path).
+   */
+  LeaseReadWindow leaseWindow(long nowNs) {
+    if (config.breakage != CoreConfig.Breakage.NONE || !leaseHolds(nowNs)) {
+      return LeaseReadWindow.NONE;
+    }
+    return new LeaseReadWindow(lease.endNs(views.view(), quorum.confirmedRound()),
+        readIndex.linearizableOp(log.commitOp()));
+  }
+
+  /**
+   * count linearizable reads were answered under a window this core published: they are counted as the
+   * lease reads they are, and when the lease has less than half of it left a round is asked for, as a
+   * lease read arriving here would (the next Tick sends it), so the window does not run out under reads.
+   */
+  void onLeaseReadsServed(long count, long nowNs) {
+    counters.requests += count;
+    counters.reads += count;
+    counters.leaseReads += count;
+    counters.leaseReadsOnEventLoop += count;
+    if (leaseHolds(nowNs) && lease.renewalDue(views.view(), nowNs)) {
+      readIndex.nextRound(quorum.round());
+    }
+  }
+
   /** Runs the reads whose op is applied and whose heartbeat round (if any) f backups confirmed. */
   void releaseReads(Effects out) {
     if (!readIndex.isEmpty()) {

@@ -175,6 +175,15 @@ public final class ReplicaCore {
         preVotes, viewChanges, joins, recoveries, memberships, counters);
   }
 
+  /**
+   * The window in which linearizable reads of single keys may be answered without this core (see
+   * {@link LeaseReadWindow}), as of nowNs; {@link LeaseReadWindow#NONE} when none may. Take it after a
+   * burst's last step and before its effects are carried out.
+   */
+  public LeaseReadWindow leaseReadWindow(long nowNs) {
+    return reads.leaseWindow(nowNs);
+  }
+
   public boolean isPrimary() {
     return views.isPrimary();
   }
@@ -210,6 +219,8 @@ public final class ReplicaCore {
       peers.onPeer(p, nowNs, out);
     } else if (event instanceof Event.Tick) {
       onTick(nowNs, out);
+    } else if (event instanceof Event.LeaseReadsServed s) {
+      reads.onLeaseReadsServed(s.count(), nowNs);
     } else if (event instanceof Event.StateInstalled s) {
       backups.onStateInstalled(s, nowNs, out);
       if (s.membership() != null) {

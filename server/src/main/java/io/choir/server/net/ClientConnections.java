@@ -99,6 +99,7 @@ public final class ClientConnections {
   private final FrameMemory frameMemory;
   private final ClientLatency latency;
   private volatile WatchRequests watches;
+  private volatile LeaseReadGate leaseReads;
 
   /**
    * @param readPool where reads execute (a rejected read is answered UNAVAILABLE)
@@ -135,6 +136,21 @@ public final class ClientConnections {
   /** Serves Watch and CancelWatch requests with hub (before the client port opens); without: INVALID. */
   public void watches(WatchHub hub) {
     this.watches = new WatchRequests(hub);
+  }
+
+  /** Answers the reads gate admits on the event loops, without the core (before the client port opens). */
+  public void leaseReads(LeaseReadGate gate) {
+    this.leaseReads = gate;
+  }
+
+  /** The lease read gate, or null when every read goes through the core. */
+  LeaseReadGate leaseReads() {
+    return leaseReads;
+  }
+
+  /** Executes request, a read of c the lease read gate admitted, as if the core had released it (event loop). */
+  void readNow(ClientConnection c, Request request) {
+    reads.read(c, request);
   }
 
   /** The watch requests' route, or null when this replica serves none (tests). */

@@ -86,6 +86,12 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
     if (connection.times != null) {
       connection.times.started(request, System.nanoTime());
     }
+    LeaseReadGate gate = connections.leaseReads();
+    if (gate != null && gate.admits(request)) { // the primary's lease holds: no trip through the core
+      connections.readNow(connection, request);
+      connections.updateAutoRead(connection);
+      return;
+    }
     if (!sink.offer(connection.id, request)) {
       busy.increment();
       connections.reply(connection, Response.newBuilder().setRequestId(request.getRequestId())

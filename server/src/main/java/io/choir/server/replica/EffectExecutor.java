@@ -8,10 +8,12 @@ import io.choir.proto.Response;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Effects.Effect;
 import io.choir.server.core.Event;
+import io.choir.server.core.LeaseReadWindow;
 import io.choir.server.core.Membership;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.storage.Storage;
 import java.util.List;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -104,6 +106,7 @@ public final class EffectExecutor {
   private final Ports ports;
   private final Effects effects = new Effects();
   private final Carrier carrier = new Carrier();
+  private Consumer<LeaseReadWindow> leaseWindows;
 
   public EffectExecutor(ReplicaCore core, Ports ports) {
     this.core = core;
@@ -112,6 +115,14 @@ public final class EffectExecutor {
 
   public ReplicaCore core() {
     return core;
+  }
+
+  /**
+   * From now on every burst's end hands windows the core's {@link LeaseReadWindow}, after the burst's
+   * Tick and before its effects are carried out. Set before the first burst, on the loop's thread.
+   */
+  public void publishLeaseWindows(Consumer<LeaseReadWindow> windows) {
+    this.leaseWindows = windows;
   }
 
   /** Starts a burst; returns its effects, to which the caller may add replies of its own. */
@@ -131,6 +142,12 @@ public final class EffectExecutor {
    */
   public long end(long nowNs) {
     core.step(new Event.Tick(), nowNs, effects);
+    Consumer<LeaseReadWindow> windows = leaseWindows;
+    if (windows != null) {
+      // Before the effects: nothing decided in this burst leaves the replica while an older window
+      // is still in use (LeaseReadWindow).
+      windows.accept(core.leaseReadWindow(nowNs));
+    }
     execute(effects);
     return effects.nextTickNs();
   }

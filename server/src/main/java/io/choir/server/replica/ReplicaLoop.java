@@ -7,6 +7,7 @@ import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
 import io.choir.server.core.ReplicaCore;
 import io.choir.server.metrics.LoopMetrics;
+import io.choir.server.net.LeaseReadGate;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -38,9 +39,23 @@ final class ReplicaLoop implements AutoCloseable {
   private volatile boolean running = true;
   private volatile String unavailableReason;
   private volatile boolean idle = true;
+  private final LeaseReadGate leaseReads;
 
   ReplicaLoop(ReplicaInbox inbox, EffectExecutor executor, Function<Request, Response> statusHandler,
       LongSupplier clock, LoopMetrics metrics) {
+    this(inbox, executor, statusHandler, clock, metrics, null);
+  }
+
+  /**
+   * Like the constructor above, publishing the core's lease read windows to leaseReads (null: none) at
+   * the end of every burst and telling the core, at the start of the next, how many reads it served.
+   */
+  ReplicaLoop(ReplicaInbox inbox, EffectExecutor executor, Function<Request, Response> statusHandler,
+      LongSupplier clock, LoopMetrics metrics, LeaseReadGate leaseReads) {
+    this.leaseReads = leaseReads;
+    if (leaseReads != null) {
+      executor.publishLeaseWindows(leaseReads::publish);
+    }
     this.inbox = inbox;
     this.metrics = metrics;
     this.executor = executor;
@@ -58,6 +73,9 @@ final class ReplicaLoop implements AutoCloseable {
   /** From now on every request is answered UNAVAILABLE with reason (shutdown or a fatal error). */
   void refuseAll(String reason) {
     unavailableReason = reason;
+    if (leaseReads != null) {
+      leaseReads.close();
+    }
   }
 
   private void run() {
@@ -76,6 +94,10 @@ final class ReplicaLoop implements AutoCloseable {
         }
         now = clock.getAsLong();
         Effects effects = executor.begin();
+        long servedOutside = leaseReads != null ? leaseReads.takeServed() : 0;
+        if (servedOutside > 0) {
+          executor.step(new Event.LeaseReadsServed(servedOutside), now);
+        }
         for (Object o : burst) {
           inbox.taken(o);
           if (o instanceof ReplicaInbox.Incoming in) {
@@ -159,6 +181,9 @@ final class ReplicaLoop implements AutoCloseable {
   @Override
   public void close() {
     running = false;
+    if (leaseReads != null) {
+      leaseReads.close();
+    }
     thread.interrupt();
     try {
       thread.join(2000);

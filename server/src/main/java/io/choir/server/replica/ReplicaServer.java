@@ -49,6 +49,7 @@ import io.choir.server.core.ReplicaCore;
 import io.choir.server.metrics.ReplicaMetrics;
 import io.choir.server.metrics.ReplicaSnapshot;
 import io.choir.server.net.ClientConnections;
+import io.choir.server.net.LeaseReadGate;
 import io.choir.server.net.ClientServer;
 import io.choir.server.statemachine.KvStateMachine;
 import io.choir.server.storage.RocksDbStorage;
@@ -131,6 +132,7 @@ public final class ReplicaServer implements AutoCloseable {
     this.scanReplyBytes = Math.max(1, Math.min(config.get(MAX_SCAN_REPLY_BYTES), config.get(MAX_FRAME_BYTES) - 1024L));
     this.storage = RocksDbStorage.open(config.dataDir());
     ReplicaInbox inbox;
+    LeaseReadGate leaseReads;
     try {
       // The state machine's own log changes (an install's truncation) go to the log lane, in order,
       // once the storage stage starts it; recovery's run here, before.
@@ -169,6 +171,8 @@ public final class ReplicaServer implements AutoCloseable {
           config.get(READ_THREADS), ClientConnections.Limits.totalFrameBytes(config.get(MAX_FRAME_BYTES_TOTAL))),
           readPool, this::read, stateMachine::readFromMemory, metrics);
       connections.watches(watches);
+      leaseReads = new LeaseReadGate(config.get(ServerConfig.MAX_KEY_BYTES), stateMachine::applied, System::nanoTime);
+      connections.leaseReads(leaseReads);
       // Built before everything that feeds the loop (storage stage, transport, client listener), so
       // each gets it when it is built; the loop that drains it comes last.
       inbox = new ReplicaInbox(config.get(EVENT_QUEUE_CAPACITY), core.view());
@@ -191,7 +195,8 @@ public final class ReplicaServer implements AutoCloseable {
     try {
       this.statusReport = new ReplicaStatusReport(config, core, storage, storageStage, connections, peers,
           metrics, startNs, watches, stateMachine);
-      this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime, replicaMetrics.loop());
+      this.loop = new ReplicaLoop(inbox, executor(), statusReport::reply, System::nanoTime, replicaMetrics.loop(),
+          leaseReads);
       storageStage.start();
       loop.start();
       this.leaseExpiry = new LeaseExpiry(stateMachine, new LeaseExpiry.Loop() {

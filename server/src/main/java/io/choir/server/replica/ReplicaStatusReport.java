@@ -131,6 +131,7 @@ final class ReplicaStatusReport {
         .putCounters("last_normal_view", core.lastNormalView())
         .putCounters("read_rounds", c.readRounds)
         .putCounters("lease_reads", c.leaseReads)
+        .putCounters("lease_reads_on_event_loop", c.leaseReadsOnEventLoop)
         .putCounters("read_index_reads", c.readIndexReads)
         .putCounters("dropped_newer_view_while_sticky", c.droppedNewerViewWhileSticky)
         .putCounters("pre_votes_started", c.preVotesStarted)

@@ -233,4 +233,72 @@ class LeaseReadCoreTest {
     assertEquals(1, k.leaseReads);
     assertEquals(1, k.readIndexReads);
   }
+  @Test
+  void shouldPublishALeaseReadWindowOnlyWhileThePrimarysLeaseHolds() {
+    CoreCluster c = working(CoreConfig.ReadMode.LEASE);
+    ReplicaCore p = c.cores[1];
+    LeaseReadWindow w = p.leaseReadWindow(c.now);
+    assertTrue(w.admits(c.now, p.appliedOp()), "inside the lease: " + w);
+    assertEquals(p.commitOp(), w.requiredOp(), "the read index: the commit number");
+    assertTrue(w.untilNs() > c.now && w.untilNs() <= c.now + LEASE, "it ends with the lease: " + w);
+    assertTrue(!w.admits(c.now, w.requiredOp() - 1), "not from a state behind the read index");
+    assertTrue(!w.admits(w.untilNs(), p.appliedOp()), "not at the lease's end");
+    assertEquals(LeaseReadWindow.NONE, c.cores[2].leaseReadWindow(c.now), "a backup publishes none");
+    assertEquals(LeaseReadWindow.NONE, working(CoreConfig.ReadMode.READ_INDEX).cores[1].leaseReadWindow(c.now),
+        "read_index mode publishes none");
+    // The lease runs out under writes (no round goes out by itself): no window.
+    writeFor(c, LEASE + 10 * MS);
+    assertEquals(LeaseReadWindow.NONE, p.leaseReadWindow(c.now));
+  }
+
+  @Test
+  void shouldCloseTheWindowInTheStepThatLeavesTheView() {
+    CoreCluster c = working(CoreConfig.ReadMode.LEASE);
+    assertTrue(c.cores[1].leaseReadWindow(c.now).admits(c.now, c.cores[1].appliedOp()), "set-up");
+    c.dropFrom = 3;
+    step(c.cores[1], new Event.Peer(3, 1, MessageType.PRE_VIEW_CHANGE,
+        PreViewChange.newBuilder().setView(2).build()), c.now);
+    assertEquals(1, c.cores[1].view(), "set-up: it left view 0");
+    assertEquals(LeaseReadWindow.NONE, c.cores[1].leaseReadWindow(c.now),
+        "the window taken after this step, before its messages leave, admits nothing");
+  }
+
+  @Test
+  void shouldPublishNoWindowUnderADeliberateBreakageOrWhileAnEpochChangeWaits() {
+    CoreCluster broken = new CoreCluster(3, id -> CoreKit.builder(id, 3).breakage(CoreConfig.Breakage.STALE_LEASE).build());
+    broken.tickAll(0);
+    broken.write(1, 1, 1, "k1");
+    broken.run(T + 100 * MS, 10 * MS);
+    assertEquals(LeaseReadWindow.NONE, broken.cores[1].leaseReadWindow(broken.now));
+    CoreCluster c = new CoreCluster(4, id -> CoreKit.config(id, 3));
+    c.tickAll(1);
+    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
+        .setMemberChange(CoreKit.add(4)).build()));
+    c.step(1, new Event.Tick());
+    c.run(100 * MS, 10 * MS);
+    assertTrue(c.cores[1].leaseReadWindow(c.now).admits(c.now, c.cores[1].appliedOp()), "set-up: a window");
+    c.drop = s -> s.type() == MessageType.PREPARE_OK || s.type() == MessageType.HEARTBEAT_OK;
+    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
+        .setMemberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)).build()));
+    assertEquals(LeaseReadWindow.NONE, c.cores[1].leaseReadWindow(c.now), "the EpochChange is in its log");
+  }
+
+  @Test
+  void shouldCountReadsServedUnderTheWindowAndRenewTheLeaseInTime() {
+    CoreCluster c = working(CoreConfig.ReadMode.LEASE);
+    Counters k = c.cores[1].counters();
+    long rounds = k.readRounds;
+    step(c.cores[1], new Event.LeaseReadsServed(5), c.now);
+    tick(c.cores[1], c.now);
+    assertEquals(5, k.leaseReads);
+    assertEquals(5, k.leaseReadsOnEventLoop);
+    assertEquals(rounds, k.readRounds, "a fresh lease: no renewal");
+    writeFor(c, LEASE / 2 + 60 * MS);
+    rounds = k.readRounds;
+    step(c.cores[1], new Event.LeaseReadsServed(3), c.now);
+    Effects t = tick(c.cores[1], c.now);
+    assertEquals(rounds + 1, k.readRounds, "less than half a lease left: a round renews it");
+    assertEquals(1, sendsOf(t, MessageType.HEARTBEAT).size());
+    assertEquals(8, k.leaseReadsOnEventLoop);
+  }
 }

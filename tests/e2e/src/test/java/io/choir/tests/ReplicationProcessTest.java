@@ -179,6 +179,50 @@ class ReplicationProcessTest {
     }
   }
 
+  /**
+   * Issue 14: while the primary's lease holds, its event loops answer linearizable Gets themselves
+   * (LeaseReadGate), and every such read still sees each write acknowledged before it; in read_index
+   * mode none is answered that way.
+   */
+  @Test
+  void shouldAnswerLinearizableReadsUnderTheLeaseOnThePrimarysEventLoops() throws Exception {
+    startCluster("");
+    try (ChoirClient c = client()) {
+      writeKeys("lease/", 200);
+      for (int i = 0; i < 200; i++) {
+        assertEquals("value-" + i, c.get("lease/" + i).orElseThrow().valueAsString());
+      }
+      for (int i = 0; i < 100; i++) { // read your writes: each Get right after its put's acknowledgement
+        long version = c.put("ryw", "v" + i);
+        var got = c.get("ryw").orElseThrow();
+        assertEquals("v" + i, got.valueAsString());
+        assertEquals(version, got.version());
+      }
+      ReplicaInfo primary = statuses(c).stream().filter(r -> r != null && r.role().equals("primary"))
+          .findFirst().orElseThrow();
+      long onLoop = primary.counters().getOrDefault("lease_reads_on_event_loop", 0L);
+      long lease = primary.counters().getOrDefault("lease_reads", 0L);
+      System.out.println("lease reads: " + lease + ", of them on the event loops: " + onLoop);
+      assertTrue(onLoop > 0, "reads were answered on the event loops: " + primary.counters());
+      assertTrue(lease >= onLoop && lease + primary.counters().getOrDefault("read_index_reads", 0L) >= 300,
+          "every read is counted: " + primary.counters());
+    }
+  }
+
+  @Test
+  void shouldAnswerNoReadOnTheEventLoopsInReadIndexMode() throws Exception {
+    startCluster("linearizable_reads: read_index\n");
+    try (ChoirClient c = client()) {
+      c.put("k", "v");
+      for (int i = 0; i < 50; i++) {
+        assertEquals("v", c.get("k").orElseThrow().valueAsString());
+      }
+      for (ReplicaInfo r : statuses(c)) {
+        assertEquals(0L, r.counters().getOrDefault("lease_reads_on_event_loop", 0L), r.toString());
+      }
+    }
+  }
+
   @Test
   void shouldRepairTwentyPercentMulticastLossByNack() throws Exception {
     startCluster("test_multicast_loss_percent: 20\n");

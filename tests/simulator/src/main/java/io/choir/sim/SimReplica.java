@@ -8,6 +8,7 @@ import io.choir.proto.Response;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
+import io.choir.server.core.LeaseReadWindow;
 import io.choir.server.core.Membership;
 import io.choir.server.core.RecoveredState;
 import io.choir.server.core.ReplicaCore;
@@ -114,6 +115,10 @@ final class SimReplica {
   private long nextConnectionId;
   /** The core paused client intake (flow control): no connection is read meanwhile. */
   private boolean intakePaused;
+  /** The core's lease read window as of its last burst (the server's LeaseReadGate). */
+  private LeaseReadWindow leaseWindow = LeaseReadWindow.NONE;
+  /** Reads answered under it since the last burst, told to the core at the next one. */
+  private long servedOutside;
 
   /**
    * One client connection as ClientConnections and ClientHandler keep it: requests are read only while
@@ -138,6 +143,12 @@ final class SimReplica {
         Request r = unread.poll();
         inFlight++;
         ops.put(r.getRequestId(), r.getOpCase());
+        if (LeaseReadWindow.eligible(r, config.maxKeyBytes) && leaseWindow.admits(localNowNs(), stateMachine.applied())) {
+          // The server's LeaseReadGate: under the lease, straight to the read pool, not through the core.
+          servedOutside++;
+          onReadPool(() -> reply(id, stateMachine.read(r, 1000)));
+          continue;
+        }
         post(new Event.ClientRequest(id, r));
       }
     }
@@ -265,6 +276,9 @@ final class SimReplica {
             }
           }
         }));
+    executor.publishLeaseWindows(w -> leaseWindow = w);
+    leaseWindow = LeaseReadWindow.NONE;
+    servedOutside = 0;
     inbox.clear();
     connections.clear();
     intakePaused = false;
@@ -332,6 +346,10 @@ final class SimReplica {
       burst.add(inbox.poll());
     }
     Effects fx = executor.begin();
+    if (servedOutside > 0) {
+      executor.step(new Event.LeaseReadsServed(servedOutside), now);
+      servedOutside = 0;
+    }
     for (Event e : burst) {
       executor.step(e, now);
     }
@@ -386,6 +404,7 @@ final class SimReplica {
       }
     }
     connections.clear();
+    leaseWindow = LeaseReadWindow.NONE;
     up = false;
     incarnation++;
     clock().resume(this); // what a pause held belongs to the dead process: dropped
