@@ -264,4 +264,30 @@ class BenchEngineTest {
     assertThrows(IllegalArgumentException.class, () -> config(1, 100, 0, 1.5));
     assertThrows(IllegalArgumentException.class, () -> config(1, 0, 0, 1.0));
   }
+  /**
+   * The workers choose their keys independently: n writes over K keys touch about K(1 - e^(-n/K)) of
+   * them. Before, every worker drew the same random stream shifted by one, so 64 workers wrote about
+   * n / 64 + 64 distinct keys.
+   */
+  @Test
+  void workersChooseTheirKeysIndependently() throws Exception {
+    int keys = 100_000;
+    try (FakeDriver d = new FakeDriver(0, 0)) {
+      BenchEngine.run(d, new BenchConfig(64, Duration.ofMillis(300), Duration.ZERO, 100, 1.0, keys, 42, TICK), null);
+      long n = d.writes.get();
+      double expected = keys * (1 - Math.exp(-(double) n / keys));
+      assertTrue(n >= 1000, "set-up: " + n + " writes");
+      assertTrue(d.data.size() >= 0.9 * expected,
+          d.data.size() + " distinct keys in " + n + " writes; independent choices give about " + (long) expected);
+    }
+    List<java.util.SplittableRandom> r = BenchEngine.workerRandoms(42, 2);
+    List<Integer> first = new ArrayList<>();
+    List<Integer> second = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      first.add(r.get(0).nextInt(keys));
+      second.add(r.get(1).nextInt(keys));
+    }
+    assertTrue(!first.subList(1, 20).equals(second.subList(0, 19)), "worker 2 repeats worker 1 one draw later");
+    assertEquals(first, BenchEngine.workerRandoms(42, 2).get(0).ints(20, 0, keys).boxed().toList(), "seeded");
+  }
 }
