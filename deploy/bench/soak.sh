@@ -11,6 +11,9 @@
 #                   next minute's latencies, alike in every minute.
 #   RSS             VmRSS of /proc/PID/status
 #   disk            du -sk of its data folder (log, state, RocksDB's files), in allocated blocks
+#   WAL             the allocated blocks of RocksDB's write-ahead log files in it (NNNNNN.log): most of the
+#                   disk, a sawtooth bounded by max_total_wal_size (256 MiB), so the report judges the disk
+#                   without it and the WAL against that bound (SoakReport's wal_cap_mib, 320)
 #   log entries     choir_log_entries of its metrics endpoint (log_retention_ops bounds it: truncation)
 # and prints one line; everything goes to $OUT/soak.tsv. At the end io.choir.bench.SoakReport (tests/bench)
 # fits a line through the last two thirds of each series (p99; per replica heap after GC, disk, log
@@ -32,7 +35,7 @@
 #   CHOIR_SERVER_JAVA_OPTS [-Xmx512m -XX:+UseG1GC]
 #   CHOIR_PORT [29301] (clients ..+2, peers +100, multicast +199)  CHOIR_METRICS_PORT [29391] (..+2)
 #   LIMITS []   SoakReport's limits, space separated: heap_floor_mib=16 disk_floor_mib=64
-#               log_floor_entries=1000 p99_floor_ms=5 share=0.10
+#               log_floor_entries=1000 p99_floor_ms=5 share=0.10 wal_cap_mib=320
 #   OUT [bench-results/soak-<date>]   BUILD [1] (0: use what target/ has)   KEEP [0]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -108,6 +111,9 @@ rss_of() { awk '/^VmRSS:/ { print $2 * 1024; f = 1 } END { if (!f) print -1 }' "
 
 disk_of() { du -sk "$1" 2>/dev/null | awk '{ print $1 * 1024 }' || echo -1; }
 
+# Bytes allocated to the RocksDB write-ahead log files of data folder $1 (du's count for them).
+wal_of() { find "$1" -maxdepth 1 -name '[0-9]*.log' -printf '%b\n' 2>/dev/null | awk '{ s += $1 } END { print s * 512 }'; }
+
 # "LOG_ENTRIES ROLE" of replica $1 from its metrics endpoint ("-1 ?" when it does not answer).
 metrics_of() {
   { curl -s --max-time 5 "http://127.0.0.1:$((CHOIR_METRICS_PORT + $1 - 1))/metrics" || true; } | awk '
@@ -136,7 +142,7 @@ CHOIR_JAVA_OPTS="-Djava.awt.headless=true" "${choir[@]}" bench --endpoints "$cho
   --warmup "$WARMUP" --duration "$((MINUTES * 60))" --tick 60 --out "$OUT/bench" >"$OUT/bench.txt" 2>"$progress" &
 bench_pid=$!
 
-printf 'minute\treplica\trole\theap_after_gc_bytes\trss_bytes\tdisk_bytes\tlog_entries\n' >"$OUT/soak.tsv"
+printf 'minute\treplica\trole\theap_after_gc_bytes\trss_bytes\tdisk_bytes\tlog_entries\twal_bytes\n' >"$OUT/soak.tsv"
 printf '%6s %9s %9s %9s %6s   %s\n' minute ops/s p50_ms p99_ms errors "per replica: role heap-after-GC/RSS/disk MiB, log entries"
 for m in $(seq 1 "$MINUTES"); do
   while [ "$(grep -c '\] measure' "$progress" || true)" -lt "$m" ]; do
@@ -157,8 +163,9 @@ for m in $(seq 1 "$MINUTES"); do
     heap="$(heap_after_gc "$pid")"
     rss="$(rss_of "$pid")"
     disk="$(disk_of "$tmp/choir/data/node$i")"
+    wal="$(wal_of "$tmp/choir/data/node$i")"
     read -r entries role <<<"$(metrics_of "$i")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$i" "$role" "$heap" "$rss" "$disk" "$entries" >>"$OUT/soak.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$i" "$role" "$heap" "$rss" "$disk" "$entries" "$wal" >>"$OUT/soak.tsv"
     cells+="$(awk -v i="$i" -v r="$role" -v h="$heap" -v s="$rss" -v d="$disk" -v e="$entries" 'BEGIN {
       f = "%.1f"; printf " r%s %s %s/%s/%s %s", i, r, h < 0 ? "-" : sprintf(f, h / 1048576),
         s < 0 ? "-" : sprintf(f, s / 1048576), d < 0 ? "-" : sprintf(f, d / 1048576), e }')"

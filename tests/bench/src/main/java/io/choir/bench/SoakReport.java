@@ -40,7 +40,10 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  * <p>{@code java -cp ... io.choir.bench.SoakReport OUT [SETUP] [key=value ...]} with the limits
  * heap_floor_mib (16), disk_floor_mib (64), log_floor_entries (1000), p99_floor_ms (5) and share (0.10):
  * a series grows when its fitted rise over the window passes the larger of its floor and share times its
- * mean. Exit code 0 when nothing grows, 1 when something does, 2 on bad input.
+ * mean. When soak.tsv also has wal_bytes (the write-ahead log's share of the disk use), the disk is
+ * judged without the WAL, and the WAL by its largest reading against wal_cap_mib (320: RocksDB's
+ * max_total_wal_size of 256 MiB, the file being written and its preallocation): it is a sawtooth
+ * ({@link WalBound}). Exit code 0 when nothing grows, 1 when something does, 2 on bad input.
  */
 public final class SoakReport {
   static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -50,18 +53,53 @@ public final class SoakReport {
 
   private SoakReport() {}
 
-  /** One replica's readings at the end of one minute (-1: not read). */
+  /**
+   * One replica's readings at the end of one minute (-1: not read). walBytes is the part of diskBytes
+   * in RocksDB's write-ahead log files (allocated blocks, as du counts them); -1 in a soak.tsv without it.
+   */
   record Sample(int minute, int replica, String role, long heapAfterGcBytes, long rssBytes, long diskBytes,
-      long logEntries) {}
+      long logEntries, long walBytes) {
+    Sample(int minute, int replica, String role, long heapAfterGcBytes, long rssBytes, long diskBytes,
+        long logEntries) {
+      this(minute, replica, role, heapAfterGcBytes, rssBytes, diskBytes, logEntries, -1);
+    }
+
+    /** The disk use without the write-ahead log, or -1 when either is unknown. */
+    long dataBytes() {
+      return diskBytes < 0 || walBytes < 0 ? -1 : Math.max(0, diskBytes - walBytes);
+    }
+  }
+
+  /**
+   * The write-ahead log's largest reading on one replica against its bound: RocksDB keeps WAL files
+   * until every column family with data in them is flushed, and max_total_wal_size (256 MiB in
+   * RocksDbTuning) forces that flush, so the WAL is a sawtooth that must stay under the bound (plus the
+   * file being written and its preallocated blocks); a fitted line through a sawtooth says little.
+   */
+  record WalBound(int replica, double maxMib, double capMib) {
+    boolean exceeded() {
+      return maxMib > capMib;
+    }
+
+    String line() {
+      return String.format(Locale.ROOT, "replica %d WAL               largest %.1f MiB against the bound %.0f MiB: %s",
+          replica, maxMib, capMib, exceeded() ? "OVER" : "bounded");
+    }
+  }
 
   /** One minute of the bench: its operations, errors and latency percentiles. */
   record Minute(int minute, long ops, double opsPerSec, double p50Ms, double p99Ms, double maxMs, long errors) {}
 
   /** The limits of the verdict. */
-  record Limits(double heapFloorMib, double diskFloorMib, double logFloorEntries, double p99FloorMs, double share) {
+  record Limits(double heapFloorMib, double diskFloorMib, double logFloorEntries, double p99FloorMs, double share,
+      double walCapMib) {
+    Limits(double heapFloorMib, double diskFloorMib, double logFloorEntries, double p99FloorMs, double share) {
+      this(heapFloorMib, diskFloorMib, logFloorEntries, p99FloorMs, share, 320);
+    }
+
     static Limits parse(List<String> args) {
       Map<String, Double> v = new TreeMap<>(Map.of("heap_floor_mib", 16.0, "disk_floor_mib", 64.0,
-          "log_floor_entries", 1000.0, "p99_floor_ms", 5.0, "share", 0.10));
+          "log_floor_entries", 1000.0, "p99_floor_ms", 5.0, "share", 0.10, "wal_cap_mib", 320.0));
       for (String a : args) {
         int eq = a.indexOf('=');
         if (eq < 0 || !v.containsKey(a.substring(0, eq))) {
@@ -70,7 +108,7 @@ public final class SoakReport {
         v.put(a.substring(0, eq), Double.parseDouble(a.substring(eq + 1)));
       }
       return new Limits(v.get("heap_floor_mib"), v.get("disk_floor_mib"), v.get("log_floor_entries"),
-          v.get("p99_floor_ms"), v.get("share"));
+          v.get("p99_floor_ms"), v.get("share"), v.get("wal_cap_mib"));
     }
   }
 
@@ -89,7 +127,8 @@ public final class SoakReport {
       String[] f = line.split("\t", -1);
       out.add(new Sample(Integer.parseInt(col(f, head, "minute")), Integer.parseInt(col(f, head, "replica")),
           col(f, head, "role"), num(col(f, head, "heap_after_gc_bytes")), num(col(f, head, "rss_bytes")),
-          num(col(f, head, "disk_bytes")), num(col(f, head, "log_entries"))));
+          num(col(f, head, "disk_bytes")), num(col(f, head, "log_entries")),
+          head.contains("wal_bytes") ? num(col(f, head, "wal_bytes")) : -1));
     }
     return out;
   }
@@ -151,10 +190,28 @@ public final class SoakReport {
     for (int r : replicas(samples)) {
       out.add(SoakTrend.of("replica " + r + " heap after GC", "MiB",
           perMinute(samples, r, n, Sample::heapAfterGcBytes, MIB), l.heapFloorMib(), l.share()));
-      out.add(SoakTrend.of("replica " + r + " disk", "MiB",
-          perMinute(samples, r, n, Sample::diskBytes, MIB), l.diskFloorMib(), l.share()));
+      boolean split = hasWal(samples, r);
+      out.add(SoakTrend.of("replica " + r + (split ? " disk without WAL" : " disk"), "MiB",
+          perMinute(samples, r, n, split ? Sample::dataBytes : Sample::diskBytes, MIB), l.diskFloorMib(), l.share()));
       out.add(SoakTrend.of("replica " + r + " log entries", "entries",
           perMinute(samples, r, n, Sample::logEntries, 1), l.logFloorEntries(), l.share()));
+    }
+    return out;
+  }
+
+  /** True when soak.tsv says how much of replica r's disk use is the write-ahead log. */
+  static boolean hasWal(List<Sample> samples, int r) {
+    return samples.stream().anyMatch(s -> s.replica() == r && s.walBytes() >= 0);
+  }
+
+  /** The WAL's largest reading of every replica that has WAL readings, against the cap. */
+  static List<WalBound> walBounds(List<Sample> samples, Limits l) {
+    List<WalBound> out = new ArrayList<>();
+    for (int r : replicas(samples)) {
+      long max = samples.stream().filter(s -> s.replica() == r).mapToLong(Sample::walBytes).max().orElse(-1);
+      if (max >= 0) {
+        out.add(new WalBound(r, max / MIB, l.walCapMib()));
+      }
     }
     return out;
   }
@@ -167,6 +224,11 @@ public final class SoakReport {
 
   /** The printed report: one line per minute, then one per trend, then the verdict. */
   static String text(List<Minute> minutes, List<Sample> samples, List<SoakTrend> trends, String setup) {
+    return text(minutes, samples, trends, List.of(), setup);
+  }
+
+  static String text(List<Minute> minutes, List<Sample> samples, List<SoakTrend> trends, List<WalBound> wal,
+      String setup) {
     StringBuilder b = new StringBuilder();
     if (!setup.isEmpty()) {
       b.append(setup).append('\n');
@@ -189,7 +251,10 @@ public final class SoakReport {
     for (SoakTrend t : trends) {
       b.append(t.line()).append('\n');
     }
-    b.append(verdict(trends)).append('\n');
+    for (WalBound w : wal) {
+      b.append(w.line()).append('\n');
+    }
+    b.append(verdict(trends, wal)).append('\n');
     return b.toString();
   }
 
@@ -198,7 +263,12 @@ public final class SoakReport {
   }
 
   static String verdict(List<SoakTrend> trends) {
-    List<String> growing = trends.stream().filter(SoakTrend::grows).map(SoakTrend::name).toList();
+    return verdict(trends, List.of());
+  }
+
+  static String verdict(List<SoakTrend> trends, List<WalBound> wal) {
+    List<String> growing = new ArrayList<>(trends.stream().filter(SoakTrend::grows).map(SoakTrend::name).toList());
+    wal.stream().filter(WalBound::exceeded).forEach(w -> growing.add("replica " + w.replica() + " WAL (over its bound)"));
     long unjudged = trends.stream().filter(t -> !t.judged()).count();
     if (!growing.isEmpty()) {
       return "verdict: GROWTH in " + String.join(", ", growing);
@@ -218,7 +288,9 @@ public final class SoakReport {
     }
     charts.add(p99);
     charts.add(perReplica("heap after full GC per replica", "MiB", samples, n, Sample::heapAfterGcBytes, MIB));
-    charts.add(perReplica("disk use of each data folder (du)", "MiB", samples, n, Sample::diskBytes, MIB));
+    boolean split = replicas(samples).stream().allMatch(r -> hasWal(samples, r)) && !samples.isEmpty();
+    charts.add(perReplica(split ? "disk use without the WAL (du)" : "disk use of each data folder (du)", "MiB",
+        samples, n, split ? Sample::dataBytes : Sample::diskBytes, MIB));
     charts.add(perReplica("log entries per replica", "entries", samples, n, Sample::logEntries, 1));
     int w = 700;
     int h = 400;
@@ -285,14 +357,16 @@ public final class SoakReport {
     List<Minute> minutes = minutes(out.resolve("bench").resolve("result.json"));
     List<Sample> samples = samples(out.resolve("soak.tsv"));
     List<SoakTrend> trends = trends(minutes, samples, limits);
-    String text = text(minutes, samples, trends, setup);
+    List<WalBound> wal = walBounds(samples, limits);
+    String text = text(minutes, samples, trends, wal, setup);
     Map<String, Object> json = new LinkedHashMap<>();
     json.put("setup", setup);
     json.put("limits", limits);
     json.put("minutes", minutes);
     json.put("samples", samples);
     json.put("trends", trends.stream().map(SoakTrend::toMap).toList());
-    json.put("verdict", verdict(trends));
+    json.put("wal_bounds", wal);
+    json.put("verdict", verdict(trends, wal));
     JSON.writeValue(out.resolve("soak.json").toFile(), json);
     System.setProperty("java.awt.headless", "true");
     ImageIO.write(image(minutes, samples, "soak"), "png", out.resolve("soak.png").toFile());
@@ -310,7 +384,7 @@ public final class SoakReport {
     try {
       Map.Entry<String, List<SoakTrend>> r = write(Path.of(args[0]), setup, Limits.parse(rest));
       System.out.print(r.getKey());
-      System.exit(r.getValue().stream().anyMatch(SoakTrend::grows) ? 1 : 0);
+      System.exit(r.getKey().contains("verdict: GROWTH") ? 1 : 0);
     } catch (IOException | UncheckedIOException | IllegalArgumentException e) {
       System.err.println("soak report: " + e.getMessage());
       System.exit(2);

@@ -119,4 +119,44 @@ class SoakReportTest {
     assertThrows(IllegalArgumentException.class, () -> SoakReport.Limits.parse(List.of("heap=3")));
     assertThrows(IllegalArgumentException.class, () -> SoakReport.Limits.parse(List.of("share")));
   }
+  /** A soak.tsv with wal_bytes: 3 replicas, flat data of 10 MiB, a WAL sawtooth of period 4 up to walPeakMib. */
+  private void writeWithWal(int minutes, long walPeakMib, long dataGrowthMibPerMinute) throws Exception {
+    StringBuilder series = new StringBuilder();
+    StringBuilder tsv = new StringBuilder(
+        "minute\treplica\trole\theap_after_gc_bytes\trss_bytes\tdisk_bytes\tlog_entries\twal_bytes\n");
+    for (int m = 1; m <= minutes; m++) {
+      series.append(m > 1 ? "," : "").append("{\"t\":").append(60 * m).append(",\"ops\":120000,\"ops_per_sec\":2000,")
+          .append("\"p50_ms\":1.5,\"p99_ms\":8,\"max_ms\":40,\"errors\":0}");
+      for (int r = 1; r <= 3; r++) {
+        long wal = (walPeakMib * ((m + r) % 4 + 1) / 4) << 20; // a quarter of the peak .. the peak
+        long data = (10L + (r == 1 ? dataGrowthMibPerMinute * m : 0)) << 20;
+        tsv.append(m).append('\t').append(r).append('\t').append(r == 1 ? "primary" : "backup").append('\t')
+            .append(40L << 20).append('\t').append(300L << 20).append('\t').append(data + wal).append('\t')
+            .append(20000).append('\t').append(wal).append('\n');
+      }
+    }
+    Files.createDirectories(out.resolve("bench"));
+    Files.writeString(out.resolve("bench/result.json"), "{\"series\":[" + series + "]}", StandardCharsets.UTF_8);
+    Files.writeString(out.resolve("soak.tsv"), tsv.toString(), StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void aWalSawtoothUnderItsBoundIsNoGrowthWhateverItsPhase() throws Exception {
+    writeWithWal(20, 250, 0);
+    Map.Entry<String, List<SoakTrend>> r = SoakReport.write(out, "", SoakReport.Limits.parse(List.of()));
+    assertTrue(r.getKey().contains("verdict: no growth"), r.getKey());
+    assertTrue(r.getKey().contains("replica 1 disk without WAL"), r.getKey());
+    assertTrue(r.getKey().contains("replica 2 WAL               largest 250.0 MiB against the bound 320 MiB: bounded"),
+        r.getKey());
+  }
+
+  @Test
+  void aWalOverItsBoundOrDataThatKeepsGrowingIsGrowth() throws Exception {
+    writeWithWal(20, 400, 0);
+    String text = SoakReport.write(out, "", SoakReport.Limits.parse(List.of())).getKey();
+    assertTrue(text.contains("verdict: GROWTH in replica 1 WAL (over its bound)"), text);
+    writeWithWal(20, 250, 8); // replica 1's data: +8 MiB a minute
+    text = SoakReport.write(out, "", SoakReport.Limits.parse(List.of())).getKey();
+    assertTrue(text.contains("verdict: GROWTH in replica 1 disk without WAL"), text);
+  }
 }
