@@ -6,7 +6,7 @@ import io.choir.proto.Request;
 
 /**
  * LeaseReadWindow is what the core promises, at the end of a burst, about linearizable reads that do
- * not pass through it (DESIGN.md "Lease reads on the event loop"): until untilNs (the core's clock),
+ * not pass through it (docs/design.md "Lease reads on the event loop"): until untilNs (the core's clock),
  * a read of a single key may be answered from the applied state once it holds requiredOp. The primary's
  * lease holds until then ({@link PrimaryLease}): no newer view can form before it, and every write
  * acknowledged so far is either of this view (a reply is sent only after its entry is applied here) or
