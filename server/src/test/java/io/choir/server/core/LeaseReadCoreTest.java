@@ -55,6 +55,21 @@ class LeaseReadCoreTest {
     }
   }
 
+  /** Replicas 1..3 voters and replica 4 added as a learner, every core stepped until that is applied. */
+  private CoreCluster votersAndLearner4() {
+    CoreCluster c = new CoreCluster(4, id -> CoreKit.config(id, 3));
+    c.tickAll(1);
+    c.step(1, memberChange(CoreKit.add(4)));
+    c.step(1, new Event.Tick());
+    c.run(100 * MS, 10 * MS);
+    return c;
+  }
+
+  private Event.ClientRequest memberChange(MemberChange.Builder change) {
+    return new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
+        .setMemberChange(change).build());
+  }
+
   private Request read() {
     long id = nextRequest++;
     return Request.newBuilder().setRequestId(id).setConsistency(ReadConsistency.LINEARIZABLE)
@@ -211,12 +226,7 @@ class LeaseReadCoreTest {
     // Replicas 1..3 voters and 4 a learner; the promotion of 4 is an EpochChange, logged by the primary
     // but not committed (every ack is lost). The next epoch's voters are others, so its old rounds give
     // no lease from the moment the entry is in its log.
-    CoreCluster c = new CoreCluster(4, id -> CoreKit.config(id, 3));
-    c.tickAll(1);
-    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
-        .setMemberChange(CoreKit.add(4)).build()));
-    c.step(1, new Event.Tick());
-    c.run(100 * MS, 10 * MS);
+    CoreCluster c = votersAndLearner4();
     assertEquals(List.of(4), c.cores[1].membership().learners().stream().map(Membership.Member::id).toList(),
         "set-up: 4 is a learner");
     Counters k = c.cores[1].counters();
@@ -224,8 +234,7 @@ class LeaseReadCoreTest {
     assertEquals(1, c.reads.size(), "set-up: a lease read");
     assertEquals(1, k.leaseReads);
     c.drop = s -> s.type() == MessageType.PREPARE_OK || s.type() == MessageType.HEARTBEAT_OK;
-    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
-        .setMemberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)).build()));
+    c.step(1, memberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)));
     c.step(1, new Event.Tick());
     assertEquals(1, c.cores[1].membership().epoch(), "the EpochChange waits uncommitted");
     c.step(1, new Event.ClientRequest(8, read()));
@@ -270,16 +279,10 @@ class LeaseReadCoreTest {
     broken.write(1, 1, 1, "k1");
     broken.run(T + 100 * MS, 10 * MS);
     assertEquals(LeaseReadWindow.NONE, broken.cores[1].leaseReadWindow(broken.now));
-    CoreCluster c = new CoreCluster(4, id -> CoreKit.config(id, 3));
-    c.tickAll(1);
-    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
-        .setMemberChange(CoreKit.add(4)).build()));
-    c.step(1, new Event.Tick());
-    c.run(100 * MS, 10 * MS);
+    CoreCluster c = votersAndLearner4();
     assertTrue(c.cores[1].leaseReadWindow(c.now).admits(c.now, c.cores[1].appliedOp()), "set-up: a window");
     c.drop = s -> s.type() == MessageType.PREPARE_OK || s.type() == MessageType.HEARTBEAT_OK;
-    c.step(1, new Event.ClientRequest(nextRequest, Request.newBuilder().setRequestId(nextRequest++)
-        .setMemberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)).build()));
+    c.step(1, memberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)));
     assertEquals(LeaseReadWindow.NONE, c.cores[1].leaseReadWindow(c.now), "the EpochChange is in its log");
   }
 
