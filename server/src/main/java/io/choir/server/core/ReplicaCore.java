@@ -4,7 +4,6 @@ import io.choir.proto.Entry;
 import io.choir.proto.MemberRole;
 import io.choir.proto.MembershipInfo;
 import io.choir.proto.Prepare;
-import io.choir.proto.Response;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -107,6 +106,7 @@ public final class ReplicaCore {
   private final ClientRouter clients;
   private final PeerRouter peers;
   private final MembershipPath memberships;
+  private final StoragePath storage;
   private boolean started;
 
   /** A replica of the bootstrap membership (epoch 1: the configured replicas, all voters). */
@@ -170,6 +170,8 @@ public final class ReplicaCore {
     this.recoveries = new RecoveryPath(views, log, recovery, repair, completeness, primaryWatch, timeouts, backups);
     this.memberships = new MembershipPath(config, views, log, completeness, quorum, resender, viewChanges, joins,
         writes, backups, redirect, catchUp, counters);
+    this.storage = new StoragePath(config, views, log, retention, intake, quorum, catchUp, writes, reads, backups,
+        memberships);
     this.clients = new ClientRouter(config, validator, views, reads, writes, memberships, counters);
     this.peers = new PeerRouter(config, views, checks, resender, quorum, log, fill, writes, reads, backups,
         preVotes, viewChanges, joins, recoveries, memberships, counters);
@@ -210,11 +212,11 @@ public final class ReplicaCore {
     if (event instanceof Event.ClientRequest r) {
       clients.onClientRequest(r, nowNs, out);
     } else if (event instanceof Event.Persisted p) {
-      onPersisted(p, nowNs, out);
+      storage.onPersisted(p, nowNs, out);
     } else if (event instanceof Event.Applied a) {
-      onApplied(a, nowNs, out);
+      storage.onApplied(a, nowNs, out);
     } else if (event instanceof Event.LastNormalViewPersisted l) {
-      onLastNormalViewPersisted(l, nowNs, out);
+      storage.onLastNormalViewPersisted(l, nowNs, out);
     } else if (event instanceof Event.Peer p) {
       peers.onPeer(p, nowNs, out);
     } else if (event instanceof Event.Tick) {
@@ -222,10 +224,7 @@ public final class ReplicaCore {
     } else if (event instanceof Event.LeaseReadsServed s) {
       reads.onLeaseReadsServed(s.count(), nowNs);
     } else if (event instanceof Event.StateInstalled s) {
-      backups.onStateInstalled(s, nowNs, out);
-      if (s.membership() != null) {
-        memberships.installed(Membership.fromRecord(s.membership(), config.bootstrapMembership()), nowNs, out);
-      }
+      storage.onStateInstalled(s, nowNs, out);
     } else if (event instanceof Event.StateTransferFailed) {
       // Still pending: storage may hold a partial install, so nothing is applied until one succeeds.
       out.tickBy(catchUp.failed(nowNs));
@@ -259,63 +258,6 @@ public final class ReplicaCore {
       bytes += size;
     }
     return out;
-  }
-
-  // ---------------------------------------------------------------- storage events
-
-  private void onPersisted(Event.Persisted event, long nowNs, Effects out) {
-    if (!log.persisted(event.epoch(), event.op())) {
-      return;
-    }
-    quorum.selfPersisted(log.persistedOp());
-    if (!catchUp.pending() && log.applyPending()) {
-      log.requestApply(out); // committed entries that waited for their own log write
-    }
-    if (views.isPrimary()) {
-      writes.commitByQuorum(nowNs, out);
-    } else {
-      backups.sendPrepareOk(out);
-    }
-  }
-
-  private void onLastNormalViewPersisted(Event.LastNormalViewPersisted event, long nowNs, Effects out) {
-    views.lastNormalViewDurable(event.lastNormalView());
-    if (views.isPrimary()) {
-      writes.commitByQuorum(nowNs, out); // its own copy counts from now on
-    } else {
-      backups.sendPrepareOk(out);
-    }
-  }
-
-  private void onApplied(Event.Applied event, long nowNs, Effects out) {
-    if (event.op() <= log.appliedOp()) {
-      return; // superseded by a state transfer
-    }
-    log.checkApplied(event.firstOp(), event.op(), event.replies().size());
-    List<Entry> configuration = new ArrayList<>();
-    for (long op = event.firstOp(); op <= event.op(); op++) {
-      Response reply = event.replies().get((int) (op - event.firstOp()));
-      intake.applied(log.entry(op), reply, out);
-      if (Membership.isConfiguration(log.entry(op))) {
-        configuration.add(log.entry(op));
-      }
-    }
-    log.applied(event.firstOp(), event.op(), event.checksum());
-    for (Entry e : configuration) {
-      memberships.applied(e, nowNs, out); // in log order; nothing of the old epoch follows an EpochChange
-    }
-    reads.releaseReads(out);
-    maybeTruncate(out);
-  }
-
-  /**
-   * Truncates the log below the low watermark (the lowest op every replica has), keeping at least
-   * log_retention_min ops behind commit, and at most log_retention_max so a dead replica cannot make the
-   * log grow forever; never an unapplied entry (needed to recover after a crash).
-   */
-  private void maybeTruncate(Effects out) {
-    long lowWatermark = views.isPrimary() ? quorum.lowWatermark() : log.appliedOp();
-    retention.truncate(lowWatermark, log.commitOp(), log.appliedOp()).ifPresent(op -> out.truncateLogBefore(op));
   }
 
   // ---------------------------------------------------------------- timers
