@@ -150,7 +150,7 @@ public final class KvStateMachine {
     this.recent = new RecentValues(recentValuesBytes);
     this.applier = new EntryApplier(storage, sessions, membership, leases, recent);
     this.install = new SnapshotInstall(storage);
-    this.reads = new Reads(storage, install, this::applied, leases, this::lastTimeMs);
+    this.reads = new Reads(storage, recent, install, this::applied, leases, this::lastTimeMs);
   }
 
   /**
@@ -434,6 +434,7 @@ public final class KvStateMachine {
     needsLoad = true; // until the WriteSet is written: the table is changed in place meanwhile
     ChangeListener listener = changes;
     EntryApplier.Applied done = applier.apply(start.checksum(), entries, entryBytes, listener != null);
+    recent.writing(); // readers of recent values go to storage until they are published
     try {
       storage.write(done.set(), sync);
     } catch (RuntimeException e) {
@@ -442,6 +443,7 @@ public final class KvStateMachine {
       throw e;
     }
     done.data().written();
+    recent.published();
 
     sessions.committed();
     membership.committed();

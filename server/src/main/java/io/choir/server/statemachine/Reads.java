@@ -20,14 +20,18 @@ import java.util.function.LongSupplier;
  */
 final class Reads {
   private final StateStore storage;
+  /** The apply thread's recent values, asked before storage (see {@link RecentValues#readable}). */
+  private final RecentValues recent;
   private final SnapshotInstall install;
   /** The applied op number, read after the sequence lock and BEFORE the data. */
   private final LongSupplier applied;
   private final LeaseTable leases;
   private final LongSupplier timeMs;
 
-  Reads(StateStore storage, SnapshotInstall install, LongSupplier applied, LeaseTable leases, LongSupplier timeMs) {
+  Reads(StateStore storage, RecentValues recent, SnapshotInstall install, LongSupplier applied, LeaseTable leases,
+      LongSupplier timeMs) {
     this.storage = storage;
+    this.recent = recent;
     this.install = install;
     this.applied = applied;
     this.leases = leases;
@@ -57,7 +61,7 @@ final class Reads {
   }
 
   /**
-   * The answer to a Get from memory alone (see {@link StateStore#getIfInMemory}), as {@link #read}
+   * The answer to a Get from memory alone (the recent values, else {@link StateStore#getIfInMemory}), as {@link #read}
    * would give it; null when answering needs the disk, a state transfer is being installed, or request
    * is not a Get with a key: {@link #read} then answers it. Never waits for I/O. Any thread.
    */
@@ -70,7 +74,13 @@ final class Reads {
       return null;
     }
     long op = applied.getAsLong(); // before the data, as in read
-    Versioned found = storage.getIfInMemory(request.getGet().getKey().toByteArray());
+    byte[] key = request.getGet().getKey().toByteArray();
+    Versioned found = recent.readable(key);
+    if (found == null) {
+      found = storage.getIfInMemory(key);
+    } else if (found == RecentValues.ABSENT) {
+      found = null;
+    }
     if (found == StateStore.NOT_IN_MEMORY || install.epoch() != epoch) {
       return null;
     }
@@ -101,7 +111,8 @@ final class Reads {
         if (key.length == 0) {
           return reply.setStatus(Status.INVALID).setError("empty key").build();
         }
-        return getReply(reply, storage.get(key));
+        Versioned found = recent.readable(key);
+        return getReply(reply, found == null ? storage.get(key) : found == RecentValues.ABSENT ? null : found);
       }
       case SCAN -> {
         Scan scan = request.getScan();
