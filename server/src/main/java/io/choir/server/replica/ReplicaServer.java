@@ -171,7 +171,8 @@ public final class ReplicaServer implements AutoCloseable {
           config.get(READ_THREADS), ClientConnections.Limits.totalFrameBytes(config.get(MAX_FRAME_BYTES_TOTAL))),
           readPool, this::read, stateMachine::readFromMemory, metrics);
       connections.watches(watches);
-      leaseReads = new LeaseReadGate(config.get(ServerConfig.MAX_KEY_BYTES), stateMachine::applied, System::nanoTime);
+      leaseReads = new LeaseReadGate(config.get(ServerConfig.MAX_KEY_BYTES), stateMachine::applied, System::nanoTime,
+          metrics);
       connections.leaseReads(leaseReads);
       // Built before everything that feeds the loop (storage stage, transport, client listener), so
       // each gets it when it is built; the loop that drains it comes last.

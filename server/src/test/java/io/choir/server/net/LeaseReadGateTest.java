@@ -10,6 +10,7 @@ import io.choir.proto.ReadConsistency;
 import io.choir.proto.Request;
 import io.choir.proto.Scan;
 import io.choir.server.core.LeaseReadWindow;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
@@ -17,7 +18,12 @@ import org.junit.jupiter.api.Test;
 class LeaseReadGateTest {
   private final AtomicLong now = new AtomicLong(1_000);
   private final AtomicLong applied = new AtomicLong(10);
-  private final LeaseReadGate gate = new LeaseReadGate(16, applied::get, now::get);
+  private final SimpleMeterRegistry metrics = new SimpleMeterRegistry();
+  private final LeaseReadGate gate = new LeaseReadGate(16, applied::get, now::get, metrics);
+
+  private double counted(String name) {
+    return metrics.counter(name).count();
+  }
 
   private static Request get(String key) {
     return Request.newBuilder().setRequestId(1).setGet(Get.newBuilder().setKey(ByteString.copyFromUtf8(key))).build();
@@ -42,6 +48,9 @@ class LeaseReadGateTest {
     assertFalse(gate.admits(get("k")), "the lease ended");
     assertEquals(2, gate.takeServed());
     assertEquals(0, gate.takeServed(), "taken once");
+    assertEquals(1, counted("choir.lease_gate.applied_behind"));
+    assertEquals(1, counted("choir.lease_gate.window_ended"));
+    assertEquals(0, counted("choir.lease_gate.no_window"));
   }
 
   @Test
@@ -57,6 +66,8 @@ class LeaseReadGateTest {
     assertFalse(gate.admits(get("k").toBuilder().setFirstIncomplete(2).build()), "INVALID at the core");
     assertFalse(gate.admits(Request.newBuilder().setRequestId(1).build()), "no operation");
     assertEquals(1, gate.takeServed());
+    assertEquals(0, counted("choir.lease_gate.no_window") + counted("choir.lease_gate.window_ended")
+        + counted("choir.lease_gate.applied_behind"), "what the window could never serve is not counted");
   }
 
   @Test
@@ -73,6 +84,7 @@ class LeaseReadGateTest {
     gate.publish(new LeaseReadWindow(2_000, 0));
     gate.publish(LeaseReadWindow.NONE);
     assertFalse(gate.admits(get("k")));
+    assertEquals(1, counted("choir.lease_gate.no_window"));
     assertFalse(LeaseReadWindow.NONE.admits(Long.MIN_VALUE + 1, Long.MAX_VALUE));
   }
 }
