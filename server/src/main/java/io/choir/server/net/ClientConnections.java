@@ -2,6 +2,7 @@ package io.choir.server.net;
 
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.Status;
 import io.choir.proto.wire.FrameDecoder;
 import io.choir.server.metrics.ClientLatency;
 import io.choir.server.metrics.RequestTimes;
@@ -138,8 +139,28 @@ public final class ClientConnections {
     this.watches = new WatchRequests(hub);
   }
 
-  /** Answers the reads gate admits on the event loops, without the core (before the client port opens). */
+  /**
+   * Answers the reads gate admits on the event loops, without the core (before the client port opens):
+   * those that waited in it for the applied number come back here, to the read path or refused.
+   */
   public void leaseReads(LeaseReadGate gate) {
+    gate.route(new LeaseReadGate.Route() {
+      @Override
+      public void release(ClientConnection c, Request request) {
+        readNow(c, request);
+      }
+
+      @Override
+      public void refuse(ClientConnection c, Request request, String why) {
+        Response refusal = Response.newBuilder().setRequestId(request.getRequestId()).setStatus(Status.UNAVAILABLE)
+            .setError(why).build();
+        onLoop(c, () -> {
+          if (c.channel.isActive()) {
+            reply(c, refusal);
+          }
+        }, 1);
+      }
+    });
     this.leaseReads = gate;
   }
 

@@ -87,8 +87,11 @@ final class ClientHandler extends SimpleChannelInboundHandler<Request> {
       connection.times.started(request, System.nanoTime());
     }
     LeaseReadGate gate = connections.leaseReads();
-    if (gate != null && gate.admits(request)) { // the primary's lease holds: no trip through the core
-      connections.readNow(connection, request);
+    LeaseReadGate.Admission admission = gate == null ? LeaseReadGate.Admission.CORE : gate.admit(connection, request);
+    if (admission != LeaseReadGate.Admission.CORE) { // the primary's lease holds: no trip through the core
+      if (admission == LeaseReadGate.Admission.NOW) {
+        connections.readNow(connection, request);
+      } // else it waits in the gate for the applied number, which hands it to the read path
       connections.updateAutoRead(connection);
       return;
     }

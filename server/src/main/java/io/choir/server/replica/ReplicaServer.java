@@ -73,6 +73,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -172,7 +173,8 @@ public final class ReplicaServer implements AutoCloseable {
           readPool, this::read, stateMachine::readFromMemory, metrics);
       connections.watches(watches);
       leaseReads = new LeaseReadGate(config.get(ServerConfig.MAX_KEY_BYTES), stateMachine::applied, System::nanoTime,
-          metrics);
+          metrics, Math.max(1, config.get(ServerConfig.MAX_QUEUED_REQUESTS)),
+          config.get(ServerConfig.READ_TIMEOUT_MS) * 1_000_000L);
       connections.leaseReads(leaseReads);
       // Built before everything that feeds the loop (storage stage, transport, client listener), so
       // each gets it when it is built; the loop that drains it comes last.
@@ -182,7 +184,7 @@ public final class ReplicaServer implements AutoCloseable {
       boolean fsync = config.get(DURABILITY) == ServerConfig.Durability.FSYNC
           && !config.get(TestSettings.TEST_BREAK_PROTOCOL).equals("ack-before-fsync");
       this.storageStage = new StorageStage(storage, stateMachine, logChanges, fsync, COMBINED_SYNC,
-          config.get(MAX_BATCH_ENTRIES), 1 << 16, inbox::post, this::fatal, replicaMetrics.storage());
+          config.get(MAX_BATCH_ENTRIES), 1 << 16, storageEvents(inbox, leaseReads), this::fatal, replicaMetrics.storage());
       this.peers = config.get(REPLICAS).size() > 1
           ? ReplicaPeers.open(config, storage, stateMachine, storageStage::runApply, inbox, metrics)
           : null;
@@ -382,6 +384,16 @@ public final class ReplicaServer implements AutoCloseable {
     } catch (RejectedExecutionException e) {
       refused.run();
     }
+  }
+
+  /** The storage lanes' events go to the core; an Applied one also releases the reads waiting in the gate. */
+  private static Consumer<Event> storageEvents(ReplicaInbox inbox, LeaseReadGate leaseReads) {
+    return event -> {
+      inbox.post(event);
+      if (event instanceof Event.Applied a) {
+        leaseReads.appliedTo(a.op());
+      }
+    };
   }
 
   private void fatal(Throwable t) {

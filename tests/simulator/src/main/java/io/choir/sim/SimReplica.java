@@ -5,6 +5,7 @@ import io.choir.proto.Entry;
 import io.choir.proto.MessageType;
 import io.choir.proto.Request;
 import io.choir.proto.Response;
+import io.choir.proto.Status;
 import io.choir.server.core.CoreConfig;
 import io.choir.server.core.Effects;
 import io.choir.server.core.Event;
@@ -119,6 +120,12 @@ final class SimReplica {
   private LeaseReadWindow leaseWindow = LeaseReadWindow.NONE;
   /** Reads answered under it since the last burst, told to the core at the next one. */
   private long servedOutside;
+  /** Reads admitted under it while the applied number trailed its read index (the gate's waiting reads). */
+  private final ArrayDeque<WaitingRead> waitingReads = new ArrayDeque<>();
+  /** How many reads waited there in this incarnation (the simulator's totals). */
+  long leaseReadsWaited;
+
+  private record WaitingRead(long requiredOp, long sinceNs, long connectionId, Request request) {}
 
   /**
    * One client connection as ClientConnections and ClientHandler keep it: requests are read only while
@@ -147,6 +154,14 @@ final class SimReplica {
           // The server's LeaseReadGate: under the lease, straight to the read pool, not through the core.
           servedOutside++;
           onReadPool(() -> reply(id, stateMachine.read(r, 1000)));
+          continue;
+        }
+        if (LeaseReadWindow.eligible(r, config.maxKeyBytes) && leaseWindow.untilNs() != Long.MIN_VALUE
+            && localNowNs() - leaseWindow.untilNs() < 0 && waitingReads.size() < Math.max(1, config.maxQueuedRequests)) {
+          // Inside the window with the applied number behind its read index: it waits in the gate.
+          servedOutside++;
+          leaseReadsWaited++;
+          waitingReads.add(new WaitingRead(leaseWindow.requiredOp(), localNowNs(), id, r));
           continue;
         }
         post(new Event.ClientRequest(id, r));
@@ -215,6 +230,9 @@ final class SimReplica {
           host.applied(this, a);
         }
         post(e);
+        if (e instanceof Event.Applied a) {
+          releaseWaitingReads(a.op()); // the server's LeaseReadGate.appliedTo
+        }
       }
     };
     LogLane logLane = new LogLane(storage, fsync, false, config.maxBatchEntries, events);
@@ -276,9 +294,14 @@ final class SimReplica {
             }
           }
         }));
-    executor.publishLeaseWindows(w -> leaseWindow = w);
+    executor.publishLeaseWindows(w -> {
+      leaseWindow = w;
+      expireWaitingReads();
+    });
     leaseWindow = LeaseReadWindow.NONE;
     servedOutside = 0;
+    waitingReads.clear();
+    leaseReadsWaited = 0;
     inbox.clear();
     connections.clear();
     intakePaused = false;
@@ -299,6 +322,24 @@ final class SimReplica {
       c.unread.add((Request) m);
       c.readWhatItMay();
     }, why -> connections.remove(c.id));
+  }
+
+  /** The gate's waiting reads whose read index op reached go to the read pool, in arrival order. */
+  private void releaseWaitingReads(long op) {
+    while (!waitingReads.isEmpty() && waitingReads.peekFirst().requiredOp() <= op) {
+      WaitingRead w = waitingReads.pollFirst();
+      onReadPool(() -> reply(w.connectionId(), stateMachine.read(w.request(), 1000)));
+    }
+  }
+
+  /** The gate's waiting reads older than the read timeout are refused (at each burst's end). */
+  private void expireWaitingReads() {
+    long now = localNowNs();
+    while (!waitingReads.isEmpty() && now - waitingReads.peekFirst().sinceNs() - config.readTimeoutNs > 0) {
+      WaitingRead w = waitingReads.pollFirst();
+      reply(w.connectionId(), Response.newBuilder().setRequestId(w.request().getRequestId())
+          .setStatus(Status.UNAVAILABLE).setError("the read timed out waiting for the applied state").build());
+    }
   }
 
   private void reply(long connectionId, Response r) {
@@ -405,6 +446,7 @@ final class SimReplica {
     }
     connections.clear();
     leaseWindow = LeaseReadWindow.NONE;
+    waitingReads.clear();
     up = false;
     incarnation++;
     clock().resume(this); // what a pause held belongs to the dead process: dropped

@@ -25,6 +25,9 @@ class SimulationTest {
     if (totals.getOrDefault("lease_reads", 0L) > 1_000 && totals.getOrDefault("lease_reads_on_event_loop", 0L) == 0) {
       fail("no read was answered under a published lease window (the server's LeaseReadGate): " + totals);
     }
+    if (totals.getOrDefault("lease_reads_on_event_loop", 0L) > 10_000 && totals.getOrDefault("lease_reads_waited", 0L) == 0) {
+      fail("no read waited in the lease window for the applied number (LeaseReadGate.appliedTo): " + totals);
+    }
   }
 
   /**
