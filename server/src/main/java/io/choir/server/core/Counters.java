@@ -45,6 +45,8 @@ public final class Counters {
   public long readIndexReads;
   /** Of the lease reads, those answered by the network edge under a published window (LeaseReadWindow). */
   public long leaseReadsOnEventLoop;
+  /** Sequential reads answered by the network edge under a published window (any replica). */
+  public long sequentialReadsOnEventLoop;
   /** Newer views this replica did not move to while it must keep to its primary or has just started. */
   public long droppedNewerViewWhileSticky;
   /** Peer messages dropped by PeerMessageChecks (by reason: {@link ReplicaCore#peerRejections()}). */

@@ -67,9 +67,13 @@ public sealed interface Event {
   /**
    * count linearizable reads were answered outside the core under the {@link LeaseReadWindow} it
    * published (the network edge, while the primary's lease holds): counted, and the lease renewed in
-   * time (see ReadPath).
+   * time (see ReadPath); and sequential sequential reads under its sequential part.
    */
-  record LeaseReadsServed(long count) implements Event {}
+  record LeaseReadsServed(long count, long sequential) implements Event {
+    public LeaseReadsServed(long count) {
+      this(count, 0);
+    }
+  }
 
   /**
    * Tick ends a burst of events: it sends what the burst batched and runs timers. The replica loop

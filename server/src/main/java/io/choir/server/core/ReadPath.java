@@ -94,11 +94,14 @@ final class ReadPath {
    * breakages are of the core's own read path).
    */
   LeaseReadWindow leaseWindow(long nowNs) {
-    if (config.breakage != CoreConfig.Breakage.NONE || !leaseHolds(nowNs)) {
+    if (config.breakage != CoreConfig.Breakage.NONE || views.mode() == ReplicaCore.Mode.RECOVERING) {
       return LeaseReadWindow.NONE;
     }
+    if (!leaseHolds(nowNs)) {
+      return LeaseReadWindow.SEQUENTIAL_ONLY;
+    }
     return new LeaseReadWindow(lease.endNs(views.view(), quorum.confirmedRound()),
-        readIndex.linearizableOp(log.commitOp()));
+        readIndex.linearizableOp(log.commitOp()), true);
   }
 
   /**
@@ -106,12 +109,13 @@ final class ReadPath {
    * lease reads they are, and when the lease has less than half of it left a round is asked for, as a
    * lease read arriving here would (the next Tick sends it), so the window does not run out under reads.
    */
-  void onLeaseReadsServed(long count, long nowNs) {
-    counters.requests += count;
-    counters.reads += count;
+  void onLeaseReadsServed(long count, long sequential, long nowNs) {
+    counters.requests += count + sequential;
+    counters.reads += count + sequential;
     counters.leaseReads += count;
     counters.leaseReadsOnEventLoop += count;
-    if (leaseHolds(nowNs) && lease.renewalDue(views.view(), nowNs)) {
+    counters.sequentialReadsOnEventLoop += sequential;
+    if (count > 0 && leaseHolds(nowNs) && lease.renewalDue(views.view(), nowNs)) {
       readIndex.nextRound(quorum.round());
     }
   }

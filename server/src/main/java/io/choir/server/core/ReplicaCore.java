@@ -222,7 +222,7 @@ public final class ReplicaCore {
     } else if (event instanceof Event.Tick) {
       onTick(nowNs, out);
     } else if (event instanceof Event.LeaseReadsServed s) {
-      reads.onLeaseReadsServed(s.count(), nowNs);
+      reads.onLeaseReadsServed(s.count(), s.sequential(), nowNs);
     } else if (event instanceof Event.StateInstalled s) {
       storage.onStateInstalled(s, nowNs, out);
     } else if (event instanceof Event.StateTransferFailed) {

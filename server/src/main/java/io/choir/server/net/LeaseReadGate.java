@@ -22,6 +22,10 @@ import java.util.function.LongSupplier;
  * ({@link #takeServed}), which counts them and renews the lease in time. Once closed (the replica
  * refuses requests: shutdown, a failed core) it admits nothing again.
  *
+ * <p>A sequential Get is admitted at once when the window allows sequential reads (any replica that is
+ * not recovering) and the applied number has reached the op its client saw (min_op): that is the
+ * core's rule for it; one that must wait for the applied number goes to the core, which queues it.
+ *
  * <p>A read that arrives inside the window while the applied number still trails its read index (the
  * apply lane is behind the commit) waits here, in arrival order, until the apply lane reports an
  * applied number that reaches it ({@link #appliedTo}), and then goes to the read path: the answer is
@@ -39,6 +43,7 @@ public final class LeaseReadGate {
   private final LongSupplier applied;
   private final LongSupplier clock;
   private final LongAdder served = new LongAdder();
+  private final LongAdder sequentialServed = new LongAdder();
   private volatile LeaseReadWindow window = LeaseReadWindow.NONE;
   private volatile boolean closed;
   private final Counter noWindow;
@@ -181,6 +186,11 @@ public final class LeaseReadGate {
 
   private Admission admit(ClientConnection c, Request request, boolean mayWait) {
     if (!LeaseReadWindow.eligible(request, maxKeyBytes)) {
+      if (LeaseReadWindow.eligibleSequential(request, maxKeyBytes)
+          && window.admitsSequential(applied.getAsLong(), request.getMinOp())) {
+        sequentialServed.increment();
+        return Admission.NOW; // the core's rule for a sequential read; one that must wait goes to it
+      }
       return Admission.CORE;
     }
     LeaseReadWindow w = window;
@@ -237,7 +247,12 @@ public final class LeaseReadGate {
     }
   }
 
-  /** The reads admitted since the last call (replica loop, to tell the core). */
+  /** The sequential reads admitted since the last call (replica loop, to tell the core). */
+  public long takeSequentialServed() {
+    return sequentialServed.sumThenReset();
+  }
+
+  /** The linearizable reads admitted since the last call (replica loop, to tell the core). */
   public long takeServed() {
     return served.sumThenReset();
   }

@@ -95,8 +95,9 @@ final class ReplicaLoop implements AutoCloseable {
         now = clock.getAsLong();
         Effects effects = executor.begin();
         long servedOutside = leaseReads != null ? leaseReads.takeServed() : 0;
-        if (servedOutside > 0) {
-          executor.step(new Event.LeaseReadsServed(servedOutside), now);
+        long sequentialOutside = leaseReads != null ? leaseReads.takeSequentialServed() : 0;
+        if (servedOutside > 0 || sequentialOutside > 0) {
+          executor.step(new Event.LeaseReadsServed(servedOutside, sequentialOutside), now);
         }
         for (Object o : burst) {
           inbox.taken(o);

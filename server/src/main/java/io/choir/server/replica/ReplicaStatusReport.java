@@ -132,6 +132,7 @@ final class ReplicaStatusReport {
         .putCounters("read_rounds", c.readRounds)
         .putCounters("lease_reads", c.leaseReads)
         .putCounters("lease_reads_on_event_loop", c.leaseReadsOnEventLoop)
+        .putCounters("sequential_reads_on_event_loop", c.sequentialReadsOnEventLoop)
         .putCounters("read_index_reads", c.readIndexReads)
         .putCounters("dropped_newer_view_while_sticky", c.droppedNewerViewWhileSticky)
         .putCounters("pre_votes_started", c.preVotesStarted)

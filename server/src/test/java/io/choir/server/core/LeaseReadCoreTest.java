@@ -252,12 +252,16 @@ class LeaseReadCoreTest {
     assertTrue(w.untilNs() > c.now && w.untilNs() <= c.now + LEASE, "it ends with the lease: " + w);
     assertTrue(!w.admits(c.now, w.requiredOp() - 1), "not from a state behind the read index");
     assertTrue(!w.admits(w.untilNs(), p.appliedOp()), "not at the lease's end");
-    assertEquals(LeaseReadWindow.NONE, c.cores[2].leaseReadWindow(c.now), "a backup publishes none");
-    assertEquals(LeaseReadWindow.NONE, working(CoreConfig.ReadMode.READ_INDEX).cores[1].leaseReadWindow(c.now),
-        "read_index mode publishes none");
-    // The lease runs out under writes (no round goes out by itself): no window.
+    assertTrue(w.admitsSequential(p.appliedOp(), p.appliedOp()), "and sequential reads");
+    assertEquals(LeaseReadWindow.SEQUENTIAL_ONLY, c.cores[2].leaseReadWindow(c.now),
+        "a backup publishes no lease part, only sequential reads");
+    assertTrue(c.cores[2].leaseReadWindow(c.now).admitsSequential(5, 5));
+    assertTrue(!c.cores[2].leaseReadWindow(c.now).admitsSequential(4, 5), "not before the op the client saw");
+    assertEquals(LeaseReadWindow.SEQUENTIAL_ONLY, working(CoreConfig.ReadMode.READ_INDEX).cores[1].leaseReadWindow(c.now),
+        "read_index mode publishes no lease part");
+    // The lease runs out under writes (no round goes out by itself): no lease part.
     writeFor(c, LEASE + 10 * MS);
-    assertEquals(LeaseReadWindow.NONE, p.leaseReadWindow(c.now));
+    assertEquals(LeaseReadWindow.SEQUENTIAL_ONLY, p.leaseReadWindow(c.now));
   }
 
   @Test
@@ -268,8 +272,8 @@ class LeaseReadCoreTest {
     step(c.cores[1], new Event.Peer(3, 1, MessageType.PRE_VIEW_CHANGE,
         PreViewChange.newBuilder().setView(2).build()), c.now);
     assertEquals(1, c.cores[1].view(), "set-up: it left view 0");
-    assertEquals(LeaseReadWindow.NONE, c.cores[1].leaseReadWindow(c.now),
-        "the window taken after this step, before its messages leave, admits nothing");
+    assertEquals(LeaseReadWindow.SEQUENTIAL_ONLY, c.cores[1].leaseReadWindow(c.now),
+        "the window taken after this step, before its messages leave, admits no linearizable read");
   }
 
   @Test
@@ -278,12 +282,12 @@ class LeaseReadCoreTest {
     broken.tickAll(0);
     broken.write(1, 1, 1, "k1");
     broken.run(T + 100 * MS, 10 * MS);
-    assertEquals(LeaseReadWindow.NONE, broken.cores[1].leaseReadWindow(broken.now));
+    assertEquals(LeaseReadWindow.NONE, broken.cores[1].leaseReadWindow(broken.now), "nothing, sequential reads included");
     CoreCluster c = votersAndLearner4();
     assertTrue(c.cores[1].leaseReadWindow(c.now).admits(c.now, c.cores[1].appliedOp()), "set-up: a window");
     c.drop = s -> s.type() == MessageType.PREPARE_OK || s.type() == MessageType.HEARTBEAT_OK;
     c.step(1, memberChange(CoreKit.kind(MemberChange.Kind.PROMOTE, 4)));
-    assertEquals(LeaseReadWindow.NONE, c.cores[1].leaseReadWindow(c.now), "the EpochChange is in its log");
+    assertEquals(LeaseReadWindow.SEQUENTIAL_ONLY, c.cores[1].leaseReadWindow(c.now), "the EpochChange is in its log");
   }
 
   @Test
@@ -291,10 +295,13 @@ class LeaseReadCoreTest {
     CoreCluster c = working(CoreConfig.ReadMode.LEASE);
     Counters k = c.cores[1].counters();
     long rounds = k.readRounds;
-    step(c.cores[1], new Event.LeaseReadsServed(5), c.now);
+    long reads = k.reads;
+    step(c.cores[1], new Event.LeaseReadsServed(5, 2), c.now);
     tick(c.cores[1], c.now);
     assertEquals(5, k.leaseReads);
     assertEquals(5, k.leaseReadsOnEventLoop);
+    assertEquals(2, k.sequentialReadsOnEventLoop, "sequential reads are counted apart");
+    assertEquals(reads + 7, k.reads);
     assertEquals(rounds, k.readRounds, "a fresh lease: no renewal");
     writeFor(c, LEASE / 2 + 60 * MS);
     rounds = k.readRounds;

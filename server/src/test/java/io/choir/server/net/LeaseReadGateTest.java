@@ -78,7 +78,8 @@ class LeaseReadGateTest {
   @Test
   void shouldLeaveEverythingButAValidLinearizableGetToTheCore() {
     gate.publish(new LeaseReadWindow(2_000, 0));
-    assertFalse(gate.admits(get("k").toBuilder().setConsistency(ReadConsistency.SEQUENTIAL).build()));
+    assertFalse(gate.admits(get("k").toBuilder().setConsistency(ReadConsistency.SEQUENTIAL).setMinOp(11).build()),
+        "a sequential read the applied number (10) has not reached: the core queues it");
     assertFalse(gate.admits(get("k").toBuilder().setConsistencyValue(7).build()), "an unknown consistency");
     assertFalse(gate.admits(Request.newBuilder().setRequestId(1).setScan(Scan.getDefaultInstance()).build()));
     assertFalse(gate.admits(get("")), "an empty key: the core refuses it");
@@ -90,6 +91,21 @@ class LeaseReadGateTest {
     assertEquals(1, gate.takeServed());
     assertEquals(0, counted("choir.lease_gate.no_window") + counted("choir.lease_gate.window_ended")
         + counted("choir.lease_gate.no_room_to_wait"), "what the window could never serve is not counted");
+  }
+
+  @Test
+  void shouldAdmitASequentialGetOnceTheAppliedNumberReachesTheOpItsClientSaw() {
+    Request seq = get("k").toBuilder().setConsistency(ReadConsistency.SEQUENTIAL).setMinOp(10).build();
+    assertFalse(gate.admits(seq), "nothing before a window is published");
+    gate.publish(LeaseReadWindow.SEQUENTIAL_ONLY); // a backup
+    assertTrue(gate.admits(seq));
+    assertFalse(gate.admits(get("k")), "no lease part: linearizable reads go to the core");
+    assertFalse(gate.admits(seq.toBuilder().setMinOp(11).build()));
+    assertFalse(gate.admits(seq.toBuilder().setGet(Get.newBuilder()).build()), "an empty key: the core refuses it");
+    assertEquals(1, gate.takeSequentialServed());
+    assertEquals(0, gate.takeServed(), "counted apart from the lease reads");
+    gate.publish(LeaseReadWindow.NONE); // recovering
+    assertFalse(gate.admits(seq));
   }
 
   @Test

@@ -209,6 +209,39 @@ class ReplicationProcessTest {
     }
   }
 
+  /**
+   * Issue 14: a backup's event loops answer sequential Gets themselves once its applied number reaches
+   * the op the client saw (LeaseReadGate's sequential part), and a client reading one key there while
+   * another writes it never sees a version go back.
+   */
+  @Test
+  void shouldAnswerSequentialReadsOnABackupsEventLoopsWithoutGoingBack() throws Exception {
+    startCluster("");
+    try (ChoirClient c = client()) {
+      c.put("seq", "v0");
+      List<ReplicaInfo> all = awaitConvergence(c, Duration.ofSeconds(60));
+      int backup = 0;
+      while (!all.get(backup).role().equals("backup")) {
+        backup++;
+      }
+      try (ChoirClient reader = ChoirClient.builder().endpoints(List.of(endpoints.get(backup)))
+          .requestTimeout(Duration.ofSeconds(20)).build()) {
+        long lastVersion = 0;
+        for (int i = 1; i <= 100; i++) {
+          c.put("seq", "v" + i);
+          var got = reader.get("seq", ReadConsistency.SEQUENTIAL).orElseThrow();
+          assertTrue(got.version() >= lastVersion, "read " + i + " went back from version " + lastVersion + ": " + got);
+          lastVersion = got.version();
+        }
+        all = awaitConvergence(c, Duration.ofSeconds(60));
+        assertEquals("v100", reader.get("seq", ReadConsistency.SEQUENTIAL).orElseThrow().valueAsString());
+        long onLoop = statuses(c).get(backup).counters().getOrDefault("sequential_reads_on_event_loop", 0L);
+        System.out.println("sequential reads on the backup's event loops: " + onLoop + " of 101");
+        assertTrue(onLoop > 0, "sequential reads were answered on the backup's event loops: " + statuses(c).get(backup));
+      }
+    }
+  }
+
   @Test
   void shouldAnswerNoReadOnTheEventLoopsInReadIndexMode() throws Exception {
     startCluster("linearizable_reads: read_index\n");

@@ -120,6 +120,7 @@ final class SimReplica {
   private LeaseReadWindow leaseWindow = LeaseReadWindow.NONE;
   /** Reads answered under it since the last burst, told to the core at the next one. */
   private long servedOutside;
+  private long sequentialOutside;
   /** Reads admitted under it while the applied number trailed its read index (the gate's waiting reads). */
   private final ArrayDeque<WaitingRead> waitingReads = new ArrayDeque<>();
   /** How many reads waited there in this incarnation (the simulator's totals). */
@@ -153,6 +154,12 @@ final class SimReplica {
         if (LeaseReadWindow.eligible(r, config.maxKeyBytes) && leaseWindow.admits(localNowNs(), stateMachine.applied())) {
           // The server's LeaseReadGate: under the lease, straight to the read pool, not through the core.
           servedOutside++;
+          onReadPool(() -> reply(id, stateMachine.read(r, 1000)));
+          continue;
+        }
+        if (LeaseReadWindow.eligibleSequential(r, config.maxKeyBytes)
+            && leaseWindow.admitsSequential(stateMachine.applied(), r.getMinOp())) {
+          sequentialOutside++; // the gate's sequential part: at any replica not recovering
           onReadPool(() -> reply(id, stateMachine.read(r, 1000)));
           continue;
         }
@@ -300,6 +307,7 @@ final class SimReplica {
     });
     leaseWindow = LeaseReadWindow.NONE;
     servedOutside = 0;
+    sequentialOutside = 0;
     waitingReads.clear();
     leaseReadsWaited = 0;
     inbox.clear();
@@ -387,9 +395,10 @@ final class SimReplica {
       burst.add(inbox.poll());
     }
     Effects fx = executor.begin();
-    if (servedOutside > 0) {
-      executor.step(new Event.LeaseReadsServed(servedOutside), now);
+    if (servedOutside > 0 || sequentialOutside > 0) {
+      executor.step(new Event.LeaseReadsServed(servedOutside, sequentialOutside), now);
       servedOutside = 0;
+      sequentialOutside = 0;
     }
     for (Event e : burst) {
       executor.step(e, now);

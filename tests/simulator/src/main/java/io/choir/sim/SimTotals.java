@@ -44,6 +44,7 @@ final class SimTotals {
     stats.merge("lease_reads", c.leaseReads, Long::sum);
     stats.merge("lease_reads_on_event_loop", c.leaseReadsOnEventLoop, Long::sum);
     stats.merge("lease_reads_waited", node.leaseReadsWaited, Long::sum);
+    stats.merge("sequential_reads_on_event_loop", c.sequentialReadsOnEventLoop, Long::sum);
     stats.merge("read_index_reads", c.readIndexReads, Long::sum);
     stats.merge("read_rounds", c.readRounds, Long::sum);
     stats.merge("busy", c.busy, Long::sum);
