@@ -26,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -114,12 +115,24 @@ class ClientReplyBoundsTest {
     return connections;
   }
 
+  /** Every client a test made: closed after it, which releases the replies they still hold. */
+  private final List<Client> clients = new ArrayList<>();
+
+  @AfterEach
+  void closeClients() {
+    for (Client c : clients) {
+      c.channel.close();
+      c.channel.finishAndReleaseAll();
+    }
+  }
+
   private final class Client {
     final Unread unread = new Unread();
     final EmbeddedChannel channel;
     long id;
 
     Client() {
+      clients.add(this);
       channel = new EmbeddedChannel(new ChannelInitializer<Channel>() {
         @Override
         protected void initChannel(Channel ch) {
