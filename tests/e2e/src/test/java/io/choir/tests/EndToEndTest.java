@@ -80,7 +80,8 @@ class EndToEndTest {
    * Issue 14: a Get whose key is in memory (the recent values, RocksDB's memtable or block cache) is
    * answered on the event loop, without the read pool; a key never written still goes to the pool, and
    * every answer is what the pool would give. A deleted key may be answered either way: from memory when
-   * the recent values hold its delete, from the pool when a write in progress hid them at that moment.
+   * the recent values vouch for its delete, from the pool when they cannot at that moment (a write set on
+   * its way to storage hides them, or the entry was evicted).
    */
   @Test
   void shouldAnswerReadsOfKeysInMemoryFromTheEventLoop() {
